@@ -1,0 +1,56 @@
+/* audit.h — the audit log: one JSON line per request.
+ *
+ * An audit_t is the sink (a file reopened on SIGUSR1, or stdout for "-"),
+ * shared by all threads.  Each worker thread writes through its own
+ * audit_buf_t, which batches lines and hands them to the sink in whole lines
+ * (flushed every 100 ms by a timer on the thread's event_base, when 32 KiB
+ * are buffered, and on free), so the request path makes no syscall.
+ */
+#ifndef TOLLGATE_AUDIT_H
+#define TOLLGATE_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+typedef struct audit audit_t;
+typedef struct audit_buf audit_buf_t;
+
+/* Every field of a line; NULL strings and negative numbers are written as
+ * JSON null.  `target` is the raw path?query: the query values of token,
+ * access_token, api_key, ticket and password are redacted when written. */
+typedef struct audit_rec {
+    int64_t ts_ms;          /* unix ms, written as RFC 3339 with ms, UTC */
+    const char *request_id;
+    const char *client_id;  /* key id or JWT sub, never a credential */
+    const char *method;
+    const char *target;
+    int status;
+    double duration_ms;
+    const char *ip;
+    const char *decision;   /* allow | deny | error */
+    const char *reason;
+    const char *limit;
+    int upstream_status;    /* < 0: null */
+} audit_rec_t;
+
+/* Open `path` ("-" = stdout) for appending.  NULL with a message on error. */
+audit_t *audit_open(const char *path, char *err, size_t errlen);
+void audit_close(audit_t *a);
+
+/* Reopen the file (log rotation, SIGUSR1).  0 or -1 (old fd kept). */
+int audit_reopen(audit_t *a);
+
+audit_buf_t *audit_buf_new(audit_t *a, struct event_base *base);
+void audit_buf_free(audit_buf_t *b); /* flushes first */
+void audit_buf_flush(audit_buf_t *b);
+
+/* Format and buffer one line. */
+void audit_log(audit_buf_t *b, const audit_rec_t *r);
+
+/* Format one line (with '\n') into out; returns its length, or -1 when it
+ * does not fit. Exposed for tests. */
+int audit_format(const audit_rec_t *r, char *out, size_t outlen);
+
+#endif

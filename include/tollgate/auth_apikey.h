@@ -1,0 +1,66 @@
+/* auth_apikey.h — API keys: the key file, ALLOWED_API_KEYS, lookup, gen-key.
+ *
+ * Keys are kept only as SHA-256 digests.  A presented key is hashed and found
+ * by digest; the final comparison is constant-time (CRYPTO_memcmp).  A store
+ * is immutable once built and may be read by many threads at once.
+ *
+ * Key file: one key per line, whitespace-separated, `#` starts a comment:
+ *     ID SHA256HEX [scopes=a:read,b:write] [tier=NAME]
+ */
+#ifndef TOLLGATE_AUTH_APIKEY_H
+#define TOLLGATE_AUTH_APIKEY_H
+
+#include <stddef.h>
+
+#include "tollgate/auth.h"
+
+#define AUTH_APIKEY_MAX_LEN 256 /* bytes of a presented key; longer is refused */
+
+typedef struct auth_keystore auth_keystore_t;
+
+typedef struct auth_apikey {
+    char *id;
+    unsigned char sha256[32];
+    char **scopes;
+    size_t nscopes;
+    char *tier; /* NULL when none */
+} auth_apikey_t;
+
+auth_keystore_t *auth_keystore_new(void);
+void auth_keystore_free(auth_keystore_t *ks);
+
+/* Add every line of the key file `path`.  On error returns -1 and writes
+ * "PATH:LINE: message" into err (the message never contains key material). */
+int auth_keystore_load_file(auth_keystore_t *ks, const char *path, char *err, size_t errlen);
+
+/* Parse one line of the key file format (text, no newline); a blank or
+ * comment line adds nothing.  `where` prefixes errors ("PATH:LINE"). */
+int auth_keystore_add_line(auth_keystore_t *ks, const char *line, const char *where,
+                           char *err, size_t errlen);
+
+/* Add a plaintext key (ALLOWED_API_KEYS); it is hashed at once and its id is
+ * "key-" + the first 8 hex digits of its digest.  No scopes, no tier. */
+int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen,
+                            char *err, size_t errlen);
+
+/* Duplicate ids or digests are refused by the add functions. */
+size_t auth_keystore_count(const auth_keystore_t *ks);
+
+/* The entry whose digest matches `key`, or NULL. */
+const auth_apikey_t *auth_keystore_lookup(const auth_keystore_t *ks, const char *key,
+                                          size_t keylen);
+
+/* Fill `out` (kind API_KEY, client_id = subject = id, scopes, tier). */
+int auth_apikey_identity(const auth_apikey_t *k, auth_identity_t *out);
+
+/* `tollgate hash-key`: the key file line for (id, key, scopes, tier) —
+ * scopes/tier may be NULL.  Returns 0, -1 when `id` is not a valid id
+ * ([A-Za-z0-9._:@-]{1,128}) or `out` is too small. */
+int auth_apikey_format_line(const char *id, const char *key, const char *scopes,
+                            const char *tier, char *out, size_t outlen);
+
+/* `tollgate gen-key`: a new random key ("tg_" + 43 base64url chars, 256 bits
+ * from RAND_bytes) into out (>= 64 bytes).  0 or -1. */
+int auth_apikey_generate(char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,136 @@
+/* cfg.h — the configuration: YAML file + environment, validated and compiled
+ * into one immutable, reference-counted snapshot.
+ *
+ * cfg_load() reads the YAML file (libyaml), applies the environment variables
+ * of DESIGN §4 (they override the file), validates everything, loads the
+ * files it names (API keys, JWKS) and builds the runtime objects (key store,
+ * JWT verifier).  A snapshot never changes after cfg_load returns; a reload
+ * builds a new one and swaps it in, and requests keep the snapshot they
+ * started with (cfg_ref / cfg_unref, atomic).
+ */
+#ifndef TOLLGATE_CFG_H
+#define TOLLGATE_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tollgate/auth_apikey.h"
+#include "tollgate/auth_jwt.h"
+#include "tollgate/rl_policy.h"
+#include "tollgate/srv_net.h"
+
+typedef enum { CFG_ENV_DEVELOPMENT, CFG_ENV_PRODUCTION } cfg_env_t;
+typedef enum { CFG_REDIS_NONE, CFG_REDIS_STANDALONE, CFG_REDIS_CLUSTER } cfg_redis_mode_t;
+typedef enum { CFG_AUTH_NONE, CFG_AUTH_API_KEY, CFG_AUTH_JWT, CFG_AUTH_ANY } cfg_auth_mode_t;
+typedef enum { CFG_ROUTE_REQUIRED, CFG_ROUTE_OPTIONAL, CFG_ROUTE_NONE } cfg_route_auth_t;
+
+typedef struct cfg_strv {
+    char **v;
+    size_t n;
+} cfg_strv_t;
+
+typedef struct cfg_route {
+    char *name;         /* `name:` or "route-N" (1-based, config order) */
+    rl_match_t match;
+    char *upstream;     /* "http://host:port" (no path), NULL = forward-auth only */
+    cfg_route_auth_t auth;
+    cfg_strv_t scopes;  /* all required */
+    bool tickets;       /* `?ticket=` accepted once */
+    unsigned upstream_timeout_ms; /* default 30000 */
+} cfg_route_t;
+
+typedef struct cfg_redis {
+    cfg_redis_mode_t mode;
+    cfg_strv_t nodes;     /* "host:port" seeds */
+    char *key_prefix;     /* default "tg:" */
+    bool tls;
+    char *tls_ca_file, *tls_cert_file, *tls_key_file; /* NULL = none */
+    unsigned timeout_ms;  /* default 50 */
+    bool required;
+    char *username;       /* from REDIS_URL, NULL = none */
+    char *password;       /* secret: REDIS_URL / REDIS_PASSWORD(_FILE); redacted */
+} cfg_redis_t;
+
+typedef struct cfg_jwt {
+    cfg_strv_t algorithms; /* default [HS256] */
+    char *keys_file;       /* JWKS, NULL = none */
+    char *issuer, *audience;
+    unsigned leeway_s;     /* default 30 */
+    char *scopes_claim;    /* default "scope" */
+    char *tier_claim;      /* NULL = none */
+} cfg_jwt_t;
+
+typedef struct cfg_lockout {
+    unsigned max_failures;   /* default 10; 0 disables */
+    unsigned window_s;       /* default 60 */
+    unsigned base_backoff_s; /* default 1 */
+    unsigned max_backoff_s;  /* default 900 */
+} cfg_lockout_t;
+
+typedef struct cfg {
+    char *path;               /* file it came from, NULL = built-in defaults */
+    char version[17];         /* 16 hex digits: hash of the effective config */
+    cfg_env_t environment;    /* default development */
+    char *listen;             /* default "0.0.0.0:8080" */
+    char *admin_listen;       /* default "127.0.0.1:9090" */
+    unsigned threads;         /* 0 = one per CPU */
+    srv_cidr_list_t trusted_proxies; /* default srv_cidr_list_default() */
+    size_t max_body_bytes;    /* default 1 MiB */
+    size_t max_header_bytes;  /* default 16 KiB */
+    unsigned expected_replicas; /* default 1 */
+    cfg_redis_t redis;
+    struct {
+        char *path;                   /* default "/auth" */
+        int nginx_rate_limited_status; /* default 403 */
+    } forward_auth;
+    struct {
+        char *path;       /* default "/v1/tickets" */
+        unsigned ttl_s;   /* default 30 */
+    } tickets;
+    char *healthz_path, *readyz_path; /* defaults "/healthz", "/readyz" */
+    cfg_route_t default_route; /* default auth required, no scopes */
+    struct {
+        char *content_security_policy; /* default "default-src 'none'; frame-ancestors 'none'" */
+        char *permissions_policy;      /* default "geolocation=(), camera=(), microphone=()" */
+        uint32_t hsts_max_age;         /* default 31536000 */
+    } security_headers;
+    struct {
+        cfg_auth_mode_t mode;      /* default any */
+        bool api_key_enabled;      /* default true (API_KEY_ENABLED) */
+        char *api_keys_file;       /* NULL = none */
+        auth_keystore_t *keys;     /* file + ALLOWED_API_KEYS; never NULL */
+        cfg_jwt_t jwt;
+        auth_jwt_t *jwt_verifier;  /* NULL when JWT is off or has no key */
+        cfg_lockout_t lockout;
+    } auth;
+    rl_policy_set_t policy;   /* limits + tiers */
+    cfg_route_t *routes;
+    size_t nroutes;
+    cfg_strv_t cors_origins;  /* validated */
+    char *audit_path;         /* default "-" (stdout); "off" = no audit */
+    char *admin_token;        /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
+    int refs;                 /* atomic; starts at 1 */
+} cfg_t;
+
+/* Load `path` (NULL: built-in defaults, no file) with the environment's
+ * overrides.  Returns NULL and writes one line per problem into `err`
+ * ("FILE:LINE: message\n", or "env NAME: message\n" for the environment).
+ * Warnings (e.g. a dropped CORS origin in development) go to the log. */
+cfg_t *cfg_load(const char *path, char *err, size_t errlen);
+
+/* Same, from YAML text in memory; `name` stands for the file in messages. */
+cfg_t *cfg_load_string(const char *yaml, size_t len, const char *name, char *err,
+                       size_t errlen);
+
+cfg_t *cfg_ref(cfg_t *c);
+void cfg_unref(cfg_t *c); /* frees at zero; NULL is a no-op */
+
+/* The effective config as JSON text (malloc'd, caller frees), with every
+ * secret replaced by "<redacted>" (or null when unset). */
+char *cfg_dump_json(const cfg_t *c);
+
+/* Names for messages and /admin/v1/config. */
+const char *cfg_auth_mode_str(cfg_auth_mode_t m);
+
+#endif

@@ -1,0 +1,41 @@
+/* metrics.h — Prometheus metrics (DESIGN §8).
+ *
+ * Each worker thread owns a metrics_t and is its only writer; the admin
+ * thread sums all of them when /metrics is scraped.  Counters are relaxed
+ * atomics in fixed-size tables, so neither side takes a lock.  Label values
+ * come from small fixed sets (decision, reason, result) or from the config
+ * (limit names); a label set beyond a table's capacity is counted under
+ * "other" rather than growing without bound.
+ */
+#ifndef TOLLGATE_METRICS_H
+#define TOLLGATE_METRICS_H
+
+#include <stdbool.h>
+
+struct evbuffer;
+
+typedef struct metrics metrics_t;
+
+/* A per-thread instance, registered for rendering until metrics_free. */
+metrics_t *metrics_new(void);
+void metrics_free(metrics_t *m);
+
+/* tollgate_requests_total{decision,reason} and
+ * tollgate_request_duration_seconds. */
+void metrics_request(metrics_t *m, const char *decision, const char *reason, double seconds);
+/* tollgate_limit_decisions_total{limit,decision,mode}. */
+void metrics_limit(metrics_t *m, const char *limit, const char *decision, const char *mode);
+/* tollgate_auth_failures_total{reason}. */
+void metrics_auth_failure(metrics_t *m, const char *reason);
+/* tollgate_redis_requests_total{result} and tollgate_redis_duration_seconds. */
+void metrics_redis(metrics_t *m, const char *result, double seconds);
+
+/* Process-wide values (any thread). */
+void metrics_config_reload(bool ok); /* tollgate_config_reloads_total{result} */
+void metrics_set_fallback(int on);   /* tollgate_fallback */
+void metrics_set_revocations_cached(long n);
+
+/* Append the text exposition format of every metric to `out`. */
+void metrics_render(struct evbuffer *out);
+
+#endif
