@@ -12,6 +12,7 @@
 #define TOLLGATE_RL_BUCKET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RL_MAX_BURST 10000000u          /* tokens */
