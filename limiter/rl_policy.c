@@ -1,0 +1,290 @@
+/* rl_policy.c — request matching, tier rates and limit identities; see
+ * rl_policy.h.
+ *
+ * Identity spelling (part of every Redis key, so it must stay stable):
+ *
+ *   client          c=ID          ip            ip=ADDR
+ *   route           r=ROUTE       header:NAME   h:name=VALUE  (name lower-cased)
+ *   claim:NAME      cl:NAME=VALUE
+ *
+ * joined by '|' in the order of `by`, e.g. "c=orders-svc|h:x-tenant=acme".
+ * An absent client, ip, route, header or claim is spelled "-" (one shared
+ * bucket for "absent"); a value that really is "-" is spelled "%2D", so the
+ * two never meet.  Bytes outside [A-Za-z0-9._:@=-] are written %XX (upper-
+ * case hex) in names and values, so '|', '{', '}' and spaces never appear raw.
+ * A value whose escaped form would exceed RL_IDENT_MAX_VALUE bytes is spelled
+ * "%H" + 16 hex digits of a 64-bit FNV-1a hash of its raw bytes (escaping
+ * never produces "%H", so this cannot collide with a short value); this keeps
+ * every identity of a sane config under RL_MAX_IDENTITY_LEN.
+ */
+#include "tollgate/rl_policy.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RL_IDENT_MAX_VALUE 96 /* bytes of one escaped value */
+
+unsigned rl_method_bit(const char *name)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } methods[] = {
+        {"GET", RL_METHOD_GET},         {"HEAD", RL_METHOD_HEAD},
+        {"POST", RL_METHOD_POST},       {"PUT", RL_METHOD_PUT},
+        {"DELETE", RL_METHOD_DELETE},   {"PATCH", RL_METHOD_PATCH},
+        {"OPTIONS", RL_METHOD_OPTIONS}, {"CONNECT", RL_METHOD_CONNECT},
+        {"TRACE", RL_METHOD_TRACE},
+    };
+    size_t i;
+
+    if (name == NULL)
+        return 0;
+    for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strcmp(name, methods[i].name) == 0)
+            return methods[i].bit;
+    return 0;
+}
+
+/* Length of `h` without ":port" and without one trailing dot.  "[v6]:port"
+ * keeps the brackets. */
+static size_t host_len(const char *h)
+{
+    const char *end;
+    size_t n;
+
+    if (h[0] == '[') {
+        end = strchr(h, ']');
+        n = end != NULL ? (size_t)(end - h) + 1 : strlen(h);
+    } else {
+        n = strcspn(h, ":");
+    }
+    if (n > 0 && h[n - 1] == '.')
+        n--;
+    return n;
+}
+
+static bool host_equal(const char *want, const char *got)
+{
+    size_t nw, ng;
+
+    if (got == NULL)
+        return false;
+    nw = host_len(want);
+    ng = host_len(got);
+    return nw == ng && strncasecmp(want, got, nw) == 0;
+}
+
+bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
+                      const char *host)
+{
+    if (m->methods != 0 && (m->methods & method) == 0)
+        return false;
+    if (m->path != NULL && (path == NULL || strcmp(m->path, path) != 0))
+        return false;
+    if (m->path_prefix != NULL &&
+        (path == NULL || strncmp(m->path_prefix, path, strlen(m->path_prefix)) != 0))
+        return false;
+    if (m->host != NULL && !host_equal(m->host, host))
+        return false;
+    return true;
+}
+
+const rl_rate_t *rl_policy_rate(const rl_policy_set_t *ps, const rl_limit_t *lim,
+                                const char *tier)
+{
+    size_t i, j;
+
+    if (tier == NULL || ps == NULL)
+        return &lim->rate;
+    for (i = 0; i < ps->ntiers; i++) {
+        const rl_tier_t *t = &ps->tiers[i];
+
+        if (strcmp(t->name, tier) != 0)
+            continue;
+        for (j = 0; j < t->n; j++)
+            if (strcmp(t->overrides[j].limit, lim->name) == 0)
+                return &t->overrides[j].rate;
+        break;
+    }
+    return &lim->rate;
+}
+
+/* Appending to a bounded buffer; `len` runs past `cap` on overflow. */
+typedef struct ident_buf {
+    char *p;
+    size_t len, cap;
+} ident_buf_t;
+
+static void put_raw(ident_buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n < b->cap)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static bool is_plain(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '@' || c == '=' || c == '-';
+}
+
+static size_t escaped_len(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++)
+        n += is_plain((unsigned char)*s) ? 1 : 3;
+    return n;
+}
+
+static void put_hex(ident_buf_t *b, uint64_t v, int digits)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char tmp[16];
+    int i;
+
+    for (i = digits - 1; i >= 0; i--, v >>= 4)
+        tmp[i] = hex[v & 15];
+    put_raw(b, tmp, (size_t)digits);
+}
+
+/* Escape `s`, lower-casing ASCII letters when `lower`. */
+static void put_escaped(ident_buf_t *b, const char *s, bool lower)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (lower && c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        if (is_plain(c)) {
+            put_raw(b, (const char *)&c, 1);
+        } else {
+            put_raw(b, "%", 1);
+            put_hex(b, c, 2);
+        }
+    }
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void put_value(ident_buf_t *b, const char *v)
+{
+    if (v == NULL)
+        put_raw(b, "-", 1);
+    else if (strcmp(v, "-") == 0)
+        put_raw(b, "%2D", 3);
+    else if (escaped_len(v) > RL_IDENT_MAX_VALUE) {
+        put_raw(b, "%H", 2);
+        put_hex(b, fnv1a(v), 16);
+    } else
+        put_escaped(b, v, false);
+}
+
+static void put_by(ident_buf_t *b, const rl_by_t *by, const rl_request_t *req)
+{
+    const char *v = NULL;
+
+    switch (by->kind) {
+    case RL_BY_CLIENT:
+        put_raw(b, "c=", 2);
+        v = req->client_id;
+        break;
+    case RL_BY_IP:
+        put_raw(b, "ip=", 3);
+        v = req->ip;
+        break;
+    case RL_BY_ROUTE:
+        put_raw(b, "r=", 2);
+        v = req->route;
+        break;
+    case RL_BY_HEADER:
+        put_raw(b, "h:", 2);
+        put_escaped(b, by->name != NULL ? by->name : "", true);
+        put_raw(b, "=", 1);
+        if (req->header != NULL && by->name != NULL)
+            v = req->header(req->ctx, by->name);
+        break;
+    case RL_BY_CLAIM:
+        put_raw(b, "cl:", 3);
+        put_escaped(b, by->name != NULL ? by->name : "", false);
+        put_raw(b, "=", 1);
+        if (req->claim != NULL && by->name != NULL)
+            v = req->claim(req->ctx, by->name);
+        break;
+    }
+    put_value(b, v);
+}
+
+int rl_policy_identity(const rl_limit_t *lim, const rl_request_t *req, char *out,
+                       size_t outlen)
+{
+    ident_buf_t b = {out, 0, outlen};
+    size_t i;
+
+    for (i = 0; i < lim->nby; i++) {
+        if (i > 0)
+            put_raw(&b, "|", 1);
+        put_by(&b, &lim->by[i], req);
+    }
+    if (b.len >= outlen || b.len > (size_t)INT32_MAX) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return -1;
+    }
+    out[b.len] = '\0';
+    return (int)b.len;
+}
+
+void rl_match_clear(rl_match_t *m)
+{
+    if (m == NULL)
+        return;
+    free(m->path);
+    free(m->path_prefix);
+    free(m->host);
+    memset(m, 0, sizeof(*m));
+}
+
+void rl_limit_clear(rl_limit_t *lim)
+{
+    size_t i;
+
+    if (lim == NULL)
+        return;
+    free(lim->name);
+    rl_match_clear(&lim->match);
+    for (i = 0; i < lim->nby; i++)
+        free(lim->by[i].name);
+    free(lim->by);
+    memset(lim, 0, sizeof(*lim));
+}
+
+void rl_policy_set_clear(rl_policy_set_t *ps)
+{
+    size_t i, j;
+
+    if (ps == NULL)
+        return;
+    for (i = 0; i < ps->nlimits; i++)
+        rl_limit_clear(&ps->limits[i]);
+    free(ps->limits);
+    for (i = 0; i < ps->ntiers; i++) {
+        for (j = 0; j < ps->tiers[i].n; j++)
+            free(ps->tiers[i].overrides[j].limit);
+        free(ps->tiers[i].overrides);
+        free(ps->tiers[i].name);
+    }
+    free(ps->tiers);
+    memset(ps, 0, sizeof(*ps));
+}

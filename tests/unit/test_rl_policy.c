@@ -1,0 +1,254 @@
+/* test_rl_policy.c — methods, matching, tier rates, identity spelling. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tollgate/rl_policy.h"
+#include "unit.h"
+
+static void test_method_bit(void)
+{
+    CU_ASSERT_EQUAL(rl_method_bit("GET"), RL_METHOD_GET);
+    CU_ASSERT_EQUAL(rl_method_bit("HEAD"), RL_METHOD_HEAD);
+    CU_ASSERT_EQUAL(rl_method_bit("POST"), RL_METHOD_POST);
+    CU_ASSERT_EQUAL(rl_method_bit("PUT"), RL_METHOD_PUT);
+    CU_ASSERT_EQUAL(rl_method_bit("DELETE"), RL_METHOD_DELETE);
+    CU_ASSERT_EQUAL(rl_method_bit("PATCH"), RL_METHOD_PATCH);
+    CU_ASSERT_EQUAL(rl_method_bit("OPTIONS"), RL_METHOD_OPTIONS);
+    CU_ASSERT_EQUAL(rl_method_bit("CONNECT"), RL_METHOD_CONNECT);
+    CU_ASSERT_EQUAL(rl_method_bit("TRACE"), RL_METHOD_TRACE);
+    CU_ASSERT_EQUAL(rl_method_bit("get"), 0);
+    CU_ASSERT_EQUAL(rl_method_bit("PROPFIND"), 0);
+    CU_ASSERT_EQUAL(rl_method_bit(""), 0);
+    CU_ASSERT_EQUAL(rl_method_bit(NULL), 0);
+}
+
+static void test_match(void)
+{
+    rl_match_t any = {NULL, NULL, 0, NULL};
+    rl_match_t exact = {(char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL};
+    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL};
+    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com"};
+    rl_match_t all = {NULL, (char *)"/api/", RL_METHOD_GET | RL_METHOD_HEAD,
+                      (char *)"api.example.com"};
+    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]"};
+
+    CU_ASSERT_TRUE(rl_match_request(&any, RL_METHOD_GET, "/x", NULL));
+    CU_ASSERT_TRUE(rl_match_request(&any, RL_METHOD_OTHER, NULL, NULL));
+
+    CU_ASSERT_TRUE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders", "h"));
+    CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_GET, "/advanced/batch-orders", "h"));
+    CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
+    CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch", "h"));
+    CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, NULL, "h"));
+
+    CU_ASSERT_TRUE(rl_match_request(&prefix, RL_METHOD_GET, "/api/", NULL));
+    CU_ASSERT_TRUE(rl_match_request(&prefix, RL_METHOD_GET, "/api/v1/x", NULL));
+    CU_ASSERT_FALSE(rl_match_request(&prefix, RL_METHOD_GET, "/api", NULL));
+    CU_ASSERT_FALSE(rl_match_request(&prefix, RL_METHOD_GET, "/API/x", NULL));
+
+    CU_ASSERT_TRUE(rl_match_request(&host, RL_METHOD_GET, "/", "api.example.com"));
+    CU_ASSERT_TRUE(rl_match_request(&host, RL_METHOD_GET, "/", "API.EXAMPLE.COM:8443"));
+    CU_ASSERT_TRUE(rl_match_request(&host, RL_METHOD_GET, "/", "api.example.com."));
+    CU_ASSERT_FALSE(rl_match_request(&host, RL_METHOD_GET, "/", "api.example.co"));
+    CU_ASSERT_FALSE(rl_match_request(&host, RL_METHOD_GET, "/", "xapi.example.com"));
+    CU_ASSERT_FALSE(rl_match_request(&host, RL_METHOD_GET, "/", NULL));
+
+    CU_ASSERT_TRUE(rl_match_request(&all, RL_METHOD_HEAD, "/api/a", "api.example.com:80"));
+    CU_ASSERT_FALSE(rl_match_request(&all, RL_METHOD_POST, "/api/a", "api.example.com"));
+    CU_ASSERT_FALSE(rl_match_request(&all, RL_METHOD_GET, "/web/a", "api.example.com"));
+    CU_ASSERT_FALSE(rl_match_request(&all, RL_METHOD_GET, "/api/a", "other.example.com"));
+
+    CU_ASSERT_TRUE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::1]:8080"));
+    CU_ASSERT_TRUE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::1]"));
+    CU_ASSERT_FALSE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::2]:8080"));
+}
+
+static void test_tier_rate(void)
+{
+    rl_limit_t lims[2];
+    rl_tier_override_t gold_ov[] = {{(char *)"default", {6000, 60000, 6000}}};
+    rl_tier_t tiers[] = {{(char *)"gold", gold_ov, 1}, {(char *)"silver", NULL, 0}};
+    rl_policy_set_t ps;
+
+    memset(lims, 0, sizeof(lims));
+    lims[0].name = (char *)"default";
+    lims[0].rate = (rl_rate_t){60, 60000, 60};
+    lims[1].name = (char *)"batch";
+    lims[1].rate = (rl_rate_t){10, 60000, 10};
+    ps = (rl_policy_set_t){lims, 2, tiers, 2};
+
+    CU_ASSERT_PTR_EQUAL(rl_policy_rate(&ps, &lims[0], NULL), &lims[0].rate);
+    CU_ASSERT_PTR_EQUAL(rl_policy_rate(&ps, &lims[0], "gold"), &gold_ov[0].rate);
+    CU_ASSERT_EQUAL(rl_policy_rate(&ps, &lims[0], "gold")->n, 6000);
+    CU_ASSERT_PTR_EQUAL(rl_policy_rate(&ps, &lims[1], "gold"), &lims[1].rate);
+    CU_ASSERT_PTR_EQUAL(rl_policy_rate(&ps, &lims[0], "silver"), &lims[0].rate);
+    CU_ASSERT_PTR_EQUAL(rl_policy_rate(&ps, &lims[0], "bronze"), &lims[0].rate);
+    CU_ASSERT_PTR_EQUAL(rl_policy_rate(&ps, &lims[0], "GOLD"), &lims[0].rate);
+}
+
+/* Headers and claims for identity tests: NULL-terminated name/value pairs. */
+static const char *const hdrs[] = {
+    "X-Tenant", "acme", "X-Space", "a b|c{d}%", "X-Dash", "-", "X-Empty", "", NULL,
+};
+
+static const char *lookup(void *ctx, const char *name)
+{
+    const char *const *kv = ctx;
+
+    for (; kv[0] != NULL; kv += 2)
+        if (strcasecmp(kv[0], name) == 0)
+            return kv[1];
+    return NULL;
+}
+
+static int spell(rl_by_t *by, size_t nby, const rl_request_t *req, char *out, size_t len)
+{
+    rl_limit_t lim;
+
+    memset(&lim, 0, sizeof(lim));
+    lim.name = (char *)"l";
+    lim.by = by;
+    lim.nby = nby;
+    return rl_policy_identity(&lim, req, out, len);
+}
+
+static void test_identity(void)
+{
+    rl_request_t req = {RL_METHOD_GET, "/", NULL, "orders-svc", "10.0.0.7", "api", NULL, 1,
+                        lookup, lookup, (void *)hdrs};
+    rl_request_t anon = {RL_METHOD_GET, "/", NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, NULL};
+    rl_by_t client = {RL_BY_CLIENT, NULL}, ip = {RL_BY_IP, NULL}, route = {RL_BY_ROUTE, NULL};
+    rl_by_t two[] = {{RL_BY_CLIENT, NULL}, {RL_BY_HEADER, (char *)"X-Tenant"}};
+    rl_by_t h_space = {RL_BY_HEADER, (char *)"X-Space"};
+    rl_by_t h_missing = {RL_BY_HEADER, (char *)"X-Missing"};
+    rl_by_t h_dash = {RL_BY_HEADER, (char *)"x-dash"};
+    rl_by_t h_empty = {RL_BY_HEADER, (char *)"X-Empty"};
+    rl_by_t claim = {RL_BY_CLAIM, (char *)"Org"};
+    char out[RL_MAX_IDENTITY_LEN];
+
+    CU_ASSERT_EQUAL(spell(&client, 1, &req, out, sizeof(out)), 12);
+    CU_ASSERT_STRING_EQUAL(out, "c=orders-svc");
+    spell(&ip, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "ip=10.0.0.7");
+    spell(&route, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "r=api");
+    spell(two, 2, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "c=orders-svc|h:x-tenant=acme");
+    spell(&h_space, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "h:x-space=a%20b%7Cc%7Bd%7D%25");
+    /* absent -> "-", a literal "-" is not the absent bucket, "" is its own */
+    spell(&h_missing, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "h:x-missing=-");
+    spell(&h_dash, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "h:x-dash=%2D");
+    spell(&h_empty, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "h:x-empty=");
+    spell(&claim, 1, &req, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "cl:Org=-");
+    /* anonymous: every part absent, no callbacks */
+    spell(two, 2, &anon, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "c=-|h:x-tenant=-");
+    spell(&claim, 1, &anon, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "cl:Org=-");
+    spell(&ip, 1, &anon, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "ip=-");
+    /* too small a buffer */
+    CU_ASSERT_EQUAL(spell(&client, 1, &req, out, 12), -1);
+    CU_ASSERT_EQUAL(out[0], '\0');
+    CU_ASSERT_EQUAL(spell(&client, 1, &req, out, 13), 12);
+}
+
+/* Long values are hashed: bounded length, distinct values stay distinct,
+ * equal values give equal identities. */
+static void test_identity_long(void)
+{
+    char big1[4096], big2[4096];
+    char out1[RL_MAX_IDENTITY_LEN], out2[RL_MAX_IDENTITY_LEN], out3[RL_MAX_IDENTITY_LEN];
+    rl_by_t by = {RL_BY_CLIENT, NULL};
+    rl_request_t req;
+    int n;
+
+    memset(big1, '{', sizeof(big1) - 1);
+    big1[sizeof(big1) - 1] = '\0';
+    memcpy(big2, big1, sizeof(big2));
+    big2[100] = 'x';
+    memset(&req, 0, sizeof(req));
+    req.client_id = big1;
+    n = spell(&by, 1, &req, out1, sizeof(out1));
+    CU_ASSERT_EQUAL(n, 2 + 2 + 16);
+    CU_ASSERT_EQUAL(strncmp(out1, "c=%H", 4), 0);
+    spell(&by, 1, &req, out3, sizeof(out3));
+    CU_ASSERT_STRING_EQUAL(out1, out3);
+    req.client_id = big2;
+    spell(&by, 1, &req, out2, sizeof(out2));
+    CU_ASSERT_STRING_NOT_EQUAL(out1, out2);
+    /* 96 escaped bytes is kept as is, 97 is hashed */
+    memset(big1, 'a', 96);
+    big1[96] = '\0';
+    req.client_id = big1;
+    CU_ASSERT_EQUAL(spell(&by, 1, &req, out1, sizeof(out1)), 98);
+    big1[96] = 'a';
+    big1[97] = '\0';
+    CU_ASSERT_EQUAL(spell(&by, 1, &req, out1, sizeof(out1)), 20);
+}
+
+static char *dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* The config module builds these with malloc; clearing frees all (ASan). */
+static void test_clear(void)
+{
+    rl_policy_set_t ps;
+    rl_limit_t *lim;
+    rl_tier_t *tier;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.limits = calloc(1, sizeof(*ps.limits));
+    ps.nlimits = 1;
+    lim = &ps.limits[0];
+    lim->name = dup("default");
+    lim->match.path = dup("/a");
+    lim->match.path_prefix = dup("/b");
+    lim->match.host = dup("h");
+    lim->by = calloc(2, sizeof(*lim->by));
+    lim->nby = 2;
+    lim->by[1].kind = RL_BY_HEADER;
+    lim->by[1].name = dup("X-Tenant");
+    ps.tiers = calloc(1, sizeof(*ps.tiers));
+    ps.ntiers = 1;
+    tier = &ps.tiers[0];
+    tier->name = dup("gold");
+    tier->overrides = calloc(1, sizeof(*tier->overrides));
+    tier->n = 1;
+    tier->overrides[0].limit = dup("default");
+    rl_policy_set_clear(&ps);
+    CU_ASSERT_PTR_NULL(ps.limits);
+    CU_ASSERT_EQUAL(ps.nlimits, 0);
+    rl_policy_set_clear(&ps);
+    rl_policy_set_clear(NULL);
+    rl_limit_clear(NULL);
+    rl_match_clear(NULL);
+}
+
+int test_rl_policy_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"method_bit", test_method_bit},
+        {"match", test_match},
+        {"tier_rate", test_tier_rate},
+        {"identity", test_identity},
+        {"identity_long", test_identity_long},
+        {"clear", test_clear},
+        {NULL, NULL},
+    };
+
+    return unit_add_suite("rl_policy", tests);
+}
