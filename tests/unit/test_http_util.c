@@ -1,0 +1,272 @@
+/* test_http_util.c — request ids, path normalization, CORS, redaction. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tollgate/srv_http_util.h"
+#include "unit.h"
+
+static void test_reqid_valid(void)
+{
+    char s[80];
+
+    CU_ASSERT_TRUE(srv_reqid_valid("abc-DEF_123"));
+    CU_ASSERT_TRUE(srv_reqid_valid("a"));
+    memset(s, 'x', 64);
+    s[64] = '\0';
+    CU_ASSERT_TRUE(srv_reqid_valid(s));
+    s[64] = 'x';
+    s[65] = '\0';
+    CU_ASSERT_FALSE(srv_reqid_valid(s));
+    CU_ASSERT_FALSE(srv_reqid_valid(""));
+    CU_ASSERT_FALSE(srv_reqid_valid(NULL));
+    CU_ASSERT_FALSE(srv_reqid_valid("a b"));
+    CU_ASSERT_FALSE(srv_reqid_valid("a.b"));
+    CU_ASSERT_FALSE(srv_reqid_valid("a\nb"));
+    CU_ASSERT_FALSE(srv_reqid_valid("a\"b"));
+    CU_ASSERT_FALSE(srv_reqid_valid("caf\xc3\xa9"));
+}
+
+static bool uuid_ok(const char *u)
+{
+    static const char hexd[] = "0123456789abcdef";
+    int i;
+
+    if (strlen(u) != 36)
+        return false;
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (u[i] != '-')
+                return false;
+        } else if (strchr(hexd, u[i]) == NULL || u[i] == '\0') {
+            return false;
+        }
+    }
+    return u[14] == '4' && strchr("89ab", u[19]) != NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+#define NIDS 2000
+
+static void *gen_ids(void *arg)
+{
+    char(*ids)[37] = arg;
+    int i;
+
+    for (i = 0; i < NIDS; i++)
+        srv_reqid_new(ids[i]);
+    return NULL;
+}
+
+static void test_reqid_new(void)
+{
+    char(*ids)[37] = calloc(2 * NIDS, 37);
+    pthread_t t;
+    int i;
+
+    CU_ASSERT_FATAL(ids != NULL);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, gen_ids, ids + NIDS), 0);
+    gen_ids(ids);
+    pthread_join(t, NULL);
+    for (i = 0; i < 2 * NIDS; i++) {
+        if (!uuid_ok(ids[i]))
+            CU_FAIL(ids[i]);
+        CU_ASSERT_TRUE(srv_reqid_valid(ids[i]));
+    }
+    qsort(ids, 2 * NIDS, 37, cmp_str);
+    for (i = 1; i < 2 * NIDS; i++)
+        CU_ASSERT_NOT_EQUAL(strcmp(ids[i - 1], ids[i]), 0);
+    free(ids);
+}
+
+static void norm_is(const char *in, const char *want)
+{
+    char out[256];
+    int n = srv_path_normalize(in, strlen(in), out, sizeof(out));
+
+    if (want == NULL) {
+        if (n != -1)
+            CU_FAIL(in);
+        return;
+    }
+    if (n < 0 || strcmp(out, want) != 0 || (size_t)n != strlen(want)) {
+        CU_FAIL(in);
+        return;
+    }
+    /* Idempotent. */
+    {
+        char again[256];
+        CU_ASSERT_EQUAL(srv_path_normalize(out, (size_t)n, again, sizeof(again)), n);
+        CU_ASSERT_STRING_EQUAL(again, out);
+    }
+}
+
+static void test_path_normalize(void)
+{
+    norm_is("/", "/");
+    norm_is("/a/./b/../c", "/a/c");
+    norm_is("//a///b", "/a/b");
+    norm_is("/%7Euser", "/~user");
+    norm_is("/%7euser", "/~user");
+    norm_is("/%41", "/A");
+    norm_is("/a%20b", "/a%20b");
+    norm_is("/a%3fb", "/a%3Fb");
+    norm_is("/a%c3%a9", "/a%C3%A9");
+    norm_is("/a/b/", "/a/b/");
+    norm_is("/a/.", "/a/");
+    norm_is("/a/..", "/");
+    norm_is("/a/b/..", "/a/");
+    norm_is("/a/b/../", "/a/");
+    norm_is("/.", "/");
+    norm_is("/./a", "/a");
+    norm_is("/a/%2E%2E/b", "/b");
+    norm_is("/a/.%2e/b", "/b");
+    norm_is("/a/%2E/b", "/a/b");
+    norm_is("/a/...", "/a/...");
+    norm_is("/a/..b/.c", "/a/..b/.c");
+    norm_is("/a//../b", "/b");
+    norm_is("/api/v1/items", "/api/v1/items");
+    norm_is("/\xc3\xa9", "/\xc3\xa9");
+
+    norm_is("", NULL);
+    norm_is("a/b", NULL);
+    norm_is("/a%2fb", NULL);
+    norm_is("/a%2Fb", NULL);
+    norm_is("/..", NULL);
+    norm_is("/../a", NULL);
+    norm_is("/a/../..", NULL);
+    norm_is("/a/../../b", NULL);
+    norm_is("/%2e%2e", NULL);
+    norm_is("/%zz", NULL);
+    norm_is("/%4", NULL);
+    norm_is("/%", NULL);
+    norm_is("/%00", NULL);
+    norm_is("/a\tb", NULL);
+    norm_is("/a\x7f", NULL);
+    {
+        char out[8];
+        CU_ASSERT_EQUAL(srv_path_normalize("/a\0b", 4, out, sizeof(out)), -1);
+        CU_ASSERT_EQUAL(srv_path_normalize("/abcdef", 7, out, sizeof(out)), 7);
+        CU_ASSERT_EQUAL(srv_path_normalize("/abcdefg", 8, out, sizeof(out)), -1);
+        CU_ASSERT_EQUAL(srv_path_normalize("/", 1, out, 1), -1);
+        CU_ASSERT_EQUAL(srv_path_normalize("/x", 1, out, 2), 1); /* only `len` counts */
+        CU_ASSERT_STRING_EQUAL(out, "/");
+    }
+}
+
+static void test_cors_check(void)
+{
+    static const char *const good[] = {
+        "https://app.example.com", "http://localhost:3000", "https://a.b-c.example:443",
+        "http://127.0.0.1:8080",   "https://[::1]:8443",    "https://xn--bcher-kva.example",
+    };
+    static const char *const bad[] = {
+        "*",
+        "https://*.example.com",
+        "http://a.com/path",
+        "http://a.com/",
+        "ftp://x",
+        "HTTPS://app.example.com",
+        "https://App.example.com",
+        "https://user@a.com",
+        "https://a.com?x=1",
+        "https://a.com#f",
+        "https://a.com:",
+        "https://a.com:0",
+        "https://a.com:65536",
+        "https://a.com:80x",
+        "https://",
+        "https://a..com",
+        "https://.a.com",
+        "https://a.com.",
+        "https://-a.com",
+        "https://a_b.com",
+        "null",
+        "",
+        "app.example.com",
+        "https://[::1",
+    };
+    char err[128];
+    size_t i;
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (srv_cors_origin_check(good[i], err, sizeof(err)) != 0)
+            CU_FAIL(good[i]);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (srv_cors_origin_check(bad[i], err, sizeof(err)) == 0)
+            CU_FAIL(bad[i]);
+        CU_ASSERT(err[0] != '\0');
+    }
+    CU_ASSERT_EQUAL(srv_cors_origin_check(NULL, NULL, 0), -1);
+}
+
+static void test_cors_allowed(void)
+{
+    char a0[] = "https://app.example.com", a1[] = "http://localhost:3000";
+    char *allowed[] = {a0, a1};
+
+    CU_ASSERT_TRUE(srv_cors_origin_allowed("https://app.example.com", allowed, 2));
+    CU_ASSERT_TRUE(srv_cors_origin_allowed("HTTPS://APP.example.COM", allowed, 2));
+    CU_ASSERT_TRUE(srv_cors_origin_allowed("http://localhost:3000", allowed, 2));
+    CU_ASSERT_FALSE(srv_cors_origin_allowed("http://localhost:3001", allowed, 2));
+    CU_ASSERT_FALSE(srv_cors_origin_allowed("https://app.example.com.evil", allowed, 2));
+    CU_ASSERT_FALSE(srv_cors_origin_allowed("https://app.example.co", allowed, 2));
+    CU_ASSERT_FALSE(srv_cors_origin_allowed("null", allowed, 2));
+    CU_ASSERT_FALSE(srv_cors_origin_allowed(NULL, allowed, 2));
+    CU_ASSERT_FALSE(srv_cors_origin_allowed("https://app.example.com", allowed, 0));
+}
+
+static void redact_is(const char *in, const char *want)
+{
+    char out[256];
+
+    srv_redact_target(in, out, sizeof(out));
+    if (strcmp(out, want) != 0)
+        CU_FAIL(in);
+}
+
+static void test_redact(void)
+{
+    char small[12];
+
+    redact_is("/a/b", "/a/b");
+    redact_is("/a?x=1", "/a?x=1");
+    redact_is("/a?token=abc", "/a?token=REDACTED");
+    redact_is("/a?x=1&access_token=abc&y=2", "/a?x=1&access_token=REDACTED&y=2");
+    redact_is("/a?API_KEY=k&Ticket=t&password=p&Token=",
+              "/a?API_KEY=REDACTED&Ticket=REDACTED&password=REDACTED&Token=REDACTED");
+    redact_is("/a?tick%65t=secret", "/a?tick%65t=REDACTED");
+    redact_is("/a?mytoken=x&token_type=bearer", "/a?mytoken=x&token_type=bearer");
+    redact_is("/a?token", "/a?token");
+    redact_is("/a?token=a=b&x", "/a?token=REDACTED&x");
+    redact_is("/a?&&token=z&", "/a?&&token=REDACTED&");
+    redact_is("/a?", "/a?");
+    redact_is("", "");
+    /* Truncation never lets a secret through. */
+    srv_redact_target("/a?token=supersecretvalue", small, sizeof(small));
+    CU_ASSERT_STRING_EQUAL(small, "/a?token=RE");
+    srv_redact_target("/abcdefghijklmnop", small, sizeof(small));
+    CU_ASSERT_STRING_EQUAL(small, "/abcdefghij");
+    srv_redact_target(NULL, small, sizeof(small));
+    CU_ASSERT_STRING_EQUAL(small, "");
+}
+
+static const unit_test_t tests[] = {
+    {"reqid_valid", test_reqid_valid},
+    {"reqid_new", test_reqid_new},
+    {"path_normalize", test_path_normalize},
+    {"cors_check", test_cors_check},
+    {"cors_allowed", test_cors_allowed},
+    {"redact", test_redact},
+    {NULL, NULL},
+};
+
+int test_http_util_add(void)
+{
+    return unit_add_suite("http_util", tests);
+}
