@@ -1,0 +1,418 @@
+"""Real Redis for integration tests: a standalone redis-server, the 6-node
+cluster of scripts/redis-cluster.sh, and a small RESP client.
+
+Standard library only.  Every process is started on a free loopback port in a
+temporary directory and stopped by its PID, also when a test fails or the
+interpreter exits (atexit).
+
+    with RedisServer() as srv:
+        c = srv.client()
+        c.call("SET", "k", "v")
+
+    with RedisCluster() as cl:          # ~3 s: create + wait for every replica
+        c = cl.client_for_key("tg:{x}:b:default")
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLUSTER_SCRIPT = os.path.join(REPO, "scripts", "redis-cluster.sh")
+BUCKET_LUA = os.path.join(REPO, "lua", "bucket.lua")
+
+
+def have_redis():
+    """True when redis-server and redis-cli are on PATH."""
+    return all(shutil.which(b) for b in ("redis-server", "redis-cli"))
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- RESP client
+
+
+class RespError(Exception):
+    """An error reply (`-ERR ...`, `-MOVED ...`, RESP3 `!`)."""
+
+    @property
+    def code(self):
+        return str(self).split(" ", 1)[0]
+
+
+class RespClient:
+    """One blocking connection speaking RESP2 (and reading RESP3 types).
+
+    Replies map to Python: simple string -> str, bulk -> bytes (None for nil),
+    integer -> int, array -> list (None for nil), error -> RespError (raised by
+    call(), returned in place by pipeline()), RESP3 double -> float,
+    boolean -> bool, map -> dict, set -> set-like list, big number -> int.
+    """
+
+    def __init__(self, host="127.0.0.1", port=6379, timeout=5.0):
+        self.host, self.port = host, port
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def encode(*args):
+        """A command as a RESP array of bulk strings."""
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, str):
+                a = a.encode()
+            elif isinstance(a, int):
+                a = b"%d" % a
+            elif isinstance(a, float):
+                a = repr(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def send(self, *args):
+        self.sock.sendall(self.encode(*args))
+
+    def call(self, *args):
+        """Send one command, return its reply; an error reply is raised."""
+        self.send(*args)
+        r = self.read_reply()
+        if isinstance(r, RespError):
+            raise r
+        return r
+
+    def pipeline(self, commands):
+        """Send every command at once, then read the replies in order; error
+        replies are returned as RespError objects, not raised."""
+        self.sock.sendall(b"".join(self.encode(*c) for c in commands))
+        return [self.read_reply() for _ in commands]
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("redis closed the connection")
+        self.buf += chunk
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            self._fill()
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def read_reply(self):
+        """Read one reply of any RESP2/RESP3 type."""
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return RespError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"(":
+            return int(rest)
+        if t == b",":
+            return float(rest)
+        if t == b"#":
+            return rest == b"t"
+        if t == b"_":
+            return None
+        if t in (b"$", b"!", b"="):
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self._exact(n)
+            if t == b"!":
+                return RespError(data.decode())
+            return data
+        if t in (b"*", b"~", b">"):
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read_reply() for _ in range(n)]
+        if t == b"%":
+            n = int(rest)
+            d = {}
+            for _ in range(n):
+                k = self.read_reply()
+                d[k] = self.read_reply()
+            return d
+        if t == b"|":  # attribute: skip it, the real reply follows
+            for _ in range(2 * int(rest)):
+                self.read_reply()
+            return self.read_reply()
+        raise ValueError("bad RESP type byte in %r" % line)
+
+
+def wait_ping(host, port, timeout=10.0):
+    """Wait until host:port answers PING; raise TimeoutError otherwise."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            with RespClient(host, port, timeout=1.0) as c:
+                if c.call("PING") == "PONG":
+                    return
+        except (OSError, RespError) as e:  # LOADING, refused, ...
+            last = e
+        time.sleep(0.02)
+    raise TimeoutError("redis %s:%d did not answer PING: %s" % (host, port, last))
+
+
+def _stop_pid(pid, timeout=5.0):
+    """SIGTERM `pid`, wait, then SIGKILL.  Only for PIDs we started."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# -------------------------------------------------------- standalone server
+
+
+class RedisServer:
+    """A redis-server child on a free loopback port in its own temp dir.
+
+    stop() and start() may be called again (same port, same dir) to test a
+    restart; close() stops it and removes the dir.  `extra` are more
+    redis-server arguments, e.g. ["--requirepass", "x"].
+    """
+
+    def __init__(self, extra=None, port=None):
+        self.extra = list(extra or [])
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix="tg-redis-")
+        self.proc = None
+        atexit.register(self.close)
+
+    def start(self, attempts=5):
+        last = None
+        for _ in range(attempts):
+            port = self.port or free_port()
+            args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--daemonize", "no",
+                    "--dir", self.dir, "--logfile",
+                    os.path.join(self.dir, "redis.log")] + self.extra
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            try:
+                self._wait_up(port)
+                self.port = port
+                return self
+            except (TimeoutError, RuntimeError) as e:
+                last = e
+                self._kill()
+                if self.port:  # a fixed port: do not try others
+                    break
+        raise RuntimeError("redis-server did not start: %s\n%s" % (last, self.log()))
+
+    def _wait_up(self, port, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("exited with %s" % self.proc.returncode)
+            try:
+                wait_ping("127.0.0.1", port, timeout=0.2)
+                return
+            except TimeoutError:
+                pass
+        raise TimeoutError("no PING answer on port %d" % port)
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            _stop_pid(self.proc.pid)
+            self.proc.wait()
+        self.proc = None
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log")) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Stop the server (by PID), keep port and dir for a restart."""
+        self._kill()
+
+    def close(self):
+        self._kill()
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def client(self, timeout=5.0):
+        return RespClient("127.0.0.1", self.port, timeout=timeout)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ------------------------------------------------------------------ cluster
+
+
+class RedisCluster:
+    """The 6-node cluster of scripts/redis-cluster.sh in a temp dir.
+
+    up() runs `redis-cluster.sh up DIR` (which waits for cluster_state:ok on
+    every node and master_link_status:up on every replica); close() runs
+    `down DIR` and removes DIR.  seeds: ["127.0.0.1:PORT", ...].
+    """
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tg-cluster-")
+        self.seeds = []
+        atexit.register(self.close)
+
+    def _script(self, *args, timeout=60):
+        return subprocess.run([CLUSTER_SCRIPT] + list(args), cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout, universal_newlines=True)
+
+    def up(self):
+        r = self._script("up", self.dir)
+        if r.returncode != 0:
+            self.close()
+            raise RuntimeError("redis-cluster.sh up failed (%d):\n%s%s"
+                               % (r.returncode, r.stdout, r.stderr))
+        self.seeds = r.stdout.split()
+        return self
+
+    def close(self):
+        if self.dir and os.path.isdir(self.dir):
+            self._script("down", self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def __enter__(self):
+        return self.up()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def ports(self):
+        return [int(s.rsplit(":", 1)[1]) for s in self.seeds]
+
+    def pid(self, port):
+        """The PID of the node on `port` (from its pidfile)."""
+        with open(os.path.join(self.dir, "node-%d" % port, "redis.pid")) as f:
+            return int(f.read().strip())
+
+    def kill_node(self, port, sig=signal.SIGKILL):
+        """Kill one node by its PID (failover tests)."""
+        os.kill(self.pid(port), sig)
+
+    def client(self, port=None, timeout=5.0):
+        return RespClient("127.0.0.1", port or self.ports[0], timeout=timeout)
+
+    def slots(self):
+        """[(first, last, primary_port, [replica_ports])] from CLUSTER SLOTS,
+        asked of any node that answers."""
+        for port in self.ports:
+            try:
+                with self.client(port, timeout=2.0) as c:
+                    rows = c.call("CLUSTER", "SLOTS")
+            except (OSError, RespError):
+                continue
+            return [(r[0], r[1], r[2][1], [n[1] for n in r[3:]]) for r in rows]
+        raise RuntimeError("no cluster node answers CLUSTER SLOTS")
+
+    def keyslot(self, key):
+        with self.client() as c:
+            return c.call("CLUSTER", "KEYSLOT", key)
+
+    def owner_of_slot(self, slot):
+        for first, last, port, _ in self.slots():
+            if first <= slot <= last:
+                return port
+        raise KeyError("slot %d is not served" % slot)
+
+    def owner_of_key(self, key):
+        return self.owner_of_slot(self.keyslot(key))
+
+    def replicas_of_key(self, key):
+        slot = self.keyslot(key)
+        for first, last, _, replicas in self.slots():
+            if first <= slot <= last:
+                return replicas
+        raise KeyError("slot %d is not served" % slot)
+
+    def client_for_key(self, key, timeout=5.0):
+        return self.client(self.owner_of_key(key), timeout=timeout)
+
+    def primaries(self):
+        return sorted({port for _, _, port, _ in self.slots()})
+
+    def wait_ok(self, timeout=20.0):
+        """Wait for cluster_state:ok on every live node (after a failover)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            states = []
+            for port in self.ports:
+                try:
+                    with self.client(port, timeout=1.0) as c:
+                        states.append(b"cluster_state:ok" in c.call("CLUSTER", "INFO"))
+                except OSError:
+                    continue  # a killed node
+            if states and all(states):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("cluster not ok after %.0f s" % timeout)
+
+
+def load_script(client, path=BUCKET_LUA):
+    """SCRIPT LOAD a lua/ file; returns its sha1 (str)."""
+    with open(path, "rb") as f:
+        return client.call("SCRIPT", "LOAD", f.read()).decode()

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Run the integration suite: every tests/integration/test_*.py, with unittest.
+
+    TOLLGATE_BIN=build/tollgate python3 tests/integration/run.py [-k PATTERN] [MODULE...]
+
+Prints one line per test, then a last line exactly of the form
+`N passed, N failed` (`, N skipped` when some were skipped); exits 1 when
+anything failed.  KEEP_TMP=1 keeps each server's temp dir for inspection.
+"""
+import argparse
+import faulthandler
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", dest="patterns", action="append", default=[],
+                    help="only tests whose name contains PATTERN (unittest -k)")
+    ap.add_argument("modules", nargs="*", help="test_*.py module names (default: all)")
+    args = ap.parse_args()
+
+    if not os.environ.get("TOLLGATE_BIN"):
+        root = os.path.dirname(os.path.dirname(HERE))
+        os.environ["TOLLGATE_BIN"] = os.path.join(root, "build", "tollgate")
+    sys.path.insert(0, HERE)
+    # A hung test must not hang CI: dump every stack and give up.
+    faulthandler.dump_traceback_later(int(os.environ.get("IT_TIMEOUT", "600")), exit=True)
+
+    loader = unittest.TestLoader()
+    if args.patterns:
+        loader.testNamePatterns = ["*%s*" % p for p in args.patterns]
+    if args.modules:
+        suite = unittest.TestSuite()
+        for m in args.modules:
+            m = os.path.basename(m)
+            m = m[:-3] if m.endswith(".py") else m
+            suite.addTests(loader.loadTestsFromName(m))
+    else:
+        suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+
+    t0 = time.monotonic()
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, buffer=False).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    skipped = len(result.skipped)
+    passed = result.testsRun - len(result.failures) - len(result.errors) - skipped \
+        - len(result.unexpectedSuccesses)
+    # Errors in setUpClass are not counted in testsRun; don't report negatives.
+    passed = max(passed, 0)
+    sys.stdout.write("integration: %.1fs\n" % (time.monotonic() - t0))
+    line = "%d passed, %d failed" % (passed, failed)
+    if skipped:
+        line += ", %d skipped" % skipped
+    print(line)
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
