@@ -187,23 +187,15 @@ def wait_ping(host, port, timeout=10.0):
     raise TimeoutError("redis %s:%d did not answer PING: %s" % (host, port, last))
 
 
-def _stop_pid(pid, timeout=5.0):
-    """SIGTERM `pid`, wait, then SIGKILL.  Only for PIDs we started."""
+def pid_alive(pid):
+    """True while `pid` runs (a zombie does not: daemonized nodes are
+    children of init, which may be slow to reap them)."""
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 # -------------------------------------------------------- standalone server
@@ -260,8 +252,12 @@ class RedisServer:
 
     def _kill(self):
         if self.proc is not None and self.proc.poll() is None:
-            _stop_pid(self.proc.pid)
-            self.proc.wait()
+            self.proc.terminate()  # SIGTERM to our child's PID
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.proc = None
 
     def log(self):

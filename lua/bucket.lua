@@ -1,0 +1,174 @@
+--[[ bucket.lua — all-or-nothing token buckets over every KEY (tollgate).
+
+The same integer fixed-point maths as include/tollgate/rl_bucket.h.  A rate
+"n tokens per period_ms" with capacity `burst` keeps its level in units of
+1/period_ms token: one token = period_ms units, one millisecond adds n units,
+capacity = burst * period_ms.  Every value stays an integer below 2^53
+(burst <= 1e7, period_ms <= 1 day), so Lua's doubles are exact, and every
+division below is of integers below 2^53, so floor()/ceil() of it is exact.
+
+KEYS[1..K]   the buckets, all in one hash slot (the caller puts one {hash tag}
+             in every key: tg:{<identity>}:b:<limit>).  Each is a hash:
+               tokens  the level, tokens * period_ms (an integer)
+               ts      ms since the epoch at which `tokens` was true
+             A missing key, a missing or non-numeric field, or a key of another
+             type is a full bucket.  A level above capacity is capped.
+ARGV[1]      cost: tokens asked of every bucket, 0 <= cost <= 1e7
+             (0 peeks: decides, charges and writes nothing)
+ARGV[2+4*(i-1) ..] for KEYS[i], four integers:
+               n          tokens per period, 1 .. 2^32-1
+               period_ms  1 .. 86400000
+               burst      capacity in tokens, 1 .. 1e7
+               mode       0 = enforce, 1 = shadow
+
+Time is redis.call('TIME') in ms (floor).  Refill: level += (now - ts) * n,
+capped at capacity; a clock that went backwards adds nothing and `ts` stays
+where it was.  Then, with need = cost * period_ms:
+  - a bucket fits when level >= need;
+  - the request is allowed when every *enforce* bucket fits (shadow buckets
+    are decided but never block);
+  - if allowed, every bucket that fits is charged (level -= need) and written
+    (HSET tokens, ts; PEXPIRE full-refill time + EXPIRE_MARGIN_MS); if denied,
+    nothing is charged or written.
+
+Returns an array of 2 + 4*K integers:
+  [1] allowed         1 / 0 (the whole request)
+  [2] retry_after_ms  0 when allowed; else the largest retry_after_ms of the
+                      enforce buckets that do not fit
+  then for KEYS[i], at 3+4*(i-1):
+      fits            1 / 0: this bucket alone had `cost` tokens (also for
+                      shadow buckets, and for buckets left uncharged because
+                      another bucket denied)
+      remaining       floor(level / period_ms), after this request
+      reset_ms        ceil((capacity - level) / n): until full again
+      retry_after_ms  0 when fits, else ceil((need - level) / n)
+                      (when cost > burst the cost never fits; the value is
+                      then only the time until level reaches need)
+Bad KEYS/ARGV give an error reply "ERR tollgate bucket: ...".
+
+Redis 7 replicates a script by its effects (HSET, PEXPIRE), so TIME is
+allowed; redis.replicate_commands() makes Redis 3.2 - 4 do the same.
+]]
+
+local MAX_BURST = 10000000
+local MAX_PERIOD_MS = 86400000
+local MAX_N = 4294967295
+local MAX_SAFE = 9007199254740991 -- 2^53 - 1
+local EXPIRE_MARGIN_MS = 1000
+
+if redis.replicate_commands then
+    redis.replicate_commands()
+end
+
+local floor, ceil = math.floor, math.ceil
+
+-- ARGV[i] as an integer in [lo, hi], or nil.
+local function int_arg(i, lo, hi)
+    local v = tonumber(ARGV[i])
+    if v == nil or v ~= v or v < lo or v > hi or v ~= floor(v) then
+        return nil
+    end
+    return v
+end
+
+-- A stored field as a non-negative integer, or nil when corrupt.
+local function stored_int(s)
+    local v = tonumber(s)
+    if v == nil or v ~= v or v < 0 or v > MAX_SAFE then
+        return nil
+    end
+    return floor(v)
+end
+
+local function bad(what)
+    return redis.error_reply('ERR tollgate bucket: ' .. what)
+end
+
+local nkeys = #KEYS
+if nkeys == 0 then
+    return bad('no KEYS')
+end
+if #ARGV ~= 1 + 4 * nkeys then
+    return bad('want 1 + 4 * #KEYS ARGV')
+end
+local cost = int_arg(1, 0, MAX_BURST)
+if cost == nil then
+    return bad('bad cost')
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+
+local rn, rperiod, rcap, rshadow = {}, {}, {}, {}
+local level, ts, need, fits, wrongtype = {}, {}, {}, {}, {}
+local allowed, retry = true, 0
+
+for i = 1, nkeys do
+    local a = 2 + 4 * (i - 1)
+    local n = int_arg(a, 1, MAX_N)
+    local period = int_arg(a + 1, 1, MAX_PERIOD_MS)
+    local burst = int_arg(a + 2, 1, MAX_BURST)
+    local mode = int_arg(a + 3, 0, 1)
+    if n == nil or period == nil or burst == nil or mode == nil then
+        return bad('bad rate for key ' .. i)
+    end
+    local cap = burst * period
+
+    -- Load: anything unreadable is a full bucket as of now.
+    local lv, at
+    local h = redis.pcall('HMGET', KEYS[i], 'tokens', 'ts')
+    if type(h) == 'table' and h.err == nil then
+        lv, at = stored_int(h[1]), stored_int(h[2])
+    else
+        wrongtype[i] = true
+    end
+    if lv == nil or at == nil then
+        lv, at = cap, now
+    elseif lv > cap then
+        lv = cap
+    end
+
+    -- Refill, exactly: elapsed * n only when it stays below the deficit.
+    if now > at then
+        local deficit = cap - lv
+        if deficit > 0 then
+            local elapsed = now - at
+            if elapsed >= ceil(deficit / n) then
+                lv = cap
+            else
+                lv = lv + elapsed * n
+            end
+        end
+        at = now
+    end
+
+    rn[i], rperiod[i], rcap[i], rshadow[i] = n, period, cap, mode == 1
+    level[i], ts[i], need[i] = lv, at, cost * period
+    fits[i] = lv >= need[i]
+    if not fits[i] and not rshadow[i] then
+        allowed = false
+        local r = ceil((need[i] - lv) / n)
+        if r > retry then
+            retry = r
+        end
+    end
+end
+
+local out = {allowed and 1 or 0, retry}
+for i = 1, nkeys do
+    local n, lv = rn[i], level[i]
+    if allowed and fits[i] and cost > 0 then
+        lv = lv - need[i]
+        if wrongtype[i] then
+            redis.call('DEL', KEYS[i])
+        end
+        redis.call('HSET', KEYS[i], 'tokens', lv, 'ts', ts[i])
+        redis.call('PEXPIRE', KEYS[i], ceil((rcap[i] - lv) / n) + EXPIRE_MARGIN_MS)
+    end
+    local o = 2 + 4 * (i - 1)
+    out[o + 1] = fits[i] and 1 or 0
+    out[o + 2] = floor(lv / rperiod[i])
+    out[o + 3] = ceil((rcap[i] - lv) / n)
+    out[o + 4] = fits[i] and 0 or ceil((need[i] - lv) / n)
+end
+return out
