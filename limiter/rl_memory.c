@@ -1,0 +1,506 @@
+/* rl_memory.c — in-process token buckets shared by all worker threads; see
+ * rl_memory.h.
+ *
+ * The table is split into stripes (up to 64), each with its own mutex, hash
+ * chains, LRU list and share of `max_buckets`.  A bucket's stripe is chosen
+ * by hashing the *identity only*, so every limit of a group (one identity)
+ * lives in one stripe and a group is decided under exactly one lock: no lock
+ * ordering, no deadlock, and all-or-nothing charging is atomic.
+ *
+ * Expiry is lazy, like nginx's limit_req: every decision first forgets up to
+ * two buckets at the cold end of its stripe's LRU list that are full again
+ * (idle past rl_bucket_full_after_ms; a full bucket is the same as no
+ * bucket).  When a stripe is at its share of max_buckets, an insert evicts a
+ * full bucket among the coldest few, else the coldest one.
+ */
+#include "tollgate/rl_memory.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#define MEM_STRIPES_MAX 64
+#define MEM_SLOTS_MIN 64
+#define MEM_EXPIRE_STEP 2  /* full buckets forgotten per decision */
+#define MEM_EVICT_SCAN 8   /* cold buckets looked at for a full one */
+#define MEM_GROUP_STACK 16 /* limits per group without a heap scratch array */
+
+typedef struct mem_entry {
+    struct mem_entry *hnext;       /* hash chain */
+    struct mem_entry *prev, *next; /* LRU: head is the most recently charged */
+    uint64_t hash;
+    int64_t full_at_ms; /* bucket full again from then on: may be forgotten */
+    rl_bucket_t b;
+    size_t name_len, id_len;
+    char key[]; /* limit name, '\0', identity, '\0' */
+} mem_entry_t;
+
+typedef struct mem_stripe {
+    _Alignas(64) pthread_mutex_t lock;
+    mem_entry_t **slots;
+    size_t nslots, max_slots; /* powers of two */
+    size_t count, cap;        /* buckets held, at most */
+    mem_entry_t *head, *tail;
+} mem_stripe_t;
+
+struct rl_memory {
+    mem_stripe_t *stripes;
+    size_t nstripes; /* power of two */
+    _Atomic unsigned delay_ms;
+};
+
+/* Async answer of rl_memory_ops.check: one allocation holding the event. */
+typedef struct mem_token {
+    rl_backend_done_fn done;
+    void *privdata;
+    max_align_t ev[]; /* struct event, event_get_struct_event_size() bytes */
+} mem_token_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t fnv_add(uint64_t h, const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+#define FNV_SEED 14695981039346656037ull
+
+static mem_stripe_t *stripe_of(rl_memory_t *m, const char *identity, size_t id_len)
+{
+    return &m->stripes[mix64(fnv_add(FNV_SEED, identity, id_len)) & (m->nstripes - 1)];
+}
+
+static uint64_t key_hash(const char *name, size_t nlen, const char *id, size_t idlen)
+{
+    uint64_t h = fnv_add(FNV_SEED, name, nlen + 1); /* with the '\0' separator */
+
+    return mix64(fnv_add(h, id, idlen));
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t p = 1;
+
+    while (p < n && p < ((size_t)1 << (sizeof(size_t) * 8 - 2)))
+        p <<= 1;
+    return p;
+}
+
+rl_memory_t *rl_memory_new(size_t max_buckets)
+{
+    rl_memory_t *m;
+    size_t i, ns = 1;
+
+    if (max_buckets == 0)
+        max_buckets = 1;
+    while (ns * 2 <= MEM_STRIPES_MAX && ns * 2 <= max_buckets)
+        ns *= 2;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->stripes = aligned_alloc(64, ns * sizeof(mem_stripe_t));
+    if (m->stripes == NULL)
+        goto out_free_m;
+    memset(m->stripes, 0, ns * sizeof(mem_stripe_t));
+    m->nstripes = ns;
+    atomic_init(&m->delay_ms, 0);
+    for (i = 0; i < ns; i++) {
+        mem_stripe_t *s = &m->stripes[i];
+
+        s->cap = max_buckets / ns;
+        s->max_slots = pow2_at_least(s->cap);
+        s->nslots = s->max_slots < MEM_SLOTS_MIN ? s->max_slots : MEM_SLOTS_MIN;
+        s->slots = calloc(s->nslots, sizeof(*s->slots));
+        if (s->slots == NULL || pthread_mutex_init(&s->lock, NULL) != 0) {
+            free(s->slots);
+            m->nstripes = i;
+            rl_memory_free(m);
+            return NULL;
+        }
+    }
+    return m;
+
+out_free_m:
+    free(m);
+    return NULL;
+}
+
+void rl_memory_free(rl_memory_t *m)
+{
+    size_t i;
+    mem_entry_t *e, *next;
+
+    if (m == NULL)
+        return;
+    for (i = 0; i < m->nstripes; i++) {
+        for (e = m->stripes[i].head; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+        free(m->stripes[i].slots);
+        pthread_mutex_destroy(&m->stripes[i].lock);
+    }
+    free(m->stripes);
+    free(m);
+}
+
+void rl_memory_set_delay_ms(rl_memory_t *m, unsigned ms)
+{
+    atomic_store_explicit(&m->delay_ms, ms, memory_order_relaxed);
+}
+
+size_t rl_memory_count(rl_memory_t *m)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < m->nstripes; i++) {
+        pthread_mutex_lock(&m->stripes[i].lock);
+        n += m->stripes[i].count;
+        pthread_mutex_unlock(&m->stripes[i].lock);
+    }
+    return n;
+}
+
+/* --- one stripe; the caller holds its lock ------------------------------ */
+
+static mem_entry_t *lookup(mem_stripe_t *s, uint64_t h, const char *name, size_t nlen,
+                           const char *id, size_t idlen)
+{
+    mem_entry_t *e;
+
+    for (e = s->slots[h & (s->nslots - 1)]; e != NULL; e = e->hnext)
+        if (e->hash == h && e->name_len == nlen && e->id_len == idlen &&
+            memcmp(e->key, name, nlen) == 0 && memcmp(e->key + nlen + 1, id, idlen) == 0)
+            return e;
+    return NULL;
+}
+
+static void lru_unlink(mem_stripe_t *s, mem_entry_t *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        s->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        s->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push(mem_stripe_t *s, mem_entry_t *e)
+{
+    e->prev = NULL;
+    e->next = s->head;
+    if (s->head != NULL)
+        s->head->prev = e;
+    else
+        s->tail = e;
+    s->head = e;
+}
+
+static void forget(mem_stripe_t *s, mem_entry_t *e)
+{
+    mem_entry_t **pp = &s->slots[e->hash & (s->nslots - 1)];
+
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    lru_unlink(s, e);
+    s->count--;
+    free(e);
+}
+
+/* Forget up to `max` full buckets at the cold end. */
+static void expire(mem_stripe_t *s, int64_t now, int max)
+{
+    while (max-- > 0 && s->tail != NULL && s->tail->full_at_ms <= now)
+        forget(s, s->tail);
+}
+
+/* Make room for one bucket: a full one among the coldest, else the coldest. */
+static void evict_one(mem_stripe_t *s, int64_t now)
+{
+    mem_entry_t *e = s->tail;
+    int i;
+
+    for (i = 0; e != NULL && i < MEM_EVICT_SCAN; i++, e = e->prev)
+        if (e->full_at_ms <= now) {
+            forget(s, e);
+            return;
+        }
+    if (s->tail != NULL)
+        forget(s, s->tail);
+}
+
+/* Double the slot array (up to max_slots); on failure keep the old one. */
+static void grow(mem_stripe_t *s)
+{
+    size_t i, n = s->nslots * 2;
+    mem_entry_t **slots, *e, *next;
+
+    if (n > s->max_slots || (slots = calloc(n, sizeof(*slots))) == NULL)
+        return;
+    for (i = 0; i < s->nslots; i++)
+        for (e = s->slots[i]; e != NULL; e = next) {
+            next = e->hnext;
+            e->hnext = slots[e->hash & (n - 1)];
+            slots[e->hash & (n - 1)] = e;
+        }
+    free(s->slots);
+    s->slots = slots;
+    s->nslots = n;
+}
+
+static void store(mem_stripe_t *s, mem_entry_t *e, const rl_bucket_t *b, const rl_rate_t *r)
+{
+    e->b = *b;
+    e->full_at_ms = b->ts_ms + (int64_t)rl_bucket_full_after_ms(b, r);
+    if (s->head != e) {
+        lru_unlink(s, e);
+        lru_push(s, e);
+    }
+}
+
+/* Add a bucket for (name, id); NULL when out of memory. */
+static mem_entry_t *insert(mem_stripe_t *s, uint64_t h, const char *name, size_t nlen,
+                           const char *id, size_t idlen, int64_t now)
+{
+    mem_entry_t *e;
+
+    while (s->count >= s->cap && s->count > 0)
+        evict_one(s, now);
+    if (s->count >= s->nslots)
+        grow(s);
+    e = malloc(sizeof(*e) + nlen + idlen + 2);
+    if (e == NULL)
+        return NULL;
+    memset(e, 0, sizeof(*e));
+    e->hash = h;
+    e->name_len = nlen;
+    e->id_len = idlen;
+    memcpy(e->key, name, nlen + 1);
+    memcpy(e->key + nlen + 1, id, idlen + 1);
+    e->hnext = s->slots[h & (s->nslots - 1)];
+    s->slots[h & (s->nslots - 1)] = e;
+    lru_push(s, e);
+    s->count++;
+    return e;
+}
+
+/* --- decisions ------------------------------------------------------------ */
+
+/* The bucket of limit i refilled to now (a full new one when unknown). */
+static void current(const mem_entry_t *e, const rl_rate_t *r, int64_t now, rl_bucket_t *b)
+{
+    if (e != NULL)
+        *b = e->b;
+    else
+        rl_bucket_init(b, r, now);
+    rl_bucket_refill(b, r, now);
+}
+
+/* Decide `g` under the stripe lock; `ent[i]` caches each limit's bucket. */
+static void decide_locked(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64_t now)
+{
+    size_t i, idlen = strlen(g->identity);
+    uint32_t cost = g->cost;
+    bool all = true;
+    rl_bucket_t b;
+
+    expire(s, now, MEM_EXPIRE_STEP);
+    for (i = 0; i < g->n; i++) {
+        const char *name = g->limits[i]->name;
+        size_t nlen = strlen(name);
+        rl_verdict_t *v = &g->results[i].v;
+
+        ent[i] = lookup(s, key_hash(name, nlen, g->identity, idlen), name, nlen, g->identity,
+                        idlen);
+        current(ent[i], &g->rates[i], now, &b);
+        if (!rl_bucket_peek(&b, &g->rates[i], cost, v) && g->limits[i]->mode == RL_MODE_ENFORCE)
+            all = false;
+        g->results[i].fallback = false;
+        g->results[i].failed = false;
+    }
+    /* Charge existing buckets first: inserting may evict, and would leave
+     * dangling pointers in ent[]. */
+    for (i = 0; i < g->n; i++) {
+        rl_verdict_t *v = &g->results[i].v;
+
+        current(ent[i], &g->rates[i], now, &b);
+        if (!v->allowed)
+            continue;
+        if (!all) { /* would fit, but another limit denies: nothing taken */
+            v->remaining = (uint64_t)b.level / g->rates[i].period_ms;
+            v->reset_ms = rl_bucket_full_after_ms(&b, &g->rates[i]);
+            continue;
+        }
+        rl_bucket_take(&b, &g->rates[i], cost);
+        if (ent[i] != NULL)
+            store(s, ent[i], &b, &g->rates[i]);
+    }
+    for (i = 0; all && i < g->n; i++) {
+        const char *name = g->limits[i]->name;
+        size_t nlen = strlen(name);
+        uint64_t h = key_hash(name, nlen, g->identity, idlen);
+        mem_entry_t *e;
+
+        if (ent[i] != NULL || !g->results[i].v.allowed)
+            continue;
+        e = lookup(s, h, name, nlen, g->identity, idlen); /* duplicate limit name */
+        if (e != NULL) {
+            current(e, &g->rates[i], now, &b);
+        } else {
+            e = insert(s, h, name, nlen, g->identity, idlen, now);
+            if (e == NULL)
+                continue; /* out of memory: the bucket stays full */
+            rl_bucket_init(&b, &g->rates[i], now);
+        }
+        rl_bucket_take(&b, &g->rates[i], cost);
+        store(s, e, &b, &g->rates[i]);
+    }
+}
+
+void rl_memory_decide(rl_memory_t *m, rl_group_t *group, int64_t now_ms_)
+{
+    mem_entry_t *stackbuf[MEM_GROUP_STACK], **ent = stackbuf;
+    mem_stripe_t *s;
+    size_t i;
+
+    if (group->n == 0)
+        return;
+    if (group->n > MEM_GROUP_STACK) {
+        ent = malloc(group->n * sizeof(*ent));
+        if (ent == NULL) {
+            for (i = 0; i < group->n; i++) {
+                memset(&group->results[i].v, 0, sizeof(group->results[i].v));
+                group->results[i].v.allowed = true;
+                group->results[i].failed = true;
+            }
+            return;
+        }
+    }
+    s = stripe_of(m, group->identity, strlen(group->identity));
+    pthread_mutex_lock(&s->lock);
+    decide_locked(s, group, ent, now_ms_);
+    pthread_mutex_unlock(&s->lock);
+    if (ent != stackbuf)
+        free(ent);
+}
+
+int rl_memory_peek(rl_memory_t *m, const char *limit, const char *identity,
+                   const rl_rate_t *rate, int64_t now, rl_bucket_t *out)
+{
+    size_t nlen = strlen(limit), idlen = strlen(identity);
+    mem_stripe_t *s = stripe_of(m, identity, idlen);
+    mem_entry_t *e;
+    int rc = -1;
+
+    pthread_mutex_lock(&s->lock);
+    e = lookup(s, key_hash(limit, nlen, identity, idlen), limit, nlen, identity, idlen);
+    if (e != NULL) {
+        *out = e->b;
+        rl_bucket_refill(out, rate, now);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int rl_memory_reset(rl_memory_t *m, const char *limit, const char *identity)
+{
+    size_t nlen = strlen(limit), idlen = strlen(identity);
+    mem_stripe_t *s = stripe_of(m, identity, idlen);
+    mem_entry_t *e;
+
+    pthread_mutex_lock(&s->lock);
+    e = lookup(s, key_hash(limit, nlen, identity, idlen), limit, nlen, identity, idlen);
+    if (e != NULL)
+        forget(s, e);
+    pthread_mutex_unlock(&s->lock);
+    return e != NULL ? 0 : -1;
+}
+
+/* --- the asynchronous ops table ------------------------------------------- */
+
+static void mem_fire(evutil_socket_t fd, short what, void *arg)
+{
+    mem_token_t *tok = arg;
+    rl_backend_done_fn done = tok->done;
+    void *privdata = tok->privdata;
+
+    (void)fd;
+    (void)what;
+    free(tok); /* the event fired and is no longer pending */
+    done(0, NULL, privdata);
+}
+
+/* Decide now, answer from a zero-delay (or set_delay_ms) event. */
+static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, size_t n,
+                       rl_backend_done_fn done, void *privdata)
+{
+    rl_memory_t *m = be;
+    unsigned delay = atomic_load_explicit(&m->delay_ms, memory_order_relaxed);
+    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
+    mem_token_t *tok;
+    int64_t now = now_ms();
+    size_t i;
+
+    tok = malloc(sizeof(*tok) + event_get_struct_event_size());
+    if (tok == NULL)
+        return NULL;
+    tok->done = done;
+    tok->privdata = privdata;
+    if (event_assign((struct event *)tok->ev, base, -1, 0, mem_fire, tok) != 0 ||
+        event_add((struct event *)tok->ev, &tv) != 0) {
+        free(tok);
+        return NULL;
+    }
+    for (i = 0; i < n; i++)
+        rl_memory_decide(m, &groups[i], now);
+    return tok;
+}
+
+static void mem_cancel(void *be, void *token)
+{
+    mem_token_t *tok = token;
+
+    (void)be;
+    if (tok == NULL)
+        return;
+    event_del((struct event *)tok->ev);
+    free(tok);
+}
+
+const rl_backend_ops_t rl_memory_ops = {
+    .name = "memory",
+    .check = mem_check,
+    .cancel = mem_cancel,
+};
