@@ -1,0 +1,187 @@
+/* rc_internal.h — private structures of the Redis client (limiter/rc*.c).
+ *
+ * Ownership: a command (rc_cmd_t) sits in exactly one queue at a time — the
+ * client's wait queue (cluster map not known yet), a connection's wait queue
+ * (connecting / handshaking) or a connection's in-flight FIFO (written, reply
+ * due).  A command whose callback has run or was cancelled (fn == NULL) that
+ * is still in flight stays there as a placeholder until its reply is read,
+ * so that FIFO matching stays right; then it is freed.
+ *
+ * Re-entrancy: every entry from libevent (read, event, timer callbacks) goes
+ * through rc_enter()/rc_leave().  Connections that die are moved to the
+ * client's graveyard and freed, like a client freed inside a callback, only
+ * when the outermost rc_leave() runs.
+ */
+#ifndef TOLLGATE_RC_INTERNAL_H
+#define TOLLGATE_RC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
+
+#include "tollgate/rc.h"
+
+struct bufferevent;
+struct evdns_base;
+
+typedef struct rc_conn rc_conn_t;
+typedef struct rc_cmd rc_cmd_t;
+
+typedef enum {
+    RC_WHERE_NONE,
+    RC_WHERE_CLIENT_WAIT,
+    RC_WHERE_CONN_WAIT,
+    RC_WHERE_CONN_FLIGHT,
+} rc_where_t;
+
+/* Internal reply handler (handshake steps); runs instead of `fn`. */
+typedef void (*rc_internal_fn)(rc_conn_t *conn, redisReply *reply, void *privdata);
+
+struct rc_cmd {
+    TAILQ_ENTRY(rc_cmd) link;
+    rc_client_t *c;
+    rc_reply_fn fn; /* NULL once delivered or cancelled */
+    void *privdata;
+    rc_internal_fn ifn; /* handshake step, or NULL */
+    char *buf;          /* formatted RESP, kept for retries */
+    size_t len;
+    int slot;            /* -1: no slot (any node, or `pin`) */
+    rc_conn_t *pin;      /* send to this node only (refresh), or NULL */
+    rc_where_t where;
+    rc_conn_t *conn;     /* the queue owner when where is CONN_* */
+    int redirects;
+    int script;          /* registered script id for NOSCRIPT recovery, or -1 */
+    bool noscript_retried;
+    bool asking;         /* send ASKING right before this command */
+    bool timer_on;
+    struct event timer;
+};
+TAILQ_HEAD(rc_cmdq, rc_cmd);
+
+typedef enum {
+    RC_CONN_IDLE,       /* never connected (lazy) */
+    RC_CONN_CONNECTING, /* TCP/TLS connect */
+    RC_CONN_HANDSHAKE,  /* AUTH / SELECT in flight */
+    RC_CONN_READY,
+    RC_CONN_BACKOFF, /* down, reconnect timer armed: commands fail fast */
+    RC_CONN_DEAD,    /* in the graveyard */
+} rc_conn_state_t;
+
+struct rc_conn {
+    TAILQ_ENTRY(rc_conn) link;
+    rc_client_t *c;
+    char *host;
+    unsigned port;
+    char name[300]; /* "host:port" for logs and lookups */
+    rc_conn_state_t state;
+    struct bufferevent *bev;
+    redisReader *reader;
+    struct rc_cmdq waitq;
+    struct rc_cmdq flight;
+    unsigned hs_pending; /* handshake replies still due */
+    unsigned attempts;   /* failed connects in a row */
+    bool seed;           /* from the options: kept for map refreshes */
+    bool in_map;         /* owns slots in the current map */
+    bool retired;        /* left the map: drop once drained */
+    bool was_up;         /* for one log line per up/down change */
+    struct event retry;  /* reconnect timer, also connect timeout */
+    bool retry_on;
+};
+TAILQ_HEAD(rc_connq, rc_conn);
+
+struct rc_client {
+    struct event_base *base;
+    struct evdns_base *dns;
+    rc_opts_t o; /* strings below are owned copies */
+    char **seeds;
+    char *username, *password;
+    char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
+    SSL_CTX *ssl_ctx;
+    rc_script_t *scripts;
+    char (*shas)[41];
+    const struct timeval *cmd_tv; /* common timeout for commands, or NULL */
+
+    struct rc_connq conns;
+    struct rc_connq graveyard;
+    struct rc_cmdq waitq; /* cluster: waiting for the slot map */
+    rc_conn_t **slots;    /* cluster slot map, RC_NSLOTS entries, or NULL */
+    bool map_ok;          /* the map covers every slot */
+    bool refreshing;      /* a CLUSTER SLOTS is in flight */
+    uint64_t last_refresh_ms;
+    struct event refresh_timer;
+
+    unsigned depth;     /* nesting of libevent callbacks / user callbacks */
+    bool free_asked;    /* rc_client_free inside a callback */
+    bool closing;
+    uint64_t rng;
+    char errstr[512];
+};
+
+/* rc.c */
+void rc_enter(rc_client_t *c);
+void rc_leave(rc_client_t *c);
+void rc_seterr(rc_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t rc_now_ms(void);
+uint64_t rc_rand(rc_client_t *c);
+/* Run `fn` (if any) once with (reply, errstr), stop the timer; the caller
+ * frees or keeps the command by its location. */
+void rc_cmd_deliver(rc_cmd_t *cmd, redisReply *reply, const char *errstr);
+void rc_cmd_free(rc_cmd_t *cmd);
+/* A command for argv (formatted now), no timer yet; NULL when out of memory. */
+rc_cmd_t *rc_cmd_new(rc_client_t *c, int argc, const char **argv, const size_t *argvlen,
+                     rc_reply_fn fn, void *privdata);
+/* Handle one reply to `cmd` (popped from conn's flight): redirects, NOSCRIPT,
+ * delivery, freeing. */
+void rc_cmd_on_reply(rc_conn_t *conn, rc_cmd_t *cmd, redisReply *reply);
+/* Route a command to its node (slot map / pin / the only node); on failure the
+ * command gets reply NULL (when `deliver`) and is freed, return -1. */
+int rc_route(rc_client_t *c, rc_cmd_t *cmd, bool deliver);
+
+/* rc_conn.c */
+rc_conn_t *rc_conn_new(rc_client_t *c, const char *host, unsigned port);
+/* Find a node by host and port, creating it (idle) when `create`. */
+rc_conn_t *rc_conn_find(rc_client_t *c, const char *host, unsigned port, bool create);
+/* Queue or write `cmd`; -1 when the node is down (cmd untouched). */
+int rc_conn_send(rc_conn_t *conn, rc_cmd_t *cmd);
+/* Fail every command of `conn` with `why`, close it, then back off or (when
+ * `bury`) move it to the graveyard. */
+void rc_conn_fail(rc_conn_t *conn, const char *why, bool bury);
+void rc_conn_destroy(rc_conn_t *conn);
+/* Start connecting an idle node now. */
+void rc_conn_start(rc_conn_t *conn);
+bool rc_conn_usable(const rc_conn_t *conn);
+/* Write SCRIPT LOAD of registered script `id` (conn must be ready). */
+void rc_conn_load_script(rc_conn_t *conn, size_t id);
+
+/* rc_cluster.c */
+typedef enum { RC_REDIR_NONE, RC_REDIR_MOVED, RC_REDIR_ASK } rc_redir_kind_t;
+typedef struct rc_redirect {
+    rc_redir_kind_t kind;
+    unsigned slot;
+    char host[256];
+    unsigned port;
+} rc_redirect_t;
+/* Parse "MOVED 3999 127.0.0.1:6381" / "ASK 3999 [::1]:6381" error text;
+ * 0 ok, -1 when it is neither or malformed. */
+int rc_redirect_parse(const char *s, size_t len, rc_redirect_t *out);
+/* Split "host:port" / "[v6]:port"; 0 ok. */
+int rc_hostport_parse(const char *s, size_t len, char *host, size_t hostlen,
+                      unsigned *port);
+/* Send CLUSTER SLOTS to some node unless one is in flight or (unless
+ * `force`) the last was less than a second ago. */
+void rc_cluster_refresh(rc_client_t *c, bool force);
+/* Apply a CLUSTER SLOTS reply got from `from`; 0 ok, -1 malformed. */
+int rc_cluster_apply_slots(rc_client_t *c, rc_conn_t *from, const redisReply *r);
+/* A node for a command without slot: a ready primary, else any node. */
+rc_conn_t *rc_cluster_any(rc_client_t *c);
+void rc_cluster_on_conn_ready(rc_conn_t *conn);
+void rc_cluster_on_conn_down(rc_conn_t *conn);
+void rc_cluster_start(rc_client_t *c);
+
+#endif
