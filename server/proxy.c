@@ -1,0 +1,750 @@
+/* proxy.c — proxy mode's upstream client (see srv_proxy.h).
+ *
+ * Pool: per upstream host:port a list of evhttp_connection objects, each
+ * carrying at most one request at a time; idle ones are reused LIFO, and
+ * requests beyond the per-upstream limit wait in a queue.
+ *
+ * libevent 2.1 rules this file relies on:
+ *  - an outgoing request is owned and freed by libevent after its callback;
+ *    the callback runs with the request (code 0 when the connect failed),
+ *    or with NULL after the error callback reported why;
+ *  - evhttp_cancel_request() runs the error callback synchronously with
+ *    EVREQ_HTTP_REQUEST_CANCEL and never the request callback;
+ *  - evhttp_make_request() may run the callbacks before it returns (a
+ *    connect that fails at once), so results seen while starting a request
+ *    are parked and delivered from the loop;
+ *  - an evhttp_connection is never freed inside one of its callbacks: a
+ *    finished or failed connection goes back to the idle list (a reset one
+ *    reconnects on its next request), and waiters are started from a
+ *    separate "kick" event.
+ */
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "tollgate/log.h"
+#include "tollgate/srv_proxy.h"
+
+#define PROXY_HOST_MAX 255
+#define PROXY_BACKSTOP_MS 1000 /* libevent's own inactivity timeout, past ours */
+
+struct proxy_conn {
+    struct proxy_conn *next_all;  /* every connection of the upstream */
+    struct proxy_conn *next_idle; /* idle list, LIFO */
+    struct evhttp_connection *evcon;
+    unsigned served; /* answers received on it */
+};
+
+TAILQ_HEAD(proxy_reqq, srv_proxy_req);
+
+struct proxy_upstream {
+    struct proxy_upstream *next;
+    char *name;    /* the upstream string as given */
+    char *host;    /* for connecting: no brackets */
+    char *hosthdr; /* Host header value */
+    uint16_t port;
+    struct proxy_conn *all;
+    struct proxy_conn *idle;
+    unsigned nconn;
+    struct proxy_reqq waiters; /* waiting for a connection, FIFO */
+};
+
+struct srv_proxy {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct proxy_upstream *ups;
+    struct proxy_reqq inflight; /* requests holding a connection */
+    struct event *kick;         /* starts waiters outside libevent callbacks */
+    unsigned max_conns;
+};
+
+typedef enum { REQ_WAITING, REQ_SENT, REQ_PARKED } proxy_req_state_t;
+
+struct srv_proxy_req {
+    TAILQ_ENTRY(srv_proxy_req) link; /* in up->waiters or p->inflight */
+    srv_proxy_t *p;
+    struct proxy_upstream *up;
+    struct proxy_conn *conn;      /* while REQ_SENT */
+    struct evhttp_request *out;   /* while REQ_SENT; owned by libevent */
+    struct evhttp_request *client;
+    struct event *deadline;       /* the timeout; also delivers parked results */
+    struct evkeyvalq hdrs;        /* outgoing headers, kept for a retry */
+    char *target;
+    enum evhttp_cmd_type method;
+    unsigned timeout_ms;
+    srv_proxy_done_fn done;
+    void *privdata;
+    int error;                    /* last evhttp_request_error, -1 none */
+    srv_proxy_status_t parked;    /* result while REQ_PARKED */
+    proxy_req_state_t state;
+    bool starting, retried, in_done;
+};
+
+static void proxy_kick_cb(evutil_socket_t fd, short what, void *arg);
+static void proxy_deadline_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- hop-by-hop headers ---------------------------------------------- */
+
+static bool hdr_is_hop_static(const char *name)
+{
+    static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
+                                      "Transfer-Encoding", "Upgrade"};
+    size_t i;
+
+    for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strcasecmp(name, hop[i]) == 0)
+            return true;
+    return strncasecmp(name, "Proxy-", 6) == 0;
+}
+
+/* Does the comma-separated token list `list` contain `name`? */
+static bool token_list_has(const char *list, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *s = list;
+
+    while (*s != '\0') {
+        const char *end;
+        size_t len;
+
+        while (*s == ' ' || *s == '\t' || *s == ',')
+            s++;
+        end = s;
+        while (*end != '\0' && *end != ',')
+            end++;
+        len = (size_t)(end - s);
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        if (len == nlen && len > 0 && strncasecmp(s, name, len) == 0)
+            return true;
+        s = end;
+    }
+    return false;
+}
+
+/* Is `name` hop-by-hop in a message whose headers are `h`? */
+static bool hdr_is_hop(const struct evkeyvalq *h, const char *name)
+{
+    const struct evkeyval *kv;
+
+    if (hdr_is_hop_static(name))
+        return true;
+    TAILQ_FOREACH(kv, h, next)
+        if (strcasecmp(kv->key, "Connection") == 0 && token_list_has(kv->value, name))
+            return true;
+    return false;
+}
+
+void srv_proxy_copy_headers(const struct evkeyvalq *from, struct evkeyvalq *to)
+{
+    const struct evkeyval *kv;
+
+    TAILQ_FOREACH(kv, from, next)
+        if (!hdr_is_hop(from, kv->key) && evhttp_add_header(to, kv->key, kv->value) != 0)
+            log_warn("proxy: dropped header %s", kv->key);
+}
+
+/* ---- upstreams --------------------------------------------------------- */
+
+static bool host_chars_ok(const char *s, size_t len, bool bracketed)
+{
+    size_t i;
+
+    if (len == 0 || len > PROXY_HOST_MAX)
+        return false;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (bracketed ? !(isxdigit(c) || c == ':' || c == '.')
+                      : !(isalnum(c) || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Split "http://host[:port][/]" into the fields of `up`.  0 or -1. */
+static int upstream_parse(const char *s, bool have_dns, struct proxy_upstream *up)
+{
+    const char *h, *hend, *rest;
+    bool br = false;
+    unsigned long port = 80;
+    char tmp[sizeof(struct in6_addr)];
+
+    if (strncasecmp(s, "http://", 7) != 0)
+        return -1;
+    h = s + 7;
+    if (*h == '[') {
+        br = true;
+        h++;
+        hend = strchr(h, ']');
+        if (hend == NULL)
+            return -1;
+        rest = hend + 1;
+    } else {
+        hend = h + strcspn(h, ":/");
+        rest = hend;
+    }
+    if (!host_chars_ok(h, (size_t)(hend - h), br))
+        return -1;
+    if (*rest == ':') {
+        char *end;
+
+        if (!isdigit((unsigned char)rest[1]))
+            return -1;
+        port = strtoul(rest + 1, &end, 10);
+        if (port == 0 || port > 65535)
+            return -1;
+        rest = end;
+    }
+    if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0')))
+        return -1;
+    up->host = strndup(h, (size_t)(hend - h));
+    if (up->host == NULL)
+        return -1;
+    if ((br && evutil_inet_pton(AF_INET6, up->host, tmp) != 1) ||
+        (!have_dns && !br && evutil_inet_pton(AF_INET, up->host, tmp) != 1))
+        return -1;
+    up->port = (uint16_t)port;
+    {
+        size_t n = (size_t)(hend - h) + 16;
+
+        up->hosthdr = malloc(n);
+        if (up->hosthdr == NULL)
+            return -1;
+        snprintf(up->hosthdr, n, "%s%s%s", br ? "[" : "", up->host, br ? "]" : "");
+        if (port != 80)
+            snprintf(up->hosthdr + strlen(up->hosthdr), 8, ":%lu", port);
+    }
+    return 0;
+}
+
+static void upstream_free(struct proxy_upstream *up)
+{
+    struct proxy_conn *c, *next;
+
+    if (up == NULL)
+        return;
+    for (c = up->all; c != NULL; c = next) {
+        next = c->next_all;
+        evhttp_connection_free(c->evcon);
+        free(c);
+    }
+    free(up->name);
+    free(up->host);
+    free(up->hosthdr);
+    free(up);
+}
+
+/* The pool entry for `name`, parsed and created on first use. */
+static struct proxy_upstream *upstream_get(srv_proxy_t *p, const char *name)
+{
+    struct proxy_upstream *up;
+
+    for (up = p->ups; up != NULL; up = up->next)
+        if (strcmp(up->name, name) == 0)
+            return up;
+    up = calloc(1, sizeof(*up));
+    if (up == NULL)
+        return NULL;
+    TAILQ_INIT(&up->waiters);
+    up->name = strdup(name);
+    if (up->name == NULL || upstream_parse(name, p->dns != NULL, up) != 0) {
+        log_warn("proxy: unusable upstream \"%.200s\"", name);
+        upstream_free(up);
+        return NULL;
+    }
+    up->next = p->ups;
+    p->ups = up;
+    return up;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+/* An idle connection, a new one, or NULL when the upstream is at its limit. */
+static struct proxy_conn *conn_get(srv_proxy_t *p, struct proxy_upstream *up)
+{
+    struct proxy_conn *c = up->idle;
+
+    if (c != NULL) {
+        up->idle = c->next_idle;
+        c->next_idle = NULL;
+        return c;
+    }
+    if (up->nconn >= p->max_conns)
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->evcon = evhttp_connection_base_new(p->base, p->dns, up->host, up->port);
+    if (c->evcon == NULL) {
+        free(c);
+        return NULL;
+    }
+    evhttp_connection_set_max_body_size(c->evcon, SRV_PROXY_MAX_RESP_BODY);
+    evhttp_connection_set_max_headers_size(c->evcon, SRV_PROXY_MAX_RESP_HEADERS);
+    evhttp_connection_set_retries(c->evcon, 0);
+    c->next_all = up->all;
+    up->all = c;
+    up->nconn++;
+    return c;
+}
+
+/* Back to the idle list; wake a waiter (later, from the loop). */
+static void conn_put(srv_proxy_t *p, struct proxy_upstream *up, struct proxy_conn *c)
+{
+    c->next_idle = up->idle;
+    up->idle = c;
+    if (!TAILQ_EMPTY(&up->waiters))
+        event_active(p->kick, EV_TIMEOUT, 1);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static bool method_idempotent(enum evhttp_cmd_type m)
+{
+    return m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD || m == EVHTTP_REQ_PUT ||
+           m == EVHTTP_REQ_DELETE || m == EVHTTP_REQ_OPTIONS;
+}
+
+static void req_free(srv_proxy_req_t *r)
+{
+    if (r->deadline != NULL)
+        event_free(r->deadline);
+    evhttp_clear_headers(&r->hdrs);
+    free(r->target);
+    free(r);
+}
+
+/* Take `r` out of whichever queue holds it. */
+static void req_unlink(srv_proxy_req_t *r)
+{
+    if (r->state == REQ_WAITING)
+        TAILQ_REMOVE(&r->up->waiters, r, link);
+    else if (r->state == REQ_SENT)
+        TAILQ_REMOVE(&r->p->inflight, r, link);
+    r->state = REQ_PARKED;
+}
+
+/* Abort the outgoing request, if any; libevent calls back only into
+ * proxy_error_cb (CANCEL), which ignores it. */
+static void req_abort(srv_proxy_req_t *r)
+{
+    struct evhttp_request *out = r->out;
+
+    if (out == NULL)
+        return;
+    r->out = NULL;
+    evhttp_cancel_request(out);
+    conn_put(r->p, r->up, r->conn);
+    r->conn = NULL;
+}
+
+/* Report `status` (with the answer `in` on OK) and free `r`. */
+static void req_finish(srv_proxy_req_t *r, srv_proxy_status_t status,
+                       struct evhttp_request *in)
+{
+    srv_proxy_resp_t resp = {.status = status};
+    struct evkeyvalq hdrs;
+
+    TAILQ_INIT(&hdrs);
+    if (status == SRV_PROXY_OK) {
+        const char *reason = evhttp_request_get_response_code_line(in);
+
+        srv_proxy_copy_headers(evhttp_request_get_input_headers(in), &hdrs);
+        resp.code = evhttp_request_get_response_code(in);
+        resp.reason = reason != NULL ? reason : "";
+        resp.headers = &hdrs;
+        resp.body = evhttp_request_get_input_buffer(in);
+    }
+    r->in_done = true;
+    r->done(&resp, r->privdata);
+    evhttp_clear_headers(&hdrs);
+    req_free(r);
+}
+
+static srv_proxy_status_t classify(const srv_proxy_req_t *r, struct evhttp_request *in)
+{
+    if (in != NULL)
+        return evhttp_request_get_response_code(in) != 0 ? SRV_PROXY_OK : SRV_PROXY_CONNECT;
+    switch (r->error) {
+    case EVREQ_HTTP_TIMEOUT:
+        return SRV_PROXY_TIMEOUT;
+    case EVREQ_HTTP_EOF:
+        return SRV_PROXY_CONNECT;
+    default:
+        return SRV_PROXY_ERROR;
+    }
+}
+
+static void proxy_error_cb(enum evhttp_request_error err, void *arg)
+{
+    srv_proxy_req_t *r = arg;
+
+    /* CANCEL comes only from req_abort, with `r` still ours. */
+    r->error = (int)err;
+}
+
+/* Requeue `r` at the head of its upstream's waiters for one more try. */
+static void req_retry(srv_proxy_req_t *r)
+{
+    r->retried = true;
+    r->error = -1;
+    r->state = REQ_WAITING;
+    TAILQ_INSERT_HEAD(&r->up->waiters, r, link);
+    event_active(r->p->kick, EV_TIMEOUT, 1);
+}
+
+/* libevent's request callback: the answer, or a failure. */
+static void proxy_done_cb(struct evhttp_request *in, void *arg)
+{
+    srv_proxy_req_t *r = arg;
+    struct proxy_conn *c = r->conn;
+    srv_proxy_status_t st = classify(r, in);
+    bool stale = c->served > 0 && in == NULL && r->error == EVREQ_HTTP_EOF;
+
+    TAILQ_REMOVE(&r->p->inflight, r, link);
+    r->state = REQ_PARKED;
+    r->out = NULL;
+    r->conn = NULL;
+    if (st == SRV_PROXY_OK)
+        c->served++;
+    conn_put(r->p, r->up, c);
+    if (stale && !r->retried && method_idempotent(r->method)) {
+        req_retry(r);
+        return;
+    }
+    if (r->starting) {
+        /* inside evhttp_make_request(): deliver from the loop */
+        r->parked = st;
+        event_active(r->deadline, EV_TIMEOUT, 1);
+        return;
+    }
+    req_finish(r, st, in);
+}
+
+/* Append a copy of the client's body to `to`; the client's stays as is. */
+static int copy_body(struct evhttp_request *client, struct evbuffer *to)
+{
+    struct evbuffer *from = evhttp_request_get_input_buffer(client);
+    size_t off = 0, len = evbuffer_get_length(from);
+    struct evbuffer_iovec v[8];
+    struct evbuffer_ptr pos;
+    int n, i;
+
+    while (off < len) {
+        if (evbuffer_ptr_set(from, &pos, off, EVBUFFER_PTR_SET) != 0)
+            return -1;
+        n = evbuffer_peek(from, -1, &pos, v, 8);
+        if (n <= 0)
+            return -1;
+        for (i = 0; i < n && i < 8 && off < len; i++) {
+            size_t k = v[i].iov_len < len - off ? v[i].iov_len : len - off;
+
+            if (evbuffer_add(to, v[i].iov_base, k) != 0)
+                return -1;
+            off += k;
+        }
+    }
+    return 0;
+}
+
+/* Send `r` on `c`.  0, or -1 with `c` back in the pool. */
+static int req_start(srv_proxy_req_t *r, struct proxy_conn *c)
+{
+    struct evhttp_request *out = evhttp_request_new(proxy_done_cb, r);
+    struct timeval tv;
+    const struct evkeyval *kv;
+    int rc;
+
+    if (out == NULL)
+        goto out_put_conn;
+    evhttp_request_set_error_cb(out, proxy_error_cb);
+    TAILQ_FOREACH(kv, &r->hdrs, next)
+        if (evhttp_add_header(evhttp_request_get_output_headers(out), kv->key, kv->value) != 0)
+            goto out_free_req;
+    if (copy_body(r->client, evhttp_request_get_output_buffer(out)) != 0)
+        goto out_free_req;
+    tv.tv_sec = (r->timeout_ms + PROXY_BACKSTOP_MS) / 1000;
+    tv.tv_usec = (suseconds_t)((r->timeout_ms + PROXY_BACKSTOP_MS) % 1000) * 1000;
+    evhttp_connection_set_timeout_tv(c->evcon, &tv);
+    r->error = -1;
+    r->conn = c;
+    r->out = out;
+    r->state = REQ_SENT;
+    TAILQ_INSERT_TAIL(&r->p->inflight, r, link);
+    r->starting = true;
+    rc = evhttp_make_request(c->evcon, out, r->method, r->target);
+    r->starting = false;
+    if (rc != 0 && r->state == REQ_SENT) {
+        /* libevent freed `out` without calling back */
+        TAILQ_REMOVE(&r->p->inflight, r, link);
+        r->state = REQ_PARKED;
+        r->out = NULL;
+        r->conn = NULL;
+        goto out_put_conn;
+    }
+    return 0;
+
+out_free_req:
+    evhttp_request_free(out);
+out_put_conn:
+    conn_put(r->p, r->up, c);
+    return -1;
+}
+
+/* Start waiters of every upstream while connections are available. */
+static void proxy_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_proxy_t *p = arg;
+    struct proxy_upstream *up;
+
+    (void)fd;
+    (void)what;
+    for (up = p->ups; up != NULL; up = up->next) {
+        srv_proxy_req_t *r;
+        struct proxy_conn *c;
+
+        while ((r = TAILQ_FIRST(&up->waiters)) != NULL && (c = conn_get(p, up)) != NULL) {
+            TAILQ_REMOVE(&up->waiters, r, link);
+            r->state = REQ_PARKED;
+            if (req_start(r, c) != 0)
+                req_finish(r, SRV_PROXY_ERROR, NULL);
+        }
+    }
+}
+
+/* Timeout, or delivery of a result parked by proxy_done_cb. */
+static void proxy_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_proxy_req_t *r = arg;
+    srv_proxy_status_t st = SRV_PROXY_TIMEOUT;
+
+    (void)fd;
+    (void)what;
+    if (r->state == REQ_PARKED)
+        st = r->parked;
+    req_abort(r);
+    req_unlink(r);
+    req_finish(r, st, NULL);
+}
+
+/* ---- outgoing headers -------------------------------------------------- */
+
+static bool hdr_skip_request(const struct evkeyvalq *h, const char *name)
+{
+    return hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
+           strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0 ||
+           strncasecmp(name, "X-Auth-", 7) == 0 ||
+           strcasecmp(name, "X-Forwarded-For") == 0;
+}
+
+static void hdr_remove_all(struct evkeyvalq *h, const char *name)
+{
+    while (evhttp_remove_header(h, name) == 0)
+        ;
+}
+
+/* X-Forwarded-For: the client's values joined, then `ip`. */
+static int hdr_add_xff(const struct evkeyvalq *in, struct evkeyvalq *out, const char *ip)
+{
+    struct evbuffer *b = evbuffer_new();
+    const struct evkeyval *kv;
+    int rc = -1;
+
+    if (b == NULL)
+        return -1;
+    TAILQ_FOREACH(kv, in, next)
+        if (strcasecmp(kv->key, "X-Forwarded-For") == 0 && kv->value[0] != '\0')
+            evbuffer_add_printf(b, "%s%s", evbuffer_get_length(b) ? ", " : "", kv->value);
+    if (ip != NULL && ip[0] != '\0')
+        evbuffer_add_printf(b, "%s%s", evbuffer_get_length(b) ? ", " : "", ip);
+    if (evbuffer_get_length(b) == 0) {
+        rc = 0;
+        goto out_free_buf;
+    }
+    if (evbuffer_add(b, "", 1) != 0)
+        goto out_free_buf;
+    rc = evhttp_add_header(out, "X-Forwarded-For", (const char *)evbuffer_pullup(b, -1));
+out_free_buf:
+    evbuffer_free(b);
+    return rc;
+}
+
+/* Fill r->hdrs from the client's headers and the caller's.  0 or -1. */
+static int build_headers(srv_proxy_req_t *r, const srv_proxy_hdr_t *add, size_t nadd,
+                         const char *client_ip)
+{
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(r->client);
+    const struct evkeyval *kv;
+    const char *chost = evhttp_find_header(in, "Host");
+    size_t blen = evbuffer_get_length(evhttp_request_get_input_buffer(r->client));
+    size_t i;
+
+    TAILQ_FOREACH(kv, in, next)
+        if (!hdr_skip_request(in, kv->key) && evhttp_add_header(&r->hdrs, kv->key, kv->value) != 0)
+            return -1;
+    if (evhttp_add_header(&r->hdrs, "Host", r->up->hosthdr) != 0)
+        return -1;
+    if (blen > 0 || r->method == EVHTTP_REQ_POST || r->method == EVHTTP_REQ_PUT ||
+        r->method == EVHTTP_REQ_PATCH) {
+        char len[24];
+
+        snprintf(len, sizeof(len), "%zu", blen);
+        if (evhttp_add_header(&r->hdrs, "Content-Length", len) != 0)
+            return -1;
+    }
+    for (i = 0; i < nadd; i++) {
+        if (add[i].name == NULL || add[i].value == NULL)
+            return -1;
+        hdr_remove_all(&r->hdrs, add[i].name);
+        if (evhttp_add_header(&r->hdrs, add[i].name, add[i].value) != 0)
+            return -1;
+    }
+    if (evhttp_find_header(&r->hdrs, "X-Forwarded-For") == NULL &&
+        hdr_add_xff(in, &r->hdrs, client_ip) != 0)
+        return -1;
+    if (evhttp_find_header(&r->hdrs, "X-Forwarded-Proto") == NULL &&
+        evhttp_add_header(&r->hdrs, "X-Forwarded-Proto", "http") != 0)
+        return -1;
+    if (chost != NULL && evhttp_find_header(&r->hdrs, "X-Forwarded-Host") == NULL &&
+        evhttp_add_header(&r->hdrs, "X-Forwarded-Host", chost) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+srv_proxy_t *srv_proxy_new(struct event_base *base, struct evdns_base *dns)
+{
+    srv_proxy_t *p;
+
+    if (base == NULL)
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->base = base;
+    p->dns = dns;
+    p->max_conns = SRV_PROXY_MAX_CONNS;
+    TAILQ_INIT(&p->inflight);
+    p->kick = event_new(base, -1, 0, proxy_kick_cb, p);
+    if (p->kick == NULL) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void srv_proxy_set_max_conns(srv_proxy_t *p, unsigned n)
+{
+    p->max_conns = n > 0 ? n : 1;
+}
+
+void srv_proxy_free(srv_proxy_t *p)
+{
+    struct proxy_upstream *up, *next;
+    srv_proxy_req_t *r;
+
+    if (p == NULL)
+        return;
+    while ((r = TAILQ_FIRST(&p->inflight)) != NULL)
+        srv_proxy_cancel(r);
+    for (up = p->ups; up != NULL; up = next) {
+        next = up->next;
+        while ((r = TAILQ_FIRST(&up->waiters)) != NULL)
+            srv_proxy_cancel(r);
+        upstream_free(up);
+    }
+    event_free(p->kick);
+    free(p);
+}
+
+static bool target_ok(const char *t)
+{
+    if (t[0] != '/')
+        return false;
+    for (; *t != '\0'; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t == 0x7f)
+            return false;
+    return true;
+}
+
+srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client,
+                                   const char *upstream, const char *target,
+                                   const srv_proxy_hdr_t *add, size_t nadd,
+                                   const char *client_ip, unsigned timeout_ms,
+                                   srv_proxy_done_fn done, void *privdata)
+{
+    srv_proxy_req_t *r;
+    struct proxy_upstream *up;
+    struct proxy_conn *c;
+    struct timeval tv;
+    enum evhttp_cmd_type m;
+
+    if (p == NULL || client == NULL || upstream == NULL || target == NULL || done == NULL ||
+        !target_ok(target))
+        return NULL;
+    m = evhttp_request_get_command(client);
+    if (m == EVHTTP_REQ_CONNECT || m == EVHTTP_REQ_TRACE)
+        return NULL;
+    up = upstream_get(p, upstream);
+    if (up == NULL)
+        return NULL;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    TAILQ_INIT(&r->hdrs);
+    r->p = p;
+    r->up = up;
+    r->client = client;
+    r->method = m;
+    r->timeout_ms = timeout_ms != 0 ? timeout_ms : SRV_PROXY_DEFAULT_TIMEOUT_MS;
+    r->done = done;
+    r->privdata = privdata;
+    r->error = -1;
+    r->state = REQ_PARKED;
+    r->target = strdup(target);
+    r->deadline = evtimer_new(p->base, proxy_deadline_cb, r);
+    if (r->target == NULL || r->deadline == NULL || build_headers(r, add, nadd, client_ip) != 0)
+        goto out_free_req;
+    tv.tv_sec = r->timeout_ms / 1000;
+    tv.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;
+    if (evtimer_add(r->deadline, &tv) != 0)
+        goto out_free_req;
+    c = conn_get(p, up);
+    if (c == NULL) {
+        r->state = REQ_WAITING;
+        TAILQ_INSERT_TAIL(&up->waiters, r, link);
+        return r;
+    }
+    if (req_start(r, c) != 0)
+        goto out_free_req;
+    return r;
+
+out_free_req:
+    req_free(r);
+    return NULL;
+}
+
+void srv_proxy_cancel(srv_proxy_req_t *r)
+{
+    if (r == NULL || r->in_done)
+        return;
+    req_abort(r);
+    req_unlink(r);
+    req_free(r);
+}
