@@ -27,6 +27,11 @@ CLUSTER_SCRIPT = os.path.join(REPO, "scripts", "redis-cluster.sh")
 BUCKET_LUA = os.path.join(REPO, "lua", "bucket.lua")
 
 
+def keep_tmp():
+    """KEEP_TMP=1 keeps temp dirs (logs) for inspection, as run.py says."""
+    return os.environ.get("KEEP_TMP", "") not in ("", "0")
+
+
 def have_redis():
     """True when redis-server and redis-cli are on PATH."""
     return all(shutil.which(b) for b in ("redis-server", "redis-cli"))
@@ -273,7 +278,7 @@ class RedisServer:
 
     def close(self):
         self._kill()
-        if self.dir and os.path.isdir(self.dir):
+        if self.dir and os.path.isdir(self.dir) and not keep_tmp():
             shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 
@@ -328,7 +333,8 @@ class RedisCluster:
     def close(self):
         if self.dir and os.path.isdir(self.dir):
             self._script("down", self.dir)
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if not keep_tmp():
+                shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 
     def __enter__(self):
@@ -346,9 +352,14 @@ class RedisCluster:
         with open(os.path.join(self.dir, "node-%d" % port, "redis.pid")) as f:
             return int(f.read().strip())
 
-    def kill_node(self, port, sig=signal.SIGKILL):
-        """Kill one node by its PID (failover tests)."""
-        os.kill(self.pid(port), sig)
+    def kill_node(self, port, sig=signal.SIGKILL, timeout=5.0):
+        """Kill one node by its PID and wait until it is gone (failover
+        tests).  `down` later skips it: its PID is no longer alive."""
+        pid = self.pid(port)
+        os.kill(pid, sig)
+        end = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < end:
+            time.sleep(0.01)
 
     def client(self, port=None, timeout=5.0):
         return RespClient("127.0.0.1", port or self.ports[0], timeout=timeout)
@@ -378,12 +389,39 @@ class RedisCluster:
     def owner_of_key(self, key):
         return self.owner_of_slot(self.keyslot(key))
 
+    def nodes(self):
+        """CLUSTER NODES of any node that answers, as dicts: id, port,
+        flags (set), master (id or None), slots ([(first, last)])."""
+        for port in self.ports:
+            try:
+                with self.client(port, timeout=2.0) as c:
+                    text = c.call("CLUSTER", "NODES").decode()
+            except (OSError, RespError):
+                continue
+            out = []
+            for line in text.splitlines():
+                f = line.split()
+                slots = []
+                for s in f[8:]:
+                    if s.startswith("["):
+                        continue  # a slot being migrated or imported
+                    a, _, b = s.partition("-")
+                    slots.append((int(a), int(b or a)))
+                out.append({"id": f[0], "port": int(f[1].split("@")[0].rsplit(":", 1)[1]),
+                            "flags": set(f[2].split(",")),
+                            "master": None if f[3] == "-" else f[3], "slots": slots})
+            return out
+        raise RuntimeError("no cluster node answers CLUSTER NODES")
+
     def replicas_of_key(self, key):
-        slot = self.keyslot(key)
-        for first, last, _, replicas in self.slots():
-            if first <= slot <= last:
-                return replicas
-        raise KeyError("slot %d is not served" % slot)
+        """Ports of the replicas of the key's primary.  From CLUSTER NODES:
+        Redis 7.0's CLUSTER SLOTS leaves out replicas whose replication
+        offset is still 0, as on a fresh cluster."""
+        owner = self.owner_of_key(key)
+        nodes = self.nodes()
+        oid = next(n["id"] for n in nodes if n["port"] == owner)
+        return [n["port"] for n in nodes
+                if n["master"] == oid and "fail" not in n["flags"]]
 
     def client_for_key(self, key, timeout=5.0):
         return self.client(self.owner_of_key(key), timeout=timeout)
