@@ -414,6 +414,7 @@ class Tollgate:
                 self.env[k] = os.environ[k]
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.env.update(env or {})
+        self.env = {k: v for k, v in self.env.items() if v is not None}  # None: unset
         if start:
             self.start()
 
@@ -463,6 +464,14 @@ class Tollgate:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    def run_cli(self, *args, timeout=10.0, env=None):
+        """Run the binary once (not the server) with this instance's env."""
+        e = dict(self.env)
+        e.update(env or {})
+        e = {k: v for k, v in e.items() if v is not None}
+        return subprocess.run([TOLLGATE_BIN] + list(args), capture_output=True, text=True,
+                              env=e, cwd=self.tmp, timeout=timeout * SLOW)
 
     def stop(self, timeout=5.0):
         """SIGTERM, wait, SIGKILL.  Returns the exit code (negative: signal)."""

@@ -1,0 +1,94 @@
+"""The audit log (DESIGN §8): one JSON line per request, every field present,
+RFC 3339 ms timestamps, client_id is the key id / JWT sub, and no credential
+ever reaches the audit log or stderr."""
+import json
+import re
+
+from harness import (TollgateCase, api_key, bearer, key_of, make_jwt, nginx_headers,
+                     standard_config, wait_for)
+
+FIELDS = {"ts", "request_id", "client_id", "method", "path", "status", "duration_ms", "ip",
+          "decision", "reason", "limit", "upstream_status"}
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
+
+
+class Audit(TollgateCase):
+    configure = staticmethod(standard_config)
+
+    def test_every_field_present(self):
+        r = self.tg.get("/auth/orders/1", api_key("bob"))
+        rec = self.tg.audit_for(r.header("X-Request-ID"))
+        self.assertEqual(set(rec), FIELDS)
+        self.assertRegex(rec["ts"], TS)
+        self.assertEqual(rec["client_id"], "bob")
+        self.assertEqual(rec["method"], "GET")
+        self.assertEqual(rec["path"], "/orders/1")
+        self.assertEqual(rec["status"], 200)
+        self.assertIsInstance(rec["duration_ms"], (int, float))
+        self.assertGreaterEqual(rec["duration_ms"], 0)
+        self.assertEqual(rec["ip"], "127.0.0.1")
+        self.assertEqual(rec["decision"], "allow")
+        self.assertIsNone(rec["upstream_status"])
+
+    def test_denials(self):
+        r = self.tg.get("/auth/orders/1")
+        rec = self.tg.audit_for(r.header("X-Request-ID"))
+        self.assertEqual(set(rec), FIELDS)
+        self.assertEqual(rec["status"], 401)
+        self.assertIsNone(rec["client_id"])
+        self.assertEqual(rec["decision"], "deny")
+        self.assertIsInstance(rec["reason"], str)
+        r = self.tg.get("/auth/orders/admin/x", api_key("bob"))
+        rec = self.tg.audit_for(r.header("X-Request-ID"))
+        self.assertEqual((rec["status"], rec["client_id"], rec["decision"]), (403, "bob", "deny"))
+        h = dict(api_key("bob"), **{"X-Test-Bucket": "audit-429"})
+        for _ in range(4):
+            r = self.tg.get("/auth/limited/x", h)
+        self.assertEqual(r.status, 429)
+        rec = self.tg.audit_for(r.header("X-Request-ID"))
+        self.assertEqual((rec["status"], rec["decision"], rec["limit"]), (429, "deny", "tight"))
+
+    def test_jwt_client_id_is_sub(self):
+        r = self.tg.get("/auth/maybe/x", bearer(make_jwt({"sub": "svc-jwt-7"})))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.tg.audit_for(r.header("X-Request-ID"))["client_id"], "svc-jwt-7")
+
+    def test_no_secret_in_logs(self):
+        tg = self.spawn(standard_config)
+        jwt = make_jwt({"sub": "leak-check"})
+        bad_jwt = make_jwt({"sub": "leak-check"}, secret="another-secret-0123456789abcdef01234")
+        wrong_key = "it-key-never-log-me-0123456789abcdef"
+        qsecret = "QuerySecretValue0123456789"
+        ids = [
+            tg.get("/auth/orders/1", api_key("bob")),
+            tg.get("/auth/maybe/x", bearer(jwt)),
+            tg.get("/auth/orders/1", bearer(bad_jwt)),
+            tg.get("/auth/orders/1", {"X-API-Key": wrong_key}),
+            tg.get("/auth/orders/1?token=%s&access_token=%s1&api_key=%s2&ticket=%s3"
+                        "&password=%s4&keep=visible" % ((qsecret,) * 5), api_key("bob")),
+            tg.get("/auth", dict(api_key("bob"), **nginx_headers(
+                "/orders/2?Token=%s5&x=1" % qsecret))),
+        ]
+        recs = [tg.audit_for(r.header("X-Request-ID")) for r in ids]
+        q = recs[4]["path"]
+        self.assertTrue(q.startswith("/orders/1?token="), q)
+        self.assertIn("keep=visible", q)
+        for name in ("token", "access_token", "api_key", "ticket", "password"):
+            self.assertIn(name + "=", q)
+        self.assertIn("x=1", recs[5]["path"])
+        # ...and stderr, after the server flushed everything it had
+        tg.stop()
+        logs = tg.audit_raw().decode("utf-8", "replace") + tg.stderr() + \
+            tg.stdout()
+        secrets = [key_of("bob"), jwt, bad_jwt, wrong_key, qsecret, jwt.split(".")[2],
+                   bad_jwt.split(".")[2]]
+        for s in secrets:
+            self.assertNotIn(s, logs)
+
+    def test_lines_are_utf8_json(self):
+        self.tg.get("/auth/orders/%C3%A9t%C3%A9?q=%FF", api_key("bob"))
+        wait_for(lambda: len(self.tg.audit()) > 0, 2)
+        raw = self.tg.audit_raw()
+        raw.decode("utf-8")  # strict
+        for line in raw.splitlines():
+            self.assertEqual(FIELDS, set(json.loads(line)))
