@@ -44,7 +44,7 @@ ISSUER = "https://issuer.test"
 AUDIENCE = "tollgate"
 
 # Route option naming the upstream timeout (cfg_route_t.upstream_timeout_ms).
-ROUTE_TIMEOUT_KEY = "timeout"
+ROUTE_TIMEOUT_KEY = "upstream_timeout_ms"
 
 # Test API keys: id -> (plaintext key, scopes, tier).
 KEYS = {

@@ -25,7 +25,7 @@ class Proxy(TollgateCase):
                 {"name": "down", "match": {"path_prefix": "/down/"},
                  "upstream": "http://127.0.0.1:%d" % dead, "auth": "none"},
                 {"name": "slow", "match": {"path_prefix": "/slow/"}, "upstream": cls.up.url,
-                 "auth": "none", ROUTE_TIMEOUT_KEY: "1s"},
+                 "auth": "none", ROUTE_TIMEOUT_KEY: 1000},
             ]
         cls.tg = Tollgate(configure)
         cls.addClassCleanup(_finish, cls.tg)
