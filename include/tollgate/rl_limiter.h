@@ -19,6 +19,7 @@
 #include "tollgate/rl_policy.h"
 
 struct event_base;
+struct rl_memory;
 
 typedef enum {
     RL_OK,     /* every enforced limit allows (shadow denials included here) */
@@ -82,6 +83,12 @@ typedef struct rl_limiter rl_limiter_t;
  * `ops`/`be` (both borrowed; they outlive the limiter). */
 rl_limiter_t *rl_limiter_new(struct event_base *base, const rl_backend_ops_t *ops, void *be);
 void rl_limiter_free(rl_limiter_t *l);
+
+/* Wire the local fallback (on_redis_error: local): when the backend fails,
+ * `local` limits decide on `m` with rate N and burst divided by `divisor`
+ * (expected_replicas; each at least 1) and report fallback = true.  Without
+ * one, `local` behaves as `open`.  `m` is borrowed; NULL unwires it. */
+void rl_limiter_set_fallback(rl_limiter_t *l, struct rl_memory *m, unsigned divisor);
 
 /* Decide every limit of `policy` that matches `req`.  Returns a handle for
  * rl_cancel(); NULL only when out of memory (`done` then not called).

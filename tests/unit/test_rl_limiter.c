@@ -1,0 +1,504 @@
+/* test_rl_limiter.c — rl_check end to end on an event_base: memory backend,
+ * grouping, shadow, report index, tiers, cancel, backend failures. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "tollgate/rl_limiter.h"
+#include "tollgate/rl_memory.h"
+#include "unit.h"
+
+/* --- fixtures ------------------------------------------------------------- */
+
+#define MAXL 4
+
+typedef struct fix {
+    rl_limit_t lims[MAXL];
+    rl_by_t by[MAXL];
+    rl_policy_set_t ps;
+    struct event_base *base;
+    rl_memory_t *mem;
+    rl_limiter_t *l;
+} fix_t;
+
+/* Add a limit `name` keyed by `kind`, rate n per minute, burst b. */
+static void add_limit(fix_t *f, const char *name, rl_by_kind_t kind, uint32_t n, uint32_t b,
+                      rl_mode_t mode, rl_onerr_t onerr)
+{
+    rl_limit_t *lim = &f->lims[f->ps.nlimits];
+
+    memset(lim, 0, sizeof(*lim));
+    f->by[f->ps.nlimits].kind = kind;
+    lim->name = (char *)name;
+    lim->by = &f->by[f->ps.nlimits];
+    lim->nby = 1;
+    lim->rate = (rl_rate_t){n, 60000, b};
+    lim->mode = mode;
+    lim->on_redis_error = onerr;
+    f->ps.nlimits++;
+}
+
+static void fix_init(fix_t *f, const rl_backend_ops_t *ops, void *be)
+{
+    memset(f, 0, sizeof(*f));
+    f->ps.limits = f->lims;
+    f->base = event_base_new();
+    f->mem = rl_memory_new(1000);
+    f->l = rl_limiter_new(f->base, ops != NULL ? ops : &rl_memory_ops,
+                          be != NULL ? be : f->mem);
+}
+
+static void fix_done(fix_t *f)
+{
+    rl_limiter_free(f->l);
+    rl_memory_free(f->mem);
+    event_base_free(f->base);
+}
+
+static rl_request_t mk_req(const char *client, const char *ip)
+{
+    rl_request_t r;
+
+    memset(&r, 0, sizeof(r));
+    r.method = RL_METHOD_GET;
+    r.path = "/api/x";
+    r.host = "api.example.com";
+    r.client_id = client;
+    r.ip = ip;
+    r.cost = 1;
+    return r;
+}
+
+/* What `done` saw, copied out (the result is valid only during the call). */
+typedef struct answer {
+    int calls;
+    rl_status_t status;
+    size_t n;
+    int report;
+    rl_limit_result_t res[MAXL];
+    char errstr[64];
+    rl_pending_t **cancel_self; /* when set, done cancels its own handle */
+} answer_t;
+
+static void on_done(const rl_result_t *res, void *privdata)
+{
+    answer_t *a = privdata;
+    size_t i;
+
+    a->calls++;
+    a->status = res->status;
+    a->n = res->n;
+    a->report = res->report;
+    for (i = 0; i < res->n && i < MAXL; i++)
+        a->res[i] = res->limits[i];
+    a->errstr[0] = '\0';
+    if (res->errstr != NULL)
+        snprintf(a->errstr, sizeof(a->errstr), "%s", res->errstr);
+    if (a->cancel_self != NULL)
+        rl_cancel(*a->cancel_self);
+}
+
+/* One full check: rl_check, nothing before the loop runs, then the loop. */
+static answer_t run(fix_t *f, const rl_request_t *req)
+{
+    answer_t a;
+    rl_pending_t *p;
+
+    memset(&a, 0, sizeof(a));
+    p = rl_check(f->l, &f->ps, req, on_done, &a);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    CU_ASSERT_EQUAL(a.calls, 0);
+    event_base_dispatch(f->base);
+    CU_ASSERT_EQUAL(a.calls, 1);
+    return a;
+}
+
+/* --- tests ---------------------------------------------------------------- */
+
+static void test_allow_then_deny(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+    int i;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "default", RL_BY_CLIENT, 3, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    for (i = 0; i < 3; i++) {
+        a = run(&f, &req);
+        CU_ASSERT_EQUAL(a.status, RL_OK);
+        CU_ASSERT_EQUAL(a.n, 1);
+        CU_ASSERT_EQUAL(a.report, 0);
+        CU_ASSERT_EQUAL(a.res[0].v.remaining, (uint64_t)(2 - i));
+        CU_ASSERT_PTR_EQUAL(a.res[0].limit, &f.lims[0]);
+        CU_ASSERT_EQUAL(a.res[0].rate.n, 3);
+    }
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_DENIED);
+    CU_ASSERT_EQUAL(a.report, 0);
+    CU_ASSERT_FALSE(a.res[0].v.allowed);
+    CU_ASSERT(a.res[0].v.retry_after_ms > 19000 && a.res[0].v.retry_after_ms <= 20000);
+    CU_ASSERT_PTR_NULL(a.errstr[0] ? a.errstr : NULL);
+    /* another client has its own bucket; cost 0 counts as 1 */
+    req = mk_req("billing", "10.0.0.1");
+    req.cost = 0;
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 2);
+    fix_done(&f);
+}
+
+static void test_no_match(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "batch", RL_BY_CLIENT, 3, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    f.lims[0].match.path = (char *)"/advanced/batch-orders";
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.n, 0);
+    CU_ASSERT_EQUAL(a.report, -1);
+    req.path = "/advanced/batch-orders";
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.n, 1);
+    fix_done(&f);
+}
+
+/* Limits of one identity: when one denies, the other is not charged. */
+static void test_all_or_nothing(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "wide", RL_BY_CLIENT, 10, 10, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "narrow", RL_BY_CLIENT, 1, 1, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.report, 1); /* fewest left */
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_DENIED);
+    CU_ASSERT_EQUAL(a.report, 1);
+    CU_ASSERT_TRUE(a.res[0].v.allowed);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 9); /* not charged */
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 9);
+    fix_done(&f);
+}
+
+static void test_shadow(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+    int i;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "trial", RL_BY_IP, 1, 1, RL_MODE_SHADOW, RL_ONERR_LOCAL);
+    for (i = 0; i < 3; i++) {
+        a = run(&f, &req);
+        CU_ASSERT_EQUAL(a.status, RL_OK);
+        CU_ASSERT_EQUAL(a.report, 0); /* only a shadow limit: it is reported */
+        CU_ASSERT_EQUAL(a.res[0].v.allowed, i == 0);
+    }
+    /* with an enforced limit, the enforced one is reported */
+    add_limit(&f, "real", RL_BY_CLIENT, 100, 100, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_FALSE(a.res[0].v.allowed);
+    CU_ASSERT_EQUAL(a.report, 1);
+    fix_done(&f);
+}
+
+/* Deny: the enforced limit with the largest retry-after; else fewest left. */
+static void test_report(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "per-ip", RL_BY_IP, 2, 2, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "per-client", RL_BY_CLIENT, 60, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.report, 0); /* 1 left vs 2 left */
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.report, 0); /* 0 vs 1 */
+    a = run(&f, &req);
+    /* per-ip denies (30 s), per-client is in another group: charged (0 left) */
+    CU_ASSERT_EQUAL(a.status, RL_DENIED);
+    CU_ASSERT_EQUAL(a.report, 0);
+    a = run(&f, &req);
+    /* both deny: per-ip needs ~30 s, per-client ~1 s */
+    CU_ASSERT_EQUAL(a.status, RL_DENIED);
+    CU_ASSERT_FALSE(a.res[1].v.allowed);
+    CU_ASSERT_EQUAL(a.report, 0);
+    CU_ASSERT(a.res[0].v.retry_after_ms > a.res[1].v.retry_after_ms);
+    fix_done(&f);
+}
+
+static void test_tiers(void)
+{
+    fix_t f;
+    rl_tier_override_t ov[] = {{(char *)"default", {6000, 60000, 6000}}};
+    rl_tier_t tiers[] = {{(char *)"gold", ov, 1}};
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "default", RL_BY_CLIENT, 60, 60, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    f.ps.tiers = tiers;
+    f.ps.ntiers = 1;
+    req.tier = "gold";
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.res[0].rate.n, 6000);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 5999);
+    req = mk_req("other", "10.0.0.1");
+    req.tier = "silver";
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.res[0].rate.n, 60);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 59);
+    fix_done(&f);
+}
+
+/* A backend that records the groups it was given, then answers via memory. */
+typedef struct capture {
+    rl_memory_t *mem;
+    size_t ng, sizes[MAXL];
+    char ids[MAXL][64];
+    const rl_limit_t *first[MAXL];
+} capture_t;
+
+static void *cap_check(void *be, struct event_base *base, rl_group_t *groups, size_t n,
+                       rl_backend_done_fn done, void *privdata)
+{
+    capture_t *c = be;
+    size_t i;
+
+    c->ng = n;
+    for (i = 0; i < n && i < MAXL; i++) {
+        c->sizes[i] = groups[i].n;
+        snprintf(c->ids[i], sizeof(c->ids[i]), "%s", groups[i].identity);
+        c->first[i] = groups[i].limits[0];
+    }
+    return rl_memory_ops.check(c->mem, base, groups, n, done, privdata);
+}
+
+static void cap_cancel(void *be, void *token)
+{
+    rl_memory_ops.cancel(((capture_t *)be)->mem, token);
+}
+
+static const rl_backend_ops_t cap_ops = {"capture", cap_check, cap_cancel};
+
+static void test_grouping(void)
+{
+    capture_t c;
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+
+    memset(&c, 0, sizeof(c));
+    fix_init(&f, &cap_ops, &c);
+    c.mem = f.mem;
+    add_limit(&f, "a", RL_BY_CLIENT, 5, 5, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "b", RL_BY_IP, 4, 4, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "c", RL_BY_CLIENT, 3, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(c.ng, 2);
+    CU_ASSERT_STRING_EQUAL(c.ids[0], "c=orders");
+    CU_ASSERT_STRING_EQUAL(c.ids[1], "ip=10.0.0.1");
+    CU_ASSERT_EQUAL(c.sizes[0], 2);
+    CU_ASSERT_EQUAL(c.sizes[1], 1);
+    CU_ASSERT_PTR_EQUAL(c.first[0], &f.lims[0]);
+    CU_ASSERT_PTR_EQUAL(c.first[1], &f.lims[1]);
+    /* results come back in config order */
+    CU_ASSERT_EQUAL(a.n, 3);
+    CU_ASSERT_PTR_EQUAL(a.res[0].limit, &f.lims[0]);
+    CU_ASSERT_PTR_EQUAL(a.res[1].limit, &f.lims[1]);
+    CU_ASSERT_PTR_EQUAL(a.res[2].limit, &f.lims[2]);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 4);
+    CU_ASSERT_EQUAL(a.res[1].v.remaining, 3);
+    CU_ASSERT_EQUAL(a.res[2].v.remaining, 2);
+    CU_ASSERT_EQUAL(a.report, 2);
+    fix_done(&f);
+}
+
+/* Cancel before the answer: done never runs; nothing leaks (ASan). */
+static void test_cancel(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+    rl_pending_t *p;
+
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "default", RL_BY_CLIENT, 3, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    memset(&a, 0, sizeof(a));
+    p = rl_check(f.l, &f.ps, &req, on_done, &a);
+    rl_cancel(p);
+    event_base_dispatch(f.base);
+    CU_ASSERT_EQUAL(a.calls, 0);
+    /* in flight with a delay */
+    rl_memory_set_delay_ms(f.mem, 30);
+    p = rl_check(f.l, &f.ps, &req, on_done, &a);
+    event_base_loop(f.base, EVLOOP_NONBLOCK);
+    rl_cancel(p);
+    event_base_dispatch(f.base);
+    CU_ASSERT_EQUAL(a.calls, 0);
+    /* nothing matches: the limiter's own event is cancelled too */
+    req.method = RL_METHOD_POST;
+    f.lims[0].match.methods = RL_METHOD_GET;
+    p = rl_check(f.l, &f.ps, &req, on_done, &a);
+    rl_cancel(p);
+    event_base_dispatch(f.base);
+    CU_ASSERT_EQUAL(a.calls, 0);
+    rl_cancel(NULL);
+    /* cancelling from inside done is harmless */
+    f.lims[0].match.methods = 0;
+    rl_memory_set_delay_ms(f.mem, 0);
+    a.cancel_self = &p;
+    p = rl_check(f.l, &f.ps, &req, on_done, &a);
+    event_base_dispatch(f.base);
+    CU_ASSERT_EQUAL(a.calls, 1);
+    fix_done(&f);
+}
+
+/* Backends that fail: later (-1), or at once (NULL), or answer too early. */
+typedef struct failing {
+    struct event_base *base;
+    int mode; /* 0 fail later, 1 refuse, 2 call done inside check */
+} failing_t;
+
+typedef struct fail_tok {
+    struct event *ev;
+    rl_backend_done_fn done;
+    void *pd;
+} fail_tok_t;
+
+static void fail_fire(evutil_socket_t fd, short what, void *arg)
+{
+    fail_tok_t *t = arg;
+    rl_backend_done_fn done = t->done;
+    void *pd = t->pd;
+
+    (void)fd;
+    (void)what;
+    event_free(t->ev);
+    free(t);
+    done(-1, "connection refused", pd);
+}
+
+static void *fail_check(void *be, struct event_base *base, rl_group_t *groups, size_t n,
+                        rl_backend_done_fn done, void *privdata)
+{
+    failing_t *fb = be;
+    fail_tok_t *t;
+    struct timeval tv = {0, 0};
+
+    (void)groups;
+    (void)n;
+    if (fb->mode == 1)
+        return NULL;
+    if (fb->mode == 2) {
+        done(-1, "too early", privdata);
+        return NULL;
+    }
+    t = malloc(sizeof(*t));
+    t->done = done;
+    t->pd = privdata;
+    t->ev = event_new(base, -1, 0, fail_fire, t);
+    event_add(t->ev, &tv);
+    return t;
+}
+
+static void fail_cancel(void *be, void *token)
+{
+    fail_tok_t *t = token;
+
+    (void)be;
+    event_free(t->ev);
+    free(t);
+}
+
+static const rl_backend_ops_t fail_ops = {"failing", fail_check, fail_cancel};
+
+static void test_backend_failure(void)
+{
+    failing_t fb = {NULL, 0};
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    answer_t a;
+    rl_pending_t *p;
+    int mode, i;
+
+    for (mode = 0; mode < 3; mode++) {
+        fb.mode = mode;
+        fix_init(&f, &fail_ops, &fb);
+        add_limit(&f, "open", RL_BY_CLIENT, 5, 5, RL_MODE_ENFORCE, RL_ONERR_OPEN);
+        add_limit(&f, "local", RL_BY_IP, 6, 6, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+        /* local without a fallback store acts as open */
+        a = run(&f, &req);
+        CU_ASSERT_EQUAL(a.status, RL_OK);
+        CU_ASSERT_TRUE(a.res[0].failed && a.res[0].v.allowed);
+        CU_ASSERT_TRUE(a.res[1].failed && a.res[1].v.allowed);
+        CU_ASSERT_FALSE(a.res[1].fallback);
+        CU_ASSERT_NOT_EQUAL(a.errstr[0], '\0');
+        CU_ASSERT_EQUAL(a.report, 0);
+        /* local with the fallback: rate 6 / 3 replicas = 2 */
+        rl_limiter_set_fallback(f.l, f.mem, 3);
+        for (i = 0; i < 3; i++) {
+            a = run(&f, &req);
+            CU_ASSERT_TRUE(a.res[1].fallback);
+            CU_ASSERT_FALSE(a.res[1].failed);
+            CU_ASSERT_EQUAL(a.res[1].rate.n, 2);
+            CU_ASSERT_EQUAL(a.res[1].rate.burst, 2);
+            CU_ASSERT_EQUAL(a.status, i < 2 ? RL_OK : RL_DENIED);
+            CU_ASSERT_EQUAL(a.report, 1);
+        }
+        /* closed: 503; a local denial still wins */
+        add_limit(&f, "closed", RL_BY_CLIENT, 5, 5, RL_MODE_ENFORCE, RL_ONERR_CLOSED);
+        a = run(&f, &req);
+        CU_ASSERT_EQUAL(a.status, RL_DENIED);
+        rl_limiter_set_fallback(f.l, NULL, 0);
+        a = run(&f, &req);
+        CU_ASSERT_EQUAL(a.status, RL_ERR);
+        CU_ASSERT_EQUAL(a.report, 2);
+        CU_ASSERT_TRUE(a.res[2].failed);
+        CU_ASSERT_FALSE(a.res[2].v.allowed);
+        /* shadow + closed never refuses */
+        f.lims[2].mode = RL_MODE_SHADOW;
+        a = run(&f, &req);
+        CU_ASSERT_EQUAL(a.status, RL_OK);
+        /* cancel while failing is pending */
+        memset(&a, 0, sizeof(a));
+        p = rl_check(f.l, &f.ps, &req, on_done, &a);
+        rl_cancel(p);
+        event_base_dispatch(f.base);
+        CU_ASSERT_EQUAL(a.calls, 0);
+        fix_done(&f);
+    }
+}
+
+int test_rl_limiter_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"allow_then_deny", test_allow_then_deny},
+        {"no_match", test_no_match},
+        {"all_or_nothing", test_all_or_nothing},
+        {"shadow", test_shadow},
+        {"report", test_report},
+        {"tiers", test_tiers},
+        {"grouping", test_grouping},
+        {"cancel", test_cancel},
+        {"backend_failure", test_backend_failure},
+        {NULL, NULL},
+    };
+
+    return unit_add_suite("rl_limiter", tests);
+}
