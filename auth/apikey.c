@@ -22,21 +22,21 @@
 
 #include "apikey_internal.h"
 
-#define APIKEY_MAX_FIELDS 4     /* ID DIGEST scopes= tier= */
+#define APIKEY_MAX_FIELDS 4 /* ID DIGEST scopes= tier= */
 #define APIKEY_MAX_SCOPE_LEN 128
 #define APIKEY_MAX_TIER_LEN 64
-#define APIKEY_MAX_LINE 8192    /* bytes of one key file line */
-#define APIKEY_GEN_RANDOM 32    /* bytes of entropy in a generated key */
+#define APIKEY_MAX_LINE 8192 /* bytes of one key file line */
+#define APIKEY_GEN_RANDOM 32 /* bytes of entropy in a generated key */
 
 int (*auth_apikey_memcmp)(const void *a, const void *b, size_t len) = CRYPTO_memcmp;
 
 struct auth_keystore {
     auth_apikey_t **keys; /* nkeys entries, in the order added */
     size_t nkeys;
-    size_t cap;           /* allocated entries of keys */
-    uint32_t *by_digest;  /* nslots: 0 = empty, else index + 1 into keys */
-    uint32_t *by_id;      /* same, hashed by id */
-    size_t nslots;        /* a power of two, at least twice nkeys */
+    size_t cap;          /* allocated entries of keys */
+    uint32_t *by_digest; /* nslots: 0 = empty, else index + 1 into keys */
+    uint32_t *by_id;     /* same, hashed by id */
+    size_t nslots;       /* a power of two, at least twice nkeys */
 };
 
 /* A run of bytes inside a line being parsed. */
@@ -178,7 +178,8 @@ static int keystore_grow(auth_keystore_t *ks, size_t want)
     return 0;
 }
 
-static const auth_apikey_t *find_digest(const auth_keystore_t *ks, const unsigned char d[32])
+static const auth_apikey_t *find_digest(const auth_keystore_t *ks,
+                                        const unsigned char d[32])
 {
     size_t mask, i;
     const auth_apikey_t *k;
@@ -426,7 +427,8 @@ static int parse_attrs(const span_t *f, int nf, auth_apikey_t *k, const char *wh
                 return -1;
             }
             if (!valid_tier(v)) {
-                set_err(err, errlen, where, "bad tier (allowed: 1-64 of A-Z a-z 0-9 . _ -)");
+                set_err(err, errlen, where,
+                        "bad tier (allowed: 1-64 of A-Z a-z 0-9 . _ -)");
                 return -1;
             }
             k->tier = span_dup(v);
@@ -437,7 +439,8 @@ static int parse_attrs(const span_t *f, int nf, auth_apikey_t *k, const char *wh
         } else {
             /* Not echoed: a key pasted in the wrong column must not reach a log. */
             set_err(err, errlen, where,
-                    "unknown attribute in field %d (expected scopes=... or tier=...)", i + 1);
+                    "unknown attribute in field %d (expected scopes=... or tier=...)",
+                    i + 1);
             return -1;
         }
     }
@@ -573,8 +576,8 @@ int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen,
         return -1;
     }
     SHA256((const unsigned char *)key, keylen, k->sha256);
-    snprintf(k->id, sizeof("key-12345678"), "key-%02x%02x%02x%02x", k->sha256[0], k->sha256[1],
-             k->sha256[2], k->sha256[3]);
+    snprintf(k->id, sizeof("key-12345678"), "key-%02x%02x%02x%02x", k->sha256[0],
+             k->sha256[1], k->sha256[2], k->sha256[3]);
     return insert_or_explain(ks, k, "ALLOWED_API_KEYS", err, errlen);
 }
 
@@ -655,14 +658,15 @@ int auth_apikey_format_line(const char *id, const char *key, const char *scopes,
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
     n = snprintf(out, outlen, "%s %s%s%s%s%s", id, hex,
                  scopes != NULL && scopes[0] != '\0' ? " scopes=" : "",
-                 scopes != NULL ? scopes : "", tier != NULL && tier[0] != '\0' ? " tier=" : "",
-                 tier != NULL ? tier : "");
+                 scopes != NULL ? scopes : "",
+                 tier != NULL && tier[0] != '\0' ? " tier=" : "", tier != NULL ? tier : "");
     if (n < 0 || (size_t)n >= outlen)
         return -1;
     return 0;
 }
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* base64url without padding of `n` bytes; `out` has room for 4*ceil(n/3)+1. */
 static size_t b64url_encode(const unsigned char *in, size_t n, char *out)

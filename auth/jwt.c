@@ -39,23 +39,23 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#define JWT_MAX_SIG 64          /* bytes of the longest HMAC (SHA-512) */
+#define JWT_MAX_SIG 64 /* bytes of the longest HMAC (SHA-512) */
 #define JWT_MAX_SCOPE_LEN 256
 #define JWT_MAX_TIER_LEN 64
 #define JWT_MAX_JTI_LEN 256
 #define JWT_TIME_LIMIT 4611686018427387904LL /* 2^62: sums with leeway stay in range */
 
 struct auth_jwt {
-    unsigned allowed;       /* bit (1 << jwt_alg_t) per allowed algorithm */
-    jwt_alg_t hs_alg;       /* the HS secret's one algorithm */
+    unsigned allowed; /* bit (1 << jwt_alg_t) per allowed algorithm */
+    jwt_alg_t hs_alg; /* the HS secret's one algorithm */
     const EVP_MD *hs_md;
-    size_t hs_sig_len;      /* bytes of its HMAC */
+    size_t hs_sig_len; /* bytes of its HMAC */
     unsigned char *hs_secret;
     size_t hs_secret_len;
-    char *issuer;           /* NULL = not checked */
-    char *audience;         /* NULL = not checked */
+    char *issuer;   /* NULL = not checked */
+    char *audience; /* NULL = not checked */
     char *scopes_claim;
-    char *tier_claim;       /* NULL = none */
+    char *tier_claim; /* NULL = none */
     int64_t leeway_s;
 };
 
@@ -155,9 +155,10 @@ static int add_alg(auth_jwt_t *v, const char *name, char *err, size_t errlen)
         return -1;
     }
     if (!alg_is_hs(a)) {
-        snprintf(err, errlen,
-                 "auth.jwt.algorithms: %s needs auth.jwt.keys_file (JWKS), not supported yet",
-                 name);
+        snprintf(
+            err, errlen,
+            "auth.jwt.algorithms: %s needs auth.jwt.keys_file (JWKS), not supported yet",
+            name);
         return -1;
     }
     if (v->hs_alg != JWT_ALG_NONE && v->hs_alg != a) {
@@ -167,7 +168,9 @@ static int add_alg(auth_jwt_t *v, const char *name, char *err, size_t errlen)
         return -1;
     }
     v->hs_alg = a;
-    v->hs_md = a == JWT_ALG_HS256 ? EVP_sha256() : a == JWT_ALG_HS384 ? EVP_sha384() : EVP_sha512();
+    v->hs_md = a == JWT_ALG_HS256   ? EVP_sha256()
+               : a == JWT_ALG_HS384 ? EVP_sha384()
+                                    : EVP_sha512();
     v->hs_sig_len = (size_t)EVP_MD_get_size(v->hs_md);
     v->allowed |= 1u << a;
     return 0;
@@ -199,7 +202,8 @@ auth_jwt_t *auth_jwt_new(const auth_jwt_opts_t *opts, char *err, size_t errlen)
         if (add_alg(v, opts->algorithms[i], err, errlen) != 0)
             goto out_free;
     if (opts->hs_secret == NULL || opts->hs_secret_len == 0) {
-        snprintf(err, errlen, "auth.jwt.algorithms: %s needs JWT_SECRET (or JWT_SECRET_FILE)",
+        snprintf(err, errlen,
+                 "auth.jwt.algorithms: %s needs JWT_SECRET (or JWT_SECRET_FILE)",
                  jwt_alg_str(v->hs_alg));
         goto out_free;
     }
@@ -211,7 +215,8 @@ auth_jwt_t *auth_jwt_new(const auth_jwt_opts_t *opts, char *err, size_t errlen)
     v->leeway_s = opts->leeway_s;
     if (!copy_opt(&v->issuer, opts->issuer) || !copy_opt(&v->audience, opts->audience) ||
         !copy_opt(&v->tier_claim, opts->tier_claim) ||
-        !copy_opt(&v->scopes_claim, opts->scopes_claim != NULL ? opts->scopes_claim : "scope"))
+        !copy_opt(&v->scopes_claim,
+                  opts->scopes_claim != NULL ? opts->scopes_claim : "scope"))
         goto out_oom;
     return v;
 out_oom:
@@ -328,7 +333,8 @@ static auth_jwt_status_t check_header(const auth_jwt_t *v, const json_t *hdr)
             return AUTH_JWT_UNKNOWN_KID;
     }
     /* libjwt 1.x refuses any other typ; say so here, before it is asked. */
-    if (typ != NULL && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
+    if (typ != NULL &&
+        (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
         return AUTH_JWT_MALFORMED;
     return AUTH_JWT_OK;
 }
@@ -386,7 +392,9 @@ static int get_time(const json_t *claims, const char *name, int64_t *out)
     if (json_is_integer(t)) {
         json_int_t i = json_integer_value(t);
 
-        *out = i > JWT_TIME_LIMIT ? JWT_TIME_LIMIT : i < -JWT_TIME_LIMIT ? -JWT_TIME_LIMIT : i;
+        *out = i > JWT_TIME_LIMIT    ? JWT_TIME_LIMIT
+               : i < -JWT_TIME_LIMIT ? -JWT_TIME_LIMIT
+                                     : i;
         return 0;
     }
     if (!json_is_real(t))
@@ -446,9 +454,7 @@ static auth_jwt_status_t check_iss_aud(const auth_jwt_t *v, const json_t *claims
     aud = json_object_get(claims, "aud");
     if (json_str_eq(aud, v->audience))
         return AUTH_JWT_OK;
-    json_array_foreach(aud, i, one)
-        if (json_str_eq(one, v->audience))
-            return AUTH_JWT_OK;
+    json_array_foreach(aud, i, one) if (json_str_eq(one, v->audience)) return AUTH_JWT_OK;
     return AUTH_JWT_BAD_AUDIENCE;
 }
 
@@ -511,7 +517,8 @@ static int fill_scopes(const json_t *sc, auth_identity_t *out)
     }
     if (!json_is_array(sc))
         return -1;
-    json_array_foreach(sc, i, one) {
+    json_array_foreach(sc, i, one)
+    {
         if (!json_is_string(one) ||
             push_scope(out, json_string_value(one), json_string_length(one)) != 0)
             return -1;
@@ -526,7 +533,8 @@ static int optional_str(const json_t *claims, const char *name, size_t max, char
 
     if (name == NULL || (j = json_object_get(claims, name)) == NULL)
         return 0;
-    if (!json_is_string(j) || !clean_str(json_string_value(j), json_string_length(j), max, true))
+    if (!json_is_string(j) ||
+        !clean_str(json_string_value(j), json_string_length(j), max, true))
         return -1;
     *dst = strdup(json_string_value(j));
     return *dst == NULL ? -1 : 0;

@@ -67,11 +67,14 @@ static void expect_load_error(const char *path, const char *want)
 
 static void test_load_errors_carry_line(void)
 {
-    expect_load_error("fixtures/apikeys-dup-id.txt", "fixtures/apikeys-dup-id.txt:5: duplicate id a");
+    expect_load_error("fixtures/apikeys-dup-id.txt",
+                      "fixtures/apikeys-dup-id.txt:5: duplicate id a");
     expect_load_error("fixtures/apikeys-dup-digest.txt",
                       "fixtures/apikeys-dup-digest.txt:2: duplicate digest");
-    expect_load_error("fixtures/apikeys-bad-scope.txt", "fixtures/apikeys-bad-scope.txt:3: bad scope");
-    expect_load_error("fixtures/no-such-file.txt", "fixtures/no-such-file.txt: cannot open");
+    expect_load_error("fixtures/apikeys-bad-scope.txt",
+                      "fixtures/apikeys-bad-scope.txt:3: bad scope");
+    expect_load_error("fixtures/no-such-file.txt",
+                      "fixtures/no-such-file.txt: cannot open");
 }
 
 static const struct {
@@ -80,12 +83,14 @@ static const struct {
 } bad_lines[] = {
     {"bad/id " HEX_A, "bad id"},
     {"b\xc3\xa9 " HEX_A, "bad id"},
-    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa " HEX_A,
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa " HEX_A,
      "bad id"},
     {"onlyid", "digest must be 64 hex digits"},
     {"id ceb15812", "digest must be 64 hex digits"},
     {"id " HEX_A "0", "digest must be 64 hex digits"},
-    {"id zeb15812dae70901112a68d1f299b19686a7920b4d87be828d389add11d418f2", "digest must be"},
+    {"id zeb15812dae70901112a68d1f299b19686a7920b4d87be828d389add11d418f2",
+     "digest must be"},
     {"id " HEX_A " owner=me", "unknown attribute"},
     {"id " HEX_A " tg_SECRETSECRETSECRET", "unknown attribute"},
     {"id " HEX_A " scopes=a:read scopes=b:read", "duplicate attribute scopes="},
@@ -108,7 +113,8 @@ static void test_line_errors(void)
 
         err[0] = '\0';
         snprintf(want, sizeof(want), "f:7: %s", bad_lines[i].want);
-        CU_ASSERT_EQUAL(auth_keystore_add_line(ks, bad_lines[i].line, "f:7", err, sizeof(err)), -1);
+        CU_ASSERT_EQUAL(
+            auth_keystore_add_line(ks, bad_lines[i].line, "f:7", err, sizeof(err)), -1);
         if (strncmp(err, want, strlen(want)) != 0)
             fprintf(stderr, "\n  line %zu: got \"%s\", want \"%s\"\n", i, err, want);
         CU_ASSERT_EQUAL(strncmp(err, want, strlen(want)), 0);
@@ -128,7 +134,8 @@ static void test_blank_and_comment_lines(void)
     CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "", "f:1", err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "   \t ", "f:2", err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "# id " HEX_A, "f:3", err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "x " HEX_A "# trailing", "f:4", err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(
+        auth_keystore_add_line(ks, "x " HEX_A "# trailing", "f:4", err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(auth_keystore_count(ks), 1);
     CU_ASSERT_STRING_EQUAL(lookup_id(ks, "alpha-secret-key-0001"), "x");
     auth_keystore_free(ks);
@@ -139,7 +146,8 @@ static void test_lookup_hit_miss_too_long(void)
     auth_keystore_t *ks = auth_keystore_new();
     char err[128], big[AUTH_APIKEY_MAX_LEN + 2];
 
-    CU_ASSERT_EQUAL_FATAL(auth_keystore_add_line(ks, "a " HEX_A, NULL, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(auth_keystore_add_line(ks, "a " HEX_A, NULL, err, sizeof(err)),
+                          0);
     CU_ASSERT_STRING_EQUAL(lookup_id(ks, "alpha-secret-key-0001"), "a");
     CU_ASSERT_PTR_NULL(lookup_id(ks, "alpha-secret-key-0002"));
     CU_ASSERT_PTR_NULL(lookup_id(ks, "alpha-secret-key-000"));
@@ -149,10 +157,12 @@ static void test_lookup_hit_miss_too_long(void)
     CU_ASSERT_PTR_NULL(auth_keystore_lookup(ks, "alpha-secret-key-0001", 20));
 
     memset(big, 'k', sizeof(big));
-    CU_ASSERT_EQUAL(auth_keystore_add_plain(ks, big, AUTH_APIKEY_MAX_LEN, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(auth_keystore_add_plain(ks, big, AUTH_APIKEY_MAX_LEN, err, sizeof(err)),
+                    0);
     CU_ASSERT_PTR_NOT_NULL(auth_keystore_lookup(ks, big, AUTH_APIKEY_MAX_LEN));
     CU_ASSERT_PTR_NULL(auth_keystore_lookup(ks, big, AUTH_APIKEY_MAX_LEN + 1));
-    CU_ASSERT_EQUAL(auth_keystore_add_plain(ks, big, AUTH_APIKEY_MAX_LEN + 1, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(
+        auth_keystore_add_plain(ks, big, AUTH_APIKEY_MAX_LEN + 1, err, sizeof(err)), -1);
     CU_ASSERT_PTR_NULL(strstr(err, "kkkk"));
     auth_keystore_free(ks);
 
@@ -215,7 +225,8 @@ static void test_add_plain_id(void)
 
     SHA256((const unsigned char *)"my-plain-key", 12, d);
     snprintf(want, sizeof(want), "key-%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
-    CU_ASSERT_EQUAL_FATAL(auth_keystore_add_plain(ks, "my-plain-key", 12, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(auth_keystore_add_plain(ks, "my-plain-key", 12, err, sizeof(err)),
+                          0);
     k = auth_keystore_lookup(ks, "my-plain-key", 12);
     CU_ASSERT_PTR_NOT_NULL_FATAL(k);
     CU_ASSERT_STRING_EQUAL(k->id, want);
@@ -239,7 +250,8 @@ static void test_identity_from_key(void)
 
     CU_ASSERT_EQUAL_FATAL(auth_keystore_load_file(ks, GOOD, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL_FATAL(
-        auth_apikey_identity(auth_keystore_lookup(ks, "alpha-secret-key-0001", 21), &id), 0);
+        auth_apikey_identity(auth_keystore_lookup(ks, "alpha-secret-key-0001", 21), &id),
+        0);
     CU_ASSERT_EQUAL(id.kind, AUTH_KIND_API_KEY);
     CU_ASSERT_STRING_EQUAL(id.client_id, "orders-svc");
     CU_ASSERT_STRING_EQUAL(id.subject, "orders-svc");
@@ -284,9 +296,9 @@ static void test_format_line_round_trip(void)
     const auth_apikey_t *k;
 
     CU_ASSERT_EQUAL_FATAL(auth_apikey_generate(key, sizeof(key)), 0);
-    CU_ASSERT_EQUAL_FATAL(
-        auth_apikey_format_line("orders-svc", key, "a:read,b:write", "gold", line, sizeof(line)),
-        0);
+    CU_ASSERT_EQUAL_FATAL(auth_apikey_format_line("orders-svc", key, "a:read,b:write",
+                                                  "gold", line, sizeof(line)),
+                          0);
     CU_ASSERT_PTR_NULL(strstr(line, key));
     CU_ASSERT_EQUAL_FATAL(auth_keystore_add_line(ks, line, "gen", err, sizeof(err)), 0);
     k = auth_keystore_lookup(ks, key, strlen(key));
@@ -295,14 +307,17 @@ static void test_format_line_round_trip(void)
     CU_ASSERT_EQUAL(k->nscopes, 2);
     CU_ASSERT_STRING_EQUAL(k->tier, "gold");
 
-    CU_ASSERT_EQUAL(auth_apikey_format_line("plain", "alpha-secret-key-0001", NULL, NULL, line,
-                                            sizeof(line)),
+    CU_ASSERT_EQUAL(auth_apikey_format_line("plain", "alpha-secret-key-0001", NULL, NULL,
+                                            line, sizeof(line)),
                     0);
     CU_ASSERT_STRING_EQUAL(line, "plain " HEX_A);
-    CU_ASSERT_EQUAL(auth_apikey_format_line("bad id", key, NULL, NULL, line, sizeof(line)), -1);
+    CU_ASSERT_EQUAL(auth_apikey_format_line("bad id", key, NULL, NULL, line, sizeof(line)),
+                    -1);
     CU_ASSERT_EQUAL(auth_apikey_format_line("", key, NULL, NULL, line, sizeof(line)), -1);
-    CU_ASSERT_EQUAL(auth_apikey_format_line("ok", key, "a b", NULL, line, sizeof(line)), -1);
-    CU_ASSERT_EQUAL(auth_apikey_format_line("ok", key, NULL, "t t", line, sizeof(line)), -1);
+    CU_ASSERT_EQUAL(auth_apikey_format_line("ok", key, "a b", NULL, line, sizeof(line)),
+                    -1);
+    CU_ASSERT_EQUAL(auth_apikey_format_line("ok", key, NULL, "t t", line, sizeof(line)),
+                    -1);
     CU_ASSERT_EQUAL(auth_apikey_format_line("ok", key, NULL, NULL, line, 40), -1);
     auth_keystore_free(ks);
 }

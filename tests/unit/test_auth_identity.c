@@ -88,7 +88,8 @@ static void test_claim(void)
     CU_ASSERT_PTR_NULL(auth_identity_claim(&id, "obj", buf, sizeof(buf)));
     CU_ASSERT_PTR_NULL(auth_identity_claim(&id, "nul", buf, sizeof(buf)));
     CU_ASSERT_PTR_NULL(auth_identity_claim(&id, "absent", buf, sizeof(buf)));
-    CU_ASSERT_PTR_NULL(auth_identity_claim(&id, "n", tiny, sizeof(tiny))); /* "42" won't fit */
+    CU_ASSERT_PTR_NULL(
+        auth_identity_claim(&id, "n", tiny, sizeof(tiny))); /* "42" won't fit */
     CU_ASSERT_STRING_EQUAL(auth_identity_claim(&id, "org", NULL, 0), "acme");
     auth_identity_clear(&id);
     CU_ASSERT_PTR_NULL(auth_identity_claim(&id, "org", buf, sizeof(buf)));

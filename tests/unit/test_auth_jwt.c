@@ -17,7 +17,8 @@
 /* Base64url without padding. */
 static char *b64url(const unsigned char *in, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char *out = malloc(n * 4 / 3 + 4);
     size_t i, o = 0;
     unsigned long v;
@@ -53,7 +54,8 @@ static char *make_token_key(const char *header, const char *payload, const EVP_M
     tok = malloc(n + 200);
     snprintf(tok, n + 200, "%s.%s", h, p);
     if (md != NULL) {
-        HMAC(md, secret, (int)strlen(secret), (unsigned char *)tok, strlen(tok), mac, &maclen);
+        HMAC(md, secret, (int)strlen(secret), (unsigned char *)tok, strlen(tok), mac,
+             &maclen);
         s = b64url(mac, maclen);
     }
     strcat(tok, ".");
@@ -119,13 +121,16 @@ static const struct jwt_case {
     auth_jwt_status_t want;
 } cases[] = {
     {"valid", HS256, "{" OKC "," EXP_OK ",\"iat\":1700000000}", 256, M_NONE, AUTH_JWT_OK},
-    {"valid, no typ", "{\"alg\":\"HS256\"}", "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_OK},
+    {"valid, no typ", "{\"alg\":\"HS256\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_OK},
     {"expired", HS256, "{" OKC ",\"exp\":1699999969}", 256, M_NONE, AUTH_JWT_EXPIRED},
     {"expired at the leeway edge", HS256, "{" OKC ",\"exp\":1699999970}", 256, M_NONE,
      AUTH_JWT_EXPIRED},
-    {"expired within leeway ok", HS256, "{" OKC ",\"exp\":1699999990}", 256, M_NONE, AUTH_JWT_OK},
+    {"expired within leeway ok", HS256, "{" OKC ",\"exp\":1699999990}", 256, M_NONE,
+     AUTH_JWT_OK},
     {"exp missing", HS256, "{" OKC "}", 256, M_NONE, AUTH_JWT_MISSING_EXP},
-    {"exp a string", HS256, "{" OKC ",\"exp\":\"1700003600\"}", 256, M_NONE, AUTH_JWT_MALFORMED},
+    {"exp a string", HS256, "{" OKC ",\"exp\":\"1700003600\"}", 256, M_NONE,
+     AUTH_JWT_MALFORMED},
     {"exp a real", HS256, "{" OKC ",\"exp\":1700003600.5}", 256, M_NONE, AUTH_JWT_OK},
     {"nbf in future", HS256, "{" OKC "," EXP_OK ",\"nbf\":1700000100}", 256, M_NONE,
      AUTH_JWT_NOT_YET_VALID},
@@ -134,17 +139,17 @@ static const struct jwt_case {
     {"iat in future", HS256, "{" OKC "," EXP_OK ",\"iat\":1700000100}", 256, M_NONE,
      AUTH_JWT_IAT_FUTURE},
     {"wrong iss", HS256,
-     "{\"iss\":\"https://evil.example\",\"aud\":\"tollgate\",\"sub\":\"a\"," EXP_OK "}", 256,
-     M_NONE, AUTH_JWT_BAD_ISSUER},
+     "{\"iss\":\"https://evil.example\",\"aud\":\"tollgate\",\"sub\":\"a\"," EXP_OK "}",
+     256, M_NONE, AUTH_JWT_BAD_ISSUER},
     {"iss missing", HS256, "{\"aud\":\"tollgate\",\"sub\":\"a\"," EXP_OK "}", 256, M_NONE,
      AUTH_JWT_BAD_ISSUER},
-    {"wrong aud", HS256, "{\"iss\":\"" ISS "\",\"aud\":\"other\",\"sub\":\"a\"," EXP_OK "}", 256,
-     M_NONE, AUTH_JWT_BAD_AUDIENCE},
+    {"wrong aud", HS256, "{\"iss\":\"" ISS "\",\"aud\":\"other\",\"sub\":\"a\"," EXP_OK "}",
+     256, M_NONE, AUTH_JWT_BAD_AUDIENCE},
     {"aud missing", HS256, "{\"iss\":\"" ISS "\",\"sub\":\"a\"," EXP_OK "}", 256, M_NONE,
      AUTH_JWT_BAD_AUDIENCE},
     {"aud array with audience ok", HS256,
-     "{\"iss\":\"" ISS "\",\"aud\":[\"x\",\"tollgate\"],\"sub\":\"a\"," EXP_OK "}", 256, M_NONE,
-     AUTH_JWT_OK},
+     "{\"iss\":\"" ISS "\",\"aud\":[\"x\",\"tollgate\"],\"sub\":\"a\"," EXP_OK "}", 256,
+     M_NONE, AUTH_JWT_OK},
     {"aud array without audience", HS256,
      "{\"iss\":\"" ISS "\",\"aud\":[\"x\",\"y\"],\"sub\":\"a\"," EXP_OK "}", 256, M_NONE,
      AUTH_JWT_BAD_AUDIENCE},
@@ -152,10 +157,12 @@ static const struct jwt_case {
      AUTH_JWT_BAD_ALG},
     {"alg none, with signature", "{\"alg\":\"none\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
      AUTH_JWT_BAD_ALG},
-    {"alg None", "{\"alg\":\"None\"}", "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_BAD_ALG},
+    {"alg None", "{\"alg\":\"None\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_BAD_ALG},
     {"alg hs256 (case)", "{\"alg\":\"hs256\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
      AUTH_JWT_BAD_ALG},
-    {"alg missing", "{\"typ\":\"JWT\"}", "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_BAD_ALG},
+    {"alg missing", "{\"typ\":\"JWT\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_BAD_ALG},
     {"alg HS384 not allowed", "{\"alg\":\"HS384\"}", "{" OKC "," EXP_OK "}", 384, M_NONE,
      AUTH_JWT_BAD_ALG},
     {"alg RS256 with HS secret", "{\"alg\":\"RS256\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
@@ -167,22 +174,25 @@ static const struct jwt_case {
     {"signed with another key", HS256, "{" OKC "," EXP_OK "}", 256, M_WRONG_KEY,
      AUTH_JWT_BAD_SIGNATURE},
     {"empty signature", HS256, "{" OKC "," EXP_OK "}", 0, M_NONE, AUTH_JWT_BAD_SIGNATURE},
-    {"header not JSON", "not json", "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_MALFORMED},
-    {"header an array", "[\"HS256\"]", "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_MALFORMED},
+    {"header not JSON", "not json", "{" OKC "," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_MALFORMED},
+    {"header an array", "[\"HS256\"]", "{" OKC "," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_MALFORMED},
     {"payload not JSON", HS256, "exp=1", 256, M_NONE, AUTH_JWT_MALFORMED},
-    {"payload duplicate sub", HS256, "{" OKC "," EXP_OK ",\"sub\":\"mallory\"}", 256, M_NONE,
-     AUTH_JWT_MALFORMED},
-    {"header duplicate alg", "{\"alg\":\"HS256\",\"alg\":\"none\"}", "{" OKC "," EXP_OK "}", 256,
+    {"payload duplicate sub", HS256, "{" OKC "," EXP_OK ",\"sub\":\"mallory\"}", 256,
      M_NONE, AUTH_JWT_MALFORMED},
-    {"crit present", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", "{" OKC "," EXP_OK "}",
-     256, M_NONE, AUTH_JWT_CRIT},
-    {"typ not JWT", "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
-     AUTH_JWT_MALFORMED},
-    {"kid short ok", "{\"alg\":\"HS256\",\"kid\":\"k1\"}", "{" OKC "," EXP_OK "}", 256, M_NONE,
-     AUTH_JWT_OK},
-    {"kid too long", "{\"alg\":\"HS256\",\"kid\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
-                     "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
-                     "kkkkkkkkkkkkkkkkkkkkkkk\"}",
+    {"header duplicate alg", "{\"alg\":\"HS256\",\"alg\":\"none\"}", "{" OKC "," EXP_OK "}",
+     256, M_NONE, AUTH_JWT_MALFORMED},
+    {"crit present", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
+     "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_CRIT},
+    {"typ not JWT", "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", "{" OKC "," EXP_OK "}", 256,
+     M_NONE, AUTH_JWT_MALFORMED},
+    {"kid short ok", "{\"alg\":\"HS256\",\"kid\":\"k1\"}", "{" OKC "," EXP_OK "}", 256,
+     M_NONE, AUTH_JWT_OK},
+    {"kid too long",
+     "{\"alg\":\"HS256\",\"kid\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+     "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+     "kkkkkkkkkkkkkkkkkkkkkkk\"}",
      "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_UNKNOWN_KID},
     {"kid a number", "{\"alg\":\"HS256\",\"kid\":7}", "{" OKC "," EXP_OK "}", 256, M_NONE,
      AUTH_JWT_MALFORMED},
@@ -190,16 +200,18 @@ static const struct jwt_case {
      "{\"alg\":\"HS256\",\"jku\":\"https://evil/k\",\"x5u\":\"https://evil/c\","
      "\"jwk\":{\"kty\":\"oct\",\"k\":\"AAAA\"}}",
      "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_OK},
-    {"sub missing", HS256, "{\"iss\":\"" ISS "\",\"aud\":\"tollgate\"," EXP_OK "}", 256, M_NONE,
-     AUTH_JWT_MALFORMED},
-    {"sub a number", HS256, "{\"iss\":\"" ISS "\",\"aud\":\"tollgate\",\"sub\":5," EXP_OK "}", 256,
+    {"sub missing", HS256, "{\"iss\":\"" ISS "\",\"aud\":\"tollgate\"," EXP_OK "}", 256,
      M_NONE, AUTH_JWT_MALFORMED},
+    {"sub a number", HS256,
+     "{\"iss\":\"" ISS "\",\"aud\":\"tollgate\",\"sub\":5," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_MALFORMED},
     {"sub with newline", HS256,
-     "{\"iss\":\"" ISS "\",\"aud\":\"tollgate\",\"sub\":\"a\\r\\nX: y\"," EXP_OK "}", 256, M_NONE,
+     "{\"iss\":\"" ISS "\",\"aud\":\"tollgate\",\"sub\":\"a\\r\\nX: y\"," EXP_OK "}", 256,
+     M_NONE, AUTH_JWT_MALFORMED},
+    {"scope array with a number", HS256, "{" OKC "," EXP_OK ",\"scope\":[\"a\",1]}", 256,
+     M_NONE, AUTH_JWT_MALFORMED},
+    {"jti a number", HS256, "{" OKC "," EXP_OK ",\"jti\":5}", 256, M_NONE,
      AUTH_JWT_MALFORMED},
-    {"scope array with a number", HS256, "{" OKC "," EXP_OK ",\"scope\":[\"a\",1]}", 256, M_NONE,
-     AUTH_JWT_MALFORMED},
-    {"jti a number", HS256, "{" OKC "," EXP_OK ",\"jti\":5}", 256, M_NONE, AUTH_JWT_MALFORMED},
 };
 
 static void mutate(char *tok, const struct jwt_case *c)
@@ -212,7 +224,9 @@ static void mutate(char *tok, const struct jwt_case *c)
 
 static char *build_case(const struct jwt_case *c)
 {
-    const EVP_MD *md = c->sign == 384 ? EVP_sha384() : c->sign == 512 ? EVP_sha512() : EVP_sha256();
+    const EVP_MD *md = c->sign == 384   ? EVP_sha384()
+                       : c->sign == 512 ? EVP_sha512()
+                                        : EVP_sha256();
 
     if (c->sign == 0)
         md = NULL;
@@ -254,10 +268,11 @@ static void test_table(void)
 static void test_valid_identity(void)
 {
     auth_identity_t id;
-    char *tok = make_token(HS256,
-                           "{" OKC "," EXP_OK ",\"iat\":1699999000,\"jti\":\"j-1\","
-                           "\"scope\":\"a:read  b:write\",\"tier\":\"gold\",\"org\":\"acme\"}",
-                           EVP_sha256());
+    char *tok =
+        make_token(HS256,
+                   "{" OKC "," EXP_OK ",\"iat\":1699999000,\"jti\":\"j-1\","
+                   "\"scope\":\"a:read  b:write\",\"tier\":\"gold\",\"org\":\"acme\"}",
+                   EVP_sha256());
     char buf[32];
 
     CU_ASSERT_EQUAL_FATAL(verify_str(tok, &id), AUTH_JWT_OK);
@@ -280,8 +295,9 @@ static void test_valid_identity(void)
 static void test_scopes_array(void)
 {
     auth_identity_t id;
-    char *tok = make_token(HS256, "{" OKC "," EXP_OK ",\"scope\":[\"x:read\",\"y:write\",\"z\"]}",
-                           EVP_sha256());
+    char *tok =
+        make_token(HS256, "{" OKC "," EXP_OK ",\"scope\":[\"x:read\",\"y:write\",\"z\"]}",
+                   EVP_sha256());
 
     CU_ASSERT_EQUAL_FATAL(verify_str(tok, &id), AUTH_JWT_OK);
     CU_ASSERT_EQUAL_FATAL(id.nscopes, 3);
@@ -352,9 +368,11 @@ static void test_too_large(void)
     big[20] = '.';
     big[n] = '\0';
     CU_ASSERT_EQUAL(auth_jwt_verify(v, big, n, NOW, &id), AUTH_JWT_TOO_LARGE);
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, big, AUTH_JWT_MAX_LEN + 1, NOW, &id), AUTH_JWT_TOO_LARGE);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, big, AUTH_JWT_MAX_LEN + 1, NOW, &id),
+                    AUTH_JWT_TOO_LARGE);
     /* a NUL inside the given length */
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, good, strlen(good) + 1, NOW, &id), AUTH_JWT_MALFORMED);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, good, strlen(good) + 1, NOW, &id),
+                    AUTH_JWT_MALFORMED);
     /* the length is honoured: no NUL needed after the token */
     memcpy(big, good, strlen(good));
     CU_ASSERT_EQUAL(auth_jwt_verify(v, big, strlen(good), NOW, &id), AUTH_JWT_OK);
@@ -364,8 +382,8 @@ static void test_too_large(void)
     free(big);
 }
 
-static auth_jwt_t *new_with(const char *const *algs, size_t n, const char *secret, char *err,
-                            size_t errlen)
+static auth_jwt_t *new_with(const char *const *algs, size_t n, const char *secret,
+                            char *err, size_t errlen)
 {
     auth_jwt_opts_t o = {
         .algorithms = algs,
@@ -424,9 +442,10 @@ static void test_hs512_defaults(void)
     char err[128];
     auth_jwt_t *v = auth_jwt_new(&o, err, sizeof(err));
     auth_identity_t id;
-    char *tok = make_token("{\"alg\":\"HS512\"}",
-                           "{\"sub\":\"svc\",\"exp\":1700000100,\"scp\":\"a b\",\"scope\":\"c\"}",
-                           EVP_sha512());
+    char *tok =
+        make_token("{\"alg\":\"HS512\"}",
+                   "{\"sub\":\"svc\",\"exp\":1700000100,\"scp\":\"a b\",\"scope\":\"c\"}",
+                   EVP_sha512());
     char *t256 = make_token(HS256, "{\"sub\":\"svc\",\"exp\":1700000100}", EVP_sha256());
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
