@@ -40,7 +40,8 @@
 #include "tollgate/srv_proxy.h"
 
 #define PROXY_HOST_MAX 255
-#define PROXY_BACKSTOP_MS 1000 /* libevent's own inactivity timeout, past ours */
+#define PROXY_BACKSTOP_MS 1000       /* libevent's own inactivity timeout, past ours */
+#define PROXY_MAX_TIMEOUT_MS 3600000 /* longer timeouts are clamped */
 
 struct proxy_conn {
     struct proxy_conn *next_all;  /* every connection of the upstream */
@@ -78,18 +79,18 @@ struct srv_proxy_req {
     TAILQ_ENTRY(srv_proxy_req) link; /* in up->waiters or p->inflight */
     srv_proxy_t *p;
     struct proxy_upstream *up;
-    struct proxy_conn *conn;      /* while REQ_SENT */
-    struct evhttp_request *out;   /* while REQ_SENT; owned by libevent */
+    struct proxy_conn *conn;    /* while REQ_SENT */
+    struct evhttp_request *out; /* while REQ_SENT; owned by libevent */
     struct evhttp_request *client;
-    struct event *deadline;       /* the timeout; also delivers parked results */
-    struct evkeyvalq hdrs;        /* outgoing headers, kept for a retry */
+    struct event *deadline; /* the timeout; also delivers parked results */
+    struct evkeyvalq hdrs;  /* outgoing headers, kept for a retry */
     char *target;
     enum evhttp_cmd_type method;
     unsigned timeout_ms;
     srv_proxy_done_fn done;
     void *privdata;
-    int error;                    /* last evhttp_request_error, -1 none */
-    srv_proxy_status_t parked;    /* result while REQ_PARKED */
+    int error;                 /* last evhttp_request_error, -1 none */
+    srv_proxy_status_t parked; /* result while REQ_PARKED */
     proxy_req_state_t state;
     bool starting, retried, in_done;
 };
@@ -101,8 +102,8 @@ static void proxy_deadline_cb(evutil_socket_t fd, short what, void *arg);
 
 static bool hdr_is_hop_static(const char *name)
 {
-    static const char *const hop[] = {"Connection", "Keep-Alive", "TE", "Trailer",
-                                      "Transfer-Encoding", "Upgrade"};
+    static const char *const hop[] = {"Connection", "Keep-Alive",        "TE",
+                                      "Trailer",    "Transfer-Encoding", "Upgrade"};
     size_t i;
 
     for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
@@ -143,9 +144,10 @@ static bool hdr_is_hop(const struct evkeyvalq *h, const char *name)
 
     if (hdr_is_hop_static(name))
         return true;
-    TAILQ_FOREACH(kv, h, next)
+    for (kv = TAILQ_FIRST(h); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         if (strcasecmp(kv->key, "Connection") == 0 && token_list_has(kv->value, name))
             return true;
+    }
     return false;
 }
 
@@ -153,9 +155,10 @@ void srv_proxy_copy_headers(const struct evkeyvalq *from, struct evkeyvalq *to)
 {
     const struct evkeyval *kv;
 
-    TAILQ_FOREACH(kv, from, next)
+    for (kv = TAILQ_FIRST(from); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         if (!hdr_is_hop(from, kv->key) && evhttp_add_header(to, kv->key, kv->value) != 0)
             log_warn("proxy: dropped header %s", kv->key);
+    }
 }
 
 /* ---- upstreams --------------------------------------------------------- */
@@ -466,6 +469,7 @@ static int copy_body(struct evhttp_request *client, struct evbuffer *to)
 static int req_start(srv_proxy_req_t *r, struct proxy_conn *c)
 {
     struct evhttp_request *out = evhttp_request_new(proxy_done_cb, r);
+    struct evkeyvalq *oh;
     struct timeval tv;
     const struct evkeyval *kv;
     int rc;
@@ -473,9 +477,11 @@ static int req_start(srv_proxy_req_t *r, struct proxy_conn *c)
     if (out == NULL)
         goto out_put_conn;
     evhttp_request_set_error_cb(out, proxy_error_cb);
-    TAILQ_FOREACH(kv, &r->hdrs, next)
-        if (evhttp_add_header(evhttp_request_get_output_headers(out), kv->key, kv->value) != 0)
+    oh = evhttp_request_get_output_headers(out);
+    for (kv = TAILQ_FIRST(&r->hdrs); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
+        if (evhttp_add_header(oh, kv->key, kv->value) != 0)
             goto out_free_req;
+    }
     if (copy_body(r->client, evhttp_request_get_output_buffer(out)) != 0)
         goto out_free_req;
     tv.tv_sec = (r->timeout_ms + PROXY_BACKSTOP_MS) / 1000;
@@ -548,8 +554,7 @@ static bool hdr_skip_request(const struct evkeyvalq *h, const char *name)
 {
     return hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
            strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0 ||
-           strncasecmp(name, "X-Auth-", 7) == 0 ||
-           strcasecmp(name, "X-Forwarded-For") == 0;
+           strncasecmp(name, "X-Auth-", 7) == 0 || strcasecmp(name, "X-Forwarded-For") == 0;
 }
 
 static void hdr_remove_all(struct evkeyvalq *h, const char *name)
@@ -567,9 +572,10 @@ static int hdr_add_xff(const struct evkeyvalq *in, struct evkeyvalq *out, const 
 
     if (b == NULL)
         return -1;
-    TAILQ_FOREACH(kv, in, next)
+    for (kv = TAILQ_FIRST(in); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         if (strcasecmp(kv->key, "X-Forwarded-For") == 0 && kv->value[0] != '\0')
             evbuffer_add_printf(b, "%s%s", evbuffer_get_length(b) ? ", " : "", kv->value);
+    }
     if (ip != NULL && ip[0] != '\0')
         evbuffer_add_printf(b, "%s%s", evbuffer_get_length(b) ? ", " : "", ip);
     if (evbuffer_get_length(b) == 0) {
@@ -594,9 +600,11 @@ static int build_headers(srv_proxy_req_t *r, const srv_proxy_hdr_t *add, size_t 
     size_t blen = evbuffer_get_length(evhttp_request_get_input_buffer(r->client));
     size_t i;
 
-    TAILQ_FOREACH(kv, in, next)
-        if (!hdr_skip_request(in, kv->key) && evhttp_add_header(&r->hdrs, kv->key, kv->value) != 0)
+    for (kv = TAILQ_FIRST(in); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
+        if (!hdr_skip_request(in, kv->key) &&
+            evhttp_add_header(&r->hdrs, kv->key, kv->value) != 0)
             return -1;
+    }
     if (evhttp_add_header(&r->hdrs, "Host", r->up->hosthdr) != 0)
         return -1;
     if (blen > 0 || r->method == EVHTTP_REQ_POST || r->method == EVHTTP_REQ_PUT ||
@@ -713,13 +721,16 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
     r->client = client;
     r->method = m;
     r->timeout_ms = timeout_ms != 0 ? timeout_ms : SRV_PROXY_DEFAULT_TIMEOUT_MS;
+    if (r->timeout_ms > PROXY_MAX_TIMEOUT_MS)
+        r->timeout_ms = PROXY_MAX_TIMEOUT_MS;
     r->done = done;
     r->privdata = privdata;
     r->error = -1;
     r->state = REQ_PARKED;
     r->target = strdup(target);
     r->deadline = evtimer_new(p->base, proxy_deadline_cb, r);
-    if (r->target == NULL || r->deadline == NULL || build_headers(r, add, nadd, client_ip) != 0)
+    if (r->target == NULL || r->deadline == NULL ||
+        build_headers(r, add, nadd, client_ip) != 0)
         goto out_free_req;
     tv.tv_sec = r->timeout_ms / 1000;
     tv.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;

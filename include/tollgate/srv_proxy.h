@@ -18,10 +18,10 @@ struct evhttp_request;
 struct evkeyvalq;
 struct evbuffer;
 
-#define SRV_PROXY_MAX_CONNS 256                 /* default, per upstream */
-#define SRV_PROXY_MAX_RESP_BODY (64u << 20)     /* bytes; larger -> ERROR */
-#define SRV_PROXY_MAX_RESP_HEADERS (64u << 10)  /* bytes; larger -> ERROR */
-#define SRV_PROXY_DEFAULT_TIMEOUT_MS 30000u     /* used when timeout_ms is 0 */
+#define SRV_PROXY_MAX_CONNS 256                /* default, per upstream */
+#define SRV_PROXY_MAX_RESP_BODY (64u << 20)    /* bytes; larger -> ERROR */
+#define SRV_PROXY_MAX_RESP_HEADERS (64u << 10) /* bytes; larger -> ERROR */
+#define SRV_PROXY_DEFAULT_TIMEOUT_MS 30000u    /* used when timeout_ms is 0 */
 
 typedef struct srv_proxy srv_proxy_t;
 typedef struct srv_proxy_req srv_proxy_req_t;

@@ -46,6 +46,7 @@ static struct {
     struct evconnlistener *raw;
     uint16_t raw_port;
     int raw_conns;
+    bool raw_garbage; /* answer with a broken status line */
     struct raw_conn *rawc[RAW_MAX];
     /* front */
     struct evhttp *front;
@@ -103,8 +104,9 @@ static void copy_hdrs(const struct evkeyvalq *from, struct evkeyvalq *to)
     const struct evkeyval *kv;
 
     evhttp_clear_headers(to);
-    TAILQ_FOREACH(kv, from, next)
+    for (kv = TAILQ_FIRST(from); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         evhttp_add_header(to, kv->key, kv->value);
+    }
 }
 
 static int count_hdr(const struct evkeyvalq *h, const char *name)
@@ -112,19 +114,25 @@ static int count_hdr(const struct evkeyvalq *h, const char *name)
     const struct evkeyval *kv;
     int n = 0;
 
-    TAILQ_FOREACH(kv, h, next)
+    for (kv = TAILQ_FIRST(h); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         n += strcasecmp(kv->key, name) == 0;
+    }
     return n;
 }
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
     switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    default:
+        return "OTHER";
     }
 }
 
@@ -213,7 +221,10 @@ static void raw_read(struct bufferevent *bev, void *arg)
             raw_close(c);
             return;
         }
-        bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 40);
+        if (T.raw_garbage)
+            bufferevent_write(bev, "HTTP/1.1 abc\r\n\r\n", 16);
+        else
+            bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 40);
     }
 }
 
@@ -258,7 +269,8 @@ static void front_done(const srv_proxy_resp_t *resp, void *privdata)
         srv_proxy_copy_headers(resp->headers, evhttp_request_get_output_headers(req));
         evhttp_send_reply(req, resp->code, resp->reason, resp->body);
     } else {
-        evhttp_send_reply(req, resp->status == SRV_PROXY_TIMEOUT ? 504 : 502, "Proxy", NULL);
+        evhttp_send_reply(req, resp->status == SRV_PROXY_TIMEOUT ? 504 : 502, "Proxy",
+                          NULL);
     }
 }
 
@@ -300,8 +312,8 @@ static struct evhttp_connection *client_new(void)
     return evhttp_connection_base_new(T.base, NULL, "127.0.0.1", T.front_port);
 }
 
-static void client_send(struct evhttp_connection *c, enum evhttp_cmd_type m, const char *uri,
-                        const char *body, const char *const *hdrs)
+static void client_send(struct evhttp_connection *c, enum evhttp_cmd_type m,
+                        const char *uri, const char *body, const char *const *hdrs)
 {
     struct evhttp_request *r = evhttp_request_new(client_cb, NULL);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(r);
@@ -316,7 +328,8 @@ static void client_send(struct evhttp_connection *c, enum evhttp_cmd_type m, con
 
 /* ---- fixture ----------------------------------------------------------- */
 
-static struct evhttp *server_new(void (*cb)(struct evhttp_request *, void *), uint16_t *port)
+static struct evhttp *server_new(void (*cb)(struct evhttp_request *, void *),
+                                 uint16_t *port)
 {
     struct evhttp *h = evhttp_new(T.base);
     struct evhttp_bound_socket *s;
@@ -379,11 +392,29 @@ static const char *up_hdr(const char *name)
 
 static void test_passthrough(void)
 {
-    static const char *const h[] = {
-        "Connection", "X-Secret", "X-Secret", "s", "Keep-Alive", "timeout=5",
-        "Proxy-Authorization", "Basic eDp5", "TE", "trailers", "Upgrade", "websocket",
-        "X-Auth-Client-Id", "forged", "X-Auth-Scopes", "admin", "X-Request-ID", "forged",
-        "X-Forwarded-For", "198.51.100.1", "X-Custom", "c", NULL};
+    static const char *const h[] = {"Connection",
+                                    "X-Secret",
+                                    "X-Secret",
+                                    "s",
+                                    "Keep-Alive",
+                                    "timeout=5",
+                                    "Proxy-Authorization",
+                                    "Basic eDp5",
+                                    "TE",
+                                    "trailers",
+                                    "Upgrade",
+                                    "websocket",
+                                    "X-Auth-Client-Id",
+                                    "forged",
+                                    "X-Auth-Scopes",
+                                    "admin",
+                                    "X-Request-ID",
+                                    "forged",
+                                    "X-Forwarded-For",
+                                    "198.51.100.1",
+                                    "X-Custom",
+                                    "c",
+                                    NULL};
     struct evhttp_connection *c;
     char host[32];
 
@@ -615,12 +646,32 @@ static void test_stale_keepalive_retry(void)
     fx_teardown();
 }
 
+static void test_bad_answer(void)
+{
+    struct evhttp_connection *c;
+
+    fx_setup();
+    T.raw_garbage = true;
+    snprintf(T.upstream, sizeof(T.upstream), "http://127.0.0.1:%u", T.raw_port);
+    c = client_new();
+    client_send(c, EVHTTP_REQ_GET, "/a", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 3000));
+    CU_ASSERT_EQUAL(T.last_status, SRV_PROXY_ERROR);
+    CU_ASSERT_EQUAL(T.cl_code, 502);
+    evhttp_connection_free(c);
+    fx_teardown();
+}
+
 static void test_refused_arguments(void)
 {
-    static const char *const bad[] = {"https://127.0.0.1:1", "http://backend.example:80",
-                                      "http://127.0.0.1:0", "http://127.0.0.1:99999",
-                                      "http://127.0.0.1:80/api", "http://u@127.0.0.1",
-                                      "http://[::1", "ftp://127.0.0.1"};
+    static const char *const bad[] = {"https://127.0.0.1:1",
+                                      "http://backend.example:80",
+                                      "http://127.0.0.1:0",
+                                      "http://127.0.0.1:99999",
+                                      "http://127.0.0.1:80/api",
+                                      "http://u@127.0.0.1",
+                                      "http://[::1",
+                                      "ftp://127.0.0.1"};
     struct evhttp_connection *c;
     size_t i;
 
@@ -684,6 +735,7 @@ int test_srv_proxy_add(void)
         {"cancel_in_flight", test_cancel_in_flight},
         {"cancel_waiting_and_free_pending", test_cancel_waiting_and_free_pending},
         {"stale_keepalive_retry", test_stale_keepalive_retry},
+        {"bad_answer", test_bad_answer},
         {"refused_arguments", test_refused_arguments},
         {NULL, NULL},
     };
