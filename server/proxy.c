@@ -446,9 +446,10 @@ static int copy_body(struct evhttp_request *client, struct evbuffer *to)
     size_t off = 0, len = evbuffer_get_length(from);
     struct evbuffer_iovec v[8];
     struct evbuffer_ptr pos;
-    int n, i;
 
     while (off < len) {
+        int n, i;
+
         if (evbuffer_ptr_set(from, &pos, off, EVBUFFER_PTR_SET) != 0)
             return -1;
         n = evbuffer_peek(from, -1, &pos, v, 8);
