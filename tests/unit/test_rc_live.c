@@ -1,0 +1,704 @@
+/* test_rc_live.c — the Redis client against a real standalone redis-server,
+ * started by each test on a free loopback port in a temp dir and stopped by
+ * PID (skipped, with a printed reason, when redis-server is not installed). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "tollgate/log.h"
+#include "tollgate/rc.h"
+#include "unit.h"
+
+/* ---- a redis-server of our own ------------------------------------------ */
+
+typedef struct srv {
+    pid_t pid;
+    unsigned port;
+    char dir[64];
+} srv_t;
+
+static int have_redis(void)
+{
+    static int have = -1;
+
+    if (have < 0) {
+        have = system("command -v redis-server >/dev/null 2>&1") == 0;
+        if (!have)
+            fprintf(stderr, "\n  [rc_live] redis-server not installed: skipping\n");
+    }
+    return have;
+}
+
+static unsigned free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned port = 0;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int port_open(unsigned port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void msleep(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Start redis-server on s->port (0: a free one) with extra args; 0 ok. */
+static int srv_start(srv_t *s, const char *const *extra)
+{
+    char portbuf[16];
+    const char *argv[32];
+    int n = 0;
+
+    if (s->dir[0] == '\0') {
+        snprintf(s->dir, sizeof(s->dir), "/tmp/tg-rc-XXXXXX");
+        if (mkdtemp(s->dir) == NULL)
+            return -1;
+    }
+    if (s->port == 0)
+        s->port = free_port();
+    snprintf(portbuf, sizeof(portbuf), "%u", s->port);
+    argv[n++] = "redis-server";
+    argv[n++] = "--port";
+    argv[n++] = portbuf;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--dir";
+    argv[n++] = s->dir;
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--logfile";
+    argv[n++] = "redis.log";
+    argv[n++] = "--enable-debug-command";
+    argv[n++] = "local";
+    for (; extra != NULL && *extra != NULL && n < 31; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (port_open(s->port))
+            return 0;
+        msleep(10);
+    }
+    return -1;
+}
+
+static void srv_kill(srv_t *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+static void srv_stop(srv_t *s)
+{
+    char cmd[128];
+
+    srv_kill(s);
+    if (s->dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", s->dir);
+        s->dir[0] = '\0';
+    }
+}
+
+/* ---- driving the loop ---------------------------------------------------- */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Run `base` until *done or `ms` passed; 1 when done. */
+static int spin(struct event_base *base, const int *done, unsigned ms)
+{
+    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = {0, 5000};
+    struct timespec t0, t;
+
+    event_add(tick, &tv);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (done != NULL && *done)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= (long)ms)
+            break;
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(tick);
+    return done != NULL && *done;
+}
+
+static int wait_up(struct event_base *base, rc_client_t *c, unsigned ms)
+{
+    for (unsigned i = 0; i < ms / 10; i++) {
+        if (rc_client_up(c))
+            return 1;
+        spin(base, NULL, 10);
+    }
+    return rc_client_up(c);
+}
+
+static rc_client_t *client_for(struct event_base *base, const srv_t *s, rc_opts_t *o)
+{
+    static char seed[32];
+    static const char *seeds[1];
+    char err[256];
+    rc_client_t *c;
+
+    snprintf(seed, sizeof(seed), "127.0.0.1:%u", s->port);
+    seeds[0] = seed;
+    o->seeds = seeds;
+    o->nseeds = 1;
+    c = rc_client_new(base, o, err, sizeof(err));
+    if (c == NULL)
+        fprintf(stderr, "rc_client_new: %s\n", err);
+    return c;
+}
+
+/* One reply, copied for the test to look at. */
+typedef struct got {
+    int done;
+    int type; /* -1: NULL reply */
+    long long integer;
+    char str[256];
+    char errstr[512];
+    int calls;
+} got_t;
+
+static void got_cb(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    got_t *g = privdata;
+
+    (void)c;
+    g->calls++;
+    g->done = 1;
+    g->type = r != NULL ? r->type : -1;
+    if (r != NULL) {
+        g->integer = r->integer;
+        if (r->str != NULL)
+            snprintf(g->str, sizeof(g->str), "%.*s", (int)r->len, r->str);
+    } else {
+        snprintf(g->errstr, sizeof(g->errstr), "%s", errstr != NULL ? errstr : "(null)");
+    }
+}
+
+/* Send a command and wait for its reply. */
+static rc_pending_t *cmd(rc_client_t *c, got_t *g, int argc, const char **argv)
+{
+    memset(g, 0, sizeof(*g));
+    return rc_command_argv(c, argv[argc > 1 ? 1 : 0], strlen(argv[argc > 1 ? 1 : 0]), argc, argv,
+                           NULL, got_cb, g);
+}
+
+static int cmd_wait(struct event_base *base, rc_client_t *c, got_t *g, int argc,
+                    const char **argv, unsigned ms)
+{
+    if (cmd(c, g, argc, argv) == NULL)
+        return 0;
+    return spin(base, &g->done, ms);
+}
+
+#define SKIP_WITHOUT_REDIS()                                                                      \
+    do {                                                                                          \
+        if (!have_redis())                                                                        \
+            return;                                                                               \
+    } while (0)
+
+/* ---- tests ----------------------------------------------------------------- */
+
+typedef struct seq {
+    int next; /* the index the next callback must have */
+    int bad;
+    int done;
+    int n;
+} seq_t;
+
+typedef struct seq_item {
+    seq_t *seq;
+    int idx;
+    char want[32];
+} seq_item_t;
+
+static void seq_cb(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    seq_item_t *it = privdata;
+
+    (void)c;
+    (void)errstr;
+    if (it->idx != it->seq->next++)
+        it->seq->bad++;
+    if (r == NULL || (it->want[0] != '\0' && (r->str == NULL || strcmp(r->str, it->want) != 0)))
+        it->seq->bad++;
+    if (it->seq->next == it->seq->n)
+        it->seq->done = 1;
+}
+
+static void test_pipeline_fifo(void)
+{
+    enum { N = 1000 };
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 5000};
+    srv_t s = {0};
+    rc_client_t *c;
+    seq_t sq = {.n = 3 * N};
+    seq_item_t *items;
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    items = calloc(3 * N, sizeof(*items));
+    /* Sent before the connection is up: queued, then pipelined in order. */
+    for (int i = 0; i < N; i++) {
+        char k[32], v[32];
+        const char *set[] = {"SET", k, v}, *get[] = {"GET", k}, *ping[] = {"PING"};
+
+        snprintf(k, sizeof(k), "k%d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        items[3 * i] = (seq_item_t){&sq, 3 * i, "OK"};
+        items[3 * i + 1] = (seq_item_t){&sq, 3 * i + 1, ""};
+        snprintf(items[3 * i + 1].want, sizeof(items[0].want), "%s", v);
+        items[3 * i + 2] = (seq_item_t){&sq, 3 * i + 2, "PONG"};
+        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(c, k, strlen(k), 3, set, NULL, seq_cb, &items[3 * i]));
+        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(c, k, strlen(k), 2, get, NULL, seq_cb, &items[3 * i + 1]));
+        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(c, NULL, 0, 1, ping, NULL, seq_cb, &items[3 * i + 2]));
+    }
+    CU_ASSERT(spin(base, &sq.done, 5000));
+    CU_ASSERT_EQUAL(sq.next, 3 * N);
+    CU_ASSERT_EQUAL(sq.bad, 0);
+    CU_ASSERT(rc_client_up(c));
+    rc_client_free(c);
+    free(items);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+static void test_evalsha_noscript(void)
+{
+    static const rc_script_t scripts[] = {
+        {"echo", "return ARGV[1]", 14},
+        {"incr", "return redis.call('INCRBY', KEYS[1], ARGV[1])", 45},
+    };
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 2000, .scripts = scripts, .nscripts = 2};
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g;
+    const char *key = "tg:{x}:n", *arg = "hello", *three = "3";
+    const char *flush[] = {"SCRIPT", "FLUSH"};
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(strlen(rc_script_sha(c, 0)), 40);
+    CU_ASSERT_STRING_EQUAL(rc_script_sha(c, 0), "098e0f0d1448c0a81dafe820f66d460eb09263da");
+    memset(&g, 0, sizeof(g));
+    CU_ASSERT_PTR_NOT_NULL(rc_evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, got_cb, &g));
+    CU_ASSERT(spin(base, &g.done, 2000));
+    CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
+    CU_ASSERT_STRING_EQUAL(g.str, "hello");
+
+    CU_ASSERT(cmd_wait(base, c, &g, 2, flush, 2000));
+    CU_ASSERT_STRING_EQUAL(g.str, "OK");
+    /* Both scripts are gone now: EVALSHA meets NOSCRIPT and recovers. */
+    for (int i = 0; i < 2; i++) {
+        memset(&g, 0, sizeof(g));
+        CU_ASSERT_PTR_NOT_NULL(rc_evalsha(c, 1, 1, &key, NULL, 1, &three, NULL, got_cb, &g));
+        CU_ASSERT(spin(base, &g.done, 2000));
+        CU_ASSERT_EQUAL(g.type, REDIS_REPLY_INTEGER);
+        CU_ASSERT_EQUAL(g.integer, 3 * (i + 1));
+        CU_ASSERT_EQUAL(g.calls, 1);
+    }
+    /* Out-of-range script: refused at once. */
+    CU_ASSERT_PTR_NULL(rc_evalsha(c, 7, 0, NULL, NULL, 0, NULL, NULL, got_cb, &g));
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+static void test_timeout_late_reply(void)
+{
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 50};
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t sleep_g, ping_g, g;
+    const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.3"}, *ping[] = {"PING"};
+    const char *set[] = {"SET", "tk", "tv"}, *get[] = {"GET", "tk"};
+    struct timespec t0, t1;
+    long ms;
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CU_ASSERT_PTR_NOT_NULL(cmd(c, &sleep_g, 3, sleep_argv));
+    CU_ASSERT_PTR_NOT_NULL(cmd(c, &ping_g, 1, ping));
+    CU_ASSERT(spin(base, &sleep_g.done, 1000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    CU_ASSERT(ms >= 40 && ms < 250);
+    CU_ASSERT_EQUAL(sleep_g.type, -1);
+    CU_ASSERT_STRING_EQUAL(sleep_g.errstr, "timeout");
+    CU_ASSERT(spin(base, &ping_g.done, 1000));
+    CU_ASSERT_EQUAL(ping_g.type, -1);
+    /* Let the late replies arrive: they are read and discarded. */
+    spin(base, NULL, 400);
+    CU_ASSERT_EQUAL(sleep_g.calls, 1);
+    CU_ASSERT_EQUAL(ping_g.calls, 1);
+    CU_ASSERT(cmd_wait(base, c, &g, 3, set, 1000));
+    CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STATUS);
+    CU_ASSERT_STRING_EQUAL(g.str, "OK");
+    CU_ASSERT(cmd_wait(base, c, &g, 2, get, 1000));
+    CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
+    CU_ASSERT_STRING_EQUAL(g.str, "tv");
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+static void test_auth(void)
+{
+    static const char *const extra[] = {"--requirepass", "Pa55-word-for-tests", NULL};
+    struct event_base *base;
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g;
+    const char *ping[] = {"PING"};
+    const char *acl[] = {"ACL", "SETUSER", "app", "on", ">app-Secret-42", "~*", "+@all"};
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, extra) == 0);
+    base = event_base_new();
+
+    /* Good password; SELECT 3 on connect. */
+    rc_opts_t good = {.timeout_ms = 1000, .password = "Pa55-word-for-tests", .db = 3};
+    c = client_for(base, &s, &good);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+    CU_ASSERT(cmd_wait(base, c, &g, 7, acl, 2000));
+    CU_ASSERT_STRING_EQUAL(g.str, "OK");
+    const char *dbq[] = {"CLIENT", "INFO"};
+    CU_ASSERT(cmd_wait(base, c, &g, 2, dbq, 2000));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g.str, " db=3 "));
+    rc_client_free(c);
+
+    /* ACL user + password. */
+    rc_opts_t user = {.timeout_ms = 1000, .username = "app", .password = "app-Secret-42"};
+    c = client_for(base, &s, &user);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+    rc_client_free(c);
+
+    /* Bad password: the command fails with the server's reason, no secret. */
+    rc_opts_t bad = {.timeout_ms = 1000, .password = "Wrong-Secret-77"};
+    c = client_for(base, &s, &bad);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT_EQUAL(g.type, -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g.errstr, "AUTH failed"));
+    CU_ASSERT_PTR_NULL(strstr(g.errstr, "Wrong-Secret"));
+    CU_ASSERT_PTR_NULL(strstr(rc_client_errstr(c), "Wrong-Secret"));
+    CU_ASSERT(!rc_client_up(c));
+    rc_client_free(c);
+
+    /* No password at all: NOAUTH errors reach the caller as error replies. */
+    rc_opts_t none = {.timeout_ms = 1000};
+    c = client_for(base, &s, &none);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT_EQUAL(g.type, REDIS_REPLY_ERROR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g.str, "NOAUTH"));
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+static void test_kill_and_restart(void)
+{
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 3000, .backoff_max_ms = 200};
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g[4], p;
+    const char *sleep_argv[] = {"DEBUG", "SLEEP", "2"}, *ping[] = {"PING"};
+    rc_pending_t *h;
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    CU_ASSERT_PTR_NOT_NULL(cmd(c, &g[0], 3, sleep_argv));
+    for (int i = 1; i < 4; i++)
+        CU_ASSERT_PTR_NOT_NULL(cmd(c, &g[i], 1, ping));
+    spin(base, NULL, 50); /* everything written, nothing answered */
+    srv_kill(&s);
+    CU_ASSERT(spin(base, &g[3].done, 1000));
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(g[i].type, -1);
+        CU_ASSERT_EQUAL(g[i].calls, 1);
+        CU_ASSERT_PTR_NULL(strstr(g[i].errstr, "timeout"));
+    }
+    CU_ASSERT(!rc_client_up(c));
+    /* Down: commands fail fast (refused now, or NULL soon), never hang. */
+    h = cmd(c, &p, 1, ping);
+    if (h != NULL) {
+        CU_ASSERT(spin(base, &p.done, 1500));
+        CU_ASSERT_EQUAL(p.type, -1);
+    } else {
+        CU_ASSERT(rc_client_errstr(c)[0] != '\0');
+    }
+    spin(base, NULL, 300);
+    /* Back on the same port: the client reconnects by itself. */
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT(wait_up(base, c, 3000));
+    CU_ASSERT(cmd_wait(base, c, &p, 1, ping, 1000));
+    CU_ASSERT_STRING_EQUAL(p.str, "PONG");
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+/* A callback that must never run: it writes to memory the test has freed. */
+static void never_cb(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    int *hits = privdata;
+
+    (void)c;
+    (void)r;
+    (void)errstr;
+    (*hits)++;
+}
+
+static void test_cancel(void)
+{
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 300};
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g;
+    const char *get[] = {"GET", "x"}, *ping[] = {"PING"};
+    const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.1"};
+    rc_pending_t *p[3];
+    int *hits[3];
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    /* Cancelled while still queued (connecting)... */
+    hits[0] = calloc(1, sizeof(int));
+    p[0] = rc_command_argv(c, NULL, 0, 2, get, NULL, never_cb, hits[0]);
+    CU_ASSERT_PTR_NOT_NULL(p[0]);
+    rc_cancel(p[0]);
+    free(hits[0]);
+    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    /* ...and in flight, behind a slow command, then past its timeout. */
+    CU_ASSERT_PTR_NOT_NULL(cmd(c, &g, 3, sleep_argv));
+    for (int i = 1; i < 3; i++) {
+        hits[i] = calloc(1, sizeof(int));
+        p[i] = rc_command_argv(c, NULL, 0, 2, get, NULL, never_cb, hits[i]);
+        CU_ASSERT_PTR_NOT_NULL(p[i]);
+    }
+    spin(base, NULL, 20);
+    for (int i = 1; i < 3; i++) {
+        rc_cancel(p[i]);
+        free(hits[i]);
+    }
+    spin(base, NULL, 500);
+    CU_ASSERT(g.done);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 1000));
+    CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+/* rc_client_free: every due callback runs once with NULL, also when the free
+ * is asked for inside a callback (then deferred). */
+typedef struct free_ctx {
+    rc_client_t *c;
+    int nulls, replies, free_in_cb;
+} free_ctx_t;
+
+static void free_cb(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    free_ctx_t *f = privdata;
+    const char *ping[] = {"PING"};
+
+    if (r == NULL) {
+        f->nulls++;
+        CU_ASSERT_PTR_NOT_NULL(errstr);
+        /* Sending while closing is refused, never crashes. */
+        CU_ASSERT_PTR_NULL(rc_command_argv(c, NULL, 0, 1, ping, NULL, free_cb, f));
+        return;
+    }
+    f->replies++;
+    if (f->free_in_cb && f->replies == 1)
+        rc_client_free(c); /* deferred: we are inside c's callback */
+}
+
+static void test_free_with_pending(void)
+{
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 2000};
+    srv_t s = {0};
+    free_ctx_t f = {0};
+    const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.2"}, *ping[] = {"PING"};
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    f.c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f.c);
+    CU_ASSERT_FATAL(wait_up(base, f.c, 2000));
+    CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 3, sleep_argv, NULL, free_cb, &f));
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 1, ping, NULL, free_cb, &f));
+    spin(base, NULL, 20);
+    rc_client_free(f.c);
+    CU_ASSERT_EQUAL(f.nulls, 6);
+    CU_ASSERT_EQUAL(f.replies, 0);
+
+    /* Free from inside the first reply's callback: the rest get NULL once. */
+    memset(&f, 0, sizeof(f));
+    f.free_in_cb = 1;
+    f.c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f.c);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 1, ping, NULL, free_cb, &f));
+    CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 3, sleep_argv, NULL, free_cb, &f));
+    spin(base, NULL, 1000);
+    /* Replies of one read are dispatched in a loop; the free stops it. */
+    CU_ASSERT(f.replies >= 1);
+    CU_ASSERT_EQUAL(f.replies + f.nulls, 6);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
+static void test_node_down_fails_fast(void)
+{
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 5000, .connect_timeout_ms = 300};
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g;
+    const char *ping[] = {"PING"};
+    rc_pending_t *h;
+
+    base = event_base_new();
+    s.port = free_port(); /* nobody listens there */
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    h = cmd(c, &g, 1, ping);
+    if (h != NULL)
+        CU_ASSERT(spin(base, &g.done, 1000)); /* long before the 5 s timeout */
+    CU_ASSERT_EQUAL(g.calls, h != NULL ? 1 : 0);
+    CU_ASSERT(!rc_client_up(c));
+    spin(base, NULL, 100);
+    CU_ASSERT_PTR_NULL(cmd(c, &g, 1, ping));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rc_client_errstr(c), "127.0.0.1"));
+    rc_client_free(c);
+    event_base_free(base);
+}
+
+static void test_bad_options(void)
+{
+    struct event_base *base = event_base_new();
+    char err[256];
+    const char *bad_seed[] = {"no-port-here"};
+    const char *seed[] = {"127.0.0.1:1"};
+    rc_opts_t o = {0};
+
+    CU_ASSERT_PTR_NULL(rc_client_new(base, &o, err, sizeof(err)));
+    o.seeds = bad_seed;
+    o.nseeds = 1;
+    CU_ASSERT_PTR_NULL(rc_client_new(base, &o, err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no-port-here"));
+    o.seeds = seed;
+    o.cluster = 1;
+    o.db = 2;
+    CU_ASSERT_PTR_NULL(rc_client_new(base, &o, err, sizeof(err)));
+    o.cluster = 0;
+    o.db = 0;
+    o.tls = 1;
+    o.tls_ca_file = "/nonexistent/ca.pem";
+    CU_ASSERT_PTR_NULL(rc_client_new(base, &o, err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "TLS"));
+    rc_client_free(NULL);
+    event_base_free(base);
+}
+
+int test_rc_live_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"bad options", test_bad_options},
+        {"pipeline 3000 commands, FIFO", test_pipeline_fifo},
+        {"EVALSHA recovers from NOSCRIPT", test_evalsha_noscript},
+        {"timeout, late reply discarded", test_timeout_late_reply},
+        {"AUTH password, ACL user, bad password, SELECT", test_auth},
+        {"server killed mid-flight, restarted", test_kill_and_restart},
+        {"cancel before reply", test_cancel},
+        {"free with commands pending", test_free_with_pending},
+        {"node down fails fast", test_node_down_fails_fast},
+        {NULL, NULL},
+    };
+    log_set_level(LOG_ERROR);
+    return unit_add_suite("rc_live", tests);
+}
