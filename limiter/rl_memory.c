@@ -4,8 +4,11 @@
  * The table is split into stripes (up to 64), each with its own mutex, hash
  * chains, LRU list and share of `max_buckets`.  A bucket's stripe is chosen
  * by hashing the *identity only*, so every limit of a group (one identity)
- * lives in one stripe and a group is decided under exactly one lock: no lock
- * ordering, no deadlock, and all-or-nothing charging is atomic.
+ * lives in one stripe and rl_memory_decide() takes exactly one lock.  The
+ * ops table decides all groups of a request at once: it takes their stripes
+ * in ascending index order (no deadlock) and charges nothing anywhere when
+ * any enforced limit denies, so a rejected request consumes nothing even
+ * across identities (the Redis backend, one script per group, cannot).
  *
  * Expiry is lazy, like nginx's limit_req: every decision first forgets up to
  * two buckets at the cold end of its stripe's LRU list that are full again
@@ -92,9 +95,10 @@ static uint64_t fnv_add(uint64_t h, const char *s, size_t n)
 
 #define FNV_SEED 14695981039346656037ull
 
-static mem_stripe_t *stripe_of(rl_memory_t *m, const char *identity, size_t id_len)
+/* Index of the stripe of every bucket of `identity`. */
+static size_t stripe_of(rl_memory_t *m, const char *identity, size_t id_len)
 {
-    return &m->stripes[mix64(fnv_add(FNV_SEED, identity, id_len)) & (m->nstripes - 1)];
+    return mix64(fnv_add(FNV_SEED, identity, id_len)) & (m->nstripes - 1);
 }
 
 static uint64_t key_hash(const char *name, size_t nlen, const char *id, size_t idlen)
@@ -327,46 +331,62 @@ static void current(const mem_entry_t *e, const rl_rate_t *r, int64_t now, rl_bu
     rl_bucket_refill(b, r, now);
 }
 
-/* Decide `g` under the stripe lock; `ent[i]` caches each limit's bucket. */
-static void decide_locked(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64_t now)
+/* Look up and peek every limit of `g` (its stripe locked); true when every
+ * enforced limit fits.  ent[i] caches each limit's bucket, NULL when new. */
+static bool check_group(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64_t now)
 {
     size_t i, idlen = strlen(g->identity);
-    uint32_t cost = g->cost;
     bool all = true;
     rl_bucket_t b;
 
-    expire(s, now, MEM_EXPIRE_STEP);
     for (i = 0; i < g->n; i++) {
         const char *name = g->limits[i]->name;
         size_t nlen = strlen(name);
-        rl_verdict_t *v = &g->results[i].v;
 
         ent[i] = lookup(s, key_hash(name, nlen, g->identity, idlen), name, nlen, g->identity,
                         idlen);
         current(ent[i], &g->rates[i], now, &b);
-        if (!rl_bucket_peek(&b, &g->rates[i], cost, v) && g->limits[i]->mode == RL_MODE_ENFORCE)
+        if (!rl_bucket_peek(&b, &g->rates[i], g->cost, &g->results[i].v) &&
+            g->limits[i]->mode == RL_MODE_ENFORCE)
             all = false;
         g->results[i].fallback = false;
         g->results[i].failed = false;
     }
-    /* Charge existing buckets first: inserting may evict, and would leave
-     * dangling pointers in ent[]. */
+    return all;
+}
+
+/* Charge the buckets that exist when `all`; otherwise a limit that would
+ * fit reports its untouched level.  No insert here: an eviction would leave
+ * dangling pointers in ent[] (of this or another group). */
+static void charge_existing(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64_t now,
+                            bool all)
+{
+    rl_bucket_t b;
+    size_t i;
+
     for (i = 0; i < g->n; i++) {
         rl_verdict_t *v = &g->results[i].v;
 
-        current(ent[i], &g->rates[i], now, &b);
         if (!v->allowed)
             continue;
+        current(ent[i], &g->rates[i], now, &b);
         if (!all) { /* would fit, but another limit denies: nothing taken */
             v->remaining = (uint64_t)b.level / g->rates[i].period_ms;
             v->reset_ms = rl_bucket_full_after_ms(&b, &g->rates[i]);
-            continue;
-        }
-        rl_bucket_take(&b, &g->rates[i], cost);
-        if (ent[i] != NULL)
+        } else if (ent[i] != NULL) {
+            rl_bucket_take(&b, &g->rates[i], g->cost);
             store(s, ent[i], &b, &g->rates[i]);
+        }
     }
-    for (i = 0; all && i < g->n; i++) {
+}
+
+/* Create and charge the buckets that did not exist (may evict others). */
+static void charge_new(mem_stripe_t *s, rl_group_t *g, mem_entry_t *const *ent, int64_t now)
+{
+    size_t i, idlen = strlen(g->identity);
+    rl_bucket_t b;
+
+    for (i = 0; i < g->n; i++) {
         const char *name = g->limits[i]->name;
         size_t nlen = strlen(name);
         uint64_t h = key_hash(name, nlen, g->identity, idlen);
@@ -383,43 +403,100 @@ static void decide_locked(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int
                 continue; /* out of memory: the bucket stays full */
             rl_bucket_init(&b, &g->rates[i], now);
         }
-        rl_bucket_take(&b, &g->rates[i], cost);
+        rl_bucket_take(&b, &g->rates[i], g->cost);
         store(s, e, &b, &g->rates[i]);
     }
 }
 
-void rl_memory_decide(rl_memory_t *m, rl_group_t *group, int64_t now_ms_)
+/* Out of memory for scratch space: answer like on_redis_error: open. */
+static void decide_oom(rl_group_t *gs, size_t n)
 {
-    mem_entry_t *stackbuf[MEM_GROUP_STACK], **ent = stackbuf;
-    mem_stripe_t *s;
-    size_t i;
+    size_t g, i;
 
-    if (group->n == 0)
+    for (g = 0; g < n; g++)
+        for (i = 0; i < gs[g].n; i++) {
+            memset(&gs[g].results[i].v, 0, sizeof(gs[g].results[i].v));
+            gs[g].results[i].v.allowed = true;
+            gs[g].results[i].failed = true;
+        }
+}
+
+/* Lock the distinct stripes in `sidx` in ascending order (no deadlock). */
+static size_t lock_stripes(rl_memory_t *m, const size_t *sidx, size_t n, size_t *held,
+                           int64_t now)
+{
+    size_t i, j, nh = 0;
+
+    for (i = 0; i < n; i++) {
+        for (j = nh; j > 0 && held[j - 1] > sidx[i]; j--)
+            ;
+        if (j > 0 && held[j - 1] == sidx[i])
+            continue;
+        memmove(&held[j + 1], &held[j], (nh - j) * sizeof(*held));
+        held[j] = sidx[i];
+        nh++;
+    }
+    for (i = 0; i < nh; i++) {
+        pthread_mutex_lock(&m->stripes[held[i]].lock);
+        expire(&m->stripes[held[i]], now, MEM_EXPIRE_STEP);
+    }
+    return nh;
+}
+
+/* Decide all groups of a request atomically: if any enforced limit of any
+ * group denies, nothing is charged anywhere ("rejected requests consume
+ * nothing"). */
+static void decide_groups(rl_memory_t *m, rl_group_t *gs, size_t n, int64_t now)
+{
+    mem_entry_t *ent_stack[MEM_GROUP_STACK], **ent = ent_stack;
+    size_t idx_stack[2 * MEM_GROUP_STACK], *sidx = idx_stack, *held, *off;
+    size_t g, total = 0, nh;
+    void *heap = NULL;
+    bool all = true;
+
+    for (g = 0; g < n; g++)
+        total += gs[g].n;
+    if (total == 0)
         return;
-    if (group->n > MEM_GROUP_STACK) {
-        ent = malloc(group->n * sizeof(*ent));
-        if (ent == NULL) {
-            for (i = 0; i < group->n; i++) {
-                memset(&group->results[i].v, 0, sizeof(group->results[i].v));
-                group->results[i].v.allowed = true;
-                group->results[i].failed = true;
-            }
+    if (total > MEM_GROUP_STACK || n > MEM_GROUP_STACK / 2) {
+        heap = malloc(total * sizeof(*ent) + 3 * n * sizeof(size_t));
+        if (heap == NULL) {
+            decide_oom(gs, n);
             return;
         }
+        ent = heap;
+        sidx = (size_t *)(ent + total);
     }
-    s = stripe_of(m, group->identity, strlen(group->identity));
-    pthread_mutex_lock(&s->lock);
-    decide_locked(s, group, ent, now_ms_);
-    pthread_mutex_unlock(&s->lock);
-    if (ent != stackbuf)
-        free(ent);
+    held = sidx + n;
+    off = held + n;
+    for (g = 0, total = 0; g < n; g++) {
+        sidx[g] = stripe_of(m, gs[g].identity, strlen(gs[g].identity));
+        off[g] = total;
+        total += gs[g].n;
+    }
+    nh = lock_stripes(m, sidx, n, held, now);
+    for (g = 0; g < n; g++)
+        if (!check_group(&m->stripes[sidx[g]], &gs[g], ent + off[g], now))
+            all = false;
+    for (g = 0; g < n; g++)
+        charge_existing(&m->stripes[sidx[g]], &gs[g], ent + off[g], now, all);
+    for (g = 0; all && g < n; g++)
+        charge_new(&m->stripes[sidx[g]], &gs[g], ent + off[g], now);
+    while (nh-- > 0)
+        pthread_mutex_unlock(&m->stripes[held[nh]].lock);
+    free(heap);
+}
+
+void rl_memory_decide(rl_memory_t *m, rl_group_t *group, int64_t now_ms_)
+{
+    decide_groups(m, group, 1, now_ms_);
 }
 
 int rl_memory_peek(rl_memory_t *m, const char *limit, const char *identity,
                    const rl_rate_t *rate, int64_t now, rl_bucket_t *out)
 {
     size_t nlen = strlen(limit), idlen = strlen(identity);
-    mem_stripe_t *s = stripe_of(m, identity, idlen);
+    mem_stripe_t *s = &m->stripes[stripe_of(m, identity, idlen)];
     mem_entry_t *e;
     int rc = -1;
 
@@ -437,7 +514,7 @@ int rl_memory_peek(rl_memory_t *m, const char *limit, const char *identity,
 int rl_memory_reset(rl_memory_t *m, const char *limit, const char *identity)
 {
     size_t nlen = strlen(limit), idlen = strlen(identity);
-    mem_stripe_t *s = stripe_of(m, identity, idlen);
+    mem_stripe_t *s = &m->stripes[stripe_of(m, identity, idlen)];
     mem_entry_t *e;
 
     pthread_mutex_lock(&s->lock);
@@ -471,7 +548,6 @@ static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, si
     struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
     mem_token_t *tok;
     int64_t now = now_ms();
-    size_t i;
 
     tok = malloc(sizeof(*tok) + event_get_struct_event_size());
     if (tok == NULL)
@@ -483,8 +559,7 @@ static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, si
         free(tok);
         return NULL;
     }
-    for (i = 0; i < n; i++)
-        rl_memory_decide(m, &groups[i], now);
+    decide_groups(m, groups, n, now);
     return tok;
 }
 

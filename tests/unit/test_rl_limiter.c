@@ -215,7 +215,8 @@ static void test_shadow(void)
     fix_done(&f);
 }
 
-/* Deny: the enforced limit with the largest retry-after; else fewest left. */
+/* Deny: the enforced limit with the largest retry-after; else fewest left.
+ * A denial in one group charges nothing in another (memory backend). */
 static void test_report(void)
 {
     fix_t f;
@@ -223,22 +224,32 @@ static void test_report(void)
     answer_t a;
 
     fix_init(&f, NULL, NULL);
-    add_limit(&f, "per-ip", RL_BY_IP, 2, 2, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
     add_limit(&f, "per-client", RL_BY_CLIENT, 60, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "per-ip", RL_BY_IP, 2, 1, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
     a = run(&f, &req);
-    CU_ASSERT_EQUAL(a.report, 0); /* 1 left vs 2 left */
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.report, 1); /* 0 left vs 2 left */
     a = run(&f, &req);
-    CU_ASSERT_EQUAL(a.report, 0); /* 0 vs 1 */
-    a = run(&f, &req);
-    /* per-ip denies (30 s), per-client is in another group: charged (0 left) */
     CU_ASSERT_EQUAL(a.status, RL_DENIED);
-    CU_ASSERT_EQUAL(a.report, 0);
+    CU_ASSERT_EQUAL(a.report, 1);
+    CU_ASSERT_TRUE(a.res[0].v.allowed);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 2); /* other group: not charged */
+    req.ip = "10.0.0.2";
     a = run(&f, &req);
-    /* both deny: per-ip needs ~30 s, per-client ~1 s */
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 1);
+    req.ip = "10.0.0.3";
+    a = run(&f, &req);
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 0);
+    CU_ASSERT_EQUAL(a.report, 0); /* tie: first in config order */
+    /* both deny: per-client needs ~1 s, per-ip ~30 s */
+    a = run(&f, &req);
     CU_ASSERT_EQUAL(a.status, RL_DENIED);
+    CU_ASSERT_FALSE(a.res[0].v.allowed);
     CU_ASSERT_FALSE(a.res[1].v.allowed);
-    CU_ASSERT_EQUAL(a.report, 0);
-    CU_ASSERT(a.res[0].v.retry_after_ms > a.res[1].v.retry_after_ms);
+    CU_ASSERT(a.res[1].v.retry_after_ms > a.res[0].v.retry_after_ms);
+    CU_ASSERT_EQUAL(a.report, 1);
     fix_done(&f);
 }
 

@@ -281,6 +281,91 @@ static void test_ops_async(void)
     event_base_free(base);
 }
 
+/* Two groups of one request: one denies, the other is not charged. */
+static void test_groups_atomic(void)
+{
+    struct event_base *base = event_base_new();
+    rl_memory_t *m = rl_memory_new(100);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE), b = mk_limit("b", RL_MODE_ENFORCE);
+    const rl_limit_t *la[1] = {&a}, *lb[1] = {&b};
+    rl_rate_t ra = {5, 60000, 5}, rb = {1, 60000, 1};
+    rl_limit_result_t res_a[1], res_b[1];
+    rl_group_t g[2];
+    seen_t s = {0, 9};
+    rl_bucket_t bk;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        g[0] = mk_group("c=x", la, &ra, res_a, 1, 1);
+        g[1] = mk_group("ip=y", lb, &rb, res_b, 1, 1);
+        CU_ASSERT_PTR_NOT_NULL(rl_memory_ops.check(m, base, g, 2, on_done, &s));
+        event_base_dispatch(base);
+    }
+    CU_ASSERT_EQUAL(s.calls, 2);
+    CU_ASSERT_TRUE(res_a[0].v.allowed);
+    CU_ASSERT_FALSE(res_b[0].v.allowed);
+    CU_ASSERT_EQUAL(rl_memory_peek(m, "a", "c=x", &ra, 0, &bk), 0);
+    CU_ASSERT_EQUAL(bk.level / 60000, 4); /* charged once, not twice */
+    rl_memory_free(m);
+    event_base_free(base);
+}
+
+typedef struct multi {
+    rl_memory_t *m;
+    int id, admitted;
+} multi_t;
+
+static const rl_rate_t multi_rates[2] = {{500, 86400000, 500}, {300, 86400000, 300}};
+
+/* Groups in opposite orders on different threads: stripes are locked in a
+ * fixed order, so no deadlock, and never more than the tighter burst. */
+static void *multi_run(void *arg)
+{
+    multi_t *mt = arg;
+    struct event_base *base = event_base_new();
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE), b = mk_limit("b", RL_MODE_ENFORCE);
+    const rl_limit_t *la[1] = {&a}, *lb[1] = {&b};
+    rl_limit_result_t res_a[1], res_b[1];
+    rl_group_t g[2];
+    seen_t s = {0, 9};
+    int i, x = mt->id % 2;
+
+    for (i = 0; i < 2000; i++) {
+        g[x] = mk_group("c=one", la, &multi_rates[0], res_a, 1, 1);
+        g[1 - x] = mk_group("c=two", lb, &multi_rates[1], res_b, 1, 1);
+        rl_memory_ops.check(mt->m, base, g, 2, on_done, &s);
+        event_base_dispatch(base);
+        if (res_a[0].v.allowed && res_b[0].v.allowed)
+            mt->admitted++;
+    }
+    event_base_free(base);
+    return NULL;
+}
+
+static void test_threads_groups(void)
+{
+    rl_memory_t *m = rl_memory_new(10000);
+    pthread_t th[4];
+    multi_t mt[4];
+    rl_bucket_t bk;
+    int i, total = 0;
+
+    for (i = 0; i < 4; i++) {
+        mt[i].m = m;
+        mt[i].id = i;
+        mt[i].admitted = 0;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, multi_run, &mt[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        total += mt[i].admitted;
+    }
+    CU_ASSERT_EQUAL(total, 300);
+    CU_ASSERT_EQUAL(rl_memory_peek(m, "a", "c=one", &multi_rates[0], 0, &bk), 0);
+    CU_ASSERT_EQUAL(bk.level / 86400000, 200);
+    rl_memory_free(m);
+}
+
 int test_rl_memory_add(void)
 {
     static const unit_test_t tests[] = {
@@ -290,6 +375,8 @@ int test_rl_memory_add(void)
         {"expiry_and_bound", test_expiry_and_bound},
         {"threads", test_threads},
         {"ops_async", test_ops_async},
+        {"groups_atomic", test_groups_atomic},
+        {"threads_groups", test_threads_groups},
         {NULL, NULL},
     };
 
