@@ -44,20 +44,20 @@ struct rl_pending {
     rl_limiter_t *l;
     rl_done_fn done;
     void *privdata;
-    void *token;       /* the backend's while its answer is due, else NULL */
-    struct event *ev;  /* own answer (no match / refused), inside this block */
-    bool ev_armed;     /* ev is pending */
-    bool refused;      /* ops->check returned NULL: answer as a failure */
-    bool in_cb;        /* `done` is running: rl_cancel only marks */
-    bool in_check;     /* inside ops->check */
+    void *token;         /* the backend's while its answer is due, else NULL */
+    struct event *ev;    /* own answer (no match / refused), inside this block */
+    bool ev_armed;       /* ev is pending */
+    bool refused;        /* ops->check returned NULL: answer as a failure */
+    bool in_cb;          /* `done` is running: rl_cancel only marks */
+    bool in_check;       /* inside ops->check */
     bool answered_early; /* the backend called back inside ops->check */
-    size_t k, ng;      /* matching limits, groups */
+    size_t k, ng;        /* matching limits, groups */
     rl_group_t *groups;
-    const rl_limit_t **glimits;  /* k, group order */
-    rl_rate_t *grates;           /* k, group order */
-    rl_limit_result_t *gres;     /* k, group order, filled by the backend */
-    rl_limit_result_t *res;      /* k, config order, handed to `done` */
-    size_t *pos;                 /* k: config index -> group-order index */
+    const rl_limit_t **glimits;   /* k, group order */
+    rl_rate_t *grates;            /* k, group order */
+    rl_limit_result_t *gres;      /* k, group order, filled by the backend */
+    rl_limit_result_t *res;       /* k, config order, handed to `done` */
+    size_t *pos;                  /* k: config index -> group-order index */
     const rl_limit_t **fb_limits; /* k, scratch for the local fallback */
     rl_rate_t *fb_rates;
     rl_limit_result_t *fb_res;
@@ -109,18 +109,12 @@ static rl_pending_t *pending_alloc(size_t k)
 {
     size_t off[12], total = 0, i = 0;
     const size_t sizes[12] = {
-        sizeof(rl_pending_t),
-        event_get_struct_event_size(),
-        k * sizeof(rl_group_t),
-        k * sizeof(const rl_limit_t *),
-        k * sizeof(rl_rate_t),
-        k * sizeof(rl_limit_result_t),
-        k * sizeof(rl_limit_result_t),
-        k * sizeof(size_t),
-        k * sizeof(const rl_limit_t *),
-        k * sizeof(rl_rate_t),
-        k * sizeof(rl_limit_result_t),
-        k * sizeof(size_t),
+        sizeof(rl_pending_t),           event_get_struct_event_size(),
+        k * sizeof(rl_group_t),         k * sizeof(const rl_limit_t *),
+        k * sizeof(rl_rate_t),          k * sizeof(rl_limit_result_t),
+        k * sizeof(rl_limit_result_t),  k * sizeof(size_t),
+        k * sizeof(const rl_limit_t *), k * sizeof(rl_rate_t),
+        k * sizeof(rl_limit_result_t),  k * sizeof(size_t),
     };
     rl_pending_t *p;
     char *base;

@@ -117,10 +117,26 @@ static size_t pow2_at_least(size_t n)
     return p;
 }
 
+/* An empty stripe holding at most `cap` buckets; -1 when out of memory. */
+static int stripe_init(mem_stripe_t *s, size_t cap)
+{
+    s->cap = cap;
+    s->max_slots = pow2_at_least(cap);
+    s->nslots = s->max_slots < MEM_SLOTS_MIN ? s->max_slots : MEM_SLOTS_MIN;
+    s->slots = calloc(s->nslots, sizeof(*s->slots));
+    if (s->slots == NULL)
+        return -1;
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        free(s->slots);
+        return -1;
+    }
+    return 0;
+}
+
 rl_memory_t *rl_memory_new(size_t max_buckets)
 {
     rl_memory_t *m;
-    size_t i, ns = 1;
+    size_t i = 0, ns = 1;
 
     if (max_buckets == 0)
         max_buckets = 1;
@@ -129,30 +145,20 @@ rl_memory_t *rl_memory_new(size_t max_buckets)
     m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
+    atomic_init(&m->delay_ms, 0);
     m->stripes = aligned_alloc(64, ns * sizeof(mem_stripe_t));
     if (m->stripes == NULL)
-        goto out_free_m;
+        goto out_free_memory;
     memset(m->stripes, 0, ns * sizeof(mem_stripe_t));
+    for (i = 0; i < ns; i++)
+        if (stripe_init(&m->stripes[i], max_buckets / ns) != 0)
+            goto out_free_memory;
     m->nstripes = ns;
-    atomic_init(&m->delay_ms, 0);
-    for (i = 0; i < ns; i++) {
-        mem_stripe_t *s = &m->stripes[i];
-
-        s->cap = max_buckets / ns;
-        s->max_slots = pow2_at_least(s->cap);
-        s->nslots = s->max_slots < MEM_SLOTS_MIN ? s->max_slots : MEM_SLOTS_MIN;
-        s->slots = calloc(s->nslots, sizeof(*s->slots));
-        if (s->slots == NULL || pthread_mutex_init(&s->lock, NULL) != 0) {
-            free(s->slots);
-            m->nstripes = i;
-            rl_memory_free(m);
-            return NULL;
-        }
-    }
     return m;
 
-out_free_m:
-    free(m);
+out_free_memory:
+    m->nstripes = i; /* the stripes initialised so far */
+    rl_memory_free(m);
     return NULL;
 }
 
@@ -343,8 +349,8 @@ static bool check_group(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64
         const char *name = g->limits[i]->name;
         size_t nlen = strlen(name);
 
-        ent[i] = lookup(s, key_hash(name, nlen, g->identity, idlen), name, nlen, g->identity,
-                        idlen);
+        ent[i] = lookup(s, key_hash(name, nlen, g->identity, idlen), name, nlen,
+                        g->identity, idlen);
         current(ent[i], &g->rates[i], now, &b);
         if (!rl_bucket_peek(&b, &g->rates[i], g->cost, &g->results[i].v) &&
             g->limits[i]->mode == RL_MODE_ENFORCE)

@@ -142,14 +142,34 @@ static void test_rate_parse(void)
         const char *s;
         uint32_t n, period_ms;
     } good[] = {
-        {"60/minute", 60, 60000},  {"1/second", 1, 1000},     {"10/s", 10, 1000},
-        {"5/m", 5, 60000},         {"100/hour", 100, 3600000}, {"2/h", 2, 3600000},
-        {"1/day", 1, 86400000},    {"7/d", 7, 86400000},      {"10000000/second", 10000000, 1000},
+        {"60/minute", 60, 60000},
+        {"1/second", 1, 1000},
+        {"10/s", 10, 1000},
+        {"5/m", 5, 60000},
+        {"100/hour", 100, 3600000},
+        {"2/h", 2, 3600000},
+        {"1/day", 1, 86400000},
+        {"7/d", 7, 86400000},
+        {"10000000/second", 10000000, 1000},
     };
     static const char *const bad[] = {
-        "", "60", "/minute", "0/minute", "-1/minute", "+1/minute", " 60/minute", "60/ minute",
-        "60/minutes", "60/Minute", "60/minute ", "60//minute", "10000001/second", "60/w",
-        "99999999999999999999/s", "6x/m", "60/",
+        "",
+        "60",
+        "/minute",
+        "0/minute",
+        "-1/minute",
+        "+1/minute",
+        " 60/minute",
+        "60/ minute",
+        "60/minutes",
+        "60/Minute",
+        "60/minute ",
+        "60//minute",
+        "10000001/second",
+        "60/w",
+        "99999999999999999999/s",
+        "6x/m",
+        "60/",
     };
     rl_rate_t r;
     char err[128];

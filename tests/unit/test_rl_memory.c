@@ -36,8 +36,8 @@ static rl_group_t mk_group(const char *id, const rl_limit_t **lims, const rl_rat
     return g;
 }
 
-static bool decide1(rl_memory_t *m, const rl_limit_t *lim, const rl_rate_t *r, const char *id,
-                    int64_t now, rl_verdict_t *v)
+static bool decide1(rl_memory_t *m, const rl_limit_t *lim, const rl_rate_t *r,
+                    const char *id, int64_t now, rl_verdict_t *v)
 {
     const rl_limit_t *lims[1] = {lim};
     rl_limit_result_t res[1];
@@ -101,7 +101,7 @@ static void test_all_or_nothing(void)
     CU_ASSERT_EQUAL(res[1].v.remaining, 0);
     g = mk_group("c=x", lims, rates, res, 2, 1);
     rl_memory_decide(m, &g, T0);
-    CU_ASSERT_TRUE(res[0].v.allowed); /* would fit ... */
+    CU_ASSERT_TRUE(res[0].v.allowed);       /* would fit ... */
     CU_ASSERT_EQUAL(res[0].v.remaining, 3); /* ... but is not taken */
     CU_ASSERT_EQUAL(res[0].v.retry_after_ms, 0);
     CU_ASSERT_FALSE(res[1].v.allowed);

@@ -38,7 +38,8 @@ static void test_match(void)
 
     CU_ASSERT_TRUE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_GET, "/advanced/batch-orders", "h"));
-    CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
+    CU_ASSERT_FALSE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, NULL, "h"));
 
@@ -115,10 +116,12 @@ static int spell(rl_by_t *by, size_t nby, const rl_request_t *req, char *out, si
 
 static void test_identity(void)
 {
-    rl_request_t req = {RL_METHOD_GET, "/", NULL, "orders-svc", "10.0.0.7", "api", NULL, 1,
-                        lookup, lookup, (void *)hdrs};
-    rl_request_t anon = {RL_METHOD_GET, "/", NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, NULL};
-    rl_by_t client = {RL_BY_CLIENT, NULL}, ip = {RL_BY_IP, NULL}, route = {RL_BY_ROUTE, NULL};
+    rl_request_t req = {RL_METHOD_GET, "/", NULL,   "orders-svc", "10.0.0.7",  "api",
+                        NULL,          1,   lookup, lookup,       (void *)hdrs};
+    rl_request_t anon = {RL_METHOD_GET, "/", NULL, NULL, NULL, NULL,
+                         NULL,          1,   NULL, NULL, NULL};
+    rl_by_t client = {RL_BY_CLIENT, NULL}, ip = {RL_BY_IP, NULL},
+            route = {RL_BY_ROUTE, NULL};
     rl_by_t two[] = {{RL_BY_CLIENT, NULL}, {RL_BY_HEADER, (char *)"X-Tenant"}};
     rl_by_t h_space = {RL_BY_HEADER, (char *)"X-Space"};
     rl_by_t h_missing = {RL_BY_HEADER, (char *)"X-Missing"};
