@@ -259,12 +259,11 @@ int srv_path_normalize(const char *in, size_t len, char *out, size_t outlen)
 
 /* ---- CORS ----------------------------------------------------------------- */
 
-#define ERR(...)                                                                          \
-    do {                                                                                  \
-        if (errlen > 0)                                                                   \
-            snprintf(err, errlen, __VA_ARGS__);                                           \
+#define ERR(...)                                                                           \
+    do {                                                                                   \
+        if (errlen > 0)                                                                    \
+            snprintf(err, errlen, __VA_ARGS__);                                            \
     } while (0)
-
 
 /* A DNS host in lower case: dot-separated labels of [a-z0-9-], no label
  * empty or starting/ending with '-', at most 253 bytes. */
@@ -391,7 +390,8 @@ static bool secret_param(const char *name, size_t len)
     for (i = 0; i < len; i++) {
         if (n >= sizeof(dec) - 1)
             return false;
-        if (name[i] == '%' && len - i >= 3 && (hi = hexval((unsigned char)name[i + 1])) >= 0 &&
+        if (name[i] == '%' && len - i >= 3 &&
+            (hi = hexval((unsigned char)name[i + 1])) >= 0 &&
             (lo = hexval((unsigned char)name[i + 2])) >= 0) {
             dec[n++] = (char)(hi << 4 | lo);
             i += 2;

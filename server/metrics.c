@@ -26,8 +26,8 @@
 #include <event2/buffer.h>
 
 #define MX_LABELS 3
-#define MX_VAL_MAX 64      /* bytes of a label value, NUL included */
-#define MX_AGG_MAX 4096    /* rows of a retired/render aggregate before "other" */
+#define MX_VAL_MAX 64   /* bytes of a label value, NUL included */
+#define MX_AGG_MAX 4096 /* rows of a retired/render aggregate before "other" */
 #define MX_BUCKETS_MAX 16
 
 typedef struct mx_row {
@@ -41,7 +41,8 @@ typedef struct mx_table {
 } mx_table_t;
 
 typedef struct mx_hist {
-    _Atomic uint64_t bucket[MX_BUCKETS_MAX + 1]; /* per bucket, not cumulative; last: +Inf */
+    _Atomic uint64_t
+        bucket[MX_BUCKETS_MAX + 1]; /* per bucket, not cumulative; last: +Inf */
     _Atomic uint64_t sum_ns;
 } mx_hist_t;
 
@@ -56,14 +57,23 @@ typedef struct tdef {
 } tdef_t;
 
 static const tdef_t tdefs[T_COUNT] = {
-    [T_REQUESTS] = {"tollgate_requests_total", "Requests answered, by decision and reason.", 2,
-                    {"decision", "reason"}, 64},
+    [T_REQUESTS] = {"tollgate_requests_total",
+                    "Requests answered, by decision and reason.",
+                    2,
+                    {"decision", "reason"},
+                    64},
     [T_LIMITS] = {"tollgate_limit_decisions_total",
-                  "Rate-limit decisions, by limit, decision and mode.", 3,
-                  {"limit", "decision", "mode"}, 256},
-    [T_AUTH] = {"tollgate_auth_failures_total", "Failed authentications, by reason.", 1,
-                {"reason"}, 32},
-    [T_REDIS] = {"tollgate_redis_requests_total", "Redis calls, by result.", 1, {"result"}, 16},
+                  "Rate-limit decisions, by limit, decision and mode.",
+                  3,
+                  {"limit", "decision", "mode"},
+                  256},
+    [T_AUTH] = {"tollgate_auth_failures_total",
+                "Failed authentications, by reason.",
+                1,
+                {"reason"},
+                32},
+    [T_REDIS] =
+        {"tollgate_redis_requests_total", "Redis calls, by result.", 1, {"result"}, 16},
 };
 
 typedef struct hdef {
@@ -77,15 +87,17 @@ static const hdef_t hdefs[H_COUNT] = {
     [H_REQUEST] = {"tollgate_request_duration_seconds",
                    "Time from request received to answer, in seconds.",
                    12,
-                   {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
-                   {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
-                    "0.5", "1", "2.5"}},
+                   {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                    2.5},
+                   {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+                    "0.25", "0.5", "1", "2.5"}},
     [H_REDIS] = {"tollgate_redis_duration_seconds",
                  "Redis call round trip, in seconds.",
                  11,
-                 {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25},
-                 {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
-                  "0.05", "0.1", "0.25"}},
+                 {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                  0.25},
+                 {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+                  "0.025", "0.05", "0.1", "0.25"}},
 };
 
 struct metrics {
@@ -354,7 +366,8 @@ void metrics_free(metrics_t *m)
 
 /* ---- rendering ------------------------------------------------------------ */
 
-static void header(struct evbuffer *out, const char *name, const char *help, const char *type)
+static void header(struct evbuffer *out, const char *name, const char *help,
+                   const char *type)
 {
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }

@@ -179,8 +179,8 @@ int srv_cidr_list_add(srv_cidr_list_t *l, const srv_cidr_t *c)
 
 int srv_cidr_list_default(srv_cidr_list_t *l)
 {
-    static const char *const defaults[] = {"127.0.0.0/8",    "::1/128",        "10.0.0.0/8",
-                                           "172.16.0.0/12",  "192.168.0.0/16", "fc00::/7"};
+    static const char *const defaults[] = {"127.0.0.0/8",   "::1/128",        "10.0.0.0/8",
+                                           "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"};
     srv_cidr_t c;
     size_t i;
 

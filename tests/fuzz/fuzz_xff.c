@@ -15,8 +15,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const peers[] = {"10.0.0.2", "127.0.0.1", "::1", "fd00::5",
-                                    "203.0.113.9", "2001:db8::9", "::ffff:10.1.1.1"};
+static const char *const peers[] = {"10.0.0.2",       "127.0.0.1",   "::1",
+                                    "fd00::5",        "203.0.113.9", "2001:db8::9",
+                                    "::ffff:10.1.1.1"};
 
 static void check_addr(const char *out)
 {
@@ -66,8 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     (void)srv_cidr_list_contains(&trusted, xff);
-    if (srv_cidr_parse(xff, &c) == 0 &&
-        (c.prefix > (c.family == AF_INET ? 32u : 128u)))
+    if (srv_cidr_parse(xff, &c) == 0 && (c.prefix > (c.family == AF_INET ? 32u : 128u)))
         abort();
     (void)srv_parse_hostport(xff, host, sizeof(host), &port);
     free(xff);

@@ -77,10 +77,9 @@ static void test_format_full(void)
 
 static void test_format_nulls(void)
 {
-    static const char *const keys[] = {"ts",          "request_id", "client_id", "method",
-                                       "path",        "status",     "duration_ms", "ip",
-                                       "decision",    "reason",     "limit",
-                                       "upstream_status"};
+    static const char *const keys[] = {
+        "ts",          "request_id", "client_id", "method", "path",  "status",
+        "duration_ms", "ip",         "decision",  "reason", "limit", "upstream_status"};
     audit_rec_t r = {.ts_ms = -1, .status = -1, .duration_ms = -1, .upstream_status = -1};
     char line[1024];
     int n = audit_format(&r, line, sizeof(line));
@@ -120,8 +119,8 @@ static void test_format_escaping(void)
     garbage[255] = '\0';
     r.client_id = garbage;
     r.method = "G\"E\\T\n\r\t\b";
-    r.reason = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";  /* valid UTF-8 kept */
-    r.limit = "\xc0\xaf|\xed\xa0\x80|\xf5|\xe2\x82|\xff"; /* invalid: escaped */
+    r.reason = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"; /* valid UTF-8 kept */
+    r.limit = "\xc0\xaf|\xed\xa0\x80|\xf5|\xe2\x82|\xff";   /* invalid: escaped */
     r.target = "/a\x01?password=\xff\xfe&x=\"";
     n = audit_format(&r, line, sizeof(line));
     j = parse_line(line, n);

@@ -70,7 +70,8 @@ static void *worker(void *arg)
 static void test_two_threads(void)
 {
     double req_before = value_now("tollgate_request_duration_seconds_bucket{le=\"0.001\"}");
-    double small_before = value_now("tollgate_request_duration_seconds_bucket{le=\"0.0005\"}");
+    double small_before =
+        value_now("tollgate_request_duration_seconds_bucket{le=\"0.0005\"}");
     pthread_t t1, t2;
     void *m1, *m2;
     char *s;
@@ -83,8 +84,9 @@ static void test_two_threads(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
 
     s = render();
-    CU_ASSERT_EQUAL(value_of(s, "tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
-                    2 * PER_THREAD);
+    CU_ASSERT_EQUAL(
+        value_of(s, "tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
+        2 * PER_THREAD);
     CU_ASSERT_EQUAL(value_of(s, "tollgate_limit_decisions_total{limit=\"t2-limit\","
                                 "decision=\"allow\",mode=\"enforce\"}"),
                     2 * PER_THREAD);
@@ -98,12 +100,14 @@ static void test_two_threads(void)
                     small_before);
     CU_ASSERT(value_of(s, "tollgate_redis_duration_seconds_bucket{le=\"0.00025\"}") >=
               2 * PER_THREAD);
-    CU_ASSERT(value_of(s, "tollgate_request_duration_seconds_sum") >= 2 * PER_THREAD * 0.0007 - 1e-6);
+    CU_ASSERT(value_of(s, "tollgate_request_duration_seconds_sum") >=
+              2 * PER_THREAD * 0.0007 - 1e-6);
     CU_ASSERT_EQUAL(value_of(s, "tollgate_request_duration_seconds_count"),
                     value_of(s, "tollgate_request_duration_seconds_bucket{le=\"+Inf\"}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "# HELP tollgate_requests_total "));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_requests_total counter\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_request_duration_seconds histogram\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "# TYPE tollgate_request_duration_seconds histogram\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_redis_duration_seconds histogram\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_limit_decisions_total counter\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_auth_failures_total counter\n"));
@@ -115,15 +119,18 @@ static void test_two_threads(void)
 
     /* Freed instances: their counts stay (no counter goes backwards). */
     metrics_free(m1);
-    CU_ASSERT_EQUAL(value_now("tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
-                    2 * PER_THREAD);
+    CU_ASSERT_EQUAL(
+        value_now("tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
+        2 * PER_THREAD);
     metrics_free(m2);
-    CU_ASSERT_EQUAL(value_now("tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
-                    2 * PER_THREAD);
+    CU_ASSERT_EQUAL(
+        value_now("tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
+        2 * PER_THREAD);
     m1 = metrics_new();
     metrics_request(m1, "allow", "t2-ok", 0.01);
-    CU_ASSERT_EQUAL(value_now("tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
-                    2 * PER_THREAD + 1);
+    CU_ASSERT_EQUAL(
+        value_now("tollgate_requests_total{decision=\"allow\",reason=\"t2-ok\"}"),
+        2 * PER_THREAD + 1);
     metrics_free(m1);
     metrics_free(NULL);
 }
@@ -178,7 +185,8 @@ static void test_overflow_other(void)
     CU_ASSERT_EQUAL(value_now("tollgate_redis_requests_total{result=\"ovf-0\"}"), 1);
     CU_ASSERT_EQUAL(value_now("tollgate_redis_requests_total{result=\"ovf-14\"}"), 1);
     CU_ASSERT_EQUAL(value_now("tollgate_redis_requests_total{result=\"ovf-15\"}"), -1);
-    CU_ASSERT_EQUAL(value_now("tollgate_redis_requests_total{result=\"other\"}"), before + 25);
+    CU_ASSERT_EQUAL(value_now("tollgate_redis_requests_total{result=\"other\"}"),
+                    before + 25);
     /* Long values are cut, and the cut value is counted as one. */
     memset(name, 'L', 79);
     name[79] = '\0';
@@ -189,7 +197,8 @@ static void test_overflow_other(void)
     name[63] = '\0';
     {
         char series[128];
-        snprintf(series, sizeof(series), "tollgate_auth_failures_total{reason=\"%s\"}", name);
+        snprintf(series, sizeof(series), "tollgate_auth_failures_total{reason=\"%s\"}",
+                 name);
         CU_ASSERT_EQUAL(value_now(series), 2);
     }
     metrics_free(m);
@@ -225,11 +234,13 @@ static void test_histogram_edges(void)
     metrics_redis(m, "edge", 0.0001); /* le is inclusive */
     metrics_redis(m, "edge", -5);     /* clamped to 0 */
     metrics_redis(m, "edge", 0.0 / 0.0);
-    metrics_redis(m, "edge", 3);      /* only +Inf */
+    metrics_redis(m, "edge", 3); /* only +Inf */
     CU_ASSERT_EQUAL(value_now("tollgate_redis_duration_seconds_bucket{le=\"0.0001\"}"),
                     low + 3);
-    CU_ASSERT_EQUAL(value_now("tollgate_redis_duration_seconds_bucket{le=\"0.25\"}"), top + 3);
-    CU_ASSERT_EQUAL(value_now("tollgate_redis_duration_seconds_bucket{le=\"+Inf\"}"), inf + 4);
+    CU_ASSERT_EQUAL(value_now("tollgate_redis_duration_seconds_bucket{le=\"0.25\"}"),
+                    top + 3);
+    CU_ASSERT_EQUAL(value_now("tollgate_redis_duration_seconds_bucket{le=\"+Inf\"}"),
+                    inf + 4);
     metrics_free(m);
 }
 

@@ -34,10 +34,26 @@ static void test_cidr_parse_ok(void)
 static void test_cidr_parse_bad(void)
 {
     static const char *const bad[] = {
-        "",           "/8",           "10.0.0.0/",     "10.0.0.0/33",  "10.0.0.1/8",
-        "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/08",   "10.0.0.0/8x",  "10.0.0/8",
-        "10.0.0.256", "fc00::/129",   "fc00::1/7",     "fe80::1%eth0", "example.com",
-        "10.0.0.0/8/8", " 10.0.0.0/8", "::ffff:10.0.0.0/95", "010.0.0.0/8", "1.2.3.4 ",
+        "",
+        "/8",
+        "10.0.0.0/",
+        "10.0.0.0/33",
+        "10.0.0.1/8",
+        "10.0.0.0/-1",
+        "10.0.0.0/+8",
+        "10.0.0.0/08",
+        "10.0.0.0/8x",
+        "10.0.0/8",
+        "10.0.0.256",
+        "fc00::/129",
+        "fc00::1/7",
+        "fe80::1%eth0",
+        "example.com",
+        "10.0.0.0/8/8",
+        " 10.0.0.0/8",
+        "::ffff:10.0.0.0/95",
+        "010.0.0.0/8",
+        "1.2.3.4 ",
     };
     srv_cidr_t c;
     size_t i;
@@ -91,11 +107,11 @@ static void test_cidr_list(void)
     srv_cidr_list_clear(NULL);
 }
 
-#define CLIENT_IS(peer, xff, want)                                                        \
-    do {                                                                                  \
-        char out_[SRV_IP_STRLEN];                                                         \
-        srv_client_ip((peer), (xff), &l, out_, sizeof(out_));                             \
-        CU_ASSERT_STRING_EQUAL(out_, (want));                                             \
+#define CLIENT_IS(peer, xff, want)                                                         \
+    do {                                                                                   \
+        char out_[SRV_IP_STRLEN];                                                          \
+        srv_client_ip((peer), (xff), &l, out_, sizeof(out_));                              \
+        CU_ASSERT_STRING_EQUAL(out_, (want));                                              \
     } while (0)
 
 static void test_client_ip(void)
@@ -182,12 +198,9 @@ static void test_hostport(void)
 }
 
 static const unit_test_t tests[] = {
-    {"cidr_parse_ok", test_cidr_parse_ok},
-    {"cidr_parse_bad", test_cidr_parse_bad},
-    {"cidr_list", test_cidr_list},
-    {"client_ip", test_client_ip},
-    {"hostport", test_hostport},
-    {NULL, NULL},
+    {"cidr_parse_ok", test_cidr_parse_ok}, {"cidr_parse_bad", test_cidr_parse_bad},
+    {"cidr_list", test_cidr_list},         {"client_ip", test_client_ip},
+    {"hostport", test_hostport},           {NULL, NULL},
 };
 
 int test_srv_net_add(void)
