@@ -103,9 +103,11 @@ class Cli(TollgateCase):
         tg = self.offline()
         p = tg.run_cli("gen-key", "--id", "svc-gen", "--scopes", "orders:read", "--tier", "gold")
         self.assertEqual(p.returncode, 0, p.stderr)
-        line = [l for l in p.stdout.splitlines() if l.startswith("svc-gen ")]
+        # the key file line, possibly labelled ("line: svc-gen ...")
+        line = [re.sub(r"^[a-z]+:\s+", "", l).strip() for l in p.stdout.splitlines()
+                if re.match(r"^([a-z]+:\s+)?svc-gen\s", l)]
         self.assertEqual(len(line), 1, p.stdout)
-        line = line[0].strip()
+        line = line[0]
         key = re.search(r"\btg_[A-Za-z0-9_-]{43}\b", p.stdout)
         self.assertTrue(key, p.stdout)
         key = key.group(0)
