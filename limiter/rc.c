@@ -92,6 +92,10 @@ void rc_cmd_deliver(rc_cmd_t *cmd, redisReply *reply, const char *errstr)
     if (fn == NULL)
         return;
     cmd->fn = NULL;
+    if (reply != NULL)
+        c->stats.replies++;
+    else
+        c->stats.failed++;
     c->depth++;
     fn(c, reply, reply != NULL ? NULL : (errstr != NULL ? errstr : "no reply"), cmd->privdata);
     c->depth--;
@@ -116,6 +120,7 @@ static void cmd_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     rc_enter(c);
     cmd->timer_on = false;
+    c->stats.timeouts++;
     rc_cmd_deliver(cmd, NULL, "timeout");
     /* In flight it stays as a placeholder for its late reply. */
     if (cmd->where == RC_WHERE_CLIENT_WAIT || cmd->where == RC_WHERE_CONN_WAIT) {
@@ -229,12 +234,14 @@ static bool on_redirect(rc_conn_t *conn, rc_cmd_t *cmd, const redisReply *reply)
     cmd->redirects++;
     target->retired = false;
     if (rd.kind == RC_REDIR_MOVED) {
+        c->stats.moved++;
         if (c->slots != NULL) {
             c->slots[rd.slot] = target;
             target->in_map = true;
         }
         rc_cluster_refresh(c, false);
     } else {
+        c->stats.ask++;
         cmd->asking = true;
     }
     send_or_fail(target, cmd);
@@ -260,6 +267,7 @@ void rc_cmd_on_reply(rc_conn_t *conn, rc_cmd_t *cmd, redisReply *reply)
         if (is_error(reply, "NOSCRIPT") && cmd->script >= 0 && !cmd->noscript_retried &&
             conn->state == RC_CONN_READY) {
             cmd->noscript_retried = true;
+            conn->c->stats.noscript++;
             rc_conn_load_script(conn, (size_t)cmd->script);
             send_or_fail(conn, cmd);
             return;
@@ -281,6 +289,7 @@ static rc_pending_t *submit(rc_client_t *c, rc_cmd_t *cmd)
         event_add(&cmd->timer, c->cmd_tv);
         cmd->timer_on = true;
     }
+    c->stats.sent++;
     rc_enter(c);
     r = rc_route(c, cmd, false);
     rc_leave(c);
@@ -375,6 +384,11 @@ bool rc_client_up(const rc_client_t *c)
         if (conn->in_map && !rc_conn_usable(conn))
             return false;
     return true;
+}
+
+void rc_client_stats(const rc_client_t *c, rc_stats_t *out)
+{
+    *out = c->stats;
 }
 
 const char *rc_script_sha(const rc_client_t *c, size_t script)

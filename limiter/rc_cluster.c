@@ -185,6 +185,7 @@ int rc_cluster_apply_slots(rc_client_t *c, rc_conn_t *from, const redisReply *r)
     free(c->slots);
     c->slots = map;
     c->map_ok = covered == RC_NSLOTS;
+    c->stats.refreshes++;
     retire_unmapped(c);
     /* Commands that waited for a map go now (or fail: no node). */
     while ((cmd = TAILQ_FIRST(&c->waitq)) != NULL) {

@@ -269,6 +269,7 @@ static void conn_ready(rc_conn_t *conn)
     conn_disarm(conn);
     conn->state = RC_CONN_READY;
     conn->attempts = 0;
+    conn->c->stats.connects++;
     if (!conn->was_up)
         log_info("redis %s up", conn->name);
     conn->was_up = true;

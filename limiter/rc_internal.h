@@ -120,6 +120,7 @@ struct rc_client {
     bool free_asked;    /* rc_client_free inside a callback */
     bool closing;
     uint64_t rng;
+    rc_stats_t stats;
     char errstr[512];
 };
 

@@ -119,6 +119,19 @@ const char *rc_client_errstr(const rc_client_t *c);
 /* Hex SHA1 of registered script `script` ("" when out of range). */
 const char *rc_script_sha(const rc_client_t *c, size_t script);
 
+/* Counters since the client was made (this thread only), for metrics and
+ * tests. */
+typedef struct rc_stats {
+    unsigned long long sent;      /* commands submitted */
+    unsigned long long replies;   /* replies delivered (error replies included) */
+    unsigned long long failed;    /* callbacks with reply NULL, timeouts included */
+    unsigned long long timeouts;
+    unsigned long long moved, ask, noscript;
+    unsigned long long connects;  /* successful (re)connects */
+    unsigned long long refreshes; /* cluster maps applied */
+} rc_stats_t;
+void rc_client_stats(const rc_client_t *c, rc_stats_t *out);
+
 /* Cluster slot of `key`: CRC16 (XMODEM) of the first non-empty {hash tag},
  * or of the whole key, mod 16384. */
 unsigned rc_slot(const char *key, size_t len);

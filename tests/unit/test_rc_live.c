@@ -358,6 +358,9 @@ static void test_evalsha_noscript(void)
         CU_ASSERT_EQUAL(g.integer, 3 * (i + 1));
         CU_ASSERT_EQUAL(g.calls, 1);
     }
+    rc_stats_t st;
+    rc_client_stats(c, &st);
+    CU_ASSERT_EQUAL(st.noscript, 1);
     /* Out-of-range script: refused at once. */
     CU_ASSERT_PTR_NULL(rc_evalsha(c, 7, 0, NULL, NULL, 0, NULL, NULL, got_cb, &g));
     rc_client_free(c);
@@ -398,6 +401,9 @@ static void test_timeout_late_reply(void)
     spin(base, NULL, 400);
     CU_ASSERT_EQUAL(sleep_g.calls, 1);
     CU_ASSERT_EQUAL(ping_g.calls, 1);
+    rc_stats_t st;
+    rc_client_stats(c, &st);
+    CU_ASSERT_EQUAL(st.timeouts, 2);
     CU_ASSERT(cmd_wait(base, c, &g, 3, set, 1000));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STATUS);
     CU_ASSERT_STRING_EQUAL(g.str, "OK");
