@@ -1,0 +1,24 @@
+/* srv.h — the tollgate server process: worker threads, admin listener,
+ * signals and live config reload (DESIGN §5, §9). */
+#ifndef TOLLGATE_SRV_H
+#define TOLLGATE_SRV_H
+
+#include <stddef.h>
+
+#include "tollgate/cfg.h"
+
+typedef struct srv srv_t;
+
+/* A server for `cfg` (takes over the caller's reference), re-reading
+ * `config_path` (NULL: none) on SIGHUP, on change and on POST
+ * /admin/v1/reload.  `threads` > 0 overrides cfg->threads.  Binds the
+ * listeners; NULL with a message in err when that fails. */
+srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err, size_t errlen);
+
+/* Serve until SIGTERM/SIGINT, then drain in-flight requests (bounded).
+ * Returns the process exit code. */
+int srv_run(srv_t *s);
+
+void srv_free(srv_t *s);
+
+#endif

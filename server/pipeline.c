@@ -1,0 +1,695 @@
+/* pipeline.c — the decision pipeline of DESIGN §6 for the main listener.
+ *
+ * One srv_req_t per request moves through the steps in order and stops at the
+ * first deny:
+ *   begin:  request id, client ip, own paths, dialect, normalized path
+ *   route:  route match (default_route in forward-auth), CORS, preflight
+ *   authn:  API key or JWT, per route.auth and auth.mode      -> 401
+ *   authz:  route scopes within the credential's scopes       -> 403
+ *   limits: rl_check(), answered later through limits_done()  -> 429 / 503
+ *   allow:  forward-auth 200 with identity headers, or proxy upstream
+ * While a step waits (limiter, upstream) the connection's close callback
+ * points at the request, so a client that goes away cancels the step and the
+ * context is freed exactly once (finish()).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "tollgate/auth_apikey.h"
+#include "tollgate/auth_jwt.h"
+#include "tollgate/log.h"
+#include "srv_internal.h"
+
+static void limits_done(const rl_result_t *res, void *privdata);
+static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
+
+int64_t srv_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double srv_elapsed_s(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
+}
+
+/* ---- end of a request ------------------------------------------------- */
+
+static void on_close(struct evhttp_connection *conn, void *arg);
+
+static void watch_close(srv_req_t *r, bool on)
+{
+    if (r->conn != NULL)
+        evhttp_connection_set_closecb(r->conn, on ? on_close : NULL, on ? r : NULL);
+}
+
+/* Audit line, metrics, free.  The reply has been sent (or the client left). */
+static void finish(srv_req_t *r)
+{
+    double secs = srv_elapsed_s(&r->start);
+    srv_worker_t *w = r->w;
+
+    if (r->decision == NULL)
+        r->decision = r->status < 400 ? "allow" : r->status >= 500 ? "error" : "deny";
+    if (r->reason == NULL)
+        r->reason = r->status < 400 ? "ok" : "error";
+    metrics_request(w->metrics, r->decision, r->reason, secs);
+    if (w->audit != NULL) {
+        audit_rec_t a = {
+            .ts_ms = srv_now_ms(),
+            .request_id = r->reqid,
+            .client_id = r->id.client_id,
+            .method = r->method,
+            .target = r->target,
+            .status = r->status,
+            .duration_ms = secs * 1000.0,
+            .ip = r->ip[0] ? r->ip : NULL,
+            .decision = r->decision,
+            .reason = r->reason,
+            .limit = r->limit,
+            .upstream_status = r->upstream_status,
+        };
+        audit_log(w->audit, &a);
+    }
+    auth_identity_clear(&r->id);
+    free(r->path);
+    free(r->target_own);
+    free(r->rl_policy);
+    free(r->rl_state);
+    cfg_unref(r->cfg);
+    free(r);
+    w->inflight--;
+}
+
+/* Reply with the error envelope and end the request. */
+static void deny(srv_req_t *r, int status, const char *code, const char *message)
+{
+    watch_close(r, false);
+    srv_send_error(r, status, code, message);
+    finish(r);
+}
+
+/* The client went away while a step was pending: cancel it.  libevent has
+ * detached the request from the dying connection and left it to us. */
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+    srv_req_t *r = arg;
+
+    (void)conn;
+    if (r->rl_pending != NULL) {
+        rl_cancel(r->rl_pending);
+        r->rl_pending = NULL;
+    }
+    if (r->proxy_pending != NULL) {
+        srv_proxy_cancel(r->proxy_pending);
+        r->proxy_pending = NULL;
+    }
+    evhttp_connection_set_closecb(conn, NULL, NULL);
+    r->status = 499; /* nginx's "client closed request" */
+    r->decision = "error";
+    r->reason = "client_closed";
+    evhttp_request_free(r->req);
+    r->req = NULL;
+    finish(r);
+}
+
+/* ---- step: authentication --------------------------------------------- */
+
+static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
+{
+    return m == want || m == CFG_AUTH_ANY;
+}
+
+/* 0: go on (identity filled, or anonymous where allowed); -1: denied. */
+static int authenticate(srv_req_t *r)
+{
+    const cfg_t *c = r->cfg;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    const char *key = evhttp_find_header(in, "X-API-Key");
+    const char *authz = evhttp_find_header(in, "Authorization");
+    const char *reason;
+
+    if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
+        return 0;
+    if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
+        c->auth.api_key_enabled) {
+        const auth_apikey_t *k = auth_keystore_lookup(c->auth.keys, key, strlen(key));
+
+        if (k != NULL && auth_apikey_identity(k, &r->id) == 0)
+            return 0;
+        reason = "invalid_api_key";
+        goto out_fail;
+    }
+    if (authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0 &&
+        mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL) {
+        const char *tok = authz + 7;
+        auth_jwt_status_t st;
+
+        while (*tok == ' ')
+            tok++;
+        st = auth_jwt_verify(c->auth.jwt_verifier, tok, strlen(tok), srv_now_ms() / 1000,
+                             &r->id);
+        if (st == AUTH_JWT_OK)
+            return 0;
+        auth_identity_clear(&r->id);
+        r->bearer_failed = true;
+        reason = auth_jwt_status_str(st);
+        goto out_fail;
+    }
+    if (r->route->auth == CFG_ROUTE_OPTIONAL)
+        return 0;
+    reason = "missing_credentials";
+out_fail:
+    metrics_auth_failure(r->w->metrics, reason);
+    r->reason = reason;
+    deny(r, 401, "unauthorized", "authentication required");
+    return -1;
+}
+
+/* ---- step: limits ------------------------------------------------------- */
+
+static const char *req_header(void *ctx, const char *name)
+{
+    srv_req_t *r = ctx;
+
+    return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
+static const char *req_claim(void *ctx, const char *name)
+{
+    srv_req_t *r = ctx;
+
+    return auth_identity_claim(&r->id, name, r->claimbuf, sizeof(r->claimbuf));
+}
+
+static void check_limits(srv_req_t *r)
+{
+    rl_request_t q = {
+        .method = r->method_bit,
+        .path = r->path,
+        .host = r->host,
+        .client_id = r->id.client_id,
+        .ip = r->ip,
+        .route = r->route->name,
+        .tier = r->id.tier,
+        .cost = 1,
+        .header = req_header,
+        .claim = req_claim,
+        .ctx = r,
+    };
+
+    watch_close(r, true);
+    r->rl_pending = rl_check(r->w->limiter, &r->cfg->policy, &q, limits_done, r);
+    if (r->rl_pending == NULL)
+        deny(r, 503, "unavailable", "rate limiter unavailable");
+}
+
+/* Append `"name";q=N;w=W` / `"name";r=R;t=T` items (RFC 8941 strings: limit
+ * names are validated by the config to need no escaping). */
+static char *join_items(const rl_result_t *res, bool policy, int only)
+{
+    size_t cap = 64, len = 0;
+    char *s = malloc(cap);
+
+    if (s == NULL)
+        return NULL;
+    s[0] = '\0';
+    for (size_t i = 0; i < res->n; i++) {
+        const rl_limit_result_t *lr = &res->limits[i];
+        char item[256];
+        int n;
+
+        if (lr->limit->mode == RL_MODE_SHADOW || (only >= 0 && (size_t)only != i))
+            continue;
+        if (policy)
+            n = snprintf(item, sizeof(item), "%s\"%s\";q=%u;w=%u", len ? ", " : "",
+                         lr->limit->name, lr->rate.n, lr->rate.period_ms / 1000);
+        else
+            n = snprintf(item, sizeof(item), "%s\"%s\";r=%llu;t=%llu", len ? ", " : "",
+                         lr->limit->name, (unsigned long long)lr->v.remaining,
+                         (unsigned long long)((lr->v.reset_ms + 999) / 1000));
+        if (n < 0 || (size_t)n >= sizeof(item))
+            continue;
+        if (len + (size_t)n + 1 > cap) {
+            char *t;
+
+            while (len + (size_t)n + 1 > cap)
+                cap *= 2;
+            t = realloc(s, cap);
+            if (t == NULL)
+                break;
+            s = t;
+        }
+        memcpy(s + len, item, (size_t)n + 1);
+        len += (size_t)n;
+    }
+    if (len == 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The most restrictive enforced limit: on a deny the one with the largest
+ * retry-after, otherwise the one with the fewest tokens left. -1: none. */
+static int most_restrictive(const rl_result_t *res)
+{
+    int best = -1;
+
+    for (size_t i = 0; i < res->n; i++) {
+        const rl_limit_result_t *lr = &res->limits[i];
+
+        if (lr->limit->mode == RL_MODE_SHADOW || lr->failed)
+            continue;
+        if (res->status == RL_DENIED) {
+            if (!lr->v.allowed &&
+                (best < 0 || lr->v.retry_after_ms > res->limits[best].v.retry_after_ms))
+                best = (int)i;
+        } else if (best < 0 || lr->v.remaining < res->limits[best].v.remaining) {
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+static void record_limits(srv_req_t *r, const rl_result_t *res)
+{
+    int best = most_restrictive(res);
+
+    for (size_t i = 0; i < res->n; i++) {
+        const rl_limit_result_t *lr = &res->limits[i];
+
+        metrics_limit(r->w->metrics, lr->limit->name,
+                      lr->failed      ? "error"
+                      : lr->v.allowed ? "allow"
+                                      : "deny",
+                      lr->limit->mode == RL_MODE_SHADOW ? "shadow" : "enforce");
+        if (lr->limit->mode == RL_MODE_SHADOW && !lr->v.allowed && r->limit == NULL) {
+            r->limit = lr->limit->name; /* audit: a shadow limit would have denied */
+            r->reason = "shadow_rate_limited";
+        }
+    }
+    if (best < 0)
+        return;
+    const rl_limit_result_t *b = &res->limits[best];
+    snprintf(r->rl_limit, sizeof(r->rl_limit), "%u", b->rate.n);
+    snprintf(r->rl_remaining, sizeof(r->rl_remaining), "%llu",
+             (unsigned long long)b->v.remaining);
+    snprintf(r->rl_reset, sizeof(r->rl_reset), "%llu",
+             (unsigned long long)((b->v.reset_ms + 999) / 1000));
+    if (res->status == RL_DENIED) {
+        unsigned long long ra = (b->v.retry_after_ms + 999) / 1000;
+
+        snprintf(r->rl_retry, sizeof(r->rl_retry), "%llu", ra < 1 ? 1ULL : ra);
+        r->limit = b->limit->name;
+    }
+    r->rl_policy = join_items(res, true, -1);
+    r->rl_state = join_items(res, false, best);
+}
+
+/* ---- step: allow -------------------------------------------------------- */
+
+static void add_identity_headers(srv_req_t *r, struct evkeyvalq *out)
+{
+    char scopes[1024];
+
+    if (r->id.kind == AUTH_KIND_NONE)
+        return;
+    auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
+    evhttp_add_header(out, "X-Auth-Client-Id", r->id.client_id ? r->id.client_id : "");
+    evhttp_add_header(out, "X-Auth-Subject", r->id.subject ? r->id.subject : "");
+    evhttp_add_header(out, "X-Auth-Scopes", scopes);
+}
+
+static void allow(srv_req_t *r)
+{
+    struct evkeyvalq *out;
+    srv_proxy_hdr_t add[6];
+    char scopes[1024];
+    size_t n = 0;
+
+    r->decision = "allow";
+    if (r->reason == NULL)
+        r->reason = "ok";
+    if (r->mode != SRV_MODE_PROXY) {
+        watch_close(r, false);
+        out = evhttp_request_get_output_headers(r->req);
+        add_identity_headers(r, out);
+        srv_send_json(r, 200, NULL);
+        finish(r);
+        return;
+    }
+    add[n++] = (srv_proxy_hdr_t){"X-Request-ID", r->reqid};
+    /* Vouch for these ourselves: a client's own values are never passed on. */
+    add[n++] = (srv_proxy_hdr_t){"X-Forwarded-Proto", r->https ? "https" : "http"};
+    if (r->host != NULL)
+        add[n++] = (srv_proxy_hdr_t){"X-Forwarded-Host", r->host};
+    if (r->id.kind != AUTH_KIND_NONE) {
+        auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
+        add[n++] =
+            (srv_proxy_hdr_t){"X-Auth-Client-Id", r->id.client_id ? r->id.client_id : ""};
+        add[n++] = (srv_proxy_hdr_t){"X-Auth-Subject", r->id.subject ? r->id.subject : ""};
+        add[n++] = (srv_proxy_hdr_t){"X-Auth-Scopes", scopes};
+    }
+    /* Forward the normalized path and the query unchanged. */
+    char *target = NULL;
+    if (asprintf(&target, "%s%s%s", r->path, r->query ? "?" : "",
+                 r->query ? r->query : "") < 0) {
+        deny(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    watch_close(r, true);
+    r->proxy_pending =
+        srv_proxy_forward(r->w->proxy, r->req, r->route->upstream, target, add, n, r->ip,
+                          r->route->upstream_timeout_ms, proxy_done, r);
+    free(target);
+    if (r->proxy_pending == NULL)
+        deny(r, 502, "bad_gateway", "upstream unavailable");
+}
+
+static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
+{
+    srv_req_t *r = privdata;
+    struct evkeyvalq *out;
+
+    r->proxy_pending = NULL;
+    if (resp->status == SRV_PROXY_TIMEOUT) {
+        r->reason = "upstream_timeout";
+        deny(r, 504, "bad_gateway", "upstream timed out");
+        return;
+    }
+    if (resp->status != SRV_PROXY_OK) {
+        r->reason = "upstream_error";
+        deny(r, 502, "bad_gateway", "upstream unavailable");
+        return;
+    }
+    watch_close(r, false);
+    r->upstream_status = resp->code;
+    r->status = resp->code;
+    out = evhttp_request_get_output_headers(r->req);
+    srv_proxy_copy_headers(resp->headers, out);
+    srv_add_common_headers(r, out, false);
+    srv_add_rl_headers(r, out);
+    evhttp_send_reply(r->req, resp->code, resp->reason ? resp->reason : "", resp->body);
+    finish(r);
+}
+
+static void limits_done(const rl_result_t *res, void *privdata)
+{
+    srv_req_t *r = privdata;
+
+    r->rl_pending = NULL;
+    record_limits(r, res);
+    switch (res->status) {
+    case RL_DENIED:
+        r->reason = "rate_limited";
+        deny(r,
+             r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
+                                           : 429,
+             "rate_limited", "rate limit exceeded");
+        return;
+    case RL_ERR:
+        r->reason = "limiter_unavailable";
+        deny(r, 503, "unavailable", "rate limiter unavailable");
+        return;
+    case RL_OK:
+    default:
+        allow(r);
+        return;
+    }
+}
+
+/* ---- step: route, CORS ------------------------------------------------- */
+
+static const cfg_route_t *match_route(const srv_req_t *r)
+{
+    const cfg_t *c = r->cfg;
+
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const cfg_route_t *rt = &c->routes[i];
+
+        if (r->mode == SRV_MODE_PROXY && rt->upstream == NULL)
+            continue;
+        if (rl_match_request(&rt->match, r->method_bit, r->path, r->host))
+            return rt;
+    }
+    return r->mode == SRV_MODE_PROXY ? NULL : &c->default_route;
+}
+
+/* CORS: remember an allowed Origin; answer a preflight.  Returns true when
+ * the request has been answered. */
+static bool cors(srv_req_t *r)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    const char *origin = evhttp_find_header(in, "Origin");
+    const char *acrm = evhttp_find_header(in, "Access-Control-Request-Method");
+    const char *acrh;
+    struct evkeyvalq *out;
+
+    if (origin != NULL &&
+        srv_cors_origin_allowed(origin, r->cfg->cors_origins.v, r->cfg->cors_origins.n))
+        r->origin = origin;
+    if (strcmp(r->method, "OPTIONS") != 0 || origin == NULL || acrm == NULL)
+        return false;
+    if (r->origin == NULL) {
+        r->reason = "cors_origin";
+        deny(r, 403, "forbidden", "origin not allowed");
+        return true;
+    }
+    out = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(out, "Access-Control-Allow-Methods",
+                      "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    acrh = evhttp_find_header(in, "Access-Control-Request-Headers");
+    evhttp_add_header(out, "Access-Control-Allow-Headers",
+                      acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
+                          ? acrh
+                          : "Authorization, Content-Type, X-API-Key, X-Request-ID");
+    evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    r->reason = "preflight";
+    r->decision = "allow";
+    srv_send_json(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
+    finish(r);
+    return true;
+}
+
+/* ---- step: begin ------------------------------------------------------- */
+
+/* Does normalized `path` name the forward-auth endpoint (`/auth`, `/auth/...`)? */
+static bool is_fwd_path(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static void answer_health(srv_req_t *r, bool ready)
+{
+    char body[256];
+
+    if (!ready) {
+        srv_send_json(r, 200, "{\"status\":\"ok\"}");
+        return;
+    }
+    snprintf(body, sizeof(body),
+             "{\"status\":\"%s\",\"redis\":\"disabled\",\"fallback\":false,"
+             "\"config_version\":\"%s\"}",
+             atomic_load(&r->w->srv->draining) ? "draining" : "ok", r->cfg->version);
+    srv_send_json(r, atomic_load(&r->w->srv->draining) ? 503 : 200, body);
+}
+
+/* All X-Forwarded-For headers joined with ", " (a proxy may add its own
+ * header line rather than append to the first).  NULL when none. */
+static const char *forwarded_for(struct evkeyvalq *in, char *buf, size_t len)
+{
+    const char *first = NULL;
+    size_t used = 0;
+    int n = 0;
+
+    for (struct evkeyval *h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+            continue;
+        if (n++ == 0)
+            first = h->value;
+        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", h->value);
+        if (w < 0 || (size_t)w >= len - used)
+            break; /* keep the whole hops that fit */
+        used += (size_t)w;
+    }
+    return n <= 1 ? first : buf;
+}
+
+/* Split r->target into normalized path and query.  -1: bad path. */
+static int normalize(srv_req_t *r)
+{
+    const char *q = strchr(r->target, '?');
+    size_t len = q ? (size_t)(q - r->target) : strlen(r->target);
+    const char *hash = memchr(r->target, '#', len);
+    int n;
+
+    if (hash != NULL)
+        len = (size_t)(hash - r->target);
+    r->query = q ? q + 1 : NULL;
+    r->path = malloc(len + 1 < SRV_MAX_PATH ? len + 1 : SRV_MAX_PATH);
+    if (r->path == NULL)
+        return -1;
+    n = srv_path_normalize(r->target, len, r->path,
+                           len + 1 < SRV_MAX_PATH ? len + 1 : SRV_MAX_PATH);
+    return n < 0 ? -1 : 0;
+}
+
+static void begin(srv_req_t *r)
+{
+    const cfg_t *c = r->cfg;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    const char *rid = evhttp_find_header(in, "X-Request-ID");
+    const char *own = evhttp_request_get_uri(r->req);
+    const char *xfp;
+    char *peer_addr = NULL;
+    ev_uint16_t peer_port = 0;
+    int st;
+
+    /* 1. request id */
+    if (rid != NULL && srv_reqid_valid(rid))
+        snprintf(r->reqid, sizeof(r->reqid), "%s", rid);
+    else
+        srv_reqid_new(r->reqid);
+
+    /* client address */
+    if (r->conn != NULL)
+        evhttp_connection_get_peer(r->conn, &peer_addr, &peer_port);
+    snprintf(r->peer, sizeof(r->peer), "%s", peer_addr ? peer_addr : "");
+    r->peer_trusted = r->peer[0] && srv_cidr_list_contains(&c->trusted_proxies, r->peer);
+    if (r->peer_trusted) {
+        char xff[2048];
+
+        srv_client_ip(r->peer, forwarded_for(in, xff, sizeof(xff)), &c->trusted_proxies,
+                      r->ip, sizeof(r->ip));
+    } else {
+        srv_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
+    }
+
+    r->method = method_name(evhttp_request_get_command(r->req));
+    r->method_bit = rl_method_bit(r->method);
+    r->target = own != NULL ? own : "/";
+    r->host = evhttp_find_header(in, "Host");
+    r->mode = SRV_MODE_PROXY;
+
+    /* tollgate's own paths, matched on the normalized path */
+    if (normalize(r) != 0) {
+        r->reason = "bad_path";
+        deny(r, 400, "bad_request", "malformed request path");
+        return;
+    }
+    if (strcmp(r->path, c->healthz_path) == 0 || strcmp(r->path, c->readyz_path) == 0) {
+        r->reason = "health";
+        answer_health(r, strcmp(r->path, c->readyz_path) == 0);
+        finish(r);
+        return;
+    }
+    if (is_fwd_path(r->path, c->forward_auth.path)) {
+        if (strncmp(r->target, c->forward_auth.path, strlen(c->forward_auth.path)) != 0) {
+            r->reason = "bad_path";
+            deny(r, 400, "bad_request", "malformed request path");
+            return;
+        }
+        free(r->path);
+        r->path = NULL;
+        st = srv_fwdauth_parse(r, r->target);
+        if (st == 403) {
+            r->reason = "untrusted_forwarder";
+            deny(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
+            return;
+        }
+        if (st != 0 || normalize(r) != 0) {
+            r->reason = "bad_path";
+            deny(r, 400, "bad_request", "malformed original request");
+            return;
+        }
+    } else {
+        xfp = evhttp_find_header(in, "X-Forwarded-Proto");
+        if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
+            r->https = true;
+    }
+
+    /* 3. route and CORS */
+    r->route = match_route(r);
+    if (r->route == NULL) {
+        r->reason = "no_route";
+        deny(r, 404, "not_found", "no route");
+        return;
+    }
+    if (cors(r))
+        return;
+
+    /* 5. authentication, 6. authorization */
+    if (authenticate(r) != 0)
+        return;
+    if (r->route->scopes.n > 0 &&
+        !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {
+        r->reason = "insufficient_scope";
+        deny(r, 403, "forbidden", "insufficient scope");
+        return;
+    }
+
+    /* 7. limits (answered in limits_done) */
+    check_limits(r);
+}
+
+void srv_pipeline_handle(struct evhttp_request *req, void *arg)
+{
+    srv_worker_t *w = arg;
+    srv_req_t *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        evhttp_send_error(req, 503, "Service Unavailable");
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    r->w = w;
+    r->cfg = cfg_ref(w->cfg);
+    r->req = req;
+    r->conn = evhttp_request_get_connection(req);
+    r->upstream_status = -1;
+    w->inflight++;
+    begin(r);
+}

@@ -1,0 +1,453 @@
+/* server.c — process lifecycle: worker threads, listeners, reload, drain.
+ *
+ * Each worker thread runs its own event_base with its own listening socket
+ * (SO_REUSEPORT: the kernel spreads connections), limiter, proxy, audit
+ * buffer and metrics; the admin listener has a thread of its own.  Other
+ * threads talk to a worker only through its mailbox (a mutex-guarded slot
+ * plus an eventfd that wakes the loop), so libevent needs no locking and the
+ * request path takes no lock.  The main thread handles signals and watches
+ * the config file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netdb.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "tollgate/log.h"
+#include "srv_internal.h"
+
+#define SRV_MAX_MEMORY_BUCKETS 1000000
+
+/* ---- listeners ---------------------------------------------------------- */
+
+/* A non-blocking listening socket on "host:port"; SO_REUSEPORT when `shared`. */
+static int listen_on(const char *addr, bool shared, char *err, size_t errlen)
+{
+    char host[256], portstr[8];
+    uint16_t port;
+    struct addrinfo hints = {0}, *ai = NULL;
+    int fd = -1, one = 1, rc;
+
+    if (srv_parse_hostport(addr, host, sizeof(host), &port) != 0) {
+        snprintf(err, errlen, "bad listen address '%s'", addr);
+        return -1;
+    }
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen address '%s': %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto out_err;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        goto out_err;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0)
+        goto out_err;
+    freeaddrinfo(ai);
+    return fd;
+out_err:
+    snprintf(err, errlen, "listen on %s: %s", addr, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+/* ---- mailbox -------------------------------------------------------------- */
+
+static void post(srv_worker_t *w, cfg_t *c, bool stop)
+{
+    uint64_t one = 1;
+    cfg_t *old;
+
+    pthread_mutex_lock(&w->mbox_mu);
+    old = w->mbox_cfg;
+    if (c != NULL)
+        w->mbox_cfg = cfg_ref(c);
+    else
+        old = NULL;
+    if (stop)
+        w->mbox_stop = true;
+    pthread_mutex_unlock(&w->mbox_mu);
+    cfg_unref(old);
+    if (write(w->mbox_fd, &one, sizeof(one)) < 0)
+        log_error("worker %u: mailbox write: %s", w->index, strerror(errno));
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    srv_worker_t *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->inflight == 0 || srv_now_ms() >= w->drain_deadline_ms) {
+        if (w->inflight > 0)
+            log_warn("worker %u: drain timeout with %u requests in flight", w->index,
+                     w->inflight);
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void mbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_worker_t *w = arg;
+    uint64_t v;
+    cfg_t *c;
+    bool stop;
+    struct timeval tick = {0, 20000};
+
+    (void)what;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_error("worker %u: mailbox read: %s", w->index, strerror(errno));
+    pthread_mutex_lock(&w->mbox_mu);
+    c = w->mbox_cfg;
+    w->mbox_cfg = NULL;
+    stop = w->mbox_stop;
+    pthread_mutex_unlock(&w->mbox_mu);
+    if (c != NULL) {
+        cfg_unref(w->cfg);
+        w->cfg = c;
+    }
+    if (stop && w->drain_ev == NULL) {
+        /* Stop accepting; finish what is in flight (bounded). */
+        if (w->bound != NULL) {
+            evhttp_del_accept_socket(w->http, w->bound);
+            w->bound = NULL;
+        }
+        w->drain_deadline_ms = srv_now_ms() + SRV_DRAIN_TIMEOUT_MS;
+        w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_check, w);
+        if (w->drain_ev == NULL || event_add(w->drain_ev, &tick) != 0)
+            event_base_loopbreak(w->base);
+    }
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool admin,
+                       char *err, size_t errlen)
+{
+    const cfg_t *c = s->cfg;
+
+    w->srv = s;
+    w->index = index;
+    w->admin = admin;
+    w->mbox_fd = -1;
+    pthread_mutex_init(&w->mbox_mu, NULL);
+    w->base = event_base_new();
+    w->http = w->base ? evhttp_new(w->base) : NULL;
+    if (w->http == NULL)
+        goto out_nomem;
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)c->max_header_bytes);
+    evhttp_set_max_body_size(w->http, admin ? 65536 : (ev_ssize_t)c->max_body_bytes);
+    evhttp_set_timeout(w->http, SRV_READ_TIMEOUT_S);
+    evhttp_set_default_content_type(w->http, NULL);
+    evhttp_set_gencb(w->http, admin ? srv_admin_handle : srv_pipeline_handle, w);
+    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
+    if (w->bound == NULL) {
+        close(fd);
+        snprintf(err, errlen, "cannot accept on listener socket");
+        return -1;
+    }
+    w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->mbox_fd < 0)
+        goto out_nomem;
+    w->mbox_ev = event_new(w->base, w->mbox_fd, EV_READ | EV_PERSIST, mbox_cb, w);
+    if (w->mbox_ev == NULL || event_add(w->mbox_ev, NULL) != 0)
+        goto out_nomem;
+    w->cfg = cfg_ref(s->cfg);
+    if (admin)
+        return 0;
+    w->limiter = rl_limiter_new(w->base, &rl_memory_ops, s->memory);
+    w->proxy = srv_proxy_new(w->base, NULL);
+    w->metrics = metrics_new();
+    w->audit = s->audit ? audit_buf_new(s->audit, w->base) : NULL;
+    if (w->limiter == NULL || w->proxy == NULL || w->metrics == NULL ||
+        (s->audit && w->audit == NULL))
+        goto out_nomem;
+    return 0;
+out_nomem:
+    snprintf(err, errlen, "out of memory setting up worker %u", index);
+    return -1;
+}
+
+static void worker_clear(srv_worker_t *w)
+{
+    if (w->base == NULL)
+        return;
+    /* evhttp_free closes idle keep-alive connections; a request still in
+     * flight is cancelled through its close callback. */
+    if (w->http != NULL)
+        evhttp_free(w->http);
+    audit_buf_free(w->audit);
+    srv_proxy_free(w->proxy);
+    rl_limiter_free(w->limiter);
+    metrics_free(w->metrics);
+    if (w->mbox_ev)
+        event_free(w->mbox_ev);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    if (w->mbox_fd >= 0)
+        close(w->mbox_fd);
+    cfg_unref(w->cfg);
+    cfg_unref(w->mbox_cfg);
+    event_base_free(w->base);
+    pthread_mutex_destroy(&w->mbox_mu);
+    memset(w, 0, sizeof(*w));
+}
+
+static void *worker_main(void *arg)
+{
+    srv_worker_t *w = arg;
+
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* ---- config ------------------------------------------------------------- */
+
+cfg_t *srv_current_cfg(srv_t *s)
+{
+    cfg_t *c;
+
+    pthread_mutex_lock(&s->cfg_mu);
+    c = cfg_ref(s->cfg);
+    pthread_mutex_unlock(&s->cfg_mu);
+    return c;
+}
+
+static void warn_restart_needed(const cfg_t *o, const cfg_t *n)
+{
+    if (strcmp(o->listen, n->listen) != 0 || strcmp(o->admin_listen, n->admin_listen) != 0)
+        log_warn("config reload: listen addresses change only on restart");
+    if (o->threads != n->threads)
+        log_warn("config reload: threads change only on restart");
+    if ((o->audit_path == NULL) != (n->audit_path == NULL) ||
+        (o->audit_path && strcmp(o->audit_path, n->audit_path) != 0))
+        log_warn("config reload: audit.path changes only on restart");
+}
+
+int srv_reload(srv_t *s, char *err, size_t errlen)
+{
+    cfg_t *n, *old;
+
+    pthread_mutex_lock(&s->cfg_mu);
+    n = cfg_load(s->config_path, err, errlen);
+    if (n == NULL) {
+        pthread_mutex_unlock(&s->cfg_mu);
+        metrics_config_reload(false);
+        log_error("config reload rejected, keeping version %s: %s", s->cfg->version, err);
+        return -1;
+    }
+    warn_restart_needed(s->cfg, n);
+    old = s->cfg;
+    s->cfg = n;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        post(&s->workers[i], n, false);
+    post(&s->admin, n, false);
+    pthread_mutex_unlock(&s->cfg_mu);
+    if (strcmp(old->version, n->version) != 0)
+        log_info("config reloaded: version %s -> %s", old->version, n->version);
+    cfg_unref(old);
+    metrics_config_reload(true);
+    return 0;
+}
+
+/* ---- main thread: signals, file watch -------------------------------------- */
+
+typedef struct watch {
+    srv_t *s;
+    struct stat st;
+    bool have;
+} watch_t;
+
+static bool stat_changed(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino != b->st_ino || a->st_dev != b->st_dev || a->st_size != b->st_size ||
+           a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+           a->st_mtim.tv_nsec != b->st_mtim.tv_nsec;
+}
+
+/* Re-read the config when the file (or the ConfigMap symlink it resolves
+ * through) changes. */
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    watch_t *wt = arg;
+    struct stat st;
+    char err[4096];
+
+    (void)fd;
+    (void)what;
+    if (wt->s->config_path == NULL || stat(wt->s->config_path, &st) != 0)
+        return;
+    if (wt->have && stat_changed(&st, &wt->st)) {
+        log_info("config file changed: reloading");
+        srv_reload(wt->s, err, sizeof(err));
+    }
+    wt->st = st;
+    wt->have = true;
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    srv_t *s = arg;
+    char err[4096];
+
+    (void)what;
+    switch (sig) {
+    case SIGHUP:
+        log_info("SIGHUP: reloading config");
+        srv_reload(s, err, sizeof(err));
+        break;
+    case SIGUSR1:
+        if (s->audit != NULL && audit_reopen(s->audit) != 0)
+            log_error("SIGUSR1: cannot reopen the audit log");
+        break;
+    default:
+        log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        atomic_store(&s->draining, true);
+        event_base_loopbreak(s->main_base);
+        break;
+    }
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
+               size_t errlen)
+{
+    srv_t *s = calloc(1, sizeof(*s));
+    const char *delay = getenv("TOLLGATE_DEBUG_LIMITER_DELAY_MS");
+    long ncpu;
+    int fd;
+
+    if (s == NULL) {
+        cfg_unref(cfg);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->cfg_mu, NULL);
+    s->cfg = cfg;
+    s->config_path = config_path ? strdup(config_path) : NULL;
+    s->memory = rl_memory_new(SRV_MAX_MEMORY_BUCKETS);
+    if (s->memory == NULL)
+        goto out_nomem;
+    if (delay != NULL && cfg->environment == CFG_ENV_DEVELOPMENT) {
+        rl_memory_set_delay_ms(s->memory, (unsigned)atoi(delay));
+        log_warn("TOLLGATE_DEBUG_LIMITER_DELAY_MS=%s: every limit decision is delayed "
+                 "(testing only)",
+                 delay);
+    }
+    if (cfg->audit_path != NULL && strcmp(cfg->audit_path, "off") != 0) {
+        s->audit = audit_open(cfg->audit_path, err, errlen);
+        if (s->audit == NULL)
+            goto out_free;
+    }
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s->nworkers = threads        ? threads
+                  : cfg->threads ? cfg->threads
+                                 : (unsigned)(ncpu > 0 ? ncpu : 1);
+    if (s->nworkers > SRV_MAX_WORKERS)
+        s->nworkers = SRV_MAX_WORKERS;
+    s->workers = calloc(s->nworkers, sizeof(*s->workers));
+    if (s->workers == NULL)
+        goto out_nomem;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        fd = listen_on(cfg->listen, true, err, errlen);
+        if (fd < 0 || worker_init(s, &s->workers[i], i, fd, false, err, errlen) != 0)
+            goto out_free;
+    }
+    fd = listen_on(cfg->admin_listen, false, err, errlen);
+    if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0)
+        goto out_free;
+    return s;
+out_nomem:
+    snprintf(err, errlen, "out of memory");
+out_free:
+    srv_free(s);
+    return NULL;
+}
+
+int srv_run(srv_t *s)
+{
+    struct event *sigs[4] = {0}, *watch_ev;
+    const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+    struct timeval sec = {1, 0};
+    watch_t wt = {.s = s};
+    sigset_t block, old;
+
+    signal(SIGPIPE, SIG_IGN);
+    /* Workers never see the process signals: the main thread handles them. */
+    sigemptyset(&block);
+    for (int i = 0; i < 4; i++)
+        sigaddset(&block, signums[i]);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+    pthread_create(&s->admin.thread, NULL, worker_main, &s->admin);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    s->main_base = event_base_new();
+    for (int i = 0; i < 4; i++) {
+        sigs[i] = evsignal_new(s->main_base, signums[i], signal_cb, s);
+        event_add(sigs[i], NULL);
+    }
+    watch_ev = event_new(s->main_base, -1, EV_PERSIST, watch_cb, &wt);
+    event_add(watch_ev, &sec);
+    watch_cb(-1, 0, &wt);
+    atomic_store(&s->ready, true);
+    log_info("tollgate listening on %s (%u threads), admin on %s, config version %s",
+             s->cfg->listen, s->nworkers, s->cfg->admin_listen, s->cfg->version);
+
+    event_base_dispatch(s->main_base);
+
+    /* Drain: stop accepting, let in-flight requests finish, then stop. */
+    for (unsigned i = 0; i < s->nworkers; i++)
+        post(&s->workers[i], NULL, true);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    post(&s->admin, NULL, true);
+    pthread_join(s->admin.thread, NULL);
+    for (int i = 0; i < 4; i++)
+        event_free(sigs[i]);
+    event_free(watch_ev);
+    log_info("stopped");
+    return 0;
+}
+
+void srv_free(srv_t *s)
+{
+    if (s == NULL)
+        return;
+    for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
+        worker_clear(&s->workers[i]);
+    free(s->workers);
+    worker_clear(&s->admin);
+    audit_close(s->audit);
+    rl_memory_free(s->memory);
+    cfg_unref(s->cfg);
+    if (s->main_base)
+        event_base_free(s->main_base);
+    free(s->config_path);
+    pthread_mutex_destroy(&s->cfg_mu);
+    free(s);
+}

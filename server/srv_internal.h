@@ -1,0 +1,152 @@
+/* srv_internal.h — private types of the server, for server/ sources only.
+ *
+ * srv_t is the process: config path, the current snapshot, worker threads,
+ * the admin thread.  srv_worker_t is one event loop with its own listening
+ * socket, limiter, proxy, audit buffer and metrics.  srv_req_t is one request
+ * moving through the steps of DESIGN §6.
+ */
+#ifndef TOLLGATE_SRV_INTERNAL_H
+#define TOLLGATE_SRV_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "tollgate/audit.h"
+#include "tollgate/auth.h"
+#include "tollgate/cfg.h"
+#include "tollgate/metrics.h"
+#include "tollgate/rl_limiter.h"
+#include "tollgate/rl_memory.h"
+#include "tollgate/srv.h"
+#include "tollgate/srv_http_util.h"
+#include "tollgate/srv_net.h"
+#include "tollgate/srv_proxy.h"
+
+#define SRV_MAX_WORKERS 256
+#define SRV_READ_TIMEOUT_S 15 /* slow clients: headers and body must arrive in time */
+#define SRV_DRAIN_TIMEOUT_MS 10000
+
+typedef struct srv srv_t;
+
+/* An event loop that serves the main listener (or the admin listener). */
+typedef struct srv_worker {
+    srv_t *srv;
+    unsigned index;
+    bool admin; /* the admin listener's thread */
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    cfg_t *cfg; /* this thread's snapshot (one reference) */
+    /* Mailbox for a new snapshot (reload) and shutdown, posted by other threads. */
+    pthread_mutex_t mbox_mu;
+    cfg_t *mbox_cfg;
+    bool mbox_stop;
+    int mbox_fd; /* eventfd that wakes the loop */
+    struct event *mbox_ev;
+    struct event *drain_ev;
+    int64_t drain_deadline_ms;
+    rl_limiter_t *limiter;
+    srv_proxy_t *proxy;
+    audit_buf_t *audit;
+    metrics_t *metrics;
+    unsigned inflight; /* requests not yet answered */
+    /* Peers already warned about for untrusted dialect headers (bounded). */
+    char warned[16][SRV_IP_STRLEN];
+    unsigned nwarned;
+} srv_worker_t;
+
+struct srv {
+    char *config_path;      /* NULL: built-in defaults */
+    pthread_mutex_t cfg_mu; /* guards `cfg` and reloads */
+    cfg_t *cfg;             /* newest good snapshot (one reference) */
+    rl_memory_t *memory;    /* the memory backend, shared by all workers */
+    audit_t *audit;         /* NULL when audit is off */
+    srv_worker_t *workers;
+    unsigned nworkers;
+    srv_worker_t admin;
+    atomic_bool draining;
+    atomic_bool ready;
+    struct event_base *main_base; /* signals, config file watch */
+};
+
+/* Where the decision is asked from (DESIGN §6 forward-auth dialects). */
+typedef enum {
+    SRV_MODE_PROXY,
+    SRV_MODE_FWD_ENVOY,
+    SRV_MODE_FWD_NGINX,
+    SRV_MODE_FWD_TRAEFIK,
+} srv_mode_t;
+
+/* One request in flight on a worker; owns everything of the request. */
+typedef struct srv_req {
+    srv_worker_t *w;
+    cfg_t *cfg; /* reference kept until the request is done */
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    struct timespec start;
+    srv_mode_t mode;
+    char reqid[SRV_REQID_MAX + 1];
+    char ip[SRV_IP_STRLEN];   /* client ip */
+    char peer[SRV_IP_STRLEN]; /* TCP peer */
+    bool peer_trusted;
+    bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
+    const char *method; /* original method name */
+    unsigned method_bit;
+    const char *target;       /* original target (path?query), raw */
+    const char *host;         /* original host, may be NULL */
+    char hostbuf[256];        /* host taken from X-Original-URL */
+    char *target_own;         /* target built by tollgate (malloc'd) or NULL */
+    char *path;               /* normalized original path (malloc'd) */
+    const char *query;        /* points into target, NULL when none */
+    const char *origin;       /* Origin header when allowed by CORS, else NULL */
+    const cfg_route_t *route; /* matched route, or &cfg->default_route */
+    auth_identity_t id;
+    bool bearer_failed; /* a presented JWT was refused */
+    char claimbuf[64];
+    rl_pending_t *rl_pending;
+    srv_proxy_req_t *proxy_pending;
+    /* Outcome, for the audit line and metrics. */
+    int status;
+    const char *decision;
+    const char *reason;
+    const char *limit;
+    int upstream_status;
+    /* Rate-limit headers of the decision (empty when no limit applied). */
+    char rl_limit[16], rl_remaining[24], rl_reset[24], rl_retry[24];
+    char *rl_policy; /* RateLimit-Policy value, malloc'd or NULL */
+    char *rl_state;  /* RateLimit value */
+} srv_req_t;
+
+/* server.c */
+cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
+int srv_reload(srv_t *s, char *err, size_t errlen);
+
+/* pipeline.c: the main listener's request handler. */
+void srv_pipeline_handle(struct evhttp_request *req, void *arg);
+
+/* fwdauth.c: fill mode/method/target/host of `r` from the forward-auth
+ * request.  Returns 0, or an HTTP status to refuse with (400, 403). */
+int srv_fwdauth_parse(srv_req_t *r, const char *own_target);
+
+/* respond.c */
+void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own_answer);
+void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out);
+void srv_send_json(srv_req_t *r, int status, const char *body);
+void srv_send_error(srv_req_t *r, int status, const char *code, const char *message);
+const char *srv_status_reason(int status);
+
+/* admin.c: the admin listener's request handler. */
+void srv_admin_handle(struct evhttp_request *req, void *arg);
+void srv_send_plain_json(struct evhttp_request *req, int status, const char *body);
+
+/* Monotonic and wall clocks. */
+int64_t srv_now_ms(void);
+double srv_elapsed_s(const struct timespec *since);
+
+#endif
