@@ -99,17 +99,19 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 
-local rn, rperiod, rcap, rshadow = {}, {}, {}, {}
-local level, ts, need, fits, wrongtype = {}, {}, {}, {}, {}
+-- Pass 1: load, refill, decide.  Per key i, st[6i-5 .. 6i] holds
+-- n, period, cap, level, ts, and whether the key held another type.
+-- (Flat tables: a script call allocates little, and the GC stays quiet.)
+local st = {}
 local allowed, retry = true, 0
 
 for i = 1, nkeys do
-    local a = 2 + 4 * (i - 1)
+    local a = 4 * i - 2
     local n = int_arg(a, 1, MAX_N)
     local period = int_arg(a + 1, 1, MAX_PERIOD_MS)
     local burst = int_arg(a + 2, 1, MAX_BURST)
-    local mode = int_arg(a + 3, 0, 1)
-    if n == nil or period == nil or burst == nil or mode == nil then
+    local mode = ARGV[a + 3]
+    if n == nil or period == nil or burst == nil or (mode ~= '0' and mode ~= '1') then
         return bad('bad rate for key ' .. i)
     end
     local cap = burst * period
@@ -117,10 +119,9 @@ for i = 1, nkeys do
     -- Load: anything unreadable is a full bucket as of now.
     local lv, at
     local h = redis.pcall('HMGET', KEYS[i], 'tokens', 'ts')
-    if type(h) == 'table' and h.err == nil then
+    local wrongtype = h.err ~= nil
+    if not wrongtype then
         lv, at = stored_int(h[1]), stored_int(h[2])
-    else
-        wrongtype[i] = true
     end
     if lv == nil or at == nil then
         lv, at = cap, now
@@ -132,43 +133,47 @@ for i = 1, nkeys do
     if now > at then
         local deficit = cap - lv
         if deficit > 0 then
-            local elapsed = now - at
-            if elapsed >= ceil(deficit / n) then
+            if now - at >= ceil(deficit / n) then
                 lv = cap
             else
-                lv = lv + elapsed * n
+                lv = lv + (now - at) * n
             end
         end
         at = now
     end
 
-    rn[i], rperiod[i], rcap[i], rshadow[i] = n, period, cap, mode == 1
-    level[i], ts[i], need[i] = lv, at, cost * period
-    fits[i] = lv >= need[i]
-    if not fits[i] and not rshadow[i] then
+    local need = cost * period
+    if lv < need and mode == '0' then
         allowed = false
-        local r = ceil((need[i] - lv) / n)
+        local r = ceil((need - lv) / n)
         if r > retry then
             retry = r
         end
     end
+    local o = 6 * i - 5
+    st[o], st[o + 1], st[o + 2], st[o + 3], st[o + 4], st[o + 5] =
+        n, period, cap, lv, at, wrongtype
 end
 
-local out = {allowed and 1 or 0, retry}
+-- Pass 2: charge (only when allowed) and build the reply.
+local out = {allowed and 1 or 0, retry, 0, 0, 0, 0}
 for i = 1, nkeys do
-    local n, lv = rn[i], level[i]
-    if allowed and fits[i] and cost > 0 then
-        lv = lv - need[i]
-        if wrongtype[i] then
+    local o = 6 * i - 5
+    local n, period, cap, lv = st[o], st[o + 1], st[o + 2], st[o + 3]
+    local need = cost * period
+    local fits = lv >= need
+    if allowed and fits and cost > 0 then
+        lv = lv - need
+        if st[o + 5] then
             redis.call('DEL', KEYS[i])
         end
-        redis.call('HSET', KEYS[i], 'tokens', lv, 'ts', ts[i])
-        redis.call('PEXPIRE', KEYS[i], ceil((rcap[i] - lv) / n) + EXPIRE_MARGIN_MS)
+        redis.call('HSET', KEYS[i], 'tokens', lv, 'ts', st[o + 4])
+        redis.call('PEXPIRE', KEYS[i], ceil((cap - lv) / n) + EXPIRE_MARGIN_MS)
     end
-    local o = 2 + 4 * (i - 1)
-    out[o + 1] = fits[i] and 1 or 0
-    out[o + 2] = floor(lv / rperiod[i])
-    out[o + 3] = ceil((rcap[i] - lv) / n)
-    out[o + 4] = fits[i] and 0 or ceil((need[i] - lv) / n)
+    local r = 4 * i - 1
+    out[r] = fits and 1 or 0
+    out[r + 1] = floor(lv / period)
+    out[r + 2] = ceil((cap - lv) / n)
+    out[r + 3] = fits and 0 or ceil((need - lv) / n)
 end
 return out
