@@ -122,10 +122,13 @@ static void cmd_timeout_cb(evutil_socket_t fd, short what, void *arg)
     cmd->timer_on = false;
     c->stats.timeouts++;
     rc_cmd_deliver(cmd, NULL, "timeout");
-    /* In flight it stays as a placeholder for its late reply. */
+    /* In flight it stays as a placeholder for its late reply, unless the
+     * node has gone silent: then the connection is dropped (and cmd freed). */
     if (cmd->where == RC_WHERE_CLIENT_WAIT || cmd->where == RC_WHERE_CONN_WAIT) {
         cmd_unwait(cmd);
         rc_cmd_free(cmd);
+    } else if (cmd->where == RC_WHERE_CONN_FLIGHT) {
+        rc_conn_check_stall(cmd->conn);
     }
     rc_leave(c);
 }

@@ -196,6 +196,8 @@ static void conn_write(rc_conn_t *conn, rc_cmd_t *cmd)
         cmd->asking = false;
     }
     evbuffer_add(out, cmd->buf, cmd->len);
+    if (TAILQ_EMPTY(&conn->flight))
+        conn->progress_ms = rc_now_ms();
     cmd->where = RC_WHERE_CONN_FLIGHT;
     cmd->conn = conn;
     TAILQ_INSERT_TAIL(&conn->flight, cmd, link);
@@ -338,6 +340,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     rc_cmd_t *cmd;
 
     rc_enter(c);
+    conn->progress_ms = rc_now_ms();
     while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
         redisReaderFeed(conn->reader, v.iov_base, v.iov_len);
         evbuffer_drain(in, v.iov_len);
@@ -405,6 +408,22 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         rc_conn_fail(conn, why, conn->retired);
     }
     rc_leave(c);
+}
+
+void rc_conn_check_stall(rc_conn_t *conn)
+{
+    uint64_t limit = 4ULL * conn->c->o.timeout_ms, idle;
+    char why[64];
+
+    if (limit < 1000)
+        limit = 1000;
+    if (conn->state != RC_CONN_READY || TAILQ_EMPTY(&conn->flight))
+        return;
+    idle = rc_now_ms() - conn->progress_ms;
+    if (idle < limit)
+        return;
+    snprintf(why, sizeof(why), "no reply for %llu ms", (unsigned long long)idle);
+    rc_conn_fail(conn, why, conn->retired);
 }
 
 static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)

@@ -90,6 +90,7 @@ struct rc_conn {
     bool in_map;         /* owns slots in the current map */
     bool retired;        /* left the map: drop once drained */
     bool was_up;         /* for one log line per up/down change */
+    uint64_t progress_ms; /* last read, or when `flight` became non-empty */
     struct event retry;  /* reconnect timer, also connect timeout */
     bool retry_on;
 };
@@ -154,6 +155,9 @@ int rc_conn_send(rc_conn_t *conn, rc_cmd_t *cmd);
  * `bury`) move it to the graveyard. */
 void rc_conn_fail(rc_conn_t *conn, const char *why, bool bury);
 void rc_conn_destroy(rc_conn_t *conn);
+/* A command of `conn` timed out: drop the connection when it has read
+ * nothing for a long while with commands in flight (a silent partition). */
+void rc_conn_check_stall(rc_conn_t *conn);
 /* Start connecting an idle node now. */
 void rc_conn_start(rc_conn_t *conn);
 bool rc_conn_usable(const rc_conn_t *conn);

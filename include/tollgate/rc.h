@@ -9,7 +9,9 @@
  *  - pipelining: many commands in flight per connection, replies matched FIFO;
  *  - per-command timeout (rc_opts_t.timeout_ms, counted from submission over
  *    every redirect and retry): the callback runs once with reply NULL and a
- *    late reply is read and discarded;
+ *    late reply is read and discarded; a node that has answered nothing for
+ *    max(1 s, 4 x timeout_ms) while commands wait is dropped and reconnected
+ *    (a silent network partition never sends a reset);
  *  - AUTH (ACL user + password, or password only) and SELECT run on every
  *    (re)connect before any queued command; then SCRIPT LOAD of every
  *    registered script;

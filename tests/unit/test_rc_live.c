@@ -664,6 +664,43 @@ static void test_node_down_fails_fast(void)
     event_base_free(base);
 }
 
+/* A node that goes silent (SIGSTOP: no reset, no reply) is dropped after a
+ * while instead of eating every command's timeout forever. */
+static void test_silent_node(void)
+{
+    struct event_base *base;
+    rc_opts_t o = {.timeout_ms = 100, .backoff_max_ms = 100};
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g;
+    const char *ping[] = {"PING"};
+    rc_stats_t st;
+
+    SKIP_WITHOUT_REDIS();
+    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    base = event_base_new();
+    c = client_for(base, &s, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    kill(s.pid, SIGSTOP);
+    for (int i = 0; i < 16; i++) {
+        if (cmd(c, &g, 1, ping) != NULL)
+            spin(base, &g.done, 500);
+        CU_ASSERT_EQUAL(g.done ? g.type : -1, -1);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(rc_client_errstr(c), "no reply for"));
+    kill(s.pid, SIGCONT);
+    spin(base, NULL, 300);
+    CU_ASSERT(wait_up(base, c, 2000));
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 1000));
+    CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+    rc_client_stats(c, &st);
+    CU_ASSERT(st.connects >= 2);
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
 static void test_bad_options(void)
 {
     struct event_base *base = event_base_new();
@@ -703,6 +740,7 @@ int test_rc_live_add(void)
         {"cancel before reply", test_cancel},
         {"free with commands pending", test_free_with_pending},
         {"node down fails fast", test_node_down_fails_fast},
+        {"silent node dropped and reconnected", test_silent_node},
         {NULL, NULL},
     };
     log_set_level(LOG_ERROR);
