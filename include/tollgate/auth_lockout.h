@@ -1,0 +1,42 @@
+/* auth_lockout.h — auth-failure lockout (DESIGN §6 step 4), in memory.
+ *
+ * After `max_failures` failed authentications within `window_ms` from one key
+ * (the client ip), the key is locked for a backoff that starts at
+ * `base_backoff_ms` and doubles with every further lockout (capped at
+ * `max_backoff_ms`).  While locked, attempts are refused without looking at
+ * their credentials.  A success clears the key.  The store is shared by all
+ * worker threads (striped locks), bounded in size, and forgets idle keys.
+ * The Redis variant (lua/lockout.lua) keeps the same rules.
+ */
+#ifndef TOLLGATE_AUTH_LOCKOUT_H
+#define TOLLGATE_AUTH_LOCKOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct auth_lockout auth_lockout_t;
+
+typedef struct auth_lockout_policy {
+    unsigned max_failures;    /* 0 disables lockout */
+    uint64_t window_ms;       /* failures older than this are forgotten */
+    uint64_t base_backoff_ms; /* first lockout */
+    uint64_t max_backoff_ms;  /* cap of the doubling */
+} auth_lockout_policy_t;
+
+/* At most `max_keys` keys (the least recently touched go first). */
+auth_lockout_t *auth_lockout_new(size_t max_keys);
+void auth_lockout_free(auth_lockout_t *l);
+
+/* 0 when `key` may try now, else milliseconds until it may. */
+uint64_t auth_lockout_check(auth_lockout_t *l, const char *key, int64_t now_ms);
+
+/* Count a failure of `key`; returns the lockout it starts (ms), or 0. */
+uint64_t auth_lockout_fail(auth_lockout_t *l, const char *key, const auth_lockout_policy_t *p,
+                           int64_t now_ms);
+
+/* A success: forget `key`'s failures and backoff level. */
+void auth_lockout_success(auth_lockout_t *l, const char *key);
+
+size_t auth_lockout_count(auth_lockout_t *l);
+
+#endif
