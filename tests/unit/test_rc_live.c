@@ -701,6 +701,93 @@ static void test_silent_node(void)
     srv_stop(&s);
 }
 
+/* A CA, a server certificate for localhost / 127.0.0.1 and a client
+ * certificate, made with the openssl CLI in `dir`; 0 ok. */
+static int make_certs(const char *dir)
+{
+    char cmd[2048];
+
+    snprintf(cmd, sizeof(cmd),
+             "(cd '%s' && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+             "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=tg-test-ca && "
+             "openssl req $K -keyout srv.key -out srv.csr -subj /CN=localhost && "
+             "echo subjectAltName=DNS:localhost,IP:127.0.0.1 > srv.ext && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile srv.ext && "
+             "openssl req $K -keyout cli.key -out cli.csr -subj /CN=tg-client && "
+             "echo extendedKeyUsage=clientAuth > cli.ext && "
+             "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out cli.pem -days 2 -extfile cli.ext) >/dev/null 2>&1",
+             dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_tls(void)
+{
+    struct event_base *base;
+    srv_t s = {0};
+    rc_client_t *c;
+    got_t g;
+    const char *ping[] = {"PING"};
+    char ca[128], cert[128], key[128], scert[128], skey[128], tport[16];
+
+    SKIP_WITHOUT_REDIS();
+    snprintf(s.dir, sizeof(s.dir), "/tmp/tg-rc-XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(s.dir) != NULL);
+    if (system("command -v openssl >/dev/null 2>&1") != 0 || make_certs(s.dir) != 0) {
+        fprintf(stderr, "\n  [rc_live] openssl CLI missing or failed: TLS test skipped\n");
+        srv_stop(&s);
+        return;
+    }
+    snprintf(ca, sizeof(ca), "%s/ca.pem", s.dir);
+    snprintf(cert, sizeof(cert), "%s/cli.pem", s.dir);
+    snprintf(key, sizeof(key), "%s/cli.key", s.dir);
+    snprintf(scert, sizeof(scert), "%s/srv.pem", s.dir);
+    snprintf(skey, sizeof(skey), "%s/srv.key", s.dir);
+    s.port = free_port();
+    snprintf(tport, sizeof(tport), "%u", s.port);
+    const char *const extra[] = {"--port", "0", "--tls-port", tport, "--tls-cert-file", scert,
+                                 "--tls-key-file", skey, "--tls-ca-cert-file", ca,
+                                 "--tls-auth-clients", "yes", NULL};
+    CU_ASSERT_FATAL(srv_start(&s, extra) == 0);
+    base = event_base_new();
+
+    /* Verified by IP (SAN IP:127.0.0.1), with a client certificate. */
+    rc_opts_t ok = {.timeout_ms = 2000, .tls = 1, .tls_ca_file = ca, .tls_cert_file = cert,
+                    .tls_key_file = key};
+    c = client_for(base, &s, &ok);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 3000));
+    CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+    rc_client_free(c);
+
+    /* Verified by name. */
+    ok.tls_server_name = "localhost";
+    c = client_for(base, &s, &ok);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 3000));
+    CU_ASSERT_STRING_EQUAL(g.str, "PONG");
+    rc_client_free(c);
+
+    /* A name the certificate does not carry: refused. */
+    ok.tls_server_name = "redis.example.org";
+    c = client_for(base, &s, &ok);
+    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 3000));
+    CU_ASSERT_EQUAL(g.type, -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g.errstr, "TLS"));
+    CU_ASSERT(!rc_client_up(c));
+    rc_client_free(c);
+
+    /* No client certificate while the server asks for one: no service. */
+    rc_opts_t nocert = {.timeout_ms = 2000, .tls = 1, .tls_ca_file = ca};
+    c = client_for(base, &s, &nocert);
+    if (cmd(c, &g, 1, ping) != NULL)
+        CU_ASSERT(spin(base, &g.done, 3000));
+    CU_ASSERT_NOT_EQUAL(g.type, REDIS_REPLY_STATUS);
+    rc_client_free(c);
+    event_base_free(base);
+    srv_stop(&s);
+}
+
 static void test_bad_options(void)
 {
     struct event_base *base = event_base_new();
@@ -741,6 +828,7 @@ int test_rc_live_add(void)
         {"free with commands pending", test_free_with_pending},
         {"node down fails fast", test_node_down_fails_fast},
         {"silent node dropped and reconnected", test_silent_node},
+        {"TLS: CA, client certificate, hostname verification", test_tls},
         {NULL, NULL},
     };
     log_set_level(LOG_ERROR);
