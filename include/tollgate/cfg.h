@@ -11,6 +11,7 @@
 #ifndef TOLLGATE_CFG_H
 #define TOLLGATE_CFG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ typedef struct cfg_redis {
     char *tls_ca_file, *tls_cert_file, *tls_key_file; /* NULL = none */
     unsigned timeout_ms;  /* default 50 */
     bool required;
+    unsigned db;          /* REDIS_URL "/N" or redis.db; default 0 (cluster: 0 only) */
     char *username;       /* from REDIS_URL, NULL = none */
     char *password;       /* secret: REDIS_URL / REDIS_PASSWORD(_FILE); redacted */
 } cfg_redis_t;
@@ -110,7 +112,7 @@ typedef struct cfg {
     cfg_strv_t cors_origins;  /* validated */
     char *audit_path;         /* default "-" (stdout); "off" = no audit */
     char *admin_token;        /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
-    int refs;                 /* atomic; starts at 1 */
+    atomic_int refs;          /* starts at 1; cfg_ref / cfg_unref */
 } cfg_t;
 
 /* Load `path` (NULL: built-in defaults, no file) with the environment's

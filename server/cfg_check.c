@@ -1,0 +1,443 @@
+/* cfg_check.c — rules that span several keys (and the environment), and the
+ * runtime objects a snapshot carries: the API key store and the JWT verifier.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "tollgate/log.h"
+#include "tollgate/srv_http_util.h"
+
+#include "cfg_internal.h"
+
+/* ---- files -------------------------------------------------------------- */
+
+/* A configured file (`key`, possibly from the environment) must be readable. */
+static void check_file(cfg_build_t *b, const char *key, const char *path)
+{
+    char why[128], shown[200];
+
+    if (path == NULL)
+        return;
+    if (cfg_check_file(path, why, sizeof why) != 0) {
+        cfg_printable(path, shown, sizeof shown);
+        cfg_err(b, cfg_where(b, key), "%s: cannot read '%s': %s", key, shown, why);
+    }
+}
+
+/* The audit log's directory must exist ("-" = stdout, "off" = none). */
+static void check_audit(cfg_build_t *b)
+{
+    const char *p = b->c->audit_path, *slash;
+    char dir[4096], shown[200];
+    struct stat st;
+    size_t len;
+
+    if (strcmp(p, "-") == 0 || strcmp(p, "off") == 0)
+        return;
+    slash = strrchr(p, '/');
+    len = slash == NULL ? 0 : (slash == p ? 1 : (size_t)(slash - p));
+    if (len >= sizeof dir) {
+        cfg_err(b, cfg_where(b, "audit.path"), "audit.path: too long");
+        return;
+    }
+    if (len == 0)
+        memcpy(dir, ".", 2);
+    else {
+        memcpy(dir, p, len);
+        dir[len] = '\0';
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cfg_printable(dir, shown, sizeof shown);
+        cfg_err(b, cfg_where(b, "audit.path"), "audit.path: directory '%s' does not exist",
+                shown);
+    }
+}
+
+static void check_files(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+
+    check_file(b, "auth.api_keys_file", c->auth.api_keys_file);
+    check_file(b, "auth.jwt.keys_file", c->auth.jwt.keys_file);
+    check_file(b, "redis.tls_ca_file", c->redis.tls_ca_file);
+    check_file(b, "redis.tls_cert_file", c->redis.tls_cert_file);
+    check_file(b, "redis.tls_key_file", c->redis.tls_key_file);
+    check_audit(b);
+}
+
+/* ---- paths and routes ---------------------------------------------------- */
+
+/* Could a request for `own` (and, with `subtree`, for `own`/...) match `m`?
+ * Methods and host are ignored: the paths are the main listener's. */
+static bool overlaps(const rl_match_t *m, const char *own, bool subtree)
+{
+    size_t ol = strlen(own), pl;
+
+    if (m->path != NULL)
+        return strcmp(m->path, own) == 0 ||
+               (subtree && strncmp(m->path, own, ol) == 0 && m->path[ol] == '/');
+    if (m->path_prefix == NULL)
+        return true; /* matches every path */
+    pl = strlen(m->path_prefix);
+    if (strncmp(own, m->path_prefix, pl) == 0)
+        return true;
+    return subtree && strncmp(m->path_prefix, own, ol) == 0 && m->path_prefix[ol] == '/';
+}
+
+typedef struct own_path {
+    const char *key;
+    const char *path;
+    bool subtree; /* forward-auth also answers PATH/... (Envoy dialect) */
+} own_path_t;
+
+static void check_own_paths(cfg_build_t *b, const own_path_t *own, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            rl_match_t m;
+
+            if (i == j || own[i].path == NULL || own[j].path == NULL)
+                continue;
+            memset(&m, 0, sizeof m);
+            m.path = (char *)own[j].path;
+            if ((i < j && strcmp(own[i].path, own[j].path) == 0) ||
+                (own[i].subtree && strcmp(own[i].path, own[j].path) != 0 &&
+                 overlaps(&m, own[i].path, true)))
+                cfg_err(b, cfg_where(b, own[j].key), "%s %s overlaps %s %s", own[j].key,
+                        own[j].path, own[i].key, own[i].path);
+        }
+}
+
+/* A match with both path and path_prefix that can never match. */
+static void check_match(cfg_build_t *b, const rl_match_t *m, int line, const char *what)
+{
+    if (m->path != NULL && m->path_prefix != NULL &&
+        strncmp(m->path, m->path_prefix, strlen(m->path_prefix)) != 0)
+        cfg_err(b, cfg_at(line), "%s: match.path does not start with match.path_prefix; it "
+                                 "can never match",
+                what);
+}
+
+static void check_routes(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+    const own_path_t own[] = {
+        {"forward_auth.path", c->forward_auth.path, true},
+        {"tickets.path", c->tickets.path, false},
+        {"health.healthz_path", c->healthz_path, false},
+        {"health.readyz_path", c->readyz_path, false},
+    };
+
+    check_own_paths(b, own, sizeof own / sizeof own[0]);
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const cfg_route_t *r = &c->routes[i];
+        char what[100];
+
+        snprintf(what, sizeof what, "routes[%zu] (%s)", i, r->name ? r->name : "?");
+        check_match(b, &r->match, b->route_lines[i], what);
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+            if (overlaps(&r->match, own[k].path, own[k].subtree))
+                cfg_err(b, cfg_at(b->route_lines[i]),
+                        "%s: its match overlaps tollgate's own path %s (%s); use default_route "
+                        "for requests no route matches",
+                        what, own[k].path, own[k].key);
+        for (size_t j = 0; j < i; j++)
+            if (r->name != NULL && c->routes[j].name != NULL &&
+                strcmp(r->name, c->routes[j].name) == 0)
+                cfg_err(b, cfg_at(b->route_lines[i]), "%s: name also used by routes[%zu]", what,
+                        j);
+    }
+}
+
+static void check_limits(cfg_build_t *b)
+{
+    const rl_policy_set_t *ps = &b->c->policy;
+
+    for (size_t i = 0; i < ps->nlimits; i++) {
+        char what[100];
+
+        snprintf(what, sizeof what, "limits[%zu] (%s)", i, ps->limits[i].name);
+        check_match(b, &ps->limits[i].match, b->limit_meta[i].line, what);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ps->limits[i].name, ps->limits[j].name) == 0)
+                cfg_err(b, cfg_at(b->limit_meta[i].line), "%s: name also used by limits[%zu]",
+                        what, j);
+    }
+}
+
+/* ---- the rest ------------------------------------------------------------ */
+
+static void check_redis(cfg_build_t *b)
+{
+    const cfg_redis_t *r = &b->c->redis;
+
+    if (r->mode != CFG_REDIS_NONE && r->nodes.n == 0)
+        cfg_err(b, cfg_where(b, "redis.mode"), "redis.nodes (or REDIS_URL) is needed when "
+                                               "redis.mode is standalone or cluster");
+    if (r->mode == CFG_REDIS_CLUSTER && r->db != 0)
+        cfg_err(b, cfg_where(b, "redis.db"), "redis.db: Redis Cluster has only database 0");
+    if ((r->tls_cert_file == NULL) != (r->tls_key_file == NULL))
+        cfg_err(b, cfg_where(b, r->tls_cert_file ? "redis.tls_cert_file" : "redis.tls_key_file"),
+                "redis.tls_cert_file and redis.tls_key_file go together");
+    if (!r->tls && (r->tls_ca_file || r->tls_cert_file))
+        log_warn("%s: redis.tls_* files are set but redis.tls is false", b->name);
+    if (r->mode == CFG_REDIS_NONE && r->required)
+        cfg_err(b, cfg_where(b, "redis.required"), "redis.required is true but redis.mode is none");
+}
+
+static void check_production(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+
+    if (c->environment != CFG_ENV_PRODUCTION) {
+        if (c->auth.mode == CFG_AUTH_NONE)
+            log_warn("%s: auth.mode none: every request is anonymous (refused in production)",
+                     b->name);
+        return;
+    }
+    if (c->auth.mode == CFG_AUTH_NONE)
+        cfg_err(b, cfg_where(b, "auth.mode"), "auth.mode none is not allowed in production");
+    if (!c->auth.api_key_enabled)
+        cfg_err(b, cfg_where(b, "auth.api_key_enabled"),
+                "API keys cannot be disabled (API_KEY_ENABLED=false) in production");
+}
+
+/* Keep the valid CORS origins; a bad one is an error in production and is
+ * dropped with a warning in development. */
+static void check_origins(cfg_build_t *b)
+{
+    cfg_strv_t *o = &b->c->cors_origins;
+    size_t keep = 0;
+
+    for (size_t i = 0; i < o->n; i++) {
+        char why[256] = "", shown[256], where[300];
+        cfg_where_t w = b->origin_where[i];
+
+        if (srv_cors_origin_check(o->v[i], why, sizeof why) == 0) {
+            b->origin_where[keep] = w;
+            o->v[keep++] = o->v[i];
+            continue;
+        }
+        cfg_printable(why, shown, sizeof shown); /* `why` names the origin */
+        if (b->c->environment == CFG_ENV_PRODUCTION)
+            cfg_err(b, w, "cors.allowed_origins: %s (refused in production)", shown);
+        else {
+            cfg_where_str(b, w, where, sizeof where);
+            log_warn("%s: cors.allowed_origins: %s (dropped)", where, shown);
+        }
+        free(o->v[i]);
+    }
+    o->n = keep;
+}
+
+static void check_misc(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+    const cfg_lockout_t *lo = &c->auth.lockout;
+
+    if (strcmp(c->listen, c->admin_listen) == 0)
+        cfg_err(b, cfg_where(b, "admin_listen"), "admin_listen must differ from listen");
+    if (lo->max_backoff_s < lo->base_backoff_s)
+        cfg_err(b, cfg_where(b, "auth.lockout.max_backoff"),
+                "auth.lockout.max_backoff is shorter than base_backoff");
+}
+
+void cfg_check(cfg_build_t *b)
+{
+    check_production(b);
+    check_files(b);
+    check_routes(b);
+    check_limits(b);
+    check_redis(b);
+    check_origins(b);
+    check_misc(b);
+}
+
+/* ---- runtime objects ----------------------------------------------------- */
+
+/* SHA-256 of a file's bytes (for the version); zeros when unreadable. */
+static void hash_file(const char *path, unsigned char out[32])
+{
+    unsigned char buf[8192];
+    EVP_MD_CTX *ctx;
+    FILE *f;
+    size_t n;
+
+    memset(out, 0, 32);
+    if (path == NULL || (f = fopen(path, "rb")) == NULL)
+        return;
+    ctx = EVP_MD_CTX_new();
+    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+            EVP_DigestUpdate(ctx, buf, n);
+        EVP_DigestFinal_ex(ctx, out, NULL);
+    }
+    EVP_MD_CTX_free(ctx);
+    fclose(f);
+}
+
+/* ALLOWED_API_KEYS: comma list of plaintext keys, hashed at once. */
+static void add_plain_keys(cfg_build_t *b, auth_keystore_t *ks)
+{
+    const char *v = getenv("ALLOWED_API_KEYS"), *p;
+    size_t entry = 0;
+
+    if (v == NULL)
+        return;
+    for (p = v; *p != '\0';) {
+        size_t len = strcspn(p, ","), s = 0, e = len;
+        char why[256];
+
+        while (s < e && (p[s] == ' ' || p[s] == '\t'))
+            s++;
+        while (e > s && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+            e--;
+        if (e > s) {
+            entry++;
+            if (e - s > AUTH_APIKEY_MAX_LEN)
+                cfg_err(b, cfg_env_at("ALLOWED_API_KEYS"), "entry %zu is longer than %d bytes",
+                        entry, AUTH_APIKEY_MAX_LEN);
+            else if (auth_keystore_add_plain(ks, p + s, e - s, why, sizeof why) != 0)
+                /* `why` is not shown: it is not ours to promise it holds no key */
+                cfg_err(b, cfg_env_at("ALLOWED_API_KEYS"), "entry %zu refused (a duplicate?)",
+                        entry);
+            OPENSSL_cleanse(why, sizeof why);
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+}
+
+/* Returns false when the key file could not be loaded. */
+static bool build_keystore(cfg_build_t *b)
+{
+    cfg_t *c = b->c;
+    char why[512], tmp[32];
+
+    if (!c->auth.api_key_enabled) {
+        if (getenv("ALLOWED_API_KEYS") != NULL || c->auth.api_keys_file != NULL)
+            log_warn("%s: API keys are disabled (API_KEY_ENABLED=false): configured keys ignored",
+                     b->name);
+        return true;
+    }
+    if (c->auth.api_keys_file != NULL &&
+        cfg_check_file(c->auth.api_keys_file, tmp, sizeof tmp) == 0) {
+        if (auth_keystore_load_file(c->auth.keys, c->auth.api_keys_file, why, sizeof why) != 0) {
+            cfg_err(b, cfg_at(-1), "%s", why);
+            return false;
+        }
+        hash_file(c->auth.api_keys_file, b->keys_file_sha);
+    }
+    add_plain_keys(b, c->auth.keys);
+    return true;
+}
+
+static bool jwt_wanted(const cfg_t *c)
+{
+    return c->auth.mode == CFG_AUTH_JWT || c->auth.mode == CFG_AUTH_ANY;
+}
+
+static void check_hs_secret(cfg_build_t *b)
+{
+    char where[300];
+
+    if (b->jwt_secret == NULL || b->jwt_secret_len >= AUTH_JWT_MIN_HS_SECRET)
+        return;
+    if (b->c->environment == CFG_ENV_PRODUCTION) {
+        cfg_err(b, b->jwt_secret_where, "the HS secret is %zu bytes; production needs at least %d",
+                b->jwt_secret_len, AUTH_JWT_MIN_HS_SECRET);
+        return;
+    }
+    cfg_where_str(b, b->jwt_secret_where, where, sizeof where);
+    log_warn("%s: the HS secret is %zu bytes; production needs at least %d", where,
+             b->jwt_secret_len, AUTH_JWT_MIN_HS_SECRET);
+}
+
+static void build_jwt(cfg_build_t *b)
+{
+    cfg_t *c = b->c;
+    const cfg_jwt_t *j = &c->auth.jwt;
+    auth_jwt_opts_t o;
+    char why[256] = "";
+    cfg_where_t w;
+
+    check_hs_secret(b);
+    if (b->jwt_secret == NULL && j->keys_file == NULL)
+        return;
+    if (!jwt_wanted(c)) {
+        log_warn("%s: JWT keys are configured but auth.mode is %s: ignored", b->name,
+                 cfg_auth_mode_str(c->auth.mode));
+        return;
+    }
+    if (j->keys_file != NULL) {
+        if (cfg_check_file(j->keys_file, why, sizeof why) != 0)
+            return; /* reported by check_files */
+        hash_file(j->keys_file, b->jwks_file_sha);
+    }
+    memset(&o, 0, sizeof o);
+    o.algorithms = (const char *const *)j->algorithms.v;
+    o.nalgorithms = j->algorithms.n;
+    o.hs_secret = (const unsigned char *)b->jwt_secret;
+    o.hs_secret_len = b->jwt_secret_len;
+    o.issuer = j->issuer;
+    o.audience = j->audience;
+    o.leeway_s = j->leeway_s;
+    o.scopes_claim = j->scopes_claim;
+    o.tier_claim = j->tier_claim;
+    c->auth.jwt_verifier = auth_jwt_new(&o, why, sizeof why);
+    if (c->auth.jwt_verifier == NULL) {
+        w = cfg_where(b, "auth.jwt");
+        cfg_err(b, w.line > 0 ? w : b->jwt_secret_where, "auth.jwt: %s", why);
+    }
+}
+
+/* The chosen auth mode must have a credential to check. */
+static void check_credentials(cfg_build_t *b, bool keys_ok)
+{
+    const cfg_t *c = b->c;
+    char why[32];
+    /* A key file that failed to load has its own message: no second one. */
+    bool file_bad = !keys_ok || (c->auth.api_keys_file != NULL &&
+                                 cfg_check_file(c->auth.api_keys_file, why, sizeof why) != 0);
+    bool keys = c->auth.api_key_enabled && (file_bad || auth_keystore_count(c->auth.keys) > 0);
+    bool jwt = b->jwt_secret != NULL || c->auth.jwt.keys_file != NULL;
+    cfg_where_t w = cfg_where(b, "auth.mode");
+
+    switch (c->auth.mode) {
+    case CFG_AUTH_API_KEY:
+        if (!c->auth.api_key_enabled)
+            cfg_err(b, w, "auth.mode api_key, but API keys are disabled (API_KEY_ENABLED=false)");
+        else if (!keys)
+            cfg_err(b, w, "auth.mode api_key needs API keys: auth.api_keys_file, API_KEYS_FILE "
+                          "or ALLOWED_API_KEYS");
+        break;
+    case CFG_AUTH_JWT:
+        if (!jwt)
+            cfg_err(b, w, "auth.mode jwt needs JWT_SECRET, JWT_SECRET_FILE or a JWKS "
+                          "(auth.jwt.keys_file, JWKS_FILE)");
+        break;
+    case CFG_AUTH_ANY:
+        if (!keys && !jwt)
+            cfg_err(b, w, "auth.mode any needs API keys (auth.api_keys_file, API_KEYS_FILE, "
+                          "ALLOWED_API_KEYS) or a JWT key (JWT_SECRET, JWT_SECRET_FILE, "
+                          "JWKS_FILE)");
+        break;
+    case CFG_AUTH_NONE:
+        break;
+    }
+}
+
+void cfg_build_runtime(cfg_build_t *b)
+{
+    bool keys_ok = build_keystore(b);
+
+    build_jwt(b);
+    check_credentials(b, keys_ok);
+}

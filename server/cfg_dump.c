@@ -1,0 +1,298 @@
+/* cfg_dump.c — the effective config as JSON (GET /admin/v1/config) and its
+ * version, a hash of the same JSON.
+ *
+ * Secrets are "<redacted>" when set and null when not; the API key store is
+ * a count.  The version hashes the canonical dump (sorted keys, compact, no
+ * `path`, no `version`) plus the SHA-256 of the API key file and of the JWKS
+ * file, so it changes exactly when something effective changes.  Secret
+ * values are kept out on purpose: /readyz publishes the version.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cfg_internal.h"
+
+/* A string, or null.  Bytes that are not UTF-8 (from the environment)
+ * become '?', so a field is never lost. */
+static json_t *jstr(const char *s)
+{
+    json_t *j;
+    char *copy;
+
+    if (s == NULL)
+        return json_null();
+    j = json_string(s);
+    if (j != NULL || (copy = strdup(s)) == NULL)
+        return j;
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+static json_t *jsecret(const char *s)
+{
+    return s != NULL ? json_string("<redacted>") : json_null();
+}
+
+static json_t *jstrv(const cfg_strv_t *v)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < v->n; i++)
+        json_array_append_new(a, jstr(v->v[i]));
+    return a;
+}
+
+static json_t *jcidrs(const srv_cidr_list_t *l)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < l->n; i++) {
+        char ip[SRV_IP_STRLEN], text[SRV_IP_STRLEN + 8];
+
+        if (inet_ntop(l->v[i].family, l->v[i].addr, ip, sizeof ip) == NULL)
+            continue;
+        snprintf(text, sizeof text, "%s/%u", ip, l->v[i].prefix);
+        json_array_append_new(a, json_string(text));
+    }
+    return a;
+}
+
+static json_t *jmethods(unsigned bits)
+{
+    static const char *const names[] = {"GET",   "HEAD",    "POST",    "PUT",   "DELETE",
+                                        "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"};
+    json_t *a = json_array();
+
+    for (unsigned i = 0; a != NULL && i < sizeof names / sizeof names[0]; i++)
+        if (bits & (1u << i))
+            json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static json_t *jmatch(const rl_match_t *m)
+{
+    return json_pack("{s:o, s:o, s:o, s:o}", "path", jstr(m->path), "path_prefix",
+                     jstr(m->path_prefix), "methods", jmethods(m->methods), "host",
+                     jstr(m->host));
+}
+
+/* {"rate": "60/minute", "n": 60, "period_ms": 60000, "burst": 60} */
+static json_t *jrate(const rl_rate_t *r)
+{
+    static const struct {
+        uint32_t ms;
+        const char *name;
+    } periods[] = {{1000, "second"}, {60000, "minute"}, {3600000, "hour"}, {86400000, "day"}};
+    char text[64];
+
+    snprintf(text, sizeof text, "%u/%ums", r->n, r->period_ms);
+    for (size_t i = 0; i < sizeof periods / sizeof periods[0]; i++)
+        if (r->period_ms == periods[i].ms)
+            snprintf(text, sizeof text, "%u/%s", r->n, periods[i].name);
+    return json_pack("{s:s, s:I, s:I, s:I}", "rate", text, "n", (json_int_t)r->n, "period_ms",
+                     (json_int_t)r->period_ms, "burst", (json_int_t)r->burst);
+}
+
+static json_t *jby(const rl_limit_t *lim)
+{
+    static const char *const kinds[] = {"client", "ip", "route", "header", "claim"};
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < lim->nby; i++) {
+        char text[200];
+
+        if (lim->by[i].name != NULL)
+            snprintf(text, sizeof text, "%s:%s", kinds[lim->by[i].kind], lim->by[i].name);
+        else
+            snprintf(text, sizeof text, "%s", kinds[lim->by[i].kind]);
+        json_array_append_new(a, jstr(text));
+    }
+    return a;
+}
+
+static json_t *jlimits(const rl_policy_set_t *ps)
+{
+    static const char *const modes[] = {"enforce", "shadow"};
+    static const char *const onerr[] = {"local", "open", "closed"};
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < ps->nlimits; i++) {
+        const rl_limit_t *l = &ps->limits[i];
+
+        json_array_append_new(a, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s}", "name",
+                                           jstr(l->name), "match", jmatch(&l->match), "by",
+                                           jby(l), "rate", jrate(&l->rate), "mode",
+                                           modes[l->mode], "on_redis_error",
+                                           onerr[l->on_redis_error]));
+    }
+    return a;
+}
+
+static json_t *jtiers(const rl_policy_set_t *ps)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o != NULL && i < ps->ntiers; i++) {
+        json_t *t = json_object();
+
+        for (size_t j = 0; t != NULL && j < ps->tiers[i].n; j++)
+            json_object_set_new(t, ps->tiers[i].overrides[j].limit,
+                                jrate(&ps->tiers[i].overrides[j].rate));
+        json_object_set_new(o, ps->tiers[i].name, t);
+    }
+    return o;
+}
+
+static json_t *jroute(const cfg_route_t *r)
+{
+    static const char *const auth[] = {"required", "optional", "none"};
+
+    return json_pack("{s:o, s:o, s:o, s:s, s:o, s:b, s:I}", "name", jstr(r->name), "match",
+                     jmatch(&r->match), "upstream", jstr(r->upstream), "auth", auth[r->auth],
+                     "scopes", jstrv(&r->scopes), "tickets", r->tickets, "upstream_timeout_ms",
+                     (json_int_t)r->upstream_timeout_ms);
+}
+
+static json_t *jroutes(const cfg_t *c)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < c->nroutes; i++)
+        json_array_append_new(a, jroute(&c->routes[i]));
+    return a;
+}
+
+static json_t *jredis(const cfg_redis_t *r)
+{
+    static const char *const modes[] = {"none", "standalone", "cluster"};
+
+    return json_pack("{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:b, s:I, s:o, s:o}", "mode",
+                     modes[r->mode], "nodes", jstrv(&r->nodes), "key_prefix",
+                     jstr(r->key_prefix), "tls", r->tls, "tls_ca_file", jstr(r->tls_ca_file),
+                     "tls_cert_file", jstr(r->tls_cert_file), "tls_key_file",
+                     jstr(r->tls_key_file), "timeout_ms", (json_int_t)r->timeout_ms, "required",
+                     r->required, "db", (json_int_t)r->db, "username", jstr(r->username),
+                     "password", jsecret(r->password));
+}
+
+static json_t *jauth(const cfg_t *c)
+{
+    const cfg_jwt_t *j = &c->auth.jwt;
+    const cfg_lockout_t *l = &c->auth.lockout;
+    json_t *jwt, *lockout;
+
+    jwt = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:b}", "algorithms",
+                    jstrv(&j->algorithms), "keys_file", jstr(j->keys_file), "issuer",
+                    jstr(j->issuer), "audience", jstr(j->audience), "leeway_seconds",
+                    (json_int_t)j->leeway_s, "scopes_claim", jstr(j->scopes_claim),
+                    "tier_claim", jstr(j->tier_claim), "verifier",
+                    c->auth.jwt_verifier != NULL);
+    lockout = json_pack("{s:I, s:I, s:I, s:I}", "max_failures", (json_int_t)l->max_failures,
+                        "window_s", (json_int_t)l->window_s, "base_backoff_s",
+                        (json_int_t)l->base_backoff_s, "max_backoff_s",
+                        (json_int_t)l->max_backoff_s);
+    return json_pack("{s:s, s:b, s:o, s:I, s:o, s:o}", "mode", cfg_auth_mode_str(c->auth.mode),
+                     "api_key_enabled", c->auth.api_key_enabled, "api_keys_file",
+                     jstr(c->auth.api_keys_file), "api_keys",
+                     (json_int_t)auth_keystore_count(c->auth.keys), "jwt", jwt, "lockout",
+                     lockout);
+}
+
+/* The whole snapshot; `public` adds `version` and `path`. */
+static json_t *jcfg(const cfg_t *c, bool public)
+{
+    json_t *o = json_object();
+
+    if (o == NULL)
+        return NULL;
+    if (public) {
+        json_object_set_new(o, "version", json_string(c->version));
+        json_object_set_new(o, "path", jstr(c->path));
+    }
+    json_object_set_new(o, "environment",
+                        json_string(c->environment == CFG_ENV_PRODUCTION ? "production"
+                                                                         : "development"));
+    json_object_set_new(o, "listen", jstr(c->listen));
+    json_object_set_new(o, "admin_listen", jstr(c->admin_listen));
+    json_object_set_new(o, "threads", json_integer(c->threads));
+    json_object_set_new(o, "trusted_proxies", jcidrs(&c->trusted_proxies));
+    json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)c->max_body_bytes));
+    json_object_set_new(o, "max_header_bytes", json_integer((json_int_t)c->max_header_bytes));
+    json_object_set_new(o, "expected_replicas", json_integer(c->expected_replicas));
+    json_object_set_new(o, "redis", jredis(&c->redis));
+    json_object_set_new(o, "forward_auth",
+                        json_pack("{s:o, s:i}", "path", jstr(c->forward_auth.path),
+                                  "nginx_rate_limited_status",
+                                  c->forward_auth.nginx_rate_limited_status));
+    json_object_set_new(o, "tickets", json_pack("{s:o, s:I}", "path", jstr(c->tickets.path),
+                                                "ttl_s", (json_int_t)c->tickets.ttl_s));
+    json_object_set_new(o, "health", json_pack("{s:o, s:o}", "healthz_path",
+                                               jstr(c->healthz_path), "readyz_path",
+                                               jstr(c->readyz_path)));
+    json_object_set_new(o, "default_route", jroute(&c->default_route));
+    json_object_set_new(
+        o, "security_headers",
+        json_pack("{s:o, s:o, s:I}", "content_security_policy",
+                  jstr(c->security_headers.content_security_policy), "permissions_policy",
+                  jstr(c->security_headers.permissions_policy), "hsts_max_age",
+                  (json_int_t)c->security_headers.hsts_max_age));
+    json_object_set_new(o, "auth", jauth(c));
+    json_object_set_new(o, "limits", jlimits(&c->policy));
+    json_object_set_new(o, "tiers", jtiers(&c->policy));
+    json_object_set_new(o, "routes", jroutes(c));
+    json_object_set_new(o, "cors", json_pack("{s:o}", "allowed_origins", jstrv(&c->cors_origins)));
+    json_object_set_new(o, "audit", json_pack("{s:o}", "path", jstr(c->audit_path)));
+    json_object_set_new(o, "admin_token", jsecret(c->admin_token));
+    return o;
+}
+
+char *cfg_dump_json(const cfg_t *c)
+{
+    json_t *o;
+    char *text;
+
+    if (c == NULL)
+        return NULL;
+    o = jcfg(c, true);
+    if (o == NULL)
+        return NULL;
+    text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+void cfg_set_version(cfg_build_t *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    json_t *o = jcfg(b->c, false);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = text != NULL && ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, text, strlen(text)) == 1 &&
+              EVP_DigestUpdate(ctx, b->keys_file_sha, sizeof b->keys_file_sha) == 1 &&
+              EVP_DigestUpdate(ctx, b->jwks_file_sha, sizeof b->jwks_file_sha) == 1 &&
+              EVP_DigestFinal_ex(ctx, md, NULL) == 1;
+
+    if (ok) {
+        for (int i = 0; i < 8; i++) {
+            b->c->version[2 * i] = hex[md[i] >> 4];
+            b->c->version[2 * i + 1] = hex[md[i] & 15];
+        }
+        b->c->version[16] = '\0';
+    } else
+        cfg_err(b, cfg_at(0), "out of memory computing the config version");
+    EVP_MD_CTX_free(ctx);
+    free(text);
+    json_decref(o);
+}

@@ -1,0 +1,1278 @@
+/* cfg_yaml.c — the YAML file (libyaml document API) into a cfg_t.
+ *
+ * Each mapping of the schema is a table of fields; parse_map() walks a
+ * mapping through its table, so an unknown key, a duplicate key or a value of
+ * the wrong type is reported with its line wherever it is.  Lists of limits
+ * and routes build each entry in a temporary and append it when complete.
+ * Values that other parts decide on (files, origins, overlaps) are checked in
+ * cfg_check.c, after the environment has had its say.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tollgate/rl_bucket.h"
+#include "tollgate/rl_policy.h"
+#include "tollgate/srv_http_util.h"
+#include "tollgate/srv_net.h"
+
+#include "cfg_internal.h"
+
+typedef struct field field_t;
+typedef void (*parse_fn)(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                         const char *ctx);
+
+struct field {
+    const char *key;
+    parse_fn parse;
+    size_t off; /* of the destination inside the table's base */
+    unsigned long long min, max;
+    const void *aux; /* enum names, a sub-table, or an env name (secrets) */
+};
+
+/* A limit while it is parsed: burst may come before rate. */
+typedef struct limit_build {
+    rl_limit_t lim;
+    uint32_t burst;
+} limit_build_t;
+
+_Static_assert(sizeof(cfg_env_t) == sizeof(int) && sizeof(cfg_auth_mode_t) == sizeof(int) &&
+                   sizeof(cfg_redis_mode_t) == sizeof(int) &&
+                   sizeof(cfg_route_auth_t) == sizeof(int) && sizeof(rl_mode_t) == sizeof(int) &&
+                   sizeof(rl_onerr_t) == sizeof(int),
+               "enums are stored as int by p_enum");
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static cfg_where_t at(const yaml_node_t *n)
+{
+    return cfg_at((int)n->start_mark.line + 1);
+}
+
+/* Count a node against CFG_MAX_NODES (aliases can multiply the work). */
+static bool visit(cfg_build_t *b, const yaml_node_t *v)
+{
+    if (++b->nodes_seen == CFG_MAX_NODES + 1)
+        cfg_err(b, at(v), "document too large (more than %u nodes, aliases included)",
+                CFG_MAX_NODES);
+    return b->nodes_seen <= CFG_MAX_NODES;
+}
+
+static const char *kind_name(const yaml_node_t *v)
+{
+    if (v->type == YAML_MAPPING_NODE)
+        return "a mapping";
+    if (v->type == YAML_SEQUENCE_NODE)
+        return "a list";
+    return "a scalar";
+}
+
+static bool is_null(const yaml_node_t *v)
+{
+    const char *s = (const char *)v->data.scalar.value;
+
+    if (v->type != YAML_SCALAR_NODE || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    return v->data.scalar.length == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+/* The text of scalar `v`, or NULL after an error. */
+static const char *scalar(cfg_build_t *b, const yaml_node_t *v, const char *ctx,
+                          const char *what)
+{
+    const char *s;
+
+    if (v->type != YAML_SCALAR_NODE) {
+        cfg_err(b, at(v), "%s: expected %s, got %s", ctx, what, kind_name(v));
+        return NULL;
+    }
+    s = (const char *)v->data.scalar.value;
+    if (strlen(s) != v->data.scalar.length) {
+        cfg_err(b, at(v), "%s: contains a NUL byte", ctx);
+        return NULL;
+    }
+    return s;
+}
+
+/* A string value: not null, no control characters (many end up in headers). */
+static const char *text(cfg_build_t *b, const yaml_node_t *v, const char *ctx)
+{
+    const char *s = scalar(b, v, ctx, "a string");
+
+    if (s == NULL)
+        return NULL;
+    if (is_null(v)) {
+        cfg_err(b, at(v), "%s: expected a string, got null", ctx);
+        return NULL;
+    }
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            cfg_err(b, at(v), "%s: contains a control character", ctx);
+            return NULL;
+        }
+    return s;
+}
+
+/* Is `v` a list (null counts as an empty one)?  Reports the error if not. */
+static bool is_list(cfg_build_t *b, const yaml_node_t *v, const char *ctx)
+{
+    if (is_null(v))
+        return true;
+    if (v->type != YAML_SEQUENCE_NODE) {
+        cfg_err(b, at(v), "%s: expected a list, got %s", ctx, kind_name(v));
+        return false;
+    }
+    if (v->data.sequence.items.top - v->data.sequence.items.start > (long)CFG_MAX_ITEMS) {
+        cfg_err(b, at(v), "%s: more than %u entries", ctx, CFG_MAX_ITEMS);
+        return false;
+    }
+    return true;
+}
+
+static size_t list_len(const yaml_node_t *v)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return 0;
+    return (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+}
+
+/* Item `i` of list `v`, or NULL when the node budget is spent. */
+static yaml_node_t *list_item(cfg_build_t *b, const yaml_node_t *v, size_t i)
+{
+    yaml_node_t *n = yaml_document_get_node(b->doc, v->data.sequence.items.start[i]);
+
+    return (n != NULL && visit(b, n)) ? n : NULL;
+}
+
+/* ---- mappings ----------------------------------------------------------- */
+
+static const field_t *find_field(const field_t *fields, const char *key, size_t *idx)
+{
+    for (*idx = 0; fields[*idx].key != NULL; (*idx)++)
+        if (strcmp(fields[*idx].key, key) == 0)
+            return &fields[*idx];
+    return NULL;
+}
+
+/* Walk mapping `v` through `fields`; destinations are relative to `base`. */
+static void parse_map(cfg_build_t *b, yaml_node_t *v, const field_t *fields, void *base,
+                      const char *ctx)
+{
+    uint64_t seen = 0; /* tables have fewer than 64 fields */
+    const char *where = *ctx != '\0' ? ctx : "the top level";
+
+    if (!visit(b, v) || is_null(v))
+        return;
+    if (v->type != YAML_MAPPING_NODE) {
+        cfg_err(b, at(v), "%s: expected a mapping, got %s", where, kind_name(v));
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
+        yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
+        char sub[256], shown[72];
+        const char *key;
+        const field_t *f;
+        size_t idx;
+
+        if (k == NULL || val == NULL || !visit(b, k))
+            continue;
+        key = scalar(b, k, where, "a string key");
+        if (key == NULL)
+            continue;
+        f = find_field(fields, key, &idx);
+        cfg_printable(key, shown, sizeof shown);
+        if (f == NULL) {
+            cfg_err(b, at(k), "unknown key '%s' %s %s", shown, *ctx ? "in" : "at", where);
+            continue;
+        }
+        if (seen & (1ull << idx)) {
+            cfg_err(b, at(k), "duplicate key '%s' in %s", shown, where);
+            continue;
+        }
+        seen |= 1ull << idx;
+        snprintf(sub, sizeof sub, "%s%s%s", ctx, *ctx ? "." : "", key);
+        cfg_mark(b, sub, at(val));
+        f->parse(b, f, val, (char *)base + f->off, sub);
+    }
+}
+
+static void p_map(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    parse_map(b, v, f->aux, dst, ctx);
+}
+
+/* ---- scalars ------------------------------------------------------------ */
+
+static void p_str(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    const char *s = text(b, v, ctx);
+    char *d;
+
+    if (s == NULL)
+        return;
+    if (f->min > 0 && *s == '\0') {
+        cfg_err(b, at(v), "%s: must not be empty", ctx);
+        return;
+    }
+    d = cfg_dup(b, s);
+    if (d != NULL)
+        cfg_set_str(dst, d);
+}
+
+/* A string or null (= unset). */
+static void p_str_opt(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                      const char *ctx)
+{
+    if (is_null(v))
+        cfg_set_str(dst, NULL);
+    else
+        p_str(b, f, v, dst, ctx);
+}
+
+/* One of tollgate's own paths, or a route's / limit's: absolute and in the
+ * normal form requests are matched in (srv_path_normalize). */
+static void p_path(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    char norm[SRV_MAX_PATH], shown[72];
+    const char *s = text(b, v, ctx);
+    int n;
+
+    if (s == NULL)
+        return;
+    cfg_printable(s, shown, sizeof shown);
+    if (s[0] != '/' || strpbrk(s, "?# ") != NULL) {
+        cfg_err(b, at(v), "%s: '%s' must start with '/' and have no query", ctx, shown);
+        return;
+    }
+    n = srv_path_normalize(s, strlen(s), norm, sizeof norm);
+    if (n < 0) {
+        cfg_err(b, at(v), "%s: '%s' is not a valid path", ctx, shown);
+        return;
+    }
+    if (strcmp(norm, s) != 0) {
+        cfg_err(b, at(v), "%s: '%s' is not in normal form (requests are matched as normalized)",
+                ctx, shown);
+        return;
+    }
+    p_str(b, f, v, dst, ctx);
+}
+
+/* An integer in [f->min, f->max] into *out. */
+static bool integer(cfg_build_t *b, const field_t *f, yaml_node_t *v, const char *ctx,
+                    unsigned long long *out)
+{
+    const char *s = scalar(b, v, ctx, "an integer");
+    char shown[32];
+
+    if (s == NULL)
+        return false;
+    if (cfg_parse_uint(s, ~0ull, out) != 0 || *out < f->min || *out > f->max) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v), "%s: expected an integer from %llu to %llu, got '%s'", ctx, f->min,
+                f->max, shown);
+        return false;
+    }
+    return true;
+}
+
+static void p_uint(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    unsigned long long x;
+
+    if (integer(b, f, v, ctx, &x))
+        *(unsigned *)dst = (unsigned)x;
+}
+
+static void p_u32(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    unsigned long long x;
+
+    if (integer(b, f, v, ctx, &x))
+        *(uint32_t *)dst = (uint32_t)x;
+}
+
+static void p_int(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    unsigned long long x;
+
+    if (integer(b, f, v, ctx, &x))
+        *(int *)dst = (int)x;
+}
+
+static void p_size(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    unsigned long long x;
+
+    if (integer(b, f, v, ctx, &x))
+        *(size_t *)dst = (size_t)x;
+}
+
+/* A duration in seconds: 30, "30s", "1m", "1h", "1d". */
+static void p_dur(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    const char *s = scalar(b, v, ctx, "a duration");
+    unsigned long long x;
+    char shown[32];
+
+    if (s == NULL)
+        return;
+    if (cfg_parse_duration(s, &x) != 0 || x < f->min || x > f->max) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v), "%s: expected a duration (30s, 1m, 1h, 1d) from %llus to %llus, got '%s'",
+                ctx, f->min, f->max, shown);
+        return;
+    }
+    *(unsigned *)dst = (unsigned)x;
+}
+
+static void p_bool(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    const char *s = scalar(b, v, ctx, "true or false");
+    char shown[32];
+
+    (void)f;
+    if (s == NULL)
+        return;
+    if (cfg_parse_bool(s, dst) != 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v), "%s: expected true or false, got '%s'", ctx, shown);
+    }
+}
+
+/* One of the NULL-terminated names in f->aux; stored as its index. */
+static void p_enum(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    const char *const *names = f->aux;
+    const char *s = scalar(b, v, ctx, "a name");
+    char shown[32], list[128] = "";
+    int i;
+
+    if (s == NULL)
+        return;
+    for (i = 0; names[i] != NULL; i++)
+        if (strcmp(names[i], s) == 0) {
+            memcpy(dst, &i, sizeof i);
+            return;
+        }
+    for (i = 0; names[i] != NULL; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, names[i], sizeof list - strlen(list) - 1);
+    }
+    cfg_printable(s, shown, sizeof shown);
+    cfg_err(b, at(v), "%s: '%s' is not one of %s", ctx, shown, list);
+}
+
+/* Secrets never live in the file: say where they go. */
+static void p_secret(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                     const char *ctx)
+{
+    (void)dst;
+    cfg_err(b, at(v), "%s: secrets do not belong in the config file; set %s or %s_FILE", ctx,
+            (const char *)f->aux, (const char *)f->aux);
+}
+
+static void p_name(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    const char *s = text(b, v, ctx);
+    char shown[72];
+
+    if (s == NULL)
+        return;
+    if (cfg_check_name(s) != 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v), "%s: '%s' is not a name ([A-Za-z0-9._-], 1 to %d characters)", ctx,
+                shown, CFG_MAX_NAME);
+        return;
+    }
+    p_str(b, f, v, dst, ctx);
+}
+
+static void p_listen(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                     const char *ctx)
+{
+    const char *s = text(b, v, ctx);
+    char host[256], shown[72];
+    uint16_t port;
+
+    if (s == NULL)
+        return;
+    if (srv_parse_hostport(s, host, sizeof host, &port) != 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v), "%s: '%s' is not host:port", ctx, shown);
+        return;
+    }
+    p_str(b, f, v, dst, ctx);
+}
+
+static void p_prefix(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                     const char *ctx)
+{
+    const char *s = text(b, v, ctx);
+
+    if (s == NULL)
+        return;
+    if (*s == '\0' || strlen(s) > 64 || strpbrk(s, "{} ") != NULL) {
+        cfg_err(b, at(v), "%s: must be 1 to 64 characters without '{', '}' or spaces", ctx);
+        return;
+    }
+    p_str(b, f, v, dst, ctx);
+}
+
+/* ---- lists -------------------------------------------------------------- */
+
+typedef int (*item_check_fn)(cfg_build_t *b, yaml_node_t *item, const char *s,
+                             const char *ctx);
+
+/* A list of non-empty strings, each accepted by `check` (may be NULL). */
+static void strv(cfg_build_t *b, yaml_node_t *v, cfg_strv_t *dst, const char *ctx,
+                 item_check_fn check)
+{
+    if (!is_list(b, v, ctx))
+        return;
+    cfg_strv_clear(dst);
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[280];
+        const char *s;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        s = text(b, item, ictx);
+        if (s == NULL)
+            continue;
+        if (*s == '\0') {
+            cfg_err(b, at(item), "%s: must not be empty", ictx);
+            continue;
+        }
+        if (check != NULL && check(b, item, s, ictx) != 0)
+            continue;
+        cfg_strv_push(b, dst, s);
+    }
+}
+
+static int check_scope(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ctx)
+{
+    if (strpbrk(s, " \t,") == NULL)
+        return 0;
+    cfg_err(b, at(item), "%s: a scope has no spaces or commas", ctx);
+    return -1;
+}
+
+static int check_alg(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ctx)
+{
+    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+                                       "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"};
+    char shown[32];
+
+    for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
+        if (strcmp(algs[i], s) == 0)
+            return 0;
+    cfg_printable(s, shown, sizeof shown);
+    cfg_err(b, at(item), "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512)",
+            ctx, shown);
+    return -1;
+}
+
+static void p_scopes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                     const char *ctx)
+{
+    (void)f;
+    strv(b, v, dst, ctx, check_scope);
+}
+
+static void p_algs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    cfg_strv_t *algs = dst;
+
+    (void)f;
+    strv(b, v, algs, ctx, check_alg);
+    if (algs->n == 0)
+        cfg_err(b, at(v), "%s: needs at least one algorithm", ctx);
+}
+
+static void p_nodes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                    const char *ctx)
+{
+    cfg_strv_t *nodes = dst;
+
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    cfg_strv_clear(nodes);
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[280], norm[300], shown[72];
+        const char *s;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        s = text(b, item, ictx);
+        if (s == NULL)
+            continue;
+        if (cfg_hostport_norm(s, strlen(s), 6379, norm, sizeof norm) != 0) {
+            cfg_printable(s, shown, sizeof shown);
+            cfg_err(b, at(item), "%s: '%s' is not host[:port]", ictx, shown);
+            continue;
+        }
+        cfg_strv_push(b, nodes, norm);
+    }
+}
+
+static void p_cidrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                    const char *ctx)
+{
+    srv_cidr_list_t *l = dst;
+
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    srv_cidr_list_clear(l);
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[280], shown[72];
+        const char *s;
+        srv_cidr_t cidr;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        s = text(b, item, ictx);
+        if (s == NULL)
+            continue;
+        if (srv_cidr_parse(s, &cidr) != 0) {
+            cfg_printable(s, shown, sizeof shown);
+            cfg_err(b, at(item), "%s: '%s' is not an address or CIDR (host bits zero)", ictx,
+                    shown);
+            continue;
+        }
+        if (srv_cidr_list_add(l, &cidr) != 0)
+            cfg_err(b, at(item), "out of memory");
+    }
+}
+
+/* cors.allowed_origins: kept as written; cfg_check validates them (the
+ * environment may replace them). */
+static void p_origins(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                      const char *ctx)
+{
+    cfg_strv_t *origins = dst;
+
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    cfg_strv_clear(origins);
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        cfg_where_t *w;
+        char ictx[280];
+        const char *s;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        s = text(b, item, ictx);
+        if (s == NULL)
+            continue;
+        w = cfg_grow(b, b->origin_where, origins->n, sizeof *w);
+        if (w == NULL)
+            return;
+        b->origin_where = w;
+        if (cfg_strv_push(b, origins, s) == 0)
+            w[origins->n - 1] = at(item);
+    }
+}
+
+/* ---- match, by, rate ---------------------------------------------------- */
+
+static void p_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                      const char *ctx)
+{
+    unsigned bits = 0;
+
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[280], shown[32];
+        const char *s;
+        unsigned bit;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        s = text(b, item, ictx);
+        if (s == NULL)
+            continue;
+        bit = rl_method_bit(s);
+        if (bit == 0) {
+            cfg_printable(s, shown, sizeof shown);
+            cfg_err(b, at(item), "%s: unknown method '%s' (GET, HEAD, POST, PUT, DELETE, PATCH, "
+                                 "OPTIONS, CONNECT, TRACE; case-sensitive)",
+                    ictx, shown);
+            continue;
+        }
+        bits |= bit;
+    }
+    *(unsigned *)dst = bits;
+}
+
+static void p_host(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    const char *s = text(b, v, ctx);
+    char *d;
+
+    (void)f;
+    if (s == NULL)
+        return;
+    if (*s == '\0' || strpbrk(s, "/: @") != NULL) {
+        cfg_err(b, at(v), "%s: expected a host name without scheme or port", ctx);
+        return;
+    }
+    d = cfg_dup(b, s);
+    if (d == NULL)
+        return;
+    for (char *p = d; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    cfg_set_str(dst, d);
+}
+
+static const field_t match_fields[] = {
+    {"path", p_path, offsetof(rl_match_t, path), 1, 0, NULL},
+    {"path_prefix", p_path, offsetof(rl_match_t, path_prefix), 1, 0, NULL},
+    {"methods", p_methods, offsetof(rl_match_t, methods), 0, 0, NULL},
+    {"host", p_host, offsetof(rl_match_t, host), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* An HTTP token (RFC 9110 §5.6.2), for header names. */
+static bool is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+            return false;
+    return true;
+}
+
+/* "client" | "ip" | "route" | "header:NAME" | "claim:NAME" into `out`. */
+static int by_parse(cfg_build_t *b, const char *s, rl_by_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(s, "client") == 0)
+        out->kind = RL_BY_CLIENT;
+    else if (strcmp(s, "ip") == 0)
+        out->kind = RL_BY_IP;
+    else if (strcmp(s, "route") == 0)
+        out->kind = RL_BY_ROUTE;
+    else if (strncmp(s, "header:", 7) == 0 && is_token(s + 7)) {
+        out->kind = RL_BY_HEADER;
+        out->name = cfg_dup(b, s + 7);
+        /* header names are case-insensitive: keep one spelling */
+        for (char *p = out->name; p != NULL && *p != '\0'; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    } else if (strncmp(s, "claim:", 6) == 0 && s[6] != '\0' && strlen(s + 6) <= 128 &&
+               strpbrk(s + 6, " ,") == NULL) {
+        out->kind = RL_BY_CLAIM;
+        out->name = cfg_dup(b, s + 6);
+    } else
+        return -1;
+    return (out->kind == RL_BY_HEADER || out->kind == RL_BY_CLAIM) && out->name == NULL ? -2 : 0;
+}
+
+/* `by:` of a limit; dst is the rl_limit_t. */
+static void p_by(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+{
+    rl_limit_t *lim = dst;
+
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[280], shown[72];
+        const char *s;
+        rl_by_t *nb;
+        int r;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        s = text(b, item, ictx);
+        if (s == NULL)
+            continue;
+        nb = cfg_grow(b, lim->by, lim->nby, sizeof *nb);
+        if (nb == NULL)
+            return;
+        lim->by = nb;
+        r = by_parse(b, s, &nb[lim->nby]);
+        if (r == 0)
+            lim->nby++;
+        else if (r == -1) {
+            cfg_printable(s, shown, sizeof shown);
+            cfg_err(b, at(item), "%s: '%s' is not client, ip, route, header:NAME or claim:NAME",
+                    ictx, shown);
+        }
+    }
+    if (list_len(v) == 0)
+        cfg_err(b, at(v), "%s: needs at least one entry", ctx);
+}
+
+static void p_rate(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    const char *s = scalar(b, v, ctx, "a rate N/period");
+    char why[128] = "", shown[72];
+
+    (void)f;
+    if (s == NULL)
+        return;
+    if (rl_rate_parse(s, dst, why, sizeof why) != 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v), "%s: bad rate '%s' (N/second|minute|hour|day): %s", ctx, shown, why);
+    }
+}
+
+/* ---- limits ------------------------------------------------------------- */
+
+static const char *const mode_names[] = {"enforce", "shadow", NULL};
+static const char *const onerr_names[] = {"local", "open", "closed", NULL};
+
+static const field_t limit_fields[] = {
+    {"name", p_name, offsetof(limit_build_t, lim.name), 1, 0, NULL},
+    {"match", p_map, offsetof(limit_build_t, lim.match), 0, 0, match_fields},
+    {"by", p_by, offsetof(limit_build_t, lim), 0, 0, NULL},
+    {"rate", p_rate, offsetof(limit_build_t, lim.rate), 0, 0, NULL},
+    {"burst", p_u32, offsetof(limit_build_t, burst), 1, RL_MAX_BURST, NULL},
+    {"mode", p_enum, offsetof(limit_build_t, lim.mode), 0, 0, mode_names},
+    {"on_redis_error", p_enum, offsetof(limit_build_t, lim.on_redis_error), 0, 0, onerr_names},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Append `lim` (moved) to the policy; on failure it is cleared. */
+static int limit_append(cfg_build_t *b, rl_limit_t *lim, int line, bool burst_set)
+{
+    rl_policy_set_t *ps = &b->c->policy;
+    cfg_limit_meta_t *meta = cfg_grow(b, b->limit_meta, ps->nlimits, sizeof *meta);
+    rl_limit_t *limits;
+
+    if (meta == NULL)
+        goto out_clear;
+    b->limit_meta = meta;
+    limits = cfg_grow(b, ps->limits, ps->nlimits, sizeof *limits);
+    if (limits == NULL)
+        goto out_clear;
+    ps->limits = limits;
+    meta[ps->nlimits].line = line;
+    meta[ps->nlimits].burst_set = burst_set;
+    limits[ps->nlimits++] = *lim;
+    return 0;
+out_clear:
+    rl_limit_clear(lim);
+    return -1;
+}
+
+/* `by: [client]`, the default of a limit. */
+static int by_client(cfg_build_t *b, rl_limit_t *lim)
+{
+    lim->by = calloc(1, sizeof *lim->by);
+    if (lim->by == NULL) {
+        cfg_err(b, cfg_at(0), "out of memory");
+        return -1;
+    }
+    lim->by[0].kind = RL_BY_CLIENT;
+    lim->nby = 1;
+    return 0;
+}
+
+int cfg_limit_add_default(cfg_build_t *b)
+{
+    rl_limit_t lim;
+
+    memset(&lim, 0, sizeof lim);
+    lim.name = cfg_dup(b, "default");
+    if (lim.name == NULL || by_client(b, &lim) != 0) {
+        rl_limit_clear(&lim);
+        return -1;
+    }
+    lim.rate.n = lim.rate.burst = 60;
+    lim.rate.period_ms = 60000;
+    lim.mode = RL_MODE_ENFORCE;
+    lim.on_redis_error = RL_ONERR_LOCAL;
+    return limit_append(b, &lim, 0, false);
+}
+
+static bool given(const cfg_build_t *b, const char *ctx, const char *key)
+{
+    char k[300];
+
+    snprintf(k, sizeof k, "%s.%s", ctx, key);
+    return cfg_where(b, k).line > 0;
+}
+
+static void parse_limit(cfg_build_t *b, yaml_node_t *v, const char *ctx)
+{
+    limit_build_t lb;
+
+    memset(&lb, 0, sizeof lb);
+    lb.lim.mode = RL_MODE_ENFORCE;
+    lb.lim.on_redis_error = RL_ONERR_LOCAL;
+    if (v->type != YAML_MAPPING_NODE) {
+        cfg_err(b, at(v), "%s: expected a mapping, got %s", ctx, kind_name(v));
+        return;
+    }
+    parse_map(b, v, limit_fields, &lb, ctx);
+    if (lb.lim.name == NULL && !given(b, ctx, "name"))
+        cfg_err(b, at(v), "%s: missing 'name'", ctx);
+    if (!given(b, ctx, "rate"))
+        cfg_err(b, at(v), "%s: missing 'rate'", ctx);
+    if (lb.lim.nby == 0 && !given(b, ctx, "by") && by_client(b, &lb.lim) != 0)
+        goto out_clear;
+    if (given(b, ctx, "burst") && lb.burst != 0)
+        lb.lim.rate.burst = lb.burst;
+    if (lb.lim.name == NULL)
+        goto out_clear; /* reported above; nothing can refer to it */
+    limit_append(b, &lb.lim, at(v).line, given(b, ctx, "burst"));
+    return;
+out_clear:
+    rl_limit_clear(&lb.lim);
+}
+
+static void p_limits(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                     const char *ctx)
+{
+    (void)f;
+    (void)dst;
+    b->limits_given = true;
+    if (!is_list(b, v, ctx))
+        return;
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[64];
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "limits[%zu]", i);
+        parse_limit(b, item, ictx);
+    }
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+/* "http://host[:port]" (a lone trailing '/' is allowed) into "http://host:port". */
+static void p_upstream(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                       const char *ctx)
+{
+    const char *s = text(b, v, ctx), *auth;
+    char norm[300] = "http://";
+    size_t len;
+
+    (void)f;
+    if (s == NULL)
+        return;
+    if (strncmp(s, "https://", 8) == 0) {
+        cfg_err(b, at(v), "%s: https upstreams are not supported yet; use http://", ctx);
+        return;
+    }
+    if (strncmp(s, "http://", 7) != 0) {
+        cfg_err(b, at(v), "%s: expected http://host[:port]", ctx);
+        return;
+    }
+    auth = s + 7;
+    len = strcspn(auth, "/?#");
+    if (auth[len] != '\0' && strcmp(auth + len, "/") != 0) {
+        cfg_err(b, at(v), "%s: must be http://host[:port] without a path or query "
+                          "(the request's path is forwarded unchanged)",
+                ctx);
+        return;
+    }
+    if (memchr(auth, '@', len) != NULL ||
+        cfg_hostport_norm(auth, len, 80, norm + 7, sizeof norm - 7) != 0) {
+        cfg_err(b, at(v), "%s: expected http://host[:port]", ctx);
+        return;
+    }
+    cfg_set_str(dst, cfg_dup(b, norm));
+}
+
+static const char *const route_auth_names[] = {"required", "optional", "none", NULL};
+
+static const field_t route_fields[] = {
+    {"name", p_name, offsetof(cfg_route_t, name), 1, 0, NULL},
+    {"match", p_map, offsetof(cfg_route_t, match), 0, 0, match_fields},
+    {"upstream", p_upstream, offsetof(cfg_route_t, upstream), 0, 0, NULL},
+    {"auth", p_enum, offsetof(cfg_route_t, auth), 0, 0, route_auth_names},
+    {"scopes", p_scopes, offsetof(cfg_route_t, scopes), 0, 0, NULL},
+    {"tickets", p_bool, offsetof(cfg_route_t, tickets), 0, 0, NULL},
+    {"upstream_timeout_ms", p_uint, offsetof(cfg_route_t, upstream_timeout_ms), 1, 3600000, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static void route_append(cfg_build_t *b, cfg_route_t *r, int line)
+{
+    cfg_route_t *routes;
+    int *lines = cfg_grow(b, b->route_lines, b->c->nroutes, sizeof *lines);
+
+    if (lines == NULL)
+        goto out_clear;
+    b->route_lines = lines;
+    routes = cfg_grow(b, b->c->routes, b->c->nroutes, sizeof *routes);
+    if (routes == NULL)
+        goto out_clear;
+    b->c->routes = routes;
+    lines[b->c->nroutes] = line;
+    routes[b->c->nroutes++] = *r;
+    return;
+out_clear:
+    cfg_route_clear(r);
+}
+
+static void p_routes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                     const char *ctx)
+{
+    (void)f;
+    (void)dst;
+    if (!is_list(b, v, ctx))
+        return;
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[64], name[32];
+        cfg_route_t r;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "routes[%zu]", i);
+        if (item->type != YAML_MAPPING_NODE) {
+            cfg_err(b, at(item), "%s: expected a mapping, got %s", ictx, kind_name(item));
+            continue;
+        }
+        memset(&r, 0, sizeof r);
+        r.auth = CFG_ROUTE_REQUIRED;
+        r.upstream_timeout_ms = 30000;
+        parse_map(b, item, route_fields, &r, ictx);
+        if (r.name == NULL) {
+            snprintf(name, sizeof name, "route-%zu", i + 1);
+            r.name = cfg_dup(b, name);
+        }
+        route_append(b, &r, at(item).line);
+    }
+}
+
+/* ---- tiers -------------------------------------------------------------- */
+
+static void p_tiers(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                    const char *ctx)
+{
+    (void)f;
+    (void)dst;
+    (void)ctx;
+    b->tiers_node = v; /* needs every limit: parsed by cfg_yaml_tiers() */
+}
+
+static const rl_limit_t *find_limit(const rl_policy_set_t *ps, const char *name)
+{
+    for (size_t i = 0; i < ps->nlimits; i++)
+        if (strcmp(ps->limits[i].name, name) == 0)
+            return &ps->limits[i];
+    return NULL;
+}
+
+/* Has mapping `map` a key equal to `key` before pair `upto`? */
+static bool dup_before(cfg_build_t *b, yaml_node_t *map, yaml_node_pair_t *upto, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < upto; p++) {
+        yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
+
+        if (k != NULL && k->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)k->data.scalar.value, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* One tier: {LIMIT: RATE, ...} into `t`. */
+static void parse_tier(cfg_build_t *b, yaml_node_t *v, rl_tier_t *t, const char *ctx)
+{
+    if (is_null(v))
+        return;
+    if (v->type != YAML_MAPPING_NODE) {
+        cfg_err(b, at(v), "%s: expected a mapping of limit: rate, got %s", ctx, kind_name(v));
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
+        yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
+        rl_tier_override_t *o;
+        char sub[300], shown[72];
+        const char *lname;
+        rl_rate_t rate;
+
+        if (k == NULL || val == NULL || !visit(b, k) || !visit(b, val))
+            return;
+        lname = scalar(b, k, ctx, "a limit name");
+        if (lname == NULL)
+            continue;
+        cfg_printable(lname, shown, sizeof shown);
+        snprintf(sub, sizeof sub, "%s.%s", ctx, shown);
+        if (find_limit(&b->c->policy, lname) == NULL) {
+            cfg_err(b, at(k), "%s: '%s' is not a defined limit", ctx, shown);
+            continue;
+        }
+        if (dup_before(b, v, p, lname)) {
+            cfg_err(b, at(k), "duplicate key '%s' in %s", shown, ctx);
+            continue;
+        }
+        memset(&rate, 0, sizeof rate);
+        p_rate(b, NULL, val, &rate, sub);
+        if (rate.n == 0)
+            continue;
+        o = cfg_grow(b, t->overrides, t->n, sizeof *o);
+        if (o == NULL)
+            return;
+        t->overrides = o;
+        o[t->n].limit = cfg_dup(b, lname);
+        o[t->n].rate = rate;
+        if (o[t->n].limit != NULL)
+            t->n++;
+    }
+}
+
+void cfg_yaml_tiers(cfg_build_t *b)
+{
+    rl_policy_set_t *ps = &b->c->policy;
+    yaml_node_t *v = b->tiers_node;
+
+    if (v == NULL || is_null(v))
+        return;
+    if (v->type != YAML_MAPPING_NODE) {
+        cfg_err(b, at(v), "tiers: expected a mapping, got %s", kind_name(v));
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
+        yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
+        char ctx[100], shown[72];
+        const char *tname;
+        rl_tier_t *tiers;
+
+        if (k == NULL || val == NULL || !visit(b, k) || !visit(b, val))
+            return;
+        if (p - v->data.mapping.pairs.start >= (long)CFG_MAX_ITEMS) {
+            cfg_err(b, at(k), "tiers: more than %u entries", CFG_MAX_ITEMS);
+            return;
+        }
+        tname = scalar(b, k, "tiers", "a tier name");
+        if (tname == NULL)
+            continue;
+        cfg_printable(tname, shown, sizeof shown);
+        if (cfg_check_name(tname) != 0) {
+            cfg_err(b, at(k), "tiers: '%s' is not a name ([A-Za-z0-9._-], 1 to %d characters)",
+                    shown, CFG_MAX_NAME);
+            continue;
+        }
+        if (dup_before(b, v, p, tname)) {
+            cfg_err(b, at(k), "duplicate key '%s' in tiers", shown);
+            continue;
+        }
+        tiers = cfg_grow(b, ps->tiers, ps->ntiers, sizeof *tiers);
+        if (tiers == NULL)
+            return;
+        ps->tiers = tiers;
+        memset(&tiers[ps->ntiers], 0, sizeof *tiers);
+        tiers[ps->ntiers].name = cfg_dup(b, tname);
+        if (tiers[ps->ntiers].name == NULL)
+            return;
+        snprintf(ctx, sizeof ctx, "tiers.%s", tname);
+        parse_tier(b, val, &tiers[ps->ntiers++], ctx);
+    }
+}
+
+/* ---- the schema --------------------------------------------------------- */
+
+static const char *const env_names[] = {"development", "production", NULL};
+static const char *const redis_mode_names[] = {"none", "standalone", "cluster", NULL};
+static const char *const auth_mode_names[] = {"none", "api_key", "jwt", "any", NULL};
+
+#define DAY 86400ull
+
+static const field_t redis_fields[] = {
+    {"mode", p_enum, offsetof(cfg_redis_t, mode), 0, 0, redis_mode_names},
+    {"nodes", p_nodes, offsetof(cfg_redis_t, nodes), 0, 0, NULL},
+    {"key_prefix", p_prefix, offsetof(cfg_redis_t, key_prefix), 0, 0, NULL},
+    {"tls", p_bool, offsetof(cfg_redis_t, tls), 0, 0, NULL},
+    {"tls_ca_file", p_str_opt, offsetof(cfg_redis_t, tls_ca_file), 1, 0, NULL},
+    {"tls_cert_file", p_str_opt, offsetof(cfg_redis_t, tls_cert_file), 1, 0, NULL},
+    {"tls_key_file", p_str_opt, offsetof(cfg_redis_t, tls_key_file), 1, 0, NULL},
+    {"timeout_ms", p_uint, offsetof(cfg_redis_t, timeout_ms), 1, 60000, NULL},
+    {"required", p_bool, offsetof(cfg_redis_t, required), 0, 0, NULL},
+    {"db", p_uint, offsetof(cfg_redis_t, db), 0, 65535, NULL},
+    {"username", p_str_opt, offsetof(cfg_redis_t, username), 1, 0, NULL},
+    {"password", p_secret, 0, 0, 0, "REDIS_PASSWORD"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t jwt_fields[] = {
+    {"algorithms", p_algs, offsetof(cfg_jwt_t, algorithms), 0, 0, NULL},
+    {"keys_file", p_str_opt, offsetof(cfg_jwt_t, keys_file), 1, 0, NULL},
+    {"issuer", p_str_opt, offsetof(cfg_jwt_t, issuer), 1, 0, NULL},
+    {"audience", p_str_opt, offsetof(cfg_jwt_t, audience), 1, 0, NULL},
+    {"leeway_seconds", p_uint, offsetof(cfg_jwt_t, leeway_s), 0, 3600, NULL},
+    {"scopes_claim", p_str, offsetof(cfg_jwt_t, scopes_claim), 1, 0, NULL},
+    {"tier_claim", p_str_opt, offsetof(cfg_jwt_t, tier_claim), 1, 0, NULL},
+    {"secret", p_secret, 0, 0, 0, "JWT_SECRET"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t lockout_fields[] = {
+    {"max_failures", p_uint, offsetof(cfg_lockout_t, max_failures), 0, 1000000, NULL},
+    {"window", p_dur, offsetof(cfg_lockout_t, window_s), 1, DAY, NULL},
+    {"base_backoff", p_dur, offsetof(cfg_lockout_t, base_backoff_s), 1, DAY, NULL},
+    {"max_backoff", p_dur, offsetof(cfg_lockout_t, max_backoff_s), 1, 7 * DAY, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t auth_fields[] = {
+    {"mode", p_enum, offsetof(cfg_t, auth.mode), 0, 0, auth_mode_names},
+    {"api_key_enabled", p_bool, offsetof(cfg_t, auth.api_key_enabled), 0, 0, NULL},
+    {"api_keys_file", p_str_opt, offsetof(cfg_t, auth.api_keys_file), 1, 0, NULL},
+    {"jwt", p_map, offsetof(cfg_t, auth.jwt), 0, 0, jwt_fields},
+    {"lockout", p_map, offsetof(cfg_t, auth.lockout), 0, 0, lockout_fields},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t forward_auth_fields[] = {
+    {"path", p_path, offsetof(cfg_t, forward_auth.path), 1, 0, NULL},
+    {"nginx_rate_limited_status", p_int, offsetof(cfg_t, forward_auth.nginx_rate_limited_status),
+     400, 599, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t tickets_fields[] = {
+    {"path", p_path, offsetof(cfg_t, tickets.path), 1, 0, NULL},
+    {"ttl", p_dur, offsetof(cfg_t, tickets.ttl_s), 1, DAY, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t health_fields[] = {
+    {"healthz_path", p_path, offsetof(cfg_t, healthz_path), 1, 0, NULL},
+    {"readyz_path", p_path, offsetof(cfg_t, readyz_path), 1, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t default_route_fields[] = {
+    {"auth", p_enum, offsetof(cfg_route_t, auth), 0, 0, route_auth_names},
+    {"scopes", p_scopes, offsetof(cfg_route_t, scopes), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t security_headers_fields[] = {
+    {"content_security_policy", p_str, offsetof(cfg_t, security_headers.content_security_policy),
+     0, 0, NULL},
+    {"permissions_policy", p_str, offsetof(cfg_t, security_headers.permissions_policy), 0, 0,
+     NULL},
+    {"hsts_max_age", p_u32, offsetof(cfg_t, security_headers.hsts_max_age), 0, 0xffffffffull,
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t cors_fields[] = {
+    {"allowed_origins", p_origins, offsetof(cfg_t, cors_origins), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t audit_fields[] = {
+    {"path", p_str, offsetof(cfg_t, audit_path), 1, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t top_fields[] = {
+    {"listen", p_listen, offsetof(cfg_t, listen), 1, 0, NULL},
+    {"admin_listen", p_listen, offsetof(cfg_t, admin_listen), 1, 0, NULL},
+    {"threads", p_uint, offsetof(cfg_t, threads), 0, 256, NULL},
+    {"environment", p_enum, offsetof(cfg_t, environment), 0, 0, env_names},
+    {"trusted_proxies", p_cidrs, offsetof(cfg_t, trusted_proxies), 0, 0, NULL},
+    {"max_body_bytes", p_size, offsetof(cfg_t, max_body_bytes), 1, 1ull << 40, NULL},
+    {"max_header_bytes", p_size, offsetof(cfg_t, max_header_bytes), 1024, 1ull << 20, NULL},
+    {"expected_replicas", p_uint, offsetof(cfg_t, expected_replicas), 1, 10000, NULL},
+    {"redis", p_map, offsetof(cfg_t, redis), 0, 0, redis_fields},
+    {"forward_auth", p_map, 0, 0, 0, forward_auth_fields},
+    {"tickets", p_map, 0, 0, 0, tickets_fields},
+    {"health", p_map, 0, 0, 0, health_fields},
+    {"default_route", p_map, offsetof(cfg_t, default_route), 0, 0, default_route_fields},
+    {"security_headers", p_map, 0, 0, 0, security_headers_fields},
+    {"auth", p_map, 0, 0, 0, auth_fields},
+    {"limits", p_limits, 0, 0, 0, NULL},
+    {"tiers", p_tiers, 0, 0, 0, NULL},
+    {"routes", p_routes, 0, 0, 0, NULL},
+    {"cors", p_map, 0, 0, 0, cors_fields},
+    {"audit", p_map, 0, 0, 0, audit_fields},
+    {"admin_token", p_secret, 0, 0, 0, "ADMIN_TOKEN"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* Refuse a second document in the stream ("---" twice). */
+static void check_single_document(cfg_build_t *b, yaml_parser_t *parser)
+{
+    yaml_document_t extra;
+    yaml_node_t *root;
+
+    if (!yaml_parser_load(parser, &extra)) {
+        cfg_err(b, cfg_at((int)parser->problem_mark.line + 1), "YAML: %s",
+                parser->problem != NULL ? parser->problem : "parse error");
+        return;
+    }
+    root = yaml_document_get_root_node(&extra);
+    if (root != NULL)
+        cfg_err(b, at(root), "only one YAML document is allowed");
+    yaml_document_delete(&extra);
+}
+
+void cfg_yaml_load(cfg_build_t *b, const char *yaml, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_node_t *root;
+
+    b->doc = calloc(1, sizeof *b->doc);
+    if (b->doc == NULL || !yaml_parser_initialize(&parser)) {
+        cfg_err(b, cfg_at(0), "out of memory");
+        free(b->doc);
+        b->doc = NULL;
+        return;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, b->doc)) {
+        /* libyaml has already freed the document's contents. */
+        cfg_err(b, cfg_at((int)parser.problem_mark.line + 1), "YAML: %s%s%s",
+                parser.problem != NULL ? parser.problem : "parse error",
+                parser.context != NULL ? " " : "", parser.context != NULL ? parser.context : "");
+        free(b->doc);
+        b->doc = NULL;
+        goto out_parser;
+    }
+    root = yaml_document_get_root_node(b->doc);
+    if (root == NULL)
+        goto out_parser; /* an empty file: every default */
+    check_single_document(b, &parser);
+    parse_map(b, root, top_fields, b->c, "");
+    /* nodes without a mode: one standalone server */
+    if (cfg_where(b, "redis.mode").line == 0 && b->c->redis.nodes.n > 0)
+        b->c->redis.mode = CFG_REDIS_STANDALONE;
+out_parser:
+    yaml_parser_delete(&parser);
+}

@@ -1,0 +1,854 @@
+/* test_cfg.c — the configuration: file, environment, checks, dump, version.
+ * Run from tests/unit/ (fixtures/cfg-* are relative). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "tollgate/cfg.h"
+#include "tollgate/log.h"
+#include "unit.h"
+
+static const char *const env_vars[] = {
+    "ENVIRONMENT",       "AUTH_MODE",           "ALLOWED_API_KEYS",   "API_KEYS_FILE",
+    "JWT_SECRET",        "JWT_SECRET_FILE",     "JWKS_FILE",          "RATE_LIMIT_PER_MINUTE",
+    "REDIS_URL",         "REDIS_PASSWORD",      "REDIS_PASSWORD_FILE", "ALLOWED_ORIGINS",
+    "CORS_ALLOWED_ORIGINS", "MAX_REQUEST_BODY_BYTES", "AUDIT_LOG_PATH", "ADMIN_TOKEN",
+    "ADMIN_TOKEN_FILE",  "API_KEY_ENABLED",     NULL,
+};
+
+static const char secret32[] = "0123456789abcdef0123456789abcdef";
+
+static int clear_env(void)
+{
+    for (size_t i = 0; env_vars[i] != NULL; i++)
+        unsetenv(env_vars[i]);
+    return 0;
+}
+
+static char err[8192];
+
+/* Load YAML text as "t.yaml"; NULL on error (message in err). */
+static cfg_t *load(const char *yaml)
+{
+    return cfg_load_string(yaml, strlen(yaml), "t.yaml", err, sizeof err);
+}
+
+static cfg_t *load_ok(const char *yaml)
+{
+    cfg_t *c = load(yaml);
+
+    if (c == NULL)
+        fprintf(stderr, "\nunexpected errors:\n%s", err);
+    CU_ASSERT_PTR_NOT_NULL(c);
+    return c;
+}
+
+/* Loading `yaml` fails and one line of the message is `line`. */
+static void expect_err(const char *yaml, const char *line)
+{
+    cfg_t *c = load(yaml);
+    char want[512];
+    bool found;
+
+    CU_ASSERT_PTR_NULL(c);
+    cfg_unref(c);
+    snprintf(want, sizeof want, "%s\n", line);
+    found = strncmp(err, want, strlen(want)) == 0 ||
+            (strstr(err, want) != NULL && strstr(err, want)[-1] == '\n');
+    if (!found)
+        fprintf(stderr, "\nwanted line: %s\ngot:\n%s", line, err);
+    CU_ASSERT(found);
+}
+
+/* Like expect_err, but `part` may be anywhere in the message. */
+static void expect_err_part(const char *yaml, const char *part)
+{
+    cfg_t *c = load(yaml);
+
+    CU_ASSERT_PTR_NULL(c);
+    cfg_unref(c);
+    if (strstr(err, part) == NULL)
+        fprintf(stderr, "\nwanted: %s\ngot:\n%s", part, err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, part));
+}
+
+static unsigned count_lines(const char *s)
+{
+    unsigned n = 0;
+
+    for (; *s != '\0'; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static void test_minimal_file(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = cfg_load("fixtures/cfg-minimal.yaml", err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->path, "fixtures/cfg-minimal.yaml");
+    CU_ASSERT_EQUAL(strlen(c->version), 16);
+    CU_ASSERT_EQUAL(c->environment, CFG_ENV_DEVELOPMENT);
+    CU_ASSERT_STRING_EQUAL(c->listen, "0.0.0.0:8080");
+    CU_ASSERT_STRING_EQUAL(c->admin_listen, "127.0.0.1:9090");
+    CU_ASSERT_EQUAL(c->threads, 0);
+    CU_ASSERT_EQUAL(c->trusted_proxies.n, 6);
+    CU_ASSERT_EQUAL(c->max_body_bytes, 1048576);
+    CU_ASSERT_EQUAL(c->max_header_bytes, 16384);
+    CU_ASSERT_EQUAL(c->expected_replicas, 1);
+    CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_NONE);
+    CU_ASSERT_STRING_EQUAL(c->redis.key_prefix, "tg:");
+    CU_ASSERT_EQUAL(c->redis.timeout_ms, 50);
+    CU_ASSERT_STRING_EQUAL(c->forward_auth.path, "/auth");
+    CU_ASSERT_EQUAL(c->forward_auth.nginx_rate_limited_status, 403);
+    CU_ASSERT_STRING_EQUAL(c->tickets.path, "/v1/tickets");
+    CU_ASSERT_EQUAL(c->tickets.ttl_s, 30);
+    CU_ASSERT_STRING_EQUAL(c->healthz_path, "/healthz");
+    CU_ASSERT_STRING_EQUAL(c->readyz_path, "/readyz");
+    CU_ASSERT_EQUAL(c->default_route.auth, CFG_ROUTE_REQUIRED);
+    CU_ASSERT_EQUAL(c->default_route.scopes.n, 0);
+    CU_ASSERT_EQUAL(c->security_headers.hsts_max_age, 31536000);
+    CU_ASSERT_EQUAL(c->auth.mode, CFG_AUTH_NONE);
+    CU_ASSERT(c->auth.api_key_enabled);
+    CU_ASSERT_PTR_NOT_NULL(c->auth.keys);
+    CU_ASSERT_PTR_NULL(c->auth.jwt_verifier);
+    CU_ASSERT_EQUAL(c->auth.jwt.algorithms.n, 1);
+    CU_ASSERT_EQUAL(c->auth.jwt.leeway_s, 30);
+    CU_ASSERT_EQUAL(c->auth.lockout.max_failures, 10);
+    CU_ASSERT_EQUAL(c->auth.lockout.max_backoff_s, 900);
+    CU_ASSERT_STRING_EQUAL(c->audit_path, "-");
+    CU_ASSERT_PTR_NULL(c->admin_token);
+    CU_ASSERT_EQUAL(c->nroutes, 0);
+    CU_ASSERT_EQUAL(atomic_load(&c->refs), 1);
+    cfg_unref(c);
+}
+
+static void test_implicit_default_limit(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->policy.nlimits, 1);
+    CU_ASSERT_STRING_EQUAL(c->policy.limits[0].name, "default");
+    CU_ASSERT_EQUAL(c->policy.limits[0].nby, 1);
+    CU_ASSERT_EQUAL(c->policy.limits[0].by[0].kind, RL_BY_CLIENT);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.n, 60);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.period_ms, 60000);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.burst, 60);
+    CU_ASSERT_EQUAL(c->policy.limits[0].mode, RL_MODE_ENFORCE);
+    CU_ASSERT_EQUAL(c->policy.limits[0].on_redis_error, RL_ONERR_LOCAL);
+    cfg_unref(c);
+    /* `limits: []` says "no limits", not "the default one" */
+    c = load_ok("auth: {mode: none}\nlimits: []\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->policy.nlimits, 0);
+    cfg_unref(c);
+}
+
+static void test_full_example(void)
+{
+    cfg_t *c;
+    const rl_limit_t *l;
+
+    clear_env();
+    setenv("JWT_SECRET", secret32, 1);
+    c = cfg_load("fixtures/cfg-full.yaml", err, sizeof err);
+    if (c == NULL)
+        fprintf(stderr, "\n%s", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->admin_listen, "0.0.0.0:9090");
+    CU_ASSERT_EQUAL(c->trusted_proxies.n, 1);
+    CU_ASSERT_EQUAL(c->expected_replicas, 3);
+    CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_CLUSTER);
+    CU_ASSERT_EQUAL_FATAL(c->redis.nodes.n, 1);
+    CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "redis-0.redis:6379");
+    CU_ASSERT_EQUAL(c->tickets.ttl_s, 30);
+    CU_ASSERT_EQUAL(c->auth.mode, CFG_AUTH_ANY);
+    CU_ASSERT_EQUAL(auth_keystore_count(c->auth.keys), 1);
+    CU_ASSERT_PTR_NOT_NULL(auth_keystore_lookup(c->auth.keys, "orders-key-plaintext", 20));
+    CU_ASSERT_PTR_NOT_NULL(c->auth.jwt_verifier);
+    CU_ASSERT_STRING_EQUAL(c->auth.jwt.issuer, "https://issuer.example");
+    CU_ASSERT_STRING_EQUAL(c->auth.jwt.audience, "tollgate");
+    CU_ASSERT_STRING_EQUAL(c->auth.jwt.keys_file, "fixtures/cfg-jwks.json");
+    CU_ASSERT_EQUAL(c->auth.lockout.window_s, 60);
+    CU_ASSERT_EQUAL(c->auth.lockout.base_backoff_s, 1);
+    CU_ASSERT_EQUAL(c->auth.lockout.max_backoff_s, 900);
+    CU_ASSERT_EQUAL_FATAL(c->policy.nlimits, 2);
+    l = &c->policy.limits[1];
+    CU_ASSERT_STRING_EQUAL(l->name, "batch-orders");
+    CU_ASSERT_STRING_EQUAL(l->match.path, "/advanced/batch-orders");
+    CU_ASSERT_EQUAL(l->match.methods, RL_METHOD_POST);
+    CU_ASSERT_EQUAL(l->rate.n, 10);
+    CU_ASSERT_EQUAL(l->rate.burst, 10);
+    CU_ASSERT_EQUAL_FATAL(c->policy.ntiers, 1);
+    CU_ASSERT_STRING_EQUAL(c->policy.tiers[0].name, "gold");
+    CU_ASSERT_EQUAL_FATAL(c->policy.tiers[0].n, 1);
+    CU_ASSERT_STRING_EQUAL(c->policy.tiers[0].overrides[0].limit, "default");
+    CU_ASSERT_EQUAL(c->policy.tiers[0].overrides[0].rate.n, 6000);
+    CU_ASSERT_EQUAL_FATAL(c->nroutes, 1);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].name, "route-1");
+    CU_ASSERT_STRING_EQUAL(c->routes[0].match.path_prefix, "/api/");
+    CU_ASSERT_STRING_EQUAL(c->routes[0].upstream, "http://backend:8000");
+    CU_ASSERT_EQUAL(c->routes[0].auth, CFG_ROUTE_REQUIRED);
+    CU_ASSERT_EQUAL_FATAL(c->routes[0].scopes.n, 1);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].scopes.v[0], "nl-query:read");
+    CU_ASSERT_EQUAL(c->routes[0].upstream_timeout_ms, 30000);
+    CU_ASSERT_EQUAL_FATAL(c->cors_origins.n, 1);
+    CU_ASSERT_STRING_EQUAL(c->cors_origins.v[0], "https://app.example.com");
+    cfg_unref(c);
+    clear_env();
+}
+
+static void test_defaults_without_file(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = cfg_load(NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "(defaults): auth.mode any needs API keys"));
+    setenv("ALLOWED_API_KEYS", "dev-key-1", 1);
+    c = cfg_load(NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NULL(c->path);
+    CU_ASSERT_EQUAL(auth_keystore_count(c->auth.keys), 1);
+    cfg_unref(c);
+    clear_env();
+}
+
+static void test_values(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\n"
+                "health: {healthz_path: /livez, readyz_path: /ready}\n"
+                "max_header_bytes: 32768\n"
+                "security_headers: {permissions_policy: \"camera=()\"}\n"
+                "redis: {nodes: [\"[::1]:7000\", Redis.Local], tls: true, db: 3}\n"
+                "trusted_proxies: []\n"
+                "limits:\n"
+                "  - name: per-tenant\n"
+                "    match: {path_prefix: /v1/, methods: [GET, HEAD], host: API.example.com}\n"
+                "    by: [ip, route, header:X-Tenant, claim:org]\n"
+                "    rate: 5/s\n"
+                "    burst: 20\n"
+                "    mode: shadow\n"
+                "    on_redis_error: closed\n"
+                "routes:\n"
+                "  - name: api\n"
+                "    match: {path: /v1/x}\n"
+                "    upstream: http://10.0.0.1/\n"
+                "    auth: optional\n"
+                "    tickets: true\n"
+                "    upstream_timeout_ms: 1500\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->healthz_path, "/livez");
+    CU_ASSERT_STRING_EQUAL(c->readyz_path, "/ready");
+    CU_ASSERT_EQUAL(c->max_header_bytes, 32768);
+    CU_ASSERT_STRING_EQUAL(c->security_headers.permissions_policy, "camera=()");
+    CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_STANDALONE); /* nodes without a mode */
+    CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "[::1]:7000");
+    CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[1], "redis.local:6379");
+    CU_ASSERT(c->redis.tls);
+    CU_ASSERT_EQUAL(c->redis.db, 3);
+    CU_ASSERT_EQUAL(c->trusted_proxies.n, 0);
+    CU_ASSERT_EQUAL_FATAL(c->policy.nlimits, 1);
+    CU_ASSERT_EQUAL(c->policy.limits[0].match.methods, RL_METHOD_GET | RL_METHOD_HEAD);
+    CU_ASSERT_STRING_EQUAL(c->policy.limits[0].match.host, "api.example.com");
+    CU_ASSERT_EQUAL_FATAL(c->policy.limits[0].nby, 4);
+    CU_ASSERT_EQUAL(c->policy.limits[0].by[1].kind, RL_BY_ROUTE);
+    CU_ASSERT_EQUAL(c->policy.limits[0].by[2].kind, RL_BY_HEADER);
+    CU_ASSERT_STRING_EQUAL(c->policy.limits[0].by[2].name, "x-tenant");
+    CU_ASSERT_EQUAL(c->policy.limits[0].by[3].kind, RL_BY_CLAIM);
+    CU_ASSERT_STRING_EQUAL(c->policy.limits[0].by[3].name, "org");
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.n, 5);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.period_ms, 1000);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.burst, 20);
+    CU_ASSERT_EQUAL(c->policy.limits[0].mode, RL_MODE_SHADOW);
+    CU_ASSERT_EQUAL(c->policy.limits[0].on_redis_error, RL_ONERR_CLOSED);
+    CU_ASSERT_EQUAL_FATAL(c->nroutes, 1);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].name, "api");
+    CU_ASSERT_STRING_EQUAL(c->routes[0].upstream, "http://10.0.0.1:80");
+    CU_ASSERT_EQUAL(c->routes[0].auth, CFG_ROUTE_OPTIONAL);
+    CU_ASSERT(c->routes[0].tickets);
+    CU_ASSERT_EQUAL(c->routes[0].upstream_timeout_ms, 1500);
+    cfg_unref(c);
+}
+
+/* ---- errors, each with FILE:LINE ----------------------------------------- */
+
+static void test_err_unknown_key(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\nlisen: x\n", "t.yaml:2: unknown key 'lisen' at the top level");
+    expect_err("auth: {mode: none}\n"
+               "limits:\n"
+               "  - name: a\n"
+               "    rate: 1/s\n"
+               "    burts: 5\n",
+               "t.yaml:5: unknown key 'burts' in limits[0]");
+    expect_err("auth:\n  mode: none\n  jwt: {isuser: x}\n",
+               "t.yaml:3: unknown key 'isuser' in auth.jwt");
+    expect_err("auth: {mode: none}\nroutes:\n  - match: {prefix: /x}\n",
+               "t.yaml:3: unknown key 'prefix' in routes[0].match");
+}
+
+static void test_err_every_problem(void)
+{
+    clear_env();
+    CU_ASSERT_PTR_NULL(load("auth: {mode: none}\nfoo: 1\nbar: 2\nthreads: many\n"));
+    CU_ASSERT_EQUAL(count_lines(err), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:2: unknown key 'foo'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:3: unknown key 'bar'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:4: threads: expected an integer"));
+    /* a small buffer holds whole lines only */
+    {
+        char small[60];
+        cfg_t *c = cfg_load_string("auth: {mode: none}\nfoo: 1\nbar: 2\n", 31, "t.yaml", small,
+                                   sizeof small);
+
+        CU_ASSERT_PTR_NULL(c);
+        CU_ASSERT_STRING_EQUAL(small, "t.yaml:2: unknown key 'foo' at the top level\n");
+    }
+}
+
+static void test_err_types(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\nthreads: 300\n",
+               "t.yaml:2: threads: expected an integer from 0 to 256, got '300'");
+    expect_err("auth: {mode: none}\nredis: [a]\n", "t.yaml:2: redis: expected a mapping, got a list");
+    expect_err("auth: {mode: none}\nredis: {tls: yes}\n",
+               "t.yaml:2: redis.tls: expected true or false, got 'yes'");
+    expect_err("auth: {mode: none}\nlisten: {a: 1}\n",
+               "t.yaml:2: listen: expected a string, got a mapping");
+    expect_err("auth: {mode: none}\ntickets: {ttl: 10x}\n",
+               "t.yaml:2: tickets.ttl: expected a duration (30s, 1m, 1h, 1d) from 1s to 86400s, "
+               "got '10x'");
+    expect_err("auth: {mode: cloud}\n",
+               "t.yaml:1: auth.mode: 'cloud' is not one of none, api_key, jwt, any");
+    expect_err("auth: {mode: none}\nexpected_replicas: 0\n",
+               "t.yaml:2: expected_replicas: expected an integer from 1 to 10000, got '0'");
+    expect_err("auth: {mode: none}\nforward_auth: {nginx_rate_limited_status: 200}\n",
+               "t.yaml:2: forward_auth.nginx_rate_limited_status: expected an integer from 400 "
+               "to 599, got '200'");
+    expect_err("auth: {mode: none}\nredis: {timeout_ms: 0}\n",
+               "t.yaml:2: redis.timeout_ms: expected an integer from 1 to 60000, got '0'");
+    expect_err("auth: {mode: none}\nauth: {mode: none}\n",
+               "t.yaml:2: duplicate key 'auth' in the top level");
+    expect_err("- a\n- b\n", "t.yaml:1: the top level: expected a mapping, got a list");
+    expect_err("auth: {mode: none}\n---\nthreads: 1\n", "t.yaml:3: only one YAML document is allowed");
+    expect_err_part("auth: {mode: none\nthreads: 1\n", "t.yaml:");
+    expect_err_part("auth: {mode: none\nthreads: 1\n", "YAML: ");
+    expect_err("auth: {mode: none}\nredis: {password: hunter2}\n",
+               "t.yaml:2: redis.password: secrets do not belong in the config file; set "
+               "REDIS_PASSWORD or REDIS_PASSWORD_FILE");
+    expect_err("auth: {mode: none}\nlisten: nowhere\n", "t.yaml:2: listen: 'nowhere' is not host:port");
+    expect_err("auth: {mode: none}\nsecurity_headers: {content_security_policy: \"a\\nb\"}\n",
+               "t.yaml:2: security_headers.content_security_policy: contains a control character");
+}
+
+static void test_err_bad_rate(void)
+{
+    clear_env();
+    expect_err_part("auth: {mode: none}\n"
+                    "limits:\n"
+                    "  - name: a\n"
+                    "    rate: 6o/minute\n",
+                    "t.yaml:4: limits[0].rate: bad rate '6o/minute' (N/second|minute|hour|day): ");
+    expect_err_part("auth: {mode: none}\nlimits:\n  - name: a\n    rate: 10/fortnight\n",
+                    "t.yaml:4: limits[0].rate: bad rate '10/fortnight'");
+    expect_err("auth: {mode: none}\nlimits:\n  - name: a\n    by: [ip]\n",
+               "t.yaml:3: limits[0]: missing 'rate'");
+    expect_err("auth: {mode: none}\nlimits:\n  - rate: 1/s\n", "t.yaml:3: limits[0]: missing 'name'");
+    expect_err("auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, burst: 0}\n",
+               "t.yaml:3: limits[0].burst: expected an integer from 1 to 10000000, got '0'");
+    expect_err("auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s}\n  - {name: a, rate: 2/s}\n",
+               "t.yaml:4: limits[1] (a): name also used by limits[0]");
+    expect_err("auth: {mode: none}\nlimits:\n  - {name: 'a b', rate: 1/s}\n",
+               "t.yaml:3: limits[0].name: 'a b' is not a name ([A-Za-z0-9._-], 1 to 64 characters)");
+}
+
+static void test_err_bad_by(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\nlimits:\n  - name: a\n    rate: 1/s\n    by: [clinet]\n",
+               "t.yaml:5: limits[0].by[0]: 'clinet' is not client, ip, route, header:NAME or "
+               "claim:NAME");
+    expect_err("auth: {mode: none}\nlimits:\n  - name: a\n    rate: 1/s\n    by: [ip, 'header:a b']\n",
+               "t.yaml:5: limits[0].by[1]: 'header:a b' is not client, ip, route, header:NAME "
+               "or claim:NAME");
+    expect_err("auth: {mode: none}\nlimits:\n  - name: a\n    rate: 1/s\n    by: []\n",
+               "t.yaml:5: limits[0].by: needs at least one entry");
+}
+
+static void test_err_bad_method(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\n"
+               "limits:\n"
+               "  - name: a\n"
+               "    rate: 1/s\n"
+               "    match:\n"
+               "      methods: [GET,\n"
+               "                GTE]\n",
+               "t.yaml:7: limits[0].match.methods[1]: unknown method 'GTE' (GET, HEAD, POST, "
+               "PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE; case-sensitive)");
+    expect_err("auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {path: api}}\n",
+               "t.yaml:3: limits[0].match.path: 'api' must start with '/' and have no query");
+    expect_err("auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {path: /a/../b}}\n",
+               "t.yaml:3: limits[0].match.path: '/a/../b' is not in normal form (requests are "
+               "matched as normalized)");
+}
+
+static void test_err_tier(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\n"
+               "tiers:\n"
+               "  gold:\n"
+               "    defualt: 6000/minute\n",
+               "t.yaml:4: tiers.gold: 'defualt' is not a defined limit");
+    expect_err_part("auth: {mode: none}\ntiers:\n  gold: {default: lots}\n",
+                    "t.yaml:3: tiers.gold.default: bad rate 'lots'");
+    expect_err("auth: {mode: none}\ntiers: [gold]\n", "t.yaml:2: tiers: expected a mapping, got a list");
+}
+
+static void test_err_missing_file(void)
+{
+    clear_env();
+    expect_err("auth:\n  mode: api_key\n  api_keys_file: fixtures/cfg-nope\n",
+               "t.yaml:3: auth.api_keys_file: cannot read 'fixtures/cfg-nope': No such file or "
+               "directory");
+    expect_err("auth: {mode: none}\nredis: {tls: true, tls_ca_file: /nonexistent/ca.pem}\n",
+               "t.yaml:2: redis.tls_ca_file: cannot read '/nonexistent/ca.pem': No such file or "
+               "directory");
+    expect_err("auth: {mode: none}\naudit: {path: /nonexistent/dir/audit.log}\n",
+               "t.yaml:2: audit.path: directory '/nonexistent/dir' does not exist");
+    setenv("API_KEYS_FILE", "/nonexistent/keys", 1);
+    expect_err("auth: {mode: none}\n",
+               "env API_KEYS_FILE: auth.api_keys_file: cannot read '/nonexistent/keys': No such "
+               "file or directory");
+    clear_env();
+    /* the key file's own errors carry its name and line */
+    expect_err_part("auth: {api_keys_file: fixtures/apikeys-dup-id.txt}\n",
+                    "fixtures/apikeys-dup-id.txt:");
+}
+
+static void test_err_upstream(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\nroutes:\n  - match: {path_prefix: /api/}\n"
+               "    upstream: http://backend:8000/api\n",
+               "t.yaml:4: routes[0].upstream: must be http://host[:port] without a path or query "
+               "(the request's path is forwarded unchanged)");
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path: /x}, upstream: 'https://b'}\n",
+               "t.yaml:3: routes[0].upstream: https upstreams are not supported yet; use http://");
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path: /x}, upstream: 'ftp://b'}\n",
+               "t.yaml:3: routes[0].upstream: expected http://host[:port]");
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path: /x}, upstream: 'http://b:99999'}\n",
+               "t.yaml:3: routes[0].upstream: expected http://host[:port]");
+}
+
+static void test_err_route_overlap(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\nroutes:\n  - match: {path_prefix: /auth}\n",
+               "t.yaml:3: routes[0] (route-1): its match overlaps tollgate's own path /auth "
+               "(forward_auth.path); use default_route for requests no route matches");
+    expect_err_part("auth: {mode: none}\nroutes:\n  - name: x\n    match: {path: /auth/check}\n",
+                    "t.yaml:3: routes[0] (x): its match overlaps tollgate's own path /auth");
+    expect_err_part("auth: {mode: none}\nroutes:\n  - match: {path: /healthz}\n",
+                    "overlaps tollgate's own path /healthz (health.healthz_path)");
+    expect_err_part("auth: {mode: none}\nroutes:\n  - match: {methods: [GET]}\n",
+                    "overlaps tollgate's own path /v1/tickets (tickets.path)");
+    expect_err("auth: {mode: none}\ntickets: {path: /auth/tickets}\n",
+               "t.yaml:2: tickets.path /auth/tickets overlaps forward_auth.path /auth");
+    /* no overlap: a sibling path */
+    cfg_unref(load_ok("auth: {mode: none}\nroutes:\n  - match: {path_prefix: /authors/}\n"));
+}
+
+static void test_err_production(void)
+{
+    clear_env();
+    expect_err("environment: production\nauth:\n  mode: none\n",
+               "t.yaml:3: auth.mode none is not allowed in production");
+    setenv("ENVIRONMENT", "production", 1);
+    setenv("AUTH_MODE", "none", 1);
+    expect_err("{}\n", "env AUTH_MODE: auth.mode none is not allowed in production");
+    clear_env();
+
+    setenv("JWT_SECRET", "short", 1);
+    expect_err("environment: production\nauth: {mode: jwt}\n",
+               "env JWT_SECRET: the HS secret is 5 bytes; production needs at least 32");
+    CU_ASSERT_PTR_NULL(strstr(err, "short"));
+    clear_env();
+    /* JWT_SECRET_FILE: the trailing newline is not part of the secret */
+    setenv("JWT_SECRET_FILE", "fixtures/cfg-jwt-secret", 1);
+    expect_err("environment: production\nauth: {mode: jwt}\n",
+               "env JWT_SECRET_FILE: the HS secret is 31 bytes; production needs at least 32");
+    CU_ASSERT_PTR_NULL(strstr(err, "this-secret"));
+    clear_env();
+
+    setenv("ALLOWED_API_KEYS", "k-1234567890", 1);
+    expect_err("environment: production\ncors:\n  allowed_origins:\n    - https://ok.example\n"
+               "    - '*'\n",
+               "t.yaml:5: cors.allowed_origins: CORS origin \"*\": wildcards are not allowed "
+               "(refused in production)");
+    expect_err_part("environment: production\ncors: {allowed_origins: ['ftp://x.example']}\n",
+                    "t.yaml:2: cors.allowed_origins: CORS origin \"ftp://x.example\": ");
+    setenv("API_KEY_ENABLED", "false", 1);
+    setenv("JWT_SECRET", secret32, 1);
+    expect_err("environment: production\n",
+               "env API_KEY_ENABLED: API keys cannot be disabled (API_KEY_ENABLED=false) in "
+               "production");
+    clear_env();
+}
+
+static void test_dev_drops_bad_origin(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\n"
+                "cors: {allowed_origins: ['*', https://app.example.com, 'https://x.example/p']}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->cors_origins.n, 1);
+    CU_ASSERT_STRING_EQUAL(c->cors_origins.v[0], "https://app.example.com");
+    cfg_unref(c);
+    /* a short HS secret only warns in development */
+    setenv("JWT_SECRET", "short", 1);
+    c = load_ok("auth: {mode: jwt}\n");
+    CU_ASSERT_PTR_NOT_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(c ? c->auth.jwt_verifier : NULL);
+    cfg_unref(c);
+    clear_env();
+}
+
+static void test_err_credentials(void)
+{
+    clear_env();
+    expect_err("auth:\n  mode: jwt\n",
+               "t.yaml:2: auth.mode jwt needs JWT_SECRET, JWT_SECRET_FILE or a JWKS "
+               "(auth.jwt.keys_file, JWKS_FILE)");
+    expect_err("auth: {mode: api_key}\n",
+               "t.yaml:1: auth.mode api_key needs API keys: auth.api_keys_file, API_KEYS_FILE or "
+               "ALLOWED_API_KEYS");
+    setenv("ALLOWED_API_KEYS", "k-1", 1);
+    setenv("API_KEY_ENABLED", "false", 1);
+    expect_err("auth: {mode: api_key}\n",
+               "t.yaml:1: auth.mode api_key, but API keys are disabled (API_KEY_ENABLED=false)");
+    clear_env();
+    /* JWKS-only algorithms are refused by the verifier, with a clear message */
+    setenv("JWT_SECRET", secret32, 1);
+    expect_err_part("auth:\n  mode: jwt\n  jwt: {algorithms: [HS256, RS256]}\n",
+                    "t.yaml:3: auth.jwt: auth.jwt.algorithms: RS256 needs");
+    expect_err("auth:\n  mode: jwt\n  jwt: {algorithms: [none]}\n",
+               "t.yaml:3: auth.jwt.algorithms[0]: 'none' is not a supported algorithm (HS, RS, "
+               "ES, PS with 256, 384, 512)");
+    clear_env();
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+static void test_env_rate_limit(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    setenv("RATE_LIMIT_PER_MINUTE", "120", 1);
+    c = load_ok("auth: {mode: none}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.n, 120);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.burst, 120);
+    cfg_unref(c);
+    /* the file's limit `default`: rate changes, an explicit burst stays */
+    c = load_ok("auth: {mode: none}\nlimits:\n  - {name: x, rate: 1/s}\n"
+                "  - {name: default, rate: 5/hour, burst: 7}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->policy.limits[1].rate.n, 120);
+    CU_ASSERT_EQUAL(c->policy.limits[1].rate.period_ms, 60000);
+    CU_ASSERT_EQUAL(c->policy.limits[1].rate.burst, 7);
+    CU_ASSERT_EQUAL(c->policy.limits[0].rate.n, 1);
+    cfg_unref(c);
+    expect_err("auth: {mode: none}\nlimits:\n  - {name: x, rate: 1/s}\n",
+               "env RATE_LIMIT_PER_MINUTE: no limit named 'default' in limits: to apply it to");
+    setenv("RATE_LIMIT_PER_MINUTE", "ten", 1);
+    expect_err("auth: {mode: none}\n",
+               "env RATE_LIMIT_PER_MINUTE: expected an integer from 1 to 10000000");
+    clear_env();
+}
+
+static void test_env_api_keys(void)
+{
+    cfg_t *c;
+    char *dump;
+
+    clear_env();
+    setenv("ALLOWED_API_KEYS", "first-plain-key, second-plain-key,,", 1);
+    c = load_ok("auth: {mode: api_key}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(auth_keystore_count(c->auth.keys), 2);
+    CU_ASSERT_PTR_NOT_NULL(auth_keystore_lookup(c->auth.keys, "second-plain-key", 16));
+    dump = cfg_dump_json(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
+    CU_ASSERT_PTR_NULL(strstr(dump, "plain-key"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dump, "\"api_keys\": 2"));
+    free(dump);
+    cfg_unref(c);
+    /* with the key file too */
+    setenv("API_KEYS_FILE", "fixtures/cfg-api-keys", 1);
+    c = load_ok("auth: {mode: api_key}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(auth_keystore_count(c->auth.keys), 3);
+    CU_ASSERT_STRING_EQUAL(c->auth.api_keys_file, "fixtures/cfg-api-keys");
+    cfg_unref(c);
+    setenv("ALLOWED_API_KEYS", "dup-key-123,dup-key-123", 1);
+    expect_err("auth: {mode: api_key}\n", "env ALLOWED_API_KEYS: entry 2 refused (a duplicate?)");
+    CU_ASSERT_PTR_NULL(strstr(err, "dup-key"));
+    clear_env();
+}
+
+static void test_env_redis_url(void)
+{
+    cfg_t *c;
+    char *dump;
+
+    clear_env();
+    setenv("REDIS_URL", "rediss://app:s3cr%40tPw@Redis.Example:6380/2", 1);
+    c = load_ok("auth: {mode: none}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_STANDALONE);
+    CU_ASSERT(c->redis.tls);
+    CU_ASSERT_EQUAL_FATAL(c->redis.nodes.n, 1);
+    CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "redis.example:6380");
+    CU_ASSERT_STRING_EQUAL(c->redis.username, "app");
+    CU_ASSERT_STRING_EQUAL(c->redis.password, "s3cr@tPw");
+    CU_ASSERT_EQUAL(c->redis.db, 2);
+    dump = cfg_dump_json(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
+    CU_ASSERT_PTR_NULL(strstr(dump, "s3cr"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dump, "\"password\": \"<redacted>\""));
+    free(dump);
+    cfg_unref(c);
+
+    /* the file said cluster: it stays cluster; REDIS_PASSWORD wins */
+    setenv("REDIS_URL", "redis://:urlpass@10.1.2.3", 1);
+    setenv("REDIS_PASSWORD", "envpass", 1);
+    c = load_ok("auth: {mode: none}\nredis: {mode: cluster, nodes: [a:1, b:2]}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_CLUSTER);
+    CU_ASSERT_FALSE(c->redis.tls);
+    CU_ASSERT_EQUAL(c->redis.nodes.n, 1);
+    CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "10.1.2.3:6379");
+    CU_ASSERT_PTR_NULL(c->redis.username);
+    CU_ASSERT_STRING_EQUAL(c->redis.password, "envpass");
+    cfg_unref(c);
+    unsetenv("REDIS_PASSWORD");
+
+    setenv("REDIS_URL", "http://u:topsecret@h:1", 1);
+    expect_err("auth: {mode: none}\n", "env REDIS_URL: must start with redis:// or rediss://");
+    CU_ASSERT_PTR_NULL(strstr(err, "topsecret"));
+    setenv("REDIS_URL", "redis://u:topsecret@h:1/x", 1);
+    expect_err("auth: {mode: none}\n",
+               "env REDIS_URL: the database must be a number from 0 to 65535");
+    CU_ASSERT_PTR_NULL(strstr(err, "topsecret"));
+    setenv("REDIS_URL", "redis://u:top%zzsecret@h:1", 1);
+    expect_err("auth: {mode: none}\n", "env REDIS_URL: bad percent-escape in user or password");
+    setenv("REDIS_URL", "redis://h:1/3", 1);
+    expect_err("auth: {mode: none}\nredis: {mode: cluster}\n",
+               "env REDIS_URL: redis.db: Redis Cluster has only database 0");
+    clear_env();
+}
+
+static void test_env_misc(void)
+{
+    cfg_t *c;
+    char *dump;
+
+    clear_env();
+    setenv("ENVIRONMENT", "production", 1);
+    setenv("AUTH_MODE", "api_key", 1);
+    setenv("ALLOWED_API_KEYS", "some-long-api-key", 1);
+    setenv("CORS_ALLOWED_ORIGINS", "https://a.example, http://b.example:8080", 1);
+    setenv("MAX_REQUEST_BODY_BYTES", "4096", 1);
+    setenv("AUDIT_LOG_PATH", "off", 1);
+    setenv("ADMIN_TOKEN", "admin-token-value", 1);
+    c = load_ok("auth: {mode: none}\ncors: {allowed_origins: [https://file.example]}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->environment, CFG_ENV_PRODUCTION);
+    CU_ASSERT_EQUAL(c->auth.mode, CFG_AUTH_API_KEY);
+    CU_ASSERT_EQUAL_FATAL(c->cors_origins.n, 2);
+    CU_ASSERT_STRING_EQUAL(c->cors_origins.v[1], "http://b.example:8080");
+    CU_ASSERT_EQUAL(c->max_body_bytes, 4096);
+    CU_ASSERT_STRING_EQUAL(c->audit_path, "off");
+    CU_ASSERT_STRING_EQUAL(c->admin_token, "admin-token-value");
+    dump = cfg_dump_json(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
+    CU_ASSERT_PTR_NULL(strstr(dump, "admin-token-value"));
+    CU_ASSERT_PTR_NULL(strstr(dump, "some-long-api-key"));
+    free(dump);
+    cfg_unref(c);
+    setenv("ALLOWED_ORIGINS", "https://c.example", 1);
+    expect_err("{}\n", "env CORS_ALLOWED_ORIGINS: differs from ALLOWED_ORIGINS; set one");
+    clear_env();
+
+    setenv("ENVIRONMENT", "staging", 1);
+    setenv("API_KEY_ENABLED", "maybe", 1);
+    setenv("JWT_SECRET", secret32, 1);
+    setenv("JWT_SECRET_FILE", "fixtures/cfg-jwt-secret", 1);
+    setenv("ADMIN_TOKEN_FILE", "/nonexistent/token", 1);
+    CU_ASSERT_PTR_NULL(load("auth: {mode: none}\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "env ENVIRONMENT: expected development or production\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "env API_KEY_ENABLED: expected true or false\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "env JWT_SECRET: set JWT_SECRET or JWT_SECRET_FILE, not both\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err, "env ADMIN_TOKEN_FILE: cannot read '/nonexistent/token': No such file"));
+    CU_ASSERT_PTR_NULL(strstr(err, secret32));
+    clear_env();
+}
+
+/* ---- dump, version, references ------------------------------------------ */
+
+static void test_dump_json(void)
+{
+    cfg_t *c;
+    char *dump;
+    json_t *j;
+    json_error_t je;
+
+    clear_env();
+    setenv("JWT_SECRET", secret32, 1);
+    c = cfg_load("fixtures/cfg-full.yaml", err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    dump = cfg_dump_json(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
+    j = json_loads(dump, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "version")), c->version);
+    CU_ASSERT(json_is_null(json_object_get(j, "admin_token")));
+    CU_ASSERT(json_is_null(json_object_get(json_object_get(j, "redis"), "password")));
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(j, "auth"), "api_keys")), 1);
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(j, "limits"), 1), "rate"), "rate")),
+        "10/minute");
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_array_get(json_object_get(j, "trusted_proxies"), 0)),
+        "10.0.0.0/8");
+    CU_ASSERT_PTR_NULL(strstr(dump, secret32));
+    CU_ASSERT_PTR_NULL(strstr(dump, "f788feb7")); /* never a key digest */
+    json_decref(j);
+    free(dump);
+    cfg_unref(c);
+    clear_env();
+}
+
+static void test_version(void)
+{
+    const char *a = "auth: {mode: none}\nthreads: 2\nlimits:\n  - {name: x, rate: 1/s}\n";
+    const char *a2 = "threads: 2   # same, other spelling\nlimits:\n"
+                     "  - rate: 1/second\n    name: x\nauth:\n  mode: none\n";
+    const char *b = "auth: {mode: none}\nthreads: 2\nlimits:\n  - {name: x, rate: 2/s}\n";
+    cfg_t *c1, *c2, *c3, *c4;
+
+    clear_env();
+    c1 = load_ok(a);
+    c2 = load_ok(a);
+    c3 = load_ok(a2);
+    c4 = load_ok(b);
+    CU_ASSERT_FATAL(c1 && c2 && c3 && c4);
+    CU_ASSERT_STRING_EQUAL(c1->version, c2->version);
+    CU_ASSERT_STRING_EQUAL(c1->version, c3->version);
+    CU_ASSERT_STRING_NOT_EQUAL(c1->version, c4->version);
+    for (int i = 0; i < 16; i++)
+        CU_ASSERT(strchr("0123456789abcdef", c1->version[i]) != NULL);
+    cfg_unref(c1);
+    cfg_unref(c2);
+    cfg_unref(c3);
+    cfg_unref(c4);
+}
+
+static void test_refs(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_EQUAL(cfg_ref(c), c);
+    CU_ASSERT_EQUAL(atomic_load(&c->refs), 2);
+    cfg_unref(c);
+    CU_ASSERT_EQUAL(atomic_load(&c->refs), 1);
+    cfg_unref(c);
+    cfg_unref(NULL);
+    CU_ASSERT_PTR_NULL(cfg_ref(NULL));
+    CU_ASSERT_STRING_EQUAL(cfg_auth_mode_str(CFG_AUTH_API_KEY), "api_key");
+    CU_ASSERT_STRING_EQUAL(cfg_auth_mode_str(CFG_AUTH_ANY), "any");
+}
+
+static void test_odd_input(void)
+{
+    static const char nul_yaml[] = "auth: {mode: none}\nlisten: \"a\\0b\"\n";
+    cfg_t *c;
+
+    clear_env();
+    /* empty and comment-only files are all defaults */
+    c = cfg_load_string("# nothing\n", 10, "t.yaml", err, sizeof err);
+    CU_ASSERT_PTR_NULL(c); /* mode any without credentials */
+    expect_err(nul_yaml, "t.yaml:2: listen: contains a NUL byte");
+    /* an alias bomb stays cheap */
+    expect_err_part("auth: {mode: none}\n"
+                    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                    "trusted_proxies: [*a, *a]\n",
+                    "t.yaml:2: unknown key 'a' at the top level");
+    /* a list where a value was expected, a self-referencing alias */
+    expect_err_part("auth: {mode: none}\nroutes: &r [*r]\n", "routes[0]: expected a mapping");
+    log_set_level(LOG_INFO);
+}
+
+int test_cfg_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"minimal file", test_minimal_file},
+        {"implicit default limit", test_implicit_default_limit},
+        {"full DESIGN example", test_full_example},
+        {"built-in defaults, no file", test_defaults_without_file},
+        {"values of every kind", test_values},
+        {"unknown keys, top level and nested", test_err_unknown_key},
+        {"every problem reported", test_err_every_problem},
+        {"wrong types and ranges", test_err_types},
+        {"bad rate", test_err_bad_rate},
+        {"bad by", test_err_bad_by},
+        {"bad method and path", test_err_bad_method},
+        {"tier naming an unknown limit", test_err_tier},
+        {"missing files", test_err_missing_file},
+        {"bad upstream", test_err_upstream},
+        {"route overlapping own paths", test_err_route_overlap},
+        {"production refusals", test_err_production},
+        {"development drops bad origins", test_dev_drops_bad_origin},
+        {"credentials for the auth mode", test_err_credentials},
+        {"env RATE_LIMIT_PER_MINUTE", test_env_rate_limit},
+        {"env ALLOWED_API_KEYS", test_env_api_keys},
+        {"env REDIS_URL", test_env_redis_url},
+        {"env misc", test_env_misc},
+        {"dump json", test_dump_json},
+        {"version", test_version},
+        {"cfg_ref / cfg_unref", test_refs},
+        {"odd input", test_odd_input},
+        {NULL, NULL},
+    };
+
+    clear_env();
+    log_set_level(LOG_ERROR); /* the dropped-origin warnings are expected */
+    return unit_add_suite("cfg", tests);
+}
