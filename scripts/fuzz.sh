@@ -3,7 +3,8 @@
 # against the library sources and run each for FUZZ_SECONDS (default 20),
 # seeded from tests/fuzz/seeds/NAME/ when present.  Exits non-zero when a
 # target fails to build or a run finds a crash (the reproducer is left in
-# build-fuzz/NAME/).   Usage: fuzz.sh tests/fuzz/fuzz_NAME.c...
+# build-fuzz/NAME/crash-*; replay it with `build-fuzz/NAME/fuzz_NAME FILE`).
+#   Usage: fuzz.sh tests/fuzz/fuzz_NAME.c...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,19 +20,45 @@ fi
 command -v "$CC_FUZZ" >/dev/null || { echo "fuzz: $CC_FUZZ not found (make deps)" >&2; exit 1; }
 
 mkdir -p "$OUT/gen"
+# shellcheck disable=SC2046
 scripts/embed-lua.sh $(ls lua/*.lua 2>/dev/null | sort) > "$OUT/gen/lua_scripts.c"
 
+# The library: util/ auth/ limiter/ server/ minus server/main.c, plus the
+# embedded Lua scripts.
 lib_srcs=()
 for f in util/*.c auth/*.c limiter/*.c server/*.c; do
-    [ -f "$f" ] || continue
-    [ "$f" = server/main.c ] && continue
-    lib_srcs+=("$f")
+    [ -f "$f" ] && [ "$f" != server/main.c ] && lib_srcs+=("$f")
 done
+lib_srcs+=("$OUT/gen/lua_scripts.c")
 
-CFLAGS=(-std=c11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -Iinclude -I"$OUT/gen"
-        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -pthread)
 read -r -a pkg_cflags <<< "$(pkg-config --cflags $PKGS)"
 read -r -a pkg_libs <<< "$(pkg-config --libs $PKGS)"
+CFLAGS=(-std=c11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -Iinclude -I"$OUT/gen" -pthread
+        -fsanitize=address,undefined -fno-sanitize-recover=all "${pkg_cflags[@]}")
+
+# Build the library once, instrumented for coverage (fuzzer-no-link), in
+# parallel; every target links against these objects.
+objs=()
+pids=()
+jobs_max=$(nproc)
+for f in "${lib_srcs[@]}"; do
+    o="$OUT/obj/${f%.c}.o"
+    o=${o/obj\/$OUT\//obj/}
+    objs+=("$o")
+    mkdir -p "$(dirname "$o")"
+    "$CC_FUZZ" "${CFLAGS[@]}" -fsanitize=fuzzer-no-link -c "$f" -o "$o" 2> "$o.log" &
+    pids+=($!)
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do sleep 0.05; done
+done
+lib_ok=1
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        echo "fuzz: cannot compile ${lib_srcs[$i]}:" >&2
+        grep -m5 error "${objs[$i]}.log" >&2 || true
+        lib_ok=0
+    fi
+done
+[ "$lib_ok" = 1 ] || { echo "fuzz: FAILED: the library does not build" >&2; exit 1; }
 
 failed=()
 for src in "$@"; do
@@ -40,8 +67,8 @@ for src in "$@"; do
     dir="$OUT/$name"
     mkdir -p "$dir/corpus"
     echo "== fuzz $name: build"
-    if ! "$CC_FUZZ" "${CFLAGS[@]}" "${pkg_cflags[@]}" "$src" "${lib_srcs[@]}" \
-            "$OUT/gen/lua_scripts.c" -o "$dir/fuzz_$name" "${pkg_libs[@]}" -lm; then
+    if ! "$CC_FUZZ" "${CFLAGS[@]}" -fsanitize=fuzzer "$src" "${objs[@]}" -o "$dir/fuzz_$name" \
+            "${pkg_libs[@]}" -lm; then
         echo "fuzz $name: build FAILED" >&2
         failed+=("$name(build)")
         continue
@@ -52,8 +79,7 @@ for src in "$@"; do
     if ! (cd "$dir" && ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             "./fuzz_$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
-            -artifact_prefix="./crash-" corpus \
-            "${seeds[@]}" > run.log 2>&1); then
+            -artifact_prefix="./crash-" corpus "${seeds[@]}" > run.log 2>&1); then
         echo "fuzz $name: CRASH — see $dir/run.log and $dir/crash-*" >&2
         tail -n 40 "$dir/run.log" >&2
         failed+=("$name")
