@@ -97,7 +97,8 @@ void rc_cmd_deliver(rc_cmd_t *cmd, redisReply *reply, const char *errstr)
     else
         c->stats.failed++;
     c->depth++;
-    fn(c, reply, reply != NULL ? NULL : (errstr != NULL ? errstr : "no reply"), cmd->privdata);
+    fn(c, reply, reply != NULL ? NULL : (errstr != NULL ? errstr : "no reply"),
+       cmd->privdata);
     c->depth--;
 }
 
@@ -162,7 +163,7 @@ static int route_wait_map(rc_client_t *c, rc_cmd_t *cmd)
 {
     rc_conn_t *conn;
 
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         if (rc_conn_usable(conn))
             break;
     if (conn == NULL)
@@ -383,7 +384,7 @@ bool rc_client_up(const rc_client_t *c)
     }
     if (!c->map_ok)
         return false;
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         if (conn->in_map && !rc_conn_usable(conn))
             return false;
     return true;
@@ -623,7 +624,8 @@ static int add_seeds(rc_client_t *c)
     return 0;
 }
 
-rc_client_t *rc_client_new(struct event_base *base, const rc_opts_t *o, char *err, size_t errlen)
+rc_client_t *rc_client_new(struct event_base *base, const rc_opts_t *o, char *err,
+                           size_t errlen)
 {
     rc_client_t *c = calloc(1, sizeof(*c));
 
@@ -662,3 +664,37 @@ out_free:
     client_destroy(c);
     return NULL;
 }
+
+/* ---- ops table ------------------------------------------------------------ */
+
+static rc_pending_t *ops_evalsha(void *cl, size_t script, int nkeys, const char **keys,
+                                 const size_t *keylens, int nargs, const char **args,
+                                 const size_t *arglens, rc_reply_fn fn, void *privdata)
+{
+    return rc_evalsha(cl, script, nkeys, keys, keylens, nargs, args, arglens, fn, privdata);
+}
+
+static rc_pending_t *ops_command(void *cl, const char *slot_key, size_t slot_key_len,
+                                 int argc, const char **argv, const size_t *argvlen,
+                                 rc_reply_fn fn, void *privdata)
+{
+    return rc_command_argv(cl, slot_key, slot_key_len, argc, argv, argvlen, fn, privdata);
+}
+
+static void ops_cancel(void *cl, rc_pending_t *p)
+{
+    (void)cl;
+    rc_cancel(p);
+}
+
+static bool ops_up(const void *cl)
+{
+    return rc_client_up(cl);
+}
+
+const rc_ops_t rc_client_ops = {
+    .evalsha = ops_evalsha,
+    .command = ops_command,
+    .cancel = ops_cancel,
+    .up = ops_up,
+};

@@ -116,7 +116,8 @@ static int slots_entry_ok(const redisReply *e)
 
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
         return 0;
-    if (e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER)
+    if (e->element[0]->type != REDIS_REPLY_INTEGER ||
+        e->element[1]->type != REDIS_REPLY_INTEGER)
         return 0;
     if (e->element[0]->integer < 0 || e->element[1]->integer >= RC_NSLOTS ||
         e->element[0]->integer > e->element[1]->integer)
@@ -163,7 +164,7 @@ int rc_cluster_apply_slots(rc_client_t *c, rc_conn_t *from, const redisReply *r)
     map = calloc(RC_NSLOTS, sizeof(*map));
     if (map == NULL)
         return -1;
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         conn->in_map = false;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i], *m = e->element[2];
@@ -220,12 +221,12 @@ static rc_conn_t *refresh_node(rc_client_t *c)
     rc_conn_t *conn, *pick = NULL;
     unsigned n = 0;
 
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         if (conn->state == RC_CONN_READY && rc_rand(c) % ++n == 0)
             pick = conn;
     if (pick != NULL)
         return pick;
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         if (rc_conn_usable(conn) && rc_rand(c) % ++n == 0)
             pick = conn;
     return pick;
@@ -259,7 +260,7 @@ rc_conn_t *rc_cluster_any(rc_client_t *c)
 {
     rc_conn_t *conn, *usable = NULL;
 
-    TAILQ_FOREACH (conn, &c->conns, link) {
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link)) {
         if (!conn->in_map)
             continue;
         if (conn->state == RC_CONN_READY)
@@ -279,7 +280,7 @@ static void refresh_rearm(rc_client_t *c)
     if (!c->map_ok) {
         ms = 250;
     } else {
-        TAILQ_FOREACH (conn, &c->conns, link)
+        for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
             if (conn->in_map && conn->state == RC_CONN_BACKOFF)
                 ms = 1000; /* a primary is down: look for its successor */
     }
@@ -324,7 +325,7 @@ void rc_cluster_start(rc_client_t *c)
     rc_conn_t *conn;
 
     evtimer_assign(&c->refresh_timer, c->base, refresh_timer_cb, c);
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         if (conn->state == RC_CONN_IDLE)
             rc_conn_start(conn);
     refresh_rearm(c);

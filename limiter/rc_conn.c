@@ -53,7 +53,7 @@ rc_conn_t *rc_conn_find(rc_client_t *c, const char *host, unsigned port, bool cr
 {
     rc_conn_t *conn;
 
-    TAILQ_FOREACH (conn, &c->conns, link)
+    for (conn = TAILQ_FIRST(&c->conns); conn != NULL; conn = TAILQ_NEXT(conn, link))
         if (conn->port == port && strcmp(conn->host, host) == 0)
             return conn;
     return create ? rc_conn_new(c, host, port) : NULL;
@@ -402,8 +402,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         } else if (what & BEV_EVENT_EOF) {
             snprintf(why, sizeof(why), "connection closed by the server");
         } else {
-            snprintf(why, sizeof(why), "%s", err != 0 ? evutil_socket_error_to_string(err)
-                                                      : "connection error");
+            snprintf(why, sizeof(why), "%s",
+                     err != 0 ? evutil_socket_error_to_string(err) : "connection error");
         }
         rc_conn_fail(conn, why, conn->retired);
     }

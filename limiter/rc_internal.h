@@ -51,14 +51,14 @@ struct rc_cmd {
     rc_internal_fn ifn; /* handshake step, or NULL */
     char *buf;          /* formatted RESP, kept for retries */
     size_t len;
-    int slot;            /* -1: no slot (any node, or `pin`) */
-    rc_conn_t *pin;      /* send to this node only (refresh), or NULL */
+    int slot;       /* -1: no slot (any node, or `pin`) */
+    rc_conn_t *pin; /* send to this node only (refresh), or NULL */
     rc_where_t where;
-    rc_conn_t *conn;     /* the queue owner when where is CONN_* */
+    rc_conn_t *conn; /* the queue owner when where is CONN_* */
     int redirects;
-    int script;          /* registered script id for NOSCRIPT recovery, or -1 */
+    int script; /* registered script id for NOSCRIPT recovery, or -1 */
     bool noscript_retried;
-    bool asking;         /* send ASKING right before this command */
+    bool asking; /* send ASKING right before this command */
     bool timer_on;
     struct event timer;
 };
@@ -84,14 +84,14 @@ struct rc_conn {
     redisReader *reader;
     struct rc_cmdq waitq;
     struct rc_cmdq flight;
-    unsigned hs_pending; /* handshake replies still due */
-    unsigned attempts;   /* failed connects in a row */
-    bool seed;           /* from the options: kept for map refreshes */
-    bool in_map;         /* owns slots in the current map */
-    bool retired;        /* left the map: drop once drained */
-    bool was_up;         /* for one log line per up/down change */
+    unsigned hs_pending;  /* handshake replies still due */
+    unsigned attempts;    /* failed connects in a row */
+    bool seed;            /* from the options: kept for map refreshes */
+    bool in_map;          /* owns slots in the current map */
+    bool retired;         /* left the map: drop once drained */
+    bool was_up;          /* for one log line per up/down change */
     uint64_t progress_ms; /* last read, or when `flight` became non-empty */
-    struct event retry;  /* reconnect timer, also connect timeout */
+    struct event retry;   /* reconnect timer, also connect timeout */
     bool retry_on;
 };
 TAILQ_HEAD(rc_connq, rc_conn);
@@ -117,8 +117,8 @@ struct rc_client {
     uint64_t last_refresh_ms;
     struct event refresh_timer;
 
-    unsigned depth;     /* nesting of libevent callbacks / user callbacks */
-    bool free_asked;    /* rc_client_free inside a callback */
+    unsigned depth;  /* nesting of libevent callbacks / user callbacks */
+    bool free_asked; /* rc_client_free inside a callback */
     bool closing;
     uint64_t rng;
     rc_stats_t stats;

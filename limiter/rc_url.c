@@ -119,7 +119,8 @@ static int parse_hostport(const char *s, size_t len, rc_url_t *u, char *err, siz
     if (hl == 0 || hl >= sizeof(u->host))
         goto out_bad_host;
     for (size_t i = 0; i < hl; i++)
-        if (h[i] == '@' || h[i] == '/' || h[i] == '%' || h[i] == ' ' || (unsigned char)h[i] < 0x21)
+        if (h[i] == '@' || h[i] == '/' || h[i] == '%' || h[i] == ' ' ||
+            (unsigned char)h[i] < 0x21)
             goto out_bad_host;
     memcpy(u->host, h, hl);
     u->host[hl] = '\0';
@@ -153,7 +154,8 @@ int rc_url_parse(const char *url, rc_url_t *out, char *err, size_t errlen)
         return -1;
     }
     end = p + strlen(p);
-    if (memchr(p, '?', (size_t)(end - p)) != NULL || memchr(p, '#', (size_t)(end - p)) != NULL) {
+    if (memchr(p, '?', (size_t)(end - p)) != NULL ||
+        memchr(p, '#', (size_t)(end - p)) != NULL) {
         snprintf(err, errlen, "redis URL: query and fragment are not supported");
         goto out_wipe;
     }
@@ -168,7 +170,8 @@ int rc_url_parse(const char *url, rc_url_t *out, char *err, size_t errlen)
         p = at + 1;
     }
     slash = memchr(p, '/', (size_t)(end - p));
-    if (parse_hostport(p, (size_t)((slash != NULL ? slash : end) - p), out, err, errlen) != 0)
+    if (parse_hostport(p, (size_t)((slash != NULL ? slash : end) - p), out, err, errlen) !=
+        0)
         goto out_wipe;
     if (slash != NULL && slash + 1 < end) {
         if (parse_uint(slash + 1, (size_t)(end - slash - 1), 1000000, &db) != 0) {

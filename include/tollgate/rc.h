@@ -61,8 +61,8 @@ typedef struct rc_script {
 } rc_script_t;
 
 typedef struct rc_opts {
-    int cluster;               /* 0 standalone, 1 Redis Cluster */
-    const char *const *seeds;  /* "host:port" or "[v6]:port"; standalone uses seeds[0] */
+    int cluster;              /* 0 standalone, 1 Redis Cluster */
+    const char *const *seeds; /* "host:port" or "[v6]:port"; standalone uses seeds[0] */
     size_t nseeds;
     const char *username;      /* ACL user, NULL = password-only AUTH */
     const char *password;      /* NULL = no AUTH */
@@ -121,12 +121,28 @@ const char *rc_client_errstr(const rc_client_t *c);
 /* Hex SHA1 of registered script `script` ("" when out of range). */
 const char *rc_script_sha(const rc_client_t *c, size_t script);
 
+/* The client's I/O as a small ops table, so a caller (the limiter's Redis
+ * backend) can be tested against a fake without a socket.  `cl` is the
+ * rc_client_t * for rc_client_ops; a fake passes its own object and gets it
+ * back as the first argument of `fn`. */
+typedef struct rc_ops {
+    rc_pending_t *(*evalsha)(void *cl, size_t script, int nkeys, const char **keys,
+                             const size_t *keylens, int nargs, const char **args,
+                             const size_t *arglens, rc_reply_fn fn, void *privdata);
+    rc_pending_t *(*command)(void *cl, const char *slot_key, size_t slot_key_len, int argc,
+                             const char **argv, const size_t *argvlen, rc_reply_fn fn,
+                             void *privdata);
+    void (*cancel)(void *cl, rc_pending_t *p);
+    bool (*up)(const void *cl);
+} rc_ops_t;
+extern const rc_ops_t rc_client_ops;
+
 /* Counters since the client was made (this thread only), for metrics and
  * tests. */
 typedef struct rc_stats {
-    unsigned long long sent;      /* commands submitted */
-    unsigned long long replies;   /* replies delivered (error replies included) */
-    unsigned long long failed;    /* callbacks with reply NULL, timeouts included */
+    unsigned long long sent;    /* commands submitted */
+    unsigned long long replies; /* replies delivered (error replies included) */
+    unsigned long long failed;  /* callbacks with reply NULL, timeouts included */
     unsigned long long timeouts;
     unsigned long long moved, ask, noscript;
     unsigned long long connects;  /* successful (re)connects */

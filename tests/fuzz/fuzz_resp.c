@@ -77,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < sizeof(buf)) {
         memcpy(buf, data, size);
         buf[size] = '\0';
-        if (rc_url_parse(buf, &url, err, sizeof(err)) == 0 && (url.port == 0 || url.host[0] == 0))
+        if (rc_url_parse(buf, &url, err, sizeof(err)) == 0 &&
+            (url.port == 0 || url.host[0] == 0))
             abort();
         rc_hostport_parse(buf, size, host, sizeof(host), &port);
     }

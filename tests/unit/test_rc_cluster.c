@@ -55,7 +55,8 @@ static unsigned free_port(void)
 }
 
 /* Output of a shell command (first `len` bytes); 0 when it exited 0. */
-static int sh(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int sh(char *out, size_t len, const char *fmt, ...)
 {
     char cmd[1024];
@@ -106,10 +107,11 @@ static pid_t node_start(int i)
     snprintf(bus, sizeof(bus), "%u", free_port());
     pid = fork();
     if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--cluster-port", bus, "--bind",
-               "127.0.0.1", "--dir", dir, "--cluster-enabled", "yes", "--cluster-config-file",
-               "nodes.conf", "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0",
-               "--save", "", "--appendonly", "no", "--logfile", "redis.log", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port, "--cluster-port", bus,
+               "--bind", "127.0.0.1", "--dir", dir, "--cluster-enabled", "yes",
+               "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+               "--repl-diskless-sync-delay", "0", "--save", "", "--appendonly", "no",
+               "--logfile", "redis.log", (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -135,7 +137,8 @@ static int cluster_up(void)
     cl.state = -1;
     if (system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli "
                ">/dev/null 2>&1") != 0) {
-        fprintf(stderr, "\n  [rc_cluster] redis-server/redis-cli not installed: skipping\n");
+        fprintf(stderr,
+                "\n  [rc_cluster] redis-server/redis-cli not installed: skipping\n");
         return 0;
     }
     atexit(cluster_stop);
@@ -151,7 +154,8 @@ static int cluster_up(void)
     snprintf(cmd + n, sizeof(cmd) - n, " --cluster-replicas 1 --cluster-yes 2>&1");
     for (int i = 0; i < NNODES; i++)
         for (int t = 0; t < 200 && sh(NULL, 0, "redis-cli -p %u ping >/dev/null 2>&1",
-                                       cl.port[i]) != 0; t++)
+                                      cl.port[i]) != 0;
+             t++)
             msleep(10);
     if (sh(out, sizeof(out), "%s", cmd) != 0) {
         fprintf(stderr, "\n  [rc_cluster] cluster create failed:\n%s\n", out);
@@ -181,7 +185,8 @@ static int slot_owner(unsigned port, unsigned slot, char *id, unsigned *oport)
         char nid[64], addr[128], flags[128];
         int off = 0;
 
-        if (sscanf(line, "%63s %127s %127s %*s %*s %*s %*s %*s%n", nid, addr, flags, &off) < 3)
+        if (sscanf(line, "%63s %127s %127s %*s %*s %*s %*s %*s%n", nid, addr, flags, &off) <
+            3)
             continue;
         if (strstr(flags, "master") == NULL)
             continue;
@@ -275,7 +280,8 @@ static void got_cb(rc_client_t *c, redisReply *r, const char *errstr, void *priv
 }
 
 /* Command on argv[1]'s slot, waited for. */
-static int kcmd(struct event_base *base, rc_client_t *c, got_t *g, int argc, const char **argv)
+static int kcmd(struct event_base *base, rc_client_t *c, got_t *g, int argc,
+                const char **argv)
 {
     memset(g, 0, sizeof(*g));
     if (rc_command_argv(c, argv[1], strlen(argv[1]), argc, argv, NULL, got_cb, g) == NULL)
@@ -299,10 +305,10 @@ static rc_client_t *cluster_client(struct event_base *base)
     return rc_client_new(base, &o, err, sizeof(err));
 }
 
-#define NEED_CLUSTER()                                                                            \
-    do {                                                                                          \
-        if (!cluster_up())                                                                        \
-            return;                                                                               \
+#define NEED_CLUSTER()                                                                     \
+    do {                                                                                   \
+        if (!cluster_up())                                                                 \
+            return;                                                                        \
     } while (0)
 
 /* ---- tests --------------------------------------------------------------------- */
@@ -380,10 +386,12 @@ static void test_ask_and_moved(void)
     }
     CU_ASSERT_FATAL(dport != 0);
     /* Start migrating the slot; move the key: the source now answers ASK. */
-    CU_ASSERT(sh(NULL, 0, "redis-cli -p %u cluster setslot %u importing %s", dport, slot, sid) == 0);
-    CU_ASSERT(sh(NULL, 0, "redis-cli -p %u cluster setslot %u migrating %s", sport, slot, did) == 0);
-    CU_ASSERT(sh(NULL, 0, "redis-cli -p %u migrate 127.0.0.1 %u '' 0 5000 keys %s", sport, dport,
-                 key) == 0);
+    CU_ASSERT(sh(NULL, 0, "redis-cli -p %u cluster setslot %u importing %s", dport, slot,
+                 sid) == 0);
+    CU_ASSERT(sh(NULL, 0, "redis-cli -p %u cluster setslot %u migrating %s", sport, slot,
+                 did) == 0);
+    CU_ASSERT(sh(NULL, 0, "redis-cli -p %u migrate 127.0.0.1 %u '' 0 5000 keys %s", sport,
+                 dport, key) == 0);
     CU_ASSERT(kcmd(base, c, &g, 2, get));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
     CU_ASSERT_STRING_EQUAL(g.str, "42");
@@ -392,8 +400,8 @@ static void test_ask_and_moved(void)
     CU_ASSERT_EQUAL(st.moved, 0);
     /* Finish: the slot belongs to the target; the client still thinks source. */
     for (int i = 0; i < NNODES; i++)
-        sh(NULL, 0, "redis-cli -p %u cluster setslot %u node %s >/dev/null 2>&1", cl.port[i],
-           slot, did);
+        sh(NULL, 0, "redis-cli -p %u cluster setslot %u node %s >/dev/null 2>&1",
+           cl.port[i], slot, did);
     CU_ASSERT(kcmd(base, c, &g, 2, get));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
     CU_ASSERT_STRING_EQUAL(g.str, "42");

@@ -232,8 +232,8 @@ static void got_cb(rc_client_t *c, redisReply *r, const char *errstr, void *priv
 static rc_pending_t *cmd(rc_client_t *c, got_t *g, int argc, const char **argv)
 {
     memset(g, 0, sizeof(*g));
-    return rc_command_argv(c, argv[argc > 1 ? 1 : 0], strlen(argv[argc > 1 ? 1 : 0]), argc, argv,
-                           NULL, got_cb, g);
+    return rc_command_argv(c, argv[argc > 1 ? 1 : 0], strlen(argv[argc > 1 ? 1 : 0]), argc,
+                           argv, NULL, got_cb, g);
 }
 
 static int cmd_wait(struct event_base *base, rc_client_t *c, got_t *g, int argc,
@@ -244,10 +244,10 @@ static int cmd_wait(struct event_base *base, rc_client_t *c, got_t *g, int argc,
     return spin(base, &g->done, ms);
 }
 
-#define SKIP_WITHOUT_REDIS()                                                                      \
-    do {                                                                                          \
-        if (!have_redis())                                                                        \
-            return;                                                                               \
+#define SKIP_WITHOUT_REDIS()                                                               \
+    do {                                                                                   \
+        if (!have_redis())                                                                 \
+            return;                                                                        \
     } while (0)
 
 /* ---- tests ----------------------------------------------------------------- */
@@ -273,7 +273,8 @@ static void seq_cb(rc_client_t *c, redisReply *r, const char *errstr, void *priv
     (void)errstr;
     if (it->idx != it->seq->next++)
         it->seq->bad++;
-    if (r == NULL || (it->want[0] != '\0' && (r->str == NULL || strcmp(r->str, it->want) != 0)))
+    if (r == NULL ||
+        (it->want[0] != '\0' && (r->str == NULL || strcmp(r->str, it->want) != 0)))
         it->seq->bad++;
     if (it->seq->next == it->seq->n)
         it->seq->done = 1;
@@ -306,9 +307,12 @@ static void test_pipeline_fifo(void)
         items[3 * i + 1] = (seq_item_t){&sq, 3 * i + 1, ""};
         snprintf(items[3 * i + 1].want, sizeof(items[0].want), "%s", v);
         items[3 * i + 2] = (seq_item_t){&sq, 3 * i + 2, "PONG"};
-        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(c, k, strlen(k), 3, set, NULL, seq_cb, &items[3 * i]));
-        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(c, k, strlen(k), 2, get, NULL, seq_cb, &items[3 * i + 1]));
-        CU_ASSERT_PTR_NOT_NULL(rc_command_argv(c, NULL, 0, 1, ping, NULL, seq_cb, &items[3 * i + 2]));
+        CU_ASSERT_PTR_NOT_NULL(
+            rc_command_argv(c, k, strlen(k), 3, set, NULL, seq_cb, &items[3 * i]));
+        CU_ASSERT_PTR_NOT_NULL(
+            rc_command_argv(c, k, strlen(k), 2, get, NULL, seq_cb, &items[3 * i + 1]));
+        CU_ASSERT_PTR_NOT_NULL(
+            rc_command_argv(c, NULL, 0, 1, ping, NULL, seq_cb, &items[3 * i + 2]));
     }
     CU_ASSERT(spin(base, &sq.done, 5000));
     CU_ASSERT_EQUAL(sq.next, 3 * N);
@@ -352,7 +356,8 @@ static void test_evalsha_noscript(void)
     /* Both scripts are gone now: EVALSHA meets NOSCRIPT and recovers. */
     for (int i = 0; i < 2; i++) {
         memset(&g, 0, sizeof(g));
-        CU_ASSERT_PTR_NOT_NULL(rc_evalsha(c, 1, 1, &key, NULL, 1, &three, NULL, got_cb, &g));
+        CU_ASSERT_PTR_NOT_NULL(
+            rc_evalsha(c, 1, 1, &key, NULL, 1, &three, NULL, got_cb, &g));
         CU_ASSERT(spin(base, &g.done, 2000));
         CU_ASSERT_EQUAL(g.type, REDIS_REPLY_INTEGER);
         CU_ASSERT_EQUAL(g.integer, 3 * (i + 1));
@@ -361,6 +366,13 @@ static void test_evalsha_noscript(void)
     rc_stats_t st;
     rc_client_stats(c, &st);
     CU_ASSERT_EQUAL(st.noscript, 1);
+    /* The same through the ops table. */
+    memset(&g, 0, sizeof(g));
+    CU_ASSERT(rc_client_ops.up(c));
+    CU_ASSERT_PTR_NOT_NULL(
+        rc_client_ops.evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, got_cb, &g));
+    CU_ASSERT(spin(base, &g.done, 2000));
+    CU_ASSERT_STRING_EQUAL(g.str, "hello");
     /* Out-of-range script: refused at once. */
     CU_ASSERT_PTR_NULL(rc_evalsha(c, 7, 0, NULL, NULL, 0, NULL, NULL, got_cb, &g));
     rc_client_free(c);
@@ -707,18 +719,19 @@ static int make_certs(const char *dir)
 {
     char cmd[2048];
 
-    snprintf(cmd, sizeof(cmd),
-             "(cd '%s' && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
-             "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=tg-test-ca && "
-             "openssl req $K -keyout srv.key -out srv.csr -subj /CN=localhost && "
-             "echo subjectAltName=DNS:localhost,IP:127.0.0.1 > srv.ext && "
-             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-             "-out srv.pem -days 2 -extfile srv.ext && "
-             "openssl req $K -keyout cli.key -out cli.csr -subj /CN=tg-client && "
-             "echo extendedKeyUsage=clientAuth > cli.ext && "
-             "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-             "-out cli.pem -days 2 -extfile cli.ext) >/dev/null 2>&1",
-             dir);
+    snprintf(
+        cmd, sizeof(cmd),
+        "(cd '%s' && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+        "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=tg-test-ca && "
+        "openssl req $K -keyout srv.key -out srv.csr -subj /CN=localhost && "
+        "echo subjectAltName=DNS:localhost,IP:127.0.0.1 > srv.ext && "
+        "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out srv.pem -days 2 -extfile srv.ext && "
+        "openssl req $K -keyout cli.key -out cli.csr -subj /CN=tg-client && "
+        "echo extendedKeyUsage=clientAuth > cli.ext && "
+        "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out cli.pem -days 2 -extfile cli.ext) >/dev/null 2>&1",
+        dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -746,14 +759,27 @@ static void test_tls(void)
     snprintf(skey, sizeof(skey), "%s/srv.key", s.dir);
     s.port = free_port();
     snprintf(tport, sizeof(tport), "%u", s.port);
-    const char *const extra[] = {"--port", "0", "--tls-port", tport, "--tls-cert-file", scert,
-                                 "--tls-key-file", skey, "--tls-ca-cert-file", ca,
-                                 "--tls-auth-clients", "yes", NULL};
+    const char *const extra[] = {"--port",
+                                 "0",
+                                 "--tls-port",
+                                 tport,
+                                 "--tls-cert-file",
+                                 scert,
+                                 "--tls-key-file",
+                                 skey,
+                                 "--tls-ca-cert-file",
+                                 ca,
+                                 "--tls-auth-clients",
+                                 "yes",
+                                 NULL};
     CU_ASSERT_FATAL(srv_start(&s, extra) == 0);
     base = event_base_new();
 
     /* Verified by IP (SAN IP:127.0.0.1), with a client certificate. */
-    rc_opts_t ok = {.timeout_ms = 2000, .tls = 1, .tls_ca_file = ca, .tls_cert_file = cert,
+    rc_opts_t ok = {.timeout_ms = 2000,
+                    .tls = 1,
+                    .tls_ca_file = ca,
+                    .tls_cert_file = cert,
                     .tls_key_file = key};
     c = client_for(base, &s, &ok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);

@@ -58,9 +58,9 @@ static void test_url_ok(void)
     CU_ASSERT_EQUAL(u.has_password, 0);
     CU_ASSERT_EQUAL(u.db, 0);
 
-    CU_ASSERT_EQUAL(rc_url_parse("rediss://app:s3cr%40t@redis-0.redis:6380/2", &u, err,
-                                 sizeof(err)),
-                    0);
+    CU_ASSERT_EQUAL(
+        rc_url_parse("rediss://app:s3cr%40t@redis-0.redis:6380/2", &u, err, sizeof(err)),
+        0);
     CU_ASSERT_EQUAL(u.tls, 1);
     CU_ASSERT_STRING_EQUAL(u.username, "app");
     CU_ASSERT_STRING_EQUAL(u.password, "s3cr@t");
@@ -71,7 +71,8 @@ static void test_url_ok(void)
     CU_ASSERT_EQUAL(u.password[0], '\0');
 
     /* Password only (the legacy form), unescaped '@' and ':' in it. */
-    CU_ASSERT_EQUAL(rc_url_parse("redis://:p@ss:w@10.0.0.1:7000/", &u, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(rc_url_parse("redis://:p@ss:w@10.0.0.1:7000/", &u, err, sizeof(err)),
+                    0);
     CU_ASSERT_EQUAL(u.has_username, 0);
     CU_ASSERT_STRING_EQUAL(u.password, "p@ss:w");
     CU_ASSERT_STRING_EQUAL(u.host, "10.0.0.1");
@@ -162,10 +163,23 @@ static void test_redirect_parse(void)
     CU_ASSERT_STRING_EQUAL(rd.host, "redis-2.redis.default.svc");
 
     static const char *bad[] = {
-        "MOVED", "MOVED ", "MOVED 3999", "MOVED 3999 ", "MOVED 16384 h:1",
-        "MOVED x h:1", "MOVED 1 h", "MOVED 1 h:", "MOVED 1 h:0", "MOVED 1 :80",
-        "ASK 1 h:70000", "ASKING", "NOSCRIPT No matching script", "ERR MOVED 1 h:1",
-        "MOVED 99999999999 h:1", "MOVED 1 [::1:80", NULL,
+        "MOVED",
+        "MOVED ",
+        "MOVED 3999",
+        "MOVED 3999 ",
+        "MOVED 16384 h:1",
+        "MOVED x h:1",
+        "MOVED 1 h",
+        "MOVED 1 h:",
+        "MOVED 1 h:0",
+        "MOVED 1 :80",
+        "ASK 1 h:70000",
+        "ASKING",
+        "NOSCRIPT No matching script",
+        "ERR MOVED 1 h:1",
+        "MOVED 99999999999 h:1",
+        "MOVED 1 [::1:80",
+        NULL,
     };
     for (size_t i = 0; bad[i] != NULL; i++) {
         CU_ASSERT_EQUAL(rc_redirect_parse(bad[i], strlen(bad[i]), &rd), -1);
@@ -231,7 +245,8 @@ static void test_resp_types(void)
                     CU_ASSERT(x->type == REDIS_REPLY_STATUS && strcmp(x->str, "OK") == 0);
                     break;
                 case 1:
-                    CU_ASSERT(x->type == REDIS_REPLY_ERROR && strcmp(x->str, "ERR bad") == 0);
+                    CU_ASSERT(x->type == REDIS_REPLY_ERROR &&
+                              strcmp(x->str, "ERR bad") == 0);
                     break;
                 case 2:
                     CU_ASSERT(x->type == REDIS_REPLY_INTEGER && x->integer == -42);
@@ -303,7 +318,8 @@ static void test_format_argv(void)
     int n = redisFormatCommandArgv(&buf, 3, argv, NULL);
 
     CU_ASSERT_EQUAL(n, (int)strlen("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na b\r\n"));
-    CU_ASSERT_EQUAL(memcmp(buf, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na b\r\n", (size_t)n), 0);
+    CU_ASSERT_EQUAL(memcmp(buf, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na b\r\n", (size_t)n),
+                    0);
     redisFreeCommand(buf);
 }
 
