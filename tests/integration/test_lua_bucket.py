@@ -14,7 +14,9 @@ went backwards adds nothing, so no refill happens during the test.
 
 import hashlib
 import os
+import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +73,44 @@ def model(cost, rates, states, now):
         reply += [1 if f else 0, lv // r.period, ceil_div(r.cap - lv, r.n),
                   0 if f else ceil_div(need - lv, r.n)]
     return reply, written
+
+
+C_VECTORS = os.path.join(rh.REPO, "tests", "unit", "test_rl_bucket.c")
+
+
+def c_vectors():
+    """The vectors of tests/unit/test_rl_bucket.c (between its BEGIN/END
+    markers): dicts with name, n, period, burst, level, ts, now, cost,
+    allowed, remaining, reset, retry, level_after, ts_after."""
+    with open(C_VECTORS) as f:
+        text = f.read()
+    body = text.split("BEGIN bucket vectors", 1)[1].split("END bucket vectors", 1)[0]
+    fields = ("n period burst level ts now cost allowed remaining reset retry "
+              "level_after ts_after").split()
+    out = []
+    for name, nums in re.findall(r'\{\s*"([^"]*)"\s*,([^{}]*)\}', body):
+        vals = [int(v) for v in nums.replace("\n", " ").split(",") if v.strip()]
+        if len(vals) != len(fields):
+            raise ValueError("vector %r has %d numbers" % (name, len(vals)))
+        d = dict(zip(fields, vals))
+        d["name"] = name
+        out.append(d)
+    return out
+
+
+# More vectors in the same shape, for edges the C table does not reach yet.
+EXTRA_VECTORS = [
+    # refill that would overshoot the capacity by 2 units lands exactly on it
+    dict(name="refill overshoot", n=3, period=1000, burst=1, level=990, ts=0, now=4,
+         cost=1, allowed=1, remaining=0, reset=334, retry=0, level_after=0, ts_after=4),
+    # one ms short of the saturation point: plain elapsed * n
+    dict(name="refill one ms short", n=3, period=1000, burst=1, level=990, ts=0, now=3,
+         cost=1, allowed=0, remaining=0, reset=1, retry=1, level_after=999, ts_after=3),
+    dict(name="cost 0 peek", n=5, period=60000, burst=5, level=100, ts=0, now=0,
+         cost=0, allowed=1, remaining=0, reset=59980, retry=0, level_after=100, ts_after=0),
+    dict(name="max n per ms", n=4294967295, period=1, burst=10000000, level=0, ts=0, now=0,
+         cost=1, allowed=0, remaining=0, reset=1, retry=1, level_after=0, ts_after=0),
+]
 
 
 def parse_state(fields):
@@ -227,6 +267,57 @@ class TestLuaBucketStandalone(BucketCase):
                 self.assertEqual(self.assert_ints(self.evalsha(self.c, [k], [r], cost)), lit)
                 w = written[0] or (level, ts)
                 self.assertEqual(self.raw_state(self.c, k), [b"%d" % w[0], b"%d" % ts])
+
+    def test_c_vectors_in_python_model(self):
+        vecs = c_vectors()
+        self.assertGreaterEqual(len(vecs), 10)
+        for v in vecs + EXTRA_VECTORS:
+            with self.subTest(v["name"]):
+                r = Rate(v["n"], v["period"], v["burst"])
+                reply, written = model(v["cost"], [r], [(v["level"], v["ts"])], v["now"])
+                self.assertEqual(reply, [v["allowed"], v["retry"], v["allowed"],
+                                         v["remaining"], v["reset"], v["retry"]])
+                lv, ts = written[0] or (None, None)
+                if v["allowed"] and v["cost"] > 0:
+                    self.assertEqual((lv, ts), (v["level_after"], v["ts_after"]))
+
+    def test_c_vectors_in_lua(self):
+        """Every C vector through the script, at the vector's clock: state is
+        stored relative to a target ms T (vector `now` -> T), and the call runs
+        in MULTI/EXEC between two TIMEs; a run counts only when both TIMEs
+        read T, so the script saw exactly now = T.  Retried until it does."""
+        for v in c_vectors() + EXTRA_VECTORS:
+            with self.subTest(v["name"]):
+                r = Rate(v["n"], v["period"], v["burst"])
+                k = "tg:{cvec}:b:" + v["name"].replace(" ", "-")
+                for _ in range(50):
+                    got = self.run_at_target(k, r, v)
+                    if got is not None:
+                        break
+                else:
+                    self.fail("no run landed within one ms")
+                reply, fields, target = got
+                self.assertEqual(reply, [v["allowed"], v["retry"], v["allowed"],
+                                         v["remaining"], v["reset"], v["retry"]])
+                if v["allowed"] and v["cost"] > 0:
+                    shift = target - v["now"]
+                    self.assertEqual(fields, [b"%d" % v["level_after"],
+                                              b"%d" % (v["ts_after"] + shift)])
+
+    def run_at_target(self, k, r, v):
+        target = int(time.time() * 1000) + 3
+        shift = target - v["now"]
+        self.set_state(self.c, k, v["level"], v["ts"] + shift)
+        while time.time() * 1000 < target + 0.05:
+            pass
+        cmds = [["MULTI"], ["TIME"], ["EVALSHA", self.sha, 1, k, v["cost"]] + r.argv(),
+                ["TIME"], ["EXEC"]]
+        res = self.c.pipeline(cmds)[-1]
+        t0, reply, t1 = res
+        ms = [int(t[0]) * 1000 + int(t[1]) // 1000 for t in (t0, t1)]
+        if ms != [target, target]:
+            return None
+        return reply, self.raw_state(self.c, k), target
 
     def test_big_values_stored_exactly(self):
         r = Rate(1, DAY, 10 ** 7)
