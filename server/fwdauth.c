@@ -30,17 +30,22 @@ static bool method_ok(const char *m)
     return n > 0 && n <= 32;
 }
 
-/* Warn once per peer (bounded set) about refused dialect headers. */
-static void warn_untrusted(srv_worker_t *w, const char *peer)
+/* Warn once per peer and process (bounded set) about refused dialect headers. */
+static void warn_untrusted(srv_t *s, const char *peer)
 {
-    for (unsigned i = 0; i < w->nwarned; i++)
-        if (strcmp(w->warned[i], peer) == 0)
-            return;
-    if (w->nwarned < sizeof(w->warned) / sizeof(w->warned[0]))
-        strcpy(w->warned[w->nwarned++], peer);
-    log_warn("forward-auth: dialect headers from %s, which is not in trusted_proxies: "
-             "refused with 403",
-             peer);
+    bool warn = true;
+
+    pthread_mutex_lock(&s->warn_mu);
+    for (unsigned i = 0; i < s->nwarned && warn; i++)
+        if (strcmp(s->warned[i], peer) == 0)
+            warn = false;
+    if (warn && s->nwarned < sizeof(s->warned) / sizeof(s->warned[0]))
+        snprintf(s->warned[s->nwarned++], SRV_IP_STRLEN, "%s", peer);
+    pthread_mutex_unlock(&s->warn_mu);
+    if (warn)
+        log_warn("forward-auth: dialect headers from %s, which is not in trusted_proxies: "
+                 "refused with 403",
+                 peer);
 }
 
 /* "https://host:port/path?q" -> host (into the request's own headers' memory is
@@ -91,7 +96,7 @@ int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
         r->mode = SRV_MODE_FWD_ENVOY;
 
     if (r->mode != SRV_MODE_FWD_ENVOY && !r->peer_trusted) {
-        warn_untrusted(r->w, r->peer);
+        warn_untrusted(r->w->srv, r->peer);
         return 403;
     }
 

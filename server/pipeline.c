@@ -17,6 +17,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -77,10 +82,52 @@ static const char *method_name(enum evhttp_cmd_type t)
 
 static void on_close(struct evhttp_connection *conn, void *arg);
 
+/* libevent 2.1 stops reading a connection while its request is being
+ * answered, so it never notices a client that leaves meanwhile (and turning
+ * its reading back on would abort on pipelined input).  Like nginx's
+ * ngx_http_test_reading, watch the socket ourselves and peek: 0 bytes is the
+ * client gone (a half-close counts, as in nginx); data is a pipelined request,
+ * after which we stop watching. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    srv_req_t *r = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+
+    (void)what;
+    if (n > 0)
+        return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(r->close_ev, NULL);
+        return;
+    }
+    /* Calls on_close() through the close callback, which frees r. */
+    evhttp_connection_free(r->conn);
+}
+
+/* Watch (or stop watching) for the client leaving while a step is pending. */
 static void watch_close(srv_req_t *r, bool on)
 {
-    if (r->conn != NULL)
-        evhttp_connection_set_closecb(r->conn, on ? on_close : NULL, on ? r : NULL);
+    struct bufferevent *bev;
+
+    if (r->conn == NULL)
+        return;
+    if (!on) {
+        evhttp_connection_set_closecb(r->conn, NULL, NULL);
+        if (r->close_ev != NULL) {
+            event_free(r->close_ev);
+            r->close_ev = NULL;
+        }
+        return;
+    }
+    evhttp_connection_set_closecb(r->conn, on_close, r);
+    bev = evhttp_connection_get_bufferevent(r->conn);
+    if (r->close_ev == NULL && bev != NULL && bufferevent_getfd(bev) >= 0) {
+        r->close_ev =
+            event_new(r->w->base, bufferevent_getfd(bev), EV_READ, on_readable, r);
+        if (r->close_ev != NULL)
+            event_add(r->close_ev, NULL);
+    }
 }
 
 /* Audit line, metrics, free.  The reply has been sent (or the client left). */
@@ -111,6 +158,8 @@ static void finish(srv_req_t *r)
         };
         audit_log(w->audit, &a);
     }
+    if (r->close_ev != NULL)
+        event_free(r->close_ev);
     auth_identity_clear(&r->id);
     free(r->path);
     free(r->target_own);
@@ -129,13 +178,14 @@ static void deny(srv_req_t *r, int status, const char *code, const char *message
     finish(r);
 }
 
-/* The client went away while a step was pending: cancel it.  libevent has
- * detached the request from the dying connection and left it to us. */
+/* The client went away while a step was pending: cancel it.  Either
+ * libevent saw it and detached the request from the dying connection (then
+ * the request is ours to free), or on_readable() freed the connection (then
+ * libevent frees the request right after this callback). */
 static void on_close(struct evhttp_connection *conn, void *arg)
 {
     srv_req_t *r = arg;
 
-    (void)conn;
     if (r->rl_pending != NULL) {
         rl_cancel(r->rl_pending);
         r->rl_pending = NULL;
@@ -144,11 +194,13 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         srv_proxy_cancel(r->proxy_pending);
         r->proxy_pending = NULL;
     }
-    evhttp_connection_set_closecb(conn, NULL, NULL);
+    watch_close(r, false);
+    (void)conn;
     r->status = 499; /* nginx's "client closed request" */
     r->decision = "error";
     r->reason = "client_closed";
-    evhttp_request_free(r->req);
+    if (evhttp_request_get_connection(r->req) == NULL)
+        evhttp_request_free(r->req);
     r->req = NULL;
     finish(r);
 }

@@ -346,6 +346,7 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
         return NULL;
     }
     pthread_mutex_init(&s->cfg_mu, NULL);
+    pthread_mutex_init(&s->warn_mu, NULL);
     s->cfg = cfg;
     s->config_path = config_path ? strdup(config_path) : NULL;
     s->memory = rl_memory_new(SRV_MAX_MEMORY_BUCKETS);
@@ -449,5 +450,6 @@ void srv_free(srv_t *s)
         event_base_free(s->main_base);
     free(s->config_path);
     pthread_mutex_destroy(&s->cfg_mu);
+    pthread_mutex_destroy(&s->warn_mu);
     free(s);
 }

@@ -56,9 +56,6 @@ typedef struct srv_worker {
     audit_buf_t *audit;
     metrics_t *metrics;
     unsigned inflight; /* requests not yet answered */
-    /* Peers already warned about for untrusted dialect headers (bounded). */
-    char warned[16][SRV_IP_STRLEN];
-    unsigned nwarned;
 } srv_worker_t;
 
 struct srv {
@@ -70,6 +67,10 @@ struct srv {
     srv_worker_t *workers;
     unsigned nworkers;
     srv_worker_t admin;
+    /* Peers already warned about for untrusted dialect headers (bounded). */
+    pthread_mutex_t warn_mu;
+    char warned[64][SRV_IP_STRLEN];
+    unsigned nwarned;
     atomic_bool draining;
     atomic_bool ready;
     struct event_base *main_base; /* signals, config file watch */
@@ -110,6 +111,7 @@ typedef struct srv_req {
     bool bearer_failed; /* a presented JWT was refused */
     char claimbuf[64];
     rl_pending_t *rl_pending;
+    struct event *close_ev; /* client-gone watch while a step is pending */
     srv_proxy_req_t *proxy_pending;
     /* Outcome, for the audit line and metrics. */
     int status;
