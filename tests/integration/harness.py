@@ -642,7 +642,9 @@ class TollgateCase(unittest.TestCase):
         self.assertIn("error", body, body)
         self.assertEqual(body["error"].get("code"), code, body)
         self.assertIsInstance(body["error"].get("message"), str)
-        self.assertEqual(body["error"].get("request_id"), r.header("X-Request-ID"), body)
+        rid = body["error"].get("request_id")
+        self.assertTrue(isinstance(rid, str) and rid, "envelope without request_id: %r" % body)
+        self.assertEqual(rid, r.header("X-Request-ID"), body)
         return body
 
     def assertSecurityHeaders(self, r, own=True):

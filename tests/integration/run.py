@@ -45,12 +45,18 @@ def main():
 
     t0 = time.monotonic()
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, buffer=False).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # Count tests, not subtests: a test with three failing subtests is one
+    # failure.  An error in setUpClass/tearDownClass is one failure of its own
+    # (its tests may not have run at all).
+    bad = {}
+    for t, _ in result.failures + result.errors:
+        t = getattr(t, "test_case", t)
+        bad[t.id()] = type(t).__name__ != "_ErrorHolder"
+    for t in result.unexpectedSuccesses:
+        bad[t.id()] = True
+    failed = len(bad)
     skipped = len(result.skipped)
-    passed = result.testsRun - len(result.failures) - len(result.errors) - skipped \
-        - len(result.unexpectedSuccesses)
-    # Errors in setUpClass are not counted in testsRun; don't report negatives.
-    passed = max(passed, 0)
+    passed = max(result.testsRun - skipped - sum(1 for real in bad.values() if real), 0)
     sys.stdout.write("integration: %.1fs\n" % (time.monotonic() - t0))
     line = "%d passed, %d failed" % (passed, failed)
     if skipped:
