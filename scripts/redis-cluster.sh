@@ -63,7 +63,7 @@ cli() {
 
 # Stop every node of DIR by the PID in its pidfile: TERM, then KILL after 5 s.
 stop_nodes() {
-    local port pid pids=() i
+    local port pid pids=()
     for port in $(node_ports); do
         if pid=$(live_pid "$DIR/node-$port/redis.pid"); then
             kill -TERM "$pid" 2>/dev/null || true
@@ -72,7 +72,7 @@ stop_nodes() {
         rm -f "$DIR/node-$port/redis.pid"
     done
     for pid in "${pids[@]}"; do
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             alive "$pid" || break
             sleep 0.05
         done
@@ -125,14 +125,14 @@ EOF
 # Start one node per port; 0 when every node wrote its pidfile and answers
 # PING as itself (so a port taken by someone else in the meantime is noticed).
 start_nodes() {
-    local port pid i ok
+    local port pid ok
     for port in "$@"; do
         write_conf "$port"
         redis-server "$DIR/node-$port/redis.conf" || return 1
     done
     for port in "$@"; do
         ok=0
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             if pid=$(live_pid "$DIR/node-$port/redis.pid") &&
                 [ "$(cli "$port" info server | tr -d '\r' |
                     sed -n 's/^process_id://p')" = "$pid" ]; then
@@ -173,31 +173,32 @@ seeds_of() {
 }
 
 cmd_up() {
-    local attempt ports port end
+    local attempt port end ports=()
     mkdir -p "$DIR"
     DIR=$(cd "$DIR" && pwd)
-    ports=$(node_ports | tr '\n' ' ')
-    if [ -n "$ports" ] && cmd_status > /dev/null 2>&1; then
+    read -r -a ports <<< "$(node_ports | tr '\n' ' ')"
+    if [ ${#ports[@]} -gt 0 ] && cmd_status > /dev/null 2>&1; then
         log "already up in $DIR"
-        seeds_of $ports
+        seeds_of "${ports[@]}"
         return 0
     fi
     stop_nodes
     rm -rf "$DIR"/node-* "$DIR/seeds" "$DIR/create.log"
     for attempt in 1 2 3; do
-        ports=$(pick_ports) || die "no free ports"
-        if start_nodes $ports; then
+        read -r -a ports <<< "$(pick_ports)" || die "no free ports"
+        [ ${#ports[@]} -eq $NODES ] || die "no free ports"
+        if start_nodes "${ports[@]}"; then
             break
         fi
         log "attempt $attempt failed, retrying on other ports"
         stop_nodes
         rm -rf "$DIR"/node-*
-        ports=""
+        ports=()
     done
-    [ -n "$ports" ] || die "could not start $NODES nodes"
+    [ ${#ports[@]} -eq $NODES ] || die "could not start $NODES nodes"
 
     local addrs=()
-    for port in $ports; do addrs+=("$HOST:$port"); done
+    for port in "${ports[@]}"; do addrs+=("$HOST:$port"); done
     if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 \
         --cluster-yes > "$DIR/create.log" 2>&1; then
         log "cluster create failed:"
@@ -207,10 +208,10 @@ cmd_up() {
     fi
 
     end=$((SECONDS + WAIT_S))
-    until cluster_ready $ports; do
+    until cluster_ready "${ports[@]}"; do
         if [ $SECONDS -ge $end ]; then
             log "cluster not ready after ${WAIT_S}s (state ok + replicas linked)"
-            for port in $ports; do
+            for port in "${ports[@]}"; do
                 log "  $port: $(cli "$port" cluster info | tr -d '\r' | grep cluster_state)" \
                     "$(cli "$port" info replication | tr -d '\r' | grep -E '^(role|master_link_status)')"
             done
@@ -219,7 +220,7 @@ cmd_up() {
         fi
         sleep 0.1
     done
-    seeds_of $ports | tee "$DIR/seeds"
+    seeds_of "${ports[@]}" | tee "$DIR/seeds"
 }
 
 cmd_down() {

@@ -597,3 +597,33 @@ class TestLuaBucketCluster(BucketCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(rh.have_redis(), "redis-server / redis-cli not installed")
+class TestRespClient(unittest.TestCase):
+    """The harness's RESP client reads every reply type (RESP2 and RESP3)."""
+
+    def test_reply_types(self):
+        with rh.RedisServer() as srv, srv.client() as c:
+            self.assertEqual(c.call("SET", "s", "v"), "OK")
+            self.assertEqual(c.call("GET", "s"), b"v")
+            self.assertIsNone(c.call("GET", "missing"))
+            self.assertEqual(c.call("INCRBY", "i", -7), -7)
+            self.assertEqual(c.call("RPUSH", "l", "a", "b"), 2)
+            self.assertEqual(c.call("LRANGE", "l", 0, -1), [b"a", b"b"])
+            with self.assertRaises(rh.RespError) as cm:
+                c.call("LPUSH", "s", "x")
+            self.assertEqual(cm.exception.code, "WRONGTYPE")
+            self.assertIsNone(c.call("BLPOP", "none", "0.01"))  # RESP2 nil array
+            replies = c.pipeline([["PING"], ["NOSUCHCOMMAND"], ["ECHO", b"\r\n\x00"]])
+            self.assertEqual(replies[0], "PONG")
+            self.assertIsInstance(replies[1], rh.RespError)
+            self.assertEqual(replies[2], b"\r\n\x00")
+            c.call("HELLO", 3)
+            c.call("HSET", "h", "f", "1")
+            self.assertEqual(c.call("HGETALL", "h"), {b"f": b"1"})
+            c.call("ZADD", "z", "1.5", "m")
+            self.assertEqual(c.call("ZSCORE", "z", "m"), 1.5)
+            self.assertIsNone(c.call("GET", "missing"))
+            self.assertEqual(c.call("EVAL", "redis.setresp(3) return true", 0), True)
+            self.assertEqual(c.call("SMEMBERS", "l2"), [])
