@@ -35,7 +35,7 @@ LIB_SRCS  := $(wildcard util/*.c auth/*.c limiter/*.c) \
              $(filter-out server/main.c,$(wildcard server/*.c))
 LUA_SRCS  := $(sort $(wildcard lua/*.lua))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_scripts.o
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/unit/support_*.c))
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -82,7 +82,7 @@ $(BUILD)/gen/lua_scripts.o: $(BUILD)/gen/lua_scripts.c
 # The unit runner's suite list is generated from the file names.
 $(BUILD)/gen/unit_suites.h: $(UNIT_SRCS)
 	@mkdir -p $(dir $@)
-	$(Q)for f in $(filter-out tests/unit/test_main.c,$(UNIT_SRCS)); do \
+	$(Q)for f in $(filter-out tests/unit/test_main.c tests/unit/support_%,$(UNIT_SRCS)); do \
 	    n=$$(basename $$f .c); echo "SUITE($${n#test_})"; done > $@
 
 $(UNIT_OBJS): $(BUILD)/gen/unit_suites.h

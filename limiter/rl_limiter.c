@@ -51,6 +51,7 @@ struct rl_pending {
     bool in_cb;          /* `done` is running: rl_cancel only marks */
     bool in_check;       /* inside ops->check */
     bool answered_early; /* the backend called back inside ops->check */
+    bool any_failed;     /* some group was marked failed by the backend */
     size_t k, ng;        /* matching limits, groups */
     rl_group_t *groups;
     const rl_limit_t **glimits;   /* k, group order */
@@ -284,7 +285,7 @@ static uint32_t divide(uint32_t v, unsigned d)
 static void fail_group(rl_pending_t *p, rl_group_t *g, int64_t now)
 {
     rl_limiter_t *l = p->l;
-    rl_group_t fb = {g->identity, p->fb_limits, p->fb_rates, p->fb_res, 0, g->cost};
+    rl_group_t fb = {g->identity, p->fb_limits, p->fb_rates, p->fb_res, 0, g->cost, false};
     size_t i;
 
     for (i = 0; i < g->n; i++) {
@@ -326,6 +327,22 @@ static void fail_all(rl_pending_t *p)
         fail_group(p, &p->groups[g], now);
 }
 
+/* Groups the backend marked `failed` (one slot of a cluster, say). */
+static void fail_marked(rl_pending_t *p)
+{
+    int64_t now = 0;
+    size_t g;
+
+    for (g = 0; g < p->ng; g++) {
+        if (!p->groups[g].failed)
+            continue;
+        if (now == 0)
+            now = wall_ms();
+        p->any_failed = true;
+        fail_group(p, &p->groups[g], now);
+    }
+}
+
 static void backend_done(int status, const char *errstr, void *privdata)
 {
     rl_pending_t *p = privdata;
@@ -340,7 +357,8 @@ static void backend_done(int status, const char *errstr, void *privdata)
         fail_all(p);
         finish(p, errstr != NULL ? errstr : "backend failed");
     } else {
-        finish(p, NULL);
+        fail_marked(p);
+        finish(p, p->any_failed ? (errstr != NULL ? errstr : "backend failed") : NULL);
     }
 }
 
@@ -355,7 +373,8 @@ static void own_fire(evutil_socket_t fd, short what, void *arg)
         fail_all(p);
         finish(p, "backend refused the request");
     } else {
-        finish(p, NULL);
+        fail_marked(p);
+        finish(p, p->any_failed ? "backend failed" : NULL);
     }
 }
 

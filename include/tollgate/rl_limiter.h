@@ -55,15 +55,17 @@ typedef struct rl_pending rl_pending_t;
  * (and `fallback` / `failed`) for every i < n, then calls `done`.  Charging
  * is all-or-nothing over the group's enforced limits. */
 typedef struct rl_group {
-    const char *identity;         /* spelled by rl_policy_identity */
-    const rl_limit_t **limits;    /* n entries */
-    const rl_rate_t *rates;       /* n entries, effective rates */
-    rl_limit_result_t *results;   /* n entries, filled by the backend */
+    const char *identity;       /* spelled by rl_policy_identity */
+    const rl_limit_t **limits;  /* n entries */
+    const rl_rate_t *rates;     /* n entries, effective rates */
+    rl_limit_result_t *results; /* n entries, filled by the backend */
     size_t n;
     uint32_t cost;
+    bool failed; /* set by the backend: this group alone could not be decided */
 } rl_group_t;
 
-/* Backend answer for a whole check: 0 ok, -1 backend failure (errstr set). */
+/* Backend answer for a whole check: 0 ok (groups marked `failed` are decided
+ * by their limits' on_redis_error), -1 the whole backend failed (errstr set). */
 typedef void (*rl_backend_done_fn)(int status, const char *errstr, void *privdata);
 
 typedef struct rl_backend_ops {
@@ -81,7 +83,8 @@ typedef struct rl_limiter rl_limiter_t;
 
 /* A limiter for the thread that runs `base`, deciding with `policy` through
  * `ops`/`be` (both borrowed; they outlive the limiter). */
-rl_limiter_t *rl_limiter_new(struct event_base *base, const rl_backend_ops_t *ops, void *be);
+rl_limiter_t *rl_limiter_new(struct event_base *base, const rl_backend_ops_t *ops,
+                             void *be);
 void rl_limiter_free(rl_limiter_t *l);
 
 /* Wire the local fallback (on_redis_error: local): when the backend fails,

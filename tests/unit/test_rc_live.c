@@ -18,173 +18,20 @@
 
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
+#include "support_redis.h"
 #include "unit.h"
-
-/* ---- a redis-server of our own ------------------------------------------ */
-
-typedef struct srv {
-    pid_t pid;
-    unsigned port;
-    char dir[64];
-} srv_t;
-
-static int have_redis(void)
-{
-    static int have = -1;
-
-    if (have < 0) {
-        have = system("command -v redis-server >/dev/null 2>&1") == 0;
-        if (!have)
-            fprintf(stderr, "\n  [rc_live] redis-server not installed: skipping\n");
-    }
-    return have;
-}
-
-static unsigned free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    unsigned port = 0;
-
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-        port = ntohs(sin.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int port_open(unsigned port)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-    close(fd);
-    return ok;
-}
-
-static void msleep(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-/* Start redis-server on s->port (0: a free one) with extra args; 0 ok. */
-static int srv_start(srv_t *s, const char *const *extra)
-{
-    char portbuf[16];
-    const char *argv[32];
-    int n = 0;
-
-    if (s->dir[0] == '\0') {
-        snprintf(s->dir, sizeof(s->dir), "/tmp/tg-rc-XXXXXX");
-        if (mkdtemp(s->dir) == NULL)
-            return -1;
-    }
-    if (s->port == 0)
-        s->port = free_port();
-    snprintf(portbuf, sizeof(portbuf), "%u", s->port);
-    argv[n++] = "redis-server";
-    argv[n++] = "--port";
-    argv[n++] = portbuf;
-    argv[n++] = "--bind";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--dir";
-    argv[n++] = s->dir;
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = "no";
-    argv[n++] = "--logfile";
-    argv[n++] = "redis.log";
-    argv[n++] = "--enable-debug-command";
-    argv[n++] = "local";
-    for (; extra != NULL && *extra != NULL && n < 31; extra++)
-        argv[n++] = *extra;
-    argv[n] = NULL;
-    s->pid = fork();
-    if (s->pid < 0)
-        return -1;
-    if (s->pid == 0) {
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        if (port_open(s->port))
-            return 0;
-        msleep(10);
-    }
-    return -1;
-}
-
-static void srv_kill(srv_t *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-}
-
-static void srv_stop(srv_t *s)
-{
-    char cmd[128];
-
-    srv_kill(s);
-    if (s->dir[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", s->dir);
-        s->dir[0] = '\0';
-    }
-}
-
-/* ---- driving the loop ---------------------------------------------------- */
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Run `base` until *done or `ms` passed; 1 when done. */
-static int spin(struct event_base *base, const int *done, unsigned ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    struct timespec t0, t;
-
-    event_add(tick, &tv);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        if (done != NULL && *done)
-            break;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= (long)ms)
-            break;
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    event_free(tick);
-    return done != NULL && *done;
-}
 
 static int wait_up(struct event_base *base, rc_client_t *c, unsigned ms)
 {
     for (unsigned i = 0; i < ms / 10; i++) {
         if (rc_client_up(c))
             return 1;
-        spin(base, NULL, 10);
+        tu_spin(base, NULL, 10);
     }
     return rc_client_up(c);
 }
 
-static rc_client_t *client_for(struct event_base *base, const srv_t *s, rc_opts_t *o)
+static rc_client_t *client_for(struct event_base *base, const tu_redis_t *s, rc_opts_t *o)
 {
     static char seed[32];
     static const char *seeds[1];
@@ -241,12 +88,12 @@ static int cmd_wait(struct event_base *base, rc_client_t *c, got_t *g, int argc,
 {
     if (cmd(c, g, argc, argv) == NULL)
         return 0;
-    return spin(base, &g->done, ms);
+    return tu_spin(base, &g->done, ms);
 }
 
 #define SKIP_WITHOUT_REDIS()                                                               \
     do {                                                                                   \
-        if (!have_redis())                                                                 \
+        if (!tu_have_redis())                                                              \
             return;                                                                        \
     } while (0)
 
@@ -285,13 +132,13 @@ static void test_pipeline_fifo(void)
     enum { N = 1000 };
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 5000};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     seq_t sq = {.n = 3 * N};
     seq_item_t *items;
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -314,14 +161,14 @@ static void test_pipeline_fifo(void)
         CU_ASSERT_PTR_NOT_NULL(
             rc_command_argv(c, NULL, 0, 1, ping, NULL, seq_cb, &items[3 * i + 2]));
     }
-    CU_ASSERT(spin(base, &sq.done, 5000));
+    CU_ASSERT(tu_spin(base, &sq.done, 5000));
     CU_ASSERT_EQUAL(sq.next, 3 * N);
     CU_ASSERT_EQUAL(sq.bad, 0);
     CU_ASSERT(rc_client_up(c));
     rc_client_free(c);
     free(items);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 static void test_evalsha_noscript(void)
@@ -332,14 +179,14 @@ static void test_evalsha_noscript(void)
     };
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 2000, .scripts = scripts, .nscripts = 2};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g;
     const char *key = "tg:{x}:n", *arg = "hello", *three = "3";
     const char *flush[] = {"SCRIPT", "FLUSH"};
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -347,7 +194,7 @@ static void test_evalsha_noscript(void)
     CU_ASSERT_STRING_EQUAL(rc_script_sha(c, 0), "098e0f0d1448c0a81dafe820f66d460eb09263da");
     memset(&g, 0, sizeof(g));
     CU_ASSERT_PTR_NOT_NULL(rc_evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, got_cb, &g));
-    CU_ASSERT(spin(base, &g.done, 2000));
+    CU_ASSERT(tu_spin(base, &g.done, 2000));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
     CU_ASSERT_STRING_EQUAL(g.str, "hello");
 
@@ -358,7 +205,7 @@ static void test_evalsha_noscript(void)
         memset(&g, 0, sizeof(g));
         CU_ASSERT_PTR_NOT_NULL(
             rc_evalsha(c, 1, 1, &key, NULL, 1, &three, NULL, got_cb, &g));
-        CU_ASSERT(spin(base, &g.done, 2000));
+        CU_ASSERT(tu_spin(base, &g.done, 2000));
         CU_ASSERT_EQUAL(g.type, REDIS_REPLY_INTEGER);
         CU_ASSERT_EQUAL(g.integer, 3 * (i + 1));
         CU_ASSERT_EQUAL(g.calls, 1);
@@ -371,20 +218,20 @@ static void test_evalsha_noscript(void)
     CU_ASSERT(rc_client_ops.up(c));
     CU_ASSERT_PTR_NOT_NULL(
         rc_client_ops.evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, got_cb, &g));
-    CU_ASSERT(spin(base, &g.done, 2000));
+    CU_ASSERT(tu_spin(base, &g.done, 2000));
     CU_ASSERT_STRING_EQUAL(g.str, "hello");
     /* Out-of-range script: refused at once. */
     CU_ASSERT_PTR_NULL(rc_evalsha(c, 7, 0, NULL, NULL, 0, NULL, NULL, got_cb, &g));
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 static void test_timeout_late_reply(void)
 {
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 50};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t sleep_g, ping_g, g;
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.3"}, *ping[] = {"PING"};
@@ -393,7 +240,7 @@ static void test_timeout_late_reply(void)
     long ms;
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -401,16 +248,16 @@ static void test_timeout_late_reply(void)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CU_ASSERT_PTR_NOT_NULL(cmd(c, &sleep_g, 3, sleep_argv));
     CU_ASSERT_PTR_NOT_NULL(cmd(c, &ping_g, 1, ping));
-    CU_ASSERT(spin(base, &sleep_g.done, 1000));
+    CU_ASSERT(tu_spin(base, &sleep_g.done, 1000));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     CU_ASSERT(ms >= 40 && ms < 250);
     CU_ASSERT_EQUAL(sleep_g.type, -1);
     CU_ASSERT_STRING_EQUAL(sleep_g.errstr, "timeout");
-    CU_ASSERT(spin(base, &ping_g.done, 1000));
+    CU_ASSERT(tu_spin(base, &ping_g.done, 1000));
     CU_ASSERT_EQUAL(ping_g.type, -1);
     /* Let the late replies arrive: they are read and discarded. */
-    spin(base, NULL, 400);
+    tu_spin(base, NULL, 400);
     CU_ASSERT_EQUAL(sleep_g.calls, 1);
     CU_ASSERT_EQUAL(ping_g.calls, 1);
     rc_stats_t st;
@@ -424,21 +271,21 @@ static void test_timeout_late_reply(void)
     CU_ASSERT_STRING_EQUAL(g.str, "tv");
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 static void test_auth(void)
 {
     static const char *const extra[] = {"--requirepass", "Pa55-word-for-tests", NULL};
     struct event_base *base;
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g;
     const char *ping[] = {"PING"};
     const char *acl[] = {"ACL", "SETUSER", "app", "on", ">app-Secret-42", "~*", "+@all"};
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, extra) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, extra) == 0);
     base = event_base_new();
 
     /* Good password; SELECT 3 on connect. */
@@ -482,21 +329,21 @@ static void test_auth(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(g.str, "NOAUTH"));
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 static void test_kill_and_restart(void)
 {
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 3000, .backoff_max_ms = 200};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g[4], p;
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "2"}, *ping[] = {"PING"};
     rc_pending_t *h;
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -504,9 +351,9 @@ static void test_kill_and_restart(void)
     CU_ASSERT_PTR_NOT_NULL(cmd(c, &g[0], 3, sleep_argv));
     for (int i = 1; i < 4; i++)
         CU_ASSERT_PTR_NOT_NULL(cmd(c, &g[i], 1, ping));
-    spin(base, NULL, 50); /* everything written, nothing answered */
-    srv_kill(&s);
-    CU_ASSERT(spin(base, &g[3].done, 1000));
+    tu_spin(base, NULL, 50); /* everything written, nothing answered */
+    tu_redis_kill(&s);
+    CU_ASSERT(tu_spin(base, &g[3].done, 1000));
     for (int i = 0; i < 4; i++) {
         CU_ASSERT_EQUAL(g[i].type, -1);
         CU_ASSERT_EQUAL(g[i].calls, 1);
@@ -516,20 +363,20 @@ static void test_kill_and_restart(void)
     /* Down: commands fail fast (refused now, or NULL soon), never hang. */
     h = cmd(c, &p, 1, ping);
     if (h != NULL) {
-        CU_ASSERT(spin(base, &p.done, 1500));
+        CU_ASSERT(tu_spin(base, &p.done, 1500));
         CU_ASSERT_EQUAL(p.type, -1);
     } else {
         CU_ASSERT(rc_client_errstr(c)[0] != '\0');
     }
-    spin(base, NULL, 300);
+    tu_spin(base, NULL, 300);
     /* Back on the same port: the client reconnects by itself. */
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     CU_ASSERT(wait_up(base, c, 3000));
     CU_ASSERT(cmd_wait(base, c, &p, 1, ping, 1000));
     CU_ASSERT_STRING_EQUAL(p.str, "PONG");
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 /* A callback that must never run: it writes to memory the test has freed. */
@@ -547,7 +394,7 @@ static void test_cancel(void)
 {
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 300};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g;
     const char *get[] = {"GET", "x"}, *ping[] = {"PING"};
@@ -556,7 +403,7 @@ static void test_cancel(void)
     int *hits[3];
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -574,18 +421,18 @@ static void test_cancel(void)
         p[i] = rc_command_argv(c, NULL, 0, 2, get, NULL, never_cb, hits[i]);
         CU_ASSERT_PTR_NOT_NULL(p[i]);
     }
-    spin(base, NULL, 20);
+    tu_spin(base, NULL, 20);
     for (int i = 1; i < 3; i++) {
         rc_cancel(p[i]);
         free(hits[i]);
     }
-    spin(base, NULL, 500);
+    tu_spin(base, NULL, 500);
     CU_ASSERT(g.done);
     CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 1000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 /* rc_client_free: every due callback runs once with NULL, also when the free
@@ -616,12 +463,12 @@ static void test_free_with_pending(void)
 {
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 2000};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     free_ctx_t f = {0};
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.2"}, *ping[] = {"PING"};
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     f.c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f.c);
@@ -629,7 +476,7 @@ static void test_free_with_pending(void)
     CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 3, sleep_argv, NULL, free_cb, &f));
     for (int i = 0; i < 5; i++)
         CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 1, ping, NULL, free_cb, &f));
-    spin(base, NULL, 20);
+    tu_spin(base, NULL, 20);
     rc_client_free(f.c);
     CU_ASSERT_EQUAL(f.nulls, 6);
     CU_ASSERT_EQUAL(f.replies, 0);
@@ -642,34 +489,34 @@ static void test_free_with_pending(void)
     for (int i = 0; i < 5; i++)
         CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 1, ping, NULL, free_cb, &f));
     CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 3, sleep_argv, NULL, free_cb, &f));
-    spin(base, NULL, 1000);
+    tu_spin(base, NULL, 1000);
     /* Replies of one read are dispatched in a loop; the free stops it. */
     CU_ASSERT(f.replies >= 1);
     CU_ASSERT_EQUAL(f.replies + f.nulls, 6);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 static void test_node_down_fails_fast(void)
 {
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 5000, .connect_timeout_ms = 300};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g;
     const char *ping[] = {"PING"};
     rc_pending_t *h;
 
     base = event_base_new();
-    s.port = free_port(); /* nobody listens there */
+    s.port = tu_free_port(); /* nobody listens there */
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     h = cmd(c, &g, 1, ping);
     if (h != NULL)
-        CU_ASSERT(spin(base, &g.done, 1000)); /* long before the 5 s timeout */
+        CU_ASSERT(tu_spin(base, &g.done, 1000)); /* long before the 5 s timeout */
     CU_ASSERT_EQUAL(g.calls, h != NULL ? 1 : 0);
     CU_ASSERT(!rc_client_up(c));
-    spin(base, NULL, 100);
+    tu_spin(base, NULL, 100);
     CU_ASSERT_PTR_NULL(cmd(c, &g, 1, ping));
     CU_ASSERT_PTR_NOT_NULL(strstr(rc_client_errstr(c), "127.0.0.1"));
     rc_client_free(c);
@@ -682,14 +529,14 @@ static void test_silent_node(void)
 {
     struct event_base *base;
     rc_opts_t o = {.timeout_ms = 100, .backoff_max_ms = 100};
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g;
     const char *ping[] = {"PING"};
     rc_stats_t st;
 
     SKIP_WITHOUT_REDIS();
-    CU_ASSERT_FATAL(srv_start(&s, NULL) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
     c = client_for(base, &s, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -697,12 +544,12 @@ static void test_silent_node(void)
     kill(s.pid, SIGSTOP);
     for (int i = 0; i < 16; i++) {
         if (cmd(c, &g, 1, ping) != NULL)
-            spin(base, &g.done, 500);
+            tu_spin(base, &g.done, 500);
         CU_ASSERT_EQUAL(g.done ? g.type : -1, -1);
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(rc_client_errstr(c), "no reply for"));
     kill(s.pid, SIGCONT);
-    spin(base, NULL, 300);
+    tu_spin(base, NULL, 300);
     CU_ASSERT(wait_up(base, c, 2000));
     CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 1000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
@@ -710,7 +557,7 @@ static void test_silent_node(void)
     CU_ASSERT(st.connects >= 2);
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 /* A CA, a server certificate for localhost / 127.0.0.1 and a client
@@ -738,7 +585,7 @@ static int make_certs(const char *dir)
 static void test_tls(void)
 {
     struct event_base *base;
-    srv_t s = {0};
+    tu_redis_t s = {0};
     rc_client_t *c;
     got_t g;
     const char *ping[] = {"PING"};
@@ -749,7 +596,7 @@ static void test_tls(void)
     CU_ASSERT_FATAL(mkdtemp(s.dir) != NULL);
     if (system("command -v openssl >/dev/null 2>&1") != 0 || make_certs(s.dir) != 0) {
         fprintf(stderr, "\n  [rc_live] openssl CLI missing or failed: TLS test skipped\n");
-        srv_stop(&s);
+        tu_redis_stop(&s);
         return;
     }
     snprintf(ca, sizeof(ca), "%s/ca.pem", s.dir);
@@ -757,7 +604,7 @@ static void test_tls(void)
     snprintf(key, sizeof(key), "%s/cli.key", s.dir);
     snprintf(scert, sizeof(scert), "%s/srv.pem", s.dir);
     snprintf(skey, sizeof(skey), "%s/srv.key", s.dir);
-    s.port = free_port();
+    s.port = tu_free_port();
     snprintf(tport, sizeof(tport), "%u", s.port);
     const char *const extra[] = {"--port",
                                  "0",
@@ -772,7 +619,7 @@ static void test_tls(void)
                                  "--tls-auth-clients",
                                  "yes",
                                  NULL};
-    CU_ASSERT_FATAL(srv_start(&s, extra) == 0);
+    CU_ASSERT_FATAL(tu_redis_start(&s, extra) == 0);
     base = event_base_new();
 
     /* Verified by IP (SAN IP:127.0.0.1), with a client certificate. */
@@ -807,11 +654,11 @@ static void test_tls(void)
     rc_opts_t nocert = {.timeout_ms = 2000, .tls = 1, .tls_ca_file = ca};
     c = client_for(base, &s, &nocert);
     if (cmd(c, &g, 1, ping) != NULL)
-        CU_ASSERT(spin(base, &g.done, 3000));
+        CU_ASSERT(tu_spin(base, &g.done, 3000));
     CU_ASSERT_NOT_EQUAL(g.type, REDIS_REPLY_STATUS);
     rc_client_free(c);
     event_base_free(base);
-    srv_stop(&s);
+    tu_redis_stop(&s);
 }
 
 static void test_bad_options(void)

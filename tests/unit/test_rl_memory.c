@@ -25,7 +25,7 @@ static rl_limit_t mk_limit(const char *name, rl_mode_t mode)
 static rl_group_t mk_group(const char *id, const rl_limit_t **lims, const rl_rate_t *rates,
                            rl_limit_result_t *res, size_t n, uint32_t cost)
 {
-    rl_group_t g = {id, lims, rates, res, n, cost};
+    rl_group_t g = {id, lims, rates, res, n, cost, false};
     size_t i;
 
     for (i = 0; i < n; i++) {

@@ -1,0 +1,163 @@
+/* support_redis.c — see support_redis.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "support_redis.h"
+
+int tu_have_redis(void)
+{
+    static int have = -1;
+
+    if (have < 0) {
+        have = system("command -v redis-server >/dev/null 2>&1") == 0;
+        if (!have)
+            fprintf(stderr, "\n  [unit] redis-server not installed: skipping\n");
+    }
+    return have;
+}
+
+unsigned tu_free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    unsigned port = 0;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int tu_port_open(unsigned port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+    close(fd);
+    return ok;
+}
+
+void tu_msleep(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Start redis-server on s->port (0: a free one) with extra args; 0 ok. */
+int tu_redis_start(tu_redis_t *s, const char *const *extra)
+{
+    char portbuf[16];
+    const char *argv[32];
+    int n = 0;
+
+    if (s->dir[0] == '\0') {
+        snprintf(s->dir, sizeof(s->dir), "/tmp/tg-rc-XXXXXX");
+        if (mkdtemp(s->dir) == NULL)
+            return -1;
+    }
+    if (s->port == 0)
+        s->port = tu_free_port();
+    snprintf(portbuf, sizeof(portbuf), "%u", s->port);
+    argv[n++] = "redis-server";
+    argv[n++] = "--port";
+    argv[n++] = portbuf;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--dir";
+    argv[n++] = s->dir;
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--logfile";
+    argv[n++] = "redis.log";
+    argv[n++] = "--enable-debug-command";
+    argv[n++] = "local";
+    for (; extra != NULL && *extra != NULL && n < 31; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (tu_port_open(s->port))
+            return 0;
+        tu_msleep(10);
+    }
+    return -1;
+}
+
+void tu_redis_kill(tu_redis_t *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+void tu_redis_stop(tu_redis_t *s)
+{
+    char cmd[128];
+
+    tu_redis_kill(s);
+    if (s->dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", s->dir);
+        s->dir[0] = '\0';
+    }
+}
+
+/* ---- driving the loop ---------------------------------------------------- */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Run `base` until *done or `ms` passed; 1 when done. */
+int tu_spin(struct event_base *base, const int *done, unsigned ms)
+{
+    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = {0, 5000};
+    struct timespec t0, t;
+
+    event_add(tick, &tv);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (done != NULL && *done)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= (long)ms)
+            break;
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(tick);
+    return done != NULL && *done;
+}

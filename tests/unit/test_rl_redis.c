@@ -1,0 +1,332 @@
+/* test_rl_redis.c — the limiter's Redis backend: key spelling, the script
+ * call it makes and the replies it reads, against a fake rc_ops_t; then the
+ * real path (rc client + lua/bucket.lua + limiter) against a real
+ * redis-server on a free loopback port. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "tollgate/lua_scripts.h"
+#include "tollgate/rc.h"
+#include "tollgate/rl_limiter.h"
+#include "tollgate/rl_redis.h"
+#include "support_redis.h"
+#include "unit.h"
+
+/* ---- a fake Redis client ---------------------------------------------- */
+
+#define FAKE_MAX 8
+
+typedef struct fake {
+    int ncalls;
+    char keys[FAKE_MAX][4][256];
+    char args[FAKE_MAX][24][24];
+    int nkeys[FAKE_MAX], nargs[FAKE_MAX];
+    rc_reply_fn fn[FAKE_MAX];
+    void *priv[FAKE_MAX];
+    int cancelled;
+    int refuse; /* evalsha returns NULL */
+} fake_t;
+
+static rc_pending_t *fake_evalsha(void *cl, size_t script, int nkeys, const char **keys,
+                                  const size_t *keylens, int nargs, const char **args,
+                                  const size_t *arglens, rc_reply_fn fn, void *privdata)
+{
+    fake_t *f = cl;
+    int i = f->ncalls;
+
+    (void)script;
+    if (f->refuse || i >= FAKE_MAX)
+        return NULL;
+    f->nkeys[i] = nkeys;
+    f->nargs[i] = nargs;
+    for (int k = 0; k < nkeys && k < 4; k++)
+        snprintf(f->keys[i][k], 256, "%.*s", (int)keylens[k], keys[k]);
+    for (int a = 0; a < nargs && a < 24; a++)
+        snprintf(f->args[i][a], 24, "%.*s", (int)arglens[a], args[a]);
+    f->fn[i] = fn;
+    f->priv[i] = privdata;
+    f->ncalls++;
+    return (rc_pending_t *)(intptr_t)(i + 1);
+}
+
+static void fake_cancel(void *cl, rc_pending_t *p)
+{
+    (void)p;
+    ((fake_t *)cl)->cancelled++;
+}
+
+static const rc_ops_t fake_ops = {.evalsha = fake_evalsha, .cancel = fake_cancel};
+
+/* Answer call i with an integer array reply. */
+static void answer(fake_t *f, int i, const long long *v, size_t n)
+{
+    redisReply *el[16], arr = {.type = REDIS_REPLY_ARRAY, .elements = n, .element = el};
+    redisReply ints[16];
+
+    for (size_t k = 0; k < n; k++) {
+        ints[k] = (redisReply){.type = REDIS_REPLY_INTEGER, .integer = v[k]};
+        el[k] = &ints[k];
+    }
+    f->fn[i](NULL, &arr, NULL, f->priv[i]);
+}
+
+typedef struct got {
+    int calls, status;
+    const char *err;
+} got_t;
+
+static void got_done(int status, const char *errstr, void *privdata)
+{
+    got_t *g = privdata;
+
+    g->calls++;
+    g->status = status;
+    g->err = errstr;
+}
+
+static rl_limit_t mk_limit(const char *name, rl_mode_t mode)
+{
+    rl_limit_t l = {.name = (char *)(uintptr_t)name, .mode = mode};
+
+    l.rate = (rl_rate_t){.n = 10, .period_ms = 1000, .burst = 20};
+    return l;
+}
+
+static void test_key_spelling(void)
+{
+    char k[64];
+
+    CU_ASSERT_EQUAL(rl_redis_key("tg:", "c=alice", "default", k, sizeof(k)), 22);
+    CU_ASSERT_STRING_EQUAL(k, "tg:{c=alice}:b:default");
+    CU_ASSERT_EQUAL(rl_redis_key("tg:", "c=alice", "default", k, 22), -1);
+}
+
+/* Two groups: the call carries every key of a group with its rates, and the
+ * reply is read back into the group's results. */
+static void test_calls_and_replies(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE), b = mk_limit("b", RL_MODE_SHADOW);
+    const rl_limit_t *l1[2] = {&a, &b}, *l2[1] = {&a};
+    rl_rate_t r1[2] = {a.rate, b.rate}, r2[1] = {a.rate};
+    rl_limit_result_t res1[2] = {{0}}, res2[1] = {{0}};
+    rl_group_t g[2] = {{"c=x", l1, r1, res1, 2, 1, false},
+                       {"ip=1.2.3.4", l2, r2, res2, 1, 1, false}};
+    got_t got = {0};
+    void *tok = rl_redis_ops.check(r, NULL, g, 2, got_done, &got);
+    const long long rep1[] = {1, 0, 1, 19, 100, 0, 0, 0, 2000, 50};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_EQUAL(f.nkeys[0], 2);
+    CU_ASSERT_STRING_EQUAL(f.keys[0][0], "tg:{c=x}:b:a");
+    CU_ASSERT_STRING_EQUAL(f.keys[0][1], "tg:{c=x}:b:b");
+    CU_ASSERT_STRING_EQUAL(f.keys[1][0], "tg:{ip=1.2.3.4}:b:a");
+    CU_ASSERT_EQUAL(f.nargs[0], 9);
+    CU_ASSERT_STRING_EQUAL(f.args[0][0], "1");  /* cost */
+    CU_ASSERT_STRING_EQUAL(f.args[0][1], "10"); /* n */
+    CU_ASSERT_STRING_EQUAL(f.args[0][2], "1000");
+    CU_ASSERT_STRING_EQUAL(f.args[0][3], "20");
+    CU_ASSERT_STRING_EQUAL(f.args[0][4], "0"); /* enforce */
+    CU_ASSERT_STRING_EQUAL(f.args[0][8], "1"); /* shadow */
+    answer(&f, 0, rep1, 10);
+    CU_ASSERT_EQUAL(got.calls, 0); /* waits for the second group */
+    CU_ASSERT_TRUE(res1[0].v.allowed);
+    CU_ASSERT_EQUAL(res1[0].v.remaining, 19);
+    CU_ASSERT_EQUAL(res1[0].v.reset_ms, 100);
+    CU_ASSERT_FALSE(res1[1].v.allowed);
+    CU_ASSERT_EQUAL(res1[1].v.retry_after_ms, 50);
+    /* The second group gets an error reply: only it fails. */
+    char busy[] = "BUSY";
+    redisReply e = {.type = REDIS_REPLY_ERROR, .str = busy, .len = 4};
+    f.fn[1](NULL, &e, NULL, f.priv[1]);
+    CU_ASSERT_EQUAL(got.calls, 1);
+    CU_ASSERT_EQUAL(got.status, 0);
+    CU_ASSERT_FALSE(g[0].failed);
+    CU_ASSERT_TRUE(g[1].failed);
+    rl_redis_free(r);
+}
+
+static void test_malformed_and_missing_replies(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE);
+    const rl_limit_t *l1[1] = {&a};
+    rl_rate_t r1[1] = {a.rate};
+    rl_limit_result_t res[1] = {{0}};
+    rl_group_t g = {"c=x", l1, r1, res, 1, 1, false};
+    got_t got = {0};
+    const long long short_reply[] = {1, 0, 1};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rl_redis_ops.check(r, NULL, &g, 1, got_done, &got));
+    answer(&f, 0, short_reply, 3); /* wrong length */
+    CU_ASSERT_EQUAL(got.calls, 1);
+    CU_ASSERT_EQUAL(got.status, -1); /* every group failed */
+    CU_ASSERT_TRUE(g.failed);
+
+    got = (got_t){0};
+    f.ncalls = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rl_redis_ops.check(r, NULL, &g, 1, got_done, &got));
+    f.fn[0](NULL, NULL, "timeout", f.priv[0]); /* no reply */
+    CU_ASSERT_EQUAL(got.status, -1);
+    CU_ASSERT_PTR_NOT_NULL(got.err);
+    rl_redis_free(r);
+}
+
+static void test_refused_and_cancel(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE);
+    const rl_limit_t *l1[1] = {&a};
+    rl_rate_t r1[1] = {a.rate};
+    rl_limit_result_t res[2] = {{0}};
+    rl_group_t g[2] = {{"c=x", l1, r1, res, 1, 1, false},
+                       {"c=y", l1, r1, res + 1, 1, 1, false}};
+    got_t got = {0};
+    void *tok;
+
+    /* Nothing can be sent: answered inside check (the limiter copes), no token. */
+    f.refuse = 1;
+    tok = rl_redis_ops.check(r, NULL, g, 2, got_done, &got);
+    CU_ASSERT_PTR_NULL(tok);
+    CU_ASSERT_EQUAL(got.calls, 1);
+    CU_ASSERT_EQUAL(got.status, -1);
+    /* Cancel with both in flight: both cancelled, done never runs. */
+    f.refuse = 0;
+    got = (got_t){0};
+    tok = rl_redis_ops.check(r, NULL, g, 2, got_done, &got);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+    rl_redis_ops.cancel(r, tok);
+    CU_ASSERT_EQUAL(f.cancelled, 2);
+    CU_ASSERT_EQUAL(got.calls, 0);
+    rl_redis_free(r);
+}
+
+/* ---- the real thing ------------------------------------------------------ */
+
+static size_t bucket_script(rc_script_t *out)
+{
+    for (size_t i = 0; tg_lua_scripts[i].name != NULL; i++)
+        if (strcmp(tg_lua_scripts[i].name, "bucket") == 0) {
+            out->name = tg_lua_scripts[i].name;
+            out->text = tg_lua_scripts[i].text;
+            out->len = tg_lua_scripts[i].len;
+            return 1;
+        }
+    return 0;
+}
+
+typedef struct live {
+    int left, allowed, denied, errors;
+} live_t;
+
+static void live_done(const rl_result_t *res, void *privdata)
+{
+    live_t *lv = privdata;
+
+    lv->left--;
+    if (res->status == RL_OK)
+        lv->allowed++;
+    else if (res->status == RL_DENIED)
+        lv->denied++;
+    if (res->n > 0 && res->limits[0].failed)
+        lv->errors++;
+}
+
+static const char *no_header(void *ctx, const char *name)
+{
+    (void)ctx;
+    (void)name;
+    return NULL;
+}
+
+/* 30 immediate requests against a 10/second burst 10 limit through two
+ * limiters (two "replicas" sharing one Redis): exactly 10 are allowed. */
+static void test_live_shared_bucket(void)
+{
+    tu_redis_t srv = {0};
+    rc_script_t script;
+    char seed[32], err[256];
+    const char *seeds[1] = {seed};
+    struct event_base *base;
+    rc_client_t *c;
+    rl_redis_t *be;
+    rl_limiter_t *l1, *l2;
+    rl_by_t by = {RL_BY_CLIENT, NULL};
+    char name[] = "default";
+    rl_limit_t lim = {.name = name, .by = &by, .nby = 1};
+    rl_policy_set_t ps = {.limits = &lim, .nlimits = 1};
+    rl_request_t q = {.method = RL_METHOD_GET,
+                      .path = "/",
+                      .client_id = "live-test",
+                      .ip = "127.0.0.1",
+                      .cost = 1,
+                      .header = no_header,
+                      .claim = no_header};
+    live_t lv = {0};
+
+    if (!tu_have_redis())
+        return;
+    CU_ASSERT_FATAL(bucket_script(&script) == 1);
+    CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
+    snprintf(seed, sizeof(seed), "127.0.0.1:%u", srv.port);
+    base = event_base_new();
+    rc_opts_t o = {
+        .seeds = seeds, .nseeds = 1, .timeout_ms = 1000, .scripts = &script, .nscripts = 1};
+    c = rc_client_new(base, &o, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    for (int i = 0; i < 200 && !rc_client_up(c); i++)
+        tu_spin(base, NULL, 10);
+    CU_ASSERT_FATAL(rc_client_up(c));
+    CU_ASSERT_EQUAL(rl_rate_parse("10/second", &lim.rate, err, sizeof(err)), 0);
+    be = rl_redis_new(&rc_client_ops, c, "tgtest:", 0);
+    l1 = rl_limiter_new(base, &rl_redis_ops, be);
+    l2 = rl_limiter_new(base, &rl_redis_ops, be);
+    lv.left = 30;
+    for (int i = 0; i < 30; i++)
+        CU_ASSERT_PTR_NOT_NULL(rl_check(i % 2 ? l1 : l2, &ps, &q, live_done, &lv));
+    for (int i = 0; i < 300 && lv.left > 0; i++)
+        tu_spin(base, NULL, 5);
+    CU_ASSERT_EQUAL(lv.left, 0);
+    CU_ASSERT_EQUAL(lv.errors, 0);
+    /* Refill is 1 token / 100 ms: a slow run may see one more. */
+    CU_ASSERT_TRUE(lv.allowed >= 10 && lv.allowed <= 11);
+    CU_ASSERT_EQUAL(lv.allowed + lv.denied, 30);
+
+    /* Redis goes away: on_redis_error open allows, marked failed. */
+    tu_redis_kill(&srv);
+    lim.on_redis_error = RL_ONERR_OPEN;
+    lv = (live_t){.left = 1};
+    CU_ASSERT_PTR_NOT_NULL(rl_check(l1, &ps, &q, live_done, &lv));
+    for (int i = 0; i < 300 && lv.left > 0; i++)
+        tu_spin(base, NULL, 5);
+    CU_ASSERT_EQUAL(lv.allowed, 1);
+    CU_ASSERT_EQUAL(lv.errors, 1);
+
+    rl_limiter_free(l1);
+    rl_limiter_free(l2);
+    rl_redis_free(be);
+    rc_client_free(c);
+    event_base_free(base);
+    tu_redis_stop(&srv);
+}
+
+int test_rl_redis_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"key spelling", test_key_spelling},
+        {"calls and replies, one group failing", test_calls_and_replies},
+        {"malformed and missing replies", test_malformed_and_missing_replies},
+        {"refused sends and cancel", test_refused_and_cancel},
+        {"live: two limiters share one bucket", test_live_shared_bucket},
+        {NULL, NULL},
+    };
+
+    return unit_add_suite("rl_redis", tests);
+}
