@@ -346,7 +346,8 @@ static cfg_t *cfg_defaults(void)
     c->default_route.upstream_timeout_ms = 30000;
     c->security_headers.content_security_policy =
         strdup("default-src 'none'; frame-ancestors 'none'");
-    c->security_headers.permissions_policy = strdup("geolocation=(), camera=(), microphone=()");
+    c->security_headers.permissions_policy =
+        strdup("geolocation=(), camera=(), microphone=()");
     c->security_headers.hsts_max_age = 31536000;
     c->auth.mode = CFG_AUTH_ANY;
     c->auth.api_key_enabled = true;
@@ -366,8 +367,8 @@ static cfg_t *cfg_defaults(void)
     ok = c->listen && c->admin_listen && c->redis.key_prefix && c->forward_auth.path &&
          c->tickets.path && c->healthz_path && c->readyz_path && c->default_route.name &&
          c->security_headers.content_security_policy &&
-         c->security_headers.permissions_policy && c->auth.keys && c->auth.jwt.scopes_claim &&
-         c->auth.jwt.algorithms.n == 1 && c->audit_path &&
+         c->security_headers.permissions_policy && c->auth.keys &&
+         c->auth.jwt.scopes_claim && c->auth.jwt.algorithms.n == 1 && c->audit_path &&
          srv_cidr_list_default(&c->trusted_proxies) == 0;
     if (!ok) {
         cfg_free(c);

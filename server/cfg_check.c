@@ -119,8 +119,9 @@ static void check_match(cfg_build_t *b, const rl_match_t *m, int line, const cha
 {
     if (m->path != NULL && m->path_prefix != NULL &&
         strncmp(m->path, m->path_prefix, strlen(m->path_prefix)) != 0)
-        cfg_err(b, cfg_at(line), "%s: match.path does not start with match.path_prefix; it "
-                                 "can never match",
+        cfg_err(b, cfg_at(line),
+                "%s: match.path does not start with match.path_prefix; it "
+                "can never match",
                 what);
 }
 
@@ -143,15 +144,16 @@ static void check_routes(cfg_build_t *b)
         check_match(b, &r->match, b->route_lines[i], what);
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
             if (overlaps(&r->match, own[k].path, own[k].subtree))
-                cfg_err(b, cfg_at(b->route_lines[i]),
-                        "%s: its match overlaps tollgate's own path %s (%s); use default_route "
-                        "for requests no route matches",
-                        what, own[k].path, own[k].key);
+                cfg_err(
+                    b, cfg_at(b->route_lines[i]),
+                    "%s: its match overlaps tollgate's own path %s (%s); use default_route "
+                    "for requests no route matches",
+                    what, own[k].path, own[k].key);
         for (size_t j = 0; j < i; j++)
             if (r->name != NULL && c->routes[j].name != NULL &&
                 strcmp(r->name, c->routes[j].name) == 0)
-                cfg_err(b, cfg_at(b->route_lines[i]), "%s: name also used by routes[%zu]", what,
-                        j);
+                cfg_err(b, cfg_at(b->route_lines[i]), "%s: name also used by routes[%zu]",
+                        what, j);
     }
 }
 
@@ -166,8 +168,8 @@ static void check_limits(cfg_build_t *b)
         check_match(b, &ps->limits[i].match, b->limit_meta[i].line, what);
         for (size_t j = 0; j < i; j++)
             if (strcmp(ps->limits[i].name, ps->limits[j].name) == 0)
-                cfg_err(b, cfg_at(b->limit_meta[i].line), "%s: name also used by limits[%zu]",
-                        what, j);
+                cfg_err(b, cfg_at(b->limit_meta[i].line),
+                        "%s: name also used by limits[%zu]", what, j);
     }
 }
 
@@ -178,17 +180,21 @@ static void check_redis(cfg_build_t *b)
     const cfg_redis_t *r = &b->c->redis;
 
     if (r->mode != CFG_REDIS_NONE && r->nodes.n == 0)
-        cfg_err(b, cfg_where(b, "redis.mode"), "redis.nodes (or REDIS_URL) is needed when "
-                                               "redis.mode is standalone or cluster");
+        cfg_err(b, cfg_where(b, "redis.mode"),
+                "redis.nodes (or REDIS_URL) is needed when "
+                "redis.mode is standalone or cluster");
     if (r->mode == CFG_REDIS_CLUSTER && r->db != 0)
         cfg_err(b, cfg_where(b, "redis.db"), "redis.db: Redis Cluster has only database 0");
     if ((r->tls_cert_file == NULL) != (r->tls_key_file == NULL))
-        cfg_err(b, cfg_where(b, r->tls_cert_file ? "redis.tls_cert_file" : "redis.tls_key_file"),
-                "redis.tls_cert_file and redis.tls_key_file go together");
+        cfg_err(
+            b,
+            cfg_where(b, r->tls_cert_file ? "redis.tls_cert_file" : "redis.tls_key_file"),
+            "redis.tls_cert_file and redis.tls_key_file go together");
     if (!r->tls && (r->tls_ca_file || r->tls_cert_file))
         log_warn("%s: redis.tls_* files are set but redis.tls is false", b->name);
     if (r->mode == CFG_REDIS_NONE && r->required)
-        cfg_err(b, cfg_where(b, "redis.required"), "redis.required is true but redis.mode is none");
+        cfg_err(b, cfg_where(b, "redis.required"),
+                "redis.required is true but redis.mode is none");
 }
 
 static void check_production(cfg_build_t *b)
@@ -197,12 +203,14 @@ static void check_production(cfg_build_t *b)
 
     if (c->environment != CFG_ENV_PRODUCTION) {
         if (c->auth.mode == CFG_AUTH_NONE)
-            log_warn("%s: auth.mode none: every request is anonymous (refused in production)",
-                     b->name);
+            log_warn(
+                "%s: auth.mode none: every request is anonymous (refused in production)",
+                b->name);
         return;
     }
     if (c->auth.mode == CFG_AUTH_NONE)
-        cfg_err(b, cfg_where(b, "auth.mode"), "auth.mode none is not allowed in production");
+        cfg_err(b, cfg_where(b, "auth.mode"),
+                "auth.mode none is not allowed in production");
     if (!c->auth.api_key_enabled)
         cfg_err(b, cfg_where(b, "auth.api_key_enabled"),
                 "API keys cannot be disabled (API_KEY_ENABLED=false) in production");
@@ -301,12 +309,12 @@ static void add_plain_keys(cfg_build_t *b, auth_keystore_t *ks)
         if (e > s) {
             entry++;
             if (e - s > AUTH_APIKEY_MAX_LEN)
-                cfg_err(b, cfg_env_at("ALLOWED_API_KEYS"), "entry %zu is longer than %d bytes",
-                        entry, AUTH_APIKEY_MAX_LEN);
+                cfg_err(b, cfg_env_at("ALLOWED_API_KEYS"),
+                        "entry %zu is longer than %d bytes", entry, AUTH_APIKEY_MAX_LEN);
             else if (auth_keystore_add_plain(ks, p + s, e - s, why, sizeof why) != 0)
                 /* `why` is not shown: it is not ours to promise it holds no key */
-                cfg_err(b, cfg_env_at("ALLOWED_API_KEYS"), "entry %zu refused (a duplicate?)",
-                        entry);
+                cfg_err(b, cfg_env_at("ALLOWED_API_KEYS"),
+                        "entry %zu refused (a duplicate?)", entry);
             OPENSSL_cleanse(why, sizeof why);
         }
         p += len;
@@ -323,13 +331,15 @@ static bool build_keystore(cfg_build_t *b)
 
     if (!c->auth.api_key_enabled) {
         if (getenv("ALLOWED_API_KEYS") != NULL || c->auth.api_keys_file != NULL)
-            log_warn("%s: API keys are disabled (API_KEY_ENABLED=false): configured keys ignored",
+            log_warn("%s: API keys are disabled (API_KEY_ENABLED=false): configured keys "
+                     "ignored",
                      b->name);
         return true;
     }
     if (c->auth.api_keys_file != NULL &&
         cfg_check_file(c->auth.api_keys_file, tmp, sizeof tmp) == 0) {
-        if (auth_keystore_load_file(c->auth.keys, c->auth.api_keys_file, why, sizeof why) != 0) {
+        if (auth_keystore_load_file(c->auth.keys, c->auth.api_keys_file, why, sizeof why) !=
+            0) {
             cfg_err(b, cfg_at(-1), "%s", why);
             return false;
         }
@@ -351,7 +361,8 @@ static void check_hs_secret(cfg_build_t *b)
     if (b->jwt_secret == NULL || b->jwt_secret_len >= AUTH_JWT_MIN_HS_SECRET)
         return;
     if (b->c->environment == CFG_ENV_PRODUCTION) {
-        cfg_err(b, b->jwt_secret_where, "the HS secret is %zu bytes; production needs at least %d",
+        cfg_err(b, b->jwt_secret_where,
+                "the HS secret is %zu bytes; production needs at least %d",
                 b->jwt_secret_len, AUTH_JWT_MIN_HS_SECRET);
         return;
     }
@@ -404,30 +415,36 @@ static void check_credentials(cfg_build_t *b, bool keys_ok)
     const cfg_t *c = b->c;
     char why[32];
     /* A key file that failed to load has its own message: no second one. */
-    bool file_bad = !keys_ok || (c->auth.api_keys_file != NULL &&
-                                 cfg_check_file(c->auth.api_keys_file, why, sizeof why) != 0);
-    bool keys = c->auth.api_key_enabled && (file_bad || auth_keystore_count(c->auth.keys) > 0);
+    bool file_bad =
+        !keys_ok || (c->auth.api_keys_file != NULL &&
+                     cfg_check_file(c->auth.api_keys_file, why, sizeof why) != 0);
+    bool keys =
+        c->auth.api_key_enabled && (file_bad || auth_keystore_count(c->auth.keys) > 0);
     bool jwt = b->jwt_secret != NULL || c->auth.jwt.keys_file != NULL;
     cfg_where_t w = cfg_where(b, "auth.mode");
 
     switch (c->auth.mode) {
     case CFG_AUTH_API_KEY:
         if (!c->auth.api_key_enabled)
-            cfg_err(b, w, "auth.mode api_key, but API keys are disabled (API_KEY_ENABLED=false)");
+            cfg_err(b, w,
+                    "auth.mode api_key, but API keys are disabled (API_KEY_ENABLED=false)");
         else if (!keys)
-            cfg_err(b, w, "auth.mode api_key needs API keys: auth.api_keys_file, API_KEYS_FILE "
-                          "or ALLOWED_API_KEYS");
+            cfg_err(b, w,
+                    "auth.mode api_key needs API keys: auth.api_keys_file, API_KEYS_FILE "
+                    "or ALLOWED_API_KEYS");
         break;
     case CFG_AUTH_JWT:
         if (!jwt)
-            cfg_err(b, w, "auth.mode jwt needs JWT_SECRET, JWT_SECRET_FILE or a JWKS "
-                          "(auth.jwt.keys_file, JWKS_FILE)");
+            cfg_err(b, w,
+                    "auth.mode jwt needs JWT_SECRET, JWT_SECRET_FILE or a JWKS "
+                    "(auth.jwt.keys_file, JWKS_FILE)");
         break;
     case CFG_AUTH_ANY:
         if (!keys && !jwt)
-            cfg_err(b, w, "auth.mode any needs API keys (auth.api_keys_file, API_KEYS_FILE, "
-                          "ALLOWED_API_KEYS) or a JWT key (JWT_SECRET, JWT_SECRET_FILE, "
-                          "JWKS_FILE)");
+            cfg_err(b, w,
+                    "auth.mode any needs API keys (auth.api_keys_file, API_KEYS_FILE, "
+                    "ALLOWED_API_KEYS) or a JWT key (JWT_SECRET, JWT_SECRET_FILE, "
+                    "JWKS_FILE)");
         break;
     case CFG_AUTH_NONE:
         break;

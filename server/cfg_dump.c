@@ -92,15 +92,16 @@ static json_t *jrate(const rl_rate_t *r)
     static const struct {
         uint32_t ms;
         const char *name;
-    } periods[] = {{1000, "second"}, {60000, "minute"}, {3600000, "hour"}, {86400000, "day"}};
+    } periods[] = {
+        {1000, "second"}, {60000, "minute"}, {3600000, "hour"}, {86400000, "day"}};
     char text[64];
 
     snprintf(text, sizeof text, "%u/%ums", r->n, r->period_ms);
     for (size_t i = 0; i < sizeof periods / sizeof periods[0]; i++)
         if (r->period_ms == periods[i].ms)
             snprintf(text, sizeof text, "%u/%s", r->n, periods[i].name);
-    return json_pack("{s:s, s:I, s:I, s:I}", "rate", text, "n", (json_int_t)r->n, "period_ms",
-                     (json_int_t)r->period_ms, "burst", (json_int_t)r->burst);
+    return json_pack("{s:s, s:I, s:I, s:I}", "rate", text, "n", (json_int_t)r->n,
+                     "period_ms", (json_int_t)r->period_ms, "burst", (json_int_t)r->burst);
 }
 
 static json_t *jby(const rl_limit_t *lim)
@@ -129,11 +130,10 @@ static json_t *jlimits(const rl_policy_set_t *ps)
     for (size_t i = 0; a != NULL && i < ps->nlimits; i++) {
         const rl_limit_t *l = &ps->limits[i];
 
-        json_array_append_new(a, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s}", "name",
-                                           jstr(l->name), "match", jmatch(&l->match), "by",
-                                           jby(l), "rate", jrate(&l->rate), "mode",
-                                           modes[l->mode], "on_redis_error",
-                                           onerr[l->on_redis_error]));
+        json_array_append_new(
+            a, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s}", "name", jstr(l->name), "match",
+                         jmatch(&l->match), "by", jby(l), "rate", jrate(&l->rate), "mode",
+                         modes[l->mode], "on_redis_error", onerr[l->on_redis_error]));
     }
     return a;
 }
@@ -158,9 +158,9 @@ static json_t *jroute(const cfg_route_t *r)
     static const char *const auth[] = {"required", "optional", "none"};
 
     return json_pack("{s:o, s:o, s:o, s:s, s:o, s:b, s:I}", "name", jstr(r->name), "match",
-                     jmatch(&r->match), "upstream", jstr(r->upstream), "auth", auth[r->auth],
-                     "scopes", jstrv(&r->scopes), "tickets", r->tickets, "upstream_timeout_ms",
-                     (json_int_t)r->upstream_timeout_ms);
+                     jmatch(&r->match), "upstream", jstr(r->upstream), "auth",
+                     auth[r->auth], "scopes", jstrv(&r->scopes), "tickets", r->tickets,
+                     "upstream_timeout_ms", (json_int_t)r->upstream_timeout_ms);
 }
 
 static json_t *jroutes(const cfg_t *c)
@@ -176,13 +176,13 @@ static json_t *jredis(const cfg_redis_t *r)
 {
     static const char *const modes[] = {"none", "standalone", "cluster"};
 
-    return json_pack("{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:b, s:I, s:o, s:o}", "mode",
-                     modes[r->mode], "nodes", jstrv(&r->nodes), "key_prefix",
-                     jstr(r->key_prefix), "tls", r->tls, "tls_ca_file", jstr(r->tls_ca_file),
-                     "tls_cert_file", jstr(r->tls_cert_file), "tls_key_file",
-                     jstr(r->tls_key_file), "timeout_ms", (json_int_t)r->timeout_ms, "required",
-                     r->required, "db", (json_int_t)r->db, "username", jstr(r->username),
-                     "password", jsecret(r->password));
+    return json_pack(
+        "{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:b, s:I, s:o, s:o}", "mode",
+        modes[r->mode], "nodes", jstrv(&r->nodes), "key_prefix", jstr(r->key_prefix), "tls",
+        r->tls, "tls_ca_file", jstr(r->tls_ca_file), "tls_cert_file",
+        jstr(r->tls_cert_file), "tls_key_file", jstr(r->tls_key_file), "timeout_ms",
+        (json_int_t)r->timeout_ms, "required", r->required, "db", (json_int_t)r->db,
+        "username", jstr(r->username), "password", jsecret(r->password));
 }
 
 static json_t *jauth(const cfg_t *c)
@@ -201,11 +201,11 @@ static json_t *jauth(const cfg_t *c)
                         "window_s", (json_int_t)l->window_s, "base_backoff_s",
                         (json_int_t)l->base_backoff_s, "max_backoff_s",
                         (json_int_t)l->max_backoff_s);
-    return json_pack("{s:s, s:b, s:o, s:I, s:o, s:o}", "mode", cfg_auth_mode_str(c->auth.mode),
-                     "api_key_enabled", c->auth.api_key_enabled, "api_keys_file",
-                     jstr(c->auth.api_keys_file), "api_keys",
-                     (json_int_t)auth_keystore_count(c->auth.keys), "jwt", jwt, "lockout",
-                     lockout);
+    return json_pack("{s:s, s:b, s:o, s:I, s:o, s:o}", "mode",
+                     cfg_auth_mode_str(c->auth.mode), "api_key_enabled",
+                     c->auth.api_key_enabled, "api_keys_file", jstr(c->auth.api_keys_file),
+                     "api_keys", (json_int_t)auth_keystore_count(c->auth.keys), "jwt", jwt,
+                     "lockout", lockout);
 }
 
 /* The whole snapshot; `public` adds `version` and `path`. */
@@ -219,26 +219,28 @@ static json_t *jcfg(const cfg_t *c, bool public)
         json_object_set_new(o, "version", json_string(c->version));
         json_object_set_new(o, "path", jstr(c->path));
     }
-    json_object_set_new(o, "environment",
-                        json_string(c->environment == CFG_ENV_PRODUCTION ? "production"
-                                                                         : "development"));
+    json_object_set_new(
+        o, "environment",
+        json_string(c->environment == CFG_ENV_PRODUCTION ? "production" : "development"));
     json_object_set_new(o, "listen", jstr(c->listen));
     json_object_set_new(o, "admin_listen", jstr(c->admin_listen));
     json_object_set_new(o, "threads", json_integer(c->threads));
     json_object_set_new(o, "trusted_proxies", jcidrs(&c->trusted_proxies));
     json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)c->max_body_bytes));
-    json_object_set_new(o, "max_header_bytes", json_integer((json_int_t)c->max_header_bytes));
+    json_object_set_new(o, "max_header_bytes",
+                        json_integer((json_int_t)c->max_header_bytes));
     json_object_set_new(o, "expected_replicas", json_integer(c->expected_replicas));
     json_object_set_new(o, "redis", jredis(&c->redis));
     json_object_set_new(o, "forward_auth",
                         json_pack("{s:o, s:i}", "path", jstr(c->forward_auth.path),
                                   "nginx_rate_limited_status",
                                   c->forward_auth.nginx_rate_limited_status));
-    json_object_set_new(o, "tickets", json_pack("{s:o, s:I}", "path", jstr(c->tickets.path),
-                                                "ttl_s", (json_int_t)c->tickets.ttl_s));
-    json_object_set_new(o, "health", json_pack("{s:o, s:o}", "healthz_path",
-                                               jstr(c->healthz_path), "readyz_path",
-                                               jstr(c->readyz_path)));
+    json_object_set_new(o, "tickets",
+                        json_pack("{s:o, s:I}", "path", jstr(c->tickets.path), "ttl_s",
+                                  (json_int_t)c->tickets.ttl_s));
+    json_object_set_new(o, "health",
+                        json_pack("{s:o, s:o}", "healthz_path", jstr(c->healthz_path),
+                                  "readyz_path", jstr(c->readyz_path)));
     json_object_set_new(o, "default_route", jroute(&c->default_route));
     json_object_set_new(
         o, "security_headers",
@@ -250,7 +252,8 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "limits", jlimits(&c->policy));
     json_object_set_new(o, "tiers", jtiers(&c->policy));
     json_object_set_new(o, "routes", jroutes(c));
-    json_object_set_new(o, "cors", json_pack("{s:o}", "allowed_origins", jstrv(&c->cors_origins)));
+    json_object_set_new(o, "cors",
+                        json_pack("{s:o}", "allowed_origins", jstrv(&c->cors_origins)));
     json_object_set_new(o, "audit", json_pack("{s:o}", "path", jstr(c->audit_path)));
     json_object_set_new(o, "admin_token", jsecret(c->admin_token));
     return o;
@@ -278,7 +281,8 @@ void cfg_set_version(cfg_build_t *b)
     json_t *o = jcfg(b->c, false);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = text != NULL && ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+    bool ok = text != NULL && ctx != NULL &&
+              EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
               EVP_DigestUpdate(ctx, text, strlen(text)) == 1 &&
               EVP_DigestUpdate(ctx, b->keys_file_sha, sizeof b->keys_file_sha) == 1 &&
               EVP_DigestUpdate(ctx, b->jwks_file_sha, sizeof b->jwks_file_sha) == 1 &&

@@ -100,8 +100,8 @@ static void env_body_bytes(cfg_build_t *b)
     if (v == NULL)
         return;
     if (cfg_parse_uint(v, 1ull << 40, &n) != 0 || n == 0) {
-        cfg_err(b, cfg_env_at("MAX_REQUEST_BODY_BYTES"), "expected an integer from 1 to %llu",
-                1ull << 40);
+        cfg_err(b, cfg_env_at("MAX_REQUEST_BODY_BYTES"),
+                "expected an integer from 1 to %llu", 1ull << 40);
         return;
     }
     b->c->max_body_bytes = (size_t)n;
@@ -138,7 +138,8 @@ static void env_rate(cfg_build_t *b)
 
 /* The content of a secret file: trailing "\n" / "\r\n" removed.  The
  * caller wipes and frees it. */
-static char *read_secret_file(cfg_build_t *b, const char *var, const char *path, size_t *len)
+static char *read_secret_file(cfg_build_t *b, const char *var, const char *path,
+                              size_t *len)
 {
     FILE *f = fopen(path, "rb");
     char *buf;
@@ -175,8 +176,8 @@ out_close:
 
 /* NAME or NAME_FILE (not both) into a new buffer; NULL when neither is set
  * or on error (reported).  `used` says which variable it came from. */
-static char *read_secret(cfg_build_t *b, const char *name, const char *name_file, size_t *len,
-                         const char **used)
+static char *read_secret(cfg_build_t *b, const char *name, const char *name_file,
+                         size_t *len, const char **used)
 {
     const char *v = env(name), *path = env(name_file);
     char *s;
@@ -341,8 +342,9 @@ static void env_redis_url(cfg_build_t *b)
         cfg_err(b, w, "query parameters and fragments are not supported");
         return;
     }
-    if (cfg_hostport_norm(at != NULL ? at + 1 : p, (size_t)(end - (at != NULL ? at + 1 : p)),
-                          6379, hp, sizeof hp) != 0) {
+    if (cfg_hostport_norm(at != NULL ? at + 1 : p,
+                          (size_t)(end - (at != NULL ? at + 1 : p)), 6379, hp,
+                          sizeof hp) != 0) {
         cfg_err(b, w, "expected redis[s]://[user[:password]@]host[:port][/db]");
         return;
     }
@@ -377,7 +379,8 @@ static void env_origins(cfg_build_t *b)
         v = env(name);
     } else if (env("CORS_ALLOWED_ORIGINS") != NULL &&
                strcmp(v, env("CORS_ALLOWED_ORIGINS")) != 0) {
-        cfg_err(b, cfg_env_at("CORS_ALLOWED_ORIGINS"), "differs from ALLOWED_ORIGINS; set one");
+        cfg_err(b, cfg_env_at("CORS_ALLOWED_ORIGINS"),
+                "differs from ALLOWED_ORIGINS; set one");
         return;
     }
     if (v == NULL)

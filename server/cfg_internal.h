@@ -80,7 +80,8 @@ int cfg_parse_duration(const char *s, unsigned long long *out_s);
 int cfg_check_name(const char *s);
 int cfg_check_file(const char *path, char *why, size_t whylen);
 void cfg_printable(const char *s, char *out, size_t outlen);
-int cfg_hostport_norm(const char *s, size_t len, unsigned defport, char *out, size_t outlen);
+int cfg_hostport_norm(const char *s, size_t len, unsigned defport, char *out,
+                      size_t outlen);
 void cfg_route_clear(cfg_route_t *r);
 
 /* cfg_yaml.c */

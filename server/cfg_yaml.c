@@ -40,8 +40,8 @@ typedef struct limit_build {
 
 _Static_assert(sizeof(cfg_env_t) == sizeof(int) && sizeof(cfg_auth_mode_t) == sizeof(int) &&
                    sizeof(cfg_redis_mode_t) == sizeof(int) &&
-                   sizeof(cfg_route_auth_t) == sizeof(int) && sizeof(rl_mode_t) == sizeof(int) &&
-                   sizeof(rl_onerr_t) == sizeof(int),
+                   sizeof(cfg_route_auth_t) == sizeof(int) &&
+                   sizeof(rl_mode_t) == sizeof(int) && sizeof(rl_onerr_t) == sizeof(int),
                "enums are stored as int by p_enum");
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -170,7 +170,8 @@ static void parse_map(cfg_build_t *b, yaml_node_t *v, const field_t *fields, voi
         cfg_err(b, at(v), "%s: expected a mapping, got %s", where, kind_name(v));
         return;
     }
-    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
         yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
         char sub[256], shown[72];
@@ -200,14 +201,16 @@ static void parse_map(cfg_build_t *b, yaml_node_t *v, const field_t *fields, voi
     }
 }
 
-static void p_map(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_map(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                  const char *ctx)
 {
     parse_map(b, v, f->aux, dst, ctx);
 }
 
 /* ---- scalars ------------------------------------------------------------ */
 
-static void p_str(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_str(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                  const char *ctx)
 {
     const char *s = text(b, v, ctx);
     char *d;
@@ -255,8 +258,9 @@ static void p_path(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
         return;
     }
     if (strcmp(norm, s) != 0) {
-        cfg_err(b, at(v), "%s: '%s' is not in normal form (requests are matched as normalized)",
-                ctx, shown);
+        cfg_err(b, at(v),
+                "%s: '%s' is not in normal form (requests are matched as normalized)", ctx,
+                shown);
         return;
     }
     p_str(b, f, v, dst, ctx);
@@ -273,8 +277,8 @@ static bool integer(cfg_build_t *b, const field_t *f, yaml_node_t *v, const char
         return false;
     if (cfg_parse_uint(s, ~0ull, out) != 0 || *out < f->min || *out > f->max) {
         cfg_printable(s, shown, sizeof shown);
-        cfg_err(b, at(v), "%s: expected an integer from %llu to %llu, got '%s'", ctx, f->min,
-                f->max, shown);
+        cfg_err(b, at(v), "%s: expected an integer from %llu to %llu, got '%s'", ctx,
+                f->min, f->max, shown);
         return false;
     }
     return true;
@@ -289,7 +293,8 @@ static void p_uint(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
         *(unsigned *)dst = (unsigned)x;
 }
 
-static void p_u32(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_u32(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                  const char *ctx)
 {
     unsigned long long x;
 
@@ -297,7 +302,8 @@ static void p_u32(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, c
         *(uint32_t *)dst = (uint32_t)x;
 }
 
-static void p_int(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_int(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                  const char *ctx)
 {
     unsigned long long x;
 
@@ -315,7 +321,8 @@ static void p_size(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
 }
 
 /* A duration in seconds: 30, "30s", "1m", "1h", "1d". */
-static void p_dur(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_dur(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                  const char *ctx)
 {
     const char *s = scalar(b, v, ctx, "a duration");
     unsigned long long x;
@@ -325,14 +332,16 @@ static void p_dur(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, c
         return;
     if (cfg_parse_duration(s, &x) != 0 || x < f->min || x > f->max) {
         cfg_printable(s, shown, sizeof shown);
-        cfg_err(b, at(v), "%s: expected a duration (30s, 1m, 1h, 1d) from %llus to %llus, got '%s'",
+        cfg_err(b, at(v),
+                "%s: expected a duration (30s, 1m, 1h, 1d) from %llus to %llus, got '%s'",
                 ctx, f->min, f->max, shown);
         return;
     }
     *(unsigned *)dst = (unsigned)x;
 }
 
-static void p_bool(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_bool(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
 {
     const char *s = scalar(b, v, ctx, "true or false");
     char shown[32];
@@ -375,8 +384,8 @@ static void p_secret(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst
                      const char *ctx)
 {
     (void)dst;
-    cfg_err(b, at(v), "%s: secrets do not belong in the config file; set %s or %s_FILE", ctx,
-            (const char *)f->aux, (const char *)f->aux);
+    cfg_err(b, at(v), "%s: secrets do not belong in the config file; set %s or %s_FILE",
+            ctx, (const char *)f->aux, (const char *)f->aux);
 }
 
 static void p_name(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
@@ -389,8 +398,8 @@ static void p_name(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
         return;
     if (cfg_check_name(s) != 0) {
         cfg_printable(s, shown, sizeof shown);
-        cfg_err(b, at(v), "%s: '%s' is not a name ([A-Za-z0-9._-], 1 to %d characters)", ctx,
-                shown, CFG_MAX_NAME);
+        cfg_err(b, at(v), "%s: '%s' is not a name ([A-Za-z0-9._-], 1 to %d characters)",
+                ctx, shown, CFG_MAX_NAME);
         return;
     }
     p_str(b, f, v, dst, ctx);
@@ -470,15 +479,17 @@ static int check_scope(cfg_build_t *b, yaml_node_t *item, const char *s, const c
 
 static int check_alg(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ctx)
 {
-    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
-                                       "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"};
+    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256",
+                                       "RS384", "RS512", "ES256", "ES384",
+                                       "ES512", "PS256", "PS384", "PS512"};
     char shown[32];
 
     for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
         if (strcmp(algs[i], s) == 0)
             return 0;
     cfg_printable(s, shown, sizeof shown);
-    cfg_err(b, at(item), "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512)",
+    cfg_err(b, at(item),
+            "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512)",
             ctx, shown);
     return -1;
 }
@@ -553,8 +564,8 @@ static void p_cidrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
             continue;
         if (srv_cidr_parse(s, &cidr) != 0) {
             cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item), "%s: '%s' is not an address or CIDR (host bits zero)", ictx,
-                    shown);
+            cfg_err(b, at(item), "%s: '%s' is not an address or CIDR (host bits zero)",
+                    ictx, shown);
             continue;
         }
         if (srv_cidr_list_add(l, &cidr) != 0)
@@ -619,8 +630,9 @@ static void p_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *ds
         bit = rl_method_bit(s);
         if (bit == 0) {
             cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item), "%s: unknown method '%s' (GET, HEAD, POST, PUT, DELETE, PATCH, "
-                                 "OPTIONS, CONNECT, TRACE; case-sensitive)",
+            cfg_err(b, at(item),
+                    "%s: unknown method '%s' (GET, HEAD, POST, PUT, DELETE, PATCH, "
+                    "OPTIONS, CONNECT, TRACE; case-sensitive)",
                     ictx, shown);
             continue;
         }
@@ -694,11 +706,13 @@ static int by_parse(cfg_build_t *b, const char *s, rl_by_t *out)
         out->name = cfg_dup(b, s + 6);
     } else
         return -1;
-    return (out->kind == RL_BY_HEADER || out->kind == RL_BY_CLAIM) && out->name == NULL ? -2 : 0;
+    return (out->kind == RL_BY_HEADER || out->kind == RL_BY_CLAIM) && out->name == NULL ? -2
+                                                                                        : 0;
 }
 
 /* `by:` of a limit; dst is the rl_limit_t. */
-static void p_by(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, const char *ctx)
+static void p_by(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                 const char *ctx)
 {
     rl_limit_t *lim = dst;
 
@@ -727,8 +741,9 @@ static void p_by(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst, co
             lim->nby++;
         else if (r == -1) {
             cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item), "%s: '%s' is not client, ip, route, header:NAME or claim:NAME",
-                    ictx, shown);
+            cfg_err(b, at(item),
+                    "%s: '%s' is not client, ip, route, header:NAME or claim:NAME", ictx,
+                    shown);
         }
     }
     if (list_len(v) == 0)
@@ -746,7 +761,8 @@ static void p_rate(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
         return;
     if (rl_rate_parse(s, dst, why, sizeof why) != 0) {
         cfg_printable(s, shown, sizeof shown);
-        cfg_err(b, at(v), "%s: bad rate '%s' (N/second|minute|hour|day): %s", ctx, shown, why);
+        cfg_err(b, at(v), "%s: bad rate '%s' (N/second|minute|hour|day): %s", ctx, shown,
+                why);
     }
 }
 
@@ -762,7 +778,8 @@ static const field_t limit_fields[] = {
     {"rate", p_rate, offsetof(limit_build_t, lim.rate), 0, 0, NULL},
     {"burst", p_u32, offsetof(limit_build_t, burst), 1, RL_MAX_BURST, NULL},
     {"mode", p_enum, offsetof(limit_build_t, lim.mode), 0, 0, mode_names},
-    {"on_redis_error", p_enum, offsetof(limit_build_t, lim.on_redis_error), 0, 0, onerr_names},
+    {"on_redis_error", p_enum, offsetof(limit_build_t, lim.on_redis_error), 0, 0,
+     onerr_names},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -898,8 +915,9 @@ static void p_upstream(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *d
     auth = s + 7;
     len = strcspn(auth, "/?#");
     if (auth[len] != '\0' && strcmp(auth + len, "/") != 0) {
-        cfg_err(b, at(v), "%s: must be http://host[:port] without a path or query "
-                          "(the request's path is forwarded unchanged)",
+        cfg_err(b, at(v),
+                "%s: must be http://host[:port] without a path or query "
+                "(the request's path is forwarded unchanged)",
                 ctx);
         return;
     }
@@ -920,7 +938,8 @@ static const field_t route_fields[] = {
     {"auth", p_enum, offsetof(cfg_route_t, auth), 0, 0, route_auth_names},
     {"scopes", p_scopes, offsetof(cfg_route_t, scopes), 0, 0, NULL},
     {"tickets", p_bool, offsetof(cfg_route_t, tickets), 0, 0, NULL},
-    {"upstream_timeout_ms", p_uint, offsetof(cfg_route_t, upstream_timeout_ms), 1, 3600000, NULL},
+    {"upstream_timeout_ms", p_uint, offsetof(cfg_route_t, upstream_timeout_ms), 1, 3600000,
+     NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -994,7 +1013,8 @@ static const rl_limit_t *find_limit(const rl_policy_set_t *ps, const char *name)
 }
 
 /* Has mapping `map` a key equal to `key` before pair `upto`? */
-static bool dup_before(cfg_build_t *b, yaml_node_t *map, yaml_node_pair_t *upto, const char *key)
+static bool dup_before(cfg_build_t *b, yaml_node_t *map, yaml_node_pair_t *upto,
+                       const char *key)
 {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < upto; p++) {
         yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
@@ -1012,10 +1032,12 @@ static void parse_tier(cfg_build_t *b, yaml_node_t *v, rl_tier_t *t, const char 
     if (is_null(v))
         return;
     if (v->type != YAML_MAPPING_NODE) {
-        cfg_err(b, at(v), "%s: expected a mapping of limit: rate, got %s", ctx, kind_name(v));
+        cfg_err(b, at(v), "%s: expected a mapping of limit: rate, got %s", ctx,
+                kind_name(v));
         return;
     }
-    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
         yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
         rl_tier_override_t *o;
@@ -1064,7 +1086,8 @@ void cfg_yaml_tiers(cfg_build_t *b)
         cfg_err(b, at(v), "tiers: expected a mapping, got %s", kind_name(v));
         return;
     }
-    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
         yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
         char ctx[100], shown[72];
@@ -1082,8 +1105,9 @@ void cfg_yaml_tiers(cfg_build_t *b)
             continue;
         cfg_printable(tname, shown, sizeof shown);
         if (cfg_check_name(tname) != 0) {
-            cfg_err(b, at(k), "tiers: '%s' is not a name ([A-Za-z0-9._-], 1 to %d characters)",
-                    shown, CFG_MAX_NAME);
+            cfg_err(b, at(k),
+                    "tiers: '%s' is not a name ([A-Za-z0-9._-], 1 to %d characters)", shown,
+                    CFG_MAX_NAME);
             continue;
         }
         if (dup_before(b, v, p, tname)) {
@@ -1158,8 +1182,8 @@ static const field_t auth_fields[] = {
 
 static const field_t forward_auth_fields[] = {
     {"path", p_path, offsetof(cfg_t, forward_auth.path), 1, 0, NULL},
-    {"nginx_rate_limited_status", p_int, offsetof(cfg_t, forward_auth.nginx_rate_limited_status),
-     400, 599, NULL},
+    {"nginx_rate_limited_status", p_int,
+     offsetof(cfg_t, forward_auth.nginx_rate_limited_status), 400, 599, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1182,12 +1206,12 @@ static const field_t default_route_fields[] = {
 };
 
 static const field_t security_headers_fields[] = {
-    {"content_security_policy", p_str, offsetof(cfg_t, security_headers.content_security_policy),
-     0, 0, NULL},
-    {"permissions_policy", p_str, offsetof(cfg_t, security_headers.permissions_policy), 0, 0,
-     NULL},
-    {"hsts_max_age", p_u32, offsetof(cfg_t, security_headers.hsts_max_age), 0, 0xffffffffull,
-     NULL},
+    {"content_security_policy", p_str,
+     offsetof(cfg_t, security_headers.content_security_policy), 0, 0, NULL},
+    {"permissions_policy", p_str, offsetof(cfg_t, security_headers.permissions_policy), 0,
+     0, NULL},
+    {"hsts_max_age", p_u32, offsetof(cfg_t, security_headers.hsts_max_age), 0,
+     0xffffffffull, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1260,7 +1284,8 @@ void cfg_yaml_load(cfg_build_t *b, const char *yaml, size_t len)
         /* libyaml has already freed the document's contents. */
         cfg_err(b, cfg_at((int)parser.problem_mark.line + 1), "YAML: %s%s%s",
                 parser.problem != NULL ? parser.problem : "parse error",
-                parser.context != NULL ? " " : "", parser.context != NULL ? parser.context : "");
+                parser.context != NULL ? " " : "",
+                parser.context != NULL ? parser.context : "");
         free(b->doc);
         b->doc = NULL;
         goto out_parser;
