@@ -13,13 +13,19 @@
 #include <jansson.h>
 
 #include "tollgate/auth.h"
+#include "tollgate/auth_jwt.h"
+#include "tollgate/auth_revoke.h"
+#include "tollgate/srv_admin_req.h"
 #include "tollgate/log.h"
 #include "srv_internal.h"
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
 {
-    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    const char *rid =
+        evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
+    json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
+                          "request_id", rid ? rid : "");
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
     srv_send_plain_json(req, status, body ? body : "{}");
@@ -88,9 +94,13 @@ static void reload(srv_worker_t *w, struct evhttp_request *req)
     cfg_t *c;
 
     if (srv_reload(w->srv, err, sizeof(err)) != 0) {
+        const char *rid =
+            evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
+
         send_obj(req, 422,
-                 json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "bad_request", "message",
-                           "config rejected; the old config stays", "detail", err));
+                 json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "bad_request",
+                           "message", "config rejected; the old config stays", "detail",
+                           err, "request_id", rid ? rid : ""));
         return;
     }
     c = srv_current_cfg(w->srv);
@@ -158,12 +168,123 @@ out:
     evhttp_clear_headers(&q);
 }
 
+/* The request body as a NUL-terminated copy (admin bodies are small:
+ * the admin listener caps them at 64 KiB). */
+static char *body_of(struct evhttp_request *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    char *b;
+
+    *len = evbuffer_get_length(in);
+    b = malloc(*len + 1);
+    if (b == NULL)
+        return NULL;
+    evbuffer_copyout(in, b, *len);
+    b[*len] = '\0';
+    return b;
+}
+
+static void revoked_gauge(srv_t *s)
+{
+    metrics_set_revocations_cached((long)auth_revoke_count(s->revoked));
+}
+
+/* POST /admin/v1/revocations and /admin/v1/revocations/subject. */
+static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
+{
+    srv_revoke_req_t rq;
+    char err[256];
+    size_t len;
+    char *body = body_of(req, &len);
+    int64_t now = srv_now_ms() / 1000;
+    int rc;
+
+    rc = body ? srv_admin_parse_revoke(body, len, subject, &rq, err, sizeof(err)) : -1;
+    free(body);
+    if (rc != 0) {
+        send_err(req, 400, "bad_request", body ? err : "out of memory");
+        return;
+    }
+    if (rq.kind == SRV_REVOKE_TOKEN) {
+        auth_identity_t id = {0};
+        auth_jwt_status_t st = w->cfg->auth.jwt_verifier
+                                   ? auth_jwt_verify(w->cfg->auth.jwt_verifier, rq.token,
+                                                     strlen(rq.token), now, &id)
+                                   : AUTH_JWT_BAD_ALG;
+
+        if (st == AUTH_JWT_OK && id.jti == NULL)
+            snprintf(err, sizeof(err), "the token has no jti: revoke its subject instead");
+        else if (st != AUTH_JWT_OK)
+            snprintf(err, sizeof(err), "the token does not verify (%s)",
+                     auth_jwt_status_str(st));
+        else
+            snprintf(rq.id, sizeof(rq.id), "%s", id.jti);
+        rq.when = id.exp;
+        auth_identity_clear(&id);
+        if (st != AUTH_JWT_OK || rq.id[0] == '\0') {
+            srv_revoke_req_clear(&rq);
+            send_err(req, 400, "bad_request", err);
+            return;
+        }
+    }
+    if (rq.kind == SRV_REVOKE_SUBJECT) {
+        if (rq.when == 0)
+            rq.when = now + 1; /* every token issued up to now */
+        rc = auth_revoke_subject(w->srv->revoked, rq.id, rq.when);
+    } else {
+        rc = auth_revoke_jti(w->srv->revoked, rq.id, rq.when, now);
+    }
+    if (rc != 0) {
+        srv_revoke_req_clear(&rq);
+        send_err(req, 400, "bad_request", "not revoked: already expired, or out of room");
+        return;
+    }
+    log_info("revoked %s %s until/before %lld", subject ? "subject" : "jti", rq.id,
+             (long long)rq.when);
+    revoked_gauge(w->srv);
+    send_obj(req, 200,
+             subject ? json_pack("{s:s,s:I,s:b}", "sub", rq.id, "before",
+                                 (json_int_t)rq.when, "revoked", 1)
+                     : json_pack("{s:s,s:I,s:b}", "jti", rq.id, "exp", (json_int_t)rq.when,
+                                 "revoked", 1));
+    srv_revoke_req_clear(&rq);
+}
+
+/* GET /admin/v1/revocations/{jti} */
+static void revocation(srv_worker_t *w, struct evhttp_request *req, const char *jti)
+{
+    int64_t exp = 0;
+    char *id = evhttp_uridecode(jti, 0, NULL);
+    bool revoked;
+
+    if (id == NULL || *id == '\0' || strlen(id) > AUTH_REVOKE_MAX_ID) {
+        free(id);
+        send_err(req, 400, "bad_request", "bad jti");
+        return;
+    }
+    revoked = auth_revoke_get(w->srv->revoked, id, srv_now_ms() / 1000, &exp);
+    send_obj(req, 200,
+             revoked ? json_pack("{s:s,s:b,s:I}", "jti", id, "revoked", 1, "exp",
+                                 (json_int_t)exp)
+                     : json_pack("{s:s,s:b,s:n}", "jti", id, "revoked", 0, "exp"));
+    free(id);
+}
+
 void srv_admin_handle(struct evhttp_request *req, void *arg)
 {
     srv_worker_t *w = arg;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
+    const char *rid =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-ID");
+    char newid[37];
+
+    if (rid == NULL || !srv_reqid_valid(rid)) {
+        srv_reqid_new(newid);
+        rid = newid;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-ID", rid);
     if (path == NULL)
         path = "/";
     if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
@@ -205,9 +326,16 @@ void srv_admin_handle(struct evhttp_request *req, void *arg)
         buckets(w, req, cmd);
         return;
     }
-    if (strncmp(path, "/admin/v1/revocations", 21) == 0) {
-        send_err(req, 503, "unavailable",
-                 "revocations are kept in Redis: not available with redis.mode none");
+    if (strcmp(path, "/admin/v1/revocations") == 0 && cmd == EVHTTP_REQ_POST) {
+        revoke(w, req, false);
+        return;
+    }
+    if (strcmp(path, "/admin/v1/revocations/subject") == 0 && cmd == EVHTTP_REQ_POST) {
+        revoke(w, req, true);
+        return;
+    }
+    if (strncmp(path, "/admin/v1/revocations/", 22) == 0 && cmd == EVHTTP_REQ_GET) {
+        revocation(w, req, path + 22);
         return;
     }
     send_err(req, 404, "not_found", "no such admin endpoint");

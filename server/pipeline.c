@@ -205,6 +205,54 @@ static void on_close(struct evhttp_connection *conn, void *arg)
     finish(r);
 }
 
+/* ---- step: lockout ---------------------------------------------------- */
+
+static auth_lockout_policy_t lockout_policy(const cfg_t *c)
+{
+    return (auth_lockout_policy_t){
+        .max_failures = c->auth.lockout.max_failures,
+        .window_ms = (uint64_t)c->auth.lockout.window_s * 1000,
+        .base_backoff_ms = (uint64_t)c->auth.lockout.base_backoff_s * 1000,
+        .max_backoff_ms = (uint64_t)c->auth.lockout.max_backoff_s * 1000,
+    };
+}
+
+/* Step 4: a client ip locked out after too many failures is refused before
+ * its credentials are looked at.  Returns true when the request was answered. */
+static bool locked_out(srv_req_t *r)
+{
+    uint64_t ms;
+    unsigned long long secs;
+    char retry[24];
+
+    if (r->cfg->auth.lockout.max_failures == 0 || r->route->auth == CFG_ROUTE_NONE ||
+        r->cfg->auth.mode == CFG_AUTH_NONE)
+        return false;
+    ms = auth_lockout_check(r->w->srv->lockout, r->ip, srv_now_ms());
+    if (ms == 0)
+        return false;
+    secs = (ms + 999) / 1000;
+    snprintf(retry, sizeof(retry), "%llu", secs < 1 ? 1ULL : secs);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", retry);
+    r->reason = "locked_out";
+    deny(r,
+         r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
+                                       : 429,
+         "locked_out", "too many failed authentications; retry later");
+    return true;
+}
+
+/* A presented credential was refused: count it against the client ip. */
+static void count_failure(srv_req_t *r)
+{
+    auth_lockout_policy_t p = lockout_policy(r->cfg);
+
+    if (p.max_failures > 0 &&
+        auth_lockout_fail(r->w->srv->lockout, r->ip, &p, srv_now_ms()) > 0)
+        log_warn("lockout: client %s locked out after %u failed authentications", r->ip,
+                 p.max_failures);
+}
+
 /* ---- step: authentication --------------------------------------------- */
 
 static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
@@ -239,19 +287,29 @@ static int authenticate(srv_req_t *r)
 
         while (*tok == ' ')
             tok++;
-        st = auth_jwt_verify(c->auth.jwt_verifier, tok, strlen(tok), srv_now_ms() / 1000,
-                             &r->id);
-        if (st == AUTH_JWT_OK)
-            return 0;
+        int64_t now = srv_now_ms() / 1000;
+
+        st = auth_jwt_verify(c->auth.jwt_verifier, tok, strlen(tok), now, &r->id);
+        if (st == AUTH_JWT_OK) {
+            /* Revocation is checked only after signature and claims pass. */
+            if (!auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat,
+                                   now))
+                return 0;
+            reason = "revoked";
+        } else {
+            reason = auth_jwt_status_str(st);
+        }
         auth_identity_clear(&r->id);
         r->bearer_failed = true;
-        reason = auth_jwt_status_str(st);
         goto out_fail;
     }
     if (r->route->auth == CFG_ROUTE_OPTIONAL)
         return 0;
     reason = "missing_credentials";
+    goto out_deny;
 out_fail:
+    count_failure(r);
+out_deny:
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
     deny(r, 401, "unauthorized", "authentication required");
@@ -713,8 +771,8 @@ static void begin(srv_req_t *r)
     if (cors(r))
         return;
 
-    /* 5. authentication, 6. authorization */
-    if (authenticate(r) != 0)
+    /* 4. lockout, 5. authentication, 6. authorization */
+    if (locked_out(r) || authenticate(r) != 0)
         return;
     if (r->route->scopes.n > 0 &&
         !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {

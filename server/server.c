@@ -28,6 +28,8 @@
 #include "srv_internal.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
+#define SRV_MAX_LOCKOUT_KEYS 100000
+#define SRV_MAX_REVOCATIONS 1000000
 
 /* ---- listeners ---------------------------------------------------------- */
 
@@ -350,7 +352,9 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->cfg = cfg;
     s->config_path = config_path ? strdup(config_path) : NULL;
     s->memory = rl_memory_new(SRV_MAX_MEMORY_BUCKETS);
-    if (s->memory == NULL)
+    s->lockout = auth_lockout_new(SRV_MAX_LOCKOUT_KEYS);
+    s->revoked = auth_revoke_new(SRV_MAX_REVOCATIONS);
+    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL)
         goto out_nomem;
     if (delay != NULL && cfg->environment == CFG_ENV_DEVELOPMENT) {
         rl_memory_set_delay_ms(s->memory, (unsigned)atoi(delay));
@@ -445,6 +449,8 @@ void srv_free(srv_t *s)
     worker_clear(&s->admin);
     audit_close(s->audit);
     rl_memory_free(s->memory);
+    auth_lockout_free(s->lockout);
+    auth_revoke_free(s->revoked);
     cfg_unref(s->cfg);
     if (s->main_base)
         event_base_free(s->main_base);

@@ -18,6 +18,8 @@
 
 #include "tollgate/audit.h"
 #include "tollgate/auth.h"
+#include "tollgate/auth_lockout.h"
+#include "tollgate/auth_revoke.h"
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
 #include "tollgate/rl_limiter.h"
@@ -59,11 +61,13 @@ typedef struct srv_worker {
 } srv_worker_t;
 
 struct srv {
-    char *config_path;      /* NULL: built-in defaults */
-    pthread_mutex_t cfg_mu; /* guards `cfg` and reloads */
-    cfg_t *cfg;             /* newest good snapshot (one reference) */
-    rl_memory_t *memory;    /* the memory backend, shared by all workers */
-    audit_t *audit;         /* NULL when audit is off */
+    char *config_path;       /* NULL: built-in defaults */
+    pthread_mutex_t cfg_mu;  /* guards `cfg` and reloads */
+    cfg_t *cfg;              /* newest good snapshot (one reference) */
+    rl_memory_t *memory;     /* the memory backend, shared by all workers */
+    audit_t *audit;          /* NULL when audit is off */
+    auth_lockout_t *lockout; /* auth-failure lockouts (this replica) */
+    auth_revoke_t *revoked;  /* revoked JWTs (the store without Redis, else the cache) */
     srv_worker_t *workers;
     unsigned nworkers;
     srv_worker_t admin;

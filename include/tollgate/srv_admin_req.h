@@ -1,0 +1,31 @@
+/* srv_admin_req.h — parsing the admin API's JSON bodies (DESIGN §5).
+ *
+ * Pure functions over outside input (the admin listener's request bodies),
+ * kept apart from the I/O so they can be unit-tested and fuzzed.
+ */
+#ifndef TOLLGATE_SRV_ADMIN_REQ_H
+#define TOLLGATE_SRV_ADMIN_REQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SRV_ADMIN_MAX_BODY 65536
+
+typedef enum { SRV_REVOKE_JTI, SRV_REVOKE_TOKEN, SRV_REVOKE_SUBJECT } srv_revoke_kind_t;
+
+typedef struct srv_revoke_req {
+    srv_revoke_kind_t kind;
+    char id[257]; /* jti or sub */
+    int64_t when; /* exp (jti) or before (subject; 0 = now) */
+    char *token;  /* SRV_REVOKE_TOKEN: the JWT (malloc'd), else NULL */
+} srv_revoke_req_t;
+
+/* POST /admin/v1/revocations: {"jti":"..","exp":<unix>} or {"token":"<jwt>"}.
+ * POST /admin/v1/revocations/subject: {"sub":"..","before":<unix>} (before
+ * optional).  `subject` picks the second form.  0, or -1 with a message in
+ * err (never echoing the body).  Unknown members are refused. */
+int srv_admin_parse_revoke(const char *body, size_t len, int subject, srv_revoke_req_t *out,
+                           char *err, size_t errlen);
+void srv_revoke_req_clear(srv_revoke_req_t *r);
+
+#endif
