@@ -1,0 +1,180 @@
+"""tollgate with Redis (DESIGN §7): replicas share buckets and revocations
+through a real redis-server (and a real 6-node cluster); when Redis goes away
+each limit does what its on_redis_error says and /readyz reports it."""
+import json
+import shutil
+import unittest
+
+from harness import (TollgateCase, api_key, bearer, make_jwt, standard_config, unique, wait_for)
+
+try:
+    import redis_harness as rh
+except ImportError:  # pragma: no cover
+    rh = None
+
+HAVE_REDIS = rh is not None and shutil.which("redis-server") and shutil.which("redis-cli")
+
+
+def with_redis(nodes, mode="standalone", on_error="local", replicas=2):
+    def configure(cfg):
+        standard_config(cfg)
+        cfg["redis"] = {"mode": mode, "nodes": nodes, "timeout_ms": 200}
+        cfg["expected_replicas"] = replicas
+        for lim in cfg["limits"]:
+            lim["on_redis_error"] = on_error
+        return cfg
+    return configure
+
+
+def limited(client, bucket):
+    return dict(api_key(client), **{"X-Test-Bucket": bucket})
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server / redis-cli not installed")
+class SharedState(TollgateCase):
+    """Two replicas, one redis-server."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = rh.RedisServer().start()
+        cls.addClassCleanup(cls.redis.close)
+
+    def replicas(self, on_error="local"):
+        conf = with_redis([self.redis.addr], on_error=on_error)
+        return self.spawn(conf), self.spawn(conf)
+
+    def test_readyz_reports_redis_ok(self):
+        a, _ = self.replicas()
+        # the connection is made asynchronously at start: allow a moment
+        wait_for(lambda: a.readyz()[1]["redis"] == "ok", 3, 0.05)
+        status, body = a.readyz()
+        self.assertEqual(status, 200)
+        self.assertEqual((body["redis"], body["fallback"]), ("ok", False), body)
+
+    def test_bucket_shared_across_replicas(self):
+        a, b = self.replicas()
+        h = limited("bob", unique("rb"))
+        seen = []
+        for tg in (a, b, a):
+            r = tg.get("/auth/limited/x", h)
+            self.assertEqual(r.status, 200, r)
+            seen.append(r.header("X-RateLimit-Remaining"))
+        self.assertEqual(seen, ["2", "1", "0"])
+        self.assertEnvelope(b.get("/auth/limited/x", h), 429, "rate_limited")
+        self.assertEnvelope(a.get("/auth/limited/x", h), 429, "rate_limited")
+        keys = self.redis.client().call("KEYS", "tg:*")
+        self.assertTrue(any(b":b:tight" in k for k in keys), keys)
+
+    def test_revocation_reaches_every_replica(self):
+        a, b = self.replicas()
+        tok = make_jwt({"sub": "rev-redis", "jti": unique("jti"), "scope": "orders:read"})
+        self.assertEqual(b.get("/auth/orders/1", bearer(tok)).status, 200)
+        r = a.admin("POST", "/admin/v1/revocations", {"Content-Type": "application/json"},
+                    json.dumps({"token": tok}).encode())
+        self.assertIn(r.status, (200, 201, 204), r)
+        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 1.0),
+                        "replica b still accepts a token revoked on a after 1 s")
+
+    def test_lockout_shared(self):
+        def conf(cfg):
+            with_redis([self.redis.addr])(cfg)
+            cfg["auth"]["lockout"] = {"max_failures": 3, "window": "1m",
+                                      "base_backoff": "30s", "max_backoff": "1m"}
+        a, b = self.spawn(conf), self.spawn(conf)
+        ip = "198.51.100.77"
+        bad = {"X-API-Key": "it-key-wrong-redis-0123456789abc", "X-Forwarded-For": ip}
+        for tg in (a, b, a):
+            self.assertEqual(tg.get("/auth/orders/1", bad).status, 401)
+        self.assertEnvelope(b.get("/auth/orders/1", bad), 429, "locked_out")
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server / redis-cli not installed")
+class RedisDown(TollgateCase):
+    """Redis dies under a running replica."""
+    shared_server = False
+
+    def setUp(self):
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+
+    def kill_redis(self, tg):
+        self.redis.stop()
+        h = limited("bob", unique("warm"))
+
+        def fallen_back():
+            tg.get("/auth/limited/x", h)
+            return tg.readyz()[1].get("fallback") is True
+        self.assertTrue(wait_for(fallen_back, 5, 0.1), "no fallback reported on /readyz")
+
+    def test_local_fallback(self):
+        tg = self.spawn(with_redis([self.redis.addr], on_error="local", replicas=1))
+        self.kill_redis(tg)
+        status, body = tg.readyz()
+        self.assertEqual(status, 200, "degraded is still ready")
+        self.assertEqual((body["redis"], body["fallback"]), ("down", True), body)
+        self.assertRegex(tg.metrics(), r"(?m)^tollgate_fallback 1(\.0)?$")
+        h = limited("bob", unique("lf"))
+        codes = [tg.get("/auth/limited/x", h).status for _ in range(4)]
+        self.assertEqual(codes, [200, 200, 200, 429])  # 3/minute ÷ 1 replica, locally
+
+    def test_local_fallback_divides_by_replicas(self):
+        def conf(cfg):
+            with_redis([self.redis.addr], on_error="local", replicas=3)(cfg)
+            for lim in cfg["limits"]:
+                if lim["name"] == "tight":
+                    lim["rate"] = "6/minute"
+        tg = self.spawn(conf)
+        self.kill_redis(tg)
+        h = limited("bob", unique("lr"))
+        codes = [tg.get("/auth/limited/x", h).status for _ in range(3)]
+        self.assertEqual(codes, [200, 200, 429])  # 6/minute ÷ 3 replicas
+
+    def test_open(self):
+        tg = self.spawn(with_redis([self.redis.addr], on_error="open"))
+        self.kill_redis(tg)
+        h = limited("bob", unique("op"))
+        self.assertEqual([tg.get("/auth/limited/x", h).status for _ in range(5)], [200] * 5)
+
+    def test_closed(self):
+        tg = self.spawn(with_redis([self.redis.addr], on_error="closed"))
+        self.redis.stop()
+        r = wait_for(lambda: (lambda x: x if x.status == 503 else None)(
+            tg.get("/auth/orders/1", api_key("bob"))), 5, 0.1)
+        self.assertTrue(r, "no 503 with on_redis_error: closed")
+        self.assertEnvelope(r, 503, "unavailable")
+        self.assertEqual(tg.readyz()[0], 200)
+
+    def test_recovers_when_redis_returns(self):
+        tg = self.spawn(with_redis([self.redis.addr], on_error="local"))
+        self.kill_redis(tg)
+        self.redis.start()
+        h = limited("bob", unique("rc"))
+
+        def back():
+            tg.get("/auth/limited/x", h)
+            body = tg.readyz()[1]
+            return body["redis"] == "ok" and body["fallback"] is False
+        self.assertTrue(wait_for(back, 10, 0.2), "did not return to Redis: %r" % (tg.readyz(),))
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server / redis-cli not installed")
+class Cluster(TollgateCase):
+    """Two replicas against a real 6-node Redis Cluster."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = rh.RedisCluster().up()
+        cls.addClassCleanup(cls.cluster.close)
+
+    def test_shared_bucket_on_cluster(self):
+        conf = with_redis(self.cluster.seeds[:1], mode="cluster")
+        a, b = self.spawn(conf), self.spawn(conf)
+        wait_for(lambda: a.readyz()[1]["redis"] == "ok", 3, 0.05)
+        self.assertEqual(a.readyz()[1]["redis"], "ok")
+        for i in range(10):  # identities hash to different slots / primaries
+            h = limited("bob", "cl-%d-%s" % (i, unique("")))
+            got = [tg.get("/auth/limited/x", h).status for tg in (a, b, a, b)]
+            self.assertEqual(got, [200, 200, 200, 429], "identity %d" % i)
+
