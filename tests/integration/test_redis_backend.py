@@ -47,7 +47,8 @@ class SharedState(TollgateCase):
     def test_readyz_reports_redis_ok(self):
         a, _ = self.replicas()
         # the connection is made asynchronously at start: allow a moment
-        wait_for(lambda: a.readyz()[1]["redis"] == "ok", 3, 0.05)
+        wait_for(lambda: (a.readyz()[1]["redis"], a.readyz()[1]["fallback"]) == ("ok", False),
+                 3, 0.05)
         status, body = a.readyz()
         self.assertEqual(status, 200)
         self.assertEqual((body["redis"], body["fallback"]), ("ok", False), body)
