@@ -84,8 +84,8 @@ static void readyz(srv_worker_t *w, struct evhttp_request *req)
                        draining ? "draining"
                        : ready  ? "ok"
                                 : "starting",
-                       "redis", "disabled", "fallback", 0, "config_version",
-                       w->cfg->version));
+                       "redis", srv_backend_state(w->srv), "fallback",
+                       atomic_load(&w->srv->degraded), "config_version", w->cfg->version));
 }
 
 static void reload(srv_worker_t *w, struct evhttp_request *req)

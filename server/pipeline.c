@@ -641,9 +641,11 @@ static void answer_health(srv_req_t *r, bool ready)
         return;
     }
     snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"redis\":\"disabled\",\"fallback\":false,"
+             "{\"status\":\"%s\",\"redis\":\"%s\",\"fallback\":%s,"
              "\"config_version\":\"%s\"}",
-             atomic_load(&r->w->srv->draining) ? "draining" : "ok", r->cfg->version);
+             atomic_load(&r->w->srv->draining) ? "draining" : "ok",
+             srv_backend_state(r->w->srv),
+             atomic_load(&r->w->srv->degraded) ? "true" : "false", r->cfg->version);
     srv_send_json(r, atomic_load(&r->w->srv->draining) ? 503 : 200, body);
 }
 

@@ -29,6 +29,7 @@
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
 #define SRV_MAX_LOCKOUT_KEYS 100000
+#define SRV_REDIS_REQUIRED_WAIT_MS 5000
 #define SRV_MAX_REVOCATIONS 1000000
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -126,6 +127,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     if (c != NULL) {
         cfg_unref(w->cfg);
         w->cfg = c;
+        srv_backend_reconfigure(w);
     }
     if (stop && w->drain_ev == NULL) {
         /* Stop accepting; finish what is in flight (bounded). */
@@ -179,13 +181,13 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
     w->cfg = cfg_ref(s->cfg);
     if (admin)
         return 0;
-    w->limiter = rl_limiter_new(w->base, &rl_memory_ops, s->memory);
     w->proxy = srv_proxy_new(w->base, NULL);
     w->metrics = metrics_new();
     w->audit = s->audit ? audit_buf_new(s->audit, w->base) : NULL;
-    if (w->limiter == NULL || w->proxy == NULL || w->metrics == NULL ||
-        (s->audit && w->audit == NULL))
+    if (w->proxy == NULL || w->metrics == NULL || (s->audit && w->audit == NULL))
         goto out_nomem;
+    if (srv_backend_init(s, w, err, errlen) != 0)
+        return -1;
     return 0;
 out_nomem:
     snprintf(err, errlen, "out of memory setting up worker %u", index);
@@ -202,7 +204,7 @@ static void worker_clear(srv_worker_t *w)
         evhttp_free(w->http);
     audit_buf_free(w->audit);
     srv_proxy_free(w->proxy);
-    rl_limiter_free(w->limiter);
+    srv_backend_clear(w);
     metrics_free(w->metrics);
     if (w->mbox_ev)
         event_free(w->mbox_ev);
@@ -241,6 +243,10 @@ static void warn_restart_needed(const cfg_t *o, const cfg_t *n)
 {
     if (strcmp(o->listen, n->listen) != 0 || strcmp(o->admin_listen, n->admin_listen) != 0)
         log_warn("config reload: listen addresses change only on restart");
+    if (o->redis.mode != n->redis.mode || o->redis.nodes.n != n->redis.nodes.n ||
+        strcmp(o->redis.key_prefix, n->redis.key_prefix) != 0 ||
+        o->redis.tls != n->redis.tls)
+        log_warn("config reload: redis settings change only on restart");
     if (o->threads != n->threads)
         log_warn("config reload: threads change only on restart");
     if ((o->audit_path == NULL) != (n->audit_path == NULL) ||
@@ -299,6 +305,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    srv_backend_watch(wt->s);
     if (wt->s->config_path == NULL || stat(wt->s->config_path, &st) != 0)
         return;
     if (wt->have && stat_changed(&st, &wt->st)) {
@@ -351,6 +358,10 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     pthread_mutex_init(&s->warn_mu, NULL);
     s->cfg = cfg;
     s->config_path = config_path ? strdup(config_path) : NULL;
+    s->cfg_redis_mode = cfg->redis.mode;
+    if (cfg->redis.mode != CFG_REDIS_NONE && cfg->redis.required &&
+        srv_backend_probe(cfg, SRV_REDIS_REQUIRED_WAIT_MS, err, errlen) != 0)
+        goto out_free;
     s->memory = rl_memory_new(SRV_MAX_MEMORY_BUCKETS);
     s->lockout = auth_lockout_new(SRV_MAX_LOCKOUT_KEYS);
     s->revoked = auth_revoke_new(SRV_MAX_REVOCATIONS);

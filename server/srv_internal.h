@@ -54,6 +54,10 @@ typedef struct srv_worker {
     struct event *drain_ev;
     int64_t drain_deadline_ms;
     rl_limiter_t *limiter;
+    struct rc_client *rc;    /* this thread's Redis client, NULL without Redis */
+    struct rl_redis *rr;     /* the limiter's Redis backend over `rc` */
+    struct event *health_ev; /* samples rc_client_up() into redis_up */
+    atomic_bool redis_up;
     srv_proxy_t *proxy;
     audit_buf_t *audit;
     metrics_t *metrics;
@@ -75,6 +79,10 @@ struct srv {
     pthread_mutex_t warn_mu;
     char warned[64][SRV_IP_STRLEN];
     unsigned nwarned;
+    cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
+    atomic_bool degraded;            /* Redis unreachable: limits on on_redis_error */
+    bool redis_seen_up;              /* main thread only */
+    unsigned redis_grace_ticks;      /* main thread only */
     atomic_bool draining;
     atomic_bool ready;
     struct event_base *main_base; /* signals, config file watch */
@@ -132,6 +140,14 @@ typedef struct srv_req {
 /* server.c */
 cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
 int srv_reload(srv_t *s, char *err, size_t errlen);
+
+/* backend.c: the limiter's store for each worker. */
+int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen);
+void srv_backend_reconfigure(srv_worker_t *w);
+void srv_backend_clear(srv_worker_t *w);
+const char *srv_backend_state(srv_t *s);
+void srv_backend_watch(srv_t *s);
+int srv_backend_probe(const cfg_t *c, unsigned wait_ms, char *err, size_t errlen);
 
 /* pipeline.c: the main listener's request handler. */
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);
