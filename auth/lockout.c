@@ -464,3 +464,27 @@ void auth_lockout_success(auth_lockout_t *l, const char *key)
         forget(s, e);
     pthread_mutex_unlock(&s->lock);
 }
+
+void auth_lockout_lock(auth_lockout_t *l, const char *key, int64_t until_ms, int64_t now_ms)
+{
+    lo_key_t k;
+    lo_stripe_t *s;
+    lo_entry_t *e;
+
+    if (l == NULL || key == NULL || until_ms <= now_ms)
+        return;
+    key_make(&k, key);
+    s = stripe_of(l, &k);
+    pthread_mutex_lock(&s->lock);
+    e = find_live(s, &k, now_ms);
+    if (e != NULL)
+        lru_touch(s, e);
+    else
+        e = insert(s, &k, now_ms);
+    if (e != NULL && e->locked_until_ms < until_ms) {
+        e->locked_until_ms = until_ms;
+        if (e->forget_at_ms < until_ms)
+            e->forget_at_ms = until_ms;
+    }
+    pthread_mutex_unlock(&s->lock);
+}

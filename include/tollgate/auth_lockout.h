@@ -31,8 +31,13 @@ void auth_lockout_free(auth_lockout_t *l);
 uint64_t auth_lockout_check(auth_lockout_t *l, const char *key, int64_t now_ms);
 
 /* Count a failure of `key`; returns the lockout it starts (ms), or 0. */
-uint64_t auth_lockout_fail(auth_lockout_t *l, const char *key, const auth_lockout_policy_t *p,
-                           int64_t now_ms);
+uint64_t auth_lockout_fail(auth_lockout_t *l, const char *key,
+                           const auth_lockout_policy_t *p, int64_t now_ms);
+
+/* Lock `key` until `until_ms` (a lockout decided elsewhere: another replica,
+ * through Redis); a later lock already held is kept. */
+void auth_lockout_lock(auth_lockout_t *l, const char *key, int64_t until_ms,
+                       int64_t now_ms);
 
 /* A success: forget `key`'s failures and backoff level. */
 void auth_lockout_success(auth_lockout_t *l, const char *key);

@@ -274,6 +274,22 @@ static void test_threads_same_key(void)
     auth_lockout_free(h[0].l);
 }
 
+/* A lockout decided elsewhere (another replica) is honoured here. */
+static void test_remote_lock(void)
+{
+    auth_lockout_t *l = auth_lockout_new(64);
+
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "10.0.0.9", 1000), 0);
+    auth_lockout_lock(l, "10.0.0.9", 6000, 1000);
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "10.0.0.9", 1000), 5000);
+    auth_lockout_lock(l, "10.0.0.9", 3000, 1000); /* an earlier end never shortens it */
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "10.0.0.9", 2000), 4000);
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "10.0.0.9", 6000), 0);
+    auth_lockout_lock(l, "10.0.0.9", 500, 1000); /* already over: nothing */
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "10.0.0.10", 1000), 0);
+    auth_lockout_free(l);
+}
+
 static const unit_test_t tests[] = {
     {"threshold locks, lock runs out", test_threshold},
     {"max_failures 1", test_one_failure_locks},
@@ -288,6 +304,7 @@ static const unit_test_t tests[] = {
     {"long keys stored apart", test_long_keys},
     {"NULL arguments, max_keys 0", test_null_args},
     {"4 threads fail one key", test_threads_same_key},
+    {"lock decided elsewhere", test_remote_lock},
     {NULL, NULL},
 };
 
