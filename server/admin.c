@@ -184,9 +184,30 @@ static char *body_of(struct evhttp_request *req, size_t *len)
     return b;
 }
 
-static void revoked_gauge(srv_t *s)
+/* The admin request waiting for Redis to store a revocation. */
+typedef struct revoke_wait {
+    struct evhttp_request *req;
+    bool subject;
+    char id[AUTH_REVOKE_MAX_ID + 1];
+} revoke_wait_t;
+
+static void revoke_done(const char *err, int64_t when, void *privdata)
 {
-    metrics_set_revocations_cached((long)auth_revoke_count(s->revoked));
+    revoke_wait_t *rw = privdata;
+
+    if (err != NULL) {
+        send_err(rw->req, strstr(err, "redis") ? 503 : 400,
+                 strstr(err, "redis") ? "unavailable" : "bad_request", err);
+    } else {
+        log_info("revoked %s %s (%s %lld)", rw->subject ? "subject" : "jti", rw->id,
+                 rw->subject ? "before" : "until", (long long)when);
+        send_obj(rw->req, 200,
+                 rw->subject ? json_pack("{s:s,s:I,s:b}", "sub", rw->id, "before",
+                                         (json_int_t)when, "revoked", 1)
+                             : json_pack("{s:s,s:I,s:b}", "jti", rw->id, "exp",
+                                         (json_int_t)when, "revoked", 1));
+    }
+    free(rw);
 }
 
 /* POST /admin/v1/revocations and /admin/v1/revocations/subject. */
@@ -227,26 +248,21 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
             return;
         }
     }
-    if (rq.kind == SRV_REVOKE_SUBJECT) {
-        if (rq.when == 0)
-            rq.when = now + 1; /* every token issued up to now */
-        rc = auth_revoke_subject(w->srv->revoked, rq.id, rq.when);
-    } else {
-        rc = auth_revoke_jti(w->srv->revoked, rq.id, rq.when, now);
-    }
-    if (rc != 0) {
+    if (rq.kind == SRV_REVOKE_SUBJECT && rq.when == 0)
+        rq.when = now + 1; /* every token issued up to now */
+    revoke_wait_t *rw = calloc(1, sizeof(*rw));
+    if (rw == NULL) {
         srv_revoke_req_clear(&rq);
-        send_err(req, 400, "bad_request", "not revoked: already expired, or out of room");
+        send_err(req, 500, "error", "out of memory");
         return;
     }
-    log_info("revoked %s %s until/before %lld", subject ? "subject" : "jti", rq.id,
-             (long long)rq.when);
-    revoked_gauge(w->srv);
-    send_obj(req, 200,
-             subject ? json_pack("{s:s,s:I,s:b}", "sub", rq.id, "before",
-                                 (json_int_t)rq.when, "revoked", 1)
-                     : json_pack("{s:s,s:I,s:b}", "jti", rq.id, "exp", (json_int_t)rq.when,
-                                 "revoked", 1));
+    rw->req = req;
+    rw->subject = subject;
+    snprintf(rw->id, sizeof(rw->id), "%s", rq.id);
+    if (srv_shared_revoke(w->srv, rq.kind, rq.id, rq.when, revoke_done, rw) != 0) {
+        free(rw);
+        send_err(req, 503, "unavailable", "redis unavailable: nothing was revoked");
+    }
     srv_revoke_req_clear(&rq);
 }
 

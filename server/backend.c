@@ -37,6 +37,14 @@ static size_t scripts(rc_script_t *out, size_t *bucket)
     return n;
 }
 
+size_t srv_script_index(const char *name)
+{
+    for (size_t i = 0; tg_lua_scripts[i].name != NULL; i++)
+        if (strcmp(tg_lua_scripts[i].name, name) == 0)
+            return i;
+    return (size_t)-1;
+}
+
 /* A Redis client for `c` on `base`; NULL with a message in err. */
 static rc_client_t *client_new(struct event_base *base, const cfg_t *c, size_t *bucket,
                                char *err, size_t errlen)
@@ -64,6 +72,14 @@ static rc_client_t *client_new(struct event_base *base, const cfg_t *c, size_t *
         return NULL;
     }
     return rc_client_new(base, &o, err, errlen);
+}
+
+rc_client_t *srv_backend_client_new(struct event_base *base, const cfg_t *c, char *err,
+                                    size_t errlen)
+{
+    size_t bucket;
+
+    return client_new(base, c, &bucket, err, errlen);
 }
 
 static void observe(void *ctx, const char *result, double seconds)

@@ -247,10 +247,8 @@ static void count_failure(srv_req_t *r)
 {
     auth_lockout_policy_t p = lockout_policy(r->cfg);
 
-    if (p.max_failures > 0 &&
-        auth_lockout_fail(r->w->srv->lockout, r->ip, &p, srv_now_ms()) > 0)
-        log_warn("lockout: client %s locked out after %u failed authentications", r->ip,
-                 p.max_failures);
+    if (p.max_failures > 0)
+        srv_shared_lockout_fail(r->w, r->ip, &p);
 }
 
 /* ---- step: authentication --------------------------------------------- */

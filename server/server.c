@@ -393,7 +393,8 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
             goto out_free;
     }
     fd = listen_on(cfg->admin_listen, false, err, errlen);
-    if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0)
+    if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0 ||
+        srv_shared_start(s, err, errlen) != 0)
         goto out_free;
     return s;
 out_nomem:
@@ -457,6 +458,7 @@ void srv_free(srv_t *s)
     for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
         worker_clear(&s->workers[i]);
     free(s->workers);
+    srv_shared_stop(s);
     worker_clear(&s->admin);
     audit_close(s->audit);
     rl_memory_free(s->memory);

@@ -25,6 +25,7 @@
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
 #include "tollgate/srv.h"
+#include "tollgate/srv_admin_req.h"
 #include "tollgate/srv_http_util.h"
 #include "tollgate/srv_net.h"
 #include "tollgate/srv_proxy.h"
@@ -83,6 +84,8 @@ struct srv {
     atomic_bool degraded;            /* Redis unreachable: limits on on_redis_error */
     bool redis_seen_up;              /* main thread only */
     unsigned redis_grace_ticks;      /* main thread only */
+    struct rc_sub *sub;              /* revocations + lockouts channels (admin thread) */
+    struct event *resync_ev;         /* revocation index reload while `sub` is down */
     atomic_bool draining;
     atomic_bool ready;
     struct event_base *main_base; /* signals, config file watch */
@@ -148,6 +151,21 @@ void srv_backend_clear(srv_worker_t *w);
 const char *srv_backend_state(srv_t *s);
 void srv_backend_watch(srv_t *s);
 int srv_backend_probe(const cfg_t *c, unsigned wait_ms, char *err, size_t errlen);
+
+struct rc_client *srv_backend_client_new(struct event_base *base, const cfg_t *c, char *err,
+                                         size_t errlen);
+size_t srv_script_index(const char *name);
+
+/* shared.c: revocations and lockouts shared by every replica through Redis. */
+typedef void (*srv_shared_done_fn)(const char *err, int64_t when, void *privdata);
+int srv_shared_start(srv_t *s, char *err, size_t errlen);
+void srv_shared_stop(srv_t *s);
+/* Revoke everywhere (Redis, then this replica); `done` runs once, later or
+ * at once without Redis.  -1: not started (out of memory, Redis down). */
+int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t when,
+                      srv_shared_done_fn done, void *privdata);
+void srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
+                             const auth_lockout_policy_t *p);
 
 /* pipeline.c: the main listener's request handler. */
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);

@@ -635,6 +635,12 @@ class TollgateCase(unittest.TestCase):
         return tg
 
     # -- assertions
+    def assertServing(self):
+        """tollgate is alive and answers an ordinary allowed request."""
+        self.assertTrue(self.tg.alive(), "tollgate died:\n" + self.tg.stderr()[-3000:])
+        r = self.tg.get("/auth/orders/1", api_key("bob"), timeout=2)
+        self.assertEqual(r.status, 200)
+
     def assertEnvelope(self, r, status, code):
         self.assertEqual(r.status, status, "%r" % r)
         self.assertIn("application/json", r.header("Content-Type", ""))
