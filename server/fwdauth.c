@@ -77,14 +77,13 @@ static int split_url(srv_req_t *r, const char *url, char *hostbuf, size_t hostle
 
 int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    const char *o_url = evhttp_find_header(in, "X-Original-URL");
-    const char *o_uri = evhttp_find_header(in, "X-Original-URI");
-    const char *o_method = evhttp_find_header(in, "X-Original-Method");
-    const char *sent_from = evhttp_find_header(in, "X-Sent-From");
-    const char *f_uri = evhttp_find_header(in, "X-Forwarded-Uri");
-    const char *f_method = evhttp_find_header(in, "X-Forwarded-Method");
-    const char *f_proto = evhttp_find_header(in, "X-Forwarded-Proto");
+    const char *o_url = r->h.o_url;
+    const char *o_uri = r->h.o_uri;
+    const char *o_method = r->h.o_method;
+    const char *sent_from = r->h.sent_from;
+    const char *f_uri = r->h.f_uri;
+    const char *f_method = r->h.f_method;
+    const char *f_proto = r->h.f_proto;
     const char *prefix = r->cfg->forward_auth.path;
     size_t plen = strlen(prefix);
 
@@ -107,9 +106,9 @@ int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
                 return 400;
         } else if (o_uri != NULL) {
             r->target = o_uri;
-            r->host = evhttp_find_header(in, "X-Forwarded-Host");
+            r->host = r->h.f_host;
             if (r->host == NULL)
-                r->host = evhttp_find_header(in, "Host");
+                r->host = r->h.host;
         } else {
             return 400; /* nginx dialect without the original target */
         }
@@ -118,7 +117,7 @@ int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
         break;
     case SRV_MODE_FWD_TRAEFIK:
         r->target = f_uri != NULL ? f_uri : "/";
-        r->host = evhttp_find_header(in, "X-Forwarded-Host");
+        r->host = r->h.f_host;
         if (f_method != NULL)
             r->method = f_method;
         break;
@@ -134,7 +133,7 @@ int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
                 return 500;
             r->target = r->target_own;
         }
-        r->host = evhttp_find_header(in, "Host");
+        r->host = r->h.host;
         break;
     case SRV_MODE_PROXY:
         break;

@@ -262,9 +262,8 @@ static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
 static int authenticate(srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    const char *key = evhttp_find_header(in, "X-API-Key");
-    const char *authz = evhttp_find_header(in, "Authorization");
+    const char *key = r->h.api_key;
+    const char *authz = r->h.authorization;
     const char *reason;
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
@@ -537,7 +536,7 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
     out = evhttp_request_get_output_headers(r->req);
     srv_proxy_copy_headers(resp->headers, out);
     srv_add_common_headers(r, out, false);
-    srv_add_rl_headers(r, out);
+    srv_add_rl_headers(r, out, false);
     evhttp_send_reply(r->req, resp->code, resp->reason ? resp->reason : "", resp->body);
     finish(r);
 }
@@ -588,9 +587,8 @@ static const cfg_route_t *match_route(const srv_req_t *r)
  * the request has been answered. */
 static bool cors(srv_req_t *r)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    const char *origin = evhttp_find_header(in, "Origin");
-    const char *acrm = evhttp_find_header(in, "Access-Control-Request-Method");
+    const char *origin = r->h.origin;
+    const char *acrm = r->h.acrm;
     const char *acrh;
     struct evkeyvalq *out;
 
@@ -607,7 +605,7 @@ static bool cors(srv_req_t *r)
     out = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(out, "Access-Control-Allow-Methods",
                       "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-    acrh = evhttp_find_header(in, "Access-Control-Request-Headers");
+    acrh = r->h.acrh;
     evhttp_add_header(out, "Access-Control-Allow-Headers",
                       acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
                           ? acrh
@@ -649,23 +647,22 @@ static void answer_health(srv_req_t *r, bool ready)
 
 /* All X-Forwarded-For headers joined with ", " (a proxy may add its own
  * header line rather than append to the first).  NULL when none. */
-static const char *forwarded_for(struct evkeyvalq *in, char *buf, size_t len)
+static const char *forwarded_for(srv_req_t *r, char *buf, size_t len)
 {
-    const char *first = NULL;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
     size_t used = 0;
-    int n = 0;
 
+    if (r->h.nxff <= 1)
+        return r->h.xff;
     for (struct evkeyval *h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
         if (strcasecmp(h->key, "X-Forwarded-For") != 0)
             continue;
-        if (n++ == 0)
-            first = h->value;
         int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", h->value);
         if (w < 0 || (size_t)w >= len - used)
             break; /* keep the whole hops that fit */
         used += (size_t)w;
     }
-    return n <= 1 ? first : buf;
+    return buf;
 }
 
 /* Split r->target into normalized path and query.  -1: bad path. */
@@ -690,8 +687,7 @@ static int normalize(srv_req_t *r)
 static void begin(srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    const char *rid = evhttp_find_header(in, "X-Request-ID");
+    const char *rid = r->h.request_id;
     const char *own = evhttp_request_get_uri(r->req);
     const char *xfp;
     char *peer_addr = NULL;
@@ -712,7 +708,7 @@ static void begin(srv_req_t *r)
     if (r->peer_trusted) {
         char xff[2048];
 
-        srv_client_ip(r->peer, forwarded_for(in, xff, sizeof(xff)), &c->trusted_proxies,
+        srv_client_ip(r->peer, forwarded_for(r, xff, sizeof(xff)), &c->trusted_proxies,
                       r->ip, sizeof(r->ip));
     } else {
         srv_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
@@ -721,7 +717,7 @@ static void begin(srv_req_t *r)
     r->method = method_name(evhttp_request_get_command(r->req));
     r->method_bit = rl_method_bit(r->method);
     r->target = own != NULL ? own : "/";
-    r->host = evhttp_find_header(in, "Host");
+    r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
 
     /* tollgate's own paths, matched on the normalized path */
@@ -756,7 +752,7 @@ static void begin(srv_req_t *r)
             return;
         }
     } else {
-        xfp = evhttp_find_header(in, "X-Forwarded-Proto");
+        xfp = r->h.f_proto;
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
             r->https = true;
     }
@@ -800,6 +796,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     r->req = req;
     r->conn = evhttp_request_get_connection(req);
     r->upstream_status = -1;
+    srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req));
     w->inflight++;
     begin(r);
 }

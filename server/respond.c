@@ -46,60 +46,64 @@ const char *srv_status_reason(int status)
     }
 }
 
-/* Set `name` to `value`, replacing what an upstream may have sent. */
-static void set_header(struct evkeyvalq *out, const char *name, const char *value)
+/* Set `name` to `value`.  On a proxied answer, replace what the upstream
+ * sent; on tollgate's own answer there is nothing to replace (and the search
+ * would cost a header-list walk per header). */
+static void set_header(struct evkeyvalq *out, bool replace, const char *name,
+                       const char *value)
 {
-    evhttp_remove_header(out, name);
+    if (replace)
+        evhttp_remove_header(out, name);
     evhttp_add_header(out, name, value);
 }
 
-/* Security headers of every response, request id, CORS.  `own_answer`: the
+/* Security headers of every response, request id, CORS.  `own`: the
  * body is tollgate's (not the upstream's), so it must not be cached. */
-void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own_answer)
+void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own)
 {
     const cfg_t *c = r->cfg;
     char hsts[64];
 
-    set_header(out, "X-Request-ID", r->reqid);
-    set_header(out, "X-Content-Type-Options", "nosniff");
-    set_header(out, "X-Frame-Options", "DENY");
-    set_header(out, "Referrer-Policy", "strict-origin-when-cross-origin");
+    set_header(out, !own, "X-Request-ID", r->reqid);
+    set_header(out, !own, "X-Content-Type-Options", "nosniff");
+    set_header(out, !own, "X-Frame-Options", "DENY");
+    set_header(out, !own, "Referrer-Policy", "strict-origin-when-cross-origin");
     if (c->security_headers.content_security_policy &&
         *c->security_headers.content_security_policy)
-        set_header(out, "Content-Security-Policy",
+        set_header(out, !own, "Content-Security-Policy",
                    c->security_headers.content_security_policy);
     if (c->security_headers.permissions_policy && *c->security_headers.permissions_policy)
-        set_header(out, "Permissions-Policy", c->security_headers.permissions_policy);
+        set_header(out, !own, "Permissions-Policy", c->security_headers.permissions_policy);
     if (r->https && c->security_headers.hsts_max_age > 0) {
         snprintf(hsts, sizeof(hsts), "max-age=%u; includeSubDomains",
                  (unsigned)c->security_headers.hsts_max_age);
-        set_header(out, "Strict-Transport-Security", hsts);
+        set_header(out, !own, "Strict-Transport-Security", hsts);
     }
-    if (own_answer)
-        set_header(out, "Cache-Control", "no-store");
+    if (own)
+        set_header(out, !own, "Cache-Control", "no-store");
     if (c->cors_origins.n > 0)
         evhttp_add_header(out, "Vary", "Origin"); /* next to an upstream Vary */
     if (r->origin != NULL) {
-        set_header(out, "Access-Control-Allow-Origin", r->origin);
-        set_header(out, "Access-Control-Expose-Headers",
+        set_header(out, !own, "Access-Control-Allow-Origin", r->origin);
+        set_header(out, !own, "Access-Control-Expose-Headers",
                    "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, "
                    "X-RateLimit-Reset, Retry-After, RateLimit, RateLimit-Policy");
     }
 }
 
-void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out)
+void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own)
 {
     if (r->rl_limit[0] == '\0')
         return;
-    set_header(out, "X-RateLimit-Limit", r->rl_limit);
-    set_header(out, "X-RateLimit-Remaining", r->rl_remaining);
-    set_header(out, "X-RateLimit-Reset", r->rl_reset);
+    set_header(out, !own, "X-RateLimit-Limit", r->rl_limit);
+    set_header(out, !own, "X-RateLimit-Remaining", r->rl_remaining);
+    set_header(out, !own, "X-RateLimit-Reset", r->rl_reset);
     if (r->rl_retry[0] != '\0')
-        set_header(out, "Retry-After", r->rl_retry);
+        set_header(out, !own, "Retry-After", r->rl_retry);
     if (r->rl_policy != NULL)
-        set_header(out, "RateLimit-Policy", r->rl_policy);
+        set_header(out, !own, "RateLimit-Policy", r->rl_policy);
     if (r->rl_state != NULL)
-        set_header(out, "RateLimit", r->rl_state);
+        set_header(out, !own, "RateLimit", r->rl_state);
 }
 
 /* Send `body` (JSON or NULL) with every header tollgate adds. */
@@ -110,7 +114,7 @@ void srv_send_json(srv_req_t *r, int status, const char *body)
 
     r->status = status;
     srv_add_common_headers(r, out, true);
-    srv_add_rl_headers(r, out);
+    srv_add_rl_headers(r, out, true);
     if (body != NULL) {
         evhttp_add_header(out, "Content-Type", "application/json");
         buf = evbuffer_new();

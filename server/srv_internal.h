@@ -99,12 +99,26 @@ typedef enum {
     SRV_MODE_FWD_TRAEFIK,
 } srv_mode_t;
 
+/* The request headers the pipeline reads (borrowed from the request). */
+typedef struct srv_hdrs {
+    const char *host, *origin, *api_key, *real_ip, *request_id, *sent_from, *authorization;
+    const char *o_uri, *o_url, *o_method;            /* nginx dialect */
+    const char *f_uri, *f_host, *f_proto, *f_method; /* Traefik dialect, X-Forwarded-* */
+    const char *acrm, *acrh;                         /* CORS preflight */
+    const char *xff;                                 /* the first X-Forwarded-For line */
+    int nxff;                                        /* how many there are */
+} srv_hdrs_t;
+
+/* hdrs.c: fill `h` (zeroed by the caller) from the request headers. */
+void srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
+
 /* One request in flight on a worker; owns everything of the request. */
 typedef struct srv_req {
     srv_worker_t *w;
     cfg_t *cfg; /* reference kept until the request is done */
     struct evhttp_request *req;
     struct evhttp_connection *conn;
+    srv_hdrs_t h;
     struct timespec start;
     srv_mode_t mode;
     char reqid[SRV_REQID_MAX + 1];
@@ -175,8 +189,9 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg);
 int srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 
 /* respond.c */
-void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own_answer);
-void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out);
+/* `own`: tollgate's answer (no-store, nothing to replace), else a proxied one. */
+void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
+void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
 void srv_send_json(srv_req_t *r, int status, const char *body);
 void srv_send_error(srv_req_t *r, int status, const char *code, const char *message);
 const char *srv_status_reason(int status);
