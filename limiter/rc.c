@@ -453,6 +453,9 @@ static void client_destroy(rc_client_t *c)
 
     c->closing = true;
     c->depth++; /* callbacks below may call rc_client_free: keep it deferred */
+    /* First, so that rc_sub_free from a callback below finds them dead. */
+    while (TAILQ_FIRST(&c->subs) != NULL)
+        rc_sub_kill(TAILQ_FIRST(&c->subs));
     while ((cmd = TAILQ_FIRST(&c->waitq)) != NULL) {
         TAILQ_REMOVE(&c->waitq, cmd, link);
         cmd->where = RC_WHERE_NONE;
@@ -636,6 +639,7 @@ rc_client_t *rc_client_new(struct event_base *base, const rc_opts_t *o, char *er
     c->base = base;
     TAILQ_INIT(&c->conns);
     TAILQ_INIT(&c->graveyard);
+    TAILQ_INIT(&c->subs);
     TAILQ_INIT(&c->waitq);
     c->rng = rc_now_ms() ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ULL;
     if (copy_opts(c, o, err, errlen) != 0)

@@ -93,8 +93,29 @@ struct rc_conn {
     uint64_t progress_ms; /* last read, or when `flight` became non-empty */
     struct event retry;   /* reconnect timer, also connect timeout */
     bool retry_on;
+    rc_sub_t *sub; /* a subscriber's connection (not in c->conns), or NULL */
 };
 TAILQ_HEAD(rc_connq, rc_conn);
+
+/* A subscriber owns its connection; once freed (dead) it waits, with the
+ * connection, in the graveyard and goes with it (rc_conn_destroy). */
+struct rc_sub {
+    TAILQ_ENTRY(rc_sub) link; /* in the client's subs while alive */
+    rc_client_t *c;
+    rc_conn_t *conn;
+    char *subcmd; /* SUBSCRIBE ch..., formatted RESP */
+    size_t subcmd_len;
+    size_t nchannels;
+    size_t confirmed; /* subscribe confirmations on this connection */
+    rc_sub_fn fn;
+    void *privdata;
+    bool up;
+    bool dead;         /* rc_sub_free'd: no more callbacks */
+    uint64_t ping_ms;  /* last PING written */
+    struct event tick; /* liveness check while subscribed */
+    bool tick_on;
+};
+TAILQ_HEAD(rc_subq, rc_sub);
 
 struct rc_client {
     struct event_base *base;
@@ -110,6 +131,7 @@ struct rc_client {
 
     struct rc_connq conns;
     struct rc_connq graveyard;
+    struct rc_subq subs;  /* live subscribers */
     struct rc_cmdq waitq; /* cluster: waiting for the slot map */
     rc_conn_t **slots;    /* cluster slot map, RC_NSLOTS entries, or NULL */
     bool map_ok;          /* the map covers every slot */
@@ -161,6 +183,8 @@ void rc_conn_check_stall(rc_conn_t *conn);
 /* Start connecting an idle node now. */
 void rc_conn_start(rc_conn_t *conn);
 bool rc_conn_usable(const rc_conn_t *conn);
+/* Close subscriber `s` without callbacks; freed at the next reap. */
+void rc_sub_kill(rc_sub_t *s);
 /* Write SCRIPT LOAD of registered script `id` (conn must be ready). */
 void rc_conn_load_script(rc_conn_t *conn, size_t id);
 

@@ -150,6 +150,51 @@ typedef struct rc_stats {
 } rc_stats_t;
 void rc_client_stats(const rc_client_t *c, rc_stats_t *out);
 
+/* ---- subscriber ------------------------------------------------------------
+ *
+ * A dedicated connection (never shared with commands) SUBSCRIBEd to a fixed
+ * set of channels, on the client's event_base, with the client's AUTH, TLS,
+ * connect timeout and reconnect backoff.  Standalone: on the client's node.
+ * Cluster: on any node that answers (classic PUBLISH reaches every node of a
+ * cluster), a ready one when there is one; after a failure the next attempt
+ * goes to another node.  While subscribed, a PING is written whenever the
+ * connection has been quiet for RC_SUB_PING_MS; a node that has sent nothing
+ * for RC_SUB_DEAD_MS is dropped (DOWN) and reconnected: a silent node is
+ * noticed within about RC_SUB_DEAD_MS + RC_SUB_TICK_MS.
+ *
+ * Events, in order UP (DOWN UP)*, each DOWN after an UP:
+ *  - RC_SUB_UP: every channel is confirmed subscribed.  Messages may have been
+ *    missed before (first UP) or while down, so the caller resyncs now;
+ *  - RC_SUB_MESSAGE: `msg` (binary, msglen bytes) was published on `channel`;
+ *  - RC_SUB_DOWN: the subscription is lost; reconnecting in the background.
+ * `channel` and `msg` are borrowed for the call, NULL for UP and DOWN.
+ * A reply that is not a well-formed pub/sub push (or an error reply, such as
+ * NOAUTH) drops the connection and reconnects; unknown push kinds are ignored.
+ */
+#define RC_SUB_PING_MS 500
+#define RC_SUB_DEAD_MS 2000
+#define RC_SUB_TICK_MS 250
+
+typedef struct rc_sub rc_sub_t;
+enum { RC_SUB_MESSAGE, RC_SUB_UP, RC_SUB_DOWN };
+typedef void (*rc_sub_fn)(rc_sub_t *s, int event, const char *channel, size_t chlen,
+                          const char *msg, size_t msglen, void *privdata);
+
+/* Subscribe to `n` channels (NUL-terminated names, copied); connecting starts
+ * at once.  NULL (rc_client_errstr() says why) on bad arguments, a closing
+ * client or no memory.  rc_client_free() frees every subscription still alive
+ * without calling `fn`: the caller must not use them afterwards. */
+rc_sub_t *rc_subscribe(rc_client_t *c, const char *const *channels, size_t n, rc_sub_fn fn,
+                       void *privdata);
+/* Close and free; `fn` is not called again.  NULL is a no-op.  Safe inside
+ * any callback of the client, `s`'s own included (the memory goes when the
+ * callback returns). */
+void rc_sub_free(rc_sub_t *s);
+/* true between UP and DOWN. */
+bool rc_sub_up(const rc_sub_t *s);
+/* "host:port" of the node the subscriber uses or tries now (for logs, tests). */
+const char *rc_sub_node(const rc_sub_t *s);
+
 /* Cluster slot of `key`: CRC16 (XMODEM) of the first non-empty {hash tag},
  * or of the whole key, mod 16384. */
 unsigned rc_slot(const char *key, size_t len);

@@ -25,4 +25,18 @@ void tu_redis_stop(tu_redis_t *s); /* kill and remove the temp dir */
 /* Run `base` until *done or `ms` passed; 1 when done. */
 int tu_spin(struct event_base *base, const int *done, unsigned ms);
 
+/* A Redis Cluster of its own: 3 primaries + 3 replicas on free loopback
+ * ports in a temp dir, made with `redis-cli --cluster create`. */
+#define TU_CLUSTER_NODES 6
+typedef struct tu_cluster {
+    char dir[64];
+    unsigned port[TU_CLUSTER_NODES];
+    pid_t pid[TU_CLUSTER_NODES];
+} tu_cluster_t;
+
+/* 0 when every node says cluster_state:ok; -1 with the reason printed
+ * (redis-server / redis-cli missing, create failed); stop it either way. */
+int tu_cluster_start(tu_cluster_t *cl);
+void tu_cluster_stop(tu_cluster_t *cl);
+
 #endif
