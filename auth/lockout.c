@@ -18,6 +18,8 @@
  * a key that is locked out is worth more than one with a few failures.
  */
 #include "tollgate/auth_lockout.h"
+#include "tollgate/util_hash.h"
+#include "tollgate/util_lru.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,12 +33,10 @@
 #define LO_SLOTS_MAX ((size_t)1 << 20) /* per stripe */
 #define LO_EXPIRE_STEP 2               /* idle entries forgotten per call */
 #define LO_EVICT_SCAN 8                /* cold entries looked at for an unlocked one */
-#define FNV_SEED 14695981039346656037ull
 
 typedef struct lo_entry {
-    struct lo_entry *hnext;       /* hash chain */
-    struct lo_entry *prev, *next; /* LRU: head is the most recently touched */
-    uint64_t hash;
+    util_hnode_t hn;         /* hash chain, by the stored key's hash */
+    util_lru_node_t lru;     /* head is the most recently touched */
     int64_t window_start_ms; /* first failure of the current window */
     int64_t locked_until_ms; /* refused before then */
     int64_t last_touch_ms;   /* last failure */
@@ -49,10 +49,9 @@ typedef struct lo_entry {
 
 typedef struct lo_stripe {
     _Alignas(64) pthread_mutex_t lock;
-    lo_entry_t **slots;
-    size_t nslots, max_slots; /* powers of two */
-    size_t count, cap;        /* entries held, at most */
-    lo_entry_t *head, *tail;
+    util_htab_t index; /* index.count: entries held */
+    util_lru_t lru;
+    size_t cap; /* entries held at most */
 } lo_stripe_t;
 
 struct auth_lockout {
@@ -67,28 +66,6 @@ typedef struct lo_key {
     uint64_t hash;
 } lo_key_t;
 
-static uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = FNV_SEED;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return mix64(h);
-}
-
 static void key_make(lo_key_t *k, const char *key)
 {
     static const char hex[] = "0123456789abcdef";
@@ -100,7 +77,7 @@ static void key_make(lo_key_t *k, const char *key)
         memcpy(k->s, key, n + 1);
         k->len = n;
     } else {
-        h = hash_bytes(key, n);
+        h = util_hash_bytes(key, n);
         memcpy(k->s, key, LO_KEY_PREFIX);
         k->s[LO_KEY_PREFIX] = '~';
         for (i = 0; i < 16; i++)
@@ -108,7 +85,7 @@ static void key_make(lo_key_t *k, const char *key)
         k->s[LO_KEY_MAX] = '\0';
         k->len = LO_KEY_MAX;
     }
-    k->hash = hash_bytes(k->s, k->len);
+    k->hash = util_hash_bytes(k->s, k->len);
 }
 
 /* t + ms without overflow (saturates at INT64_MAX). */
@@ -139,26 +116,14 @@ static uint64_t backoff_ms(const auth_lockout_policy_t *p, unsigned level)
     return p->base_backoff_ms << shift;
 }
 
-static size_t pow2_at_least(size_t n)
-{
-    size_t p = 1;
-
-    while (p < n && p < LO_SLOTS_MAX)
-        p <<= 1;
-    return p;
-}
-
 /* An empty stripe holding at most `cap` keys; -1 when out of memory. */
 static int stripe_init(lo_stripe_t *s, size_t cap)
 {
     s->cap = cap;
-    s->max_slots = pow2_at_least(cap);
-    s->nslots = s->max_slots < LO_SLOTS_MIN ? s->max_slots : LO_SLOTS_MIN;
-    s->slots = calloc(s->nslots, sizeof(*s->slots));
-    if (s->slots == NULL)
+    if (util_htab_init(&s->index, LO_SLOTS_MIN, util_pow2_at_least(cap, LO_SLOTS_MAX)) != 0)
         return -1;
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
-        free(s->slots);
+        util_htab_destroy(&s->index);
         return -1;
     }
     return 0;
@@ -167,12 +132,11 @@ static int stripe_init(lo_stripe_t *s, size_t cap)
 auth_lockout_t *auth_lockout_new(size_t max_keys)
 {
     auth_lockout_t *l;
-    size_t i = 0, ns = 1;
+    size_t i = 0, ns;
 
     if (max_keys == 0)
         max_keys = 1;
-    while (ns * 2 <= LO_STRIPES_MAX && ns * 2 <= max_keys)
-        ns *= 2;
+    ns = util_pow2_at_most(max_keys, LO_STRIPES_MAX);
     l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
@@ -196,16 +160,16 @@ out_free_lockout:
 void auth_lockout_free(auth_lockout_t *l)
 {
     size_t i;
-    lo_entry_t *e, *next;
+    util_lru_node_t *n, *next;
 
     if (l == NULL)
         return;
     for (i = 0; i < l->nstripes; i++) {
-        for (e = l->stripes[i].head; e != NULL; e = next) {
-            next = e->next;
-            free(e);
+        for (n = l->stripes[i].lru.head; n != NULL; n = next) {
+            next = n->next;
+            free(UTIL_LRU_ENTRY(n, lo_entry_t, lru));
         }
-        free(l->stripes[i].slots);
+        util_htab_destroy(&l->stripes[i].index);
         pthread_mutex_destroy(&l->stripes[i].lock);
     }
     free(l->stripes);
@@ -220,7 +184,7 @@ size_t auth_lockout_count(auth_lockout_t *l)
         return 0;
     for (i = 0; i < l->nstripes; i++) {
         pthread_mutex_lock(&l->stripes[i].lock);
-        n += l->stripes[i].count;
+        n += l->stripes[i].index.count;
         pthread_mutex_unlock(&l->stripes[i].lock);
     }
     return n;
@@ -233,62 +197,39 @@ static lo_stripe_t *stripe_of(auth_lockout_t *l, const lo_key_t *k)
     return &l->stripes[k->hash & (l->nstripes - 1)];
 }
 
-static size_t slot_of(const lo_stripe_t *s, uint64_t hash)
-{
-    return (size_t)(hash >> 32) & (s->nslots - 1);
-}
-
 static lo_entry_t *lookup(lo_stripe_t *s, const lo_key_t *k)
 {
+    util_hnode_t *n;
     lo_entry_t *e;
 
-    for (e = s->slots[slot_of(s, k->hash)]; e != NULL; e = e->hnext)
-        if (e->hash == k->hash && e->klen == k->len && memcmp(e->key, k->s, k->len) == 0)
+    for (n = util_htab_chain(&s->index, k->hash); n != NULL; n = n->next) {
+        e = UTIL_HNODE_ENTRY(n, lo_entry_t, hn);
+        if (n->hash == k->hash && e->klen == k->len && memcmp(e->key, k->s, k->len) == 0)
             return e;
+    }
     return NULL;
 }
 
-static void lru_unlink(lo_stripe_t *s, lo_entry_t *e)
+/* The coldest entry, NULL when none; then the next warmer one. */
+static lo_entry_t *coldest(const lo_stripe_t *s)
 {
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        s->head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        s->tail = e->prev;
-    e->prev = e->next = NULL;
+    return UTIL_LRU_ENTRY(s->lru.tail, lo_entry_t, lru);
 }
 
-static void lru_push(lo_stripe_t *s, lo_entry_t *e)
+static lo_entry_t *warmer(const lo_entry_t *e)
 {
-    e->prev = NULL;
-    e->next = s->head;
-    if (s->head != NULL)
-        s->head->prev = e;
-    else
-        s->tail = e;
-    s->head = e;
+    return UTIL_LRU_ENTRY(e->lru.prev, lo_entry_t, lru);
 }
 
 static void lru_touch(lo_stripe_t *s, lo_entry_t *e)
 {
-    if (s->head != e) {
-        lru_unlink(s, e);
-        lru_push(s, e);
-    }
+    util_lru_touch(&s->lru, &e->lru);
 }
 
 static void forget(lo_stripe_t *s, lo_entry_t *e)
 {
-    lo_entry_t **pp = &s->slots[slot_of(s, e->hash)];
-
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    lru_unlink(s, e);
-    s->count--;
+    util_htab_del(&s->index, &e->hn);
+    util_lru_unlink(&s->lru, &e->lru);
     free(e);
 }
 
@@ -302,42 +243,23 @@ static void expire(lo_stripe_t *s, int64_t now)
 {
     int n = LO_EXPIRE_STEP;
 
-    while (n-- > 0 && s->tail != NULL && idle(s->tail, now))
-        forget(s, s->tail);
+    while (n-- > 0 && coldest(s) != NULL && idle(coldest(s), now))
+        forget(s, coldest(s));
 }
 
 /* Make room for one key: an unlocked one among the coldest, else the coldest. */
 static void evict_one(lo_stripe_t *s, int64_t now)
 {
-    lo_entry_t *e = s->tail;
+    lo_entry_t *e = coldest(s);
     int i;
 
-    for (i = 0; e != NULL && i < LO_EVICT_SCAN; i++, e = e->prev)
+    for (i = 0; e != NULL && i < LO_EVICT_SCAN; i++, e = warmer(e))
         if (e->locked_until_ms <= now) {
             forget(s, e);
             return;
         }
-    if (s->tail != NULL)
-        forget(s, s->tail);
-}
-
-/* Double the slot array (up to max_slots); on failure keep the old one. */
-static void grow(lo_stripe_t *s)
-{
-    size_t i, n = s->nslots * 2, old = s->nslots;
-    lo_entry_t **slots, **prev = s->slots, *e, *next;
-
-    if (n > s->max_slots || (slots = calloc(n, sizeof(*slots))) == NULL)
-        return;
-    s->slots = slots;
-    s->nslots = n;
-    for (i = 0; i < old; i++)
-        for (e = prev[i]; e != NULL; e = next) {
-            next = e->hnext;
-            e->hnext = slots[slot_of(s, e->hash)];
-            slots[slot_of(s, e->hash)] = e;
-        }
-    free(prev);
+    if (coldest(s) != NULL)
+        forget(s, coldest(s));
 }
 
 /* A new entry for `k` with no failures; NULL when out of memory. */
@@ -345,20 +267,16 @@ static lo_entry_t *insert(lo_stripe_t *s, const lo_key_t *k, int64_t now)
 {
     lo_entry_t *e;
 
-    while (s->count >= s->cap && s->count > 0)
+    while (s->index.count >= s->cap && s->index.count > 0)
         evict_one(s, now);
-    if (s->count >= s->nslots)
-        grow(s);
     e = calloc(1, sizeof(*e));
     if (e == NULL)
         return NULL;
-    e->hash = k->hash;
+    e->hn.hash = k->hash;
     e->klen = k->len;
     memcpy(e->key, k->s, k->len + 1);
-    e->hnext = s->slots[slot_of(s, k->hash)];
-    s->slots[slot_of(s, k->hash)] = e;
-    lru_push(s, e);
-    s->count++;
+    util_htab_add(&s->index, &e->hn);
+    util_lru_push(&s->lru, &e->lru);
     return e;
 }
 

@@ -17,6 +17,8 @@
  * full bucket among the coldest few, else the coldest one.
  */
 #include "tollgate/rl_memory.h"
+#include "tollgate/util_hash.h"
+#include "tollgate/util_lru.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,15 +31,15 @@
 
 #define MEM_STRIPES_MAX 64
 #define MEM_SLOTS_MIN 64
+#define MEM_SLOTS_MAX ((size_t)1 << (sizeof(size_t) * 8 - 2)) /* per stripe */
 #define MEM_EXPIRE_STEP 2  /* full buckets forgotten per decision */
 #define MEM_EVICT_SCAN 8   /* cold buckets looked at for a full one */
 #define MEM_GROUP_STACK 16 /* limits per group without a heap scratch array */
 
 typedef struct mem_entry {
-    struct mem_entry *hnext;       /* hash chain */
-    struct mem_entry *prev, *next; /* LRU: head is the most recently charged */
-    uint64_t hash;
-    int64_t full_at_ms; /* bucket full again from then on: may be forgotten */
+    util_hnode_t hn;     /* hash chain, by key_hash() */
+    util_lru_node_t lru; /* head is the most recently charged */
+    int64_t full_at_ms;  /* bucket full again from then on: may be forgotten */
     rl_bucket_t b;
     size_t name_len, id_len;
     char key[]; /* limit name, '\0', identity, '\0' */
@@ -45,10 +47,9 @@ typedef struct mem_entry {
 
 typedef struct mem_stripe {
     _Alignas(64) pthread_mutex_t lock;
-    mem_entry_t **slots;
-    size_t nslots, max_slots; /* powers of two */
-    size_t count, cap;        /* buckets held, at most */
-    mem_entry_t *head, *tail;
+    util_htab_t index; /* index.count: buckets held */
+    util_lru_t lru;
+    size_t cap; /* buckets held at most */
 } mem_stripe_t;
 
 struct rl_memory {
@@ -72,62 +73,28 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t fnv_add(uint64_t h, const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-#define FNV_SEED 14695981039346656037ull
-
 /* Index of the stripe of every bucket of `identity`. */
 static size_t stripe_of(rl_memory_t *m, const char *identity, size_t id_len)
 {
-    return mix64(fnv_add(FNV_SEED, identity, id_len)) & (m->nstripes - 1);
+    return util_hash_bytes(identity, id_len) & (m->nstripes - 1);
 }
 
 static uint64_t key_hash(const char *name, size_t nlen, const char *id, size_t idlen)
 {
-    uint64_t h = fnv_add(FNV_SEED, name, nlen + 1); /* with the '\0' separator */
+    uint64_t h = util_fnv1a(UTIL_FNV_SEED, name, nlen + 1); /* with the '\0' separator */
 
-    return mix64(fnv_add(h, id, idlen));
-}
-
-static size_t pow2_at_least(size_t n)
-{
-    size_t p = 1;
-
-    while (p < n && p < ((size_t)1 << (sizeof(size_t) * 8 - 2)))
-        p <<= 1;
-    return p;
+    return util_mix64(util_fnv1a(h, id, idlen));
 }
 
 /* An empty stripe holding at most `cap` buckets; -1 when out of memory. */
 static int stripe_init(mem_stripe_t *s, size_t cap)
 {
     s->cap = cap;
-    s->max_slots = pow2_at_least(cap);
-    s->nslots = s->max_slots < MEM_SLOTS_MIN ? s->max_slots : MEM_SLOTS_MIN;
-    s->slots = calloc(s->nslots, sizeof(*s->slots));
-    if (s->slots == NULL)
+    if (util_htab_init(&s->index, MEM_SLOTS_MIN, util_pow2_at_least(cap, MEM_SLOTS_MAX)) !=
+        0)
         return -1;
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
-        free(s->slots);
+        util_htab_destroy(&s->index);
         return -1;
     }
     return 0;
@@ -136,12 +103,11 @@ static int stripe_init(mem_stripe_t *s, size_t cap)
 rl_memory_t *rl_memory_new(size_t max_buckets)
 {
     rl_memory_t *m;
-    size_t i = 0, ns = 1;
+    size_t i = 0, ns;
 
     if (max_buckets == 0)
         max_buckets = 1;
-    while (ns * 2 <= MEM_STRIPES_MAX && ns * 2 <= max_buckets)
-        ns *= 2;
+    ns = util_pow2_at_most(max_buckets, MEM_STRIPES_MAX);
     m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
@@ -165,16 +131,16 @@ out_free_memory:
 void rl_memory_free(rl_memory_t *m)
 {
     size_t i;
-    mem_entry_t *e, *next;
+    util_lru_node_t *n, *next;
 
     if (m == NULL)
         return;
     for (i = 0; i < m->nstripes; i++) {
-        for (e = m->stripes[i].head; e != NULL; e = next) {
-            next = e->next;
-            free(e);
+        for (n = m->stripes[i].lru.head; n != NULL; n = next) {
+            next = n->next;
+            free(UTIL_LRU_ENTRY(n, mem_entry_t, lru));
         }
-        free(m->stripes[i].slots);
+        util_htab_destroy(&m->stripes[i].index);
         pthread_mutex_destroy(&m->stripes[i].lock);
     }
     free(m->stripes);
@@ -192,7 +158,7 @@ size_t rl_memory_count(rl_memory_t *m)
 
     for (i = 0; i < m->nstripes; i++) {
         pthread_mutex_lock(&m->stripes[i].lock);
-        n += m->stripes[i].count;
+        n += m->stripes[i].index.count;
         pthread_mutex_unlock(&m->stripes[i].lock);
     }
     return n;
@@ -203,100 +169,63 @@ size_t rl_memory_count(rl_memory_t *m)
 static mem_entry_t *lookup(mem_stripe_t *s, uint64_t h, const char *name, size_t nlen,
                            const char *id, size_t idlen)
 {
+    util_hnode_t *n;
     mem_entry_t *e;
 
-    for (e = s->slots[h & (s->nslots - 1)]; e != NULL; e = e->hnext)
-        if (e->hash == h && e->name_len == nlen && e->id_len == idlen &&
+    for (n = util_htab_chain(&s->index, h); n != NULL; n = n->next) {
+        e = UTIL_HNODE_ENTRY(n, mem_entry_t, hn);
+        if (n->hash == h && e->name_len == nlen && e->id_len == idlen &&
             memcmp(e->key, name, nlen) == 0 && memcmp(e->key + nlen + 1, id, idlen) == 0)
             return e;
+    }
     return NULL;
 }
 
-static void lru_unlink(mem_stripe_t *s, mem_entry_t *e)
+/* The coldest bucket, NULL when none; then the next warmer one. */
+static mem_entry_t *coldest(const mem_stripe_t *s)
 {
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        s->head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        s->tail = e->prev;
-    e->prev = e->next = NULL;
+    return UTIL_LRU_ENTRY(s->lru.tail, mem_entry_t, lru);
 }
 
-static void lru_push(mem_stripe_t *s, mem_entry_t *e)
+static mem_entry_t *warmer(const mem_entry_t *e)
 {
-    e->prev = NULL;
-    e->next = s->head;
-    if (s->head != NULL)
-        s->head->prev = e;
-    else
-        s->tail = e;
-    s->head = e;
+    return UTIL_LRU_ENTRY(e->lru.prev, mem_entry_t, lru);
 }
 
 static void forget(mem_stripe_t *s, mem_entry_t *e)
 {
-    mem_entry_t **pp = &s->slots[e->hash & (s->nslots - 1)];
-
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    lru_unlink(s, e);
-    s->count--;
+    util_htab_del(&s->index, &e->hn);
+    util_lru_unlink(&s->lru, &e->lru);
     free(e);
 }
 
 /* Forget up to `max` full buckets at the cold end. */
 static void expire(mem_stripe_t *s, int64_t now, int max)
 {
-    while (max-- > 0 && s->tail != NULL && s->tail->full_at_ms <= now)
-        forget(s, s->tail);
+    while (max-- > 0 && coldest(s) != NULL && coldest(s)->full_at_ms <= now)
+        forget(s, coldest(s));
 }
 
 /* Make room for one bucket: a full one among the coldest, else the coldest. */
 static void evict_one(mem_stripe_t *s, int64_t now)
 {
-    mem_entry_t *e = s->tail;
+    mem_entry_t *e = coldest(s);
     int i;
 
-    for (i = 0; e != NULL && i < MEM_EVICT_SCAN; i++, e = e->prev)
+    for (i = 0; e != NULL && i < MEM_EVICT_SCAN; i++, e = warmer(e))
         if (e->full_at_ms <= now) {
             forget(s, e);
             return;
         }
-    if (s->tail != NULL)
-        forget(s, s->tail);
-}
-
-/* Double the slot array (up to max_slots); on failure keep the old one. */
-static void grow(mem_stripe_t *s)
-{
-    size_t i, n = s->nslots * 2;
-    mem_entry_t **slots, *e, *next;
-
-    if (n > s->max_slots || (slots = calloc(n, sizeof(*slots))) == NULL)
-        return;
-    for (i = 0; i < s->nslots; i++)
-        for (e = s->slots[i]; e != NULL; e = next) {
-            next = e->hnext;
-            e->hnext = slots[e->hash & (n - 1)];
-            slots[e->hash & (n - 1)] = e;
-        }
-    free(s->slots);
-    s->slots = slots;
-    s->nslots = n;
+    if (coldest(s) != NULL)
+        forget(s, coldest(s));
 }
 
 static void store(mem_stripe_t *s, mem_entry_t *e, const rl_bucket_t *b, const rl_rate_t *r)
 {
     e->b = *b;
     e->full_at_ms = b->ts_ms + (int64_t)rl_bucket_full_after_ms(b, r);
-    if (s->head != e) {
-        lru_unlink(s, e);
-        lru_push(s, e);
-    }
+    util_lru_touch(&s->lru, &e->lru);
 }
 
 /* Add a bucket for (name, id); NULL when out of memory. */
@@ -305,23 +234,19 @@ static mem_entry_t *insert(mem_stripe_t *s, uint64_t h, const char *name, size_t
 {
     mem_entry_t *e;
 
-    while (s->count >= s->cap && s->count > 0)
+    while (s->index.count >= s->cap && s->index.count > 0)
         evict_one(s, now);
-    if (s->count >= s->nslots)
-        grow(s);
     e = malloc(sizeof(*e) + nlen + idlen + 2);
     if (e == NULL)
         return NULL;
     memset(e, 0, sizeof(*e));
-    e->hash = h;
+    e->hn.hash = h;
     e->name_len = nlen;
     e->id_len = idlen;
     memcpy(e->key, name, nlen + 1);
     memcpy(e->key + nlen + 1, id, idlen + 1);
-    e->hnext = s->slots[h & (s->nslots - 1)];
-    s->slots[h & (s->nslots - 1)] = e;
-    lru_push(s, e);
-    s->count++;
+    util_htab_add(&s->index, &e->hn);
+    util_lru_push(&s->lru, &e->lru);
     return e;
 }
 
