@@ -537,7 +537,7 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
     srv_proxy_copy_headers(resp->headers, out);
     srv_add_common_headers(r, out, false);
     srv_add_rl_headers(r, out, false);
-    evhttp_send_reply(r->req, resp->code, resp->reason ? resp->reason : "", resp->body);
+    srv_reply(r, resp->code, resp->reason ? resp->reason : "", resp->body);
     finish(r);
 }
 

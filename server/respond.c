@@ -106,6 +106,23 @@ void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own)
         set_header(out, !own, "RateLimit", r->rl_state);
 }
 
+static void on_flushed(struct evhttp_request *req, void *arg)
+{
+    srv_worker_t *w = arg;
+
+    (void)req;
+    w->unflushed--;
+}
+
+/* Send the reply; the worker counts it until libevent has written all of it,
+ * so a drain never closes a connection under a reply still being written. */
+void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body)
+{
+    r->w->unflushed++;
+    evhttp_request_set_on_complete_cb(r->req, on_flushed, r->w);
+    evhttp_send_reply(r->req, code, reason, body);
+}
+
 /* Send `body` (JSON or NULL) with every header tollgate adds. */
 void srv_send_json(srv_req_t *r, int status, const char *body)
 {
@@ -121,7 +138,7 @@ void srv_send_json(srv_req_t *r, int status, const char *body)
         if (buf != NULL)
             evbuffer_add(buf, body, strlen(body));
     }
-    evhttp_send_reply(r->req, status, srv_status_reason(status), buf);
+    srv_reply(r, status, srv_status_reason(status), buf);
     if (buf != NULL)
         evbuffer_free(buf);
 }

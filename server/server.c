@@ -100,10 +100,11 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->inflight == 0 || srv_now_ms() >= w->drain_deadline_ms) {
-        if (w->inflight > 0)
-            log_warn("worker %u: drain timeout with %u requests in flight", w->index,
-                     w->inflight);
+    if ((w->inflight == 0 && w->unflushed == 0) || srv_now_ms() >= w->drain_deadline_ms) {
+        if (w->inflight > 0 || w->unflushed > 0)
+            log_warn("worker %u: drain timeout with %u requests in flight, %u answers "
+                     "being written",
+                     w->index, w->inflight, w->unflushed);
         event_base_loopbreak(w->base);
     }
 }

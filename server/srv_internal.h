@@ -62,7 +62,8 @@ typedef struct srv_worker {
     srv_proxy_t *proxy;
     audit_buf_t *audit;
     metrics_t *metrics;
-    unsigned inflight; /* requests not yet answered */
+    unsigned inflight;  /* requests not yet answered */
+    unsigned unflushed; /* answers libevent has not finished writing */
 } srv_worker_t;
 
 struct srv {
@@ -192,6 +193,7 @@ int srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 /* `own`: tollgate's answer (no-store, nothing to replace), else a proxied one. */
 void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
 void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
+void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body);
 void srv_send_json(srv_req_t *r, int status, const char *body);
 void srv_send_error(srv_req_t *r, int status, const char *code, const char *message);
 const char *srv_status_reason(int status);

@@ -5,7 +5,7 @@ import struct
 import threading
 import time
 
-from harness import (TollgateCase, api_key, bearer, key_of, make_jwt, raw_request, raw_status,
+from harness import (wait_for, TollgateCase, api_key, bearer, key_of, make_jwt, raw_request, raw_status,
                      standard_config, SLOW)
 
 
@@ -141,6 +141,11 @@ class PendingDisconnect(TollgateCase):
         r = self.tg.get("/auth/orders/1", api_key("bob"))
         self.assertEqual(r.status, 200)
         self.assertIsNone(self.tg.sanitizer_report())
+        # The pending decisions were cancelled (not answered into a dead
+        # socket): each one is audited as a client that went away.
+        closed = lambda: sum(1 for a in self.tg.audit() if a["reason"] == "client_closed")
+        self.assertTrue(wait_for(lambda: closed() >= 30, 2.0),
+                        "only %d of 30 disconnects were cancelled" % closed())
 
     def test_concurrent_pending(self):
         results = []
