@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,17 +120,23 @@ void tu_redis_kill(tu_redis_t *s)
     }
 }
 
-void tu_redis_stop(tu_redis_t *s)
+/* Remove the temp dir `dir` (if any) and forget its name. */
+static void rm_dir(char *dir)
 {
     char cmd[128];
 
-    tu_redis_kill(s);
-    if (s->dir[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+    if (dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", s->dir);
-        s->dir[0] = '\0';
+            fprintf(stderr, "cannot remove %s\n", dir);
+        dir[0] = '\0';
     }
+}
+
+void tu_redis_stop(tu_redis_t *s)
+{
+    tu_redis_kill(s);
+    rm_dir(s->dir);
 }
 
 /* ---- driving the loop ---------------------------------------------------- */
@@ -162,14 +169,17 @@ int tu_spin(struct event_base *base, const int *done, unsigned ms)
     return done != NULL && *done;
 }
 
-/* ---- a cluster ------------------------------------------------------------- */
-
-static int sh_quiet(const char *cmd, char *out, size_t len)
+int tu_sh(char *out, size_t len, const char *fmt, ...)
 {
-    FILE *f = popen(cmd, "r");
+    char cmd[1024], sink[256];
+    va_list ap;
+    FILE *f;
     size_t n;
-    char sink[256];
 
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    f = popen(cmd, "r");
     if (f == NULL)
         return -1;
     if (out != NULL && len > 0) {
@@ -180,6 +190,69 @@ static int sh_quiet(const char *cmd, char *out, size_t len)
         ;
     return pclose(f) == 0 ? 0 : -1;
 }
+
+/* ---- rc clients ------------------------------------------------------------ */
+
+rc_client_t *tu_client_on(struct event_base *base, unsigned port, rc_opts_t *o)
+{
+    char seed[32], err[256];
+    const char *seeds[1] = {seed};
+    const char *const *was = o->seeds;
+    size_t nwas = o->nseeds;
+    rc_client_t *c;
+
+    snprintf(seed, sizeof(seed), "127.0.0.1:%u", port);
+    o->seeds = seeds;
+    o->nseeds = 1;
+    c = rc_client_new(base, o, err, sizeof(err));
+    o->seeds = was;
+    o->nseeds = nwas;
+    if (c == NULL)
+        fprintf(stderr, "rc_client_new: %s\n", err);
+    return c;
+}
+
+int tu_wait_up(struct event_base *base, rc_client_t *c, unsigned ms)
+{
+    for (unsigned i = 0; i < ms / 10 && !rc_client_up(c); i++)
+        tu_spin(base, NULL, 10);
+    return rc_client_up(c);
+}
+
+void tu_got_cb(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    tu_got_t *g = privdata;
+
+    (void)c;
+    g->calls++;
+    g->done = 1;
+    g->type = r != NULL ? r->type : -1;
+    if (r != NULL) {
+        g->integer = r->integer;
+        if (r->str != NULL)
+            snprintf(g->str, sizeof(g->str), "%.*s", (int)r->len, r->str);
+    } else {
+        snprintf(g->errstr, sizeof(g->errstr), "%s", errstr != NULL ? errstr : "(null)");
+    }
+}
+
+rc_pending_t *tu_cmd(rc_client_t *c, tu_got_t *g, int argc, const char **argv)
+{
+    const char *key = argv[argc > 1 ? 1 : 0];
+
+    memset(g, 0, sizeof(*g));
+    return rc_command_argv(c, key, strlen(key), argc, argv, NULL, tu_got_cb, g);
+}
+
+int tu_cmd_wait(struct event_base *base, rc_client_t *c, tu_got_t *g, int argc,
+                const char **argv, unsigned ms)
+{
+    if (tu_cmd(c, g, argc, argv) == NULL)
+        return 0;
+    return tu_spin(base, &g->done, ms);
+}
+
+/* ---- a cluster ------------------------------------------------------------- */
 
 static pid_t cluster_node_start(const tu_cluster_t *cl, int i)
 {
@@ -204,10 +277,10 @@ static pid_t cluster_node_start(const tu_cluster_t *cl, int i)
 
 static int cluster_state_ok(unsigned port)
 {
-    char cmd[96], out[2048];
+    char out[2048];
 
-    snprintf(cmd, sizeof(cmd), "redis-cli -p %u cluster info 2>/dev/null", port);
-    return sh_quiet(cmd, out, sizeof(out)) == 0 && strstr(out, "cluster_state:ok") != NULL;
+    return tu_sh(out, sizeof(out), "redis-cli -p %u cluster info 2>/dev/null", port) == 0 &&
+           strstr(out, "cluster_state:ok") != NULL;
 }
 
 int tu_cluster_start(tu_cluster_t *cl)
@@ -237,7 +310,7 @@ int tu_cluster_start(tu_cluster_t *cl)
     for (int i = 0; i < TU_CLUSTER_NODES; i++)
         for (int t = 0; t < 200 && !tu_port_open(cl->port[i]); t++)
             tu_msleep(10);
-    if (sh_quiet(cmd, out, sizeof(out)) != 0) {
+    if (tu_sh(out, sizeof(out), "%s", cmd) != 0) {
         fprintf(stderr, "\n  [unit] cluster create failed:\n%s\n", out);
         return -1;
     }
@@ -255,18 +328,24 @@ int tu_cluster_start(tu_cluster_t *cl)
 
 void tu_cluster_stop(tu_cluster_t *cl)
 {
-    char cmd[128];
-
     for (int i = 0; i < TU_CLUSTER_NODES; i++)
         if (cl->pid[i] > 0) {
             kill(cl->pid[i], SIGKILL);
             waitpid(cl->pid[i], NULL, 0);
             cl->pid[i] = 0;
         }
-    if (cl->dir[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cl->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", cl->dir);
-        cl->dir[0] = '\0';
-    }
+    rm_dir(cl->dir);
+}
+
+rc_client_t *tu_cluster_client(struct event_base *base, const tu_cluster_t *cl)
+{
+    char seed[2][32], err[256];
+    const char *seeds[2] = {seed[0], seed[1]};
+    rc_opts_t o = {.cluster = 1, .timeout_ms = 2000, .backoff_max_ms = 300};
+
+    snprintf(seed[0], sizeof(seed[0]), "127.0.0.1:%u", cl->port[0]);
+    snprintf(seed[1], sizeof(seed[1]), "127.0.0.1:%u", cl->port[1]);
+    o.seeds = seeds;
+    o.nseeds = 2;
+    return rc_client_new(base, &o, err, sizeof(err));
 }

@@ -21,76 +21,6 @@
 #include "support_redis.h"
 #include "unit.h"
 
-static int wait_up(struct event_base *base, rc_client_t *c, unsigned ms)
-{
-    for (unsigned i = 0; i < ms / 10; i++) {
-        if (rc_client_up(c))
-            return 1;
-        tu_spin(base, NULL, 10);
-    }
-    return rc_client_up(c);
-}
-
-static rc_client_t *client_for(struct event_base *base, const tu_redis_t *s, rc_opts_t *o)
-{
-    static char seed[32];
-    static const char *seeds[1];
-    char err[256];
-    rc_client_t *c;
-
-    snprintf(seed, sizeof(seed), "127.0.0.1:%u", s->port);
-    seeds[0] = seed;
-    o->seeds = seeds;
-    o->nseeds = 1;
-    c = rc_client_new(base, o, err, sizeof(err));
-    if (c == NULL)
-        fprintf(stderr, "rc_client_new: %s\n", err);
-    return c;
-}
-
-/* One reply, copied for the test to look at. */
-typedef struct got {
-    int done;
-    int type; /* -1: NULL reply */
-    long long integer;
-    char str[256];
-    char errstr[512];
-    int calls;
-} got_t;
-
-static void got_cb(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
-{
-    got_t *g = privdata;
-
-    (void)c;
-    g->calls++;
-    g->done = 1;
-    g->type = r != NULL ? r->type : -1;
-    if (r != NULL) {
-        g->integer = r->integer;
-        if (r->str != NULL)
-            snprintf(g->str, sizeof(g->str), "%.*s", (int)r->len, r->str);
-    } else {
-        snprintf(g->errstr, sizeof(g->errstr), "%s", errstr != NULL ? errstr : "(null)");
-    }
-}
-
-/* Send a command and wait for its reply. */
-static rc_pending_t *cmd(rc_client_t *c, got_t *g, int argc, const char **argv)
-{
-    memset(g, 0, sizeof(*g));
-    return rc_command_argv(c, argv[argc > 1 ? 1 : 0], strlen(argv[argc > 1 ? 1 : 0]), argc,
-                           argv, NULL, got_cb, g);
-}
-
-static int cmd_wait(struct event_base *base, rc_client_t *c, got_t *g, int argc,
-                    const char **argv, unsigned ms)
-{
-    if (cmd(c, g, argc, argv) == NULL)
-        return 0;
-    return tu_spin(base, &g->done, ms);
-}
-
 #define SKIP_WITHOUT_REDIS()                                                               \
     do {                                                                                   \
         if (!tu_have_redis())                                                              \
@@ -140,7 +70,7 @@ static void test_pipeline_fifo(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     items = calloc(3 * N, sizeof(*items));
     /* Sent before the connection is up: queued, then pipelined in order. */
@@ -181,30 +111,30 @@ static void test_evalsha_noscript(void)
     rc_opts_t o = {.timeout_ms = 2000, .scripts = scripts, .nscripts = 2};
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g;
+    tu_got_t g;
     const char *key = "tg:{x}:n", *arg = "hello", *three = "3";
     const char *flush[] = {"SCRIPT", "FLUSH"};
 
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_EQUAL(strlen(rc_script_sha(c, 0)), 40);
     CU_ASSERT_STRING_EQUAL(rc_script_sha(c, 0), "098e0f0d1448c0a81dafe820f66d460eb09263da");
     memset(&g, 0, sizeof(g));
-    CU_ASSERT_PTR_NOT_NULL(rc_evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, got_cb, &g));
+    CU_ASSERT_PTR_NOT_NULL(rc_evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, tu_got_cb, &g));
     CU_ASSERT(tu_spin(base, &g.done, 2000));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
     CU_ASSERT_STRING_EQUAL(g.str, "hello");
 
-    CU_ASSERT(cmd_wait(base, c, &g, 2, flush, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 2, flush, 2000));
     CU_ASSERT_STRING_EQUAL(g.str, "OK");
     /* Both scripts are gone now: EVALSHA meets NOSCRIPT and recovers. */
     for (int i = 0; i < 2; i++) {
         memset(&g, 0, sizeof(g));
         CU_ASSERT_PTR_NOT_NULL(
-            rc_evalsha(c, 1, 1, &key, NULL, 1, &three, NULL, got_cb, &g));
+            rc_evalsha(c, 1, 1, &key, NULL, 1, &three, NULL, tu_got_cb, &g));
         CU_ASSERT(tu_spin(base, &g.done, 2000));
         CU_ASSERT_EQUAL(g.type, REDIS_REPLY_INTEGER);
         CU_ASSERT_EQUAL(g.integer, 3 * (i + 1));
@@ -217,11 +147,11 @@ static void test_evalsha_noscript(void)
     memset(&g, 0, sizeof(g));
     CU_ASSERT(rc_client_ops.up(c));
     CU_ASSERT_PTR_NOT_NULL(
-        rc_client_ops.evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, got_cb, &g));
+        rc_client_ops.evalsha(c, 0, 0, NULL, NULL, 1, &arg, NULL, tu_got_cb, &g));
     CU_ASSERT(tu_spin(base, &g.done, 2000));
     CU_ASSERT_STRING_EQUAL(g.str, "hello");
     /* Out-of-range script: refused at once. */
-    CU_ASSERT_PTR_NULL(rc_evalsha(c, 7, 0, NULL, NULL, 0, NULL, NULL, got_cb, &g));
+    CU_ASSERT_PTR_NULL(rc_evalsha(c, 7, 0, NULL, NULL, 0, NULL, NULL, tu_got_cb, &g));
     rc_client_free(c);
     event_base_free(base);
     tu_redis_stop(&s);
@@ -233,7 +163,7 @@ static void test_timeout_late_reply(void)
     rc_opts_t o = {.timeout_ms = 50};
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t sleep_g, ping_g, g;
+    tu_got_t sleep_g, ping_g, g;
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.3"}, *ping[] = {"PING"};
     const char *set[] = {"SET", "tk", "tv"}, *get[] = {"GET", "tk"};
     struct timespec t0, t1;
@@ -242,12 +172,12 @@ static void test_timeout_late_reply(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    CU_ASSERT_FATAL(tu_wait_up(base, c, 2000));
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CU_ASSERT_PTR_NOT_NULL(cmd(c, &sleep_g, 3, sleep_argv));
-    CU_ASSERT_PTR_NOT_NULL(cmd(c, &ping_g, 1, ping));
+    CU_ASSERT_PTR_NOT_NULL(tu_cmd(c, &sleep_g, 3, sleep_argv));
+    CU_ASSERT_PTR_NOT_NULL(tu_cmd(c, &ping_g, 1, ping));
     CU_ASSERT(tu_spin(base, &sleep_g.done, 1000));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
@@ -263,10 +193,10 @@ static void test_timeout_late_reply(void)
     rc_stats_t st;
     rc_client_stats(c, &st);
     CU_ASSERT_EQUAL(st.timeouts, 2);
-    CU_ASSERT(cmd_wait(base, c, &g, 3, set, 1000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 3, set, 1000));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STATUS);
     CU_ASSERT_STRING_EQUAL(g.str, "OK");
-    CU_ASSERT(cmd_wait(base, c, &g, 2, get, 1000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 2, get, 1000));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_STRING);
     CU_ASSERT_STRING_EQUAL(g.str, "tv");
     rc_client_free(c);
@@ -280,7 +210,7 @@ static void test_auth(void)
     struct event_base *base;
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g;
+    tu_got_t g;
     const char *ping[] = {"PING"};
     const char *acl[] = {"ACL", "SETUSER", "app", "on", ">app-Secret-42", "~*", "+@all"};
 
@@ -290,30 +220,30 @@ static void test_auth(void)
 
     /* Good password; SELECT 3 on connect. */
     rc_opts_t good = {.timeout_ms = 1000, .password = "Pa55-word-for-tests", .db = 3};
-    c = client_for(base, &s, &good);
+    c = tu_client_on(base, s.port, &good);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 2000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
-    CU_ASSERT(cmd_wait(base, c, &g, 7, acl, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 7, acl, 2000));
     CU_ASSERT_STRING_EQUAL(g.str, "OK");
     const char *dbq[] = {"CLIENT", "INFO"};
-    CU_ASSERT(cmd_wait(base, c, &g, 2, dbq, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 2, dbq, 2000));
     CU_ASSERT_PTR_NOT_NULL(strstr(g.str, " db=3 "));
     rc_client_free(c);
 
     /* ACL user + password. */
     rc_opts_t user = {.timeout_ms = 1000, .username = "app", .password = "app-Secret-42"};
-    c = client_for(base, &s, &user);
+    c = tu_client_on(base, s.port, &user);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 2000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
     rc_client_free(c);
 
     /* Bad password: the command fails with the server's reason, no secret. */
     rc_opts_t bad = {.timeout_ms = 1000, .password = "Wrong-Secret-77"};
-    c = client_for(base, &s, &bad);
+    c = tu_client_on(base, s.port, &bad);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 2000));
     CU_ASSERT_EQUAL(g.type, -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(g.errstr, "AUTH failed"));
     CU_ASSERT_PTR_NULL(strstr(g.errstr, "Wrong-Secret"));
@@ -323,8 +253,8 @@ static void test_auth(void)
 
     /* No password at all: NOAUTH errors reach the caller as error replies. */
     rc_opts_t none = {.timeout_ms = 1000};
-    c = client_for(base, &s, &none);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 2000));
+    c = tu_client_on(base, s.port, &none);
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 2000));
     CU_ASSERT_EQUAL(g.type, REDIS_REPLY_ERROR);
     CU_ASSERT_PTR_NOT_NULL(strstr(g.str, "NOAUTH"));
     rc_client_free(c);
@@ -338,19 +268,19 @@ static void test_kill_and_restart(void)
     rc_opts_t o = {.timeout_ms = 3000, .backoff_max_ms = 200};
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g[4], p;
+    tu_got_t g[4], p;
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "2"}, *ping[] = {"PING"};
     rc_pending_t *h;
 
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT_FATAL(wait_up(base, c, 2000));
-    CU_ASSERT_PTR_NOT_NULL(cmd(c, &g[0], 3, sleep_argv));
+    CU_ASSERT_FATAL(tu_wait_up(base, c, 2000));
+    CU_ASSERT_PTR_NOT_NULL(tu_cmd(c, &g[0], 3, sleep_argv));
     for (int i = 1; i < 4; i++)
-        CU_ASSERT_PTR_NOT_NULL(cmd(c, &g[i], 1, ping));
+        CU_ASSERT_PTR_NOT_NULL(tu_cmd(c, &g[i], 1, ping));
     tu_spin(base, NULL, 50); /* everything written, nothing answered */
     tu_redis_kill(&s);
     CU_ASSERT(tu_spin(base, &g[3].done, 1000));
@@ -361,7 +291,7 @@ static void test_kill_and_restart(void)
     }
     CU_ASSERT(!rc_client_up(c));
     /* Down: commands fail fast (refused now, or NULL soon), never hang. */
-    h = cmd(c, &p, 1, ping);
+    h = tu_cmd(c, &p, 1, ping);
     if (h != NULL) {
         CU_ASSERT(tu_spin(base, &p.done, 1500));
         CU_ASSERT_EQUAL(p.type, -1);
@@ -371,8 +301,8 @@ static void test_kill_and_restart(void)
     tu_spin(base, NULL, 300);
     /* Back on the same port: the client reconnects by itself. */
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
-    CU_ASSERT(wait_up(base, c, 3000));
-    CU_ASSERT(cmd_wait(base, c, &p, 1, ping, 1000));
+    CU_ASSERT(tu_wait_up(base, c, 3000));
+    CU_ASSERT(tu_cmd_wait(base, c, &p, 1, ping, 1000));
     CU_ASSERT_STRING_EQUAL(p.str, "PONG");
     rc_client_free(c);
     event_base_free(base);
@@ -396,7 +326,7 @@ static void test_cancel(void)
     rc_opts_t o = {.timeout_ms = 300};
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g;
+    tu_got_t g;
     const char *get[] = {"GET", "x"}, *ping[] = {"PING"};
     const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.1"};
     rc_pending_t *p[3];
@@ -405,7 +335,7 @@ static void test_cancel(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     /* Cancelled while still queued (connecting)... */
     hits[0] = calloc(1, sizeof(int));
@@ -413,9 +343,9 @@ static void test_cancel(void)
     CU_ASSERT_PTR_NOT_NULL(p[0]);
     rc_cancel(p[0]);
     free(hits[0]);
-    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    CU_ASSERT_FATAL(tu_wait_up(base, c, 2000));
     /* ...and in flight, behind a slow command, then past its timeout. */
-    CU_ASSERT_PTR_NOT_NULL(cmd(c, &g, 3, sleep_argv));
+    CU_ASSERT_PTR_NOT_NULL(tu_cmd(c, &g, 3, sleep_argv));
     for (int i = 1; i < 3; i++) {
         hits[i] = calloc(1, sizeof(int));
         p[i] = rc_command_argv(c, NULL, 0, 2, get, NULL, never_cb, hits[i]);
@@ -428,7 +358,7 @@ static void test_cancel(void)
     }
     tu_spin(base, NULL, 500);
     CU_ASSERT(g.done);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 1000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 1000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
     rc_client_free(c);
     event_base_free(base);
@@ -470,9 +400,9 @@ static void test_free_with_pending(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    f.c = client_for(base, &s, &o);
+    f.c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f.c);
-    CU_ASSERT_FATAL(wait_up(base, f.c, 2000));
+    CU_ASSERT_FATAL(tu_wait_up(base, f.c, 2000));
     CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 3, sleep_argv, NULL, free_cb, &f));
     for (int i = 0; i < 5; i++)
         CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 1, ping, NULL, free_cb, &f));
@@ -484,7 +414,7 @@ static void test_free_with_pending(void)
     /* Free from inside the first reply's callback: the rest get NULL once. */
     memset(&f, 0, sizeof(f));
     f.free_in_cb = 1;
-    f.c = client_for(base, &s, &o);
+    f.c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f.c);
     for (int i = 0; i < 5; i++)
         CU_ASSERT_PTR_NOT_NULL(rc_command_argv(f.c, NULL, 0, 1, ping, NULL, free_cb, &f));
@@ -503,15 +433,15 @@ static void test_node_down_fails_fast(void)
     rc_opts_t o = {.timeout_ms = 5000, .connect_timeout_ms = 300};
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g;
+    tu_got_t g;
     const char *ping[] = {"PING"};
     rc_pending_t *h;
 
     base = event_base_new();
     s.port = tu_free_port(); /* nobody listens there */
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    h = cmd(c, &g, 1, ping);
+    h = tu_cmd(c, &g, 1, ping);
     if (h != NULL)
         CU_ASSERT(tu_spin(base, &g.done, 1000)); /* long before the 5 s timeout */
     CU_ASSERT_EQUAL(g.calls, h != NULL ? 1 : 0);
@@ -520,7 +450,7 @@ static void test_node_down_fails_fast(void)
     /* Refused at once while the node is known down, or, when a reconnect
      * attempt happens to be under way, failed as soon as it fails: either
      * way long before the command's 5 s timeout. */
-    h = cmd(c, &g, 1, ping);
+    h = tu_cmd(c, &g, 1, ping);
     if (h != NULL) {
         CU_ASSERT(tu_spin(base, &g.done, 1000));
         CU_ASSERT_EQUAL(g.type, -1);
@@ -538,27 +468,27 @@ static void test_silent_node(void)
     rc_opts_t o = {.timeout_ms = 100, .backoff_max_ms = 100};
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g;
+    tu_got_t g;
     const char *ping[] = {"PING"};
     rc_stats_t st;
 
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&s, NULL) == 0);
     base = event_base_new();
-    c = client_for(base, &s, &o);
+    c = tu_client_on(base, s.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT_FATAL(wait_up(base, c, 2000));
+    CU_ASSERT_FATAL(tu_wait_up(base, c, 2000));
     kill(s.pid, SIGSTOP);
     for (int i = 0; i < 16; i++) {
-        if (cmd(c, &g, 1, ping) != NULL)
+        if (tu_cmd(c, &g, 1, ping) != NULL)
             tu_spin(base, &g.done, 500);
         CU_ASSERT_EQUAL(g.done ? g.type : -1, -1);
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(rc_client_errstr(c), "no reply for"));
     kill(s.pid, SIGCONT);
     tu_spin(base, NULL, 300);
-    CU_ASSERT(wait_up(base, c, 2000));
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 1000));
+    CU_ASSERT(tu_wait_up(base, c, 2000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 1000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
     rc_client_stats(c, &st);
     CU_ASSERT(st.connects >= 2);
@@ -594,7 +524,7 @@ static void test_tls(void)
     struct event_base *base;
     tu_redis_t s = {0};
     rc_client_t *c;
-    got_t g;
+    tu_got_t g;
     const char *ping[] = {"PING"};
     char ca[128], cert[128], key[128], scert[128], skey[128], tport[16];
 
@@ -635,23 +565,23 @@ static void test_tls(void)
                     .tls_ca_file = ca,
                     .tls_cert_file = cert,
                     .tls_key_file = key};
-    c = client_for(base, &s, &ok);
+    c = tu_client_on(base, s.port, &ok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 3000));
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 3000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
     rc_client_free(c);
 
     /* Verified by name. */
     ok.tls_server_name = "localhost";
-    c = client_for(base, &s, &ok);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 3000));
+    c = tu_client_on(base, s.port, &ok);
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 3000));
     CU_ASSERT_STRING_EQUAL(g.str, "PONG");
     rc_client_free(c);
 
     /* A name the certificate does not carry: refused. */
     ok.tls_server_name = "redis.example.org";
-    c = client_for(base, &s, &ok);
-    CU_ASSERT(cmd_wait(base, c, &g, 1, ping, 3000));
+    c = tu_client_on(base, s.port, &ok);
+    CU_ASSERT(tu_cmd_wait(base, c, &g, 1, ping, 3000));
     CU_ASSERT_EQUAL(g.type, -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(g.errstr, "TLS"));
     CU_ASSERT(!rc_client_up(c));
@@ -659,8 +589,8 @@ static void test_tls(void)
 
     /* No client certificate while the server asks for one: no service. */
     rc_opts_t nocert = {.timeout_ms = 2000, .tls = 1, .tls_ca_file = ca};
-    c = client_for(base, &s, &nocert);
-    if (cmd(c, &g, 1, ping) != NULL)
+    c = tu_client_on(base, s.port, &nocert);
+    if (tu_cmd(c, &g, 1, ping) != NULL)
         CU_ASSERT(tu_spin(base, &g.done, 3000));
     CU_ASSERT_NOT_EQUAL(g.type, REDIS_REPLY_STATUS);
     rc_client_free(c);

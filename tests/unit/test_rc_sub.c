@@ -87,21 +87,6 @@ static void sub_cb(rc_sub_t *s, int event, const char *channel, size_t chlen,
     }
 }
 
-static rc_client_t *client_on(struct event_base *base, unsigned port, rc_opts_t *o)
-{
-    char seed[32], err[256];
-    const char *seeds[1] = {seed};
-    rc_client_t *c;
-
-    snprintf(seed, sizeof(seed), "127.0.0.1:%u", port);
-    o->seeds = seeds;
-    o->nseeds = 1;
-    c = rc_client_new(base, o, err, sizeof(err));
-    if (c == NULL)
-        fprintf(stderr, "rc_client_new: %s\n", err);
-    return c;
-}
-
 typedef struct pub {
     int done;
     long long n; /* subscribers reached, -1: no reply or not an integer */
@@ -131,20 +116,13 @@ static long long publish(struct event_base *base, rc_client_t *c, const char *ch
     return p.n;
 }
 
-static int wait_client_up(struct event_base *base, rc_client_t *c, unsigned ms)
-{
-    for (unsigned i = 0; i < ms / 10 && !rc_client_up(c); i++)
-        tu_spin(base, NULL, 10);
-    return rc_client_up(c);
-}
-
 /* ---- tests ----------------------------------------------------------------- */
 
 static void test_bad_args(void)
 {
     struct event_base *base = event_base_new();
     rc_opts_t o = {.timeout_ms = 500};
-    rc_client_t *c = client_on(base, tu_free_port(), &o);
+    rc_client_t *c = tu_client_on(base, tu_free_port(), &o);
     const char *chans[] = {"a", NULL};
     seen_t w = {0};
 
@@ -181,8 +159,8 @@ static void test_messages(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
     base = event_base_new();
-    c = client_on(base, srv.port, &o);
-    p = client_on(base, srv.port, &o);
+    c = tu_client_on(base, srv.port, &o);
+    p = tu_client_on(base, srv.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     s = rc_subscribe(c, chans, 2, sub_cb, &w);
@@ -241,8 +219,8 @@ static void test_kill_and_restart(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
     base = event_base_new();
-    c = client_on(base, srv.port, &o);
-    p = client_on(base, srv.port, &o);
+    c = tu_client_on(base, srv.port, &o);
+    p = tu_client_on(base, srv.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     s = rc_subscribe(c, chans, 1, sub_cb, &w);
@@ -258,7 +236,7 @@ static void test_kill_and_restart(void)
     CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
     CU_ASSERT(tu_spin(base, &w.up_now, 3000));
     CU_ASSERT_EQUAL(w.ups, 2);
-    CU_ASSERT(wait_client_up(base, p, 3000));
+    CU_ASSERT(tu_wait_up(base, p, 3000));
     CU_ASSERT_EQUAL(publish(base, p, "tg:revocations", "after", 5), 1);
     for (int i = 0; i < 100 && w.msgs < 1; i++)
         tu_spin(base, NULL, 10);
@@ -286,7 +264,7 @@ static void test_silent_node(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
     base = event_base_new();
-    c = client_on(base, srv.port, &o);
+    c = tu_client_on(base, srv.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     s = rc_subscribe(c, chans, 1, sub_cb, &w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -321,8 +299,8 @@ static void test_free_in_callback(void)
     SKIP_WITHOUT_REDIS();
     CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
     base = event_base_new();
-    c = client_on(base, srv.port, &o);
-    p = client_on(base, srv.port, &o);
+    c = tu_client_on(base, srv.port, &o);
+    p = tu_client_on(base, srv.port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     CU_ASSERT_PTR_NOT_NULL(rc_subscribe(c, chans, 2, sub_cb, &w1));
@@ -333,7 +311,7 @@ static void test_free_in_callback(void)
     CU_ASSERT(tu_spin(base, &w3.up_now, 2000));
     CU_ASSERT(tu_spin(base, &w4.up_now, 2000));
     CU_ASSERT(tu_spin(base, &w2.freed, 2000));
-    CU_ASSERT(wait_client_up(base, p, 2000));
+    CU_ASSERT(tu_wait_up(base, p, 2000));
     /* Three messages in one burst: the first one frees w1's subscriber. */
     for (int i = 0; i < 3; i++) {
         memset(&pr[i], 0, sizeof(pr[i]));
@@ -376,7 +354,7 @@ static void test_auth(void)
     CU_ASSERT_FATAL(tu_redis_start(&srv, extra) == 0);
     base = event_base_new();
     rc_opts_t good = {.timeout_ms = 1000, .password = "Sub-Secret-9", .db = 2};
-    c = client_on(base, srv.port, &good);
+    c = tu_client_on(base, srv.port, &good);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     s = rc_subscribe(c, chans, 1, sub_cb, &w);
     CU_ASSERT(tu_spin(base, &w.up_now, 2000));
@@ -384,7 +362,7 @@ static void test_auth(void)
     rc_client_free(c);
 
     rc_opts_t none = {.timeout_ms = 1000, .backoff_max_ms = 100};
-    c = client_on(base, srv.port, &none);
+    c = tu_client_on(base, srv.port, &none);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     s = rc_subscribe(c, chans, 1, sub_cb, &bad); /* NOAUTH: dropped, retried */
     tu_spin(base, NULL, 500);
@@ -433,6 +411,20 @@ static void fake_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* A fake server `f` on a free loopback port (*port); NULL when bind fails. */
+static struct evconnlistener *fake_listen(struct event_base *base, fake_t *f,
+                                          unsigned *port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *port = tu_free_port();
+    sin.sin_port = htons((uint16_t)*port);
+    return evconnlistener_new_bind(base, fake_accept_cb, f,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+                                   (struct sockaddr *)&sin, sizeof(sin));
+}
+
 /* Replies that are not pub/sub pushes drop the connection (reconnect);
  * unknown push kinds are ignored. */
 static void test_malformed(void)
@@ -447,11 +439,10 @@ static void test_malformed(void)
         "$-1\r\n",                                  /* nil */
     };
     struct event_base *base = event_base_new();
-    struct sockaddr_in sin = {.sin_family = AF_INET};
     const char *chans[] = {"a"};
     rc_opts_t o = {.timeout_ms = 500, .backoff_max_ms = 50};
+    unsigned port;
 
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
         fake_t f = {0, answers[i]};
         seen_t w = {0};
@@ -459,12 +450,9 @@ static void test_malformed(void)
         rc_client_t *c;
         rc_sub_t *s;
 
-        sin.sin_port = htons((uint16_t)tu_free_port());
-        l = evconnlistener_new_bind(base, fake_accept_cb, &f,
-                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                    (struct sockaddr *)&sin, sizeof(sin));
+        l = fake_listen(base, &f, &port);
         CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-        c = client_on(base, ntohs(sin.sin_port), &o);
+        c = tu_client_on(base, port, &o);
         CU_ASSERT_PTR_NOT_NULL_FATAL(c);
         s = rc_subscribe(c, chans, 1, sub_cb, &w);
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -490,12 +478,9 @@ static void test_malformed(void)
     rc_client_t *c;
     rc_sub_t *s;
 
-    sin.sin_port = htons((uint16_t)tu_free_port());
-    l = evconnlistener_new_bind(base, fake_accept_cb, &f,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                (struct sockaddr *)&sin, sizeof(sin));
+    l = fake_listen(base, &f, &port);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    c = client_on(base, ntohs(sin.sin_port), &o);
+    c = tu_client_on(base, port, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     s = rc_subscribe(c, chans, 1, sub_cb, &w);
     CU_ASSERT(tu_spin(base, &w.up_now, 1000));
@@ -512,19 +497,6 @@ static void test_malformed(void)
 }
 
 /* ---- cluster ------------------------------------------------------------------ */
-
-static rc_client_t *cluster_client(struct event_base *base, const tu_cluster_t *cl)
-{
-    char seed[2][32], err[256];
-    const char *seeds[2] = {seed[0], seed[1]};
-    rc_opts_t o = {.cluster = 1, .timeout_ms = 2000, .backoff_max_ms = 300};
-
-    snprintf(seed[0], sizeof(seed[0]), "127.0.0.1:%u", cl->port[0]);
-    snprintf(seed[1], sizeof(seed[1]), "127.0.0.1:%u", cl->port[1]);
-    o.seeds = seeds;
-    o.nseeds = 2;
-    return rc_client_new(base, &o, err, sizeof(err));
-}
 
 /* Published on every other node (primaries and replicas): the subscriber
  * on one node gets them all.  Its node killed: DOWN, then UP on another
@@ -545,9 +517,9 @@ static void test_cluster(void)
         return;
     }
     base = event_base_new();
-    c = cluster_client(base, &cl);
+    c = tu_cluster_client(base, &cl);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT(wait_client_up(base, c, 3000));
+    CU_ASSERT(tu_wait_up(base, c, 3000));
     s = rc_subscribe(c, chans, 1, sub_cb, &w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_FATAL(tu_spin(base, &w.up_now, 3000));
@@ -557,7 +529,7 @@ static void test_cluster(void)
         snprintf(node, sizeof(node), "127.0.0.1:%u", cl.port[i]);
         if (strcmp(node, rc_sub_node(s)) == 0)
             mine = i;
-        p[i] = client_on(base, cl.port[i], &o);
+        p[i] = tu_client_on(base, cl.port[i], &o);
         CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
     }
     CU_ASSERT_FATAL(mine >= 0);
@@ -565,7 +537,7 @@ static void test_cluster(void)
         if (i == mine)
             continue;
         snprintf(msg, sizeof(msg), "from %d", i);
-        CU_ASSERT(wait_client_up(base, p[i], 2000));
+        CU_ASSERT(tu_wait_up(base, p[i], 2000));
         /* Classic PUBLISH answers with the local count: 0 on other nodes. */
         CU_ASSERT_EQUAL(publish(base, p[i], "tg:revocations", msg, strlen(msg)), 0);
         sent++;
