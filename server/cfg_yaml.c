@@ -132,6 +132,15 @@ static bool is_list(cfg_build_t *b, const yaml_node_t *v, const char *ctx)
     return true;
 }
 
+/* Is `v` a mapping?  Reports the error if not. */
+static bool is_map(cfg_build_t *b, const yaml_node_t *v, const char *ctx)
+{
+    if (v->type == YAML_MAPPING_NODE)
+        return true;
+    cfg_err(b, at(v), "%s: expected a mapping, got %s", ctx, kind_name(v));
+    return false;
+}
+
 static size_t list_len(const yaml_node_t *v)
 {
     if (v->type != YAML_SEQUENCE_NODE)
@@ -164,12 +173,8 @@ static void parse_map(cfg_build_t *b, yaml_node_t *v, const field_t *fields, voi
     uint64_t seen = 0; /* tables have fewer than 64 fields */
     const char *where = *ctx != '\0' ? ctx : "the top level";
 
-    if (!visit(b, v) || is_null(v))
+    if (!visit(b, v) || is_null(v) || !is_map(b, v, where))
         return;
-    if (v->type != YAML_MAPPING_NODE) {
-        cfg_err(b, at(v), "%s: expected a mapping, got %s", where, kind_name(v));
-        return;
-    }
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
@@ -284,41 +289,21 @@ static bool integer(cfg_build_t *b, const field_t *f, yaml_node_t *v, const char
     return true;
 }
 
-static void p_uint(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
-                   const char *ctx)
-{
-    unsigned long long x;
+/* p_uint, p_u32, p_int, p_size: integer() stored as `type`. */
+#define P_INTEGER(name, type)                                                              \
+    static void name(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,          \
+                     const char *ctx)                                                      \
+    {                                                                                      \
+        unsigned long long x;                                                              \
+                                                                                           \
+        if (integer(b, f, v, ctx, &x))                                                     \
+            *(type *)dst = (type)x;                                                        \
+    }
 
-    if (integer(b, f, v, ctx, &x))
-        *(unsigned *)dst = (unsigned)x;
-}
-
-static void p_u32(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
-                  const char *ctx)
-{
-    unsigned long long x;
-
-    if (integer(b, f, v, ctx, &x))
-        *(uint32_t *)dst = (uint32_t)x;
-}
-
-static void p_int(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
-                  const char *ctx)
-{
-    unsigned long long x;
-
-    if (integer(b, f, v, ctx, &x))
-        *(int *)dst = (int)x;
-}
-
-static void p_size(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
-                   const char *ctx)
-{
-    unsigned long long x;
-
-    if (integer(b, f, v, ctx, &x))
-        *(size_t *)dst = (size_t)x;
-}
+P_INTEGER(p_uint, unsigned)
+P_INTEGER(p_u32, uint32_t)
+P_INTEGER(p_int, int)
+P_INTEGER(p_size, size_t)
 
 /* A duration in seconds: 30, "30s", "1m", "1h", "1d". */
 static void p_dur(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
@@ -438,67 +423,90 @@ static void p_prefix(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst
 
 /* ---- lists -------------------------------------------------------------- */
 
-typedef int (*item_check_fn)(cfg_build_t *b, yaml_node_t *item, const char *s,
-                             const char *ctx);
+/* What to do with string item `s` of a list (its node `item`, its context
+ * `ictx` like "routes[2].scopes[0]"); -1 stops the walk. */
+typedef int (*text_item_fn)(cfg_build_t *b, yaml_node_t *item, const char *s,
+                            const char *ictx, void *arg);
 
-/* A list of non-empty strings, each accepted by `check` (may be NULL). */
-static void strv(cfg_build_t *b, yaml_node_t *v, cfg_strv_t *dst, const char *ctx,
-                 item_check_fn check)
+/* Hand each string item of list `v` to `fn`; an item that is not a string is
+ * reported and skipped.  false when the walk stopped early (node budget
+ * spent, or `fn` said -1). */
+static bool each_text(cfg_build_t *b, yaml_node_t *v, const char *ctx, text_item_fn fn,
+                      void *arg)
 {
-    if (!is_list(b, v, ctx))
-        return;
-    cfg_strv_clear(dst);
     for (size_t i = 0; i < list_len(v); i++) {
         yaml_node_t *item = list_item(b, v, i);
         char ictx[280];
         const char *s;
 
         if (item == NULL)
-            return;
+            return false;
         snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
         s = text(b, item, ictx);
-        if (s == NULL)
-            continue;
-        if (*s == '\0') {
-            cfg_err(b, at(item), "%s: must not be empty", ictx);
-            continue;
-        }
-        if (check != NULL && check(b, item, s, ictx) != 0)
-            continue;
-        cfg_strv_push(b, dst, s);
+        if (s != NULL && fn(b, item, s, ictx, arg) != 0)
+            return false;
     }
+    return true;
 }
 
-static int check_scope(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ctx)
+/* A list of strings into `dst` (replaced), each taken by `fn`. */
+static void strv(cfg_build_t *b, yaml_node_t *v, cfg_strv_t *dst, const char *ctx,
+                 text_item_fn fn)
 {
-    if (strpbrk(s, " \t,") == NULL)
+    if (!is_list(b, v, ctx))
+        return;
+    cfg_strv_clear(dst);
+    each_text(b, v, ctx, fn, dst);
+}
+
+static bool nonempty(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx)
+{
+    if (*s != '\0')
+        return true;
+    cfg_err(b, at(item), "%s: must not be empty", ictx);
+    return false;
+}
+
+static int scope_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                      void *scopes)
+{
+    if (!nonempty(b, item, s, ictx))
         return 0;
-    cfg_err(b, at(item), "%s: a scope has no spaces or commas", ctx);
-    return -1;
+    if (strpbrk(s, " \t,") != NULL) {
+        cfg_err(b, at(item), "%s: a scope has no spaces or commas", ictx);
+        return 0;
+    }
+    cfg_strv_push(b, scopes, s);
+    return 0;
 }
 
-static int check_alg(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ctx)
+static int alg_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                    void *algs)
 {
-    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256",
-                                       "RS384", "RS512", "ES256", "ES384",
-                                       "ES512", "PS256", "PS384", "PS512"};
+    static const char *const names[] = {"HS256", "HS384", "HS512", "RS256",
+                                        "RS384", "RS512", "ES256", "ES384",
+                                        "ES512", "PS256", "PS384", "PS512"};
     char shown[32];
 
-    for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
-        if (strcmp(algs[i], s) == 0)
+    if (!nonempty(b, item, s, ictx))
+        return 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(names[i], s) == 0) {
+            cfg_strv_push(b, algs, s);
             return 0;
+        }
     cfg_printable(s, shown, sizeof shown);
     cfg_err(b, at(item),
             "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512)",
-            ctx, shown);
-    return -1;
+            ictx, shown);
+    return 0;
 }
 
 static void p_scopes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                      const char *ctx)
 {
     (void)f;
-    strv(b, v, dst, ctx, check_scope);
+    strv(b, v, dst, ctx, scope_item);
 }
 
 static void p_algs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
@@ -507,70 +515,73 @@ static void p_algs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
     cfg_strv_t *algs = dst;
 
     (void)f;
-    strv(b, v, algs, ctx, check_alg);
+    strv(b, v, algs, ctx, alg_item);
     if (algs->n == 0)
         cfg_err(b, at(v), "%s: needs at least one algorithm", ctx);
+}
+
+static int node_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                     void *nodes)
+{
+    char norm[300], shown[72];
+
+    if (cfg_hostport_norm(s, strlen(s), 6379, norm, sizeof norm) != 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(item), "%s: '%s' is not host[:port]", ictx, shown);
+        return 0;
+    }
+    cfg_strv_push(b, nodes, norm);
+    return 0;
 }
 
 static void p_nodes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                     const char *ctx)
 {
-    cfg_strv_t *nodes = dst;
-
     (void)f;
-    if (!is_list(b, v, ctx))
-        return;
-    cfg_strv_clear(nodes);
-    for (size_t i = 0; i < list_len(v); i++) {
-        yaml_node_t *item = list_item(b, v, i);
-        char ictx[280], norm[300], shown[72];
-        const char *s;
+    strv(b, v, dst, ctx, node_item);
+}
 
-        if (item == NULL)
-            return;
-        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
-        s = text(b, item, ictx);
-        if (s == NULL)
-            continue;
-        if (cfg_hostport_norm(s, strlen(s), 6379, norm, sizeof norm) != 0) {
-            cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item), "%s: '%s' is not host[:port]", ictx, shown);
-            continue;
-        }
-        cfg_strv_push(b, nodes, norm);
+static int cidr_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                     void *list)
+{
+    char shown[72];
+    srv_cidr_t cidr;
+
+    if (srv_cidr_parse(s, &cidr) != 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(item), "%s: '%s' is not an address or CIDR (host bits zero)", ictx,
+                shown);
+        return 0;
     }
+    if (srv_cidr_list_add(list, &cidr) != 0)
+        cfg_err(b, at(item), "out of memory");
+    return 0;
 }
 
 static void p_cidrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                     const char *ctx)
 {
-    srv_cidr_list_t *l = dst;
-
     (void)f;
     if (!is_list(b, v, ctx))
         return;
-    srv_cidr_list_clear(l);
-    for (size_t i = 0; i < list_len(v); i++) {
-        yaml_node_t *item = list_item(b, v, i);
-        char ictx[280], shown[72];
-        const char *s;
-        srv_cidr_t cidr;
+    srv_cidr_list_clear(dst);
+    each_text(b, v, ctx, cidr_item, dst);
+}
 
-        if (item == NULL)
-            return;
-        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
-        s = text(b, item, ictx);
-        if (s == NULL)
-            continue;
-        if (srv_cidr_parse(s, &cidr) != 0) {
-            cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item), "%s: '%s' is not an address or CIDR (host bits zero)",
-                    ictx, shown);
-            continue;
-        }
-        if (srv_cidr_list_add(l, &cidr) != 0)
-            cfg_err(b, at(item), "out of memory");
-    }
+/* An origin, kept as written with its line (cfg_check validates them). */
+static int origin_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                       void *arg)
+{
+    cfg_strv_t *origins = arg;
+    cfg_where_t *w = cfg_grow(b, b->origin_where, origins->n, sizeof *w);
+
+    (void)ictx;
+    if (w == NULL)
+        return -1;
+    b->origin_where = w;
+    if (cfg_strv_push(b, origins, s) == 0)
+        w[origins->n - 1] = at(item);
+    return 0;
 }
 
 /* cors.allowed_origins: kept as written; cfg_check validates them (the
@@ -578,34 +589,29 @@ static void p_cidrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
 static void p_origins(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                       const char *ctx)
 {
-    cfg_strv_t *origins = dst;
-
     (void)f;
-    if (!is_list(b, v, ctx))
-        return;
-    cfg_strv_clear(origins);
-    for (size_t i = 0; i < list_len(v); i++) {
-        yaml_node_t *item = list_item(b, v, i);
-        cfg_where_t *w;
-        char ictx[280];
-        const char *s;
-
-        if (item == NULL)
-            return;
-        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
-        s = text(b, item, ictx);
-        if (s == NULL)
-            continue;
-        w = cfg_grow(b, b->origin_where, origins->n, sizeof *w);
-        if (w == NULL)
-            return;
-        b->origin_where = w;
-        if (cfg_strv_push(b, origins, s) == 0)
-            w[origins->n - 1] = at(item);
-    }
+    strv(b, v, dst, ctx, origin_item);
 }
 
 /* ---- match, by, rate ---------------------------------------------------- */
+
+static int method_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                       void *bits)
+{
+    unsigned bit = rl_method_bit(s);
+    char shown[32];
+
+    if (bit == 0) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(item),
+                "%s: unknown method '%s' (GET, HEAD, POST, PUT, DELETE, PATCH, "
+                "OPTIONS, CONNECT, TRACE; case-sensitive)",
+                ictx, shown);
+        return 0;
+    }
+    *(unsigned *)bits |= bit;
+    return 0;
+}
 
 static void p_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                       const char *ctx)
@@ -613,32 +619,8 @@ static void p_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *ds
     unsigned bits = 0;
 
     (void)f;
-    if (!is_list(b, v, ctx))
-        return;
-    for (size_t i = 0; i < list_len(v); i++) {
-        yaml_node_t *item = list_item(b, v, i);
-        char ictx[280], shown[32];
-        const char *s;
-        unsigned bit;
-
-        if (item == NULL)
-            return;
-        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
-        s = text(b, item, ictx);
-        if (s == NULL)
-            continue;
-        bit = rl_method_bit(s);
-        if (bit == 0) {
-            cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item),
-                    "%s: unknown method '%s' (GET, HEAD, POST, PUT, DELETE, PATCH, "
-                    "OPTIONS, CONNECT, TRACE; case-sensitive)",
-                    ictx, shown);
-            continue;
-        }
-        bits |= bit;
-    }
-    *(unsigned *)dst = bits;
+    if (is_list(b, v, ctx) && each_text(b, v, ctx, method_item, &bits))
+        *(unsigned *)dst = bits;
 }
 
 static void p_host(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
@@ -710,43 +692,35 @@ static int by_parse(cfg_build_t *b, const char *s, rl_by_t *out)
                                                                                         : 0;
 }
 
+/* One entry of `by:`, appended to the rl_limit_t `arg`. */
+static int by_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
+                   void *arg)
+{
+    rl_limit_t *lim = arg;
+    rl_by_t *nb = cfg_grow(b, lim->by, lim->nby, sizeof *nb);
+    char shown[72];
+    int r;
+
+    if (nb == NULL)
+        return -1;
+    lim->by = nb;
+    r = by_parse(b, s, &nb[lim->nby]);
+    if (r == 0)
+        lim->nby++;
+    else if (r == -1) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(item), "%s: '%s' is not client, ip, route, header:NAME or claim:NAME",
+                ictx, shown);
+    }
+    return 0;
+}
+
 /* `by:` of a limit; dst is the rl_limit_t. */
 static void p_by(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                  const char *ctx)
 {
-    rl_limit_t *lim = dst;
-
     (void)f;
-    if (!is_list(b, v, ctx))
-        return;
-    for (size_t i = 0; i < list_len(v); i++) {
-        yaml_node_t *item = list_item(b, v, i);
-        char ictx[280], shown[72];
-        const char *s;
-        rl_by_t *nb;
-        int r;
-
-        if (item == NULL)
-            return;
-        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
-        s = text(b, item, ictx);
-        if (s == NULL)
-            continue;
-        nb = cfg_grow(b, lim->by, lim->nby, sizeof *nb);
-        if (nb == NULL)
-            return;
-        lim->by = nb;
-        r = by_parse(b, s, &nb[lim->nby]);
-        if (r == 0)
-            lim->nby++;
-        else if (r == -1) {
-            cfg_printable(s, shown, sizeof shown);
-            cfg_err(b, at(item),
-                    "%s: '%s' is not client, ip, route, header:NAME or claim:NAME", ictx,
-                    shown);
-        }
-    }
-    if (list_len(v) == 0)
+    if (is_list(b, v, ctx) && each_text(b, v, ctx, by_item, dst) && list_len(v) == 0)
         cfg_err(b, at(v), "%s: needs at least one entry", ctx);
 }
 
@@ -851,10 +825,8 @@ static void parse_limit(cfg_build_t *b, yaml_node_t *v, const char *ctx)
     memset(&lb, 0, sizeof lb);
     lb.lim.mode = RL_MODE_ENFORCE;
     lb.lim.on_redis_error = RL_ONERR_LOCAL;
-    if (v->type != YAML_MAPPING_NODE) {
-        cfg_err(b, at(v), "%s: expected a mapping, got %s", ctx, kind_name(v));
+    if (!is_map(b, v, ctx))
         return;
-    }
     parse_map(b, v, limit_fields, &lb, ctx);
     if (lb.lim.name == NULL && !given(b, ctx, "name"))
         cfg_err(b, at(v), "%s: missing 'name'", ctx);
@@ -977,10 +949,8 @@ static void p_routes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst
         if (item == NULL)
             return;
         snprintf(ictx, sizeof ictx, "routes[%zu]", i);
-        if (item->type != YAML_MAPPING_NODE) {
-            cfg_err(b, at(item), "%s: expected a mapping, got %s", ictx, kind_name(item));
+        if (!is_map(b, item, ictx))
             continue;
-        }
         memset(&r, 0, sizeof r);
         r.auth = CFG_ROUTE_REQUIRED;
         r.upstream_timeout_ms = 30000;
@@ -1080,12 +1050,8 @@ void cfg_yaml_tiers(cfg_build_t *b)
     rl_policy_set_t *ps = &b->c->policy;
     yaml_node_t *v = b->tiers_node;
 
-    if (v == NULL || is_null(v))
+    if (v == NULL || is_null(v) || !is_map(b, v, "tiers"))
         return;
-    if (v->type != YAML_MAPPING_NODE) {
-        cfg_err(b, at(v), "tiers: expected a mapping, got %s", kind_name(v));
-        return;
-    }
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
