@@ -450,3 +450,251 @@ def load_script(client, path=BUCKET_LUA):
     """SCRIPT LOAD a lua/ file; returns its sha1 (str)."""
     with open(path, "rb") as f:
         return client.call("SCRIPT", "LOAD", f.read()).decode()
+
+
+# ------------------------------------------------------- cluster operations
+# (additive helpers for test_redis_cluster.py / test_redis_failures.py)
+
+
+def _cluster_node_id(cluster, port):
+    with cluster.client(port, timeout=2.0) as c:
+        return c.call("CLUSTER", "MYID").decode()
+
+
+def cluster_wait_replicas_linked(cluster, timeout=20.0):
+    """Wait until every live replica reports master_link_status:up (a replica
+    that has not finished its first sync never fails over)."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        ok, last = True, []
+        for port in cluster.ports:
+            try:
+                with cluster.client(port, timeout=1.0) as c:
+                    info = c.call("INFO", "replication").decode()
+            except OSError:
+                continue  # a killed node
+            if "role:slave" in info:
+                up = "master_link_status:up" in info
+                last.append((port, up))
+                ok = ok and up
+        if ok:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("replicas not linked after %.0f s: %r" % (timeout, last))
+
+
+def cluster_live_port(cluster):
+    """A node that answers (the first seed may have been killed)."""
+    for port in cluster.ports:
+        try:
+            with cluster.client(port, timeout=1.0) as c:
+                c.call("PING")
+            return port
+        except (OSError, RespError):
+            continue
+    raise RuntimeError("no cluster node answers")
+
+
+def cluster_keyslot(cluster, key):
+    with cluster.client(cluster_live_port(cluster), timeout=2.0) as c:
+        return c.call("CLUSTER", "KEYSLOT", key)
+
+
+def cluster_migrate_slot(cluster, slot, dst_port, between=None, timeout_ms=5000):
+    """Move `slot` and its keys from its owner to the primary on `dst_port`,
+    the way redis-cli --cluster reshard does: SETSLOT IMPORTING on the
+    target, MIGRATING on the source, MIGRATE every key, then SETSLOT NODE on
+    the target, the source and every other primary.  `between(step)` is
+    called after each step ("migrating", "migrated", "node-dst",
+    "node-all") so a test can send requests during the move."""
+    src_port = cluster.owner_of_slot(slot)
+    if src_port == dst_port:
+        raise ValueError("slot %d already on %d" % (slot, dst_port))
+    src_id = _cluster_node_id(cluster, src_port)
+    dst_id = _cluster_node_id(cluster, dst_port)
+    step = between or (lambda name: None)
+    with cluster.client(dst_port) as dst, cluster.client(src_port) as src:
+        dst.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        step("migrating")
+        moved = []
+        while True:
+            keys = src.call("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if not keys:
+                break
+            src.call("MIGRATE", "127.0.0.1", dst_port, "", 0, timeout_ms, "KEYS", *keys)
+            moved.extend(keys)
+        step("migrated")
+        dst.call("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        step("node-dst")
+        src.call("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    for port in cluster.primaries():
+        if port in (src_port, dst_port):
+            continue
+        with cluster.client(port) as c:
+            c.call("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    step("node-all")
+    return src_port, moved
+
+
+# ------------------------------------------------------------------- TLS
+
+
+def make_test_pki(directory, san="IP:127.0.0.1", name="ca", days=2):
+    """A throw-away CA and a server certificate it signed (openssl CLI).
+    Returns {"ca": path, "cert": path, "key": path}.  `san` is the server
+    cert's subjectAltName (e.g. "IP:127.0.0.1" or "DNS:redis.example")."""
+    os.makedirs(directory, exist_ok=True)
+    p = lambda f: os.path.join(directory, "%s-%s" % (name, f))
+
+    def run(*args):
+        r = subprocess.run(["openssl"] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30, universal_newlines=True)
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (args[0], r.stderr[-2000:]))
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"),
+        "-out", p("ca.crt"), "-days", str(days), "-subj", "/CN=tollgate test CA %s" % name)
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("server.key"),
+        "-out", p("server.csr"), "-subj", "/CN=127.0.0.1")
+    with open(p("ext.cnf"), "w") as f:
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n" % san)
+    run("x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"),
+        "-CAcreateserial", "-out", p("server.crt"), "-days", str(days),
+        "-extfile", p("ext.cnf"))
+    return {"ca": p("ca.crt"), "cert": p("server.crt"), "key": p("server.key")}
+
+
+def redis_has_tls():
+    """(True, "") when this redis-server was built with TLS, else (False, why)."""
+    try:
+        r = subprocess.run(["redis-server", "--port", "0", "--tls-port", "1",
+                            "--tls-cert-file", "/nonexistent", "--tls-key-file",
+                            "/nonexistent", "--tls-auth-clients", "no"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=5,
+                           universal_newlines=True)
+        out = r.stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    if "not supported" in out.lower() or "bad directive" in out.lower():
+        return False, "redis-server has no TLS support: " + out.strip()[-300:]
+    return True, ""
+
+
+def ssl_error():
+    import ssl
+    return ssl.SSLError
+
+
+class TlsRespClient(RespClient):
+    """RespClient over TLS, verifying the server against `ca`."""
+
+    def __init__(self, host="127.0.0.1", port=6379, ca=None, timeout=5.0, server_name=None):
+        import ssl
+        ctx = ssl.create_default_context(cafile=ca)
+        raw = socket.create_connection((host, port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.host, self.port = host, port
+        self.sock = ctx.wrap_socket(raw, server_hostname=server_name or host)
+        self.buf = b""
+
+
+class TlsRedisServer(RedisServer):
+    """A redis-server child that listens only on a TLS port (plain port 0),
+    with the certificate files of make_test_pki().  `port` is the TLS port;
+    `server_name` is the name the test client verifies (the certificate's
+    SAN when it is not 127.0.0.1)."""
+
+    def __init__(self, pki, extra=None, port=None, server_name=None):
+        self.pki = pki
+        self.server_name = server_name
+        tls = ["--tls-cert-file", pki["cert"], "--tls-key-file", pki["key"],
+               "--tls-ca-cert-file", pki["ca"], "--tls-auth-clients", "no"]
+        super().__init__(extra=tls + list(extra or []), port=port)
+
+    def start(self, attempts=5):
+        last = None
+        for _ in range(attempts):
+            port = self.port or free_port()
+            args = ["redis-server", "--port", "0", "--tls-port", str(port),
+                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "no", "--dir", self.dir, "--logfile",
+                    os.path.join(self.dir, "redis.log")] + self.extra
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    last = RuntimeError("exited with %s" % self.proc.returncode)
+                    break
+                try:
+                    with self.client(port=port, timeout=0.5) as c:
+                        if c.call("PING") == "PONG":
+                            self.port = port
+                            return self
+                except (OSError, RespError) as e:
+                    last = e
+                time.sleep(0.02)
+            self._kill()
+            if self.port or isinstance(last, ssl_error()):
+                break  # a fixed port, or a certificate problem: no retry
+        raise RuntimeError("TLS redis-server did not start: %s\n%s" % (last, self.log()))
+
+    def client(self, timeout=5.0, port=None):
+        return TlsRespClient("127.0.0.1", port or self.port, ca=self.pki["ca"],
+                             timeout=timeout, server_name=self.server_name)
+
+
+# ----------------------------------------------------------- HTTP keep-alive
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection to a tollgate port, reconnecting
+    when the server closes it; get() returns (status, headers, body)."""
+
+    def __init__(self, port, timeout=5.0):
+        import http.client
+        self._mk = lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn = self._mk()
+
+    def get(self, path, headers=None):
+        """One request; never resent (a resent request would be charged
+        twice): a connection error is raised after reconnecting."""
+        import http.client
+        try:
+            self.conn.request("GET", path, headers=headers or {})
+            r = self.conn.getresponse()
+            body = r.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = self._mk()
+            raise
+        if (r.getheader("Connection") or "").lower() == "close":
+            self.conn.close()
+            self.conn = self._mk()
+        return r.status, r.headers, body
+
+    def close(self):
+        self.conn.close()
+
+
+def key_slot(key):
+    """Redis Cluster hash slot of `key` (CRC16/XMODEM of the {hash tag}),
+    computed locally: no node needs to be up."""
+    k = key.encode() if isinstance(key, str) else key
+    s = k.find(b"{")
+    if s >= 0:
+        e = k.find(b"}", s + 1)
+        if e > s + 1:
+            k = k[s + 1:e]
+    crc = 0
+    for b in k:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc % 16384
