@@ -352,8 +352,12 @@ static void conn_on_connected(rc_conn_t *conn)
         conn->hs_pending++;
         conn_internal(conn, 2, (const char *[]){"SELECT", db}, handshake_reply, "SELECT");
     }
-    if (conn->state == RC_CONN_HANDSHAKE && conn->hs_pending == 0)
-        conn_ready(conn);
+    if (conn->state == RC_CONN_HANDSHAKE && conn->hs_pending == 0) {
+        /* Nothing to authenticate: still ask once, so a server that wants a
+         * password (-NOAUTH) fails the handshake instead of every command. */
+        conn->hs_pending++;
+        conn_internal(conn, 1, (const char *[]){"PING"}, handshake_reply, "PING");
+    }
 }
 
 /* Feed what arrived to the reader, then answer every complete reply. */

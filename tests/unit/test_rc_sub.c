@@ -469,7 +469,8 @@ static void test_malformed(void)
     }
 
     /* Confirmed, then pushes of kinds it does not know: ignored, still up. */
-    fake_t f = {0, "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+    /* (+PONG answers the connection handshake's PING.) */
+    fake_t f = {0, "+PONG\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
                    "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\na\r\n$1\r\nx\r\n"
                    "*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n"
                    "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n"};
