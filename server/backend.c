@@ -28,7 +28,7 @@ static size_t scripts(rc_script_t *out, size_t *bucket)
     size_t n = 0;
 
     *bucket = (size_t)-1;
-    for (; tg_lua_scripts[n].name != NULL && n < MAX_SCRIPTS; n++) {
+    for (; n < MAX_SCRIPTS && tg_lua_scripts[n].name != NULL; n++) {
         out[n] = (rc_script_t){tg_lua_scripts[n].name, tg_lua_scripts[n].text,
                                tg_lua_scripts[n].len};
         if (strcmp(tg_lua_scripts[n].name, "bucket") == 0)

@@ -21,18 +21,18 @@ typedef struct audit_buf audit_buf_t;
  * JSON null.  `target` is the raw path?query: the query values of token,
  * access_token, api_key, ticket and password are redacted when written. */
 typedef struct audit_rec {
-    int64_t ts_ms;          /* unix ms, written as RFC 3339 with ms, UTC */
+    int64_t ts_ms; /* unix ms, written as RFC 3339 with ms, UTC */
     const char *request_id;
-    const char *client_id;  /* key id or JWT sub, never a credential */
+    const char *client_id; /* key id or JWT sub, never a credential */
     const char *method;
     const char *target;
     int status;
     double duration_ms;
     const char *ip;
-    const char *decision;   /* allow | deny | error */
+    const char *decision; /* allow | deny | error */
     const char *reason;
     const char *limit;
-    int upstream_status;    /* < 0: null */
+    int upstream_status; /* < 0: null */
 } audit_rec_t;
 
 /* Open `path` ("-" = stdout) for appending.  NULL with a message on error. */

@@ -14,7 +14,12 @@
 
 #define AUTH_MAX_ID_LEN 128 /* key ids, JWT sub */
 
-typedef enum { AUTH_KIND_NONE, AUTH_KIND_API_KEY, AUTH_KIND_JWT, AUTH_KIND_TICKET } auth_kind_t;
+typedef enum {
+    AUTH_KIND_NONE,
+    AUTH_KIND_API_KEY,
+    AUTH_KIND_JWT,
+    AUTH_KIND_TICKET
+} auth_kind_t;
 
 typedef struct auth_identity {
     auth_kind_t kind;
@@ -22,11 +27,11 @@ typedef struct auth_identity {
     char *subject;   /* JWT sub, or the key id */
     char **scopes;   /* nscopes strings */
     size_t nscopes;
-    char *tier;      /* NULL when none */
-    char *jti;       /* JWT only, else NULL */
-    int64_t exp;     /* JWT exp (unix s), 0 when none */
-    int64_t iat;     /* JWT iat (unix s), 0 when none */
-    json_t *claims;  /* JWT payload (one reference owned), NULL for API keys */
+    char *tier;     /* NULL when none */
+    char *jti;      /* JWT only, else NULL */
+    int64_t exp;    /* JWT exp (unix s), 0 when none */
+    int64_t iat;    /* JWT iat (unix s), 0 when none */
+    json_t *claims; /* JWT payload (one reference owned), NULL for API keys */
 } auth_identity_t;
 
 /* Free what the identity holds and zero it; the struct itself is the caller's. */

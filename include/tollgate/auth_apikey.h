@@ -31,7 +31,8 @@ void auth_keystore_free(auth_keystore_t *ks);
 
 /* Add every line of the key file `path`.  On error returns -1 and writes
  * "PATH:LINE: message" into err (the message never contains key material). */
-int auth_keystore_load_file(auth_keystore_t *ks, const char *path, char *err, size_t errlen);
+int auth_keystore_load_file(auth_keystore_t *ks, const char *path, char *err,
+                            size_t errlen);
 
 /* Parse one line of the key file format (text, no newline); a blank or
  * comment line adds nothing.  `where` prefixes errors ("PATH:LINE"). */
@@ -40,8 +41,8 @@ int auth_keystore_add_line(auth_keystore_t *ks, const char *line, const char *wh
 
 /* Add a plaintext key (ALLOWED_API_KEYS); it is hashed at once and its id is
  * "key-" + the first 8 hex digits of its digest.  No scopes, no tier. */
-int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen,
-                            char *err, size_t errlen);
+int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen, char *err,
+                            size_t errlen);
 
 /* Duplicate ids or digests are refused by the add functions. */
 size_t auth_keystore_count(const auth_keystore_t *ks);

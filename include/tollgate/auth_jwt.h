@@ -15,15 +15,15 @@
 
 #include "tollgate/auth.h"
 
-#define AUTH_JWT_MAX_LEN 8192     /* bytes of a token; longer is refused */
+#define AUTH_JWT_MAX_LEN 8192 /* bytes of a token; longer is refused */
 #define AUTH_JWT_MAX_KID_LEN 128
 #define AUTH_JWT_MIN_HS_SECRET 32 /* bytes, enforced in production */
 
 typedef enum {
     AUTH_JWT_OK = 0,
-    AUTH_JWT_MALFORMED,     /* not three base64url parts, bad JSON, ... */
+    AUTH_JWT_MALFORMED, /* not three base64url parts, bad JSON, ... */
     AUTH_JWT_TOO_LARGE,
-    AUTH_JWT_BAD_ALG,       /* none, not allowed, or not the key's alg */
+    AUTH_JWT_BAD_ALG, /* none, not allowed, or not the key's alg */
     AUTH_JWT_UNKNOWN_KID,
     AUTH_JWT_BAD_SIGNATURE,
     AUTH_JWT_EXPIRED,
@@ -32,7 +32,7 @@ typedef enum {
     AUTH_JWT_IAT_FUTURE,
     AUTH_JWT_BAD_ISSUER,
     AUTH_JWT_BAD_AUDIENCE,
-    AUTH_JWT_CRIT,          /* a crit header: refused */
+    AUTH_JWT_CRIT, /* a crit header: refused */
 } auth_jwt_status_t;
 
 typedef struct auth_jwt_opts {

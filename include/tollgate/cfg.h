@@ -23,7 +23,12 @@
 
 typedef enum { CFG_ENV_DEVELOPMENT, CFG_ENV_PRODUCTION } cfg_env_t;
 typedef enum { CFG_REDIS_NONE, CFG_REDIS_STANDALONE, CFG_REDIS_CLUSTER } cfg_redis_mode_t;
-typedef enum { CFG_AUTH_NONE, CFG_AUTH_API_KEY, CFG_AUTH_JWT, CFG_AUTH_ANY } cfg_auth_mode_t;
+typedef enum {
+    CFG_AUTH_NONE,
+    CFG_AUTH_API_KEY,
+    CFG_AUTH_JWT,
+    CFG_AUTH_ANY
+} cfg_auth_mode_t;
 typedef enum { CFG_ROUTE_REQUIRED, CFG_ROUTE_OPTIONAL, CFG_ROUTE_NONE } cfg_route_auth_t;
 
 typedef struct cfg_strv {
@@ -32,35 +37,35 @@ typedef struct cfg_strv {
 } cfg_strv_t;
 
 typedef struct cfg_route {
-    char *name;         /* `name:` or "route-N" (1-based, config order) */
+    char *name; /* `name:` or "route-N" (1-based, config order) */
     rl_match_t match;
-    char *upstream;     /* "http://host:port" (no path), NULL = forward-auth only */
+    char *upstream; /* "http://host:port" (no path), NULL = forward-auth only */
     cfg_route_auth_t auth;
-    cfg_strv_t scopes;  /* all required */
-    bool tickets;       /* `?ticket=` accepted once */
+    cfg_strv_t scopes;            /* all required */
+    bool tickets;                 /* `?ticket=` accepted once */
     unsigned upstream_timeout_ms; /* default 30000 */
 } cfg_route_t;
 
 typedef struct cfg_redis {
     cfg_redis_mode_t mode;
-    cfg_strv_t nodes;     /* "host:port" seeds */
-    char *key_prefix;     /* default "tg:" */
+    cfg_strv_t nodes; /* "host:port" seeds */
+    char *key_prefix; /* default "tg:" */
     bool tls;
     char *tls_ca_file, *tls_cert_file, *tls_key_file; /* NULL = none */
-    unsigned timeout_ms;  /* default 50 */
+    unsigned timeout_ms;                              /* default 50 */
     bool required;
-    unsigned db;          /* REDIS_URL "/N" or redis.db; default 0 (cluster: 0 only) */
-    char *username;       /* from REDIS_URL, NULL = none */
-    char *password;       /* secret: REDIS_URL / REDIS_PASSWORD(_FILE); redacted */
+    unsigned db;    /* REDIS_URL "/N" or redis.db; default 0 (cluster: 0 only) */
+    char *username; /* from REDIS_URL, NULL = none */
+    char *password; /* secret: REDIS_URL / REDIS_PASSWORD(_FILE); redacted */
 } cfg_redis_t;
 
 typedef struct cfg_jwt {
     cfg_strv_t algorithms; /* default [HS256] */
     char *keys_file;       /* JWKS, NULL = none */
     char *issuer, *audience;
-    unsigned leeway_s;     /* default 30 */
-    char *scopes_claim;    /* default "scope" */
-    char *tier_claim;      /* NULL = none */
+    unsigned leeway_s;  /* default 30 */
+    char *scopes_claim; /* default "scope" */
+    char *tier_claim;   /* NULL = none */
 } cfg_jwt_t;
 
 typedef struct cfg_lockout {
@@ -71,48 +76,49 @@ typedef struct cfg_lockout {
 } cfg_lockout_t;
 
 typedef struct cfg {
-    char *path;               /* file it came from, NULL = built-in defaults */
-    char version[17];         /* 16 hex digits: hash of the effective config */
-    cfg_env_t environment;    /* default development */
-    char *listen;             /* default "0.0.0.0:8080" */
-    char *admin_listen;       /* default "127.0.0.1:9090" */
-    unsigned threads;         /* 0 = one per CPU */
+    char *path;                      /* file it came from, NULL = built-in defaults */
+    char version[17];                /* 16 hex digits: hash of the effective config */
+    cfg_env_t environment;           /* default development */
+    char *listen;                    /* default "0.0.0.0:8080" */
+    char *admin_listen;              /* default "127.0.0.1:9090" */
+    unsigned threads;                /* 0 = one per CPU */
     srv_cidr_list_t trusted_proxies; /* default srv_cidr_list_default() */
-    size_t max_body_bytes;    /* default 1 MiB */
-    size_t max_header_bytes;  /* default 16 KiB */
-    unsigned expected_replicas; /* default 1 */
+    size_t max_body_bytes;           /* default 1 MiB */
+    size_t max_header_bytes;         /* default 16 KiB */
+    unsigned expected_replicas;      /* default 1 */
     cfg_redis_t redis;
     struct {
-        char *path;                   /* default "/auth" */
+        char *path;                    /* default "/auth" */
         int nginx_rate_limited_status; /* default 403 */
     } forward_auth;
     struct {
-        char *path;       /* default "/v1/tickets" */
-        unsigned ttl_s;   /* default 30 */
+        char *path;     /* default "/v1/tickets" */
+        unsigned ttl_s; /* default 30 */
     } tickets;
     char *healthz_path, *readyz_path; /* defaults "/healthz", "/readyz" */
-    cfg_route_t default_route; /* default auth required, no scopes */
+    cfg_route_t default_route;        /* default auth required, no scopes */
     struct {
-        char *content_security_policy; /* default "default-src 'none'; frame-ancestors 'none'" */
-        char *permissions_policy;      /* default "geolocation=(), camera=(), microphone=()" */
-        uint32_t hsts_max_age;         /* default 31536000 */
+        char *content_security_policy; /* default "default-src 'none'; frame-ancestors
+                                          'none'" */
+        char *permissions_policy; /* default "geolocation=(), camera=(), microphone=()" */
+        uint32_t hsts_max_age;    /* default 31536000 */
     } security_headers;
     struct {
-        cfg_auth_mode_t mode;      /* default any */
-        bool api_key_enabled;      /* default true (API_KEY_ENABLED) */
-        char *api_keys_file;       /* NULL = none */
-        auth_keystore_t *keys;     /* file + ALLOWED_API_KEYS; never NULL */
+        cfg_auth_mode_t mode;  /* default any */
+        bool api_key_enabled;  /* default true (API_KEY_ENABLED) */
+        char *api_keys_file;   /* NULL = none */
+        auth_keystore_t *keys; /* file + ALLOWED_API_KEYS; never NULL */
         cfg_jwt_t jwt;
-        auth_jwt_t *jwt_verifier;  /* NULL when JWT is off or has no key */
+        auth_jwt_t *jwt_verifier; /* NULL when JWT is off or has no key */
         cfg_lockout_t lockout;
     } auth;
-    rl_policy_set_t policy;   /* limits + tiers */
+    rl_policy_set_t policy; /* limits + tiers */
     cfg_route_t *routes;
     size_t nroutes;
-    cfg_strv_t cors_origins;  /* validated */
-    char *audit_path;         /* default "-" (stdout); "off" = no audit */
-    char *admin_token;        /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
-    atomic_int refs;          /* starts at 1; cfg_ref / cfg_unref */
+    cfg_strv_t cors_origins; /* validated */
+    char *audit_path;        /* default "-" (stdout); "off" = no audit */
+    char *admin_token;       /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
+    atomic_int refs;         /* starts at 1; cfg_ref / cfg_unref */
 } cfg_t;
 
 /* Load `path` (NULL: built-in defaults, no file) with the environment's

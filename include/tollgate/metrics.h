@@ -22,7 +22,8 @@ void metrics_free(metrics_t *m);
 
 /* tollgate_requests_total{decision,reason} and
  * tollgate_request_duration_seconds. */
-void metrics_request(metrics_t *m, const char *decision, const char *reason, double seconds);
+void metrics_request(metrics_t *m, const char *decision, const char *reason,
+                     double seconds);
 /* tollgate_limit_decisions_total{limit,decision,mode}. */
 void metrics_limit(metrics_t *m, const char *limit, const char *decision, const char *mode);
 /* tollgate_auth_failures_total{reason}. */

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RL_MAX_BURST 10000000u          /* tokens */
-#define RL_MAX_PERIOD_MS 86400000u      /* one day */
+#define RL_MAX_BURST 10000000u     /* tokens */
+#define RL_MAX_PERIOD_MS 86400000u /* one day */
 
 typedef struct rl_rate {
     uint32_t n;         /* tokens added per period (the N of N/period), >= 1 */

@@ -40,7 +40,13 @@ typedef struct rl_match {
     char *host;        /* exact, case-insensitive, port ignored; NULL = any */
 } rl_match_t;
 
-typedef enum { RL_BY_CLIENT, RL_BY_IP, RL_BY_ROUTE, RL_BY_HEADER, RL_BY_CLAIM } rl_by_kind_t;
+typedef enum {
+    RL_BY_CLIENT,
+    RL_BY_IP,
+    RL_BY_ROUTE,
+    RL_BY_HEADER,
+    RL_BY_CLAIM
+} rl_by_kind_t;
 
 typedef struct rl_by {
     rl_by_kind_t kind;

@@ -13,7 +13,8 @@ typedef struct srv srv_t;
  * `config_path` (NULL: none) on SIGHUP, on change and on POST
  * /admin/v1/reload.  `threads` > 0 overrides cfg->threads.  Binds the
  * listeners; NULL with a message in err when that fails. */
-srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err, size_t errlen);
+srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
+               size_t errlen);
 
 /* Serve until SIGTERM/SIGINT, then drain in-flight requests (bounded).
  * Returns the process exit code. */

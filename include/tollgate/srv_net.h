@@ -11,9 +11,9 @@
 #define SRV_IP_STRLEN 46 /* INET6_ADDRSTRLEN */
 
 typedef struct srv_cidr {
-    int family;         /* AF_INET or AF_INET6 */
-    uint8_t addr[16];   /* network byte order; 4 bytes used for AF_INET */
-    unsigned prefix;    /* bits */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network byte order; 4 bytes used for AF_INET */
+    unsigned prefix;  /* bits */
 } srv_cidr_t;
 
 typedef struct srv_cidr_list {
