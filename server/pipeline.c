@@ -22,6 +22,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -87,7 +88,12 @@ static void on_close(struct evhttp_connection *conn, void *arg);
  * its reading back on would abort on pipelined input).  Like nginx's
  * ngx_http_test_reading, watch the socket ourselves and peek: 0 bytes is the
  * client gone (a half-close counts, as in nginx); data is a pipelined request,
- * after which we stop watching. */
+ * after which we stop watching.
+ *
+ * Watching a socket costs two epoll_ctl calls, and most steps are answered in
+ * microseconds, so a step first arms only a timer (no syscall): the socket is
+ * watched once the step has been pending for SRV_WATCH_AFTER_MS.  A client
+ * that leaves a quicker step is simply answered into a closed socket. */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     srv_req_t *r = arg;
@@ -98,35 +104,47 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     if (n > 0)
         return;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        event_add(r->close_ev, NULL);
+        event_add(&r->watch_ev, NULL);
         return;
     }
     /* Calls on_close() through the close callback, which frees r. */
     evhttp_connection_free(r->conn);
 }
 
+/* Still pending after SRV_WATCH_AFTER_MS: now watch the socket. */
+static void watch_socket(evutil_socket_t fd, short what, void *arg)
+{
+    srv_req_t *r = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
+
+    (void)fd;
+    (void)what;
+    if (bev == NULL || bufferevent_getfd(bev) < 0)
+        return;
+    event_assign(&r->watch_ev, r->w->base, bufferevent_getfd(bev), EV_READ, on_readable, r);
+    event_add(&r->watch_ev, NULL);
+}
+
 /* Watch (or stop watching) for the client leaving while a step is pending. */
 static void watch_close(srv_req_t *r, bool on)
 {
-    struct bufferevent *bev;
+    static const struct timeval after = {0, SRV_WATCH_AFTER_MS * 1000};
 
     if (r->conn == NULL)
         return;
     if (!on) {
         evhttp_connection_set_closecb(r->conn, NULL, NULL);
-        if (r->close_ev != NULL) {
-            event_free(r->close_ev);
-            r->close_ev = NULL;
+        if (r->watching) {
+            event_del(&r->watch_ev);
+            r->watching = false;
         }
         return;
     }
     evhttp_connection_set_closecb(r->conn, on_close, r);
-    bev = evhttp_connection_get_bufferevent(r->conn);
-    if (r->close_ev == NULL && bev != NULL && bufferevent_getfd(bev) >= 0) {
-        r->close_ev =
-            event_new(r->w->base, bufferevent_getfd(bev), EV_READ, on_readable, r);
-        if (r->close_ev != NULL)
-            event_add(r->close_ev, NULL);
+    if (!r->watching) {
+        event_assign(&r->watch_ev, r->w->base, -1, 0, watch_socket, r);
+        event_add(&r->watch_ev, &after);
+        r->watching = true;
     }
 }
 
@@ -158,8 +176,8 @@ static void finish(srv_req_t *r)
         };
         audit_log(w->audit, &a);
     }
-    if (r->close_ev != NULL)
-        event_free(r->close_ev);
+    if (r->watching)
+        event_del(&r->watch_ev);
     auth_identity_clear(&r->id);
     free(r->path);
     free(r->target_own);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 
 #include "tollgate/audit.h"
@@ -33,6 +34,7 @@
 #define SRV_MAX_WORKERS 256
 #define SRV_READ_TIMEOUT_S 15 /* slow clients: headers and body must arrive in time */
 #define SRV_DRAIN_TIMEOUT_MS 10000
+#define SRV_WATCH_AFTER_MS 10 /* a step pending this long gets its socket watched */
 
 typedef struct srv srv_t;
 
@@ -141,7 +143,8 @@ typedef struct srv_req {
     bool bearer_failed; /* a presented JWT was refused */
     char claimbuf[64];
     rl_pending_t *rl_pending;
-    struct event *close_ev; /* client-gone watch while a step is pending */
+    struct event watch_ev; /* client-gone watch while a step is pending */
+    bool watching;         /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
     /* Outcome, for the audit line and metrics. */
     int status;
