@@ -29,6 +29,15 @@ class Dialects(TollgateCase):
         self.assertEqual(rec["path"], "/orders/7?x=1")
         self.assertEqual(rec["ip"], "203.0.113.7")
 
+    def test_nginx_client_ip_from_x_real_ip_alone(self):
+        """A plain nginx auth_request config often sends only X-Real-IP."""
+        h = dict(nginx_headers("/orders/1", url=False), **api_key("bob"))
+        del h["X-Forwarded-For"]
+        h["X-Real-IP"] = "198.51.100.44"
+        h["X-Request-ID"] = unique("realip")
+        self.assertEqual(self.tg.get("/auth", h).status, 200)
+        self.assertEqual(self.tg.audit_for(h["X-Request-ID"])["ip"], "198.51.100.44")
+
     def test_nginx_original_uri_variant(self):
         h = with_key(nginx_headers("/orders/admin/x", "DELETE", url=False, sent_from=False), "bob")
         r = self.tg.get("/auth", h)
