@@ -109,7 +109,7 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
     w->rc = client_new(w->base, c, &bucket, err, errlen);
     if (w->rc == NULL)
         return -1;
-    w->rr = rl_redis_new(&rc_client_ops, w->rc, c->redis.key_prefix, bucket);
+    w->rr = rl_redis_new(&rc_client_ops, w->rc, s->redis_prefix, bucket);
     w->limiter = w->rr ? rl_limiter_new(w->base, &rl_redis_ops, w->rr) : NULL;
     w->health_ev = event_new(w->base, -1, EV_PERSIST, health_tick, w);
     if (w->limiter == NULL || w->health_ev == NULL || event_add(w->health_ev, &tick) != 0) {

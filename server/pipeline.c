@@ -728,7 +728,8 @@ static void begin(srv_req_t *r)
 
         /* X-Forwarded-For; else X-Real-IP, which nginx auth_request setups
          * often send alone (one hop: treated like a one-entry XFF). */
-        srv_client_ip(r->peer, r->h.nxff ? forwarded_for(r, xff, sizeof(xff)) : r->h.real_ip,
+        srv_client_ip(r->peer,
+                      r->h.nxff ? forwarded_for(r, xff, sizeof(xff)) : r->h.real_ip,
                       &c->trusted_proxies, r->ip, sizeof(r->ip));
     } else {
         srv_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));

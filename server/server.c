@@ -240,13 +240,31 @@ cfg_t *srv_current_cfg(srv_t *s)
     return c;
 }
 
+static bool str_differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* Any Redis setting whose change needs a restart (the clients are built once). */
+static bool redis_changed(const cfg_redis_t *o, const cfg_redis_t *n)
+{
+    bool nodes = o->nodes.n != n->nodes.n;
+
+    for (size_t i = 0; !nodes && i < o->nodes.n; i++)
+        nodes = strcmp(o->nodes.v[i], n->nodes.v[i]) != 0;
+    return nodes || o->mode != n->mode || o->tls != n->tls || o->db != n->db ||
+           o->timeout_ms != n->timeout_ms || str_differ(o->key_prefix, n->key_prefix) ||
+           str_differ(o->username, n->username) || str_differ(o->password, n->password) ||
+           str_differ(o->tls_ca_file, n->tls_ca_file) ||
+           str_differ(o->tls_cert_file, n->tls_cert_file) ||
+           str_differ(o->tls_key_file, n->tls_key_file);
+}
+
 static void warn_restart_needed(const cfg_t *o, const cfg_t *n)
 {
     if (strcmp(o->listen, n->listen) != 0 || strcmp(o->admin_listen, n->admin_listen) != 0)
         log_warn("config reload: listen addresses change only on restart");
-    if (o->redis.mode != n->redis.mode || o->redis.nodes.n != n->redis.nodes.n ||
-        strcmp(o->redis.key_prefix, n->redis.key_prefix) != 0 ||
-        o->redis.tls != n->redis.tls)
+    if (redis_changed(&o->redis, &n->redis))
         log_warn("config reload: redis settings change only on restart");
     if (o->threads != n->threads)
         log_warn("config reload: threads change only on restart");
@@ -360,6 +378,9 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->cfg = cfg;
     s->config_path = config_path ? strdup(config_path) : NULL;
     s->cfg_redis_mode = cfg->redis.mode;
+    s->redis_prefix = strdup(cfg->redis.key_prefix ? cfg->redis.key_prefix : "tg:");
+    if (s->redis_prefix == NULL)
+        goto out_nomem;
     if (cfg->redis.mode != CFG_REDIS_NONE && cfg->redis.required &&
         srv_backend_probe(cfg, SRV_REDIS_REQUIRED_WAIT_MS, err, errlen) != 0)
         goto out_free;
@@ -469,6 +490,7 @@ void srv_free(srv_t *s)
     if (s->main_base)
         event_base_free(s->main_base);
     free(s->config_path);
+    free(s->redis_prefix);
     pthread_mutex_destroy(&s->cfg_mu);
     pthread_mutex_destroy(&s->warn_mu);
     free(s);

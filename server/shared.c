@@ -98,13 +98,12 @@ static void resync_sub(rc_client_t *c, redisReply *r, const char *errstr, void *
 /* Reload the revocation index (two reads in the {revlog} slot). */
 static void resync(srv_t *s)
 {
-    const cfg_t *c = s->admin.cfg;
     char kj[256], ks[256], now[24];
 
     if (s->admin.rc == NULL || !rc_client_up(s->admin.rc))
         return;
-    snprintf(kj, sizeof(kj), "%s{revlog}:j", c->redis.key_prefix);
-    snprintf(ks, sizeof(ks), "%s{revlog}:s", c->redis.key_prefix);
+    snprintf(kj, sizeof(kj), "%s{revlog}:j", s->redis_prefix);
+    snprintf(ks, sizeof(ks), "%s{revlog}:s", s->redis_prefix);
     snprintf(now, sizeof(now), "%lld", (long long)now_s());
     const char *zr[] = {"ZRANGEBYSCORE", kj, now, "+inf", "WITHSCORES"};
     const char *hg[] = {"HGETALL", ks};
@@ -178,7 +177,6 @@ static void revoke_index_done(rc_client_t *c, redisReply *r, const char *errstr,
                               void *privdata)
 {
     revoke_op_t *op = privdata;
-    const cfg_t *cfg = op->s->admin.cfg;
     char key[512], when[24];
 
     (void)errstr;
@@ -188,7 +186,7 @@ static void revoke_index_done(rc_client_t *c, redisReply *r, const char *errstr,
     }
     op->when = r->integer;
     snprintf(when, sizeof(when), "%lld", op->when);
-    snprintf(key, sizeof(key), "%s{%s:%s}", cfg->redis.key_prefix,
+    snprintf(key, sizeof(key), "%s{%s:%s}", op->s->redis_prefix,
              op->kind == SRV_REVOKE_SUBJECT ? "revsub" : "rev", op->id);
     const char *set_jti[] = {"SET", key, when, "EXAT", when};
     const char *set_sub[] = {"SET", key, when};
@@ -201,7 +199,6 @@ static void revoke_index_done(rc_client_t *c, redisReply *r, const char *errstr,
 int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t when,
                       srv_shared_done_fn done, void *privdata)
 {
-    const cfg_t *c = s->admin.cfg;
     revoke_op_t *op;
     char kj[256], ks[256], chan[256], w[24];
 
@@ -221,9 +218,9 @@ int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t 
     *op = (revoke_op_t){
         .s = s, .kind = kind, .when = when, .done = done, .privdata = privdata};
     snprintf(op->id, sizeof(op->id), "%s", id);
-    snprintf(kj, sizeof(kj), "%s{revlog}:j", c->redis.key_prefix);
-    snprintf(ks, sizeof(ks), "%s{revlog}:s", c->redis.key_prefix);
-    snprintf(chan, sizeof(chan), "%srevocations", c->redis.key_prefix);
+    snprintf(kj, sizeof(kj), "%s{revlog}:j", s->redis_prefix);
+    snprintf(ks, sizeof(ks), "%s{revlog}:s", s->redis_prefix);
+    snprintf(chan, sizeof(chan), "%srevocations", s->redis_prefix);
     snprintf(w, sizeof(w), "%lld", (long long)when);
     const char *keys[] = {kj, ks};
     const char *args[] = {kind == SRV_REVOKE_SUBJECT ? "s" : "j", op->id, w, chan};
@@ -267,7 +264,6 @@ static void lockout_done(rc_client_t *c, redisReply *r, const char *errstr, void
 void srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
                              const auth_lockout_policy_t *p)
 {
-    const cfg_t *c = w->cfg;
     lock_op_t *op;
     char key[256], a[4][24], chan[256];
 
@@ -280,8 +276,8 @@ void srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
     op->s = w->srv;
     op->p = *p;
     snprintf(op->ip, sizeof(op->ip), "%s", ip);
-    snprintf(key, sizeof(key), "%s{lock:%s}", c->redis.key_prefix, ip);
-    snprintf(chan, sizeof(chan), "%slockouts", c->redis.key_prefix);
+    snprintf(key, sizeof(key), "%s{lock:%s}", w->srv->redis_prefix, ip);
+    snprintf(chan, sizeof(chan), "%slockouts", w->srv->redis_prefix);
     snprintf(a[0], sizeof(a[0]), "%u", p->max_failures);
     snprintf(a[1], sizeof(a[1]), "%llu", (unsigned long long)p->window_ms);
     snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)p->base_backoff_ms);
@@ -309,8 +305,8 @@ int srv_shared_start(srv_t *s, char *err, size_t errlen)
     s->admin.rc = srv_backend_client_new(s->admin.base, c, err, errlen);
     if (s->admin.rc == NULL)
         return -1;
-    snprintf(ch1, sizeof(ch1), "%srevocations", c->redis.key_prefix);
-    snprintf(ch2, sizeof(ch2), "%slockouts", c->redis.key_prefix);
+    snprintf(ch1, sizeof(ch1), "%srevocations", s->redis_prefix);
+    snprintf(ch2, sizeof(ch2), "%slockouts", s->redis_prefix);
     s->sub = rc_subscribe(s->admin.rc, chans, 2, on_sub, s);
     s->resync_ev = event_new(s->admin.base, -1, EV_PERSIST, resync_tick, s);
     if (s->sub == NULL || s->resync_ev == NULL || event_add(s->resync_ev, &tick) != 0) {

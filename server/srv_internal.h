@@ -84,6 +84,7 @@ struct srv {
     char warned[64][SRV_IP_STRLEN];
     unsigned nwarned;
     cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
+    char *redis_prefix;              /* as started: keys and channels of every thread */
     atomic_bool degraded;            /* Redis unreachable: limits on on_redis_error */
     bool redis_seen_up;              /* main thread only */
     unsigned redis_grace_ticks;      /* main thread only */

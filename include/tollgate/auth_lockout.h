@@ -4,7 +4,9 @@
  * (the client ip), the key is locked for a backoff that starts at
  * `base_backoff_ms` and doubles with every further lockout (capped at
  * `max_backoff_ms`).  While locked, attempts are refused without looking at
- * their credentials.  A success clears the key.  The store is shared by all
+ * their credentials.  A success may clear a key (auth_lockout_success;
+ * tollgate does not call it for ip keys, so one valid key cannot keep
+ * resetting the count while others are guessed).  The store is shared by all
  * worker threads (striped locks), bounded in size, and forgets idle keys.
  * The Redis variant (lua/lockout.lua) keeps the same rules.
  */
