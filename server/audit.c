@@ -14,6 +14,7 @@
  * line always fits in AUDIT_LINE_MAX.
  */
 #include "tollgate/audit.h"
+#include "tollgate/util_fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -330,46 +331,70 @@ static void jw_jstr(jw_t *w, const char *s, size_t max)
 
 static void jw_int(jw_t *w, long long v)
 {
-    char tmp[32];
-    int n;
+    char tmp[UTIL_FMT_U64_MAX];
 
     if (v < 0) {
         jw_str(w, "null");
         return;
     }
-    n = snprintf(tmp, sizeof(tmp), "%lld", v);
-    jw_put(w, tmp, (size_t)n);
+    jw_put(w, tmp, util_fmt_u64(tmp, (uint64_t)v));
 }
 
+/* Milliseconds with three decimals, from whole microseconds (no printf). */
 static void jw_ms(jw_t *w, double v)
 {
-    char tmp[32];
-    int n;
+    char tmp[UTIL_FMT_U64_MAX];
+    uint64_t us;
+    size_t n;
 
     /* Non-finite is not JSON; beyond ~3 years is not a request duration. */
     if (!isfinite(v) || v < 0 || v > 1e11) {
         jw_str(w, "null");
         return;
     }
-    n = snprintf(tmp, sizeof(tmp), "%.3f", v);
-    jw_put(w, tmp, (size_t)n);
+    us = (uint64_t)(v * 1000.0 + 0.5);
+    n = util_fmt_u64(tmp, us / 1000);
+    jw_put(w, tmp, n);
+    tmp[0] = '.';
+    tmp[1] = (char)('0' + us % 1000 / 100);
+    tmp[2] = (char)('0' + us % 100 / 10);
+    tmp[3] = (char)('0' + us % 10);
+    jw_put(w, tmp, 4);
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ".  The part up to the seconds is formatted once
+ * a second per thread (gmtime_r + strftime cost more than the rest of the
+ * line). */
 static void jw_ts(jw_t *w, int64_t ts_ms)
 {
-    char tmp[64];
+    static __thread int64_t cached_sec = -1;
+    static __thread char head[32];
+    static __thread size_t headlen;
     struct tm tm;
     time_t sec;
-    size_t n;
+    char ms[5];
 
     sec = (time_t)(ts_ms / 1000);
-    if (ts_ms < 0 || gmtime_r(&sec, &tm) == NULL || tm.tm_year + 1900 > 9999) {
+    if (ts_ms < 0) {
         jw_str(w, "null");
         return;
     }
-    n = strftime(tmp, sizeof(tmp), "\"%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, ".%03dZ\"", (int)(ts_ms % 1000));
-    jw_put(w, tmp, n);
+    if (sec != cached_sec) {
+        if (gmtime_r(&sec, &tm) == NULL || tm.tm_year + 1900 > 9999) {
+            jw_str(w, "null");
+            return;
+        }
+        headlen = strftime(head, sizeof(head), "\"%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = sec;
+    }
+    jw_put(w, head, headlen);
+    ms[0] = '.';
+    ms[1] = (char)('0' + ts_ms % 1000 / 100);
+    ms[2] = (char)('0' + ts_ms % 100 / 10);
+    ms[3] = (char)('0' + ts_ms % 10);
+    ms[4] = 'Z';
+    jw_put(w, ms, 5);
+    jw_put(w, "\"", 1);
 }
 
 int audit_format(const audit_rec_t *r, char *out, size_t outlen)

@@ -31,6 +31,7 @@
 #include "tollgate/auth_apikey.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/log.h"
+#include "tollgate/util_fmt.h"
 #include "srv_internal.h"
 
 static void limits_done(const rl_result_t *res, void *privdata);
@@ -369,50 +370,75 @@ static void check_limits(srv_req_t *r)
         deny(r, 503, "unavailable", "rate limiter unavailable");
 }
 
-/* Append `"name";q=N;w=W` / `"name";r=R;t=T` items (RFC 8941 strings: limit
- * names are validated by the config to need no escaping). */
+/* A growing string (the RateLimit fields); `s` NULL once out of memory. */
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+} sbuf_t;
+
+static void sb_add(sbuf_t *b, const char *p, size_t n)
+{
+    if (b->s == NULL)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        char *t;
+
+        while (b->len + n + 1 > b->cap)
+            b->cap *= 2;
+        t = realloc(b->s, b->cap);
+        if (t == NULL) {
+            free(b->s);
+            b->s = NULL;
+            return;
+        }
+        b->s = t;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_str(sbuf_t *b, const char *p)
+{
+    sb_add(b, p, strlen(p));
+}
+
+static void sb_u64(sbuf_t *b, uint64_t v)
+{
+    char d[UTIL_FMT_U64_MAX];
+
+    sb_add(b, d, util_fmt_u64(d, v));
+}
+
+/* RateLimit-Policy (`"name";q=N;w=W`, every enforced limit) or RateLimit
+ * (`"name";r=R;t=T`, the limit `only`) as RFC 8941 list items; limit names
+ * are validated by the config to need no escaping.  NULL when empty. */
 static char *join_items(const rl_result_t *res, bool policy, int only)
 {
-    size_t cap = 64, len = 0;
-    char *s = malloc(cap);
+    sbuf_t b = {malloc(128), 0, 128};
 
-    if (s == NULL)
+    if (b.s == NULL)
         return NULL;
-    s[0] = '\0';
+    b.s[0] = '\0';
     for (size_t i = 0; i < res->n; i++) {
         const rl_limit_result_t *lr = &res->limits[i];
-        char item[256];
-        int n;
 
         if (lr->limit->mode == RL_MODE_SHADOW || (only >= 0 && (size_t)only != i))
             continue;
-        if (policy)
-            n = snprintf(item, sizeof(item), "%s\"%s\";q=%u;w=%u", len ? ", " : "",
-                         lr->limit->name, lr->rate.n, lr->rate.period_ms / 1000);
-        else
-            n = snprintf(item, sizeof(item), "%s\"%s\";r=%llu;t=%llu", len ? ", " : "",
-                         lr->limit->name, (unsigned long long)lr->v.remaining,
-                         (unsigned long long)((lr->v.reset_ms + 999) / 1000));
-        if (n < 0 || (size_t)n >= sizeof(item))
-            continue;
-        if (len + (size_t)n + 1 > cap) {
-            char *t;
-
-            while (len + (size_t)n + 1 > cap)
-                cap *= 2;
-            t = realloc(s, cap);
-            if (t == NULL)
-                break;
-            s = t;
-        }
-        memcpy(s + len, item, (size_t)n + 1);
-        len += (size_t)n;
+        if (b.len > 0)
+            sb_str(&b, ", ");
+        sb_str(&b, "\"");
+        sb_str(&b, lr->limit->name);
+        sb_str(&b, policy ? "\";q=" : "\";r=");
+        sb_u64(&b, policy ? lr->rate.n : lr->v.remaining);
+        sb_str(&b, policy ? ";w=" : ";t=");
+        sb_u64(&b, policy ? lr->rate.period_ms / 1000 : (lr->v.reset_ms + 999) / 1000);
     }
-    if (len == 0) {
-        free(s);
+    if (b.s != NULL && b.len == 0) {
+        free(b.s);
         return NULL;
     }
-    return s;
+    return b.s;
 }
 
 /* The most restrictive enforced limit: on a deny the one with the largest
@@ -457,15 +483,13 @@ static void record_limits(srv_req_t *r, const rl_result_t *res)
     if (best < 0)
         return;
     const rl_limit_result_t *b = &res->limits[best];
-    snprintf(r->rl_limit, sizeof(r->rl_limit), "%u", b->rate.n);
-    snprintf(r->rl_remaining, sizeof(r->rl_remaining), "%llu",
-             (unsigned long long)b->v.remaining);
-    snprintf(r->rl_reset, sizeof(r->rl_reset), "%llu",
-             (unsigned long long)((b->v.reset_ms + 999) / 1000));
+    util_fmt_u64(r->rl_limit, b->rate.n);
+    util_fmt_u64(r->rl_remaining, b->v.remaining);
+    util_fmt_u64(r->rl_reset, (b->v.reset_ms + 999) / 1000);
     if (res->status == RL_DENIED) {
-        unsigned long long ra = (b->v.retry_after_ms + 999) / 1000;
+        uint64_t ra = (b->v.retry_after_ms + 999) / 1000;
 
-        snprintf(r->rl_retry, sizeof(r->rl_retry), "%llu", ra < 1 ? 1ULL : ra);
+        util_fmt_u64(r->rl_retry, ra < 1 ? 1 : ra);
         r->limit = b->limit->name;
     }
     r->rl_policy = join_items(res, true, -1);

@@ -154,9 +154,10 @@ typedef struct srv_req {
     const char *limit;
     int upstream_status;
     /* Rate-limit headers of the decision (empty when no limit applied). */
-    char rl_limit[16], rl_remaining[24], rl_reset[24], rl_retry[24];
-    char *rl_policy; /* RateLimit-Policy value, malloc'd or NULL */
-    char *rl_state;  /* RateLimit value */
+    char rl_limit[24], rl_remaining[24], rl_reset[24],
+        rl_retry[24]; /* >= UTIL_FMT_U64_MAX */
+    char *rl_policy;  /* RateLimit-Policy value, malloc'd or NULL */
+    char *rl_state;   /* RateLimit value */
 } srv_req_t;
 
 /* server.c */
