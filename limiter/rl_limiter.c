@@ -378,14 +378,13 @@ static void own_fire(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Answer later from our own zero-delay event; -1 when it cannot be armed. */
+/* Answer later from our own event, made active now: it runs later in this
+ * same pass of the loop, never inside rl_check.  -1 when it cannot be set. */
 static int arm_own(rl_pending_t *p)
 {
-    struct timeval tv = {0, 0};
-
-    if (event_assign(p->ev, p->l->base, -1, 0, own_fire, p) != 0 ||
-        event_add(p->ev, &tv) != 0)
+    if (event_assign(p->ev, p->l->base, -1, 0, own_fire, p) != 0)
         return -1;
+    event_active(p->ev, EV_TIMEOUT, 1);
     p->ev_armed = true;
     return 0;
 }

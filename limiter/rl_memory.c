@@ -470,7 +470,7 @@ static void mem_fire(evutil_socket_t fd, short what, void *arg)
     done(0, NULL, privdata);
 }
 
-/* Decide now, answer from a zero-delay (or set_delay_ms) event. */
+/* Decide now, answer from an event made active now (or after set_delay_ms). */
 static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, size_t n,
                        rl_backend_done_fn done, void *privdata)
 {
@@ -485,8 +485,15 @@ static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, si
         return NULL;
     tok->done = done;
     tok->privdata = privdata;
-    if (event_assign((struct event *)tok->ev, base, -1, 0, mem_fire, tok) != 0 ||
-        event_add((struct event *)tok->ev, &tv) != 0) {
+    if (event_assign((struct event *)tok->ev, base, -1, 0, mem_fire, tok) != 0) {
+        free(tok);
+        return NULL;
+    }
+    /* No delay: made active, so it runs later in this same pass of the loop
+     * (a zero timeout would wait for the next pass, and an epoll_wait). */
+    if (delay == 0) {
+        event_active((struct event *)tok->ev, EV_TIMEOUT, 1);
+    } else if (event_add((struct event *)tok->ev, &tv) != 0) {
         free(tok);
         return NULL;
     }
