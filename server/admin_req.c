@@ -105,6 +105,8 @@ int srv_admin_parse_revoke(const char *body, size_t len, int subject, srv_revoke
     rc = 0;
 out_free:
     json_decref(o);
+    if (rc != 0)
+        srv_revoke_req_clear(out); /* a refused body leaves nothing behind */
     return rc;
 }
 

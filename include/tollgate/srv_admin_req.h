@@ -23,7 +23,8 @@ typedef struct srv_revoke_req {
 /* POST /admin/v1/revocations: {"jti":"..","exp":<unix>} or {"token":"<jwt>"}.
  * POST /admin/v1/revocations/subject: {"sub":"..","before":<unix>} (before
  * optional).  `subject` picks the second form.  0, or -1 with a message in
- * err (never echoing the body).  Unknown members are refused. */
+ * err (never echoing the body), `out` then cleared.  Unknown members are
+ * refused. */
 int srv_admin_parse_revoke(const char *body, size_t len, int subject, srv_revoke_req_t *out,
                            char *err, size_t errlen);
 void srv_revoke_req_clear(srv_revoke_req_t *r);
