@@ -213,6 +213,10 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         srv_proxy_cancel(r->proxy_pending);
         r->proxy_pending = NULL;
     }
+    if (r->lock_pending != NULL) {
+        srv_shared_lockout_detach(r->lock_pending);
+        r->lock_pending = NULL;
+    }
     watch_close(r, false);
     (void)conn;
     r->status = 499; /* nginx's "client closed request" */
@@ -261,13 +265,35 @@ static bool locked_out(srv_req_t *r)
     return true;
 }
 
-/* A presented credential was refused: count it against the client ip. */
+static void deny_unauthorized(srv_req_t *r)
+{
+    deny(r, 401, "unauthorized", "authentication required");
+}
+
+static void failure_counted(void *privdata)
+{
+    srv_req_t *r = privdata;
+
+    r->lock_pending = NULL;
+    deny_unauthorized(r);
+}
+
+/* A presented credential was refused: count it against the client ip, and
+ * answer 401 once it is counted (with Redis, after lua/lockout.lua replied:
+ * a client that sees its failure answered finds the lock already in place,
+ * on this replica and, through the channel, on the others). */
 static void count_failure(srv_req_t *r)
 {
     auth_lockout_policy_t p = lockout_policy(r->cfg);
 
-    if (p.max_failures > 0)
-        srv_shared_lockout_fail(r->w, r->ip, &p);
+    if (p.max_failures > 0) {
+        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip, &p, failure_counted, r);
+        if (r->lock_pending != NULL) {
+            watch_close(r, true);
+            return;
+        }
+    }
+    deny_unauthorized(r);
 }
 
 /* ---- step: authentication --------------------------------------------- */
@@ -322,13 +348,14 @@ static int authenticate(srv_req_t *r)
     if (r->route->auth == CFG_ROUTE_OPTIONAL)
         return 0;
     reason = "missing_credentials";
-    goto out_deny;
-out_fail:
-    count_failure(r);
-out_deny:
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
-    deny(r, 401, "unauthorized", "authentication required");
+    deny_unauthorized(r);
+    return -1;
+out_fail:
+    metrics_auth_failure(r->w->metrics, reason);
+    r->reason = reason;
+    count_failure(r);
     return -1;
 }
 

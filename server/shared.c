@@ -234,15 +234,17 @@ int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t 
 
 /* ---- workers: lockouts ------------------------------------------------- */
 
-typedef struct lock_op {
+struct srv_lock_op {
     srv_t *s;
     auth_lockout_policy_t p;
     char ip[SRV_IP_STRLEN];
-} lock_op_t;
+    srv_lock_done_fn done; /* NULL once detached */
+    void *privdata;
+};
 
 static void lockout_done(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
 {
-    lock_op_t *op = privdata;
+    srv_lock_op_t *op = privdata;
     int64_t now = srv_now_ms();
 
     (void)c;
@@ -258,23 +260,34 @@ static void lockout_done(rc_client_t *c, redisReply *r, const char *errstr, void
         /* Redis could not count it: count it here, as without Redis. */
         auth_lockout_fail(op->s->lockout, op->ip, &op->p, now);
     }
+    if (op->done != NULL)
+        op->done(op->privdata);
     free(op);
 }
 
-void srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
-                             const auth_lockout_policy_t *p)
+/* Count the failure here, in memory (no Redis, or Redis refused the call). */
+static void count_locally(srv_t *s, const char *ip, const auth_lockout_policy_t *p)
 {
-    lock_op_t *op;
+    if (auth_lockout_fail(s->lockout, ip, p, srv_now_ms()) > 0)
+        log_warn("lockout: client %s locked out after %u failed authentications", ip,
+                 p->max_failures);
+}
+
+srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
+                                       const auth_lockout_policy_t *p,
+                                       srv_lock_done_fn done, void *privdata)
+{
+    srv_lock_op_t *op;
     char key[256], a[4][24], chan[256];
 
     if (w->rc == NULL || (op = calloc(1, sizeof(*op))) == NULL) {
-        if (auth_lockout_fail(w->srv->lockout, ip, p, srv_now_ms()) > 0)
-            log_warn("lockout: client %s locked out after %u failed authentications", ip,
-                     p->max_failures);
-        return;
+        count_locally(w->srv, ip, p);
+        return NULL;
     }
     op->s = w->srv;
     op->p = *p;
+    op->done = done;
+    op->privdata = privdata;
     snprintf(op->ip, sizeof(op->ip), "%s", ip);
     snprintf(key, sizeof(key), "%s{lock:%s}", w->srv->redis_prefix, ip);
     snprintf(chan, sizeof(chan), "%slockouts", w->srv->redis_prefix);
@@ -287,8 +300,15 @@ void srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
     if (rc_evalsha(w->rc, srv_script_index("lockout"), 1, keys, NULL, 5, args, NULL,
                    lockout_done, op) == NULL) {
         free(op);
-        auth_lockout_fail(w->srv->lockout, ip, p, srv_now_ms());
+        count_locally(w->srv, ip, p);
+        return NULL;
     }
+    return op;
+}
+
+void srv_shared_lockout_detach(srv_lock_op_t *op)
+{
+    op->done = NULL;
 }
 
 /* ---- lifecycle (admin thread's loop; called before it runs) ------------- */

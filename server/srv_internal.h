@@ -144,8 +144,9 @@ typedef struct srv_req {
     bool bearer_failed; /* a presented JWT was refused */
     char claimbuf[64];
     rl_pending_t *rl_pending;
-    struct event watch_ev; /* client-gone watch while a step is pending */
-    bool watching;         /* watch_ev is assigned and may be pending */
+    struct srv_lock_op *lock_pending; /* a refused credential being counted */
+    struct event watch_ev;            /* client-gone watch while a step is pending */
+    bool watching;                    /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
     /* Outcome, for the audit line and metrics. */
     int status;
@@ -184,8 +185,17 @@ void srv_shared_stop(srv_t *s);
  * at once without Redis.  -1: not started (out of memory, Redis down). */
 int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t when,
                       srv_shared_done_fn done, void *privdata);
-void srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
-                             const auth_lockout_policy_t *p);
+/* Count a refused credential of `ip` (Redis: lua/lockout.lua, which tells
+ * every replica when a lockout starts; else this replica's memory).  Returns
+ * NULL when counted already (`done` not called); else `done` runs once the
+ * count is stored, so the 401 goes out only after the lock, if any, exists. */
+typedef struct srv_lock_op srv_lock_op_t;
+typedef void (*srv_lock_done_fn)(void *privdata);
+srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
+                                       const auth_lockout_policy_t *p,
+                                       srv_lock_done_fn done, void *privdata);
+/* The request went away: `done` will not run, the count still completes. */
+void srv_shared_lockout_detach(srv_lock_op_t *op);
 
 /* pipeline.c: the main listener's request handler. */
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);

@@ -64,3 +64,36 @@ class InFlightCancel(TollgateCase):
         self.assertTrue(tg.alive())
         tg.stop()
         self.assertIsNone(tg.sanitizer_report())
+
+    def test_leaving_does_not_dodge_the_lockout(self):
+        """A refused credential's 401 waits for lua/lockout.lua; a client that
+        leaves meanwhile is still counted."""
+        def configure(cfg):
+            standard_config(cfg)
+            cfg["redis"] = {"mode": "standalone", "nodes": [self.redis.addr],
+                            "timeout_ms": 3000}
+            cfg["auth"]["lockout"] = {"max_failures": 2, "window": "1m",
+                                      "base_backoff": "30s", "max_backoff": "1m"}
+            return cfg
+        tg = self.spawn(configure)
+        self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5), tg.readyz())
+        ip = "198.51.100.%d" % (len(tg.tmp) % 200 + 30)
+        req = (b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: " + ip.encode() +
+               b"\r\nX-API-Key: it-key-wrong-cancel-0123456789ab\r\n\r\n")
+        sleeper = threading.Thread(
+            target=lambda: self.redis.client(timeout=5).call("DEBUG", "SLEEP", "0.5"))
+        sleeper.start()
+        time.sleep(0.1)
+        for _ in range(2):  # two bad keys, each client gone before Redis answers
+            s = socket.create_connection(("127.0.0.1", tg.port), timeout=2)
+            s.sendall(req)
+            time.sleep(0.02)
+            s.close()
+        sleeper.join(5)
+        bad = {"X-API-Key": "it-key-wrong-cancel-0123456789ab", "X-Forwarded-For": ip}
+        self.assertTrue(wait_for(lambda: tg.get("/auth/orders/1", bad).status == 429, 2),
+                        "failures of clients that left were not counted")
+        self.assertEqual(tg.get("/auth/orders/1", dict(api_key("bob"),
+                                                       **{"X-Forwarded-For": ip})).status, 429)
+        tg.stop()
+        self.assertIsNone(tg.sanitizer_report())
