@@ -76,16 +76,9 @@ static void metrics(struct evhttp_request *req)
 
 static void readyz(srv_worker_t *w, struct evhttp_request *req)
 {
-    bool draining = atomic_load(&w->srv->draining);
-    bool ready = atomic_load(&w->srv->ready) && !draining;
+    char body[256];
 
-    send_obj(req, ready ? 200 : 503,
-             json_pack("{s:s,s:s,s:b,s:s}", "status",
-                       draining ? "draining"
-                       : ready  ? "ok"
-                                : "starting",
-                       "redis", srv_backend_state(w->srv), "fallback",
-                       atomic_load(&w->srv->degraded), "config_version", w->cfg->version));
+    srv_send_plain_json(req, srv_readyz(w->srv, w->cfg, body, sizeof(body)), body);
 }
 
 static void reload(srv_worker_t *w, struct evhttp_request *req)

@@ -18,6 +18,28 @@
 
 #include "cfg_internal.h"
 
+const char *const cfg_env_names[] = {
+    "ENVIRONMENT",
+    "AUTH_MODE",
+    "ALLOWED_API_KEYS",
+    "API_KEYS_FILE",
+    "JWT_SECRET",
+    "JWT_SECRET_FILE",
+    "JWKS_FILE",
+    "RATE_LIMIT_PER_MINUTE",
+    "REDIS_URL",
+    "REDIS_PASSWORD",
+    "REDIS_PASSWORD_FILE",
+    "ALLOWED_ORIGINS",
+    "CORS_ALLOWED_ORIGINS",
+    "MAX_REQUEST_BODY_BYTES",
+    "AUDIT_LOG_PATH",
+    "ADMIN_TOKEN",
+    "ADMIN_TOKEN_FILE",
+    "API_KEY_ENABLED",
+    NULL,
+};
+
 #define SECRET_FILE_MAX 65536 /* bytes */
 
 static const char *env(const char *name)

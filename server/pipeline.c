@@ -705,13 +705,7 @@ static void answer_health(srv_req_t *r, bool ready)
         srv_send_json(r, 200, "{\"status\":\"ok\"}");
         return;
     }
-    snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"redis\":\"%s\",\"fallback\":%s,"
-             "\"config_version\":\"%s\"}",
-             atomic_load(&r->w->srv->draining) ? "draining" : "ok",
-             srv_backend_state(r->w->srv),
-             atomic_load(&r->w->srv->degraded) ? "true" : "false", r->cfg->version);
-    srv_send_json(r, atomic_load(&r->w->srv->draining) ? 503 : 200, body);
+    srv_send_json(r, srv_readyz(r->w->srv, r->cfg, body, sizeof(body)), body);
 }
 
 /* All X-Forwarded-For headers joined with ", " (a proxy may add its own

@@ -98,12 +98,11 @@ static void resync_sub(rc_client_t *c, redisReply *r, const char *errstr, void *
 /* Reload the revocation index (two reads in the {revlog} slot). */
 static void resync(srv_t *s)
 {
-    char kj[256], ks[256], now[24];
+    const char *kj = s->rnames.revlog_j, *ks = s->rnames.revlog_s;
+    char now[24];
 
     if (s->admin.rc == NULL || !rc_client_up(s->admin.rc))
         return;
-    snprintf(kj, sizeof(kj), "%s{revlog}:j", s->redis_prefix);
-    snprintf(ks, sizeof(ks), "%s{revlog}:s", s->redis_prefix);
     snprintf(now, sizeof(now), "%lld", (long long)now_s());
     const char *zr[] = {"ZRANGEBYSCORE", kj, now, "+inf", "WITHSCORES"};
     const char *hg[] = {"HGETALL", ks};
@@ -200,7 +199,7 @@ int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t 
                       srv_shared_done_fn done, void *privdata)
 {
     revoke_op_t *op;
-    char kj[256], ks[256], chan[256], w[24];
+    char w[24];
 
     if (s->admin.rc == NULL) { /* redis.mode none: this replica is the store */
         int rc = kind == SRV_REVOKE_SUBJECT
@@ -218,12 +217,10 @@ int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t 
     *op = (revoke_op_t){
         .s = s, .kind = kind, .when = when, .done = done, .privdata = privdata};
     snprintf(op->id, sizeof(op->id), "%s", id);
-    snprintf(kj, sizeof(kj), "%s{revlog}:j", s->redis_prefix);
-    snprintf(ks, sizeof(ks), "%s{revlog}:s", s->redis_prefix);
-    snprintf(chan, sizeof(chan), "%srevocations", s->redis_prefix);
     snprintf(w, sizeof(w), "%lld", (long long)when);
-    const char *keys[] = {kj, ks};
-    const char *args[] = {kind == SRV_REVOKE_SUBJECT ? "s" : "j", op->id, w, chan};
+    const char *keys[] = {s->rnames.revlog_j, s->rnames.revlog_s};
+    const char *args[] = {kind == SRV_REVOKE_SUBJECT ? "s" : "j", op->id, w,
+                          s->rnames.chan_rev};
     if (rc_evalsha(s->admin.rc, srv_script_index("revoke"), 2, keys, NULL, 4, args, NULL,
                    revoke_index_done, op) == NULL) {
         free(op);
@@ -278,7 +275,7 @@ srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
                                        srv_lock_done_fn done, void *privdata)
 {
     srv_lock_op_t *op;
-    char key[256], a[4][24], chan[256];
+    char key[256], a[4][24];
 
     if (w->rc == NULL || (op = calloc(1, sizeof(*op))) == NULL) {
         count_locally(w->srv, ip, p);
@@ -290,13 +287,12 @@ srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
     op->privdata = privdata;
     snprintf(op->ip, sizeof(op->ip), "%s", ip);
     snprintf(key, sizeof(key), "%s{lock:%s}", w->srv->redis_prefix, ip);
-    snprintf(chan, sizeof(chan), "%slockouts", w->srv->redis_prefix);
     snprintf(a[0], sizeof(a[0]), "%u", p->max_failures);
     snprintf(a[1], sizeof(a[1]), "%llu", (unsigned long long)p->window_ms);
     snprintf(a[2], sizeof(a[2]), "%llu", (unsigned long long)p->base_backoff_ms);
     snprintf(a[3], sizeof(a[3]), "%llu", (unsigned long long)p->max_backoff_ms);
     const char *keys[] = {key};
-    const char *args[] = {a[0], a[1], a[2], a[3], chan};
+    const char *args[] = {a[0], a[1], a[2], a[3], w->srv->rnames.chan_lock};
     if (rc_evalsha(w->rc, srv_script_index("lockout"), 1, keys, NULL, 5, args, NULL,
                    lockout_done, op) == NULL) {
         free(op);
@@ -316,21 +312,27 @@ void srv_shared_lockout_detach(srv_lock_op_t *op)
 int srv_shared_start(srv_t *s, char *err, size_t errlen)
 {
     const cfg_t *c = s->cfg;
-    char ch1[256], ch2[256];
-    const char *chans[2] = {ch1, ch2};
+    const char *chans[2] = {s->rnames.chan_rev, s->rnames.chan_lock};
     struct timeval tick = {RESYNC_MS / 1000, (RESYNC_MS % 1000) * 1000};
 
+    /* Before any thread runs: fixed for the life of the process. */
+    snprintf(s->rnames.revlog_j, sizeof(s->rnames.revlog_j), "%s{revlog}:j",
+             s->redis_prefix);
+    snprintf(s->rnames.revlog_s, sizeof(s->rnames.revlog_s), "%s{revlog}:s",
+             s->redis_prefix);
+    snprintf(s->rnames.chan_rev, sizeof(s->rnames.chan_rev), "%srevocations",
+             s->redis_prefix);
+    snprintf(s->rnames.chan_lock, sizeof(s->rnames.chan_lock), "%slockouts",
+             s->redis_prefix);
     if (c->redis.mode == CFG_REDIS_NONE)
         return 0;
     s->admin.rc = srv_backend_client_new(s->admin.base, c, err, errlen);
     if (s->admin.rc == NULL)
         return -1;
-    snprintf(ch1, sizeof(ch1), "%srevocations", s->redis_prefix);
-    snprintf(ch2, sizeof(ch2), "%slockouts", s->redis_prefix);
     s->sub = rc_subscribe(s->admin.rc, chans, 2, on_sub, s);
     s->resync_ev = event_new(s->admin.base, -1, EV_PERSIST, resync_tick, s);
     if (s->sub == NULL || s->resync_ev == NULL || event_add(s->resync_ev, &tick) != 0) {
-        snprintf(err, errlen, "cannot subscribe to %s", ch1);
+        snprintf(err, errlen, "cannot subscribe to %s", s->rnames.chan_rev);
         return -1;
     }
     return 0;

@@ -85,11 +85,15 @@ struct srv {
     unsigned nwarned;
     cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
     char *redis_prefix;              /* as started: keys and channels of every thread */
-    atomic_bool degraded;            /* Redis unreachable: limits on on_redis_error */
-    bool redis_seen_up;              /* main thread only */
-    unsigned redis_grace_ticks;      /* main thread only */
-    struct rc_sub *sub;              /* revocations + lockouts channels (admin thread) */
-    struct event *resync_ev;         /* revocation index reload while `sub` is down */
+    struct {                         /* names built from redis_prefix once, at start */
+        char revlog_j[256], revlog_s[256];  /* the revocation index */
+        char chan_rev[256], chan_lock[256]; /* the channels */
+    } rnames;
+    atomic_bool degraded;       /* Redis unreachable: limits on on_redis_error */
+    bool redis_seen_up;         /* main thread only */
+    unsigned redis_grace_ticks; /* main thread only */
+    struct rc_sub *sub;         /* revocations + lockouts channels (admin thread) */
+    struct event *resync_ev;    /* revocation index reload while `sub` is down */
     atomic_bool draining;
     atomic_bool ready;
     struct event_base *main_base; /* signals, config file watch */
@@ -164,6 +168,8 @@ typedef struct srv_req {
 /* server.c */
 cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
 int srv_reload(srv_t *s, char *err, size_t errlen);
+/* The /readyz body into `body`; returns the HTTP status. */
+int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len);
 
 /* backend.c: the limiter's store for each worker. */
 int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen);

@@ -138,6 +138,10 @@ void cfg_unref(cfg_t *c); /* frees at zero; NULL is a no-op */
  * secret replaced by "<redacted>" (or null when unset). */
 char *cfg_dump_json(const cfg_t *c);
 
+/* Every environment variable cfg_load() reads (DESIGN §4), NULL-terminated;
+ * TOLLGATE_CONFIG is main's.  Tests clear these to start from a known state. */
+extern const char *const cfg_env_names[];
+
 /* Names for messages and /admin/v1/config. */
 const char *cfg_auth_mode_str(cfg_auth_mode_t m);
 

@@ -19,31 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static const char *const vars[] = {
-        "ENVIRONMENT",
-        "AUTH_MODE",
-        "API_KEYS_FILE",
-        "JWT_SECRET",
-        "JWT_SECRET_FILE",
-        "JWKS_FILE",
-        "RATE_LIMIT_PER_MINUTE",
-        "REDIS_URL",
-        "REDIS_PASSWORD",
-        "REDIS_PASSWORD_FILE",
-        "ALLOWED_ORIGINS",
-        "CORS_ALLOWED_ORIGINS",
-        "MAX_REQUEST_BODY_BYTES",
-        "AUDIT_LOG_PATH",
-        "ADMIN_TOKEN",
-        "ADMIN_TOKEN_FILE",
-        "API_KEY_ENABLED",
-        NULL,
-    };
 
     (void)argc;
     (void)argv;
-    for (size_t i = 0; vars[i] != NULL; i++)
-        unsetenv(vars[i]);
+    for (size_t i = 0; cfg_env_names[i] != NULL; i++)
+        unsetenv(cfg_env_names[i]);
     setenv("ALLOWED_API_KEYS", "fuzz-api-key-0123456789", 1);
     log_set_level(LOG_ERROR); /* dropped origins etc. would flood the output */
     return 0;

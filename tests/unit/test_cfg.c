@@ -10,34 +10,12 @@
 #include "tollgate/log.h"
 #include "unit.h"
 
-static const char *const env_vars[] = {
-    "ENVIRONMENT",
-    "AUTH_MODE",
-    "ALLOWED_API_KEYS",
-    "API_KEYS_FILE",
-    "JWT_SECRET",
-    "JWT_SECRET_FILE",
-    "JWKS_FILE",
-    "RATE_LIMIT_PER_MINUTE",
-    "REDIS_URL",
-    "REDIS_PASSWORD",
-    "REDIS_PASSWORD_FILE",
-    "ALLOWED_ORIGINS",
-    "CORS_ALLOWED_ORIGINS",
-    "MAX_REQUEST_BODY_BYTES",
-    "AUDIT_LOG_PATH",
-    "ADMIN_TOKEN",
-    "ADMIN_TOKEN_FILE",
-    "API_KEY_ENABLED",
-    NULL,
-};
-
 static const char secret32[] = "0123456789abcdef0123456789abcdef";
 
 static int clear_env(void)
 {
-    for (size_t i = 0; env_vars[i] != NULL; i++)
-        unsetenv(env_vars[i]);
+    for (size_t i = 0; cfg_env_names[i] != NULL; i++)
+        unsetenv(cfg_env_names[i]);
     return 0;
 }
 
