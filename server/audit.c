@@ -414,7 +414,7 @@ int audit_format(const audit_rec_t *r, char *out, size_t outlen)
     jw_jstr(&w, r->method, AUDIT_FIELD_MAX);
     jw_str(&w, ",\"path\":");
     if (r->target != NULL)
-        srv_redact_target(r->target, target, sizeof(target));
+        srv_redact_target(r->target, r->redact, r->nredact, target, sizeof(target));
     jw_jstr(&w, r->target != NULL ? target : NULL, sizeof(target));
     jw_str(&w, ",\"status\":");
     jw_int(&w, r->status);

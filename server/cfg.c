@@ -207,6 +207,7 @@ static void cfg_free(cfg_t *c)
     free(c->routes);
     cfg_strv_clear(&c->cors_origins);
     free(c->audit_path);
+    cfg_strv_clear(&c->audit_redact);
     cfg_free_secret(c->admin_token);
     free(c);
 }

@@ -256,8 +256,25 @@ static void check_misc(cfg_build_t *b)
                 "auth.lockout.max_backoff is shorter than base_backoff");
 }
 
+/* path_match: a route's own setting, or the global one for every route and
+ * limit (so a case variant cannot skip a limit either). */
+static void apply_path_match(cfg_build_t *b)
+{
+    cfg_t *c = b->c;
+    bool all = c->path_match == CFG_PATH_CASE_INSENSITIVE;
+
+    c->default_route.path_icase = all;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        c->routes[i].path_icase |= all;
+        c->routes[i].match.icase = c->routes[i].path_icase;
+    }
+    for (size_t i = 0; i < c->policy.nlimits; i++)
+        c->policy.limits[i].match.icase = all;
+}
+
 void cfg_check(cfg_build_t *b)
 {
+    apply_path_match(b);
     check_production(b);
     check_files(b);
     check_routes(b);

@@ -157,10 +157,14 @@ static json_t *jroute(const cfg_route_t *r)
 {
     static const char *const auth[] = {"required", "optional", "none"};
 
-    return json_pack("{s:o, s:o, s:o, s:s, s:o, s:b, s:I}", "name", jstr(r->name), "match",
-                     jmatch(&r->match), "upstream", jstr(r->upstream), "auth",
-                     auth[r->auth], "scopes", jstrv(&r->scopes), "tickets", r->tickets,
-                     "upstream_timeout_ms", (json_int_t)r->upstream_timeout_ms);
+    return json_pack("{s:o, s:o, s:o, s:s, s:o, s:b, s:I, s:s, s:b, s:b}", "name",
+                     jstr(r->name), "match", jmatch(&r->match), "upstream",
+                     jstr(r->upstream), "auth", auth[r->auth], "scopes", jstrv(&r->scopes),
+                     "tickets", r->tickets, "upstream_timeout_ms",
+                     (json_int_t)r->upstream_timeout_ms, "path_match",
+                     r->path_icase ? "case_insensitive" : "case_sensitive",
+                     "allow_encoded_percent", r->allow_encoded_percent, "allow_semicolon",
+                     r->allow_semicolon);
 }
 
 static json_t *jroutes(const cfg_t *c)
@@ -211,6 +215,7 @@ static json_t *jauth(const cfg_t *c)
 /* The whole snapshot; `public` adds `version` and `path`. */
 static json_t *jcfg(const cfg_t *c, bool public)
 {
+    static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy"};
     json_t *o = json_object();
 
     if (o == NULL)
@@ -232,9 +237,18 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "expected_replicas", json_integer(c->expected_replicas));
     json_object_set_new(o, "redis", jredis(&c->redis));
     json_object_set_new(o, "forward_auth",
-                        json_pack("{s:o, s:i}", "path", jstr(c->forward_auth.path),
+                        json_pack("{s:o, s:i, s:s}", "path", jstr(c->forward_auth.path),
                                   "nginx_rate_limited_status",
-                                  c->forward_auth.nginx_rate_limited_status));
+                                  c->forward_auth.nginx_rate_limited_status, "dialect",
+                                  dialects[c->forward_auth.dialect]));
+    json_object_set_new(o, "proxy",
+                        json_pack("{s:b, s:s}", "hide_credentials",
+                                  c->proxy.hide_credentials, "reserved_headers",
+                                  c->proxy.reserved == CFG_RESERVED_REJECT ? "reject" : "drop"));
+    json_object_set_new(o, "path_match",
+                        json_string(c->path_match == CFG_PATH_CASE_INSENSITIVE
+                                        ? "case_insensitive"
+                                        : "case_sensitive"));
     json_object_set_new(o, "tickets",
                         json_pack("{s:o, s:I}", "path", jstr(c->tickets.path), "ttl_s",
                                   (json_int_t)c->tickets.ttl_s));
@@ -254,7 +268,9 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "routes", jroutes(c));
     json_object_set_new(o, "cors",
                         json_pack("{s:o}", "allowed_origins", jstrv(&c->cors_origins)));
-    json_object_set_new(o, "audit", json_pack("{s:o}", "path", jstr(c->audit_path)));
+    json_object_set_new(o, "audit",
+                        json_pack("{s:o, s:o}", "path", jstr(c->audit_path), "redact_query",
+                                  jstrv(&c->audit_redact)));
     json_object_set_new(o, "admin_token", jsecret(c->admin_token));
     return o;
 }

@@ -257,7 +257,7 @@ static void p_path(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
         cfg_err(b, at(v), "%s: '%s' must start with '/' and have no query", ctx, shown);
         return;
     }
-    n = srv_path_normalize(s, strlen(s), norm, sizeof norm);
+    n = srv_path_normalize(s, strlen(s), norm, sizeof norm, NULL);
     if (n < 0) {
         cfg_err(b, at(v), "%s: '%s' is not a valid path", ctx, shown);
         return;
@@ -478,6 +478,30 @@ static int scope_item(cfg_build_t *b, yaml_node_t *item, const char *s, const ch
     }
     cfg_strv_push(b, scopes, s);
     return 0;
+}
+
+/* audit.redact_query: query parameter names, compared case-insensitively. */
+static int query_name_item(cfg_build_t *b, yaml_node_t *item, const char *s,
+                           const char *ictx, void *names)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-");
+
+    if (!nonempty(b, item, s, ictx))
+        return 0;
+    if (s[n] != '\0' || n > SRV_REDACT_NAME_MAX) {
+        cfg_err(b, at(item), "%s: a query name is 1-%d of [A-Za-z0-9._~-]", ictx,
+                SRV_REDACT_NAME_MAX);
+        return 0;
+    }
+    cfg_strv_push(b, names, s);
+    return 0;
+}
+
+static void p_query_names(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                          const char *ctx)
+{
+    (void)f;
+    strv(b, v, dst, ctx, query_name_item);
 }
 
 static int alg_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
@@ -902,6 +926,21 @@ static void p_upstream(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *d
 }
 
 static const char *const route_auth_names[] = {"required", "optional", "none", NULL};
+static const char *const path_match_names[] = {"case_sensitive", "case_insensitive", NULL};
+static const char *const dialect_names[] = {"auto", "nginx", "traefik", "envoy", NULL};
+static const char *const reserved_names[] = {"drop", "reject", NULL};
+
+/* A route's path_match: only case_insensitive changes anything (the global
+ * setting applies to every route after parsing). */
+static void p_route_path_match(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                               const char *ctx)
+{
+    int m = 0;
+
+    p_enum(b, f, v, &m, ctx);
+    if (m == CFG_PATH_CASE_INSENSITIVE)
+        *(bool *)dst = true;
+}
 
 static const field_t route_fields[] = {
     {"name", p_name, offsetof(cfg_route_t, name), 1, 0, NULL},
@@ -912,6 +951,11 @@ static const field_t route_fields[] = {
     {"tickets", p_bool, offsetof(cfg_route_t, tickets), 0, 0, NULL},
     {"upstream_timeout_ms", p_uint, offsetof(cfg_route_t, upstream_timeout_ms), 1, 3600000,
      NULL},
+    {"path_match", p_route_path_match, offsetof(cfg_route_t, path_icase), 0, 0,
+     path_match_names},
+    {"allow_encoded_percent", p_bool, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
+     NULL},
+    {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1150,6 +1194,13 @@ static const field_t forward_auth_fields[] = {
     {"path", p_path, offsetof(cfg_t, forward_auth.path), 1, 0, NULL},
     {"nginx_rate_limited_status", p_int,
      offsetof(cfg_t, forward_auth.nginx_rate_limited_status), 400, 599, NULL},
+    {"dialect", p_enum, offsetof(cfg_t, forward_auth.dialect), 0, 0, dialect_names},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const field_t proxy_fields[] = {
+    {"hide_credentials", p_bool, offsetof(cfg_t, proxy.hide_credentials), 0, 0, NULL},
+    {"reserved_headers", p_enum, offsetof(cfg_t, proxy.reserved), 0, 0, reserved_names},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1168,6 +1219,9 @@ static const field_t health_fields[] = {
 static const field_t default_route_fields[] = {
     {"auth", p_enum, offsetof(cfg_route_t, auth), 0, 0, route_auth_names},
     {"scopes", p_scopes, offsetof(cfg_route_t, scopes), 0, 0, NULL},
+    {"allow_encoded_percent", p_bool, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
+     NULL},
+    {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1188,6 +1242,7 @@ static const field_t cors_fields[] = {
 
 static const field_t audit_fields[] = {
     {"path", p_str, offsetof(cfg_t, audit_path), 1, 0, NULL},
+    {"redact_query", p_query_names, offsetof(cfg_t, audit_redact), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1202,6 +1257,8 @@ static const field_t top_fields[] = {
     {"expected_replicas", p_uint, offsetof(cfg_t, expected_replicas), 1, 10000, NULL},
     {"redis", p_map, offsetof(cfg_t, redis), 0, 0, redis_fields},
     {"forward_auth", p_map, 0, 0, 0, forward_auth_fields},
+    {"proxy", p_map, 0, 0, 0, proxy_fields},
+    {"path_match", p_enum, offsetof(cfg_t, path_match), 0, 0, path_match_names},
     {"tickets", p_map, 0, 0, 0, tickets_fields},
     {"health", p_map, 0, 0, 0, health_fields},
     {"default_route", p_map, offsetof(cfg_t, default_route), 0, 0, default_route_fields},

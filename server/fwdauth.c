@@ -1,13 +1,19 @@
 /* fwdauth.c — which request is forward-auth asking about?  (DESIGN §6)
  *
- * Three dialects, recognised from the headers:
+ * Three dialects:
  *   nginx / ingress-nginx: X-Original-URL (scheme://host/uri) or
- *     X-Original-URI, X-Original-Method, X-Sent-From;
+ *     X-Original-URI (host: Host), X-Original-Method, X-Sent-From;
  *   Traefik ForwardAuth: X-Forwarded-Method, -Uri, -Host, -Proto;
  *   Envoy ext_authz (HTTP): the request itself, path after the prefix.
- * Dialect headers are believed only from trusted_proxies; from anyone else
- * they are refused (never evaluated as some other path, which would skip the
- * real route's scopes).
+ * Ingresses pass most client headers through to the auth request, so the
+ * client can add another dialect's headers.  forward_auth.dialect pins the
+ * one dialect that is read; `auto` recognises it and refuses (400) what is
+ * ambiguous: headers of two dialects, dialect headers on an Envoy-style
+ * "/auth/<path>" request, X-Original-URL and X-Original-URI that disagree.
+ * A header the named ingress passes through from the client unchanged never
+ * chooses the method, host or path (the nginx host is Host, never a client's
+ * X-Forwarded-Host).  nginx and Traefik headers are believed only from
+ * trusted_proxies; from anyone else they are refused (403).
  */
 #include <stdio.h>
 #include <string.h>
@@ -75,77 +81,136 @@ static int split_url(srv_req_t *r, const char *url, char *hostbuf, size_t hostle
     return 0;
 }
 
+/* Which dialects' own headers does the request carry? */
+#define SEEN_NGINX 1u
+#define SEEN_TRAEFIK 2u
+
+static unsigned dialects_seen(const srv_hdrs_t *h)
+{
+    unsigned seen = 0;
+
+    if (h->o_url || h->o_uri || h->o_method || h->sent_from)
+        seen |= SEEN_NGINX;
+    if (h->f_uri || h->f_method)
+        seen |= SEEN_TRAEFIK;
+    return seen;
+}
+
+static int refuse(srv_req_t *r, int status, const char *reason)
+{
+    r->reason = reason;
+    return status;
+}
+
+static int parse_nginx(srv_req_t *r)
+{
+    const srv_hdrs_t *h = &r->h;
+
+    if (h->o_url != NULL) {
+        if (split_url(r, h->o_url, r->hostbuf, sizeof(r->hostbuf)) != 0)
+            return refuse(r, 400, "bad_original");
+        /* A client's copy of the other header must not disagree. */
+        if (h->o_uri != NULL && strcmp(h->o_uri, r->target) != 0)
+            return refuse(r, 400, "dialect_conflict");
+    } else if (h->o_uri != NULL) {
+        r->target = h->o_uri;
+        r->host = h->host; /* what the nginx config sets, never X-Forwarded-Host */
+    } else {
+        return refuse(r, 400, "bad_original"); /* no original target */
+    }
+    if (h->o_method != NULL)
+        r->method = h->o_method;
+    return 0;
+}
+
+static int parse_traefik(srv_req_t *r)
+{
+    if (r->h.f_uri == NULL)
+        return refuse(r, 400, "bad_original");
+    r->target = r->h.f_uri;
+    r->host = r->h.f_host;
+    if (r->h.f_method != NULL)
+        r->method = r->h.f_method;
+    return 0;
+}
+
+/* `rest` is what follows the prefix: "/x?y" -> "/x?y"; "" -> "/"; "?x" -> "/?x". */
+static int parse_envoy(srv_req_t *r, const char *rest)
+{
+    r->target = rest;
+    if (*rest == '\0') {
+        r->target = "/";
+    } else if (*rest == '?') {
+        if (asprintf(&r->target_own, "/%s", rest) < 0)
+            return refuse(r, 500, "out_of_memory");
+        r->target = r->target_own;
+    }
+    r->host = r->h.host;
+    return 0;
+}
+
+/* The dialect of this request under forward_auth.dialect; 0 or a status. */
+static int pick_mode(srv_req_t *r, const char *rest)
+{
+    unsigned seen = dialects_seen(&r->h);
+
+    switch (r->cfg->forward_auth.dialect) {
+    case CFG_DIALECT_NGINX:
+        r->mode = SRV_MODE_FWD_NGINX;
+        return 0;
+    case CFG_DIALECT_TRAEFIK:
+        r->mode = SRV_MODE_FWD_TRAEFIK;
+        return 0;
+    case CFG_DIALECT_ENVOY:
+        r->mode = SRV_MODE_FWD_ENVOY;
+        return 0;
+    case CFG_DIALECT_AUTO:
+    default:
+        break;
+    }
+    /* Envoy's path_prefix always yields "/auth/<path>"; nginx and Traefik
+     * ask at the bare prefix.  Anything that fits two dialects is refused. */
+    if (seen == (SEEN_NGINX | SEEN_TRAEFIK) || (seen != 0 && rest[0] == '/'))
+        return refuse(r, 400, "dialect_conflict");
+    r->mode = seen & SEEN_NGINX     ? SRV_MODE_FWD_NGINX
+              : seen & SEEN_TRAEFIK ? SRV_MODE_FWD_TRAEFIK
+                                    : SRV_MODE_FWD_ENVOY;
+    return 0;
+}
+
 int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
 {
-    const char *o_url = r->h.o_url;
-    const char *o_uri = r->h.o_uri;
-    const char *o_method = r->h.o_method;
-    const char *sent_from = r->h.sent_from;
-    const char *f_uri = r->h.f_uri;
-    const char *f_method = r->h.f_method;
+    const char *rest = own_target + strlen(r->cfg->forward_auth.path);
     const char *f_proto = r->h.f_proto;
-    const char *prefix = r->cfg->forward_auth.path;
-    size_t plen = strlen(prefix);
+    int st = pick_mode(r, rest);
 
-    if (o_url || o_uri || o_method || sent_from)
-        r->mode = SRV_MODE_FWD_NGINX;
-    else if (f_uri || f_method)
-        r->mode = SRV_MODE_FWD_TRAEFIK;
-    else
-        r->mode = SRV_MODE_FWD_ENVOY;
-
+    if (st != 0)
+        return st;
     if (r->mode != SRV_MODE_FWD_ENVOY && !r->peer_trusted) {
         warn_untrusted(r->w->srv, r->peer);
-        return 403;
+        return refuse(r, 403, "untrusted_forwarder");
     }
-
     switch (r->mode) {
     case SRV_MODE_FWD_NGINX:
-        if (o_url != NULL) {
-            if (split_url(r, o_url, r->hostbuf, sizeof(r->hostbuf)) != 0)
-                return 400;
-        } else if (o_uri != NULL) {
-            r->target = o_uri;
-            r->host = r->h.f_host;
-            if (r->host == NULL)
-                r->host = r->h.host;
-        } else {
-            return 400; /* nginx dialect without the original target */
-        }
-        if (o_method != NULL)
-            r->method = o_method;
+        st = parse_nginx(r);
         break;
     case SRV_MODE_FWD_TRAEFIK:
-        r->target = f_uri != NULL ? f_uri : "/";
-        r->host = r->h.f_host;
-        if (f_method != NULL)
-            r->method = f_method;
+        st = parse_traefik(r);
         break;
     case SRV_MODE_FWD_ENVOY:
-    default:
-        /* own_target starts with the prefix: "/auth/x?y" -> "/x?y"; "/auth" -> "/". */
-        r->target = own_target + plen;
-        if (*r->target == '\0') {
-            r->target = "/";
-        } else if (*r->target == '?') {
-            /* "/auth?x" is a request for "/?x": keep the query. */
-            if (asprintf(&r->target_own, "/%s", r->target) < 0)
-                return 500;
-            r->target = r->target_own;
-        }
-        r->host = r->h.host;
-        break;
     case SRV_MODE_PROXY:
+    default:
+        st = parse_envoy(r, rest);
         break;
     }
+    if (st != 0)
+        return st;
     if (r->peer_trusted && f_proto != NULL && strcasecmp(f_proto, "https") == 0)
         r->https = true;
-    if (!method_ok(r->method))
-        return 400;
+    if (!method_ok(r->method) || r->target[0] != '/')
+        return refuse(r, 400, "bad_original");
     r->method_bit = rl_method_bit(r->method);
     if (r->method_bit == 0)
         r->method_bit = RL_METHOD_OTHER;
-    if (r->target[0] != '/')
-        return 400;
     return 0;
 }

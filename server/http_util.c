@@ -181,8 +181,9 @@ static int pbuf_put(pbuf_t *b, char c)
 }
 
 /* Decode the segment in[0..len) into b: unreserved escapes decoded, others
- * kept upper-cased.  -1 on a bad escape, %00, %2F, a control byte or NUL. */
-static int segment_decode(const char *in, size_t len, pbuf_t *b)
+ * kept upper-cased.  -1 on a bad escape, %00, %2F, %5C, a raw '\\', a
+ * control byte or NUL; SRV_PATH_* bits into *flags. */
+static int segment_decode(const char *in, size_t len, pbuf_t *b, unsigned *flags)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t i;
@@ -190,8 +191,10 @@ static int segment_decode(const char *in, size_t len, pbuf_t *b)
 
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c < 0x20 || c == 0x7f)
+        if (c < 0x20 || c == 0x7f || c == '\\')
             return -1;
+        if (c == ';')
+            *flags |= SRV_PATH_SEMICOLON;
         if (c != '%') {
             if (pbuf_put(b, (char)c) != 0)
                 return -1;
@@ -202,8 +205,11 @@ static int segment_decode(const char *in, size_t len, pbuf_t *b)
             return -1;
         v = hi << 4 | lo;
         i += 2;
-        if (v == 0 || v == '/')
+        if (v == 0 || v == '/' || v == '\\')
             return -1;
+        if (v == '%' && len - i >= 3 && hexval((unsigned char)in[i + 1]) >= 0 &&
+            hexval((unsigned char)in[i + 2]) >= 0)
+            *flags |= SRV_PATH_PCT25;
         if (unreserved((unsigned char)v)) {
             if (pbuf_put(b, (char)v) != 0)
                 return -1;
@@ -226,21 +232,36 @@ static int segment_pop(pbuf_t *b)
     return 0;
 }
 
+/* Is the decoded segment s[0..n) "." or ".." with ';' parameters? */
+static bool dot_with_params(const char *s, size_t n)
+{
+    const char *semi = memchr(s, ';', n);
+    size_t k = semi ? (size_t)(semi - s) : n;
+
+    return semi != NULL && k >= 1 && k <= 2 && s[0] == '.' && s[k - 1] == '.';
+}
+
 /* One pass over the segments: each is decoded into `out` and then, when it
  * turns out to be "." or "..", taken back (so "%2E%2E" is a dot segment
  * too).  Before each segment the output ends with '/'. */
-int srv_path_normalize(const char *in, size_t len, char *out, size_t outlen)
+int srv_path_normalize(const char *in, size_t len, char *out, size_t outlen,
+                       unsigned *flags)
 {
     pbuf_t b = {out, 0, outlen > 0 ? outlen - 1 : 0};
     size_t i = 1, j, seg;
+    unsigned dummy = 0;
 
+    if (flags == NULL)
+        flags = &dummy;
+    *flags = 0;
     if (in == NULL || len == 0 || in[0] != '/' || pbuf_put(&b, '/') != 0)
         return -1;
     while (i <= len) {
         for (j = i; j < len && in[j] != '/'; j++)
             ;
         seg = b.n;
-        if (segment_decode(in + i, j - i, &b) != 0)
+        if (segment_decode(in + i, j - i, &b, flags) != 0 ||
+            dot_with_params(out + seg, b.n - seg))
             return -1;
         if (b.n - seg == 1 && out[seg] == '.') {
             b.n = seg;
@@ -379,11 +400,14 @@ bool srv_cors_origin_allowed(const char *origin, char *const *allowed, size_t n)
  * after percent-decoding, ASCII case-insensitively, because the server's
  * query parser (evhttp_parse_query_str) decodes names too: "tick%65t" must
  * not slip a ticket into the log. */
-static bool secret_param(const char *name, size_t len)
+static bool secret_param(const char *name, size_t len, char *const *extra, size_t nextra)
 {
-    static const char *const names[] = {"token", "access_token", "api_key", "ticket",
-                                        "password"};
-    char dec[16];
+    static const char *const names[] = {
+        "token",         "access_token", "id_token",  "refresh_token", "api_key",
+        "apikey",        "api-key",      "x-api-key", "key",           "jwt",
+        "ticket",        "password",     "passwd",    "pwd",           "secret",
+        "client_secret", "auth",         "authorization", "sig",       "signature"};
+    char dec[SRV_REDACT_NAME_MAX + 1];
     size_t i, n = 0;
     int hi, lo;
 
@@ -403,6 +427,9 @@ static bool secret_param(const char *name, size_t len)
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcasecmp(dec, names[i]) == 0)
             return true;
+    for (i = 0; i < nextra; i++)
+        if (strcasecmp(dec, extra[i]) == 0)
+            return true;
     return false;
 }
 
@@ -418,7 +445,8 @@ static bool put(char *out, size_t outlen, size_t *o, const char *src, size_t len
     return *o < outlen - 1;
 }
 
-void srv_redact_target(const char *target, char *out, size_t outlen)
+void srv_redact_target(const char *target, char *const *extra, size_t nextra, char *out,
+                       size_t outlen)
 {
     const char *q, *p, *amp, *eq;
     size_t o = 0;
@@ -436,7 +464,7 @@ void srv_redact_target(const char *target, char *out, size_t outlen)
         if (amp == NULL)
             amp = p + strlen(p);
         eq = memchr(p, '=', (size_t)(amp - p));
-        if (eq != NULL && secret_param(p, (size_t)(eq - p))) {
+        if (eq != NULL && secret_param(p, (size_t)(eq - p), extra, nextra)) {
             if (!put(out, outlen, &o, p, (size_t)(eq - p) + 1) ||
                 !put(out, outlen, &o, "REDACTED", 8))
                 break;
@@ -448,4 +476,97 @@ void srv_redact_target(const char *target, char *out, size_t outlen)
     }
 out_terminate:
     out[o] = '\0';
+}
+
+/* ---- header names --------------------------------------------------------- */
+
+bool srv_hdr_name_ok(const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+
+    if (*p == '\0')
+        return false;
+    for (; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || (*p != '\0' && strchr("!#$%&'*+-.^_`|~", *p))))
+            return false;
+    return true;
+}
+
+/* Does `name` start with (or, `whole`, equal) the lower-case, dash-spelled
+ * `lit` under the equivalence of srv_hdr_class()?  *odd notes a '_'/'.'. */
+static bool canon_match(const char *name, const char *lit, bool whole, bool *odd)
+{
+    for (; *lit != '\0'; name++, lit++) {
+        char c = *name;
+
+        if (c == '_' || c == '.') {
+            *odd = true;
+            c = '-';
+        } else if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (c != *lit)
+            return false;
+    }
+    if (whole && *name != '\0')
+        return false;
+    for (; *name != '\0'; name++)
+        if (*name == '_' || *name == '.')
+            *odd = true;
+    return true;
+}
+
+srv_hdr_class_t srv_hdr_class(const char *name, bool *variant)
+{
+    static const char *const vouched[] = {"x-request-id", "x-forwarded-for",
+                                          "x-forwarded-proto", "x-forwarded-host",
+                                          "x-real-ip"};
+    srv_hdr_class_t cls = SRV_HDR_PLAIN;
+    bool odd = false;
+
+    if (canon_match(name, "x-auth-", false, &odd)) {
+        cls = SRV_HDR_IDENTITY;
+    } else {
+        for (size_t i = 0; i < sizeof(vouched) / sizeof(vouched[0]) && cls == 0; i++) {
+            odd = false;
+            if (canon_match(name, vouched[i], true, &odd))
+                cls = SRV_HDR_VOUCHED;
+        }
+        if (cls == SRV_HDR_PLAIN) {
+            odd = false;
+            if (canon_match(name, "forwarded", true, &odd) ||
+                canon_match(name, "x-original-", false, &odd) ||
+                canon_match(name, "x-forwarded-", false, &odd))
+                cls = SRV_HDR_FORWARDER;
+        }
+    }
+    if (variant != NULL)
+        *variant = cls != SRV_HDR_PLAIN && odd;
+    return cls;
+}
+
+size_t srv_hdr_value_encode(const char *in, bool keep_space, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    if (out == NULL || outlen == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)in; p != NULL && *p != '\0'; p++) {
+        bool plain = (*p > 0x20 && *p < 0x7f && *p != ',' && *p != '%') ||
+                     (keep_space && *p == ' ');
+
+        if (o + (plain ? 1 : 3) >= outlen)
+            break;
+        if (plain) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+    return o;
 }

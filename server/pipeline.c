@@ -174,6 +174,8 @@ static void finish(srv_req_t *r)
             .reason = r->reason,
             .limit = r->limit,
             .upstream_status = r->upstream_status,
+            .redact = r->cfg->audit_redact.v,
+            .nredact = r->cfg->audit_redact.n,
         };
         audit_log(w->audit, &a);
     }
@@ -375,13 +377,33 @@ static const char *req_claim(void *ctx, const char *name)
     return auth_identity_claim(&r->id, name, r->claimbuf, sizeof(r->claimbuf));
 }
 
+/* The `client` of a limit's identity: API key ids and JWT subjects live in
+ * separate namespaces ("k:ID", "j:ISS|SUB"), so a user whose `sub` is named
+ * like a service never spends that service's buckets.  NULL: anonymous. */
+static const char *bucket_client(const srv_req_t *r, char *buf, size_t len)
+{
+    const char *iss;
+    int n;
+
+    if (r->id.client_id == NULL)
+        return NULL;
+    if (r->id.kind == AUTH_KIND_JWT) {
+        iss = auth_identity_claim(&r->id, "iss", NULL, 0);
+        n = snprintf(buf, len, "j:%s|%s", iss != NULL ? iss : "", r->id.client_id);
+    } else {
+        n = snprintf(buf, len, "k:%s", r->id.client_id);
+    }
+    return n >= 0 && (size_t)n < len ? buf : NULL;
+}
+
 static void check_limits(srv_req_t *r)
 {
+    char client[2048];
     rl_request_t q = {
         .method = r->method_bit,
         .path = r->path,
         .host = r->host,
-        .client_id = r->id.client_id,
+        .client_id = bucket_client(r, client, sizeof(client)),
         .ip = r->ip,
         .route = r->route->name,
         .tier = r->id.tier,
@@ -525,50 +547,76 @@ static void record_limits(srv_req_t *r, const rl_result_t *res)
 
 /* ---- step: allow -------------------------------------------------------- */
 
-static void add_identity_headers(srv_req_t *r, struct evkeyvalq *out)
+/* X-Auth-* of an allow, values encoded (srv_hdr_value_encode).  Anonymous
+ * forward-auth allows carry them too, empty (X-Auth-Method: none), so an
+ * ingress that copies them onto the upstream request replaces whatever a
+ * client sent under those names. */
+typedef struct ident_hdrs {
+    char client_id[3 * AUTH_MAX_ID_LEN + 1];
+    char subject[3 * AUTH_MAX_ID_LEN + 1];
+    char scopes[1024];
+    const char *method;
+} ident_hdrs_t;
+
+static void identity_values(const srv_req_t *r, ident_hdrs_t *v)
 {
     char scopes[1024];
 
-    if (r->id.kind == AUTH_KIND_NONE)
-        return;
+    srv_hdr_value_encode(r->id.client_id, false, v->client_id, sizeof(v->client_id));
+    srv_hdr_value_encode(r->id.subject, false, v->subject, sizeof(v->subject));
     auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
-    evhttp_add_header(out, "X-Auth-Client-Id", r->id.client_id ? r->id.client_id : "");
-    evhttp_add_header(out, "X-Auth-Subject", r->id.subject ? r->id.subject : "");
-    evhttp_add_header(out, "X-Auth-Scopes", scopes);
+    srv_hdr_value_encode(scopes, true, v->scopes, sizeof(v->scopes));
+    v->method = r->id.kind == AUTH_KIND_API_KEY ? "api_key"
+                : r->id.kind == AUTH_KIND_JWT   ? "jwt"
+                                                : "none";
+}
+
+/* The identity headers as four entries of add[]; returns 4. */
+static size_t identity_add(const ident_hdrs_t *v, srv_proxy_hdr_t *add)
+{
+    add[0] = (srv_proxy_hdr_t){"X-Auth-Client-Id", v->client_id};
+    add[1] = (srv_proxy_hdr_t){"X-Auth-Subject", v->subject};
+    add[2] = (srv_proxy_hdr_t){"X-Auth-Scopes", v->scopes};
+    add[3] = (srv_proxy_hdr_t){"X-Auth-Method", v->method};
+    return 4;
 }
 
 static void allow(srv_req_t *r)
 {
     struct evkeyvalq *out;
-    srv_proxy_hdr_t add[6];
-    char scopes[1024];
+    srv_proxy_hdr_t add[10];
+    ident_hdrs_t idv;
     size_t n = 0;
+    unsigned flags = 0;
+    char *target = NULL;
 
     r->decision = "allow";
     if (r->reason == NULL)
         r->reason = "ok";
+    identity_values(r, &idv);
     if (r->mode != SRV_MODE_PROXY) {
         watch_close(r, false);
         out = evhttp_request_get_output_headers(r->req);
-        add_identity_headers(r, out);
+        n = identity_add(&idv, add);
+        for (size_t i = 0; i < n; i++)
+            evhttp_add_header(out, add[i].name, add[i].value);
         srv_send_json(r, 200, NULL);
         finish(r);
         return;
     }
-    add[n++] = (srv_proxy_hdr_t){"X-Request-ID", r->reqid};
     /* Vouch for these ourselves: a client's own values are never passed on. */
+    add[n++] = (srv_proxy_hdr_t){"X-Request-ID", r->reqid};
     add[n++] = (srv_proxy_hdr_t){"X-Forwarded-Proto", r->https ? "https" : "http"};
+    add[n++] = (srv_proxy_hdr_t){"X-Real-IP", r->ip};
     if (r->host != NULL)
         add[n++] = (srv_proxy_hdr_t){"X-Forwarded-Host", r->host};
-    if (r->id.kind != AUTH_KIND_NONE) {
-        auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
-        add[n++] =
-            (srv_proxy_hdr_t){"X-Auth-Client-Id", r->id.client_id ? r->id.client_id : ""};
-        add[n++] = (srv_proxy_hdr_t){"X-Auth-Subject", r->id.subject ? r->id.subject : ""};
-        add[n++] = (srv_proxy_hdr_t){"X-Auth-Scopes", scopes};
-    }
+    if (r->id.kind != AUTH_KIND_NONE)
+        n += identity_add(&idv, add + n);
+    if (r->peer_trusted)
+        flags |= SRV_PROXY_PEER_TRUSTED;
+    if (r->cfg->proxy.hide_credentials)
+        flags |= SRV_PROXY_HIDE_CREDENTIALS;
     /* Forward the normalized path and the query unchanged. */
-    char *target = NULL;
     if (asprintf(&target, "%s%s%s", r->path, r->query ? "?" : "",
                  r->query ? r->query : "") < 0) {
         deny(r, 503, "unavailable", "out of memory");
@@ -577,7 +625,7 @@ static void allow(srv_req_t *r)
     watch_close(r, true);
     r->proxy_pending =
         srv_proxy_forward(r->w->proxy, r->req, r->route->upstream, target, add, n, r->ip,
-                          r->route->upstream_timeout_ms, proxy_done, r);
+                          flags, r->route->upstream_timeout_ms, proxy_done, r);
     free(target);
     if (r->proxy_pending == NULL)
         deny(r, 502, "bad_gateway", "upstream unavailable");
@@ -743,8 +791,47 @@ static int normalize(srv_req_t *r)
     if (r->path == NULL)
         return -1;
     n = srv_path_normalize(r->target, len, r->path,
-                           len + 1 < SRV_MAX_PATH ? len + 1 : SRV_MAX_PATH);
+                           len + 1 < SRV_MAX_PATH ? len + 1 : SRV_MAX_PATH, &r->path_flags);
     return n < 0 ? -1 : 0;
+}
+
+/* Names spelled like tollgate's own headers (DESIGN §6).  Forward-auth
+ * cannot drop what the ingress passes on, so a '_'/'.' spelling of an
+ * identity header is refused there; proxy.reserved_headers: reject refuses
+ * every reserved spelling and any X-Auth-* in both modes (the default,
+ * drop, has proxy.c leave them out).  True when the request was answered. */
+static bool forged_headers(srv_req_t *r)
+{
+    const srv_hdrs_t *h = &r->h;
+    bool reject = r->cfg->proxy.reserved == CFG_RESERVED_REJECT;
+
+    if (!(r->mode != SRV_MODE_PROXY && h->identity_variant) &&
+        !(reject && (h->identity_exact || h->identity_variant || h->reserved_variant)))
+        return false;
+    r->reason = "reserved_header";
+    deny(r, 400, "bad_request", "request header spelled like one tollgate sets");
+    return true;
+}
+
+/* Double encoding and ';' path parameters, unless the route allows them. */
+static bool path_refused(srv_req_t *r)
+{
+    if (((r->path_flags & SRV_PATH_PCT25) && !r->route->allow_encoded_percent) ||
+        ((r->path_flags & SRV_PATH_SEMICOLON) && !r->route->allow_semicolon)) {
+        r->reason = "bad_path";
+        deny(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
+        return true;
+    }
+    return false;
+}
+
+/* Headers libevent accepted that tollgate refuses (hdrs.c): the framing may
+ * be ambiguous, so the connection is closed after the answer. */
+static void refuse_headers(srv_req_t *r)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->reason = r->h.bad;
+    deny(r, 400, "bad_request", "malformed request header");
 }
 
 static void begin(srv_req_t *r)
@@ -785,6 +872,10 @@ static void begin(srv_req_t *r)
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
+    if (r->h.bad != NULL) {
+        refuse_headers(r);
+        return;
+    }
 
     /* tollgate's own paths, matched on the normalized path */
     if (normalize(r) != 0) {
@@ -808,11 +899,17 @@ static void begin(srv_req_t *r)
         r->path = NULL;
         st = srv_fwdauth_parse(r, r->target);
         if (st == 403) {
-            r->reason = "untrusted_forwarder";
             deny(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
             return;
         }
-        if (st != 0 || normalize(r) != 0) {
+        if (st != 0) {
+            deny(r, st, st == 400 ? "bad_request" : "unavailable",
+                 strcmp(r->reason, "dialect_conflict") == 0
+                     ? "forward-auth headers of more than one dialect, or that disagree"
+                     : "malformed original request");
+            return;
+        }
+        if (normalize(r) != 0) {
             r->reason = "bad_path";
             deny(r, 400, "bad_request", "malformed original request");
             return;
@@ -822,6 +919,8 @@ static void begin(srv_req_t *r)
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
             r->https = true;
     }
+    if (forged_headers(r))
+        return;
 
     /* 3. route and CORS */
     r->route = match_route(r);
@@ -830,7 +929,7 @@ static void begin(srv_req_t *r)
         deny(r, 404, "not_found", "no route");
         return;
     }
-    if (cors(r))
+    if (path_refused(r) || cors(r))
         return;
 
     /* 4. lockout, 5. authentication, 6. authorization */
@@ -862,7 +961,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     r->req = req;
     r->conn = evhttp_request_get_connection(req);
     r->upstream_status = -1;
-    srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req));
+    (void)srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req)); /* see begin() */
     w->inflight++;
     begin(r);
 }

@@ -37,6 +37,7 @@
 #include <event2/util.h>
 
 #include "tollgate/log.h"
+#include "tollgate/srv_http_util.h"
 #include "tollgate/srv_proxy.h"
 
 #define PROXY_HOST_MAX 255
@@ -551,11 +552,35 @@ static void proxy_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- outgoing headers -------------------------------------------------- */
 
-static bool hdr_skip_request(const struct evkeyvalq *h, const char *name)
+/* Is inbound header kv not to be forwarded?  Besides hop-by-hop and framing
+ * headers: anything spelled like a header tollgate sets or vouches for
+ * ('-', '_', '.' alike: a WSGI server merges X_Auth_Scopes into
+ * X-Auth-Scopes), a proxy's headers from a peer outside trusted_proxies, and
+ * with hide_credentials the credential itself. */
+static bool hdr_skip_request(const struct evkeyvalq *h, const struct evkeyval *kv,
+                             unsigned flags)
 {
-    return hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
-           strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0 ||
-           strncasecmp(name, "X-Auth-", 7) == 0 || strcasecmp(name, "X-Forwarded-For") == 0;
+    const char *name = kv->key;
+    bool variant;
+
+    if (hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
+        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
+        return true;
+    switch (srv_hdr_class(name, &variant)) {
+    case SRV_HDR_IDENTITY:
+    case SRV_HDR_VOUCHED:
+        return true; /* X-Forwarded-For is rebuilt by hdr_add_xff() */
+    case SRV_HDR_FORWARDER:
+        return variant || !(flags & SRV_PROXY_PEER_TRUSTED);
+    case SRV_HDR_PLAIN:
+    default:
+        break;
+    }
+    if (flags & SRV_PROXY_HIDE_CREDENTIALS)
+        return strcasecmp(name, "X-API-Key") == 0 ||
+               (strcasecmp(name, "Authorization") == 0 &&
+                strncasecmp(kv->value, "Bearer ", 7) == 0);
+    return false;
 }
 
 static void hdr_remove_all(struct evkeyvalq *h, const char *name)
@@ -593,7 +618,7 @@ out_free_buf:
 
 /* Fill r->hdrs from the client's headers and the caller's.  0 or -1. */
 static int build_headers(srv_proxy_req_t *r, const srv_proxy_hdr_t *add, size_t nadd,
-                         const char *client_ip)
+                         const char *client_ip, unsigned flags)
 {
     const struct evkeyvalq *in = evhttp_request_get_input_headers(r->client);
     const struct evkeyval *kv;
@@ -602,7 +627,7 @@ static int build_headers(srv_proxy_req_t *r, const srv_proxy_hdr_t *add, size_t 
     size_t i;
 
     for (kv = TAILQ_FIRST(in); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
-        if (!hdr_skip_request(in, kv->key) &&
+        if (!hdr_skip_request(in, kv, flags) &&
             evhttp_add_header(&r->hdrs, kv->key, kv->value) != 0)
             return -1;
     }
@@ -695,8 +720,9 @@ static bool target_ok(const char *t)
 srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client,
                                    const char *upstream, const char *target,
                                    const srv_proxy_hdr_t *add, size_t nadd,
-                                   const char *client_ip, unsigned timeout_ms,
-                                   srv_proxy_done_fn done, void *privdata)
+                                   const char *client_ip, unsigned flags,
+                                   unsigned timeout_ms, srv_proxy_done_fn done,
+                                   void *privdata)
 {
     srv_proxy_req_t *r;
     struct proxy_upstream *up;
@@ -731,7 +757,7 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
     r->target = strdup(target);
     r->deadline = evtimer_new(p->base, proxy_deadline_cb, r);
     if (r->target == NULL || r->deadline == NULL ||
-        build_headers(r, add, nadd, client_ip) != 0)
+        build_headers(r, add, nadd, client_ip, flags) != 0)
         goto out_free_req;
     tv.tv_sec = r->timeout_ms / 1000;
     tv.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;

@@ -113,12 +113,19 @@ typedef struct srv_hdrs {
     const char *o_uri, *o_url, *o_method;            /* nginx dialect */
     const char *f_uri, *f_host, *f_proto, *f_method; /* Traefik dialect, X-Forwarded-* */
     const char *acrm, *acrh;                         /* CORS preflight */
+    const char *content_length, *transfer_encoding;  /* framing */
     const char *xff;                                 /* the first X-Forwarded-For line */
     int nxff;                                        /* how many there are */
+    /* Names spelled like tollgate's own headers (srv_hdr_class). */
+    bool identity_exact;   /* an X-Auth-* header */
+    bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
+    bool reserved_variant; /* a '_'/'.' spelling of any reserved name */
+    const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
 } srv_hdrs_t;
 
-/* hdrs.c: fill `h` (zeroed by the caller) from the request headers. */
-void srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
+/* hdrs.c: fill `h` (zeroed by the caller) from the request headers.  -1 when
+ * the headers must be refused (400, connection closed): h->bad says why. */
+int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
 
 /* One request in flight on a worker; owns everything of the request. */
 typedef struct srv_req {
@@ -141,6 +148,7 @@ typedef struct srv_req {
     char hostbuf[256];        /* host taken from X-Original-URL */
     char *target_own;         /* target built by tollgate (malloc'd) or NULL */
     char *path;               /* normalized original path (malloc'd) */
+    unsigned path_flags;      /* SRV_PATH_* seen while normalizing */
     const char *query;        /* points into target, NULL when none */
     const char *origin;       /* Origin header when allowed by CORS, else NULL */
     const cfg_route_t *route; /* matched route, or &cfg->default_route */
@@ -207,7 +215,8 @@ void srv_shared_lockout_detach(srv_lock_op_t *op);
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);
 
 /* fwdauth.c: fill mode/method/target/host of `r` from the forward-auth
- * request.  Returns 0, or an HTTP status to refuse with (400, 403). */
+ * request under forward_auth.dialect.  Returns 0, or an HTTP status to
+ * refuse with (400, 403; 500 out of memory) with r->reason set. */
 int srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 
 /* respond.c */

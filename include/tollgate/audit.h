@@ -18,8 +18,9 @@ typedef struct audit audit_t;
 typedef struct audit_buf audit_buf_t;
 
 /* Every field of a line; NULL strings and negative numbers are written as
- * JSON null.  `target` is the raw path?query: the query values of token,
- * access_token, api_key, ticket and password are redacted when written. */
+ * JSON null.  `target` is the raw path?query: the values of credential query
+ * parameters (srv_redact_target's list, plus `redact`) are redacted when
+ * written. */
 typedef struct audit_rec {
     int64_t ts_ms; /* unix ms, written as RFC 3339 with ms, UTC */
     const char *request_id;
@@ -33,6 +34,9 @@ typedef struct audit_rec {
     const char *reason;
     const char *limit;
     int upstream_status; /* < 0: null */
+    /* Query names redacted in `target` besides the built-in ones (borrowed). */
+    char *const *redact;
+    size_t nredact;
 } audit_rec_t;
 
 /* Open `path` ("-" = stdout) for appending.  NULL with a message on error. */

@@ -31,6 +31,19 @@ typedef enum {
 } cfg_auth_mode_t;
 typedef enum { CFG_ROUTE_REQUIRED, CFG_ROUTE_OPTIONAL, CFG_ROUTE_NONE } cfg_route_auth_t;
 
+/* Which forward-auth dialect's headers are read (DESIGN §6). */
+typedef enum {
+    CFG_DIALECT_AUTO,
+    CFG_DIALECT_NGINX,
+    CFG_DIALECT_TRAEFIK,
+    CFG_DIALECT_ENVOY
+} cfg_dialect_t;
+
+/* Inbound headers spelled like one tollgate sets or vouches for. */
+typedef enum { CFG_RESERVED_DROP, CFG_RESERVED_REJECT } cfg_reserved_t;
+
+typedef enum { CFG_PATH_CASE_SENSITIVE, CFG_PATH_CASE_INSENSITIVE } cfg_path_match_t;
+
 typedef struct cfg_strv {
     char **v;
     size_t n;
@@ -44,6 +57,9 @@ typedef struct cfg_route {
     cfg_strv_t scopes;            /* all required */
     bool tickets;                 /* `?ticket=` accepted once */
     unsigned upstream_timeout_ms; /* default 30000 */
+    bool path_icase;              /* path_match: case_insensitive (route or global) */
+    bool allow_encoded_percent;   /* "%25" + hex (double encoding) accepted */
+    bool allow_semicolon;         /* a raw ';' in the path accepted */
 } cfg_route_t;
 
 typedef struct cfg_redis {
@@ -90,7 +106,13 @@ typedef struct cfg {
     struct {
         char *path;                    /* default "/auth" */
         int nginx_rate_limited_status; /* default 403 */
+        cfg_dialect_t dialect;         /* default auto */
     } forward_auth;
+    struct {
+        bool hide_credentials;   /* strip X-API-Key / Authorization: Bearer; default off */
+        cfg_reserved_t reserved; /* reserved_headers: default drop */
+    } proxy;
+    cfg_path_match_t path_match; /* default case_sensitive */
     struct {
         char *path;     /* default "/v1/tickets" */
         unsigned ttl_s; /* default 30 */
@@ -117,6 +139,7 @@ typedef struct cfg {
     size_t nroutes;
     cfg_strv_t cors_origins; /* validated */
     char *audit_path;        /* default "-" (stdout); "off" = no audit */
+    cfg_strv_t audit_redact; /* audit.redact_query: extra query names to redact */
     char *admin_token;       /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
     atomic_int refs;         /* starts at 1; cfg_ref / cfg_unref */
 } cfg_t;

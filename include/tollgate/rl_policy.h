@@ -38,6 +38,7 @@ typedef struct rl_match {
     char *path_prefix; /* normalized prefix, or NULL = any */
     unsigned methods;  /* RL_METHOD_* bits, 0 = any */
     char *host;        /* exact, case-insensitive, port ignored; NULL = any */
+    bool icase;        /* path and path_prefix compared ASCII case-insensitively */
 } rl_match_t;
 
 typedef enum {

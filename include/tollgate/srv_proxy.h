@@ -26,6 +26,10 @@ struct evbuffer;
 typedef struct srv_proxy srv_proxy_t;
 typedef struct srv_proxy_req srv_proxy_req_t;
 
+/* srv_proxy_forward() flags. */
+#define SRV_PROXY_PEER_TRUSTED 1u     /* the client is in trusted_proxies */
+#define SRV_PROXY_HIDE_CREDENTIALS 2u /* drop X-API-Key, Authorization: Bearer */
+
 typedef struct srv_proxy_hdr {
     const char *name, *value;
 } srv_proxy_hdr_t;
@@ -73,13 +77,19 @@ void srv_proxy_set_max_conns(srv_proxy_t *p, unsigned n);
  *     no spaces or control bytes).
  *   - headers: the client's, minus hop-by-hop ones (Connection and those it
  *     lists, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade),
- *     Expect, Host, Content-Length and every X-Auth-*; then Host is the
- *     upstream's, Content-Length is recomputed, the `nadd` headers of `add`
- *     replace any same-named ones (identity headers, X-Request-ID, and an
- *     X-Forwarded-Proto/-Host the pipeline wants to vouch for),
- *     X-Forwarded-For gets `client_ip` appended (or is set), and
- *     X-Forwarded-Proto ("http") / X-Forwarded-Host (the client's Host) are
- *     set when still absent.  `add`, `target` and `client_ip` are copied.
+ *     Expect, Host, Content-Length, and every name srv_hdr_class() puts in
+ *     a class ('-', '_' and '.' alike): X-Auth-*, X-Request-ID,
+ *     X-Forwarded-For/-Proto/-Host, X-Real-IP always; Forwarded,
+ *     X-Original-* and the other X-Forwarded-* unless `flags` has
+ *     SRV_PROXY_PEER_TRUSTED (and never in a '_'/'.' spelling); with
+ *     SRV_PROXY_HIDE_CREDENTIALS also X-API-Key and Authorization: Bearer.
+ *     Then Host is the upstream's, Content-Length is recomputed, the `nadd`
+ *     headers of `add` replace any same-named ones (identity headers,
+ *     X-Request-ID, X-Real-IP, X-Forwarded-Proto/-Host the pipeline vouches
+ *     for), X-Forwarded-For is the client's exact X-Forwarded-For lines with
+ *     `client_ip` appended, and X-Forwarded-Proto ("http") /
+ *     X-Forwarded-Host (the client's Host) are set when still absent.
+ *     `add`, `target` and `client_ip` are copied.
  *   - `timeout_ms` bounds the whole exchange, waiting for a connection
  *     included (0: SRV_PROXY_DEFAULT_TIMEOUT_MS).
  * A request that fails on a reused keep-alive connection before any answer
@@ -91,8 +101,9 @@ void srv_proxy_set_max_conns(srv_proxy_t *p, unsigned n);
 srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client,
                                    const char *upstream, const char *target,
                                    const srv_proxy_hdr_t *add, size_t nadd,
-                                   const char *client_ip, unsigned timeout_ms,
-                                   srv_proxy_done_fn done, void *privdata);
+                                   const char *client_ip, unsigned flags,
+                                   unsigned timeout_ms, srv_proxy_done_fn done,
+                                   void *privdata);
 
 /* The client went away: abort the request; `done` will not run and `r` is
  * freed.  Safe at any time before `done` runs; a no-op when called from

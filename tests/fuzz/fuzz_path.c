@@ -56,11 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char out[SRV_MAX_PATH], again[SRV_MAX_PATH];
     int n, m;
 
-    n = srv_path_normalize((const char *)data, size, out, sizeof(out));
+    n = srv_path_normalize((const char *)data, size, out, sizeof(out), NULL);
     if (n < 0)
         return 0;
     check_output(out, (size_t)n);
-    m = srv_path_normalize(out, (size_t)n, again, sizeof(again));
+    m = srv_path_normalize(out, (size_t)n, again, sizeof(again), NULL);
     if (m != n || memcmp(out, again, (size_t)n) != 0)
         abort();
     return 0;

@@ -86,7 +86,7 @@ static void test_reqid_new(void)
 static void norm_is(const char *in, const char *want)
 {
     char out[256];
-    int n = srv_path_normalize(in, strlen(in), out, sizeof(out));
+    int n = srv_path_normalize(in, strlen(in), out, sizeof(out), NULL);
 
     if (want == NULL) {
         if (n != -1)
@@ -100,7 +100,7 @@ static void norm_is(const char *in, const char *want)
     /* Idempotent. */
     {
         char again[256];
-        CU_ASSERT_EQUAL(srv_path_normalize(out, (size_t)n, again, sizeof(again)), n);
+        CU_ASSERT_EQUAL(srv_path_normalize(out, (size_t)n, again, sizeof(again), NULL), n);
         CU_ASSERT_STRING_EQUAL(again, out);
     }
 }
@@ -149,11 +149,11 @@ static void test_path_normalize(void)
     norm_is("/a\x7f", NULL);
     {
         char out[8];
-        CU_ASSERT_EQUAL(srv_path_normalize("/a\0b", 4, out, sizeof(out)), -1);
-        CU_ASSERT_EQUAL(srv_path_normalize("/abcdef", 7, out, sizeof(out)), 7);
-        CU_ASSERT_EQUAL(srv_path_normalize("/abcdefg", 8, out, sizeof(out)), -1);
-        CU_ASSERT_EQUAL(srv_path_normalize("/", 1, out, 1), -1);
-        CU_ASSERT_EQUAL(srv_path_normalize("/x", 1, out, 2), 1); /* only `len` counts */
+        CU_ASSERT_EQUAL(srv_path_normalize("/a\0b", 4, out, sizeof(out), NULL), -1);
+        CU_ASSERT_EQUAL(srv_path_normalize("/abcdef", 7, out, sizeof(out), NULL), 7);
+        CU_ASSERT_EQUAL(srv_path_normalize("/abcdefg", 8, out, sizeof(out), NULL), -1);
+        CU_ASSERT_EQUAL(srv_path_normalize("/", 1, out, 1, NULL), -1);
+        CU_ASSERT_EQUAL(srv_path_normalize("/x", 1, out, 2, NULL), 1); /* only `len` counts */
         CU_ASSERT_STRING_EQUAL(out, "/");
     }
 }
@@ -225,7 +225,7 @@ static void redact_is(const char *in, const char *want)
 {
     char out[256];
 
-    srv_redact_target(in, out, sizeof(out));
+    srv_redact_target(in, NULL, 0, out, sizeof(out));
     if (strcmp(out, want) != 0)
         CU_FAIL(in);
 }
@@ -248,11 +248,11 @@ static void test_redact(void)
     redact_is("/a?", "/a?");
     redact_is("", "");
     /* Truncation never lets a secret through. */
-    srv_redact_target("/a?token=supersecretvalue", small, sizeof(small));
+    srv_redact_target("/a?token=supersecretvalue", NULL, 0, small, sizeof(small));
     CU_ASSERT_STRING_EQUAL(small, "/a?token=RE");
-    srv_redact_target("/abcdefghijklmnop", small, sizeof(small));
+    srv_redact_target("/abcdefghijklmnop", NULL, 0, small, sizeof(small));
     CU_ASSERT_STRING_EQUAL(small, "/abcdefghij");
-    srv_redact_target(NULL, small, sizeof(small));
+    srv_redact_target(NULL, NULL, 0, small, sizeof(small));
     CU_ASSERT_STRING_EQUAL(small, "");
 }
 

@@ -25,13 +25,23 @@ static void test_method_bit(void)
 
 static void test_match(void)
 {
-    rl_match_t any = {NULL, NULL, 0, NULL};
-    rl_match_t exact = {(char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL};
-    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL};
-    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com"};
+    rl_match_t any = {NULL, NULL, 0, NULL, false};
+    rl_match_t exact = {(char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL, false};
+    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL, false};
+    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com", false};
     rl_match_t all = {NULL, (char *)"/api/", RL_METHOD_GET | RL_METHOD_HEAD,
-                      (char *)"api.example.com"};
-    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]"};
+                      (char *)"api.example.com", false};
+    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]", false};
+    rl_match_t icase = {(char *)"/Admin", NULL, 0, NULL, true};
+    rl_match_t icase_prefix = {NULL, (char *)"/papi/admin", 0, NULL, true};
+
+    /* path_match: case_insensitive */
+    CU_ASSERT_TRUE(rl_match_request(&icase, RL_METHOD_GET, "/ADMIN", NULL));
+    CU_ASSERT_TRUE(rl_match_request(&icase, RL_METHOD_GET, "/admin", NULL));
+    CU_ASSERT_FALSE(rl_match_request(&icase, RL_METHOD_GET, "/admin/x", NULL));
+    CU_ASSERT_TRUE(rl_match_request(&icase_prefix, RL_METHOD_GET, "/PAPI/Admin/x", NULL));
+    CU_ASSERT_FALSE(rl_match_request(&icase_prefix, RL_METHOD_GET, "/papi/x", NULL));
+    CU_ASSERT_FALSE(rl_match_request(&prefix, RL_METHOD_GET, "/API/x", NULL));
 
     CU_ASSERT_TRUE(rl_match_request(&any, RL_METHOD_GET, "/x", NULL));
     CU_ASSERT_TRUE(rl_match_request(&any, RL_METHOD_OTHER, NULL, NULL));

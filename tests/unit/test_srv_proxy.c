@@ -283,7 +283,7 @@ static void front_cb(struct evhttp_request *req, void *arg)
     T.forwarded++;
     T.front_req = req;
     T.last = srv_proxy_forward(T.px, req, T.upstream, evhttp_request_get_uri(req), add, 2,
-                               "203.0.113.7", T.timeout_ms, front_done, req);
+                               "203.0.113.7", 0, T.timeout_ms, front_done, req);
     if (T.last == NULL) {
         T.forward_null++;
         evhttp_send_reply(req, 500, "No", NULL);
