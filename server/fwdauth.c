@@ -109,8 +109,10 @@ static int parse_nginx(srv_req_t *r)
     if (h->o_url != NULL) {
         if (split_url(r, h->o_url, r->hostbuf, sizeof(r->hostbuf)) != 0)
             return refuse(r, 400, "bad_original");
-        /* A client's copy of the other header must not disagree. */
-        if (h->o_uri != NULL && strcmp(h->o_uri, r->target) != 0)
+        /* Both: one may be a client's (nginx passes client headers on), so
+         * they must name the same target, and the URL the host of Host. */
+        if (h->o_uri != NULL && (strcmp(h->o_uri, r->target) != 0 || h->host == NULL ||
+                                 strcasecmp(h->host, r->host) != 0))
             return refuse(r, 400, "dialect_conflict");
     } else if (h->o_uri != NULL) {
         r->target = h->o_uri;

@@ -813,11 +813,14 @@ static bool forged_headers(srv_req_t *r)
     return true;
 }
 
-/* Double encoding and ';' path parameters, unless the route allows them. */
+/* Double encoding and ';' path parameters, unless the matched route allows
+ * them (no route: refused too, not a 404 that hides why). */
 static bool path_refused(srv_req_t *r)
 {
-    if (((r->path_flags & SRV_PATH_PCT25) && !r->route->allow_encoded_percent) ||
-        ((r->path_flags & SRV_PATH_SEMICOLON) && !r->route->allow_semicolon)) {
+    const cfg_route_t *rt = r->route;
+
+    if (((r->path_flags & SRV_PATH_PCT25) && !(rt && rt->allow_encoded_percent)) ||
+        ((r->path_flags & SRV_PATH_SEMICOLON) && !(rt && rt->allow_semicolon))) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
         return true;
@@ -924,12 +927,14 @@ static void begin(srv_req_t *r)
 
     /* 3. route and CORS */
     r->route = match_route(r);
+    if (path_refused(r))
+        return;
     if (r->route == NULL) {
         r->reason = "no_route";
         deny(r, 404, "not_found", "no route");
         return;
     }
-    if (path_refused(r) || cors(r))
+    if (cors(r))
         return;
 
     /* 4. lockout, 5. authentication, 6. authorization */

@@ -162,8 +162,9 @@ def request(port, method, path, headers=None, body=None, timeout=5.0, host="127.
     conn = http.client.HTTPConnection(host, port, timeout=timeout * SLOW)
     try:
         t0 = time.monotonic()
-        conn.putrequest(method, path, skip_accept_encoding=True)
         hdrs = dict(headers or {})
+        conn.putrequest(method, path, skip_accept_encoding=True,
+                        skip_host=any(k.lower() == "host" for k in hdrs))
         if body is not None and not any(k.lower() == "content-length" for k in hdrs):
             hdrs["Content-Length"] = str(len(body))
         for k, v in hdrs.items():

@@ -12,7 +12,7 @@ class Admin(TollgateCase):
 
     def test_token_required(self):
         for method, path in (("GET", "/admin/v1/config"), ("POST", "/admin/v1/reload"),
-                             ("GET", "/admin/v1/buckets?limit=tight&key=c%3Dbob"),
+                             ("GET", "/admin/v1/buckets?limit=tight&key=c%3Dk:bob"),
                              ("POST", "/admin/v1/revocations")):
             with self.subTest(path):
                 r = self.tg.admin(method, path, token=None)
@@ -69,7 +69,7 @@ class Admin(TollgateCase):
         for _ in range(3):
             self.tg.get("/auth/limited/x", h)
         self.assertEqual(self.tg.get("/auth/limited/x", h).status, 429)
-        key = "c=bob|h:x-test-bucket=%s" % bucket
+        key = "c=k:bob|h:x-test-bucket=%s" % bucket
         q = "/admin/v1/buckets?" + urllib.parse.urlencode({"limit": "tight", "key": key})
         r = self.tg.admin("GET", q)
         self.assertEqual(r.status, 200, r)

@@ -51,8 +51,8 @@ def cluster_conf(seeds, limits=LIMITS, replicas=3, timeout_ms=200):
 
 
 def bucket_key(client, limit, prefix="tg:"):
-    """docs/redis.md §1: tg:{<identity>}:b:<limit>, identity c=ID for by: [client]."""
-    return "%s{c=%s}:b:%s" % (prefix, client, limit)
+    """docs/redis.md §1: tg:{<identity>}:b:<limit>, identity c=k:ID for by: [client] and an API key."""
+    return "%s{c=k:%s}:b:%s" % (prefix, client, limit)
 
 
 def key_header(client):

@@ -96,11 +96,11 @@ class ClusterPrimaryKilled(RedisFailureCase):
         # A replica that has not finished its first sync never fails over.
         rh.cluster_wait_replicas_linked(self.cluster, timeout=20)
 
-        victim = self.cluster.owner_of_key("tg:{c=c00}:b:fo-load")
+        victim = self.cluster.owner_of_key("tg:{c=k:c00}:b:fo-load")
         victim_slots = [(a, b) for a, b, p, _ in self.cluster.slots() if p == victim]
         clients = ["c%02d" % i for i in range(12)]
         on_victim = [c for c in clients
-                     if any(a <= rh.key_slot("tg:{c=%s}:b:fo-load" % c) <= b
+                     if any(a <= rh.key_slot("tg:{c=k:%s}:b:fo-load" % c) <= b
                             for a, b in victim_slots)]
         self.assertIn("c00", on_victim)
 
@@ -178,8 +178,8 @@ class ClusterPrimaryKilled(RedisFailureCase):
             slot = rh.key_slot(key)
             return next(p for a, b, p, _ in slots if a <= slot <= b)
         bucket = next(b for b in ("fo%d" % i for i in range(5000))
-                      if owner("tg:{c=chk|h:x-test-bucket=%s}:b:fo-chk" % b) == new_primary)
-        key = "tg:{c=chk|h:x-test-bucket=%s}:b:fo-chk" % bucket
+                      if owner("tg:{c=k:chk|h:x-test-bucket=%s}:b:fo-chk" % b) == new_primary)
+        key = "tg:{c=k:chk|h:x-test-bucket=%s}:b:fo-chk" % bucket
         with self.cluster.client(new_primary) as c:
             self.assertEqual(c.call("CLUSTER", "KEYSLOT", key), rh.key_slot(key))
         got = [tgs[i % 2].get("/auth/chk/x", key_header("chk", bucket)).status
@@ -243,7 +243,7 @@ class StandaloneRestart(RedisFailureCase):
         h = key_header("rs", "after")
         got = [(local if i % 2 else closed).get("/auth/sa/x", h).status for i in range(6)]
         self.assertEqual(got, [200] * 5 + [429], "not one shared Redis bucket after restart")
-        self.assertEqual(self.redis.client().call("EXISTS", "tg:{c=rs|h:x-test-bucket=after}:b:sa"),
+        self.assertEqual(self.redis.client().call("EXISTS", "tg:{c=k:rs|h:x-test-bucket=after}:b:sa"),
                          1)
         for tg in (local, closed):
             self.assertAlive(tg)

@@ -64,7 +64,7 @@ class ConnCase(TollgateCase):
         self.assertEqual([r.status for r in got], [200] * 5 + [429], got)
         self.assertEqual([r.header("X-RateLimit-Remaining") for r in got[:5]],
                          ["4", "3", "2", "1", "0"])
-        key = "tg:{c=%s|h:x-test-bucket=%s}:b:cn" % (client, bucket)
+        key = "tg:{c=k:%s|h:x-test-bucket=%s}:b:cn" % (client, bucket)
         with redis_client() as c:
             self.assertEqual(c.call("EXISTS", key), 1, "bucket %s not in Redis" % key)
 
