@@ -81,12 +81,13 @@ bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
 {
     if (m->methods != 0 && (m->methods & method) == 0)
         return false;
-    if (m->path != NULL &&
-        (path == NULL || (m->icase ? strcasecmp(m->path, path) : strcmp(m->path, path)) != 0))
+    if (m->path != NULL && (path == NULL || (m->icase ? strcasecmp(m->path, path)
+                                                      : strcmp(m->path, path)) != 0))
         return false;
     if (m->path_prefix != NULL &&
-        (path == NULL || (m->icase ? strncasecmp(m->path_prefix, path, strlen(m->path_prefix))
-                                   : strncmp(m->path_prefix, path, strlen(m->path_prefix))) != 0))
+        (path == NULL ||
+         (m->icase ? strncasecmp(m->path_prefix, path, strlen(m->path_prefix))
+                   : strncmp(m->path_prefix, path, strlen(m->path_prefix))) != 0))
         return false;
     if (m->host != NULL && !host_equal(m->host, host))
         return false;

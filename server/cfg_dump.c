@@ -157,14 +157,13 @@ static json_t *jroute(const cfg_route_t *r)
 {
     static const char *const auth[] = {"required", "optional", "none"};
 
-    return json_pack("{s:o, s:o, s:o, s:s, s:o, s:b, s:I, s:s, s:b, s:b}", "name",
-                     jstr(r->name), "match", jmatch(&r->match), "upstream",
-                     jstr(r->upstream), "auth", auth[r->auth], "scopes", jstrv(&r->scopes),
-                     "tickets", r->tickets, "upstream_timeout_ms",
-                     (json_int_t)r->upstream_timeout_ms, "path_match",
-                     r->path_icase ? "case_insensitive" : "case_sensitive",
-                     "allow_encoded_percent", r->allow_encoded_percent, "allow_semicolon",
-                     r->allow_semicolon);
+    return json_pack(
+        "{s:o, s:o, s:o, s:s, s:o, s:b, s:I, s:s, s:b, s:b}", "name", jstr(r->name),
+        "match", jmatch(&r->match), "upstream", jstr(r->upstream), "auth", auth[r->auth],
+        "scopes", jstrv(&r->scopes), "tickets", r->tickets, "upstream_timeout_ms",
+        (json_int_t)r->upstream_timeout_ms, "path_match",
+        r->path_icase ? "case_insensitive" : "case_sensitive", "allow_encoded_percent",
+        r->allow_encoded_percent, "allow_semicolon", r->allow_semicolon);
 }
 
 static json_t *jroutes(const cfg_t *c)
@@ -241,10 +240,11 @@ static json_t *jcfg(const cfg_t *c, bool public)
                                   "nginx_rate_limited_status",
                                   c->forward_auth.nginx_rate_limited_status, "dialect",
                                   dialects[c->forward_auth.dialect]));
-    json_object_set_new(o, "proxy",
-                        json_pack("{s:b, s:s}", "hide_credentials",
-                                  c->proxy.hide_credentials, "reserved_headers",
-                                  c->proxy.reserved == CFG_RESERVED_REJECT ? "reject" : "drop"));
+    json_object_set_new(
+        o, "proxy",
+        json_pack("{s:b, s:s}", "hide_credentials", c->proxy.hide_credentials,
+                  "reserved_headers",
+                  c->proxy.reserved == CFG_RESERVED_REJECT ? "reject" : "drop"));
     json_object_set_new(o, "path_match",
                         json_string(c->path_match == CFG_PATH_CASE_INSENSITIVE
                                         ? "case_insensitive"

@@ -484,7 +484,8 @@ static int scope_item(cfg_build_t *b, yaml_node_t *item, const char *s, const ch
 static int query_name_item(cfg_build_t *b, yaml_node_t *item, const char *s,
                            const char *ictx, void *names)
 {
-    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-");
+    size_t n =
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-");
 
     if (!nonempty(b, item, s, ictx))
         return 0;

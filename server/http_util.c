@@ -403,10 +403,10 @@ bool srv_cors_origin_allowed(const char *origin, char *const *allowed, size_t n)
 static bool secret_param(const char *name, size_t len, char *const *extra, size_t nextra)
 {
     static const char *const names[] = {
-        "token",         "access_token", "id_token",  "refresh_token", "api_key",
-        "apikey",        "api-key",      "x-api-key", "key",           "jwt",
-        "ticket",        "password",     "passwd",    "pwd",           "secret",
-        "client_secret", "auth",         "authorization", "sig",       "signature"};
+        "token",         "access_token", "id_token",      "refresh_token", "api_key",
+        "apikey",        "api-key",      "x-api-key",     "key",           "jwt",
+        "ticket",        "password",     "passwd",        "pwd",           "secret",
+        "client_secret", "auth",         "authorization", "sig",           "signature"};
     char dec[SRV_REDACT_NAME_MAX + 1];
     size_t i, n = 0;
     int hi, lo;
@@ -554,8 +554,8 @@ size_t srv_hdr_value_encode(const char *in, bool keep_space, char *out, size_t o
     if (out == NULL || outlen == 0)
         return 0;
     for (const unsigned char *p = (const unsigned char *)in; p != NULL && *p != '\0'; p++) {
-        bool plain = (*p > 0x20 && *p < 0x7f && *p != ',' && *p != '%') ||
-                     (keep_space && *p == ' ');
+        bool plain =
+            (*p > 0x20 && *p < 0x7f && *p != ',' && *p != '%') || (keep_space && *p == ' ');
 
         if (o + (plain ? 1 : 3) >= outlen)
             break;

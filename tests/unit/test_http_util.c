@@ -256,7 +256,121 @@ static void test_redact(void)
     CU_ASSERT_STRING_EQUAL(small, "");
 }
 
+/* Issue 7 §4: what IIS, Node, Tomcat/Spring and double decoders read as
+ * another path is refused, or flagged for the route to decide. */
+static void test_path_ambiguous(void)
+{
+    static const char *const refused[] = {
+        "/papi\\admin", "/papi/%5cadmin", "/papi/%5Cadmin", "/papi/x/..;/admin",
+        "/papi/x/.;/admin", "/papi/x/%2e%2e;/admin", "/papi/x/..;x=1/admin",
+    };
+    char out[256];
+    unsigned flags = 99;
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (srv_path_normalize(refused[i], strlen(refused[i]), out, sizeof(out), &flags) !=
+            -1)
+            CU_FAIL(refused[i]);
+    /* ".%3B" is an ordinary segment: Tomcat strips raw ';' parameters before
+     * it decodes, so an escaped one is a literal ';' there too. */
+    CU_ASSERT_EQUAL(srv_path_normalize("/a/.%3B/b", 9, out, sizeof(out), &flags), 9);
+    CU_ASSERT_EQUAL(flags, 0);
+    CU_ASSERT_EQUAL(srv_path_normalize("/papi/%2561dmin", 15, out, sizeof(out), &flags), 15);
+    CU_ASSERT_EQUAL(flags, SRV_PATH_PCT25);
+    CU_ASSERT_STRING_EQUAL(out, "/papi/%2561dmin");
+    CU_ASSERT_EQUAL(srv_path_normalize("/papi/%25", 9, out, sizeof(out), &flags), 9);
+    CU_ASSERT_EQUAL(flags, 0); /* a lone %25 is a literal '%' */
+    CU_ASSERT_EQUAL(srv_path_normalize("/a;jsessionid=1/b", 17, out, sizeof(out), &flags), 17);
+    CU_ASSERT_EQUAL(flags, SRV_PATH_SEMICOLON);
+    CU_ASSERT_EQUAL(srv_path_normalize("/a/..x;/b", 9, out, sizeof(out), &flags), 9);
+    CU_ASSERT_EQUAL(flags, SRV_PATH_SEMICOLON);
+    CU_ASSERT_EQUAL(srv_path_normalize("/a/%3B/b", 8, out, sizeof(out), &flags), 8);
+    CU_ASSERT_EQUAL(flags, 0);
+}
+
+static void test_redact_names(void)
+{
+    static const char *const names[] = {
+        "token",  "access_token", "api_key", "ticket", "password",      "apikey",
+        "api-key", "key",         "jwt",     "id_token", "refresh_token", "client_secret",
+        "secret",
+    };
+    char *extra[] = {(char *)"session_hint"};
+    char in[128], want[128], out[256];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(in, sizeof(in), "/a?x=1&%s=s3cr3t", names[i]);
+        snprintf(want, sizeof(want), "/a?x=1&%s=REDACTED", names[i]);
+        srv_redact_target(in, NULL, 0, out, sizeof(out));
+        if (strcmp(out, want) != 0)
+            CU_FAIL(names[i]);
+    }
+    srv_redact_target("/a?SESSION_hint=z&keyboard=q", extra, 1, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "/a?SESSION_hint=REDACTED&keyboard=q");
+    srv_redact_target("/a?session_hint=z", NULL, 0, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "/a?session_hint=z");
+}
+
+static void test_hdr_class(void)
+{
+    bool v = true;
+
+    CU_ASSERT_EQUAL(srv_hdr_class("Content-Type", &v), SRV_HDR_PLAIN);
+    CU_ASSERT_FALSE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X-Auth-Scopes", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_FALSE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X_Auth_Scopes", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_TRUE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("x.auth.subject", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_TRUE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X-Auth-Client_Id", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_TRUE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X_REQUEST_ID", &v), SRV_HDR_VOUCHED);
+    CU_ASSERT_TRUE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X-Real-IP", &v), SRV_HDR_VOUCHED);
+    CU_ASSERT_FALSE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("x-forwarded_for", &v), SRV_HDR_VOUCHED);
+    CU_ASSERT_TRUE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X-Forwarded-Prefix", &v), SRV_HDR_FORWARDER);
+    CU_ASSERT_FALSE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("X_Original_URI", &v), SRV_HDR_FORWARDER);
+    CU_ASSERT_TRUE(v);
+    CU_ASSERT_EQUAL(srv_hdr_class("Forwarded", &v), SRV_HDR_FORWARDER);
+    CU_ASSERT_EQUAL(srv_hdr_class("X-Request-IDs", &v), SRV_HDR_PLAIN);
+    CU_ASSERT_EQUAL(srv_hdr_class("X-Authorization", &v), SRV_HDR_PLAIN);
+    CU_ASSERT_EQUAL(srv_hdr_class("X_Custom", &v), SRV_HDR_PLAIN);
+    CU_ASSERT_FALSE(v);
+}
+
+static void test_hdr_name_and_value(void)
+{
+    char out[64];
+
+    CU_ASSERT_TRUE(srv_hdr_name_ok("X-Foo_bar.baz!#$%&'*+^`|~9"));
+    CU_ASSERT_FALSE(srv_hdr_name_ok(""));
+    CU_ASSERT_FALSE(srv_hdr_name_ok("Transfer-Encoding "));
+    CU_ASSERT_FALSE(srv_hdr_name_ok("X-Foo bar"));
+    CU_ASSERT_FALSE(srv_hdr_name_ok("X-Foo\t"));
+    CU_ASSERT_FALSE(srv_hdr_name_ok("X(y)"));
+    CU_ASSERT_FALSE(srv_hdr_name_ok("X-\xc3\xbc"));
+    CU_ASSERT_EQUAL(srv_hdr_value_encode("svc-b", false, out, sizeof(out)), 5);
+    CU_ASSERT_STRING_EQUAL(out, "svc-b");
+    srv_hdr_value_encode("\xc3\xbcser, admin; x%", false, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "%C3%BCser%2C%20admin;%20x%25");
+    srv_hdr_value_encode("a:read b,c", true, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "a:read b%2Cc");
+    /* Truncated to whole escapes. */
+    CU_ASSERT_EQUAL(srv_hdr_value_encode("ab,", false, out, 5), 2);
+    CU_ASSERT_STRING_EQUAL(out, "ab");
+    CU_ASSERT_EQUAL(srv_hdr_value_encode(NULL, false, out, sizeof(out)), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+}
+
 static const unit_test_t tests[] = {
+    {"path_ambiguous", test_path_ambiguous},
+    {"redact_names", test_redact_names},
+    {"hdr_class", test_hdr_class},
+    {"hdr_name_and_value", test_hdr_name_and_value},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"path_normalize", test_path_normalize},
