@@ -3,7 +3,7 @@
  *
  * Identity spelling (part of every Redis key, so it must stay stable):
  *
- *   client          c=ID          ip            ip=ADDR
+ *   client          c=ID (the server passes "k:KEYID" or "j:ISS|SUB")   ip   ip=ADDR
  *   route           r=ROUTE       header:NAME   h:name=VALUE  (name lower-cased)
  *   claim:NAME      cl:NAME=VALUE
  *
