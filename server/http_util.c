@@ -488,7 +488,7 @@ bool srv_hdr_name_ok(const char *name)
         return false;
     for (; *p != '\0'; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9') || (*p != '\0' && strchr("!#$%&'*+-.^_`|~", *p))))
+              (*p >= '0' && *p <= '9') || *p == '-' || strchr("!#$%&'*+.^_`|~", *p)))
             return false;
     return true;
 }
@@ -525,6 +525,12 @@ srv_hdr_class_t srv_hdr_class(const char *name, bool *variant)
     srv_hdr_class_t cls = SRV_HDR_PLAIN;
     bool odd = false;
 
+    /* Every reserved name starts with 'x' or 'f': most names stop here. */
+    if ((name[0] | 0x20) != 'x' && (name[0] | 0x20) != 'f') {
+        if (variant != NULL)
+            *variant = false;
+        return SRV_HDR_PLAIN;
+    }
     if (canon_match(name, "x-auth-", false, &odd)) {
         cls = SRV_HDR_IDENTITY;
     } else {

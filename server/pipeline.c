@@ -554,7 +554,7 @@ static void record_limits(srv_req_t *r, const rl_result_t *res)
 typedef struct ident_hdrs {
     char client_id[3 * AUTH_MAX_ID_LEN + 1];
     char subject[3 * AUTH_MAX_ID_LEN + 1];
-    char scopes[1024];
+    char scopes[3 * 1024]; /* room for every escape: never a scope cut short */
     const char *method;
 } ident_hdrs_t;
 
@@ -806,7 +806,7 @@ static bool forged_headers(srv_req_t *r)
     bool reject = r->cfg->proxy.reserved == CFG_RESERVED_REJECT;
 
     if (!(r->mode != SRV_MODE_PROXY && h->identity_variant) &&
-        !(reject && (h->identity_exact || h->identity_variant || h->reserved_variant)))
+        !(reject && (h->identity_exact || h->reserved_variant)))
         return false;
     r->reason = "reserved_header";
     deny(r, 400, "bad_request", "request header spelled like one tollgate sets");

@@ -119,7 +119,7 @@ typedef struct srv_hdrs {
     /* Names spelled like tollgate's own headers (srv_hdr_class). */
     bool identity_exact;   /* an X-Auth-* header */
     bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
-    bool reserved_variant; /* a '_'/'.' spelling of any reserved name */
+    bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
     const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
 } srv_hdrs_t;
 
