@@ -19,7 +19,6 @@
 #include "srv_internal.h"
 
 #define HEALTH_TICK_MS 50
-#define SRV_REDIS_START_GRACE_TICKS 3 /* watch ticks (1 s each) */
 #define MAX_SCRIPTS 16
 
 /* The embedded scripts in rc's form, and the index of lua/bucket.lua. */
@@ -91,9 +90,14 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     srv_worker_t *w = arg;
 
+    bool up = rc_client_up(w->rc);
+    const char *why = rc_client_errstr(w->rc);
+
     (void)fd;
     (void)what;
-    atomic_store(&w->redis_up, rc_client_up(w->rc));
+    atomic_store(&w->redis_up, up);
+    if (up || (why != NULL && why[0] != '\0'))
+        atomic_store(&w->redis_settled, true);
 }
 
 int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
@@ -103,6 +107,7 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
     size_t bucket;
 
     if (c->redis.mode == CFG_REDIS_NONE) {
+        atomic_store(&w->redis_settled, true);
         w->limiter = rl_limiter_new(w->base, &rl_memory_ops, s->memory);
         return w->limiter ? 0 : -1;
     }
@@ -152,17 +157,22 @@ const char *srv_backend_state(srv_t *s)
     return "ok";
 }
 
-/* Main thread, every second: log and publish entering / leaving degraded mode. */
+/* true once every worker's first Redis connection attempt has succeeded or
+ * failed (at once without Redis): /readyz says "starting" until then. */
+bool srv_backend_settled(srv_t *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (!atomic_load(&s->workers[i].redis_settled))
+            return false;
+    return true;
+}
+
+/* Main thread, once the replica is ready and then every second: log and
+ * publish entering / leaving degraded mode. */
 void srv_backend_watch(srv_t *s)
 {
     bool down = strcmp(srv_backend_state(s), "down") == 0;
 
-    /* At start the clients are still connecting: not degraded yet, unless
-     * Redis stays away past the grace period. */
-    if (!down)
-        s->redis_seen_up = true;
-    if (down && !s->redis_seen_up && ++s->redis_grace_ticks <= SRV_REDIS_START_GRACE_TICKS)
-        return;
     if (down == atomic_load(&s->degraded))
         return;
     atomic_store(&s->degraded, down);

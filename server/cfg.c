@@ -333,6 +333,7 @@ static cfg_t *cfg_defaults(void)
     c->max_body_bytes = 1u << 20;
     c->max_header_bytes = 16u << 10;
     c->expected_replicas = 1;
+    c->shutdown_delay = 5;
     c->redis.mode = CFG_REDIS_NONE;
     c->redis.key_prefix = strdup("tg:");
     c->redis.timeout_ms = 50;

@@ -234,6 +234,7 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "max_header_bytes",
                         json_integer((json_int_t)c->max_header_bytes));
     json_object_set_new(o, "expected_replicas", json_integer(c->expected_replicas));
+    json_object_set_new(o, "shutdown_delay", json_integer(c->shutdown_delay));
     json_object_set_new(o, "redis", jredis(&c->redis));
     json_object_set_new(o, "forward_auth",
                         json_pack("{s:o, s:i, s:s}", "path", jstr(c->forward_auth.path),

@@ -1256,6 +1256,7 @@ static const field_t top_fields[] = {
     {"max_body_bytes", p_size, offsetof(cfg_t, max_body_bytes), 1, 1ull << 40, NULL},
     {"max_header_bytes", p_size, offsetof(cfg_t, max_header_bytes), 1024, 1ull << 20, NULL},
     {"expected_replicas", p_uint, offsetof(cfg_t, expected_replicas), 1, 10000, NULL},
+    {"shutdown_delay", p_dur, offsetof(cfg_t, shutdown_delay), 0, 600, NULL},
     {"redis", p_map, offsetof(cfg_t, redis), 0, 0, redis_fields},
     {"forward_auth", p_map, 0, 0, 0, forward_auth_fields},
     {"proxy", p_map, 0, 0, 0, proxy_fields},

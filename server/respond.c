@@ -118,6 +118,12 @@ static void on_flushed(struct evhttp_request *req, void *arg)
  * so a drain never closes a connection under a reply still being written. */
 void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body)
 {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+
+    /* Shutting down: keep-alive clients (and load balancer pools) move to
+     * another replica now rather than when this one stops accepting. */
+    if (atomic_load(&r->w->srv->draining) && evhttp_find_header(out, "Connection") == NULL)
+        evhttp_add_header(out, "Connection", "close");
     r->w->unflushed++;
     evhttp_request_set_on_complete_cb(r->req, on_flushed, r->w);
     evhttp_send_reply(r->req, code, reason, body);

@@ -31,6 +31,8 @@
 #define SRV_MAX_LOCKOUT_KEYS 100000
 #define SRV_REDIS_REQUIRED_WAIT_MS 5000
 #define SRV_MAX_REVOCATIONS 1000000
+#define SRV_START_GRACE_MS 2000 /* longest /readyz says "starting" waiting on Redis */
+#define SRV_START_POLL_MS 10
 
 /* ---- listeners ---------------------------------------------------------- */
 
@@ -335,10 +337,22 @@ int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len)
 
 /* ---- main thread: signals, file watch -------------------------------------- */
 
+/* The files whose change triggers a reload: the config and the secret
+ * files it (or the environment) names.  A Kubernetes ConfigMap or Secret
+ * update swaps the `..data` symlink, so stat() through the path sees a new
+ * inode. */
+#define SRV_WATCH_MAX 8
+
+typedef struct watch_file {
+    char *path;
+    struct stat st;
+    bool have; /* st is valid: the file existed at the last tick */
+} watch_file_t;
+
 typedef struct watch {
     srv_t *s;
-    struct stat st;
-    bool have;
+    watch_file_t f[SRV_WATCH_MAX];
+    size_t n;
 } watch_t;
 
 static bool stat_changed(const struct stat *a, const struct stat *b)
@@ -348,25 +362,113 @@ static bool stat_changed(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_nsec != b->st_mtim.tv_nsec;
 }
 
-/* Re-read the config when the file (or the ConfigMap symlink it resolves
- * through) changes. */
+static void watch_clear(watch_t *wt)
+{
+    for (size_t i = 0; i < wt->n; i++)
+        free(wt->f[i].path);
+    wt->n = 0;
+}
+
+/* Watch `path` (NULL or "" ignored), keeping what `old` knew of it. */
+static void watch_add(watch_t *wt, watch_t *old, const char *path)
+{
+    watch_file_t *f;
+
+    if (path == NULL || path[0] == '\0' || wt->n == SRV_WATCH_MAX)
+        return;
+    for (size_t i = 0; i < wt->n; i++)
+        if (strcmp(wt->f[i].path, path) == 0)
+            return;
+    f = &wt->f[wt->n];
+    *f = (watch_file_t){.path = strdup(path)};
+    if (f->path == NULL)
+        return;
+    wt->n++;
+    for (size_t i = 0; i < old->n; i++)
+        if (strcmp(old->f[i].path, path) == 0) {
+            f->st = old->f[i].st;
+            f->have = old->f[i].have;
+        }
+}
+
+/* The watch list for the current snapshot (the file names may change on
+ * reload).  REDIS_PASSWORD_FILE is not watched: a new password needs a
+ * restart (the connections are built once). */
+static void watch_refresh(watch_t *wt)
+{
+    static const char *const env_files[] = {"API_KEYS_FILE", "JWT_SECRET_FILE", "JWKS_FILE",
+                                            "ADMIN_TOKEN_FILE"};
+    watch_t old = *wt;
+    cfg_t *c = srv_current_cfg(wt->s);
+
+    wt->n = 0;
+    watch_add(wt, &old, wt->s->config_path);
+    watch_add(wt, &old, c->auth.api_keys_file);
+    watch_add(wt, &old, c->auth.jwt.keys_file);
+    for (size_t i = 0; i < sizeof env_files / sizeof env_files[0]; i++)
+        watch_add(wt, &old, getenv(env_files[i]));
+    cfg_unref(c);
+    watch_clear(&old);
+}
+
+/* Reload when a watched file changed (appeared, vanished, or now resolves to
+ * another inode, size or mtime).  One reload however many files changed. */
 static void watch_cb(evutil_socket_t fd, short what, void *arg)
 {
     watch_t *wt = arg;
-    struct stat st;
+    const char *changed = NULL;
     char err[4096];
 
     (void)fd;
     (void)what;
-    srv_backend_watch(wt->s);
-    if (wt->s->config_path == NULL || stat(wt->s->config_path, &st) != 0)
+    if (atomic_load(&wt->s->ready))
+        srv_backend_watch(wt->s);
+    if (wt->s->config_path == NULL)
         return;
-    if (wt->have && stat_changed(&st, &wt->st)) {
-        log_info("config file changed: reloading");
-        srv_reload(wt->s, err, sizeof(err));
+    for (size_t i = 0; i < wt->n; i++) {
+        watch_file_t *f = &wt->f[i];
+        struct stat st;
+        bool have = stat(f->path, &st) == 0;
+
+        if (have != f->have || (have && stat_changed(&st, &f->st)))
+            changed = changed ? changed : f->path;
+        f->have = have;
+        if (have)
+            f->st = st;
     }
-    wt->st = st;
-    wt->have = true;
+    if (changed != NULL) {
+        log_info("%s changed: reloading",
+                 strcmp(changed, wt->s->config_path) == 0 ? "config file" : changed);
+        srv_reload(wt->s, err, sizeof(err));
+        watch_refresh(wt);
+    }
+}
+
+/* Ready once every worker's first Redis attempt has settled, or after the
+ * start grace: then /readyz, tollgate_fallback and the log agree from the
+ * first answer on. */
+static void start_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_t *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (!srv_backend_settled(s) && srv_now_ms() - s->start_ms < SRV_START_GRACE_MS)
+        return;
+    srv_backend_watch(s);
+    atomic_store(&s->ready, true);
+    event_del(s->start_ev);
+    log_info("ready: redis %s", srv_backend_state(s));
+}
+
+static void delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    srv_t *s = arg;
+
+    (void)fd;
+    (void)what;
+    log_info("shutdown delay over: draining");
+    event_base_loopbreak(s->main_base);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -384,11 +486,31 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         if (s->audit != NULL && audit_reopen(s->audit) != 0)
             log_error("SIGUSR1: cannot reopen the audit log");
         break;
-    default:
-        log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    default: {
+        /* Kubernetes keeps routing to a terminating pod until the endpoint
+         * removal has propagated: stay up, unready, for shutdown_delay.  A
+         * second signal skips what is left of it. */
+        cfg_t *c = srv_current_cfg(s);
+        unsigned delay = c->shutdown_delay;
+        struct timeval tv = {(time_t)delay, 0};
+        const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+
+        cfg_unref(c);
+
+        if (atomic_load(&s->draining) || delay == 0) {
+            log_info("%s: draining", name);
+            atomic_store(&s->draining, true);
+            event_base_loopbreak(s->main_base);
+            break;
+        }
         atomic_store(&s->draining, true);
-        event_base_loopbreak(s->main_base);
+        log_info("%s: not ready; answering for %us (shutdown_delay), then draining", name,
+                 delay);
+        s->delay_ev = evtimer_new(s->main_base, delay_done, s);
+        if (s->delay_ev == NULL || evtimer_add(s->delay_ev, &tv) != 0)
+            event_base_loopbreak(s->main_base);
         break;
+    }
     }
 }
 
@@ -464,7 +586,7 @@ int srv_run(srv_t *s)
 {
     struct event *sigs[4] = {0}, *watch_ev;
     const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
-    struct timeval sec = {1, 0};
+    struct timeval sec = {1, 0}, poll = {0, SRV_START_POLL_MS * 1000};
     watch_t wt = {.s = s};
     sigset_t block, old;
 
@@ -486,8 +608,12 @@ int srv_run(srv_t *s)
     }
     watch_ev = event_new(s->main_base, -1, EV_PERSIST, watch_cb, &wt);
     event_add(watch_ev, &sec);
+    watch_refresh(&wt);
     watch_cb(-1, 0, &wt);
-    atomic_store(&s->ready, true);
+    s->start_ms = srv_now_ms();
+    s->start_ev = event_new(s->main_base, -1, EV_PERSIST, start_cb, s);
+    if (s->start_ev == NULL || event_add(s->start_ev, &poll) != 0)
+        atomic_store(&s->ready, true);
     log_info("tollgate listening on %s (%u threads), admin on %s, config version %s",
              s->cfg->listen, s->nworkers, s->cfg->admin_listen, s->cfg->version);
 
@@ -503,6 +629,11 @@ int srv_run(srv_t *s)
     for (int i = 0; i < 4; i++)
         event_free(sigs[i]);
     event_free(watch_ev);
+    if (s->start_ev != NULL)
+        event_free(s->start_ev);
+    if (s->delay_ev != NULL)
+        event_free(s->delay_ev);
+    watch_clear(&wt);
     log_info("stopped");
     return 0;
 }

@@ -61,6 +61,7 @@ typedef struct srv_worker {
     struct rl_redis *rr;     /* the limiter's Redis backend over `rc` */
     struct event *health_ev; /* samples rc_client_up() into redis_up */
     atomic_bool redis_up;
+    atomic_bool redis_settled; /* the first connection attempt succeeded or failed */
     srv_proxy_t *proxy;
     audit_buf_t *audit;
     metrics_t *metrics;
@@ -89,13 +90,14 @@ struct srv {
         char revlog_j[256], revlog_s[256];  /* the revocation index */
         char chan_rev[256], chan_lock[256]; /* the channels */
     } rnames;
-    atomic_bool degraded;       /* Redis unreachable: limits on on_redis_error */
-    bool redis_seen_up;         /* main thread only */
-    unsigned redis_grace_ticks; /* main thread only */
-    struct rc_sub *sub;         /* revocations + lockouts channels (admin thread) */
-    struct event *resync_ev;    /* revocation index reload while `sub` is down */
-    atomic_bool draining;
-    atomic_bool ready;
+    atomic_bool degraded;    /* Redis unreachable: limits on on_redis_error */
+    struct rc_sub *sub;      /* revocations + lockouts channels (admin thread) */
+    struct event *resync_ev; /* revocation index reload while `sub` is down */
+    atomic_bool draining;    /* SIGTERM seen: /readyz 503, answers close */
+    atomic_bool ready;       /* the first Redis attempt settled (or start grace over) */
+    int64_t start_ms;        /* main thread: when srv_run began */
+    struct event *start_ev;  /* main thread: polls for readiness until ready */
+    struct event *delay_ev;  /* main thread: shutdown_delay after SIGTERM */
     struct event_base *main_base; /* signals, config file watch */
 };
 
@@ -185,6 +187,7 @@ void srv_backend_reconfigure(srv_worker_t *w);
 void srv_backend_clear(srv_worker_t *w);
 const char *srv_backend_state(srv_t *s);
 void srv_backend_watch(srv_t *s);
+bool srv_backend_settled(srv_t *s);
 int srv_backend_probe(const cfg_t *c, unsigned wait_ms, char *err, size_t errlen);
 
 struct rc_client *srv_backend_client_new(struct event_base *base, const cfg_t *c, char *err,

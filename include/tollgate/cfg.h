@@ -102,6 +102,7 @@ typedef struct cfg {
     size_t max_body_bytes;           /* default 1 MiB */
     size_t max_header_bytes;         /* default 16 KiB */
     unsigned expected_replicas;      /* default 1 */
+    unsigned shutdown_delay;         /* seconds answering after SIGTERM, default 5 */
     cfg_redis_t redis;
     struct {
         char *path;                    /* default "/auth" */

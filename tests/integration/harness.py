@@ -342,6 +342,7 @@ def base_config(listen_port, admin_port, tmp):
         "admin_listen": "127.0.0.1:%d" % admin_port,
         "threads": 2,
         "max_body_bytes": 4096,
+        "shutdown_delay": "0s",
         "redis": {"mode": "none"},
         "auth": {
             "mode": "any",
@@ -377,6 +378,51 @@ def standard_config(cfg):
          "by": ["client", "header:X-Test-Bucket"], "rate": "1/minute", "mode": "shadow"},
     ]
     return cfg
+
+
+class KubeVolume:
+    """A directory laid out like a kubelet's ConfigMap / Secret volume.
+
+    Kubelet's AtomicWriter (pkg/volume/util/atomic_writer.go) writes each
+    version into a hidden `..<timestamp>` directory, points `..data` at it by
+    renaming a fresh `..data_tmp` symlink over it (one atomic rename), and
+    exposes every key as `KEY -> ..data/KEY`.  Readers that stat() through
+    the key path therefore see a new inode on each update."""
+
+    def __init__(self, root, files, mode=0o644):
+        self.root = root
+        self.mode = mode
+        self.current = None
+        self.keys = set()
+        os.makedirs(root, exist_ok=True)
+        self.update(files)
+
+    def update(self, files):
+        """Publish a new version with exactly `files` (name -> str|bytes)."""
+        ts = "..%s.%09d" % (time.strftime("%Y_%m_%d_%H_%M_%S"), time.time_ns() % 10**9)
+        new = os.path.join(self.root, ts)
+        os.makedirs(new)
+        for name, data in files.items():
+            path = os.path.join(new, name)
+            with open(path, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+            os.chmod(path, self.mode)
+        tmp = os.path.join(self.root, "..data_tmp")
+        os.symlink(ts, tmp)
+        os.replace(tmp, os.path.join(self.root, "..data"))
+        for name in files:
+            link = os.path.join(self.root, name)
+            if not os.path.islink(link):
+                os.symlink(os.path.join("..data", name), link)
+        for name in self.keys - set(files):
+            os.unlink(os.path.join(self.root, name))
+        if self.current:
+            shutil.rmtree(os.path.join(self.root, self.current), ignore_errors=True)
+        self.current = ts
+        self.keys = set(files)
+
+    def path(self, name):
+        return os.path.join(self.root, name)
 
 
 class Tollgate:

@@ -1,12 +1,14 @@
 """Process lifecycle (DESIGN §3, §5, operator guide): SIGTERM drains and
 exits 0 promptly, SIGUSR1 reopens the audit file, health endpoints."""
+import json
 import os
 import signal
 import threading
 import time
 
-from harness import (TollgateCase, Tollgate, Upstream, api_key, request, standard_config,
-                     wait_for, SLOW)
+import redis_harness as rh
+from harness import (TollgateCase, Tollgate, Upstream, api_key, free_port, request,
+                     standard_config, wait_for, SLOW)
 
 
 class Lifecycle(TollgateCase):
@@ -84,3 +86,104 @@ def _status(port, path):
         return request(port, "GET", path, timeout=1).status
     except OSError:
         return None
+
+
+class ShutdownDelay(TollgateCase):
+    """DESIGN §10: on SIGTERM /readyz turns 503 at once, the listeners keep
+    answering for shutdown_delay (with Connection: close, so keep-alive
+    clients move on), then tollgate drains and exits 0."""
+    shared_server = False
+
+    def spawn_delayed(self, delay):
+        def configure(cfg):
+            standard_config(cfg)
+            cfg["shutdown_delay"] = delay
+        return self.spawn(configure)
+
+    def test_unready_but_answering_during_delay(self):
+        tg = self.spawn_delayed("2s")
+        t0 = time.monotonic()
+        tg.signal(signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: tg.readyz()[0] == 503, 1, 0.01),
+                        "/readyz still 200 after SIGTERM")
+        status, body = tg.readyz()
+        self.assertEqual(body["status"], "draining")
+        r = tg.get("/auth/orders/1", api_key("bob"))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Connection"), "close")
+        self.assertLess(time.monotonic() - t0, 1.5, "delay too short to test")
+        self.assertTrue(tg.alive(), "exited before shutdown_delay")
+        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 5 * SLOW),
+                        "still running long after shutdown_delay")
+        self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+        self.assertEqual(tg.proc.returncode, 0, tg.stderr()[-2000:])
+        self.assertIn("shutdown_delay", tg.stderr())
+
+    def test_second_signal_skips_delay(self):
+        tg = self.spawn_delayed("30s")
+        tg.signal(signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: tg.readyz()[0] == 503, 1, 0.01))
+        t0 = time.monotonic()
+        tg.signal(signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 5),
+                        "a second SIGTERM did not cut the delay short")
+        self.assertLess(time.monotonic() - t0, 3 * SLOW)
+        self.assertEqual(tg.proc.returncode, 0)
+
+    def test_bad_delay_is_a_config_error(self):
+        tg = Tollgate(lambda cfg: cfg.update(shutdown_delay="-1s"), start=False)
+        self.addCleanup(tg.cleanup)
+        r = tg.run_cli("--check-config", "--config", tg.config_path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("shutdown_delay", r.stderr)
+
+
+class StartReadiness(TollgateCase):
+    """DESIGN §10: /readyz is 503 "starting" until the first Redis connection
+    attempt has settled, so a rollout never routes to a replica whose answer
+    (redis down, fallback false) contradicts itself."""
+    shared_server = False
+
+    def watch_start(self, configure):
+        tg = Tollgate(configure, start=False)
+        self.addCleanup(tg.cleanup)
+        tg.start(wait=False)
+        seen = []
+        deadline = time.monotonic() + 10 * SLOW
+        while time.monotonic() < deadline:
+            try:
+                r = request(tg.admin_port, "GET", "/readyz", timeout=0.5)
+            except OSError:
+                time.sleep(0.005)
+                continue
+            body = json.loads(r.body)
+            seen.append((r.status, body))
+            if r.status == 200:
+                break
+        self.assertTrue(seen and seen[-1][0] == 200,
+                        "never ready: %r\n%s" % (seen[-3:], tg.stderr()[-2000:]))
+        for status, body in seen[:-1]:
+            self.assertEqual((status, body["status"]), (503, "starting"))
+        return tg, seen
+
+    def test_redis_down_at_start(self):
+        dead = free_port()
+
+        def configure(cfg):
+            cfg["redis"] = {"mode": "standalone", "nodes": ["127.0.0.1:%d" % dead],
+                            "timeout_ms": 50}
+        tg, seen = self.watch_start(configure)
+        first = seen[-1][1]
+        self.assertEqual((first["redis"], first["fallback"]), ("down", True), seen[-1])
+
+    def test_redis_up_at_start(self):
+        if not rh.have_redis():
+            self.skipTest("redis-server not installed")
+        redis = rh.RedisServer().start()
+        self.addCleanup(redis.close)
+
+        def configure(cfg):
+            cfg["redis"] = {"mode": "standalone", "nodes": [redis.addr]}
+        tg, seen = self.watch_start(configure)
+        first = seen[-1][1]
+        self.assertEqual((first["redis"], first["fallback"]), ("ok", False), seen[-1])

@@ -3,8 +3,14 @@ symlink swap; a bad file leaves the old config in place."""
 import os
 import re
 import signal
+import time
 
-from harness import TollgateCase, api_key, standard_config, to_yaml, wait_for, unique
+from harness import (KEYS, KubeVolume, TollgateCase, api_key, bearer, key_line, make_jwt,
+                     standard_config, to_yaml, wait_for, unique)
+
+DAVE_KEY = "it-key-dave-0123456789abcdef0123456"
+KEYS_ALL = dict(KEYS, dave=(DAVE_KEY, ["orders:read"], None))
+DAVE = {"X-API-Key": DAVE_KEY}
 
 
 def tight_rate(cfg, rate):
@@ -108,3 +114,57 @@ class Reload(TollgateCase):
         self.assertTrue(wait_for(lambda: self.version(tg) != v1, 10),
                         "ConfigMap swap not picked up within 10 s")
         self.assertEqual(self.limit_seen(tg), "9")
+
+
+class SecretRotation(TollgateCase):
+    """Kubernetes rotates a mounted Secret by the same ..data swap as a
+    ConfigMap: the API key file and the JWT secret file are watched and
+    reloaded (DESIGN §10), a bad file keeps the old keys and is counted."""
+    shared_server = False
+
+    def keys_text(self, ids, extra=()):
+        return "\n".join([key_line(i, *KEYS_ALL[i]) for i in ids] + list(extra)) + "\n"
+
+    def test_api_key_file_rotation(self):
+        tg = self.spawn(standard_config, start=False)
+        sec = KubeVolume(os.path.join(tg.tmp, "secrets"),
+                         {"api-keys": self.keys_text(["alice", "bob"])}, mode=0o400)
+        del tg.config["auth"]["api_keys_file"]
+        tg.write_config()
+        tg.env["API_KEYS_FILE"] = sec.path("api-keys")
+        tg.start()
+        pid = tg.proc.pid
+        self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 200)
+        self.assertEqual(tg.get("/auth/orders/1", DAVE).status, 401)
+        # One key added, one removed.
+        sec.update({"api-keys": self.keys_text(["alice", "dave"])})
+        t0 = time.monotonic()
+        self.assertTrue(wait_for(lambda: tg.get("/auth/orders/1", DAVE).status == 200, 5),
+                        "added key not accepted within 5 s")
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 401)
+        self.assertEqual(tg.get("/auth/orders/1", api_key("alice")).status, 200)
+        self.assertEqual(tg.proc.pid, pid)
+        # A broken file: refused, the keys of the last good one stay.
+        before = reload_failures(tg.metrics())
+        sec.update({"api-keys": "dave not-a-sha256-hash\n"})
+        self.assertTrue(wait_for(lambda: reload_failures(tg.metrics()) > before, 5),
+                        "bad key file not counted as a failed reload")
+        self.assertEqual(tg.get("/auth/orders/1", DAVE).status, 200)
+        self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 401)
+        self.assertTrue(tg.alive())
+
+    def test_jwt_secret_file_rotation(self):
+        old, new = "rotation-old-secret-0123456789abcdef0123", "rotation-new-secret-abcdef0123456789abcd"
+        tg = self.spawn(standard_config, start=False)
+        sec = KubeVolume(os.path.join(tg.tmp, "secrets"), {"jwt-secret": old}, mode=0o400)
+        tg.env.pop("JWT_SECRET", None)
+        tg.env["JWT_SECRET_FILE"] = sec.path("jwt-secret")
+        tg.start()
+        claims = {"scope": "orders:read"}
+        self.assertEqual(tg.get("/auth/orders/1", bearer(make_jwt(claims, old))).status, 200)
+        sec.update({"jwt-secret": new})
+        self.assertTrue(wait_for(
+            lambda: tg.get("/auth/orders/1", bearer(make_jwt(claims, new))).status == 200, 5),
+            "token signed with the new secret not accepted within 5 s")
+        self.assertEqual(tg.get("/auth/orders/1", bearer(make_jwt(claims, old))).status, 401)
