@@ -44,19 +44,20 @@ UNIT_BIN := $(BUILD)/unit-tests
 LIB      := $(BUILD)/libtollgate.a
 
 .PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench \
-        lint format format-check clean help redis-cluster-up redis-cluster-down
+        lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down
 
 all: $(BIN)
 
 help:
 	@echo "make            build $(BIN)"
 	@echo "make run        start with config/tollgate.yaml (memory backend, demo keys)"
-	@echo "make test       unit + integration tests (real redis-server, real cluster)"
+	@echo "make test       lint-k8s, then unit + integration tests (real redis-server, real cluster)"
 	@echo "make test-asan  the same tests under ASan + UBSan"
 	@echo "make valgrind   unit tests under valgrind"
 	@echo "make fuzz       short libFuzzer runs over every parser of outside input"
 	@echo "make bench      wrk against tollgate and yardsticks, prints a table"
-	@echo "make lint       -Werror build, cppcheck, format-check, helm lint"
+	@echo "make lint       -Werror build, cppcheck, format-check"
+	@echo "make lint-k8s   helm lint, chart/kustomize renders validated offline, config checks"
 	@echo "make deps       install Debian packages (root) or print the command"
 
 deps:
@@ -104,6 +105,7 @@ run: deps-check
 
 test: deps-check
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(UNIT_BIN)
+	$(Q)$(if $(filter 1,$(SAN)),,$(MAKE) --no-print-directory lint-k8s)
 	$(Q)$(MAKE) --no-print-directory test-unit test-integration
 
 test-unit: $(UNIT_BIN)
@@ -137,9 +139,12 @@ lint: deps-check
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr -Iinclude util auth limiter server
 	$(Q)$(MAKE) --no-print-directory format-check
-	$(Q)if [ ! -f helm/tollgate/Chart.yaml ]; then echo "no helm/tollgate chart yet: skipping helm lint"; \
-	    elif command -v helm >/dev/null; then helm lint helm/tollgate; \
-	    else echo "helm not installed: skipping helm lint"; fi
+	@echo "lint: C sources done; the chart and manifests: make lint-k8s"
+
+# The Helm chart and kustomize manifests, validated offline (scripts/lint-k8s.sh).
+lint-k8s: deps-check
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)TOLLGATE_BIN=$(abspath $(BIN)) scripts/lint-k8s.sh
 
 FORMAT_SRCS = $(wildcard include/tollgate/*.h util/*.[ch] auth/*.[ch] limiter/*.[ch] \
                          server/*.[ch])

@@ -388,7 +388,10 @@ static void watch_add(watch_t *wt, watch_t *old, const char *path)
         if (strcmp(old->f[i].path, path) == 0) {
             f->st = old->f[i].st;
             f->have = old->f[i].have;
+            return;
         }
+    /* New to the list: what it is now was just loaded, not a change. */
+    f->have = stat(path, &f->st) == 0;
 }
 
 /* The watch list for the current snapshot (the file names may change on

@@ -1,0 +1,256 @@
+{{/* ---- names and labels ------------------------------------------------- */}}
+
+{{- define "tollgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name: fullnameOverride, else the release name if it contains the chart
+name, else "<release>-<chart name>"; at most 63 characters.
+*/}}
+{{- define "tollgate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<suffix>", the suffix kept whole. */}}
+{{- define "tollgate.suffixed" -}}
+{{- $ctx := index . 0 -}}
+{{- $suffix := index . 1 -}}
+{{- printf "%s-%s" (include "tollgate.fullname" $ctx | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix -}}
+{{- end -}}
+
+{{- define "tollgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tollgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tollgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "tollgate.labels" -}}
+helm.sh/chart: {{ include "tollgate.chart" . }}
+{{ include "tollgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tollgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "tollgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tollgate.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tollgate.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- secrets ------------------------------------------------------------ */}}
+
+{{/* Name of the Secret mounted at /etc/tollgate/secrets. */}}
+{{- define "tollgate.secretName" -}}
+{{- default (include "tollgate.fullname" .) .Values.existingSecret -}}
+{{- end -}}
+
+{{/*
+The Secret keys that exist, as a JSON list (use: include ... | fromJsonArray):
+existingSecretKeys with existingSecret, else the keys whose secrets.* value is set.
+*/}}
+{{- define "tollgate.secretKeys" -}}
+{{- $keys := list -}}
+{{- if .Values.existingSecret -}}
+{{- $keys = .Values.existingSecretKeys | default list -}}
+{{- else -}}
+{{- $s := .Values.secrets -}}
+{{- if $s.apiKeys }}{{ $keys = append $keys "api-keys" }}{{ end -}}
+{{- if or $s.jwtSecret (eq (include "tollgate.generateJwtSecret" .) "true") }}{{ $keys = append $keys "jwt-secret" }}{{ end -}}
+{{- if $s.adminToken }}{{ $keys = append $keys "admin-token" }}{{ end -}}
+{{- if $s.redisPassword }}{{ $keys = append $keys "redis-password" }}{{ end -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{/*
+"true" when the chart must make up a JWT secret: no existingSecret, neither
+secrets.apiKeys nor secrets.jwtSecret, and an auth mode that takes JWTs.
+tollgate refuses to start without a credential to check, so a bare
+`helm install` gets a random 48-character HS256 secret (kept across upgrades
+through `lookup`): pods start and refuse every request (401) until keys are
+added, and an operator can read the secret to sign tokens.  Fail-closed.
+*/}}
+{{- define "tollgate.generateJwtSecret" -}}
+{{- $mode := (.Values.config.auth | default dict).mode | default "any" -}}
+{{- and (not .Values.existingSecret) (not .Values.secrets.apiKeys) (not .Values.secrets.jwtSecret) (has $mode (list "any" "jwt")) -}}
+{{- end -}}
+
+{{/* Secret key -> the variable naming its file. */}}
+{{- define "tollgate.secretEnvNames" -}}
+{{- toJson (dict "api-keys" "API_KEYS_FILE" "jwt-secret" "JWT_SECRET_FILE" "admin-token" "ADMIN_TOKEN_FILE" "redis-password" "REDIS_PASSWORD_FILE") -}}
+{{- end -}}
+
+{{/* ---- threads from the CPU limit ----------------------------------------- */}}
+
+{{/*
+tollgate.cpuCores: a Kubernetes CPU quantity ("1500m", "2", "0.5", 2, 0.5)
+rounded UP to whole cores, at least 1; "0" when the quantity is empty.
+*/}}
+{{- define "tollgate.cpuCores" -}}
+{{- $q := . | toString | trim -}}
+{{- if or (eq $q "") (eq $q "<nil>") -}}
+0
+{{- else if regexMatch "^[0-9]+m$" $q -}}
+{{- $milli := trimSuffix "m" $q | atoi -}}
+{{- max 1 (div (add $milli 999) 1000) -}}
+{{- else if regexMatch "^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)$" $q -}}
+{{- max 1 (ceil (float64 $q) | int) -}}
+{{- else -}}
+{{- fail (printf "resources.limits.cpu %q: expected a CPU quantity like \"1500m\", \"2\" or \"0.5\"" $q) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Worker threads for --threads: the `threads` value, else from the CPU limit (0 = none given). */}}
+{{- define "tollgate.threads" -}}
+{{- if not (kindIs "invalid" .Values.threads) -}}
+{{- $t := int .Values.threads -}}
+{{- if or (lt $t 1) (gt $t 256) -}}
+{{- fail (printf "threads: %v is outside 1..256 (leave it null to derive it from resources.limits.cpu)" .Values.threads) -}}
+{{- end -}}
+{{- $t -}}
+{{- else -}}
+{{- $cpu := "" -}}
+{{- with .Values.resources }}{{ with .limits }}{{ $cpu = .cpu }}{{ end }}{{ end -}}
+{{- min 256 (include "tollgate.cpuCores" $cpu | int) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- durations ------------------------------------------------------------ */}}
+
+{{/* A tollgate duration (30, "30s", "1m", "1h", "1d") in seconds. */}}
+{{- define "tollgate.durationSeconds" -}}
+{{- $d := . | toString | trim -}}
+{{- if regexMatch "^[0-9]+$" $d -}}
+{{- $d | atoi -}}
+{{- else if regexMatch "^[0-9]+[smhd]$" $d -}}
+{{- $unit := regexFind "[smhd]$" $d -}}
+{{- mul (trimSuffix $unit $d | atoi) (get (dict "s" 1 "m" 60 "h" 3600 "d" 86400) $unit) -}}
+{{- else -}}
+{{- fail (printf "config.shutdown_delay %q: expected a duration like 5, \"5s\" or \"1m\"" $d) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tollgate.shutdownDelaySeconds" -}}
+{{- if hasKey .Values.config "shutdown_delay" -}}
+{{- include "tollgate.durationSeconds" .Values.config.shutdown_delay -}}
+{{- else -}}
+5
+{{- end -}}
+{{- end -}}
+
+{{/* ---- tollgate.yaml ------------------------------------------------------- */}}
+
+{{/* The effective tollgate config as a dict (config + listeners + expected_replicas). */}}
+{{- define "tollgate.configDict" -}}
+{{- $c := deepCopy (.Values.config | default dict) -}}
+{{- $_ := set $c "listen" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
+{{- $_ = set $c "admin_listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)) -}}
+{{- $_ = set $c "expected_replicas" (int .Values.replicaCount) -}}
+{{- toJson $c -}}
+{{- end -}}
+
+{{/*
+What only a restart applies (docs/configuration.md): listen, admin_listen,
+threads, redis.*, audit.path. Hashed into the pod template's checksum/config,
+so a change of limits, tiers, routes, cors or auth leaves the pod template
+byte-identical (the running pods reload the ConfigMap instead).
+*/}}
+{{- define "tollgate.restartChecksum" -}}
+{{- $c := .Values.config | default dict -}}
+{{- $audit := $c.audit | default dict -}}
+{{- $restart := dict
+      "listen" (int .Values.ports.http)
+      "admin_listen" (int .Values.ports.admin)
+      "threads" (include "tollgate.threads" .)
+      "redis" ($c.redis | default dict)
+      "audit_path" (get $audit "path" | default "-") -}}
+{{- toJson $restart | sha256sum -}}
+{{- end -}}
+
+{{/* ---- validation (fails rendering with a message) ------------------------- */}}
+
+{{- define "tollgate.validate" -}}
+{{- $c := .Values.config | default dict -}}
+{{- range $k := list "listen" "admin_listen" "threads" "expected_replicas" -}}
+{{- if hasKey $c $k -}}
+{{- fail (printf "config.%s is set by the chart (listen/admin_listen from `ports`, threads from `threads`/resources.limits.cpu, expected_replicas from `replicaCount`): remove it from config" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $c "admin_token" -}}
+{{- fail "config.admin_token: never put a secret into the ConfigMap; use secrets.adminToken or existingSecret + existingSecretKeys [admin-token]" -}}
+{{- end -}}
+{{- if and (kindIs "map" $c.redis) (hasKey $c.redis "password") -}}
+{{- fail "config.redis.password: never put a secret into the ConfigMap; use secrets.redisPassword or existingSecret + existingSecretKeys [redis-password]" -}}
+{{- end -}}
+{{- if kindIs "map" $c.auth -}}
+{{- if hasKey $c.auth "api_keys_file" -}}
+{{- fail "config.auth.api_keys_file is set by the chart (API_KEYS_FILE from the Secret key api-keys): use secrets.apiKeys or existingSecretKeys [api-keys]" -}}
+{{- end -}}
+{{- if and (kindIs "map" $c.auth.jwt) (hasKey $c.auth.jwt "secret") -}}
+{{- fail "config.auth.jwt.secret: never put a secret into the ConfigMap; use secrets.jwtSecret or existingSecret + existingSecretKeys [jwt-secret]" -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.existingSecret -}}
+{{- range $k, $v := pick .Values.secrets "apiKeys" "jwtSecret" "adminToken" "redisPassword" -}}
+{{- if $v -}}
+{{- fail (printf "secrets.%s is set together with existingSecret %q: put the value into that Secret and list its key in existingSecretKeys" $k $.Values.existingSecret) -}}
+{{- end -}}
+{{- end -}}
+{{- else if .Values.existingSecretKeys -}}
+{{- fail "existingSecretKeys needs existingSecret (the name of your Secret)" -}}
+{{- end -}}
+{{- $fileVars := include "tollgate.secretEnvNames" . | fromJson -}}
+{{- $keys := include "tollgate.secretKeys" . | fromJsonArray -}}
+{{- range $e := .Values.extraEnv -}}
+{{- range $k := $keys -}}
+{{- $fileVar := get $fileVars $k -}}
+{{- if or (eq (toString $e.name) $fileVar) (eq (toString $e.name) (trimSuffix "_FILE" $fileVar)) -}}
+{{- fail (printf "extraEnv %s: the chart sets %s from the Secret key %s (tollgate refuses NAME together with NAME_FILE)" $e.name $fileVar $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $grace := int .Values.terminationGracePeriodSeconds -}}
+{{- $delay := include "tollgate.shutdownDelaySeconds" . | int -}}
+{{- if lt $grace (add $delay 15) -}}
+{{- fail (printf "terminationGracePeriodSeconds %d is too short: tollgate needs config.shutdown_delay (%ds) + 10 s drain + 5 s margin = %d" $grace $delay (add $delay 15)) -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) -}}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- fail "autoscaling.minReplicas is larger than autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Label matchers for this release's series in alerts. */}}
+{{- define "tollgate.alertSelector" -}}
+{{- default (printf "namespace=%q,job=%q" .Release.Namespace (include "tollgate.suffixed" (list . "admin"))) .Values.prometheusRule.selector -}}
+{{- end -}}

@@ -1,0 +1,93 @@
+// Helpers shared by tests/k8s/check-configs.js and tests/k8s/rendered.test.js.
+// The YAML parser is the validator's (tools/k8s-validate/node_modules), so
+// scripts/lint-k8s.sh installs everything these need with one `npm ci`.
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const { spawnSync } = require("child_process");
+
+const root = path.resolve(__dirname, "..", "..");
+const validatorDir = path.join(root, "tools", "k8s-validate");
+const YAML = require(require.resolve("yaml", { paths: [validatorDir] }));
+
+// YAML 1.1, as Kubernetes and Helm read it.
+function parseAll(text) {
+  return YAML.parseAllDocuments(text, { version: "1.1" })
+    .map((d) => {
+      if (d.errors.length) throw new Error(`YAML: ${d.errors[0].message}`);
+      return d.toJS();
+    })
+    .filter((d) => d !== null && d !== undefined);
+}
+
+function parseOne(text) {
+  return YAML.parse(text, { version: "1.1" });
+}
+
+const loadDocs = (file) => parseAll(fs.readFileSync(file, "utf8"));
+
+const ofKind = (docs, kind) => docs.filter((d) => d && d.kind === kind);
+
+// ConfigMaps carrying a tollgate.yaml key: [{cm, text, config}].
+function tollgateConfigs(docs) {
+  return ofKind(docs, "ConfigMap")
+    .filter((cm) => cm.data && typeof cm.data["tollgate.yaml"] === "string")
+    .map((cm) => ({ cm, text: cm.data["tollgate.yaml"], config: parseOne(cm.data["tollgate.yaml"]) || {} }));
+}
+
+const tollgateContainer = (dep) =>
+  ((dep.spec.template.spec || {}).containers || []).find((c) => c.name === "tollgate");
+
+// Deployments running a container named `tollgate`.
+const tollgateDeployments = (docs) => ofKind(docs, "Deployment").filter((d) => tollgateContainer(d));
+
+// The Deployments that mount ConfigMap `name` as a volume.
+function deploymentsMounting(docs, name) {
+  return ofKind(docs, "Deployment").filter((d) =>
+    ((d.spec.template.spec || {}).volumes || []).some((v) => v.configMap && v.configMap.name === name));
+}
+
+// The ConfigMap a Deployment reads its tollgate.yaml from (the configMap volume
+// mounted where --config points).
+function configFor(docs, dep) {
+  const c = tollgateContainer(dep);
+  const args = c.args || [];
+  const i = args.indexOf("--config");
+  const file = i >= 0 ? args[i + 1] : undefined;
+  if (!file) return { error: "the tollgate container has no --config argument" };
+  const dir = path.posix.dirname(file);
+  const key = path.posix.basename(file);
+  const mount = (c.volumeMounts || []).find((m) => m.mountPath === dir || m.mountPath === file);
+  if (!mount) return { error: `nothing is mounted at ${dir} (where --config ${file} points)` };
+  const vol = (dep.spec.template.spec.volumes || []).find((v) => v.name === mount.name);
+  if (!vol || !vol.configMap) return { error: `volume ${mount.name} mounted at ${mount.mountPath} is not a ConfigMap` };
+  const cm = ofKind(docs, "ConfigMap").find((m) => m.metadata.name === vol.configMap.name);
+  if (!cm) return { error: `ConfigMap ${vol.configMap.name} (volume ${mount.name}) is not in the render` };
+  if (!cm.data || typeof cm.data[key] !== "string") return { error: `ConfigMap ${cm.metadata.name} has no key ${key}` };
+  return { cm, mount, file, config: parseOne(cm.data[key]) || {} };
+}
+
+// A tollgate duration (30, "30s", "1m", "1h", "1d") in seconds; NaN if unparsable.
+function durationSeconds(v) {
+  const s = String(v).trim();
+  let m = /^([0-9]+)$/.exec(s);
+  if (m) return Number(m[1]);
+  m = /^([0-9]+)(s|m|h|d)$/.exec(s);
+  if (m) return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2]];
+  return NaN;
+}
+
+// "host:port" / "[::]:port" -> port number.
+const listenPort = (v) => Number(String(v).replace(/^.*:/, ""));
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 60000, maxBuffer: 64 << 20, ...opts });
+  if (r.error) throw r.error;
+  return r;
+}
+
+module.exports = {
+  root, validatorDir, YAML, parseAll, parseOne, loadDocs, ofKind, tollgateConfigs, tollgateContainer,
+  tollgateDeployments, deploymentsMounting, configFor, durationSeconds, listenPort, run,
+};
