@@ -44,7 +44,8 @@ UNIT_BIN := $(BUILD)/unit-tests
 LIB      := $(BUILD)/libtollgate.a
 
 .PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench \
-        lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down
+        lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down \
+        image image-check image-smoke image-clean
 
 all: $(BIN)
 
@@ -58,6 +59,8 @@ help:
 	@echo "make bench      wrk against tollgate and yardsticks, prints a table"
 	@echo "make lint       -Werror build, cppcheck, format-check"
 	@echo "make lint-k8s   helm lint, chart/kustomize renders validated offline, config checks"
+	@echo "make image      build the container image with buildah (root, Debian mirror)"
+	@echo "make image-smoke  build it, run it, GET /healthz (part of CI)"
 	@echo "make deps       install Debian packages (root) or print the command"
 
 deps:
@@ -145,6 +148,26 @@ lint: deps-check
 lint-k8s: deps-check
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)TOLLGATE_BIN=$(abspath $(BIN)) scripts/lint-k8s.sh
+	$(Q)$(MAKE) --no-print-directory image-check
+
+# The Dockerfile, statically: runtime packages = what the binary links, a
+# numeric non-root USER, ENTRYPOINT, no secrets copied.  No daemon needed.
+image-check: $(BIN)
+	$(Q)scripts/check-dockerfile.sh Dockerfile $(abspath $(BIN))
+
+# The image itself, daemonless (buildah --isolation chroot, a debootstrap
+# base cached in .cache/image).  Root and the Debian mirror; not in `make test`.
+image:
+	$(Q)scripts/deps.sh image
+	$(Q)scripts/image.sh build
+
+image-smoke:
+	$(Q)scripts/deps.sh image
+	$(Q)scripts/image.sh build
+	$(Q)scripts/image.sh smoke
+
+image-clean:
+	$(Q)scripts/image.sh clean
 
 FORMAT_SRCS = $(wildcard include/tollgate/*.h util/*.[ch] auth/*.[ch] limiter/*.[ch] \
                          server/*.[ch])

@@ -2,6 +2,7 @@
 # Debian packages tollgate needs to build, test and benchmark.
 #   deps.sh check    exit 0 when every library and tool is present
 #   deps.sh install  apt-get install them (root), else print the command
+#   deps.sh image    the daemonless image build's tools (buildah, debootstrap)
 set -euo pipefail
 
 PKGS=(build-essential pkg-config libevent-dev libhiredis-dev libssl-dev libjansson-dev
@@ -35,8 +36,25 @@ install() {
     check
 }
 
+# scripts/image.sh: buildah (with --isolation chroot) and debootstrap.
+IMAGE_PKGS=(buildah debootstrap)
+image() {
+    local missing=()
+    for t in "${IMAGE_PKGS[@]}"; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "deps: the image build needs root and: apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
 case "${1:-check}" in
     check) check ;;
     install) install ;;
-    *) echo "usage: $0 check|install" >&2; exit 2 ;;
+    image) image ;;
+    *) echo "usage: $0 check|install|image" >&2; exit 2 ;;
 esac
