@@ -306,12 +306,8 @@ backend pods
         try:
             s.connect(self.sock)
             s.sendall(b"show stat\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            with s.makefile("rb") as f:
+                data = f.read()  # the runtime API answers, then closes
         finally:
             s.close()
         lines = data.decode().splitlines()
