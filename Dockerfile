@@ -46,6 +46,8 @@ COPY include include
 COPY util util
 COPY auth auth
 COPY limiter limiter
+COPY http http
+COPY cfg cfg
 COPY server server
 COPY lua lua
 COPY config/tollgate.yaml config/demo-api-keys config/

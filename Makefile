@@ -1,6 +1,6 @@
 # tollgate — build, run, test, bench, lint.  `make help` lists the targets.
 #
-# Sources are picked up by directory: util/, auth/, limiter/ and server/ make
+# Sources are picked up by directory: the modules of MODULES make
 # libtollgate.a (server/main.c excepted, it is the program); every
 # tests/unit/test_*.c is a CUnit suite linked into one runner.
 
@@ -31,8 +31,9 @@ CFLAGS   := -std=c11 $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS  := $(SANFLAGS) -pthread
 LDLIBS   := $(PKG_LIBS) -lm
 
-LIB_SRCS  := $(wildcard util/*.c auth/*.c limiter/*.c) \
-             $(filter-out server/main.c,$(wildcard server/*.c))
+# The modules, lowest first (docs/architecture.md): each may use those before it.
+MODULES   := util http auth limiter cfg server
+LIB_SRCS  := $(filter-out server/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LUA_SRCS  := $(sort $(wildcard lua/*.lua))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_scripts.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/unit/support_*.c))
@@ -140,7 +141,7 @@ redis-cluster-down:
 lint: deps-check
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-	    --inline-suppr -Iinclude util auth limiter server
+	    --inline-suppr -Iinclude $(MODULES)
 	$(Q)$(MAKE) --no-print-directory format-check
 	@echo "lint: C sources done; the chart and manifests: make lint-k8s"
 
@@ -169,8 +170,7 @@ image-smoke:
 image-clean:
 	$(Q)scripts/image.sh clean
 
-FORMAT_SRCS = $(wildcard include/tollgate/*.h util/*.[ch] auth/*.[ch] limiter/*.[ch] \
-                         server/*.[ch])
+FORMAT_SRCS = $(wildcard include/tollgate/*.h $(foreach m,$(MODULES),$(m)/*.[ch]))
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 

@@ -289,8 +289,8 @@ void srv_admin_handle(struct evhttp_request *req, void *arg)
         evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-ID");
     char newid[37];
 
-    if (rid == NULL || !srv_reqid_valid(rid)) {
-        srv_reqid_new(newid);
+    if (rid == NULL || !http_reqid_valid(rid)) {
+        http_reqid_new(newid);
         rid = newid;
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-ID", rid);

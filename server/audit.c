@@ -30,12 +30,12 @@
 #include <event2/event.h>
 
 #include "tollgate/log.h"
-#include "tollgate/srv_http_util.h"
+#include "tollgate/http.h"
 
 #define AUDIT_FLUSH_BYTES (32 * 1024) /* flush a buffer once this much is queued */
 #define AUDIT_FLUSH_MS 100            /* and at least this often */
 #define AUDIT_FIELD_MAX 256           /* bytes of a short string field written */
-#define AUDIT_LINE_MAX (64 * 1024)    /* > 6 * (SRV_MAX_PATH + 7 * AUDIT_FIELD_MAX) */
+#define AUDIT_LINE_MAX (64 * 1024)    /* > 6 * (HTTP_MAX_PATH + 7 * AUDIT_FIELD_MAX) */
 #define AUDIT_BUF_CAP (AUDIT_FLUSH_BYTES + AUDIT_LINE_MAX)
 
 struct audit {
@@ -399,7 +399,7 @@ static void jw_ts(jw_t *w, int64_t ts_ms)
 
 int audit_format(const audit_rec_t *r, char *out, size_t outlen)
 {
-    char target[SRV_MAX_PATH];
+    char target[HTTP_MAX_PATH];
     jw_t w = {out, 0, outlen > 0 ? outlen - 1 : 0, false};
 
     if (r == NULL || out == NULL || outlen == 0)
@@ -414,7 +414,7 @@ int audit_format(const audit_rec_t *r, char *out, size_t outlen)
     jw_jstr(&w, r->method, AUDIT_FIELD_MAX);
     jw_str(&w, ",\"path\":");
     if (r->target != NULL)
-        srv_redact_target(r->target, r->redact, r->nredact, target, sizeof(target));
+        http_redact_target(r->target, r->redact, r->nredact, target, sizeof(target));
     jw_jstr(&w, r->target != NULL ? target : NULL, sizeof(target));
     jw_str(&w, ",\"status\":");
     jw_int(&w, r->status);

@@ -46,7 +46,7 @@ static void warn_untrusted(srv_t *s, const char *peer)
         if (strcmp(s->warned[i], peer) == 0)
             warn = false;
     if (warn && s->nwarned < sizeof(s->warned) / sizeof(s->warned[0]))
-        snprintf(s->warned[s->nwarned++], SRV_IP_STRLEN, "%s", peer);
+        snprintf(s->warned[s->nwarned++], HTTP_IP_STRLEN, "%s", peer);
     pthread_mutex_unlock(&s->warn_mu);
     if (warn)
         log_warn("forward-auth: dialect headers from %s, which is not in trusted_proxies: "

@@ -72,11 +72,11 @@ static bool digits(const char *s)
 static void note_reserved(srv_hdrs_t *h, const char *name)
 {
     bool variant;
-    srv_hdr_class_t cls = srv_hdr_class(name, &variant);
+    http_hdr_class_t cls = http_hdr_class(name, &variant);
 
-    if (cls == SRV_HDR_IDENTITY && variant)
+    if (cls == HTTP_HDR_IDENTITY && variant)
         h->identity_variant = true;
-    else if (cls == SRV_HDR_IDENTITY)
+    else if (cls == HTTP_HDR_IDENTITY)
         h->identity_exact = true;
     if (variant)
         h->reserved_variant = true;
@@ -104,7 +104,7 @@ int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in)
     for (const struct evkeyval *kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
         size_t len = strlen(kv->key);
 
-        if (!srv_hdr_name_ok(kv->key))
+        if (!http_hdr_name_ok(kv->key))
             return refuse(h, "bad_header_name");
         if (!value_ok(kv->value))
             return refuse(h, "bad_header_value");

@@ -547,7 +547,7 @@ static void record_limits(srv_req_t *r, const rl_result_t *res)
 
 /* ---- step: allow -------------------------------------------------------- */
 
-/* X-Auth-* of an allow, values encoded (srv_hdr_value_encode).  Anonymous
+/* X-Auth-* of an allow, values encoded (http_hdr_value_encode).  Anonymous
  * forward-auth allows carry them too, empty (X-Auth-Method: none), so an
  * ingress that copies them onto the upstream request replaces whatever a
  * client sent under those names. */
@@ -562,10 +562,10 @@ static void identity_values(const srv_req_t *r, ident_hdrs_t *v)
 {
     char scopes[1024];
 
-    srv_hdr_value_encode(r->id.client_id, false, v->client_id, sizeof(v->client_id));
-    srv_hdr_value_encode(r->id.subject, false, v->subject, sizeof(v->subject));
+    http_hdr_value_encode(r->id.client_id, false, v->client_id, sizeof(v->client_id));
+    http_hdr_value_encode(r->id.subject, false, v->subject, sizeof(v->subject));
     auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
-    srv_hdr_value_encode(scopes, true, v->scopes, sizeof(v->scopes));
+    http_hdr_value_encode(scopes, true, v->scopes, sizeof(v->scopes));
     v->method = r->id.kind == AUTH_KIND_API_KEY ? "api_key"
                 : r->id.kind == AUTH_KIND_JWT   ? "jwt"
                                                 : "none";
@@ -710,7 +710,7 @@ static bool cors(srv_req_t *r)
     struct evkeyvalq *out;
 
     if (origin != NULL &&
-        srv_cors_origin_allowed(origin, r->cfg->cors_origins.v, r->cfg->cors_origins.n))
+        http_cors_origin_allowed(origin, r->cfg->cors_origins.v, r->cfg->cors_origins.n))
         r->origin = origin;
     if (strcmp(r->method, "OPTIONS") != 0 || origin == NULL || acrm == NULL)
         return false;
@@ -787,11 +787,12 @@ static int normalize(srv_req_t *r)
     if (hash != NULL)
         len = (size_t)(hash - r->target);
     r->query = q ? q + 1 : NULL;
-    r->path = malloc(len + 1 < SRV_MAX_PATH ? len + 1 : SRV_MAX_PATH);
+    r->path = malloc(len + 1 < HTTP_MAX_PATH ? len + 1 : HTTP_MAX_PATH);
     if (r->path == NULL)
         return -1;
-    n = srv_path_normalize(r->target, len, r->path,
-                           len + 1 < SRV_MAX_PATH ? len + 1 : SRV_MAX_PATH, &r->path_flags);
+    n = http_path_normalize(r->target, len, r->path,
+                            len + 1 < HTTP_MAX_PATH ? len + 1 : HTTP_MAX_PATH,
+                            &r->path_flags);
     return n < 0 ? -1 : 0;
 }
 
@@ -819,8 +820,8 @@ static bool path_refused(srv_req_t *r)
 {
     const cfg_route_t *rt = r->route;
 
-    if (((r->path_flags & SRV_PATH_PCT25) && !(rt && rt->allow_encoded_percent)) ||
-        ((r->path_flags & SRV_PATH_SEMICOLON) && !(rt && rt->allow_semicolon))) {
+    if (((r->path_flags & HTTP_PATH_PCT25) && !(rt && rt->allow_encoded_percent)) ||
+        ((r->path_flags & HTTP_PATH_SEMICOLON) && !(rt && rt->allow_semicolon))) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
         return true;
@@ -848,26 +849,26 @@ static void begin(srv_req_t *r)
     int st;
 
     /* 1. request id */
-    if (rid != NULL && srv_reqid_valid(rid))
+    if (rid != NULL && http_reqid_valid(rid))
         snprintf(r->reqid, sizeof(r->reqid), "%s", rid);
     else
-        srv_reqid_new(r->reqid);
+        http_reqid_new(r->reqid);
 
     /* client address */
     if (r->conn != NULL)
         evhttp_connection_get_peer(r->conn, &peer_addr, &peer_port);
     snprintf(r->peer, sizeof(r->peer), "%s", peer_addr ? peer_addr : "");
-    r->peer_trusted = r->peer[0] && srv_cidr_list_contains(&c->trusted_proxies, r->peer);
+    r->peer_trusted = r->peer[0] && http_cidr_list_contains(&c->trusted_proxies, r->peer);
     if (r->peer_trusted) {
         char xff[2048];
 
         /* X-Forwarded-For; else X-Real-IP, which nginx auth_request setups
          * often send alone (one hop: treated like a one-entry XFF). */
-        srv_client_ip(r->peer,
-                      r->h.nxff ? forwarded_for(r, xff, sizeof(xff)) : r->h.real_ip,
-                      &c->trusted_proxies, r->ip, sizeof(r->ip));
+        http_client_ip(r->peer,
+                       r->h.nxff ? forwarded_for(r, xff, sizeof(xff)) : r->h.real_ip,
+                       &c->trusted_proxies, r->ip, sizeof(r->ip));
     } else {
-        srv_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
+        http_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
     }
 
     r->method = method_name(evhttp_request_get_command(r->req));

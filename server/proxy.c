@@ -37,7 +37,7 @@
 #include <event2/util.h>
 
 #include "tollgate/log.h"
-#include "tollgate/srv_http_util.h"
+#include "tollgate/http.h"
 #include "tollgate/srv_proxy.h"
 
 #define PROXY_HOST_MAX 255
@@ -566,13 +566,13 @@ static bool hdr_skip_request(const struct evkeyvalq *h, const struct evkeyval *k
     if (hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
         strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
         return true;
-    switch (srv_hdr_class(name, &variant)) {
-    case SRV_HDR_IDENTITY:
-    case SRV_HDR_VOUCHED:
+    switch (http_hdr_class(name, &variant)) {
+    case HTTP_HDR_IDENTITY:
+    case HTTP_HDR_VOUCHED:
         return true; /* X-Forwarded-For is rebuilt by hdr_add_xff() */
-    case SRV_HDR_FORWARDER:
+    case HTTP_HDR_FORWARDER:
         return variant || !(flags & SRV_PROXY_PEER_TRUSTED);
-    case SRV_HDR_PLAIN:
+    case HTTP_HDR_PLAIN:
     default:
         break;
     }

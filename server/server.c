@@ -44,7 +44,7 @@ static int listen_on(const char *addr, bool shared, char *err, size_t errlen)
     struct addrinfo hints = {0}, *ai = NULL;
     int fd = -1, one = 1, rc;
 
-    if (srv_parse_hostport(addr, host, sizeof(host), &port) != 0) {
+    if (http_parse_hostport(addr, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "bad listen address '%s'", addr);
         return -1;
     }

@@ -234,7 +234,7 @@ int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t 
 struct srv_lock_op {
     srv_t *s;
     auth_lockout_policy_t p;
-    char ip[SRV_IP_STRLEN];
+    char ip[HTTP_IP_STRLEN];
     srv_lock_done_fn done; /* NULL once detached */
     void *privdata;
 };

@@ -27,8 +27,7 @@
 #include "tollgate/rl_memory.h"
 #include "tollgate/srv.h"
 #include "tollgate/srv_admin_req.h"
-#include "tollgate/srv_http_util.h"
-#include "tollgate/srv_net.h"
+#include "tollgate/http.h"
 #include "tollgate/srv_proxy.h"
 
 #define SRV_MAX_WORKERS 256
@@ -82,7 +81,7 @@ struct srv {
     srv_worker_t admin;
     /* Peers already warned about for untrusted dialect headers (bounded). */
     pthread_mutex_t warn_mu;
-    char warned[64][SRV_IP_STRLEN];
+    char warned[64][HTTP_IP_STRLEN];
     unsigned nwarned;
     cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
     char *redis_prefix;              /* as started: keys and channels of every thread */
@@ -118,7 +117,7 @@ typedef struct srv_hdrs {
     const char *content_length, *transfer_encoding;  /* framing */
     const char *xff;                                 /* the first X-Forwarded-For line */
     int nxff;                                        /* how many there are */
-    /* Names spelled like tollgate's own headers (srv_hdr_class). */
+    /* Names spelled like tollgate's own headers (http_hdr_class). */
     bool identity_exact;   /* an X-Auth-* header */
     bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
     bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
@@ -138,9 +137,9 @@ typedef struct srv_req {
     srv_hdrs_t h;
     struct timespec start;
     srv_mode_t mode;
-    char reqid[SRV_REQID_MAX + 1];
-    char ip[SRV_IP_STRLEN];   /* client ip */
-    char peer[SRV_IP_STRLEN]; /* TCP peer */
+    char reqid[HTTP_REQID_MAX + 1];
+    char ip[HTTP_IP_STRLEN];   /* client ip */
+    char peer[HTTP_IP_STRLEN]; /* TCP peer */
     bool peer_trusted;
     bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     const char *method; /* original method name */

@@ -19,7 +19,7 @@ typedef struct audit_buf audit_buf_t;
 
 /* Every field of a line; NULL strings and negative numbers are written as
  * JSON null.  `target` is the raw path?query: the values of credential query
- * parameters (srv_redact_target's list, plus `redact`) are redacted when
+ * parameters (http_redact_target's list, plus `redact`) are redacted when
  * written. */
 typedef struct audit_rec {
     int64_t ts_ms; /* unix ms, written as RFC 3339 with ms, UTC */

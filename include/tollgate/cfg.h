@@ -19,7 +19,7 @@
 #include "tollgate/auth_apikey.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/rl_policy.h"
-#include "tollgate/srv_net.h"
+#include "tollgate/http.h"
 
 typedef enum { CFG_ENV_DEVELOPMENT, CFG_ENV_PRODUCTION } cfg_env_t;
 typedef enum { CFG_REDIS_NONE, CFG_REDIS_STANDALONE, CFG_REDIS_CLUSTER } cfg_redis_mode_t;
@@ -92,17 +92,17 @@ typedef struct cfg_lockout {
 } cfg_lockout_t;
 
 typedef struct cfg {
-    char *path;                      /* file it came from, NULL = built-in defaults */
-    char version[17];                /* 16 hex digits: hash of the effective config */
-    cfg_env_t environment;           /* default development */
-    char *listen;                    /* default "0.0.0.0:8080" */
-    char *admin_listen;              /* default "127.0.0.1:9090" */
-    unsigned threads;                /* 0 = one per CPU */
-    srv_cidr_list_t trusted_proxies; /* default srv_cidr_list_default() */
-    size_t max_body_bytes;           /* default 1 MiB */
-    size_t max_header_bytes;         /* default 16 KiB */
-    unsigned expected_replicas;      /* default 1 */
-    unsigned shutdown_delay;         /* seconds answering after SIGTERM, default 5 */
+    char *path;                       /* file it came from, NULL = built-in defaults */
+    char version[17];                 /* 16 hex digits: hash of the effective config */
+    cfg_env_t environment;            /* default development */
+    char *listen;                     /* default "0.0.0.0:8080" */
+    char *admin_listen;               /* default "127.0.0.1:9090" */
+    unsigned threads;                 /* 0 = one per CPU */
+    http_cidr_list_t trusted_proxies; /* default http_cidr_list_default() */
+    size_t max_body_bytes;            /* default 1 MiB */
+    size_t max_header_bytes;          /* default 16 KiB */
+    unsigned expected_replicas;       /* default 1 */
+    unsigned shutdown_delay;          /* seconds answering after SIGTERM, default 5 */
     cfg_redis_t redis;
     struct {
         char *path;                    /* default "/auth" */

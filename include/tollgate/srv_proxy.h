@@ -77,7 +77,7 @@ void srv_proxy_set_max_conns(srv_proxy_t *p, unsigned n);
  *     no spaces or control bytes).
  *   - headers: the client's, minus hop-by-hop ones (Connection and those it
  *     lists, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade),
- *     Expect, Host, Content-Length, and every name srv_hdr_class() puts in
+ *     Expect, Host, Content-Length, and every name http_hdr_class() puts in
  *     a class ('-', '_' and '.' alike): X-Auth-*, X-Request-ID,
  *     X-Forwarded-For/-Proto/-Host, X-Real-IP always; Forwarded,
  *     X-Original-* and the other X-Forwarded-* unless `flags` has

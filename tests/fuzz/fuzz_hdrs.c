@@ -1,6 +1,6 @@
 /* fuzz_hdrs.c — libFuzzer target for the request header checks: the
  * one-pass scan of server/hdrs.c (what libevent 2.1 would hand it: names and
- * values without CR/LF), srv_hdr_class() and srv_hdr_value_encode().
+ * values without CR/LF), http_hdr_class() and http_hdr_value_encode().
  * Input: lines "name:value"; a line without ':' is a name with an empty
  * value.
  *
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_accepted(const struct evkeyvalq *q, const srv_hdrs_t *h)
 {
     for (const struct evkeyval *kv = q->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-        if (!srv_hdr_name_ok(kv->key))
+        if (!http_hdr_name_ok(kv->key))
             abort();
         for (const unsigned char *p = (const unsigned char *)kv->value; *p; p++)
             if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
@@ -39,7 +39,7 @@ static void check_accepted(const struct evkeyvalq *q, const srv_hdrs_t *h)
 static void check_encode(const char *s)
 {
     char out[64];
-    size_t n = srv_hdr_value_encode(s, false, out, sizeof(out));
+    size_t n = http_hdr_value_encode(s, false, out, sizeof(out));
 
     if (n >= sizeof(out) || strlen(out) != n)
         abort();
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (colon != NULL)
             *colon = '\0';
-        srv_hdr_class(line, &variant);
+        http_hdr_class(line, &variant);
         check_encode(line);
         (void)evhttp_add_header(&q, line, colon != NULL ? colon + 1 : "");
     }

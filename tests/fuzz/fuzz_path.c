@@ -1,4 +1,4 @@
-/* fuzz_path.c — libFuzzer target for srv_path_normalize.
+/* fuzz_path.c — libFuzzer target for http_path_normalize.
  *
  * Beyond "no crash", checks the properties the router relies on: an accepted
  * path starts with '/', has no empty, "." or ".." segment except a trailing
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tollgate/srv_http_util.h"
+#include "tollgate/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,14 +53,14 @@ static void check_output(const char *out, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char out[SRV_MAX_PATH], again[SRV_MAX_PATH];
+    static char out[HTTP_MAX_PATH], again[HTTP_MAX_PATH];
     int n, m;
 
-    n = srv_path_normalize((const char *)data, size, out, sizeof(out), NULL);
+    n = http_path_normalize((const char *)data, size, out, sizeof(out), NULL);
     if (n < 0)
         return 0;
     check_output(out, (size_t)n);
-    m = srv_path_normalize(out, (size_t)n, again, sizeof(again), NULL);
+    m = http_path_normalize(out, (size_t)n, again, sizeof(again), NULL);
     if (m != n || memcmp(out, again, (size_t)n) != 0)
         abort();
     return 0;

@@ -1,9 +1,9 @@
-/* fuzz_xff.c — libFuzzer target for srv_client_ip with an arbitrary
+/* fuzz_xff.c — libFuzzer target for http_client_ip with an arbitrary
  * X-Forwarded-For value (and, on the same bytes, the CIDR and host:port
  * parsers).  The first byte picks the peer; the rest is the XFF value.
  *
  * Checks: the result is always a valid, normalized address that fits
- * SRV_IP_STRLEN; an untrusted peer's XFF is ignored; the result is never a
+ * HTTP_IP_STRLEN; an untrusted peer's XFF is ignored; the result is never a
  * hop left of an untrusted one (checked indirectly: with an untrusted peer
  * the answer is exactly the peer). */
 #include <arpa/inet.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tollgate/srv_net.h"
+#include "tollgate/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,9 +22,9 @@ static const char *const peers[] = {"10.0.0.2",       "127.0.0.1",   "::1",
 static void check_addr(const char *out)
 {
     unsigned char b[16];
-    char again[SRV_IP_STRLEN];
+    char again[HTTP_IP_STRLEN];
 
-    if (strlen(out) >= SRV_IP_STRLEN)
+    if (strlen(out) >= HTTP_IP_STRLEN)
         abort();
     if (inet_pton(AF_INET, out, b) == 1) {
         inet_ntop(AF_INET, b, again, sizeof(again));
@@ -41,13 +41,13 @@ static void check_addr(const char *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static srv_cidr_list_t trusted;
-    char out[SRV_IP_STRLEN], host[256], *xff;
+    static http_cidr_list_t trusted;
+    char out[HTTP_IP_STRLEN], host[256], *xff;
     const char *peer;
-    srv_cidr_t c;
+    http_cidr_t c;
     uint16_t port;
 
-    if (trusted.n == 0 && srv_cidr_list_default(&trusted) != 0)
+    if (trusted.n == 0 && http_cidr_list_default(&trusted) != 0)
         abort();
     if (size == 0)
         return 0;
@@ -58,18 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(xff, data + 1, size - 1);
     xff[size - 1] = '\0';
 
-    srv_client_ip(peer, xff, &trusted, out, sizeof(out));
+    http_client_ip(peer, xff, &trusted, out, sizeof(out));
     check_addr(out);
-    if (!srv_cidr_list_contains(&trusted, peer)) {
-        char norm[SRV_IP_STRLEN];
-        srv_client_ip(peer, NULL, &trusted, norm, sizeof(norm));
+    if (!http_cidr_list_contains(&trusted, peer)) {
+        char norm[HTTP_IP_STRLEN];
+        http_client_ip(peer, NULL, &trusted, norm, sizeof(norm));
         if (strcmp(out, norm) != 0)
             abort();
     }
-    (void)srv_cidr_list_contains(&trusted, xff);
-    if (srv_cidr_parse(xff, &c) == 0 && (c.prefix > (c.family == AF_INET ? 32u : 128u)))
+    (void)http_cidr_list_contains(&trusted, xff);
+    if (http_cidr_parse(xff, &c) == 0 && (c.prefix > (c.family == AF_INET ? 32u : 128u)))
         abort();
-    (void)srv_parse_hostport(xff, host, sizeof(host), &port);
+    (void)http_parse_hostport(xff, host, sizeof(host), &port);
     free(xff);
     return 0;
 }

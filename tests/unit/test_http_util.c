@@ -3,28 +3,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tollgate/srv_http_util.h"
+#include "tollgate/http.h"
 #include "unit.h"
 
 static void test_reqid_valid(void)
 {
     char s[80];
 
-    CU_ASSERT_TRUE(srv_reqid_valid("abc-DEF_123"));
-    CU_ASSERT_TRUE(srv_reqid_valid("a"));
+    CU_ASSERT_TRUE(http_reqid_valid("abc-DEF_123"));
+    CU_ASSERT_TRUE(http_reqid_valid("a"));
     memset(s, 'x', 64);
     s[64] = '\0';
-    CU_ASSERT_TRUE(srv_reqid_valid(s));
+    CU_ASSERT_TRUE(http_reqid_valid(s));
     s[64] = 'x';
     s[65] = '\0';
-    CU_ASSERT_FALSE(srv_reqid_valid(s));
-    CU_ASSERT_FALSE(srv_reqid_valid(""));
-    CU_ASSERT_FALSE(srv_reqid_valid(NULL));
-    CU_ASSERT_FALSE(srv_reqid_valid("a b"));
-    CU_ASSERT_FALSE(srv_reqid_valid("a.b"));
-    CU_ASSERT_FALSE(srv_reqid_valid("a\nb"));
-    CU_ASSERT_FALSE(srv_reqid_valid("a\"b"));
-    CU_ASSERT_FALSE(srv_reqid_valid("caf\xc3\xa9"));
+    CU_ASSERT_FALSE(http_reqid_valid(s));
+    CU_ASSERT_FALSE(http_reqid_valid(""));
+    CU_ASSERT_FALSE(http_reqid_valid(NULL));
+    CU_ASSERT_FALSE(http_reqid_valid("a b"));
+    CU_ASSERT_FALSE(http_reqid_valid("a.b"));
+    CU_ASSERT_FALSE(http_reqid_valid("a\nb"));
+    CU_ASSERT_FALSE(http_reqid_valid("a\"b"));
+    CU_ASSERT_FALSE(http_reqid_valid("caf\xc3\xa9"));
 }
 
 static bool uuid_ok(const char *u)
@@ -58,7 +58,7 @@ static void *gen_ids(void *arg)
     int i;
 
     for (i = 0; i < NIDS; i++)
-        srv_reqid_new(ids[i]);
+        http_reqid_new(ids[i]);
     return NULL;
 }
 
@@ -75,7 +75,7 @@ static void test_reqid_new(void)
     for (i = 0; i < 2 * NIDS; i++) {
         if (!uuid_ok(ids[i]))
             CU_FAIL(ids[i]);
-        CU_ASSERT_TRUE(srv_reqid_valid(ids[i]));
+        CU_ASSERT_TRUE(http_reqid_valid(ids[i]));
     }
     qsort(ids, 2 * NIDS, 37, cmp_str);
     for (i = 1; i < 2 * NIDS; i++)
@@ -86,7 +86,7 @@ static void test_reqid_new(void)
 static void norm_is(const char *in, const char *want)
 {
     char out[256];
-    int n = srv_path_normalize(in, strlen(in), out, sizeof(out), NULL);
+    int n = http_path_normalize(in, strlen(in), out, sizeof(out), NULL);
 
     if (want == NULL) {
         if (n != -1)
@@ -100,7 +100,7 @@ static void norm_is(const char *in, const char *want)
     /* Idempotent. */
     {
         char again[256];
-        CU_ASSERT_EQUAL(srv_path_normalize(out, (size_t)n, again, sizeof(again), NULL), n);
+        CU_ASSERT_EQUAL(http_path_normalize(out, (size_t)n, again, sizeof(again), NULL), n);
         CU_ASSERT_STRING_EQUAL(again, out);
     }
 }
@@ -149,11 +149,11 @@ static void test_path_normalize(void)
     norm_is("/a\x7f", NULL);
     {
         char out[8];
-        CU_ASSERT_EQUAL(srv_path_normalize("/a\0b", 4, out, sizeof(out), NULL), -1);
-        CU_ASSERT_EQUAL(srv_path_normalize("/abcdef", 7, out, sizeof(out), NULL), 7);
-        CU_ASSERT_EQUAL(srv_path_normalize("/abcdefg", 8, out, sizeof(out), NULL), -1);
-        CU_ASSERT_EQUAL(srv_path_normalize("/", 1, out, 1, NULL), -1);
-        CU_ASSERT_EQUAL(srv_path_normalize("/x", 1, out, 2, NULL), 1); /* only `len` counts */
+        CU_ASSERT_EQUAL(http_path_normalize("/a\0b", 4, out, sizeof(out), NULL), -1);
+        CU_ASSERT_EQUAL(http_path_normalize("/abcdef", 7, out, sizeof(out), NULL), 7);
+        CU_ASSERT_EQUAL(http_path_normalize("/abcdefg", 8, out, sizeof(out), NULL), -1);
+        CU_ASSERT_EQUAL(http_path_normalize("/", 1, out, 1, NULL), -1);
+        CU_ASSERT_EQUAL(http_path_normalize("/x", 1, out, 2, NULL), 1); /* only `len` counts */
         CU_ASSERT_STRING_EQUAL(out, "/");
     }
 }
@@ -194,15 +194,15 @@ static void test_cors_check(void)
     size_t i;
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        if (srv_cors_origin_check(good[i], err, sizeof(err)) != 0)
+        if (http_cors_origin_check(good[i], err, sizeof(err)) != 0)
             CU_FAIL(good[i]);
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        if (srv_cors_origin_check(bad[i], err, sizeof(err)) == 0)
+        if (http_cors_origin_check(bad[i], err, sizeof(err)) == 0)
             CU_FAIL(bad[i]);
         CU_ASSERT(err[0] != '\0');
     }
-    CU_ASSERT_EQUAL(srv_cors_origin_check(NULL, NULL, 0), -1);
+    CU_ASSERT_EQUAL(http_cors_origin_check(NULL, NULL, 0), -1);
 }
 
 static void test_cors_allowed(void)
@@ -210,22 +210,22 @@ static void test_cors_allowed(void)
     char a0[] = "https://app.example.com", a1[] = "http://localhost:3000";
     char *allowed[] = {a0, a1};
 
-    CU_ASSERT_TRUE(srv_cors_origin_allowed("https://app.example.com", allowed, 2));
-    CU_ASSERT_TRUE(srv_cors_origin_allowed("HTTPS://APP.example.COM", allowed, 2));
-    CU_ASSERT_TRUE(srv_cors_origin_allowed("http://localhost:3000", allowed, 2));
-    CU_ASSERT_FALSE(srv_cors_origin_allowed("http://localhost:3001", allowed, 2));
-    CU_ASSERT_FALSE(srv_cors_origin_allowed("https://app.example.com.evil", allowed, 2));
-    CU_ASSERT_FALSE(srv_cors_origin_allowed("https://app.example.co", allowed, 2));
-    CU_ASSERT_FALSE(srv_cors_origin_allowed("null", allowed, 2));
-    CU_ASSERT_FALSE(srv_cors_origin_allowed(NULL, allowed, 2));
-    CU_ASSERT_FALSE(srv_cors_origin_allowed("https://app.example.com", allowed, 0));
+    CU_ASSERT_TRUE(http_cors_origin_allowed("https://app.example.com", allowed, 2));
+    CU_ASSERT_TRUE(http_cors_origin_allowed("HTTPS://APP.example.COM", allowed, 2));
+    CU_ASSERT_TRUE(http_cors_origin_allowed("http://localhost:3000", allowed, 2));
+    CU_ASSERT_FALSE(http_cors_origin_allowed("http://localhost:3001", allowed, 2));
+    CU_ASSERT_FALSE(http_cors_origin_allowed("https://app.example.com.evil", allowed, 2));
+    CU_ASSERT_FALSE(http_cors_origin_allowed("https://app.example.co", allowed, 2));
+    CU_ASSERT_FALSE(http_cors_origin_allowed("null", allowed, 2));
+    CU_ASSERT_FALSE(http_cors_origin_allowed(NULL, allowed, 2));
+    CU_ASSERT_FALSE(http_cors_origin_allowed("https://app.example.com", allowed, 0));
 }
 
 static void redact_is(const char *in, const char *want)
 {
     char out[256];
 
-    srv_redact_target(in, NULL, 0, out, sizeof(out));
+    http_redact_target(in, NULL, 0, out, sizeof(out));
     if (strcmp(out, want) != 0)
         CU_FAIL(in);
 }
@@ -248,11 +248,11 @@ static void test_redact(void)
     redact_is("/a?", "/a?");
     redact_is("", "");
     /* Truncation never lets a secret through. */
-    srv_redact_target("/a?token=supersecretvalue", NULL, 0, small, sizeof(small));
+    http_redact_target("/a?token=supersecretvalue", NULL, 0, small, sizeof(small));
     CU_ASSERT_STRING_EQUAL(small, "/a?token=RE");
-    srv_redact_target("/abcdefghijklmnop", NULL, 0, small, sizeof(small));
+    http_redact_target("/abcdefghijklmnop", NULL, 0, small, sizeof(small));
     CU_ASSERT_STRING_EQUAL(small, "/abcdefghij");
-    srv_redact_target(NULL, NULL, 0, small, sizeof(small));
+    http_redact_target(NULL, NULL, 0, small, sizeof(small));
     CU_ASSERT_STRING_EQUAL(small, "");
 }
 
@@ -268,23 +268,23 @@ static void test_path_ambiguous(void)
     unsigned flags = 99;
 
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (srv_path_normalize(refused[i], strlen(refused[i]), out, sizeof(out), &flags) !=
+        if (http_path_normalize(refused[i], strlen(refused[i]), out, sizeof(out), &flags) !=
             -1)
             CU_FAIL(refused[i]);
     /* ".%3B" is an ordinary segment: Tomcat strips raw ';' parameters before
      * it decodes, so an escaped one is a literal ';' there too. */
-    CU_ASSERT_EQUAL(srv_path_normalize("/a/.%3B/b", 9, out, sizeof(out), &flags), 9);
+    CU_ASSERT_EQUAL(http_path_normalize("/a/.%3B/b", 9, out, sizeof(out), &flags), 9);
     CU_ASSERT_EQUAL(flags, 0);
-    CU_ASSERT_EQUAL(srv_path_normalize("/papi/%2561dmin", 15, out, sizeof(out), &flags), 15);
-    CU_ASSERT_EQUAL(flags, SRV_PATH_PCT25);
+    CU_ASSERT_EQUAL(http_path_normalize("/papi/%2561dmin", 15, out, sizeof(out), &flags), 15);
+    CU_ASSERT_EQUAL(flags, HTTP_PATH_PCT25);
     CU_ASSERT_STRING_EQUAL(out, "/papi/%2561dmin");
-    CU_ASSERT_EQUAL(srv_path_normalize("/papi/%25", 9, out, sizeof(out), &flags), 9);
+    CU_ASSERT_EQUAL(http_path_normalize("/papi/%25", 9, out, sizeof(out), &flags), 9);
     CU_ASSERT_EQUAL(flags, 0); /* a lone %25 is a literal '%' */
-    CU_ASSERT_EQUAL(srv_path_normalize("/a;jsessionid=1/b", 17, out, sizeof(out), &flags), 17);
-    CU_ASSERT_EQUAL(flags, SRV_PATH_SEMICOLON);
-    CU_ASSERT_EQUAL(srv_path_normalize("/a/..x;/b", 9, out, sizeof(out), &flags), 9);
-    CU_ASSERT_EQUAL(flags, SRV_PATH_SEMICOLON);
-    CU_ASSERT_EQUAL(srv_path_normalize("/a/%3B/b", 8, out, sizeof(out), &flags), 8);
+    CU_ASSERT_EQUAL(http_path_normalize("/a;jsessionid=1/b", 17, out, sizeof(out), &flags), 17);
+    CU_ASSERT_EQUAL(flags, HTTP_PATH_SEMICOLON);
+    CU_ASSERT_EQUAL(http_path_normalize("/a/..x;/b", 9, out, sizeof(out), &flags), 9);
+    CU_ASSERT_EQUAL(flags, HTTP_PATH_SEMICOLON);
+    CU_ASSERT_EQUAL(http_path_normalize("/a/%3B/b", 8, out, sizeof(out), &flags), 8);
     CU_ASSERT_EQUAL(flags, 0);
 }
 
@@ -301,13 +301,13 @@ static void test_redact_names(void)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(in, sizeof(in), "/a?x=1&%s=s3cr3t", names[i]);
         snprintf(want, sizeof(want), "/a?x=1&%s=REDACTED", names[i]);
-        srv_redact_target(in, NULL, 0, out, sizeof(out));
+        http_redact_target(in, NULL, 0, out, sizeof(out));
         if (strcmp(out, want) != 0)
             CU_FAIL(names[i]);
     }
-    srv_redact_target("/a?SESSION_hint=z&keyboard=q", extra, 1, out, sizeof(out));
+    http_redact_target("/a?SESSION_hint=z&keyboard=q", extra, 1, out, sizeof(out));
     CU_ASSERT_STRING_EQUAL(out, "/a?SESSION_hint=REDACTED&keyboard=q");
-    srv_redact_target("/a?session_hint=z", NULL, 0, out, sizeof(out));
+    http_redact_target("/a?session_hint=z", NULL, 0, out, sizeof(out));
     CU_ASSERT_STRING_EQUAL(out, "/a?session_hint=z");
 }
 
@@ -315,30 +315,30 @@ static void test_hdr_class(void)
 {
     bool v = true;
 
-    CU_ASSERT_EQUAL(srv_hdr_class("Content-Type", &v), SRV_HDR_PLAIN);
+    CU_ASSERT_EQUAL(http_hdr_class("Content-Type", &v), HTTP_HDR_PLAIN);
     CU_ASSERT_FALSE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X-Auth-Scopes", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_EQUAL(http_hdr_class("X-Auth-Scopes", &v), HTTP_HDR_IDENTITY);
     CU_ASSERT_FALSE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X_Auth_Scopes", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_EQUAL(http_hdr_class("X_Auth_Scopes", &v), HTTP_HDR_IDENTITY);
     CU_ASSERT_TRUE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("x.auth.subject", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_EQUAL(http_hdr_class("x.auth.subject", &v), HTTP_HDR_IDENTITY);
     CU_ASSERT_TRUE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X-Auth-Client_Id", &v), SRV_HDR_IDENTITY);
+    CU_ASSERT_EQUAL(http_hdr_class("X-Auth-Client_Id", &v), HTTP_HDR_IDENTITY);
     CU_ASSERT_TRUE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X_REQUEST_ID", &v), SRV_HDR_VOUCHED);
+    CU_ASSERT_EQUAL(http_hdr_class("X_REQUEST_ID", &v), HTTP_HDR_VOUCHED);
     CU_ASSERT_TRUE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X-Real-IP", &v), SRV_HDR_VOUCHED);
+    CU_ASSERT_EQUAL(http_hdr_class("X-Real-IP", &v), HTTP_HDR_VOUCHED);
     CU_ASSERT_FALSE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("x-forwarded_for", &v), SRV_HDR_VOUCHED);
+    CU_ASSERT_EQUAL(http_hdr_class("x-forwarded_for", &v), HTTP_HDR_VOUCHED);
     CU_ASSERT_TRUE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X-Forwarded-Prefix", &v), SRV_HDR_FORWARDER);
+    CU_ASSERT_EQUAL(http_hdr_class("X-Forwarded-Prefix", &v), HTTP_HDR_FORWARDER);
     CU_ASSERT_FALSE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("X_Original_URI", &v), SRV_HDR_FORWARDER);
+    CU_ASSERT_EQUAL(http_hdr_class("X_Original_URI", &v), HTTP_HDR_FORWARDER);
     CU_ASSERT_TRUE(v);
-    CU_ASSERT_EQUAL(srv_hdr_class("Forwarded", &v), SRV_HDR_FORWARDER);
-    CU_ASSERT_EQUAL(srv_hdr_class("X-Request-IDs", &v), SRV_HDR_PLAIN);
-    CU_ASSERT_EQUAL(srv_hdr_class("X-Authorization", &v), SRV_HDR_PLAIN);
-    CU_ASSERT_EQUAL(srv_hdr_class("X_Custom", &v), SRV_HDR_PLAIN);
+    CU_ASSERT_EQUAL(http_hdr_class("Forwarded", &v), HTTP_HDR_FORWARDER);
+    CU_ASSERT_EQUAL(http_hdr_class("X-Request-IDs", &v), HTTP_HDR_PLAIN);
+    CU_ASSERT_EQUAL(http_hdr_class("X-Authorization", &v), HTTP_HDR_PLAIN);
+    CU_ASSERT_EQUAL(http_hdr_class("X_Custom", &v), HTTP_HDR_PLAIN);
     CU_ASSERT_FALSE(v);
 }
 
@@ -346,23 +346,23 @@ static void test_hdr_name_and_value(void)
 {
     char out[64];
 
-    CU_ASSERT_TRUE(srv_hdr_name_ok("X-Foo_bar.baz!#$%&'*+^`|~9"));
-    CU_ASSERT_FALSE(srv_hdr_name_ok(""));
-    CU_ASSERT_FALSE(srv_hdr_name_ok("Transfer-Encoding "));
-    CU_ASSERT_FALSE(srv_hdr_name_ok("X-Foo bar"));
-    CU_ASSERT_FALSE(srv_hdr_name_ok("X-Foo\t"));
-    CU_ASSERT_FALSE(srv_hdr_name_ok("X(y)"));
-    CU_ASSERT_FALSE(srv_hdr_name_ok("X-\xc3\xbc"));
-    CU_ASSERT_EQUAL(srv_hdr_value_encode("svc-b", false, out, sizeof(out)), 5);
+    CU_ASSERT_TRUE(http_hdr_name_ok("X-Foo_bar.baz!#$%&'*+^`|~9"));
+    CU_ASSERT_FALSE(http_hdr_name_ok(""));
+    CU_ASSERT_FALSE(http_hdr_name_ok("Transfer-Encoding "));
+    CU_ASSERT_FALSE(http_hdr_name_ok("X-Foo bar"));
+    CU_ASSERT_FALSE(http_hdr_name_ok("X-Foo\t"));
+    CU_ASSERT_FALSE(http_hdr_name_ok("X(y)"));
+    CU_ASSERT_FALSE(http_hdr_name_ok("X-\xc3\xbc"));
+    CU_ASSERT_EQUAL(http_hdr_value_encode("svc-b", false, out, sizeof(out)), 5);
     CU_ASSERT_STRING_EQUAL(out, "svc-b");
-    srv_hdr_value_encode("\xc3\xbcser, admin; x%", false, out, sizeof(out));
+    http_hdr_value_encode("\xc3\xbcser, admin; x%", false, out, sizeof(out));
     CU_ASSERT_STRING_EQUAL(out, "%C3%BCser%2C%20admin;%20x%25");
-    srv_hdr_value_encode("a:read b,c", true, out, sizeof(out));
+    http_hdr_value_encode("a:read b,c", true, out, sizeof(out));
     CU_ASSERT_STRING_EQUAL(out, "a:read b%2Cc");
     /* Truncated to whole escapes. */
-    CU_ASSERT_EQUAL(srv_hdr_value_encode("ab,", false, out, 5), 2);
+    CU_ASSERT_EQUAL(http_hdr_value_encode("ab,", false, out, 5), 2);
     CU_ASSERT_STRING_EQUAL(out, "ab");
-    CU_ASSERT_EQUAL(srv_hdr_value_encode(NULL, false, out, sizeof(out)), 0);
+    CU_ASSERT_EQUAL(http_hdr_value_encode(NULL, false, out, sizeof(out)), 0);
     CU_ASSERT_STRING_EQUAL(out, "");
 }
 

@@ -1,4 +1,4 @@
-/* cfg_internal.h — shared by server/cfg*.c only: the state of one load.
+/* cfg_internal.h — shared by the files of cfg/ only: the state of one load.
  *
  * A load runs in steps over one cfg_build_t: the YAML file (cfg_yaml.c), the
  * environment (cfg_env.c), checks and runtime objects (cfg_check.c), then the

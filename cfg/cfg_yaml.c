@@ -15,8 +15,7 @@
 
 #include "tollgate/rl_bucket.h"
 #include "tollgate/rl_policy.h"
-#include "tollgate/srv_http_util.h"
-#include "tollgate/srv_net.h"
+#include "tollgate/http.h"
 
 #include "cfg_internal.h"
 
@@ -242,11 +241,11 @@ static void p_str_opt(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *ds
 }
 
 /* One of tollgate's own paths, or a route's / limit's: absolute and in the
- * normal form requests are matched in (srv_path_normalize). */
+ * normal form requests are matched in (http_path_normalize). */
 static void p_path(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                    const char *ctx)
 {
-    char norm[SRV_MAX_PATH], shown[72];
+    char norm[HTTP_MAX_PATH], shown[72];
     const char *s = text(b, v, ctx);
     int n;
 
@@ -257,7 +256,7 @@ static void p_path(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
         cfg_err(b, at(v), "%s: '%s' must start with '/' and have no query", ctx, shown);
         return;
     }
-    n = srv_path_normalize(s, strlen(s), norm, sizeof norm, NULL);
+    n = http_path_normalize(s, strlen(s), norm, sizeof norm, NULL);
     if (n < 0) {
         cfg_err(b, at(v), "%s: '%s' is not a valid path", ctx, shown);
         return;
@@ -399,7 +398,7 @@ static void p_listen(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst
 
     if (s == NULL)
         return;
-    if (srv_parse_hostport(s, host, sizeof host, &port) != 0) {
+    if (http_parse_hostport(s, host, sizeof host, &port) != 0) {
         cfg_printable(s, shown, sizeof shown);
         cfg_err(b, at(v), "%s: '%s' is not host:port", ctx, shown);
         return;
@@ -489,9 +488,9 @@ static int query_name_item(cfg_build_t *b, yaml_node_t *item, const char *s,
 
     if (!nonempty(b, item, s, ictx))
         return 0;
-    if (s[n] != '\0' || n > SRV_REDACT_NAME_MAX) {
+    if (s[n] != '\0' || n > HTTP_REDACT_NAME_MAX) {
         cfg_err(b, at(item), "%s: a query name is 1-%d of [A-Za-z0-9._~-]", ictx,
-                SRV_REDACT_NAME_MAX);
+                HTTP_REDACT_NAME_MAX);
         return 0;
     }
     cfg_strv_push(b, names, s);
@@ -570,15 +569,15 @@ static int cidr_item(cfg_build_t *b, yaml_node_t *item, const char *s, const cha
                      void *list)
 {
     char shown[72];
-    srv_cidr_t cidr;
+    http_cidr_t cidr;
 
-    if (srv_cidr_parse(s, &cidr) != 0) {
+    if (http_cidr_parse(s, &cidr) != 0) {
         cfg_printable(s, shown, sizeof shown);
         cfg_err(b, at(item), "%s: '%s' is not an address or CIDR (host bits zero)", ictx,
                 shown);
         return 0;
     }
-    if (srv_cidr_list_add(list, &cidr) != 0)
+    if (http_cidr_list_add(list, &cidr) != 0)
         cfg_err(b, at(item), "out of memory");
     return 0;
 }
@@ -589,7 +588,7 @@ static void p_cidrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
     (void)f;
     if (!is_list(b, v, ctx))
         return;
-    srv_cidr_list_clear(dst);
+    http_cidr_list_clear(dst);
     each_text(b, v, ctx, cidr_item, dst);
 }
 

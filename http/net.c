@@ -1,5 +1,5 @@
 /* net.c — CIDR lists, the client address behind X-Forwarded-For, and
- * "host:port" parsing.  See include/tollgate/srv_net.h.
+ * "host:port" parsing.  See include/tollgate/http.h.
  *
  * Accepted X-Forwarded-For hop forms (one hop between commas, optional
  * spaces/tabs around it):
@@ -8,9 +8,9 @@
  * Anything else ("unknown", obfuscated RFC 7239 identifiers, an empty hop, a
  * zone id, a bracketed v4 address, a hop over 64 bytes) is malformed and ends
  * the walk.  v4-mapped v6 addresses are treated, and written, as v4.
- * No function here allocates except srv_cidr_list_add / _default.
+ * No function here allocates except http_cidr_list_add / _default.
  */
-#include "tollgate/srv_net.h"
+#include "tollgate/http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,7 +41,7 @@ static void addr_unmap(net_addr_t *a)
 /* Parse the `len` bytes at `s` as a bare v4 or v6 address.  0 or -1. */
 static int addr_parse(const char *s, size_t len, net_addr_t *a)
 {
-    char tmp[SRV_IP_STRLEN];
+    char tmp[HTTP_IP_STRLEN];
 
     if (len == 0 || len >= sizeof(tmp))
         return -1;
@@ -62,7 +62,7 @@ static int addr_parse(const char *s, size_t len, net_addr_t *a)
 
 static void addr_format(const net_addr_t *a, char *out, size_t outlen)
 {
-    char tmp[SRV_IP_STRLEN];
+    char tmp[HTTP_IP_STRLEN];
 
     if (inet_ntop(a->family, a->b, tmp, sizeof(tmp)) == NULL)
         tmp[0] = '\0';
@@ -72,7 +72,7 @@ static void addr_format(const net_addr_t *a, char *out, size_t outlen)
     out[outlen - 1] = '\0';
 }
 
-static bool cidr_match(const srv_cidr_t *c, const net_addr_t *a)
+static bool cidr_match(const http_cidr_t *c, const net_addr_t *a)
 {
     unsigned full = c->prefix / 8, rest = c->prefix % 8;
     uint8_t mask;
@@ -87,7 +87,7 @@ static bool cidr_match(const srv_cidr_t *c, const net_addr_t *a)
     return (c->addr[full] & mask) == (a->b[full] & mask);
 }
 
-static bool list_contains_addr(const srv_cidr_list_t *l, const net_addr_t *a)
+static bool list_contains_addr(const http_cidr_list_t *l, const net_addr_t *a)
 {
     size_t i;
 
@@ -125,7 +125,7 @@ static bool host_bits_zero(const uint8_t *b, unsigned prefix, unsigned bits)
     return true;
 }
 
-int srv_cidr_parse(const char *s, srv_cidr_t *out)
+int http_cidr_parse(const char *s, http_cidr_t *out)
 {
     const char *slash;
     net_addr_t a;
@@ -165,9 +165,9 @@ int srv_cidr_parse(const char *s, srv_cidr_t *out)
     return 0;
 }
 
-int srv_cidr_list_add(srv_cidr_list_t *l, const srv_cidr_t *c)
+int http_cidr_list_add(http_cidr_list_t *l, const http_cidr_t *c)
 {
-    srv_cidr_t *v;
+    http_cidr_t *v;
 
     v = realloc(l->v, (l->n + 1) * sizeof(*v));
     if (v == NULL)
@@ -177,21 +177,21 @@ int srv_cidr_list_add(srv_cidr_list_t *l, const srv_cidr_t *c)
     return 0;
 }
 
-int srv_cidr_list_default(srv_cidr_list_t *l)
+int http_cidr_list_default(http_cidr_list_t *l)
 {
     static const char *const defaults[] = {"127.0.0.0/8",   "::1/128",        "10.0.0.0/8",
                                            "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"};
-    srv_cidr_t c;
+    http_cidr_t c;
     size_t i;
 
     for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        if (srv_cidr_parse(defaults[i], &c) != 0 || srv_cidr_list_add(l, &c) != 0)
+        if (http_cidr_parse(defaults[i], &c) != 0 || http_cidr_list_add(l, &c) != 0)
             return -1;
     }
     return 0;
 }
 
-void srv_cidr_list_clear(srv_cidr_list_t *l)
+void http_cidr_list_clear(http_cidr_list_t *l)
 {
     if (l == NULL)
         return;
@@ -200,7 +200,7 @@ void srv_cidr_list_clear(srv_cidr_list_t *l)
     l->n = 0;
 }
 
-bool srv_cidr_list_contains(const srv_cidr_list_t *l, const char *ip)
+bool http_cidr_list_contains(const http_cidr_list_t *l, const char *ip)
 {
     net_addr_t a;
 
@@ -269,7 +269,7 @@ static bool is_ows(char c)
 
 /* Walk `xff` from the right starting from the trusted address `cur`;
  * leave the client address in `cur`. */
-static void xff_walk(const char *xff, const srv_cidr_list_t *trusted, net_addr_t *cur)
+static void xff_walk(const char *xff, const http_cidr_list_t *trusted, net_addr_t *cur)
 {
     const char *end = xff + strlen(xff), *start, *b, *e;
     net_addr_t hop;
@@ -293,8 +293,8 @@ static void xff_walk(const char *xff, const srv_cidr_list_t *trusted, net_addr_t
     }
 }
 
-void srv_client_ip(const char *peer_ip, const char *xff, const srv_cidr_list_t *trusted,
-                   char *out, size_t outlen)
+void http_client_ip(const char *peer_ip, const char *xff, const http_cidr_list_t *trusted,
+                    char *out, size_t outlen)
 {
     net_addr_t cur;
 
@@ -337,7 +337,7 @@ static int copy_host(const char *s, size_t len, char *host, size_t hostlen)
     return 0;
 }
 
-int srv_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+int http_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 {
     const char *colon, *close;
     net_addr_t a;

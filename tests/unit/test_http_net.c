@@ -1,32 +1,32 @@
-/* test_srv_net.c — CIDR parsing and matching, client IP from XFF, host:port. */
+/* test_http_net.c — CIDR parsing and matching, client IP from XFF, host:port. */
 #include <string.h>
 #include <sys/socket.h>
 
-#include "tollgate/srv_net.h"
+#include "tollgate/http.h"
 #include "unit.h"
 
 static void test_cidr_parse_ok(void)
 {
-    srv_cidr_t c;
+    http_cidr_t c;
 
-    CU_ASSERT_EQUAL(srv_cidr_parse("10.0.0.0/8", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("10.0.0.0/8", &c), 0);
     CU_ASSERT_EQUAL(c.family, AF_INET);
     CU_ASSERT_EQUAL(c.prefix, 8);
     CU_ASSERT_EQUAL(c.addr[0], 10);
-    CU_ASSERT_EQUAL(srv_cidr_parse("127.0.0.1", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("127.0.0.1", &c), 0);
     CU_ASSERT_EQUAL(c.prefix, 32);
-    CU_ASSERT_EQUAL(srv_cidr_parse("0.0.0.0/0", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("0.0.0.0/0", &c), 0);
     CU_ASSERT_EQUAL(c.prefix, 0);
-    CU_ASSERT_EQUAL(srv_cidr_parse("172.16.0.0/12", &c), 0);
-    CU_ASSERT_EQUAL(srv_cidr_parse("fc00::/7", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("172.16.0.0/12", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("fc00::/7", &c), 0);
     CU_ASSERT_EQUAL(c.family, AF_INET6);
     CU_ASSERT_EQUAL(c.prefix, 7);
-    CU_ASSERT_EQUAL(srv_cidr_parse("::1", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("::1", &c), 0);
     CU_ASSERT_EQUAL(c.prefix, 128);
-    CU_ASSERT_EQUAL(srv_cidr_parse("::/0", &c), 0);
-    CU_ASSERT_EQUAL(srv_cidr_parse("2001:db8::/32", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("::/0", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("2001:db8::/32", &c), 0);
     /* v4-mapped CIDRs become their v4 form. */
-    CU_ASSERT_EQUAL(srv_cidr_parse("::ffff:10.0.0.0/104", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_parse("::ffff:10.0.0.0/104", &c), 0);
     CU_ASSERT_EQUAL(c.family, AF_INET);
     CU_ASSERT_EQUAL(c.prefix, 8);
 }
@@ -55,70 +55,70 @@ static void test_cidr_parse_bad(void)
         "010.0.0.0/8",
         "1.2.3.4 ",
     };
-    srv_cidr_t c;
+    http_cidr_t c;
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (srv_cidr_parse(bad[i], &c) == 0)
+        if (http_cidr_parse(bad[i], &c) == 0)
             CU_FAIL(bad[i]);
     }
-    CU_ASSERT_EQUAL(srv_cidr_parse(NULL, &c), -1);
+    CU_ASSERT_EQUAL(http_cidr_parse(NULL, &c), -1);
 }
 
 static void test_cidr_list(void)
 {
-    srv_cidr_list_t l = {0};
-    srv_cidr_t c;
+    http_cidr_list_t l = {0};
+    http_cidr_t c;
 
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "10.0.0.1"));
-    CU_ASSERT_EQUAL(srv_cidr_list_default(&l), 0);
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "10.0.0.1"));
+    CU_ASSERT_EQUAL(http_cidr_list_default(&l), 0);
     CU_ASSERT_EQUAL(l.n, 6);
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "10.1.2.3"));
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "127.0.0.1"));
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "172.31.255.255"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "172.32.0.0"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "172.15.255.255"));
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "192.168.1.1"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "192.169.0.1"));
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "::1"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "::2"));
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "fd12:3456::1"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "fe80::1"));
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "::ffff:10.0.0.1"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "::ffff:8.8.8.8"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "8.8.8.8"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "not-an-ip"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, ""));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, NULL));
-    srv_cidr_list_clear(&l);
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "10.1.2.3"));
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "127.0.0.1"));
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "172.31.255.255"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "172.32.0.0"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "172.15.255.255"));
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "192.168.1.1"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "192.169.0.1"));
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "::1"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "::2"));
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "fd12:3456::1"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "fe80::1"));
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "::ffff:10.0.0.1"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "::ffff:8.8.8.8"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "8.8.8.8"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "not-an-ip"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, ""));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, NULL));
+    http_cidr_list_clear(&l);
     CU_ASSERT_EQUAL(l.n, 0);
     CU_ASSERT_PTR_NULL(l.v);
 
     /* /0 matches its whole family only; an odd prefix length. */
-    CU_ASSERT_EQUAL(srv_cidr_parse("0.0.0.0/0", &c), 0);
-    CU_ASSERT_EQUAL(srv_cidr_list_add(&l, &c), 0);
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "203.0.113.9"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "2001:db8::1"));
-    CU_ASSERT_EQUAL(srv_cidr_parse("2001:db8:8000::/33", &c), 0);
-    CU_ASSERT_EQUAL(srv_cidr_list_add(&l, &c), 0);
-    CU_ASSERT_TRUE(srv_cidr_list_contains(&l, "2001:db8:8000::1"));
-    CU_ASSERT_FALSE(srv_cidr_list_contains(&l, "2001:db8:7fff::1"));
-    srv_cidr_list_clear(&l);
-    srv_cidr_list_clear(NULL);
+    CU_ASSERT_EQUAL(http_cidr_parse("0.0.0.0/0", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_list_add(&l, &c), 0);
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "203.0.113.9"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "2001:db8::1"));
+    CU_ASSERT_EQUAL(http_cidr_parse("2001:db8:8000::/33", &c), 0);
+    CU_ASSERT_EQUAL(http_cidr_list_add(&l, &c), 0);
+    CU_ASSERT_TRUE(http_cidr_list_contains(&l, "2001:db8:8000::1"));
+    CU_ASSERT_FALSE(http_cidr_list_contains(&l, "2001:db8:7fff::1"));
+    http_cidr_list_clear(&l);
+    http_cidr_list_clear(NULL);
 }
 
 #define CLIENT_IS(peer, xff, want)                                                         \
     do {                                                                                   \
-        char out_[SRV_IP_STRLEN];                                                          \
-        srv_client_ip((peer), (xff), &l, out_, sizeof(out_));                              \
+        char out_[HTTP_IP_STRLEN];                                                          \
+        http_client_ip((peer), (xff), &l, out_, sizeof(out_));                              \
         CU_ASSERT_STRING_EQUAL(out_, (want));                                              \
     } while (0)
 
 static void test_client_ip(void)
 {
-    srv_cidr_list_t l = {0};
+    http_cidr_list_t l = {0};
 
-    CU_ASSERT_EQUAL(srv_cidr_list_default(&l), 0);
+    CU_ASSERT_EQUAL(http_cidr_list_default(&l), 0);
     /* No XFF, or an untrusted peer: the peer, whatever XFF says. */
     CLIENT_IS("203.0.113.5", NULL, "203.0.113.5");
     CLIENT_IS("203.0.113.5", "1.1.1.1", "203.0.113.5");
@@ -158,10 +158,10 @@ static void test_client_ip(void)
     CLIENT_IS("unix", "1.2.3.4", "unix");
     {
         char small[4];
-        srv_client_ip("203.0.113.5", NULL, &l, small, sizeof(small));
+        http_client_ip("203.0.113.5", NULL, &l, small, sizeof(small));
         CU_ASSERT_STRING_EQUAL(small, "203");
     }
-    srv_cidr_list_clear(&l);
+    http_cidr_list_clear(&l);
 }
 
 static void test_hostport(void)
@@ -169,32 +169,32 @@ static void test_hostport(void)
     char host[64];
     uint16_t port = 0;
 
-    CU_ASSERT_EQUAL(srv_parse_hostport("0.0.0.0:8080", host, sizeof(host), &port), 0);
+    CU_ASSERT_EQUAL(http_parse_hostport("0.0.0.0:8080", host, sizeof(host), &port), 0);
     CU_ASSERT_STRING_EQUAL(host, "0.0.0.0");
     CU_ASSERT_EQUAL(port, 8080);
-    CU_ASSERT_EQUAL(srv_parse_hostport("[::]:9090", host, sizeof(host), &port), 0);
+    CU_ASSERT_EQUAL(http_parse_hostport("[::]:9090", host, sizeof(host), &port), 0);
     CU_ASSERT_STRING_EQUAL(host, "::");
     CU_ASSERT_EQUAL(port, 9090);
-    CU_ASSERT_EQUAL(srv_parse_hostport(":8080", host, sizeof(host), &port), 0);
+    CU_ASSERT_EQUAL(http_parse_hostport(":8080", host, sizeof(host), &port), 0);
     CU_ASSERT_STRING_EQUAL(host, "0.0.0.0");
-    CU_ASSERT_EQUAL(srv_parse_hostport("redis-0.redis:6379", host, sizeof(host), &port), 0);
+    CU_ASSERT_EQUAL(http_parse_hostport("redis-0.redis:6379", host, sizeof(host), &port), 0);
     CU_ASSERT_STRING_EQUAL(host, "redis-0.redis");
     CU_ASSERT_EQUAL(port, 6379);
-    CU_ASSERT_EQUAL(srv_parse_hostport("127.0.0.1:65535", host, sizeof(host), &port), 0);
+    CU_ASSERT_EQUAL(http_parse_hostport("127.0.0.1:65535", host, sizeof(host), &port), 0);
     CU_ASSERT_EQUAL(port, 65535);
 
-    CU_ASSERT_EQUAL(srv_parse_hostport("0.0.0.0", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("0.0.0.0:", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("0.0.0.0:65536", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("0.0.0.0:80a", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("::1:8080", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("[::1]8080", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("[::1]", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("[1.2.3.4]:80", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("[nothost]:80", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("a b:80", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("", host, sizeof(host), &port), -1);
-    CU_ASSERT_EQUAL(srv_parse_hostport("verylonghostname:80", host, 8, &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("0.0.0.0", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("0.0.0.0:", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("0.0.0.0:65536", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("0.0.0.0:80a", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("::1:8080", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("[::1]8080", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("[::1]", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("[1.2.3.4]:80", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("[nothost]:80", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("a b:80", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("", host, sizeof(host), &port), -1);
+    CU_ASSERT_EQUAL(http_parse_hostport("verylonghostname:80", host, 8, &port), -1);
 }
 
 static const unit_test_t tests[] = {
@@ -203,7 +203,7 @@ static const unit_test_t tests[] = {
     {"hostport", test_hostport},           {NULL, NULL},
 };
 
-int test_srv_net_add(void)
+int test_http_net_add(void)
 {
-    return unit_add_suite("srv_net", tests);
+    return unit_add_suite("http_net", tests);
 }

@@ -52,12 +52,12 @@ static json_t *jstrv(const cfg_strv_t *v)
     return a;
 }
 
-static json_t *jcidrs(const srv_cidr_list_t *l)
+static json_t *jcidrs(const http_cidr_list_t *l)
 {
     json_t *a = json_array();
 
     for (size_t i = 0; a != NULL && i < l->n; i++) {
-        char ip[SRV_IP_STRLEN], text[SRV_IP_STRLEN + 8];
+        char ip[HTTP_IP_STRLEN], text[HTTP_IP_STRLEN + 8];
 
         if (inet_ntop(l->v[i].family, l->v[i].addr, ip, sizeof ip) == NULL)
             continue;

@@ -177,7 +177,7 @@ static void cfg_free(cfg_t *c)
     free(c->path);
     free(c->listen);
     free(c->admin_listen);
-    srv_cidr_list_clear(&c->trusted_proxies);
+    http_cidr_list_clear(&c->trusted_proxies);
     cfg_strv_clear(&c->redis.nodes);
     free(c->redis.key_prefix);
     free(c->redis.tls_ca_file);
@@ -371,7 +371,7 @@ static cfg_t *cfg_defaults(void)
          c->security_headers.content_security_policy &&
          c->security_headers.permissions_policy && c->auth.keys &&
          c->auth.jwt.scopes_claim && c->auth.jwt.algorithms.n == 1 && c->audit_path &&
-         srv_cidr_list_default(&c->trusted_proxies) == 0;
+         http_cidr_list_default(&c->trusted_proxies) == 0;
     if (!ok) {
         cfg_free(c);
         return NULL;

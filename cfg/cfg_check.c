@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 
 #include "tollgate/log.h"
-#include "tollgate/srv_http_util.h"
+#include "tollgate/http.h"
 
 #include "cfg_internal.h"
 
@@ -227,7 +227,7 @@ static void check_origins(cfg_build_t *b)
         char why[256] = "", shown[256], where[300];
         cfg_where_t w = b->origin_where[i];
 
-        if (srv_cors_origin_check(o->v[i], why, sizeof why) == 0) {
+        if (http_cors_origin_check(o->v[i], why, sizeof why) == 0) {
             b->origin_where[keep] = w;
             o->v[keep++] = o->v[i];
             continue;
