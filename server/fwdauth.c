@@ -96,76 +96,76 @@ static unsigned dialects_seen(const srv_hdrs_t *h)
     return seen;
 }
 
-static int refuse(srv_req_t *r, int status, const char *reason)
+static srv_fwd_result_t refuse(srv_req_t *r, srv_fwd_result_t result, const char *reason)
 {
     r->reason = reason;
-    return status;
+    return result;
 }
 
-static int parse_nginx(srv_req_t *r)
+static srv_fwd_result_t parse_nginx(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
 
     if (h->o_url != NULL) {
         if (split_url(r, h->o_url, r->hostbuf, sizeof(r->hostbuf)) != 0)
-            return refuse(r, 400, "bad_original");
+            return refuse(r, SRV_FWD_BAD, "bad_original");
         /* Both: one may be a client's (nginx passes client headers on), so
          * they must name the same target, and the URL the host of Host. */
         if (h->o_uri != NULL && (strcmp(h->o_uri, r->target) != 0 || h->host == NULL ||
                                  strcasecmp(h->host, r->host) != 0))
-            return refuse(r, 400, "dialect_conflict");
+            return refuse(r, SRV_FWD_CONFLICT, "dialect_conflict");
     } else if (h->o_uri != NULL) {
         r->target = h->o_uri;
         r->host = h->host; /* what the nginx config sets, never X-Forwarded-Host */
     } else {
-        return refuse(r, 400, "bad_original"); /* no original target */
+        return refuse(r, SRV_FWD_BAD, "bad_original"); /* no original target */
     }
     if (h->o_method != NULL)
         r->method = h->o_method;
-    return 0;
+    return SRV_FWD_OK;
 }
 
-static int parse_traefik(srv_req_t *r)
+static srv_fwd_result_t parse_traefik(srv_req_t *r)
 {
     if (r->h.f_uri == NULL)
-        return refuse(r, 400, "bad_original");
+        return refuse(r, SRV_FWD_BAD, "bad_original");
     r->target = r->h.f_uri;
     r->host = r->h.f_host;
     if (r->h.f_method != NULL)
         r->method = r->h.f_method;
-    return 0;
+    return SRV_FWD_OK;
 }
 
 /* `rest` is what follows the prefix: "/x?y" -> "/x?y"; "" -> "/"; "?x" -> "/?x". */
-static int parse_envoy(srv_req_t *r, const char *rest)
+static srv_fwd_result_t parse_envoy(srv_req_t *r, const char *rest)
 {
     r->target = rest;
     if (*rest == '\0') {
         r->target = "/";
     } else if (*rest == '?') {
         if (asprintf(&r->target_own, "/%s", rest) < 0)
-            return refuse(r, 500, "out_of_memory");
+            return refuse(r, SRV_FWD_NOMEM, "out_of_memory");
         r->target = r->target_own;
     }
     r->host = r->h.host;
-    return 0;
+    return SRV_FWD_OK;
 }
 
-/* The dialect of this request under forward_auth.dialect; 0 or a status. */
-static int pick_mode(srv_req_t *r, const char *rest)
+/* The dialect of this request under forward_auth.dialect. */
+static srv_fwd_result_t pick_mode(srv_req_t *r, const char *rest)
 {
     unsigned seen = dialects_seen(&r->h);
 
     switch (r->cfg->forward_auth.dialect) {
     case CFG_DIALECT_NGINX:
         r->mode = SRV_MODE_FWD_NGINX;
-        return 0;
+        return SRV_FWD_OK;
     case CFG_DIALECT_TRAEFIK:
         r->mode = SRV_MODE_FWD_TRAEFIK;
-        return 0;
+        return SRV_FWD_OK;
     case CFG_DIALECT_ENVOY:
         r->mode = SRV_MODE_FWD_ENVOY;
-        return 0;
+        return SRV_FWD_OK;
     case CFG_DIALECT_AUTO:
     default:
         break;
@@ -173,24 +173,24 @@ static int pick_mode(srv_req_t *r, const char *rest)
     /* Envoy's path_prefix always yields "/auth/<path>"; nginx and Traefik
      * ask at the bare prefix.  Anything that fits two dialects is refused. */
     if (seen == (SEEN_NGINX | SEEN_TRAEFIK) || (seen != 0 && rest[0] == '/'))
-        return refuse(r, 400, "dialect_conflict");
+        return refuse(r, SRV_FWD_CONFLICT, "dialect_conflict");
     r->mode = seen & SEEN_NGINX     ? SRV_MODE_FWD_NGINX
               : seen & SEEN_TRAEFIK ? SRV_MODE_FWD_TRAEFIK
                                     : SRV_MODE_FWD_ENVOY;
-    return 0;
+    return SRV_FWD_OK;
 }
 
-int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
+srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target)
 {
     const char *rest = own_target + strlen(r->cfg->forward_auth.path);
     const char *f_proto = r->h.f_proto;
-    int st = pick_mode(r, rest);
+    srv_fwd_result_t st = pick_mode(r, rest);
 
-    if (st != 0)
+    if (st != SRV_FWD_OK)
         return st;
     if (r->mode != SRV_MODE_FWD_ENVOY && !r->peer_trusted) {
         warn_untrusted(r->w->srv, r->peer);
-        return refuse(r, 403, "untrusted_forwarder");
+        return refuse(r, SRV_FWD_UNTRUSTED, "untrusted_forwarder");
     }
     switch (r->mode) {
     case SRV_MODE_FWD_NGINX:
@@ -205,14 +205,14 @@ int srv_fwdauth_parse(srv_req_t *r, const char *own_target)
         st = parse_envoy(r, rest);
         break;
     }
-    if (st != 0)
+    if (st != SRV_FWD_OK)
         return st;
     if (r->peer_trusted && f_proto != NULL && strcasecmp(f_proto, "https") == 0)
         r->https = true;
     if (!method_ok(r->method) || r->target[0] != '/')
-        return refuse(r, 400, "bad_original");
+        return refuse(r, SRV_FWD_BAD, "bad_original");
     r->method_bit = rl_method_bit(r->method);
     if (r->method_bit == 0)
         r->method_bit = RL_METHOD_OTHER;
-    return 0;
+    return SRV_FWD_OK;
 }

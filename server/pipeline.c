@@ -34,8 +34,18 @@
 #include "tollgate/util_fmt.h"
 #include "srv_internal.h"
 
+/* What a pipeline step did (DESIGN §6).  A step that answers has called
+ * deny() or sent the answer; one that is pending resumes the pipeline from
+ * its callback (resume()) or answers there. */
+typedef enum {
+    STEP_NEXT,     /* go on with the next step */
+    STEP_ANSWERED, /* the request was answered: stop */
+    STEP_PENDING,  /* waiting on Redis / the limiter: its callback goes on */
+} step_result_t;
+
 static void limits_done(const rl_result_t *res, void *privdata);
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
+static void resume(srv_req_t *r);
 
 int64_t srv_now_ms(void)
 {
@@ -243,8 +253,8 @@ static auth_lockout_policy_t lockout_policy(const cfg_t *c)
 }
 
 /* Step 4: a client ip locked out after too many failures is refused before
- * its credentials are looked at.  Returns true when the request was answered. */
-static bool locked_out(srv_req_t *r)
+ * its credentials are looked at. */
+static step_result_t step_lockout(srv_req_t *r)
 {
     uint64_t ms;
     unsigned long long secs;
@@ -252,10 +262,10 @@ static bool locked_out(srv_req_t *r)
 
     if (r->cfg->auth.lockout.max_failures == 0 || r->route->auth == CFG_ROUTE_NONE ||
         r->cfg->auth.mode == CFG_AUTH_NONE)
-        return false;
+        return STEP_NEXT;
     ms = auth_lockout_check(r->w->srv->lockout, r->ip, srv_now_ms());
     if (ms == 0)
-        return false;
+        return STEP_NEXT;
     secs = (ms + 999) / 1000;
     snprintf(retry, sizeof(retry), "%llu", secs < 1 ? 1ULL : secs);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", retry);
@@ -264,7 +274,7 @@ static bool locked_out(srv_req_t *r)
          r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
                                        : 429,
          "locked_out", "too many failed authentications; retry later");
-    return true;
+    return STEP_ANSWERED;
 }
 
 static void deny_unauthorized(srv_req_t *r)
@@ -284,7 +294,7 @@ static void failure_counted(void *privdata)
  * answer 401 once it is counted (with Redis, after lua/lockout.lua replied:
  * a client that sees its failure answered finds the lock already in place,
  * on this replica and, through the channel, on the others). */
-static void count_failure(srv_req_t *r)
+static step_result_t count_failure(srv_req_t *r)
 {
     auth_lockout_policy_t p = lockout_policy(r->cfg);
 
@@ -292,10 +302,11 @@ static void count_failure(srv_req_t *r)
         r->lock_pending = srv_shared_lockout_fail(r->w, r->ip, &p, failure_counted, r);
         if (r->lock_pending != NULL) {
             watch_close(r, true);
-            return;
+            return STEP_PENDING;
         }
     }
     deny_unauthorized(r);
+    return STEP_ANSWERED;
 }
 
 /* ---- step: authentication --------------------------------------------- */
@@ -305,8 +316,9 @@ static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
     return m == want || m == CFG_AUTH_ANY;
 }
 
-/* 0: go on (identity filled, or anonymous where allowed); -1: denied. */
-static int authenticate(srv_req_t *r)
+/* Step 5.  Next with the identity filled (or anonymous where allowed);
+ * a refused credential is counted (pending with Redis) and answered 401. */
+static step_result_t step_authenticate(srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
     const char *key = r->h.api_key;
@@ -314,13 +326,13 @@ static int authenticate(srv_req_t *r)
     const char *reason;
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
-        return 0;
+        return STEP_NEXT;
     if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
         c->auth.api_key_enabled) {
         const auth_apikey_t *k = auth_keystore_lookup(c->auth.keys, key, strlen(key));
 
         if (k != NULL && auth_apikey_identity(k, &r->id) == 0)
-            return 0;
+            return STEP_NEXT;
         reason = "invalid_api_key";
         goto out_fail;
     }
@@ -338,7 +350,7 @@ static int authenticate(srv_req_t *r)
             /* Revocation is checked only after signature and claims pass. */
             if (!auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat,
                                    now))
-                return 0;
+                return STEP_NEXT;
             reason = "revoked";
         } else {
             reason = auth_jwt_status_str(st);
@@ -348,17 +360,28 @@ static int authenticate(srv_req_t *r)
         goto out_fail;
     }
     if (r->route->auth == CFG_ROUTE_OPTIONAL)
-        return 0;
+        return STEP_NEXT;
     reason = "missing_credentials";
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
     deny_unauthorized(r);
-    return -1;
+    return STEP_ANSWERED;
 out_fail:
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
-    count_failure(r);
-    return -1;
+    return count_failure(r);
+}
+
+/* Step 6: the route's scopes must all be the credential's. */
+static step_result_t step_authorize(srv_req_t *r)
+{
+    if (r->route->scopes.n > 0 &&
+        !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {
+        r->reason = "insufficient_scope";
+        deny(r, 403, "forbidden", "insufficient scope");
+        return STEP_ANSWERED;
+    }
+    return STEP_NEXT;
 }
 
 /* ---- step: limits ------------------------------------------------------- */
@@ -396,7 +419,8 @@ static const char *bucket_client(const srv_req_t *r, char *buf, size_t len)
     return n >= 0 && (size_t)n < len ? buf : NULL;
 }
 
-static void check_limits(srv_req_t *r)
+/* Step 7: every matching limit, decided in limits_done(). */
+static step_result_t step_limits(srv_req_t *r)
 {
     char client[2048];
     rl_request_t q = {
@@ -415,8 +439,10 @@ static void check_limits(srv_req_t *r)
 
     watch_close(r, true);
     r->rl_pending = rl_check(r->w->limiter, &r->cfg->policy, &q, limits_done, r);
-    if (r->rl_pending == NULL)
-        deny(r, 503, "unavailable", "rate limiter unavailable");
+    if (r->rl_pending != NULL)
+        return STEP_PENDING;
+    deny(r, 503, "unavailable", "rate limiter unavailable");
+    return STEP_ANSWERED;
 }
 
 /* A growing string (the RateLimit fields); `s` NULL once out of memory. */
@@ -678,7 +704,7 @@ static void limits_done(const rl_result_t *res, void *privdata)
         return;
     case RL_OK:
     default:
-        allow(r);
+        resume(r);
         return;
     }
 }
@@ -700,9 +726,8 @@ static const cfg_route_t *match_route(const srv_req_t *r)
     return r->mode == SRV_MODE_PROXY ? NULL : &c->default_route;
 }
 
-/* CORS: remember an allowed Origin; answer a preflight.  Returns true when
- * the request has been answered. */
-static bool cors(srv_req_t *r)
+/* CORS: remember an allowed Origin; answer a preflight. */
+static step_result_t cors(srv_req_t *r)
 {
     const char *origin = r->h.origin;
     const char *acrm = r->h.acrm;
@@ -713,11 +738,11 @@ static bool cors(srv_req_t *r)
         http_cors_origin_allowed(origin, r->cfg->cors_origins.v, r->cfg->cors_origins.n))
         r->origin = origin;
     if (strcmp(r->method, "OPTIONS") != 0 || origin == NULL || acrm == NULL)
-        return false;
+        return STEP_NEXT;
     if (r->origin == NULL) {
         r->reason = "cors_origin";
         deny(r, 403, "forbidden", "origin not allowed");
-        return true;
+        return STEP_ANSWERED;
     }
     out = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(out, "Access-Control-Allow-Methods",
@@ -732,10 +757,10 @@ static bool cors(srv_req_t *r)
     r->decision = "allow";
     srv_send_json(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
     finish(r);
-    return true;
+    return STEP_ANSWERED;
 }
 
-/* ---- step: begin ------------------------------------------------------- */
+/* ---- steps: identify, own paths, route; the pipeline ------------------- */
 
 /* Does normalized `path` name the forward-auth endpoint (`/auth`, `/auth/...`)? */
 static bool is_fwd_path(const char *path, const char *prefix)
@@ -800,23 +825,23 @@ static int normalize(srv_req_t *r)
  * cannot drop what the ingress passes on, so a '_'/'.' spelling of an
  * identity header is refused there; proxy.reserved_headers: reject refuses
  * every reserved spelling and any X-Auth-* in both modes (the default,
- * drop, has proxy.c leave them out).  True when the request was answered. */
-static bool forged_headers(srv_req_t *r)
+ * drop, has proxy.c leave them out). */
+static step_result_t forged_headers(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
     bool reject = r->cfg->proxy.reserved == CFG_RESERVED_REJECT;
 
     if (!(r->mode != SRV_MODE_PROXY && h->identity_variant) &&
         !(reject && (h->identity_exact || h->reserved_variant)))
-        return false;
+        return STEP_NEXT;
     r->reason = "reserved_header";
     deny(r, 400, "bad_request", "request header spelled like one tollgate sets");
-    return true;
+    return STEP_ANSWERED;
 }
 
 /* Double encoding and ';' path parameters, unless the matched route allows
  * them (no route: refused too, not a 404 that hides why). */
-static bool path_refused(srv_req_t *r)
+static step_result_t path_refused(srv_req_t *r)
 {
     const cfg_route_t *rt = r->route;
 
@@ -824,9 +849,9 @@ static bool path_refused(srv_req_t *r)
         ((r->path_flags & HTTP_PATH_SEMICOLON) && !(rt && rt->allow_semicolon))) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
-        return true;
+        return STEP_ANSWERED;
     }
-    return false;
+    return STEP_NEXT;
 }
 
 /* Headers libevent accepted that tollgate refuses (hdrs.c): the framing may
@@ -838,23 +863,20 @@ static void refuse_headers(srv_req_t *r)
     deny(r, 400, "bad_request", "malformed request header");
 }
 
-static void begin(srv_req_t *r)
+/* Step 1: who is asking — request id, client address, method, target; the
+ * header scan's verdict (srv_hdrs_scan, done before the first step). */
+static step_result_t step_identify(srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
     const char *rid = r->h.request_id;
     const char *own = evhttp_request_get_uri(r->req);
-    const char *xfp;
     char *peer_addr = NULL;
     ev_uint16_t peer_port = 0;
-    int st;
 
-    /* 1. request id */
     if (rid != NULL && http_reqid_valid(rid))
         snprintf(r->reqid, sizeof(r->reqid), "%s", rid);
     else
         http_reqid_new(r->reqid);
-
-    /* client address */
     if (r->conn != NULL)
         evhttp_connection_get_peer(r->conn, &peer_addr, &peer_port);
     snprintf(r->peer, sizeof(r->peer), "%s", peer_addr ? peer_addr : "");
@@ -870,7 +892,6 @@ static void begin(srv_req_t *r)
     } else {
         http_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
     }
-
     r->method = method_name(evhttp_request_get_command(r->req));
     r->method_bit = rl_method_bit(r->method);
     r->target = own != NULL ? own : "/";
@@ -878,78 +899,119 @@ static void begin(srv_req_t *r)
     r->mode = SRV_MODE_PROXY;
     if (r->h.bad != NULL) {
         refuse_headers(r);
-        return;
+        return STEP_ANSWERED;
     }
+    return STEP_NEXT;
+}
 
-    /* tollgate's own paths, matched on the normalized path */
+/* A forward-auth request whose dialect headers srv_fwdauth_parse refused. */
+static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
+{
+    switch (st) {
+    case SRV_FWD_UNTRUSTED:
+        deny(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
+        break;
+    case SRV_FWD_CONFLICT:
+        deny(r, 400, "bad_request",
+             "forward-auth headers of more than one dialect, or that disagree");
+        break;
+    case SRV_FWD_NOMEM:
+        deny(r, 500, "unavailable", "malformed original request");
+        break;
+    case SRV_FWD_BAD:
+    case SRV_FWD_OK:
+    default:
+        deny(r, 400, "bad_request", "malformed original request");
+        break;
+    }
+    return STEP_ANSWERED;
+}
+
+/* Step 2: tollgate's own paths, matched on the normalized path — health,
+ * and forward-auth, whose original request replaces method, target and
+ * host; then the names no client may send. */
+static step_result_t step_own_paths(srv_req_t *r)
+{
+    const cfg_t *c = r->cfg;
+    const char *xfp;
+    srv_fwd_result_t st;
+
     if (normalize(r) != 0) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "malformed request path");
-        return;
+        return STEP_ANSWERED;
     }
     if (strcmp(r->path, c->healthz_path) == 0 || strcmp(r->path, c->readyz_path) == 0) {
         r->reason = "health";
         answer_health(r, strcmp(r->path, c->readyz_path) == 0);
         finish(r);
-        return;
+        return STEP_ANSWERED;
     }
     if (is_fwd_path(r->path, c->forward_auth.path)) {
         if (strncmp(r->target, c->forward_auth.path, strlen(c->forward_auth.path)) != 0) {
             r->reason = "bad_path";
             deny(r, 400, "bad_request", "malformed request path");
-            return;
+            return STEP_ANSWERED;
         }
         free(r->path);
         r->path = NULL;
         st = srv_fwdauth_parse(r, r->target);
-        if (st == 403) {
-            deny(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
-            return;
-        }
-        if (st != 0) {
-            deny(r, st, st == 400 ? "bad_request" : "unavailable",
-                 strcmp(r->reason, "dialect_conflict") == 0
-                     ? "forward-auth headers of more than one dialect, or that disagree"
-                     : "malformed original request");
-            return;
-        }
+        if (st != SRV_FWD_OK)
+            return refuse_forward(r, st);
         if (normalize(r) != 0) {
             r->reason = "bad_path";
             deny(r, 400, "bad_request", "malformed original request");
-            return;
+            return STEP_ANSWERED;
         }
     } else {
         xfp = r->h.f_proto;
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
             r->https = true;
     }
-    if (forged_headers(r))
-        return;
+    return forged_headers(r);
+}
 
-    /* 3. route and CORS */
+/* Step 3: the route (forward-auth: default_route when none matches), the
+ * path ambiguities it allows, CORS. */
+static step_result_t step_route(srv_req_t *r)
+{
     r->route = match_route(r);
-    if (path_refused(r))
-        return;
+    if (path_refused(r) == STEP_ANSWERED)
+        return STEP_ANSWERED;
     if (r->route == NULL) {
         r->reason = "no_route";
         deny(r, 404, "not_found", "no route");
-        return;
+        return STEP_ANSWERED;
     }
-    if (cors(r))
-        return;
+    return cors(r);
+}
 
-    /* 4. lockout, 5. authentication, 6. authorization */
-    if (locked_out(r) || authenticate(r) != 0)
-        return;
-    if (r->route->scopes.n > 0 &&
-        !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {
-        r->reason = "insufficient_scope";
-        deny(r, 403, "forbidden", "insufficient scope");
-        return;
-    }
+/* The pipeline of DESIGN §6, in order; allow() answers after the last. */
+static step_result_t (*const steps[])(srv_req_t *) = {
+    step_identify,     /* 1. request id, client ip (and malformed headers) */
+    step_own_paths,    /* 2. size is libevent's; own paths, forward-auth */
+    step_route,        /* 3. route and CORS */
+    step_lockout,      /* 4. */
+    step_authenticate, /* 5. */
+    step_authorize,    /* 6. */
+    step_limits,       /* 7. */
+};
+#define NSTEPS (sizeof(steps) / sizeof(steps[0]))
 
-    /* 7. limits (answered in limits_done) */
-    check_limits(r);
+/* Run the steps from r->step on; allow the request when all went on. */
+static void run(srv_req_t *r)
+{
+    for (; r->step < NSTEPS; r->step++)
+        if (steps[r->step](r) != STEP_NEXT)
+            return;
+    allow(r);
+}
+
+/* A pending step's callback decided "go on": continue after that step. */
+static void resume(srv_req_t *r)
+{
+    r->step++;
+    run(r);
 }
 
 void srv_pipeline_handle(struct evhttp_request *req, void *arg)
@@ -967,7 +1029,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     r->req = req;
     r->conn = evhttp_request_get_connection(req);
     r->upstream_status = -1;
-    (void)srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req)); /* see begin() */
+    (void)srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req)); /* see step 1 */
     w->inflight++;
-    begin(r);
+    run(r);
 }

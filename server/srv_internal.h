@@ -149,13 +149,19 @@ typedef struct srv_req {
     char hostbuf[256];        /* host taken from X-Original-URL */
     char *target_own;         /* target built by tollgate (malloc'd) or NULL */
     char *path;               /* normalized original path (malloc'd) */
-    unsigned path_flags;      /* SRV_PATH_* seen while normalizing */
+    unsigned path_flags;      /* HTTP_PATH_* seen while normalizing */
     const char *query;        /* points into target, NULL when none */
     const char *origin;       /* Origin header when allowed by CORS, else NULL */
     const cfg_route_t *route; /* matched route, or &cfg->default_route */
     auth_identity_t id;
     bool bearer_failed; /* a presented JWT was refused */
     char claimbuf[64];
+    /* The pipeline (pipeline.c) runs its steps in order from `step`.  State
+     * invariant: at most one of rl_pending, lock_pending and proxy_pending is
+     * set, and only while its step (limits, authenticate, the answer) waits
+     * for it; the callback clears it before it does anything else, and
+     * on_close cancels it.  No step runs while one is set. */
+    unsigned step;
     rl_pending_t *rl_pending;
     struct srv_lock_op *lock_pending; /* a refused credential being counted */
     struct event watch_ev;            /* client-gone watch while a step is pending */
@@ -216,10 +222,19 @@ void srv_shared_lockout_detach(srv_lock_op_t *op);
 /* pipeline.c: the main listener's request handler. */
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);
 
+/* What srv_fwdauth_parse() found; the pipeline turns it into an answer. */
+typedef enum {
+    SRV_FWD_OK,
+    SRV_FWD_BAD,       /* malformed original request */
+    SRV_FWD_CONFLICT,  /* headers of two dialects, or URL and URI disagree */
+    SRV_FWD_UNTRUSTED, /* dialect headers from a peer outside trusted_proxies */
+    SRV_FWD_NOMEM,
+} srv_fwd_result_t;
+
 /* fwdauth.c: fill mode/method/target/host of `r` from the forward-auth
- * request under forward_auth.dialect.  Returns 0, or an HTTP status to
- * refuse with (400, 403; 500 out of memory) with r->reason set. */
-int srv_fwdauth_parse(srv_req_t *r, const char *own_target);
+ * request under forward_auth.dialect.  Anything but SRV_FWD_OK comes with
+ * r->reason set. */
+srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 
 /* respond.c */
 /* `own`: tollgate's answer (no-store, nothing to replace), else a proxied one. */
