@@ -13,15 +13,8 @@
 #include <openssl/sha.h>
 
 #include "rc_internal.h"
+#include "tollgate/util_clock.h"
 #include "tollgate/log.h"
-
-uint64_t rc_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* xorshift64*: jitter and node picks only, no need for quality. */
 uint64_t rc_rand(rc_client_t *c)
@@ -641,7 +634,7 @@ rc_client_t *rc_client_new(struct event_base *base, const rc_opts_t *o, char *er
     TAILQ_INIT(&c->graveyard);
     TAILQ_INIT(&c->subs);
     TAILQ_INIT(&c->waitq);
-    c->rng = rc_now_ms() ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ULL;
+    c->rng = util_mono_ms() ^ (uint64_t)(uintptr_t)c ^ 0x9E3779B97F4A7C15ULL;
     if (copy_opts(c, o, err, errlen) != 0)
         goto out_free;
     if (c->o.tls && tls_setup(c, err, errlen) != 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rc_internal.h"
+#include "tollgate/util_clock.h"
 #include "tollgate/log.h"
 
 /* CRC16-CCITT, XMODEM variant (poly 0x1021, init 0, no reflection), as the
@@ -235,7 +236,7 @@ static rc_conn_t *refresh_node(rc_client_t *c)
 void rc_cluster_refresh(rc_client_t *c, bool force)
 {
     static const char *argv[] = {"CLUSTER", "SLOTS"};
-    uint64_t now = rc_now_ms();
+    uint64_t now = util_mono_ms();
     rc_conn_t *node;
     rc_cmd_t *cmd;
 

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "rc_internal.h"
+#include "tollgate/util_clock.h"
 #include "tollgate/log.h"
 
 #define RC_BACKOFF_FIRST_MS 50
@@ -220,7 +221,7 @@ static void conn_write(rc_conn_t *conn, rc_cmd_t *cmd)
     }
     evbuffer_add(out, cmd->buf, cmd->len);
     if (TAILQ_EMPTY(&conn->flight))
-        conn->progress_ms = rc_now_ms();
+        conn->progress_ms = util_mono_ms();
     cmd->where = RC_WHERE_CONN_FLIGHT;
     cmd->conn = conn;
     TAILQ_INSERT_TAIL(&conn->flight, cmd, link);
@@ -371,7 +372,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     rc_cmd_t *cmd;
 
     rc_enter(c);
-    conn->progress_ms = rc_now_ms();
+    conn->progress_ms = util_mono_ms();
     while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
         redisReaderFeed(conn->reader, v.iov_base, v.iov_len);
         evbuffer_drain(in, v.iov_len);
@@ -455,7 +456,7 @@ void rc_conn_check_stall(rc_conn_t *conn)
         limit = 1000;
     if (conn->state != RC_CONN_READY || TAILQ_EMPTY(&conn->flight))
         return;
-    idle = rc_now_ms() - conn->progress_ms;
+    idle = util_mono_ms() - conn->progress_ms;
     if (idle < limit)
         return;
     snprintf(why, sizeof(why), "no reply for %llu ms", (unsigned long long)idle);
@@ -593,7 +594,7 @@ static void sub_on_ready(rc_sub_t *s)
     rc_conn_t *conn = s->conn;
 
     s->confirmed = 0;
-    conn->progress_ms = s->ping_ms = rc_now_ms();
+    conn->progress_ms = s->ping_ms = util_mono_ms();
     evbuffer_add(bufferevent_get_output(conn->bev), s->subcmd, s->subcmd_len);
     event_add(&s->tick, &tv);
     s->tick_on = true;
@@ -665,7 +666,7 @@ static void sub_tick_cb(evutil_socket_t fd, short what, void *arg)
     rc_sub_t *s = arg;
     rc_conn_t *conn = s->conn;
     rc_client_t *c = s->c;
-    uint64_t now = rc_now_ms(), idle;
+    uint64_t now = util_mono_ms(), idle;
     char why[64];
 
     (void)fd;

@@ -151,7 +151,6 @@ struct rc_client {
 void rc_enter(rc_client_t *c);
 void rc_leave(rc_client_t *c);
 void rc_seterr(rc_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-uint64_t rc_now_ms(void);
 uint64_t rc_rand(rc_client_t *c);
 /* Run `fn` (if any) once with (reply, errstr), stop the timer; the caller
  * frees or keeps the command by its location. */

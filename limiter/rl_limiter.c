@@ -21,6 +21,7 @@
  *    first in config order; when every limit failed, 0 (its `failed` tells
  *    the caller there are no numbers to show).
  */
+#include "tollgate/util_clock.h"
 #include "tollgate/rl_limiter.h"
 
 #include <stdalign.h>
@@ -88,14 +89,6 @@ void rl_limiter_set_fallback(rl_limiter_t *l, struct rl_memory *m, unsigned divi
 {
     l->fallback = m;
     l->divisor = divisor > 0 ? divisor : 1;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static size_t align_up(size_t n)
@@ -320,7 +313,7 @@ static void fail_group(rl_pending_t *p, rl_group_t *g, int64_t now)
 
 static void fail_all(rl_pending_t *p)
 {
-    int64_t now = wall_ms();
+    int64_t now = util_wall_ms();
     size_t g;
 
     for (g = 0; g < p->ng; g++)
@@ -337,7 +330,7 @@ static void fail_marked(rl_pending_t *p)
         if (!p->groups[g].failed)
             continue;
         if (now == 0)
-            now = wall_ms();
+            now = util_wall_ms();
         p->any_failed = true;
         fail_group(p, &p->groups[g], now);
     }

@@ -16,6 +16,7 @@
  * bucket).  When a stripe is at its share of max_buckets, an insert evicts a
  * full bucket among the coldest few, else the coldest one.
  */
+#include "tollgate/util_clock.h"
 #include "tollgate/rl_memory.h"
 #include "tollgate/util_hash.h"
 #include "tollgate/util_lru.h"
@@ -64,14 +65,6 @@ typedef struct mem_token {
     void *privdata;
     max_align_t ev[]; /* struct event, event_get_struct_event_size() bytes */
 } mem_token_t;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Index of the stripe of every bucket of `identity`. */
 static size_t stripe_of(rl_memory_t *m, const char *identity, size_t id_len)
@@ -478,7 +471,7 @@ static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, si
     unsigned delay = atomic_load_explicit(&m->delay_ms, memory_order_relaxed);
     struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
     mem_token_t *tok;
-    int64_t now = now_ms();
+    int64_t now = util_wall_ms();
 
     tok = malloc(sizeof(*tok) + event_get_struct_event_size());
     if (tok == NULL)

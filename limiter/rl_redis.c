@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tollgate/util_clock.h"
 #include "tollgate/rl_redis.h"
 
 #define ARG_LEN 24 /* one decimal uint64 + NUL */
@@ -40,14 +41,6 @@ struct rr_pending {
     const char *errstr;
     rr_call_t calls[];
 };
-
-static double since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 int rl_redis_key(const char *prefix, const char *identity, const char *limit, char *out,
                  size_t outlen)
@@ -138,7 +131,7 @@ static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, voi
         p->nfailed++;
     }
     if (p->r->observe != NULL)
-        p->r->observe(p->r->observe_ctx, result, since(&p->t0));
+        p->r->observe(p->r->observe_ctx, result, util_elapsed_s(&p->t0));
     if (--p->left > 0)
         return;
     p->done(p->nfailed == p->n ? -1 : 0, p->errstr, p->privdata);
@@ -209,7 +202,7 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
     p->privdata = privdata;
     p->n = n;
     p->left = n + 1; /* +1: held until every call is out */
-    clock_gettime(CLOCK_MONOTONIC, &p->t0);
+    util_mono_now(&p->t0);
     for (i = 0; i < n; i++) {
         p->calls[i].p = p;
         p->calls[i].g = &groups[i];

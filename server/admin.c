@@ -12,12 +12,13 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "tollgate/util_clock.h"
 #include "tollgate/auth.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_revoke.h"
 #include "tollgate/srv_admin_req.h"
 #include "tollgate/log.h"
-#include "srv_internal.h"
+#include "srv_process.h"
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
@@ -144,7 +145,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
                  json_pack("{s:s,s:s,s:b}", "limit", lim->name, "key", key, "reset", had));
         goto out;
     }
-    if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, srv_now_ms(), &b) != 0) {
+    if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, util_wall_ms(), &b) !=
+        0) {
         send_obj(req, 200,
                  json_pack("{s:s,s:s,s:b,s:I,s:I}", "limit", lim->name, "key", key,
                            "exists", 0, "tokens", (json_int_t)lim->rate.burst, "capacity",
@@ -210,7 +212,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     char err[256];
     size_t len;
     char *body = body_of(req, &len);
-    int64_t now = srv_now_ms() / 1000;
+    int64_t now = util_wall_ms() / 1000;
     int rc;
 
     rc = body ? srv_admin_parse_revoke(body, len, subject, &rq, err, sizeof(err)) : -1;
@@ -271,7 +273,7 @@ static void revocation(srv_worker_t *w, struct evhttp_request *req, const char *
         send_err(req, 400, "bad_request", "bad jti");
         return;
     }
-    revoked = auth_revoke_get(w->srv->revoked, id, srv_now_ms() / 1000, &exp);
+    revoked = auth_revoke_get(w->srv->revoked, id, util_wall_ms() / 1000, &exp);
     send_obj(req, 200,
              revoked ? json_pack("{s:s,s:b,s:I}", "jti", id, "revoked", 1, "exp",
                                  (json_int_t)exp)

@@ -16,7 +16,7 @@
 #include "tollgate/lua_scripts.h"
 #include "tollgate/rc.h"
 #include "tollgate/rl_redis.h"
-#include "srv_internal.h"
+#include "srv_process.h"
 
 #define HEALTH_TICK_MS 50
 #define MAX_SCRIPTS 16

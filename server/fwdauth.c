@@ -22,7 +22,7 @@
 #include <event2/http.h>
 
 #include "tollgate/log.h"
-#include "srv_internal.h"
+#include "srv_req.h"
 
 /* Method names are RFC 9110 tokens; anything else is refused. */
 static bool method_ok(const char *m)

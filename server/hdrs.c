@@ -18,7 +18,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "srv_internal.h"
+#include "srv_req.h"
 
 typedef struct known {
     const char *name;

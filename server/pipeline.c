@@ -28,11 +28,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "tollgate/util_clock.h"
 #include "tollgate/auth_apikey.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/log.h"
 #include "tollgate/util_fmt.h"
-#include "srv_internal.h"
+#include "srv_req.h"
 
 /* What a pipeline step did (DESIGN §6).  A step that answers has called
  * deny() or sent the answer; one that is pending resumes the pipeline from
@@ -46,23 +47,6 @@ typedef enum {
 static void limits_done(const rl_result_t *res, void *privdata);
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
 static void resume(srv_req_t *r);
-
-int64_t srv_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-double srv_elapsed_s(const struct timespec *since)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - since->tv_sec) +
-           (double)(now.tv_nsec - since->tv_nsec) / 1e9;
-}
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
@@ -162,7 +146,7 @@ static void watch_close(srv_req_t *r, bool on)
 /* Audit line, metrics, free.  The reply has been sent (or the client left). */
 static void finish(srv_req_t *r)
 {
-    double secs = srv_elapsed_s(&r->start);
+    double secs = util_elapsed_s(&r->start);
     srv_worker_t *w = r->w;
 
     if (r->decision == NULL)
@@ -172,7 +156,7 @@ static void finish(srv_req_t *r)
     metrics_request(w->metrics, r->decision, r->reason, secs);
     if (w->audit != NULL) {
         audit_rec_t a = {
-            .ts_ms = srv_now_ms(),
+            .ts_ms = util_wall_ms(),
             .request_id = r->reqid,
             .client_id = r->id.client_id,
             .method = r->method,
@@ -263,7 +247,7 @@ static step_result_t step_lockout(srv_req_t *r)
     if (r->cfg->auth.lockout.max_failures == 0 || r->route->auth == CFG_ROUTE_NONE ||
         r->cfg->auth.mode == CFG_AUTH_NONE)
         return STEP_NEXT;
-    ms = auth_lockout_check(r->w->srv->lockout, r->ip, srv_now_ms());
+    ms = auth_lockout_check(r->w->srv->lockout, r->ip, util_wall_ms());
     if (ms == 0)
         return STEP_NEXT;
     secs = (ms + 999) / 1000;
@@ -343,7 +327,7 @@ static step_result_t step_authenticate(srv_req_t *r)
 
         while (*tok == ' ')
             tok++;
-        int64_t now = srv_now_ms() / 1000;
+        int64_t now = util_wall_ms() / 1000;
 
         st = auth_jwt_verify(c->auth.jwt_verifier, tok, strlen(tok), now, &r->id);
         if (st == AUTH_JWT_OK) {
@@ -1023,7 +1007,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 503, "Service Unavailable");
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    util_mono_now(&r->start);
     r->w = w;
     r->cfg = cfg_ref(w->cfg);
     r->req = req;

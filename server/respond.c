@@ -8,7 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "srv_internal.h"
+#include "srv_req.h"
 
 const char *srv_status_reason(int status)
 {

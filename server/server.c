@@ -24,8 +24,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "tollgate/util_clock.h"
 #include "tollgate/log.h"
-#include "srv_internal.h"
+#include "srv_process.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
 #define SRV_MAX_LOCKOUT_KEYS 100000
@@ -102,7 +103,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if ((w->inflight == 0 && w->unflushed == 0) || srv_now_ms() >= w->drain_deadline_ms) {
+    if ((w->inflight == 0 && w->unflushed == 0) || util_wall_ms() >= w->drain_deadline_ms) {
         if (w->inflight > 0 || w->unflushed > 0)
             log_warn("worker %u: drain timeout with %u requests in flight, %u answers "
                      "being written",
@@ -138,7 +139,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
             evhttp_del_accept_socket(w->http, w->bound);
             w->bound = NULL;
         }
-        w->drain_deadline_ms = srv_now_ms() + SRV_DRAIN_TIMEOUT_MS;
+        w->drain_deadline_ms = util_wall_ms() + SRV_DRAIN_TIMEOUT_MS;
         w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_check, w);
         if (w->drain_ev == NULL || event_add(w->drain_ev, &tick) != 0)
             event_base_loopbreak(w->base);
@@ -317,24 +318,6 @@ int srv_reload(srv_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* The /readyz answer (both listeners): 200 while the replica can serve,
- * degraded mode included; 503 before it is ready and while draining. */
-int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len)
-{
-    bool draining = atomic_load(&s->draining);
-    bool ready = atomic_load(&s->ready) && !draining;
-
-    snprintf(body, len,
-             "{\"status\":\"%s\",\"redis\":\"%s\",\"fallback\":%s,"
-             "\"config_version\":\"%s\"}",
-             draining ? "draining"
-             : ready  ? "ok"
-                      : "starting",
-             srv_backend_state(s), atomic_load(&s->degraded) ? "true" : "false",
-             c->version);
-    return ready ? 200 : 503;
-}
-
 /* ---- main thread: signals, file watch -------------------------------------- */
 
 /* The files whose change triggers a reload: the config and the secret
@@ -456,7 +439,7 @@ static void start_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!srv_backend_settled(s) && srv_now_ms() - s->start_ms < SRV_START_GRACE_MS)
+    if (!srv_backend_settled(s) && util_wall_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);
     atomic_store(&s->ready, true);
@@ -613,7 +596,7 @@ int srv_run(srv_t *s)
     event_add(watch_ev, &sec);
     watch_refresh(&wt);
     watch_cb(-1, 0, &wt);
-    s->start_ms = srv_now_ms();
+    s->start_ms = util_wall_ms();
     s->start_ev = event_new(s->main_base, -1, EV_PERSIST, start_cb, s);
     if (s->start_ev == NULL || event_add(s->start_ev, &poll) != 0)
         atomic_store(&s->ready, true);

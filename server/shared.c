@@ -18,15 +18,16 @@
 
 #include <event2/event.h>
 
+#include "tollgate/util_clock.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
-#include "srv_internal.h"
+#include "srv_process.h"
 
 #define RESYNC_MS 1000
 
 static int64_t now_s(void)
 {
-    return srv_now_ms() / 1000;
+    return util_wall_ms() / 1000;
 }
 
 /* ---- applying what Redis says ------------------------------------------ */
@@ -52,7 +53,7 @@ static void apply_message(srv_t *s, const char *msg, size_t len)
         auth_revoke_subject(s->revoked, end + 1, when);
         break;
     case 'l':
-        auth_lockout_lock(s->lockout, end + 1, when, srv_now_ms());
+        auth_lockout_lock(s->lockout, end + 1, when, util_wall_ms());
         return;
     default:
         return;
@@ -242,7 +243,7 @@ struct srv_lock_op {
 static void lockout_done(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
 {
     srv_lock_op_t *op = privdata;
-    int64_t now = srv_now_ms();
+    int64_t now = util_wall_ms();
 
     (void)c;
     (void)errstr;
@@ -265,7 +266,7 @@ static void lockout_done(rc_client_t *c, redisReply *r, const char *errstr, void
 /* Count the failure here, in memory (no Redis, or Redis refused the call). */
 static void count_locally(srv_t *s, const char *ip, const auth_lockout_policy_t *p)
 {
-    if (auth_lockout_fail(s->lockout, ip, p, srv_now_ms()) > 0)
+    if (auth_lockout_fail(s->lockout, ip, p, util_wall_ms()) > 0)
         log_warn("lockout: client %s locked out after %u failed authentications", ip,
                  p->max_failures);
 }

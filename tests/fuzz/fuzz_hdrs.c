@@ -16,7 +16,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "../../server/srv_internal.h"
+#include "../../server/srv_req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "../../server/srv_internal.h"
+#include "../../server/srv_req.h"
 #include "unit.h"
 
 /* The headers of the last scan: `h` borrows from them until the next one. */

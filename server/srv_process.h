@@ -1,12 +1,11 @@
-/* srv_internal.h — private types of the server, for server/ sources only.
- *
- * srv_t is the process: config path, the current snapshot, worker threads,
- * the admin thread.  srv_worker_t is one event loop with its own listening
- * socket, limiter, proxy, audit buffer and metrics.  srv_req_t is one request
- * moving through the steps of DESIGN §6.
+/* srv_process.h — the process half of the server's private types, for
+ * server/ sources only: srv_t is the process (config path, the current
+ * snapshot, worker threads, the admin thread); srv_worker_t is one event loop
+ * with its own listening socket, limiter, proxy, audit buffer and metrics.
+ * The request half is srv_req.h.
  */
-#ifndef TOLLGATE_SRV_INTERNAL_H
-#define TOLLGATE_SRV_INTERNAL_H
+#ifndef TOLLGATE_SRV_PROCESS_H
+#define TOLLGATE_SRV_PROCESS_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,7 +13,6 @@
 #include <stdint.h>
 
 #include <event2/event.h>
-#include <event2/event_struct.h>
 #include <event2/http.h>
 
 #include "tollgate/audit.h"
@@ -26,7 +24,7 @@
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
 #include "tollgate/srv.h"
-#include "tollgate/srv_admin_req.h"
+#include "tollgate/srv_admin_req.h" /* srv_revoke_kind_t */
 #include "tollgate/http.h"
 #include "tollgate/srv_proxy.h"
 
@@ -100,90 +98,11 @@ struct srv {
     struct event_base *main_base; /* signals, config file watch */
 };
 
-/* Where the decision is asked from (DESIGN §6 forward-auth dialects). */
-typedef enum {
-    SRV_MODE_PROXY,
-    SRV_MODE_FWD_ENVOY,
-    SRV_MODE_FWD_NGINX,
-    SRV_MODE_FWD_TRAEFIK,
-} srv_mode_t;
-
-/* The request headers the pipeline reads (borrowed from the request). */
-typedef struct srv_hdrs {
-    const char *host, *origin, *api_key, *real_ip, *request_id, *sent_from, *authorization;
-    const char *o_uri, *o_url, *o_method;            /* nginx dialect */
-    const char *f_uri, *f_host, *f_proto, *f_method; /* Traefik dialect, X-Forwarded-* */
-    const char *acrm, *acrh;                         /* CORS preflight */
-    const char *content_length, *transfer_encoding;  /* framing */
-    const char *xff;                                 /* the first X-Forwarded-For line */
-    int nxff;                                        /* how many there are */
-    /* Names spelled like tollgate's own headers (http_hdr_class). */
-    bool identity_exact;   /* an X-Auth-* header */
-    bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
-    bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
-    const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
-} srv_hdrs_t;
-
-/* hdrs.c: fill `h` (zeroed by the caller) from the request headers.  -1 when
- * the headers must be refused (400, connection closed): h->bad says why. */
-int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
-
-/* One request in flight on a worker; owns everything of the request. */
-typedef struct srv_req {
-    srv_worker_t *w;
-    cfg_t *cfg; /* reference kept until the request is done */
-    struct evhttp_request *req;
-    struct evhttp_connection *conn;
-    srv_hdrs_t h;
-    struct timespec start;
-    srv_mode_t mode;
-    char reqid[HTTP_REQID_MAX + 1];
-    char ip[HTTP_IP_STRLEN];   /* client ip */
-    char peer[HTTP_IP_STRLEN]; /* TCP peer */
-    bool peer_trusted;
-    bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
-    const char *method; /* original method name */
-    unsigned method_bit;
-    const char *target;       /* original target (path?query), raw */
-    const char *host;         /* original host, may be NULL */
-    char hostbuf[256];        /* host taken from X-Original-URL */
-    char *target_own;         /* target built by tollgate (malloc'd) or NULL */
-    char *path;               /* normalized original path (malloc'd) */
-    unsigned path_flags;      /* HTTP_PATH_* seen while normalizing */
-    const char *query;        /* points into target, NULL when none */
-    const char *origin;       /* Origin header when allowed by CORS, else NULL */
-    const cfg_route_t *route; /* matched route, or &cfg->default_route */
-    auth_identity_t id;
-    bool bearer_failed; /* a presented JWT was refused */
-    char claimbuf[64];
-    /* The pipeline (pipeline.c) runs its steps in order from `step`.  State
-     * invariant: at most one of rl_pending, lock_pending and proxy_pending is
-     * set, and only while its step (limits, authenticate, the answer) waits
-     * for it; the callback clears it before it does anything else, and
-     * on_close cancels it.  No step runs while one is set. */
-    unsigned step;
-    rl_pending_t *rl_pending;
-    struct srv_lock_op *lock_pending; /* a refused credential being counted */
-    struct event watch_ev;            /* client-gone watch while a step is pending */
-    bool watching;                    /* watch_ev is assigned and may be pending */
-    srv_proxy_req_t *proxy_pending;
-    /* Outcome, for the audit line and metrics. */
-    int status;
-    const char *decision;
-    const char *reason;
-    const char *limit;
-    int upstream_status;
-    /* Rate-limit headers of the decision (empty when no limit applied). */
-    char rl_limit[24], rl_remaining[24], rl_reset[24],
-        rl_retry[24]; /* >= UTIL_FMT_U64_MAX */
-    char *rl_policy;  /* RateLimit-Policy value, malloc'd or NULL */
-    char *rl_state;   /* RateLimit value */
-} srv_req_t;
-
 /* server.c */
 cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
 int srv_reload(srv_t *s, char *err, size_t errlen);
-/* The /readyz body into `body`; returns the HTTP status. */
+
+/* health.c: the /readyz body into `body`; returns the HTTP status. */
 int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len);
 
 /* backend.c: the limiter's store for each worker. */
@@ -222,35 +141,9 @@ void srv_shared_lockout_detach(srv_lock_op_t *op);
 /* pipeline.c: the main listener's request handler. */
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);
 
-/* What srv_fwdauth_parse() found; the pipeline turns it into an answer. */
-typedef enum {
-    SRV_FWD_OK,
-    SRV_FWD_BAD,       /* malformed original request */
-    SRV_FWD_CONFLICT,  /* headers of two dialects, or URL and URI disagree */
-    SRV_FWD_UNTRUSTED, /* dialect headers from a peer outside trusted_proxies */
-    SRV_FWD_NOMEM,
-} srv_fwd_result_t;
-
-/* fwdauth.c: fill mode/method/target/host of `r` from the forward-auth
- * request under forward_auth.dialect.  Anything but SRV_FWD_OK comes with
- * r->reason set. */
-srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target);
-
-/* respond.c */
-/* `own`: tollgate's answer (no-store, nothing to replace), else a proxied one. */
-void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
-void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
-void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body);
-void srv_send_json(srv_req_t *r, int status, const char *body);
-void srv_send_error(srv_req_t *r, int status, const char *code, const char *message);
-const char *srv_status_reason(int status);
-
 /* admin.c: the admin listener's request handler. */
 void srv_admin_handle(struct evhttp_request *req, void *arg);
 void srv_send_plain_json(struct evhttp_request *req, int status, const char *body);
-
-/* Monotonic and wall clocks. */
-int64_t srv_now_ms(void);
-double srv_elapsed_s(const struct timespec *since);
+const char *srv_status_reason(int status);
 
 #endif
