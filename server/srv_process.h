@@ -19,6 +19,7 @@
 #include "tollgate/auth.h"
 #include "tollgate/auth_lockout.h"
 #include "tollgate/auth_revoke.h"
+#include "tollgate/auth_shared.h"
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
 #include "tollgate/rl_limiter.h"
@@ -83,18 +84,15 @@ struct srv {
     unsigned nwarned;
     cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
     char *redis_prefix;              /* as started: keys and channels of every thread */
-    struct {                         /* names built from redis_prefix once, at start */
-        char revlog_j[256], revlog_s[256];  /* the revocation index */
-        char chan_rev[256], chan_lock[256]; /* the channels */
-    } rnames;
-    atomic_bool degraded;    /* Redis unreachable: limits on on_redis_error */
-    struct rc_sub *sub;      /* revocations + lockouts channels (admin thread) */
-    struct event *resync_ev; /* revocation index reload while `sub` is down */
-    atomic_bool draining;    /* SIGTERM seen: /readyz 503, answers close */
-    atomic_bool ready;       /* the first Redis attempt settled (or start grace over) */
-    int64_t start_ms;        /* main thread: when srv_run began */
-    struct event *start_ev;  /* main thread: polls for readiness until ready */
-    struct event *delay_ev;  /* main thread: shutdown_delay after SIGTERM */
+    auth_shared_t shared;            /* revocations + lockouts through Redis */
+    atomic_bool degraded;            /* Redis unreachable: limits on on_redis_error */
+    struct rc_sub *sub;              /* revocations + lockouts channels (admin thread) */
+    struct event *resync_ev;         /* revocation index reload while `sub` is down */
+    atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
+    atomic_bool ready;      /* the first Redis attempt settled (or start grace over) */
+    int64_t start_ms;       /* main thread: when srv_run began */
+    struct event *start_ev; /* main thread: polls for readiness until ready */
+    struct event *delay_ev; /* main thread: shutdown_delay after SIGTERM */
     struct event_base *main_base; /* signals, config file watch */
 };
 
@@ -119,7 +117,7 @@ struct rc_client *srv_backend_client_new(struct event_base *base, const cfg_t *c
 size_t srv_script_index(const char *name);
 
 /* shared.c: revocations and lockouts shared by every replica through Redis. */
-typedef void (*srv_shared_done_fn)(const char *err, int64_t when, void *privdata);
+typedef auth_shared_done_fn srv_shared_done_fn;
 int srv_shared_start(srv_t *s, char *err, size_t errlen);
 void srv_shared_stop(srv_t *s);
 /* Revoke everywhere (Redis, then this replica); `done` runs once, later or
@@ -130,8 +128,8 @@ int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t 
  * every replica when a lockout starts; else this replica's memory).  Returns
  * NULL when counted already (`done` not called); else `done` runs once the
  * count is stored, so the 401 goes out only after the lock, if any, exists. */
-typedef struct srv_lock_op srv_lock_op_t;
-typedef void (*srv_lock_done_fn)(void *privdata);
+typedef auth_lock_op_t srv_lock_op_t;
+typedef auth_lock_done_fn srv_lock_done_fn;
 srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
                                        const auth_lockout_policy_t *p,
                                        srv_lock_done_fn done, void *privdata);

@@ -79,9 +79,9 @@ typedef struct srv_req {
      * on_close cancels it.  No step runs while one is set. */
     unsigned step;
     rl_pending_t *rl_pending;
-    struct srv_lock_op *lock_pending; /* a refused credential being counted */
-    struct event watch_ev;            /* client-gone watch while a step is pending */
-    bool watching;                    /* watch_ev is assigned and may be pending */
+    auth_lock_op_t *lock_pending; /* a refused credential being counted */
+    struct event watch_ev;        /* client-gone watch while a step is pending */
+    bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
     /* Outcome, for the audit line and metrics. */
     int status;

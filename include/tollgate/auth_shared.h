@@ -1,0 +1,85 @@
+/* auth_shared.h — the auth state every replica shares through Redis
+ * (revocations and auth-failure lockouts), over rc_ops_t (auth/shared.c).
+ *
+ * Each replica keeps both in memory (an auth_revoke_t, an auth_lockout_t) so
+ * the request path never waits on Redis for them.  Redis holds the truth and
+ * tells every replica of a change on two channels:
+ *   <prefix>revocations   "j <exp> <jti>", "s <before> <sub>"  (lua/revoke.lua)
+ *   <prefix>lockouts      "l <until_ms> <ip>"                  (lua/lockout.lua)
+ * and keeps the revocation index <prefix>{revlog}:j (ZSET jti -> exp) and
+ * <prefix>{revlog}:s (HASH sub -> before) for a replica that missed messages.
+ *
+ * This module owns the key and channel names, the message format, and what
+ * each Redis reply means for the stores.  The server owns the wiring: which
+ * client (a worker's, the admin thread's), the subscription, the timers.
+ * Every function may be called from any thread: the stores lock themselves
+ * and the names are fixed at auth_shared_new().
+ */
+#ifndef TOLLGATE_AUTH_SHARED_H
+#define TOLLGATE_AUTH_SHARED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tollgate/auth_lockout.h"
+#include "tollgate/auth_revoke.h"
+#include "tollgate/rc.h"
+
+#define AUTH_SHARED_NAME_MAX 256
+
+typedef struct auth_shared {
+    auth_revoke_t *revoked;
+    auth_lockout_t *lockout;
+    size_t script_revoke, script_lockout; /* rc script indices */
+    char prefix[AUTH_SHARED_NAME_MAX];
+    char revlog_j[AUTH_SHARED_NAME_MAX], revlog_s[AUTH_SHARED_NAME_MAX];
+    char chan_rev[AUTH_SHARED_NAME_MAX], chan_lock[AUTH_SHARED_NAME_MAX];
+    /* Told the number of cached revocations after every change (a gauge);
+     * may be NULL. */
+    void (*revocations_changed)(size_t n);
+} auth_shared_t;
+
+/* Fill `sh` for key prefix `prefix` ("tg:"); the stores are borrowed.
+ * 0, or -1 when the prefix is too long for the names. */
+int auth_shared_init(auth_shared_t *sh, const char *prefix, auth_revoke_t *revoked,
+                     auth_lockout_t *lockout, size_t script_revoke, size_t script_lockout);
+
+/* Apply one channel message ("j ...", "s ...", "l ..."); a malformed one is
+ * ignored.  Returns 0 when applied, -1 when ignored. */
+int auth_shared_apply(auth_shared_t *sh, const char *msg, size_t len, int64_t now_ms);
+
+/* Reload the revocation index (ZRANGEBYSCORE of live jtis, HGETALL of
+ * subjects) into the store; the replies arrive later.  -1: not sent. */
+int auth_shared_resync(auth_shared_t *sh, const rc_ops_t *ops, void *cl, int64_t now_ms);
+
+typedef enum { AUTH_SHARED_JTI, AUTH_SHARED_SUBJECT } auth_shared_kind_t;
+
+/* `err` NULL when stored; `when` is what is in force (an earlier
+ * subject cut-off stays). */
+typedef void (*auth_shared_done_fn)(const char *err, int64_t when, void *privdata);
+
+/* Revoke everywhere: lua/revoke.lua (index + channel), then the per-token
+ * key, then this replica's store; `done` runs once, later.  With `ops` NULL
+ * (no Redis) this replica's store is the state and `done` runs at once.
+ * -1: nothing sent, `done` not called. */
+int auth_shared_revoke(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
+                       auth_shared_kind_t kind, const char *id, int64_t when,
+                       int64_t now_ms, auth_shared_done_fn done, void *privdata);
+
+/* Count a refused credential of `ip`.  With Redis (lua/lockout.lua, which
+ * tells every replica when a lockout starts) returns a handle and `done`
+ * runs once the count is stored, so the 401 goes out only after the lock, if
+ * any, exists; a failed call is counted in memory instead.  Returns NULL when
+ * counted already (no Redis, or the call could not be sent): `done` is not
+ * called. */
+typedef struct auth_lock_op auth_lock_op_t;
+typedef void (*auth_lock_done_fn)(void *privdata);
+auth_lock_op_t *auth_shared_lockout_fail(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
+                                         const char *ip, const auth_lockout_policy_t *p,
+                                         int64_t now_ms, auth_lock_done_fn done,
+                                         void *privdata);
+
+/* The request went away: `done` will not run, the count still completes. */
+void auth_shared_lockout_detach(auth_lock_op_t *op);
+
+#endif

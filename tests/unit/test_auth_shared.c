@@ -1,0 +1,426 @@
+/* test_auth_shared.c — the auth state shared through Redis (auth/shared.c):
+ * key and channel names, the channel messages, and the calls made and the
+ * replies read for revocations, lockouts and the resync, against a fake
+ * rc_ops_t (no socket). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tollgate/auth_shared.h"
+#include "tollgate/util_clock.h"
+#include "unit.h"
+
+/* ---- a fake Redis client ---------------------------------------------- */
+
+#define FAKE_MAX 8
+#define FAKE_ARGS 8
+
+typedef struct fake {
+    int ncalls;
+    bool eval[FAKE_MAX];
+    size_t script[FAKE_MAX];
+    char argv[FAKE_MAX][FAKE_ARGS][300]; /* EVALSHA: keys then args */
+    int argc[FAKE_MAX];
+    rc_reply_fn fn[FAKE_MAX];
+    void *priv[FAKE_MAX];
+    int refuse; /* every call returns NULL */
+} fake_t;
+
+static rc_pending_t *record(fake_t *f, bool eval, size_t script, int n, const char **v,
+                            const size_t *lens, rc_reply_fn fn, void *privdata)
+{
+    int i = f->ncalls;
+
+    if (f->refuse || i >= FAKE_MAX)
+        return NULL;
+    f->eval[i] = eval;
+    f->script[i] = script;
+    f->argc[i] = n;
+    for (int k = 0; k < n && k < FAKE_ARGS; k++)
+        snprintf(f->argv[i][k], sizeof(f->argv[i][k]), "%.*s",
+                 (int)(lens ? lens[k] : strlen(v[k])), v[k]);
+    f->fn[i] = fn;
+    f->priv[i] = privdata;
+    f->ncalls++;
+    return (rc_pending_t *)(intptr_t)(i + 1);
+}
+
+static rc_pending_t *fake_evalsha(void *cl, size_t script, int nkeys, const char **keys,
+                                  const size_t *keylens, int nargs, const char **args,
+                                  const size_t *arglens, rc_reply_fn fn, void *privdata)
+{
+    const char *v[FAKE_ARGS];
+    size_t l[FAKE_ARGS];
+    int n = 0;
+
+    for (int k = 0; k < nkeys && n < FAKE_ARGS; k++, n++) {
+        v[n] = keys[k];
+        l[n] = keylens ? keylens[k] : strlen(keys[k]);
+    }
+    for (int a = 0; a < nargs && n < FAKE_ARGS; a++, n++) {
+        v[n] = args[a];
+        l[n] = arglens ? arglens[a] : strlen(args[a]);
+    }
+    return record(cl, true, script, n, v, l, fn, privdata);
+}
+
+static rc_pending_t *fake_command(void *cl, const char *slot_key, size_t slot_key_len,
+                                  int argc, const char **argv, const size_t *argvlen,
+                                  rc_reply_fn fn, void *privdata)
+{
+    (void)slot_key;
+    (void)slot_key_len;
+    return record(cl, false, 0, argc, argv, argvlen, fn, privdata);
+}
+
+static const rc_ops_t fake_ops = {.evalsha = fake_evalsha, .command = fake_command};
+
+static void reply_int(fake_t *f, int i, long long v)
+{
+    redisReply r = {.type = REDIS_REPLY_INTEGER, .integer = v};
+
+    f->fn[i](NULL, &r, NULL, f->priv[i]);
+}
+
+static void reply_status(fake_t *f, int i, int type)
+{
+    redisReply r = {.type = type, .str = (char *)(uintptr_t) "OK", .len = 2};
+
+    f->fn[i](NULL, &r, NULL, f->priv[i]);
+}
+
+static void reply_ints(fake_t *f, int i, long long a, long long b)
+{
+    redisReply x = {.type = REDIS_REPLY_INTEGER, .integer = a};
+    redisReply y = {.type = REDIS_REPLY_INTEGER, .integer = b};
+    redisReply *el[2] = {&x, &y};
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = el};
+
+    f->fn[i](NULL, &arr, NULL, f->priv[i]);
+}
+
+/* An array of bulk strings (n even: name, value, ...). */
+static void reply_strings(fake_t *f, int i, const char *const *s, size_t n)
+{
+    redisReply el[8], *pel[8];
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = n, .element = pel};
+
+    for (size_t k = 0; k < n; k++) {
+        el[k] = (redisReply){
+            .type = REDIS_REPLY_STRING, .str = (char *)(uintptr_t)s[k], .len = strlen(s[k])};
+        pel[k] = &el[k];
+    }
+    f->fn[i](NULL, &arr, NULL, f->priv[i]);
+}
+
+/* ---- fixture -------------------------------------------------------------- */
+
+typedef struct fx {
+    auth_shared_t sh;
+    auth_revoke_t *rev;
+    auth_lockout_t *lock;
+} fx_t;
+
+static size_t last_count;
+static int count_calls;
+
+static void counted(size_t n)
+{
+    last_count = n;
+    count_calls++;
+}
+
+static void fx_init(fx_t *x)
+{
+    x->rev = auth_revoke_new(100);
+    x->lock = auth_lockout_new(100);
+    CU_ASSERT_FATAL(x->rev != NULL && x->lock != NULL);
+    CU_ASSERT_EQUAL_FATAL(auth_shared_init(&x->sh, "tg:", x->rev, x->lock, 3, 4), 0);
+    x->sh.revocations_changed = counted;
+    count_calls = 0;
+}
+
+static void fx_free(fx_t *x)
+{
+    auth_revoke_free(x->rev);
+    auth_lockout_free(x->lock);
+}
+
+static const auth_lockout_policy_t policy = {
+    .max_failures = 2, .window_ms = 60000, .base_backoff_ms = 1000, .max_backoff_ms = 8000};
+
+typedef struct done {
+    int calls;
+    const char *err;
+    int64_t when;
+} done_t;
+
+static void lock_done(void *privdata)
+{
+    ((done_t *)privdata)->calls++;
+}
+
+static void revoke_done(const char *err, int64_t when, void *privdata)
+{
+    done_t *d = privdata;
+
+    d->calls++;
+    d->err = err;
+    d->when = when;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_names(void)
+{
+    fx_t x;
+    char longp[300];
+
+    fx_init(&x);
+    CU_ASSERT_STRING_EQUAL(x.sh.revlog_j, "tg:{revlog}:j");
+    CU_ASSERT_STRING_EQUAL(x.sh.revlog_s, "tg:{revlog}:s");
+    CU_ASSERT_STRING_EQUAL(x.sh.chan_rev, "tg:revocations");
+    CU_ASSERT_STRING_EQUAL(x.sh.chan_lock, "tg:lockouts");
+    memset(longp, 'p', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = '\0';
+    CU_ASSERT_EQUAL(auth_shared_init(&x.sh, longp, x.rev, x.lock, 0, 0), -1);
+    fx_free(&x);
+}
+
+static void test_messages(void)
+{
+    fx_t x;
+    int64_t now = util_wall_ms(), exp = now / 1000 + 3600, e = 0;
+    char msg[64];
+    static const char *const bad[] = {"x 5 a", "j abc def", "j 5", "j -1 a", "j 5 ", "",
+                                      "j5 a", "s 0 bob"};
+
+    fx_init(&x);
+    snprintf(msg, sizeof(msg), "j %lld tok-1", (long long)exp);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "tok-1", now / 1000, &e));
+    CU_ASSERT_EQUAL(e, exp);
+    CU_ASSERT_EQUAL(count_calls, 1);
+    CU_ASSERT_EQUAL(last_count, 1);
+    snprintf(msg, sizeof(msg), "s %lld bob", (long long)(now / 1000));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "bob", now / 1000 - 10, now / 1000));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "bob", now / 1000 + 10, now / 1000));
+    snprintf(msg, sizeof(msg), "l %lld 10.0.0.9", (long long)(now + 5000));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.0.0.9", now) > 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, bad[i], strlen(bad[i]), now), -1);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    fx_free(&x);
+}
+
+static void test_lockout_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms();
+    auth_lock_op_t *op;
+
+    fx_init(&x);
+    op = auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.1.2.3", &policy, now, lock_done,
+                                  &d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_TRUE(f.eval[0]);
+    CU_ASSERT_EQUAL(f.script[0], 4);
+    CU_ASSERT_EQUAL(f.argc[0], 6);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][0], "tg:{lock:10.1.2.3}");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "2");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "60000");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "1000");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "8000");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "tg:lockouts");
+    CU_ASSERT_EQUAL(d.calls, 0); /* the 401 waits for the count */
+    CU_ASSERT_EQUAL(auth_lockout_check(x.lock, "10.1.2.3", now), 0);
+    reply_ints(&f, 0, 4000, 2); /* locked for 4 s */
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.1.2.3", util_wall_ms()) > 3000);
+
+    /* Counted but not (yet) locked: nothing in the store. */
+    op = auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.1.2.4", &policy, now, lock_done,
+                                  &d);
+    CU_ASSERT_PTR_NOT_NULL(op);
+    reply_ints(&f, 1, 0, 1);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_EQUAL(auth_lockout_check(x.lock, "10.1.2.4", util_wall_ms()), 0);
+
+    /* Detached: the count completes, `done` is not called. */
+    op = auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.1.2.5", &policy, now, lock_done,
+                                  &d);
+    auth_shared_lockout_detach(op);
+    reply_ints(&f, 2, 4000, 2);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.1.2.5", util_wall_ms()) > 0);
+    fx_free(&x);
+}
+
+/* Redis could not count it: counted in memory, as without Redis. */
+static void test_lockout_fallbacks(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms();
+
+    fx_init(&x);
+    /* an error reply, twice: the memory store reaches max_failures */
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_PTR_NOT_NULL(auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.2.0.1",
+                                                        &policy, now, lock_done, &d));
+        reply_status(&f, i, REDIS_REPLY_ERROR);
+    }
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.2.0.1", util_wall_ms()) > 0);
+    /* the call cannot be sent, and no Redis at all: counted at once */
+    f.refuse = 1;
+    CU_ASSERT_PTR_NULL(
+        auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.2.0.2", &policy, now, lock_done, &d));
+    CU_ASSERT_PTR_NULL(
+        auth_shared_lockout_fail(&x.sh, NULL, NULL, "10.2.0.2", &policy, now, lock_done, &d));
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.2.0.2", now) > 0);
+    fx_free(&x);
+}
+
+static void test_revoke_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms(), exp = now / 1000 + 600, e = 0;
+    char w[24];
+
+    fx_init(&x);
+    snprintf(w, sizeof(w), "%lld", (long long)exp);
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-7", exp,
+                                       now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_EQUAL(f.script[0], 3);
+    CU_ASSERT_EQUAL(f.argc[0], 6);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][0], "tg:{revlog}:j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{revlog}:s");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "jti-7");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], w);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "tg:revocations");
+    reply_int(&f, 0, exp);
+    /* then the per-token key, until exp */
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_FALSE(f.eval[1]);
+    CU_ASSERT_EQUAL(f.argc[1], 5);
+    CU_ASSERT_STRING_EQUAL(f.argv[1][0], "SET");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{rev:jti-7}");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][3], "EXAT");
+    CU_ASSERT_EQUAL(d.calls, 0);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "jti-7", now / 1000, &e));
+    reply_status(&f, 1, REDIS_REPLY_STATUS);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_PTR_NULL(d.err);
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "jti-7", now / 1000, &e));
+
+    /* A subject: the cut-off in force comes back from the script. */
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, "carol",
+                                       now / 1000, now, revoke_done, &d),
+                    0);
+    CU_ASSERT_STRING_EQUAL(f.argv[2][2], "s");
+    reply_int(&f, 2, now / 1000 + 5);
+    CU_ASSERT_EQUAL(f.argc[3], 3);
+    CU_ASSERT_STRING_EQUAL(f.argv[3][1], "tg:{revsub:carol}");
+    reply_status(&f, 3, REDIS_REPLY_STATUS);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_EQUAL(d.when, now / 1000 + 5);
+
+    /* The script fails: an error, nothing stored here. */
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-8", exp,
+                                       now, revoke_done, &d),
+                    0);
+    reply_status(&f, 4, REDIS_REPLY_ERROR);
+    CU_ASSERT_EQUAL(d.calls, 3);
+    CU_ASSERT_PTR_NOT_NULL(d.err);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "jti-8", now / 1000, &e));
+
+    /* Not sent: -1 and no callback. */
+    f.refuse = 1;
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-9", exp,
+                                       now, revoke_done, &d),
+                    -1);
+    CU_ASSERT_EQUAL(d.calls, 3);
+    fx_free(&x);
+}
+
+static void test_revoke_without_redis(void)
+{
+    fx_t x;
+    done_t d = {0};
+    int64_t now = util_wall_ms(), e = 0;
+
+    fx_init(&x);
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, "local", now / 1000 + 60,
+                                       now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_PTR_NULL(d.err);
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "local", now / 1000, &e));
+    /* already expired: refused, said so */
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, "old", now / 1000 - 60,
+                                       now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_PTR_NOT_NULL(d.err);
+    fx_free(&x);
+}
+
+static void test_resync(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    int64_t now = util_wall_ms(), e = 0;
+    char exp[24], before[24];
+
+    fx_init(&x);
+    snprintf(exp, sizeof(exp), "%lld", (long long)(now / 1000 + 100));
+    snprintf(before, sizeof(before), "%lld", (long long)(now / 1000));
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][0], "ZRANGEBYSCORE");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{revlog}:j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "WITHSCORES");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][0], "HGETALL");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{revlog}:s");
+    const char *jtis[] = {"a", exp, "b", exp};
+    const char *subs[] = {"dave", before};
+    reply_strings(&f, 0, jtis, 4);
+    reply_strings(&f, 1, subs, 2);
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "a", now / 1000, &e));
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "b", now / 1000, &e));
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "dave", now / 1000 - 1, now / 1000));
+    CU_ASSERT_EQUAL(last_count, auth_revoke_count(x.rev));
+    f.refuse = 1;
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), -1);
+    fx_free(&x);
+}
+
+int test_auth_shared_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"key and channel names", test_names},
+        {"channel messages, malformed ones ignored", test_messages},
+        {"lockout counted in Redis, answered after the count", test_lockout_through_redis},
+        {"lockout counted in memory when Redis cannot", test_lockout_fallbacks},
+        {"revocation: script, then key, then the store", test_revoke_through_redis},
+        {"revocation without Redis", test_revoke_without_redis},
+        {"resync of the revocation index", test_resync},
+        {NULL, NULL},
+    };
+
+    return unit_add_suite("auth_shared", tests);
+}
