@@ -47,6 +47,7 @@ COPY util util
 COPY auth auth
 COPY limiter limiter
 COPY http http
+COPY redis redis
 COPY cfg cfg
 COPY server server
 COPY lua lua

@@ -10,7 +10,7 @@ mkdir -p "$out/gen"
 : > "$out/gen/unit_suites.h"
 tests=()
 # the Redis test support needs the rc client: only when it is being built
-case " $* " in *limiter/rc*) tests+=(tests/unit/support_redis.c) ;; esac
+case " $* " in *redis/rc*) tests+=(tests/unit/support_redis.c) ;; esac
 for s in ${suites//,/ }; do echo "SUITE($s)" >> "$out/gen/unit_suites.h"; tests+=("tests/unit/test_$s.c"); done
 PKGS="libevent libevent_openssl libevent_pthreads hiredis openssl jansson libjwt yaml-0.1"
 [ -f "$out/gen/lua_scripts.c" ] || scripts/embed-lua.sh lua/*.lua > "$out/gen/lua_scripts.c" 2>/dev/null || true

@@ -44,9 +44,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "tollgate/rc_proto.h"
+
 struct event_base;
 
-#define RC_NSLOTS 16384
 #define RC_MAX_REDIRECTS 5
 #define RC_REFRESH_MS 10000
 
@@ -194,10 +195,6 @@ void rc_sub_free(rc_sub_t *s);
 bool rc_sub_up(const rc_sub_t *s);
 /* "host:port" of the node the subscriber uses or tries now (for logs, tests). */
 const char *rc_sub_node(const rc_sub_t *s);
-
-/* Cluster slot of `key`: CRC16 (XMODEM) of the first non-empty {hash tag},
- * or of the whole key, mod 16384. */
-unsigned rc_slot(const char *key, size_t len);
 
 /* A parsed redis:// or rediss:// URL:
  *   redis[s]://[[user][:password]@]host[:port][/db]

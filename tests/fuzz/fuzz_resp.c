@@ -10,7 +10,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
-#include "../../limiter/rc_internal.h"
+#include "../../redis/rc_internal.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
 

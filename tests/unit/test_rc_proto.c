@@ -5,7 +5,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "../../limiter/rc_internal.h"
+#include "../../redis/rc_internal.h"
 #include "tollgate/rc.h"
 #include "unit.h"
 

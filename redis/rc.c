@@ -1,6 +1,6 @@
 /* rc.c — the Redis client: options, commands, timeouts, routing, redirects,
  * NOSCRIPT recovery, cancellation and deferred free.  See include/tollgate/rc.h
- * and limiter/rc_internal.h for the ownership rules. */
+ * and redis/rc_internal.h for the ownership rules. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* rc_internal.h — private structures of the Redis client (limiter/rc*.c).
+/* rc_internal.h — private structures of the Redis client (the files of redis/).
  *
  * Ownership: a command (rc_cmd_t) sits in exactly one queue at a time — the
  * client's wait queue (cluster map not known yet), a connection's wait queue
@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 
 #include "tollgate/rc.h"
+#include "tollgate/rc_proto.h"
 
 struct bufferevent;
 struct evdns_base;
@@ -182,25 +183,22 @@ void rc_conn_check_stall(rc_conn_t *conn);
 /* Start connecting an idle node now. */
 void rc_conn_start(rc_conn_t *conn);
 bool rc_conn_usable(const rc_conn_t *conn);
+/* rc_conn.c, for rc_sub.c: a connection in no list (the subscriber's own),
+ * and its "host:port" display name. */
+rc_conn_t *rc_conn_alloc(rc_client_t *c, const char *host, unsigned port);
+void rc_conn_set_name(rc_conn_t *conn);
+/* rc_sub.c: what rc_conn.c tells a subscriber of its connection. */
+void rc_sub_on_ready(rc_sub_t *s);
+void rc_sub_on_reply(rc_sub_t *s, const redisReply *r);
+void rc_sub_on_down(rc_sub_t *s);
+/* Move `s` to a usable node (`rotate`: another one than now). */
+void rc_sub_pick_node(rc_sub_t *s, bool rotate);
 /* Close subscriber `s` without callbacks; freed at the next reap. */
 void rc_sub_kill(rc_sub_t *s);
 /* Write SCRIPT LOAD of registered script `id` (conn must be ready). */
 void rc_conn_load_script(rc_conn_t *conn, size_t id);
 
 /* rc_cluster.c */
-typedef enum { RC_REDIR_NONE, RC_REDIR_MOVED, RC_REDIR_ASK } rc_redir_kind_t;
-typedef struct rc_redirect {
-    rc_redir_kind_t kind;
-    unsigned slot;
-    char host[256];
-    unsigned port;
-} rc_redirect_t;
-/* Parse "MOVED 3999 127.0.0.1:6381" / "ASK 3999 [::1]:6381" error text;
- * 0 ok, -1 when it is neither or malformed. */
-int rc_redirect_parse(const char *s, size_t len, rc_redirect_t *out);
-/* Split "host:port" / "[v6]:port"; 0 ok. */
-int rc_hostport_parse(const char *s, size_t len, char *host, size_t hostlen,
-                      unsigned *port);
 /* Send CLUSTER SLOTS to some node unless one is in flight or (unless
  * `force`) the last was less than a second ago. */
 void rc_cluster_refresh(rc_client_t *c, bool force);
