@@ -5,7 +5,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "../../redis/rc_internal.h"
+#include "tollgate/rc.h"
 #include "tollgate/rc.h"
 #include "unit.h"
 
