@@ -1325,3 +1325,30 @@ void cfg_yaml_load(cfg_build_t *b, const char *yaml, size_t len)
 out_parser:
     yaml_parser_delete(&parser);
 }
+
+/* ---- the keys, for the docs' test ---------------------------------------- */
+
+static void walk_keys(const field_t *t, const char *prefix, cfg_key_fn fn, void *arg)
+{
+    char path[128];
+
+    for (const field_t *f = t; f->key != NULL; f++) {
+        if (f->parse == p_secret) /* accepted only to say where secrets go */
+            continue;
+        snprintf(path, sizeof path, "%s%s", prefix, f->key);
+        fn(path, arg);
+        if (f->parse == p_map && f->aux != NULL) {
+            strncat(path, ".", sizeof path - strlen(path) - 1);
+            walk_keys(f->aux, path, fn, arg);
+        } else if (f->parse == p_limits) {
+            walk_keys(limit_fields, "limits[].", fn, arg);
+        } else if (f->parse == p_routes) {
+            walk_keys(route_fields, "routes[].", fn, arg);
+        }
+    }
+}
+
+void cfg_keys(cfg_key_fn fn, void *arg)
+{
+    walk_keys(top_fields, "", fn, arg);
+}

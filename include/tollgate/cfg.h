@@ -169,4 +169,10 @@ extern const char *const cfg_env_names[];
 /* Names for messages and /admin/v1/config. */
 const char *cfg_auth_mode_str(cfg_auth_mode_t m);
 
+/* Every key the YAML parser accepts, dotted ("redis.nodes", "limits[].match.path"),
+ * maps included, list items as "[]"; secrets (refused in the file) left out.
+ * For the test that keeps docs/configuration.md in step. */
+typedef void (*cfg_key_fn)(const char *key, void *arg);
+void cfg_keys(cfg_key_fn fn, void *arg);
+
 #endif

@@ -1,0 +1,184 @@
+/* test_docs.c — the user docs stay in step with the code: every config key
+ * the parser accepts (cfg_keys) has its row in docs/configuration.md and
+ * every row names a key the parser accepts; every metric /metrics exports
+ * (metrics_render) is in the operator guide's metrics table and back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "tollgate/cfg.h"
+#include "tollgate/metrics.h"
+#include "unit.h"
+
+#define MAX_NAMES 256
+#define NAME_MAX_LEN 128
+
+typedef struct names {
+    char v[MAX_NAMES][NAME_MAX_LEN];
+    size_t n;
+} names_t;
+
+static void add(names_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], name) == 0)
+            return;
+    if (s->n < MAX_NAMES)
+        snprintf(s->v[s->n++], NAME_MAX_LEN, "%s", name);
+}
+
+static bool has(const names_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Every name of `a` missing from `b`, reported; returns how many. */
+static size_t missing(const names_t *a, const names_t *b, const char *what)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->n; i++)
+        if (!has(b, a->v[i])) {
+            fprintf(stderr, "\n  docs: %s: %s", what, a->v[i]);
+            n++;
+        }
+    return n;
+}
+
+static void collect_key(const char *key, void *arg)
+{
+    add(arg, key);
+}
+
+/* The first `name` between backticks in `s` into out; NULL when none. */
+static const char *backticked(const char *s, char *out, size_t len)
+{
+    const char *a = strchr(s, '`'), *b = a ? strchr(a + 1, '`') : NULL;
+
+    if (b == NULL || (size_t)(b - a - 1) >= len)
+        return NULL;
+    memcpy(out, a + 1, (size_t)(b - a - 1));
+    out[b - a - 1] = '\0';
+    return b + 1;
+}
+
+/* The prefixes a section's rows are relative to: "Top level" none, "`redis`"
+ * "redis.", "`limits`" "limits[].", "Match ..." both lists' "match.", a
+ * section naming several keys (rows are dotted then) none.  0 prefixes: not
+ * a section of config keys (environment, validation, ...). */
+static size_t section_prefixes(const char *title, char pre[2][NAME_MAX_LEN], bool *keys)
+{
+    char name[NAME_MAX_LEN - 8];
+    const char *rest;
+
+    *keys = true;
+    if (strncmp(title, "Top level", 9) == 0) {
+        pre[0][0] = '\0';
+        return 1;
+    }
+    if (strncmp(title, "Match", 5) == 0) {
+        snprintf(pre[0], NAME_MAX_LEN, "limits[].match.");
+        snprintf(pre[1], NAME_MAX_LEN, "routes[].match.");
+        return 2;
+    }
+    rest = backticked(title, name, sizeof name);
+    if (rest == NULL) {
+        *keys = false;
+        return 0;
+    }
+    if (strchr(rest, '`') != NULL) { /* several: the rows are dotted */
+        pre[0][0] = '\0';
+        return 1;
+    }
+    if (strcmp(name, "tiers") == 0) { /* tier names are the user's */
+        *keys = false;
+        return 0;
+    }
+    snprintf(pre[0], NAME_MAX_LEN, "%s%s.", name,
+             strcmp(name, "limits") == 0 || strcmp(name, "routes") == 0 ? "[]" : "");
+    return 1;
+}
+
+static int doc_keys(const char *path, names_t *out)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096], name[NAME_MAX_LEN], full[512];
+    char pre[2][NAME_MAX_LEN] = {{0}};
+    size_t npre = 0;
+    bool keys = false;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "## ", 3) == 0 || strncmp(line, "### ", 4) == 0) {
+            npre = section_prefixes(strchr(line, ' ') + 1, pre, &keys);
+            continue;
+        }
+        if (!keys || strncmp(line, "| `", 3) != 0 || backticked(line, name, sizeof name) == NULL)
+            continue;
+        for (size_t i = 0; i < npre; i++) {
+            snprintf(full, sizeof full, "%s%s", strchr(name, '.') ? "" : pre[i], name);
+            add(out, full);
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+static void test_config_keys_documented(void)
+{
+    static names_t code, doc;
+
+    code.n = doc.n = 0;
+    cfg_keys(collect_key, &code);
+    CU_ASSERT_FATAL(code.n > 50);
+    CU_ASSERT_TRUE(has(&code, "redis.nodes"));
+    CU_ASSERT_TRUE(has(&code, "limits[].match.path_prefix"));
+    CU_ASSERT_EQUAL_FATAL(doc_keys("../../docs/configuration.md", &doc), 0);
+    CU_ASSERT_EQUAL(missing(&code, &doc, "accepted but not in configuration.md"), 0);
+    CU_ASSERT_EQUAL(missing(&doc, &code, "in configuration.md but not accepted"), 0);
+}
+
+static void test_metrics_documented(void)
+{
+    static names_t code, doc;
+    struct evbuffer *b = evbuffer_new();
+    char *text, *line, *save = NULL, name[NAME_MAX_LEN];
+    FILE *f;
+    char buf[4096];
+
+    code.n = doc.n = 0;
+    CU_ASSERT_FATAL(b != NULL);
+    metrics_render(b);
+    evbuffer_add(b, "", 1);
+    text = (char *)evbuffer_pullup(b, -1);
+    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "# TYPE ", 7) == 0 && sscanf(line + 7, "%127s", name) == 1)
+            add(&code, name);
+    evbuffer_free(b);
+    CU_ASSERT_FATAL(code.n >= 9);
+    f = fopen("../../docs/operator-guide.md", "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    while (fgets(buf, sizeof buf, f) != NULL)
+        if (strncmp(buf, "| `tollgate_", 12) == 0 && backticked(buf, name, sizeof name))
+            add(&doc, name);
+    fclose(f);
+    CU_ASSERT_EQUAL(missing(&code, &doc, "exported but not in operator-guide.md"), 0);
+    CU_ASSERT_EQUAL(missing(&doc, &code, "in operator-guide.md but not exported"), 0);
+}
+
+int test_docs_add(void)
+{
+    static const unit_test_t tests[] = {
+        {"every config key in configuration.md, and back", test_config_keys_documented},
+        {"every metric in the operator guide, and back", test_metrics_documented},
+        {NULL, NULL},
+    };
+
+    return unit_add_suite("docs", tests);
+}
