@@ -1,6 +1,7 @@
-/* rc.c — the Redis client: options, commands, timeouts, routing, redirects,
- * NOSCRIPT recovery, cancellation and deferred free.  See include/tollgate/rc.h
- * and redis/rc_internal.h for the ownership rules. */
+/* rc.c — the Redis client: options, command timeouts, routing, redirects,
+ * NOSCRIPT recovery, cancellation and deferred free; the top of redis/, it
+ * fills the events struct through which the layers below report to it.  See
+ * include/tollgate/rc.h and redis/rc_internal.h for the ownership rules. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,85 +16,6 @@
 #include "rc_internal.h"
 #include "tollgate/util_clock.h"
 #include "tollgate/log.h"
-
-/* xorshift64*: jitter and node picks only, no need for quality. */
-uint64_t rc_rand(rc_client_t *c)
-{
-    c->rng ^= c->rng >> 12;
-    c->rng ^= c->rng << 25;
-    c->rng ^= c->rng >> 27;
-    return (c->rng * 2685821657736338717ULL) >> 11;
-}
-
-void rc_seterr(rc_client_t *c, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
-    va_end(ap);
-}
-
-const char *rc_client_errstr(const rc_client_t *c)
-{
-    return c->errstr;
-}
-
-/* ---- commands ---------------------------------------------------------- */
-
-rc_cmd_t *rc_cmd_new(rc_client_t *c, int argc, const char **argv, const size_t *argvlen,
-                     rc_reply_fn fn, void *privdata)
-{
-    rc_cmd_t *cmd = calloc(1, sizeof(*cmd));
-    char *buf = NULL;
-    int len;
-
-    if (cmd == NULL)
-        return NULL;
-    len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
-    if (len < 0 || buf == NULL) {
-        free(cmd);
-        return NULL;
-    }
-    cmd->c = c;
-    cmd->fn = fn;
-    cmd->privdata = privdata;
-    cmd->buf = buf;
-    cmd->len = (size_t)len;
-    cmd->slot = -1;
-    cmd->script = -1;
-    return cmd;
-}
-
-void rc_cmd_free(rc_cmd_t *cmd)
-{
-    if (cmd->timer_on)
-        event_del(&cmd->timer);
-    redisFreeCommand(cmd->buf);
-    free(cmd);
-}
-
-void rc_cmd_deliver(rc_cmd_t *cmd, redisReply *reply, const char *errstr)
-{
-    rc_reply_fn fn = cmd->fn;
-    rc_client_t *c = cmd->c;
-
-    if (cmd->timer_on) {
-        event_del(&cmd->timer);
-        cmd->timer_on = false;
-    }
-    if (fn == NULL)
-        return;
-    cmd->fn = NULL;
-    if (reply != NULL)
-        c->stats.replies++;
-    else
-        c->stats.failed++;
-    c->depth++;
-    fn(c, reply, reply != NULL ? NULL : (errstr != NULL ? errstr : "no reply"),
-       cmd->privdata);
-    c->depth--;
-}
 
 /* Unlink `cmd` from a wait queue it sits in (not from a flight FIFO). */
 static void cmd_unwait(rc_cmd_t *cmd)
@@ -393,13 +315,10 @@ const char *rc_script_sha(const rc_client_t *c, size_t script)
     return script < c->o.nscripts ? c->shas[script] : "";
 }
 
-void rc_enter(rc_client_t *c)
-{
-    c->depth++;
-}
-
 static void client_destroy(rc_client_t *c);
 
+/* The outermost rc_leave(): free the connections buried meanwhile, and the
+ * client when rc_client_free() was called inside a callback. */
 static void reap(rc_client_t *c)
 {
     rc_conn_t *conn;
@@ -410,10 +329,8 @@ static void reap(rc_client_t *c)
     }
 }
 
-void rc_leave(rc_client_t *c)
+static void ev_settle(rc_client_t *c)
 {
-    if (--c->depth > 0)
-        return;
     reap(c);
     if (c->free_asked)
         client_destroy(c);
@@ -620,6 +537,44 @@ static int add_seeds(rc_client_t *c)
     return 0;
 }
 
+/* ---- what the layers below report ---------------------------------------- */
+
+static void ev_ready(rc_conn_t *conn)
+{
+    if (conn->sub != NULL)
+        rc_sub_on_ready(conn->sub);
+    else
+        rc_cluster_on_conn_ready(conn);
+}
+
+static void ev_down(rc_conn_t *conn)
+{
+    if (conn->sub != NULL)
+        rc_sub_on_down(conn->sub);
+    else
+        rc_cluster_on_conn_down(conn);
+}
+
+static void ev_sub_reply(rc_conn_t *conn, const redisReply *r)
+{
+    rc_sub_on_reply(conn->sub, r);
+}
+
+static void ev_sub_retry(rc_conn_t *conn)
+{
+    rc_sub_pick_node(conn->sub, true);
+}
+
+static const rc_events_t events = {
+    .ready = ev_ready,
+    .down = ev_down,
+    .reply = rc_cmd_on_reply,
+    .sub_reply = ev_sub_reply,
+    .sub_retry = ev_sub_retry,
+    .route = rc_route,
+    .settle = ev_settle,
+};
+
 rc_client_t *rc_client_new(struct event_base *base, const rc_opts_t *o, char *err,
                            size_t errlen)
 {
@@ -630,6 +585,7 @@ rc_client_t *rc_client_new(struct event_base *base, const rc_opts_t *o, char *er
         return NULL;
     }
     c->base = base;
+    c->events = &events;
     TAILQ_INIT(&c->conns);
     TAILQ_INIT(&c->graveyard);
     TAILQ_INIT(&c->subs);

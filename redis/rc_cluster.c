@@ -91,7 +91,7 @@ int rc_cluster_apply_slots(rc_client_t *c, rc_conn_t *from, const redisReply *r)
     while ((cmd = TAILQ_FIRST(&c->waitq)) != NULL) {
         TAILQ_REMOVE(&c->waitq, cmd, link);
         cmd->where = RC_WHERE_NONE;
-        rc_route(c, cmd, true);
+        c->events->route(c, cmd, true);
     }
     return 0;
 }
@@ -151,7 +151,7 @@ void rc_cluster_refresh(rc_client_t *c, bool force)
     cmd->pin = node;
     c->refreshing = true;
     c->last_refresh_ms = now;
-    if (rc_route(c, cmd, true) != 0)
+    if (c->events->route(c, cmd, true) != 0)
         c->refreshing = false;
 }
 

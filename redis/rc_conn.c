@@ -291,7 +291,7 @@ static void conn_ready(rc_conn_t *conn)
     conn_disarm(conn);
     conn->state = RC_CONN_READY;
     if (conn->sub != NULL) { /* attempts reset at UP: a bad node backs off */
-        rc_sub_on_ready(conn->sub);
+        conn->c->events->ready(conn);
         return;
     }
     conn->attempts = 0;
@@ -305,7 +305,7 @@ static void conn_ready(rc_conn_t *conn)
         TAILQ_REMOVE(&conn->waitq, cmd, link);
         conn_write(conn, cmd);
     }
-    rc_cluster_on_conn_ready(conn);
+    conn->c->events->ready(conn);
 }
 
 static void handshake_reply(rc_conn_t *conn, redisReply *reply, void *privdata)
@@ -381,7 +381,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         if (r == NULL)
             break;
         if (conn->sub != NULL && conn->state == RC_CONN_READY) {
-            rc_sub_on_reply(conn->sub, r);
+            c->events->sub_reply(conn, r);
             freeReplyObject(r);
             continue;
         }
@@ -397,7 +397,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             cmd->ifn(conn, r, cmd->privdata);
             rc_cmd_free(cmd);
         } else {
-            rc_cmd_on_reply(conn, cmd, r);
+            c->events->reply(conn, cmd, r);
         }
         freeReplyObject(r);
     }
@@ -470,7 +470,7 @@ static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
     conn->retry_on = false;
     if (conn->state == RC_CONN_BACKOFF) {
         if (conn->sub != NULL)
-            rc_sub_pick_node(conn->sub, true);
+            c->events->sub_retry(conn);
         rc_conn_start(conn);
     } else if (conn->state == RC_CONN_CONNECTING || conn->state == RC_CONN_HANDSHAKE)
         rc_conn_fail(conn, "connect timeout", conn->retired);
@@ -543,10 +543,7 @@ void rc_conn_fail(rc_conn_t *conn, const char *why, bool bury)
             TAILQ_REMOVE(&c->conns, conn, link);
         TAILQ_INSERT_TAIL(&c->graveyard, conn, link);
     }
-    if (conn->sub != NULL)
-        rc_sub_on_down(conn->sub);
-    else
-        rc_cluster_on_conn_down(conn);
+    c->events->down(conn);
 }
 
 void rc_conn_destroy(rc_conn_t *conn)

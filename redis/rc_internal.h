@@ -118,7 +118,22 @@ struct rc_sub {
 };
 TAILQ_HEAD(rc_subq, rc_sub);
 
+/* How the layers below rc.c (rc_conn, rc_cluster, rc_sub) report upward:
+ * filled by rc_client_new(), so no file calls a file above it. */
+typedef struct rc_events {
+    void (*ready)(rc_conn_t *conn); /* handshake done (a subscriber's too) */
+    void (*down)(rc_conn_t *conn);  /* failed or closed */
+    /* The reply to `cmd`, popped from conn's flight: redirects, NOSCRIPT,
+     * delivery, freeing. */
+    void (*reply)(rc_conn_t *conn, rc_cmd_t *cmd, redisReply *reply);
+    void (*sub_reply)(rc_conn_t *conn, const redisReply *r); /* on a subscriber's conn */
+    void (*sub_retry)(rc_conn_t *conn); /* a subscriber's conn retries: maybe elsewhere */
+    int (*route)(rc_client_t *c, rc_cmd_t *cmd, bool deliver); /* see rc_route */
+    void (*settle)(rc_client_t *c); /* the outermost rc_leave() */
+} rc_events_t;
+
 struct rc_client {
+    const rc_events_t *events;
     struct event_base *base;
     struct evdns_base *dns;
     rc_opts_t o; /* strings below are owned copies */
@@ -148,7 +163,7 @@ struct rc_client {
     char errstr[512];
 };
 
-/* rc.c */
+/* rc_cmd.c */
 void rc_enter(rc_client_t *c);
 void rc_leave(rc_client_t *c);
 void rc_seterr(rc_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
