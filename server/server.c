@@ -21,6 +21,7 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -201,7 +202,12 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
     w->cfg = cfg_ref(s->cfg);
     if (admin)
         return 0;
-    w->proxy = srv_proxy_new(w->base, NULL);
+    /* Upstreams named by host (a Kubernetes Service name) are resolved on
+     * this loop, with resolv.conf's nameservers, search list and ndots. */
+    w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (w->dns == NULL)
+        log_warn("worker %u: no DNS resolver: upstreams must be IP addresses", index);
+    w->proxy = srv_proxy_new(w->base, w->dns);
     w->metrics = metrics_new();
     w->audit = s->audit ? audit_buf_new(s->audit, w->base) : NULL;
     if (w->proxy == NULL || w->metrics == NULL || (s->audit && w->audit == NULL))
@@ -224,6 +230,8 @@ static void worker_clear(srv_worker_t *w)
         evhttp_free(w->http);
     audit_buf_free(w->audit);
     srv_proxy_free(w->proxy);
+    if (w->dns != NULL)
+        evdns_base_free(w->dns, 0); /* the proxy (its only user) is gone already */
     srv_backend_clear(w);
     metrics_free(w->metrics);
     if (w->mbox_ev)
@@ -287,6 +295,10 @@ static void warn_restart_needed(const cfg_t *o, const cfg_t *n)
         log_warn("config reload: redis settings change only on restart");
     if (o->threads != n->threads)
         log_warn("config reload: threads change only on restart");
+    if (o->max_body_bytes != n->max_body_bytes ||
+        o->max_header_bytes != n->max_header_bytes)
+        log_warn(
+            "config reload: max_body_bytes and max_header_bytes change only on restart");
     if ((o->audit_path == NULL) != (n->audit_path == NULL) ||
         (o->audit_path && strcmp(o->audit_path, n->audit_path) != 0))
         log_warn("config reload: audit.path changes only on restart");

@@ -60,6 +60,7 @@ typedef struct srv_worker {
     struct event *health_ev; /* samples rc_client_up() into redis_up */
     atomic_bool redis_up;
     atomic_bool redis_settled; /* the first connection attempt succeeded or failed */
+    struct evdns_base *dns;    /* resolves upstream host names (resolv.conf, /etc/hosts) */
     srv_proxy_t *proxy;
     audit_buf_t *audit;
     metrics_t *metrics;

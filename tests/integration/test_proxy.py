@@ -131,3 +131,35 @@ class Proxy(TollgateCase):
                                        "x-auth-scopes": "god:mode"}).json()
         for k, v in seen["headers"]:
             self.assertNotIn(v, ("admin", "god:mode"), (k, v))
+
+
+class ProxyByName(TollgateCase):
+    """An upstream named by host (how a Kubernetes Service is addressed) is
+    resolved on the worker's loop (resolv.conf and /etc/hosts)."""
+    shared_server = False
+
+    def test_upstream_host_name(self):
+        up = Upstream()
+        self.addCleanup(up.close)
+
+        def configure(cfg):
+            cfg["routes"] = [{"name": "named", "match": {"path_prefix": "/named/"},
+                              "upstream": "http://localhost:%d" % up.port, "auth": "none"}]
+        tg = self.spawn(configure)
+        for i in range(3):
+            r = tg.get("/named/%d" % i)
+            self.assertEqual(r.status, 200, (r.status, r.body, tg.stderr()[-1500:]))
+        self.assertEqual(len(up.requests), 3)
+        self.assertNotIn("unusable upstream", tg.stderr())
+
+    def test_unknown_host_is_502(self):
+        def configure(cfg):
+            cfg["routes"] = [{"name": "nowhere", "match": {"path_prefix": "/nowhere/"},
+                              "upstream": "http://no-such-host.invalid:80", "auth": "none",
+                              ROUTE_TIMEOUT_KEY: 2000}]
+        tg = self.spawn(configure)
+        r = tg.get("/nowhere/x", timeout=15)
+        # NXDOMAIN is a 502; a resolver that never answers, the route's 504.
+        self.assertIn(r.status, (502, 504), r.body)
+        self.assertEqual(r.json()["error"]["code"], "bad_gateway")
+        self.assertTrue(tg.alive())

@@ -179,7 +179,7 @@ rounded UP to whole cores, at least 1; "0" when the quantity is empty.
 
 {{/*
 What only a restart applies (docs/configuration.md): listen, admin_listen,
-threads, redis.*, audit.path. Hashed into the pod template's checksum/config,
+threads, max_body_bytes, max_header_bytes, redis.*, audit.path. Hashed into the pod template's checksum/config,
 so a change of limits, tiers, routes, cors or auth leaves the pod template
 byte-identical (the running pods reload the ConfigMap instead).
 */}}
@@ -191,6 +191,8 @@ byte-identical (the running pods reload the ConfigMap instead).
       "admin_listen" (int .Values.ports.admin)
       "threads" (include "tollgate.threads" .)
       "redis" ($c.redis | default dict)
+      "max_body_bytes" (get $c "max_body_bytes" | default "")
+      "max_header_bytes" (get $c "max_header_bytes" | default "")
       "audit_path" (get $audit "path" | default "-") -}}
 {{- toJson $restart | sha256sum -}}
 {{- end -}}
