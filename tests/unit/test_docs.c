@@ -1,7 +1,8 @@
 /* test_docs.c — the user docs stay in step with the code: every config key
  * the parser accepts (cfg_keys) has its row in docs/configuration.md and
- * every row names a key the parser accepts; every metric /metrics exports
- * (metrics_render) is in the operator guide's metrics table and back. */
+ * every row names a key the parser accepts; every top-level key and every
+ * metric /metrics exports (metrics_render) is in docs/reference.md; the
+ * metrics are in the operator guide's table and back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,38 @@ static int doc_keys(const char *path, names_t *out)
     return 0;
 }
 
+/* Every backticked first cell of a table row of `path`. */
+static int table_names(const char *path, names_t *out)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096], name[NAME_MAX_LEN];
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "| `", 3) == 0 && backticked(line, name, sizeof name) != NULL)
+            add(out, name);
+    fclose(f);
+    return 0;
+}
+
+static void top_level(const char *key, void *arg)
+{
+    if (strchr(key, '.') == NULL && strchr(key, '[') == NULL)
+        add(arg, key);
+}
+
+static void test_reference_lists_keys(void)
+{
+    static names_t top, ref;
+
+    top.n = ref.n = 0;
+    cfg_keys(top_level, &top);
+    CU_ASSERT_FATAL(top.n > 15);
+    CU_ASSERT_EQUAL_FATAL(table_names("../../docs/reference.md", &ref), 0);
+    CU_ASSERT_EQUAL(missing(&top, &ref, "top-level key not in reference.md"), 0);
+}
+
 static void test_config_keys_documented(void)
 {
     static names_t code, doc;
@@ -170,13 +203,18 @@ static void test_metrics_documented(void)
     fclose(f);
     CU_ASSERT_EQUAL(missing(&code, &doc, "exported but not in operator-guide.md"), 0);
     CU_ASSERT_EQUAL(missing(&doc, &code, "in operator-guide.md but not exported"), 0);
+    doc.n = 0;
+    CU_ASSERT_EQUAL_FATAL(table_names("../../docs/reference.md", &doc), 0);
+    CU_ASSERT_EQUAL(missing(&code, &doc, "exported but not in reference.md"), 0);
 }
 
 int test_docs_add(void)
 {
     static const unit_test_t tests[] = {
         {"every config key in configuration.md, and back", test_config_keys_documented},
-        {"every metric in the operator guide, and back", test_metrics_documented},
+        {"every top-level key in the reference", test_reference_lists_keys},
+        {"every metric in the operator guide (and back) and the reference",
+         test_metrics_documented},
         {NULL, NULL},
     };
 
