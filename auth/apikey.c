@@ -8,6 +8,7 @@
  * presented key, which tells an attacker nothing about stored keys.
  */
 #include "tollgate/auth_apikey.h"
+#include "tollgate/util_fmt.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -325,17 +326,6 @@ static bool valid_tier(span_t s)
     return true;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool parse_digest(span_t s, unsigned char out[32])
 {
     size_t i;
@@ -344,8 +334,8 @@ static bool parse_digest(span_t s, unsigned char out[32])
     if (s.n != 64)
         return false;
     for (i = 0; i < 32; i++) {
-        hi = hexval((unsigned char)s.p[2 * i]);
-        lo = hexval((unsigned char)s.p[2 * i + 1]);
+        hi = util_hexval((unsigned char)s.p[2 * i]);
+        lo = util_hexval((unsigned char)s.p[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (unsigned char)(hi << 4 | lo);

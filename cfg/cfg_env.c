@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "tollgate/rl_bucket.h"
+#include "tollgate/util_fmt.h"
 #include "tollgate/rl_policy.h"
 
 #include "cfg_internal.h"
@@ -257,17 +258,6 @@ static void env_secrets(cfg_build_t *b)
     }
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode `len` bytes of `s` (userinfo of a URL) into a new string;
  * NULL on a bad escape or %00.  The result may be a secret. */
 static char *pct_decode(const char *s, size_t len)
@@ -284,8 +274,8 @@ static char *pct_decode(const char *s, size_t len)
             out[o++] = s[i];
             continue;
         }
-        hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-        lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+        hi = i + 2 < len ? util_hexval(s[i + 1]) : -1;
+        lo = hi >= 0 ? util_hexval(s[i + 2]) : -1;
         if (lo < 0 || (hi == 0 && lo == 0)) {
             OPENSSL_cleanse(out, o);
             free(out);

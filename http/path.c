@@ -3,23 +3,13 @@
  * allocates.
  */
 #include "tollgate/http.h"
+#include "tollgate/util_fmt.h"
 
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 /* ---- path normalization --------------------------------------------------- */
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static bool unreserved(unsigned char c)
 {
@@ -61,15 +51,15 @@ static int segment_decode(const char *in, size_t len, pbuf_t *b, unsigned *flags
                 return -1;
             continue;
         }
-        if (len - i < 3 || (hi = hexval((unsigned char)in[i + 1])) < 0 ||
-            (lo = hexval((unsigned char)in[i + 2])) < 0)
+        if (len - i < 3 || (hi = util_hexval((unsigned char)in[i + 1])) < 0 ||
+            (lo = util_hexval((unsigned char)in[i + 2])) < 0)
             return -1;
         v = hi << 4 | lo;
         i += 2;
         if (v == 0 || v == '/' || v == '\\')
             return -1;
-        if (v == '%' && len - i >= 3 && hexval((unsigned char)in[i + 1]) >= 0 &&
-            hexval((unsigned char)in[i + 2]) >= 0)
+        if (v == '%' && len - i >= 3 && util_hexval((unsigned char)in[i + 1]) >= 0 &&
+            util_hexval((unsigned char)in[i + 2]) >= 0)
             *flags |= HTTP_PATH_PCT25;
         if (unreserved((unsigned char)v)) {
             if (pbuf_put(b, (char)v) != 0)
@@ -160,8 +150,8 @@ static bool secret_param(const char *name, size_t len, char *const *extra, size_
         if (n >= sizeof(dec) - 1)
             return false;
         if (name[i] == '%' && len - i >= 3 &&
-            (hi = hexval((unsigned char)name[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)name[i + 2])) >= 0) {
+            (hi = util_hexval((unsigned char)name[i + 1])) >= 0 &&
+            (lo = util_hexval((unsigned char)name[i + 2])) >= 0) {
             dec[n++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -2,7 +2,6 @@
  * NOSCRIPT recovery, cancellation and deferred free; the top of redis/, it
  * fills the events struct through which the layers below report to it.  See
  * include/tollgate/rc.h and redis/rc_internal.h for the ownership rules. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

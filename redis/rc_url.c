@@ -6,17 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "tollgate/rc.h"
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
+#include "tollgate/util_fmt.h"
 
 /* Percent-decode s[0..len) into out (NUL-terminated); -1 on a bad escape,
  * an embedded NUL or when it does not fit. */
@@ -32,8 +22,8 @@ static int pct_decode(const char *s, size_t len, char *out, size_t outlen)
 
             if (i + 2 >= len)
                 return -1;
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = util_hexval(s[i + 1]);
+            lo = util_hexval(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             ch = (char)(hi * 16 + lo);

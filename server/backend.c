@@ -91,12 +91,15 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
     srv_worker_t *w = arg;
 
     bool up = rc_client_up(w->rc);
-    const char *why = rc_client_errstr(w->rc);
+    const char *why;
 
     (void)fd;
     (void)what;
     atomic_store(&w->redis_up, up);
-    if (up || (why != NULL && why[0] != '\0'))
+    if (atomic_load(&w->redis_settled))
+        return;
+    why = rc_client_errstr(w->rc);
+    if (up || (why != NULL && why[0] != '\0')) /* connected, or an attempt failed */
         atomic_store(&w->redis_settled, true);
 }
 

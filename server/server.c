@@ -104,7 +104,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if ((w->inflight == 0 && w->unflushed == 0) || util_wall_ms() >= w->drain_deadline_ms) {
+    if ((w->inflight == 0 && w->unflushed == 0) || util_mono_ms() >= w->drain_deadline_ms) {
         if (w->inflight > 0 || w->unflushed > 0)
             log_warn("worker %u: drain timeout with %u requests in flight, %u answers "
                      "being written",
@@ -140,7 +140,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
             evhttp_del_accept_socket(w->http, w->bound);
             w->bound = NULL;
         }
-        w->drain_deadline_ms = util_wall_ms() + SRV_DRAIN_TIMEOUT_MS;
+        w->drain_deadline_ms = util_mono_ms() + SRV_DRAIN_TIMEOUT_MS;
         w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_check, w);
         if (w->drain_ev == NULL || event_add(w->drain_ev, &tick) != 0)
             event_base_loopbreak(w->base);
@@ -451,7 +451,7 @@ static void start_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!srv_backend_settled(s) && util_wall_ms() - s->start_ms < SRV_START_GRACE_MS)
+    if (!srv_backend_settled(s) && util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);
     atomic_store(&s->ready, true);
@@ -494,14 +494,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
 
         cfg_unref(c);
-
-        if (atomic_load(&s->draining) || delay == 0) {
+        if (atomic_exchange(&s->draining, true) || delay == 0) {
             log_info("%s: draining", name);
-            atomic_store(&s->draining, true);
             event_base_loopbreak(s->main_base);
             break;
         }
-        atomic_store(&s->draining, true);
         log_info("%s: not ready; answering for %us (shutdown_delay), then draining", name,
                  delay);
         s->delay_ev = evtimer_new(s->main_base, delay_done, s);
@@ -608,7 +605,7 @@ int srv_run(srv_t *s)
     event_add(watch_ev, &sec);
     watch_refresh(&wt);
     watch_cb(-1, 0, &wt);
-    s->start_ms = util_wall_ms();
+    s->start_ms = util_mono_ms();
     s->start_ev = event_new(s->main_base, -1, EV_PERSIST, start_cb, s);
     if (s->start_ev == NULL || event_add(s->start_ev, &poll) != 0)
         atomic_store(&s->ready, true);

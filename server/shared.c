@@ -22,10 +22,10 @@
 
 #define RESYNC_MS 1000
 
-/* The admin thread's client as an rc_ops_t pair; NULL ops without Redis. */
-static const rc_ops_t *admin_ops(srv_t *s)
+/* A thread's client as the ops of an rc_ops_t pair; NULL without Redis. */
+static const rc_ops_t *ops_of(const rc_client_t *rc)
 {
-    return s->admin.rc != NULL ? &rc_client_ops : NULL;
+    return rc != NULL ? &rc_client_ops : NULL;
 }
 
 static void resync(srv_t *s)
@@ -67,7 +67,7 @@ static void resync_tick(evutil_socket_t fd, short what, void *arg)
 int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t when,
                       srv_shared_done_fn done, void *privdata)
 {
-    return auth_shared_revoke(&s->shared, admin_ops(s), s->admin.rc,
+    return auth_shared_revoke(&s->shared, ops_of(s->admin.rc), s->admin.rc,
                               kind == SRV_REVOKE_SUBJECT ? AUTH_SHARED_SUBJECT
                                                          : AUTH_SHARED_JTI,
                               id, when, util_wall_ms(), done, privdata);
@@ -77,8 +77,8 @@ srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
                                        const auth_lockout_policy_t *p,
                                        srv_lock_done_fn done, void *privdata)
 {
-    return auth_shared_lockout_fail(&w->srv->shared, w->rc != NULL ? &rc_client_ops : NULL,
-                                    w->rc, ip, p, util_wall_ms(), done, privdata);
+    return auth_shared_lockout_fail(&w->srv->shared, ops_of(w->rc), w->rc, ip, p,
+                                    util_wall_ms(), done, privdata);
 }
 
 void srv_shared_lockout_detach(srv_lock_op_t *op)

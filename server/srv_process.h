@@ -53,7 +53,7 @@ typedef struct srv_worker {
     int mbox_fd; /* eventfd that wakes the loop */
     struct event *mbox_ev;
     struct event *drain_ev;
-    int64_t drain_deadline_ms;
+    uint64_t drain_deadline_ms; /* monotonic */
     rl_limiter_t *limiter;
     struct rc_client *rc;    /* this thread's Redis client, NULL without Redis */
     struct rl_redis *rr;     /* the limiter's Redis backend over `rc` */
@@ -91,7 +91,7 @@ struct srv {
     struct event *resync_ev;         /* revocation index reload while `sub` is down */
     atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
     atomic_bool ready;      /* the first Redis attempt settled (or start grace over) */
-    int64_t start_ms;       /* main thread: when srv_run began */
+    uint64_t start_ms;      /* main thread: when srv_run began (monotonic) */
     struct event *start_ev; /* main thread: polls for readiness until ready */
     struct event *delay_ev; /* main thread: shutdown_delay after SIGTERM */
     struct event_base *main_base; /* signals, config file watch */

@@ -13,4 +13,17 @@
 size_t util_fmt_u64(char *out, uint64_t v);
 size_t util_fmt_i64(char *out, int64_t v);
 
+/* The value of hex digit `c` (either case), or -1.  Inline: the path and
+ * query decoders call it per escape on the request path. */
+static inline int util_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif

@@ -9,6 +9,7 @@ YAML is turned into JSON by the `yaml` npm package that tools/k8s-validate
 installs (Python's stdlib has no YAML parser and Debian's python3-yaml is
 not on this interpreter's path).
 """
+import base64
 import json
 import os
 import subprocess
@@ -103,7 +104,6 @@ def configmap_files(objs, name):
 
 def secret_files(objs, name):
     """The decoded data of the Secret called `name` (data and stringData)."""
-    import base64
     for o in objs:
         if o.get("kind") == "Secret" and o["metadata"]["name"] == name:
             files = {k: base64.b64decode(v) for k, v in o.get("data", {}).items()}

@@ -329,7 +329,7 @@ backend pods
         if not wait_for(ok, timeout * SLOW, 0.05):
             raise AssertionError("haproxy states %r, want %r" % (self.states(), want))
 
-    def get(self, path, key, conn=None):
+    def get(self, path, key):
         return request(self.port, "GET", path, {"X-API-Key": KEYS[key]}, timeout=5)
 
     def close(self):
