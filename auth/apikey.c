@@ -9,6 +9,7 @@
  */
 #include "tollgate/auth_apikey.h"
 #include "tollgate/util_fmt.h"
+#include "tollgate/util_b64.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -676,36 +677,6 @@ int auth_apikey_format_line(const char *id, const char *key, const char *scopes,
     return 0;
 }
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* base64url without padding of `n` bytes; `out` has room for 4*ceil(n/3)+1. */
-static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t i, o = 0;
-    uint32_t v;
-
-    for (i = 0; i + 2 < n; i += 3) {
-        v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url[v >> 18 & 63];
-        out[o++] = b64url[v >> 12 & 63];
-        out[o++] = b64url[v >> 6 & 63];
-        out[o++] = b64url[v & 63];
-    }
-    if (n - i == 1) {
-        v = (uint32_t)in[i] << 16;
-        out[o++] = b64url[v >> 18 & 63];
-        out[o++] = b64url[v >> 12 & 63];
-    } else if (n - i == 2) {
-        v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64url[v >> 18 & 63];
-        out[o++] = b64url[v >> 12 & 63];
-        out[o++] = b64url[v >> 6 & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
 int auth_apikey_generate(char *out, size_t outlen)
 {
     unsigned char rnd[APIKEY_GEN_RANDOM];
@@ -716,7 +687,7 @@ int auth_apikey_generate(char *out, size_t outlen)
         return -1;
     if (RAND_bytes(rnd, sizeof(rnd)) == 1) {
         memcpy(out, "tg_", 3);
-        b64url_encode(rnd, sizeof(rnd), out + 3);
+        util_b64url_encode(rnd, sizeof(rnd), out + 3);
         rc = 0;
     }
     OPENSSL_cleanse(rnd, sizeof(rnd));

@@ -23,6 +23,11 @@ void auth_identity_clear(auth_identity_t *id)
     free(id->tier);
     free(id->jti);
     json_decref(id->claims);
+    for (i = 0; i < id->nhdrs; i++) {
+        free(id->hdrs[i].name);
+        free(id->hdrs[i].value);
+    }
+    free(id->hdrs);
     memset(id, 0, sizeof(*id));
 }
 
@@ -59,6 +64,16 @@ int auth_identity_copy(auth_identity_t *dst, const auth_identity_t *src)
         dst->nscopes = src->nscopes;
         for (i = 0; i < src->nscopes; i++)
             dst->scopes[i] = dup_or_null(src->scopes[i], &ok);
+    }
+    if (src->nhdrs > 0) {
+        dst->hdrs = calloc(src->nhdrs, sizeof(*dst->hdrs));
+        if (dst->hdrs == NULL)
+            goto out_clear;
+        dst->nhdrs = src->nhdrs;
+        for (i = 0; i < src->nhdrs; i++) {
+            dst->hdrs[i].name = dup_or_null(src->hdrs[i].name, &ok);
+            dst->hdrs[i].value = dup_or_null(src->hdrs[i].value, &ok);
+        }
     }
     /* A deep copy, not a new reference: the copy may live on another thread. */
     if (src->claims != NULL) {

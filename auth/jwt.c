@@ -1,29 +1,26 @@
-/* jwt.c — JWT verification per DESIGN §6 "JWT rules" (RFC 8725).
+/* jwt.c — JWT verification (RFC 7519, RFC 8725 best practices).
  *
  * Order of checks, cheapest and least trusting first:
- *   size cap → three base64url parts → header (jansson): alg pinned to the
- *   key, crit refused, kid bounded → HMAC over "header.payload" compared with
- *   CRYPTO_memcmp → jwt_decode() WITH the key and jwt_get_alg() == key alg
- *   → payload claims (jansson): exp/nbf/iat with leeway, iss, aud, sub.
- * Nothing of the payload is parsed before the signature is known good.
+ *   size cap → three base64url parts → header (jansson): alg known, crit
+ *   refused, kid bounded, typ JWT / at+jwt / absent → payload parsed (only
+ *   `iss` is read before the signature) → provider by `iss` → alg allowed
+ *   for it → key by kid (auth_jwks_find) → alg == the key's pinned alg →
+ *   signature (auth_jwk_verify) → for HS tokens of typ JWT, libjwt's
+ *   jwt_decode WITH the key and jwt_get_alg() == key alg → claims:
+ *   exp/nbf/iat with leeway, aud, sub, scopes, tier, jti, claim headers.
  *
- * About libjwt: Debian's libjwt 1.10.2-1+deb12u1 carries the CVE-2024-25189
- * fix.  Its jwt_verify_sha_hmac() re-encodes the computed HMAC in base64url
- * and compares it with the token's signature text through jwt_strcmp(),
- * which (checked in the shipped binary's disassembly) XOR-accumulates over
- * max(strlen(a), strlen(b)) bytes with no early exit and folds in the
- * length difference: constant-time in the content, leaking only lengths,
- * which are public.  Older libjwt used strcmp().  We do not rely on it: the
- * HMAC is verified here first with CRYPTO_memcmp, and libjwt only confirms.
- * libjwt 1.x also takes alg from the header, skips the signature when given
- * no key, refuses a `typ` other than "JWT", and checks no claim — hence the
- * checks below.
+ * Who does what: auth/jwks.c turns JWKs into OpenSSL EVP_PKEYs once and
+ * verifies every signature (RS, PS, ES, EdDSA with EVP_DigestVerify; HS with
+ * HMAC + CRYPTO_memcmp).  libjwt 1.10 confirms HS tokens: Debian's
+ * 1.10.2-1+deb12u1 carries the CVE-2024-25189 fix, and its HMAC comparison
+ * (jwt_strcmp, read in the shipped binary) runs over max(len) with no early
+ * exit.  libjwt is not asked about at+jwt tokens (it refuses any typ but
+ * JWT, RFC 9068 §2.1) nor about RS/ES (it re-parses a PEM key per call) nor
+ * PS/EdDSA (it has neither).
  *
- * Keys: this version has one HS secret (JWT_SECRET).  It is pinned to one
- * algorithm (RFC 8725 §3.1), so only one of HS256/HS384/HS512 may be listed.
- * With a single key there is no kid map: any `kid` (a string of at most
- * AUTH_JWT_MAX_KID_LEN bytes) selects that key; a longer or non-string kid is
- * refused.  RS and ES keys arrive with JWKS (auth.jwt.keys_file) later.
+ * The single-issuer keys of auth.jwt (issuer, audience, keys_file and
+ * JWT_SECRET) are one provider; auth.jwt.providers adds more.  A provider
+ * without an issuer takes tokens of any `iss` that no other provider names.
  */
 #include "tollgate/auth_jwt.h"
 
@@ -36,27 +33,36 @@
 
 #include <jwt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#define JWT_MAX_SIG 64 /* bytes of the longest HMAC (SHA-512) */
+#include "tollgate/auth_jwks.h"
+#include "tollgate/log.h"
+#include "tollgate/util_b64.h"
+
 #define JWT_MAX_SCOPE_LEN 256
 #define JWT_MAX_TIER_LEN 64
 #define JWT_MAX_JTI_LEN 256
+#define JWT_MAX_HDR_VALUE 512                /* bytes of a claim copied into a header */
 #define JWT_TIME_LIMIT 4611686018427387904LL /* 2^62: sums with leeway stay in range */
 
+typedef struct provider {
+    char *name;
+    char *issuer; /* NULL = any */
+    char **audiences;
+    size_t naudiences;
+    unsigned allowed; /* bit (1 << auth_alg_t) per allowed algorithm */
+    auth_jwks_t *keys;
+    char *scopes_claim; /* NULL = scope, scp, scopes */
+    char *tier_claim;   /* NULL = none */
+    char **hdr_claims, **hdr_names;
+    size_t nhdrs;
+} provider_t;
+
 struct auth_jwt {
-    unsigned allowed; /* bit (1 << jwt_alg_t) per allowed algorithm */
-    jwt_alg_t hs_alg; /* the HS secret's one algorithm */
-    const EVP_MD *hs_md;
-    size_t hs_sig_len; /* bytes of its HMAC */
-    unsigned char *hs_secret;
-    size_t hs_secret_len;
-    char *issuer;   /* NULL = not checked */
-    char *audience; /* NULL = not checked */
-    char *scopes_claim;
-    char *tier_claim; /* NULL = none */
+    provider_t *providers;
+    size_t nproviders;
     int64_t leeway_s;
+    const char **all_hdrs; /* every claim header name, once */
+    size_t nall_hdrs;
 };
 
 /* A run of bytes of the token. */
@@ -64,31 +70,6 @@ typedef struct {
     const char *p;
     size_t n;
 } span_t;
-
-static const struct {
-    const char *name;
-    jwt_alg_t alg;
-} alg_names[] = {
-    {"HS256", JWT_ALG_HS256}, {"HS384", JWT_ALG_HS384}, {"HS512", JWT_ALG_HS512},
-    {"RS256", JWT_ALG_RS256}, {"RS384", JWT_ALG_RS384}, {"RS512", JWT_ALG_RS512},
-    {"ES256", JWT_ALG_ES256}, {"ES384", JWT_ALG_ES384}, {"ES512", JWT_ALG_ES512},
-};
-
-/* Exact, case-sensitive (RFC 7515 §4.1.1); JWT_ALG_INVAL when unknown. */
-static jwt_alg_t alg_from_name(const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(alg_names) / sizeof(alg_names[0]); i++)
-        if (strcmp(alg_names[i].name, name) == 0)
-            return alg_names[i].alg;
-    return JWT_ALG_INVAL;
-}
-
-static bool alg_is_hs(jwt_alg_t a)
-{
-    return a == JWT_ALG_HS256 || a == JWT_ALG_HS384 || a == JWT_ALG_HS512;
-}
 
 const char *auth_jwt_status_str(auth_jwt_status_t s)
 {
@@ -119,61 +100,44 @@ const char *auth_jwt_status_str(auth_jwt_status_t s)
         return "bad_audience";
     case AUTH_JWT_CRIT:
         return "crit";
+    case AUTH_JWT_BAD_TYP:
+        return "bad_typ";
+    case AUTH_JWT_NO_KEYS:
+        return "no_keys";
     }
     return "unknown";
 }
 
 /* --- building a verifier ------------------------------------------------ */
 
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void provider_clear(provider_t *p)
+{
+    free(p->name);
+    free(p->issuer);
+    strv_free(p->audiences, p->naudiences);
+    auth_jwks_unref(p->keys);
+    free(p->scopes_claim);
+    free(p->tier_claim);
+    strv_free(p->hdr_claims, p->nhdrs);
+    strv_free(p->hdr_names, p->nhdrs);
+}
+
 void auth_jwt_free(auth_jwt_t *v)
 {
     if (v == NULL)
         return;
-    if (v->hs_secret != NULL) {
-        OPENSSL_cleanse(v->hs_secret, v->hs_secret_len);
-        free(v->hs_secret);
-    }
-    free(v->issuer);
-    free(v->audience);
-    free(v->scopes_claim);
-    free(v->tier_claim);
+    for (size_t i = 0; i < v->nproviders; i++)
+        provider_clear(&v->providers[i]);
+    free(v->providers);
+    free(v->all_hdrs);
     free(v);
-}
-
-/* Record one configured algorithm.  0, or -1 with err set. */
-static int add_alg(auth_jwt_t *v, const char *name, char *err, size_t errlen)
-{
-    jwt_alg_t a;
-
-    if (name == NULL || strcasecmp(name, "none") == 0) {
-        snprintf(err, errlen, "auth.jwt.algorithms: alg none is never allowed");
-        return -1;
-    }
-    a = alg_from_name(name);
-    if (a == JWT_ALG_INVAL) {
-        snprintf(err, errlen, "auth.jwt.algorithms: unknown algorithm '%.16s'", name);
-        return -1;
-    }
-    if (!alg_is_hs(a)) {
-        snprintf(
-            err, errlen,
-            "auth.jwt.algorithms: %s needs auth.jwt.keys_file (JWKS), not supported yet",
-            name);
-        return -1;
-    }
-    if (v->hs_alg != JWT_ALG_NONE && v->hs_alg != a) {
-        snprintf(err, errlen,
-                 "auth.jwt.algorithms: list only one of HS256/HS384/HS512 "
-                 "(JWT_SECRET is pinned to one algorithm)");
-        return -1;
-    }
-    v->hs_alg = a;
-    v->hs_md = a == JWT_ALG_HS256   ? EVP_sha256()
-               : a == JWT_ALG_HS384 ? EVP_sha384()
-                                    : EVP_sha512();
-    v->hs_sig_len = (size_t)EVP_MD_get_size(v->hs_md);
-    v->allowed |= 1u << a;
-    return 0;
 }
 
 /* strdup of an optional string; false only when the copy failed. */
@@ -186,89 +150,253 @@ static bool copy_opt(char **dst, const char *src)
     return *dst != NULL;
 }
 
+/* A copy of n strings; false when out of memory. */
+static bool copy_strv(char ***dst, const char *const *src, size_t n)
+{
+    *dst = NULL;
+    if (n == 0)
+        return true;
+    *dst = calloc(n, sizeof(**dst));
+    if (*dst == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (((*dst)[i] = strdup(src[i])) == NULL)
+            return false;
+    return true;
+}
+
+/* The allowed-algorithm mask of a provider; 0 with err set when refused. */
+static unsigned alg_mask(const auth_jwt_provider_opts_t *o, char *err, size_t errlen)
+{
+    unsigned mask = 0;
+
+    if (o->nalgorithms == 0) {
+        snprintf(err, errlen, "algorithms: no algorithm configured");
+        return 0;
+    }
+    for (size_t i = 0; i < o->nalgorithms; i++) {
+        const char *name = o->algorithms[i];
+        auth_alg_t a = auth_alg_from_name(name);
+
+        if (name == NULL || strcasecmp(name, "none") == 0) {
+            snprintf(err, errlen, "algorithms: alg none is never allowed");
+            return 0;
+        }
+        if (a == AUTH_ALG_NONE) {
+            snprintf(err, errlen, "algorithms: unknown algorithm '%.16s'", name);
+            return 0;
+        }
+        mask |= 1u << a;
+    }
+    return mask;
+}
+
+/* JWT_SECRET's one algorithm: the only HS alg of the list (RFC 8725 §3.1). */
+static auth_jwks_t *secret_keys(const auth_jwt_provider_opts_t *o, unsigned mask, char *err,
+                                size_t errlen)
+{
+    auth_alg_t hs = AUTH_ALG_NONE;
+    auth_jwks_t *s;
+
+    for (int a = AUTH_ALG_HS256; a <= AUTH_ALG_HS512; a++) {
+        if (!(mask & (1u << a)))
+            continue;
+        if (hs != AUTH_ALG_NONE) {
+            snprintf(err, errlen,
+                     "algorithms: list only one of HS256/HS384/HS512 with JWT_SECRET "
+                     "(it is pinned to one algorithm; give other HS secrets a kid in "
+                     "keys_file)");
+            return NULL;
+        }
+        hs = (auth_alg_t)a;
+    }
+    if (hs == AUTH_ALG_NONE) {
+        snprintf(err, errlen,
+                 "JWT_SECRET is set but algorithms lists no HS algorithm for it");
+        return NULL;
+    }
+    s = auth_jwks_from_secret(o->hs_secret, o->hs_secret_len, hs);
+    if (s == NULL)
+        snprintf(err, errlen, "out of memory");
+    return s;
+}
+
+/* The provider's static keys: JWT_SECRET and/or a JWKS document. */
+static int provider_keys(provider_t *p, const auth_jwt_provider_opts_t *o, char *err,
+                         size_t errlen)
+{
+    auth_jwks_t *sec = NULL, *file = NULL;
+    char note[256], why[256];
+    unsigned skipped = 0;
+
+    if (o->hs_secret != NULL && o->hs_secret_len > 0) {
+        sec = secret_keys(o, p->allowed, err, errlen);
+        if (sec == NULL)
+            return -1;
+    }
+    if (o->keys_json != NULL) {
+        file = auth_jwks_parse(o->keys_json, o->keys_len, p->allowed, &skipped, note,
+                               sizeof note, why, sizeof why);
+        if (file == NULL) {
+            snprintf(err, errlen, "keys_file: %s", why);
+            auth_jwks_unref(sec);
+            return -1;
+        }
+        if (skipped > 0)
+            log_warn("auth.jwt provider %s: %u JWKS key(s) not used; first: %s", p->name,
+                     skipped, note);
+    }
+    if (sec != NULL && file != NULL) {
+        p->keys = auth_jwks_merge(sec, file, why, sizeof why);
+        auth_jwks_unref(sec);
+        auth_jwks_unref(file);
+        if (p->keys == NULL) {
+            snprintf(err, errlen, "keys: %s", why);
+            return -1;
+        }
+    } else {
+        p->keys = sec != NULL ? sec : file;
+    }
+    return 0;
+}
+
+static int provider_init(provider_t *p, const auth_jwt_provider_opts_t *o, char *err,
+                         size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    if (!copy_opt(&p->name, o->name != NULL ? o->name : "default") ||
+        !copy_opt(&p->issuer, o->issuer) ||
+        !copy_strv(&p->audiences, o->audiences, o->naudiences))
+        goto out_oom;
+    p->naudiences = o->naudiences;
+    p->allowed = alg_mask(o, err, errlen);
+    if (p->allowed == 0)
+        return -1;
+    if (provider_keys(p, o, err, errlen) != 0)
+        return -1;
+    if (!copy_opt(&p->scopes_claim, o->scopes_claim) ||
+        !copy_opt(&p->tier_claim, o->tier_claim))
+        goto out_oom;
+    p->hdr_claims = calloc(o->nclaim_hdrs + 1, sizeof(char *));
+    p->hdr_names = calloc(o->nclaim_hdrs + 1, sizeof(char *));
+    if (p->hdr_claims == NULL || p->hdr_names == NULL)
+        goto out_oom;
+    for (; p->nhdrs < o->nclaim_hdrs; p->nhdrs++)
+        if ((p->hdr_claims[p->nhdrs] = strdup(o->claim_hdrs[p->nhdrs].claim)) == NULL ||
+            (p->hdr_names[p->nhdrs] = strdup(o->claim_hdrs[p->nhdrs].header)) == NULL) {
+            p->nhdrs++;
+            goto out_oom;
+        }
+    return 0;
+out_oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* Every claim header name once, for forward-auth answers. */
+static int collect_hdrs(auth_jwt_t *v)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < v->nproviders; i++)
+        total += v->providers[i].nhdrs;
+    v->all_hdrs = calloc(total + 1, sizeof(char *));
+    if (v->all_hdrs == NULL)
+        return -1;
+    for (size_t i = 0; i < v->nproviders; i++)
+        for (size_t j = 0; j < v->providers[i].nhdrs; j++) {
+            const char *name = v->providers[i].hdr_names[j];
+            size_t k;
+
+            for (k = 0; k < v->nall_hdrs; k++)
+                if (strcasecmp(v->all_hdrs[k], name) == 0)
+                    break;
+            if (k == v->nall_hdrs)
+                v->all_hdrs[v->nall_hdrs++] = name;
+        }
+    return 0;
+}
+
+/* Two providers may not claim one issuer, nor two take any issuer. */
+static int check_issuers(const auth_jwt_t *v, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < v->nproviders; i++)
+        for (size_t j = 0; j < i; j++) {
+            const char *a = v->providers[i].issuer, *b = v->providers[j].issuer;
+
+            if ((a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0)) {
+                snprintf(err, errlen, "providers %s and %s have the same issuer",
+                         v->providers[j].name, v->providers[i].name);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 auth_jwt_t *auth_jwt_new(const auth_jwt_opts_t *opts, char *err, size_t errlen)
 {
     auth_jwt_t *v;
-    size_t i;
+    char why[300];
 
-    if (opts == NULL || opts->nalgorithms == 0 || opts->algorithms == NULL) {
-        snprintf(err, errlen, "auth.jwt.algorithms: no algorithm configured");
+    if (opts == NULL || opts->nproviders == 0) {
+        snprintf(err, errlen, "no JWT provider configured");
         return NULL;
     }
     v = calloc(1, sizeof(*v));
-    if (v == NULL)
-        goto out_oom;
-    for (i = 0; i < opts->nalgorithms; i++)
-        if (add_alg(v, opts->algorithms[i], err, errlen) != 0)
+    if (v == NULL ||
+        (v->providers = calloc(opts->nproviders, sizeof(provider_t))) == NULL) {
+        free(v);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    v->leeway_s = opts->leeway_s;
+    for (; v->nproviders < opts->nproviders; v->nproviders++) {
+        const auth_jwt_provider_opts_t *o = &opts->providers[v->nproviders];
+
+        if (provider_init(&v->providers[v->nproviders], o, why, sizeof why) != 0) {
+            v->nproviders++;
+            if (opts->nproviders > 1 || o->name != NULL)
+                snprintf(err, errlen, "provider %s: %s",
+                         o->name != NULL ? o->name : "default", why);
+            else
+                snprintf(err, errlen, "%s", why);
             goto out_free;
-    if (opts->hs_secret == NULL || opts->hs_secret_len == 0) {
-        snprintf(err, errlen,
-                 "auth.jwt.algorithms: %s needs JWT_SECRET (or JWT_SECRET_FILE)",
-                 jwt_alg_str(v->hs_alg));
+        }
+    }
+    if (check_issuers(v, err, errlen) != 0)
+        goto out_free;
+    if (collect_hdrs(v) != 0) {
+        snprintf(err, errlen, "out of memory");
         goto out_free;
     }
-    v->hs_secret = malloc(opts->hs_secret_len);
-    if (v->hs_secret == NULL || opts->hs_secret_len > INT32_MAX)
-        goto out_oom;
-    memcpy(v->hs_secret, opts->hs_secret, opts->hs_secret_len);
-    v->hs_secret_len = opts->hs_secret_len;
-    v->leeway_s = opts->leeway_s;
-    if (!copy_opt(&v->issuer, opts->issuer) || !copy_opt(&v->audience, opts->audience) ||
-        !copy_opt(&v->tier_claim, opts->tier_claim) ||
-        !copy_opt(&v->scopes_claim,
-                  opts->scopes_claim != NULL ? opts->scopes_claim : "scope"))
-        goto out_oom;
     return v;
-out_oom:
-    snprintf(err, errlen, "out of memory");
 out_free:
     auth_jwt_free(v);
     return NULL;
 }
 
+const char *const *auth_jwt_claim_headers(const auth_jwt_t *v, size_t *n)
+{
+    *n = v != NULL ? v->nall_hdrs : 0;
+    return v != NULL ? v->all_hdrs : NULL;
+}
+
+size_t auth_jwt_nproviders(const auth_jwt_t *v)
+{
+    return v != NULL ? v->nproviders : 0;
+}
+
+const char *auth_jwt_provider_name(const auth_jwt_t *v, size_t i)
+{
+    return v != NULL && i < v->nproviders ? v->providers[i].name : NULL;
+}
+
+size_t auth_jwt_provider_keys(const auth_jwt_t *v, size_t i)
+{
+    return v != NULL && i < v->nproviders ? auth_jwks_count(v->providers[i].keys) : 0;
+}
+
 /* --- token syntax ------------------------------------------------------- */
-
-static int b64url_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decode canonical unpadded base64url (RFC 7515 §2) into out.  The decoded
- * length, or -1 on a bad character, a bad length, non-zero trailing bits
- * (they would give two spellings of one signature) or no room. */
-static long b64url_decode(span_t in, unsigned char *out, size_t outcap)
-{
-    size_t i, o = 0, rem = in.n % 4;
-    unsigned long acc = 0;
-    int bits = 0, d;
-
-    if (rem == 1 || in.n / 4 * 3 + (rem ? rem - 1 : 0) > outcap)
-        return -1;
-    for (i = 0; i < in.n; i++) {
-        d = b64url_val((unsigned char)in.p[i]);
-        if (d < 0)
-            return -1;
-        acc = (acc << 6 | (unsigned long)d) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if ((acc & ((1ul << bits) - 1)) != 0)
-        return -1;
-    return (long)o;
-}
 
 /* Split into header, payload and signature at exactly two dots. */
 static bool split_token(const char *tok, size_t len, span_t part[3])
@@ -298,7 +426,7 @@ static json_t *parse_object_part(span_t part)
     json_t *obj;
     long n;
 
-    n = b64url_decode(part, buf, sizeof(buf));
+    n = util_b64url_decode(part.p, part.n, buf, sizeof(buf));
     if (n <= 0)
         return NULL;
     obj = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
@@ -309,21 +437,45 @@ static json_t *parse_object_part(span_t part)
     return obj;
 }
 
-/* --- header and signature ----------------------------------------------- */
+/* --- header ------------------------------------------------------------- */
 
-/* alg pinned to the key, crit refused, kid bounded; jku, x5u, jwk ignored. */
-static auth_jwt_status_t check_header(const auth_jwt_t *v, const json_t *hdr)
+typedef struct token_hdr {
+    auth_alg_t alg;
+    const char *kid; /* NULL = none; lives as long as the header object */
+    size_t kidlen;
+    bool libjwt_ok; /* typ absent or JWT: libjwt 1.x accepts it */
+} token_hdr_t;
+
+/* typ: absent, "JWT" or RFC 9068's "at+jwt" (either with "application/"). */
+static bool typ_ok(const json_t *typ, bool *plain_jwt)
+{
+    const char *t;
+
+    *plain_jwt = typ == NULL;
+    if (typ == NULL)
+        return true;
+    if (!json_is_string(typ))
+        return false;
+    t = json_string_value(typ);
+    if (strncasecmp(t, "application/", 12) == 0)
+        t += 12;
+    *plain_jwt = strcasecmp(t, "JWT") == 0;
+    return *plain_jwt || strcasecmp(t, "at+jwt") == 0;
+}
+
+/* alg known, crit refused, kid bounded, typ checked; jku, x5u, x5c and jwk
+ * are ignored (never fetched, never trusted). */
+static auth_jwt_status_t check_header(const json_t *hdr, token_hdr_t *th)
 {
     const json_t *alg = json_object_get(hdr, "alg");
     const json_t *kid = json_object_get(hdr, "kid");
-    const json_t *typ = json_object_get(hdr, "typ");
-    jwt_alg_t a;
 
+    memset(th, 0, sizeof(*th));
     if (!json_is_string(alg))
         return AUTH_JWT_BAD_ALG;
-    a = alg_from_name(json_string_value(alg));
-    if (a == JWT_ALG_INVAL || (v->allowed & (1u << a)) == 0 || a != v->hs_alg)
-        return AUTH_JWT_BAD_ALG; /* none, unlisted, or not the key's */
+    th->alg = auth_alg_from_name(json_string_value(alg));
+    if (th->alg == AUTH_ALG_NONE)
+        return AUTH_JWT_BAD_ALG; /* none, or unknown */
     if (json_object_get(hdr, "crit") != NULL)
         return AUTH_JWT_CRIT;
     if (kid != NULL) {
@@ -331,51 +483,80 @@ static auth_jwt_status_t check_header(const auth_jwt_t *v, const json_t *hdr)
             return AUTH_JWT_MALFORMED;
         if (json_string_length(kid) > AUTH_JWT_MAX_KID_LEN)
             return AUTH_JWT_UNKNOWN_KID;
+        th->kid = json_string_value(kid);
+        th->kidlen = json_string_length(kid);
     }
-    /* libjwt 1.x refuses any other typ; say so here, before it is asked. */
-    if (typ != NULL &&
-        (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
-        return AUTH_JWT_MALFORMED;
+    if (!typ_ok(json_object_get(hdr, "typ"), &th->libjwt_ok))
+        return AUTH_JWT_BAD_TYP;
     return AUTH_JWT_OK;
 }
 
-/* HMAC of "header.payload" with the HS secret, compared in constant time. */
-static auth_jwt_status_t check_hmac(const auth_jwt_t *v, const char *tok, span_t sig)
+/* --- provider and key ----------------------------------------------------- */
+
+/* The provider of `iss`: the one naming it, else the one taking any. */
+static const provider_t *find_provider(const auth_jwt_t *v, const json_t *claims)
 {
-    unsigned char want[EVP_MAX_MD_SIZE], got[JWT_MAX_SIG];
-    unsigned int wlen = 0;
-    size_t signed_len = (size_t)(sig.p - 1 - tok);
-    long glen;
+    const json_t *iss = json_object_get(claims, "iss");
+    const provider_t *any = NULL;
 
-    /* base64url length of an HMAC is public: refuse other lengths early. */
-    if (sig.n != (v->hs_sig_len * 4 + 2) / 3)
-        return AUTH_JWT_BAD_SIGNATURE;
-    glen = b64url_decode(sig, got, sizeof(got));
-    if (glen < 0 || (size_t)glen != v->hs_sig_len)
-        return AUTH_JWT_BAD_SIGNATURE;
-    if (HMAC(v->hs_md, v->hs_secret, (int)v->hs_secret_len, (const unsigned char *)tok,
-             signed_len, want, &wlen) == NULL ||
-        wlen != v->hs_sig_len)
-        return AUTH_JWT_BAD_SIGNATURE;
-    if (CRYPTO_memcmp(want, got, wlen) != 0)
+    for (size_t i = 0; i < v->nproviders; i++) {
+        const provider_t *p = &v->providers[i];
+
+        if (p->issuer == NULL)
+            any = p;
+        else if (json_is_string(iss) && strcmp(json_string_value(iss), p->issuer) == 0)
+            return p;
+    }
+    return any;
+}
+
+/* The signature over "header.payload" with the key the token names. */
+static auth_jwt_status_t check_signature(const provider_t *p, const auth_jwks_t *keys,
+                                         const token_hdr_t *th, const char *tok, span_t sig)
+{
+    unsigned char raw[AUTH_JWS_MAX_SIG];
+    const auth_jwk_t *k;
+    long n;
+
+    if (!(p->allowed & (1u << th->alg)))
+        return AUTH_JWT_BAD_ALG;
+    if (auth_jwks_count(keys) == 0)
+        return AUTH_JWT_NO_KEYS;
+    k = auth_jwks_find(keys, th->kid, th->kidlen, th->alg);
+    if (k == NULL)
+        return AUTH_JWT_UNKNOWN_KID;
+    if (auth_jwk_alg(k) != th->alg)
+        return AUTH_JWT_BAD_ALG; /* e.g. an HS token naming an RSA key */
+    n = util_b64url_decode(sig.p, sig.n, raw, sizeof raw);
+    if (n <= 0 || !auth_jwk_verify(k, (const unsigned char *)tok, (size_t)(sig.p - 1 - tok),
+                                   raw, (size_t)n))
         return AUTH_JWT_BAD_SIGNATURE;
     return AUTH_JWT_OK;
 }
 
-/* Belt and braces: libjwt decodes WITH the key and must agree on the alg. */
-static auth_jwt_status_t check_libjwt(const auth_jwt_t *v, const char *tok, size_t len)
+/* Belt and braces for HS tokens libjwt understands: it decodes WITH the
+ * key the verifier chose and must agree on the alg. */
+static auth_jwt_status_t check_libjwt(const auth_jwks_t *keys, const token_hdr_t *th,
+                                      const char *tok, size_t len)
 {
     char buf[AUTH_JWT_MAX_LEN + 1];
+    const auth_jwk_t *k = auth_jwks_find(keys, th->kid, th->kidlen, th->alg);
+    const unsigned char *secret;
+    size_t slen;
     jwt_t *jwt = NULL;
     auth_jwt_status_t st = AUTH_JWT_OK;
 
+    if (!auth_alg_is_hs(th->alg) || !th->libjwt_ok || k == NULL ||
+        (secret = auth_jwk_secret(k, &slen)) == NULL)
+        return AUTH_JWT_OK;
     memcpy(buf, tok, len);
     buf[len] = '\0';
-    if (jwt_decode(&jwt, buf, v->hs_secret, (int)v->hs_secret_len) != 0 || jwt == NULL)
+    if (jwt_decode(&jwt, buf, secret, (int)slen) != 0 || jwt == NULL)
         st = AUTH_JWT_BAD_SIGNATURE;
-    else if (jwt_get_alg(jwt) != v->hs_alg)
+    else if (strcmp(jwt_alg_str(jwt_get_alg(jwt)), auth_alg_name(th->alg)) != 0)
         st = AUTH_JWT_BAD_ALG;
     jwt_free(jwt);
+    OPENSSL_cleanse(buf, len);
     return st;
 }
 
@@ -442,19 +623,27 @@ static bool json_str_eq(const json_t *j, const char *s)
     return json_is_string(j) && strcmp(json_string_value(j), s) == 0;
 }
 
-static auth_jwt_status_t check_iss_aud(const auth_jwt_t *v, const json_t *claims)
+static bool aud_has(const json_t *aud, const char *want)
 {
-    const json_t *aud, *one;
+    const json_t *one;
     size_t i;
 
-    if (v->issuer != NULL && !json_str_eq(json_object_get(claims, "iss"), v->issuer))
-        return AUTH_JWT_BAD_ISSUER;
-    if (v->audience == NULL)
+    if (json_str_eq(aud, want))
+        return true;
+    json_array_foreach(aud, i, one) if (json_str_eq(one, want)) return true;
+    return false;
+}
+
+/* One of the provider's audiences must be in `aud` (a string or an array). */
+static auth_jwt_status_t check_aud(const provider_t *p, const json_t *claims)
+{
+    const json_t *aud = json_object_get(claims, "aud");
+
+    if (p->naudiences == 0)
         return AUTH_JWT_OK;
-    aud = json_object_get(claims, "aud");
-    if (json_str_eq(aud, v->audience))
-        return AUTH_JWT_OK;
-    json_array_foreach(aud, i, one) if (json_str_eq(one, v->audience)) return AUTH_JWT_OK;
+    for (size_t i = 0; i < p->naudiences; i++)
+        if (aud_has(aud, p->audiences[i]))
+            return AUTH_JWT_OK;
     return AUTH_JWT_BAD_AUDIENCE;
 }
 
@@ -526,6 +715,23 @@ static int fill_scopes(const json_t *sc, auth_identity_t *out)
     return 0;
 }
 
+/* Scopes from the configured claim, else the first present of scope, scp
+ * and scopes (each a space-separated string or an array of strings). */
+static int scopes_of(const provider_t *p, const json_t *claims, auth_identity_t *out)
+{
+    static const char *const names[] = {"scope", "scp", "scopes"};
+
+    if (p->scopes_claim != NULL)
+        return fill_scopes(json_object_get(claims, p->scopes_claim), out);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const json_t *sc = json_object_get(claims, names[i]);
+
+        if (sc != NULL)
+            return fill_scopes(sc, out);
+    }
+    return 0;
+}
+
 /* An optional string claim into *dst; -1 when present but unfit. */
 static int optional_str(const json_t *claims, const char *name, size_t max, char **dst)
 {
@@ -540,12 +746,40 @@ static int optional_str(const json_t *claims, const char *name, size_t max, char
     return *dst == NULL ? -1 : 0;
 }
 
-/* sub, scopes, tier and jti into out.  Out of memory also answers MALFORMED:
- * the request fails closed either way. */
-static auth_jwt_status_t fill_identity(const auth_jwt_t *v, const json_t *claims,
+/* claim_to_headers: strings, numbers and booleans of at most
+ * JWT_MAX_HDR_VALUE bytes with no control byte are copied; anything else
+ * (CR, LF, NUL, objects, arrays, over-long) is left out, never cut. */
+static int claim_hdrs(const provider_t *p, const auth_identity_t *id, auth_identity_t *out)
+{
+    char buf[64];
+
+    if (p->nhdrs == 0)
+        return 0;
+    out->hdrs = calloc(p->nhdrs, sizeof(*out->hdrs));
+    if (out->hdrs == NULL)
+        return -1;
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        const char *val = auth_identity_claim(id, p->hdr_claims[i], buf, sizeof buf);
+        auth_hdr_t *h = &out->hdrs[out->nhdrs];
+
+        if (val == NULL || !clean_str(val, strlen(val), JWT_MAX_HDR_VALUE, false))
+            continue;
+        h->name = strdup(p->hdr_names[i]);
+        h->value = strdup(val);
+        out->nhdrs++;
+        if (h->name == NULL || h->value == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* sub, scopes, tier, jti and claim headers into out.  Out of memory also
+ * answers MALFORMED: the request fails closed either way. */
+static auth_jwt_status_t fill_identity(const provider_t *p, json_t *claims,
                                        auth_identity_t *out)
 {
     const json_t *sub = json_object_get(claims, "sub");
+    auth_identity_t view = {.claims = claims};
 
     if (!json_is_string(sub) ||
         !clean_str(json_string_value(sub), json_string_length(sub), AUTH_MAX_ID_LEN, false))
@@ -555,59 +789,64 @@ static auth_jwt_status_t fill_identity(const auth_jwt_t *v, const json_t *claims
     out->subject = strdup(json_string_value(sub));
     if (out->client_id == NULL || out->subject == NULL)
         return AUTH_JWT_MALFORMED;
-    if (fill_scopes(json_object_get(claims, v->scopes_claim), out) != 0 ||
-        optional_str(claims, v->tier_claim, JWT_MAX_TIER_LEN, &out->tier) != 0 ||
-        optional_str(claims, "jti", JWT_MAX_JTI_LEN, &out->jti) != 0)
+    if (scopes_of(p, claims, out) != 0 ||
+        optional_str(claims, p->tier_claim, JWT_MAX_TIER_LEN, &out->tier) != 0 ||
+        optional_str(claims, "jti", JWT_MAX_JTI_LEN, &out->jti) != 0 ||
+        claim_hdrs(p, &view, out) != 0)
         return AUTH_JWT_MALFORMED;
     return AUTH_JWT_OK;
 }
 
 /* --- verify ------------------------------------------------------------- */
 
-/* Syntax, header and signature: everything before the payload is trusted. */
-static auth_jwt_status_t verify_signed(const auth_jwt_t *v, const char *token, size_t len,
-                                       span_t part[3])
+/* Syntax and header: *claims is the (not yet trusted) payload on OK. */
+static auth_jwt_status_t parse_token(const char *token, size_t len, span_t part[3],
+                                     token_hdr_t *th, json_t **hdr, json_t **claims)
 {
     auth_jwt_status_t st;
-    json_t *hdr;
 
+    *hdr = *claims = NULL;
     if (len > AUTH_JWT_MAX_LEN)
         return AUTH_JWT_TOO_LARGE;
     if (len == 0 || memchr(token, '\0', len) != NULL || !split_token(token, len, part))
         return AUTH_JWT_MALFORMED;
-    hdr = parse_object_part(part[0]);
-    if (hdr == NULL)
+    *hdr = parse_object_part(part[0]);
+    if (*hdr == NULL)
         return AUTH_JWT_MALFORMED;
-    st = check_header(v, hdr);
-    json_decref(hdr);
+    st = check_header(*hdr, th);
     if (st != AUTH_JWT_OK)
         return st;
-    return check_hmac(v, token, part[2]);
+    *claims = parse_object_part(part[1]);
+    return *claims != NULL ? AUTH_JWT_OK : AUTH_JWT_MALFORMED;
 }
 
 auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, const char *token, size_t len,
                                   int64_t now, auth_identity_t *out)
 {
     span_t part[3];
+    token_hdr_t th;
+    json_t *hdr, *claims;
+    const provider_t *p = NULL;
     auth_jwt_status_t st;
-    json_t *claims;
 
     memset(out, 0, sizeof(*out));
     if (v == NULL || token == NULL)
         return AUTH_JWT_MALFORMED;
-    st = verify_signed(v, token, len, part);
-    if (st != AUTH_JWT_OK)
-        return st;
-    claims = parse_object_part(part[1]);
-    if (claims == NULL)
-        return AUTH_JWT_MALFORMED;
-    st = check_libjwt(v, token, len);
+    st = parse_token(token, len, part, &th, &hdr, &claims);
+    if (st == AUTH_JWT_OK && (p = find_provider(v, claims)) == NULL)
+        st = AUTH_JWT_BAD_ISSUER;
+    if (st == AUTH_JWT_OK)
+        st = check_signature(p, p->keys, &th, token, part[2]);
+    /* From here on the payload is the issuer's. */
+    if (st == AUTH_JWT_OK)
+        st = check_libjwt(p->keys, &th, token, len);
     if (st == AUTH_JWT_OK)
         st = check_times(v, claims, now, out);
     if (st == AUTH_JWT_OK)
-        st = check_iss_aud(v, claims);
+        st = check_aud(p, claims);
     if (st == AUTH_JWT_OK)
-        st = fill_identity(v, claims, out);
+        st = fill_identity(p, claims, out);
+    json_decref(hdr);
     if (st != AUTH_JWT_OK) {
         json_decref(claims);
         auth_identity_clear(out);

@@ -172,6 +172,26 @@ void cfg_free_secret(char *s)
     free(s);
 }
 
+void cfg_claim_hdrs_clear(cfg_claim_hdrs_t *h)
+{
+    cfg_strv_clear(&h->claims);
+    cfg_strv_clear(&h->headers);
+}
+
+void cfg_provider_clear(cfg_jwt_provider_t *p)
+{
+    free(p->name);
+    free(p->issuer);
+    cfg_strv_clear(&p->audiences);
+    cfg_strv_clear(&p->algorithms);
+    free(p->keys_file);
+    free(p->jwks_uri);
+    free(p->scopes_claim);
+    free(p->tier_claim);
+    cfg_claim_hdrs_clear(&p->claim_hdrs);
+    memset(p, 0, sizeof(*p));
+}
+
 static void cfg_free(cfg_t *c)
 {
     free(c->path);
@@ -200,6 +220,10 @@ static void cfg_free(cfg_t *c)
     free(c->auth.jwt.audience);
     free(c->auth.jwt.scopes_claim);
     free(c->auth.jwt.tier_claim);
+    cfg_claim_hdrs_clear(&c->auth.jwt.claim_hdrs);
+    for (size_t i = 0; i < c->auth.jwt.nproviders; i++)
+        cfg_provider_clear(&c->auth.jwt.providers[i]);
+    free(c->auth.jwt.providers);
     auth_jwt_free(c->auth.jwt_verifier);
     rl_policy_set_clear(&c->policy);
     for (size_t i = 0; i < c->nroutes; i++)
@@ -355,7 +379,6 @@ static cfg_t *cfg_defaults(void)
     c->auth.api_key_enabled = true;
     c->auth.keys = auth_keystore_new();
     c->auth.jwt.leeway_s = 30;
-    c->auth.jwt.scopes_claim = strdup("scope");
     c->auth.jwt.algorithms.v = calloc(1, sizeof(char *));
     if (c->auth.jwt.algorithms.v != NULL) {
         c->auth.jwt.algorithms.v[0] = strdup("HS256");
@@ -370,7 +393,7 @@ static cfg_t *cfg_defaults(void)
          c->tickets.path && c->healthz_path && c->readyz_path && c->default_route.name &&
          c->security_headers.content_security_policy &&
          c->security_headers.permissions_policy && c->auth.keys &&
-         c->auth.jwt.scopes_claim && c->auth.jwt.algorithms.n == 1 && c->audit_path &&
+         c->auth.jwt.algorithms.n == 1 && c->audit_path &&
          http_cidr_list_default(&c->trusted_proxies) == 0;
     if (!ok) {
         cfg_free(c);

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "tollgate/auth_jwks.h"
 #include "tollgate/log.h"
 #include "tollgate/http.h"
 
@@ -65,6 +66,8 @@ static void check_files(cfg_build_t *b)
 
     check_file(b, "auth.api_keys_file", c->auth.api_keys_file);
     check_file(b, "auth.jwt.keys_file", c->auth.jwt.keys_file);
+    for (size_t i = 0; i < c->auth.jwt.nproviders; i++)
+        check_file(b, "auth.jwt.providers[].keys_file", c->auth.jwt.providers[i].keys_file);
     check_file(b, "redis.tls_ca_file", c->redis.tls_ca_file);
     check_file(b, "redis.tls_cert_file", c->redis.tls_cert_file);
     check_file(b, "redis.tls_key_file", c->redis.tls_key_file);
@@ -388,42 +391,156 @@ static void check_hs_secret(cfg_build_t *b)
              b->jwt_secret_len, AUTH_JWT_MIN_HS_SECRET);
 }
 
+/* acc = SHA-256(acc || SHA-256(data)): one digest over several files. */
+static void fold_digest(unsigned char acc[32], const char *data, size_t len)
+{
+    unsigned char both[64];
+
+    memcpy(both, acc, 32);
+    if (EVP_Digest(data, len, both + 32, NULL, EVP_sha256(), NULL) == 1)
+        EVP_Digest(both, sizeof both, acc, NULL, EVP_sha256(), NULL);
+}
+
+/* A JWKS file's bytes (at most AUTH_JWKS_MAX_DOC + 1, so an oversized one
+ * is refused by the parser), folded into the version digest.  NULL when
+ * unreadable (check_files reported it). */
+static char *read_jwks(cfg_build_t *b, const char *path, size_t *len)
+{
+    char *buf = malloc(AUTH_JWKS_MAX_DOC + 1);
+    FILE *f = buf != NULL ? fopen(path, "rb") : NULL;
+
+    *len = 0;
+    if (f == NULL) {
+        free(buf);
+        return NULL;
+    }
+    *len = fread(buf, 1, AUTH_JWKS_MAX_DOC + 1, f);
+    fclose(f);
+    fold_digest(b->jwks_file_sha, buf, *len);
+    return buf;
+}
+
+static void claim_hdrs_opts(const cfg_claim_hdrs_t *h, auth_jwt_claim_hdr_t *out)
+{
+    for (size_t i = 0; i < h->claims.n; i++)
+        out[i] = (auth_jwt_claim_hdr_t){h->claims.v[i], h->headers.v[i]};
+}
+
+/* The single-issuer keys (auth.jwt.issuer, audience, keys_file, JWT_SECRET)
+ * as one provider; false when there are none. */
+static bool shorthand_opts(cfg_build_t *b, auth_jwt_provider_opts_t *o,
+                           auth_jwt_claim_hdr_t *hdrs, char **doc)
+{
+    const cfg_jwt_t *j = &b->c->auth.jwt;
+
+    *doc = NULL;
+    if (b->jwt_secret == NULL && j->keys_file == NULL)
+        return false;
+    memset(o, 0, sizeof *o);
+    o->issuer = j->issuer;
+    o->audiences = (const char *const *)&j->audience;
+    o->naudiences = j->audience != NULL;
+    o->algorithms = (const char *const *)j->algorithms.v;
+    o->nalgorithms = j->algorithms.n;
+    o->hs_secret = (const unsigned char *)b->jwt_secret;
+    o->hs_secret_len = b->jwt_secret_len;
+    if (j->keys_file != NULL) {
+        *doc = read_jwks(b, j->keys_file, &o->keys_len);
+        o->keys_json = *doc != NULL ? *doc : "";
+    }
+    o->scopes_claim = j->scopes_claim;
+    o->tier_claim = j->tier_claim;
+    claim_hdrs_opts(&j->claim_hdrs, hdrs);
+    o->claim_hdrs = hdrs;
+    o->nclaim_hdrs = j->claim_hdrs.claims.n;
+    return true;
+}
+
+static void provider_opts(cfg_build_t *b, const cfg_jwt_provider_t *p,
+                          auth_jwt_provider_opts_t *o, auth_jwt_claim_hdr_t *hdrs,
+                          char **doc)
+{
+    memset(o, 0, sizeof *o);
+    *doc = NULL;
+    o->name = p->name;
+    o->issuer = p->issuer;
+    o->audiences = (const char *const *)p->audiences.v;
+    o->naudiences = p->audiences.n;
+    o->algorithms = (const char *const *)p->algorithms.v;
+    o->nalgorithms = p->algorithms.n;
+    if (p->keys_file != NULL) {
+        *doc = read_jwks(b, p->keys_file, &o->keys_len);
+        o->keys_json = *doc != NULL ? *doc : "";
+    }
+    o->scopes_claim = p->scopes_claim;
+    o->tier_claim = p->tier_claim;
+    claim_hdrs_opts(&p->claim_hdrs, hdrs);
+    o->claim_hdrs = hdrs;
+    o->nclaim_hdrs = p->claim_hdrs.claims.n;
+}
+
+static size_t claim_hdrs_total(const cfg_jwt_t *j)
+{
+    size_t n = j->claim_hdrs.claims.n;
+
+    for (size_t i = 0; i < j->nproviders; i++)
+        n += j->providers[i].claim_hdrs.claims.n;
+    return n;
+}
+
+static bool jwt_configured(const cfg_build_t *b)
+{
+    const cfg_jwt_t *j = &b->c->auth.jwt;
+
+    return b->jwt_secret != NULL || j->keys_file != NULL || j->nproviders > 0;
+}
+
 static void build_jwt(cfg_build_t *b)
 {
     cfg_t *c = b->c;
     const cfg_jwt_t *j = &c->auth.jwt;
-    auth_jwt_opts_t o;
-    char why[256] = "";
+    auth_jwt_provider_opts_t *po;
+    auth_jwt_claim_hdr_t *hdrs;
+    char **docs, why[512] = "";
+    size_t n = 0, used = 0;
     cfg_where_t w;
 
     check_hs_secret(b);
-    if (b->jwt_secret == NULL && j->keys_file == NULL)
+    if (!jwt_configured(b))
         return;
     if (!jwt_wanted(c)) {
         log_warn("%s: JWT keys are configured but auth.mode is %s: ignored", b->name,
                  cfg_auth_mode_str(c->auth.mode));
         return;
     }
-    if (j->keys_file != NULL) {
-        if (cfg_check_file(j->keys_file, why, sizeof why) != 0)
-            return; /* reported by check_files */
-        hash_file(j->keys_file, b->jwks_file_sha);
+    po = calloc(j->nproviders + 1, sizeof *po);
+    docs = calloc(j->nproviders + 1, sizeof *docs);
+    hdrs = calloc(claim_hdrs_total(j) + 1, sizeof *hdrs);
+    if (po == NULL || docs == NULL || hdrs == NULL) {
+        cfg_err(b, cfg_at(0), "out of memory");
+        goto out_free;
     }
-    memset(&o, 0, sizeof o);
-    o.algorithms = (const char *const *)j->algorithms.v;
-    o.nalgorithms = j->algorithms.n;
-    o.hs_secret = (const unsigned char *)b->jwt_secret;
-    o.hs_secret_len = b->jwt_secret_len;
-    o.issuer = j->issuer;
-    o.audience = j->audience;
-    o.leeway_s = j->leeway_s;
-    o.scopes_claim = j->scopes_claim;
-    o.tier_claim = j->tier_claim;
-    c->auth.jwt_verifier = auth_jwt_new(&o, why, sizeof why);
+    if (shorthand_opts(b, &po[0], hdrs, &docs[0])) {
+        used += po[0].nclaim_hdrs;
+        n++;
+    }
+    for (size_t i = 0; i < j->nproviders; i++, n++) {
+        provider_opts(b, &j->providers[i], &po[n], hdrs + used, &docs[n]);
+        used += po[n].nclaim_hdrs;
+    }
+    c->auth.jwt_verifier = auth_jwt_new(
+        &(auth_jwt_opts_t){.providers = po, .nproviders = n, .leeway_s = j->leeway_s}, why,
+        sizeof why);
     if (c->auth.jwt_verifier == NULL) {
         w = cfg_where(b, "auth.jwt");
         cfg_err(b, w.line > 0 ? w : b->jwt_secret_where, "auth.jwt: %s", why);
     }
+out_free:
+    for (size_t i = 0; docs != NULL && i <= j->nproviders; i++)
+        free(docs[i]);
+    free(docs);
+    free(po);
+    free(hdrs);
 }
 
 /* The chosen auth mode must have a credential to check. */
@@ -437,7 +554,7 @@ static void check_credentials(cfg_build_t *b, bool keys_ok)
                      cfg_check_file(c->auth.api_keys_file, why, sizeof why) != 0);
     bool keys =
         c->auth.api_key_enabled && (file_bad || auth_keystore_count(c->auth.keys) > 0);
-    bool jwt = b->jwt_secret != NULL || c->auth.jwt.keys_file != NULL;
+    bool jwt = jwt_configured(b);
     cfg_where_t w = cfg_where(b, "auth.mode");
 
     switch (c->auth.mode) {

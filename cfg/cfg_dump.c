@@ -188,6 +188,38 @@ static json_t *jredis(const cfg_redis_t *r)
         "username", jstr(r->username), "password", jsecret(r->password));
 }
 
+static json_t *jclaim_hdrs(const cfg_claim_hdrs_t *h)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o != NULL && i < h->claims.n; i++)
+        json_object_set_new(o, h->claims.v[i], json_string(h->headers.v[i]));
+    return o;
+}
+
+static json_t *jproviders(const cfg_jwt_t *j)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < j->nproviders; i++) {
+        const cfg_jwt_provider_t *p = &j->providers[i];
+
+        json_array_append_new(
+            a, json_pack(
+                   "{s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:I, "
+                   "s:I}",
+                   "name", p->name, "issuer", p->issuer, "audiences", jstrv(&p->audiences),
+                   "algorithms", jstrv(&p->algorithms), "keys_file", jstr(p->keys_file),
+                   "jwks_uri", jstr(p->jwks_uri), "discovery", p->discovery, "scopes_claim",
+                   jstr(p->scopes_claim), "tier_claim", jstr(p->tier_claim),
+                   "claim_to_headers", jclaim_hdrs(&p->claim_hdrs), "refresh_interval_s",
+                   (json_int_t)p->refresh_s, "min_refresh_interval_s",
+                   (json_int_t)p->min_refresh_s, "max_stale_s", (json_int_t)p->max_stale_s,
+                   "fetch_timeout_s", (json_int_t)p->fetch_timeout_s));
+    }
+    return a;
+}
+
 static json_t *jauth(const cfg_t *c)
 {
     const cfg_jwt_t *j = &c->auth.jwt;
@@ -200,6 +232,8 @@ static json_t *jauth(const cfg_t *c)
                     (json_int_t)j->leeway_s, "scopes_claim", jstr(j->scopes_claim),
                     "tier_claim", jstr(j->tier_claim), "verifier",
                     c->auth.jwt_verifier != NULL);
+    json_object_set_new(jwt, "claim_to_headers", jclaim_hdrs(&j->claim_hdrs));
+    json_object_set_new(jwt, "providers", jproviders(j));
     lockout = json_pack("{s:I, s:I, s:I, s:I}", "max_failures", (json_int_t)l->max_failures,
                         "window_s", (json_int_t)l->window_s, "base_backoff_s",
                         (json_int_t)l->base_backoff_s, "max_backoff_s",

@@ -83,6 +83,8 @@ void cfg_printable(const char *s, char *out, size_t outlen);
 int cfg_hostport_norm(const char *s, size_t len, unsigned defport, char *out,
                       size_t outlen);
 void cfg_route_clear(cfg_route_t *r);
+void cfg_claim_hdrs_clear(cfg_claim_hdrs_t *h);
+void cfg_provider_clear(cfg_jwt_provider_t *p);
 
 /* cfg_yaml.c */
 void cfg_yaml_load(cfg_build_t *b, const char *yaml, size_t len);

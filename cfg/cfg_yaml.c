@@ -507,9 +507,9 @@ static void p_query_names(cfg_build_t *b, const field_t *f, yaml_node_t *v, void
 static int alg_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
                     void *algs)
 {
-    static const char *const names[] = {"HS256", "HS384", "HS512", "RS256",
-                                        "RS384", "RS512", "ES256", "ES384",
-                                        "ES512", "PS256", "PS384", "PS512"};
+    static const char *const names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                        "RS512", "ES256", "ES384", "ES512", "PS256",
+                                        "PS384", "PS512", "EdDSA"};
     char shown[32];
 
     if (!nonempty(b, item, s, ictx))
@@ -521,7 +521,8 @@ static int alg_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char
         }
     cfg_printable(s, shown, sizeof shown);
     cfg_err(b, at(item),
-            "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512)",
+            "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512; "
+            "EdDSA)",
             ictx, shown);
     return 0;
 }
@@ -1161,14 +1162,141 @@ static const field_t redis_fields[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+/* claim_to_headers: {claim: X-Auth-Header, ...}.  Header names must start
+ * with X-Auth- (the prefix tollgate strips from what clients send, so a
+ * client can never supply one) and not be one of the four it always sets. */
+static void p_claim_hdrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                         const char *ctx)
+{
+    static const char *const fixed[] = {"X-Auth-Client-Id", "X-Auth-Subject",
+                                        "X-Auth-Scopes", "X-Auth-Method"};
+    cfg_claim_hdrs_t *h = dst;
+
+    (void)f;
+    if (!visit(b, v) || is_null(v) || !is_map(b, v, ctx))
+        return;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(b->doc, p->key);
+        yaml_node_t *val = yaml_document_get_node(b->doc, p->value);
+        const char *claim, *hdr;
+        char shown[72];
+
+        if (k == NULL || val == NULL || !visit(b, k) || !visit(b, val))
+            continue;
+        claim = text(b, k, ctx);
+        hdr = text(b, val, ctx);
+        if (claim == NULL || hdr == NULL)
+            continue;
+        cfg_printable(hdr, shown, sizeof shown);
+        if (*claim == '\0' || strlen(claim) > 64) {
+            cfg_err(b, at(k), "%s: a claim name is 1 to 64 bytes", ctx);
+            continue;
+        }
+        if (strncasecmp(hdr, "X-Auth-", 7) != 0 || strlen(hdr) > 64 || hdr[7] == '\0' ||
+            strspn(hdr,
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
+                strlen(hdr)) {
+            cfg_err(b, at(val),
+                    "%s: '%s' must be a header name starting with X-Auth- (letters, "
+                    "digits, '-'; at most 64)",
+                    ctx, shown);
+            continue;
+        }
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            if (strcasecmp(hdr, fixed[i]) == 0) {
+                cfg_err(b, at(val), "%s: %s is set by tollgate itself", ctx, shown);
+                hdr = NULL;
+                break;
+            }
+        for (size_t i = 0; hdr != NULL && i < h->headers.n; i++)
+            if (strcasecmp(hdr, h->headers.v[i]) == 0) {
+                cfg_err(b, at(val), "%s: %s appears twice", ctx, shown);
+                hdr = NULL;
+            }
+        if (hdr != NULL && cfg_strv_push(b, &h->claims, claim) == 0)
+            cfg_strv_push(b, &h->headers, hdr);
+    }
+}
+
+static const field_t provider_fields[] = {
+    {"name", p_name, offsetof(cfg_jwt_provider_t, name), 1, 0, NULL},
+    {"issuer", p_str, offsetof(cfg_jwt_provider_t, issuer), 1, 0, NULL},
+    {"audiences", p_scopes, offsetof(cfg_jwt_provider_t, audiences), 0, 0, NULL},
+    {"algorithms", p_algs, offsetof(cfg_jwt_provider_t, algorithms), 0, 0, NULL},
+    {"keys_file", p_str_opt, offsetof(cfg_jwt_provider_t, keys_file), 1, 0, NULL},
+    {"jwks_uri", p_str_opt, offsetof(cfg_jwt_provider_t, jwks_uri), 1, 0, NULL},
+    {"discovery", p_bool, offsetof(cfg_jwt_provider_t, discovery), 0, 0, NULL},
+    {"scopes_claim", p_str_opt, offsetof(cfg_jwt_provider_t, scopes_claim), 1, 0, NULL},
+    {"tier_claim", p_str_opt, offsetof(cfg_jwt_provider_t, tier_claim), 1, 0, NULL},
+    {"claim_to_headers", p_claim_hdrs, offsetof(cfg_jwt_provider_t, claim_hdrs), 0, 0,
+     NULL},
+    {"refresh_interval", p_dur, offsetof(cfg_jwt_provider_t, refresh_s), 1, DAY, NULL},
+    {"min_refresh_interval", p_dur, offsetof(cfg_jwt_provider_t, min_refresh_s), 1, DAY,
+     NULL},
+    {"max_stale", p_dur, offsetof(cfg_jwt_provider_t, max_stale_s), 1, 30 * DAY, NULL},
+    {"fetch_timeout", p_dur, offsetof(cfg_jwt_provider_t, fetch_timeout_s), 1, 60, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static void p_providers(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                        const char *ctx)
+{
+    cfg_jwt_t *j = dst;
+
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    for (size_t i = 0; i < list_len(v); i++) {
+        yaml_node_t *item = list_item(b, v, i);
+        char ictx[64], name[32];
+        cfg_jwt_provider_t p, *grown;
+
+        if (item == NULL)
+            return;
+        snprintf(ictx, sizeof ictx, "%s[%zu]", ctx, i);
+        if (!is_map(b, item, ictx))
+            continue;
+        memset(&p, 0, sizeof p);
+        p.refresh_s = 300;
+        p.min_refresh_s = 30;
+        p.max_stale_s = DAY;
+        p.fetch_timeout_s = 5;
+        parse_map(b, item, provider_fields, &p, ictx);
+        if (p.name == NULL) {
+            snprintf(name, sizeof name, "provider-%zu", i + 1);
+            p.name = cfg_dup(b, name);
+        }
+        if (p.algorithms.n == 0)
+            cfg_strv_push(b, &p.algorithms, "RS256");
+        if (p.issuer == NULL)
+            cfg_err(b, at(item), "%s: needs an issuer", ictx);
+        if ((p.keys_file != NULL) + (p.jwks_uri != NULL) + p.discovery != 1)
+            cfg_err(b, at(item), "%s: needs exactly one of keys_file, jwks_uri, discovery",
+                    ictx);
+        if (p.min_refresh_s > p.refresh_s)
+            cfg_err(b, at(item), "%s: min_refresh_interval is longer than refresh_interval",
+                    ictx);
+        grown = cfg_grow(b, j->providers, j->nproviders, sizeof *grown);
+        if (grown == NULL) {
+            cfg_provider_clear(&p);
+            return;
+        }
+        j->providers = grown;
+        j->providers[j->nproviders++] = p;
+    }
+}
+
 static const field_t jwt_fields[] = {
     {"algorithms", p_algs, offsetof(cfg_jwt_t, algorithms), 0, 0, NULL},
     {"keys_file", p_str_opt, offsetof(cfg_jwt_t, keys_file), 1, 0, NULL},
     {"issuer", p_str_opt, offsetof(cfg_jwt_t, issuer), 1, 0, NULL},
     {"audience", p_str_opt, offsetof(cfg_jwt_t, audience), 1, 0, NULL},
     {"leeway_seconds", p_uint, offsetof(cfg_jwt_t, leeway_s), 0, 3600, NULL},
-    {"scopes_claim", p_str, offsetof(cfg_jwt_t, scopes_claim), 1, 0, NULL},
+    {"scopes_claim", p_str_opt, offsetof(cfg_jwt_t, scopes_claim), 1, 0, NULL},
     {"tier_claim", p_str_opt, offsetof(cfg_jwt_t, tier_claim), 1, 0, NULL},
+    {"claim_to_headers", p_claim_hdrs, offsetof(cfg_jwt_t, claim_hdrs), 0, 0, NULL},
+    {"providers", p_providers, 0, 0, 0, NULL},
     {"secret", p_secret, 0, 0, 0, "JWT_SECRET"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
@@ -1344,6 +1472,9 @@ static void walk_keys(const field_t *t, const char *prefix, cfg_key_fn fn, void 
             walk_keys(limit_fields, "limits[].", fn, arg);
         } else if (f->parse == p_routes) {
             walk_keys(route_fields, "routes[].", fn, arg);
+        } else if (f->parse == p_providers) {
+            strncat(path, "[].", sizeof path - strlen(path) - 1);
+            walk_keys(provider_fields, path, fn, arg);
         }
     }
 }

@@ -21,17 +21,25 @@ typedef enum {
     AUTH_KIND_TICKET
 } auth_kind_t;
 
+/* A header an identity adds to an allowed answer (JWT claim_to_headers). */
+typedef struct auth_hdr {
+    char *name;  /* e.g. "X-Auth-Email" */
+    char *value; /* checked: no control bytes, length-capped */
+} auth_hdr_t;
+
 typedef struct auth_identity {
     auth_kind_t kind;
     char *client_id; /* key id, or JWT sub; never a key or a token */
     char *subject;   /* JWT sub, or the key id */
     char **scopes;   /* nscopes strings */
     size_t nscopes;
-    char *tier;     /* NULL when none */
-    char *jti;      /* JWT only, else NULL */
-    int64_t exp;    /* JWT exp (unix s), 0 when none */
-    int64_t iat;    /* JWT iat (unix s), 0 when none */
-    json_t *claims; /* JWT payload (one reference owned), NULL for API keys */
+    char *tier;       /* NULL when none */
+    char *jti;        /* JWT only, else NULL */
+    int64_t exp;      /* JWT exp (unix s), 0 when none */
+    int64_t iat;      /* JWT iat (unix s), 0 when none */
+    json_t *claims;   /* JWT payload (one reference owned), NULL for API keys */
+    auth_hdr_t *hdrs; /* claim_to_headers values, nhdrs entries */
+    size_t nhdrs;
 } auth_identity_t;
 
 /* Free what the identity holds and zero it; the struct itself is the caller's. */

@@ -2,10 +2,11 @@
  *
  * libjwt 1.x takes `alg` from the token header, skips the signature when
  * given no key, and checks no claim; so the verifier picks the key itself
- * (by configuration and `kid`, never by the header's alg), requires
- * jwt_get_alg() to equal the key's algorithm, verifies HMAC signatures with
- * CRYPTO_memcmp, and checks exp/nbf/iat/iss/aud itself.  A verifier is
- * immutable once built and may be used by many threads at once.
+ * (by `iss` → provider, then `kid` → key, never by the header's alg), and
+ * the key's pinned algorithm decides (auth_jwks.h).  Signatures are checked
+ * by auth_jwk_verify (OpenSSL EVP; HMAC with CRYPTO_memcmp); libjwt confirms
+ * HS tokens of typ JWT.  exp/nbf/iat/iss/aud are checked here.  A verifier
+ * is immutable once built and may be used by many threads at once.
  */
 #ifndef TOLLGATE_AUTH_JWT_H
 #define TOLLGATE_AUTH_JWT_H
@@ -32,35 +33,68 @@ typedef enum {
     AUTH_JWT_IAT_FUTURE,
     AUTH_JWT_BAD_ISSUER,
     AUTH_JWT_BAD_AUDIENCE,
-    AUTH_JWT_CRIT, /* a crit header: refused */
+    AUTH_JWT_CRIT,    /* a crit header: refused */
+    AUTH_JWT_BAD_TYP, /* typ other than JWT or at+jwt */
+    AUTH_JWT_NO_KEYS, /* the provider has no key loaded (yet) */
 } auth_jwt_status_t;
 
-typedef struct auth_jwt_opts {
-    const char *const *algorithms; /* allowed algs, e.g. {"HS256"}; nalgorithms entries */
+/* A claim copied into a header of an allowed answer (claim_to_headers). */
+typedef struct auth_jwt_claim_hdr {
+    const char *claim;  /* e.g. "email" */
+    const char *header; /* e.g. "X-Auth-Email" (the caller checks the name) */
+} auth_jwt_claim_hdr_t;
+
+/* One identity provider: tokens whose `iss` is `issuer`, checked with its
+ * keys, audiences and algorithms. */
+typedef struct auth_jwt_provider_opts {
+    const char *name;             /* for logs and metric labels; NULL: "default" */
+    const char *issuer;           /* required `iss`; NULL: any (one such provider) */
+    const char *const *audiences; /* one of them must be in `aud`; none: not checked */
+    size_t naudiences;
+    const char *const *algorithms; /* allowed algs, e.g. {"RS256"}; none is refused */
     size_t nalgorithms;
-    const unsigned char *hs_secret; /* JWT_SECRET, NULL when none; copied */
+    const unsigned char *hs_secret; /* JWT_SECRET for this provider, NULL = none; copied */
     size_t hs_secret_len;
-    const char *issuer;       /* required `iss`, NULL = not checked */
-    const char *audience;     /* required in `aud`, NULL = not checked */
-    unsigned leeway_s;        /* for exp, nbf, iat */
-    const char *scopes_claim; /* default "scope" */
+    const char *keys_json; /* a JWKS document (keys_file contents), NULL = none */
+    size_t keys_len;
+    const char *scopes_claim; /* NULL: "scope", then "scp", then "scopes" */
     const char *tier_claim;   /* NULL = none */
+    const auth_jwt_claim_hdr_t *claim_hdrs;
+    size_t nclaim_hdrs;
+} auth_jwt_provider_opts_t;
+
+typedef struct auth_jwt_opts {
+    const auth_jwt_provider_opts_t *providers;
+    size_t nproviders;
+    unsigned leeway_s; /* for exp, nbf, iat */
 } auth_jwt_opts_t;
 
 typedef struct auth_jwt auth_jwt_t;
 
-/* NULL with a message in err when the options are unusable (no key for any
- * allowed alg, unknown alg name, ...). */
+/* NULL with a message in err when the options are unusable (unknown alg
+ * name, an HS secret with several HS algorithms, a bad JWKS, two providers
+ * of one issuer, ...).  A note about skipped JWKS keys is logged. */
 auth_jwt_t *auth_jwt_new(const auth_jwt_opts_t *opts, char *err, size_t errlen);
 void auth_jwt_free(auth_jwt_t *v);
 
-/* Verify `token` (the part after "Bearer ") at unix time `now`.  On AUTH_JWT_OK
- * fills `out` (kind JWT, client_id = subject = sub, scopes, tier, jti, exp,
- * iat, claims).  Revocation is the caller's next step. */
+/* Verify `token` (the part after "Bearer ") at unix time `now`.  The
+ * provider is found by `iss` first; the key by `kid` in its set; the
+ * algorithm is the key's.  On AUTH_JWT_OK fills `out` (kind JWT, client_id =
+ * subject = sub, scopes, tier, jti, exp, iat, claims, claim headers).
+ * Revocation is the caller's next step. */
 auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, const char *token, size_t len,
                                   int64_t now, auth_identity_t *out);
 
 /* Short stable name for logs and the metric label: "expired", "bad_signature"... */
 const char *auth_jwt_status_str(auth_jwt_status_t s);
+
+/* Every header name of claim_to_headers over all providers (for
+ * forward-auth, which sends each one, empty when unset); *n set. */
+const char *const *auth_jwt_claim_headers(const auth_jwt_t *v, size_t *n);
+
+/* Providers and their key counts, for /admin/v1/config and metrics. */
+size_t auth_jwt_nproviders(const auth_jwt_t *v);
+const char *auth_jwt_provider_name(const auth_jwt_t *v, size_t i);
+size_t auth_jwt_provider_keys(const auth_jwt_t *v, size_t i);
 
 #endif

@@ -75,13 +75,39 @@ typedef struct cfg_redis {
     char *password; /* secret: REDIS_URL / REDIS_PASSWORD(_FILE); redacted */
 } cfg_redis_t;
 
+/* claim_to_headers: claims[i] is copied into headers[i]. */
+typedef struct cfg_claim_hdrs {
+    cfg_strv_t claims, headers;
+} cfg_claim_hdrs_t;
+
+/* auth.jwt.providers[]: one identity provider. */
+typedef struct cfg_jwt_provider {
+    char *name;            /* label in metrics and logs; default from the list index */
+    char *issuer;          /* required */
+    cfg_strv_t audiences;  /* one must be in `aud`; empty = not checked */
+    cfg_strv_t algorithms; /* default [RS256] */
+    char *keys_file;       /* one key source: a JWKS file, */
+    char *jwks_uri;        /* a JWKS URL (https), */
+    bool discovery;        /* or <issuer>/.well-known/openid-configuration */
+    char *scopes_claim;    /* NULL = scope, scp, scopes */
+    char *tier_claim;      /* NULL = none */
+    cfg_claim_hdrs_t claim_hdrs;
+    unsigned refresh_s;       /* at most this long between fetches; default 300 */
+    unsigned min_refresh_s;   /* at least this long; unknown-kid refetch; default 30 */
+    unsigned max_stale_s;     /* a set older than this is not used; default 86400 */
+    unsigned fetch_timeout_s; /* default 5 */
+} cfg_jwt_provider_t;
+
 typedef struct cfg_jwt {
     cfg_strv_t algorithms; /* default [HS256] */
     char *keys_file;       /* JWKS, NULL = none */
     char *issuer, *audience;
     unsigned leeway_s;  /* default 30 */
-    char *scopes_claim; /* default "scope" */
+    char *scopes_claim; /* NULL = scope, scp, scopes */
     char *tier_claim;   /* NULL = none */
+    cfg_claim_hdrs_t claim_hdrs;
+    cfg_jwt_provider_t *providers;
+    size_t nproviders;
 } cfg_jwt_t;
 
 typedef struct cfg_lockout {

@@ -23,16 +23,21 @@ static auth_jwt_t *verifier(void)
 {
     static auth_jwt_t *v;
     static const char *const algs[] = {"HS256"};
-    auth_jwt_opts_t o = {
+    static const char *const auds[] = {"aud"};
+    static const auth_jwt_claim_hdr_t hdrs[] = {{"email", "X-Auth-Email"}};
+    auth_jwt_provider_opts_t p = {
         .algorithms = algs,
         .nalgorithms = 1,
         .hs_secret = (const unsigned char *)FUZZ_SECRET,
         .hs_secret_len = sizeof(FUZZ_SECRET) - 1,
         .issuer = "iss",
-        .audience = "aud",
-        .leeway_s = 30,
+        .audiences = auds,
+        .naudiences = 1,
         .tier_claim = "tier",
+        .claim_hdrs = hdrs,
+        .nclaim_hdrs = 1,
     };
+    auth_jwt_opts_t o = {.providers = &p, .nproviders = 1, .leeway_s = 30};
     char err[128];
 
     if (v == NULL)

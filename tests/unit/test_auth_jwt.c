@@ -75,17 +75,19 @@ static char *make_token(const char *header, const char *payload, const EVP_MD *m
 static auth_jwt_t *verifier(void)
 {
     static const char *const algs[] = {"HS256"};
-    auth_jwt_opts_t o = {
+    static const char *const auds[] = {"tollgate"};
+    auth_jwt_provider_opts_t p = {
         .algorithms = algs,
         .nalgorithms = 1,
         .hs_secret = (const unsigned char *)SECRET,
         .hs_secret_len = sizeof(SECRET) - 1,
         .issuer = ISS,
-        .audience = "tollgate",
-        .leeway_s = 30,
+        .audiences = auds,
+        .naudiences = 1,
         .scopes_claim = "scope",
         .tier_claim = "tier",
     };
+    auth_jwt_opts_t o = {.providers = &p, .nproviders = 1, .leeway_s = 30};
     char err[256];
     auth_jwt_t *v = auth_jwt_new(&o, err, sizeof(err));
 
@@ -185,8 +187,14 @@ static const struct jwt_case {
      256, M_NONE, AUTH_JWT_MALFORMED},
     {"crit present", "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
      "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_CRIT},
-    {"typ not JWT", "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", "{" OKC "," EXP_OK "}", 256,
-     M_NONE, AUTH_JWT_MALFORMED},
+    {"typ at+jwt (RFC 9068) ok", "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}",
+     "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_OK},
+    {"typ application/at+jwt ok", "{\"alg\":\"HS256\",\"typ\":\"application/at+jwt\"}",
+     "{" OKC "," EXP_OK "}", 256, M_NONE, AUTH_JWT_OK},
+    {"typ other", "{\"alg\":\"HS256\",\"typ\":\"JOSE+JSON\"}", "{" OKC "," EXP_OK "}",
+     256, M_NONE, AUTH_JWT_BAD_TYP},
+    {"typ a number", "{\"alg\":\"HS256\",\"typ\":1}", "{" OKC "," EXP_OK "}", 256, M_NONE,
+     AUTH_JWT_BAD_TYP},
     {"kid short ok", "{\"alg\":\"HS256\",\"kid\":\"k1\"}", "{" OKC "," EXP_OK "}", 256,
      M_NONE, AUTH_JWT_OK},
     {"kid too long",
@@ -385,12 +393,13 @@ static void test_too_large(void)
 static auth_jwt_t *new_with(const char *const *algs, size_t n, const char *secret,
                             char *err, size_t errlen)
 {
-    auth_jwt_opts_t o = {
+    auth_jwt_provider_opts_t p = {
         .algorithms = algs,
         .nalgorithms = n,
         .hs_secret = (const unsigned char *)secret,
         .hs_secret_len = secret != NULL ? strlen(secret) : 0,
     };
+    auth_jwt_opts_t o = {.providers = &p, .nproviders = 1};
 
     err[0] = '\0';
     return auth_jwt_new(&o, err, errlen);
@@ -407,38 +416,49 @@ static void test_new_errors(void)
     static const char *const unknown[] = {"XX999"};
     char err[256];
     auth_jwt_t *v;
+    auth_identity_t id;
+    char *tok = make_token("{\"alg\":\"HS512\"}", "{\"sub\":\"a\",\"exp\":1700000100}",
+                           EVP_sha512());
 
     CU_ASSERT_PTR_NULL(new_with(NULL, 0, SECRET, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "no algorithm"));
     CU_ASSERT_PTR_NULL(new_with(none, 1, SECRET, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "none"));
-    CU_ASSERT_PTR_NULL(new_with(rs, 2, SECRET, err, sizeof(err)));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "RS256 needs auth.jwt.keys_file (JWKS)"));
+    /* JWT_SECRET with RS256 also allowed: the secret is the HS256 key */
+    v = new_with(rs, 2, SECRET, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL(v);
+    CU_ASSERT_EQUAL(auth_jwt_provider_keys(v, 0), 1);
+    auth_jwt_free(v);
     CU_ASSERT_PTR_NULL(new_with(es, 1, SECRET, err, sizeof(err)));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ES256"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "lists no HS algorithm"));
     CU_ASSERT_PTR_NULL(new_with(two_hs, 2, SECRET, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "only one"));
     CU_ASSERT_PTR_NULL(new_with(unknown, 1, SECRET, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown algorithm"));
-    CU_ASSERT_PTR_NULL(new_with(hs512, 1, NULL, err, sizeof(err)));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "HS512 needs JWT_SECRET"));
+    /* no key at all: built, and every token answers no_keys */
+    v = new_with(hs512, 1, NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, tok, strlen(tok), NOW, &id), AUTH_JWT_NO_KEYS);
+    auth_jwt_free(v);
     v = new_with(twice, 2, SECRET, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL(v);
     auth_jwt_free(v);
     auth_jwt_free(NULL);
+    free(tok);
 }
 
 /* HS512 verifier, no issuer/audience configured, other scopes claim. */
 static void test_hs512_defaults(void)
 {
     static const char *const algs[] = {"HS512"};
-    auth_jwt_opts_t o = {
+    auth_jwt_provider_opts_t p = {
         .algorithms = algs,
         .nalgorithms = 1,
         .hs_secret = (const unsigned char *)SECRET,
         .hs_secret_len = sizeof(SECRET) - 1,
         .scopes_claim = "scp",
     };
+    auth_jwt_opts_t o = {.providers = &p, .nproviders = 1};
     char err[128];
     auth_jwt_t *v = auth_jwt_new(&o, err, sizeof(err));
     auth_identity_t id;
@@ -460,10 +480,10 @@ static void test_hs512_defaults(void)
 
 static void test_status_names(void)
 {
-    const char *seen[AUTH_JWT_CRIT + 1];
+    const char *seen[AUTH_JWT_NO_KEYS + 1];
     int s, t;
 
-    for (s = AUTH_JWT_OK; s <= AUTH_JWT_CRIT; s++) {
+    for (s = AUTH_JWT_OK; s <= AUTH_JWT_NO_KEYS; s++) {
         const char *name = auth_jwt_status_str((auth_jwt_status_t)s);
         size_t i;
 

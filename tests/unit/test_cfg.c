@@ -577,14 +577,14 @@ static void test_err_credentials(void)
         "auth: {mode: api_key}\n",
         "t.yaml:1: auth.mode api_key, but API keys are disabled (API_KEY_ENABLED=false)");
     clear_env();
-    /* JWKS-only algorithms are refused by the verifier, with a clear message */
+    /* JWT_SECRET is pinned to one HS algorithm */
     setenv("JWT_SECRET", secret32, 1);
-    expect_err_part("auth:\n  mode: jwt\n  jwt: {algorithms: [HS256, RS256]}\n",
-                    "t.yaml:3: auth.jwt: auth.jwt.algorithms: RS256 needs");
+    expect_err_part("auth:\n  mode: jwt\n  jwt: {algorithms: [HS256, HS512]}\n",
+                    "t.yaml:3: auth.jwt: algorithms: list only one of HS256/HS384/HS512");
     expect_err(
         "auth:\n  mode: jwt\n  jwt: {algorithms: [none]}\n",
         "t.yaml:3: auth.jwt.algorithms[0]: 'none' is not a supported algorithm (HS, RS, "
-        "ES, PS with 256, 384, 512)");
+        "ES, PS with 256, 384, 512; EdDSA)");
     clear_env();
 }
 
