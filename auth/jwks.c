@@ -198,6 +198,15 @@ const char *auth_jwk_kid(const auth_jwk_t *k)
     return k->kid;
 }
 
+/* The key whose kid is exactly `kid`, or NULL. */
+static const auth_jwk_t *find_kid(const auth_jwks_t *s, const char *kid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->keys[i].kid != NULL && strcmp(s->keys[i].kid, kid) == 0)
+            return &s->keys[i];
+    return NULL;
+}
+
 const unsigned char *auth_jwk_secret(const auth_jwk_t *k, size_t *len)
 {
     *len = k->secret_len;
@@ -220,13 +229,16 @@ const auth_jwk_t *auth_jwks_find(const auth_jwks_t *s, const char *kid, size_t k
         }
         return s->n == 1 && s->keys[0].kid == NULL ? &s->keys[0] : NULL;
     }
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->keys[i].alg != alg)
-            continue;
-        if (found != NULL)
-            return NULL; /* several: the token must say which */
-        found = &s->keys[i];
-    }
+    /* No kid: the one kid-less key of that alg (JWT_SECRET), else the one
+     * key of that alg; several are ambiguous. */
+    for (int pass = 0; pass < 2 && found == NULL; pass++)
+        for (size_t i = 0; i < s->n; i++) {
+            if (s->keys[i].alg != alg || (pass == 0 && s->keys[i].kid != NULL))
+                continue;
+            if (found != NULL)
+                return NULL;
+            found = &s->keys[i];
+        }
     return found;
 }
 
@@ -264,8 +276,7 @@ auth_jwks_t *auth_jwks_merge(const auth_jwks_t *a, const auth_jwks_t *b, char *e
         for (size_t i = 0; i < auth_jwks_count(parts[p]); i++) {
             const auth_jwk_t *k = &parts[p]->keys[i];
 
-            if (k->kid != NULL &&
-                auth_jwks_find(s, k->kid, strlen(k->kid), k->alg) != NULL && s->n > 0) {
+            if (k->kid != NULL && find_kid(s, k->kid) != NULL) {
                 snprintf(err, errlen, "kid '%.64s' appears twice", k->kid);
                 auth_jwks_unref(s);
                 return NULL;
@@ -637,7 +648,7 @@ auth_jwks_t *auth_jwks_parse(const char *doc, size_t len, unsigned allowed,
 {
     json_t *root = NULL, *keys, *jwk;
     auth_jwks_t *s = NULL;
-    char label[112], why[300] = "";
+    char label[112], why[300] = "", first[300] = "";
     jwk_ctx_t x = {why, sizeof why, label};
     unsigned nskip = 0;
     size_t i;
@@ -671,8 +682,7 @@ auth_jwks_t *auth_jwks_parse(const char *doc, size_t len, unsigned allowed,
 
         label_key(label, sizeof label, i, jwk);
         r = load_key(&x, jwk, allowed, k);
-        if (r == JWK_USED && k->kid != NULL &&
-            auth_jwks_find(s, k->kid, strlen(k->kid), k->alg) != NULL && s->n > 0) {
+        if (r == JWK_USED && k->kid != NULL && find_kid(s, k->kid) != NULL) {
             snprintf(why, sizeof why, "%s: kid appears twice", label);
             r = JWK_BAD;
         }
@@ -685,11 +695,20 @@ auth_jwks_t *auth_jwks_parse(const char *doc, size_t len, unsigned allowed,
         }
         if (r == JWK_SKIPPED) {
             key_clear(k);
-            if (nskip++ == 0 && note != NULL)
-                snprintf(note, notelen, "%s", why);
+            if (nskip++ == 0) {
+                if (note != NULL)
+                    snprintf(note, notelen, "%s", why);
+                snprintf(first, sizeof first, "%s", why);
+            }
             continue;
         }
         s->n++;
+    }
+    if (s->n == 0 && nskip > 0) {
+        /* keys, none usable: a mistake, not "no keys" (an empty list is that) */
+        snprintf(err, errlen, "no usable key (%u skipped; first: %s)", nskip, first);
+        auth_jwks_unref(s);
+        s = NULL;
     }
 out:
     json_decref(root);

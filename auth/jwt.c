@@ -314,7 +314,7 @@ static int collect_hdrs(auth_jwt_t *v)
             if (k == v->nall_hdrs)
                 v->all_hdrs[v->nall_hdrs++] = name;
         }
-    return 0;
+    return v->nall_hdrs <= AUTH_JWT_MAX_CLAIM_HDRS ? 0 : 1;
 }
 
 /* Two providers may not claim one issuer, nor two take any issuer. */
@@ -365,7 +365,14 @@ auth_jwt_t *auth_jwt_new(const auth_jwt_opts_t *opts, char *err, size_t errlen)
     }
     if (check_issuers(v, err, errlen) != 0)
         goto out_free;
-    if (collect_hdrs(v) != 0) {
+    switch (collect_hdrs(v)) {
+    case 0:
+        break;
+    case 1:
+        snprintf(err, errlen, "claim_to_headers: more than %d header names in all",
+                 AUTH_JWT_MAX_CLAIM_HDRS);
+        goto out_free;
+    default:
         snprintf(err, errlen, "out of memory");
         goto out_free;
     }

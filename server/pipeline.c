@@ -591,14 +591,47 @@ static size_t identity_add(const ident_hdrs_t *v, srv_proxy_hdr_t *add)
     return 4;
 }
 
+/* claim_to_headers values, encoded like the identity headers, into `buf`
+ * (one allocation, freed by the caller).  Forward-auth sends every
+ * configured name (empty when this identity has none, so an ingress that
+ * copies it replaces a client's); the proxy sends the identity's own.
+ * Returns the entries added to `add` (room for AUTH_JWT_MAX_CLAIM_HDRS). */
+static size_t claim_add(const srv_req_t *r, bool every, srv_proxy_hdr_t *add, char **buf)
+{
+    size_t nnames = 0, need = 1, used = 0, n = 0;
+    const char *const *names =
+        every ? auth_jwt_claim_headers(r->cfg->auth.jwt_verifier, &nnames) : NULL;
+
+    *buf = NULL;
+    for (size_t i = 0; i < r->id.nhdrs; i++)
+        need += 3 * strlen(r->id.hdrs[i].value) + 1;
+    if ((nnames == 0 && r->id.nhdrs == 0) || (*buf = malloc(need)) == NULL)
+        return 0;
+    for (size_t i = 0; i < r->id.nhdrs && n < AUTH_JWT_MAX_CLAIM_HDRS; i++) {
+        add[n++] = (srv_proxy_hdr_t){r->id.hdrs[i].name, *buf + used};
+        used += http_hdr_value_encode(r->id.hdrs[i].value, true, *buf + used, need - used);
+        used++;
+    }
+    for (size_t i = 0; i < nnames && n < AUTH_JWT_MAX_CLAIM_HDRS; i++) {
+        size_t k;
+
+        for (k = 0; k < r->id.nhdrs; k++)
+            if (strcasecmp(r->id.hdrs[k].name, names[i]) == 0)
+                break;
+        if (k == r->id.nhdrs)
+            add[n++] = (srv_proxy_hdr_t){names[i], ""};
+    }
+    return n;
+}
+
 static void allow(srv_req_t *r)
 {
     struct evkeyvalq *out;
-    srv_proxy_hdr_t add[10];
+    srv_proxy_hdr_t add[10 + AUTH_JWT_MAX_CLAIM_HDRS];
     ident_hdrs_t idv;
     size_t n = 0;
     unsigned flags = 0;
-    char *target = NULL;
+    char *target = NULL, *claims = NULL;
 
     r->decision = "allow";
     if (r->reason == NULL)
@@ -608,8 +641,10 @@ static void allow(srv_req_t *r)
         watch_close(r, false);
         out = evhttp_request_get_output_headers(r->req);
         n = identity_add(&idv, add);
+        n += claim_add(r, true, add + n, &claims);
         for (size_t i = 0; i < n; i++)
             evhttp_add_header(out, add[i].name, add[i].value);
+        free(claims);
         srv_send_json(r, 200, NULL);
         finish(r);
         return;
@@ -620,8 +655,10 @@ static void allow(srv_req_t *r)
     add[n++] = (srv_proxy_hdr_t){"X-Real-IP", r->ip};
     if (r->host != NULL)
         add[n++] = (srv_proxy_hdr_t){"X-Forwarded-Host", r->host};
-    if (r->id.kind != AUTH_KIND_NONE)
+    if (r->id.kind != AUTH_KIND_NONE) {
         n += identity_add(&idv, add + n);
+        n += claim_add(r, false, add + n, &claims);
+    }
     if (r->peer_trusted)
         flags |= SRV_PROXY_PEER_TRUSTED;
     if (r->cfg->proxy.hide_credentials)
@@ -630,6 +667,7 @@ static void allow(srv_req_t *r)
     if (asprintf(&target, "%s%s%s", r->path, r->query ? "?" : "",
                  r->query ? r->query : "") < 0) {
         deny(r, 503, "unavailable", "out of memory");
+        free(claims);
         return;
     }
     watch_close(r, true);
@@ -637,6 +675,7 @@ static void allow(srv_req_t *r)
         srv_proxy_forward(r->w->proxy, r->req, r->route->upstream, target, add, n, r->ip,
                           flags, r->route->upstream_timeout_ms, proxy_done, r);
     free(target);
+    free(claims);
     if (r->proxy_pending == NULL)
         deny(r, 502, "bad_gateway", "upstream unavailable");
 }

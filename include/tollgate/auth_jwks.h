@@ -58,7 +58,8 @@ typedef struct auth_jwks auth_jwks_t;
  * A key of a known type that is malformed or weak (RSA under 2048 or over
  * 8192 bits, an EC point off its curve, an `oct` key shorter than its hash,
  * a duplicate kid) refuses the whole document: NULL with the reason in `err`
- * (never any key material).  An empty set is valid. */
+ * (never any key material), as does a document whose every key is skipped.
+ * An empty "keys" list is valid (no key: every token is refused). */
 auth_jwks_t *auth_jwks_parse(const char *doc, size_t len, unsigned allowed,
                              unsigned *skipped, char *note, size_t notelen, char *err,
                              size_t errlen);
@@ -79,8 +80,8 @@ size_t auth_jwks_count(const auth_jwks_t *s);
 
 /* The key a token names.  With a kid: the key of that kid, or — when the
  * set is one key without a kid (a lone JWT_SECRET) — that key.  Without a
- * kid: the only key pinned to `alg`.  NULL when none (or, without a kid,
- * several) fit.  The caller still checks that the key's alg is the token's. */
+ * kid: the only kid-less key pinned to `alg` (JWT_SECRET), else the only
+ * key pinned to `alg`.  NULL when none (or, without a kid, several) fit.  The caller still checks that the key's alg is the token's. */
 const auth_jwk_t *auth_jwks_find(const auth_jwks_t *s, const char *kid, size_t kidlen,
                                  auth_alg_t alg);
 

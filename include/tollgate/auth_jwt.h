@@ -19,6 +19,7 @@
 #define AUTH_JWT_MAX_LEN 8192 /* bytes of a token; longer is refused */
 #define AUTH_JWT_MAX_KID_LEN 128
 #define AUTH_JWT_MIN_HS_SECRET 32 /* bytes, enforced in production */
+#define AUTH_JWT_MAX_CLAIM_HDRS 32 /* claim_to_headers names, all providers together */
 
 typedef enum {
     AUTH_JWT_OK = 0,
