@@ -31,12 +31,13 @@ ARG RUNTIME_BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
 # The -dev packages of the Makefile's PKGS (pkg-config modules libevent,
-# libevent_openssl, libevent_pthreads, hiredis, openssl, jansson, libjwt,
-# yaml-0.1); scripts/deps.sh lists the same plus the test tools.
+# libevent_openssl, libevent_pthreads, hiredis, openssl, jansson, libcurl,
+# libjwt, yaml-0.1); scripts/deps.sh lists the same plus the test tools.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config \
       libevent-dev libhiredis-dev libssl-dev libjansson-dev libjwt-dev libyaml-dev \
+      libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -87,15 +88,14 @@ RUN set -eu; \
 # -------------------------------------------------------------- runtime ----
 FROM ${RUNTIME_BASE}
 ARG DEBIAN_FRONTEND=noninteractive
-# Exactly the packages owning the libraries `ldd build/tollgate` lists (besides
+# Exactly the packages owning the libraries build/tollgate links directly (besides
 # libc6, which is in every base), plus ca-certificates for rediss:// with the
 # system store.  scripts/check-dockerfile.sh fails when this list drifts.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates \
-      libb64-0d \
+      libcurl4 \
       libevent-2.1-7 \
-      libevent-core-2.1-7 \
       libevent-openssl-2.1-7 \
       libhiredis0.14 \
       libjansson4 \

@@ -6,7 +6,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := libevent libevent_openssl libevent_pthreads hiredis openssl jansson \
+PKGS     := libevent libevent_openssl libevent_pthreads hiredis openssl jansson libcurl \
             libjwt yaml-0.1
 V        ?= 0
 Q        := $(if $(filter 1,$(V)),,@)

@@ -35,6 +35,7 @@
 #include <openssl/crypto.h>
 
 #include "tollgate/auth_jwks.h"
+#include "tollgate/auth_jwks_fetch.h"
 #include "tollgate/log.h"
 #include "tollgate/util_b64.h"
 
@@ -49,10 +50,12 @@ typedef struct provider {
     char *issuer; /* NULL = any */
     char **audiences;
     size_t naudiences;
-    unsigned allowed; /* bit (1 << auth_alg_t) per allowed algorithm */
-    auth_jwks_t *keys;
-    char *scopes_claim; /* NULL = scope, scp, scopes */
-    char *tier_claim;   /* NULL = none */
+    unsigned allowed;        /* bit (1 << auth_alg_t) per allowed algorithm */
+    auth_jwks_t *keys;       /* static: JWT_SECRET, keys_file */
+    auth_jwks_src_t *remote; /* or fetched: jwks_uri, discovery */
+    unsigned wait_ms;        /* longest wait for a fetch of `remote` */
+    char *scopes_claim;      /* NULL = scope, scp, scopes */
+    char *tier_claim;        /* NULL = none */
     char **hdr_claims, **hdr_names;
     size_t nhdrs;
 } provider_t;
@@ -104,6 +107,8 @@ const char *auth_jwt_status_str(auth_jwt_status_t s)
         return "bad_typ";
     case AUTH_JWT_NO_KEYS:
         return "no_keys";
+    case AUTH_JWT_KEYS_PENDING:
+        return "keys_pending";
     }
     return "unknown";
 }
@@ -123,6 +128,7 @@ static void provider_clear(provider_t *p)
     free(p->issuer);
     strv_free(p->audiences, p->naudiences);
     auth_jwks_unref(p->keys);
+    auth_jwks_src_unref(p->remote);
     free(p->scopes_claim);
     free(p->tier_claim);
     strv_free(p->hdr_claims, p->nhdrs);
@@ -274,6 +280,32 @@ static int provider_init(provider_t *p, const auth_jwt_provider_opts_t *o, char 
         return -1;
     if (provider_keys(p, o, err, errlen) != 0)
         return -1;
+    if (o->jwks_uri != NULL || o->discovery) {
+        auth_jwks_src_opts_t so = {
+            .name = p->name,
+            .jwks_uri = o->jwks_uri,
+            .issuer = o->issuer,
+            .discovery = o->discovery,
+            .ca_file = o->ca_file,
+            .allowed = p->allowed,
+            .refresh_s = o->refresh_s,
+            .min_refresh_s = o->min_refresh_s,
+            .max_stale_s = o->max_stale_s,
+            .timeout_s = o->fetch_timeout_s,
+        };
+
+        if (o->discovery && o->issuer == NULL) {
+            snprintf(err, errlen, "discovery needs an issuer");
+            return -1;
+        }
+        p->remote = auth_jwks_src_get(&so);
+        if (p->remote == NULL)
+            goto out_oom;
+        /* discovery then the JWKS, each bounded by the timeout */
+        p->wait_ms =
+            (o->discovery ? 2 : 1) * (o->fetch_timeout_s ? o->fetch_timeout_s : 5) * 1000 +
+            1000;
+    }
     if (!copy_opt(&p->scopes_claim, o->scopes_claim) ||
         !copy_opt(&p->tier_claim, o->tier_claim))
         goto out_oom;
@@ -401,6 +433,76 @@ const char *auth_jwt_provider_name(const auth_jwt_t *v, size_t i)
 size_t auth_jwt_provider_keys(const auth_jwt_t *v, size_t i)
 {
     return v != NULL && i < v->nproviders ? auth_jwks_count(v->providers[i].keys) : 0;
+}
+
+unsigned auth_jwt_max_wait_ms(const auth_jwt_t *v)
+{
+    unsigned ms = 0;
+
+    for (size_t i = 0; v != NULL && i < v->nproviders; i++)
+        if (v->providers[i].wait_ms > ms)
+            ms = v->providers[i].wait_ms;
+    return ms;
+}
+
+/* --- per-thread copies of remote sets ------------------------------------ */
+
+#define LOCAL_SETS 16
+
+struct auth_jwt_local {
+    struct {
+        uint64_t id, gen; /* source, and the generation `set` is of */
+        auth_jwks_t *set; /* one reference; NULL: none loaded */
+        bool used;
+    } e[LOCAL_SETS];
+    unsigned next; /* round-robin victim */
+};
+
+auth_jwt_local_t *auth_jwt_local_new(void)
+{
+    return calloc(1, sizeof(auth_jwt_local_t));
+}
+
+void auth_jwt_local_free(auth_jwt_local_t *l)
+{
+    if (l == NULL)
+        return;
+    for (unsigned i = 0; i < LOCAL_SETS; i++)
+        auth_jwks_unref(l->e[i].set);
+    free(l);
+}
+
+/* The keys of `p` to verify with.  Static keys are borrowed; a remote set
+ * is borrowed from `loc` (refreshed when its generation moved: one atomic
+ * load per call, the mutex once per generation) or, without `loc`, a new
+ * reference put in *owned for the caller to drop. */
+static const auth_jwks_t *keys_now(const provider_t *p, auth_jwt_local_t *loc,
+                                   auth_jwks_t **owned)
+{
+    uint64_t id, gen;
+    unsigned i;
+
+    *owned = NULL;
+    if (p->remote == NULL)
+        return p->keys;
+    if (loc == NULL)
+        return *owned = auth_jwks_src_current(p->remote, NULL);
+    id = auth_jwks_src_id(p->remote);
+    gen = auth_jwks_src_gen(p->remote);
+    for (i = 0; i < LOCAL_SETS; i++)
+        if (loc->e[i].used && loc->e[i].id == id)
+            break;
+    if (i == LOCAL_SETS) {
+        i = loc->next++ % LOCAL_SETS;
+        loc->e[i].used = false;
+    }
+    if (!loc->e[i].used || loc->e[i].gen != gen) {
+        auth_jwks_unref(loc->e[i].set);
+        loc->e[i].set = auth_jwks_src_current(p->remote, &loc->e[i].gen);
+        loc->e[i].id = id;
+        loc->e[i].used = true;
+    }
+    return loc->e[i].set;
 }
 
 /* --- token syntax ------------------------------------------------------- */
@@ -827,13 +929,28 @@ static auth_jwt_status_t parse_token(const char *token, size_t len, span_t part[
     return *claims != NULL ? AUTH_JWT_OK : AUTH_JWT_MALFORMED;
 }
 
-auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, const char *token, size_t len,
-                                  int64_t now, auth_identity_t *out)
+/* A remote provider without the key the token names: a fetch that may
+ * bring it is asked for (at most once per min_refresh_interval); wait for
+ * it when one runs. */
+static auth_jwt_status_t maybe_pending(const provider_t *p, auth_jwt_status_t st)
+{
+    if (p->remote == NULL || (st != AUTH_JWT_UNKNOWN_KID && st != AUTH_JWT_NO_KEYS))
+        return st;
+    if (st == AUTH_JWT_UNKNOWN_KID)
+        return auth_jwks_src_refetch(p->remote) ? AUTH_JWT_KEYS_PENDING : st;
+    return auth_jwks_src_busy(p->remote) ? AUTH_JWT_KEYS_PENDING : st;
+}
+
+auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
+                                  const char *token, size_t len, int64_t now,
+                                  auth_identity_t *out)
 {
     span_t part[3];
     token_hdr_t th;
     json_t *hdr, *claims;
     const provider_t *p = NULL;
+    const auth_jwks_t *keys = NULL;
+    auth_jwks_t *owned = NULL;
     auth_jwt_status_t st;
 
     memset(out, 0, sizeof(*out));
@@ -842,11 +959,14 @@ auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, const char *token, size_t
     st = parse_token(token, len, part, &th, &hdr, &claims);
     if (st == AUTH_JWT_OK && (p = find_provider(v, claims)) == NULL)
         st = AUTH_JWT_BAD_ISSUER;
-    if (st == AUTH_JWT_OK)
-        st = check_signature(p, p->keys, &th, token, part[2]);
+    if (st == AUTH_JWT_OK) {
+        keys = keys_now(p, loc, &owned);
+        st = maybe_pending(p, check_signature(p, keys, &th, token, part[2]));
+    }
     /* From here on the payload is the issuer's. */
     if (st == AUTH_JWT_OK)
-        st = check_libjwt(p->keys, &th, token, len);
+        st = check_libjwt(keys, &th, token, len);
+    auth_jwks_unref(owned);
     if (st == AUTH_JWT_OK)
         st = check_times(v, claims, now, out);
     if (st == AUTH_JWT_OK)

@@ -186,6 +186,7 @@ void cfg_provider_clear(cfg_jwt_provider_t *p)
     cfg_strv_clear(&p->algorithms);
     free(p->keys_file);
     free(p->jwks_uri);
+    free(p->ca_file);
     free(p->scopes_claim);
     free(p->tier_claim);
     cfg_claim_hdrs_clear(&p->claim_hdrs);

@@ -66,8 +66,10 @@ static void check_files(cfg_build_t *b)
 
     check_file(b, "auth.api_keys_file", c->auth.api_keys_file);
     check_file(b, "auth.jwt.keys_file", c->auth.jwt.keys_file);
-    for (size_t i = 0; i < c->auth.jwt.nproviders; i++)
+    for (size_t i = 0; i < c->auth.jwt.nproviders; i++) {
         check_file(b, "auth.jwt.providers[].keys_file", c->auth.jwt.providers[i].keys_file);
+        check_file(b, "auth.jwt.providers[].ca_file", c->auth.jwt.providers[i].ca_file);
+    }
     check_file(b, "redis.tls_ca_file", c->redis.tls_ca_file);
     check_file(b, "redis.tls_cert_file", c->redis.tls_cert_file);
     check_file(b, "redis.tls_key_file", c->redis.tls_key_file);
@@ -472,6 +474,13 @@ static void provider_opts(cfg_build_t *b, const cfg_jwt_provider_t *p,
         *doc = read_jwks(b, p->keys_file, &o->keys_len);
         o->keys_json = *doc != NULL ? *doc : "";
     }
+    o->jwks_uri = p->jwks_uri;
+    o->discovery = p->discovery;
+    o->ca_file = p->ca_file;
+    o->refresh_s = p->refresh_s;
+    o->min_refresh_s = p->min_refresh_s;
+    o->max_stale_s = p->max_stale_s;
+    o->fetch_timeout_s = p->fetch_timeout_s;
     o->scopes_claim = p->scopes_claim;
     o->tier_claim = p->tier_claim;
     claim_hdrs_opts(&p->claim_hdrs, hdrs);

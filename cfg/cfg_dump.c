@@ -206,14 +206,14 @@ static json_t *jproviders(const cfg_jwt_t *j)
 
         json_array_append_new(
             a, json_pack(
-                   "{s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:I, "
-                   "s:I}",
+                   "{s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:I, s:I, "
+                   "s:I, s:I}",
                    "name", p->name, "issuer", p->issuer, "audiences", jstrv(&p->audiences),
                    "algorithms", jstrv(&p->algorithms), "keys_file", jstr(p->keys_file),
-                   "jwks_uri", jstr(p->jwks_uri), "discovery", p->discovery, "scopes_claim",
-                   jstr(p->scopes_claim), "tier_claim", jstr(p->tier_claim),
-                   "claim_to_headers", jclaim_hdrs(&p->claim_hdrs), "refresh_interval_s",
-                   (json_int_t)p->refresh_s, "min_refresh_interval_s",
+                   "jwks_uri", jstr(p->jwks_uri), "discovery", p->discovery, "ca_file",
+                   jstr(p->ca_file), "scopes_claim", jstr(p->scopes_claim), "tier_claim",
+                   jstr(p->tier_claim), "claim_to_headers", jclaim_hdrs(&p->claim_hdrs),
+                   "refresh_interval_s", (json_int_t)p->refresh_s, "min_refresh_interval_s",
                    (json_int_t)p->min_refresh_s, "max_stale_s", (json_int_t)p->max_stale_s,
                    "fetch_timeout_s", (json_int_t)p->fetch_timeout_s));
     }

@@ -1227,6 +1227,7 @@ static const field_t provider_fields[] = {
     {"keys_file", p_str_opt, offsetof(cfg_jwt_provider_t, keys_file), 1, 0, NULL},
     {"jwks_uri", p_str_opt, offsetof(cfg_jwt_provider_t, jwks_uri), 1, 0, NULL},
     {"discovery", p_bool, offsetof(cfg_jwt_provider_t, discovery), 0, 0, NULL},
+    {"ca_file", p_str_opt, offsetof(cfg_jwt_provider_t, ca_file), 1, 0, NULL},
     {"scopes_claim", p_str_opt, offsetof(cfg_jwt_provider_t, scopes_claim), 1, 0, NULL},
     {"tier_claim", p_str_opt, offsetof(cfg_jwt_provider_t, tier_claim), 1, 0, NULL},
     {"claim_to_headers", p_claim_hdrs, offsetof(cfg_jwt_provider_t, claim_hdrs), 0, 0,
@@ -1274,6 +1275,10 @@ static void p_providers(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *
         if ((p.keys_file != NULL) + (p.jwks_uri != NULL) + p.discovery != 1)
             cfg_err(b, at(item), "%s: needs exactly one of keys_file, jwks_uri, discovery",
                     ictx);
+        if (p.jwks_uri != NULL && strncmp(p.jwks_uri, "https://", 8) != 0)
+            cfg_err(b, at(item), "%s: jwks_uri must be an https:// URL", ictx);
+        if (p.discovery && p.issuer != NULL && strncmp(p.issuer, "https://", 8) != 0)
+            cfg_err(b, at(item), "%s: discovery needs an https:// issuer", ictx);
         if (p.min_refresh_s > p.refresh_s)
             cfg_err(b, at(item), "%s: min_refresh_interval is longer than refresh_interval",
                     ictx);

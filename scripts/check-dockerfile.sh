@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the Dockerfile (no daemon, no image build), for CI:
 #   1. the runtime stage's apt-get install list is exactly the set of Debian
-#      packages owning the shared libraries `ldd BIN` shows (via dpkg -S),
+#      packages owning the shared libraries BIN links directly (readelf -d
+#      NEEDED, resolved by ldd, owned via dpkg -S),
 #      minus what every base has (libc6, libgcc-s1), plus ca-certificates;
 #   2. the runtime USER is numeric and not root (uid and gid);
 #   3. ENTRYPOINT is ["tollgate"];
@@ -62,7 +63,12 @@ owner() {   # the package owning a library path (merged /usr: try both spellings
     done
     return 1
 }
-libs="$(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// { print $1 }')"
+# The binary's direct dependencies (DT_NEEDED), resolved by ldd; apt brings
+# their own (libcurl4 alone pulls in a dozen), so only these are listed.
+needed="$(readelf -d "$bin" | awk '$2 == "(NEEDED)" { gsub(/[][]/, "", $5); print $5 }')"
+libs="$(ldd "$bin" | awk -v need="$needed" '
+    BEGIN { n = split(need, a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+    $2 == "=>" && $3 ~ /^\// && ($1 in want) { print $3 }')"
 want=""
 while read -r lib; do
     [ -n "$lib" ] || continue

@@ -6,9 +6,10 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config libevent-dev libhiredis-dev libssl-dev libjansson-dev
-      libjwt-dev libcunit1-dev libyaml-dev redis-server redis-tools python3 curl openssl
+      libjwt-dev libcunit1-dev libyaml-dev libcurl4-openssl-dev redis-server redis-tools
+      python3 curl openssl
       wrk nginx-light valgrind cppcheck clang haproxy unzip nodejs)
-PC_MODULES=(libevent libevent_openssl libevent_pthreads hiredis openssl jansson libjwt
+PC_MODULES=(libevent libevent_openssl libevent_pthreads hiredis openssl jansson libjwt libcurl
             yaml-0.1 cunit)
 TOOLS=(cc pkg-config redis-server redis-cli python3 openssl curl haproxy npm unzip)
 

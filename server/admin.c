@@ -69,6 +69,7 @@ static void metrics(struct evhttp_request *req)
         return;
     }
     metrics_render(buf);
+    srv_jwks_metrics(buf);
     evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_send_reply(req, 200, "OK", buf);
@@ -77,7 +78,7 @@ static void metrics(struct evhttp_request *req)
 
 static void readyz(srv_worker_t *w, struct evhttp_request *req)
 {
-    char body[256];
+    char body[2048];
 
     srv_send_plain_json(req, srv_readyz(w->srv, w->cfg, body, sizeof(body)), body);
 }
@@ -223,10 +224,11 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     }
     if (rq.kind == SRV_REVOKE_TOKEN) {
         auth_identity_t id = {0};
-        auth_jwt_status_t st = w->cfg->auth.jwt_verifier
-                                   ? auth_jwt_verify(w->cfg->auth.jwt_verifier, rq.token,
-                                                     strlen(rq.token), now, &id)
-                                   : AUTH_JWT_BAD_ALG;
+        auth_jwt_status_t st =
+            w->cfg->auth.jwt_verifier
+                ? auth_jwt_verify(w->cfg->auth.jwt_verifier, w->jwt_local, rq.token,
+                                  strlen(rq.token), now, &id)
+                : AUTH_JWT_BAD_ALG;
 
         if (st == AUTH_JWT_OK && id.jti == NULL)
             snprintf(err, sizeof(err), "the token has no jti: revoke its subject instead");

@@ -47,6 +47,7 @@ typedef enum {
 static void limits_done(const rl_result_t *res, void *privdata);
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
 static void resume(srv_req_t *r);
+static void run(srv_req_t *r);
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
@@ -175,6 +176,8 @@ static void finish(srv_req_t *r)
     }
     if (r->watching)
         event_del(&r->watch_ev);
+    if (r->jwks_waiting)
+        event_del(&r->jwks_ev);
     auth_identity_clear(&r->id);
     free(r->path);
     free(r->target_own);
@@ -212,6 +215,10 @@ static void on_close(struct evhttp_connection *conn, void *arg)
     if (r->lock_pending != NULL) {
         srv_shared_lockout_detach(r->lock_pending);
         r->lock_pending = NULL;
+    }
+    if (r->jwks_waiting) {
+        event_del(&r->jwks_ev);
+        r->jwks_waiting = false;
     }
     watch_close(r, false);
     (void)conn;
@@ -300,6 +307,36 @@ static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
     return m == want || m == CFG_AUTH_ANY;
 }
 
+#define JWKS_POLL_MS 10
+
+static void jwks_poll(evutil_socket_t fd, short what, void *arg)
+{
+    srv_req_t *r = arg;
+
+    (void)fd;
+    (void)what;
+    r->jwks_waiting = false;
+    run(r); /* step_authenticate again, with whatever the fetch brought */
+}
+
+/* The token's key may arrive with a JWKS fetch that is running: look again
+ * every JWKS_POLL_MS until it ends, at most auth_jwt_max_wait_ms(). */
+static step_result_t jwks_wait(srv_req_t *r)
+{
+    static const struct timeval poll = {0, JWKS_POLL_MS * 1000};
+    uint64_t now = util_mono_ms();
+
+    if (r->jwks_deadline_ms == 0)
+        r->jwks_deadline_ms = now + auth_jwt_max_wait_ms(r->cfg->auth.jwt_verifier);
+    if (now >= r->jwks_deadline_ms)
+        return STEP_NEXT; /* decide with what there is */
+    evtimer_assign(&r->jwks_ev, r->w->base, jwks_poll, r);
+    evtimer_add(&r->jwks_ev, &poll);
+    r->jwks_waiting = true;
+    watch_close(r, true);
+    return STEP_PENDING;
+}
+
 /* Step 5.  Next with the identity filled (or anonymous where allowed);
  * a refused credential is counted (pending with Redis) and answered 401. */
 static step_result_t step_authenticate(srv_req_t *r)
@@ -329,7 +366,12 @@ static step_result_t step_authenticate(srv_req_t *r)
             tok++;
         int64_t now = util_wall_ms() / 1000;
 
-        st = auth_jwt_verify(c->auth.jwt_verifier, tok, strlen(tok), now, &r->id);
+        st = auth_jwt_verify(c->auth.jwt_verifier, r->w->jwt_local, tok, strlen(tok), now,
+                             &r->id);
+        if (st == AUTH_JWT_KEYS_PENDING && jwks_wait(r) == STEP_PENDING)
+            return STEP_PENDING;
+        if (st == AUTH_JWT_KEYS_PENDING)
+            st = AUTH_JWT_UNKNOWN_KID; /* waited long enough */
         if (st == AUTH_JWT_OK) {
             /* Revocation is checked only after signature and claims pass. */
             if (!auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat,
@@ -795,7 +837,7 @@ static bool is_fwd_path(const char *path, const char *prefix)
 
 static void answer_health(srv_req_t *r, bool ready)
 {
-    char body[256];
+    char body[2048];
 
     if (!ready) {
         srv_send_json(r, 200, "{\"status\":\"ok\"}");

@@ -27,6 +27,8 @@
 
 #include "tollgate/util_clock.h"
 #include "tollgate/log.h"
+#include "tollgate/auth_jwks_fetch.h"
+#include "tollgate/auth_jwt.h"
 #include "srv_process.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
@@ -209,8 +211,10 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         log_warn("worker %u: no DNS resolver: upstreams must be IP addresses", index);
     w->proxy = srv_proxy_new(w->base, w->dns);
     w->metrics = metrics_new();
+    w->jwt_local = auth_jwt_local_new();
     w->audit = s->audit ? audit_buf_new(s->audit, w->base) : NULL;
-    if (w->proxy == NULL || w->metrics == NULL || (s->audit && w->audit == NULL))
+    if (w->proxy == NULL || w->metrics == NULL || w->jwt_local == NULL ||
+        (s->audit && w->audit == NULL))
         goto out_nomem;
     if (srv_backend_init(s, w, err, errlen) != 0)
         return -1;
@@ -234,6 +238,7 @@ static void worker_clear(srv_worker_t *w)
         evdns_base_free(w->dns, 0); /* the proxy (its only user) is gone already */
     srv_backend_clear(w);
     metrics_free(w->metrics);
+    auth_jwt_local_free(w->jwt_local);
     if (w->mbox_ev)
         event_free(w->mbox_ev);
     if (w->drain_ev)
@@ -451,12 +456,14 @@ static void start_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!srv_backend_settled(s) && util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
+    if ((!srv_backend_settled(s) || !auth_jwks_settled()) &&
+        util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);
     atomic_store(&s->ready, true);
     event_del(s->start_ev);
-    log_info("ready: redis %s", srv_backend_state(s));
+    log_info("ready: redis %s%s", srv_backend_state(s),
+             auth_jwks_settled() ? "" : "; a JWKS is still being fetched");
 }
 
 static void delay_done(evutil_socket_t fd, short what, void *arg)
@@ -584,6 +591,7 @@ int srv_run(srv_t *s)
     struct timeval sec = {1, 0}, poll = {0, SRV_START_POLL_MS * 1000};
     watch_t wt = {.s = s};
     sigset_t block, old;
+    char err[256];
 
     signal(SIGPIPE, SIG_IGN);
     /* Workers never see the process signals: the main thread handles them. */
@@ -591,6 +599,8 @@ int srv_run(srv_t *s)
     for (int i = 0; i < 4; i++)
         sigaddset(&block, signums[i]);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    if (auth_jwks_fetch_start(NULL, NULL, err, sizeof err) != 0)
+        log_error("%s: providers with jwks_uri/discovery get no keys", err);
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     pthread_create(&s->admin.thread, NULL, worker_main, &s->admin);
@@ -621,6 +631,7 @@ int srv_run(srv_t *s)
         pthread_join(s->workers[i].thread, NULL);
     post(&s->admin, NULL, true);
     pthread_join(s->admin.thread, NULL);
+    auth_jwks_fetch_stop();
     for (int i = 0; i < 4; i++)
         event_free(sigs[i]);
     event_free(watch_ev);

@@ -64,8 +64,9 @@ typedef struct srv_worker {
     srv_proxy_t *proxy;
     audit_buf_t *audit;
     metrics_t *metrics;
-    unsigned inflight;  /* requests not yet answered */
-    unsigned unflushed; /* answers libevent has not finished writing */
+    struct auth_jwt_local *jwt_local; /* this thread's copies of remote key sets */
+    unsigned inflight;                /* requests not yet answered */
+    unsigned unflushed;               /* answers libevent has not finished writing */
 } srv_worker_t;
 
 struct srv {
@@ -103,6 +104,9 @@ int srv_reload(srv_t *s, char *err, size_t errlen);
 
 /* health.c: the /readyz body into `body`; returns the HTTP status. */
 int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len);
+/* health.c: tollgate_jwks_* of /metrics. */
+struct evbuffer;
+void srv_jwks_metrics(struct evbuffer *out);
 
 /* backend.c: the limiter's store for each worker. */
 int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen);

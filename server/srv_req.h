@@ -83,6 +83,10 @@ typedef struct srv_req {
     struct event watch_ev;        /* client-gone watch while a step is pending */
     bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
+    /* Authentication waits for a JWKS fetch (unknown kid): polled. */
+    struct event jwks_ev;
+    bool jwks_waiting;
+    uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
     /* Outcome, for the audit line and metrics. */
     int status;
     const char *decision;

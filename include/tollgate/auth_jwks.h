@@ -81,7 +81,8 @@ size_t auth_jwks_count(const auth_jwks_t *s);
 /* The key a token names.  With a kid: the key of that kid, or — when the
  * set is one key without a kid (a lone JWT_SECRET) — that key.  Without a
  * kid: the only kid-less key pinned to `alg` (JWT_SECRET), else the only
- * key pinned to `alg`.  NULL when none (or, without a kid, several) fit.  The caller still checks that the key's alg is the token's. */
+ * key pinned to `alg`.  NULL when none (or, without a kid, several) fit.  The caller still
+ * checks that the key's alg is the token's. */
 const auth_jwk_t *auth_jwks_find(const auth_jwks_t *s, const char *kid, size_t kidlen,
                                  auth_alg_t alg);
 

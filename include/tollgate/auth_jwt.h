@@ -18,7 +18,7 @@
 
 #define AUTH_JWT_MAX_LEN 8192 /* bytes of a token; longer is refused */
 #define AUTH_JWT_MAX_KID_LEN 128
-#define AUTH_JWT_MIN_HS_SECRET 32 /* bytes, enforced in production */
+#define AUTH_JWT_MIN_HS_SECRET 32  /* bytes, enforced in production */
 #define AUTH_JWT_MAX_CLAIM_HDRS 32 /* claim_to_headers names, all providers together */
 
 typedef enum {
@@ -34,9 +34,11 @@ typedef enum {
     AUTH_JWT_IAT_FUTURE,
     AUTH_JWT_BAD_ISSUER,
     AUTH_JWT_BAD_AUDIENCE,
-    AUTH_JWT_CRIT,    /* a crit header: refused */
-    AUTH_JWT_BAD_TYP, /* typ other than JWT or at+jwt */
-    AUTH_JWT_NO_KEYS, /* the provider has no key loaded (yet) */
+    AUTH_JWT_CRIT,         /* a crit header: refused */
+    AUTH_JWT_BAD_TYP,      /* typ other than JWT or at+jwt */
+    AUTH_JWT_NO_KEYS,      /* the provider has no key loaded (yet) */
+    AUTH_JWT_KEYS_PENDING, /* a JWKS fetch that may bring its key is running:
+                              verify again when it is done */
 } auth_jwt_status_t;
 
 /* A claim copied into a header of an allowed answer (claim_to_headers). */
@@ -58,6 +60,10 @@ typedef struct auth_jwt_provider_opts {
     size_t hs_secret_len;
     const char *keys_json; /* a JWKS document (keys_file contents), NULL = none */
     size_t keys_len;
+    const char *jwks_uri; /* remote keys (auth_jwks_fetch.h), NULL = none */
+    bool discovery;       /* jwks_uri from the issuer's discovery document */
+    const char *ca_file;  /* CA bundle for the fetch, NULL = system */
+    unsigned refresh_s, min_refresh_s, max_stale_s, fetch_timeout_s;
     const char *scopes_claim; /* NULL: "scope", then "scp", then "scopes" */
     const char *tier_claim;   /* NULL = none */
     const auth_jwt_claim_hdr_t *claim_hdrs;
@@ -72,6 +78,14 @@ typedef struct auth_jwt_opts {
 
 typedef struct auth_jwt auth_jwt_t;
 
+/* One thread's view of remote key sets (a copy per set generation, so the
+ * request path takes no lock).  Owned by one thread; NULL may be passed to
+ * auth_jwt_verify instead (then every call takes the source's mutex). */
+typedef struct auth_jwt_local auth_jwt_local_t;
+
+auth_jwt_local_t *auth_jwt_local_new(void);
+void auth_jwt_local_free(auth_jwt_local_t *l);
+
 /* NULL with a message in err when the options are unusable (unknown alg
  * name, an HS secret with several HS algorithms, a bad JWKS, two providers
  * of one issuer, ...).  A note about skipped JWKS keys is logged. */
@@ -83,8 +97,13 @@ void auth_jwt_free(auth_jwt_t *v);
  * algorithm is the key's.  On AUTH_JWT_OK fills `out` (kind JWT, client_id =
  * subject = sub, scopes, tier, jti, exp, iat, claims, claim headers).
  * Revocation is the caller's next step. */
-auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, const char *token, size_t len,
-                                  int64_t now, auth_identity_t *out);
+auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
+                                  const char *token, size_t len, int64_t now,
+                                  auth_identity_t *out);
+
+/* Longest a caller should wait on AUTH_JWT_KEYS_PENDING (ms): the slowest
+ * provider's discovery + JWKS fetch, plus a second. */
+unsigned auth_jwt_max_wait_ms(const auth_jwt_t *v);
 
 /* Short stable name for logs and the metric label: "expired", "bad_signature"... */
 const char *auth_jwt_status_str(auth_jwt_status_t s);

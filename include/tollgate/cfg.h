@@ -89,6 +89,7 @@ typedef struct cfg_jwt_provider {
     char *keys_file;       /* one key source: a JWKS file, */
     char *jwks_uri;        /* a JWKS URL (https), */
     bool discovery;        /* or <issuer>/.well-known/openid-configuration */
+    char *ca_file;         /* CA bundle for jwks_uri/discovery; NULL = the system's */
     char *scopes_claim;    /* NULL = scope, scp, scopes */
     char *tier_claim;      /* NULL = none */
     cfg_claim_hdrs_t claim_hdrs;

@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1 || size > 3 * AUTH_JWT_MAX_LEN)
         return 0;
     if ((data[0] & 1) == 0) {
-        auth_jwt_verify(verifier(), (const char *)data + 1, size - 1, FUZZ_NOW, &id);
+        auth_jwt_verify(verifier(), NULL, (const char *)data + 1, size - 1, FUZZ_NOW, &id);
         auth_identity_clear(&id);
         return 0;
     }
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     n = sign(data + 1, size - 1, tok);
     if (n > 0) {
-        auth_jwt_verify(verifier(), tok, n, FUZZ_NOW, &id);
+        auth_jwt_verify(verifier(), NULL, tok, n, FUZZ_NOW, &id);
         auth_identity_clear(&id);
     }
     free(tok);

@@ -102,7 +102,7 @@ static auth_jwt_status_t verify_str(const char *tok, auth_identity_t *out)
     auth_jwt_status_t st;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    st = auth_jwt_verify(v, tok, strlen(tok), NOW, out);
+    st = auth_jwt_verify(v, NULL, tok, strlen(tok), NOW, out);
     auth_jwt_free(v);
     return st;
 }
@@ -257,7 +257,7 @@ static void test_table(void)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tok = build_case(&cases[i]);
         mutate(tok, &cases[i]);
-        st = auth_jwt_verify(v, tok, strlen(tok), NOW, &id);
+        st = auth_jwt_verify(v, NULL, tok, strlen(tok), NOW, &id);
         if (st != cases[i].want)
             fprintf(stderr, "\n  case \"%s\": got %s, want %s\n", cases[i].name,
                     auth_jwt_status_str(st), auth_jwt_status_str(cases[i].want));
@@ -375,15 +375,15 @@ static void test_too_large(void)
     big[10] = '.';
     big[20] = '.';
     big[n] = '\0';
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, big, n, NOW, &id), AUTH_JWT_TOO_LARGE);
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, big, AUTH_JWT_MAX_LEN + 1, NOW, &id),
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, big, n, NOW, &id), AUTH_JWT_TOO_LARGE);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, big, AUTH_JWT_MAX_LEN + 1, NOW, &id),
                     AUTH_JWT_TOO_LARGE);
     /* a NUL inside the given length */
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, good, strlen(good) + 1, NOW, &id),
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, good, strlen(good) + 1, NOW, &id),
                     AUTH_JWT_MALFORMED);
     /* the length is honoured: no NUL needed after the token */
     memcpy(big, good, strlen(good));
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, big, strlen(good), NOW, &id), AUTH_JWT_OK);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, big, strlen(good), NOW, &id), AUTH_JWT_OK);
     auth_identity_clear(&id);
     auth_jwt_free(v);
     free(good);
@@ -438,7 +438,7 @@ static void test_new_errors(void)
     /* no key at all: built, and every token answers no_keys */
     v = new_with(hs512, 1, NULL, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, tok, strlen(tok), NOW, &id), AUTH_JWT_NO_KEYS);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, tok, strlen(tok), NOW, &id), AUTH_JWT_NO_KEYS);
     auth_jwt_free(v);
     v = new_with(twice, 2, SECRET, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL(v);
@@ -469,10 +469,10 @@ static void test_hs512_defaults(void)
     char *t256 = make_token(HS256, "{\"sub\":\"svc\",\"exp\":1700000100}", EVP_sha256());
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, tok, strlen(tok), NOW, &id), AUTH_JWT_OK);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, tok, strlen(tok), NOW, &id), AUTH_JWT_OK);
     CU_ASSERT_EQUAL(id.nscopes, 2);
     auth_identity_clear(&id);
-    CU_ASSERT_EQUAL(auth_jwt_verify(v, t256, strlen(t256), NOW, &id), AUTH_JWT_BAD_ALG);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, t256, strlen(t256), NOW, &id), AUTH_JWT_BAD_ALG);
     auth_jwt_free(v);
     free(tok);
     free(t256);
