@@ -191,19 +191,23 @@ auth_jwks_t *auth_jwks_src_current(auth_jwks_src_t *s, uint64_t *gen)
     return set;
 }
 
+/* May a fetch start now (g_mu held)?  Never faster than min_refresh. */
+static bool may_start_locked(const auth_jwks_src_t *s, uint64_t now)
+{
+    return s->last_start_ms == 0 ||
+           now - s->last_start_ms >= (uint64_t)s->min_refresh_s * 1000;
+}
+
 bool auth_jwks_src_refetch(auth_jwks_src_t *s)
 {
-    uint64_t now = util_mono_ms();
     bool wait;
 
     pthread_mutex_lock(&g_mu);
-    wait = s->running || s->want || s->last_start_ms == 0 ||
-           now - s->last_start_ms >= (uint64_t)s->min_refresh_s * 1000;
+    wait = g_started && (s->running || may_start_locked(s, util_mono_ms()));
     /* Too soon: still fetch once the interval allows, for the next token. */
     s->want = true;
     if (g_started)
         pthread_cond_signal(&g_cond);
-    wait = wait && g_started;
     pthread_mutex_unlock(&g_mu);
     return wait;
 }
@@ -213,10 +217,8 @@ bool auth_jwks_src_busy(auth_jwks_src_t *s)
     bool busy;
 
     pthread_mutex_lock(&g_mu);
-    busy = g_started &&
-           (s->running ||
-            (s->want && (s->last_start_ms == 0 || util_mono_ms() - s->last_start_ms >=
-                                                      (uint64_t)s->min_refresh_s * 1000)));
+    busy = g_started && (s->running || (s->want && may_start_locked(s, util_mono_ms())) ||
+                         s->last_start_ms == 0);
     pthread_mutex_unlock(&g_mu);
     return busy;
 }

@@ -1,0 +1,110 @@
+"""A real local identity provider over HTTPS for the tests.
+
+A CA and a server certificate for 127.0.0.1 are made with the openssl command
+line; the server is the standard library's http.server wrapped in ssl.  It
+serves OIDC discovery (/.well-known/openid-configuration) and a JWKS (/jwks)
+that the test changes at will, and counts what it was asked.
+
+    idp = Idp()                       # started; idp.issuer, idp.ca_file
+    idp.set_keys(key1.jwk("RS256"))   # what /jwks answers from now on
+    idp.down = True                   # answers 503 (connection kept)
+    idp.hits["/jwks"]                 # how many times the JWKS was fetched
+    idp.stop()
+"""
+import http.server
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+
+from harness import free_port
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d):
+    """ca.pem / ca.key, and srv.pem / srv.key for 127.0.0.1 signed by it."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.pem", "-days", "2", "-subj", "/CN=tollgate test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+             "-subj", "/CN=127.0.0.1", cwd=d)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+
+
+class Idp:
+    def __init__(self, keys=(), max_age=None):
+        self.dir = tempfile.mkdtemp(prefix="tollgate-idp-")
+        make_pki(self.dir)
+        self.ca_file = os.path.join(self.dir, "ca.pem")
+        self.port = free_port()
+        self.issuer = "https://127.0.0.1:%d" % self.port
+        self.jwks_path = "/jwks"
+        self.keys = list(keys)
+        self.max_age = max_age
+        self.down = False
+        self.discovery_issuer = None  # None: our issuer; set to lie
+        self.hits = {}
+        self.lock = threading.Lock()
+        idp = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                with idp.lock:
+                    idp.hits[self.path] = idp.hits.get(self.path, 0) + 1
+                    down, keys, max_age = idp.down, list(idp.keys), idp.max_age
+                if down:
+                    return self.answer(503, b'{"error":"down"}')
+                if self.path == "/.well-known/openid-configuration":
+                    doc = {"issuer": idp.discovery_issuer or idp.issuer,
+                           "jwks_uri": idp.issuer + idp.jwks_path,
+                           "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
+                    return self.answer(200, json.dumps(doc).encode())
+                if self.path == idp.jwks_path:
+                    return self.answer(200, json.dumps({"keys": keys}).encode(), max_age)
+                self.answer(404, b"{}")
+
+            def answer(self, code, body, max_age=None):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if max_age is not None:
+                    self.send_header("Cache-Control", "public, max-age=%d" % max_age)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(self.dir, "srv.pem"), os.path.join(self.dir, "srv.key"))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def set_keys(self, *jwks):
+        with self.lock:
+            self.keys = list(jwks)
+
+    def count(self, path="/jwks"):
+        with self.lock:
+            return self.hits.get(path, 0)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
