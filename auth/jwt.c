@@ -31,13 +31,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include <stdatomic.h>
+
 #include <jwt.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "tollgate/auth_jwks.h"
 #include "tollgate/auth_jwks_fetch.h"
 #include "tollgate/log.h"
 #include "tollgate/util_b64.h"
+#include "tokcache_internal.h"
 
 #define JWT_MAX_SCOPE_LEN 256
 #define JWT_MAX_TIER_LEN 64
@@ -61,6 +65,7 @@ typedef struct provider {
 } provider_t;
 
 struct auth_jwt {
+    uint64_t epoch; /* unique per verifier: cached tokens of older ones are stale */
     provider_t *providers;
     size_t nproviders;
     int64_t leeway_s;
@@ -381,6 +386,11 @@ auth_jwt_t *auth_jwt_new(const auth_jwt_opts_t *opts, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    {
+        static atomic_uint_fast64_t next_epoch = 1;
+
+        v->epoch = atomic_fetch_add(&next_epoch, 1);
+    }
     v->leeway_s = opts->leeway_s;
     for (; v->nproviders < opts->nproviders; v->nproviders++) {
         const auth_jwt_provider_opts_t *o = &opts->providers[v->nproviders];
@@ -455,12 +465,20 @@ struct auth_jwt_local {
         auth_jwks_t *set; /* one reference; NULL: none loaded */
         bool used;
     } e[LOCAL_SETS];
-    unsigned next; /* round-robin victim */
+    unsigned next;     /* round-robin victim */
+    tokcache_t *cache; /* verified tokens */
+    bool last_hit;     /* the last auth_jwt_verify was answered by the cache */
 };
 
-auth_jwt_local_t *auth_jwt_local_new(void)
+auth_jwt_local_t *auth_jwt_local_new(size_t cache_entries, size_t cache_bytes)
 {
-    return calloc(1, sizeof(auth_jwt_local_t));
+    auth_jwt_local_t *l = calloc(1, sizeof(auth_jwt_local_t));
+
+    if (l != NULL && (l->cache = tokcache_new(cache_entries, cache_bytes)) == NULL) {
+        free(l);
+        l = NULL;
+    }
+    return l;
 }
 
 void auth_jwt_local_free(auth_jwt_local_t *l)
@@ -469,7 +487,18 @@ void auth_jwt_local_free(auth_jwt_local_t *l)
         return;
     for (unsigned i = 0; i < LOCAL_SETS; i++)
         auth_jwks_unref(l->e[i].set);
+    tokcache_free(l->cache);
     free(l);
+}
+
+bool auth_jwt_local_last_hit(const auth_jwt_local_t *l)
+{
+    return l != NULL && l->last_hit;
+}
+
+size_t auth_jwt_local_cached(const auth_jwt_local_t *l)
+{
+    return l != NULL ? tokcache_count(l->cache) : 0;
 }
 
 /* The keys of `p` to verify with.  Static keys are borrowed; a remote set
@@ -477,16 +506,17 @@ void auth_jwt_local_free(auth_jwt_local_t *l)
  * load per call, the mutex once per generation) or, without `loc`, a new
  * reference put in *owned for the caller to drop. */
 static const auth_jwks_t *keys_now(const provider_t *p, auth_jwt_local_t *loc,
-                                   auth_jwks_t **owned)
+                                   auth_jwks_t **owned, uint64_t *set_gen)
 {
     uint64_t id, gen;
     unsigned i;
 
     *owned = NULL;
+    *set_gen = 0;
     if (p->remote == NULL)
         return p->keys;
     if (loc == NULL)
-        return *owned = auth_jwks_src_current(p->remote, NULL);
+        return *owned = auth_jwks_src_current(p->remote, set_gen);
     id = auth_jwks_src_id(p->remote);
     gen = auth_jwks_src_gen(p->remote);
     for (i = 0; i < LOCAL_SETS; i++)
@@ -502,6 +532,7 @@ static const auth_jwks_t *keys_now(const provider_t *p, auth_jwt_local_t *loc,
         loc->e[i].id = id;
         loc->e[i].used = true;
     }
+    *set_gen = loc->e[i].gen;
     return loc->e[i].set;
 }
 
@@ -941,9 +972,30 @@ static auth_jwt_status_t maybe_pending(const provider_t *p, auth_jwt_status_t st
     return auth_jwks_src_busy(p->remote) ? AUTH_JWT_KEYS_PENDING : st;
 }
 
-auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
-                                  const char *token, size_t len, int64_t now,
-                                  auth_identity_t *out)
+/* A token verified before, by this verifier, with the same generation of
+ * its provider's keys, not yet expired: its identity, copied into out. */
+static bool cache_hit(const auth_jwt_t *v, auth_jwt_local_t *loc, const unsigned char *dg,
+                      int64_t now, auth_identity_t *out)
+{
+    const void *tag = NULL;
+    uint64_t gen = 0;
+    const auth_identity_t *id = tokcache_get(loc->cache, dg, v->epoch, now, &tag, &gen);
+    const provider_t *p = tag;
+
+    if (id == NULL)
+        return false;
+    if (p->remote != NULL && auth_jwks_src_gen(p->remote) != gen) {
+        tokcache_del(loc->cache, dg); /* the set changed: verify again */
+        return false;
+    }
+    return auth_identity_copy(out, id) == 0;
+}
+
+/* The whole check, without the cache. */
+static auth_jwt_status_t verify_full(const auth_jwt_t *v, auth_jwt_local_t *loc,
+                                     const char *token, size_t len, int64_t now,
+                                     auth_identity_t *out, const provider_t **pp,
+                                     uint64_t *set_gen)
 {
     span_t part[3];
     token_hdr_t th;
@@ -953,14 +1005,11 @@ auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
     auth_jwks_t *owned = NULL;
     auth_jwt_status_t st;
 
-    memset(out, 0, sizeof(*out));
-    if (v == NULL || token == NULL)
-        return AUTH_JWT_MALFORMED;
     st = parse_token(token, len, part, &th, &hdr, &claims);
     if (st == AUTH_JWT_OK && (p = find_provider(v, claims)) == NULL)
         st = AUTH_JWT_BAD_ISSUER;
     if (st == AUTH_JWT_OK) {
-        keys = keys_now(p, loc, &owned);
+        keys = keys_now(p, loc, &owned, set_gen);
         st = maybe_pending(p, check_signature(p, keys, &th, token, part[2]));
     }
     /* From here on the payload is the issuer's. */
@@ -980,5 +1029,37 @@ auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
         return st;
     }
     out->claims = claims;
+    *pp = p;
     return AUTH_JWT_OK;
+}
+
+auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
+                                  const char *token, size_t len, int64_t now,
+                                  auth_identity_t *out)
+{
+    unsigned char dg[SHA256_DIGEST_LENGTH];
+    const provider_t *p = NULL;
+    uint64_t set_gen = 0;
+    bool cached = loc != NULL && len <= AUTH_JWT_MAX_LEN && token != NULL && v != NULL;
+    auth_jwt_status_t st;
+
+    memset(out, 0, sizeof(*out));
+    if (loc != NULL)
+        loc->last_hit = false;
+    if (v == NULL || token == NULL)
+        return AUTH_JWT_MALFORMED;
+    if (cached) {
+        SHA256((const unsigned char *)token, len, dg);
+        if (cache_hit(v, loc, dg, now, out)) {
+            loc->last_hit = true;
+            return AUTH_JWT_OK;
+        }
+    }
+    st = verify_full(v, loc, token, len, now, out, &p, &set_gen);
+    /* Cached until exp (+ leeway, as check_times) and, through epoch and
+     * gen, only while this verifier and this key set are current. */
+    if (st == AUTH_JWT_OK && cached)
+        tokcache_put(loc->cache, dg, v->epoch, p, set_gen, out->exp + v->leeway_s, out,
+                     3 * len);
+    return st;
 }

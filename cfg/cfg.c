@@ -380,6 +380,8 @@ static cfg_t *cfg_defaults(void)
     c->auth.api_key_enabled = true;
     c->auth.keys = auth_keystore_new();
     c->auth.jwt.leeway_s = 30;
+    c->auth.jwt.cache_entries = 10000;
+    c->auth.jwt.cache_bytes = 16u << 20;
     c->auth.jwt.algorithms.v = calloc(1, sizeof(char *));
     if (c->auth.jwt.algorithms.v != NULL) {
         c->auth.jwt.algorithms.v[0] = strdup("HS256");

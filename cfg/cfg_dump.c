@@ -234,6 +234,8 @@ static json_t *jauth(const cfg_t *c)
                     c->auth.jwt_verifier != NULL);
     json_object_set_new(jwt, "claim_to_headers", jclaim_hdrs(&j->claim_hdrs));
     json_object_set_new(jwt, "providers", jproviders(j));
+    json_object_set_new(jwt, "cache_entries", json_integer(j->cache_entries));
+    json_object_set_new(jwt, "cache_bytes", json_integer((json_int_t)j->cache_bytes));
     lockout = json_pack("{s:I, s:I, s:I, s:I}", "max_failures", (json_int_t)l->max_failures,
                         "window_s", (json_int_t)l->window_s, "base_backoff_s",
                         (json_int_t)l->base_backoff_s, "max_backoff_s",

@@ -1301,6 +1301,8 @@ static const field_t jwt_fields[] = {
     {"scopes_claim", p_str_opt, offsetof(cfg_jwt_t, scopes_claim), 1, 0, NULL},
     {"tier_claim", p_str_opt, offsetof(cfg_jwt_t, tier_claim), 1, 0, NULL},
     {"claim_to_headers", p_claim_hdrs, offsetof(cfg_jwt_t, claim_hdrs), 0, 0, NULL},
+    {"cache_entries", p_uint, offsetof(cfg_jwt_t, cache_entries), 0, 1000000, NULL},
+    {"cache_bytes", p_size, offsetof(cfg_jwt_t, cache_bytes), 0, (size_t)1 << 32, NULL},
     {"providers", p_providers, 0, 0, 0, NULL},
     {"secret", p_secret, 0, 0, 0, "JWT_SECRET"},
     {NULL, NULL, 0, 0, 0, NULL},

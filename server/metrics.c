@@ -46,7 +46,7 @@ typedef struct mx_hist {
     _Atomic uint64_t sum_ns;
 } mx_hist_t;
 
-enum { T_REQUESTS, T_LIMITS, T_AUTH, T_REDIS, T_COUNT };
+enum { T_REQUESTS, T_LIMITS, T_AUTH, T_REDIS, T_JWT_CACHE, T_DEPRECATED, T_COUNT };
 enum { H_REQUEST, H_REDIS, H_COUNT };
 
 typedef struct tdef {
@@ -74,6 +74,16 @@ static const tdef_t tdefs[T_COUNT] = {
                 32},
     [T_REDIS] =
         {"tollgate_redis_requests_total", "Redis calls, by result.", 1, {"result"}, 16},
+    [T_JWT_CACHE] = {"tollgate_jwt_cache_total",
+                     "Verified-token cache lookups of valid-looking JWTs, by result.",
+                     1,
+                     {"result"},
+                     4},
+    [T_DEPRECATED] = {"tollgate_deprecated_auth_total",
+                      "Requests allowed with a deprecated credential, by client.",
+                      1,
+                      {"client"},
+                      256},
 };
 
 typedef struct hdef {
@@ -234,6 +244,18 @@ void metrics_auth_failure(metrics_t *m, const char *reason)
 {
     if (m != NULL)
         mx_count(m, T_AUTH, reason, NULL, NULL);
+}
+
+void metrics_jwt_cache(metrics_t *m, bool hit)
+{
+    if (m != NULL)
+        mx_count(m, T_JWT_CACHE, hit ? "hit" : "miss", NULL, NULL);
+}
+
+void metrics_deprecated(metrics_t *m, const char *client)
+{
+    if (m != NULL)
+        mx_count(m, T_DEPRECATED, client, NULL, NULL);
 }
 
 void metrics_redis(metrics_t *m, const char *result, double seconds)
@@ -472,6 +494,8 @@ void metrics_render(struct evbuffer *out)
     render_table(out, &tdefs[T_LIMITS], &tables[T_LIMITS]);
     render_table(out, &tdefs[T_AUTH], &tables[T_AUTH]);
     render_table(out, &tdefs[T_REDIS], &tables[T_REDIS]);
+    render_table(out, &tdefs[T_JWT_CACHE], &tables[T_JWT_CACHE]);
+    render_table(out, &tdefs[T_DEPRECATED], &tables[T_DEPRECATED]);
     render_hist(out, &hdefs[H_REDIS], &hists[H_REDIS]);
     render_globals(out);
     for (t = 0; t < T_COUNT; t++)

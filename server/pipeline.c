@@ -368,6 +368,8 @@ static step_result_t step_authenticate(srv_req_t *r)
 
         st = auth_jwt_verify(c->auth.jwt_verifier, r->w->jwt_local, tok, strlen(tok), now,
                              &r->id);
+        if (st == AUTH_JWT_OK)
+            metrics_jwt_cache(r->w->metrics, auth_jwt_local_last_hit(r->w->jwt_local));
         if (st == AUTH_JWT_KEYS_PENDING && jwks_wait(r) == STEP_PENDING)
             return STEP_PENDING;
         if (st == AUTH_JWT_KEYS_PENDING)

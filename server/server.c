@@ -211,7 +211,9 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         log_warn("worker %u: no DNS resolver: upstreams must be IP addresses", index);
     w->proxy = srv_proxy_new(w->base, w->dns);
     w->metrics = metrics_new();
-    w->jwt_local = auth_jwt_local_new();
+    /* sized at start: a reload does not resize it */
+    w->jwt_local =
+        auth_jwt_local_new(s->cfg->auth.jwt.cache_entries, s->cfg->auth.jwt.cache_bytes);
     w->audit = s->audit ? audit_buf_new(s->audit, w->base) : NULL;
     if (w->proxy == NULL || w->metrics == NULL || w->jwt_local == NULL ||
         (s->audit && w->audit == NULL))

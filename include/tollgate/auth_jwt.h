@@ -11,6 +11,7 @@
 #ifndef TOLLGATE_AUTH_JWT_H
 #define TOLLGATE_AUTH_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,13 +79,21 @@ typedef struct auth_jwt_opts {
 
 typedef struct auth_jwt auth_jwt_t;
 
-/* One thread's view of remote key sets (a copy per set generation, so the
- * request path takes no lock).  Owned by one thread; NULL may be passed to
- * auth_jwt_verify instead (then every call takes the source's mutex). */
+/* One thread's state: its view of remote key sets (a copy per set
+ * generation, so the request path takes no lock) and its verified-token
+ * cache (keyed by the token's SHA-256, bounded by entries and bytes, an
+ * entry living until the token's exp and only while the verifier and its
+ * key set are the ones that checked it).  Owned by one thread; NULL may be
+ * passed to auth_jwt_verify instead (no cache; the source's mutex per call). */
 typedef struct auth_jwt_local auth_jwt_local_t;
 
-auth_jwt_local_t *auth_jwt_local_new(void);
+/* cache_entries 0: no cache. */
+auth_jwt_local_t *auth_jwt_local_new(size_t cache_entries, size_t cache_bytes);
 void auth_jwt_local_free(auth_jwt_local_t *l);
+
+/* The last auth_jwt_verify on `l` was answered from the cache. */
+bool auth_jwt_local_last_hit(const auth_jwt_local_t *l);
+size_t auth_jwt_local_cached(const auth_jwt_local_t *l);
 
 /* NULL with a message in err when the options are unusable (unknown alg
  * name, an HS secret with several HS algorithms, a bad JWKS, two providers

@@ -107,6 +107,8 @@ typedef struct cfg_jwt {
     char *scopes_claim; /* NULL = scope, scp, scopes */
     char *tier_claim;   /* NULL = none */
     cfg_claim_hdrs_t claim_hdrs;
+    unsigned cache_entries; /* verified-token cache per thread; default 10000, 0 = off */
+    size_t cache_bytes;     /* default 16 MiB per thread */
     cfg_jwt_provider_t *providers;
     size_t nproviders;
 } cfg_jwt_t;

@@ -185,13 +185,16 @@ class JwksRotation(TollgateCase):
         path = os.path.join(tg.tmp, "jwks.json")
         new = Key("ec256", "es-new")
         t_new = token(new, "ES256", {"scope": "orders:read"})
+        t_old = token(k["es"], "ES256", {"scope": "orders:read"})
+        for _ in range(4):  # cached on both threads
+            self.assertEqual(tg.get("/auth/orders/1", bearer(t_old)).status, 200)
         self.assertEqual(tg.get("/auth/orders/1", bearer(t_new)).status, 401)
         write(path, jwks(k["rs"].jwk("RS256"), new.jwk()))
         ok = wait_for(lambda: tg.get("/auth/orders/1", bearer(t_new)).status == 200, 5, 0.1)
         self.assertTrue(ok, tg.stderr()[-2000:])
-        # the removed key no longer verifies; the kept one does
-        t_old = token(k["es"], "ES256", {"scope": "orders:read"})
-        self.assertEqual(tg.get("/auth/orders/1", bearer(t_old)).status, 401)
+        # the removed key no longer verifies, cached or not; the kept one does
+        for _ in range(4):
+            self.assertEqual(tg.get("/auth/orders/1", bearer(t_old)).status, 401)
         self.assertEqual(tg.get("/auth/orders/1", bearer(
             token(k["rs"], "RS256", {"scope": "orders:read"}))).status, 200)
         # a broken JWKS is refused and changes nothing
@@ -213,3 +216,44 @@ class JwksRotation(TollgateCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("keys_file", r.stderr)
         self.assertIn("EC key needs 'x' and 'y'", r.stderr)
+
+
+def metric(text, name, **labels):
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{" + want + "} "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+class TokenCache(TollgateCase):
+    configure = staticmethod(idp_config)
+
+    def test_repeat_hits_and_revocation_still_refuses(self):
+        k = Keys.get()
+        t = token(k["rs"], "RS256", {"scope": "orders:read", "jti": "cache-jti-1"})
+        hits0 = metric(self.tg.metrics(), "tollgate_jwt_cache_total", result="hit")
+        for _ in range(10):
+            self.assertEqual(self.tg.get("/auth/orders/1", bearer(t)).status, 200)
+        m = self.tg.metrics()
+        # two worker threads: at most two misses (one each), the rest hits
+        self.assertGreaterEqual(metric(m, "tollgate_jwt_cache_total", result="hit") - hits0, 8)
+        r = self.tg.admin("POST", "/admin/v1/revocations", body=json.dumps({"token": t}))
+        self.assertIn(r.status, (200, 201), r.body)
+        for _ in range(4):
+            self.assertEnvelope(self.tg.get("/auth/orders/1", bearer(t)), 401, "unauthorized")
+
+    def test_cached_identity_is_the_tokens(self):
+        k = Keys.get()
+        t1 = token(k["es"], "ES256", {"sub": "alice", "scope": "orders:read",
+                                      "email": "alice@x.test"})
+        t2 = token(k["es"], "ES256", {"sub": "bob", "scope": "orders:read"})
+        for _ in range(3):
+            r1 = self.tg.get("/auth/orders/1", bearer(t1))
+            r2 = self.tg.get("/auth/orders/1", bearer(t2))
+            self.assertEqual((r1.header("X-Auth-Subject"), r1.header("X-Auth-Email")),
+                             ("alice", "alice@x.test"))
+            self.assertEqual((r2.header("X-Auth-Subject"), r2.header("X-Auth-Email")),
+                             ("bob", ""))
+        # a cached token is still checked against the route's scopes
+        self.assertEnvelope(self.tg.get("/auth/orders/admin/x", bearer(t1)), 403, "forbidden")

@@ -478,6 +478,58 @@ static void test_hs512_defaults(void)
     free(t256);
 }
 
+/* The verified-token cache: a hit gives the same identity; exp still ends
+ * it; a new verifier (a reload) never sees the old one's entries. */
+static void test_cache(void)
+{
+    auth_jwt_t *v = verifier(), *v2 = verifier();
+    auth_jwt_local_t *loc = auth_jwt_local_new(4, 1 << 20);
+    char *tok = make_token(HS256, "{" OKC ",\"exp\":1700000100,\"scope\":\"a b\"}",
+                           EVP_sha256());
+    auth_identity_t id;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loc);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, loc, tok, strlen(tok), NOW, &id), AUTH_JWT_OK);
+    CU_ASSERT_FALSE(auth_jwt_local_last_hit(loc));
+    auth_identity_clear(&id);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, loc, tok, strlen(tok), NOW + 1, &id), AUTH_JWT_OK);
+    CU_ASSERT_TRUE(auth_jwt_local_last_hit(loc));
+    CU_ASSERT_STRING_EQUAL(id.subject, "alice");
+    CU_ASSERT_EQUAL(id.nscopes, 2);
+    auth_identity_clear(&id);
+    /* past exp + leeway (30 s): refused, and gone from the cache */
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, loc, tok, strlen(tok), 1700000130, &id),
+                    AUTH_JWT_EXPIRED);
+    CU_ASSERT_FALSE(auth_jwt_local_last_hit(loc));
+    CU_ASSERT_EQUAL(auth_jwt_local_cached(loc), 0);
+    /* another verifier: a miss, then its own entry */
+    CU_ASSERT_EQUAL(auth_jwt_verify(v, loc, tok, strlen(tok), NOW, &id), AUTH_JWT_OK);
+    auth_identity_clear(&id);
+    CU_ASSERT_EQUAL(auth_jwt_verify(v2, loc, tok, strlen(tok), NOW, &id), AUTH_JWT_OK);
+    CU_ASSERT_FALSE(auth_jwt_local_last_hit(loc));
+    auth_identity_clear(&id);
+    /* a flipped signature byte is not the cached token */
+    tok[strlen(tok) - 2] = tok[strlen(tok) - 2] == 'A' ? 'B' : 'A';
+    CU_ASSERT_EQUAL(auth_jwt_verify(v2, loc, tok, strlen(tok), NOW, &id),
+                    AUTH_JWT_BAD_SIGNATURE);
+    CU_ASSERT_FALSE(auth_jwt_local_last_hit(loc));
+    /* bounded: 4 entries */
+    for (int i = 0; i < 10; i++) {
+        char pl[128], *t;
+
+        snprintf(pl, sizeof pl, "{" OKC ",\"exp\":1700000100,\"n\":%d}", i);
+        t = make_token(HS256, pl, EVP_sha256());
+        CU_ASSERT_EQUAL(auth_jwt_verify(v2, loc, t, strlen(t), NOW, &id), AUTH_JWT_OK);
+        auth_identity_clear(&id);
+        free(t);
+    }
+    CU_ASSERT_EQUAL(auth_jwt_local_cached(loc), 4);
+    auth_jwt_local_free(loc);
+    auth_jwt_free(v);
+    auth_jwt_free(v2);
+    free(tok);
+}
+
 static void test_status_names(void)
 {
     const char *seen[AUTH_JWT_NO_KEYS + 1];
@@ -507,6 +559,7 @@ static const unit_test_t tests[] = {
     {"size cap and NUL", test_too_large},
     {"auth_jwt_new errors", test_new_errors},
     {"HS512, no iss/aud", test_hs512_defaults},
+    {"verified-token cache", test_cache},
     {"status names", test_status_names},
     {NULL, NULL},
 };

@@ -11,6 +11,7 @@
 
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
+#include "../../server/srv_process.h"
 #include "unit.h"
 
 #define MAX_NAMES 256
@@ -188,6 +189,7 @@ static void test_metrics_documented(void)
     code.n = doc.n = 0;
     CU_ASSERT_FATAL(b != NULL);
     metrics_render(b);
+    srv_jwks_metrics(b); /* the rest of /metrics (server/health.c) */
     evbuffer_add(b, "", 1);
     text = (char *)evbuffer_pullup(b, -1);
     for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
