@@ -900,9 +900,12 @@ static int claim_hdrs(const provider_t *p, const auth_identity_t *id, auth_ident
         return -1;
     for (size_t i = 0; i < p->nhdrs; i++) {
         const char *val = auth_identity_claim(id, p->hdr_claims[i], buf, sizeof buf);
+        const json_t *j = json_object_get(id->claims, p->hdr_claims[i]);
         auth_hdr_t *h = &out->hdrs[out->nhdrs];
 
-        if (val == NULL || !clean_str(val, strlen(val), JWT_MAX_HDR_VALUE, false))
+        /* the whole value, not up to an embedded NUL */
+        if (val == NULL || (json_is_string(j) && json_string_length(j) != strlen(val)) ||
+            !clean_str(val, strlen(val), JWT_MAX_HDR_VALUE, false))
             continue;
         h->name = strdup(p->hdr_names[i]);
         h->value = strdup(val);

@@ -208,6 +208,10 @@ static void cfg_free(cfg_t *c)
     cfg_free_secret(c->redis.password);
     free(c->forward_auth.path);
     free(c->tickets.path);
+    cfg_strv_clear(&c->tickets.scopes);
+    c->tickets.route.scopes.v = NULL; /* borrowed from tickets.scopes */
+    c->tickets.route.scopes.n = 0;
+    cfg_route_clear(&c->tickets.route);
     free(c->healthz_path);
     free(c->readyz_path);
     cfg_route_clear(&c->default_route);
@@ -368,6 +372,8 @@ static cfg_t *cfg_defaults(void)
     c->tickets.ttl_s = 30;
     c->healthz_path = strdup("/healthz");
     c->readyz_path = strdup("/readyz");
+    c->tickets.route.name = strdup("tickets");
+    c->tickets.route.auth = CFG_ROUTE_REQUIRED;
     c->default_route.name = strdup("default");
     c->default_route.auth = CFG_ROUTE_REQUIRED;
     c->default_route.upstream_timeout_ms = 30000;
@@ -393,8 +399,8 @@ static cfg_t *cfg_defaults(void)
     c->auth.lockout.max_backoff_s = 900;
     c->audit_path = strdup("-");
     ok = c->listen && c->admin_listen && c->redis.key_prefix && c->forward_auth.path &&
-         c->tickets.path && c->healthz_path && c->readyz_path && c->default_route.name &&
-         c->security_headers.content_security_policy &&
+         c->tickets.path && c->tickets.route.name && c->healthz_path && c->readyz_path &&
+         c->default_route.name && c->security_headers.content_security_policy &&
          c->security_headers.permissions_policy && c->auth.keys &&
          c->auth.jwt.algorithms.n == 1 && c->audit_path &&
          http_cidr_list_default(&c->trusted_proxies) == 0;

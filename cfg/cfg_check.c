@@ -600,4 +600,6 @@ void cfg_build_runtime(cfg_build_t *b)
 
     build_jwt(b);
     check_credentials(b, keys_ok);
+    /* POST tickets.path: authenticated, with tickets.scopes (borrowed). */
+    b->c->tickets.route.scopes = b->c->tickets.scopes;
 }

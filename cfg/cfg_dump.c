@@ -287,8 +287,9 @@ static json_t *jcfg(const cfg_t *c, bool public)
                                         ? "case_insensitive"
                                         : "case_sensitive"));
     json_object_set_new(o, "tickets",
-                        json_pack("{s:o, s:I}", "path", jstr(c->tickets.path), "ttl_s",
-                                  (json_int_t)c->tickets.ttl_s));
+                        json_pack("{s:o, s:I, s:o}", "path", jstr(c->tickets.path), "ttl_s",
+                                  (json_int_t)c->tickets.ttl_s, "scopes",
+                                  jstrv(&c->tickets.scopes)));
     json_object_set_new(o, "health",
                         json_pack("{s:o, s:o}", "healthz_path", jstr(c->healthz_path),
                                   "readyz_path", jstr(c->readyz_path)));

@@ -1342,6 +1342,7 @@ static const field_t proxy_fields[] = {
 static const field_t tickets_fields[] = {
     {"path", p_path, offsetof(cfg_t, tickets.path), 1, 0, NULL},
     {"ttl", p_dur, offsetof(cfg_t, tickets.ttl_s), 1, DAY, NULL},
+    {"scopes", p_scopes, offsetof(cfg_t, tickets.scopes), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 

@@ -27,10 +27,12 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 
 #include "tollgate/util_clock.h"
 #include "tollgate/auth_apikey.h"
 #include "tollgate/auth_jwt.h"
+#include "tollgate/auth_ticket.h"
 #include "tollgate/log.h"
 #include "tollgate/util_fmt.h"
 #include "srv_req.h"
@@ -220,6 +222,10 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         event_del(&r->jwks_ev);
         r->jwks_waiting = false;
     }
+    if (r->tkt_pending != NULL) {
+        auth_ticket_cancel(r->tkt_pending);
+        r->tkt_pending = NULL;
+    }
     watch_close(r, false);
     (void)conn;
     r->status = 499; /* nginx's "client closed request" */
@@ -307,6 +313,154 @@ static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
     return m == want || m == CFG_AUTH_ANY;
 }
 
+/* ---- one-time tickets ----------------------------------------------------- */
+
+/* `?ticket=` of the (original) query, copied into r->ticket when it has a
+ * ticket's shape; a value of any other shape is not a ticket. */
+static bool ticket_param(srv_req_t *r)
+{
+    const char *q = r->query, *v, *end;
+
+    for (; q != NULL; q = strchr(q, '&') ? strchr(q, '&') + 1 : NULL) {
+        if (strncmp(q, "ticket=", 7) != 0)
+            continue;
+        v = q + 7;
+        end = strchr(v, '&');
+        if (end == NULL)
+            end = v + strlen(v);
+        if (!auth_ticket_wellformed(v, (size_t)(end - v)))
+            return false;
+        memcpy(r->ticket, v, AUTH_TICKET_LEN);
+        r->ticket[AUTH_TICKET_LEN] = '\0';
+        return true;
+    }
+    return false;
+}
+
+static const char *ticket_prefix(const srv_req_t *r)
+{
+    return r->w->srv->redis_prefix != NULL ? r->w->srv->redis_prefix : "tg:";
+}
+
+/* The stored identity back into r->id; the token it came from may have
+ * been revoked since.  STEP_NEXT, or answered. */
+static step_result_t ticket_identity(srv_req_t *r, const char *val, size_t len)
+{
+    int64_t now = util_wall_ms() / 1000;
+
+    if (val == NULL || auth_ticket_decode(val, len, &r->id) != 0) {
+        r->reason = "invalid_ticket";
+        metrics_auth_failure(r->w->metrics, r->reason);
+        return count_failure(r);
+    }
+    if (r->id.kind == AUTH_KIND_JWT &&
+        auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat, now)) {
+        auth_identity_clear(&r->id);
+        r->reason = "revoked";
+        metrics_auth_failure(r->w->metrics, r->reason);
+        return count_failure(r);
+    }
+    return STEP_NEXT;
+}
+
+static void ticket_redeemed(const char *val, size_t len, bool failed, void *privdata)
+{
+    srv_req_t *r = privdata;
+
+    r->tkt_pending = NULL;
+    if (failed) {
+        r->reason = "ticket_unavailable";
+        metrics_auth_failure(r->w->metrics, r->reason);
+        deny_unauthorized(r);
+        return;
+    }
+    if (ticket_identity(r, val, len) == STEP_NEXT)
+        resume(r);
+}
+
+/* Use the ticket once: GETDEL in Redis (any replica), else this replica's
+ * store.  Redis down: refused (tickets fail closed). */
+static step_result_t redeem_ticket(srv_req_t *r)
+{
+    char key[AUTH_TICKET_KEY_MAX], *val;
+    step_result_t st;
+
+    if (auth_ticket_key(ticket_prefix(r), r->ticket, AUTH_TICKET_LEN, key, sizeof key) != 0)
+        return count_failure(r);
+    if (r->w->rc == NULL) {
+        val = auth_tickets_take(r->w->srv->tickets, key, (int64_t)util_wall_ms());
+        st = ticket_identity(r, val, val != NULL ? strlen(val) : 0);
+        free(val);
+        return st;
+    }
+    r->tkt_pending = auth_ticket_redeem(&rc_client_ops, r->w->rc, key, ticket_redeemed, r);
+    if (r->tkt_pending == NULL) {
+        r->reason = "ticket_unavailable";
+        metrics_auth_failure(r->w->metrics, r->reason);
+        deny_unauthorized(r);
+        return STEP_ANSWERED;
+    }
+    watch_close(r, true);
+    return STEP_PENDING;
+}
+
+static void ticket_answer(srv_req_t *r, bool stored)
+{
+    char body[128];
+
+    if (!stored) {
+        r->reason = "ticket_unavailable";
+        deny(r, 503, "unavailable", "the ticket could not be stored");
+        return;
+    }
+    snprintf(body, sizeof body, "{\"ticket\":\"%s\",\"expires_in\":%u}", r->ticket,
+             r->cfg->tickets.ttl_s);
+    OPENSSL_cleanse(r->ticket, sizeof r->ticket);
+    r->decision = "allow";
+    r->reason = "ticket_issued";
+    watch_close(r, false);
+    srv_send_json(r, 200, body);
+    OPENSSL_cleanse(body, sizeof body);
+    finish(r);
+}
+
+static void ticket_stored(const char *val, size_t len, bool failed, void *privdata)
+{
+    srv_req_t *r = privdata;
+
+    (void)len;
+    r->tkt_pending = NULL;
+    ticket_answer(r, !failed && val != NULL);
+}
+
+/* POST tickets.path, authenticated and within its limits: a new ticket for
+ * this identity (SET ... EX ttl NX in Redis, else this replica's store). */
+static void issue_ticket(srv_req_t *r)
+{
+    char key[AUTH_TICKET_KEY_MAX], *val = NULL;
+    bool ok = auth_ticket_make(r->ticket) == 0 &&
+              auth_ticket_key(ticket_prefix(r), r->ticket, AUTH_TICKET_LEN, key,
+                              sizeof key) == 0 &&
+              (val = auth_ticket_encode(&r->id)) != NULL;
+
+    if (!ok || r->w->rc == NULL) {
+        ok = ok && auth_tickets_put(r->w->srv->tickets, key, val,
+                                    (int64_t)util_wall_ms() +
+                                        (int64_t)r->cfg->tickets.ttl_s * 1000) == 0;
+        free(val);
+        ticket_answer(r, ok);
+        return;
+    }
+    r->tkt_pending = auth_ticket_issue(&rc_client_ops, r->w->rc, key, val,
+                                       r->cfg->tickets.ttl_s, ticket_stored, r);
+    free(val);
+    if (r->tkt_pending == NULL) {
+        ticket_answer(r, false);
+        return;
+    }
+    watch_close(r, true);
+}
+
 #define JWKS_POLL_MS 10
 
 static void jwks_poll(evutil_socket_t fd, short what, void *arg)
@@ -387,6 +541,8 @@ static step_result_t step_authenticate(srv_req_t *r)
         r->bearer_failed = true;
         goto out_fail;
     }
+    if (r->route->tickets && ticket_param(r))
+        return redeem_ticket(r);
     if (r->route->auth == CFG_ROUTE_OPTIONAL)
         return STEP_NEXT;
     reason = "missing_credentials";
@@ -620,9 +776,10 @@ static void identity_values(const srv_req_t *r, ident_hdrs_t *v)
     http_hdr_value_encode(r->id.subject, false, v->subject, sizeof(v->subject));
     auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
     http_hdr_value_encode(scopes, true, v->scopes, sizeof(v->scopes));
-    v->method = r->id.kind == AUTH_KIND_API_KEY ? "api_key"
-                : r->id.kind == AUTH_KIND_JWT   ? "jwt"
-                                                : "none";
+    v->method = r->id.ticket                      ? "ticket"
+                : r->id.kind == AUTH_KIND_API_KEY ? "api_key"
+                : r->id.kind == AUTH_KIND_JWT     ? "jwt"
+                                                  : "none";
 }
 
 /* The identity headers as four entries of add[]; returns 4. */
@@ -677,6 +834,10 @@ static void allow(srv_req_t *r)
     unsigned flags = 0;
     char *target = NULL, *claims = NULL;
 
+    if (r->mode == SRV_MODE_TICKET) {
+        issue_ticket(r);
+        return;
+    }
     r->decision = "allow";
     if (r->reason == NULL)
         r->reason = "ok";
@@ -782,6 +943,8 @@ static const cfg_route_t *match_route(const srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
 
+    if (r->mode == SRV_MODE_TICKET)
+        return &c->tickets.route;
     for (size_t i = 0; i < c->nroutes; i++) {
         const cfg_route_t *rt = &c->routes[i];
 
@@ -1013,6 +1176,16 @@ static step_result_t step_own_paths(srv_req_t *r)
         answer_health(r, strcmp(r->path, c->readyz_path) == 0);
         finish(r);
         return STEP_ANSWERED;
+    }
+    if (strcmp(r->path, c->tickets.path) == 0) {
+        if (strcmp(r->method, "POST") != 0) {
+            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "POST");
+            r->reason = "method";
+            deny(r, 405, "method_not_allowed", "tickets are issued by POST");
+            return STEP_ANSWERED;
+        }
+        r->mode = SRV_MODE_TICKET;
+        return forged_headers(r);
     }
     if (is_fwd_path(r->path, c->forward_auth.path)) {
         if (strncmp(r->target, c->forward_auth.path, strlen(c->forward_auth.path)) != 0) {

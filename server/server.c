@@ -29,12 +29,14 @@
 #include "tollgate/log.h"
 #include "tollgate/auth_jwks_fetch.h"
 #include "tollgate/auth_jwt.h"
+#include "tollgate/auth_ticket.h"
 #include "srv_process.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
 #define SRV_MAX_LOCKOUT_KEYS 100000
 #define SRV_REDIS_REQUIRED_WAIT_MS 5000
 #define SRV_MAX_REVOCATIONS 1000000
+#define SRV_MAX_TICKETS 100000  /* live tickets in memory (no Redis) */
 #define SRV_START_GRACE_MS 2000 /* longest /readyz says "starting" waiting on Redis */
 #define SRV_START_POLL_MS 10
 
@@ -547,7 +549,8 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->memory = rl_memory_new(SRV_MAX_MEMORY_BUCKETS);
     s->lockout = auth_lockout_new(SRV_MAX_LOCKOUT_KEYS);
     s->revoked = auth_revoke_new(SRV_MAX_REVOCATIONS);
-    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL)
+    s->tickets = auth_tickets_new(SRV_MAX_TICKETS);
+    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL || s->tickets == NULL)
         goto out_nomem;
     if (delay != NULL && cfg->environment == CFG_ENV_DEVELOPMENT) {
         rl_memory_set_delay_ms(s->memory, (unsigned)atoi(delay));
@@ -659,6 +662,7 @@ void srv_free(srv_t *s)
     rl_memory_free(s->memory);
     auth_lockout_free(s->lockout);
     auth_revoke_free(s->revoked);
+    auth_tickets_free(s->tickets);
     cfg_unref(s->cfg);
     if (s->main_base)
         event_base_free(s->main_base);

@@ -77,6 +77,7 @@ struct srv {
     audit_t *audit;          /* NULL when audit is off */
     auth_lockout_t *lockout; /* auth-failure lockouts (this replica) */
     auth_revoke_t *revoked;  /* revoked JWTs (the store without Redis, else the cache) */
+    struct auth_tickets *tickets; /* one-time tickets without Redis */
     srv_worker_t *workers;
     unsigned nworkers;
     srv_worker_t admin;

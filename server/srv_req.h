@@ -13,6 +13,7 @@
 #include <event2/http.h>
 
 #include "tollgate/auth.h"
+#include "tollgate/auth_ticket.h"
 #include "tollgate/http.h"
 #include "srv_process.h"
 
@@ -22,6 +23,7 @@ typedef enum {
     SRV_MODE_FWD_ENVOY,
     SRV_MODE_FWD_NGINX,
     SRV_MODE_FWD_TRAEFIK,
+    SRV_MODE_TICKET, /* POST tickets.path: issue a one-time ticket */
 } srv_mode_t;
 
 /* The request headers the pipeline reads (borrowed from the request). */
@@ -83,6 +85,8 @@ typedef struct srv_req {
     struct event watch_ev;        /* client-gone watch while a step is pending */
     bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
+    auth_ticket_op_t *tkt_pending; /* a ticket being issued or redeemed in Redis */
+    char ticket[AUTH_TICKET_LEN + 1];
     /* Authentication waits for a JWKS fetch (unknown kid): polled. */
     struct event jwks_ev;
     bool jwks_waiting;

@@ -144,8 +144,10 @@ typedef struct cfg {
     } proxy;
     cfg_path_match_t path_match; /* default case_sensitive */
     struct {
-        char *path;     /* default "/v1/tickets" */
-        unsigned ttl_s; /* default 30 */
+        char *path;        /* default "/v1/tickets" */
+        unsigned ttl_s;    /* default 30 */
+        cfg_strv_t scopes; /* needed to be issued one; default none */
+        cfg_route_t route; /* POST path: auth required, these scopes */
     } tickets;
     char *healthz_path, *readyz_path; /* defaults "/healthz", "/readyz" */
     cfg_route_t default_route;        /* default auth required, no scopes */

@@ -46,6 +46,7 @@ def cluster_conf(seeds, limits=LIMITS, replicas=3, timeout_ms=200):
         cfg["redis"] = {"mode": "cluster", "nodes": list(seeds), "timeout_ms": timeout_ms}
         cfg["expected_replicas"] = replicas
         cfg["limits"] = [dict(l) for l in limits]
+        cfg["routes"] = [{"name": "ws", "match": {"path_prefix": "/ws/"}, "tickets": True}]
         return cfg
     return configure
 
@@ -114,6 +115,29 @@ class ThreeReplicasOneCluster(TollgateCase):
     def assertAlive(self):
         for tg in self.tgs:
             self.assertTrue(tg.alive(), "tollgate died:\n" + tg.stderr()[-3000:])
+
+    # ------------------------------------------------------------ tickets
+
+    def test_ticket_issued_on_a_used_on_b_replay_on_c(self):
+        a, b, c = self.tgs
+        r = a.req("POST", "/v1/tickets", key_header("spread3"))
+        self.assertEqual(r.status, 200, r)
+        t = r.json()["ticket"]
+        r = b.get("/auth/ws/chat?ticket=" + t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Auth-Client-Id"), "spread3")
+        self.assertEqual(c.get("/auth/ws/chat?ticket=" + t).status, 401)
+        self.assertEqual(a.get("/auth/ws/chat?ticket=" + t).status, 401)
+        # concurrent redemption of one ticket on three replicas: exactly one wins
+        t = a.req("POST", "/v1/tickets", key_header("spread3")).json()["ticket"]
+        got = []
+        threads = [threading.Thread(target=lambda tg=tg: got.append(
+            tg.get("/auth/ws/x?ticket=" + t).status)) for tg in self.tgs for _ in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertEqual(sorted(got), [200] + [401] * 8)
 
     # ------------------------------------------------------------ exact counts
 

@@ -1,0 +1,172 @@
+"""One-time tickets (memory backend; the Redis Cluster case is in
+test_redis_cluster): POST /v1/tickets, `?ticket=` once on routes with
+`tickets: true`, WebSocket upgrades in forward-auth and proxy mode."""
+import hashlib
+import json
+import time
+import unittest
+
+from harness import (TollgateCase, Upstream, api_key, bearer, make_jwt, standard_config,
+                     wait_for)
+
+
+def ticket_config(cfg):
+    standard_config(cfg)
+    cfg["routes"].insert(0, {"name": "ws", "match": {"path_prefix": "/ws/"},
+                             "tickets": True, "scopes": ["orders:read"]})
+    cfg["tickets"] = {"ttl": "30s", "scopes": ["orders:read"]}
+    return cfg
+
+
+class Tickets(TollgateCase):
+    configure = staticmethod(ticket_config)
+
+    def issue(self, headers=None):
+        r = self.tg.req("POST", "/v1/tickets", headers or api_key("bob"))
+        self.assertEqual(r.status, 200, r)
+        body = r.json()
+        self.assertEqual(body["expires_in"], 30)
+        self.assertEqual(len(body["ticket"]), 43)
+        self.assertIn("no-store", r.header("Cache-Control", ""))
+        return body["ticket"]
+
+    def test_once(self):
+        t = self.issue()
+        r = self.tg.get("/auth/ws/chat?room=1&ticket=" + t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Auth-Client-Id"), "bob")
+        self.assertEqual(r.header("X-Auth-Method"), "ticket")
+        self.assertEqual(r.header("X-Auth-Scopes"), "orders:read")
+        # replay, on any thread
+        for _ in range(3):
+            self.assertEnvelope(self.tg.get("/auth/ws/chat?ticket=" + t), 401, "unauthorized")
+
+    def test_only_on_ticket_routes(self):
+        t = self.issue()
+        self.assertEnvelope(self.tg.get("/auth/orders/1?ticket=" + t), 401, "unauthorized")
+        # not consumed by the refusal above
+        self.assertEqual(self.tg.get("/auth/ws/x?ticket=" + t).status, 200)
+
+    def test_issue_needs_credentials_and_scopes(self):
+        self.assertEnvelope(self.tg.req("POST", "/v1/tickets"), 401, "unauthorized")
+        weak = make_jwt({"sub": "weak", "scope": "profile"})
+        self.assertEnvelope(self.tg.req("POST", "/v1/tickets", bearer(weak)), 403, "forbidden")
+        r = self.tg.get("/v1/tickets", api_key("bob"))
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.header("Allow"), "POST")
+        # a ticket is not a credential for issuing tickets
+        t = self.issue()
+        self.assertEnvelope(self.tg.req("POST", "/v1/tickets?ticket=" + t), 401, "unauthorized")
+
+    def test_jwt_identity_and_revocation(self):
+        tok = make_jwt({"sub": "jwt-ws", "scope": "orders:read", "jti": "tkt-jti-1"})
+        t1, t2 = self.issue(bearer(tok)), self.issue(bearer(tok))
+        r = self.tg.get("/auth/ws/a?ticket=" + t1)
+        self.assertEqual((r.status, r.header("X-Auth-Subject")), (200, "jwt-ws"))
+        # the token is revoked: its outstanding ticket is refused too
+        r = self.tg.admin("POST", "/admin/v1/revocations", body=json.dumps({"token": tok}))
+        self.assertIn(r.status, (200, 201), r.body)
+        self.assertEnvelope(self.tg.get("/auth/ws/a?ticket=" + t2), 401, "unauthorized")
+
+    def test_malformed_and_unknown(self):
+        for bad in ("", "abc", "A" * 42, "A" * 44, "%41" * 43, "!" * 43):
+            r = self.tg.get("/auth/ws/a?ticket=" + bad)
+            self.assertEnvelope(r, 401, "unauthorized")
+        r = self.tg.get("/auth/ws/a?ticket=" + "A" * 43)  # well-formed, never issued
+        self.assertEnvelope(r, 401, "unauthorized")
+
+    def test_websocket_upgrade_forward_auth(self):
+        t = self.issue()
+        h = {"Upgrade": "websocket", "Connection": "Upgrade",
+             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+             "X-Original-URI": "/ws/chat?ticket=" + t, "X-Original-Method": "GET"}
+        r = self.tg.get("/auth", h)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Auth-Method"), "ticket")
+
+    def test_never_logged(self):
+        t = self.issue()
+        r = self.tg.get("/auth/ws/a?ticket=" + t)
+        self.assertEqual(r.status, 200)
+        time.sleep(0.3)  # the audit batch
+        self.assertTrue(wait_for(lambda: b"/ws/a" in self.tg.audit_raw(), 3))
+        self.assertNotIn(t.encode(), self.tg.audit_raw())
+        self.assertNotIn(t, self.tg.stderr())
+        self.assertNotIn(t, self.tg.stdout())
+
+
+class TicketExpiry(TollgateCase):
+    shared_server = False
+
+    def test_expired(self):
+        def conf(cfg):
+            ticket_config(cfg)
+            cfg["tickets"]["ttl"] = "1s"
+            return cfg
+        tg = self.spawn(conf)
+        t = tg.req("POST", "/v1/tickets", api_key("bob")).json()["ticket"]
+        time.sleep(1.2)
+        self.assertEqual(tg.get("/auth/ws/a?ticket=" + t).status, 401)
+
+
+class TicketProxy(TollgateCase):
+    shared_server = False
+
+    def test_upgrade_request_in_proxy_mode(self):
+        up = Upstream()
+        self.addCleanup(up.close)
+
+        def conf(cfg):
+            ticket_config(cfg)
+            cfg["routes"] = [{"name": "ws", "match": {"path_prefix": "/ws/"}, "tickets": True,
+                              "upstream": "http://127.0.0.1:%d" % up.port}]
+            return cfg
+        tg = self.spawn(conf)
+        t = tg.req("POST", "/v1/tickets", api_key("bob")).json()["ticket"]
+        r = tg.get("/ws/chat?ticket=" + t, {"Upgrade": "websocket", "Connection": "Upgrade"})
+        self.assertEqual(r.status, 200, r)
+        seen = dict((k.lower(), v) for k, v in up.requests[-1]["headers"])
+        self.assertEqual(seen.get("x-auth-method"), "ticket")
+        self.assertEqual(seen.get("x-auth-client-id"), "bob")
+        self.assertEqual(tg.get("/ws/chat?ticket=" + t).status, 401)
+
+
+try:
+    import redis_harness as rh
+except ImportError:  # pragma: no cover
+    rh = None
+
+
+@unittest.skipUnless(rh is not None and rh.have_redis(), "redis-server not installed")
+class TicketsRedis(TollgateCase):
+    """Standalone Redis: stored hashed, used once; Redis down fails closed."""
+    shared_server = False
+
+    def test_redis_and_down(self):
+        redis = rh.RedisServer().start()
+        self.addCleanup(redis.close)
+
+        def conf(cfg):
+            ticket_config(cfg)
+            cfg["redis"] = {"mode": "standalone", "nodes": ["127.0.0.1:%d" % redis.port],
+                            "timeout_ms": 200}
+            return cfg
+        tg = self.spawn(conf)
+        self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5))
+        t = tg.req("POST", "/v1/tickets", api_key("bob")).json()["ticket"]
+        key = "tg:{tkt:%s}" % hashlib.sha256(t.encode()).hexdigest()
+        with redis.client() as c:
+            self.assertEqual(c.call("EXISTS", key), 1)
+            self.assertLessEqual(c.call("TTL", key), 30)
+            self.assertEqual(c.call("KEYS", "*%s*" % t), [])  # never stored in clear
+            stored = json.loads(c.call("GET", key))
+        self.assertEqual(stored["client_id"], "bob")
+        self.assertEqual(tg.get("/auth/ws/a?ticket=" + t).status, 200)
+        with redis.client() as c:
+            self.assertEqual(c.call("EXISTS", key), 0)
+        self.assertEqual(tg.get("/auth/ws/a?ticket=" + t).status, 401)
+        t2 = tg.req("POST", "/v1/tickets", api_key("bob")).json()["ticket"]
+        redis.stop()
+        r = tg.get("/auth/ws/a?ticket=" + t2)
+        self.assertEnvelope(r, 401, "unauthorized")
+        self.assertEnvelope(tg.req("POST", "/v1/tickets", api_key("bob")), 503, "unavailable")
