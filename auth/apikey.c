@@ -27,7 +27,7 @@
 
 #include "apikey_internal.h"
 
-#define APIKEY_MAX_FIELDS 4 /* ID DIGEST scopes= tier= */
+#define APIKEY_MAX_FIELDS 5 /* ID DIGEST scopes= tier= deprecated */
 #define APIKEY_MAX_SCOPE_LEN 128
 #define APIKEY_MAX_TIER_LEN 64
 #define APIKEY_MAX_LINE 8192 /* bytes of one key file line */
@@ -448,10 +448,17 @@ static int parse_attrs(const span_t *f, int nf, auth_apikey_t *k, const char *wh
                 set_err(err, errlen, where, "out of memory");
                 return -1;
             }
+        } else if (f[i].n == 10 && memcmp(f[i].p, "deprecated", 10) == 0) {
+            if (k->deprecated) {
+                set_err(err, errlen, where, "duplicate attribute deprecated");
+                return -1;
+            }
+            k->deprecated = true;
         } else {
             /* Not echoed: a key pasted in the wrong column must not reach a log. */
             set_err(err, errlen, where,
-                    "unknown attribute in field %d (expected scopes=... or tier=...)",
+                    "unknown attribute in field %d (expected scopes=..., tier=... or "
+                    "deprecated)",
                     i + 1);
             return -1;
         }
@@ -520,7 +527,8 @@ int auth_keystore_add_line(auth_keystore_t *ks, const char *line, const char *wh
     if (nf == 0)
         return 0;
     if (nf < 0) {
-        set_err(err, errlen, where, "too many fields (ID SHA256HEX [scopes=..] [tier=..])");
+        set_err(err, errlen, where,
+                "too many fields (ID SHA256HEX [scopes=..] [tier=..] [deprecated])");
         return -1;
     }
     k = parse_entry(f, nf, where, err, errlen);
@@ -599,6 +607,7 @@ int auth_apikey_identity(const auth_apikey_t *k, auth_identity_t *out)
 
     memset(out, 0, sizeof(*out));
     out->kind = AUTH_KIND_API_KEY;
+    out->deprecated = k->deprecated;
     out->client_id = strdup(k->id);
     out->subject = strdup(k->id);
     if (out->client_id == NULL || out->subject == NULL)

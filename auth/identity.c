@@ -52,6 +52,7 @@ int auth_identity_copy(auth_identity_t *dst, const auth_identity_t *src)
     memset(dst, 0, sizeof(*dst));
     dst->kind = src->kind;
     dst->ticket = src->ticket;
+    dst->deprecated = src->deprecated;
     dst->exp = src->exp;
     dst->iat = src->iat;
     dst->client_id = dup_or_null(src->client_id, &ok);

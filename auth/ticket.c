@@ -92,6 +92,7 @@ char *auth_ticket_encode(const auth_identity_t *id)
         json_object_set_new(o, "iss", jstr_or_null(iss)) == 0 &&
         json_object_set_new(o, "iat", json_integer(id->iat)) == 0 &&
         json_object_set_new(o, "exp", json_integer(id->exp)) == 0 &&
+        json_object_set_new(o, "deprecated", json_boolean(id->deprecated)) == 0 &&
         json_object_set(o, "scopes", scopes) == 0 && json_object_set(o, "hdrs", hdrs) == 0)
         text = json_dumps(o, JSON_COMPACT);
 out:
@@ -162,6 +163,7 @@ int auth_ticket_decode(const char *text, size_t len, auth_identity_t *out)
         goto out;
     out->kind = (auth_kind_t)json_integer_value(kind);
     out->ticket = true;
+    out->deprecated = json_is_true(json_object_get(o, "deprecated"));
     out->iat = json_integer_value(json_object_get(o, "iat"));
     out->exp = json_integer_value(json_object_get(o, "exp"));
     if (opt_str(o, "client_id", &out->client_id) != 0 || out->client_id == NULL ||

@@ -218,6 +218,7 @@ static void cfg_free(cfg_t *c)
     free(c->security_headers.content_security_policy);
     free(c->security_headers.permissions_policy);
     free(c->auth.api_keys_file);
+    free(c->auth.api_keys.link);
     auth_keystore_free(c->auth.keys);
     cfg_strv_clear(&c->auth.jwt.algorithms);
     free(c->auth.jwt.keys_file);

@@ -259,6 +259,16 @@ static void check_misc(cfg_build_t *b)
     if (lo->max_backoff_s < lo->base_backoff_s)
         cfg_err(b, cfg_where(b, "auth.lockout.max_backoff"),
                 "auth.lockout.max_backoff is shorter than base_backoff");
+    /* it goes into a Link header between < and > */
+    if (c->auth.api_keys.link != NULL &&
+        ((strncmp(c->auth.api_keys.link, "https://", 8) != 0 &&
+          strncmp(c->auth.api_keys.link, "http://", 7) != 0) ||
+         strpbrk(c->auth.api_keys.link, "<>\" ") != NULL ||
+         strlen(c->auth.api_keys.link) > 500))
+        cfg_err(
+            b, cfg_where(b, "auth.api_keys.link"),
+            "auth.api_keys.link: an http(s) URL of at most 500 bytes without <, >, \" or "
+            "spaces");
 }
 
 /* path_match: a route's own setting, or the global one for every route and

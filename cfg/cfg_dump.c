@@ -153,17 +153,30 @@ static json_t *jtiers(const rl_policy_set_t *ps)
     return o;
 }
 
+static json_t *jauth_methods(unsigned m)
+{
+    json_t *a = json_array();
+
+    if (m == 0 || (m & CFG_METHOD_API_KEY))
+        json_array_append_new(a, json_string("api_key"));
+    if (m == 0 || (m & CFG_METHOD_JWT))
+        json_array_append_new(a, json_string("jwt"));
+    return a;
+}
+
 static json_t *jroute(const cfg_route_t *r)
 {
     static const char *const auth[] = {"required", "optional", "none"};
-
-    return json_pack(
+    json_t *o = json_pack(
         "{s:o, s:o, s:o, s:s, s:o, s:b, s:I, s:s, s:b, s:b}", "name", jstr(r->name),
         "match", jmatch(&r->match), "upstream", jstr(r->upstream), "auth", auth[r->auth],
         "scopes", jstrv(&r->scopes), "tickets", r->tickets, "upstream_timeout_ms",
         (json_int_t)r->upstream_timeout_ms, "path_match",
         r->path_icase ? "case_insensitive" : "case_sensitive", "allow_encoded_percent",
         r->allow_encoded_percent, "allow_semicolon", r->allow_semicolon);
+
+    json_object_set_new(o, "auth_methods", jauth_methods(r->auth_methods));
+    return o;
 }
 
 static json_t *jroutes(const cfg_t *c)
@@ -240,11 +253,14 @@ static json_t *jauth(const cfg_t *c)
                         "window_s", (json_int_t)l->window_s, "base_backoff_s",
                         (json_int_t)l->base_backoff_s, "max_backoff_s",
                         (json_int_t)l->max_backoff_s);
-    return json_pack("{s:s, s:b, s:o, s:I, s:o, s:o}", "mode",
-                     cfg_auth_mode_str(c->auth.mode), "api_key_enabled",
-                     c->auth.api_key_enabled, "api_keys_file", jstr(c->auth.api_keys_file),
-                     "api_keys", (json_int_t)auth_keystore_count(c->auth.keys), "jwt", jwt,
-                     "lockout", lockout);
+    return json_pack(
+        "{s:s, s:b, s:o, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:o}}", "mode",
+        cfg_auth_mode_str(c->auth.mode), "api_key_enabled", c->auth.api_key_enabled,
+        "api_keys_file", jstr(c->auth.api_keys_file), "api_keys",
+        (json_int_t)auth_keystore_count(c->auth.keys), "jwt", jwt, "lockout", lockout,
+        "api_keys_deprecation", "deprecated", c->auth.api_keys.deprecated,
+        "deprecated_since", (json_int_t)c->auth.api_keys.since_s, "sunset",
+        (json_int_t)c->auth.api_keys.sunset_s, "link", jstr(c->auth.api_keys.link));
 }
 
 /* The whole snapshot; `public` adds `version` and `path`. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tollgate/rl_bucket.h"
 #include "tollgate/rl_policy.h"
@@ -927,6 +928,35 @@ static void p_upstream(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *d
 }
 
 static const char *const route_auth_names[] = {"required", "optional", "none", NULL};
+
+static int auth_method_item(cfg_build_t *b, yaml_node_t *item, const char *s,
+                            const char *ictx, void *mask)
+{
+    char shown[32];
+
+    if (strcmp(s, "api_key") == 0)
+        *(unsigned *)mask |= CFG_METHOD_API_KEY;
+    else if (strcmp(s, "jwt") == 0)
+        *(unsigned *)mask |= CFG_METHOD_JWT;
+    else {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(item), "%s: '%s' is not api_key or jwt", ictx, shown);
+    }
+    return 0;
+}
+
+/* auth_methods: [api_key, jwt] — the credentials a route takes. */
+static void p_auth_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                           const char *ctx)
+{
+    (void)f;
+    if (!is_list(b, v, ctx))
+        return;
+    *(unsigned *)dst = 0;
+    each_text(b, v, ctx, auth_method_item, dst);
+    if (*(unsigned *)dst == 0)
+        cfg_err(b, at(v), "%s: list api_key, jwt or both", ctx);
+}
 static const char *const path_match_names[] = {"case_sensitive", "case_insensitive", NULL};
 static const char *const dialect_names[] = {"auto", "nginx", "traefik", "envoy", NULL};
 static const char *const reserved_names[] = {"drop", "reject", NULL};
@@ -957,6 +987,7 @@ static const field_t route_fields[] = {
     {"allow_encoded_percent", p_bool, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
      NULL},
     {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
+    {"auth_methods", p_auth_methods, offsetof(cfg_route_t, auth_methods), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1308,6 +1339,42 @@ static const field_t jwt_fields[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+/* A date: "2027-06-30" (midnight UTC) or RFC 3339 "2027-06-30T12:00:00Z";
+ * stored as unix seconds (int64_t). */
+static void p_date(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                   const char *ctx)
+{
+    const char *s = scalar(b, v, ctx, "a date");
+    struct tm tm;
+    const char *end;
+    char shown[40];
+
+    (void)f;
+    if (s == NULL)
+        return;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (end != NULL && *end == 'T')
+        end = strptime(end + 1, "%H:%M:%S", &tm);
+    if (end == NULL || (*end != '\0' && strcmp(end, "Z") != 0) || tm.tm_year < 70) {
+        cfg_printable(s, shown, sizeof shown);
+        cfg_err(b, at(v),
+                "%s: expected a UTC date (2027-06-30 or 2027-06-30T12:00:00Z), "
+                "got '%s'",
+                ctx, shown);
+        return;
+    }
+    *(int64_t *)dst = (int64_t)timegm(&tm);
+}
+
+static const field_t api_keys_fields[] = {
+    {"deprecated", p_bool, offsetof(cfg_t, auth.api_keys.deprecated), 0, 0, NULL},
+    {"deprecated_since", p_date, offsetof(cfg_t, auth.api_keys.since_s), 0, 0, NULL},
+    {"sunset", p_date, offsetof(cfg_t, auth.api_keys.sunset_s), 0, 0, NULL},
+    {"link", p_str_opt, offsetof(cfg_t, auth.api_keys.link), 1, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static const field_t lockout_fields[] = {
     {"max_failures", p_uint, offsetof(cfg_lockout_t, max_failures), 0, 1000000, NULL},
     {"window", p_dur, offsetof(cfg_lockout_t, window_s), 1, DAY, NULL},
@@ -1320,6 +1387,7 @@ static const field_t auth_fields[] = {
     {"mode", p_enum, offsetof(cfg_t, auth.mode), 0, 0, auth_mode_names},
     {"api_key_enabled", p_bool, offsetof(cfg_t, auth.api_key_enabled), 0, 0, NULL},
     {"api_keys_file", p_str_opt, offsetof(cfg_t, auth.api_keys_file), 1, 0, NULL},
+    {"api_keys", p_map, 0, 0, 0, api_keys_fields},
     {"jwt", p_map, offsetof(cfg_t, auth.jwt), 0, 0, jwt_fields},
     {"lockout", p_map, offsetof(cfg_t, auth.lockout), 0, 0, lockout_fields},
     {NULL, NULL, 0, 0, 0, NULL},
@@ -1358,6 +1426,7 @@ static const field_t default_route_fields[] = {
     {"allow_encoded_percent", p_bool, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
      NULL},
     {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
+    {"auth_methods", p_auth_methods, offsetof(cfg_route_t, auth_methods), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 

@@ -499,11 +499,14 @@ static step_result_t step_authenticate(srv_req_t *r)
     const char *key = r->h.api_key;
     const char *authz = r->h.authorization;
     const char *reason;
+    unsigned methods = r->route->auth_methods != 0 ? r->route->auth_methods
+                                                   : CFG_METHOD_API_KEY | CFG_METHOD_JWT;
+    bool bearer = authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0;
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
         return STEP_NEXT;
     if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
-        c->auth.api_key_enabled) {
+        c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY)) {
         const auth_apikey_t *k = auth_keystore_lookup(c->auth.keys, key, strlen(key));
 
         if (k != NULL && auth_apikey_identity(k, &r->id) == 0)
@@ -511,8 +514,8 @@ static step_result_t step_authenticate(srv_req_t *r)
         reason = "invalid_api_key";
         goto out_fail;
     }
-    if (authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0 &&
-        mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL) {
+    if (bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL &&
+        (methods & CFG_METHOD_JWT)) {
         const char *tok = authz + 7;
         auth_jwt_status_t st;
 
@@ -539,6 +542,11 @@ static step_result_t step_authenticate(srv_req_t *r)
         }
         auth_identity_clear(&r->id);
         r->bearer_failed = true;
+        goto out_fail;
+    }
+    if ((key != NULL && !(methods & CFG_METHOD_API_KEY)) ||
+        (bearer && !(methods & CFG_METHOD_JWT))) {
+        reason = "auth_method"; /* a credential this route does not take */
         goto out_fail;
     }
     if (r->route->tickets && ticket_param(r))
@@ -841,6 +849,11 @@ static void allow(srv_req_t *r)
     r->decision = "allow";
     if (r->reason == NULL)
         r->reason = "ok";
+    if (r->id.kind == AUTH_KIND_API_KEY &&
+        (r->id.deprecated || r->cfg->auth.api_keys.deprecated)) {
+        r->deprecated = true;
+        metrics_deprecated(r->w->metrics, r->id.client_id);
+    }
     identity_values(r, &idv);
     if (r->mode != SRV_MODE_PROXY) {
         watch_close(r, false);

@@ -2,6 +2,7 @@
  * headers, CORS, rate-limit fields, and the JSON error envelope (DESIGN §6).
  */
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -91,8 +92,36 @@ void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own)
     }
 }
 
+/* Deprecation (RFC 9745: "@<unix time>"), Sunset (RFC 8594: an HTTP date)
+ * and Link rel="deprecation" on an answer allowed with a deprecated
+ * credential. */
+static void add_deprecation(srv_req_t *r, struct evkeyvalq *out, bool own)
+{
+    const cfg_t *c = r->cfg;
+    char v[64], link[600];
+    struct tm tm;
+    time_t t;
+
+    if (!r->deprecated)
+        return;
+    snprintf(v, sizeof v, "@%lld", (long long)c->auth.api_keys.since_s);
+    set_header(out, !own, "Deprecation", v);
+    if (c->auth.api_keys.sunset_s > 0) {
+        t = (time_t)c->auth.api_keys.sunset_s;
+        if (gmtime_r(&t, &tm) != NULL &&
+            strftime(v, sizeof v, "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+            set_header(out, !own, "Sunset", v);
+    }
+    if (c->auth.api_keys.link != NULL) {
+        snprintf(link, sizeof link, "<%.500s>; rel=\"deprecation\"; type=\"text/html\"",
+                 c->auth.api_keys.link);
+        evhttp_add_header(out, "Link", link);
+    }
+}
+
 void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own)
 {
+    add_deprecation(r, out, own);
     if (r->rl_limit[0] == '\0')
         return;
     set_header(out, !own, "X-RateLimit-Limit", r->rl_limit);

@@ -85,6 +85,7 @@ typedef struct srv_req {
     struct event watch_ev;        /* client-gone watch while a step is pending */
     bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
+    bool deprecated;               /* allowed with a deprecated credential: headers */
     auth_ticket_op_t *tkt_pending; /* a ticket being issued or redeemed in Redis */
     char ticket[AUTH_TICKET_LEN + 1];
     /* Authentication waits for a JWKS fetch (unknown kid): polled. */

@@ -40,7 +40,8 @@ typedef struct auth_identity {
     json_t *claims;   /* JWT payload (one reference owned), NULL for API keys */
     auth_hdr_t *hdrs; /* claim_to_headers values, nhdrs entries */
     size_t nhdrs;
-    bool ticket; /* restored from a one-time ticket (kind is the original's) */
+    bool ticket;     /* restored from a one-time ticket (kind is the original's) */
+    bool deprecated; /* a credential marked deprecated (API key file) */
 } auth_identity_t;
 
 /* Free what the identity holds and zero it; the struct itself is the caller's. */

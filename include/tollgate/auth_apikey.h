@@ -23,7 +23,8 @@ typedef struct auth_apikey {
     unsigned char sha256[32];
     char **scopes;
     size_t nscopes;
-    char *tier; /* NULL when none */
+    char *tier;      /* NULL when none */
+    bool deprecated; /* `deprecated` in the key file: allowed, with Deprecation headers */
 } auth_apikey_t;
 
 auth_keystore_t *auth_keystore_new(void);

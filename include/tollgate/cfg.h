@@ -60,7 +60,11 @@ typedef struct cfg_route {
     bool path_icase;              /* path_match: case_insensitive (route or global) */
     bool allow_encoded_percent;   /* "%25" + hex (double encoding) accepted */
     bool allow_semicolon;         /* a raw ';' in the path accepted */
+    unsigned auth_methods; /* CFG_METHOD_* accepted; 0 = every one auth.mode allows */
 } cfg_route_t;
+
+#define CFG_METHOD_API_KEY 1u
+#define CFG_METHOD_JWT 2u
 
 typedef struct cfg_redis {
     cfg_redis_mode_t mode;
@@ -164,6 +168,12 @@ typedef struct cfg {
         auth_keystore_t *keys; /* file + ALLOWED_API_KEYS; never NULL */
         cfg_jwt_t jwt;
         auth_jwt_t *jwt_verifier; /* NULL when JWT is off or has no key */
+        struct {
+            bool deprecated;  /* every API key (besides per-key `deprecated`) */
+            int64_t since_s;  /* Deprecation: @since (RFC 9745); default 0 */
+            int64_t sunset_s; /* Sunset (RFC 8594); 0 = not sent */
+            char *link;       /* Link: <..>; rel="deprecation"; NULL = none */
+        } api_keys;
         cfg_lockout_t lockout;
     } auth;
     rl_policy_set_t policy; /* limits + tiers */

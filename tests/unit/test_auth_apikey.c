@@ -100,7 +100,9 @@ static const struct {
     {"id " HEX_A " scopes=a,", "bad scope"},
     {"id " HEX_A " tier=", "bad tier"},
     {"id " HEX_A " tier=g*ld", "bad tier"},
-    {"id " HEX_A " scopes=a tier=b extra", "too many fields"},
+    {"id " HEX_A " scopes=a tier=b deprecated extra", "too many fields"},
+    {"id " HEX_A " scopes=a tier=b extra", "unknown attribute in field 5"},
+    {"id " HEX_A " deprecated deprecated", "duplicate attribute deprecated"},
 };
 
 static void test_line_errors(void)
