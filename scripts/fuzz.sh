@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 OUT=build-fuzz
 CC_FUZZ=${CC_FUZZ:-clang}
-PKGS="libevent libevent_openssl libevent_pthreads hiredis openssl jansson libjwt yaml-0.1"
+PKGS="libevent libevent_openssl libevent_pthreads hiredis openssl jansson libcurl libjwt yaml-0.1"
 
 if [ $# -eq 0 ]; then
     echo "fuzz: no tests/fuzz/fuzz_*.c targets"
