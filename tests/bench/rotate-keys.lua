@@ -17,5 +17,9 @@ end
 
 function request()
     i = i % #keys + 1
+    -- a line "Bearer TOKEN" is sent as Authorization (the JWT rows)
+    if keys[i]:sub(1, 7) == "Bearer " then
+        return wrk.format(nil, nil, { ["Authorization"] = keys[i] })
+    end
     return wrk.format(nil, nil, { ["X-API-Key"] = keys[i] })
 end

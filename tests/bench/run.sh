@@ -11,6 +11,15 @@
 #   tollgate-cluster    tollgate /auth, 6-node Redis Cluster      vs bare-evalsha
 #   tollgate-proxy      (BENCH_PROXY=1) tollgate proxying to the nginx
 #                       yardstick, memory backend                 vs nginx
+#   tollgate-jwt-rs256  tollgate /auth, memory backend, one RS256
+#                       token repeated (verified-token cache on)  vs memory
+#   tollgate-jwt-nocache the same with the cache off (cache_entries 0):
+#                       one RS256 signature check per request     vs memory
+#
+# Before the table, tests/bench/jwt_verify.c prints the cost of one
+# verification per algorithm (RS256, PS256, ES256, EdDSA) through tollgate's
+# verifier, with and without the cache; after it, the JWT rows' cache hit
+# rate from /metrics.
 #
 # Every row: wrk -t1 -cCONNS --latency with rotate-keys.lua over NKEYS API
 # keys (one bucket per key).  tollgate: API key auth, limits that never deny
@@ -110,6 +119,34 @@ with open(os.path.join(tmp, "keys.txt"), "w") as plain, \
 PY
 FIRST_KEY=$(head -1 "$TMP/keys.txt")
 
+# ---- JWTs: a JWKS of one key per algorithm and a token each (openssl CLI,
+# tests/integration/jose.py); the RS256 one is what the JWT rows send.
+TOLLGATE_BIN="$BIN" python3 - "$TMP" "$ROOT/tests/integration" <<'PY'
+import os, sys
+tmp = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+from jose import Key, jwks, token
+keys = {"RS256": Key("rsa", "rs"), "PS256": Key("rsa", "ps"), "ES256": Key("ec256", "es"),
+        "EdDSA": Key("ed25519", "ed")}
+with open(os.path.join(tmp, "jwks.json"), "w") as f:
+    f.write(jwks(*[k.jwk(a) for a, k in keys.items()]))
+toks = {a: token(k, a, {"sub": "bench-user", "scope": "bench:read"},
+                 iss="https://bench.test", aud="tollgate", lifetime=86400)
+        for a, k in keys.items()}
+with open(os.path.join(tmp, "tokens.txt"), "w") as f:
+    for a, t in toks.items():
+        f.write("%s %s\n" % (a, t))
+with open(os.path.join(tmp, "bearer.txt"), "w") as f:
+    f.write("Bearer %s\n" % toks["RS256"])
+PY
+JWT_BENCH=$ROOT/build/bench/jwt_verify
+# shellcheck disable=SC2046
+cc -std=c11 -O2 -g -D_GNU_SOURCE -I"$ROOT/include" -o "$JWT_BENCH" "$HERE/jwt_verify.c" \
+    "$ROOT/build/libtollgate.a" $(pkg-config --cflags --libs libevent libevent_openssl \
+    libevent_pthreads hiredis openssl jansson libcurl libjwt yaml-0.1) -lm -pthread
+echo "bench: one JWT verification through tollgate's verifier (2000 runs each; cached: 40000)" >&2
+JWT_COSTS=$("$JWT_BENCH" "$TMP/jwks.json" "$TMP/tokens.txt" 2000)
+
 # ---- nginx yardstick
 NGX_PORT=$(free_port)
 mkdir -p "$TMP/nginx"
@@ -137,8 +174,8 @@ wait_http "http://127.0.0.1:$BARE_PORT/" -H "X-API-Key: $FIRST_KEY" ||
 
 # ---- tollgate: three instances (memory, standalone, cluster)
 declare -A TG_PORT TG_ADMIN TG_PID
-start_tollgate() { # NAME REDIS-YAML
-    local name=$1 redis=$2 port admin code
+start_tollgate() { # NAME REDIS-YAML [JWT-CACHE-ENTRIES]
+    local name=$1 redis=$2 cache=${3:-10000} port admin code
     port=$(free_port)
     admin=$(free_port)
     cat > "$TMP/tollgate-$name.yaml" <<YAML
@@ -148,9 +185,14 @@ admin_listen: "127.0.0.1:$admin"
 threads: $TG_THREADS
 redis: $redis
 auth:
-  mode: api_key
+  mode: any
   api_keys_file: "$TMP/api-keys"
   lockout: {max_failures: 0}
+  jwt:
+    cache_entries: $cache
+    providers:
+      - {name: bench, issuer: "https://bench.test", audiences: [tollgate],
+         algorithms: [RS256, PS256, ES256, EdDSA], keys_file: "$TMP/jwks.json"}
 limits:
   - name: default
     match: {}
@@ -176,6 +218,7 @@ YAML
     [ "$code" = 200 ] || { echo "bench: tollgate ($name) answered $code to a bench key" >&2; exit 1; }
 }
 start_tollgate memory "{mode: none}"
+start_tollgate jwtnocache "{mode: none}" 0
 start_tollgate redis "{mode: standalone, nodes: [\"$REDIS_ADDR\"]}"
 start_tollgate cluster "{mode: cluster, nodes: [$(sed 's/\([^ ]*\)/"\1"/g; s/ /, /g' <<< "$CLUSTER_SEEDS")]}"
 
@@ -187,6 +230,8 @@ ROWS=(
     "tollgate-redis http://127.0.0.1:${TG_PORT[redis]}/auth/bench bare-evalsha ${TG_PID[redis]} $REDIS_PID"
     "tollgate-cluster http://127.0.0.1:${TG_PORT[cluster]}/auth/bench bare-evalsha ${TG_PID[cluster]} ${CLUSTER_PIDS// /,}"
 )
+ROWS+=("tollgate-jwt-rs256 http://127.0.0.1:${TG_PORT[memory]}/auth/bench tollgate-memory ${TG_PID[memory]} - bearer"
+      "tollgate-jwt-nocache http://127.0.0.1:${TG_PORT[jwtnocache]}/auth/bench tollgate-memory ${TG_PID[jwtnocache]} - bearer")
 if [ -n "${BENCH_PROXY:-}" ] && [ "$BENCH_PROXY" != 0 ]; then
     ROWS+=("tollgate-proxy http://127.0.0.1:${TG_PORT[memory]}/proxy/bench nginx ${TG_PID[memory]},$NGX_PID -")
 fi
@@ -217,23 +262,24 @@ box_ticks() { # "idle total" of the whole box from /proc/stat
     awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t; exit }' /proc/stat
 }
 
-wrk_run() { # URL SECONDS OUTFILE: wrk, with its own CPU time appended
-    local TIMEFORMAT='wrk-cpu %U %S'
+wrk_run() { # URL SECONDS OUTFILE [CREDENTIALS]: wrk, with its own CPU time appended
+    local TIMEFORMAT='wrk-cpu %U %S' creds="$TMP/keys.txt"
+    [ "${4:-}" = bearer ] && creds="$TMP/bearer.txt"
     { time wrk -t"$WRK_THREADS" -c"$CONNS" -d"$2s" --latency \
-        -s "$HERE/rotate-keys.lua" "$1" -- "$TMP/keys.txt" > "$3"; } 2>> "$3"
+        -s "$HERE/rotate-keys.lua" "$1" -- "$creds" > "$3"; } 2>> "$3"
 }
 
 declare -A BEST
 ALL_RUNS=()
 measure() { # ROW PASS
-    local name url base spids rpids f s0 r0 s1 r1 b0 b1 idle rps p50 p99 errs sock wcpu
-    read -r name url base spids rpids <<< "$1"
+    local name url base spids rpids creds f s0 r0 s1 r1 b0 b1 idle rps p50 p99 errs sock wcpu
+    read -r name url base spids rpids creds <<< "$1"
     f="$TMP/wrk-$name-$2.txt"
     echo "bench: pass $2/$REPEAT  $name  ($url, ${SECS}s)" >&2
     s0=$(cpu_ticks "$spids")
     r0=$(cpu_ticks "$rpids")
     b0=$(box_ticks)
-    wrk_run "$url" "$SECS" "$f"
+    wrk_run "$url" "$SECS" "$f" "${creds:-}"
     b1=$(box_ticks)
     s1=$(cpu_ticks "$spids")
     r1=$(cpu_ticks "$rpids")
@@ -259,8 +305,8 @@ measure() { # ROW PASS
 
 # Warm-up (not measured): buckets and keys created, caches and connections hot.
 for row in "${ROWS[@]}"; do
-    read -r _ url _ <<< "$row"
-    wrk_run "$url" 1 "$TMP/warmup.txt"
+    read -r _ url _ _ _ creds <<< "$row"
+    wrk_run "$url" 1 "$TMP/warmup.txt" "${creds:-}"
 done
 redis_calls() { # NAME: "result=count ..." from tollgate's /metrics
     curl -s "http://127.0.0.1:${TG_ADMIN[$1]}/metrics" |
@@ -275,7 +321,8 @@ for pass in $(seq "$REPEAT"); do
 done
 
 # ---- table
-printf '\n%-17s %9s %7s %7s %13s %8s %9s %7s %5s %6s\n' target "req/s" "p50 ms" "p99 ms" \
+printf '\nOne JWT verification (us), tollgate verifier, this machine:\n%s\n' "$JWT_COSTS"
+printf '\n%-20s %9s %7s %7s %13s %8s %9s %7s %5s %6s\n' target "req/s" "p50 ms" "p99 ms" \
     "ratio" "srv cpu" "redis cpu" "wrk cpu" idle errors
 for row in "${ROWS[@]}"; do
     read -r name _ base _ <<< "$row"
@@ -287,7 +334,7 @@ for row in "${ROWS[@]}"; do
             'BEGIN { printf "%.2f vs %s", (b > 0 ? a / b : 0), n }')
     fi
     [ "$rcpu" = - ] || rcpu="$rcpu%"
-    printf '%-17s %9.0f %7s %7s %13s %7s%% %9s %6s%% %4s%% %6s\n' "$name" "$rps" "$p50" "$p99" \
+    printf '%-20s %9.0f %7s %7s %13s %7s%% %9s %6s%% %4s%% %6s\n' "$name" "$rps" "$p50" "$p99" \
         "$ratio" "$scpu" "$rcpu" "$wcpu" "$idle" "$errs"
 done
 cat <<EOF
@@ -312,6 +359,15 @@ for name in redis cluster; do
         $1 == "-" { before[$2] = $3; next }
         NF == 2 { printf "%s %d  ", $1, $2 - before[$1] }')
     echo "tollgate-$name Redis calls during all measured passes: ${m:-none}"
+done
+
+# The JWT rows' verified-token cache, over warm-up and every pass.
+for name in memory jwtnocache; do
+    curl -s "http://127.0.0.1:${TG_ADMIN[$name]}/metrics" | awk -v n="$name" '
+        /^tollgate_jwt_cache_total\{result="hit"\}/ { h = $2 }
+        /^tollgate_jwt_cache_total\{result="miss"\}/ { m = $2 }
+        END { t = h + m; printf "tollgate-%s JWT cache: %d hits, %d misses (%.2f%% hits)\n",
+              n, h, m, (t > 0 ? h * 100 / t : 0) }'
 done
 
 # ---- optional profile (separate runs: perf costs throughput)
