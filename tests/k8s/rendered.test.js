@@ -220,6 +220,23 @@ describe("chart", () => {
     assert.notEqual(b, a, "checksum/config unchanged by a redis change");
   });
 
+  it("an identity provider fetched over HTTPS opens egress on 443 only then", () => {
+    const egress = (docs) => (lib.ofKind(docs, "NetworkPolicy")[0] || {spec: {}}).spec.egress || [];
+    const has443 = (docs) => egress(docs).some((r) => (r.ports || []).some((p) => p.port === 443));
+    const on = ["--set", "networkPolicy.enabled=true", "--set", "networkPolicy.egress.enabled=true"];
+    assert.ok(!has443(render(on)), "443 open without any provider");
+    const docs = render(on.concat([
+      "--set", "config.auth.jwt.providers[0].issuer=https://sso.example.com/realms/api",
+      "--set", "config.auth.jwt.providers[0].discovery=true"]));
+    assert.ok(has443(docs), "no egress rule for the identity provider");
+  });
+
+  it("the token cache size needs a restart: it is in checksum/config", () => {
+    const docs = render(["--set", "config.auth.jwt.cache_entries=500"]);
+    const a = baseDep.spec.template.metadata.annotations["checksum/config"];
+    assert.notEqual(onlyDeployment(docs).spec.template.metadata.annotations["checksum/config"], a);
+  });
+
   const rejects = {
     "bad rate string": ["-f", path.join(HERE, "values-bad-rate.yaml")],
     "unknown auth mode": ["--set", "config.auth.mode=magic"],

@@ -179,13 +179,15 @@ rounded UP to whole cores, at least 1; "0" when the quantity is empty.
 
 {{/*
 What only a restart applies (docs/configuration.md): listen, admin_listen,
-threads, max_body_bytes, max_header_bytes, redis.*, audit.path. Hashed into the pod template's checksum/config,
+threads, max_body_bytes, max_header_bytes, redis.*, audit.path, auth.jwt.cache_entries and
+cache_bytes. Hashed into the pod template's checksum/config,
 so a change of limits, tiers, routes, cors or auth leaves the pod template
 byte-identical (the running pods reload the ConfigMap instead).
 */}}
 {{- define "tollgate.restartChecksum" -}}
 {{- $c := .Values.config | default dict -}}
 {{- $audit := $c.audit | default dict -}}
+{{- $jwt := (($c.auth | default dict).jwt | default dict) -}}
 {{- $restart := dict
       "listen" (int .Values.ports.http)
       "admin_listen" (int .Values.ports.admin)
@@ -193,8 +195,20 @@ byte-identical (the running pods reload the ConfigMap instead).
       "redis" ($c.redis | default dict)
       "max_body_bytes" (get $c "max_body_bytes" | default "")
       "max_header_bytes" (get $c "max_header_bytes" | default "")
-      "audit_path" (get $audit "path" | default "-") -}}
+      "audit_path" (get $audit "path" | default "-")
+      "jwt_cache" (list (get $jwt "cache_entries" | default "") (get $jwt "cache_bytes" | default "")) -}}
 {{- toJson $restart | sha256sum -}}
+{{- end -}}
+
+{{/*
+"true" when a JWT provider fetches its keys (jwks_uri or discovery): the
+NetworkPolicy then lets the pods reach the identity provider.
+*/}}
+{{- define "tollgate.fetchesJwks" -}}
+{{- $jwt := ((((.Values.config | default dict).auth | default dict).jwt) | default dict) -}}
+{{- range ($jwt.providers | default list) -}}
+{{- if or .jwks_uri .discovery }}true{{ end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ---- validation (fails rendering with a message) ------------------------- */}}
