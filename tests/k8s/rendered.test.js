@@ -156,7 +156,12 @@ for (const file of renders) {
         assert.equal(((config.auth || {}).jwt || {}).secret, undefined, `${where}: auth.jwt.secret`);
         assert.equal((config.redis || {}).password, undefined, `${where}: redis.password`);
         assert.equal(config.admin_token, undefined, `${where}: admin_token`);
-        assert.equal((config.auth || {}).api_keys, undefined, `${where}: auth.api_keys`);
+        // auth.api_keys is only the deprecation mapping, never keys
+        const ak = (config.auth || {}).api_keys || {};
+        for (const k of Object.keys(ak)) {
+          assert.ok(["deprecated", "deprecated_since", "sunset", "link"].includes(k),
+            `${where}: auth.api_keys.${k}`);
+        }
       }
     });
   });
