@@ -9,6 +9,8 @@
 
 #include <openssl/crypto.h>
 
+#include "tollgate/util_str.h"
+
 void auth_identity_clear(auth_identity_t *id)
 {
     size_t i;
@@ -31,19 +33,6 @@ void auth_identity_clear(auth_identity_t *id)
     memset(id, 0, sizeof(*id));
 }
 
-/* strdup that keeps NULL as NULL; *ok goes false on allocation failure. */
-static char *dup_or_null(const char *s, bool *ok)
-{
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    d = strdup(s);
-    if (d == NULL)
-        *ok = false;
-    return d;
-}
-
 int auth_identity_copy(auth_identity_t *dst, const auth_identity_t *src)
 {
     bool ok = true;
@@ -55,17 +44,17 @@ int auth_identity_copy(auth_identity_t *dst, const auth_identity_t *src)
     dst->deprecated = src->deprecated;
     dst->exp = src->exp;
     dst->iat = src->iat;
-    dst->client_id = dup_or_null(src->client_id, &ok);
-    dst->subject = dup_or_null(src->subject, &ok);
-    dst->tier = dup_or_null(src->tier, &ok);
-    dst->jti = dup_or_null(src->jti, &ok);
+    dst->client_id = util_strdup_opt(src->client_id, &ok);
+    dst->subject = util_strdup_opt(src->subject, &ok);
+    dst->tier = util_strdup_opt(src->tier, &ok);
+    dst->jti = util_strdup_opt(src->jti, &ok);
     if (src->nscopes > 0) {
         dst->scopes = calloc(src->nscopes, sizeof(*dst->scopes));
         if (dst->scopes == NULL)
             goto out_clear;
         dst->nscopes = src->nscopes;
         for (i = 0; i < src->nscopes; i++)
-            dst->scopes[i] = dup_or_null(src->scopes[i], &ok);
+            dst->scopes[i] = util_strdup_opt(src->scopes[i], &ok);
     }
     if (src->nhdrs > 0) {
         dst->hdrs = calloc(src->nhdrs, sizeof(*dst->hdrs));
@@ -73,8 +62,8 @@ int auth_identity_copy(auth_identity_t *dst, const auth_identity_t *src)
             goto out_clear;
         dst->nhdrs = src->nhdrs;
         for (i = 0; i < src->nhdrs; i++) {
-            dst->hdrs[i].name = dup_or_null(src->hdrs[i].name, &ok);
-            dst->hdrs[i].value = dup_or_null(src->hdrs[i].value, &ok);
+            dst->hdrs[i].name = util_strdup_opt(src->hdrs[i].name, &ok);
+            dst->hdrs[i].value = util_strdup_opt(src->hdrs[i].value, &ok);
         }
     }
     /* A deep copy, not a new reference: the copy may live on another thread. */

@@ -22,6 +22,7 @@
 
 #include "tollgate/log.h"
 #include "tollgate/util_clock.h"
+#include "tollgate/util_str.h"
 
 #define DISCOVERY_PATH "/.well-known/openid-configuration"
 #define FETCH_MAX_DOC AUTH_JWKS_MAX_DOC
@@ -83,15 +84,6 @@ static void src_free(auth_jwks_src_t *s)
     free(s);
 }
 
-static char *dup_opt(const char *s, bool *ok)
-{
-    char *d = s != NULL ? strdup(s) : NULL;
-
-    if (s != NULL && d == NULL)
-        *ok = false;
-    return d;
-}
-
 static auth_jwks_src_t *src_new(const auth_jwks_src_opts_t *o)
 {
     auth_jwks_src_t *s = calloc(1, sizeof(*s));
@@ -99,10 +91,10 @@ static auth_jwks_src_t *src_new(const auth_jwks_src_opts_t *o)
 
     if (s == NULL)
         return NULL;
-    s->name = dup_opt(o->name != NULL ? o->name : "default", &ok);
-    s->jwks_uri = dup_opt(o->jwks_uri, &ok);
-    s->issuer = dup_opt(o->issuer, &ok);
-    s->ca_file = dup_opt(o->ca_file, &ok);
+    s->name = util_strdup_opt(o->name != NULL ? o->name : "default", &ok);
+    s->jwks_uri = util_strdup_opt(o->jwks_uri, &ok);
+    s->issuer = util_strdup_opt(o->issuer, &ok);
+    s->ca_file = util_strdup_opt(o->ca_file, &ok);
     if (!ok) {
         src_free(s);
         return NULL;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,7 +227,8 @@ static void mem_sweep(auth_tickets_t *t, int64_t now_ms)
         util_hnode_t *n = t->tab.slots[i], *next;
 
         for (; n != NULL; n = next) {
-            mem_entry_t *e = UTIL_HNODE_ENTRY(n, mem_entry_t, node);
+            mem_entry_t *e =
+                (mem_entry_t *)(void *)((char *)n - offsetof(mem_entry_t, node));
 
             next = n->next;
             if (e->expire_ms <= now_ms)

@@ -14,6 +14,7 @@
 
 #include "rc_internal.h"
 #include "tollgate/util_clock.h"
+#include "tollgate/util_str.h"
 #include "tollgate/log.h"
 
 /* Unlink `cmd` from a wait queue it sits in (not from a flight FIFO). */
@@ -335,18 +336,6 @@ static void ev_settle(rc_client_t *c)
         client_destroy(c);
 }
 
-static char *dup_opt(const char *s, bool *oom)
-{
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    d = strdup(s);
-    if (d == NULL)
-        *oom = true;
-    return d;
-}
-
 static void free_secret(char *s)
 {
     if (s != NULL) {
@@ -472,7 +461,7 @@ out_ssl_err:
 /* Copy options; validate seeds.  -1 with `err` set. */
 static int copy_opts(rc_client_t *c, const rc_opts_t *o, char *err, size_t errlen)
 {
-    bool oom = false;
+    bool ok = true;
     char host[256];
     unsigned port;
 
@@ -500,15 +489,15 @@ static int copy_opts(rc_client_t *c, const rc_opts_t *o, char *err, size_t errle
                      s != NULL ? s : "");
             return -1;
         }
-        c->seeds[i] = dup_opt(s, &oom);
+        c->seeds[i] = util_strdup_opt(s, &ok);
     }
-    c->username = dup_opt(o->username, &oom);
-    c->password = dup_opt(o->password, &oom);
-    c->tls_ca_file = dup_opt(o->tls_ca_file, &oom);
-    c->tls_cert_file = dup_opt(o->tls_cert_file, &oom);
-    c->tls_key_file = dup_opt(o->tls_key_file, &oom);
-    c->tls_server_name = dup_opt(o->tls_server_name, &oom);
-    if (oom || copy_scripts(c, o) != 0)
+    c->username = util_strdup_opt(o->username, &ok);
+    c->password = util_strdup_opt(o->password, &ok);
+    c->tls_ca_file = util_strdup_opt(o->tls_ca_file, &ok);
+    c->tls_cert_file = util_strdup_opt(o->tls_cert_file, &ok);
+    c->tls_key_file = util_strdup_opt(o->tls_key_file, &ok);
+    c->tls_server_name = util_strdup_opt(o->tls_server_name, &ok);
+    if (!ok || copy_scripts(c, o) != 0)
         goto out_oom;
     c->o.seeds = NULL; /* the copies live in c->seeds */
     c->o.scripts = c->scripts;
