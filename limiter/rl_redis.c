@@ -12,8 +12,11 @@
 
 #include "tollgate/util_clock.h"
 #include "tollgate/rl_redis.h"
+#include "olcache_internal.h"
 
-#define ARG_LEN 24 /* one decimal uint64 + NUL */
+#define ARG_LEN 24           /* one decimal uint64 + NUL */
+#define OL_KEY_MAX 4096      /* bytes of an over-limit cache key */
+#define OL_MAX_ENTRIES 10000 /* denied calls remembered per worker */
 
 struct rl_redis {
     const rc_ops_t *ops;
@@ -22,6 +25,9 @@ struct rl_redis {
     size_t script;
     rl_redis_observe_fn observe;
     void *observe_ctx;
+    olcache_t *ol; /* denied calls answered locally until they could fit */
+    void (*ol_hit)(void *ctx);
+    void *ol_ctx;
 };
 
 typedef struct rr_pending rr_pending_t;
@@ -30,6 +36,9 @@ typedef struct rr_call {
     rr_pending_t *p;
     rl_group_t *g;
     rc_pending_t *h; /* NULL once answered */
+    char *olkey;     /* its over-limit cache key, NULL when too long */
+    size_t olkeylen;
+    uint64_t sent_ms; /* monotonic */
 } rr_call_t;
 
 struct rr_pending {
@@ -58,7 +67,10 @@ rl_redis_t *rl_redis_new(const rc_ops_t *ops, void *client, const char *prefix,
     if (r == NULL)
         return NULL;
     r->prefix = strdup(prefix != NULL ? prefix : "");
-    if (r->prefix == NULL) {
+    r->ol = olcache_new(OL_MAX_ENTRIES);
+    if (r->prefix == NULL || r->ol == NULL) {
+        free(r->prefix);
+        olcache_free(r->ol);
         free(r);
         return NULL;
     }
@@ -73,7 +85,19 @@ void rl_redis_free(rl_redis_t *r)
     if (r == NULL)
         return;
     free(r->prefix);
+    olcache_free(r->ol);
     free(r);
+}
+
+void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx), void *ctx)
+{
+    r->ol_hit = fn;
+    r->ol_ctx = ctx;
+}
+
+size_t rl_redis_overlimit_count(const rl_redis_t *r)
+{
+    return olcache_count(r->ol);
 }
 
 void rl_redis_set_observer(rl_redis_t *r, rl_redis_observe_fn fn, void *ctx)
@@ -111,6 +135,13 @@ static int parse_reply(rl_group_t *g, const redisReply *rep)
     return 0;
 }
 
+static void pending_free(rr_pending_t *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->calls[i].olkey);
+    free(p);
+}
+
 static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, void *privdata)
 {
     rr_call_t *call = privdata;
@@ -125,6 +156,8 @@ static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, voi
     } else if (reply->type == REDIS_REPLY_ERROR || parse_reply(call->g, reply) != 0) {
         result = "error";
         p->errstr = "redis error reply";
+    } else if (call->olkey != NULL) {
+        olcache_store(p->r->ol, call->olkey, call->olkeylen, call->g, call->sent_ms);
     }
     if (strcmp(result, "ok") != 0) {
         call->g->failed = true;
@@ -135,7 +168,7 @@ static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, voi
     if (--p->left > 0)
         return;
     p->done(p->nfailed == p->n ? -1 : 0, p->errstr, p->privdata);
-    free(p);
+    pending_free(p);
 }
 
 /* Send one group's script call. */
@@ -187,6 +220,28 @@ out_free:
     return h;
 }
 
+/* A call Redis denied a moment ago and that could not fit yet is answered
+ * from the over-limit cache (olcache_internal.h says why that is exact). */
+static bool over_limit(rl_redis_t *r, rr_call_t *call)
+{
+    char key[OL_KEY_MAX];
+    int len = olcache_key(call->g, key, sizeof key);
+
+    if (len < 0)
+        return false;
+    if (olcache_answer(r->ol, key, (size_t)len, call->g, util_mono_ms())) {
+        if (r->ol_hit != NULL)
+            r->ol_hit(r->ol_ctx);
+        return true;
+    }
+    call->olkey = malloc((size_t)len + 1);
+    if (call->olkey != NULL) {
+        memcpy(call->olkey, key, (size_t)len + 1);
+        call->olkeylen = (size_t)len;
+    }
+    return false;
+}
+
 static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, size_t n,
                       rl_backend_done_fn done, void *privdata)
 {
@@ -209,6 +264,11 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
         groups[i].failed = false;
     }
     for (i = 0; i < n; i++) {
+        if (over_limit(r, &p->calls[i])) {
+            p->left--; /* denied again, locally: nothing sent */
+            continue;
+        }
+        p->calls[i].sent_ms = util_mono_ms();
         p->calls[i].h = send_group(r, &p->calls[i]);
         if (p->calls[i].h == NULL) {
             /* Not sent (node down, no slot map): its callback never runs. */
@@ -224,7 +284,7 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
         /* Every answer came inside this call: the limiter copes with an
          * answer given before check() returns. */
         done(p->nfailed == n ? -1 : 0, p->errstr, privdata);
-        free(p);
+        pending_free(p);
         return NULL;
     }
     return p;
@@ -238,7 +298,7 @@ static void rr_cancel(void *be, void *token)
     for (size_t i = 0; i < p->n; i++)
         if (p->calls[i].h != NULL)
             r->ops->cancel(r->client, p->calls[i].h);
-    free(p);
+    pending_free(p);
 }
 
 const rl_backend_ops_t rl_redis_ops = {

@@ -86,6 +86,11 @@ static void observe(void *ctx, const char *result, double seconds)
     metrics_redis(((srv_worker_t *)ctx)->metrics, result, seconds);
 }
 
+static void overlimit_hit(void *ctx)
+{
+    metrics_overlimit_hit(((srv_worker_t *)ctx)->metrics);
+}
+
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     srv_worker_t *w = arg;
@@ -125,6 +130,7 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
         return -1;
     }
     rl_redis_set_observer(w->rr, observe, w);
+    rl_redis_set_local_observer(w->rr, overlimit_hit, w);
     rl_limiter_set_fallback(w->limiter, s->memory, c->expected_replicas);
     return 0;
 }

@@ -46,7 +46,16 @@ typedef struct mx_hist {
     _Atomic uint64_t sum_ns;
 } mx_hist_t;
 
-enum { T_REQUESTS, T_LIMITS, T_AUTH, T_REDIS, T_JWT_CACHE, T_DEPRECATED, T_COUNT };
+enum {
+    T_REQUESTS,
+    T_LIMITS,
+    T_AUTH,
+    T_REDIS,
+    T_OVERLIMIT,
+    T_JWT_CACHE,
+    T_DEPRECATED,
+    T_COUNT
+};
 enum { H_REQUEST, H_REDIS, H_COUNT };
 
 typedef struct tdef {
@@ -74,6 +83,12 @@ static const tdef_t tdefs[T_COUNT] = {
                 32},
     [T_REDIS] =
         {"tollgate_redis_requests_total", "Redis calls, by result.", 1, {"result"}, 16},
+    [T_OVERLIMIT] = {"tollgate_overlimit_cache_total",
+                     "Limit checks answered without Redis because Redis denied the same "
+                     "call a moment ago and its buckets cannot have refilled yet.",
+                     1,
+                     {"result"},
+                     2},
     [T_JWT_CACHE] = {"tollgate_jwt_cache_total",
                      "Verified-token cache lookups of valid-looking JWTs, by result.",
                      1,
@@ -244,6 +259,12 @@ void metrics_auth_failure(metrics_t *m, const char *reason)
 {
     if (m != NULL)
         mx_count(m, T_AUTH, reason, NULL, NULL);
+}
+
+void metrics_overlimit_hit(metrics_t *m)
+{
+    if (m != NULL)
+        mx_count(m, T_OVERLIMIT, "hit", NULL, NULL);
 }
 
 void metrics_jwt_cache(metrics_t *m, bool hit)
@@ -494,6 +515,7 @@ void metrics_render(struct evbuffer *out)
     render_table(out, &tdefs[T_LIMITS], &tables[T_LIMITS]);
     render_table(out, &tdefs[T_AUTH], &tables[T_AUTH]);
     render_table(out, &tdefs[T_REDIS], &tables[T_REDIS]);
+    render_table(out, &tdefs[T_OVERLIMIT], &tables[T_OVERLIMIT]);
     render_table(out, &tdefs[T_JWT_CACHE], &tables[T_JWT_CACHE]);
     render_table(out, &tdefs[T_DEPRECATED], &tables[T_DEPRECATED]);
     render_hist(out, &hdefs[H_REDIS], &hists[H_REDIS]);

@@ -32,6 +32,13 @@ void rl_redis_free(rl_redis_t *r);
 
 void rl_redis_set_observer(rl_redis_t *r, rl_redis_observe_fn fn, void *ctx);
 
+/* Called for each script call answered from the over-limit cache (a call
+ * Redis denied a moment ago that cannot fit yet; see limiter/olcache_internal.h). */
+void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx), void *ctx);
+
+/* Denied calls held by the over-limit cache now. */
+size_t rl_redis_overlimit_count(const rl_redis_t *r);
+
 /* The ops table; its `be` is an rl_redis_t *. */
 extern const rl_backend_ops_t rl_redis_ops;
 

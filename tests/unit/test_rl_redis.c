@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -148,6 +149,77 @@ static void test_calls_and_replies(void)
     CU_ASSERT_EQUAL(got.status, 0);
     CU_ASSERT_FALSE(g[0].failed);
     CU_ASSERT_TRUE(g[1].failed);
+    rl_redis_free(r);
+}
+
+static void hit(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+/* Check one group of `lim` for client `id`; returns how many calls went out. */
+static int check_one(rl_redis_t *r, fake_t *f, const rl_limit_t *lim, const char *id,
+                     rl_limit_result_t *res, const long long *reply)
+{
+    const rl_limit_t *l[1] = {lim};
+    rl_rate_t rt[1] = {lim->rate};
+    rl_group_t g = {id, l, rt, res, 1, 1, false};
+    got_t got = {0};
+    int before = f->ncalls;
+
+    rl_redis_ops.check(r, NULL, &g, 1, got_done, &got);
+    if (f->ncalls > before && reply != NULL)
+        answer(f, f->ncalls - 1, reply, 6);
+    CU_ASSERT_EQUAL(got.calls, 1);
+    return f->ncalls - before;
+}
+
+/* A call Redis denied is answered locally until its bucket could fit, with
+ * the same verdict (retry counted down); an allowed one never is; another
+ * client, cost, rate or a shadow limit misses. */
+static void test_overlimit_cache(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE), s = mk_limit("s", RL_MODE_SHADOW);
+    rl_limit_t a2 = a;
+    rl_limit_result_t res = {0};
+    const long long denied[] = {0, 400, 0, 0, 2000, 400};   /* retry 400 ms */
+    const long long allowed[] = {1, 0, 1, 5, 1500, 0};
+    const long long soon[] = {0, 30, 0, 0, 2000, 30};       /* retry 30 ms */
+    int hits = 0;
+
+    rl_redis_set_local_observer(r, hit, &hits);
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=x", &res, denied), 1);
+    CU_ASSERT_FALSE(res.v.allowed);
+    memset(&res, 0, sizeof res);
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=x", &res, NULL), 0); /* local */
+    CU_ASSERT_EQUAL(hits, 1);
+    CU_ASSERT_FALSE(res.v.allowed);
+    CU_ASSERT_EQUAL(res.v.remaining, 0);
+    CU_ASSERT(res.v.retry_after_ms <= 400 && res.v.retry_after_ms > 300);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 1);
+    /* another client, another rate: asked */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=y", &res, allowed), 1);
+    a2.rate.n = 11;
+    CU_ASSERT_EQUAL(check_one(r, &f, &a2, "c=x", &res, allowed), 1);
+    CU_ASSERT_TRUE(res.v.allowed);
+    /* allowed calls are not remembered: c=y asks again */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=y", &res, allowed), 1);
+    /* a shadow limit that does not fit denies nothing: not remembered */
+    CU_ASSERT_EQUAL(check_one(r, &f, &s, "c=z", &res, denied), 1);
+    CU_ASSERT_EQUAL(check_one(r, &f, &s, "c=z", &res, allowed), 1);
+    /* expiry: a 30 ms wait is over after 40 ms */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=w", &res, soon), 1);
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=w", &res, NULL), 0);
+    {
+        struct timespec ts = {0, 40 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=w", &res, allowed), 1);
+    CU_ASSERT_TRUE(res.v.allowed);
+    CU_ASSERT_EQUAL(hits, 2);
     rl_redis_free(r);
 }
 
@@ -299,9 +371,12 @@ static void test_live_shared_bucket(void)
     CU_ASSERT_TRUE(lv.allowed >= 10 && lv.allowed <= 11);
     CU_ASSERT_EQUAL(lv.allowed + lv.denied, 30);
 
-    /* Redis goes away: on_redis_error open allows, marked failed. */
+    /* Redis goes away: on_redis_error open allows, marked failed.  (Another
+     * client: the denied one stays denied from the over-limit cache until
+     * its bucket could have refilled, Redis or not.) */
     tu_redis_kill(&srv);
     lim.on_redis_error = RL_ONERR_OPEN;
+    q.client_id = "live-test-2";
     lv = (live_t){.left = 1};
     CU_ASSERT_PTR_NOT_NULL(rl_check(l1, &ps, &q, live_done, &lv));
     for (int i = 0; i < 300 && lv.left > 0; i++)
@@ -320,6 +395,7 @@ static void test_live_shared_bucket(void)
 int test_rl_redis_add(void)
 {
     static const unit_test_t tests[] = {
+        {"over-limit cache", test_overlimit_cache},
         {"key spelling", test_key_spelling},
         {"calls and replies, one group failing", test_calls_and_replies},
         {"malformed and missing replies", test_malformed_and_missing_replies},

@@ -1,0 +1,86 @@
+"""The over-limit cache (limiter/olcache_internal.h): a client Redis denied
+is denied again locally, without a Redis call, until its bucket could have
+refilled — never longer, and never admitting what Redis would deny."""
+import time
+import unittest
+
+from harness import TollgateCase, api_key, wait_for
+
+try:
+    import redis_harness as rh
+except ImportError:  # pragma: no cover
+    rh = None
+
+
+def evalsha_calls(redis):
+    with redis.client() as c:
+        text = c.call("INFO", "commandstats").decode()
+    for line in text.splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def metric(text, name, **labels):
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{" + want + "} "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@unittest.skipUnless(rh is not None and rh.have_redis(), "redis-server not installed")
+class OverLimit(TollgateCase):
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = rh.RedisServer().start()
+        cls.addClassCleanup(cls.redis.close)
+
+    def spawn_on_redis(self, rate):
+        def conf(cfg):
+            cfg["redis"] = {"mode": "standalone", "nodes": [self.redis.addr],
+                            "timeout_ms": 500}
+            cfg["limits"] = [{"name": "tight", "match": {}, "by": ["client"], "rate": rate,
+                              "on_redis_error": "closed"}]
+            return cfg
+        tg = self.spawn(conf)
+        self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5))
+        return tg
+
+    def test_denials_cost_no_redis_call(self):
+        tg = self.spawn_on_redis("3/minute")
+        before = evalsha_calls(self.redis)
+        got = [tg.get("/auth/x", api_key("bob")) for _ in range(30)]
+        codes = [r.status for r in got]
+        self.assertEqual(codes[:3], [200] * 3)
+        self.assertEqual(codes[3:], [429] * 27)
+        calls = evalsha_calls(self.redis) - before
+        # 3 allowed + the first denial on each of the 2 worker threads
+        self.assertLessEqual(calls, 5, "denials still went to Redis")
+        self.assertGreaterEqual(
+            metric(tg.metrics(), "tollgate_overlimit_cache_total", result="hit"), 25)
+        # a locally denied answer looks like Redis's: Retry-After counts down
+        last = got[-1]
+        self.assertEqual(last.header("X-RateLimit-Remaining"), "0")
+        ra = int(last.header("Retry-After"))
+        self.assertTrue(1 <= ra <= 20, ra)
+
+    def test_never_denies_longer_than_redis(self):
+        tg = self.spawn_on_redis("5/second")  # one token per 200 ms
+        codes = [tg.get("/auth/x", api_key("alice")).status for _ in range(8)]
+        self.assertIn(429, codes)
+        t0 = time.monotonic()
+        ok = wait_for(lambda: tg.get("/auth/x", api_key("alice")).status == 200, 2, 0.01)
+        waited = time.monotonic() - t0
+        self.assertTrue(ok)
+        # Redis would admit again within one token's refill (200 ms)
+        self.assertLess(waited, 0.5, "denied %.3f s after a token came back" % waited)
+
+    def test_shared_exactness_with_two_replicas(self):
+        a, b = self.spawn_on_redis("10/minute"), self.spawn_on_redis("10/minute")
+        allowed = 0
+        for i in range(60):
+            allowed += (a if i % 2 else b).get("/auth/x", api_key("carol")).status == 200
+        self.assertEqual(allowed, 10)
