@@ -15,6 +15,16 @@
 #                       token repeated (verified-token cache on)  vs memory
 #   tollgate-jwt-nocache the same with the cache off (cache_entries 0):
 #                       one RS256 signature check per request     vs memory
+#   tollgate-deny       standalone Redis, every request over its
+#                       limit (its 429s are the "errors"): the
+#                       over-limit cache's row                    vs redis
+#   tollgate-hotkey     standalone Redis, one API key for all load vs redis
+#   tollgate-redis-1thread  standalone Redis, --threads 1         vs redis
+#
+# Columns besides req/s and latency: req/cpu-s = requests per CPU-second of
+# the server under test (the fair figure on a shared machine), evalsha/req =
+# script calls Redis ran per request (INFO commandstats before and after the
+# run, every node of the cluster).
 #
 # Before the table, tests/bench/jwt_verify.c prints the cost of one
 # verification per algorithm (RS256, PS256, ES256, EdDSA) through tollgate's
@@ -174,15 +184,15 @@ wait_http "http://127.0.0.1:$BARE_PORT/" -H "X-API-Key: $FIRST_KEY" ||
 
 # ---- tollgate: three instances (memory, standalone, cluster)
 declare -A TG_PORT TG_ADMIN TG_PID
-start_tollgate() { # NAME REDIS-YAML [JWT-CACHE-ENTRIES]
-    local name=$1 redis=$2 cache=${3:-10000} port admin code
+start_tollgate() { # NAME REDIS-YAML [JWT-CACHE-ENTRIES] [THREADS]
+    local name=$1 redis=$2 cache=${3:-10000} threads=${4:-$TG_THREADS} port admin code
     port=$(free_port)
     admin=$(free_port)
     cat > "$TMP/tollgate-$name.yaml" <<YAML
 environment: development
 listen: "127.0.0.1:$port"
 admin_listen: "127.0.0.1:$admin"
-threads: $TG_THREADS
+threads: $threads
 redis: $redis
 auth:
   mode: any
@@ -198,6 +208,11 @@ limits:
     match: {}
     by: [client]
     rate: 10000000/minute
+    on_redis_error: closed
+  - name: deny
+    match: {path_prefix: /deny}
+    by: [client]
+    rate: 1/hour
     on_redis_error: closed
 routes:
   - name: proxied
@@ -221,20 +236,39 @@ start_tollgate memory "{mode: none}"
 start_tollgate jwtnocache "{mode: none}" 0
 start_tollgate redis "{mode: standalone, nodes: [\"$REDIS_ADDR\"]}"
 start_tollgate cluster "{mode: cluster, nodes: [$(sed 's/\([^ ]*\)/"\1"/g; s/ /, /g' <<< "$CLUSTER_SEEDS")]}"
+start_tollgate redis1 "{mode: standalone, nodes: [\"$REDIS_ADDR\"]}" 10000 1
+head -1 "$TMP/keys.txt" > "$TMP/hot.txt"
 
-# ---- rows: NAME URL BASELINE SERVER-PIDS REDIS-PIDS
+# ---- rows: NAME URL BASELINE SERVER-PIDS REDIS-PIDS CREDENTIALS REDIS-ADDRS
+# CREDENTIALS: keys (NKEYS API keys rotated), bearer (one RS256 token), hot
+# (one API key); REDIS-ADDRS: the nodes whose EVALSHA calls are counted.
+CLUSTER_ADDRS=$(tr ' ' ',' <<< "$CLUSTER_SEEDS")
 ROWS=(
-    "nginx http://127.0.0.1:$NGX_PORT/ - $NGX_PID -"
-    "tollgate-memory http://127.0.0.1:${TG_PORT[memory]}/auth/bench nginx ${TG_PID[memory]} -"
-    "bare-evalsha http://127.0.0.1:$BARE_PORT/ - $BARE_PID $REDIS_PID"
-    "tollgate-redis http://127.0.0.1:${TG_PORT[redis]}/auth/bench bare-evalsha ${TG_PID[redis]} $REDIS_PID"
-    "tollgate-cluster http://127.0.0.1:${TG_PORT[cluster]}/auth/bench bare-evalsha ${TG_PID[cluster]} ${CLUSTER_PIDS// /,}"
+    "nginx http://127.0.0.1:$NGX_PORT/ - $NGX_PID - keys -"
+    "tollgate-memory http://127.0.0.1:${TG_PORT[memory]}/auth/bench nginx ${TG_PID[memory]} - keys -"
+    "bare-evalsha http://127.0.0.1:$BARE_PORT/ - $BARE_PID $REDIS_PID keys $REDIS_ADDR"
+    "tollgate-redis http://127.0.0.1:${TG_PORT[redis]}/auth/bench bare-evalsha ${TG_PID[redis]} $REDIS_PID keys $REDIS_ADDR"
+    "tollgate-cluster http://127.0.0.1:${TG_PORT[cluster]}/auth/bench bare-evalsha ${TG_PID[cluster]} ${CLUSTER_PIDS// /,} keys $CLUSTER_ADDRS"
+    "tollgate-jwt-rs256 http://127.0.0.1:${TG_PORT[memory]}/auth/bench tollgate-memory ${TG_PID[memory]} - bearer -"
+    "tollgate-jwt-nocache http://127.0.0.1:${TG_PORT[jwtnocache]}/auth/bench tollgate-memory ${TG_PID[jwtnocache]} - bearer -"
+    "tollgate-deny http://127.0.0.1:${TG_PORT[redis]}/auth/deny tollgate-redis ${TG_PID[redis]} $REDIS_PID keys $REDIS_ADDR"
+    "tollgate-hotkey http://127.0.0.1:${TG_PORT[redis]}/auth/bench tollgate-redis ${TG_PID[redis]} $REDIS_PID hot $REDIS_ADDR"
+    "tollgate-redis-1thread http://127.0.0.1:${TG_PORT[redis1]}/auth/bench tollgate-redis ${TG_PID[redis1]} $REDIS_PID keys $REDIS_ADDR"
 )
-ROWS+=("tollgate-jwt-rs256 http://127.0.0.1:${TG_PORT[memory]}/auth/bench tollgate-memory ${TG_PID[memory]} - bearer"
-      "tollgate-jwt-nocache http://127.0.0.1:${TG_PORT[jwtnocache]}/auth/bench tollgate-memory ${TG_PID[jwtnocache]} - bearer")
 if [ -n "${BENCH_PROXY:-}" ] && [ "$BENCH_PROXY" != 0 ]; then
-    ROWS+=("tollgate-proxy http://127.0.0.1:${TG_PORT[memory]}/proxy/bench nginx ${TG_PID[memory]},$NGX_PID -")
+    ROWS+=("tollgate-proxy http://127.0.0.1:${TG_PORT[memory]}/proxy/bench nginx ${TG_PID[memory]},$NGX_PID - keys -")
 fi
+
+evalsha_total() { # ADDRS (comma list, "-" none): EVALSHA calls so far, summed
+    local a total=0 n
+    [ "$1" = - ] && { echo 0; return; }
+    for a in ${1//,/ }; do
+        n=$(redis-cli -h "${a%:*}" -p "${a##*:}" INFO commandstats 2>/dev/null |
+            sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p')
+        total=$((total + ${n:-0}))
+    done
+    echo "$total"
+}
 
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
     awk -v v="$1" 'BEGIN {
@@ -265,6 +299,7 @@ box_ticks() { # "idle total" of the whole box from /proc/stat
 wrk_run() { # URL SECONDS OUTFILE [CREDENTIALS]: wrk, with its own CPU time appended
     local TIMEFORMAT='wrk-cpu %U %S' creds="$TMP/keys.txt"
     [ "${4:-}" = bearer ] && creds="$TMP/bearer.txt"
+    [ "${4:-}" = hot ] && creds="$TMP/hot.txt"
     { time wrk -t"$WRK_THREADS" -c"$CONNS" -d"$2s" --latency \
         -s "$HERE/rotate-keys.lua" "$1" -- "$creds" > "$3"; } 2>> "$3"
 }
@@ -272,10 +307,12 @@ wrk_run() { # URL SECONDS OUTFILE [CREDENTIALS]: wrk, with its own CPU time appe
 declare -A BEST
 ALL_RUNS=()
 measure() { # ROW PASS
-    local name url base spids rpids creds f s0 r0 s1 r1 b0 b1 idle rps p50 p99 errs sock wcpu
-    read -r name url base spids rpids creds <<< "$1"
+    local name url base spids rpids creds raddrs f s0 r0 s1 r1 b0 b1 idle rps p50 p99 errs sock
+    local wcpu e0 e1 nreq
+    read -r name url base spids rpids creds raddrs <<< "$1"
     f="$TMP/wrk-$name-$2.txt"
     echo "bench: pass $2/$REPEAT  $name  ($url, ${SECS}s)" >&2
+    e0=$(evalsha_total "${raddrs:--}")
     s0=$(cpu_ticks "$spids")
     r0=$(cpu_ticks "$rpids")
     b0=$(box_ticks)
@@ -283,6 +320,8 @@ measure() { # ROW PASS
     b1=$(box_ticks)
     s1=$(cpu_ticks "$spids")
     r1=$(cpu_ticks "$rpids")
+    e1=$(evalsha_total "${raddrs:--}")
+    nreq=$(awk '/ requests in / {print $1}' "$f")
     idle=$(awk -v a="$b0" -v b="$b1" 'BEGIN { split(a, x, " "); split(b, y, " ");
         printf "%.0f", (y[2] > x[2] ? (y[1] - x[1]) * 100 / (y[2] - x[2]) : 0) }')
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
@@ -296,16 +335,21 @@ measure() { # ROW PASS
     scpu=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.0f", (b - a) * 100 / hz / s}')
     rcpu=$(awk -v a="$r0" -v b="$r1" -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.0f", (b - a) * 100 / hz / s}')
     [ "$rpids" = - ] && rcpu=-
+    local percpu evreq
+    percpu=$(awk -v r="${rps:-0}" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0 ? r * 100 / c : 0) }')
+    evreq=-
+    [ "${raddrs:--}" = - ] ||
+        evreq=$(awk -v a="$e0" -v b="$e1" -v n="${nreq:-0}" 'BEGIN { printf "%.3f", (n > 0 ? (b - a) / n : 0) }')
     ALL_RUNS+=("$name:$(printf '%.0f' "${rps:-0}")")
     if [ -z "${BEST[$name]:-}" ] ||
         awk -v a="${rps:-0}" -v b="${BEST[$name]%% *}" 'BEGIN {exit !(a > b)}'; then
-        BEST[$name]="${rps:-0} $p50 $p99 $scpu $rcpu ${wcpu:-?} $idle $errs"
+        BEST[$name]="${rps:-0} $p50 $p99 $scpu $rcpu ${wcpu:-?} $idle $errs $percpu $evreq"
     fi
 }
 
 # Warm-up (not measured): buckets and keys created, caches and connections hot.
 for row in "${ROWS[@]}"; do
-    read -r _ url _ _ _ creds <<< "$row"
+    read -r _ url _ _ _ creds _ <<< "$row"
     wrk_run "$url" 1 "$TMP/warmup.txt" "${creds:-}"
 done
 redis_calls() { # NAME: "result=count ..." from tollgate's /metrics
@@ -322,20 +366,20 @@ done
 
 # ---- table
 printf '\nOne JWT verification (us), tollgate verifier, this machine:\n%s\n' "$JWT_COSTS"
-printf '\n%-20s %9s %7s %7s %13s %8s %9s %7s %5s %6s\n' target "req/s" "p50 ms" "p99 ms" \
-    "ratio" "srv cpu" "redis cpu" "wrk cpu" idle errors
+printf '\n%-22s %9s %7s %7s %17s %8s %9s %7s %5s %6s %9s %11s\n' target "req/s" "p50 ms" \
+    "p99 ms" "ratio" "srv cpu" "redis cpu" "wrk cpu" idle errors "req/cpu-s" "evalsha/req"
 for row in "${ROWS[@]}"; do
     read -r name _ base _ <<< "$row"
-    read -r rps p50 p99 scpu rcpu wcpu idle errs <<< "${BEST[$name]}"
+    read -r rps p50 p99 scpu rcpu wcpu idle errs percpu evreq <<< "${BEST[$name]}"
     if [ "$base" = - ]; then
         ratio="(yardstick)"
     else
-        ratio=$(awk -v a="$rps" -v b="${BEST[$base]%% *}" -v n="${base%%-*}" \
+        ratio=$(awk -v a="$rps" -v b="${BEST[$base]%% *}" -v n="${base#tollgate-}" \
             'BEGIN { printf "%.2f vs %s", (b > 0 ? a / b : 0), n }')
     fi
     [ "$rcpu" = - ] || rcpu="$rcpu%"
-    printf '%-20s %9.0f %7s %7s %13s %7s%% %9s %6s%% %4s%% %6s\n' "$name" "$rps" "$p50" "$p99" \
-        "$ratio" "$scpu" "$rcpu" "$wcpu" "$idle" "$errs"
+    printf '%-22s %9.0f %7s %7s %17s %7s%% %9s %6s%% %4s%% %6s %9s %11s\n' "$name" "$rps" \
+        "$p50" "$p99" "$ratio" "$scpu" "$rcpu" "$wcpu" "$idle" "$errs" "$percpu" "$evreq"
 done
 cat <<EOF
 
