@@ -10,6 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
+#include "tollgate/rc_proto.h"
+
 #include "tollgate/util_clock.h"
 #include "tollgate/rl_redis.h"
 #include "olcache_internal.h"
@@ -17,6 +21,8 @@
 #define ARG_LEN 24           /* one decimal uint64 + NUL */
 #define OL_KEY_MAX 4096      /* bytes of an over-limit cache key */
 #define OL_MAX_ENTRIES 10000 /* denied calls remembered per worker */
+#define BATCH_MAX 256        /* requests of one batched script call */
+#define BATCH_OPEN 16        /* batches being filled at once (cluster: one per slot) */
 
 struct rl_redis {
     const rc_ops_t *ops;
@@ -28,18 +34,38 @@ struct rl_redis {
     olcache_t *ol; /* denied calls answered locally until they could fit */
     void (*ol_hit)(void *ctx);
     void *ol_ctx;
+    /* Batching: the calls of one loop turn go out as one script call per
+     * node (standalone) or per hash slot (cluster). */
+    size_t batch_max; /* 0/1: every call on its own */
+    bool cluster;
+    struct rr_batch *open[BATCH_OPEN];
+    size_t nopen;
+    struct event *flush_ev;
 };
+
+typedef struct rr_batch rr_batch_t;
 
 typedef struct rr_pending rr_pending_t;
 
 typedef struct rr_call {
     rr_pending_t *p;
     rl_group_t *g;
-    rc_pending_t *h; /* NULL once answered */
+    rc_pending_t *h;   /* NULL once answered */
+    rr_batch_t *batch; /* or queued in / sent with this batch */
+    size_t bidx;       /* its place there */
     char *olkey;     /* its over-limit cache key, NULL when too long */
     size_t olkeylen;
     uint64_t sent_ms; /* monotonic */
 } rr_call_t;
+
+/* Calls sent as one batched script call (lua/bucket.lua, batch form). */
+struct rr_batch {
+    rl_redis_t *r;
+    rc_pending_t *h; /* NULL until sent */
+    unsigned slot;   /* cluster: the slot of every key */
+    size_t n, live;  /* calls, and those not cancelled */
+    rr_call_t *calls[BATCH_MAX]; /* NULL: cancelled */
+};
 
 struct rr_pending {
     rl_redis_t *r;
@@ -86,7 +112,18 @@ void rl_redis_free(rl_redis_t *r)
         return;
     free(r->prefix);
     olcache_free(r->ol);
+    /* Open batches hold only calls of requests the limiter cancelled. */
+    for (size_t i = 0; i < r->nopen; i++)
+        free(r->open[i]);
+    if (r->flush_ev != NULL)
+        event_free(r->flush_ev);
     free(r);
+}
+
+void rl_redis_set_batching(rl_redis_t *r, size_t max, bool cluster)
+{
+    r->batch_max = max > BATCH_MAX ? BATCH_MAX : max;
+    r->cluster = cluster;
 }
 
 void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx), void *ctx)
@@ -142,14 +179,14 @@ static void pending_free(rr_pending_t *p)
     free(p);
 }
 
-static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, void *privdata)
+/* One call's answer (`reply` its own script reply, NULL when none). */
+static void call_finish(rr_call_t *call, const redisReply *reply, const char *errstr)
 {
-    rr_call_t *call = privdata;
     rr_pending_t *p = call->p;
     const char *result = "ok";
 
-    (void)c;
     call->h = NULL;
+    call->batch = NULL;
     if (reply == NULL) {
         result = errstr != NULL && strstr(errstr, "timeout") != NULL ? "timeout" : "error";
         p->errstr = "redis unavailable";
@@ -169,6 +206,12 @@ static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, voi
         return;
     p->done(p->nfailed == p->n ? -1 : 0, p->errstr, p->privdata);
     pending_free(p);
+}
+
+static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, void *privdata)
+{
+    (void)c;
+    call_finish(privdata, reply, errstr);
 }
 
 /* Send one group's script call. */
@@ -220,6 +263,223 @@ out_free:
     return h;
 }
 
+/* ---- batching ------------------------------------------------------------ */
+
+static void batch_done(rc_client_t *c, redisReply *reply, const char *errstr, void *privdata)
+{
+    rr_batch_t *b = privdata;
+    bool whole = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->n;
+
+    (void)c;
+    b->h = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        rr_call_t *call = b->calls[i];
+
+        if (call == NULL)
+            continue; /* its request went away */
+        if (whole)
+            call_finish(call, reply->element[i], NULL);
+        else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+            call_finish(call, reply, NULL); /* an error reply fails each call */
+        else
+            call_finish(call, NULL, reply == NULL ? errstr : "malformed batch reply");
+    }
+    free(b);
+}
+
+/* The batch's KEYS and ARGV ('B', R, then per call k, cost, rates). */
+static rc_pending_t *send_batch(rl_redis_t *r, rr_batch_t *b)
+{
+    size_t nkeys = 0, nargs = 2, k = 0, a = 0;
+    const char **keys, **args;
+    size_t *keylens, *arglens;
+    char *keybuf, (*argbuf)[ARG_LEN];
+    rc_pending_t *h = NULL;
+
+    for (size_t i = 0; i < b->n; i++) {
+        nkeys += b->calls[i]->g->n;
+        nargs += 2 + 4 * b->calls[i]->g->n;
+    }
+    keys = calloc(nkeys, sizeof(*keys));
+    keylens = calloc(nkeys, sizeof(*keylens));
+    keybuf = malloc(nkeys * RL_REDIS_MAX_KEY);
+    args = calloc(nargs, sizeof(*args));
+    arglens = calloc(nargs, sizeof(*arglens));
+    argbuf = calloc(nargs, ARG_LEN);
+    if (keys == NULL || keylens == NULL || keybuf == NULL || args == NULL ||
+        arglens == NULL || argbuf == NULL)
+        goto out_free;
+    snprintf(argbuf[a++], ARG_LEN, "B");
+    snprintf(argbuf[a++], ARG_LEN, "%zu", b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        const rl_group_t *g = b->calls[i]->g;
+
+        snprintf(argbuf[a++], ARG_LEN, "%zu", g->n);
+        snprintf(argbuf[a++], ARG_LEN, "%u", g->cost);
+        for (size_t j = 0; j < g->n; j++, k++) {
+            int len = rl_redis_key(r->prefix, g->identity, g->limits[j]->name,
+                                   keybuf + k * RL_REDIS_MAX_KEY, RL_REDIS_MAX_KEY);
+
+            if (len < 0)
+                goto out_free;
+            keys[k] = keybuf + k * RL_REDIS_MAX_KEY;
+            keylens[k] = (size_t)len;
+            snprintf(argbuf[a++], ARG_LEN, "%u", g->rates[j].n);
+            snprintf(argbuf[a++], ARG_LEN, "%u", g->rates[j].period_ms);
+            snprintf(argbuf[a++], ARG_LEN, "%u", g->rates[j].burst);
+            snprintf(argbuf[a++], ARG_LEN, "%d", g->limits[j]->mode == RL_MODE_SHADOW);
+        }
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        args[i] = argbuf[i];
+        arglens[i] = strlen(argbuf[i]);
+    }
+    h = r->ops->evalsha(r->client, r->script, (int)nkeys, keys, keylens, (int)nargs, args,
+                        arglens, batch_done, b);
+out_free:
+    free(keys);
+    free(keylens);
+    free(keybuf);
+    free(args);
+    free(arglens);
+    free(argbuf);
+    return h;
+}
+
+/* A call that could not be sent (node down, no slot map): it fails now. */
+static void call_unsent(rr_call_t *call)
+{
+    rl_redis_t *r = call->p->r;
+
+    call->batch = NULL;
+    call->h = NULL;
+    call->g->failed = true;
+    call->p->nfailed++;
+    call->p->errstr = "redis unavailable";
+    if (r->observe != NULL)
+        r->observe(r->observe_ctx, "error", 0.0);
+    if (--call->p->left == 0) {
+        rr_pending_t *p = call->p;
+
+        p->done(p->nfailed == p->n ? -1 : 0, p->errstr, p->privdata);
+        pending_free(p);
+    }
+}
+
+/* Send a filled batch: one call alone goes in the single form. */
+static void batch_send(rl_redis_t *r, rr_batch_t *b)
+{
+    size_t live = 0;
+
+    for (size_t i = 0; i < b->n; i++) /* drop cancelled calls */
+        if (b->calls[i] != NULL) {
+            b->calls[live] = b->calls[i];
+            b->calls[live]->bidx = live;
+            live++;
+        }
+    b->n = b->live = live;
+    if (live == 1) {
+        rr_call_t *call = b->calls[0];
+
+        call->batch = NULL;
+        call->sent_ms = util_mono_ms();
+        call->h = send_group(r, call);
+        free(b);
+        if (call->h == NULL)
+            call_unsent(call);
+        return;
+    }
+    if (live > 1) {
+        for (size_t i = 0; i < live; i++)
+            b->calls[i]->sent_ms = util_mono_ms();
+        b->h = send_batch(r, b);
+        if (b->h != NULL)
+            return;
+        for (size_t i = 0; i < live; i++)
+            call_unsent(b->calls[i]);
+    }
+    free(b);
+}
+
+/* End of the loop turn: every open batch goes out. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_redis_t *r = arg;
+    size_t n = r->nopen;
+    rr_batch_t *open[BATCH_OPEN];
+
+    (void)fd;
+    (void)what;
+    memcpy(open, r->open, n * sizeof(open[0]));
+    r->nopen = 0;
+    for (size_t i = 0; i < n; i++)
+        batch_send(r, open[i]);
+}
+
+/* The slot of a group's keys (one hash tag: its identity). */
+static unsigned group_slot(const rl_redis_t *r, const rl_group_t *g)
+{
+    char k[RL_REDIS_MAX_KEY];
+    int len = rl_redis_key(r->prefix, g->identity, g->limits[0]->name, k, sizeof k);
+
+    return len > 0 ? rc_slot(k, (size_t)len) : 0;
+}
+
+/* Queue `call` for this loop turn's batch of its node (or slot).  false when
+ * batching is off or impossible (the caller sends it alone). */
+static bool batch_add(rl_redis_t *r, struct event_base *base, rr_call_t *call)
+{
+    static const struct timeval now = {0, 0};
+    unsigned slot = r->cluster ? group_slot(r, call->g) : 0;
+    rr_batch_t *b = NULL;
+    size_t i;
+
+    if (r->batch_max < 2 || base == NULL)
+        return false;
+    if (r->flush_ev == NULL && (r->flush_ev = evtimer_new(base, flush_cb, r)) == NULL)
+        return false;
+    for (i = 0; i < r->nopen; i++)
+        if (r->open[i]->slot == slot) {
+            b = r->open[i];
+            break;
+        }
+    if (b == NULL) {
+        if (r->nopen == BATCH_OPEN)
+            return false;
+        b = calloc(1, sizeof(*b));
+        if (b == NULL)
+            return false;
+        b->r = r;
+        b->slot = slot;
+        r->open[r->nopen++] = b;
+    }
+    call->batch = b;
+    call->bidx = b->n;
+    b->calls[b->n++] = call;
+    b->live++;
+    if (b->n >= r->batch_max || b->n == BATCH_MAX) {
+        r->open[i] = r->open[--r->nopen]; /* full: out now */
+        batch_send(r, b);
+    } else if (!evtimer_pending(r->flush_ev, NULL)) {
+        evtimer_add(r->flush_ev, &now);
+    }
+    return true;
+}
+
+/* A request went away: its calls leave their batches (a sent batch whose
+ * every call left is cancelled). */
+static void batch_forget(rl_redis_t *r, rr_call_t *call)
+{
+    rr_batch_t *b = call->batch;
+
+    b->calls[call->bidx] = NULL;
+    call->batch = NULL;
+    if (--b->live > 0 || b->h == NULL)
+        return; /* others wait, or not sent yet (flush skips it) */
+    r->ops->cancel(r->client, b->h);
+    free(b);
+}
+
 /* A call Redis denied a moment ago and that could not fit yet is answered
  * from the over-limit cache (olcache_internal.h says why that is exact). */
 static bool over_limit(rl_redis_t *r, rr_call_t *call)
@@ -249,7 +509,6 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
     rr_pending_t *p = calloc(1, sizeof(*p) + n * sizeof(rr_call_t));
     size_t i;
 
-    (void)base;
     if (p == NULL)
         return NULL;
     p->r = r;
@@ -268,6 +527,8 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
             p->left--; /* denied again, locally: nothing sent */
             continue;
         }
+        if (batch_add(r, base, &p->calls[i]))
+            continue; /* answered by batch_done */
         p->calls[i].sent_ms = util_mono_ms();
         p->calls[i].h = send_group(r, &p->calls[i]);
         if (p->calls[i].h == NULL) {
@@ -295,9 +556,12 @@ static void rr_cancel(void *be, void *token)
     rl_redis_t *r = be;
     rr_pending_t *p = token;
 
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         if (p->calls[i].h != NULL)
             r->ops->cancel(r->client, p->calls[i].h);
+        else if (p->calls[i].batch != NULL)
+            batch_forget(r, &p->calls[i]);
+    }
     pending_free(p);
 }
 

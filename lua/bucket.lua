@@ -46,6 +46,15 @@ Returns an array of 2 + 4*K integers:
                       then only the time until level reaches need)
 Bad KEYS/ARGV give an error reply "ERR tollgate bucket: ...".
 
+Batch form (several independent requests in one call, limiter/rl_redis.c):
+ARGV[1] = 'B', ARGV[2] = R (1 .. 1000), then for each request j in order:
+k_j, its cost, and 4 * k_j rate arguments as above; KEYS are the requests'
+keys one after another (sum of k_j).  The requests are decided in order at
+one TIME, each all-or-nothing over its own buckets exactly as a call of its
+own would be (a bucket named by two requests sees the first one's charge),
+and the reply is an array of R replies of the form above.  A bad layout
+refuses the whole batch.
+
 Redis 7 replicates a script by its effects (HSET, PEXPIRE), so TIME is
 allowed; redis.replicate_commands() makes Redis 3.2 - 4 do the same.
 ]]
@@ -84,96 +93,141 @@ local function bad(what)
     return redis.error_reply('ERR tollgate bucket: ' .. what)
 end
 
+-- Decide one request over KEYS[k0 + 1 .. k0 + nkeys] with its cost in
+-- ARGV[a0] and four rate arguments per key from ARGV[a0 + 1], at `now`.
+-- Returns the reply array, or an error reply.
+local function decide(k0, nkeys, a0, now)
+    local cost = int_arg(a0, 0, MAX_BURST)
+    if cost == nil then
+        return bad('bad cost')
+    end
+
+    -- Pass 1: load, refill, decide.  Per key i, st[6i-5 .. 6i] holds
+    -- n, period, cap, level, ts, and whether the key held another type.
+    -- (Flat tables: a script call allocates little, and the GC stays quiet.)
+    local st = {}
+    local allowed, retry = true, 0
+
+    for i = 1, nkeys do
+        local a = a0 + 4 * i - 3
+        local n = int_arg(a, 1, MAX_N)
+        local period = int_arg(a + 1, 1, MAX_PERIOD_MS)
+        local burst = int_arg(a + 2, 1, MAX_BURST)
+        local mode = ARGV[a + 3]
+        if n == nil or period == nil or burst == nil or (mode ~= '0' and mode ~= '1') then
+            return bad('bad rate for key ' .. i)
+        end
+        local cap = burst * period
+
+        -- Load: anything unreadable is a full bucket as of now.
+        local lv, at
+        local h = redis.pcall('HMGET', KEYS[k0 + i], 'tokens', 'ts')
+        local wrongtype = h.err ~= nil
+        if not wrongtype then
+            lv, at = stored_int(h[1]), stored_int(h[2])
+        end
+        if lv == nil or at == nil then
+            lv, at = cap, now
+        elseif lv > cap then
+            lv = cap
+        end
+
+        -- Refill, exactly: elapsed * n only when it stays below the deficit.
+        if now > at then
+            local deficit = cap - lv
+            if deficit > 0 then
+                if now - at >= ceil(deficit / n) then
+                    lv = cap
+                else
+                    lv = lv + (now - at) * n
+                end
+            end
+            at = now
+        end
+
+        local need = cost * period
+        if lv < need and mode == '0' then
+            allowed = false
+            local r = ceil((need - lv) / n)
+            if r > retry then
+                retry = r
+            end
+        end
+        local o = 6 * i - 5
+        st[o], st[o + 1], st[o + 2], st[o + 3], st[o + 4], st[o + 5] =
+            n, period, cap, lv, at, wrongtype
+    end
+
+    -- Pass 2: charge (only when allowed) and build the reply.
+    local out = {allowed and 1 or 0, retry, 0, 0, 0, 0}
+    for i = 1, nkeys do
+        local o = 6 * i - 5
+        local n, period, cap, lv = st[o], st[o + 1], st[o + 2], st[o + 3]
+        local need = cost * period
+        local fits = lv >= need
+        local key = KEYS[k0 + i]
+        if allowed and fits and cost > 0 then
+            lv = lv - need
+            if st[o + 5] then
+                redis.call('DEL', key)
+            end
+            redis.call('HSET', key, 'tokens', lv, 'ts', st[o + 4])
+            redis.call('PEXPIRE', key, ceil((cap - lv) / n) + EXPIRE_MARGIN_MS)
+        end
+        local r = 4 * i - 1
+        out[r] = fits and 1 or 0
+        out[r + 1] = floor(lv / period)
+        out[r + 2] = ceil((cap - lv) / n)
+        out[r + 3] = fits and 0 or ceil((need - lv) / n)
+    end
+    return out
+end
+
+local function clock()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+end
+
 local nkeys = #KEYS
 if nkeys == 0 then
     return bad('no KEYS')
 end
+
+-- Batch: ARGV = 'B', R, then per request: k, cost, 4*k rate arguments; KEYS
+-- are the requests' keys one after another.  Decided in order (a bucket
+-- named twice sees the first request's charge), each all-or-nothing.
+if ARGV[1] == 'B' then
+    local nreq = int_arg(2, 1, 1000)
+    if nreq == nil then
+        return bad('bad batch size')
+    end
+    local a, k = 3, 0
+    for _ = 1, nreq do
+        local kj = int_arg(a, 1, nkeys)
+        if kj == nil or k + kj > nkeys or a + 1 + 4 * kj > #ARGV then
+            return bad('bad batch layout')
+        end
+        k, a = k + kj, a + 2 + 4 * kj
+    end
+    if k ~= nkeys or a - 1 ~= #ARGV then
+        return bad('bad batch layout')
+    end
+    local now = clock()
+    local replies = {}
+    a, k = 3, 0
+    for j = 1, nreq do
+        local kj = tonumber(ARGV[a])
+        local r = decide(k, kj, a + 1, now)
+        if r.err ~= nil then
+            return r
+        end
+        replies[j] = r
+        k, a = k + kj, a + 2 + 4 * kj
+    end
+    return replies
+end
+
 if #ARGV ~= 1 + 4 * nkeys then
     return bad('want 1 + 4 * #KEYS ARGV')
 end
-local cost = int_arg(1, 0, MAX_BURST)
-if cost == nil then
-    return bad('bad cost')
-end
-
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
-
--- Pass 1: load, refill, decide.  Per key i, st[6i-5 .. 6i] holds
--- n, period, cap, level, ts, and whether the key held another type.
--- (Flat tables: a script call allocates little, and the GC stays quiet.)
-local st = {}
-local allowed, retry = true, 0
-
-for i = 1, nkeys do
-    local a = 4 * i - 2
-    local n = int_arg(a, 1, MAX_N)
-    local period = int_arg(a + 1, 1, MAX_PERIOD_MS)
-    local burst = int_arg(a + 2, 1, MAX_BURST)
-    local mode = ARGV[a + 3]
-    if n == nil or period == nil or burst == nil or (mode ~= '0' and mode ~= '1') then
-        return bad('bad rate for key ' .. i)
-    end
-    local cap = burst * period
-
-    -- Load: anything unreadable is a full bucket as of now.
-    local lv, at
-    local h = redis.pcall('HMGET', KEYS[i], 'tokens', 'ts')
-    local wrongtype = h.err ~= nil
-    if not wrongtype then
-        lv, at = stored_int(h[1]), stored_int(h[2])
-    end
-    if lv == nil or at == nil then
-        lv, at = cap, now
-    elseif lv > cap then
-        lv = cap
-    end
-
-    -- Refill, exactly: elapsed * n only when it stays below the deficit.
-    if now > at then
-        local deficit = cap - lv
-        if deficit > 0 then
-            if now - at >= ceil(deficit / n) then
-                lv = cap
-            else
-                lv = lv + (now - at) * n
-            end
-        end
-        at = now
-    end
-
-    local need = cost * period
-    if lv < need and mode == '0' then
-        allowed = false
-        local r = ceil((need - lv) / n)
-        if r > retry then
-            retry = r
-        end
-    end
-    local o = 6 * i - 5
-    st[o], st[o + 1], st[o + 2], st[o + 3], st[o + 4], st[o + 5] =
-        n, period, cap, lv, at, wrongtype
-end
-
--- Pass 2: charge (only when allowed) and build the reply.
-local out = {allowed and 1 or 0, retry, 0, 0, 0, 0}
-for i = 1, nkeys do
-    local o = 6 * i - 5
-    local n, period, cap, lv = st[o], st[o + 1], st[o + 2], st[o + 3]
-    local need = cost * period
-    local fits = lv >= need
-    if allowed and fits and cost > 0 then
-        lv = lv - need
-        if st[o + 5] then
-            redis.call('DEL', KEYS[i])
-        end
-        redis.call('HSET', KEYS[i], 'tokens', lv, 'ts', st[o + 4])
-        redis.call('PEXPIRE', KEYS[i], ceil((cap - lv) / n) + EXPIRE_MARGIN_MS)
-    end
-    local r = 4 * i - 1
-    out[r] = fits and 1 or 0
-    out[r + 1] = floor(lv / period)
-    out[r + 2] = ceil((cap - lv) / n)
-    out[r + 3] = fits and 0 or ceil((need - lv) / n)
-end
-return out
+return decide(0, nkeys, 1, clock())

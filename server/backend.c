@@ -131,6 +131,7 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
     }
     rl_redis_set_observer(w->rr, observe, w);
     rl_redis_set_local_observer(w->rr, overlimit_hit, w);
+    rl_redis_set_batching(w->rr, c->redis.batch_max, c->redis.mode == CFG_REDIS_CLUSTER);
     rl_limiter_set_fallback(w->limiter, s->memory, c->expected_replicas);
     return 0;
 }

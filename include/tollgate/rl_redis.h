@@ -11,6 +11,7 @@
 #ifndef TOLLGATE_RL_REDIS_H
 #define TOLLGATE_RL_REDIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tollgate/rc.h"
@@ -35,6 +36,14 @@ void rl_redis_set_observer(rl_redis_t *r, rl_redis_observe_fn fn, void *ctx);
 /* Called for each script call answered from the over-limit cache (a call
  * Redis denied a moment ago that cannot fit yet; see limiter/olcache_internal.h). */
 void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx), void *ctx);
+
+/* Batch the calls of one event-loop turn: up to `max` requests go to a node
+ * (cluster: to a hash slot, as every key of a script call must share one)
+ * as one script call of lua/bucket.lua's batch form, decided in arrival
+ * order, each all-or-nothing as on its own; `max` < 2 turns it off (the
+ * default).  A full batch goes out at once, the rest when the loop turn
+ * ends (a zero timer). */
+void rl_redis_set_batching(rl_redis_t *r, size_t max, bool cluster);
 
 /* Denied calls held by the over-limit cache now. */
 size_t rl_redis_overlimit_count(const rl_redis_t *r);
