@@ -53,7 +53,7 @@ typedef struct rr_call {
     rc_pending_t *h;   /* NULL once answered */
     rr_batch_t *batch; /* or queued in / sent with this batch */
     size_t bidx;       /* its place there */
-    char *olkey;     /* its over-limit cache key, NULL when too long */
+    char *olkey;       /* its over-limit cache key, NULL when too long */
     size_t olkeylen;
     uint64_t sent_ms; /* monotonic */
 } rr_call_t;
@@ -61,9 +61,9 @@ typedef struct rr_call {
 /* Calls sent as one batched script call (lua/bucket.lua, batch form). */
 struct rr_batch {
     rl_redis_t *r;
-    rc_pending_t *h; /* NULL until sent */
-    unsigned slot;   /* cluster: the slot of every key */
-    size_t n, live;  /* calls, and those not cancelled */
+    rc_pending_t *h;             /* NULL until sent */
+    unsigned slot;               /* cluster: the slot of every key */
+    size_t n, live;              /* calls, and those not cancelled */
     rr_call_t *calls[BATCH_MAX]; /* NULL: cancelled */
 };
 
@@ -265,10 +265,12 @@ out_free:
 
 /* ---- batching ------------------------------------------------------------ */
 
-static void batch_done(rc_client_t *c, redisReply *reply, const char *errstr, void *privdata)
+static void batch_done(rc_client_t *c, redisReply *reply, const char *errstr,
+                       void *privdata)
 {
     rr_batch_t *b = privdata;
-    bool whole = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->n;
+    bool whole =
+        reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->n;
 
     (void)c;
     b->h = NULL;

@@ -509,6 +509,59 @@ class TestLuaBucketStandalone(BucketCase):
         self.assertEqual(rh.load_script(self.c), self.sha)
         self.assertEqual(self.evalsha(self.c, [k], [r])[:4], [1, 0, 1, 8])
 
+    # -- the batch form (limiter batching) -----------------------------------
+
+    def batch(self, reqs):
+        """reqs: [(keys, rates, cost)] -> the batch reply (one reply each)."""
+        keys, args = [], ["B", len(reqs)]
+        for ks, rates, cost in reqs:
+            keys += ks
+            args += [len(ks), cost]
+            for r in rates:
+                args += r.argv()
+        return self.c.call("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def test_batch_same_bucket_in_arrival_order(self):
+        k = "tg:{client:bo}:b:d"
+        r = Rate(3, HOUR, 3)
+        replies = self.batch([([k], [r], 1)] * 5)
+        self.assertEqual([x[0] for x in replies], [1, 1, 1, 0, 0])
+        self.assertEqual([x[3] for x in replies], [2, 1, 0, 0, 0])  # remaining
+        self.assertEqual(parse_state(self.raw_state(self.c, k))[0], 0)
+
+    def test_batch_equals_calls_of_their_own(self):
+        # the same requests, batched on one set of buckets and one by one on
+        # a copy: the same verdicts, the same stored levels
+        a, b = Rate(5, HOUR, 5), Rate(2, HOUR, 2)
+        reqs = lambda t: [([t + "x"], [a], 1), ([t + "x", t + "y"], [a, b], 2),
+                          ([t + "y"], [b], 1), ([t + "x", t + "y"], [a, b], 1),
+                          ([t + "z"], [Rate(1, HOUR, 1)], 3)]
+        batched = self.batch(reqs("tg:{client:be}:b:"))
+        alone = [self.evalsha(self.c, ks, rates, cost)
+                 for ks, rates, cost in reqs("tg:{client:bf}:b:")]
+        self.assertEqual([x[0] for x in batched], [x[0] for x in alone])
+        self.assertEqual([x[2::4] for x in batched], [x[2::4] for x in alone])  # fits
+        self.assertEqual([x[3::4] for x in batched], [x[3::4] for x in alone])  # remaining
+        # stored levels in whole tokens (the copy ran a few ms later: refill
+        # adds fractions of a token)
+        for suffix, rate in (("x", a), ("y", b)):
+            lv = [parse_state(self.raw_state(self.c, t + suffix))[0] // rate.period
+                  for t in ("tg:{client:be}:b:", "tg:{client:bf}:b:")]
+            self.assertEqual(lv[0], lv[1], suffix)
+
+    def test_batch_bad_layout_refused_whole(self):
+        k = "tg:{client:bb}:b:d"
+        good = [1, 10, 1000, 10, 0]
+        for name, argv in {"no size": ["B"], "size zero": ["B", 0, 1] + good,
+                           "k too big": ["B", 1, 2] + good,
+                           "short": ["B", 2, 1] + good,
+                           "long": ["B", 1, 1] + good + [1]}.items():
+            with self.subTest(name):
+                with self.assertRaises(rh.RespError) as cm:
+                    self.c.call("EVALSHA", self.sha, 1, k, *argv)
+                self.assertIn("tollgate bucket", str(cm.exception))
+        self.assertEqual(self.c.call("EXISTS", k), 0)
+
     def test_pipelined_calls_never_over_admit(self):
         k = "tg:{client:p}:b:d"
         r = Rate(10, MINUTE, 10)

@@ -84,3 +84,43 @@ class OverLimit(TollgateCase):
         for i in range(60):
             allowed += (a if i % 2 else b).get("/auth/x", api_key("carol")).status == 200
         self.assertEqual(allowed, 10)
+
+
+@unittest.skipUnless(rh is not None and rh.have_redis(), "redis-server not installed")
+class BatchedExactness(TollgateCase):
+    """Batching (redis.batch_max, on by default): concurrent load at one
+    bucket through three replicas admits exactly the bucket's tokens."""
+    shared_server = False
+
+    def test_one_bucket_three_replicas_concurrent(self):
+        import threading
+        redis = rh.RedisServer().start()
+        self.addCleanup(redis.close)
+
+        def conf(cfg):
+            cfg["redis"] = {"mode": "standalone", "nodes": [redis.addr], "timeout_ms": 1000,
+                            "batch_max": 64}
+            cfg["limits"] = [{"name": "hot", "match": {}, "by": ["client"], "rate": "40/hour",
+                              "on_redis_error": "closed"}]
+            return cfg
+        tgs = [self.spawn(conf) for _ in range(3)]
+        for tg in tgs:
+            self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5))
+        before = evalsha_calls(redis)
+        codes, lock = [], threading.Lock()
+
+        def hammer(tg):
+            mine = [tg.get("/auth/x", api_key("carol")).status for _ in range(25)]
+            with lock:
+                codes.extend(mine)
+        threads = [threading.Thread(target=hammer, args=(tgs[i % 3],)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(codes), 300)
+        self.assertEqual(codes.count(200), 40)
+        self.assertEqual(codes.count(429), 260)
+        # 300 decisions cost fewer script calls than requests (batches and
+        # the over-limit cache)
+        self.assertLess(evalsha_calls(redis) - before, 300)

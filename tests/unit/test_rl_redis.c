@@ -223,6 +223,82 @@ static void test_overlimit_cache(void)
     rl_redis_free(r);
 }
 
+/* Answer call i with a batch reply: one array per request. */
+static void answer_batch(fake_t *f, int i, const long long (*v)[6], size_t nreq)
+{
+    redisReply *outer_el[8], inner[8], *inner_el[8][6], ints[8][6];
+    redisReply outer = {.type = REDIS_REPLY_ARRAY, .elements = nreq, .element = outer_el};
+
+    for (size_t r = 0; r < nreq; r++) {
+        for (size_t k = 0; k < 6; k++) {
+            ints[r][k] = (redisReply){.type = REDIS_REPLY_INTEGER, .integer = v[r][k]};
+            inner_el[r][k] = &ints[r][k];
+        }
+        inner[r] = (redisReply){.type = REDIS_REPLY_ARRAY, .elements = 6, .element = inner_el[r]};
+        outer_el[r] = &inner[r];
+    }
+    f->fn[i](NULL, &outer, NULL, f->priv[i]);
+}
+
+/* The checks of one loop turn go out as one batched call ('B', R, then per
+ * request k, cost, rates); each gets its own part of the reply; a request
+ * cancelled before the flush leaves the batch. */
+static void test_batching(void)
+{
+    fake_t f = {0};
+    struct event_base *base = event_base_new();
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE);
+    const rl_limit_t *l[1] = {&a};
+    rl_rate_t rt[1] = {a.rate};
+    rl_limit_result_t res[4][1] = {{{0}}};
+    rl_group_t g[4] = {{"c=1", l, rt, res[0], 1, 1, false}, {"c=2", l, rt, res[1], 1, 2, false},
+                       {"c=3", l, rt, res[2], 1, 1, false}, {"c=4", l, rt, res[3], 1, 1, false}};
+    got_t got[4] = {{0}};
+    void *tok[4];
+    const long long rep[3][6] = {{1, 0, 1, 9, 100, 0}, {0, 70, 0, 0, 900, 70}, {1, 0, 1, 3, 5, 0}};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    rl_redis_set_batching(r, 64, false);
+    for (int i = 0; i < 4; i++)
+        tok[i] = rl_redis_ops.check(r, base, &g[i], 1, got_done, &got[i]);
+    CU_ASSERT_EQUAL(f.ncalls, 0); /* held until the loop turn ends */
+    rl_redis_ops.cancel(r, tok[2]); /* c=3 leaves before the flush */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_EQUAL(f.nkeys[0], 3);
+    CU_ASSERT_STRING_EQUAL(f.keys[0][0], "tg:{c=1}:b:a");
+    CU_ASSERT_STRING_EQUAL(f.keys[0][1], "tg:{c=2}:b:a");
+    CU_ASSERT_STRING_EQUAL(f.keys[0][2], "tg:{c=4}:b:a");
+    CU_ASSERT_STRING_EQUAL(f.args[0][0], "B");
+    CU_ASSERT_STRING_EQUAL(f.args[0][1], "3");
+    CU_ASSERT_STRING_EQUAL(f.args[0][2], "1"); /* k */
+    CU_ASSERT_STRING_EQUAL(f.args[0][3], "1"); /* cost */
+    CU_ASSERT_STRING_EQUAL(f.args[0][4], "10");
+    CU_ASSERT_STRING_EQUAL(f.args[0][9], "2"); /* cost of c=2 */
+    CU_ASSERT_EQUAL(f.nargs[0], 2 + 3 * 6);
+    answer_batch(&f, 0, rep, 3);
+    CU_ASSERT_EQUAL(got[0].calls, 1);
+    CU_ASSERT_EQUAL(got[1].calls, 1);
+    CU_ASSERT_EQUAL(got[2].calls, 0); /* cancelled */
+    CU_ASSERT_EQUAL(got[3].calls, 1);
+    CU_ASSERT_TRUE(res[0][0].v.allowed);
+    CU_ASSERT_EQUAL(res[0][0].v.remaining, 9);
+    CU_ASSERT_FALSE(res[1][0].v.allowed);
+    CU_ASSERT_EQUAL(res[1][0].v.retry_after_ms, 70);
+    CU_ASSERT_EQUAL(res[3][0].v.remaining, 3);
+    /* a batch reply of the wrong size fails each of its requests */
+    for (int i = 0; i < 2; i++)
+        tok[i] = rl_redis_ops.check(r, base, &g[i + 2], 1, got_done, &got[i + 2]);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    answer_batch(&f, 1, rep, 1);
+    CU_ASSERT_TRUE(g[2].failed && g[3].failed);
+    CU_ASSERT_EQUAL(got[2].calls, 1);
+    rl_redis_free(r);
+    event_base_free(base);
+}
+
 static void test_malformed_and_missing_replies(void)
 {
     fake_t f = {0};
@@ -396,6 +472,7 @@ int test_rl_redis_add(void)
 {
     static const unit_test_t tests[] = {
         {"over-limit cache", test_overlimit_cache},
+        {"batching", test_batching},
         {"key spelling", test_key_spelling},
         {"calls and replies, one group failing", test_calls_and_replies},
         {"malformed and missing replies", test_malformed_and_missing_replies},
