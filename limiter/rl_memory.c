@@ -42,8 +42,8 @@ typedef struct mem_entry {
     util_lru_node_t lru; /* head is the most recently charged */
     int64_t full_at_ms;  /* bucket full again from then on: may be forgotten */
     rl_bucket_t b;
-    size_t name_len, id_len;
-    char key[]; /* limit name, '\0', identity, '\0' */
+    uint16_t name_len, id_len; /* a bucket is ~100 bytes: every field counts */
+    char key[];                /* limit name, '\0', identity, '\0' */
 } mem_entry_t;
 
 typedef struct mem_stripe {
@@ -227,6 +227,8 @@ static mem_entry_t *insert(mem_stripe_t *s, uint64_t h, const char *name, size_t
 {
     mem_entry_t *e;
 
+    if (nlen > UINT16_MAX || idlen > UINT16_MAX)
+        return NULL; /* never: names are short, identities bounded */
     while (s->index.count >= s->cap && s->index.count > 0)
         evict_one(s, now);
     e = malloc(sizeof(*e) + nlen + idlen + 2);
@@ -234,8 +236,8 @@ static mem_entry_t *insert(mem_stripe_t *s, uint64_t h, const char *name, size_t
         return NULL;
     memset(e, 0, sizeof(*e));
     e->hn.hash = h;
-    e->name_len = nlen;
-    e->id_len = idlen;
+    e->name_len = (uint16_t)nlen;
+    e->id_len = (uint16_t)idlen;
     memcpy(e->key, name, nlen + 1);
     memcpy(e->key + nlen + 1, id, idlen + 1);
     util_htab_add(&s->index, &e->hn);
