@@ -131,9 +131,13 @@ static json_t *jlimits(const rl_policy_set_t *ps)
         const rl_limit_t *l = &ps->limits[i];
 
         json_array_append_new(
-            a, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s}", "name", jstr(l->name), "match",
-                         jmatch(&l->match), "by", jby(l), "rate", jrate(&l->rate), "mode",
-                         modes[l->mode], "on_redis_error", onerr[l->on_redis_error]));
+            a, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:I, s:I}", "name",
+                         jstr(l->name), "match", jmatch(&l->match), "by", jby(l), "rate",
+                         jrate(&l->rate), "mode", modes[l->mode], "on_redis_error",
+                         onerr[l->on_redis_error], "consistency",
+                         l->consistency == RL_CONSISTENCY_LEASED ? "leased" : "exact",
+                         "lease_max", (json_int_t)l->lease_max, "lease_ttl_ms",
+                         (json_int_t)l->lease_ttl_ms));
     }
     return a;
 }

@@ -770,6 +770,7 @@ static void p_rate(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
 
 static const char *const mode_names[] = {"enforce", "shadow", NULL};
 static const char *const onerr_names[] = {"local", "open", "closed", NULL};
+static const char *const consistency_names[] = {"exact", "leased", NULL};
 
 static const field_t limit_fields[] = {
     {"name", p_name, offsetof(limit_build_t, lim.name), 1, 0, NULL},
@@ -780,6 +781,10 @@ static const field_t limit_fields[] = {
     {"mode", p_enum, offsetof(limit_build_t, lim.mode), 0, 0, mode_names},
     {"on_redis_error", p_enum, offsetof(limit_build_t, lim.on_redis_error), 0, 0,
      onerr_names},
+    {"consistency", p_enum, offsetof(limit_build_t, lim.consistency), 0, 0,
+     consistency_names},
+    {"lease_max", p_u32, offsetof(limit_build_t, lim.lease_max), 1, 1000000, NULL},
+    {"lease_ttl_ms", p_u32, offsetof(limit_build_t, lim.lease_ttl_ms), 10, 10000, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -851,6 +856,8 @@ static void parse_limit(cfg_build_t *b, yaml_node_t *v, const char *ctx)
     memset(&lb, 0, sizeof lb);
     lb.lim.mode = RL_MODE_ENFORCE;
     lb.lim.on_redis_error = RL_ONERR_LOCAL;
+    lb.lim.lease_max = 100;
+    lb.lim.lease_ttl_ms = 100;
     if (!is_map(b, v, ctx))
         return;
     parse_map(b, v, limit_fields, &lb, ctx);

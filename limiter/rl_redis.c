@@ -16,6 +16,7 @@
 
 #include "tollgate/util_clock.h"
 #include "tollgate/rl_redis.h"
+#include "lease_internal.h"
 #include "olcache_internal.h"
 
 #define ARG_LEN 24           /* one decimal uint64 + NUL */
@@ -33,10 +34,12 @@ struct rl_redis {
     void *observe_ctx;
     olcache_t *ol; /* denied calls answered locally until they could fit */
     void (*ol_hit)(void *ctx);
+    void (*lease_hit)(void *ctx); /* ctx: ol_ctx */
     void *ol_ctx;
     /* Batching: the calls of one loop turn go out as one script call per
      * node (standalone) or per hash slot (cluster). */
-    size_t batch_max; /* 0/1: every call on its own */
+    lease_tab_t *leases; /* limits with consistency: leased */
+    size_t batch_max;    /* 0/1: every call on its own */
     bool cluster;
     struct rr_batch *open[BATCH_OPEN];
     size_t nopen;
@@ -55,7 +58,10 @@ typedef struct rr_call {
     size_t bidx;       /* its place there */
     char *olkey;       /* its over-limit cache key, NULL when too long */
     size_t olkeylen;
-    uint64_t sent_ms; /* monotonic */
+    char *lkey; /* leased: its lease key; the call asks for lease_want tokens */
+    size_t lkeylen;
+    uint32_t lease_want, lease_cost; /* 0: an exact call */
+    uint64_t sent_ms;                /* monotonic */
 } rr_call_t;
 
 /* Calls sent as one batched script call (lua/bucket.lua, batch form). */
@@ -94,9 +100,11 @@ rl_redis_t *rl_redis_new(const rc_ops_t *ops, void *client, const char *prefix,
         return NULL;
     r->prefix = strdup(prefix != NULL ? prefix : "");
     r->ol = olcache_new(OL_MAX_ENTRIES);
-    if (r->prefix == NULL || r->ol == NULL) {
+    r->leases = lease_new(OL_MAX_ENTRIES);
+    if (r->prefix == NULL || r->ol == NULL || r->leases == NULL) {
         free(r->prefix);
         olcache_free(r->ol);
+        lease_free(r->leases);
         free(r);
         return NULL;
     }
@@ -112,6 +120,7 @@ void rl_redis_free(rl_redis_t *r)
         return;
     free(r->prefix);
     olcache_free(r->ol);
+    lease_free(r->leases);
     /* Open batches hold only calls of requests the limiter cancelled. */
     for (size_t i = 0; i < r->nopen; i++)
         free(r->open[i]);
@@ -126,9 +135,11 @@ void rl_redis_set_batching(rl_redis_t *r, size_t max, bool cluster)
     r->cluster = cluster;
 }
 
-void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx), void *ctx)
+void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx),
+                                 void (*lease_fn)(void *ctx), void *ctx)
 {
     r->ol_hit = fn;
+    r->lease_hit = lease_fn;
     r->ol_ctx = ctx;
 }
 
@@ -174,9 +185,47 @@ static int parse_reply(rl_group_t *g, const redisReply *rep)
 
 static void pending_free(rr_pending_t *p)
 {
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         free(p->calls[i].olkey);
+        free(p->calls[i].lkey);
+    }
     free(p);
+}
+
+static bool group_allowed(const rl_group_t *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->limits[i]->mode == RL_MODE_ENFORCE && !g->results[i].v.allowed)
+            return false;
+    return true;
+}
+
+static rc_pending_t *send_group(rl_redis_t *r, rr_call_t *call);
+static void call_unsent(rr_call_t *call);
+
+/* A lease call answered: keep the lease, or — when Redis could not give
+ * that many — ask again for the check's own cost.  true when the call is
+ * still on its way (asked again). */
+static bool lease_answered(rr_call_t *call, bool parsed)
+{
+    rl_redis_t *r = call->p->r;
+    uint32_t want = call->lease_want;
+
+    call->g->cost = call->lease_cost; /* the check's own cost again */
+    call->lease_want = 0;
+    if (!parsed)
+        return false;
+    if (group_allowed(call->g)) {
+        lease_granted(r->leases, call->lkey, call->lkeylen, call->g, want, call->lease_cost,
+                      call->sent_ms);
+        return false;
+    }
+    lease_refused(r->leases, call->lkey, call->lkeylen, want);
+    call->sent_ms = util_mono_ms();
+    call->h = send_group(r, call);
+    if (call->h == NULL)
+        call_unsent(call);
+    return true;
 }
 
 /* One call's answer (`reply` its own script reply, NULL when none). */
@@ -193,9 +242,14 @@ static void call_finish(rr_call_t *call, const redisReply *reply, const char *er
     } else if (reply->type == REDIS_REPLY_ERROR || parse_reply(call->g, reply) != 0) {
         result = "error";
         p->errstr = "redis error reply";
+    } else if (call->lease_want != 0) {
+        if (lease_answered(call, true))
+            return; /* asked again with its own cost */
     } else if (call->olkey != NULL) {
         olcache_store(p->r->ol, call->olkey, call->olkeylen, call->g, call->sent_ms);
     }
+    if (call->lease_want != 0)
+        lease_answered(call, false);
     if (strcmp(result, "ok") != 0) {
         call->g->failed = true;
         p->nfailed++;
@@ -504,6 +558,34 @@ static bool over_limit(rl_redis_t *r, rr_call_t *call)
     return false;
 }
 
+/* consistency: leased — admit from this worker's lease, or make the call
+ * ask for a lease's worth of tokens.  true when answered locally. */
+static bool leased(rl_redis_t *r, rr_call_t *call)
+{
+    char key[OL_KEY_MAX];
+    rl_group_t *g = call->g;
+    int len;
+    uint32_t want;
+
+    if (!lease_applies(g) || (len = lease_key(g, key, sizeof key)) < 0)
+        return false;
+    if (lease_take(r->leases, key, (size_t)len, g, util_mono_ms())) {
+        if (r->lease_hit != NULL)
+            r->lease_hit(r->ol_ctx);
+        return true;
+    }
+    call->lkey = malloc((size_t)len + 1);
+    if (call->lkey == NULL)
+        return false;
+    memcpy(call->lkey, key, (size_t)len + 1);
+    call->lkeylen = (size_t)len;
+    want = lease_want(r->leases, key, (size_t)len, g);
+    call->lease_cost = g->cost;
+    call->lease_want = want;
+    g->cost = want; /* restored in lease_answered() */
+    return false;
+}
+
 static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, size_t n,
                       rl_backend_done_fn done, void *privdata)
 {
@@ -525,8 +607,8 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
         groups[i].failed = false;
     }
     for (i = 0; i < n; i++) {
-        if (over_limit(r, &p->calls[i])) {
-            p->left--; /* denied again, locally: nothing sent */
+        if (over_limit(r, &p->calls[i]) || leased(r, &p->calls[i])) {
+            p->left--; /* denied again, or admitted from a lease: nothing sent */
             continue;
         }
         if (batch_add(r, base, &p->calls[i]))

@@ -91,6 +91,11 @@ static void overlimit_hit(void *ctx)
     metrics_overlimit_hit(((srv_worker_t *)ctx)->metrics);
 }
 
+static void lease_hit(void *ctx)
+{
+    metrics_lease_hit(((srv_worker_t *)ctx)->metrics);
+}
+
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     srv_worker_t *w = arg;
@@ -130,7 +135,7 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
         return -1;
     }
     rl_redis_set_observer(w->rr, observe, w);
-    rl_redis_set_local_observer(w->rr, overlimit_hit, w);
+    rl_redis_set_local_observer(w->rr, overlimit_hit, lease_hit, w);
     rl_redis_set_batching(w->rr, c->redis.batch_max, c->redis.mode == CFG_REDIS_CLUSTER);
     rl_limiter_set_fallback(w->limiter, s->memory, c->expected_replicas);
     return 0;

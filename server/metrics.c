@@ -52,6 +52,7 @@ enum {
     T_AUTH,
     T_REDIS,
     T_OVERLIMIT,
+    T_LEASE,
     T_JWT_CACHE,
     T_DEPRECATED,
     T_COUNT
@@ -89,6 +90,12 @@ static const tdef_t tdefs[T_COUNT] = {
                      1,
                      {"result"},
                      2},
+    [T_LEASE] = {"tollgate_lease_admits_total",
+                 "Requests admitted from a token lease (consistency: leased), without "
+                 "a Redis call.",
+                 1,
+                 {"result"},
+                 2},
     [T_JWT_CACHE] = {"tollgate_jwt_cache_total",
                      "Verified-token cache lookups of valid-looking JWTs, by result.",
                      1,
@@ -265,6 +272,12 @@ void metrics_overlimit_hit(metrics_t *m)
 {
     if (m != NULL)
         mx_count(m, T_OVERLIMIT, "hit", NULL, NULL);
+}
+
+void metrics_lease_hit(metrics_t *m)
+{
+    if (m != NULL)
+        mx_count(m, T_LEASE, "local", NULL, NULL);
 }
 
 void metrics_jwt_cache(metrics_t *m, bool hit)
@@ -516,6 +529,7 @@ void metrics_render(struct evbuffer *out)
     render_table(out, &tdefs[T_AUTH], &tables[T_AUTH]);
     render_table(out, &tdefs[T_REDIS], &tables[T_REDIS]);
     render_table(out, &tdefs[T_OVERLIMIT], &tables[T_OVERLIMIT]);
+    render_table(out, &tdefs[T_LEASE], &tables[T_LEASE]);
     render_table(out, &tdefs[T_JWT_CACHE], &tables[T_JWT_CACHE]);
     render_table(out, &tdefs[T_DEPRECATED], &tables[T_DEPRECATED]);
     render_hist(out, &hdefs[H_REDIS], &hists[H_REDIS]);

@@ -30,6 +30,8 @@ void metrics_limit(metrics_t *m, const char *limit, const char *decision, const 
 void metrics_auth_failure(metrics_t *m, const char *reason);
 /* tollgate_overlimit_cache_total{result="hit"} */
 void metrics_overlimit_hit(metrics_t *m);
+/* tollgate_lease_admits_total{result="local"} */
+void metrics_lease_hit(metrics_t *m);
 /* tollgate_jwt_cache_total{result="hit"|"miss"} */
 void metrics_jwt_cache(metrics_t *m, bool hit);
 /* tollgate_deprecated_auth_total{client} */

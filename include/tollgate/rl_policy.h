@@ -56,6 +56,10 @@ typedef struct rl_by {
 
 typedef enum { RL_MODE_ENFORCE, RL_MODE_SHADOW } rl_mode_t;
 typedef enum { RL_ONERR_LOCAL, RL_ONERR_OPEN, RL_ONERR_CLOSED } rl_onerr_t;
+/* exact: every check asks Redis.  leased: a replica takes up to lease_max
+ * tokens at once and admits from them locally for lease_ttl_ms (Redis
+ * backend; limiter/rl_redis.c states the bound). */
+typedef enum { RL_CONSISTENCY_EXACT, RL_CONSISTENCY_LEASED } rl_consistency_t;
 
 typedef struct rl_limit {
     char *name;
@@ -65,6 +69,9 @@ typedef struct rl_limit {
     rl_rate_t rate;
     rl_mode_t mode;
     rl_onerr_t on_redis_error;
+    rl_consistency_t consistency; /* default exact */
+    uint32_t lease_max;           /* leased: tokens of one lease at most, default 100 */
+    uint32_t lease_ttl_ms;        /* leased: a lease's life, default 100 */
 } rl_limit_t;
 
 /* `tiers: {gold: {default: 6000/minute}}`: per-tier rate of named limits. */

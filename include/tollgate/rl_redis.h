@@ -33,9 +33,12 @@ void rl_redis_free(rl_redis_t *r);
 
 void rl_redis_set_observer(rl_redis_t *r, rl_redis_observe_fn fn, void *ctx);
 
-/* Called for each script call answered from the over-limit cache (a call
- * Redis denied a moment ago that cannot fit yet; see limiter/olcache_internal.h). */
-void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx), void *ctx);
+/* `fn` is called for each script call answered from the over-limit cache (a
+ * call Redis denied a moment ago that cannot fit yet; see
+ * limiter/olcache_internal.h), `lease_fn` for each admitted from a token
+ * lease (consistency: leased; limiter/lease_internal.h).  Either may be NULL. */
+void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx),
+                                 void (*lease_fn)(void *ctx), void *ctx);
 
 /* Batch the calls of one event-loop turn: up to `max` requests go to a node
  * (cluster: to a hash slot, as every key of a script call must share one)

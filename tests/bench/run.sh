@@ -20,6 +20,7 @@
 #                       over-limit cache's row                    vs redis
 #   tollgate-hotkey     standalone Redis, one API key for all load vs redis
 #   tollgate-redis-1thread  standalone Redis, --threads 1         vs redis
+#   tollgate-hotkey-leased  the hot key with consistency: leased  vs redis
 #
 # Columns besides req/s and latency: req/cpu-s = requests per CPU-second of
 # the server under test (the fair figure on a shared machine), evalsha/req =
@@ -184,8 +185,9 @@ wait_http "http://127.0.0.1:$BARE_PORT/" -H "X-API-Key: $FIRST_KEY" ||
 
 # ---- tollgate: three instances (memory, standalone, cluster)
 declare -A TG_PORT TG_ADMIN TG_PID
-start_tollgate() { # NAME REDIS-YAML [JWT-CACHE-ENTRIES] [THREADS]
-    local name=$1 redis=$2 cache=${3:-10000} threads=${4:-$TG_THREADS} port admin code
+start_tollgate() { # NAME REDIS-YAML [JWT-CACHE-ENTRIES] [THREADS] [CONSISTENCY]
+    local name=$1 redis=$2 cache=${3:-10000} threads=${4:-$TG_THREADS}
+    local consistency=${5:-exact} port admin code
     port=$(free_port)
     admin=$(free_port)
     cat > "$TMP/tollgate-$name.yaml" <<YAML
@@ -209,6 +211,7 @@ limits:
     by: [client]
     rate: 10000000/minute
     on_redis_error: closed
+    consistency: $consistency
   - name: deny
     match: {path_prefix: /deny}
     by: [client]
@@ -237,6 +240,7 @@ start_tollgate jwtnocache "{mode: none}" 0
 start_tollgate redis "{mode: standalone, nodes: [\"$REDIS_ADDR\"]}"
 start_tollgate cluster "{mode: cluster, nodes: [$(sed 's/\([^ ]*\)/"\1"/g; s/ /, /g' <<< "$CLUSTER_SEEDS")]}"
 start_tollgate redis1 "{mode: standalone, nodes: [\"$REDIS_ADDR\"]}" 10000 1
+start_tollgate leased "{mode: standalone, nodes: [\"$REDIS_ADDR\"]}" 10000 "$TG_THREADS" leased
 head -1 "$TMP/keys.txt" > "$TMP/hot.txt"
 
 # ---- rows: NAME URL BASELINE SERVER-PIDS REDIS-PIDS CREDENTIALS REDIS-ADDRS
@@ -254,6 +258,7 @@ ROWS=(
     "tollgate-deny http://127.0.0.1:${TG_PORT[redis]}/auth/deny tollgate-redis ${TG_PID[redis]} $REDIS_PID keys $REDIS_ADDR"
     "tollgate-hotkey http://127.0.0.1:${TG_PORT[redis]}/auth/bench tollgate-redis ${TG_PID[redis]} $REDIS_PID hot $REDIS_ADDR"
     "tollgate-redis-1thread http://127.0.0.1:${TG_PORT[redis1]}/auth/bench tollgate-redis ${TG_PID[redis1]} $REDIS_PID keys $REDIS_ADDR"
+    "tollgate-hotkey-leased http://127.0.0.1:${TG_PORT[leased]}/auth/bench tollgate-redis ${TG_PID[leased]} $REDIS_PID hot $REDIS_ADDR"
 )
 if [ -n "${BENCH_PROXY:-}" ] && [ "$BENCH_PROXY" != 0 ]; then
     ROWS+=("tollgate-proxy http://127.0.0.1:${TG_PORT[memory]}/proxy/bench nginx ${TG_PID[memory]},$NGX_PID - keys -")

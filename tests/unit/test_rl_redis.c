@@ -189,7 +189,7 @@ static void test_overlimit_cache(void)
     const long long soon[] = {0, 30, 0, 0, 2000, 30};       /* retry 30 ms */
     int hits = 0;
 
-    rl_redis_set_local_observer(r, hit, &hits);
+    rl_redis_set_local_observer(r, hit, NULL, &hits);
     CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=x", &res, denied), 1);
     CU_ASSERT_FALSE(res.v.allowed);
     memset(&res, 0, sizeof res);
@@ -297,6 +297,70 @@ static void test_batching(void)
     CU_ASSERT_EQUAL(got[2].calls, 1);
     rl_redis_free(r);
     event_base_free(base);
+}
+
+/* consistency: leased — the call asks for a lease's worth of tokens, the
+ * next checks are admitted locally from it; when Redis cannot give that
+ * many the check is asked again with its own cost; a lease expires. */
+static void test_leases(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("hot", RL_MODE_ENFORCE);
+    rl_limit_result_t res = {0};
+    const long long ok[] = {1, 0, 1, 50, 100, 0}, no[] = {0, 30, 0, 3, 100, 30};
+    int leased = 0;
+
+    a.consistency = RL_CONSISTENCY_LEASED;
+    a.lease_max = 8;
+    a.lease_ttl_ms = 50;
+    rl_redis_set_local_observer(r, NULL, hit, &leased);
+    /* 1: no demand seen yet: its own cost */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1);
+    CU_ASSERT_STRING_EQUAL(f.args[0][0], "1");
+    /* 2: a lease of 2 (twice the demand), one of them this check's */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1);
+    CU_ASSERT_STRING_EQUAL(f.args[1][0], "2");
+    CU_ASSERT_TRUE(res.v.allowed);
+    /* 3: from the lease, no call */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, NULL), 0);
+    CU_ASSERT_TRUE(res.v.allowed);
+    CU_ASSERT_EQUAL(res.v.remaining, 50);
+    CU_ASSERT_EQUAL(leased, 1);
+    /* 4: asks for 4; Redis cannot give them: asked again for 1 (exact) */
+    {
+        const rl_limit_t *l[1] = {&a};
+        rl_rate_t rt[1] = {a.rate};
+        rl_group_t g = {"c=h", l, rt, &res, 1, 1, false};
+        got_t got = {0};
+
+        rl_redis_ops.check(r, NULL, &g, 1, got_done, &got);
+        CU_ASSERT_EQUAL_FATAL(f.ncalls, 3);
+        CU_ASSERT_STRING_EQUAL(f.args[2][0], "4");
+        answer(&f, 2, no, 6);
+        CU_ASSERT_EQUAL(got.calls, 0); /* not yet: asked again */
+        CU_ASSERT_EQUAL_FATAL(f.ncalls, 4);
+        CU_ASSERT_STRING_EQUAL(f.args[3][0], "1");
+        CU_ASSERT_EQUAL(g.cost, 1); /* the check's own cost, restored */
+        answer(&f, 3, ok, 6);
+        CU_ASSERT_EQUAL(got.calls, 1);
+        CU_ASSERT_TRUE(res.v.allowed);
+    }
+    /* 5: half the refused size (2), granted; then the lease expires unused */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1);
+    CU_ASSERT_STRING_EQUAL(f.args[4][0], "2");
+    {
+        struct timespec ts = {0, 60 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1); /* expired: a call */
+    /* an exact limit is never leased */
+    a.consistency = RL_CONSISTENCY_EXACT;
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=e", &res, ok), 1);
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=e", &res, ok), 1);
+    CU_ASSERT_EQUAL(leased, 1);
+    rl_redis_free(r);
 }
 
 static void test_malformed_and_missing_replies(void)
@@ -473,6 +537,7 @@ int test_rl_redis_add(void)
     static const unit_test_t tests[] = {
         {"over-limit cache", test_overlimit_cache},
         {"batching", test_batching},
+        {"token leases", test_leases},
         {"key spelling", test_key_spelling},
         {"calls and replies, one group failing", test_calls_and_replies},
         {"malformed and missing replies", test_malformed_and_missing_replies},
