@@ -78,6 +78,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+
+def metric(text, name, **labels):
+    """The value of one Prometheus sample of /metrics text (labels in any
+    order), or None when absent."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(r'^%s(?:\{([^}]*)\})? (\S+)$' % re.escape(name), line)
+        if m and ",".join(sorted((m.group(1) or "").split(","))).strip(",") == want:
+            return float(m.group(2))
+    return None
+
 def wait_for(pred, timeout, interval=0.02):
     """Poll pred() until it returns a true value or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout * SLOW

@@ -7,19 +7,10 @@ import threading
 import time
 import uuid
 
-from harness import AUDIENCE, TollgateCase, api_key, bearer, standard_config, wait_for
+from harness import (AUDIENCE, TollgateCase, api_key, bearer, metric, standard_config,
+                     wait_for)
 from idp import Idp
 from jose import Key, token
-
-
-def metric(text, name, **labels):
-    """The value of one sample, or None."""
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        m = re.match(r'^%s\{([^}]*)\} (\S+)$' % re.escape(name), line)
-        if m and ",".join(sorted(m.group(1).split(","))) == want:
-            return float(m.group(2))
-    return None
 
 
 def provider_config(idp, **extra):

@@ -5,7 +5,7 @@ import os
 import signal
 import time
 
-from harness import (AUDIENCE, ISSUER, TollgateCase, bearer, b64url, make_jwt,
+from harness import (metric, AUDIENCE, ISSUER, TollgateCase, bearer, b64url, make_jwt,
                      standard_config, wait_for)
 from jose import Key, jwks, token
 
@@ -218,21 +218,13 @@ class JwksRotation(TollgateCase):
         self.assertIn("EC key needs 'x' and 'y'", r.stderr)
 
 
-def metric(text, name, **labels):
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + "{" + want + "} "):
-            return float(line.split()[-1])
-    return 0.0
-
-
 class TokenCache(TollgateCase):
     configure = staticmethod(idp_config)
 
     def test_repeat_hits_and_revocation_still_refuses(self):
         k = Keys.get()
         t = token(k["rs"], "RS256", {"scope": "orders:read", "jti": "cache-jti-1"})
-        hits0 = metric(self.tg.metrics(), "tollgate_jwt_cache_total", result="hit")
+        hits0 = metric(self.tg.metrics(), "tollgate_jwt_cache_total", result="hit") or 0
         for _ in range(10):
             self.assertEqual(self.tg.get("/auth/orders/1", bearer(t)).status, 200)
         m = self.tg.metrics()

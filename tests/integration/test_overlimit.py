@@ -4,7 +4,7 @@ refilled — never longer, and never admitting what Redis would deny."""
 import time
 import unittest
 
-from harness import TollgateCase, api_key, wait_for
+from harness import metric, TollgateCase, api_key, wait_for
 
 try:
     import redis_harness as rh
@@ -19,14 +19,6 @@ def evalsha_calls(redis):
         if line.startswith("cmdstat_evalsha:"):
             return int(line.split("calls=")[1].split(",")[0])
     return 0
-
-
-def metric(text, name, **labels):
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + "{" + want + "} "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 @unittest.skipUnless(rh is not None and rh.have_redis(), "redis-server not installed")
