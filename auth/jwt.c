@@ -41,6 +41,7 @@
 #include "tollgate/auth_jwks_fetch.h"
 #include "tollgate/log.h"
 #include "tollgate/util_b64.h"
+#include "tollgate/util_str.h"
 #include "tokcache_internal.h"
 
 #define JWT_MAX_SCOPE_LEN 256
@@ -149,16 +150,6 @@ void auth_jwt_free(auth_jwt_t *v)
     free(v->providers);
     free(v->all_hdrs);
     free(v);
-}
-
-/* strdup of an optional string; false only when the copy failed. */
-static bool copy_opt(char **dst, const char *src)
-{
-    *dst = NULL;
-    if (src == NULL)
-        return true;
-    *dst = strdup(src);
-    return *dst != NULL;
 }
 
 /* A copy of n strings; false when out of memory. */
@@ -274,10 +265,12 @@ static int provider_keys(provider_t *p, const auth_jwt_provider_opts_t *o, char 
 static int provider_init(provider_t *p, const auth_jwt_provider_opts_t *o, char *err,
                          size_t errlen)
 {
+    bool ok = true;
+
     memset(p, 0, sizeof(*p));
-    if (!copy_opt(&p->name, o->name != NULL ? o->name : "default") ||
-        !copy_opt(&p->issuer, o->issuer) ||
-        !copy_strv(&p->audiences, o->audiences, o->naudiences))
+    p->name = util_strdup_opt(o->name != NULL ? o->name : "default", &ok);
+    p->issuer = util_strdup_opt(o->issuer, &ok);
+    if (!ok || !copy_strv(&p->audiences, o->audiences, o->naudiences))
         goto out_oom;
     p->naudiences = o->naudiences;
     p->allowed = alg_mask(o, err, errlen);
@@ -311,8 +304,9 @@ static int provider_init(provider_t *p, const auth_jwt_provider_opts_t *o, char 
             (o->discovery ? 2 : 1) * (o->fetch_timeout_s ? o->fetch_timeout_s : 5) * 1000 +
             1000;
     }
-    if (!copy_opt(&p->scopes_claim, o->scopes_claim) ||
-        !copy_opt(&p->tier_claim, o->tier_claim))
+    p->scopes_claim = util_strdup_opt(o->scopes_claim, &ok);
+    p->tier_claim = util_strdup_opt(o->tier_claim, &ok);
+    if (!ok)
         goto out_oom;
     p->hdr_claims = calloc(o->nclaim_hdrs + 1, sizeof(char *));
     p->hdr_names = calloc(o->nclaim_hdrs + 1, sizeof(char *));

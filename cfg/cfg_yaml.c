@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tollgate/auth_jwks.h"
 #include "tollgate/rl_bucket.h"
 #include "tollgate/rl_policy.h"
 #include "tollgate/http.h"
@@ -508,18 +509,14 @@ static void p_query_names(cfg_build_t *b, const field_t *f, yaml_node_t *v, void
 static int alg_item(cfg_build_t *b, yaml_node_t *item, const char *s, const char *ictx,
                     void *algs)
 {
-    static const char *const names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
-                                        "RS512", "ES256", "ES384", "ES512", "PS256",
-                                        "PS384", "PS512", "EdDSA"};
     char shown[32];
 
     if (!nonempty(b, item, s, ictx))
         return 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(names[i], s) == 0) {
-            cfg_strv_push(b, algs, s);
-            return 0;
-        }
+    if (auth_alg_from_name(s) != AUTH_ALG_NONE) { /* the verifier's own names */
+        cfg_strv_push(b, algs, s);
+        return 0;
+    }
     cfg_printable(s, shown, sizeof shown);
     cfg_err(b, at(item),
             "%s: '%s' is not a supported algorithm (HS, RS, ES, PS with 256, 384, 512; "

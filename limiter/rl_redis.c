@@ -53,13 +53,9 @@ typedef struct rr_pending rr_pending_t;
 typedef struct rr_call {
     rr_pending_t *p;
     rl_group_t *g;
-    rc_pending_t *h;   /* NULL once answered */
-    rr_batch_t *batch; /* or queued in / sent with this batch */
-    size_t bidx;       /* its place there */
-    char *olkey;       /* its over-limit cache key, NULL when too long */
-    size_t olkeylen;
-    char *lkey; /* leased: its lease key; the call asks for lease_want tokens */
-    size_t lkeylen;
+    rc_pending_t *h;                 /* NULL once answered */
+    rr_batch_t *batch;               /* or queued in / sent with this batch */
+    size_t bidx;                     /* its place there */
     uint32_t lease_want, lease_cost; /* 0: an exact call */
     uint64_t sent_ms;                /* monotonic */
 } rr_call_t;
@@ -185,10 +181,6 @@ static int parse_reply(rl_group_t *g, const redisReply *rep)
 
 static void pending_free(rr_pending_t *p)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        free(p->calls[i].olkey);
-        free(p->calls[i].lkey);
-    }
     free(p);
 }
 
@@ -203,6 +195,17 @@ static bool group_allowed(const rl_group_t *g)
 static rc_pending_t *send_group(rl_redis_t *r, rr_call_t *call);
 static void call_unsent(rr_call_t *call);
 
+/* Redis denied the call: the over-limit cache answers it until its buckets
+ * could fit (the key is spelled again from the group: only denials pay). */
+static void remember_denial(rl_redis_t *r, const rr_call_t *call)
+{
+    char key[OL_KEY_MAX];
+    int len = olcache_key(call->g, key, sizeof key);
+
+    if (len >= 0)
+        olcache_store(r->ol, key, (size_t)len, call->g, call->sent_ms);
+}
+
 /* A lease call answered: keep the lease, or — when Redis could not give
  * that many — ask again for the check's own cost.  true when the call is
  * still on its way (asked again). */
@@ -210,17 +213,19 @@ static bool lease_answered(rr_call_t *call, bool parsed)
 {
     rl_redis_t *r = call->p->r;
     uint32_t want = call->lease_want;
+    char key[OL_KEY_MAX];
+    int len;
 
     call->g->cost = call->lease_cost; /* the check's own cost again */
     call->lease_want = 0;
-    if (!parsed)
+    if (!parsed || (len = lease_key(call->g, key, sizeof key)) < 0)
         return false;
     if (group_allowed(call->g)) {
-        lease_granted(r->leases, call->lkey, call->lkeylen, call->g, want, call->lease_cost,
+        lease_granted(r->leases, key, (size_t)len, call->g, want, call->lease_cost,
                       call->sent_ms);
         return false;
     }
-    lease_refused(r->leases, call->lkey, call->lkeylen, want);
+    lease_refused(r->leases, key, (size_t)len, want);
     call->sent_ms = util_mono_ms();
     call->h = send_group(r, call);
     if (call->h == NULL)
@@ -245,8 +250,8 @@ static void call_finish(rr_call_t *call, const redisReply *reply, const char *er
     } else if (call->lease_want != 0) {
         if (lease_answered(call, true))
             return; /* asked again with its own cost */
-    } else if (call->olkey != NULL) {
-        olcache_store(p->r->ol, call->olkey, call->olkeylen, call->g, call->sent_ms);
+    } else if (!group_allowed(call->g)) {
+        remember_denial(p->r, call);
     }
     if (call->lease_want != 0)
         lease_answered(call, false);
@@ -268,52 +273,96 @@ static void call_done(rc_client_t *c, redisReply *reply, const char *errstr, voi
     call_finish(privdata, reply, errstr);
 }
 
-/* Send one group's script call. */
-static rc_pending_t *send_group(rl_redis_t *r, rr_call_t *call)
-{
-    rl_group_t *g = call->g;
-    size_t nargs = 1 + 4 * g->n, i;
-    const char **keys = calloc(g->n, sizeof(*keys));
-    size_t *keylens = calloc(g->n, sizeof(*keylens));
-    char *keybuf = malloc(g->n * RL_REDIS_MAX_KEY);
-    const char **args = calloc(nargs, sizeof(*args));
-    size_t *arglens = calloc(nargs, sizeof(*arglens));
-    char(*argbuf)[ARG_LEN] = calloc(nargs, ARG_LEN);
-    rc_pending_t *h = NULL;
+/* KEYS and ARGV of one script call, filled by sa_group() and friends. */
+typedef struct script_args {
+    const char **keys, **args;
+    size_t *keylens, *arglens;
+    char *keybuf;
+    char (*argbuf)[ARG_LEN];
+    size_t nkeys, nargs; /* filled so far */
+} script_args_t;
 
-    if (keys == NULL || keylens == NULL || keybuf == NULL || args == NULL ||
-        arglens == NULL || argbuf == NULL)
-        goto out_free;
-    for (i = 0; i < g->n; i++) {
-        char *k = keybuf + i * RL_REDIS_MAX_KEY;
+static void sa_free(script_args_t *sa)
+{
+    free(sa->keys);
+    free(sa->keylens);
+    free(sa->keybuf);
+    free(sa->args);
+    free(sa->arglens);
+    free(sa->argbuf);
+}
+
+/* Room for `nkeys` keys and `nargs` arguments; -1 when out of memory. */
+static int sa_init(script_args_t *sa, size_t nkeys, size_t nargs)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->keys = calloc(nkeys, sizeof(*sa->keys));
+    sa->keylens = calloc(nkeys, sizeof(*sa->keylens));
+    sa->keybuf = malloc(nkeys * RL_REDIS_MAX_KEY);
+    sa->args = calloc(nargs, sizeof(*sa->args));
+    sa->arglens = calloc(nargs, sizeof(*sa->arglens));
+    sa->argbuf = calloc(nargs, ARG_LEN);
+    if (sa->keys != NULL && sa->keylens != NULL && sa->keybuf != NULL && sa->args != NULL &&
+        sa->arglens != NULL && sa->argbuf != NULL)
+        return 0;
+    sa_free(sa);
+    return -1;
+}
+
+/* One argument: `lit`, or the number `v` when lit is NULL. */
+static void sa_put(script_args_t *sa, const char *lit, unsigned long long v)
+{
+    char *a = sa->argbuf[sa->nargs];
+    int n = lit != NULL ? snprintf(a, ARG_LEN, "%s", lit) : snprintf(a, ARG_LEN, "%llu", v);
+
+    sa->args[sa->nargs] = a;
+    sa->arglens[sa->nargs++] = n > 0 ? (size_t)n : 0;
+}
+
+static void sa_num(script_args_t *sa, unsigned long long v)
+{
+    sa_put(sa, NULL, v);
+}
+
+/* One group: its keys, then its cost and four rate arguments per key (the
+ * script's single-call ARGV, which the batch form repeats per request). */
+static int sa_group(script_args_t *sa, const rl_redis_t *r, const rl_group_t *g)
+{
+    sa_num(sa, g->cost);
+    for (size_t i = 0; i < g->n; i++) {
+        char *k = sa->keybuf + sa->nkeys * RL_REDIS_MAX_KEY;
         int len =
             rl_redis_key(r->prefix, g->identity, g->limits[i]->name, k, RL_REDIS_MAX_KEY);
 
         if (len < 0)
-            goto out_free;
-        keys[i] = k;
-        keylens[i] = (size_t)len;
+            return -1;
+        sa->keys[sa->nkeys] = k;
+        sa->keylens[sa->nkeys++] = (size_t)len;
+        sa_num(sa, g->rates[i].n);
+        sa_num(sa, g->rates[i].period_ms);
+        sa_num(sa, g->rates[i].burst);
+        sa_num(sa, g->limits[i]->mode == RL_MODE_SHADOW);
     }
-    snprintf(argbuf[0], ARG_LEN, "%u", g->cost);
-    for (i = 0; i < g->n; i++) {
-        snprintf(argbuf[1 + 4 * i], ARG_LEN, "%u", g->rates[i].n);
-        snprintf(argbuf[2 + 4 * i], ARG_LEN, "%u", g->rates[i].period_ms);
-        snprintf(argbuf[3 + 4 * i], ARG_LEN, "%u", g->rates[i].burst);
-        snprintf(argbuf[4 + 4 * i], ARG_LEN, "%d", g->limits[i]->mode == RL_MODE_SHADOW);
-    }
-    for (i = 0; i < nargs; i++) {
-        args[i] = argbuf[i];
-        arglens[i] = strlen(argbuf[i]);
-    }
-    h = r->ops->evalsha(r->client, r->script, (int)g->n, keys, keylens, (int)nargs, args,
-                        arglens, call_done, call);
-out_free:
-    free(keys);
-    free(keylens);
-    free(keybuf);
-    free(args);
-    free(arglens);
-    free(argbuf);
+    return 0;
+}
+
+static rc_pending_t *sa_send(rl_redis_t *r, script_args_t *sa, rc_reply_fn fn, void *priv)
+{
+    return r->ops->evalsha(r->client, r->script, (int)sa->nkeys, sa->keys, sa->keylens,
+                           (int)sa->nargs, sa->args, sa->arglens, fn, priv);
+}
+
+/* Send one group's script call. */
+static rc_pending_t *send_group(rl_redis_t *r, rr_call_t *call)
+{
+    script_args_t sa;
+    rc_pending_t *h = NULL;
+
+    if (sa_init(&sa, call->g->n, 1 + 4 * call->g->n) != 0)
+        return NULL;
+    if (sa_group(&sa, r, call->g) == 0)
+        h = sa_send(r, &sa, call_done, call);
+    sa_free(&sa);
     return h;
 }
 
@@ -343,62 +392,29 @@ static void batch_done(rc_client_t *c, redisReply *reply, const char *errstr,
     free(b);
 }
 
-/* The batch's KEYS and ARGV ('B', R, then per call k, cost, rates). */
+/* The batch's KEYS and ARGV ('B', R, then per call k and its group's). */
 static rc_pending_t *send_batch(rl_redis_t *r, rr_batch_t *b)
 {
-    size_t nkeys = 0, nargs = 2, k = 0, a = 0;
-    const char **keys, **args;
-    size_t *keylens, *arglens;
-    char *keybuf, (*argbuf)[ARG_LEN];
+    size_t nkeys = 0, nargs = 2;
+    script_args_t sa;
     rc_pending_t *h = NULL;
 
     for (size_t i = 0; i < b->n; i++) {
         nkeys += b->calls[i]->g->n;
         nargs += 2 + 4 * b->calls[i]->g->n;
     }
-    keys = calloc(nkeys, sizeof(*keys));
-    keylens = calloc(nkeys, sizeof(*keylens));
-    keybuf = malloc(nkeys * RL_REDIS_MAX_KEY);
-    args = calloc(nargs, sizeof(*args));
-    arglens = calloc(nargs, sizeof(*arglens));
-    argbuf = calloc(nargs, ARG_LEN);
-    if (keys == NULL || keylens == NULL || keybuf == NULL || args == NULL ||
-        arglens == NULL || argbuf == NULL)
-        goto out_free;
-    snprintf(argbuf[a++], ARG_LEN, "B");
-    snprintf(argbuf[a++], ARG_LEN, "%zu", b->n);
+    if (sa_init(&sa, nkeys, nargs) != 0)
+        return NULL;
+    sa_put(&sa, "B", 0);
+    sa_num(&sa, b->n);
     for (size_t i = 0; i < b->n; i++) {
-        const rl_group_t *g = b->calls[i]->g;
-
-        snprintf(argbuf[a++], ARG_LEN, "%zu", g->n);
-        snprintf(argbuf[a++], ARG_LEN, "%u", g->cost);
-        for (size_t j = 0; j < g->n; j++, k++) {
-            int len = rl_redis_key(r->prefix, g->identity, g->limits[j]->name,
-                                   keybuf + k * RL_REDIS_MAX_KEY, RL_REDIS_MAX_KEY);
-
-            if (len < 0)
-                goto out_free;
-            keys[k] = keybuf + k * RL_REDIS_MAX_KEY;
-            keylens[k] = (size_t)len;
-            snprintf(argbuf[a++], ARG_LEN, "%u", g->rates[j].n);
-            snprintf(argbuf[a++], ARG_LEN, "%u", g->rates[j].period_ms);
-            snprintf(argbuf[a++], ARG_LEN, "%u", g->rates[j].burst);
-            snprintf(argbuf[a++], ARG_LEN, "%d", g->limits[j]->mode == RL_MODE_SHADOW);
-        }
+        sa_num(&sa, b->calls[i]->g->n);
+        if (sa_group(&sa, r, b->calls[i]->g) != 0)
+            goto out_free;
     }
-    for (size_t i = 0; i < nargs; i++) {
-        args[i] = argbuf[i];
-        arglens[i] = strlen(argbuf[i]);
-    }
-    h = r->ops->evalsha(r->client, r->script, (int)nkeys, keys, keylens, (int)nargs, args,
-                        arglens, batch_done, b);
+    h = sa_send(r, &sa, batch_done, b);
 out_free:
-    free(keys);
-    free(keylens);
-    free(keybuf);
-    free(args);
-    free(arglens);
-    free(argbuf);
+    sa_free(&sa);
     return h;
 }
 
@@ -550,11 +566,6 @@ static bool over_limit(rl_redis_t *r, rr_call_t *call)
             r->ol_hit(r->ol_ctx);
         return true;
     }
-    call->olkey = malloc((size_t)len + 1);
-    if (call->olkey != NULL) {
-        memcpy(call->olkey, key, (size_t)len + 1);
-        call->olkeylen = (size_t)len;
-    }
     return false;
 }
 
@@ -574,11 +585,6 @@ static bool leased(rl_redis_t *r, rr_call_t *call)
             r->lease_hit(r->ol_ctx);
         return true;
     }
-    call->lkey = malloc((size_t)len + 1);
-    if (call->lkey == NULL)
-        return false;
-    memcpy(call->lkey, key, (size_t)len + 1);
-    call->lkeylen = (size_t)len;
     want = lease_want(r->leases, key, (size_t)len, g);
     call->lease_cost = g->cost;
     call->lease_want = want;
