@@ -835,7 +835,6 @@ static size_t claim_add(const srv_req_t *r, bool every, srv_proxy_hdr_t *add, ch
 
 static void allow(srv_req_t *r)
 {
-    struct evkeyvalq *out;
     srv_proxy_hdr_t add[10 + AUTH_JWT_MAX_CLAIM_HDRS];
     ident_hdrs_t idv;
     size_t n = 0;
@@ -857,13 +856,10 @@ static void allow(srv_req_t *r)
     identity_values(r, &idv);
     if (r->mode != SRV_MODE_PROXY) {
         watch_close(r, false);
-        out = evhttp_request_get_output_headers(r->req);
         n = identity_add(&idv, add);
         n += claim_add(r, true, add + n, &claims);
-        for (size_t i = 0; i < n; i++)
-            evhttp_add_header(out, add[i].name, add[i].value);
+        srv_send_json_with(r, 200, NULL, add, n);
         free(claims);
-        srv_send_json(r, 200, NULL);
         finish(r);
         return;
     }
@@ -919,8 +915,7 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
     r->status = resp->code;
     out = evhttp_request_get_output_headers(r->req);
     srv_proxy_copy_headers(resp->headers, out);
-    srv_add_common_headers(r, out, false);
-    srv_add_rl_headers(r, out, false);
+    srv_add_proxied_headers(r, out);
     srv_reply(r, resp->code, resp->reason ? resp->reason : "", resp->body);
     finish(r);
 }

@@ -243,6 +243,7 @@ static void worker_clear(srv_worker_t *w)
     srv_backend_clear(w);
     metrics_free(w->metrics);
     auth_jwt_local_free(w->jwt_local);
+    free(w->own_hdrs);
     if (w->mbox_ev)
         event_free(w->mbox_ev);
     if (w->drain_ev)

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -67,6 +68,13 @@ typedef struct srv_worker {
     struct auth_jwt_local *jwt_local; /* this thread's copies of remote key sets */
     unsigned inflight;                /* requests not yet answered */
     unsigned unflushed;               /* answers libevent has not finished writing */
+    /* respond.c: the configuration-only headers of own answers, formatted
+     * for the snapshot of version own_hdrs_version. */
+    char *own_hdrs;
+    size_t own_hdrs_len;
+    char own_hdrs_version[17];
+    time_t date_s; /* the second `date` was formatted for, 0: not yet */
+    char date[32];
 } srv_worker_t;
 
 struct srv {

@@ -15,6 +15,7 @@
 #include "tollgate/auth.h"
 #include "tollgate/auth_ticket.h"
 #include "tollgate/http.h"
+#include "tollgate/srv_proxy.h"
 #include "srv_process.h"
 
 /* Where the decision is asked from (DESIGN §6 forward-auth dialects). */
@@ -120,11 +121,12 @@ typedef enum {
 srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 
 /* respond.c */
-/* `own`: tollgate's answer (no-store, nothing to replace), else a proxied one. */
-void srv_add_common_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
-void srv_add_rl_headers(srv_req_t *r, struct evkeyvalq *out, bool own);
+/* The headers tollgate sets on a proxied answer, replacing the upstream's. */
+void srv_add_proxied_headers(srv_req_t *r, struct evkeyvalq *out);
 void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body);
 void srv_send_json(srv_req_t *r, int status, const char *body);
+void srv_send_json_with(srv_req_t *r, int status, const char *body,
+                        const srv_proxy_hdr_t *extra, size_t nextra);
 void srv_send_error(srv_req_t *r, int status, const char *code, const char *message);
 
 #endif

@@ -2,7 +2,10 @@
 for https via a trusted proxy, CORS preflight, X-Request-ID."""
 import re
 
-from harness import TollgateCase, Upstream, Tollgate, api_key, standard_config, _finish
+import socket
+
+from harness import (TollgateCase, Upstream, Tollgate, api_key, standard_config, _finish,
+                     raw_request, raw_status, SLOW)
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -102,6 +105,137 @@ class SecurityHeaders(TollgateCase):
         b = self.tg.get("/healthz").header("X-Request-ID")
         self.assertRegex(a, UUID4)
         self.assertNotEqual(a, b)
+
+
+def parse_head(resp):
+    """(status line, [(name, value)], rest) of one raw response; every header
+    line must be "Name: value" with a token name."""
+    head, _, rest = resp.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = []
+    for line in lines[1:]:
+        m = re.match(rb"^([!#$%&'*+.^_`|~0-9A-Za-z-]+): (\S(?:.*\S)?)?$", line)
+        if m is None:
+            raise AssertionError("malformed header line %r in %r" % (line, head))
+        fields.append((m.group(1).decode().lower(), (m.group(2) or b"").decode()))
+    return lines[0], fields, rest
+
+
+class OwnAnswerWire(TollgateCase):
+    """tollgate's own answers leave as one pre-formatted block of headers
+    (server/respond.c): on the wire they must be exactly the separate,
+    well-formed, unrepeated header lines evhttp would have written, with
+    evhttp's own framing (Date, Content-Length, Connection) intact."""
+
+    def wire(self, data, timeout=5):
+        return raw_request(self.tg.port, data, timeout=timeout)
+
+    def assertWellFormed(self, resp, status, framed=True):
+        first, fields, rest = parse_head(resp)
+        self.assertEqual(raw_status(resp), status, resp[:300])
+        names = [n for n, _ in fields]
+        for n in set(names):
+            self.assertEqual(names.count(n), 1, "%s repeated in %r" % (n, resp[:2000]))
+        for must in ("date", "x-request-id", "x-content-type-options", "cache-control"):
+            self.assertIn(must, names, resp[:2000])
+        if framed:
+            self.assertIn("content-length", names, resp[:2000])
+        return dict(fields), rest
+
+    def test_allow_deny_and_error_answers(self):
+        key = api_key("alice")["X-API-Key"]
+        for target, extra, status in (
+                ("/auth/orders/1", "X-API-Key: %s\r\n" % key, 200),
+                ("/auth/orders/1", "", 401),
+                ("/no/such", "", 404),
+                ("/readyz", "", 200)):
+            with self.subTest(target=target, status=status):
+                resp = self.wire(("GET %s HTTP/1.1\r\nHost: a\r\n%s\r\n" %
+                                  (target, extra)).encode())
+                h, body = self.assertWellFormed(resp, status)
+                self.assertEqual(int(h["content-length"]), len(body))
+                if status == 200 and target.startswith("/auth/"):
+                    self.assertEqual(h["x-auth-client-id"], "alice")
+                    self.assertEqual(h["x-auth-method"], "api_key")
+                    self.assertIn("x-ratelimit-limit", h)
+                if status == 401:
+                    self.assertIn("www-authenticate", h)
+                    self.assertIn(b'"code"', body)
+
+    def test_head_has_no_body(self):
+        """An answer to HEAD has no body (RFC 9110 §9.3.2): a body there
+        would be read by a keep-alive client as the start of the next answer
+        (it was, before: HEAD /healthz sent its JSON)."""
+        key = api_key("alice")["X-API-Key"]
+        for target, extra, status in (("/readyz", "", 200), ("/auth/orders/1", "", 401),
+                                      ("/auth/orders/1", "X-API-Key: %s\r\n" % key, 200),
+                                      ("/no/such", "", 404)):
+            with self.subTest(target=target, status=status):
+                resp = self.wire(("HEAD %s HTTP/1.1\r\nHost: a\r\n%s"
+                                  "Connection: close\r\n\r\n" % (target, extra)).encode())
+                h, body = self.assertWellFormed(resp, status, framed=False)
+                self.assertEqual(body, b"")
+                self.assertEqual(h["connection"], "close")
+        # and on a kept-alive connection the next answer starts right after
+        req = (b"HEAD /auth/orders/1 HTTP/1.1\r\nHost: a\r\nX-Request-ID: head-1\r\n\r\n"
+               b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Request-ID: get-2\r\n"
+               b"Connection: close\r\n\r\n")
+        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
+        try:
+            s.sendall(req)
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            s.close()
+        h, rest = self.assertWellFormed(buf, 401, framed=False)
+        self.assertEqual(h["x-request-id"], "head-1")
+        h, rest = self.assertWellFormed(rest, 200)
+        self.assertEqual(h["x-request-id"], "get-2")
+        self.assertEqual(rest, b'{"status":"ok"}')
+
+    def test_pipelined_and_keepalive(self):
+        """Three pipelined requests on one connection: three complete
+        answers in order, the last one closing as asked."""
+        key = api_key("alice")["X-API-Key"]
+        req = ("GET /auth/orders/1 HTTP/1.1\r\nHost: a\r\nX-API-Key: %s\r\n"
+               "X-Request-ID: pipe-1\r\n\r\n"
+               "GET /no/such HTTP/1.1\r\nHost: a\r\nX-Request-ID: pipe-2\r\n\r\n"
+               "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Request-ID: pipe-3\r\n"
+               "Connection: close\r\n\r\n" % key).encode()
+        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
+        try:
+            s.sendall(req)
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break  # the server closed after the third, as asked
+                buf += chunk
+        finally:
+            s.close()
+        seen = []
+        for want_status, want_id in ((200, "pipe-1"), (404, "pipe-2"), (200, "pipe-3")):
+            h, rest = self.assertWellFormed(buf, want_status)
+            n = int(h["content-length"])
+            seen.append(h["x-request-id"])
+            self.assertEqual(h["x-request-id"], want_id)
+            buf = rest[n:]
+        self.assertEqual(buf, b"")
+        self.assertEqual(seen, ["pipe-1", "pipe-2", "pipe-3"])
+
+    def test_http10_closes_unless_keepalive(self):
+        resp = self.wire(b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertTrue(resp.startswith(b"HTTP/1.0 200") or resp.startswith(b"HTTP/1.1 200"),
+                        resp[:100])
+        h, body = self.assertWellFormed(resp, 200, framed=False)  # delimited by the close
+        self.assertEqual(body, b'{"status":"ok"}')
+        resp = self.wire(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        h, _ = self.assertWellFormed(resp, 200)
+        self.assertEqual(h.get("connection"), "keep-alive")
 
 
 class HstsUntrusted(TollgateCase):
