@@ -7,11 +7,10 @@
 set -euo pipefail
 BIN=${1:?usage: buckets-rss.sh BIN [N]}
 N=${2:-1000000}
-HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d /tmp/tollgate-rss.XXXXXX)
 PID=
 cleanup() {
-    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    if [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null; then wait "$PID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT

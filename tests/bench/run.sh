@@ -101,21 +101,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_http() { # URL [CURL ARGS]: wait (bounded, 10 s) until it answers 200
-    local url=$1
-    shift
-    for _ in $(seq 100); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url" 2>/dev/null)" = 200 ] && return 0
-        sleep 0.1
-    done
-    echo "bench: $url did not come up" >&2
-    return 1
-}
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
 
 # ---- API keys (plain for wrk, hashed for tollgate)
 python3 - "$TMP" "$NKEYS" <<'PY'
@@ -264,17 +251,6 @@ if [ -n "${BENCH_PROXY:-}" ] && [ "$BENCH_PROXY" != 0 ]; then
     ROWS+=("tollgate-proxy http://127.0.0.1:${TG_PORT[memory]}/proxy/bench nginx ${TG_PID[memory]},$NGX_PID - keys -")
 fi
 
-evalsha_total() { # ADDRS (comma list, "-" none): EVALSHA calls so far, summed
-    local a total=0 n
-    [ "$1" = - ] && { echo 0; return; }
-    for a in ${1//,/ }; do
-        n=$(redis-cli -h "${a%:*}" -p "${a##*:}" INFO commandstats 2>/dev/null |
-            sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p')
-        total=$((total + ${n:-0}))
-    done
-    echo "$total"
-}
-
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
     awk -v v="$1" 'BEGIN {
         if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
@@ -283,19 +259,6 @@ to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
         else printf "%s", v }'
 }
 
-# CPU ticks (user + system, all threads) used so far by a comma-separated
-# list of PIDs and their direct children (nginx's worker); "-" is 0.
-cpu_ticks() {
-    local list=$1 pid kid total=0 t
-    [ "$list" = - ] && { echo 0; return; }
-    for pid in ${list//,/ }; do
-        for kid in $pid $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-            t=$(awk '{print $14 + $15}' "/proc/$kid/stat" 2>/dev/null) || t=0
-            total=$((total + ${t:-0}))
-        done
-    done
-    echo "$total"
-}
 HZ=$(getconf CLK_TCK)
 box_ticks() { # "idle total" of the whole box from /proc/stat
     awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t; exit }' /proc/stat
