@@ -55,6 +55,7 @@ enum {
     T_LEASE,
     T_JWT_CACHE,
     T_DEPRECATED,
+    T_ACCEPT,
     T_COUNT
 };
 enum { H_REQUEST, H_REDIS, H_COUNT };
@@ -106,6 +107,12 @@ static const tdef_t tdefs[T_COUNT] = {
                       1,
                       {"client"},
                       256},
+    [T_ACCEPT] = {"tollgate_accept_errors_total",
+                  "accept() failures on the main listener, by error (emfile, enfile, "
+                  "nomem, other); each pauses that listener for 100 ms.",
+                  1,
+                  {"error"},
+                  4},
 };
 
 typedef struct hdef {
@@ -290,6 +297,12 @@ void metrics_deprecated(metrics_t *m, const char *client)
 {
     if (m != NULL)
         mx_count(m, T_DEPRECATED, client, NULL, NULL);
+}
+
+void metrics_accept_error(metrics_t *m, const char *error)
+{
+    if (m != NULL)
+        mx_count(m, T_ACCEPT, error, NULL, NULL);
 }
 
 void metrics_redis(metrics_t *m, const char *result, double seconds)
@@ -532,6 +545,7 @@ void metrics_render(struct evbuffer *out)
     render_table(out, &tdefs[T_LEASE], &tables[T_LEASE]);
     render_table(out, &tdefs[T_JWT_CACHE], &tables[T_JWT_CACHE]);
     render_table(out, &tdefs[T_DEPRECATED], &tables[T_DEPRECATED]);
+    render_table(out, &tdefs[T_ACCEPT], &tables[T_ACCEPT]);
     render_hist(out, &hdefs[H_REDIS], &hists[H_REDIS]);
     render_globals(out);
     for (t = 0; t < T_COUNT; t++)

@@ -40,47 +40,6 @@
 #define SRV_START_GRACE_MS 2000 /* longest /readyz says "starting" waiting on Redis */
 #define SRV_START_POLL_MS 10
 
-/* ---- listeners ---------------------------------------------------------- */
-
-/* A non-blocking listening socket on "host:port"; SO_REUSEPORT when `shared`. */
-static int listen_on(const char *addr, bool shared, char *err, size_t errlen)
-{
-    char host[256], portstr[8];
-    uint16_t port;
-    struct addrinfo hints = {0}, *ai = NULL;
-    int fd = -1, one = 1, rc;
-
-    if (http_parse_hostport(addr, host, sizeof(host), &port) != 0) {
-        snprintf(err, errlen, "bad listen address '%s'", addr);
-        return -1;
-    }
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(host, portstr, &hints, &ai);
-    if (rc != 0) {
-        snprintf(err, errlen, "listen address '%s': %s", addr, gai_strerror(rc));
-        return -1;
-    }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto out_err;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
-        goto out_err;
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0)
-        goto out_err;
-    freeaddrinfo(ai);
-    return fd;
-out_err:
-    snprintf(err, errlen, "listen on %s: %s", addr, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return -1;
-}
-
 /* ---- mailbox -------------------------------------------------------------- */
 
 static void post(srv_worker_t *w, cfg_t *c, bool stop)
@@ -197,6 +156,8 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         snprintf(err, errlen, "cannot accept on listener socket");
         return -1;
     }
+    if (srv_listener_guard(w) != 0)
+        goto out_nomem;
     w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->mbox_fd < 0)
         goto out_nomem;
@@ -234,6 +195,7 @@ static void worker_clear(srv_worker_t *w)
         return;
     /* evhttp_free closes idle keep-alive connections; a request still in
      * flight is cancelled through its close callback. */
+    srv_listener_unguard(w);
     if (w->http != NULL)
         evhttp_free(w->http);
     audit_buf_free(w->audit);
@@ -573,12 +535,16 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
     if (s->workers == NULL)
         goto out_nomem;
+    /* The address must be free: SO_REUSEPORT would let a second process
+     * share it (listener.c). */
+    if (srv_listen_on(cfg->listen, SRV_LISTEN_PROBE, err, errlen) != 0)
+        goto out_free;
     for (unsigned i = 0; i < s->nworkers; i++) {
-        fd = listen_on(cfg->listen, true, err, errlen);
+        fd = srv_listen_on(cfg->listen, SRV_LISTEN_SHARED, err, errlen);
         if (fd < 0 || worker_init(s, &s->workers[i], i, fd, false, err, errlen) != 0)
             goto out_free;
     }
-    fd = listen_on(cfg->admin_listen, false, err, errlen);
+    fd = srv_listen_on(cfg->admin_listen, SRV_LISTEN_EXCLUSIVE, err, errlen);
     if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0 ||
         srv_shared_start(s, err, errlen) != 0)
         goto out_free;

@@ -75,6 +75,9 @@ typedef struct srv_worker {
     char own_hdrs_version[17];
     time_t date_s; /* the second `date` was formatted for, 0: not yet */
     char date[32];
+    /* listener.c: accept() failures pause the listener */
+    struct event *accept_ev; /* re-enables it */
+    uint64_t accept_failures, accept_logged_ms;
 } srv_worker_t;
 
 struct srv {
@@ -108,6 +111,16 @@ struct srv {
 };
 
 /* server.c */
+/* listener.c */
+typedef enum {
+    SRV_LISTEN_SHARED,    /* SO_REUSEPORT: one socket per worker */
+    SRV_LISTEN_EXCLUSIVE, /* the admin listener */
+    SRV_LISTEN_PROBE,     /* 0 when the address is free, else -1 (EADDRINUSE: taken) */
+} srv_listen_t;
+int srv_listen_on(const char *addr, srv_listen_t how, char *err, size_t errlen);
+int srv_listener_guard(srv_worker_t *w); /* after w->bound exists */
+void srv_listener_unguard(srv_worker_t *w);
+
 cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
 int srv_reload(srv_t *s, char *err, size_t errlen);
 

@@ -34,6 +34,9 @@ void metrics_overlimit_hit(metrics_t *m);
 void metrics_lease_hit(metrics_t *m);
 /* tollgate_jwt_cache_total{result="hit"|"miss"} */
 void metrics_jwt_cache(metrics_t *m, bool hit);
+/* tollgate_accept_errors_total{error}: emfile, enfile, nomem, other */
+void metrics_accept_error(metrics_t *m, const char *error);
+
 /* tollgate_deprecated_auth_total{client} */
 void metrics_deprecated(metrics_t *m, const char *client);
 /* tollgate_redis_requests_total{result} and tollgate_redis_duration_seconds. */

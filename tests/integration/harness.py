@@ -454,6 +454,7 @@ class Tollgate:
         self.stderr_path = os.path.join(self.tmp, "stderr.log")
         self.proc = None
         self.returncode = None
+        self.preexec = None  # run in the child before exec (e.g. setrlimit)
         self.write_keys(keys)
         self.config = base_config(self.port, self.admin_port, self.tmp)
         if configure:
@@ -497,7 +498,8 @@ class Tollgate:
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, env=self.env, cwd=self.tmp)
+                                     stderr=self._err, env=self.env, cwd=self.tmp,
+                                     preexec_fn=self.preexec)
         if wait:
             self.wait_ready()
 
