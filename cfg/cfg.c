@@ -362,6 +362,8 @@ static cfg_t *cfg_defaults(void)
     c->admin_listen = strdup("127.0.0.1:9090");
     c->max_body_bytes = 1u << 20;
     c->max_header_bytes = 16u << 10;
+    c->max_connections = 10000;
+    c->request_read_timeout_ms = 30000;
     c->expected_replicas = 1;
     c->shutdown_delay = 5;
     c->redis.mode = CFG_REDIS_NONE;

@@ -169,6 +169,8 @@ static agg_hist_t g_retired_hist[H_COUNT];
 static _Atomic uint64_t g_reloads_ok, g_reloads_err;
 static atomic_int g_fallback;
 static atomic_long g_revocations;
+static atomic_long g_conns;
+static _Atomic uint64_t g_conns_refused, g_read_timeouts;
 
 static const char *const other_vals[MX_LABELS] = {"other", "other", "other"};
 
@@ -492,6 +494,21 @@ static void render_hist(struct evbuffer *out, const hdef_t *d, const agg_hist_t 
     evbuffer_add_printf(out, "%s_count %llu\n", d->name, cum);
 }
 
+void metrics_conn_open(int delta)
+{
+    atomic_fetch_add_explicit(&g_conns, delta, memory_order_relaxed);
+}
+
+void metrics_conn_refused(void)
+{
+    atomic_fetch_add_explicit(&g_conns_refused, 1, memory_order_relaxed);
+}
+
+void metrics_read_timeout(void)
+{
+    atomic_fetch_add_explicit(&g_read_timeouts, 1, memory_order_relaxed);
+}
+
 static void render_globals(struct evbuffer *out)
 {
     header(out, "tollgate_config_reloads_total", "Configuration reloads, by result.",
@@ -510,6 +527,25 @@ static void render_globals(struct evbuffer *out)
            "gauge");
     evbuffer_add_printf(out, "tollgate_revocations_cached %ld\n",
                         atomic_load_explicit(&g_revocations, memory_order_relaxed));
+    header(out, "tollgate_connections",
+           "Client connections open on the main listener that have sent a request "
+           "(the count max_connections bounds).",
+           "gauge");
+    evbuffer_add_printf(out, "tollgate_connections %ld\n",
+                        atomic_load_explicit(&g_conns, memory_order_relaxed));
+    header(out, "tollgate_connections_refused_total",
+           "Connections closed at their first bytes because max_connections were open.",
+           "counter");
+    evbuffer_add_printf(
+        out, "tollgate_connections_refused_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&g_conns_refused, memory_order_relaxed));
+    header(out, "tollgate_request_read_timeouts_total",
+           "Connections closed because a request took longer than "
+           "request_read_timeout_ms to arrive.",
+           "counter");
+    evbuffer_add_printf(
+        out, "tollgate_request_read_timeouts_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&g_read_timeouts, memory_order_relaxed));
 }
 
 void metrics_render(struct evbuffer *out)

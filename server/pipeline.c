@@ -131,14 +131,14 @@ static void watch_close(srv_req_t *r, bool on)
     if (r->conn == NULL)
         return;
     if (!on) {
-        evhttp_connection_set_closecb(r->conn, NULL, NULL);
+        srv_conn_watch(r->w, r->conn, NULL, NULL);
         if (r->watching) {
             event_del(&r->watch_ev);
             r->watching = false;
         }
         return;
     }
-    evhttp_connection_set_closecb(r->conn, on_close, r);
+    srv_conn_watch(r->w, r->conn, on_close, r);
     if (!r->watching) {
         event_assign(&r->watch_ev, r->w->base, -1, 0, watch_socket, r);
         event_add(&r->watch_ev, &after);
@@ -1267,6 +1267,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     srv_worker_t *w = arg;
     srv_req_t *r = calloc(1, sizeof(*r));
 
+    srv_conn_request(w, req);
     if (r == NULL) {
         evhttp_send_error(req, 503, "Service Unavailable");
         return;

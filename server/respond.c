@@ -301,8 +301,8 @@ static void on_flushed(struct evhttp_request *req, void *arg)
 {
     srv_worker_t *w = arg;
 
-    (void)req;
     w->unflushed--;
+    srv_conn_answered(w, req);
 }
 
 /* Send the reply; the worker counts it until libevent has written all of it,

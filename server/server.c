@@ -156,7 +156,7 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         snprintf(err, errlen, "cannot accept on listener socket");
         return -1;
     }
-    if (srv_listener_guard(w) != 0)
+    if (srv_listener_guard(w) != 0 || (!admin && srv_conns_init(w) != 0))
         goto out_nomem;
     w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->mbox_fd < 0)
@@ -198,6 +198,7 @@ static void worker_clear(srv_worker_t *w)
     srv_listener_unguard(w);
     if (w->http != NULL)
         evhttp_free(w->http);
+    srv_conns_clear(w);
     audit_buf_free(w->audit);
     srv_proxy_free(w->proxy);
     if (w->dns != NULL)

@@ -36,6 +36,8 @@
 #define SRV_WATCH_AFTER_MS 10 /* a step pending this long gets its socket watched */
 
 typedef struct srv srv_t;
+typedef struct srv_conn srv_conn_t;
+typedef void srv_conn_close_fn(struct evhttp_connection *conn, void *arg);
 
 /* An event loop that serves the main listener (or the admin listener). */
 typedef struct srv_worker {
@@ -78,6 +80,11 @@ typedef struct srv_worker {
     /* listener.c: accept() failures pause the listener */
     struct event *accept_ev; /* re-enables it */
     uint64_t accept_failures, accept_logged_ms;
+    /* conn.c: the connections that have sent something, by fd and listed */
+    srv_conn_t **conn_by_fd;
+    size_t conn_cap;
+    srv_conn_t *conn_list;
+    struct event *conn_sweep_ev;
 } srv_worker_t;
 
 struct srv {
@@ -103,6 +110,7 @@ struct srv {
     struct rc_sub *sub;              /* revocations + lockouts channels (admin thread) */
     struct event *resync_ev;         /* revocation index reload while `sub` is down */
     atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
+    atomic_uint open_conns;          /* conn.c: counted connections, all workers */
     atomic_bool ready;      /* the first Redis attempt settled (or start grace over) */
     uint64_t start_ms;      /* main thread: when srv_run began (monotonic) */
     struct event *start_ev; /* main thread: polls for readiness until ready */
@@ -111,6 +119,16 @@ struct srv {
 };
 
 /* server.c */
+/* conn.c (main listener workers): see there */
+int srv_conns_init(srv_worker_t *w);
+void srv_conns_clear(srv_worker_t *w);
+void srv_conn_request(srv_worker_t *w, struct evhttp_request *req);  /* gencb */
+void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req); /* written */
+/* The pipeline's "client went away" callback (NULL: none), in place of
+ * evhttp_connection_set_closecb, which conn.c owns. */
+void srv_conn_watch(srv_worker_t *w, struct evhttp_connection *conn, srv_conn_close_fn *fn,
+                    void *arg);
+
 /* listener.c */
 typedef enum {
     SRV_LISTEN_SHARED,    /* SO_REUSEPORT: one socket per worker */

@@ -135,6 +135,8 @@ typedef struct cfg {
     http_cidr_list_t trusted_proxies; /* default http_cidr_list_default() */
     size_t max_body_bytes;            /* default 1 MiB */
     size_t max_header_bytes;          /* default 16 KiB */
+    unsigned max_connections;         /* main listener, per process; default 10000 */
+    unsigned request_read_timeout_ms; /* first byte to complete request; default 30000 */
     unsigned expected_replicas;       /* default 1 */
     unsigned shutdown_delay;          /* seconds answering after SIGTERM, default 5 */
     cfg_redis_t redis;

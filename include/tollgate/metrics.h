@@ -34,6 +34,12 @@ void metrics_overlimit_hit(metrics_t *m);
 void metrics_lease_hit(metrics_t *m);
 /* tollgate_jwt_cache_total{result="hit"|"miss"} */
 void metrics_jwt_cache(metrics_t *m, bool hit);
+/* tollgate_connections (gauge), tollgate_connections_refused_total,
+ * tollgate_request_read_timeouts_total: process-wide, any thread. */
+void metrics_conn_open(int delta);
+void metrics_conn_refused(void);
+void metrics_read_timeout(void);
+
 /* tollgate_accept_errors_total{error}: emfile, enfile, nomem, other */
 void metrics_accept_error(metrics_t *m, const char *error);
 

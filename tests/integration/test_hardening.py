@@ -1,5 +1,6 @@
-"""Hostile clients and exhausted resources (server/listener.c): a second
-instance on the same address, accept() failing with EMFILE."""
+"""Hostile clients and exhausted resources: a second instance on the same
+address, accept() failing with EMFILE (server/listener.c); slow requests
+and connection floods (server/conn.c)."""
 import http.client
 import os
 import resource
@@ -104,6 +105,143 @@ class FileDescriptorsRunOut(TollgateCase):
         m = request(tg.admin_port, "GET", "/metrics").body.decode()
         self.assertGreater(metric(m, "tollgate_accept_errors_total", error="emfile") or 0, 0,
                            tg.stderr()[-1500:] + [ln for ln in m.splitlines() if "accept" in ln].__repr__())
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * p))]
+
+
+class Slowloris(TollgateCase):
+    """Clients that send their headers a byte at a time keep a connection
+    forever against an idle timer that every byte resets.  A request now has
+    request_read_timeout_ms from its first byte; a healthy client keeps its
+    answers meanwhile."""
+    shared_server = False
+    N = 300
+    TIMEOUT_MS = 2000
+
+    def test_slow_headers_are_cut_at_the_deadline(self):
+        def configure(cfg):
+            standard_config(cfg)
+            cfg["request_read_timeout_ms"] = self.TIMEOUT_MS
+        tg = self.spawn(configure)
+        healthy = http.client.HTTPConnection("127.0.0.1", tg.port, timeout=5 * SLOW)
+        self.addCleanup(healthy.close)
+
+        def healthy_round(n):
+            lat = []
+            for _ in range(n):
+                t = time.monotonic()
+                healthy.request("GET", "/auth/orders/1", headers=api_key("alice"))
+                r = healthy.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+                lat.append(time.monotonic() - t)
+            return lat
+
+        base = healthy_round(200)
+        slow = []
+        self.addCleanup(lambda: [s.close() for s in slow])
+        for _ in range(self.N):
+            s = socket.create_connection(("127.0.0.1", tg.port), timeout=5)
+            s.sendall(b"GET /auth/orders/1 HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            slow.append(s)
+        start = time.monotonic()
+        cut_at = {}
+        under_attack = []
+        # One more byte per connection every 0.5 s: each keeps evhttp's idle
+        # timer fresh; only the request deadline can end them.
+        deadline = start + (self.TIMEOUT_MS / 1000 + 4) * SLOW
+        while len(cut_at) < self.N and time.monotonic() < deadline:
+            for i, s in enumerate(slow):
+                if i in cut_at:
+                    continue
+                try:
+                    s.send(b"a")
+                except OSError:
+                    cut_at[i] = time.monotonic() - start
+            under_attack += healthy_round(20)
+            time.sleep(0.2)
+        # a shut-down socket may still take a send or two: read to be sure
+        for i, s in enumerate(slow):
+            if i not in cut_at:
+                s.settimeout(0.5)
+                try:
+                    if s.recv(1) == b"":
+                        cut_at[i] = time.monotonic() - start
+                except OSError:
+                    cut_at[i] = time.monotonic() - start
+        self.assertEqual(len(cut_at), self.N, "%d slow connections still open after %.1f s"
+                         % (self.N - len(cut_at), time.monotonic() - start))
+        # not before the deadline (minus the time the writes took to start)
+        self.assertGreater(min(cut_at.values()), self.TIMEOUT_MS / 1000 - 0.5)
+        m = request(tg.admin_port, "GET", "/metrics").body.decode()
+        self.assertGreaterEqual(metric(m, "tollgate_request_read_timeouts_total"), self.N)
+        self.assertGreater(len(under_attack), 100)
+        self.report = ("healthy p99 %.2f ms before, %.2f ms under %d slow connections; "
+                       "cut after %.1f-%.1f s" % (percentile(base, 0.99) * 1000,
+                                                 percentile(under_attack, 0.99) * 1000,
+                                                 self.N, min(cut_at.values()),
+                                                 max(cut_at.values())))
+        print("\n  slowloris: " + self.report)
+
+        def count():
+            body = request(tg.admin_port, "GET", "/metrics").body.decode()
+            return metric(body, "tollgate_connections")
+        # the cut ones are forgotten by the next sweep (once a second)
+        until = time.monotonic() + 5 * SLOW
+        while count() != 1 and time.monotonic() < until:
+            time.sleep(0.1)
+        self.assertEqual(count(), 1)  # only the healthy one
+
+
+class ConnectionBound(TollgateCase):
+    """Past max_connections a new connection is closed at its first bytes;
+    those already open keep being served, and when they go, new ones are
+    accepted again."""
+    shared_server = False
+
+    def test_connections_over_the_bound_are_closed(self):
+        def configure(cfg):
+            standard_config(cfg)
+            cfg["max_connections"] = 20
+        tg = self.spawn(configure)
+        keep = []
+        self.addCleanup(lambda: [c.close() for c in keep])
+        for _ in range(20):
+            c = http.client.HTTPConnection("127.0.0.1", tg.port, timeout=5 * SLOW)
+            c.request("GET", "/healthz")
+            self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
+            keep.append(c)
+        refused = 0
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", tg.port), timeout=5 * SLOW)
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+                refused += s.recv(100) == b""
+            except ConnectionResetError:
+                refused += 1
+            finally:
+                s.close()
+        self.assertEqual(refused, 10)
+        for c in keep:  # the open ones are still served
+            c.request("GET", "/auth/orders/1", headers=api_key("alice"))
+            self.assertEqual(c.getresponse().status, 200)
+        m = request(tg.admin_port, "GET", "/metrics").body.decode()
+        self.assertEqual(metric(m, "tollgate_connections_refused_total"), 10)
+        self.assertEqual(metric(m, "tollgate_connections"), 20)
+        for c in keep[:5]:
+            c.close()
+
+        def count():
+            body = request(tg.admin_port, "GET", "/metrics").body.decode()
+            return metric(body, "tollgate_connections")
+        deadline = time.monotonic() + 5 * SLOW
+        while count() != 15 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(count(), 15)
+        self.assertEqual(request(tg.port, "GET", "/healthz").status, 200)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ static void test_minimal_file(void)
     CU_ASSERT_EQUAL(c->trusted_proxies.n, 6);
     CU_ASSERT_EQUAL(c->max_body_bytes, 1048576);
     CU_ASSERT_EQUAL(c->max_header_bytes, 16384);
+    CU_ASSERT_EQUAL(c->max_connections, 10000);
+    CU_ASSERT_EQUAL(c->request_read_timeout_ms, 30000);
     CU_ASSERT_EQUAL(c->expected_replicas, 1);
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_NONE);
     CU_ASSERT_STRING_EQUAL(c->redis.key_prefix, "tg:");
@@ -225,6 +227,8 @@ static void test_values(void)
         "auth: {mode: none}\n"
         "health: {healthz_path: /livez, readyz_path: /ready}\n"
         "max_header_bytes: 32768\n"
+        "max_connections: 50\n"
+        "request_read_timeout_ms: 2500\n"
         "security_headers: {permissions_policy: \"camera=()\"}\n"
         "redis: {nodes: [\"[::1]:7000\", Redis.Local], tls: true, db: 3}\n"
         "trusted_proxies: []\n"
@@ -247,6 +251,8 @@ static void test_values(void)
     CU_ASSERT_STRING_EQUAL(c->healthz_path, "/livez");
     CU_ASSERT_STRING_EQUAL(c->readyz_path, "/ready");
     CU_ASSERT_EQUAL(c->max_header_bytes, 32768);
+    CU_ASSERT_EQUAL(c->max_connections, 50);
+    CU_ASSERT_EQUAL(c->request_read_timeout_ms, 2500);
     CU_ASSERT_STRING_EQUAL(c->security_headers.permissions_policy, "camera=()");
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_STANDALONE); /* nodes without a mode */
     CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "[::1]:7000");
@@ -345,6 +351,8 @@ static void test_err_types(void)
     expect_err("- a\n- b\n", "t.yaml:1: the top level: expected a mapping, got a list");
     expect_err("auth: {mode: none}\n---\nthreads: 1\n",
                "t.yaml:3: only one YAML document is allowed");
+    expect_err_part("auth: {mode: none}\nmax_connections: 0\n", "t.yaml:2");
+    expect_err_part("auth: {mode: none}\nrequest_read_timeout_ms: 50\n", "t.yaml:2");
     expect_err_part("auth: {mode: none\nthreads: 1\n", "t.yaml:");
     expect_err_part("auth: {mode: none\nthreads: 1\n", "YAML: ");
     expect_err("auth: {mode: none}\nredis: {password: hunter2}\n",
