@@ -370,6 +370,7 @@ static cfg_t *cfg_defaults(void)
     c->redis.key_prefix = strdup("tg:");
     c->redis.timeout_ms = 50;
     c->redis.batch_max = 64;
+    c->redis.max_pending = 2048;
     c->forward_auth.path = strdup("/auth");
     c->forward_auth.nginx_rate_limited_status = 403;
     c->tickets.path = strdup("/v1/tickets");

@@ -196,14 +196,14 @@ static json_t *jredis(const cfg_redis_t *r)
 {
     static const char *const modes[] = {"none", "standalone", "cluster"};
 
-    return json_pack("{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:b, s:I, s:o, s:o}",
-                     "mode", modes[r->mode], "nodes", jstrv(&r->nodes), "key_prefix",
-                     jstr(r->key_prefix), "tls", r->tls, "tls_ca_file",
-                     jstr(r->tls_ca_file), "tls_cert_file", jstr(r->tls_cert_file),
-                     "tls_key_file", jstr(r->tls_key_file), "timeout_ms",
-                     (json_int_t)r->timeout_ms, "batch_max", (json_int_t)r->batch_max,
-                     "required", r->required, "db", (json_int_t)r->db, "username",
-                     jstr(r->username), "password", jsecret(r->password));
+    return json_pack(
+        "{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:b, s:I, s:o, s:o}", "mode",
+        modes[r->mode], "nodes", jstrv(&r->nodes), "key_prefix", jstr(r->key_prefix), "tls",
+        r->tls, "tls_ca_file", jstr(r->tls_ca_file), "tls_cert_file",
+        jstr(r->tls_cert_file), "tls_key_file", jstr(r->tls_key_file), "timeout_ms",
+        (json_int_t)r->timeout_ms, "batch_max", (json_int_t)r->batch_max, "max_pending",
+        (json_int_t)r->max_pending, "required", r->required, "db", (json_int_t)r->db,
+        "username", jstr(r->username), "password", jsecret(r->password));
 }
 
 static json_t *jclaim_hdrs(const cfg_claim_hdrs_t *h)

@@ -1191,6 +1191,7 @@ static const field_t redis_fields[] = {
     {"tls_key_file", p_str_opt, offsetof(cfg_redis_t, tls_key_file), 1, 0, NULL},
     {"timeout_ms", p_uint, offsetof(cfg_redis_t, timeout_ms), 1, 60000, NULL},
     {"batch_max", p_uint, offsetof(cfg_redis_t, batch_max), 1, 256, NULL},
+    {"max_pending", p_uint, offsetof(cfg_redis_t, max_pending), 1, 1000000, NULL},
     {"required", p_bool, offsetof(cfg_redis_t, required), 0, 0, NULL},
     {"db", p_uint, offsetof(cfg_redis_t, db), 0, 65535, NULL},
     {"username", p_str_opt, offsetof(cfg_redis_t, username), 1, 0, NULL},

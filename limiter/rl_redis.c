@@ -44,6 +44,9 @@ struct rl_redis {
     struct rr_batch *open[BATCH_OPEN];
     size_t nopen;
     struct event *flush_ev;
+    /* Backpressure: checks waiting on Redis, and the most allowed. */
+    size_t waiting, max_waiting; /* 0: no bound */
+    void (*shed)(void *ctx);     /* ctx: ol_ctx */
 };
 
 typedef struct rr_batch rr_batch_t;
@@ -131,6 +134,12 @@ void rl_redis_set_batching(rl_redis_t *r, size_t max, bool cluster)
     r->cluster = cluster;
 }
 
+void rl_redis_set_max_pending(rl_redis_t *r, size_t max, void (*shed_fn)(void *ctx))
+{
+    r->max_waiting = max;
+    r->shed = shed_fn;
+}
+
 void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx),
                                  void (*lease_fn)(void *ctx), void *ctx)
 {
@@ -181,6 +190,7 @@ static int parse_reply(rl_group_t *g, const redisReply *rep)
 
 static void pending_free(rr_pending_t *p)
 {
+    p->r->waiting--;
     free(p);
 }
 
@@ -596,11 +606,23 @@ static void *rr_check(void *be, struct event_base *base, rl_group_t *groups, siz
                       rl_backend_done_fn done, void *privdata)
 {
     rl_redis_t *r = be;
-    rr_pending_t *p = calloc(1, sizeof(*p) + n * sizeof(rr_call_t));
+    rr_pending_t *p;
     size_t i;
 
+    if (r->max_waiting > 0 && r->waiting >= r->max_waiting) {
+        /* Redis is slow or gone and the queue is full: the limits' degraded
+         * answer now, rather than one more request waiting for a timeout. */
+        for (i = 0; i < n; i++)
+            groups[i].failed = true;
+        if (r->shed != NULL)
+            r->shed(r->ol_ctx);
+        done(-1, "redis backlog full", privdata);
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p) + n * sizeof(rr_call_t));
     if (p == NULL)
         return NULL;
+    r->waiting++;
     p->r = r;
     p->done = done;
     p->privdata = privdata;

@@ -96,6 +96,11 @@ static void lease_hit(void *ctx)
     metrics_lease_hit(((srv_worker_t *)ctx)->metrics);
 }
 
+static void redis_shed(void *ctx)
+{
+    metrics_redis_shed(((srv_worker_t *)ctx)->metrics);
+}
+
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     srv_worker_t *w = arg;
@@ -137,6 +142,7 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
     rl_redis_set_observer(w->rr, observe, w);
     rl_redis_set_local_observer(w->rr, overlimit_hit, lease_hit, w);
     rl_redis_set_batching(w->rr, c->redis.batch_max, c->redis.mode == CFG_REDIS_CLUSTER);
+    rl_redis_set_max_pending(w->rr, c->redis.max_pending, redis_shed);
     rl_limiter_set_fallback(w->limiter, s->memory, c->expected_replicas);
     return 0;
 }
@@ -144,8 +150,10 @@ int srv_backend_init(srv_t *s, srv_worker_t *w, char *err, size_t errlen)
 /* A new snapshot reached worker `w`. */
 void srv_backend_reconfigure(srv_worker_t *w)
 {
-    if (w->rr != NULL)
+    if (w->rr != NULL) {
         rl_limiter_set_fallback(w->limiter, w->srv->memory, w->cfg->expected_replicas);
+        rl_redis_set_max_pending(w->rr, w->cfg->redis.max_pending, redis_shed);
+    }
 }
 
 void srv_backend_clear(srv_worker_t *w)

@@ -301,6 +301,12 @@ void metrics_deprecated(metrics_t *m, const char *client)
         mx_count(m, T_DEPRECATED, client, NULL, NULL);
 }
 
+void metrics_redis_shed(metrics_t *m)
+{
+    if (m != NULL)
+        mx_count(m, T_REDIS, "shed", NULL, NULL);
+}
+
 void metrics_accept_error(metrics_t *m, const char *error)
 {
     if (m != NULL)

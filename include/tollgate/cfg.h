@@ -73,7 +73,8 @@ typedef struct cfg_redis {
     bool tls;
     char *tls_ca_file, *tls_cert_file, *tls_key_file; /* NULL = none */
     unsigned timeout_ms;                              /* default 50 */
-    unsigned batch_max; /* limit checks per batched script call; default 64, 1 = off */
+    unsigned batch_max;   /* limit checks per batched script call; default 64, 1 = off */
+    unsigned max_pending; /* limit checks waiting on Redis per worker; default 2048 */
     bool required;
     unsigned db;    /* REDIS_URL "/N" or redis.db; default 0 (cluster: 0 only) */
     char *username; /* from REDIS_URL, NULL = none */

@@ -40,6 +40,10 @@ void metrics_conn_open(int delta);
 void metrics_conn_refused(void);
 void metrics_read_timeout(void);
 
+/* tollgate_redis_requests_total{result="shed"}: a check failed at once
+ * because redis.max_pending checks were waiting (no histogram sample). */
+void metrics_redis_shed(metrics_t *m);
+
 /* tollgate_accept_errors_total{error}: emfile, enfile, nomem, other */
 void metrics_accept_error(metrics_t *m, const char *error);
 

@@ -48,6 +48,11 @@ void rl_redis_set_local_observer(rl_redis_t *r, void (*fn)(void *ctx),
  * ends (a zero timer). */
 void rl_redis_set_batching(rl_redis_t *r, size_t max, bool cluster);
 
+/* Backpressure: with `max` checks already waiting on Redis, a new one fails
+ * at once (its limits take their on_redis_error answer) and `shed_fn` (the
+ * local observer's ctx; may be NULL) counts it.  0: no bound. */
+void rl_redis_set_max_pending(rl_redis_t *r, size_t max, void (*shed_fn)(void *ctx));
+
 /* Denied calls held by the over-limit cache now. */
 size_t rl_redis_overlimit_count(const rl_redis_t *r);
 

@@ -4,6 +4,7 @@ and restarted on the same port, NOSCRIPT after SCRIPT FLUSH, and -BUSY while
 another script runs too long.  Whatever Redis does, every request is
 answered (per on_redis_error), quickly, and the replica returns to Redis by
 itself."""
+import os
 import threading
 import time
 import unittest
@@ -377,3 +378,114 @@ class Busy(RedisFailureCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# ------------------------------------------------------------ backpressure
+
+PRESSURE_LIMITS = [
+    {"name": "p-open", "match": {"path_prefix": "/o/"}, "by": ["client"],
+     "rate": "1000000/second", "burst": 1000000, "on_redis_error": "open"},
+    {"name": "p-closed", "match": {"path_prefix": "/c/"}, "by": ["client"],
+     "rate": "1000000/second", "burst": 1000000, "on_redis_error": "closed"},
+]
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server / redis-cli not installed")
+class Backpressure(RedisFailureCase):
+    """Redis paused (CLIENT PAUSE) and then stopped (SIGSTOP) under load from
+    16 keep-alive clients.  redis.max_pending bounds the checks waiting on
+    Redis per worker; past it a request gets its limit's on_redis_error
+    answer at once.  Every request is answered within redis.timeout_ms plus
+    scheduling slack, as its limit says, and Redis is used again after it
+    resumes, without a restart."""
+    TIMEOUT_MS = 200
+
+    def setUp(self):
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+
+    def load(self, seconds, clients=16):
+        import http.client
+        results = []
+        lock = threading.Lock()
+        stop = time.monotonic() + seconds
+
+        def client(i):
+            path = "/o/x" if i % 2 == 0 else "/c/x"
+            c = http.client.HTTPConnection("127.0.0.1", self.tg.port, timeout=5 * SLOW)
+            try:
+                while time.monotonic() < stop:
+                    t = time.monotonic()
+                    c.request("GET", "/auth" + path, headers=key_header("c%02d" % (i % 12)))
+                    r = c.getresponse()
+                    r.read()
+                    with lock:
+                        results.append((path, r.status, time.monotonic() - t))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 10 * SLOW)
+        return results
+
+    def assertDegraded(self, results, what):
+        bound = self.TIMEOUT_MS / 1000.0 + 0.6 * SLOW
+        self.assertGreater(len(results), 50, what)
+        slow = [r for r in results if r[2] >= bound]
+        self.assertEqual(slow, [], "%s: %d of %d answers took >= %.2f s"
+                         % (what, len(slow), len(results), bound))
+        for path, status, _ in results:
+            self.assertEqual(status, 200 if path == "/o/x" else 503, (what, path, status))
+        lat = sorted(r[2] for r in results)
+        print("\n  %s: %d answers, p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+              % (what, len(lat), lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000,
+                 lat[-1] * 1000))
+
+    def metrics(self):
+        return self.tg.admin("GET", "/metrics").body.decode()
+
+    def recovered(self):
+        def ok():
+            r = self.tg.get("/auth/c/x", key_header("chk"))
+            return r.status == 200 and r.header("X-RateLimit-Remaining") is not None
+        self.assertTrue(wait_for(ok, 10 * SLOW, 0.1),
+                        "not back on Redis; stderr:\n" + self.tg.stderr()[-2000:])
+
+    def test_paused_and_stopped_redis_under_load(self):
+        import signal
+        self.tg = self.spawn(lambda cfg: dict(
+            redis_conf("standalone", [self.redis.addr], PRESSURE_LIMITS,
+                       timeout_ms=self.TIMEOUT_MS)(cfg),
+            redis=dict(mode="standalone", nodes=[self.redis.addr],
+                       timeout_ms=self.TIMEOUT_MS, max_pending=4)), keys=KEYS)
+        self.wait_state(self.tg, (200, "ok", False), 5)
+        healthy = self.load(0.5, clients=4)  # within the bound: nothing shed
+        self.assertTrue(all(s == 200 for _, s, _ in healthy), healthy[:5])
+        shed0 = metric_value(self.metrics(), "shed")
+
+        with self.redis.client(timeout=2) as c:
+            c.call("CLIENT", "PAUSE", "3000", "ALL")
+        paused = self.load(1.5)
+        self.assertDegraded(paused, "CLIENT PAUSE")
+        shed1 = metric_value(self.metrics(), "shed")
+        self.assertGreater(shed1, shed0, "nothing was shed with 16 clients and max_pending 4")
+        with self.redis.client(timeout=5) as c:
+            c.call("CLIENT", "UNPAUSE")
+        self.recovered()
+
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            stopped = self.load(1.5)
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        self.assertDegraded(stopped, "SIGSTOP")
+        self.assertGreater(metric_value(self.metrics(), "shed"), shed1)
+        self.recovered()
+        self.assertAlive(self.tg)
+
+
+def metric_value(text, result):
+    from harness import metric
+    return metric(text, "tollgate_redis_requests_total", result=result) or 0
