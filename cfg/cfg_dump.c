@@ -269,6 +269,8 @@ static json_t *jauth(const cfg_t *c)
 }
 
 /* The whole snapshot; `public` adds `version` and `path`. */
+static const char *const audit_flushes[] = {"interval", "every", "fsync"};
+
 static json_t *jcfg(const cfg_t *c, bool public)
 {
     static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy"};
@@ -331,7 +333,8 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "cors",
                         json_pack("{s:o}", "allowed_origins", jstrv(&c->cors_origins)));
     json_object_set_new(o, "audit",
-                        json_pack("{s:o, s:o}", "path", jstr(c->audit_path), "redact_query",
+                        json_pack("{s:o, s:s, s:o}", "path", jstr(c->audit_path), "flush",
+                                  audit_flushes[c->audit_flush], "redact_query",
                                   jstrv(&c->audit_redact)));
     json_object_set_new(o, "admin_token", jsecret(c->admin_token));
     return o;

@@ -42,7 +42,8 @@ typedef struct limit_build {
 _Static_assert(sizeof(cfg_env_t) == sizeof(int) && sizeof(cfg_auth_mode_t) == sizeof(int) &&
                    sizeof(cfg_redis_mode_t) == sizeof(int) &&
                    sizeof(cfg_route_auth_t) == sizeof(int) &&
-                   sizeof(rl_mode_t) == sizeof(int) && sizeof(rl_onerr_t) == sizeof(int),
+                   sizeof(rl_mode_t) == sizeof(int) && sizeof(rl_onerr_t) == sizeof(int) &&
+                   sizeof(cfg_audit_flush_t) == sizeof(int),
                "enums are stored as int by p_enum");
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -1451,8 +1452,11 @@ static const field_t cors_fields[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+static const char *const audit_flush_names[] = {"interval", "every", "fsync", NULL};
+
 static const field_t audit_fields[] = {
     {"path", p_str, offsetof(cfg_t, audit_path), 1, 0, NULL},
+    {"flush", p_enum, offsetof(cfg_t, audit_flush), 0, 0, audit_flush_names},
     {"redact_query", p_query_names, offsetof(cfg_t, audit_redact), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };

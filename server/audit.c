@@ -48,6 +48,7 @@ struct audit {
 
 struct audit_buf {
     audit_t *a;
+    audit_flush_t mode;
     struct event *timer; /* NULL without an event_base */
     char *data;          /* AUDIT_BUF_CAP bytes, whole lines */
     size_t len;
@@ -123,8 +124,9 @@ int audit_reopen(audit_t *a)
     return 0;
 }
 
-/* Write whole lines to the sink; on error the batch is dropped. */
-static void sink_write(audit_t *a, const char *p, size_t len)
+/* Write whole lines to the sink; on error the batch is dropped.  `sync`:
+ * then fdatasync (not for stdout, where it means nothing). */
+static void sink_write(audit_t *a, const char *p, size_t len, bool sync)
 {
     ssize_t r;
 
@@ -143,6 +145,10 @@ static void sink_write(audit_t *a, const char *p, size_t len)
         p += r;
         len -= (size_t)r;
         a->failing = false;
+    }
+    if (sync && !a->is_stdout && len == 0 && fdatasync(a->fd) != 0 && !a->failing) {
+        log_error("audit: fdatasync %s: %s", a->path, strerror(errno));
+        a->failing = true;
     }
     pthread_mutex_unlock(&a->mu);
 }
@@ -190,8 +196,16 @@ void audit_buf_flush(audit_buf_t *b)
 {
     if (b == NULL || b->len == 0)
         return;
-    sink_write(b->a, b->data, b->len);
+    sink_write(b->a, b->data, b->len, b->mode == AUDIT_FLUSH_FSYNC);
     b->len = 0;
+}
+
+void audit_buf_set_flush(audit_buf_t *b, audit_flush_t mode)
+{
+    if (b == NULL)
+        return;
+    audit_buf_flush(b);
+    b->mode = mode;
 }
 
 void audit_buf_free(audit_buf_t *b)
@@ -220,7 +234,7 @@ void audit_log(audit_buf_t *b, const audit_rec_t *r)
             return;
     }
     b->len += (size_t)n;
-    if (b->len >= AUDIT_FLUSH_BYTES)
+    if (b->len >= AUDIT_FLUSH_BYTES || b->mode != AUDIT_FLUSH_INTERVAL)
         audit_buf_flush(b);
 }
 

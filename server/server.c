@@ -96,6 +96,8 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
         cfg_unref(w->cfg);
         w->cfg = c;
         srv_backend_reconfigure(w);
+        /* SIGHUP: what was buffered reaches the file now, then the new policy */
+        audit_buf_set_flush(w->audit, (audit_flush_t)c->audit_flush);
     }
     if (stop && w->drain_ev == NULL) {
         /* Stop accepting; finish what is in flight (bounded). */
@@ -178,6 +180,7 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
     w->jwt_local =
         auth_jwt_local_new(s->cfg->auth.jwt.cache_entries, s->cfg->auth.jwt.cache_bytes);
     w->audit = s->audit ? audit_buf_new(s->audit, w->base) : NULL;
+    audit_buf_set_flush(w->audit, (audit_flush_t)c->audit_flush);
     if (w->proxy == NULL || w->metrics == NULL || w->jwt_local == NULL ||
         (s->audit && w->audit == NULL))
         goto out_nomem;

@@ -46,9 +46,17 @@ void audit_close(audit_t *a);
 /* Reopen the file (log rotation, SIGUSR1).  0 or -1 (old fd kept). */
 int audit_reopen(audit_t *a);
 
+/* audit.flush: when a buffered line reaches the file (Redis' appendfsync,
+ * for an audit log).  INTERVAL: every 100 ms or 32 KiB, lost on a crash;
+ * EVERY: written (write(2)) before the answer it records leaves, so a crash
+ * of tollgate loses nothing; FSYNC: also fdatasync'ed, so a crash of the
+ * machine loses nothing, at a disk flush per request. */
+typedef enum { AUDIT_FLUSH_INTERVAL, AUDIT_FLUSH_EVERY, AUDIT_FLUSH_FSYNC } audit_flush_t;
+
 audit_buf_t *audit_buf_new(audit_t *a, struct event_base *base);
 void audit_buf_free(audit_buf_t *b); /* flushes first */
 void audit_buf_flush(audit_buf_t *b);
+void audit_buf_set_flush(audit_buf_t *b, audit_flush_t mode); /* flushes first */
 
 /* Format and buffer one line. */
 void audit_log(audit_buf_t *b, const audit_rec_t *r);

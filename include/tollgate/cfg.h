@@ -43,6 +43,8 @@ typedef enum {
 typedef enum { CFG_RESERVED_DROP, CFG_RESERVED_REJECT } cfg_reserved_t;
 
 typedef enum { CFG_PATH_CASE_SENSITIVE, CFG_PATH_CASE_INSENSITIVE } cfg_path_match_t;
+/* audit.flush, in the order of audit_flush_t (audit.h) */
+typedef enum { CFG_AUDIT_INTERVAL, CFG_AUDIT_EVERY, CFG_AUDIT_FSYNC } cfg_audit_flush_t;
 
 typedef struct cfg_strv {
     char **v;
@@ -183,11 +185,12 @@ typedef struct cfg {
     rl_policy_set_t policy; /* limits + tiers */
     cfg_route_t *routes;
     size_t nroutes;
-    cfg_strv_t cors_origins; /* validated */
-    char *audit_path;        /* default "-" (stdout); "off" = no audit */
-    cfg_strv_t audit_redact; /* audit.redact_query: extra query names to redact */
-    char *admin_token;       /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
-    atomic_int refs;         /* starts at 1; cfg_ref / cfg_unref */
+    cfg_strv_t cors_origins;       /* validated */
+    char *audit_path;              /* default "-" (stdout); "off" = no audit */
+    cfg_strv_t audit_redact;       /* audit.redact_query: extra query names to redact */
+    cfg_audit_flush_t audit_flush; /* audit.flush; default interval */
+    char *admin_token; /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
+    atomic_int refs;   /* starts at 1; cfg_ref / cfg_unref */
 } cfg_t;
 
 /* Load `path` (NULL: built-in defaults, no file) with the environment's
