@@ -181,7 +181,7 @@ void rc_conn_start(rc_conn_t *conn)
     conn_disarm(conn);
     if (conn->reader != NULL)
         redisReaderFree(conn->reader);
-    conn->reader = redisReaderCreate();
+    conn->reader = rc_reader_new();
     bev = conn->reader != NULL ? conn_bev_new(conn) : NULL;
     if (bev == NULL) {
         rc_conn_fail(conn, "out of memory or TLS setup failed", conn->retired);

@@ -5,8 +5,11 @@
  */
 #include "tollgate/rc_proto.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <hiredis/hiredis.h>
 
 /* CRC16-CCITT, XMODEM variant (poly 0x1021, init 0, no reflection), as the
  * Redis Cluster specification prescribes: crc16("123456789") == 0x31C3. */
@@ -108,4 +111,42 @@ int rc_redirect_parse(const char *s, size_t len, rc_redirect_t *out)
 out_bad:
     out->kind = RC_REDIR_NONE;
     return -1;
+}
+
+/* ---- a reader with a bound on announced arrays ----------------------------
+ * hiredis keeps its default reply functions static, but a reader made with
+ * them points at the table (reader->fn): copy it once and replace
+ * createArray with a checked one. */
+static redisReplyObjectFunctions capped_fns;
+static void *(*default_create_array)(const redisReadTask *, int);
+static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
+
+static void *capped_create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > RC_MAX_ARRAY)
+        return NULL; /* hiredis: "Out of memory" error, the reply is refused */
+    return default_create_array(task, elements);
+}
+
+static void capped_init(void)
+{
+    redisReader *r = redisReaderCreate();
+
+    if (r == NULL || r->fn == NULL || r->fn->createArray == NULL) {
+        if (r != NULL)
+            redisReaderFree(r);
+        return;
+    }
+    capped_fns = *r->fn;
+    default_create_array = capped_fns.createArray;
+    capped_fns.createArray = capped_create_array;
+    redisReaderFree(r);
+}
+
+struct redisReader *rc_reader_new(void)
+{
+    pthread_once(&capped_once, capped_init);
+    if (default_create_array == NULL)
+        return NULL;
+    return redisReaderCreateWithFunctions(&capped_fns);
 }

@@ -18,6 +18,9 @@
 #include "tollgate/auth_revoke.h"
 #include "tollgate/srv_admin_req.h"
 #include "tollgate/log.h"
+#include "tollgate/rc.h"
+#include "tollgate/rl_redis.h"
+#include "tollgate/util_fmt.h"
 #include "srv_process.h"
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
@@ -117,6 +120,123 @@ static void config(srv_worker_t *w, struct evhttp_request *req)
 }
 
 /* GET|DELETE /admin/v1/buckets?limit=NAME&key=IDENTITY (memory backend). */
+/* A bucket read or reset in Redis: the admin request waits for its reply. */
+typedef struct bucket_op {
+    struct evhttp_request *req;
+    rc_client_t *rc;
+    size_t script;
+    char *limit;
+    char *key;  /* the identity, as given */
+    char *rkey; /* its Redis key */
+    uint64_t n, period_ms, burst;
+    bool exists;
+} bucket_op_t;
+
+static void bucket_op_free(bucket_op_t *op)
+{
+    free(op->limit);
+    free(op->key);
+    free(op->rkey);
+    free(op);
+}
+
+static void redis_failed(bucket_op_t *op, const char *errstr)
+{
+    log_warn("admin buckets: redis: %s", errstr ? errstr : "no reply");
+    send_err(op->req, 503, "unavailable", "redis unavailable");
+    bucket_op_free(op);
+}
+
+static void on_peek(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)
+{
+    bucket_op_t *op = privdata;
+
+    (void)c;
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 6) {
+        redis_failed(op, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : errstr);
+        return;
+    }
+    /* [allowed, retry, fits, remaining, reset_ms, retry_after] (lua/bucket.lua) */
+    send_obj(op->req, 200,
+             json_pack("{s:s,s:s,s:b,s:I,s:I,s:I}", "limit", op->limit, "key", op->key,
+                       "exists", op->exists, "tokens", (json_int_t)rep->element[3]->integer,
+                       "capacity", (json_int_t)op->burst, "reset_seconds",
+                       (json_int_t)((rep->element[4]->integer + 999) / 1000)));
+    bucket_op_free(op);
+}
+
+static void on_exists(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)
+{
+    bucket_op_t *op = privdata;
+    char a[4][UTIL_FMT_U64_MAX];
+    const char *args[5] = {"0", a[0], a[1], a[2], "0"}; /* cost 0: peek; enforce */
+    const char *keys[1] = {op->rkey};
+
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        redis_failed(op, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : errstr);
+        return;
+    }
+    op->exists = rep->integer > 0;
+    util_fmt_u64(a[0], op->n);
+    util_fmt_u64(a[1], op->period_ms);
+    util_fmt_u64(a[2], op->burst);
+    if (rc_evalsha(c, op->script, 1, keys, NULL, 5, args, NULL, on_peek, op) == NULL)
+        redis_failed(op, "not sent");
+}
+
+static void on_del(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)
+{
+    bucket_op_t *op = privdata;
+
+    (void)c;
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        redis_failed(op, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : errstr);
+        return;
+    }
+    log_info("admin: reset bucket %s of %s in redis", op->limit, op->key);
+    send_obj(op->req, 200,
+             json_pack("{s:s,s:s,s:b}", "limit", op->limit, "key", op->key, "reset",
+                       rep->integer > 0));
+    bucket_op_free(op);
+}
+
+/* GET reads the bucket with bucket.lua's peek (cost 0: Redis' clock, nothing
+ * written); DELETE deletes its key.  Workers that cached a denial of it
+ * (the over-limit cache) keep denying until that entry expires. */
+static void redis_bucket(srv_worker_t *w, struct evhttp_request *req,
+                         enum evhttp_cmd_type cmd, const rl_limit_t *lim, const char *key)
+{
+    char rkey[RL_REDIS_MAX_KEY];
+    int len = rl_redis_key(w->srv->redis_prefix, key, lim->name, rkey, sizeof rkey);
+    bucket_op_t *op = calloc(1, sizeof(*op));
+    const char *argv[2] = {cmd == EVHTTP_REQ_DELETE ? "DEL" : "EXISTS", rkey};
+    rc_pending_t *h;
+
+    if (len < 0 || op == NULL) {
+        send_err(req, 400, "bad_request", "key too long");
+        free(op);
+        return;
+    }
+    op->req = req;
+    op->rc = w->srv->admin.rc;
+    op->script = srv_script_index("bucket");
+    op->limit = strdup(lim->name);
+    op->key = strdup(key);
+    op->rkey = strdup(rkey);
+    op->n = lim->rate.n;
+    op->period_ms = lim->rate.period_ms;
+    op->burst = lim->rate.burst;
+    if (op->limit == NULL || op->key == NULL || op->rkey == NULL) {
+        send_err(req, 503, "unavailable", "out of memory");
+        bucket_op_free(op);
+        return;
+    }
+    h = rc_command_argv(op->rc, rkey, (size_t)len, 2, argv, NULL,
+                        cmd == EVHTTP_REQ_DELETE ? on_del : on_exists, op);
+    if (h == NULL)
+        redis_failed(op, "not sent");
+}
+
 static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd_type cmd)
 {
     struct evkeyvalq q;
@@ -137,6 +257,10 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
             lim = &w->cfg->policy.limits[i];
     if (lim == NULL || key == NULL) {
         send_err(req, 400, "bad_request", "limit (a configured name) and key are required");
+        goto out;
+    }
+    if (w->srv->admin.rc != NULL) {
+        redis_bucket(w, req, cmd, lim, key);
         goto out;
     }
     if (cmd == EVHTTP_REQ_DELETE) {

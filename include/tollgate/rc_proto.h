@@ -10,6 +10,18 @@
 
 #define RC_NSLOTS 16384
 
+/* The most elements one RESP array of a reply may announce.  hiredis 0.14
+ * allocates an announced array at once, so "*999999999\r\n" from a hostile
+ * or broken peer would cost 8 GB from 12 bytes; tollgate's largest reply (a
+ * CLUSTER SLOTS map, a batch of 256 bucket decisions) is far below this. */
+#define RC_MAX_ARRAY 100000
+
+struct redisReader;
+/* A hiredis reader that refuses an array over RC_MAX_ARRAY elements (the
+ * reader then reports an error and the connection is dropped).  Free with
+ * redisReaderFree.  NULL when out of memory. */
+struct redisReader *rc_reader_new(void);
+
 /* Cluster slot of `key`: CRC16 (XMODEM) of the first non-empty {hash tag},
  * or of the whole key, mod 16384. */
 unsigned rc_slot(const char *key, size_t len);

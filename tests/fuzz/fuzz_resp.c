@@ -13,6 +13,7 @@
 #include "../../redis/rc_internal.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
+#include "tollgate/rc_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,13 +55,15 @@ static void look_at(const redisReply *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    redisReader *rd = redisReaderCreate();
+    redisReader *rd = rc_reader_new(); /* as the client reads */
     size_t off = 0, step = size > 0 ? (size_t)data[0] % 7 + 1 : 1;
     char buf[1024], err[128], host[256];
     rc_url_t url;
     unsigned port;
     void *reply;
 
+    if (rd == NULL)
+        abort();
     while (off < size) {
         size_t n = size - off < step ? size - off : step;
 

@@ -67,6 +67,31 @@ class SharedState(TollgateCase):
         keys = self.redis.client().call("KEYS", "tg:*")
         self.assertTrue(any(b":b:tight" in k for k in keys), keys)
 
+    def test_admin_bucket_reads_and_resets_redis(self):
+        """GET/DELETE /admin/v1/buckets read and reset the Redis bucket (they
+        read the replica's unused memory store before), from any replica."""
+        import urllib.parse
+        a, b = self.replicas(on_error="closed")
+        bucket = unique("adm")
+        h = limited("bob", bucket)
+        for tg in (a, b):
+            self.assertEqual(tg.get("/auth/limited/x", h).status, 200)
+        key = "c=k:bob|h:x-test-bucket=%s" % bucket
+        q = "/admin/v1/buckets?" + urllib.parse.urlencode({"limit": "tight", "key": key})
+        r = b.admin("GET", q)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"limit": "tight", "key": key, "exists": True, "tokens": 1,
+                                    "capacity": 3, "reset_seconds": r.json()["reset_seconds"]})
+        self.assertGreater(r.json()["reset_seconds"], 0)
+        r = a.admin("DELETE", q)
+        self.assertEqual(r.json(), {"limit": "tight", "key": key, "reset": True})
+        r = b.admin("GET", q)
+        self.assertEqual((r.json()["exists"], r.json()["tokens"]), (False, 3))
+        self.assertEqual(a.get("/auth/limited/x", h).header("X-RateLimit-Remaining"), "2")
+        r = a.admin("DELETE", "/admin/v1/buckets?" + urllib.parse.urlencode(
+            {"limit": "tight", "key": "c=k:nobody"}))
+        self.assertEqual(r.json()["reset"], False)
+
     def test_revocation_reaches_every_replica(self):
         a, b = self.replicas()
         tok = make_jwt({"sub": "rev-redis", "jti": unique("jti"), "scope": "orders:read"})

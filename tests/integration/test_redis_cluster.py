@@ -23,7 +23,7 @@ HAVE_REDIS = rh is not None and rh.have_redis()
 
 # Client ids -> (key, scopes, tier): one per test, so buckets never overlap.
 CLIENT_IDS = ["exact-min", "exact-sec", "conc", "hot01", "flush", "spread0", "spread1",
-              "spread2", "spread3"]
+              "spread2", "spread3", "admin0"]
 KEYS = {cid: ("it-cluster-key-%s-0123456789abcdef" % cid, [], None) for cid in CLIENT_IDS}
 
 LIMITS = [
@@ -115,6 +115,22 @@ class ThreeReplicasOneCluster(TollgateCase):
     def assertAlive(self):
         for tg in self.tgs:
             self.assertTrue(tg.alive(), "tollgate died:\n" + tg.stderr()[-3000:])
+
+    # ------------------------------------------------------------ admin
+
+    def test_admin_bucket_in_the_cluster(self):
+        """The admin API reads and resets the bucket on the node of its slot."""
+        import urllib.parse
+        a, b, c = self.tgs
+        for tg in (a, b, c):
+            self.assertEqual(tg.get("/auth/hot/x", key_header("admin0")).status, 200)
+        q = "/admin/v1/buckets?" + urllib.parse.urlencode({"limit": "hot", "key": "c=k:admin0"})
+        r = c.admin("GET", q).json()
+        self.assertEqual((r["exists"], r["tokens"], r["capacity"]), (True, 47, 50), r)
+        self.assertIs(a.admin("DELETE", q).json()["reset"], True)
+        self.assertEqual(b.admin("GET", q).json()["tokens"], 50)
+        self.assertEqual(b.get("/auth/hot/x", key_header("admin0")).header(
+            "X-RateLimit-Remaining"), "49")
 
     # ------------------------------------------------------------ tickets
 

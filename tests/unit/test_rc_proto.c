@@ -207,7 +207,7 @@ static void test_hostport_parse(void)
 /* Feed `s` to a fresh reader in pieces of `step` bytes; the one reply. */
 static redisReply *read_one(const char *s, size_t len, size_t step)
 {
-    redisReader *r = redisReaderCreate();
+    redisReader *r = rc_reader_new();
     void *reply = NULL;
 
     for (size_t off = 0; off < len; off += step) {
@@ -224,12 +224,39 @@ static redisReply *read_one(const char *s, size_t len, size_t step)
     return reply;
 }
 
+/* An announced array over RC_MAX_ARRAY is an error, not an allocation (the
+ * fuzzer found "*999999999" making hiredis 0.14 ask for 8 GB). */
+static void test_resp_array_bound(void)
+{
+    static const char huge[] = "*999999999\r\n:1\r\n";
+    static const char nested[] = "*2\r\n*100001\r\n";
+    static const char ok[] = "*3\r\n:1\r\n:2\r\n:3\r\n";
+    redisReader *r = rc_reader_new();
+    redisReply *x;
+    void *v = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    redisReaderFeed(r, huge, sizeof(huge) - 1);
+    CU_ASSERT_EQUAL(redisReaderGetReply(r, &v), REDIS_ERR);
+    CU_ASSERT_PTR_NULL(v);
+    redisReaderFree(r);
+    r = rc_reader_new();
+    redisReaderFeed(r, nested, sizeof(nested) - 1);
+    CU_ASSERT_EQUAL(redisReaderGetReply(r, &v), REDIS_ERR);
+    redisReaderFree(r);
+    x = read_one(ok, sizeof(ok) - 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    CU_ASSERT_EQUAL(x->type, REDIS_REPLY_ARRAY);
+    CU_ASSERT_EQUAL(x->elements, 3);
+    freeReplyObject(x);
+}
+
 static void test_resp_types(void)
 {
     static const char all[] = "+OK\r\n-ERR bad\r\n:-42\r\n$5\r\nhe\r\no\r\n$-1\r\n*-1\r\n"
                               "*0\r\n$0\r\n\r\n";
     for (size_t step = 1; step <= 3; step++) {
-        redisReader *r = redisReaderCreate();
+        redisReader *r = rc_reader_new();
         void *v;
         redisReply *x;
         int seen = 0;
@@ -302,7 +329,7 @@ static void test_resp_nested(void)
 
 static void test_resp_protocol_error(void)
 {
-    redisReader *r = redisReaderCreate();
+    redisReader *r = rc_reader_new();
     void *v = NULL;
 
     redisReaderFeed(r, "?what\r\n", 7);
@@ -334,6 +361,7 @@ int test_rc_proto_add(void)
         {"MOVED/ASK parsing", test_redirect_parse},
         {"host:port parsing", test_hostport_parse},
         {"RESP every type, partial feeds", test_resp_types},
+        {"RESP arrays bounded (RC_MAX_ARRAY)", test_resp_array_bound},
         {"RESP nested arrays", test_resp_nested},
         {"RESP protocol error", test_resp_protocol_error},
         {"command formatting", test_format_argv},
