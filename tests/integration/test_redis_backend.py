@@ -102,6 +102,24 @@ class SharedState(TollgateCase):
         self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 1.0),
                         "replica b still accepts a token revoked on a after 1 s")
 
+    def test_acknowledged_revocation_survives_the_replica(self):
+        """A 200 from the admin API means the revocation is in Redis: the
+        replica that acknowledged it is SIGKILLed at once, a replica started
+        afterwards (and one already running) refuses the token."""
+        import signal
+        a, b = self.replicas()
+        tok = make_jwt({"sub": "rev-kill", "jti": unique("jti"), "scope": "orders:read"})
+        self.assertEqual(b.get("/auth/orders/1", bearer(tok)).status, 200)
+        r = a.admin("POST", "/admin/v1/revocations", {"Content-Type": "application/json"},
+                    json.dumps({"token": tok}).encode())
+        self.assertIn(r.status, (200, 201, 204), r)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(5)
+        c = self.spawn(with_redis([self.redis.addr]))
+        self.assertEqual(c.get("/auth/orders/1", bearer(tok)).status, 401)
+        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 1.0),
+                        "replica b still accepts a token revoked (and acknowledged) on a")
+
     def test_lockout_shared(self):
         def conf(cfg):
             with_redis([self.redis.addr])(cfg)
