@@ -44,7 +44,7 @@ BIN      := $(BUILD)/tollgate
 UNIT_BIN := $(BUILD)/unit-tests
 LIB      := $(BUILD)/libtollgate.a
 
-.PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench bench-scale \
+.PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench bench-scale soak \
         lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down \
         image image-check image-smoke image-clean
 
@@ -131,6 +131,9 @@ fuzz: deps-check
 bench: deps-check
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)tests/bench/run.sh $(abspath $(BIN))
+
+soak: deps-check $(BIN)
+	$(Q)TOLLGATE_BIN=$(abspath $(BIN)) python3 tests/soak/soak.py
 
 bench-scale: deps-check
 	$(Q)$(MAKE) --no-print-directory $(BIN)
