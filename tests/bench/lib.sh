@@ -41,3 +41,19 @@ cpu_ticks() {
     done
     echo "$total"
 }
+
+# DIR N PREFIX [EXTRA]: N random API keys, plain in DIR/keys.txt (for wrk) and
+# as key-file lines "PREFIX-NNNNN DIGEST EXTRA" in DIR/api-keys (for tollgate).
+gen_keys() {
+    python3 -c '
+import hashlib, os, sys
+tmp, n, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+extra = (" " + sys.argv[4]) if len(sys.argv) > 4 else ""
+with open(os.path.join(tmp, "keys.txt"), "w") as plain, \
+        open(os.path.join(tmp, "api-keys"), "w") as kf:
+    for i in range(n):
+        key = "%s-%05d-%s" % (prefix, i, os.urandom(12).hex())
+        plain.write(key + "\n")
+        kf.write("%s-%05d %s%s\n" % (prefix, i, hashlib.sha256(key.encode()).hexdigest(), extra))
+' "$@"
+}

@@ -105,16 +105,7 @@ trap 'exit 130' INT TERM
 . "$HERE/lib.sh"
 
 # ---- API keys (plain for wrk, hashed for tollgate)
-python3 - "$TMP" "$NKEYS" <<'PY'
-import hashlib, os, sys
-tmp, n = sys.argv[1], int(sys.argv[2])
-with open(os.path.join(tmp, "keys.txt"), "w") as plain, \
-        open(os.path.join(tmp, "api-keys"), "w") as kf:
-    for i in range(n):
-        key = "bench-%05d-%s" % (i, os.urandom(12).hex())
-        plain.write(key + "\n")
-        kf.write("bench-%05d %s scopes=bench:read\n" % (i, hashlib.sha256(key.encode()).hexdigest()))
-PY
+gen_keys "$TMP" "$NKEYS" bench scopes=bench:read
 FIRST_KEY=$(head -1 "$TMP/keys.txt")
 
 # ---- JWTs: a JWKS of one key per algorithm and a token each (openssl CLI,

@@ -41,16 +41,7 @@ trap 'exit 130' INT TERM
 . "$HERE/lib.sh"
 HZ=$(getconf CLK_TCK)
 
-python3 - "$TMP" "$NKEYS" <<'PY'
-import hashlib, os, sys
-tmp, n = sys.argv[1], int(sys.argv[2])
-with open(os.path.join(tmp, "keys.txt"), "w") as plain, \
-        open(os.path.join(tmp, "api-keys"), "w") as kf:
-    for i in range(n):
-        key = "scale-%05d-%s" % (i, os.urandom(12).hex())
-        plain.write(key + "\n")
-        kf.write("scale-%05d %s\n" % (i, hashlib.sha256(key.encode()).hexdigest()))
-PY
+gen_keys "$TMP" "$NKEYS" scale
 
 echo "scale: starting redis-server and a 6-node Redis Cluster" >&2
 REDIS_ADDR=$("$ROOT/scripts/redis-standalone.sh" up "$TMP/redis")

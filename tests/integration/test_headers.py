@@ -130,6 +130,20 @@ class OwnAnswerWire(TollgateCase):
     def wire(self, data, timeout=5):
         return raw_request(self.tg.port, data, timeout=timeout)
 
+    def until_closed(self, data):
+        """Send `data` on one connection; every byte until the server closes."""
+        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
+        buf = b""
+        try:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return buf
+                buf += chunk
+        finally:
+            s.close()
+
     def assertWellFormed(self, resp, status, framed=True):
         first, fields, rest = parse_head(resp)
         self.assertEqual(raw_status(resp), status, resp[:300])
@@ -180,17 +194,7 @@ class OwnAnswerWire(TollgateCase):
         req = (b"HEAD /auth/orders/1 HTTP/1.1\r\nHost: a\r\nX-Request-ID: head-1\r\n\r\n"
                b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Request-ID: get-2\r\n"
                b"Connection: close\r\n\r\n")
-        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
-        try:
-            s.sendall(req)
-            buf = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        finally:
-            s.close()
+        buf = self.until_closed(req)
         h, rest = self.assertWellFormed(buf, 401, framed=False)
         self.assertEqual(h["x-request-id"], "head-1")
         h, rest = self.assertWellFormed(rest, 200)
@@ -206,17 +210,7 @@ class OwnAnswerWire(TollgateCase):
                "GET /no/such HTTP/1.1\r\nHost: a\r\nX-Request-ID: pipe-2\r\n\r\n"
                "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Request-ID: pipe-3\r\n"
                "Connection: close\r\n\r\n" % key).encode()
-        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
-        try:
-            s.sendall(req)
-            buf = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break  # the server closed after the third, as asked
-                buf += chunk
-        finally:
-            s.close()
+        buf = self.until_closed(req)  # the server closes after the third, as asked
         seen = []
         for want_status, want_id in ((200, "pipe-1"), (404, "pipe-2"), (200, "pipe-3")):
             h, rest = self.assertWellFormed(buf, want_status)
