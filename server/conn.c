@@ -26,6 +26,12 @@
  * after a close, and only this worker's thread closes this worker's
  * connections, so a matching inode is the same, live connection.
  *
+ * The input callback also reads each request head (the request line and
+ * header lines, up to the blank line) as it arrives, for NUL bytes: evhttp
+ * keeps header values as C strings, so "X-API-Key: KEY\0junk" would reach
+ * tollgate as "KEY".  RFC 9110 §5.5 says to refuse such a field; the
+ * pipeline answers 400 (srv_conn_request tells it).
+ *
  * Connections that never send a byte are not counted: evhttp's idle timer
  * (SRV_READ_TIMEOUT_S) closes them, and file-descriptor exhaustion is
  * listener.c's.
@@ -63,6 +69,9 @@ struct srv_conn {
     conn_state_t state;
     uint64_t since_ms;        /* CONN_READING: the request's first byte */
     bool has_closecb;         /* its end will be reported */
+    bool in_head;             /* the current request's head is still arriving */
+    unsigned char head_st;    /* 0 in a line, 1 after its LF, 2 after CR at a line start */
+    bool nul;                 /* a NUL in the current request's head */
     srv_conn_close_fn *watch; /* the pipeline's, while a step is pending */
     void *watch_arg;
 };
@@ -126,8 +135,58 @@ static int grow(srv_worker_t *w, int fd)
     return 0;
 }
 
+/* Read `n` bytes of a request head: note a NUL; clear in_head at the blank
+ * line that ends it (LF LF or LF CR LF, as evhttp accepts both). */
+static void scan_head(srv_conn_t *c, const char *p, size_t n)
+{
+    const char *end = p + n, *nl;
+
+    while (c->in_head && p < end) {
+        if (c->head_st != 0) {
+            if (*p == '\n') {
+                c->in_head = false;
+                return;
+            }
+            if (*p == '\r' && c->head_st == 1) {
+                c->head_st = 2;
+                p++;
+                continue;
+            }
+            c->head_st = 0;
+        }
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (memchr(p, '\0', (size_t)((nl != NULL ? nl : end) - p)) != NULL)
+            c->nul = true;
+        if (nl == NULL)
+            return;
+        p = nl + 1;
+        c->head_st = 1;
+    }
+}
+
+/* Scan the bytes of `buf` from `from` (its new data, or all of it). */
+static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
+{
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v[8];
+    int nv;
+
+    if (!c->in_head || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+        return;
+    nv = evbuffer_peek(buf, -1, &pos, v, 8);
+    for (int i = 0; i < nv && i < 8 && c->in_head; i++)
+        scan_head(c, v[i].iov_base, v[i].iov_len);
+}
+
+static void head_starts(srv_conn_t *c)
+{
+    c->in_head = true;
+    c->head_st = 0;
+    c->nul = false;
+}
+
 /* First bytes of a connection: count it, or refuse it over the bound. */
-static void adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
+static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
 {
     int fd = bufferevent_getfd(bev);
     unsigned max = w->cfg->max_connections;
@@ -135,17 +194,17 @@ static void adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
     srv_conn_t *c;
 
     if (fd < 0)
-        return;
+        return NULL;
     if (atomic_fetch_add_explicit(&w->srv->open_conns, 1, memory_order_relaxed) >= max) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         metrics_conn_refused();
         shutdown(fd, SHUT_RDWR); /* evhttp reads EOF and frees it */
-        return;
+        return NULL;
     }
     if (((size_t)fd >= w->conn_cap && grow(w, fd) != 0) || fstat(fd, &st) != 0 ||
         (c = calloc(1, sizeof(*c))) == NULL) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
-        return; /* untracked: evhttp's idle timer still applies */
+        return NULL; /* untracked: evhttp's idle timer still applies */
     }
     metrics_conn_open(1);
     c->w = w;
@@ -159,6 +218,8 @@ static void adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
         c->next->prev = c;
     w->conn_list = c;
     w->conn_by_fd[fd] = c;
+    head_starts(c);
+    return c;
 }
 
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -167,16 +228,18 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     srv_worker_t *w = tl_worker;
     srv_conn_t *c;
 
-    (void)buf;
     if (info->n_added == 0 || w == NULL)
         return;
     c = conn_of(w, bev);
-    if (c == NULL)
-        adopt(w, bev, util_mono_ms());
-    else if (c->state == CONN_IDLE) {
+    if (c == NULL) {
+        c = adopt(w, bev, util_mono_ms());
+    } else if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
         c->since_ms = util_mono_ms();
+        head_starts(c);
     }
+    if (c != NULL && c->state == CONN_READING)
+        scan_buffer(c, buf, info->orig_size);
 }
 
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
@@ -210,17 +273,22 @@ static srv_conn_t *conn_of_request(srv_worker_t *w, struct evhttp_request *req)
     return bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
 }
 
-void srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
+bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
 {
     srv_conn_t *c = conn_of_request(w, req);
+    bool nul;
 
     if (c == NULL)
-        return;
+        return false;
+    nul = c->nul;
+    c->nul = false;
+    c->in_head = false;
     c->state = CONN_BUSY;
     if (!c->has_closecb) {
         evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, c);
         c->has_closecb = true;
     }
+    return nul;
 }
 
 void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
@@ -233,6 +301,8 @@ void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         c->state = CONN_READING;
         c->since_ms = util_mono_ms();
+        head_starts(c);
+        scan_buffer(c, bufferevent_get_input(c->bev), 0);
     } else {
         c->state = CONN_IDLE;
     }

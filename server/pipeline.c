@@ -1266,8 +1266,8 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
 {
     srv_worker_t *w = arg;
     srv_req_t *r = calloc(1, sizeof(*r));
+    bool nul = srv_conn_request(w, req);
 
-    srv_conn_request(w, req);
     if (r == NULL) {
         evhttp_send_error(req, 503, "Service Unavailable");
         return;
@@ -1279,6 +1279,8 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     r->conn = evhttp_request_get_connection(req);
     r->upstream_status = -1;
     (void)srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req)); /* see step 1 */
+    if (nul) /* evhttp cut the value there: what it kept is not what was sent */
+        r->h.bad = "nul_in_header";
     w->inflight++;
     run(r);
 }

@@ -122,7 +122,8 @@ struct srv {
 /* conn.c (main listener workers): see there */
 int srv_conns_init(srv_worker_t *w);
 void srv_conns_clear(srv_worker_t *w);
-void srv_conn_request(srv_worker_t *w, struct evhttp_request *req);  /* gencb */
+/* gencb: the request is complete; true when its head held a NUL byte */
+bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req);
 void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req); /* written */
 /* The pipeline's "client went away" callback (NULL: none), in place of
  * evhttp_connection_set_closecb, which conn.c owns. */

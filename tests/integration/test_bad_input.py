@@ -31,6 +31,47 @@ class BadInput(TollgateCase):
                 self.assertTrue(st is None or 400 <= st < 500, resp[:200])
         self.assertServing()
 
+    def test_nul_in_a_header_value(self):
+        """evhttp keeps header values as C strings, so a NUL would cut them:
+        "X-API-Key: KEY\\0junk" was accepted as KEY.  A NUL anywhere in the
+        request head is a 400 with the envelope (RFC 9110 §5.5), and the
+        connection closes; a NUL in a body is nobody's business here."""
+        key = key_of("bob").encode()
+        for head in (b"X-API-Key: " + key + b"\x00junk\r\n",
+                     b"X-Other: a\x00b\r\n",
+                     b"X-API-Key: " + key + b"\r\nX-Original-URI: /orders/1\x00/../admin\r\n"):
+            with self.subTest(head[:40]):
+                resp = raw_request(self.tg.port, b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\n" +
+                                   head + b"\r\n", timeout=3)
+                self.assertEqual(raw_status(resp), 400, resp[:300])
+                self.assertIn(b'"code":"bad_request"', resp)
+                self.assertIn(b"Connection: close", resp)
+        resp = raw_request(self.tg.port, b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\n"
+                           b"X-Request-ID: nul-in-head-1\r\nX-A: \x00\r\n\r\n", timeout=3)
+        self.assertEqual(self.tg.audit_for("nul-in-head-1")["reason"], "nul_in_header")
+        # split across reads, and pipelined after a good request
+        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
+        try:
+            good = b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key + b"\r\n\r\n"
+            s.sendall(good + b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key)
+            time.sleep(0.1)
+            s.sendall(b"\x00\r\n\r\n")
+            buf = b""
+            while buf.count(b"HTTP/1.1 ") < 2:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            s.close()
+        self.assertEqual([int(x[9:12]) for x in buf.split(b"\r\n") if x.startswith(b"HTTP/1.1 ")],
+                         [200, 400])
+        # a NUL in a body is fine
+        resp = raw_request(self.tg.port, b"POST /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: " +
+                           key + b"\r\nContent-Length: 3\r\n\r\na\x00b", timeout=3)
+        self.assertEqual(raw_status(resp), 200, resp[:300])
+        self.assertServing()
+
     def test_100k_header(self):
         req = (b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 102400 +
                b"\r\n\r\n")
