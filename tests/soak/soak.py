@@ -15,6 +15,10 @@ pools fill), RSS grows by more than SOAK_RSS_MB (default 32) or the open
 descriptors by more than SOAK_FDS (default 64), or when any request errs
 other than as the mix expects.  Prints start/end/max of both.
 Loopback only; everything it starts is stopped by PID.
+
+Expected growth: the 401s come from ever-new client IPs, and each refused
+IP is a lockout entry until the store's cap (100,000 entries, evicting the
+oldest); RSS rises while that store fills and then stays.
 """
 import os
 import random
@@ -151,6 +155,8 @@ def main():
           (SECONDS, total, total / max(1, SECONDS), SECONDS // 10))
     print("soak: RSS MB  start %.1f (after %d s warm-up), end %.1f, max %.1f  (first sample %.1f)"
           % (rss0, WARMUP, rss1, rss_max, samples[0][1]))
+    quarters = [samples[min(len(samples) - 1, len(samples) * q // 4)] for q in (1, 2, 3, 4)]
+    print("soak: RSS MB at 25/50/75/100%%: %s" % " ".join("%.1f" % q[1] for q in quarters))
     print("soak: fds     start %d, end %d, max %d  (first sample %d)"
           % (fd0, fd1, fd_max, samples[0][2]))
     for (kind, status), n in sorted(counts.items(), key=lambda kv: str(kv[0])):
