@@ -1020,22 +1020,37 @@ static void answer_health(srv_req_t *r, bool ready)
 }
 
 /* All X-Forwarded-For headers joined with ", " (a proxy may add its own
- * header line rather than append to the first).  NULL when none. */
-static const char *forwarded_for(srv_req_t *r, char *buf, size_t len)
+ * header line rather than append to the first).  NULL when none, or when
+ * out of memory (then the peer is the client).  The join is never cut: the
+ * rightmost hops are the trusted proxies' own, and a cut would let a client
+ * that sent a long first line choose the address (*owned: free it). */
+static const char *forwarded_for(srv_req_t *r, char **owned)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    size_t used = 0;
+    size_t need = 1, used = 0, n;
+    char *buf;
 
+    *owned = NULL;
     if (r->h.nxff <= 1)
         return r->h.xff;
+    for (struct evkeyval *h = in->tqh_first; h != NULL; h = h->next.tqe_next)
+        if (strcasecmp(h->key, "X-Forwarded-For") == 0)
+            need += strlen(h->value) + 2;
+    if ((buf = malloc(need)) == NULL)
+        return NULL;
     for (struct evkeyval *h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
         if (strcasecmp(h->key, "X-Forwarded-For") != 0)
             continue;
-        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", h->value);
-        if (w < 0 || (size_t)w >= len - used)
-            break; /* keep the whole hops that fit */
-        used += (size_t)w;
+        if (used > 0) {
+            memcpy(buf + used, ", ", 2);
+            used += 2;
+        }
+        n = strlen(h->value);
+        memcpy(buf + used, h->value, n);
+        used += n;
     }
+    buf[used] = '\0';
+    *owned = buf;
     return buf;
 }
 
@@ -1120,13 +1135,13 @@ static step_result_t step_identify(srv_req_t *r)
     snprintf(r->peer, sizeof(r->peer), "%s", peer_addr ? peer_addr : "");
     r->peer_trusted = r->peer[0] && http_cidr_list_contains(&c->trusted_proxies, r->peer);
     if (r->peer_trusted) {
-        char xff[2048];
+        char *xff = NULL;
 
         /* X-Forwarded-For; else X-Real-IP, which nginx auth_request setups
          * often send alone (one hop: treated like a one-entry XFF). */
-        http_client_ip(r->peer,
-                       r->h.nxff ? forwarded_for(r, xff, sizeof(xff)) : r->h.real_ip,
+        http_client_ip(r->peer, r->h.nxff ? forwarded_for(r, &xff) : r->h.real_ip,
                        &c->trusted_proxies, r->ip, sizeof(r->ip));
+        free(xff);
     } else {
         http_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
     }

@@ -1,8 +1,8 @@
 """Forward-auth in the three dialects (DESIGN §6): ingress-nginx / nginx
 auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP; trust of dialect
 headers; routes matched on the original request; default_route."""
-from harness import (TollgateCase, api_key, nginx_headers, traefik_headers, standard_config,
-                     unique)
+from harness import (TollgateCase, api_key, key_of, nginx_headers, raw_request, raw_status,
+                     standard_config, traefik_headers, unique)
 
 
 def with_key(h, client, bucket=None):
@@ -150,6 +150,34 @@ class Dialects(TollgateCase):
         r = self.tg.get("/auth", h)
         self.assertEqual(r.status, 200)
         self.assertNotIn("admin", " ".join(r.headers.get_all("X-Auth-Client-Id") or []))
+
+
+class ForwardedForLines(TollgateCase):
+    """A client behind a proxy that adds its own X-Forwarded-For line (HAProxy
+    `option forwardfor`) sends a long line of its own first.  The lines were
+    joined into 2 KiB, so a first line of 2047 bytes ending in ", 6.6.6.6"
+    pushed the proxy's line out and the client chose its own address (per-IP
+    limits, lockouts and the audit log all followed it)."""
+    configure = staticmethod(standard_config)
+
+    def client_ip(self, lines):
+        rid = unique("xff")
+        req = ("GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+               "X-Request-ID: %s\r\n" % (key_of("bob"), rid)).encode()
+        req += b"".join(b"X-Forwarded-For: " + l.encode() + b"\r\n" for l in lines) + b"\r\n"
+        resp = raw_request(self.tg.port, req, timeout=3)
+        self.assertEqual(raw_status(resp), 200, resp[:300])
+        return self.tg.audit_for(rid)["ip"]
+
+    def test_the_proxys_line_is_never_cut(self):
+        for size in (2047, 2046, 2048, 2050, 9000):
+            spoof = ("1.1.1.1, " * size)[:size - len(", 6.6.6.6")] + ", 6.6.6.6"
+            spoof = spoof.replace(", , ", ", ")
+            with self.subTest(size=size):
+                self.assertEqual(self.client_ip([spoof, "203.0.113.9"]), "203.0.113.9")
+        self.assertEqual(self.client_ip(["198.51.100.1", "203.0.113.9, 10.1.2.3"]),
+                         "203.0.113.9")  # 10.1.2.3 is a trusted hop (private range)
+        self.assertEqual(self.client_ip(["203.0.113.7"]), "203.0.113.7")
 
 
 class DefaultRouteConfigured(TollgateCase):
