@@ -361,7 +361,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
                      auth_jwt_status_str(st));
         else
             snprintf(rq.id, sizeof(rq.id), "%s", id.jti);
-        rq.when = id.exp;
+        rq.when = id.exp < SRV_ADMIN_MAX_TIME ? id.exp : SRV_ADMIN_MAX_TIME;
         auth_identity_clear(&id);
         if (st != AUTH_JWT_OK || rq.id[0] == '\0') {
             srv_revoke_req_clear(&rq);

@@ -25,7 +25,8 @@ static int copy_id(const json_t *v, char *out, size_t outlen)
 
 static int get_time(const json_t *v, int64_t *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) <= 0)
+    if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+        json_integer_value(v) > SRV_ADMIN_MAX_TIME)
         return -1;
     *out = (int64_t)json_integer_value(v);
     return 0;

@@ -10,6 +10,11 @@
 #include <stdint.h>
 
 #define SRV_ADMIN_MAX_BODY 65536
+/* The latest time a revocation may name: 9999-12-31T23:59:59Z.  Later ones
+ * are refused (and a token's exp is cut to it): Redis keeps script numbers
+ * as doubles, printed "%.17g", so 1e18 came back from a resync as 1, and
+ * SET EXAT refused times past 2^53 ms. */
+#define SRV_ADMIN_MAX_TIME 253402300799LL
 
 typedef enum { SRV_REVOKE_JTI, SRV_REVOKE_TOKEN, SRV_REVOKE_SUBJECT } srv_revoke_kind_t;
 

@@ -120,6 +120,25 @@ class SharedState(TollgateCase):
         self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 1.0),
                         "replica b still accepts a token revoked (and acknowledged) on a")
 
+    def test_revocation_far_in_the_future_survives_a_resync(self):
+        """A token whose exp is past 2^53 ms (clamped to year 9999 now), and a
+        subject ban with a huge "before" (refused now): Redis keeps script
+        numbers as doubles, so such times came back from a resync as 1 or 4
+        and the revocation was lost on every replica started afterwards."""
+        a, _ = self.replicas()
+        tok = make_jwt({"sub": "rev-far", "jti": unique("jti"), "scope": "orders:read",
+                        "exp": 10 ** 16})
+        self.assertEqual(a.get("/auth/orders/1", bearer(tok)).status, 200)
+        r = a.admin("POST", "/admin/v1/revocations", {"Content-Type": "application/json"},
+                    json.dumps({"token": tok}).encode())
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["exp"], 253402300799)
+        c = self.spawn(with_redis([self.redis.addr]))  # loads revocations from Redis
+        self.assertEqual(c.get("/auth/orders/1", bearer(tok)).status, 401)
+        r = a.admin("POST", "/admin/v1/revocations/subject", {"Content-Type": "application/json"},
+                    json.dumps({"sub": "rev-far", "before": 10 ** 18}).encode())
+        self.assertEqual(r.status, 400, r)
+
     def test_lockout_shared(self):
         def conf(cfg):
             with_redis([self.redis.addr])(cfg)

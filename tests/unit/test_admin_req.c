@@ -15,6 +15,9 @@ static void test_accepted(void)
 {
     srv_revoke_req_t rq;
 
+    CU_ASSERT_EQUAL(parse("{\"jti\":\"t-1\",\"exp\":253402300799}", 0, &rq), 0); /* 9999 */
+    CU_ASSERT_EQUAL(rq.when, SRV_ADMIN_MAX_TIME);
+    srv_revoke_req_clear(&rq);
     CU_ASSERT_EQUAL(parse("{\"jti\":\"t-1\",\"exp\":4102444800}", 0, &rq), 0);
     CU_ASSERT_EQUAL(rq.kind, SRV_REVOKE_JTI);
     CU_ASSERT_STRING_EQUAL(rq.id, "t-1");
@@ -44,6 +47,8 @@ static void test_refused_leave_nothing(void)
                                              "{\"jti\":\"a\"}",
                                              "{\"exp\":5}",
                                              "{\"jti\":\"a\",\"exp\":0}",
+                                             "{\"jti\":\"a\",\"exp\":253402300800}",
+                                             "{\"jti\":\"a\",\"exp\":10000000000000000}",
                                              "{\"jti\":\"a\",\"exp\":\"5\"}",
                                              "{\"jti\":\"\",\"exp\":5}",
                                              "{\"jti\":\"a\\nb\",\"exp\":5}",
@@ -55,6 +60,7 @@ static void test_refused_leave_nothing(void)
                                              NULL};
     static const char *const sub_bodies[] = {"{}", "{\"sub\":5}",
                                              "{\"sub\":\"a\",\"before\":-1}",
+                                             "{\"sub\":\"a\",\"before\":1000000000000000000}",
                                              "{\"sub\":\"a\",\"jti\":\"b\"}", NULL};
     char longid[400];
     srv_revoke_req_t rq;
