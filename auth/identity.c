@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "tollgate/util_str.h"
 
@@ -157,9 +159,15 @@ void auth_identity_scopes_str(const auth_identity_t *id, char *out, size_t outle
 
 bool auth_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
-    if (alen != blen)
+    unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+    unsigned int n = 0;
+    bool same;
+
+    /* Digests of both, compared whole: neither the place of the first
+     * difference nor a length mismatch shows in the time taken. */
+    if (EVP_Digest(a, alen, da, &n, EVP_sha256(), NULL) != 1 ||
+        EVP_Digest(b, blen, db, &n, EVP_sha256(), NULL) != 1)
         return false;
-    if (alen == 0)
-        return true;
-    return CRYPTO_memcmp(a, b, alen) == 0;
+    same = CRYPTO_memcmp(da, db, sizeof da) == 0;
+    return same && alen == blen; /* a digest collision is not equality */
 }

@@ -313,7 +313,7 @@ static void fail_group(rl_pending_t *p, rl_group_t *g, int64_t now)
 
 static void fail_all(rl_pending_t *p)
 {
-    int64_t now = util_wall_ms();
+    int64_t now = util_mono_ms();
     size_t g;
 
     for (g = 0; g < p->ng; g++)
@@ -330,7 +330,7 @@ static void fail_marked(rl_pending_t *p)
         if (!p->groups[g].failed)
             continue;
         if (now == 0)
-            now = util_wall_ms();
+            now = util_mono_ms();
         p->any_failed = true;
         fail_group(p, &p->groups[g], now);
     }

@@ -473,7 +473,7 @@ static void *mem_check(void *be, struct event_base *base, rl_group_t *groups, si
     unsigned delay = atomic_load_explicit(&m->delay_ms, memory_order_relaxed);
     struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000};
     mem_token_t *tok;
-    int64_t now = util_wall_ms();
+    int64_t now = util_mono_ms(); /* the store's clock: never steps back (NTP) */
 
     tok = malloc(sizeof(*tok) + event_get_struct_event_size());
     if (tok == NULL)

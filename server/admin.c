@@ -270,7 +270,7 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
                  json_pack("{s:s,s:s,s:b}", "limit", lim->name, "key", key, "reset", had));
         goto out;
     }
-    if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, util_wall_ms(), &b) !=
+    if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, util_mono_ms(), &b) !=
         0) {
         send_obj(req, 200,
                  json_pack("{s:s,s:s,s:b,s:I,s:I}", "limit", lim->name, "key", key,

@@ -60,8 +60,9 @@ bool auth_identity_has_scopes(const auth_identity_t *id, char *const *need, size
 /* Scopes joined with single spaces into `out` (truncated to fit). */
 void auth_identity_scopes_str(const auth_identity_t *id, char *out, size_t outlen);
 
-/* Constant-time equality of two byte strings of the same length
- * (CRYPTO_memcmp); false when the lengths differ. */
+/* Constant-time equality of two byte strings (the admin token): their
+ * SHA-256 digests are compared with CRYPTO_memcmp, so the time taken shows
+ * neither where they differ nor whether their lengths do. */
 bool auth_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
 #endif
