@@ -10,15 +10,16 @@ expired, some revoked), and proxy-less health checks.  Meanwhile: a JWT
 revocation through the admin API every second, a config reload (SIGHUP,
 with a changed rate) every 10 s, and one Redis restart half-way.
 
-It fails (exit 1) when, after the first 30 s (warm-up: buckets, caches and
-pools fill), RSS grows by more than SOAK_RSS_MB (default 32) or the open
+It fails (exit 1) when, after the first 90 s (warm-up: buckets, caches,
+pools and the lockout store, whose entries live 1 min, fill), RSS grows by more than SOAK_RSS_MB (default 32) or the open
 descriptors by more than SOAK_FDS (default 64), or when any request errs
 other than as the mix expects.  Prints start/end/max of both.
 Loopback only; everything it starts is stopped by PID.
 
 Expected growth: the 401s come from ever-new client IPs, and each refused
-IP is a lockout entry until the store's cap (100,000 entries, evicting the
-oldest); RSS rises while that store fills and then stays.
+IP is a lockout entry for the 1 min window (up to the store's cap of
+100,000); RSS rises for that minute and then stays (measured: 12 MB at
+start, 43.6 MB at 75 s, 44.0 MB at 300 s).
 """
 import os
 import random
@@ -39,7 +40,7 @@ SECONDS = int(os.environ.get("SOAK_SECONDS", "300"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "4"))
 RSS_MB = float(os.environ.get("SOAK_RSS_MB", "32"))
 FDS = int(os.environ.get("SOAK_FDS", "64"))
-WARMUP = min(30, SECONDS // 3)
+WARMUP = min(90, SECONDS // 3)  # past the 1 min lockout window: its store is full by then
 
 
 def sample(pid):
