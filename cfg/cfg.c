@@ -364,6 +364,7 @@ static cfg_t *cfg_defaults(void)
     c->max_header_bytes = 16u << 10;
     c->max_connections = 10000;
     c->request_read_timeout_ms = 30000;
+    c->idle_timeout_ms = 15000;
     c->expected_replicas = 1;
     c->shutdown_delay = 5;
     c->redis.mode = CFG_REDIS_NONE;

@@ -295,6 +295,7 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "max_connections", json_integer((json_int_t)c->max_connections));
     json_object_set_new(o, "request_read_timeout_ms",
                         json_integer((json_int_t)c->request_read_timeout_ms));
+    json_object_set_new(o, "idle_timeout_ms", json_integer((json_int_t)c->idle_timeout_ms));
     json_object_set_new(o, "expected_replicas", json_integer(c->expected_replicas));
     json_object_set_new(o, "shutdown_delay", json_integer(c->shutdown_delay));
     json_object_set_new(o, "redis", jredis(&c->redis));

@@ -1472,6 +1472,7 @@ static const field_t top_fields[] = {
     {"max_connections", p_uint, offsetof(cfg_t, max_connections), 1, 10000000, NULL},
     {"request_read_timeout_ms", p_uint, offsetof(cfg_t, request_read_timeout_ms), 100,
      3600000, NULL},
+    {"idle_timeout_ms", p_uint, offsetof(cfg_t, idle_timeout_ms), 100, 3600000, NULL},
     {"expected_replicas", p_uint, offsetof(cfg_t, expected_replicas), 1, 10000, NULL},
     {"shutdown_delay", p_dur, offsetof(cfg_t, shutdown_delay), 0, 600, NULL},
     {"redis", p_map, offsetof(cfg_t, redis), 0, 0, redis_fields},

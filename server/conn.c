@@ -33,7 +33,7 @@
  * pipeline answers 400 (srv_conn_request tells it).
  *
  * Connections that never send a byte are not counted: evhttp's idle timer
- * (SRV_READ_TIMEOUT_S) closes them, and file-descriptor exhaustion is
+ * (idle_timeout_ms) closes them, and file-descriptor exhaustion is
  * listener.c's.
  */
 #include <errno.h>

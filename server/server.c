@@ -96,6 +96,8 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
         cfg_unref(w->cfg);
         w->cfg = c;
         srv_backend_reconfigure(w);
+        if (!w->admin) /* for connections accepted from now on */
+            srv_set_idle_timeout(w, c->idle_timeout_ms);
         /* SIGHUP: what was buffered reaches the file now, then the new policy */
         audit_buf_set_flush(w->audit, (audit_flush_t)c->audit_flush);
     }
@@ -113,6 +115,15 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- workers ------------------------------------------------------------- */
+
+/* evhttp's per-connection timer: no byte either way for `ms` closes the
+ * connection (a kept-alive one between requests, or a client gone quiet). */
+void srv_set_idle_timeout(srv_worker_t *w, unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    evhttp_set_timeout_tv(w->http, &tv);
+}
 
 /* A loop for one worker.  With the epoll changelist, libevent applies
  * read/write interest changes once per loop pass, so evhttp's disable-read
@@ -149,7 +160,7 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)c->max_header_bytes);
     evhttp_set_max_body_size(w->http, admin ? 65536 : (ev_ssize_t)c->max_body_bytes);
-    evhttp_set_timeout(w->http, SRV_READ_TIMEOUT_S);
+    srv_set_idle_timeout(w, admin ? SRV_ADMIN_IDLE_MS : c->idle_timeout_ms);
     evhttp_set_default_content_type(w->http, NULL);
     evhttp_set_gencb(w->http, admin ? srv_admin_handle : srv_pipeline_handle, w);
     w->bound = evhttp_accept_socket_with_handle(w->http, fd);

@@ -31,7 +31,6 @@
 #include "tollgate/srv_proxy.h"
 
 #define SRV_MAX_WORKERS 256
-#define SRV_READ_TIMEOUT_S 15 /* slow clients: headers and body must arrive in time */
 #define SRV_DRAIN_TIMEOUT_MS 10000
 #define SRV_WATCH_AFTER_MS 10 /* a step pending this long gets its socket watched */
 
@@ -119,6 +118,9 @@ struct srv {
 };
 
 /* server.c */
+#define SRV_ADMIN_IDLE_MS 15000 /* the admin listener's idle timer */
+void srv_set_idle_timeout(srv_worker_t *w, unsigned ms);
+
 /* conn.c (main listener workers): see there */
 int srv_conns_init(srv_worker_t *w);
 void srv_conns_clear(srv_worker_t *w);

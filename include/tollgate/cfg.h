@@ -140,6 +140,7 @@ typedef struct cfg {
     size_t max_header_bytes;          /* default 16 KiB */
     unsigned max_connections;         /* main listener, per process; default 10000 */
     unsigned request_read_timeout_ms; /* first byte to complete request; default 30000 */
+    unsigned idle_timeout_ms;         /* no byte either way: closed; default 15000 */
     unsigned expected_replicas;       /* default 1 */
     unsigned shutdown_delay;          /* seconds answering after SIGTERM, default 5 */
     cfg_redis_t redis;

@@ -196,6 +196,34 @@ class Slowloris(TollgateCase):
         self.assertEqual(count(), 1)  # only the healthy one
 
 
+class IdleTimeout(TollgateCase):
+    """idle_timeout_ms closes a kept-alive connection that says nothing, and
+    one that went quiet half-way through its request."""
+    shared_server = False
+
+    def test_idle_connections_are_closed(self):
+        def configure(cfg):
+            standard_config(cfg)
+            cfg["idle_timeout_ms"] = 1000
+        tg = self.spawn(configure)
+        kept = socket.create_connection(("127.0.0.1", tg.port), timeout=5 * SLOW)
+        quiet = socket.create_connection(("127.0.0.1", tg.port), timeout=5 * SLOW)
+        self.addCleanup(kept.close)
+        self.addCleanup(quiet.close)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertIn(b"200 OK", kept.recv(4096))
+        quiet.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n")  # and no more
+        t0 = time.monotonic()
+        for s in (kept, quiet):
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    break
+        took = time.monotonic() - t0
+        self.assertGreater(took, 0.8)
+        self.assertLess(took, 4 * SLOW)
+
+
 class ConnectionBound(TollgateCase):
     """Past max_connections a new connection is closed at its first bytes;
     those already open keep being served, and when they go, new ones are

@@ -95,6 +95,7 @@ static void test_minimal_file(void)
     CU_ASSERT_EQUAL(c->max_header_bytes, 16384);
     CU_ASSERT_EQUAL(c->max_connections, 10000);
     CU_ASSERT_EQUAL(c->request_read_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(c->idle_timeout_ms, 15000);
     CU_ASSERT_EQUAL(c->expected_replicas, 1);
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_NONE);
     CU_ASSERT_STRING_EQUAL(c->redis.key_prefix, "tg:");
@@ -229,6 +230,7 @@ static void test_values(void)
         "max_header_bytes: 32768\n"
         "max_connections: 50\n"
         "request_read_timeout_ms: 2500\n"
+        "idle_timeout_ms: 75000\n"
         "security_headers: {permissions_policy: \"camera=()\"}\n"
         "redis: {nodes: [\"[::1]:7000\", Redis.Local], tls: true, db: 3}\n"
         "trusted_proxies: []\n"
@@ -253,6 +255,7 @@ static void test_values(void)
     CU_ASSERT_EQUAL(c->max_header_bytes, 32768);
     CU_ASSERT_EQUAL(c->max_connections, 50);
     CU_ASSERT_EQUAL(c->request_read_timeout_ms, 2500);
+    CU_ASSERT_EQUAL(c->idle_timeout_ms, 75000);
     CU_ASSERT_STRING_EQUAL(c->security_headers.permissions_policy, "camera=()");
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_STANDALONE); /* nodes without a mode */
     CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "[::1]:7000");
