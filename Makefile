@@ -58,6 +58,8 @@ help:
 	@echo "make valgrind   unit tests under valgrind"
 	@echo "make fuzz       short libFuzzer runs over every parser of outside input"
 	@echo "make bench      wrk against tollgate and yardsticks, prints a table"
+	@echo "make bench-scale  1/2/3 replicas x 1/3 Redis shards, CPU per request"
+	@echo "make soak       5 min of mixed traffic; fails on RSS/fd growth"
 	@echo "make lint       -Werror build, cppcheck, format-check"
 	@echo "make lint-k8s   helm lint, chart/kustomize renders validated offline, config checks"
 	@echo "make image      build the container image with buildah (root, Debian mirror)"
