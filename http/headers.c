@@ -105,3 +105,37 @@ size_t http_hdr_value_encode(const char *in, bool keep_space, char *out, size_t 
     out[o] = '\0';
     return o;
 }
+
+void http_head_scan_start(http_head_scan_t *s)
+{
+    s->in_head = true;
+    s->st = 0;
+    s->nul = false;
+}
+
+void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n)
+{
+    const char *end = p + n, *nl;
+
+    while (s->in_head && p < end) {
+        if (s->st != 0) {
+            if (*p == '\n') {
+                s->in_head = false;
+                return;
+            }
+            if (*p == '\r' && s->st == 1) {
+                s->st = 2;
+                p++;
+                continue;
+            }
+            s->st = 0;
+        }
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (memchr(p, '\0', (size_t)((nl != NULL ? nl : end) - p)) != NULL)
+            s->nul = true;
+        if (nl == NULL)
+            return;
+        p = nl + 1;
+        s->st = 1;
+    }
+}

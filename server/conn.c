@@ -47,6 +47,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "tollgate/http.h"
 #include "tollgate/metrics.h"
 #include "tollgate/util_clock.h"
 #include "srv_process.h"
@@ -69,9 +70,7 @@ struct srv_conn {
     conn_state_t state;
     uint64_t since_ms;        /* CONN_READING: the request's first byte */
     bool has_closecb;         /* its end will be reported */
-    bool in_head;             /* the current request's head is still arriving */
-    unsigned char head_st;    /* 0 in a line, 1 after its LF, 2 after CR at a line start */
-    bool nul;                 /* a NUL in the current request's head */
+    http_head_scan_t head;    /* the current request's head, read for NUL */
     srv_conn_close_fn *watch; /* the pipeline's, while a step is pending */
     void *watch_arg;
 };
@@ -135,35 +134,6 @@ static int grow(srv_worker_t *w, int fd)
     return 0;
 }
 
-/* Read `n` bytes of a request head: note a NUL; clear in_head at the blank
- * line that ends it (LF LF or LF CR LF, as evhttp accepts both). */
-static void scan_head(srv_conn_t *c, const char *p, size_t n)
-{
-    const char *end = p + n, *nl;
-
-    while (c->in_head && p < end) {
-        if (c->head_st != 0) {
-            if (*p == '\n') {
-                c->in_head = false;
-                return;
-            }
-            if (*p == '\r' && c->head_st == 1) {
-                c->head_st = 2;
-                p++;
-                continue;
-            }
-            c->head_st = 0;
-        }
-        nl = memchr(p, '\n', (size_t)(end - p));
-        if (memchr(p, '\0', (size_t)((nl != NULL ? nl : end) - p)) != NULL)
-            c->nul = true;
-        if (nl == NULL)
-            return;
-        p = nl + 1;
-        c->head_st = 1;
-    }
-}
-
 /* Scan the bytes of `buf` from `from` (its new data, or all of it). */
 static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
 {
@@ -171,18 +141,16 @@ static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
     struct evbuffer_iovec v[8];
     int nv;
 
-    if (!c->in_head || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+    if (!c->head.in_head || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
         return;
     nv = evbuffer_peek(buf, -1, &pos, v, 8);
-    for (int i = 0; i < nv && i < 8 && c->in_head; i++)
-        scan_head(c, v[i].iov_base, v[i].iov_len);
+    for (int i = 0; i < nv && i < 8 && c->head.in_head; i++)
+        http_head_scan_feed(&c->head, v[i].iov_base, v[i].iov_len);
 }
 
 static void head_starts(srv_conn_t *c)
 {
-    c->in_head = true;
-    c->head_st = 0;
-    c->nul = false;
+    http_head_scan_start(&c->head);
 }
 
 /* First bytes of a connection: count it, or refuse it over the bound. */
@@ -280,9 +248,9 @@ bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
 
     if (c == NULL)
         return false;
-    nul = c->nul;
-    c->nul = false;
-    c->in_head = false;
+    nul = c->head.nul;
+    c->head.nul = false;
+    c->head.in_head = false;
     c->state = CONN_BUSY;
     if (!c->has_closecb) {
         evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, c);

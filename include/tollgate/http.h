@@ -120,6 +120,19 @@ http_hdr_class_t http_hdr_class(const char *name, bool *variant);
  * escapes to fit `outlen`; returns the output length. */
 size_t http_hdr_value_encode(const char *in, bool keep_space, char *out, size_t outlen);
 
+/* A request head (request line and header lines, up to the blank line that
+ * ends it: LF LF or LF CR LF, as libevent accepts both) read in pieces as it
+ * arrives, for NUL bytes.  libevent keeps header values as C strings, so a
+ * NUL would cut a value short unseen.  Start it at the first byte of a
+ * request; feed() ignores what follows the head (a body, the next request). */
+typedef struct http_head_scan {
+    bool in_head;     /* the blank line has not been seen yet */
+    unsigned char st; /* 0 in a line, 1 after its LF, 2 after CR at a line start */
+    bool nul;         /* a NUL was seen in the head */
+} http_head_scan_t;
+void http_head_scan_start(http_head_scan_t *s);
+void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n);
+
 /* Is `name` an RFC 9110 token (the only legal field names)? */
 bool http_hdr_name_ok(const char *name);
 

@@ -6,6 +6,47 @@
 #include "tollgate/http.h"
 #include "unit.h"
 
+/* Feed `s` (len bytes) in pieces of `step`; the scanner's verdict. */
+static http_head_scan_t head_scan(const char *s, size_t len, size_t step)
+{
+    http_head_scan_t h;
+
+    http_head_scan_start(&h);
+    for (size_t off = 0; off < len; off += step)
+        http_head_scan_feed(&h, s + off, len - off < step ? len - off : step);
+    return h;
+}
+
+static void test_head_scan(void)
+{
+#define HEAD(lit, nul, in_head) {lit, sizeof(lit) - 1, nul, in_head}
+    static const struct {
+        const char *s;
+        size_t len;
+        bool nul, in_head;
+    } cases[] = {
+        HEAD("GET / HTTP/1.1\r\nHost: a\r\n\r\n", false, false),
+        HEAD("GET / HTTP/1.1\nHost: a\n\n", false, false), /* bare LF */
+        HEAD("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", true, false),
+        HEAD("GET /\0 HTTP/1.1\r\n\r\n", true, false), /* in the request line */
+        HEAD("GET / HTTP/1.1\r\nX: a\r\n\r\nbo\0dy", false, false), /* a body */
+        HEAD("GET / HTTP/1.1\r\nX: a", false, true),           /* still arriving */
+        HEAD("GET / HTTP/1.1\r\nX: a\r\n\r", false, true),     /* CR, no LF yet */
+        HEAD("GET / HTTP/1.1\r\nX:\0", true, true),
+        HEAD("GET / HTTP/1.1\r\nX: \r\0\r\n\r\n", true, false), /* CR then NUL */
+        HEAD("GET / HTTP/1.1\r\n\r\0\r\n\r\n", true, false), /* CR NUL: a line, not the end */
+    };
+#undef HEAD
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (size_t step = 1; step <= cases[i].len; step++) {
+            http_head_scan_t h = head_scan(cases[i].s, cases[i].len, step);
+
+            CU_ASSERT_EQUAL(h.nul, cases[i].nul);
+            CU_ASSERT_EQUAL(h.in_head, cases[i].in_head);
+        }
+}
+
 static void test_reqid_valid(void)
 {
     char s[80];
@@ -371,6 +412,7 @@ static const unit_test_t tests[] = {
     {"redact_names", test_redact_names},
     {"hdr_class", test_hdr_class},
     {"hdr_name_and_value", test_hdr_name_and_value},
+    {"head_scan", test_head_scan},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"path_normalize", test_path_normalize},
