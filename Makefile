@@ -55,7 +55,7 @@ help:
 	@echo "make run        start with config/tollgate.yaml (memory backend, demo keys)"
 	@echo "make test       lint-k8s, then unit + integration tests (real redis-server, real cluster)"
 	@echo "make test-asan  the same tests under ASan + UBSan"
-	@echo "make valgrind   unit tests under valgrind"
+	@echo "make valgrind   unit tests, then an integration subset, under valgrind"
 	@echo "make fuzz       short libFuzzer runs over every parser of outside input"
 	@echo "make bench      wrk against tollgate and yardsticks, prints a table"
 	@echo "make bench-scale  1/2/3 replicas x 1/3 Redis shards, CPU per request"
@@ -123,9 +123,10 @@ test-integration: $(BIN)
 test-asan: deps-check
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
 
-valgrind: $(UNIT_BIN)
+valgrind: $(UNIT_BIN) $(BIN)
 	$(Q)cd tests/unit && valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite ../../$(UNIT_BIN)
+	$(Q)scripts/valgrind-integration.sh $(BIN)
 
 fuzz: deps-check
 	$(Q)scripts/fuzz.sh $(FUZZ_SRCS)
