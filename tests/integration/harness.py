@@ -71,11 +71,22 @@ def key_line(client_id, key, scopes=None, tier=None):
     return line
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, and never one this
+    test process handed out before: the kernel may give a just-closed port
+    again, and two servers told to listen on one port is now (rightly) a
+    start-up failure, where SO_REUSEPORT once let them share it silently."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port")
 
 
 

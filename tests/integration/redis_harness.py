@@ -37,11 +37,7 @@ def have_redis():
     return all(shutil.which(b) for b in ("redis-server", "redis-cli"))
 
 
-def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import free_port  # noqa: E402  (one registry of handed-out ports)
 
 
 # ---------------------------------------------------------------- RESP client
