@@ -10,21 +10,25 @@
  *   evhttp would: a socket bufferevent, options 0, so evhttp still closes the
  *   fd itself) and puts a callback on its input buffer.  That callback runs
  *   on every read, with the bufferevent alive: the first read adopts the
- *   connection (an entry indexed by fd, with the socket's inode), the first
- *   read of each later request starts its clock.
- * - once a request is complete (srv_conn_request), the connection gets a
- *   close callback, so its end is exact; the pipeline's own "client went
- *   away" watch goes through the entry (srv_conn_watch).
- * - a connection that goes before its first request is complete has no
- *   close callback: once a second, the sweep checks with fstat() that the fd
- *   still holds the socket it adopted, and forgets the entry when not.
+ *   connection, the first read of each later request starts its clock.
+ * - adopting a connection gives it a close callback at once: evhttp's
+ *   bufferevent callbacks carry the evhttp_connection as their argument
+ *   (bufferevent_getcb), and evhttp calls a connection's close callback
+ *   exactly once, from evhttp_connection_free (or _reset_), before it frees
+ *   the bufferevent and before it closes the fd (libevent 2.1 http.c).
  *
- * The sweep also cuts a connection whose request has been arriving for
- * longer than request_read_timeout_ms: shutdown(fd), so evhttp reads EOF and
- * frees it as for a client that left.  A connection is only ever shut down
- * after fstat() showed the same socket inode: an fd number is reused at once
- * after a close, and only this worker's thread closes this worker's
- * connections, so a matching inode is the same, live connection.
+ * So an entry lives exactly as long as its connection, by construction: it
+ * is removed before its fd can be handed to the next connection and before
+ * its bufferevent's memory can be reused, and the table indexed by fd can
+ * never give one connection another's entry (its state, its NUL flag, its
+ * place in the max_connections count).  Before, a connection that went
+ * before its first request was complete had no close callback, its entry
+ * stayed until a once-a-second sweep, and a new connection on the same fd
+ * whose bufferevent malloc had put at the same address was taken for it.
+ *
+ * The sweep cuts a connection whose request has been arriving for longer
+ * than request_read_timeout_ms: shutdown(fd), so evhttp reads EOF and frees
+ * it as for a client that left.
  *
  * The input callback also reads each request head (the request line and
  * header lines, up to the blank line) as it arrives, for NUL bytes: evhttp
@@ -36,11 +40,9 @@
  * (idle_timeout_ms) closes them, and file-descriptor exhaustion is
  * listener.c's.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -65,11 +67,10 @@ struct srv_conn {
     srv_worker_t *w;
     struct srv_conn *prev, *next; /* the worker's list */
     int fd;
-    ino_t ino;
     struct bufferevent *bev;
+    struct evhttp_connection *evcon; /* evhttp's, whose close callback is ours */
     conn_state_t state;
     uint64_t since_ms;        /* CONN_READING: the request's first byte */
-    bool has_closecb;         /* its end will be reported */
     http_head_scan_t head;    /* the current request's head, read for NUL */
     srv_conn_close_fn *watch; /* the pipeline's, while a step is pending */
     void *watch_arg;
@@ -95,8 +96,10 @@ static void conn_forget(srv_conn_t *c)
     free(c);
 }
 
-/* The entry of `bev`'s connection, or NULL (not adopted, or an entry left
- * by an earlier connection on the same fd, which is then forgotten). */
+/* The entry of `bev`'s connection, or NULL (not adopted).  An entry is
+ * removed by its connection's close callback, before the fd is closed, so
+ * the entry at `fd` is this live connection's; the pointer check only
+ * guards that invariant. */
 static srv_conn_t *conn_of(srv_worker_t *w, struct bufferevent *bev)
 {
     int fd = bufferevent_getfd(bev);
@@ -104,18 +107,7 @@ static srv_conn_t *conn_of(srv_worker_t *w, struct bufferevent *bev)
 
     if (fd < 0 || (size_t)fd >= w->conn_cap || (c = w->conn_by_fd[fd]) == NULL)
         return NULL;
-    if (c->bev != bev) {
-        conn_forget(c);
-        return NULL;
-    }
-    return c;
-}
-
-static bool same_socket(const srv_conn_t *c)
-{
-    struct stat st;
-
-    return fstat(c->fd, &st) == 0 && st.st_ino == c->ino;
+    return c->bev == bev ? c : NULL;
 }
 
 static int grow(srv_worker_t *w, int fd)
@@ -153,23 +145,26 @@ static void head_starts(srv_conn_t *c)
     http_head_scan_start(&c->head);
 }
 
+static void on_conn_close(struct evhttp_connection *conn, void *arg);
+
 /* First bytes of a connection: count it, or refuse it over the bound. */
 static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
 {
     int fd = bufferevent_getfd(bev);
     unsigned max = w->cfg->max_connections;
-    struct stat st;
+    void *evcon = NULL;
     srv_conn_t *c;
 
-    if (fd < 0)
-        return NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+    if (fd < 0 || evcon == NULL)
+        return NULL; /* not evhttp's yet, or no more: leave it alone */
     if (atomic_fetch_add_explicit(&w->srv->open_conns, 1, memory_order_relaxed) >= max) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         metrics_conn_refused();
         shutdown(fd, SHUT_RDWR); /* evhttp reads EOF and frees it */
         return NULL;
     }
-    if (((size_t)fd >= w->conn_cap && grow(w, fd) != 0) || fstat(fd, &st) != 0 ||
+    if (((size_t)fd >= w->conn_cap && grow(w, fd) != 0) ||
         (c = calloc(1, sizeof(*c))) == NULL) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         return NULL; /* untracked: evhttp's idle timer still applies */
@@ -177,8 +172,8 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
     metrics_conn_open(1);
     c->w = w;
     c->fd = fd;
-    c->ino = st.st_ino;
     c->bev = bev;
+    c->evcon = evcon;
     c->state = CONN_READING;
     c->since_ms = now;
     c->next = w->conn_list;
@@ -186,6 +181,7 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
         c->next->prev = c;
     w->conn_list = c;
     w->conn_by_fd[fd] = c;
+    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
     head_starts(c);
     return c;
 }
@@ -233,12 +229,17 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
         watch(conn, watch_arg);
 }
 
+static srv_conn_t *conn_of_evcon(srv_worker_t *w, struct evhttp_connection *conn)
+{
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    srv_conn_t *c = bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
+
+    return c != NULL && c->evcon == conn ? c : NULL;
+}
+
 static srv_conn_t *conn_of_request(srv_worker_t *w, struct evhttp_request *req)
 {
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-
-    return bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
+    return conn_of_evcon(w, evhttp_request_get_connection(req));
 }
 
 bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
@@ -252,10 +253,6 @@ bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
     c->head.nul = false;
     c->head.in_head = false;
     c->state = CONN_BUSY;
-    if (!c->has_closecb) {
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, c);
-        c->has_closecb = true;
-    }
     return nul;
 }
 
@@ -279,10 +276,9 @@ void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
 void srv_conn_watch(srv_worker_t *w, struct evhttp_connection *conn, srv_conn_close_fn *fn,
                     void *arg)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-    srv_conn_t *c = bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
+    srv_conn_t *c = conn_of_evcon(w, conn);
 
-    if (c != NULL && c->has_closecb) {
+    if (c != NULL) {
         c->watch = fn;
         c->watch_arg = arg;
         return;
@@ -300,11 +296,6 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     for (c = w->conn_list; c != NULL; c = next) {
         next = c->next;
-        /* Without a close callback its end is not reported: look. */
-        if (!c->has_closecb && !same_socket(c)) {
-            conn_forget(c);
-            continue;
-        }
         if (c->state == CONN_READING && now - c->since_ms > limit) {
             c->state = CONN_CUT;
             metrics_read_timeout();
@@ -325,8 +316,8 @@ int srv_conns_init(srv_worker_t *w)
     return 0;
 }
 
-/* After evhttp_free (every connection is gone, without close callbacks for
- * those that never had one). */
+/* After evhttp_free (every connection is gone: their close callbacks have
+ * run; the loop is a guard). */
 void srv_conns_clear(srv_worker_t *w)
 {
     if (w->conn_sweep_ev != NULL)
