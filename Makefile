@@ -46,7 +46,7 @@ LIB      := $(BUILD)/libtollgate.a
 
 .PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench bench-scale soak \
         lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down \
-        image image-check image-smoke image-clean
+        image image-check image-smoke image-clean test-fresh
 
 all: $(BIN)
 
@@ -65,6 +65,7 @@ help:
 	@echo "make image      build the container image with buildah (root, Debian mirror)"
 	@echo "make image-smoke  build it, run it, GET /healthz (part of CI)"
 	@echo "make deps       install Debian packages (root) or print the command"
+	@echo "make test-fresh  make test + make run in a fresh Debian 12 minbase root (root, Debian mirror)"
 
 deps:
 	$(Q)scripts/deps.sh install
@@ -179,6 +180,12 @@ image-smoke:
 
 image-clean:
 	$(Q)scripts/image.sh clean
+
+# A new user's first steps on a fresh Debian 12: a debootstrap minbase root
+# (cached in .cache/fresh), a clone of HEAD, make test, make run answering.
+# Root and the Debian mirror, a few minutes more than make test; not in CI.
+test-fresh:
+	$(Q)scripts/test-fresh.sh
 
 FORMAT_SRCS = $(wildcard include/tollgate/*.h $(foreach m,$(MODULES),$(m)/*.[ch]))
 format:
