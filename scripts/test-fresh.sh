@@ -7,8 +7,11 @@
 #      temporary directory;
 #   2. `git clone` of this checkout's committed HEAD into /root/tollgate there
 #      (uncommitted changes are not part of the run: it says so);
-#   3. chroot, as root: `make test` (which installs its own Debian packages
-#      through `make deps`: nothing else is installed beforehand);
+#   3. chroot, as root: `apt-get install make` (the README's prerequisite
+#      beside git, which is not needed in the root: the clone is made from
+#      outside), then `make test`, which must install every other Debian
+#      package itself (`make deps`: --no-install-recommends, so nothing comes
+#      in by chance);
 #   4. `make run` in the background; GET /healthz on 127.0.0.1:9090 must answer
 #      200 and the README's first request (alice's key, /auth/demo/hello on
 #      127.0.0.1:8080) 200, without a key 401; then SIGTERM to tollgate's PID
@@ -79,6 +82,11 @@ step() {
     fi
     say "<-- $name: ok in $(since "$t0")s"
 }
+
+# "${quietly[@]}" LOG CMD...: CMD's output into LOG, its end printed only on
+# failure (a command, not a function: `step` runs it under timeout).
+# shellcheck disable=SC2016 # expanded by that bash
+quietly=(bash -c 'log="$1"; shift; "$@" >"$log" 2>&1 || { rc=$?; tail -n 80 "$log" >&2; exit "$rc"; }' quietly)
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, chroot and mount need it)"; }
 
@@ -151,7 +159,7 @@ make_tarball() {
     # Global: cleanup removes it (and what debootstrap may have left mounted).
     work="$(mktemp -d "$cache/rootfs.XXXXXX")"
     say "debootstrap --variant=minbase $SUITE from $m"
-    step "debootstrap $SUITE minbase" "$T_DEBOOTSTRAP" \
+    step "debootstrap $SUITE minbase" "$T_DEBOOTSTRAP" "${quietly[@]}" "$work/debootstrap.log" \
         debootstrap --variant=minbase --arch=amd64 "$SUITE" "$work/rootfs" "$m"
     # As a fresh install today: the point release's and security updates.
     write_sources "$work/rootfs"
@@ -358,6 +366,12 @@ main() {
     prepare_root
     mount_root
     in_root=(chroot "$fresh" /usr/bin/env -i HOME=/root PATH="$ROOT_PATH" TERM="${TERM:-dumb}")
+    # shellcheck disable=SC2016 # expanded in the root
+    step "apt-get install make (the README's prerequisite)" "$T_UPGRADE" \
+        "${in_root[@]}" DEBIAN_FRONTEND=noninteractive /bin/sh -c \
+        'apt-get update >/tmp/apt.log 2>&1 &&
+         apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 make >>/tmp/apt.log 2>&1 ||
+         { rc=$?; cat /tmp/apt.log; exit $rc; }'
     step "make test (in the root; make deps first)" "$T_TEST" \
         "${in_root[@]}" /bin/sh -c 'cd /root/tollgate && exec make test'
     [ -z "$(root_pids)" ] || say "note: make test left processes in the root (stopped at the end)"
