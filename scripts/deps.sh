@@ -41,14 +41,21 @@ wanted() {
 }
 
 check() {
-    local missing=0
-    for m in "${PC_MODULES[@]}"; do
-        pkg-config --exists "$m" 2>/dev/null || { echo "deps: pkg-config cannot find $m" >&2; missing=1; }
-    done
+    local missing=() m t
+    if command -v pkg-config >/dev/null 2>&1; then
+        for m in "${PC_MODULES[@]}"; do
+            pkg-config --exists "$m" 2>/dev/null || missing+=("$m (pkg-config)")
+        done
+    else
+        missing+=("the libraries (no pkg-config to find them)")
+    fi
     for t in "${TOOLS[@]}"; do
-        command -v "$t" >/dev/null 2>&1 || { echo "deps: $t not found" >&2; missing=1; }
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
-    return $missing
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local IFS=,
+    echo "deps: missing: ${missing[*]}" | sed 's/,/, /g' >&2
+    return 1
 }
 
 # apt_quiet WHAT CMD...: run an apt-get command with its output appended to
@@ -81,10 +88,12 @@ install() {
         check
         return
     fi
+    local t0=$SECONDS
     echo "deps: apt-get update; apt-get install ${#pkgs[@]} packages (a few minutes on a fresh machine)" >&2
     apt_quiet "apt-get update" apt-get update
     apt_quiet "apt-get install" apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${pkgs[@]}"
     check || { echo "deps: apt-get install succeeded but the above is still missing" >&2; return 1; }
+    echo "deps: all present ($((SECONDS - t0)) s)" >&2
 }
 
 # host_tools WHAT PKG...: install the packages whose command (same name) is
