@@ -40,9 +40,12 @@
  * (idle_timeout_ms) closes them, and file-descriptor exhaustion is
  * listener.c's.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -55,12 +58,25 @@
 #include "srv_process.h"
 
 #define SRV_CONN_SWEEP_MS 1000
+/* After a 413 or 431, the client's further bytes are read and dropped for
+ * this long at most (nginx: lingering_time 30 s, lingering_timeout 5 s), so
+ * that closing with unread data does not send an RST that makes the
+ * client's kernel drop the answer before it is read. */
+#define SRV_CONN_LINGER_MS 5000
+#define SRV_CONN_LINGER_IDLE_MS 2000
+
+/* What a refused head is replaced with, for evhttp to hand to the pipeline
+ * (srv_conn_request says it is a stand-in); Connection: close makes evhttp
+ * close after the answer. */
+static const char stand_in[] = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
 
 typedef enum {
-    CONN_READING, /* a request is arriving: its clock runs */
-    CONN_BUSY,    /* complete, being answered */
-    CONN_IDLE,    /* kept alive between requests */
-    CONN_CUT,     /* shut down; evhttp has not freed it yet */
+    CONN_READING,  /* a request is arriving: its clock runs */
+    CONN_REFUSING, /* its head was replaced by stand_in, not yet handed over */
+    CONN_BUSY,     /* complete, being answered */
+    CONN_IDLE,     /* kept alive between requests */
+    CONN_CUT,      /* shut down; evhttp has not freed it yet */
+    CONN_LINGER,   /* evhttp is done; `fd` is our dup, read and dropped */
 } conn_state_t;
 
 struct srv_conn {
@@ -70,10 +86,17 @@ struct srv_conn {
     struct bufferevent *bev;
     struct evhttp_connection *evcon; /* evhttp's, whose close callback is ours */
     conn_state_t state;
-    uint64_t since_ms;        /* CONN_READING: the request's first byte */
-    http_head_scan_t head;    /* the current request's head, read for NUL */
-    srv_conn_close_fn *watch; /* the pipeline's, while a step is pending */
+    uint64_t since_ms;          /* CONN_READING: the request's first byte */
+    http_head_scan_t head;      /* the current request's head, read for NUL */
+    bool gated;                 /* evhttp's read callback waits for a whole head */
+    bool head_eaten;            /* evhttp consumed some of this head already */
+    bool draining;              /* conn.c itself moves the input's bytes */
+    struct evbuffer *held;      /* a pipelined head, kept from evhttp until whole */
+    srv_conn_verdict_t refused; /* a 413/431 stand-in is on its way */
+    srv_conn_close_fn *watch;   /* the pipeline's, while a step is pending */
     void *watch_arg;
+    struct event *linger_ev; /* CONN_LINGER */
+    uint64_t linger_until_ms;
 };
 
 /* The worker of this thread: the input callback only has the bufferevent. */
@@ -91,6 +114,12 @@ static void conn_forget(srv_conn_t *c)
         w->conn_list = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    if (c->held != NULL)
+        evbuffer_free(c->held);
+    if (c->state == CONN_LINGER) {
+        event_free(c->linger_ev);
+        close(c->fd);
+    }
     atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
     metrics_conn_open(-1);
     free(c);
@@ -129,20 +158,110 @@ static int grow(srv_worker_t *w, int fd)
 /* Scan the bytes of `buf` from `from` (its new data, or all of it). */
 static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
 {
+    size_t total = evbuffer_get_length(buf);
     struct evbuffer_ptr pos;
     struct evbuffer_iovec v[8];
     int nv;
 
-    if (!c->head.in_head || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
-        return;
-    nv = evbuffer_peek(buf, -1, &pos, v, 8);
-    for (int i = 0; i < nv && i < 8 && c->head.in_head; i++)
-        http_head_scan_feed(&c->head, v[i].iov_base, v[i].iov_len);
+    while (c->head.in_head && from < total) {
+        if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+            return;
+        nv = evbuffer_peek(buf, -1, &pos, v, 8);
+        if (nv <= 0)
+            return;
+        for (int i = 0; i < nv && i < 8 && c->head.in_head; i++) {
+            http_head_scan_feed(&c->head, v[i].iov_base, v[i].iov_len);
+            from += v[i].iov_len;
+        }
+    }
+}
+
+/* While a head is incomplete, evhttp's read callback is held back (a low
+ * watermark no buffer reaches), so evhttp parses a head only once it is
+ * whole and within bounds, and a refused head is still whole in the buffer
+ * to be replaced.  Read callbacks evhttp runs itself (a pipelined request
+ * behind an answer) do not look at watermarks: head_eaten tells. */
+static void gate(srv_conn_t *c, bool on)
+{
+    if (c->gated != on)
+        bufferevent_setwatermark(c->bev, EV_READ, on ? SIZE_MAX : 0, 0);
+    c->gated = on;
 }
 
 static void head_starts(srv_conn_t *c)
 {
     http_head_scan_start(&c->head);
+    c->head_eaten = false;
+}
+
+static void drain(srv_conn_t *c, struct evbuffer *buf)
+{
+    c->draining = true;
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    if (c->held != NULL)
+        evbuffer_drain(c->held, evbuffer_get_length(c->held));
+    c->draining = false;
+}
+
+/* A pipelined head that is not whole when the answer before it is sent:
+ * evhttp will read the input once that answer is written, whatever the
+ * gate says, so its bytes (and those that follow until the head is whole)
+ * wait in `held`, out of evhttp's sight.  -1: no memory (gated only). */
+static int hold(srv_conn_t *c, struct evbuffer *buf)
+{
+    if (c->held == NULL && (c->held = evbuffer_new()) == NULL)
+        return -1;
+    c->draining = true;
+    evbuffer_add_buffer(c->held, buf);
+    c->draining = false;
+    return 0;
+}
+
+/* The held head is whole: give it back, in front of what came since. */
+static void unhold(srv_conn_t *c, struct evbuffer *buf)
+{
+    c->draining = true;
+    evbuffer_prepend_buffer(buf, c->held);
+    c->draining = false;
+}
+
+/* A head over max_header_bytes, or declaring a body over max_body_bytes:
+ * replace it (and whatever followed) with the stand-in request, which the
+ * pipeline answers 431 / 413 with the envelope, the request id, an audit
+ * line and Connection: close.  When evhttp has read part of the head
+ * already, its own limits answer (plain HTML), as before. */
+static void refuse(srv_conn_t *c, struct evbuffer *buf, srv_conn_verdict_t v)
+{
+    if (c->head_eaten) {
+        gate(c, false);
+        return;
+    }
+    c->refused = v;
+    c->state = CONN_REFUSING;
+    drain(c, buf);
+    c->draining = true;
+    evbuffer_unfreeze(buf, 0); /* the input's end is frozen outside reads */
+    evbuffer_add(buf, stand_in, sizeof(stand_in) - 1);
+    evbuffer_freeze(buf, 0);
+    c->draining = false;
+    gate(c, false);
+}
+
+/* The head read so far: within bounds, or refused. */
+static void judge(srv_conn_t *c, struct evbuffer *buf)
+{
+    const cfg_t *cfg = c->w->cfg;
+    bool held = c->held != NULL && evbuffer_get_length(c->held) > 0;
+
+    if (c->head.len > cfg->max_header_bytes)
+        refuse(c, buf, SRV_CONN_HEAD_TOO_LARGE);
+    else if (!c->head.in_head && c->head.has_clen && c->head.clen > cfg->max_body_bytes)
+        refuse(c, buf, SRV_CONN_BODY_TOO_LARGE);
+    else if (held && c->head.in_head)
+        (void)hold(c, buf); /* appends to the existing buffer */
+    else if (held)
+        unhold(c, buf);
+    gate(c, c->state == CONN_READING && c->head.in_head);
 }
 
 static void on_conn_close(struct evhttp_connection *conn, void *arg);
@@ -192,18 +311,31 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     srv_worker_t *w = tl_worker;
     srv_conn_t *c;
 
-    if (info->n_added == 0 || w == NULL)
+    if (w == NULL)
         return;
     c = conn_of(w, bev);
+    if (c != NULL && c->draining)
+        return; /* conn.c's own move */
+    if (c != NULL && info->n_deleted > 0 && c->state == CONN_READING && c->head.in_head)
+        c->head_eaten = true;
+    if (info->n_added == 0)
+        return;
     if (c == NULL) {
-        c = adopt(w, bev, util_mono_ms());
+        if ((c = adopt(w, bev, util_mono_ms())) == NULL)
+            return;
+    } else if (c->refused != SRV_CONN_OK) {
+        if (c->state != CONN_REFUSING) /* answered or answering: drop the rest */
+            drain(c, buf);
+        return;
     } else if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
         c->since_ms = util_mono_ms();
         head_starts(c);
     }
-    if (c != NULL && c->state == CONN_READING)
+    if (c->state == CONN_READING) {
         scan_buffer(c, buf, info->orig_size);
+        judge(c, buf);
+    }
 }
 
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
@@ -218,13 +350,68 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
     return bev;
 }
 
+static void linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    srv_conn_t *c = arg;
+    uint64_t now = util_mono_ms(), left;
+    char sink[16384];
+    ssize_t n = -1;
+
+    for (int i = 0; i < 16 && (what & EV_READ); i++)
+        if ((n = recv(fd, sink, sizeof(sink), 0)) <= 0)
+            break;
+    if ((what & EV_TIMEOUT) || n == 0 ||
+        (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+        now >= c->linger_until_ms) {
+        conn_forget(c);
+        return;
+    }
+    left = c->linger_until_ms - now;
+    if (left > SRV_CONN_LINGER_IDLE_MS)
+        left = SRV_CONN_LINGER_IDLE_MS;
+    event_add(c->linger_ev,
+              &(struct timeval){(time_t)(left / 1000), (long)(left % 1000) * 1000});
+}
+
+/* evhttp is freeing a connection it answered 413/431 on, and is about to
+ * close its fd: keep the socket open on a dup of ours and read what the
+ * client still sends, until it closes or SRV_CONN_LINGER_MS pass.  The
+ * entry stays counted (max_connections) until then.  False: not done. */
+static bool linger(srv_conn_t *c)
+{
+    srv_worker_t *w = c->w;
+    int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+
+    if (fd < 0)
+        return false;
+    c->linger_ev = event_new(w->base, fd, EV_READ, linger_read, c);
+    if (c->linger_ev == NULL ||
+        event_add(c->linger_ev, &(struct timeval){SRV_CONN_LINGER_IDLE_MS / 1000, 0}) !=
+            0) {
+        if (c->linger_ev != NULL)
+            event_free(c->linger_ev);
+        close(fd);
+        return false;
+    }
+    if ((size_t)c->fd < w->conn_cap && w->conn_by_fd[c->fd] == c)
+        w->conn_by_fd[c->fd] = NULL;
+    shutdown(fd, SHUT_WR); /* the answer is in the socket: FIN after it */
+    c->fd = fd;
+    c->bev = NULL;
+    c->evcon = NULL;
+    c->state = CONN_LINGER;
+    c->linger_until_ms = util_mono_ms() + SRV_CONN_LINGER_MS;
+    return true;
+}
+
 static void on_conn_close(struct evhttp_connection *conn, void *arg)
 {
     srv_conn_t *c = arg;
     srv_conn_close_fn *watch = c->watch;
     void *watch_arg = c->watch_arg;
 
-    conn_forget(c);
+    if (c->refused == SRV_CONN_OK || !linger(c))
+        conn_forget(c);
     if (watch != NULL)
         watch(conn, watch_arg);
 }
@@ -242,32 +429,39 @@ static srv_conn_t *conn_of_request(srv_worker_t *w, struct evhttp_request *req)
     return conn_of_evcon(w, evhttp_request_get_connection(req));
 }
 
-bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
+srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
 {
     srv_conn_t *c = conn_of_request(w, req);
-    bool nul;
+    srv_conn_verdict_t v;
 
     if (c == NULL)
-        return false;
-    nul = c->head.nul;
+        return SRV_CONN_OK;
+    v = c->refused != SRV_CONN_OK ? c->refused : c->head.nul ? SRV_CONN_NUL : SRV_CONN_OK;
     c->head.nul = false;
     c->head.in_head = false;
     c->state = CONN_BUSY;
-    return nul;
+    if (c->refused != SRV_CONN_OK) /* what came after the stand-in */
+        drain(c, bufferevent_get_input(c->bev));
+    gate(c, false);
+    return v;
 }
 
 void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
 {
     srv_conn_t *c = conn_of_request(w, req);
 
-    if (c == NULL || c->state == CONN_CUT)
+    if (c == NULL || c->state == CONN_CUT || c->refused != SRV_CONN_OK)
         return;
-    /* A pipelined request already read starts its clock now. */
+    /* A pipelined request already read starts its clock now; evhttp reads
+     * it once this answer is written, whatever our gate says. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         c->state = CONN_READING;
         c->since_ms = util_mono_ms();
         head_starts(c);
         scan_buffer(c, bufferevent_get_input(c->bev), 0);
+        judge(c, bufferevent_get_input(c->bev));
+        if (c->state == CONN_READING && c->head.in_head)
+            (void)hold(c, bufferevent_get_input(c->bev));
     } else {
         c->state = CONN_IDLE;
     }

@@ -1116,6 +1116,22 @@ static void refuse_headers(srv_req_t *r)
     deny(r, 400, "bad_request", "malformed request header");
 }
 
+/* The head conn.c refused before evhttp read it: the request evhttp handed
+ * over is a stand-in, so nothing of it is reported as the client's. */
+static void refuse_size(srv_req_t *r, srv_conn_verdict_t v)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->method = NULL;
+    r->target = NULL;
+    if (v == SRV_CONN_HEAD_TOO_LARGE) {
+        r->reason = "headers_too_large";
+        deny(r, 431, "headers_too_large", "request headers over max_header_bytes");
+    } else {
+        r->reason = "body_too_large";
+        deny(r, 413, "payload_too_large", "request body over max_body_bytes");
+    }
+}
+
 /* Step 1: who is asking — request id, client address, method, target; the
  * header scan's verdict (srv_hdrs_scan, done before the first step). */
 static step_result_t step_identify(srv_req_t *r)
@@ -1150,6 +1166,10 @@ static step_result_t step_identify(srv_req_t *r)
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
+    if (r->size_verdict != SRV_CONN_OK) {
+        refuse_size(r, r->size_verdict);
+        return STEP_ANSWERED;
+    }
     if (r->h.bad != NULL) {
         refuse_headers(r);
         return STEP_ANSWERED;
@@ -1281,7 +1301,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
 {
     srv_worker_t *w = arg;
     srv_req_t *r = calloc(1, sizeof(*r));
-    bool nul = srv_conn_request(w, req);
+    srv_conn_verdict_t v = srv_conn_request(w, req);
 
     if (r == NULL) {
         evhttp_send_error(req, 503, "Service Unavailable");
@@ -1294,8 +1314,11 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     r->conn = evhttp_request_get_connection(req);
     r->upstream_status = -1;
     (void)srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req)); /* see step 1 */
-    if (nul) /* evhttp cut the value there: what it kept is not what was sent */
+    if (v ==
+        SRV_CONN_NUL) /* evhttp cut the value there: what it kept is not what was sent */
         r->h.bad = "nul_in_header";
+    else if (v != SRV_CONN_OK)
+        r->size_verdict = v;
     w->inflight++;
     run(r);
 }

@@ -97,6 +97,7 @@ typedef struct srv_req {
     int status;
     const char *decision;
     const char *reason;
+    srv_conn_verdict_t size_verdict; /* conn.c refused the head: 431 / 413 */
     const char *limit;
     int upstream_status;
     /* Rate-limit headers of the decision (empty when no limit applied). */

@@ -122,13 +122,21 @@ size_t http_hdr_value_encode(const char *in, bool keep_space, char *out, size_t 
 
 /* A request head (request line and header lines, up to the blank line that
  * ends it: LF LF or LF CR LF, as libevent accepts both) read in pieces as it
- * arrives, for NUL bytes.  libevent keeps header values as C strings, so a
- * NUL would cut a value short unseen.  Start it at the first byte of a
- * request; feed() ignores what follows the head (a body, the next request). */
+ * arrives: for NUL bytes (libevent keeps header values as C strings, so a
+ * NUL would cut a value short unseen), for its length, and for the body
+ * length it declares (so a head over max_header_bytes, or a Content-Length
+ * over max_body_bytes, is refused before libevent reads either).  Start it
+ * at the first byte of a request; feed() ignores what follows the head (a
+ * body, the next request). */
 typedef struct http_head_scan {
     bool in_head;     /* the blank line has not been seen yet */
     unsigned char st; /* 0 in a line, 1 after its LF, 2 after CR at a line start */
     bool nul;         /* a NUL was seen in the head */
+    bool has_clen;    /* a well-formed Content-Length line was seen */
+    unsigned char cl; /* the current line's Content-Length reading (headers.c) */
+    size_t len;       /* bytes of the head so far, its last LF included */
+    uint64_t clen;    /* the largest Content-Length declared (saturates) */
+    uint64_t cl_cur;  /* the value being read */
 } http_head_scan_t;
 void http_head_scan_start(http_head_scan_t *s);
 void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n);

@@ -47,6 +47,51 @@ static void test_head_scan(void)
         }
 }
 
+/* The head's length and the Content-Length it declares, fed in every piece
+ * size: what conn.c refuses with 431 / 413 before libevent reads further. */
+static void test_head_scan_sizes(void)
+{
+#define HEAD(lit, len, has, clen) {lit, sizeof(lit) - 1, len, has, clen}
+    static const struct {
+        const char *s;
+        size_t n, len;
+        bool has_clen;
+        uint64_t clen;
+    } cases[] = {
+        HEAD("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 27, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", 39, true, 12),
+        HEAD("POST / HTTP/1.1\ncontent-LENGTH:7\n\n", 34, true, 7),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: \t 99 \t\r\n\r\n", 43, true, 99),
+        /* the largest of two; saturating */
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 70\r\n\r\n", 58, true,
+             70),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 60, true,
+             UINT64_MAX),
+        /* not plain Content-Length lines: left to libevent and srv_hdrs_scan */
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", 41, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 39, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 39, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 36, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5\r5\r\n\r\n", 40, false, 0),
+        HEAD("POST / HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n", 40, false, 0),
+        HEAD("Content-Length: 5 / HTTP/1.1\r\n\r\n", 32, false, 0), /* request line */
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5\0\r\n\r\n", 39, false, 0),
+        /* after the head: the body's bytes are no header */
+        HEAD("POST / HTTP/1.1\r\n\r\nContent-Length: 5\r\n", 19, false, 0),
+        HEAD("GET / HTTP/1.1\r\nX: a", 20, false, 0), /* still arriving */
+    };
+#undef HEAD
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (size_t step = 1; step <= cases[i].n; step++) {
+            http_head_scan_t h = head_scan(cases[i].s, cases[i].n, step);
+
+            CU_ASSERT_EQUAL(h.len, cases[i].len);
+            CU_ASSERT_EQUAL(h.has_clen, cases[i].has_clen);
+            CU_ASSERT_EQUAL(h.clen, cases[i].clen);
+        }
+}
+
 static void test_reqid_valid(void)
 {
     char s[80];
@@ -413,6 +458,7 @@ static const unit_test_t tests[] = {
     {"hdr_class", test_hdr_class},
     {"hdr_name_and_value", test_hdr_name_and_value},
     {"head_scan", test_head_scan},
+    {"head_scan_sizes", test_head_scan_sizes},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"path_normalize", test_path_normalize},
