@@ -25,7 +25,9 @@
 # would not have), npm the npm registry; `make run` listens on loopback
 # 8080/9090, so those must be free here (checked first).  Services that
 # packages would start on installation (redis-server, nginx, haproxy) are not
-# started: they would listen on this machine's loopback (policy-rc.d).
+# started: they would listen on this machine's loopback (policy-rc.d).  CA
+# certificates added locally here (/usr/local/share/ca-certificates) are
+# copied in, so that HTTPS works from the root wherever it works from here.
 # Every step is bounded by `timeout`.
 #
 # Environment (all optional):
