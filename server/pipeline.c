@@ -905,6 +905,11 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
         deny(r, 504, "bad_gateway", "upstream timed out");
         return;
     }
+    if (resp->status == SRV_PROXY_BAD_ANSWER) {
+        r->reason = "upstream_bad_answer";
+        deny(r, 502, "bad_gateway", "upstream answer refused");
+        return;
+    }
     if (resp->status != SRV_PROXY_OK) {
         r->reason = "upstream_error";
         deny(r, 502, "bad_gateway", "upstream unavailable");
