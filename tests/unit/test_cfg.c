@@ -902,16 +902,19 @@ static void test_err_lists_and_strings(void)
     expect_err("auth: {mode: none}\nredis: {key_prefix: '{tg}'}\n",
                "t.yaml:2: redis.key_prefix: must be 1 to 64 characters without '{', '}' or "
                "spaces");
-    expect_err("auth: {mode: none}\naudit: {path: ''}\n", "t.yaml:2: audit.path: must not be empty");
+    expect_err("auth: {mode: none}\naudit: {path: ''}\n",
+               "t.yaml:2: audit.path: must not be empty");
     expect_err("auth: {mode: none}\ntickets: {scopes: ['']}\n",
                "t.yaml:2: tickets.scopes[0]: must not be empty");
     expect_err("auth: {mode: none}\ntickets: {scopes: ['a,b']}\n",
                "t.yaml:2: tickets.scopes[0]: a scope has no spaces or commas");
-    expect_err("auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {host: "
-               "'api.example.com:443'}}\n",
-               "t.yaml:3: limits[0].match.host: expected a host name without scheme or port");
-    expect_err("auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {host: ''}}\n",
-               "t.yaml:3: limits[0].match.host: expected a host name without scheme or port");
+    expect_err(
+        "auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {host: "
+        "'api.example.com:443'}}\n",
+        "t.yaml:3: limits[0].match.host: expected a host name without scheme or port");
+    expect_err(
+        "auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {host: ''}}\n",
+        "t.yaml:3: limits[0].match.host: expected a host name without scheme or port");
     /* more entries than any list may have */
     {
         size_t cap = 40000, n = 0;
@@ -1002,7 +1005,8 @@ static void test_err_claim_headers(void)
     snprintf(y, sizeof y, "%s      tenant: X-Auth-Subject\n", head);
     expect_err(y, "t.yaml:5: auth.jwt.claim_to_headers: X-Auth-Subject is set by tollgate "
                   "itself");
-    snprintf(y, sizeof y, "%s      tenant: X-Auth-Tenant\n      org: x-auth-tenant\n", head);
+    snprintf(y, sizeof y, "%s      tenant: X-Auth-Tenant\n      org: x-auth-tenant\n",
+             head);
     expect_err(y, "t.yaml:6: auth.jwt.claim_to_headers: x-auth-tenant appears twice");
     snprintf(y, sizeof y, "%s      tenant: X-Tenant\n", head);
     expect_err(y, "t.yaml:5: auth.jwt.claim_to_headers: 'X-Tenant' must be a header name "
@@ -1021,12 +1025,13 @@ static void test_providers(void)
     cfg_t *c;
 
     clear_env();
-    snprintf(y, sizeof y,
-             "%s      - {issuer: 'https://idp.example', jwks_uri: "
-             "'https://idp.example/jwks'}\n"
-             "      - {name: corp, issuer: 'https://corp.example', discovery: true,\n"
-             "         algorithms: [ES256], refresh_interval: 10m, min_refresh_interval: 1m}\n",
-             head);
+    snprintf(
+        y, sizeof y,
+        "%s      - {issuer: 'https://idp.example', jwks_uri: "
+        "'https://idp.example/jwks'}\n"
+        "      - {name: corp, issuer: 'https://corp.example', discovery: true,\n"
+        "         algorithms: [ES256], refresh_interval: 10m, min_refresh_interval: 1m}\n",
+        head);
     c = load_ok(y);
     if (c != NULL) {
         CU_ASSERT_EQUAL_FATAL(c->auth.jwt.nproviders, 2);
@@ -1053,11 +1058,13 @@ static void test_providers(void)
              head);
     expect_err(y, "t.yaml:5: auth.jwt.providers[0]: needs exactly one of keys_file, "
                   "jwks_uri, discovery");
-    snprintf(y, sizeof y,
-             "%s      - {issuer: 'https://idp.example', jwks_uri: 'http://idp.example/jwks'}\n",
-             head);
+    snprintf(
+        y, sizeof y,
+        "%s      - {issuer: 'https://idp.example', jwks_uri: 'http://idp.example/jwks'}\n",
+        head);
     expect_err(y, "t.yaml:5: auth.jwt.providers[0]: jwks_uri must be an https:// URL");
-    snprintf(y, sizeof y, "%s      - {issuer: 'http://idp.example', discovery: true}\n", head);
+    snprintf(y, sizeof y, "%s      - {issuer: 'http://idp.example', discovery: true}\n",
+             head);
     expect_err(y, "t.yaml:5: auth.jwt.providers[0]: discovery needs an https:// issuer");
     snprintf(y, sizeof y,
              "%s      - {issuer: 'https://idp.example', discovery: true,\n"
@@ -1065,8 +1072,9 @@ static void test_providers(void)
              head);
     expect_err(y, "t.yaml:5: auth.jwt.providers[0]: min_refresh_interval is longer than "
                   "refresh_interval");
-    snprintf(y, sizeof y, "%s      - {issuer: 'https://idp.example', discovery: true, "
-                          "algorithms: [HS257]}\n",
+    snprintf(y, sizeof y,
+             "%s      - {issuer: 'https://idp.example', discovery: true, "
+             "algorithms: [HS257]}\n",
              head);
     expect_err(y, "t.yaml:5: auth.jwt.providers[0].algorithms[0]: 'HS257' is not a "
                   "supported algorithm (HS, RS, ES, PS with 256, 384, 512; EdDSA)");
