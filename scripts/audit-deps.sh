@@ -11,9 +11,12 @@
 #              (dpkg -S), at the versions installed here (what BIN is built
 #              and tested against);
 #      image   the Dockerfile runtime stage's `apt-get install` list and what
-#              apt installs with it (Depends, Pre-Depends, recursively); a
-#              package not installed here is only listed (an image build
-#              installs the newest version, security fixes included);
+#              apt installs with it (Depends, Pre-Depends, recursively), at the
+#              versions installed here (check-dockerfile.sh derives the list
+#              from this machine; an image build itself installs the newest
+#              versions, so a pending fix here means an image built before
+#              it lacks it); a package not installed here (an alternative
+#              apt does not pick) is only listed;
 #      base    when scripts/image.sh has cached its debootstrap tarball: every
 #              package in it (the image is built on it, and it is reused
 #              until REBUILD_BASE=1).
@@ -150,7 +153,7 @@ if [ "$apt_ok" -eq 1 ]; then
     installed_versions <"$tmp/image" >"$tmp/image.all"
     awk '$2 != "-"' "$tmp/image.all" >"$tmp/image.v"
     report_debian image "$tmp/image.v" \
-        "$(wc -l <"$tmp/image-direct") in the Dockerfile runtime stage and their dependencies"
+        "$(wc -l <"$tmp/image-direct") in the Dockerfile runtime stage and their dependencies, versions installed here"
     absent="$(awk '$2 == "-" { print $1 }' "$tmp/image.all" | tr '\n' ' ')"
     [ -z "$absent" ] || say "image: not installed here, not compared (alternatives apt does not pick): $absent"
 
