@@ -1,7 +1,10 @@
 /* test_http_util.c — request ids, path normalization, CORS, redaction. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tollgate/http.h"
 #include "unit.h"
@@ -452,6 +455,37 @@ static void test_hdr_name_and_value(void)
     CU_ASSERT_STRING_EQUAL(out, "");
 }
 
+/* A forked child does not repeat its parent's sequence of ids: without the
+ * fork generation it would print exactly the parent's next id. */
+static void test_reqid_after_fork(void)
+{
+    char before[37], mine[37], child[37] = "";
+    int fd[2], status = -1;
+    pid_t pid;
+
+    http_reqid_new(before); /* this thread's generator is seeded */
+    CU_ASSERT_EQUAL_FATAL(pipe(fd), 0);
+    fflush(NULL);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        char id[37];
+
+        close(fd[0]);
+        http_reqid_new(id);
+        _exit(write(fd[1], id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+    }
+    close(fd[1]);
+    CU_ASSERT_EQUAL(read(fd[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fd[0]);
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    http_reqid_new(mine);
+    CU_ASSERT(uuid_ok(child));
+    CU_ASSERT_STRING_NOT_EQUAL(child, mine);
+    CU_ASSERT_STRING_NOT_EQUAL(child, before);
+}
+
 static const unit_test_t tests[] = {
     {"path_ambiguous", test_path_ambiguous},
     {"redact_names", test_redact_names},
@@ -461,6 +495,7 @@ static const unit_test_t tests[] = {
     {"head_scan_sizes", test_head_scan_sizes},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
+    {"reqid_after_fork", test_reqid_after_fork},
     {"path_normalize", test_path_normalize},
     {"cors_check", test_cors_check},
     {"cors_allowed", test_cors_allowed},
