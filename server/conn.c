@@ -93,6 +93,7 @@ struct srv_conn {
     bool draining;              /* conn.c itself moves the input's bytes */
     struct evbuffer *held;      /* a pipelined head, kept from evhttp until whole */
     srv_conn_verdict_t refused; /* a 413/431 stand-in is on its way */
+    bool writing;               /* an answer is counted in w->unflushed */
     srv_conn_close_fn *watch;   /* the pipeline's, while a step is pending */
     void *watch_arg;
     struct event *linger_ev; /* CONN_LINGER */
@@ -410,6 +411,10 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
     srv_conn_close_fn *watch = c->watch;
     void *watch_arg = c->watch_arg;
 
+    if (c->writing) { /* it went before its answer was written */
+        c->writing = false;
+        c->w->unflushed--;
+    }
     if (c->refused == SRV_CONN_OK || !linger(c))
         conn_forget(c);
     if (watch != NULL)
@@ -446,9 +451,23 @@ srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
     return v;
 }
 
+void srv_conn_writing(srv_worker_t *w, struct evhttp_request *req)
+{
+    srv_conn_t *c = conn_of_request(w, req);
+
+    w->unflushed++;
+    if (c != NULL)
+        c->writing = true;
+}
+
 void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
 {
     srv_conn_t *c = conn_of_request(w, req);
+
+    if (c == NULL || c->writing) /* untracked connections: counted all the same */
+        w->unflushed--;
+    if (c != NULL)
+        c->writing = false;
 
     if (c == NULL || c->state == CONN_CUT || c->refused != SRV_CONN_OK)
         return;

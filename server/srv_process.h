@@ -134,7 +134,11 @@ typedef enum {
 /* gencb: the request is complete.  For the last two, the request evhttp
  * hands over is a stand-in (conn.c): answer the verdict, nothing else. */
 srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req);
-void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req); /* written */
+/* An answer is being written (w->unflushed counts it until it is, or until
+ * its connection goes: a client that leaves mid-answer no longer holds a
+ * drain for its full length), and it was. */
+void srv_conn_writing(srv_worker_t *w, struct evhttp_request *req);
+void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req);
 /* The pipeline's "client went away" callback (NULL: none), in place of
  * evhttp_connection_set_closecb, which conn.c owns. */
 void srv_conn_watch(srv_worker_t *w, struct evhttp_connection *conn, srv_conn_close_fn *fn,

@@ -29,6 +29,7 @@ static struct {
     srv_worker_t w;
     int port;
     int requests;               /* handed to the gencb */
+    size_t answer_bytes;        /* the body of each answer */
     srv_conn_verdict_t verdict; /* the last one's */
 } t;
 
@@ -41,10 +42,19 @@ static void gencb(struct evhttp_request *req, void *arg)
 {
     srv_worker_t *w = arg;
 
+    struct evbuffer *body = evbuffer_new();
+
     t.verdict = srv_conn_request(w, req);
     t.requests++;
+    for (size_t n = 0; body != NULL && n < t.answer_bytes; n += 65536) {
+        static char chunk[65536];
+
+        evbuffer_add(body, chunk, sizeof(chunk));
+    }
+    srv_conn_writing(w, req);
     evhttp_request_set_on_complete_cb(req, on_flushed, w);
-    evhttp_send_reply(req, 200, "OK", NULL);
+    evhttp_send_reply(req, 200, "OK", body);
+    evbuffer_free(body);
 }
 
 /* Run the loop until pred() or 3 s. */
@@ -68,7 +78,7 @@ static unsigned open_conns(void)
 
 static bool no_conns(void)
 {
-    return open_conns() == 0 && t.w.conn_list == NULL;
+    return open_conns() == 0 && t.w.conn_list == NULL && t.w.unflushed == 0;
 }
 
 static bool one_open(void)
@@ -255,10 +265,34 @@ static void test_verdicts(void)
     teardown();
 }
 
+static bool answering(void)
+{
+    return t.w.unflushed == 1;
+}
+
+/* A client that leaves while its answer is being written no longer keeps
+ * it counted (a SIGTERM drain waited its full 10 s for it). */
+static void test_gone_mid_answer(void)
+{
+    CU_ASSERT_EQUAL_FATAL(setup(base_yaml), 0);
+    t.answer_bytes = 32u << 20; /* far more than the socket buffers take */
+    for (int i = 0; i < 3; i++) {
+        int fd = CLIENT("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_TRUE(pump(answering));
+        close(fd); /* without reading */
+        CU_ASSERT_TRUE(pump(no_conns));
+        CU_ASSERT_EQUAL(t.w.unflushed, 0);
+    }
+    teardown();
+}
+
 static const unit_test_t tests[] = {
     {"state_not_inherited", test_state_not_inherited},
     {"max_connections_exact", test_max_connections_exact},
     {"verdicts", test_verdicts},
+    {"gone_mid_answer", test_gone_mid_answer},
     {NULL, NULL},
 };
 
