@@ -116,8 +116,10 @@ int http_path_normalize(const char *in, size_t len, char *out, size_t outlen,
             return -1;
         if (b.n - seg == 1 && out[seg] == '.') {
             b.n = seg;
+            *flags |= HTTP_PATH_DOTSEG;
         } else if (b.n - seg == 2 && out[seg] == '.' && out[seg + 1] == '.') {
             b.n = seg;
+            *flags |= HTTP_PATH_DOTSEG;
             if (segment_pop(&b) != 0)
                 return -1;
         } else if (b.n > seg && j < len && pbuf_put(&b, '/') != 0) {

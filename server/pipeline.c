@@ -1013,6 +1013,18 @@ static bool is_fwd_path(const char *path, const char *prefix)
     return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* Does the raw target name it (then the end, '/' or '?')?  Decided before
+ * anything is normalized: "/auth/../healthz" is a forward-auth question
+ * about "/../healthz", never the health endpoint (whose 200 is an allow in
+ * the Envoy form). */
+static bool is_fwd_target(const char *target, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return strncmp(target, prefix, n) == 0 &&
+           (target[n] == '\0' || target[n] == '/' || target[n] == '?');
+}
+
 static void answer_health(srv_req_t *r, bool ready)
 {
     char body[2048];
@@ -1205,6 +1217,27 @@ static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
     return STEP_ANSWERED;
 }
 
+/* The original request replaces method, target and host.  A dot segment
+ * in the path it authorizes is refused: nginx and Traefik forward the raw
+ * path, which the upstream may resolve differently or not at all, so
+ * "/p/admin/../pub/x" must not be decided as "/p/pub/x". */
+static step_result_t forward_auth(srv_req_t *r)
+{
+    srv_fwd_result_t st;
+
+    free(r->path);
+    r->path = NULL;
+    st = srv_fwdauth_parse(r, r->target);
+    if (st != SRV_FWD_OK)
+        return refuse_forward(r, st);
+    if (normalize(r) != 0 || (r->path_flags & HTTP_PATH_DOTSEG)) {
+        r->reason = "bad_path";
+        deny(r, 400, "bad_request", "malformed original request");
+        return STEP_ANSWERED;
+    }
+    return forged_headers(r);
+}
+
 /* Step 2: tollgate's own paths, matched on the normalized path — health,
  * and forward-auth, whose original request replaces method, target and
  * host; then the names no client may send. */
@@ -1212,13 +1245,14 @@ static step_result_t step_own_paths(srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
     const char *xfp;
-    srv_fwd_result_t st;
 
     if (normalize(r) != 0) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "malformed request path");
         return STEP_ANSWERED;
     }
+    if (is_fwd_target(r->target, c->forward_auth.path))
+        return forward_auth(r);
     if (strcmp(r->path, c->healthz_path) == 0 || strcmp(r->path, c->readyz_path) == 0) {
         r->reason = "health";
         answer_health(r, strcmp(r->path, c->readyz_path) == 0);
@@ -1236,21 +1270,10 @@ static step_result_t step_own_paths(srv_req_t *r)
         return forged_headers(r);
     }
     if (is_fwd_path(r->path, c->forward_auth.path)) {
-        if (strncmp(r->target, c->forward_auth.path, strlen(c->forward_auth.path)) != 0) {
-            r->reason = "bad_path";
-            deny(r, 400, "bad_request", "malformed request path");
-            return STEP_ANSWERED;
-        }
-        free(r->path);
-        r->path = NULL;
-        st = srv_fwdauth_parse(r, r->target);
-        if (st != SRV_FWD_OK)
-            return refuse_forward(r, st);
-        if (normalize(r) != 0) {
-            r->reason = "bad_path";
-            deny(r, 400, "bad_request", "malformed original request");
-            return STEP_ANSWERED;
-        }
+        /* "/x/../auth/y": the raw target does not start with the prefix */
+        r->reason = "bad_path";
+        deny(r, 400, "bad_request", "malformed request path");
+        return STEP_ANSWERED;
     } else {
         xfp = r->h.f_proto;
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)

@@ -194,6 +194,28 @@ static void norm_is(const char *in, const char *want)
     }
 }
 
+/* HTTP_PATH_DOTSEG: whether a dot segment was resolved (forward-auth
+ * refuses those: the upstream gets the raw path). */
+static void test_path_dotseg_flag(void)
+{
+    static const struct {
+        const char *in;
+        bool dot;
+    } cases[] = {
+        {"/a/b", false},      {"/a/./b", true},        {"/a/../b", true},   {"/a/%2e/b", true},
+        {"/a/%2E%2e/b", true}, {"/a/.%2e/b", true},    {"/a/b/.", true},    {"/a/b/..", true},
+        {"/a/..b/c", false},  {"/a/.well-known", false}, {"/a/.../b", false}, {"//a//b/", false},
+    };
+    char out[64];
+    unsigned flags;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CU_ASSERT(http_path_normalize(cases[i].in, strlen(cases[i].in), out, sizeof(out),
+                                      &flags) >= 0);
+        CU_ASSERT_EQUAL(!!(flags & HTTP_PATH_DOTSEG), cases[i].dot);
+    }
+}
+
 static void test_path_normalize(void)
 {
     norm_is("/", "/");
@@ -493,6 +515,7 @@ static const unit_test_t tests[] = {
     {"hdr_name_and_value", test_hdr_name_and_value},
     {"head_scan", test_head_scan},
     {"head_scan_sizes", test_head_scan_sizes},
+    {"path_dotseg_flag", test_path_dotseg_flag},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"reqid_after_fork", test_reqid_after_fork},

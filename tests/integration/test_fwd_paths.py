@@ -1,0 +1,78 @@
+"""Forward-auth decides the path the upstream executes, or refuses (issue 19 §2).
+
+Before: the own target was normalized before it was matched, so in the
+Envoy form "/auth/admin/secret/../../../readyz" and "/auth/../healthz"
+reached the health endpoint, whose 200 Envoy takes for "allow"; and the
+original path was authorized after resolving "..", while nginx and Traefik
+forward it raw ("/orders/admin/../public/x" was decided as "/public/x", an
+`auth: none` route).  Now the forward-auth prefix is matched on the raw
+target, and a dot segment (".", "..", raw or %2E-encoded) in the path to
+authorize is a 400 in every dialect.
+"""
+from harness import (TollgateCase, api_key, nginx_headers, raw_request, raw_status,
+                     standard_config, traefik_headers)
+
+DOTTED = [
+    "/orders/admin/../public/x",
+    "/orders/admin/%2e%2e/public/x",
+    "/orders/admin/%2E%2e/public/x",
+    "/orders/admin/.%2e/public/x",
+    "/public/./x",
+    "/public/%2e/x",
+    "/orders/1/..",
+    "/orders/1/.",
+]
+
+
+class DotSegments(TollgateCase):
+    @staticmethod
+    def configure(cfg):
+        standard_config(cfg)
+
+    def test_envoy_form_never_reaches_own_endpoints(self):
+        for target in ("/auth/admin/secret/../../../readyz", "/auth/../healthz",
+                       "/auth/%2e%2e/healthz", "/auth/orders/../../readyz",
+                       "/auth/public/../../healthz?x=1"):
+            resp = raw_request(self.tg.port, ("GET %s HTTP/1.1\r\nHost: t\r\n"
+                                              "Connection: close\r\n\r\n" % target).encode())
+            self.assertEqual(raw_status(resp), 400, (target, resp[:300]))
+            self.assertIn(b"bad_request", resp)
+
+    def test_envoy_form_dot_segments(self):
+        for path in DOTTED:
+            r = self.tg.get("/auth" + path, api_key("bob"))
+            self.assertEnvelope(r, 400, "bad_request")
+
+    def test_nginx_dialect_dot_segments(self):
+        for path in DOTTED:
+            r = self.tg.get("/auth", {**api_key("bob"), **nginx_headers(path, url=False)})
+            self.assertEnvelope(r, 400, "bad_request")
+            r = self.tg.get("/auth", {**api_key("bob"), **nginx_headers(path)})
+            self.assertEnvelope(r, 400, "bad_request")
+
+    def test_traefik_dialect_dot_segments(self):
+        for path in DOTTED:
+            r = self.tg.get("/auth", {**api_key("bob"), **traefik_headers(path)})
+            self.assertEnvelope(r, 400, "bad_request")
+
+    def test_without_dots_decided_as_before(self):
+        # bob lacks orders:write: the admin route refuses him, public is open
+        self.assertEqual(self.tg.get("/auth/orders/admin/x", api_key("bob")).status, 403)
+        self.assertEqual(self.tg.get("/auth/public/x").status, 200)
+        self.assertEqual(self.tg.get("/auth/orders/1", api_key("bob")).status, 200)
+        self.assertEqual(self.tg.get("/auth", {**api_key("bob"),
+                                               **nginx_headers("/orders/1")}).status, 200)
+        # dots inside a segment name are no dot segments
+        self.assertEqual(self.tg.get("/auth/public/a..b/.well-known/x").status, 200)
+        # the health endpoints are where they were
+        self.assertEqual(self.tg.get("/healthz").status, 200)
+
+    def test_prefix_reached_by_climbing_is_refused(self):
+        resp = raw_request(self.tg.port, b"GET /x/../auth/public/y HTTP/1.1\r\nHost: t\r\n"
+                           b"Connection: close\r\n\r\n")
+        self.assertEqual(raw_status(resp), 400, resp[:300])
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
