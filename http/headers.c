@@ -46,6 +46,20 @@ static bool canon_match(const char *name, const char *lit, bool whole, bool *odd
     return true;
 }
 
+bool http_hdr_method_override(const char *name)
+{
+    static const char *const names[] = {"x-http-method-override", "x-http-method",
+                                        "x-method-override"};
+    bool odd = false;
+
+    if ((name[0] | 0x20) != 'x')
+        return false;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (canon_match(name, names[i], true, &odd))
+            return true;
+    return false;
+}
+
 http_hdr_class_t http_hdr_class(const char *name, bool *variant)
 {
     static const char *const vouched[] = {"x-request-id", "x-forwarded-for",

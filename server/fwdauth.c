@@ -25,13 +25,16 @@
 #include "srv_req.h"
 
 /* Method names are RFC 9110 tokens; anything else is refused. */
+/* An upper-case method name: methods are case-sensitive (RFC 9110 §9.1)
+ * and every registered one is upper-case, but frameworks differ ("delete"
+ * is DELETE to some, unknown to others), so another spelling is refused
+ * rather than decided as an unknown method no `methods:` rule matches. */
 static bool method_ok(const char *m)
 {
     size_t n = 0;
 
     for (; m[n] != '\0'; n++)
-        if (!((m[n] >= 'A' && m[n] <= 'Z') || (m[n] >= 'a' && m[n] <= 'z') || m[n] == '-' ||
-              m[n] == '_'))
+        if (!((m[n] >= 'A' && m[n] <= 'Z') || m[n] == '-' || m[n] == '_'))
             return false;
     return n > 0 && n <= 32;
 }

@@ -1235,6 +1235,13 @@ static step_result_t forward_auth(srv_req_t *r)
         deny(r, 400, "bad_request", "malformed original request");
         return STEP_ANSWERED;
     }
+    /* The upstream may execute the method an override header names, not
+     * the one decided on: refused (proxy mode drops the header instead). */
+    if (r->h.method_override) {
+        r->reason = "method_override";
+        deny(r, 400, "bad_request", "method override header");
+        return STEP_ANSWERED;
+    }
     return forged_headers(r);
 }
 

@@ -746,8 +746,9 @@ static bool hdr_skip_request(const struct evkeyvalq *h, const struct evkeyval *k
     bool variant;
 
     if (hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
-        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
-        return true;
+        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0 ||
+        http_hdr_method_override(name))
+        return true; /* the upstream executes the method tollgate decided on */
     switch (http_hdr_class(name, &variant)) {
     case HTTP_HDR_IDENTITY:
     case HTTP_HDR_VOUCHED:

@@ -40,6 +40,7 @@ typedef struct srv_hdrs {
     bool identity_exact;   /* an X-Auth-* header */
     bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
     bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
+    bool method_override;  /* X-HTTP-Method-Override or a sibling (http.h) */
     const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
 } srv_hdrs_t;
 

@@ -142,6 +142,12 @@ typedef struct http_head_scan {
 void http_head_scan_start(http_head_scan_t *s);
 void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n);
 
+/* Is `name` a method override header (X-HTTP-Method-Override, X-HTTP-Method,
+ * X-Method-Override; '-', '_', '.' alike, any case)?  Rails (Rack::
+ * MethodOverride), Symfony, Laravel and others execute the method it names
+ * instead of the request's. */
+bool http_hdr_method_override(const char *name);
+
 /* Is `name` an RFC 9110 token (the only legal field names)? */
 bool http_hdr_name_ok(const char *name);
 

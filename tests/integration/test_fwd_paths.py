@@ -9,8 +9,8 @@ forward it raw ("/orders/admin/../public/x" was decided as "/public/x", an
 target, and a dot segment (".", "..", raw or %2E-encoded) in the path to
 authorize is a 400 in every dialect.
 """
-from harness import (TollgateCase, api_key, nginx_headers, raw_request, raw_status,
-                     standard_config, traefik_headers)
+from harness import (TollgateCase, Tollgate, Upstream, _finish, api_key, nginx_headers,
+                     raw_request, raw_status, standard_config, traefik_headers)
 
 DOTTED = [
     "/orders/admin/../public/x",
@@ -71,6 +71,66 @@ class DotSegments(TollgateCase):
         resp = raw_request(self.tg.port, b"GET /x/../auth/public/y HTTP/1.1\r\nHost: t\r\n"
                            b"Connection: close\r\n\r\n")
         self.assertEqual(raw_status(resp), 400, resp[:300])
+
+
+OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+             "x-http-method-override", "X_HTTP_Method_Override", "X.Method.Override"]
+
+
+class MethodOverride(TollgateCase):
+    """POST + X-HTTP-Method-Override: DELETE is executed as DELETE by Rails
+    (Rack::MethodOverride), Symfony and Laravel: it must not be decided as a
+    POST.  Forward-auth refuses it; proxy mode drops the header."""
+
+    @staticmethod
+    def configure(cfg):
+        standard_config(cfg)
+
+    def test_forward_auth_refuses_overrides(self):
+        for name in OVERRIDES:
+            hdr = {name: "DELETE", **api_key("alice")}
+            for path, extra in (("/auth/orders/1", {}),
+                                ("/auth", nginx_headers("/orders/1", method="POST")),
+                                ("/auth", traefik_headers("/orders/1", method="POST"))):
+                r = self.tg.req("POST", path, {**hdr, **extra})
+                self.assertEnvelope(r, 400, "bad_request")
+        rec = self.tg.audit_for(r.header("X-Request-ID"))
+        self.assertEqual(rec["reason"], "method_override", rec)
+
+    def test_method_spelling(self):
+        """Methods are case-sensitive; a lower- or mixed-case one is refused
+        rather than decided as an unknown method no rule matches."""
+        for m in ("delete", "Delete", "dElEtE", "GET;", "G ET"):
+            r = self.tg.get("/auth", {**api_key("alice"), **traefik_headers("/orders/1", method=m)})
+            self.assertEnvelope(r, 400, "bad_request")
+        r = self.tg.get("/auth", {**api_key("alice"), **traefik_headers("/orders/1",
+                                                                        method="DELETE")})
+        self.assertEqual(r.status, 200, r)
+
+
+class ProxyDropsOverrides(TollgateCase):
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = Upstream()
+        cls.addClassCleanup(cls.up.close)
+
+        def configure(cfg):
+            cfg["routes"] = [{"name": "open", "match": {"path_prefix": "/open/"},
+                              "upstream": cls.up.url, "auth": "none"}]
+        cls.tg = Tollgate(configure)
+        cls.addClassCleanup(_finish, cls.tg)
+
+    def test_override_headers_never_reach_the_upstream(self):
+        hdrs = {name: "DELETE" for name in OVERRIDES[:3]}
+        hdrs["X_HTTP_Method_Override"] = "DELETE"
+        r = self.tg.req("POST", "/open/x", hdrs, body=b"{}")
+        self.assertEqual(r.status, 200, r)
+        sent = [k.lower().replace("_", "-") for k, _ in self.up.last()["headers"]]
+        for name in ("x-http-method-override", "x-http-method", "x-method-override"):
+            self.assertNotIn(name, sent)
+        self.assertEqual(self.up.last()["method"], "POST")
 
 
 if __name__ == "__main__":

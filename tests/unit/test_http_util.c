@@ -216,6 +216,20 @@ static void test_path_dotseg_flag(void)
     }
 }
 
+static void test_hdr_method_override(void)
+{
+    CU_ASSERT_TRUE(http_hdr_method_override("X-HTTP-Method-Override"));
+    CU_ASSERT_TRUE(http_hdr_method_override("x-http-method-override"));
+    CU_ASSERT_TRUE(http_hdr_method_override("X_HTTP_Method_Override"));
+    CU_ASSERT_TRUE(http_hdr_method_override("X.Http.Method"));
+    CU_ASSERT_TRUE(http_hdr_method_override("X-Method-Override"));
+    CU_ASSERT_FALSE(http_hdr_method_override("X-HTTP-Method-Overrides"));
+    CU_ASSERT_FALSE(http_hdr_method_override("X-HTTP-Metho"));
+    CU_ASSERT_FALSE(http_hdr_method_override("X-Forwarded-Method"));
+    CU_ASSERT_FALSE(http_hdr_method_override("Method"));
+    CU_ASSERT_FALSE(http_hdr_method_override(""));
+}
+
 static void test_path_normalize(void)
 {
     norm_is("/", "/");
@@ -516,6 +530,7 @@ static const unit_test_t tests[] = {
     {"head_scan", test_head_scan},
     {"head_scan_sizes", test_head_scan_sizes},
     {"path_dotseg_flag", test_path_dotseg_flag},
+    {"hdr_method_override", test_hdr_method_override},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"reqid_after_fork", test_reqid_after_fork},
