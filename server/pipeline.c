@@ -987,6 +987,12 @@ static step_result_t cors(srv_req_t *r)
         deny(r, 403, "forbidden", "origin not allowed");
         return STEP_ANSWERED;
     }
+    /* Forward-auth: a 2xx lets the ingress forward this OPTIONS request to
+     * the upstream, which may serve it like any method (Go net/http, Express
+     * app.all): it is decided like any request (credential, scopes, limits).
+     * The ingress answers preflights itself (docs/forward-auth.md). */
+    if (r->mode != SRV_MODE_PROXY)
+        return STEP_NEXT;
     out = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(out, "Access-Control-Allow-Methods",
                       "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");

@@ -108,6 +108,42 @@ class MethodOverride(TollgateCase):
         self.assertEqual(r.status, 200, r)
 
 
+PREFLIGHT = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"}
+
+
+class Preflight(TollgateCase):
+    """A CORS preflight in forward-auth is decided like any request: its 2xx
+    would let the ingress forward an OPTIONS request (with any body) to an
+    upstream that may serve OPTIONS like any method.  Before: 200 for every
+    preflight from an allowed origin, without credential, scope or limit."""
+
+    @staticmethod
+    def configure(cfg):
+        standard_config(cfg)
+
+    def test_preflight_needs_what_the_route_needs(self):
+        for path, extra in (("/auth/orders/admin/x", {}),
+                            ("/auth", nginx_headers("/orders/admin/x", method="OPTIONS")),
+                            ("/auth", traefik_headers("/orders/admin/x", method="OPTIONS"))):
+            r = self.tg.req("OPTIONS", path, {**PREFLIGHT, **extra}, body=b"x=1")
+            self.assertEnvelope(r, 401, "unauthorized")
+            # bob has no orders:write
+            r = self.tg.req("OPTIONS", path, {**PREFLIGHT, **extra, **api_key("bob")})
+            self.assertEnvelope(r, 403, "forbidden")
+            r = self.tg.req("OPTIONS", path, {**PREFLIGHT, **extra, **api_key("alice")})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.header("X-Auth-Client-Id"), "alice")
+
+    def test_anonymous_route_preflight_is_an_anonymous_allow(self):
+        r = self.tg.req("OPTIONS", "/auth/public/x", PREFLIGHT)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Auth-Client-Id"), "")  # the empty identity headers
+
+    def test_origin_not_allowed_still_refused(self):
+        r = self.tg.req("OPTIONS", "/auth/public/x", {**PREFLIGHT, "Origin": "https://evil.example"})
+        self.assertEnvelope(r, 403, "forbidden")
+
+
 class ProxyDropsOverrides(TollgateCase):
     shared_server = False
 
