@@ -169,6 +169,23 @@ class ProxyDropsOverrides(TollgateCase):
         self.assertEqual(self.up.last()["method"], "POST")
 
 
+class TraefikDocs(TollgateCase):
+    """trustForwardHeader: true lets a client's own X-Forwarded-Uri reach
+    tollgate (behind an ALB or GCLB that keep it): no doc may suggest it."""
+    shared_server = False
+
+    def test_no_doc_sets_trust_forward_header(self):
+        import glob
+        import os
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        files = glob.glob(os.path.join(root, "docs", "*.md")) + \
+            glob.glob(os.path.join(root, "helm", "tollgate", "templates", "*")) + \
+            [os.path.join(root, "README.md")]
+        for f in files:
+            with open(f) as fh:
+                self.assertNotIn("trustForwardHeader: true", fh.read(), f)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
