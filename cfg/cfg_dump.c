@@ -309,6 +309,9 @@ static json_t *jcfg(const cfg_t *c, bool public)
         json_pack("{s:b, s:s}", "hide_credentials", c->proxy.hide_credentials,
                   "reserved_headers",
                   c->proxy.reserved == CFG_RESERVED_REJECT ? "reject" : "drop"));
+    json_object_set_new(
+        o, "trailing_slash",
+        json_string(c->trailing_slash == CFG_SLASH_DISTINCT ? "distinct" : "same"));
     json_object_set_new(o, "path_match",
                         json_string(c->path_match == CFG_PATH_CASE_INSENSITIVE
                                         ? "case_insensitive"

@@ -964,6 +964,7 @@ static void p_auth_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, voi
 }
 static const char *const path_match_names[] = {"case_sensitive", "case_insensitive", NULL};
 static const char *const dialect_names[] = {"auto", "nginx", "traefik", "envoy", NULL};
+static const char *const trailing_slash_names[] = {"same", "distinct", NULL};
 static const char *const reserved_names[] = {"drop", "reject", NULL};
 
 /* A route's path_match: only case_insensitive changes anything (the global
@@ -1479,6 +1480,7 @@ static const field_t top_fields[] = {
     {"forward_auth", p_map, 0, 0, 0, forward_auth_fields},
     {"proxy", p_map, 0, 0, 0, proxy_fields},
     {"path_match", p_enum, offsetof(cfg_t, path_match), 0, 0, path_match_names},
+    {"trailing_slash", p_enum, offsetof(cfg_t, trailing_slash), 0, 0, trailing_slash_names},
     {"tickets", p_map, 0, 0, 0, tickets_fields},
     {"health", p_map, 0, 0, 0, health_fields},
     {"default_route", p_map, offsetof(cfg_t, default_route), 0, 0, default_route_fields},

@@ -124,6 +124,8 @@ int http_path_normalize(const char *in, size_t len, char *out, size_t outlen,
                 return -1;
         } else if (b.n > seg && j < len && pbuf_put(&b, '/') != 0) {
             return -1;
+        } else if (b.n == seg && j < len) {
+            *flags |= HTTP_PATH_EMPTYSEG;
         }
         i = j + 1;
     }

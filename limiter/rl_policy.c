@@ -76,13 +76,29 @@ static bool host_equal(const char *want, const char *got)
     return nw == ng && strncasecmp(want, got, nw) == 0;
 }
 
+/* Is `path` the exact `want`, or (unless slash_strict) its twin with or
+ * without one trailing '/': Express (non-strict routing), Rails, Spring 5
+ * and ASP.NET Core serve "/admin/" as "/admin", so a rule on one must hold
+ * for the other. */
+static bool path_equal(const rl_match_t *m, const char *want, const char *path)
+{
+    size_t nw = strlen(want), np = strlen(path);
+    const char *longer = nw > np ? want : path;
+    size_t n = nw < np ? nw : np;
+
+    if (nw == np)
+        return (m->icase ? strncasecmp(want, path, n) : strncmp(want, path, n)) == 0;
+    if (m->slash_strict || (nw > np ? nw - np : np - nw) != 1 || longer[n] != '/' || n == 0)
+        return false;
+    return (m->icase ? strncasecmp(want, path, n) : strncmp(want, path, n)) == 0;
+}
+
 bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
                       const char *host)
 {
     if (m->methods != 0 && (m->methods & method) == 0)
         return false;
-    if (m->path != NULL && (path == NULL || (m->icase ? strcasecmp(m->path, path)
-                                                      : strcmp(m->path, path)) != 0))
+    if (m->path != NULL && (path == NULL || !path_equal(m, m->path, path)))
         return false;
     if (m->path_prefix != NULL &&
         (path == NULL ||

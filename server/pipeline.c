@@ -1224,9 +1224,10 @@ static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
 }
 
 /* The original request replaces method, target and host.  A dot segment
- * in the path it authorizes is refused: nginx and Traefik forward the raw
- * path, which the upstream may resolve differently or not at all, so
- * "/p/admin/../pub/x" must not be decided as "/p/pub/x". */
+ * or an empty one in the path it authorizes is refused: nginx and Traefik
+ * forward the raw path, which the upstream may resolve differently or not at
+ * all, so "/p/admin/../pub/x" must not be decided as "/p/pub/x", nor
+ * "/p/admin//" as "/p/admin/". */
 static step_result_t forward_auth(srv_req_t *r)
 {
     srv_fwd_result_t st;
@@ -1236,7 +1237,7 @@ static step_result_t forward_auth(srv_req_t *r)
     st = srv_fwdauth_parse(r, r->target);
     if (st != SRV_FWD_OK)
         return refuse_forward(r, st);
-    if (normalize(r) != 0 || (r->path_flags & HTTP_PATH_DOTSEG)) {
+    if (normalize(r) != 0 || (r->path_flags & (HTTP_PATH_DOTSEG | HTTP_PATH_EMPTYSEG))) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "malformed original request");
         return STEP_ANSWERED;

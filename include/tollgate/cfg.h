@@ -43,6 +43,9 @@ typedef enum {
 typedef enum { CFG_RESERVED_DROP, CFG_RESERVED_REJECT } cfg_reserved_t;
 
 typedef enum { CFG_PATH_CASE_SENSITIVE, CFG_PATH_CASE_INSENSITIVE } cfg_path_match_t;
+/* trailing_slash: does an exact `path` also cover its twin with or without
+ * one trailing '/' (same, the default) or not (distinct)? */
+typedef enum { CFG_SLASH_SAME, CFG_SLASH_DISTINCT } cfg_trailing_slash_t;
 /* audit.flush, in the order of audit_flush_t (audit.h) */
 typedef enum { CFG_AUDIT_INTERVAL, CFG_AUDIT_EVERY, CFG_AUDIT_FSYNC } cfg_audit_flush_t;
 
@@ -153,7 +156,8 @@ typedef struct cfg {
         bool hide_credentials;   /* strip X-API-Key / Authorization: Bearer; default off */
         cfg_reserved_t reserved; /* reserved_headers: default drop */
     } proxy;
-    cfg_path_match_t path_match; /* default case_sensitive */
+    cfg_path_match_t path_match;         /* default case_sensitive */
+    cfg_trailing_slash_t trailing_slash; /* default same */
     struct {
         char *path;        /* default "/v1/tickets" */
         unsigned ttl_s;    /* default 30 */

@@ -67,6 +67,7 @@ void http_reqid_new(char out[37]);
 #define HTTP_PATH_PCT25 1u     /* "%25" followed by two hex digits: double encoding */
 #define HTTP_PATH_SEMICOLON 2u /* a raw ';' (Tomcat/Spring path parameters) */
 #define HTTP_PATH_DOTSEG 4u    /* a "." or ".." segment (raw or %2E) was removed */
+#define HTTP_PATH_EMPTYSEG 8u  /* an empty segment ("//") was merged */
 
 /* Normalize the path part of a request target (no query, no fragment):
  * percent-decode unreserved characters (RFC 3986 §2.3), keep other escapes

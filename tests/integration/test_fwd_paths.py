@@ -169,6 +169,60 @@ class ProxyDropsOverrides(TollgateCase):
         self.assertEqual(self.up.last()["method"], "POST")
 
 
+def slash_config(distinct=False):
+    def configure(cfg):
+        standard_config(cfg)
+        cfg["routes"] = [
+            {"name": "admin", "match": {"path": "/p/admin"}, "auth": "required",
+             "scopes": ["orders:write"]},
+            {"name": "p", "match": {"path_prefix": "/p/"}, "auth": "none"},
+        ]
+        cfg["limits"].append({"name": "one", "match": {"path": "/p/limited"},
+                              "by": ["ip"], "rate": "1/minute"})
+        if distinct:
+            cfg["trailing_slash"] = "distinct"
+    return configure
+
+
+class TrailingSlash(TollgateCase):
+    """An exact path covers its trailing-slash twin (Express, Rails, Spring 5
+    and ASP.NET Core serve /admin/ as /admin).  Before: /p/admin/ and
+    /p/admin// reached the weaker route, and /p/limited/ escaped the limit."""
+    configure = staticmethod(slash_config())
+
+    def test_twin_takes_the_exact_route(self):
+        for path in ("/p/admin", "/p/admin/"):
+            self.assertEnvelope(self.tg.get("/auth" + path), 401, "unauthorized")
+            self.assertEnvelope(self.tg.get("/auth" + path, api_key("bob")), 403, "forbidden")
+            self.assertEqual(self.tg.get("/auth" + path, api_key("alice")).status, 200)
+            r = self.tg.get("/auth", nginx_headers(path))
+            self.assertEnvelope(r, 401, "unauthorized")
+
+    def test_empty_and_dot_segments_refused(self):
+        for path in ("/p/admin//", "/p//admin", "/p/admin/.", "//p/admin"):
+            self.assertEnvelope(self.tg.get("/auth" + path), 400, "bad_request")
+            self.assertEnvelope(self.tg.get("/auth", traefik_headers(path)), 400, "bad_request")
+
+    def test_limit_covers_the_twin(self):
+        self.assertEqual(self.tg.get("/auth/p/limited").status, 200)
+        self.assertEqual(self.tg.get("/auth/p/limited/").status, 429)
+
+    def test_suffix_is_another_path(self):
+        """Spring's suffix pattern matching (off by default since 5.3) would
+        serve /p/admin.json as /p/admin: docs/security.md says what to do."""
+        self.assertEqual(self.tg.get("/auth/p/admin.json").status, 200)
+
+
+class TrailingSlashDistinct(TollgateCase):
+    configure = staticmethod(slash_config(distinct=True))
+
+    def test_distinct_keeps_them_apart(self):
+        self.assertEnvelope(self.tg.get("/auth/p/admin"), 401, "unauthorized")
+        self.assertEqual(self.tg.get("/auth/p/admin/").status, 200)
+        self.assertEqual(self.tg.admin("GET", "/admin/v1/config").json()["trailing_slash"],
+                         "distinct")
+
+
 class TraefikDocs(TollgateCase):
     """trustForwardHeader: true lets a client's own X-Forwarded-Uri reach
     tollgate (behind an ALB or GCLB that keep it): no doc may suggest it."""

@@ -25,15 +25,20 @@ static void test_method_bit(void)
 
 static void test_match(void)
 {
-    rl_match_t any = {NULL, NULL, 0, NULL, false};
-    rl_match_t exact = {(char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL, false};
-    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL, false};
-    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com", false};
-    rl_match_t all = {NULL, (char *)"/api/", RL_METHOD_GET | RL_METHOD_HEAD,
-                      (char *)"api.example.com", false};
-    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]", false};
-    rl_match_t icase = {(char *)"/Admin", NULL, 0, NULL, true};
-    rl_match_t icase_prefix = {NULL, (char *)"/papi/admin", 0, NULL, true};
+    rl_match_t any = {NULL, NULL, 0, NULL, false, false};
+    rl_match_t exact = {
+        (char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL, false, false};
+    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL, false, false};
+    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com", false, false};
+    rl_match_t all = {NULL,
+                      (char *)"/api/",
+                      RL_METHOD_GET | RL_METHOD_HEAD,
+                      (char *)"api.example.com",
+                      false,
+                      false};
+    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]", false, false};
+    rl_match_t icase = {(char *)"/Admin", NULL, 0, NULL, true, false};
+    rl_match_t icase_prefix = {NULL, (char *)"/papi/admin", 0, NULL, true, false};
 
     /* path_match: case_insensitive */
     CU_ASSERT_TRUE(rl_match_request(&icase, RL_METHOD_GET, "/ADMIN", NULL));
@@ -48,8 +53,17 @@ static void test_match(void)
 
     CU_ASSERT_TRUE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_GET, "/advanced/batch-orders", "h"));
+    /* trailing_slash: same (the default): the twin with a trailing '/' too */
+    CU_ASSERT_TRUE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
+    CU_ASSERT_FALSE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders//", "h"));
+    CU_ASSERT_FALSE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders.json", "h"));
+    exact.slash_strict = true; /* trailing_slash: distinct */
     CU_ASSERT_FALSE(
         rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
+    exact.slash_strict = false;
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, NULL, "h"));
 
@@ -73,6 +87,17 @@ static void test_match(void)
     CU_ASSERT_TRUE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::1]:8080"));
     CU_ASSERT_TRUE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::1]"));
     CU_ASSERT_FALSE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::2]:8080"));
+    {
+        rl_match_t slash = {(char *)"/p/admin/", NULL, 0, NULL, true, false};
+        rl_match_t root = {(char *)"/", NULL, 0, NULL, false, false};
+
+        CU_ASSERT_TRUE(rl_match_request(&slash, RL_METHOD_GET, "/P/Admin", NULL));
+        CU_ASSERT_TRUE(rl_match_request(&slash, RL_METHOD_GET, "/p/admin/", NULL));
+        CU_ASSERT_FALSE(rl_match_request(&slash, RL_METHOD_GET, "/p/admi", NULL));
+        CU_ASSERT_FALSE(rl_match_request(&slash, RL_METHOD_GET, "/p/admin/x", NULL));
+        CU_ASSERT_TRUE(rl_match_request(&root, RL_METHOD_GET, "/", NULL));
+        CU_ASSERT_FALSE(rl_match_request(&root, RL_METHOD_GET, "/x", NULL));
+    }
 }
 
 static void test_tier_rate(void)
