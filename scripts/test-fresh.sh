@@ -61,8 +61,8 @@ ROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say() { printf '[test-fresh] %s\n' "$*" >&2; }
 die() { printf '[test-fresh] ERROR: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source=scripts/lib-debian.sh
+. "$(dirname "$0")/lib-debian.sh"   # now, since, apt_uri, mirror
 
 t_all="$(now)"
 times=()    # "SECONDS NAME" of each finished step, for the summary
@@ -91,29 +91,6 @@ step() {
 quietly=(bash -c 'log="$1"; shift; "$@" >"$log" 2>&1 || { rc=$?; tail -n 80 "$log" >&2; exit "$rc"; }' quietly)
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, chroot and mount need it)"; }
-
-# First URI of an apt source whose path ends in /debian (or /debian-security),
-# as scripts/image.sh finds it.
-apt_uri() {
-    local want="$1" f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk -v want="$want" '
-            /^[[:space:]]*#/ { next }
-            $1 == "URIs:" || $1 == "deb" {
-                for (i = 2; i <= NF; i++) {
-                    u = $i; sub(/\/+$/, "", u)
-                    if (u ~ /^https?:\/\// && u ~ ("/" want "$")) { print u; exit }
-                }
-            }' "$f"
-    done | head -n 1
-}
-
-mirror() {
-    local m="${DEBIAN_MIRROR:-$(apt_uri debian)}"
-    [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources*; set DEBIAN_MIRROR"
-    echo "$m"
-}
 
 # write_sources DIR: the apt sources of a Debian image (deb822), this mirror.
 write_sources() {
