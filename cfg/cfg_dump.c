@@ -273,7 +273,8 @@ static const char *const audit_flushes[] = {"interval", "every", "fsync"};
 
 static json_t *jcfg(const cfg_t *c, bool public)
 {
-    static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy"};
+    static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy",
+                                           "ingress-nginx"};
     json_t *o = json_object();
 
     if (o == NULL)

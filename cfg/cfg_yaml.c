@@ -963,7 +963,8 @@ static void p_auth_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, voi
         cfg_err(b, at(v), "%s: list api_key, jwt or both", ctx);
 }
 static const char *const path_match_names[] = {"case_sensitive", "case_insensitive", NULL};
-static const char *const dialect_names[] = {"auto", "nginx", "traefik", "envoy", NULL};
+static const char *const dialect_names[] = {"auto",  "nginx",         "traefik",
+                                            "envoy", "ingress-nginx", NULL};
 static const char *const trailing_slash_names[] = {"same", "distinct", NULL};
 static const char *const reserved_names[] = {"drop", "reject", NULL};
 

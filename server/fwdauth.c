@@ -108,15 +108,22 @@ static srv_fwd_result_t refuse(srv_req_t *r, srv_fwd_result_t result, const char
 static srv_fwd_result_t parse_nginx(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
+    bool ingress = r->cfg->forward_auth.dialect == CFG_DIALECT_INGRESS_NGINX;
 
     if (h->o_url != NULL) {
         if (split_url(r, h->o_url, r->hostbuf, sizeof(r->hostbuf)) != 0)
             return refuse(r, SRV_FWD_BAD, "bad_original");
         /* Both: one may be a client's (nginx passes client headers on), so
-         * they must name the same target, and the URL the host of Host. */
-        if (h->o_uri != NULL && (strcmp(h->o_uri, r->target) != 0 || h->host == NULL ||
-                                 strcasecmp(h->host, r->host) != 0))
+         * they must name the same target, and the URL the host of Host.
+         * ingress-nginx sets both itself (with auth-method, X-Original-URI
+         * $request_uri next to X-Original-URL) and Host to the auth
+         * service's: pinned to it, the URL's host is the host. */
+        if (h->o_uri != NULL &&
+            (strcmp(h->o_uri, r->target) != 0 ||
+             (!ingress && (h->host == NULL || strcasecmp(h->host, r->host) != 0))))
             return refuse(r, SRV_FWD_CONFLICT, "dialect_conflict");
+    } else if (ingress) {
+        return refuse(r, SRV_FWD_BAD, "bad_original"); /* it always sends the URL */
     } else if (h->o_uri != NULL) {
         r->target = h->o_uri;
         r->host = h->host; /* what the nginx config sets, never X-Forwarded-Host */
@@ -161,6 +168,7 @@ static srv_fwd_result_t pick_mode(srv_req_t *r, const char *rest)
 
     switch (r->cfg->forward_auth.dialect) {
     case CFG_DIALECT_NGINX:
+    case CFG_DIALECT_INGRESS_NGINX:
         r->mode = SRV_MODE_FWD_NGINX;
         return SRV_FWD_OK;
     case CFG_DIALECT_TRAEFIK:

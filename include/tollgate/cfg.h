@@ -36,7 +36,8 @@ typedef enum {
     CFG_DIALECT_AUTO,
     CFG_DIALECT_NGINX,
     CFG_DIALECT_TRAEFIK,
-    CFG_DIALECT_ENVOY
+    CFG_DIALECT_ENVOY,
+    CFG_DIALECT_INGRESS_NGINX /* nginx's headers, X-Original-URL set by the ingress */
 } cfg_dialect_t;
 
 /* Inbound headers spelled like one tollgate sets or vouches for. */

@@ -223,6 +223,73 @@ class TrailingSlashDistinct(TollgateCase):
                          "distinct")
 
 
+def ingress_nginx_auth_method_get(uri, host="shop.example.com"):
+    """The header set ingress-nginx's nginx.tmpl sends to auth-url with
+    auth-method: GET (every one set by proxy_set_header, so a client's own
+    copies are replaced): Host is the auth service's."""
+    return {"Host": "tollgate.tollgate.svc.cluster.local",
+            "X-Original-URL": "https://%s%s" % (host, uri), "X-Original-URI": uri,
+            "X-Original-Method": "GET", "X-Scheme": "https",
+            "X-Sent-From": "nginx-ingress-controller", "X-Real-IP": "203.0.113.9",
+            "X-Forwarded-For": "203.0.113.9", "X-Request-ID": "a1b2c3",
+            "X-Auth-Request-Redirect": uri}
+
+
+class IngressNginxAuthMethod(TollgateCase):
+    """With the documented auth-method: GET, ingress-nginx sends X-Original-URL
+    and X-Original-URI and sets Host to tollgate's: pinned to `nginx`, every
+    request was 400 dialect_conflict, which nginx turns into 500 for every
+    protected route.  `dialect: ingress-nginx` decides on X-Original-URL."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        def pinned(dialect):
+            def configure(cfg):
+                standard_config(cfg)
+                cfg["forward_auth"] = {"dialect": dialect}
+            return configure
+        cls.ingress = Tollgate(pinned("ingress-nginx"))
+        cls.addClassCleanup(_finish, cls.ingress)
+        cls.nginx = Tollgate(pinned("nginx"))
+        cls.addClassCleanup(_finish, cls.nginx)
+
+    def test_the_real_header_set_is_decided(self):
+        tg = self.ingress
+        h = ingress_nginx_auth_method_get("/orders/1?x=1")
+        self.assertEnvelope(tg.get("/auth", h), 401, "unauthorized")
+        r = tg.get("/auth", {**h, **api_key("bob")})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Auth-Client-Id"), "bob")
+        r = tg.get("/auth", {**ingress_nginx_auth_method_get("/orders/admin/x"), **api_key("bob")})
+        self.assertEnvelope(r, 403, "forbidden")
+        # without auth-method: X-Original-URL alone
+        h = ingress_nginx_auth_method_get("/orders/1")
+        del h["X-Original-URI"]
+        self.assertEqual(tg.get("/auth", {**h, **api_key("bob")}).status, 200)
+
+    def test_disagreeing_or_missing_url_refused(self):
+        h = ingress_nginx_auth_method_get("/orders/1")
+        h["X-Original-URI"] = "/public/1"
+        self.assertEnvelope(self.ingress.get("/auth", {**h, **api_key("bob")}), 400,
+                            "bad_request")
+        h = ingress_nginx_auth_method_get("/public/1")
+        del h["X-Original-URL"]
+        self.assertEnvelope(self.ingress.get("/auth", h), 400, "bad_request")
+        # a client's X-Forwarded-* never count
+        h = {**ingress_nginx_auth_method_get("/orders/admin/x"), **api_key("bob"),
+             "X-Forwarded-Uri": "/public/x"}
+        self.assertEnvelope(self.ingress.get("/auth", h), 403, "forbidden")
+
+    def test_plain_nginx_pin_still_compares_the_host(self):
+        """`nginx` is for a plain nginx, which passes a client's X-Original-URL
+        on: a URL whose host is not Host's stays a conflict there."""
+        h = {**ingress_nginx_auth_method_get("/orders/1"), **api_key("bob")}
+        self.assertEnvelope(self.nginx.get("/auth", h), 400, "bad_request")
+        h["Host"] = "shop.example.com"
+        self.assertEqual(self.nginx.get("/auth", h).status, 200)
+
+
 class TraefikDocs(TollgateCase):
     """trustForwardHeader: true lets a client's own X-Forwarded-Uri reach
     tollgate (behind an ALB or GCLB that keep it): no doc may suggest it."""
