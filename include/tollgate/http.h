@@ -96,8 +96,11 @@ bool http_cors_origin_allowed(const char *origin, char *const *allowed, size_t n
  * parameters replaced by "REDACTED": the built-in names (token,
  * access_token, id_token, refresh_token, api_key, apikey, api-key, key, jwt,
  * ticket, password, secret, client_secret, ...) and the `nextra` names of
- * `extra`, all compared case-insensitively after percent-decoding.
- * Truncated to fit `outlen`. */
+ * `extra`, however a common framework reads a name: after percent-decoding
+ * (also %uXXXX and '+'), in any case, '-', '.', '_' and spaces alike, as
+ * the base of "name[...]" or any part of "a[b].c", after '&', ';', '?' or
+ * '#'.  A redacted value runs to the next '&'.  Truncated to fit `outlen`
+ * (a truncated output never holds more of a value than the full one). */
 void http_redact_target(const char *target, char *const *extra, size_t nextra, char *out,
                         size_t outlen);
 

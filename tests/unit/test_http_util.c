@@ -436,6 +436,75 @@ static void test_redact_names(void)
     CU_ASSERT_STRING_EQUAL(out, "/a?session_hint=z");
 }
 
+/* Issue 19 §3: a credential is redacted however a common framework reads
+ * the query: ';' as a separator (Rack < 3, Go < 1.17, Python < 3.9.2,
+ * Bottle, Perl CGI), bracket and dot keys (PHP, Rails, qs, Spring), PHP's
+ * name mangling, '+', %uXXXX (ASP.NET), the non-ASCII letters that
+ * Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase fold to ASCII, a NUL
+ * (PHP ends the name there), repeated keys, '#' and a nested URL. */
+static void test_redact_readings(void)
+{
+    static const char *const cases[][2] = {
+        {"/a?x=1;token=s3", "/a?x=1;token=REDACTED"},
+        {"/a?;token=s3", "/a?;token=REDACTED"},
+        /* a '&'-only reader takes "s3;y=2" as the value: all of it goes */
+        {"/a?x=1;token=s3;y=2&z=3", "/a?x=1;token=REDACTED&z=3"},
+        {"/a?token[]=s3", "/a?token[]=REDACTED"},
+        {"/a?access_token%5B%5D=s3", "/a?access_token%5B%5D=REDACTED"},
+        {"/a?access_token%5b%5d=s3&x=1", "/a?access_token%5b%5d=REDACTED&x=1"},
+        {"/a?token[0]=s3&token[a][b]=s3", "/a?token[0]=REDACTED&token[a][b]=REDACTED"},
+        {"/a?user[password]=s3", "/a?user[password]=REDACTED"},
+        {"/a?user%5Bpassword%5D=s3", "/a?user%5Bpassword%5D=REDACTED"},
+        {"/a?user.password=s3", "/a?user.password=REDACTED"},
+        {"/a?access.token=s3", "/a?access.token=REDACTED"},
+        {"/a?access+token=s3", "/a?access+token=REDACTED"},
+        {"/a?access%20token=s3", "/a?access%20token=REDACTED"},
+        {"/a?+token=s3", "/a?+token=REDACTED"},
+        {"/a?%20%20token%20=s3", "/a?%20%20token%20=REDACTED"},
+        {"/a?T%4FKEN=s3", "/a?T%4FKEN=REDACTED"},
+        {"/a?%u0074oken=s3", "/a?%u0074oken=REDACTED"},
+        {"/a?t%C4%B1cket=s3", "/a?t%C4%B1cket=REDACTED"},
+        {"/a?%C4%B0d_token=s3", "/a?%C4%B0d_token=REDACTED"},
+        {"/a?%C5%BFecret=s3", "/a?%C5%BFecret=REDACTED"},
+        {"/a?%E2%84%AAey=s3", "/a?%E2%84%AAey=REDACTED"},
+        {"/a?t\304\261cket=s3", "/a?t\304\261cket=REDACTED"}, /* raw UTF-8 */
+        {"/a?token%00x=s3", "/a?token%00x=REDACTED"},
+        {"/a?token=s3&token=s4", "/a?token=REDACTED&token=REDACTED"},
+        {"/a?x=1#access_token=s3", "/a?x=1#access_token=REDACTED"},
+        {"/a?next=/cb?token=s3&y=1", "/a?next=/cb?token=REDACTED&y=1"},
+        /* not credentials under any reading */
+        {"/a?mytoken=x&token_type=b&tokens=1&x=token",
+         "/a?mytoken=x&token_type=b&tokens=1&x=token"},
+        {"/a?token;x=1&token", "/a?token;x=1&token"},
+        {"/a?tok%en=x&%=1&%u12=2&%E2%84=3", "/a?tok%en=x&%=1&%u12=2&%E2%84=3"},
+    };
+    char in[1024], want[1024], out[2048];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        http_redact_target(cases[i][0], NULL, 0, out, sizeof(out));
+        if (strcmp(out, cases[i][1]) != 0) {
+            fprintf(stderr, "\n  redact: %s -> %s", cases[i][0], out);
+            CU_FAIL(cases[i][0]);
+        }
+    }
+    /* Padding does not push a name out of sight: a long bracket key before
+     * or after it, or many spaces around it. */
+    snprintf(in, sizeof(in), "/a?token[%0300d]=s3", 0);
+    snprintf(want, sizeof(want), "/a?token[%0300d]=REDACTED", 0);
+    http_redact_target(in, NULL, 0, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, want);
+    snprintf(in, sizeof(in), "/a?x[%0300d][token]=s3", 0);
+    snprintf(want, sizeof(want), "/a?x[%0300d][token]=REDACTED", 0);
+    http_redact_target(in, NULL, 0, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, want);
+    memcpy(in, "/a?", 3);
+    memset(in + 3, '+', 300);
+    memcpy(in + 303, "token+++=s3", 12);
+    http_redact_target(in, NULL, 0, out, sizeof(out));
+    CU_ASSERT_PTR_NULL(strstr(out, "s3"));
+}
+
 static void test_hdr_class(void)
 {
     bool v = true;
@@ -525,6 +594,7 @@ static void test_reqid_after_fork(void)
 static const unit_test_t tests[] = {
     {"path_ambiguous", test_path_ambiguous},
     {"redact_names", test_redact_names},
+    {"redact_readings", test_redact_readings},
     {"hdr_class", test_hdr_class},
     {"hdr_name_and_value", test_hdr_name_and_value},
     {"head_scan", test_head_scan},

@@ -1,6 +1,6 @@
-/* test_util_hash.c — FNV-1a and the mixer against known values, the powers of
- * two, and the chained table: every node found after it grows, growth stops at
- * its cap, deletion unchains exactly one node. */
+/* test_util_hash.c — FNV-1a, the mixer and SHA-256 against known values, the
+ * powers of two, and the chained table: every node found after it grows,
+ * growth stops at its cap, deletion unchains exactly one node. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +21,22 @@ static void test_fnv1a_vectors(void)
                         util_fnv1a(UTIL_FNV_SEED, "\x7f", 1));
     CU_ASSERT_EQUAL(util_hash_bytes("foobar", 6),
                     util_mix64(util_fnv1a(UTIL_FNV_SEED, "foobar", 6)));
+}
+
+static void test_sha256_vectors(void)
+{
+    /* FIPS 180-2 examples: "abc" and the empty string. */
+    static const unsigned char abc[UTIL_SHA256_LEN] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const unsigned char empty[4] = {0xe3, 0xb0, 0xc4, 0x42};
+    unsigned char d[UTIL_SHA256_LEN];
+
+    CU_ASSERT_EQUAL(util_sha256("abc", 3, d), 0);
+    CU_ASSERT_EQUAL(memcmp(d, abc, sizeof(abc)), 0);
+    CU_ASSERT_EQUAL(util_sha256("", 0, d), 0);
+    CU_ASSERT_EQUAL(memcmp(d, empty, sizeof(empty)), 0);
 }
 
 static void test_mix64(void)
@@ -148,6 +164,7 @@ int test_util_hash_add(void)
 {
     static const unit_test_t tests[] = {
         {"fnv1a reference values", test_fnv1a_vectors},
+        {"sha256 reference values", test_sha256_vectors},
         {"mix64 avalanche", test_mix64},
         {"powers of two", test_pow2},
         {"table grows to its cap, finds every node", test_table_grows_and_finds},
