@@ -260,7 +260,7 @@ static step_result_t step_lockout(srv_req_t *r)
     if (r->cfg->auth.lockout.max_failures == 0 || r->route->auth == CFG_ROUTE_NONE ||
         r->cfg->auth.mode == CFG_AUTH_NONE)
         return STEP_NEXT;
-    ms = auth_lockout_check(r->w->srv->lockout, r->ip, util_wall_ms());
+    ms = auth_lockout_check(r->w->srv->lockout, r->ip_key, util_wall_ms());
     if (ms == 0)
         return STEP_NEXT;
     secs = (ms + 999) / 1000;
@@ -296,7 +296,7 @@ static step_result_t count_failure(srv_req_t *r)
     auth_lockout_policy_t p = lockout_policy(r->cfg);
 
     if (p.max_failures > 0) {
-        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip, &p, failure_counted, r);
+        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip_key, &p, failure_counted, r);
         if (r->lock_pending != NULL) {
             watch_close(r, true);
             return STEP_PENDING;
@@ -620,7 +620,7 @@ static step_result_t step_limits(srv_req_t *r)
         .path = r->path,
         .host = r->host,
         .client_id = bucket_client(r, client, sizeof(client)),
-        .ip = r->ip,
+        .ip = r->ip_key,
         .route = r->route->name,
         .tier = r->id.tier,
         .cost = 1,
@@ -1166,6 +1166,7 @@ static step_result_t step_identify(srv_req_t *r)
     } else {
         http_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
     }
+    http_ip_key(r->ip, c->client_ipv6_prefix, r->ip_key, sizeof(r->ip_key));
     r->method = method_name(evhttp_request_get_command(r->req));
     r->method_bit = rl_method_bit(r->method);
     r->target = own != NULL ? own : "/";
