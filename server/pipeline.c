@@ -342,25 +342,30 @@ static const char *ticket_prefix(const srv_req_t *r)
     return r->w->srv->redis_prefix != NULL ? r->w->srv->redis_prefix : "tg:";
 }
 
-/* The stored identity back into r->id; the token it came from may have
- * been revoked since.  STEP_NEXT, or answered. */
+/* The stored identity back into r->id, if the credential it was issued
+ * for is still good under this config (auth_ticket_restore: key removed or
+ * rotated, JWT expired or revoked).  STEP_NEXT, or answered. */
 static step_result_t ticket_identity(srv_req_t *r, const char *val, size_t len)
 {
-    int64_t now = util_wall_ms() / 1000;
+    const cfg_t *c = r->cfg;
+    auth_ticket_check_t chk = {
+        .ticket = r->ticket,
+        .keys = mode_has(c->auth.mode, CFG_AUTH_API_KEY) && c->auth.api_key_enabled
+                    ? c->auth.keys
+                    : NULL,
+        .jwt = mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL,
+        .revoked = r->w->srv->revoked,
+        .leeway_s = c->auth.jwt.leeway_s,
+        .now_s = (int64_t)(util_wall_ms() / 1000),
+    };
 
-    if (val == NULL || auth_ticket_decode(val, len, &r->id) != 0) {
-        r->reason = "invalid_ticket";
-        metrics_auth_failure(r->w->metrics, r->reason);
-        return count_failure(r);
-    }
-    if (r->id.kind == AUTH_KIND_JWT &&
-        auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat, now)) {
-        auth_identity_clear(&r->id);
-        r->reason = "revoked";
-        metrics_auth_failure(r->w->metrics, r->reason);
-        return count_failure(r);
-    }
-    return STEP_NEXT;
+    const char *why = auth_ticket_restore(val, len, &chk, &r->id);
+
+    if (why == NULL)
+        return STEP_NEXT;
+    r->reason = why;
+    metrics_auth_failure(r->w->metrics, why);
+    return count_failure(r);
 }
 
 static void ticket_redeemed(const char *val, size_t len, bool failed, void *privdata)
@@ -441,7 +446,7 @@ static void issue_ticket(srv_req_t *r)
     bool ok = auth_ticket_make(r->ticket) == 0 &&
               auth_ticket_key(ticket_prefix(r), r->ticket, AUTH_TICKET_LEN, key,
                               sizeof key) == 0 &&
-              (val = auth_ticket_encode(&r->id)) != NULL;
+              (val = auth_ticket_encode(&r->id, r->ticket, r->cfg->auth.keys)) != NULL;
 
     if (!ok || r->w->rc == NULL) {
         ok = ok && auth_tickets_put(r->w->srv->tickets, key, val,
