@@ -290,6 +290,7 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "admin_listen", jstr(c->admin_listen));
     json_object_set_new(o, "threads", json_integer(c->threads));
     json_object_set_new(o, "trusted_proxies", jcidrs(&c->trusted_proxies));
+    json_object_set_new(o, "client_ipv6_prefix", json_integer(c->client_ipv6_prefix));
     json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)c->max_body_bytes));
     json_object_set_new(o, "max_header_bytes",
                         json_integer((json_int_t)c->max_header_bytes));

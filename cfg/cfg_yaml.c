@@ -1469,6 +1469,7 @@ static const field_t top_fields[] = {
     {"threads", p_uint, offsetof(cfg_t, threads), 0, 256, NULL},
     {"environment", p_enum, offsetof(cfg_t, environment), 0, 0, env_names},
     {"trusted_proxies", p_cidrs, offsetof(cfg_t, trusted_proxies), 0, 0, NULL},
+    {"client_ipv6_prefix", p_uint, offsetof(cfg_t, client_ipv6_prefix), 32, 128, NULL},
     {"max_body_bytes", p_size, offsetof(cfg_t, max_body_bytes), 1, 1ull << 40, NULL},
     {"max_header_bytes", p_size, offsetof(cfg_t, max_header_bytes), 1024, 1ull << 20, NULL},
     {"max_connections", p_uint, offsetof(cfg_t, max_connections), 1, 10000000, NULL},

@@ -260,7 +260,7 @@ static step_result_t step_lockout(srv_req_t *r)
     if (r->cfg->auth.lockout.max_failures == 0 || r->route->auth == CFG_ROUTE_NONE ||
         r->cfg->auth.mode == CFG_AUTH_NONE)
         return STEP_NEXT;
-    ms = auth_lockout_check(r->w->srv->lockout, r->ip, util_wall_ms());
+    ms = auth_lockout_check(r->w->srv->lockout, r->ip_key, util_wall_ms());
     if (ms == 0)
         return STEP_NEXT;
     secs = (ms + 999) / 1000;
@@ -296,7 +296,7 @@ static step_result_t count_failure(srv_req_t *r)
     auth_lockout_policy_t p = lockout_policy(r->cfg);
 
     if (p.max_failures > 0) {
-        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip, &p, failure_counted, r);
+        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip_key, &p, failure_counted, r);
         if (r->lock_pending != NULL) {
             watch_close(r, true);
             return STEP_PENDING;
@@ -342,25 +342,30 @@ static const char *ticket_prefix(const srv_req_t *r)
     return r->w->srv->redis_prefix != NULL ? r->w->srv->redis_prefix : "tg:";
 }
 
-/* The stored identity back into r->id; the token it came from may have
- * been revoked since.  STEP_NEXT, or answered. */
+/* The stored identity back into r->id, if the credential it was issued
+ * for is still good under this config (auth_ticket_restore: key removed or
+ * rotated, JWT expired or revoked).  STEP_NEXT, or answered. */
 static step_result_t ticket_identity(srv_req_t *r, const char *val, size_t len)
 {
-    int64_t now = util_wall_ms() / 1000;
+    const cfg_t *c = r->cfg;
+    auth_ticket_check_t chk = {
+        .ticket = r->ticket,
+        .keys = mode_has(c->auth.mode, CFG_AUTH_API_KEY) && c->auth.api_key_enabled
+                    ? c->auth.keys
+                    : NULL,
+        .jwt = mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL,
+        .revoked = r->w->srv->revoked,
+        .leeway_s = c->auth.jwt.leeway_s,
+        .now_s = (int64_t)(util_wall_ms() / 1000),
+    };
 
-    if (val == NULL || auth_ticket_decode(val, len, &r->id) != 0) {
-        r->reason = "invalid_ticket";
-        metrics_auth_failure(r->w->metrics, r->reason);
-        return count_failure(r);
-    }
-    if (r->id.kind == AUTH_KIND_JWT &&
-        auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat, now)) {
-        auth_identity_clear(&r->id);
-        r->reason = "revoked";
-        metrics_auth_failure(r->w->metrics, r->reason);
-        return count_failure(r);
-    }
-    return STEP_NEXT;
+    const char *why = auth_ticket_restore(val, len, &chk, &r->id);
+
+    if (why == NULL)
+        return STEP_NEXT;
+    r->reason = why;
+    metrics_auth_failure(r->w->metrics, why);
+    return count_failure(r);
 }
 
 static void ticket_redeemed(const char *val, size_t len, bool failed, void *privdata)
@@ -441,7 +446,7 @@ static void issue_ticket(srv_req_t *r)
     bool ok = auth_ticket_make(r->ticket) == 0 &&
               auth_ticket_key(ticket_prefix(r), r->ticket, AUTH_TICKET_LEN, key,
                               sizeof key) == 0 &&
-              (val = auth_ticket_encode(&r->id)) != NULL;
+              (val = auth_ticket_encode(&r->id, r->ticket, r->cfg->auth.keys)) != NULL;
 
     if (!ok || r->w->rc == NULL) {
         ok = ok && auth_tickets_put(r->w->srv->tickets, key, val,
@@ -620,7 +625,7 @@ static step_result_t step_limits(srv_req_t *r)
         .path = r->path,
         .host = r->host,
         .client_id = bucket_client(r, client, sizeof(client)),
-        .ip = r->ip,
+        .ip = r->ip_key,
         .route = r->route->name,
         .tier = r->id.tier,
         .cost = 1,
@@ -1184,6 +1189,7 @@ static step_result_t step_identify(srv_req_t *r)
     } else {
         http_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
     }
+    http_ip_key(r->ip, c->client_ipv6_prefix, r->ip_key, sizeof(r->ip_key));
     r->method = method_name(evhttp_request_get_command(r->req));
     r->method_bit = rl_method_bit(r->method);
     r->target = own != NULL ? own : "/";

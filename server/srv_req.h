@@ -58,8 +58,9 @@ typedef struct srv_req {
     struct timespec start;
     srv_mode_t mode;
     char reqid[HTTP_REQID_MAX + 1];
-    char ip[HTTP_IP_STRLEN];   /* client ip */
-    char peer[HTTP_IP_STRLEN]; /* TCP peer */
+    char ip[HTTP_IP_STRLEN];         /* client ip */
+    char ip_key[HTTP_IP_KEY_STRLEN]; /* its key in limits and lockouts (http_ip_key) */
+    char peer[HTTP_IP_STRLEN];       /* TCP peer */
     bool peer_trusted;
     bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     const char *method; /* original method name */

@@ -140,6 +140,7 @@ typedef struct cfg {
     char *admin_listen;               /* default "127.0.0.1:9090" */
     unsigned threads;                 /* 0 = one per CPU */
     http_cidr_list_t trusted_proxies; /* default http_cidr_list_default() */
+    unsigned client_ipv6_prefix;      /* IPv6 clients keyed on this /N; default 64 */
     size_t max_body_bytes;            /* default 1 MiB */
     size_t max_header_bytes;          /* default 16 KiB */
     unsigned max_connections;         /* main listener, per process; default 10000 */

@@ -48,6 +48,15 @@ bool http_cidr_list_contains(const http_cidr_list_t *l, const char *ip);
 void http_client_ip(const char *peer_ip, const char *xff, const http_cidr_list_t *trusted,
                     char *out, size_t outlen);
 
+/* The key of client address `ip` for per-IP limits and lockouts: an IPv4
+ * address (a v4-mapped IPv6 one too) as it is; an IPv6 address cut to its
+ * first `v6_prefix` bits and spelled "NET/LEN" ("2001:db8:1:2::/64"), or as
+ * it is when `v6_prefix` is 128 or more — one host owns a whole /64, so the
+ * full address would give it 2^64 buckets.  Text that is not an address is
+ * copied (truncated).  `out` >= HTTP_IP_KEY_STRLEN. */
+#define HTTP_IP_KEY_STRLEN (HTTP_IP_STRLEN + 4) /* "/128" */
+void http_ip_key(const char *ip, unsigned v6_prefix, char *out, size_t outlen);
+
 /* Split "0.0.0.0:8080", "[::]:8080", ":8080" into host (default "0.0.0.0")
  * and port.  0 or -1. */
 int http_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);

@@ -96,6 +96,7 @@ static void test_minimal_file(void)
     CU_ASSERT_EQUAL(c->max_connections, 10000);
     CU_ASSERT_EQUAL(c->request_read_timeout_ms, 30000);
     CU_ASSERT_EQUAL(c->idle_timeout_ms, 15000);
+    CU_ASSERT_EQUAL(c->client_ipv6_prefix, 64);
     CU_ASSERT_EQUAL(c->expected_replicas, 1);
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_NONE);
     CU_ASSERT_STRING_EQUAL(c->redis.key_prefix, "tg:");
@@ -231,6 +232,7 @@ static void test_values(void)
         "max_connections: 50\n"
         "request_read_timeout_ms: 2500\n"
         "idle_timeout_ms: 75000\n"
+        "client_ipv6_prefix: 56\n"
         "security_headers: {permissions_policy: \"camera=()\"}\n"
         "redis: {nodes: [\"[::1]:7000\", Redis.Local], tls: true, db: 3}\n"
         "trusted_proxies: []\n"
@@ -256,6 +258,7 @@ static void test_values(void)
     CU_ASSERT_EQUAL(c->max_connections, 50);
     CU_ASSERT_EQUAL(c->request_read_timeout_ms, 2500);
     CU_ASSERT_EQUAL(c->idle_timeout_ms, 75000);
+    CU_ASSERT_EQUAL(c->client_ipv6_prefix, 56);
     CU_ASSERT_STRING_EQUAL(c->security_headers.permissions_policy, "camera=()");
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_STANDALONE); /* nodes without a mode */
     CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "[::1]:7000");
@@ -343,6 +346,14 @@ static void test_err_types(void)
                "t.yaml:1: auth.mode: 'cloud' is not one of none, api_key, jwt, any");
     expect_err("auth: {mode: none}\nexpected_replicas: 0\n",
                "t.yaml:2: expected_replicas: expected an integer from 1 to 10000, got '0'");
+    expect_err(
+        "auth: {mode: none}\nclient_ipv6_prefix: 129\n",
+        "t.yaml:2: client_ipv6_prefix: expected an integer from 32 to 128, got '129'");
+    expect_err("auth: {mode: none}\nclient_ipv6_prefix: 0\n",
+               "t.yaml:2: client_ipv6_prefix: expected an integer from 32 to 128, got '0'");
+    expect_err(
+        "auth: {mode: none}\nclient_ipv6_prefix: /64\n",
+        "t.yaml:2: client_ipv6_prefix: expected an integer from 32 to 128, got '/64'");
     expect_err(
         "auth: {mode: none}\nforward_auth: {nginx_rate_limited_status: 200}\n",
         "t.yaml:2: forward_auth.nginx_rate_limited_status: expected an integer from 400 "
@@ -794,6 +805,7 @@ static void test_dump_json(void)
     CU_ASSERT_STRING_EQUAL(
         json_string_value(json_array_get(json_object_get(j, "trusted_proxies"), 0)),
         "10.0.0.0/8");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "client_ipv6_prefix")), 64);
     CU_ASSERT_PTR_NULL(strstr(dump, secret32));
     CU_ASSERT_PTR_NULL(strstr(dump, "f788feb7")); /* never a key digest */
     json_decref(j);
