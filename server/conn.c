@@ -177,6 +177,16 @@ static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
     }
 }
 
+/* The most a connection's input buffer holds before reading pauses (a read
+ * high watermark): a head is refused past max_header_bytes and evhttp moves
+ * a body out as it reads it, so only a client that sends while its answer
+ * is written (evhttp keeps reading then, to see a close) reaches it; without
+ * it, one such client buffered 1.5 GiB in 3 s. */
+static size_t read_cap(const srv_worker_t *w)
+{
+    return w->cfg->max_header_bytes + 65536;
+}
+
 /* While a head is incomplete, evhttp's read callback is held back (a low
  * watermark no buffer reaches), so evhttp parses a head only once it is
  * whole and within bounds, and a refused head is still whole in the buffer
@@ -185,7 +195,7 @@ static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
 static void gate(srv_conn_t *c, bool on)
 {
     if (c->gated != on)
-        bufferevent_setwatermark(c->bev, EV_READ, on ? SIZE_MAX : 0, 0);
+        bufferevent_setwatermark(c->bev, EV_READ, on ? SIZE_MAX : 0, read_cap(c->w));
     c->gated = on;
 }
 
@@ -281,7 +291,12 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
     if (atomic_fetch_add_explicit(&w->srv->open_conns, 1, memory_order_relaxed) >= max) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         metrics_conn_refused();
-        shutdown(fd, SHUT_RDWR); /* evhttp reads EOF and frees it */
+        /* evhttp must not parse what it has read (its read callback runs
+         * right after this one): it reads EOF next and frees it */
+        bufferevent_setwatermark(bev, EV_READ, SIZE_MAX, 0);
+        evbuffer_drain(bufferevent_get_input(bev),
+                       evbuffer_get_length(bufferevent_get_input(bev)));
+        shutdown(fd, SHUT_RDWR);
         return NULL;
     }
     if (((size_t)fd >= w->conn_cap && grow(w, fd) != 0) ||
@@ -302,6 +317,7 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
     w->conn_list = c;
     w->conn_by_fd[fd] = c;
     evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    bufferevent_setwatermark(bev, EV_READ, 0, read_cap(w));
     head_starts(c);
     return c;
 }

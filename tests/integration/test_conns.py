@@ -17,7 +17,8 @@ import http.client
 import socket
 import struct
 
-from harness import TollgateCase, api_key, key_of, metric, standard_config, wait_for, SLOW
+from harness import (TollgateCase, Tollgate, Upstream, _finish, api_key, key_of, metric,
+                     request, standard_config, wait_for, SLOW)
 
 ALICE = key_of("alice").encode()
 
@@ -99,6 +100,52 @@ class ConnectionState(TollgateCase):
         wait_for(open_conns, 10)
         self.assertEqual(metric(self.tg.metrics(), "tollgate_connections"), 0)
         self.assertServing()
+
+
+class OverMaxConnections(TollgateCase):
+    """A connection refused over max_connections at its first bytes: before,
+    a whole request in that first read was still parsed, decided and
+    proxied (only its answer was lost)."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = Upstream()
+        cls.addClassCleanup(cls.up.close)
+
+        def configure(cfg):
+            cfg["threads"] = 1
+            cfg["max_connections"] = 2
+            cfg["routes"] = [{"name": "p", "match": {"path_prefix": "/p/"}, "upstream": cls.up.url,
+                              "auth": "none"}]
+        cls.tg = Tollgate(configure)
+        cls.addClassCleanup(_finish, cls.tg)
+
+    def test_refused_connection_is_never_parsed(self):
+        held = []
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
+            self.addCleanup(s.close)
+            s.sendall(b"G")
+            held.append(s)
+        self.assertTrue(wait_for(lambda: metric(self.tg.metrics(), "tollgate_connections") == 2,
+                                 5))
+        body = b"transfer=1000000"
+        s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5 * SLOW)
+        self.addCleanup(s.close)
+        s.sendall(b"POST /p/over-limit HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
+        try:
+            self.assertEqual(s.recv(65536), b"")
+        except ConnectionResetError:
+            pass
+        self.assertEqual(metric(self.tg.metrics(), "tollgate_connections_refused_total"), 1)
+        # free a slot; a request after it reaches the upstream, the refused one never
+        held[0].close()
+        self.assertTrue(wait_for(lambda: metric(self.tg.metrics(), "tollgate_connections") == 1,
+                                 5))
+        self.assertEqual(request(self.tg.port, "GET", "/p/after").status, 200)
+        self.assertEqual([r["path"] for r in self.up.requests], ["/p/after"])
 
 
 if __name__ == "__main__":

@@ -218,6 +218,89 @@ class Sizes(TollgateCase):
                                  10), "a lingering connection was kept")
 
 
+class BigAnswerUpstream:
+    """Answers every request with a 16 MiB body."""
+    SIZE = 16 << 20
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.SIZE +
+                      b"x" * self.SIZE)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class SendingWhileAnswered(TollgateCase):
+    """A client that keeps sending while its (large) answer is written and
+    not read: evhttp keeps reading then, to see a close.  Before, one such
+    client had tollgate buffer 1.5 GiB in 3 s; now reading pauses past
+    max_header_bytes + 64 KiB, and TCP holds the client back."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = BigAnswerUpstream()
+        cls.addClassCleanup(cls.up.sock.close)
+
+        def configure(cfg):
+            cfg["threads"] = 1
+            cfg["routes"] = [{"name": "big", "match": {"path_prefix": "/big/"},
+                              "upstream": "http://127.0.0.1:%d" % cls.up.port, "auth": "none"}]
+        cls.tg = Tollgate(configure)
+        cls.addClassCleanup(_finish, cls.tg)
+
+    def test_input_is_bounded_while_answering(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10 * SLOW)
+        s.connect(("127.0.0.1", self.tg.port))
+        self.addCleanup(s.close)
+        s.sendall(b"GET /big/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 200"))  # the answer is being written
+        before = rss_kib(self.tg.proc.pid)
+        s.settimeout(2 * SLOW)  # a send blocked this long: TCP holds the client back
+        sent, chunk = 0, b"A" * (1 << 20)
+        try:
+            while sent < (512 << 20):
+                s.sendall(chunk)
+                sent += len(chunk)
+        except socket.timeout:
+            pass
+        self.assertLess(sent, 64 << 20, "tollgate kept reading: %d MiB taken" % (sent >> 20))
+        self.assertLess(rss_kib(self.tg.proc.pid) - before, 64 << 10)
+
+
 class ProxySizes(TollgateCase):
     shared_server = False
 
