@@ -312,6 +312,35 @@ static bool secret_param(const char *name, size_t len, char *const *extra, size_
     return word_secret(&base, extra, nextra) || word_secret(&part, extra, nextra);
 }
 
+/* Is the base of parameter name name[0..len) `want`, read as above? */
+static bool param_is(const char *name, size_t len, const char *want)
+{
+    name_rd_t r = {name, name + len};
+    name_word_t base = {.n = 0};
+    int c;
+
+    while ((c = rd_char(&r)) > 0 && c != '[')
+        word_put(&base, c);
+    return !base.over && word_is(&base, want);
+}
+
+bool http_query_has(const char *query, const char *name)
+{
+    const char *p = query;
+    size_t nlen;
+
+    while (p != NULL && *p != '\0') {
+        nlen = strcspn(p, "&;=");
+        if (param_is(p, nlen, name))
+            return true;
+        p += nlen;
+        p += strcspn(p, "&;");
+        if (*p != '\0')
+            p++;
+    }
+    return false;
+}
+
 /* Append src[0..len) to out, truncating; returns false once out is full. */
 static bool put(char *out, size_t outlen, size_t *o, const char *src, size_t len)
 {

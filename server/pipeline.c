@@ -1112,6 +1112,17 @@ static step_result_t forged_headers(srv_req_t *r)
     const srv_hdrs_t *h = &r->h;
     bool reject = r->cfg->proxy.reserved == CFG_RESERVED_REJECT;
 
+    /* The upstream may execute the method an override header or a _method
+     * query parameter (Symfony with httpMethodParameterOverride, as Laravel
+     * sets it; Express's method-override) names, not the one decided on:
+     * refused (proxy mode drops the headers, proxy.c, but forwards the
+     * query as it came). */
+    if ((r->mode != SRV_MODE_PROXY && h->method_override) ||
+        http_query_has(r->query, "_method")) {
+        r->reason = "method_override";
+        deny(r, 400, "bad_request", "method override");
+        return STEP_ANSWERED;
+    }
     if (!(r->mode != SRV_MODE_PROXY && h->identity_variant) &&
         !(reject && (h->identity_exact || h->reserved_variant)))
         return STEP_NEXT;
@@ -1246,13 +1257,6 @@ static step_result_t forward_auth(srv_req_t *r)
     if (normalize(r) != 0 || (r->path_flags & (HTTP_PATH_DOTSEG | HTTP_PATH_EMPTYSEG))) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "malformed original request");
-        return STEP_ANSWERED;
-    }
-    /* The upstream may execute the method an override header names, not
-     * the one decided on: refused (proxy mode drops the header instead). */
-    if (r->h.method_override) {
-        r->reason = "method_override";
-        deny(r, 400, "bad_request", "method override header");
         return STEP_ANSWERED;
     }
     return forged_headers(r);

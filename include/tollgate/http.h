@@ -113,6 +113,11 @@ bool http_cors_origin_allowed(const char *origin, char *const *allowed, size_t n
 void http_redact_target(const char *target, char *const *extra, size_t nextra, char *out,
                         size_t outlen);
 
+/* Does `query` (after '?', without a fragment; NULL: none) have a parameter
+ * named `name`, read the way http_redact_target reads names (decoded, any
+ * case, '-', '.', '_' alike, the base of "name[...]"; after '&' or ';')? */
+bool http_query_has(const char *query, const char *name);
+
 /* How a header name relates to the headers tollgate sets or vouches for,
  * compared ASCII case-insensitively with '-', '_' and '.' treated as equal
  * (CGI/WSGI servers merge X_Auth_Scopes into X-Auth-Scopes). */

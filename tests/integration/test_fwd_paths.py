@@ -97,6 +97,19 @@ class MethodOverride(TollgateCase):
         rec = self.tg.audit_for(r.header("X-Request-ID"))
         self.assertEqual(rec["reason"], "method_override", rec)
 
+    def test_method_query_parameter(self):
+        """Symfony (httpMethodParameterOverride, on in Laravel) and Express's
+        method-override read _method from the query of a POST."""
+        for q in ("_method=DELETE", "_METHOD=delete", "%5Fmethod=DELETE", "a=1&_method=DELETE",
+                  "a=1;_method=DELETE", ".method=DELETE", "_method[]=DELETE", "+_method=DELETE"):
+            for path, extra in (("/auth/orders/1?" + q, {}),
+                                ("/auth", nginx_headers("/orders/1?" + q, method="POST"))):
+                r = self.tg.req("POST", path, {**api_key("alice"), **extra})
+                self.assertEnvelope(r, 400, "bad_request")
+        for q in ("x_method=DELETE", "method=DELETE", "a=_method"):
+            r = self.tg.req("POST", "/auth/orders/1?" + q, api_key("alice"))
+            self.assertEqual(r.status, 200, (q, r))
+
     def test_method_spelling(self):
         """Methods are case-sensitive; a lower- or mixed-case one is refused
         rather than decided as an unknown method no rule matches."""
@@ -167,6 +180,12 @@ class ProxyDropsOverrides(TollgateCase):
         for name in ("x-http-method-override", "x-http-method", "x-method-override"):
             self.assertNotIn(name, sent)
         self.assertEqual(self.up.last()["method"], "POST")
+
+    def test_method_query_parameter_refused(self):
+        n = len(self.up.requests)
+        r = self.tg.req("POST", "/open/x?_method=DELETE", body=b"{}")
+        self.assertEnvelope(r, 400, "bad_request")
+        self.assertEqual(len(self.up.requests), n)
 
 
 def slash_config(distinct=False):

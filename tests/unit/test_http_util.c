@@ -216,6 +216,21 @@ static void test_path_dotseg_flag(void)
     }
 }
 
+static void test_query_has(void)
+{
+    CU_ASSERT_TRUE(http_query_has("_method=DELETE", "_method"));
+    CU_ASSERT_TRUE(http_query_has("a=1&_METHOD=x", "_method"));
+    CU_ASSERT_TRUE(http_query_has("a=1;%5fmethod=x", "_method"));
+    CU_ASSERT_TRUE(http_query_has(".method=x", "_method"));
+    CU_ASSERT_TRUE(http_query_has("_method[]=x", "_method"));
+    CU_ASSERT_TRUE(http_query_has("_method", "_method"));
+    CU_ASSERT_FALSE(http_query_has("x_method=DELETE", "_method"));
+    CU_ASSERT_FALSE(http_query_has("a=_method", "_method"));
+    CU_ASSERT_FALSE(http_query_has("a=1&b=_method&c", "_method"));
+    CU_ASSERT_FALSE(http_query_has("", "_method"));
+    CU_ASSERT_FALSE(http_query_has(NULL, "_method"));
+}
+
 static void test_hdr_method_override(void)
 {
     CU_ASSERT_TRUE(http_hdr_method_override("X-HTTP-Method-Override"));
@@ -601,6 +616,7 @@ static const unit_test_t tests[] = {
     {"head_scan_sizes", test_head_scan_sizes},
     {"path_dotseg_flag", test_path_dotseg_flag},
     {"hdr_method_override", test_hdr_method_override},
+    {"query_has", test_query_has},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"reqid_after_fork", test_reqid_after_fork},
