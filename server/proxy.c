@@ -331,12 +331,13 @@ static void up_refuse(struct proxy_conn *c, struct evbuffer *buf)
 }
 
 /* The length of the answer head at the start of `buf` (its blank line
- * included), 0 while it is not whole. */
+ * included: LF LF or LF CR LF, as libevent reads lines), 0 while it is not
+ * whole. */
 static size_t head_length(struct evbuffer *buf)
 {
-    struct evbuffer_ptr crlf = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
+    struct evbuffer_ptr crlf = evbuffer_search(buf, "\n\r\n", 3, NULL);
     struct evbuffer_ptr lf = evbuffer_search(buf, "\n\n", 2, NULL);
-    ev_ssize_t a = crlf.pos < 0 ? -1 : crlf.pos + 4, b = lf.pos < 0 ? -1 : lf.pos + 2;
+    ev_ssize_t a = crlf.pos < 0 ? -1 : crlf.pos + 3, b = lf.pos < 0 ? -1 : lf.pos + 2;
 
     if (a < 0 && b < 0)
         return 0;
@@ -596,8 +597,16 @@ static void proxy_done_cb(struct evhttp_request *in, void *arg)
     }
     /* Bytes past the answer (a body longer than its Content-Length, a body
      * to HEAD) would be read as the next request's answer: delivered as
-     * framed, like nginx, but the connection is not used again. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+     * framed, like nginx, but the connection is not used again.  Answers
+     * that have no body by definition (to HEAD, 204, 304) close it too: an
+     * upstream that sends one anyway may send it a moment later, after the
+     * next request went out on the connection.  (A body past its
+     * Content-Length that comes later still cannot be told from the next
+     * answer: nginx has the same window; docs/security.md.) */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+        r->method == EVHTTP_REQ_HEAD ||
+        (in != NULL && (evhttp_request_get_response_code(in) == 204 ||
+                        evhttp_request_get_response_code(in) == 304)))
         reuse = false;
     if (st == SRV_PROXY_OK)
         c->served++;

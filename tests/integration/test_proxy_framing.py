@@ -74,6 +74,7 @@ class RawUpstream:
 
     def serve(self, s, n):
         buf = b""
+        late = False  # the last answer "had" a body, sent only once the next request came
         s.settimeout(30)
         try:
             while True:
@@ -83,6 +84,9 @@ class RawUpstream:
                 method, path = req
                 with self.lock:
                     self.seen.append((n, method, path))
+                if late:  # the worst moment: the next request is already out
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n" + SMUGGLED)
+                late = path.split("/")[2] in ("headlate", "nm304late")
                 for part in self.answer(method, path):
                     if callable(part):
                         part()
@@ -118,6 +122,10 @@ class RawUpstream:
             return [b"HTTP/1.1 2", b"00 OK\r\nContent-Le", b"ngth: 5\r\n\r\nsp", b"lit"]
         if name == "extra":
             return [self.ok(b"hello") + b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n" + SMUGGLED]
+        if name == "headlate":
+            return [b"HTTP/1.1 200 OK\r\nContent-Length: 51\r\n\r\n"]
+        if name == "nm304late":
+            return [b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"]
         if name == "headbody":
             return [b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n" + SMUGGLED]
         if name == "dupcl-same":
@@ -207,6 +215,17 @@ class ProxyFraming(TollgateCase):
     def test_body_to_head_never_reaches_the_next_client(self):
         r = self.get("/raw/headbody", method="HEAD")
         self.assertEqual((r.status, r.body), (200, b""), r)
+        self.assertNextClientGetsItsOwn()
+
+    def test_late_bytes_after_a_bodiless_answer(self):
+        """An upstream that sends a body to HEAD (or to a 304) a moment later:
+        the connection is not reused after such answers, so those bytes can
+        never become the next client's answer."""
+        r = self.get("/raw/headlate", method="HEAD")
+        self.assertEqual((r.status, r.body), (200, b""), r)
+        self.assertNextClientGetsItsOwn()
+        r = self.get("/raw/nm304late")
+        self.assertEqual((r.status, r.body), (304, b""), r)
         self.assertNextClientGetsItsOwn()
 
     def test_ambiguous_framing_is_502(self):
