@@ -486,7 +486,26 @@ class Tollgate:
         self.env.update(env or {})
         self.env = {k: v for k, v in self.env.items() if v is not None}  # None: unset
         if start:
-            self.start()
+            self._start_on_free_ports()
+
+    def _start_on_free_ports(self, tries=3):
+        """start(), on new ports when one was taken between free_port() and
+        the bind (the kernel hands ephemeral ports of outgoing connections,
+        and other suites on the machine, the same range): tollgate says
+        'Address already in use' and exits 3."""
+        for attempt in range(tries):
+            try:
+                return self.start()
+            except AssertionError as e:
+                if attempt + 1 == tries or "Address already in use" not in str(e):
+                    raise
+            old = ("127.0.0.1:%d" % self.port, "127.0.0.1:%d" % self.admin_port)
+            self.port, self.admin_port = free_port(), free_port()
+            for key, was, now in (("listen", old[0], self.port),
+                                  ("admin_listen", old[1], self.admin_port)):
+                if self.config.get(key) == was:
+                    self.config[key] = "127.0.0.1:%d" % now
+            self.write_config()
 
     # -- files
     def write_keys(self, keys=None, extra_lines=()):
