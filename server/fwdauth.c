@@ -105,6 +105,23 @@ static srv_fwd_result_t refuse(srv_req_t *r, srv_fwd_result_t result, const char
     return result;
 }
 
+/* Length of host `h` without ":port" ("[v6]:port" keeps its brackets). */
+static size_t host_name_len(const char *h)
+{
+    const char *end = h[0] == '[' ? strchr(h, ']') : NULL;
+
+    if (end != NULL)
+        return (size_t)(end - h) + 1;
+    return strcspn(h, ":");
+}
+
+static bool same_host(const char *a, const char *b)
+{
+    size_t n = host_name_len(a);
+
+    return n == host_name_len(b) && strncasecmp(a, b, n) == 0;
+}
+
 static srv_fwd_result_t parse_nginx(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
@@ -122,6 +139,12 @@ static srv_fwd_result_t parse_nginx(srv_req_t *r)
             (strcmp(h->o_uri, r->target) != 0 ||
              (!ingress && (h->host == NULL || strcasecmp(h->host, r->host) != 0))))
             return refuse(r, SRV_FWD_CONFLICT, "dialect_conflict");
+        /* ingress-nginx builds the URL from the Host header ($http_host)
+         * but routes an absolute-form request by its request line's host
+         * ($host): given X-Original-Host: $host (docs/forward-auth.md), the
+         * two must agree.  A client's own copy can only make it refuse. */
+        if (ingress && h->o_host != NULL && !same_host(h->o_host, r->host))
+            return refuse(r, SRV_FWD_CONFLICT, "host_mismatch");
     } else if (ingress) {
         return refuse(r, SRV_FWD_BAD, "bad_original"); /* it always sends the URL */
     } else if (h->o_uri != NULL) {

@@ -45,6 +45,7 @@ static const known_t known[] = {
     K("X-Forwarded-Proto", f_proto, true),
     K("X-Forwarded-Method", f_method, true),
     K("X-Original-Method", o_method, true),
+    K("X-Original-Host", o_host, true),
     K("Content-Length", content_length, true),
     K("Transfer-Encoding", transfer_encoding, true),
     K("Access-Control-Request-Method", acrm, false),

@@ -30,7 +30,8 @@ typedef enum {
 /* The request headers the pipeline reads (borrowed from the request). */
 typedef struct srv_hdrs {
     const char *host, *origin, *api_key, *real_ip, *request_id, *sent_from, *authorization;
-    const char *o_uri, *o_url, *o_method;            /* nginx dialect */
+    const char *o_uri, *o_url, *o_method; /* nginx dialect */
+    const char *o_host; /* X-Original-Host: ingress-nginx's $host, when configured */
     const char *f_uri, *f_host, *f_proto, *f_method; /* Traefik dialect, X-Forwarded-* */
     const char *acrm, *acrh;                         /* CORS preflight */
     const char *content_length, *transfer_encoding;  /* framing */

@@ -9,6 +9,8 @@ forward it raw ("/orders/admin/../public/x" was decided as "/public/x", an
 target, and a dot segment (".", "..", raw or %2E-encoded) in the path to
 authorize is a 400 in every dialect.
 """
+import uuid
+
 from harness import (TollgateCase, Tollgate, Upstream, _finish, api_key, nginx_headers,
                      raw_request, raw_status, standard_config, traefik_headers)
 
@@ -250,7 +252,7 @@ def ingress_nginx_auth_method_get(uri, host="shop.example.com"):
             "X-Original-URL": "https://%s%s" % (host, uri), "X-Original-URI": uri,
             "X-Original-Method": "GET", "X-Scheme": "https",
             "X-Sent-From": "nginx-ingress-controller", "X-Real-IP": "203.0.113.9",
-            "X-Forwarded-For": "203.0.113.9", "X-Request-ID": "a1b2c3",
+            "X-Forwarded-For": "203.0.113.9", "X-Request-ID": uuid.uuid4().hex,
             "X-Auth-Request-Redirect": uri}
 
 
@@ -299,6 +301,21 @@ class IngressNginxAuthMethod(TollgateCase):
         h = {**ingress_nginx_auth_method_get("/orders/admin/x"), **api_key("bob"),
              "X-Forwarded-Uri": "/public/x"}
         self.assertEnvelope(self.ingress.get("/auth", h), 403, "forbidden")
+
+    def test_original_host_must_match_the_url(self):
+        """ingress-nginx routes `GET http://admin.example/x` + `Host:
+        shop.example.com` to admin.example's backend but builds X-Original-URL
+        from Host: with X-Original-Host: $host set by the controller
+        (auth-proxy-set-headers), a disagreement is refused."""
+        h = {**ingress_nginx_auth_method_get("/orders/1"), **api_key("bob")}
+        h["X-Original-Host"] = "admin.example"
+        r = self.ingress.get("/auth", h)
+        self.assertEnvelope(r, 400, "bad_request")
+        self.assertEqual(self.ingress.audit_for(r.header("X-Request-ID"))["reason"],
+                         "host_mismatch")
+        for same in ("shop.example.com", "SHOP.example.com", "shop.example.com:443"):
+            h["X-Original-Host"] = same
+            self.assertEqual(self.ingress.get("/auth", h).status, 200, same)
 
     def test_plain_nginx_pin_still_compares_the_host(self):
         """`nginx` is for a plain nginx, which passes a client's X-Original-URL
