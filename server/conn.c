@@ -89,7 +89,8 @@ struct srv_conn {
     uint64_t since_ms;          /* CONN_READING: the request's first byte */
     http_head_scan_t head;      /* the current request's head, read for NUL */
     bool gated;                 /* evhttp's read callback waits for a whole head */
-    bool head_eaten;            /* evhttp consumed some of this head already */
+    bool head_eaten;            /* evhttp may have read some of this head (no `held`) */
+    bool capped;                /* a read high watermark holds the client back */
     bool draining;              /* conn.c itself moves the input's bytes */
     struct evbuffer *held;      /* a pipelined head, kept from evhttp until whole */
     srv_conn_verdict_t refused; /* a 413/431 stand-in is on its way */
@@ -177,26 +178,35 @@ static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
     }
 }
 
-/* The most a connection's input buffer holds before reading pauses (a read
- * high watermark): a head is refused past max_header_bytes and evhttp moves
- * a body out as it reads it, so only a client that sends while its answer
- * is written (evhttp keeps reading then, to see a close) reaches it; without
- * it, one such client buffered 1.5 GiB in 3 s. */
+/* While a request is being answered, the most its connection's input holds
+ * before reading pauses (a read high watermark).  evhttp keeps reading then
+ * (to see a close) but parses nothing, so without it a client that sends
+ * while its answer is written had 1.5 GiB buffered in 3 s.  Not set while a
+ * request arrives: a head is refused past max_header_bytes and evhttp moves
+ * a body out as it reads it; and a high watermark costs an event_add on
+ * every change of the buffer (libevent's bufferevent_inbuf_wm_cb). */
 static size_t read_cap(const srv_worker_t *w)
 {
     return w->cfg->max_header_bytes + 65536;
+}
+
+static void set_marks(srv_conn_t *c, bool gated, bool capped)
+{
+    if (c->gated != gated || c->capped != capped)
+        bufferevent_setwatermark(c->bev, EV_READ, gated ? SIZE_MAX : 0,
+                                 capped ? read_cap(c->w) : 0);
+    c->gated = gated;
+    c->capped = capped;
 }
 
 /* While a head is incomplete, evhttp's read callback is held back (a low
  * watermark no buffer reaches), so evhttp parses a head only once it is
  * whole and within bounds, and a refused head is still whole in the buffer
  * to be replaced.  Read callbacks evhttp runs itself (a pipelined request
- * behind an answer) do not look at watermarks: head_eaten tells. */
+ * behind an answer) do not look at watermarks: such a head waits in `held`. */
 static void gate(srv_conn_t *c, bool on)
 {
-    if (c->gated != on)
-        bufferevent_setwatermark(c->bev, EV_READ, on ? SIZE_MAX : 0, read_cap(c->w));
-    c->gated = on;
+    set_marks(c, on, c->capped);
 }
 
 static void head_starts(srv_conn_t *c)
@@ -269,7 +279,7 @@ static void judge(srv_conn_t *c, struct evbuffer *buf)
     else if (!c->head.in_head && c->head.has_clen && c->head.clen > cfg->max_body_bytes)
         refuse(c, buf, SRV_CONN_BODY_TOO_LARGE);
     else if (held && c->head.in_head)
-        (void)hold(c, buf); /* appends to the existing buffer */
+        (void)hold(c, buf); /* appends to an existing buffer: cannot fail */
     else if (held)
         unhold(c, buf);
     gate(c, c->state == CONN_READING && c->head.in_head);
@@ -317,7 +327,6 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
     w->conn_list = c;
     w->conn_by_fd[fd] = c;
     evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
-    bufferevent_setwatermark(bev, EV_READ, 0, read_cap(w));
     head_starts(c);
     return c;
 }
@@ -328,15 +337,11 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     srv_worker_t *w = tl_worker;
     srv_conn_t *c;
 
-    if (w == NULL)
+    if (w == NULL || info->n_added == 0)
         return;
     c = conn_of(w, bev);
     if (c != NULL && c->draining)
         return; /* conn.c's own move */
-    if (c != NULL && info->n_deleted > 0 && c->state == CONN_READING && c->head.in_head)
-        c->head_eaten = true;
-    if (info->n_added == 0)
-        return;
     if (c == NULL) {
         if ((c = adopt(w, bev, util_mono_ms())) == NULL)
             return;
@@ -463,7 +468,7 @@ srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
     c->state = CONN_BUSY;
     if (c->refused != SRV_CONN_OK) /* what came after the stand-in */
         drain(c, bufferevent_get_input(c->bev));
-    gate(c, false);
+    set_marks(c, false, true); /* read_cap: evhttp parses nothing until answered */
     return v;
 }
 
@@ -487,6 +492,7 @@ void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
 
     if (c == NULL || c->state == CONN_CUT || c->refused != SRV_CONN_OK)
         return;
+    set_marks(c, c->gated, false);
     /* A pipelined request already read starts its clock now; evhttp reads
      * it once this answer is written, whatever our gate says. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
@@ -495,8 +501,11 @@ void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
         head_starts(c);
         scan_buffer(c, bufferevent_get_input(c->bev), 0);
         judge(c, bufferevent_get_input(c->bev));
-        if (c->state == CONN_READING && c->head.in_head)
-            (void)hold(c, bufferevent_get_input(c->bev));
+        /* without memory for `held`, evhttp may read part of it: its own
+         * limits answer then (refuse()) */
+        if (c->state == CONN_READING && c->head.in_head &&
+            hold(c, bufferevent_get_input(c->bev)) != 0)
+            c->head_eaten = true;
     } else {
         c->state = CONN_IDLE;
     }
