@@ -3,7 +3,6 @@ symlink swap; a bad file leaves the old config in place."""
 import os
 import re
 import signal
-import time
 
 from harness import (KEYS, KubeVolume, TollgateCase, api_key, bearer, key_line, make_jwt,
                      standard_config, to_yaml, wait_for, unique)
@@ -138,10 +137,9 @@ class SecretRotation(TollgateCase):
         self.assertEqual(tg.get("/auth/orders/1", DAVE).status, 401)
         # One key added, one removed.
         sec.update({"api-keys": self.keys_text(["alice", "dave"])})
-        t0 = time.monotonic()
+        # the files are looked at once a second: 5 s (x SLOW) is the bound
         self.assertTrue(wait_for(lambda: tg.get("/auth/orders/1", DAVE).status == 200, 5),
                         "added key not accepted within 5 s")
-        self.assertLess(time.monotonic() - t0, 5)
         self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 401)
         self.assertEqual(tg.get("/auth/orders/1", api_key("alice")).status, 200)
         self.assertEqual(tg.proc.pid, pid)
