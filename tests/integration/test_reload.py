@@ -163,6 +163,9 @@ class SecretRotation(TollgateCase):
         self.assertEqual(tg.get("/auth/orders/1", bearer(make_jwt(claims, old))).status, 200)
         sec.update({"jwt-secret": new})
         self.assertTrue(wait_for(
-            lambda: tg.get("/auth/orders/1", bearer(make_jwt(claims, new))).status == 200, 5),
-            "token signed with the new secret not accepted within 5 s")
+            lambda: tg.get("/auth/orders/1", bearer(make_jwt(claims, new))).status == 200, 10),
+            "token signed with the new secret not accepted within 10 s: %r %r\n%s" % (
+                tg.get("/auth/orders/1", bearer(make_jwt(claims, new))),
+                [l for l in tg.metrics().splitlines() if "reloads_total{" in l],
+                tg.stderr()[-3000:]))
         self.assertEqual(tg.get("/auth/orders/1", bearer(make_jwt(claims, old))).status, 401)
