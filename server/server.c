@@ -429,23 +429,31 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Ready once every worker's first Redis attempt has settled, or after the
- * start grace: then /readyz, tollgate_fallback and the log agree from the
- * first answer on. */
+/* With Redis, the revocations stored there were read into memory: until
+ * then a token revoked before this replica started would be accepted. */
+static bool revocations_loaded(srv_t *s)
+{
+    return s->cfg_redis_mode == CFG_REDIS_NONE || auth_shared_synced(&s->shared);
+}
+
+/* Ready once every worker's first Redis attempt has settled and the
+ * revocations are loaded, or after the start grace: then /readyz,
+ * tollgate_fallback and the log agree from the first answer on. */
 static void start_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_t *s = arg;
 
     (void)fd;
     (void)what;
-    if ((!srv_backend_settled(s) || !auth_jwks_settled()) &&
+    if ((!srv_backend_settled(s) || !auth_jwks_settled() || !revocations_loaded(s)) &&
         util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);
     atomic_store(&s->ready, true);
     event_del(s->start_ev);
-    log_info("ready: redis %s%s", srv_backend_state(s),
-             auth_jwks_settled() ? "" : "; a JWKS is still being fetched");
+    log_info("ready: redis %s%s%s", srv_backend_state(s),
+             auth_jwks_settled() ? "" : "; a JWKS is still being fetched",
+             revocations_loaded(s) ? "" : "; revocations not loaded from redis yet");
 }
 
 static void delay_done(evutil_socket_t fd, short what, void *arg)

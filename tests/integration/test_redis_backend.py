@@ -149,6 +149,13 @@ class SharedState(TollgateCase):
         bad = {"X-API-Key": "it-key-wrong-redis-0123456789abc", "X-Forwarded-For": ip}
         for tg in (a, b, a):
             self.assertEqual(tg.get("/auth/orders/1", bad).status, 401)
+        # a locks the IP when lockout.lua replies; b hears it on tg:lockouts,
+        # a channel delivery later (docs/redis.md), not necessarily before
+        # the next request: wait for it with a good key (which counts no
+        # failure: b alone has seen one of the three).
+        good = dict(api_key("bob"), **{"X-Forwarded-For": ip})
+        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", good).status == 429, 5),
+                        "the lockout did not reach the other replica")
         self.assertEnvelope(b.get("/auth/orders/1", bad), 429, "locked_out")
 
 
