@@ -99,8 +99,8 @@ class SharedState(TollgateCase):
         r = a.admin("POST", "/admin/v1/revocations", {"Content-Type": "application/json"},
                     json.dumps({"token": tok}).encode())
         self.assertIn(r.status, (200, 201, 204), r)
-        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 1.0),
-                        "replica b still accepts a token revoked on a after 1 s")
+        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 5),
+                        "replica b still accepts a token revoked on a after 5 s")
 
     def test_acknowledged_revocation_survives_the_replica(self):
         """A 200 from the admin API means the revocation is in Redis: the
@@ -117,7 +117,7 @@ class SharedState(TollgateCase):
         a.proc.wait(5)
         c = self.spawn(with_redis([self.redis.addr]))
         self.assertEqual(c.get("/auth/orders/1", bearer(tok)).status, 401)
-        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 1.0),
+        self.assertTrue(wait_for(lambda: b.get("/auth/orders/1", bearer(tok)).status == 401, 5),
                         "replica b still accepts a token revoked (and acknowledged) on a")
 
     def test_revocation_far_in_the_future_survives_a_resync(self):
