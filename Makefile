@@ -12,9 +12,15 @@ V        ?= 0
 Q        := $(if $(filter 1,$(V)),,@)
 
 # Sanitizer builds (make test-asan) drop the hardening flags, as STYLE.md asks.
+# Coverage builds (make coverage, COV=1) too: -O0 keeps lines and branches as
+# written, and _FORTIFY_SOURCE needs optimisation.
 ifeq ($(SAN),1)
 OPT      ?= -O1 -g -fno-omit-frame-pointer
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+HARDEN   :=
+else ifeq ($(COV),1)
+OPT      ?= -O0 -g
+SANFLAGS := --coverage
 HARDEN   :=
 else
 OPT      ?= -O2 -g
@@ -46,7 +52,7 @@ LIB      := $(BUILD)/libtollgate.a
 
 .PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench bench-scale soak \
         lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down \
-        image image-check image-smoke image-clean
+        image image-check image-smoke image-clean test-fresh
 
 all: $(BIN)
 
@@ -57,6 +63,8 @@ help:
 	@echo "make test-asan  the same tests under ASan + UBSan"
 	@echo "make valgrind   unit tests, then an integration subset, under valgrind"
 	@echo "make fuzz       short libFuzzer runs over every parser of outside input"
+	@echo "make coverage   unit + integration tests with gcov, per-module table; fails under 80% lines"
+	@echo "make audit-deps linked/image Debian packages vs bookworm-security, npm audit of tool packages"
 	@echo "make bench      wrk against tollgate and yardsticks, prints a table"
 	@echo "make bench-scale  1/2/3 replicas x 1/3 Redis shards, CPU per request"
 	@echo "make soak       5 min of mixed traffic; fails on RSS/fd growth"
@@ -65,6 +73,7 @@ help:
 	@echo "make image      build the container image with buildah (root, Debian mirror)"
 	@echo "make image-smoke  build it, run it, GET /healthz (part of CI)"
 	@echo "make deps       install Debian packages (root) or print the command"
+	@echo "make test-fresh  make test + make run in a fresh Debian 12 minbase root (root, Debian mirror)"
 
 deps:
 	$(Q)scripts/deps.sh install
@@ -131,6 +140,17 @@ valgrind: $(UNIT_BIN) $(BIN)
 fuzz: deps-check
 	$(Q)scripts/fuzz.sh $(FUZZ_SRCS)
 
+# Line and branch coverage of the unit and integration suites together, in
+# build-cov (scripts/coverage.sh); COVERAGE_MIN (80) is the overall line floor.
+.PHONY: coverage audit-deps
+coverage: deps-check
+	$(Q)scripts/coverage.sh
+
+# Pending security fixes for what the binary and the image use, npm audit of
+# the tool packages (scripts/audit-deps.sh); needs the mirror and the registry.
+audit-deps: $(BIN)
+	$(Q)scripts/audit-deps.sh $(abspath $(BIN))
+
 bench: deps-check
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)tests/bench/run.sh $(abspath $(BIN))
@@ -180,6 +200,12 @@ image-smoke:
 image-clean:
 	$(Q)scripts/image.sh clean
 
+# A new user's first steps on a fresh Debian 12: a debootstrap minbase root
+# (cached in .cache/fresh), a clone of HEAD, make test, make run answering.
+# Root and the Debian mirror, a few minutes more than make test; not in CI.
+test-fresh:
+	$(Q)scripts/test-fresh.sh
+
 FORMAT_SRCS = $(wildcard include/tollgate/*.h $(foreach m,$(MODULES),$(m)/*.[ch]))
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
@@ -188,6 +214,6 @@ format-check:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-cov
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

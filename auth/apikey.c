@@ -200,17 +200,22 @@ static const auth_apikey_t *find_digest(const auth_keystore_t *ks,
     return NULL;
 }
 
-static bool has_id(const auth_keystore_t *ks, const char *id)
+const auth_apikey_t *auth_keystore_find_id(const auth_keystore_t *ks, const char *id)
 {
     size_t mask, i;
 
-    if (ks->nslots == 0)
-        return false;
+    if (ks == NULL || id == NULL || ks->nslots == 0)
+        return NULL;
     mask = ks->nslots - 1;
     for (i = id_hash(id) & mask; ks->by_id[i] != 0; i = (i + 1) & mask)
         if (strcmp(ks->keys[ks->by_id[i] - 1]->id, id) == 0)
-            return true;
-    return false;
+            return ks->keys[ks->by_id[i] - 1];
+    return NULL;
+}
+
+static bool has_id(const auth_keystore_t *ks, const char *id)
+{
+    return auth_keystore_find_id(ks, id) != NULL;
 }
 
 /* Take `k` into the store.  0; 1 duplicate id; 2 duplicate digest; -1 OOM.

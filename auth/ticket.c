@@ -12,6 +12,8 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include "tollgate/util_b64.h"
@@ -19,6 +21,7 @@
 #include "tollgate/util_hash.h"
 
 #define TICKET_BYTES 32
+#define KFP_HEX 64 /* characters of an API key's fingerprint (HMAC-SHA256) */
 
 int auth_ticket_make(char *out)
 {
@@ -72,13 +75,48 @@ static json_t *jstr_or_null(const char *s)
     return s != NULL ? json_string(s) : json_null();
 }
 
-char *auth_ticket_encode(const auth_identity_t *id)
+/* The fingerprint of API key `k` for `ticket`: HMAC-SHA256 keyed with the
+ * ticket over the key's digest, in hex.  Bound to the key itself (a key
+ * rotated under the same id has another), and useless without the ticket,
+ * which is never stored: what is in Redis does not help to guess a key. */
+static int key_fingerprint(const char *ticket, const auth_apikey_t *k,
+                           char out[KFP_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char label[] = "tollgate ticket api key\n";
+    unsigned char msg[sizeof label - 1 + sizeof k->sha256], md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+
+    memcpy(msg, label, sizeof label - 1);
+    memcpy(msg + sizeof label - 1, k->sha256, sizeof k->sha256);
+    if (HMAC(EVP_sha256(), ticket, (int)strlen(ticket), msg, sizeof msg, md, &mdlen) ==
+            NULL ||
+        mdlen != KFP_HEX / 2)
+        return -1;
+    for (unsigned i = 0; i < mdlen; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[KFP_HEX] = '\0';
+    OPENSSL_cleanse(md, sizeof md);
+    return 0;
+}
+
+char *auth_ticket_encode(const auth_identity_t *id, const char *ticket,
+                         const auth_keystore_t *keys)
 {
     json_t *o = json_object(), *scopes = json_array(), *hdrs = json_object();
     const char *iss = auth_identity_claim(id, "iss", NULL, 0);
+    const auth_apikey_t *k = NULL;
+    char kfp[KFP_HEX + 1];
     char *text = NULL;
 
     if (o == NULL || scopes == NULL || hdrs == NULL)
+        goto out;
+    if (id->kind == AUTH_KIND_API_KEY &&
+        ((k = auth_keystore_find_id(keys, id->client_id)) == NULL ||
+         key_fingerprint(ticket, k, kfp) != 0 ||
+         json_object_set_new(o, "kfp", json_string(kfp)) != 0))
         goto out;
     for (size_t i = 0; i < id->nscopes; i++)
         json_array_append_new(scopes, json_string(id->scopes[i]));
@@ -150,9 +188,9 @@ static int decode_lists(const json_t *o, auth_identity_t *out)
     return 0;
 }
 
-int auth_ticket_decode(const char *text, size_t len, auth_identity_t *out)
+/* The identity of stored object `o` into `out` (cleared on error). */
+static int decode_obj(const json_t *o, auth_identity_t *out)
 {
-    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
     const json_t *kind = json_object_get(o, "kind"), *iss = json_object_get(o, "iss");
     int rc = -1;
 
@@ -177,10 +215,81 @@ int auth_ticket_decode(const char *text, size_t len, auth_identity_t *out)
         goto out;
     rc = 0;
 out:
-    json_decref(o);
     if (rc != 0)
         auth_identity_clear(out);
     return rc;
+}
+
+int auth_ticket_decode(const char *text, size_t len, auth_identity_t *out)
+{
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    int rc = decode_obj(o, out);
+
+    json_decref(o);
+    return rc;
+}
+
+/* ---- the credential, checked again on use ------------------------------ */
+
+/* An API key identity against the key store in force: the same key (its
+ * fingerprint), then scopes, tier and deprecation as its line says now. */
+static const char *recheck_api_key(const auth_ticket_check_t *chk, const char *kfp,
+                                   auth_identity_t *id)
+{
+    const auth_apikey_t *k;
+    char want[KFP_HEX + 1];
+
+    if (kfp == NULL || strlen(kfp) != KFP_HEX || chk->ticket == NULL)
+        return "invalid_ticket"; /* not one of ours (an older replica's) */
+    if (chk->keys == NULL)
+        return "ticket_credential_disabled";
+    k = auth_keystore_find_id(chk->keys, id->client_id);
+    if (k == NULL)
+        return "ticket_key_removed";
+    if (key_fingerprint(chk->ticket, k, want) != 0 ||
+        CRYPTO_memcmp(want, kfp, KFP_HEX) != 0)
+        return "ticket_key_rotated";
+    auth_identity_clear(id);
+    if (auth_apikey_identity(k, id) != 0)
+        return "invalid_ticket";
+    id->ticket = true;
+    return NULL;
+}
+
+/* A JWT identity: accepted now, not expired (exp + leeway, as a bearer
+ * token), not revoked. */
+static const char *recheck_jwt(const auth_ticket_check_t *chk, const auth_identity_t *id)
+{
+    if (!chk->jwt)
+        return "ticket_credential_disabled";
+    if (id->exp <= 0 || id->exp <= chk->now_s - (int64_t)chk->leeway_s)
+        return "ticket_token_expired"; /* exp + leeway <= now, without overflow */
+    if (chk->revoked != NULL &&
+        auth_revoke_check(chk->revoked, id->jti, id->subject, id->iat, chk->now_s))
+        return "revoked";
+    return NULL;
+}
+
+const char *auth_ticket_restore(const char *val, size_t len, const auth_ticket_check_t *chk,
+                                auth_identity_t *out)
+{
+    json_t *o;
+    const char *why;
+
+    memset(out, 0, sizeof(*out));
+    if (val == NULL)
+        return "invalid_ticket";
+    o = json_loadb(val, len, JSON_REJECT_DUPLICATES, NULL);
+    if (decode_obj(o, out) != 0)
+        why = "invalid_ticket";
+    else if (out->kind == AUTH_KIND_API_KEY)
+        why = recheck_api_key(chk, json_string_value(json_object_get(o, "kfp")), out);
+    else
+        why = recheck_jwt(chk, out);
+    json_decref(o);
+    if (why != NULL)
+        auth_identity_clear(out);
+    return why;
 }
 
 /* ---- memory store ------------------------------------------------------------ */

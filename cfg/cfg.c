@@ -366,6 +366,7 @@ static cfg_t *cfg_defaults(void)
     c->request_read_timeout_ms = 30000;
     c->idle_timeout_ms = 15000;
     c->expected_replicas = 1;
+    c->client_ipv6_prefix = 64;
     c->shutdown_delay = 5;
     c->redis.mode = CFG_REDIS_NONE;
     c->redis.key_prefix = strdup("tg:");

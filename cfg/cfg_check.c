@@ -282,9 +282,12 @@ static void apply_path_match(cfg_build_t *b)
     for (size_t i = 0; i < c->nroutes; i++) {
         c->routes[i].path_icase |= all;
         c->routes[i].match.icase = c->routes[i].path_icase;
+        c->routes[i].match.slash_strict = c->trailing_slash == CFG_SLASH_DISTINCT;
     }
-    for (size_t i = 0; i < c->policy.nlimits; i++)
+    for (size_t i = 0; i < c->policy.nlimits; i++) {
         c->policy.limits[i].match.icase = all;
+        c->policy.limits[i].match.slash_strict = c->trailing_slash == CFG_SLASH_DISTINCT;
+    }
 }
 
 void cfg_check(cfg_build_t *b)

@@ -273,7 +273,8 @@ static const char *const audit_flushes[] = {"interval", "every", "fsync"};
 
 static json_t *jcfg(const cfg_t *c, bool public)
 {
-    static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy"};
+    static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy",
+                                           "ingress-nginx"};
     json_t *o = json_object();
 
     if (o == NULL)
@@ -289,6 +290,7 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(o, "admin_listen", jstr(c->admin_listen));
     json_object_set_new(o, "threads", json_integer(c->threads));
     json_object_set_new(o, "trusted_proxies", jcidrs(&c->trusted_proxies));
+    json_object_set_new(o, "client_ipv6_prefix", json_integer(c->client_ipv6_prefix));
     json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)c->max_body_bytes));
     json_object_set_new(o, "max_header_bytes",
                         json_integer((json_int_t)c->max_header_bytes));
@@ -309,6 +311,9 @@ static json_t *jcfg(const cfg_t *c, bool public)
         json_pack("{s:b, s:s}", "hide_credentials", c->proxy.hide_credentials,
                   "reserved_headers",
                   c->proxy.reserved == CFG_RESERVED_REJECT ? "reject" : "drop"));
+    json_object_set_new(
+        o, "trailing_slash",
+        json_string(c->trailing_slash == CFG_SLASH_DISTINCT ? "distinct" : "same"));
     json_object_set_new(o, "path_match",
                         json_string(c->path_match == CFG_PATH_CASE_INSENSITIVE
                                         ? "case_insensitive"

@@ -963,7 +963,9 @@ static void p_auth_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, voi
         cfg_err(b, at(v), "%s: list api_key, jwt or both", ctx);
 }
 static const char *const path_match_names[] = {"case_sensitive", "case_insensitive", NULL};
-static const char *const dialect_names[] = {"auto", "nginx", "traefik", "envoy", NULL};
+static const char *const dialect_names[] = {"auto",  "nginx",         "traefik",
+                                            "envoy", "ingress-nginx", NULL};
+static const char *const trailing_slash_names[] = {"same", "distinct", NULL};
 static const char *const reserved_names[] = {"drop", "reject", NULL};
 
 /* A route's path_match: only case_insensitive changes anything (the global
@@ -1467,6 +1469,7 @@ static const field_t top_fields[] = {
     {"threads", p_uint, offsetof(cfg_t, threads), 0, 256, NULL},
     {"environment", p_enum, offsetof(cfg_t, environment), 0, 0, env_names},
     {"trusted_proxies", p_cidrs, offsetof(cfg_t, trusted_proxies), 0, 0, NULL},
+    {"client_ipv6_prefix", p_uint, offsetof(cfg_t, client_ipv6_prefix), 32, 128, NULL},
     {"max_body_bytes", p_size, offsetof(cfg_t, max_body_bytes), 1, 1ull << 40, NULL},
     {"max_header_bytes", p_size, offsetof(cfg_t, max_header_bytes), 1024, 1ull << 20, NULL},
     {"max_connections", p_uint, offsetof(cfg_t, max_connections), 1, 10000000, NULL},
@@ -1479,6 +1482,7 @@ static const field_t top_fields[] = {
     {"forward_auth", p_map, 0, 0, 0, forward_auth_fields},
     {"proxy", p_map, 0, 0, 0, proxy_fields},
     {"path_match", p_enum, offsetof(cfg_t, path_match), 0, 0, path_match_names},
+    {"trailing_slash", p_enum, offsetof(cfg_t, trailing_slash), 0, 0, trailing_slash_names},
     {"tickets", p_map, 0, 0, 0, tickets_fields},
     {"health", p_map, 0, 0, 0, health_fields},
     {"default_route", p_map, offsetof(cfg_t, default_route), 0, 0, default_route_fields},

@@ -46,6 +46,20 @@ static bool canon_match(const char *name, const char *lit, bool whole, bool *odd
     return true;
 }
 
+bool http_hdr_method_override(const char *name)
+{
+    static const char *const names[] = {"x-http-method-override", "x-http-method",
+                                        "x-method-override"};
+    bool odd = false;
+
+    if ((name[0] | 0x20) != 'x')
+        return false;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (canon_match(name, names[i], true, &odd))
+            return true;
+    return false;
+}
+
 http_hdr_class_t http_hdr_class(const char *name, bool *variant)
 {
     static const char *const vouched[] = {"x-request-id", "x-forwarded-for",
@@ -106,36 +120,95 @@ size_t http_hdr_value_encode(const char *in, bool keep_space, char *out, size_t 
     return o;
 }
 
+/* Reading a Content-Length line (http_head_scan_t.cl): 0..14 is how much of
+ * the name and ':' matched so far; then OWS and digits; CL_NONE when the
+ * line is something else or not a plain "Content-Length: digits" (libevent
+ * and srv_hdrs_scan judge those; max_body_size stays libevent's backstop). */
+enum { CL_NAME_END = 15, CL_DIGITS, CL_AFTER, CL_CR, CL_NONE };
+
+static const char cl_name[] = "content-length:";
+
 void http_head_scan_start(http_head_scan_t *s)
 {
+    memset(s, 0, sizeof(*s));
     s->in_head = true;
-    s->st = 0;
-    s->nul = false;
+    s->cl = CL_NONE; /* the request line */
+}
+
+/* Read the bytes of a Content-Length line from p on, up to its LF (not
+ * consumed) or the end of the piece; return where it stopped: there, or at
+ * the first byte that makes it another kind of line. */
+static const char *clen_feed(http_head_scan_t *s, const char *p, const char *end)
+{
+    for (; p < end && *p != '\n'; p++) {
+        unsigned char ch = (unsigned char)*p;
+
+        if (s->cl < CL_NAME_END) {
+            if ((ch >= 'A' && ch <= 'Z' ? ch + 32 : ch) != (unsigned char)cl_name[s->cl])
+                break;
+            s->cl++;
+        } else if ((ch == ' ' || ch == '\t') && s->cl != CL_CR) {
+            if (s->cl == CL_DIGITS)
+                s->cl = CL_AFTER;
+        } else if (ch >= '0' && ch <= '9' && (s->cl == CL_NAME_END || s->cl == CL_DIGITS)) {
+            s->cl = CL_DIGITS;
+            s->cl_cur = s->cl_cur > (UINT64_MAX - 9) / 10 ? UINT64_MAX
+                                                          : s->cl_cur * 10 + (ch - '0');
+        } else if (ch == '\r' && (s->cl == CL_DIGITS || s->cl == CL_AFTER)) {
+            s->cl = CL_CR;
+        } else {
+            break;
+        }
+    }
+    if (p < end && *p != '\n')
+        s->cl = CL_NONE;
+    return p;
+}
+
+/* A line ends: keep its Content-Length if it was one. */
+static void line_ends(http_head_scan_t *s)
+{
+    if (s->cl == CL_DIGITS || s->cl == CL_AFTER || s->cl == CL_CR) {
+        if (!s->has_clen || s->cl_cur > s->clen)
+            s->clen = s->cl_cur;
+        s->has_clen = true;
+    }
+    s->cl = CL_NONE;
 }
 
 void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n)
 {
-    const char *end = p + n, *nl;
+    const char *start = p, *end = p + n, *nl;
 
     while (s->in_head && p < end) {
         if (s->st != 0) {
             if (*p == '\n') {
                 s->in_head = false;
-                return;
+                p++;
+                break;
             }
             if (*p == '\r' && s->st == 1) {
                 s->st = 2;
                 p++;
                 continue;
             }
+            /* a header line starts (one that starts with CR is no field) */
+            s->cl = s->st == 1 ? 0 : CL_NONE;
+            s->cl_cur = 0;
             s->st = 0;
         }
+        if (s->cl != CL_NONE)
+            p = clen_feed(s, p, end);
         nl = memchr(p, '\n', (size_t)(end - p));
         if (memchr(p, '\0', (size_t)((nl != NULL ? nl : end) - p)) != NULL)
             s->nul = true;
-        if (nl == NULL)
-            return;
+        if (nl == NULL) {
+            p = end;
+            break;
+        }
+        line_ends(s);
         p = nl + 1;
         s->st = 1;
     }
+    s->len += (size_t)(p - start);
 }

@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -312,6 +313,30 @@ void http_client_ip(const char *peer_ip, const char *xff, const http_cidr_list_t
     if (xff != NULL && list_contains_addr(trusted, &cur))
         xff_walk(xff, trusted, &cur);
     addr_format(&cur, out, outlen);
+}
+
+void http_ip_key(const char *ip, unsigned v6_prefix, char *out, size_t outlen)
+{
+    net_addr_t a;
+    char net[HTTP_IP_STRLEN];
+    unsigned i;
+
+    if (out == NULL || outlen == 0)
+        return;
+    if (ip == NULL || addr_parse(ip, strlen(ip), &a) != 0) {
+        snprintf(out, outlen, "%s", ip != NULL ? ip : "");
+        return;
+    }
+    /* addr_parse() has folded ::ffff:a.b.c.d into AF_INET: never masked */
+    if (a.family != AF_INET6 || v6_prefix >= 128) {
+        addr_format(&a, out, outlen);
+        return;
+    }
+    for (i = v6_prefix; i < 128; i++)
+        a.b[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    if (inet_ntop(AF_INET6, a.b, net, sizeof(net)) == NULL)
+        net[0] = '\0';
+    snprintf(out, outlen, "%s/%u", net, v6_prefix);
 }
 
 /* A host name or v4 literal: letters, digits, '.', '-', '_'. */

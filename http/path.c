@@ -116,12 +116,16 @@ int http_path_normalize(const char *in, size_t len, char *out, size_t outlen,
             return -1;
         if (b.n - seg == 1 && out[seg] == '.') {
             b.n = seg;
+            *flags |= HTTP_PATH_DOTSEG;
         } else if (b.n - seg == 2 && out[seg] == '.' && out[seg + 1] == '.') {
             b.n = seg;
+            *flags |= HTTP_PATH_DOTSEG;
             if (segment_pop(&b) != 0)
                 return -1;
         } else if (b.n > seg && j < len && pbuf_put(&b, '/') != 0) {
             return -1;
+        } else if (b.n == seg && j < len) {
+            *flags |= HTTP_PATH_EMPTYSEG;
         }
         i = j + 1;
     }
@@ -131,41 +135,181 @@ int http_path_normalize(const char *in, size_t len, char *out, size_t outlen,
 
 /* ---- query redaction ------------------------------------------------------ */
 
-/* Is the parameter name name[0..len) a credential?  The name is compared
- * after percent-decoding, ASCII case-insensitively, because the server's
- * query parser (evhttp_parse_query_str) decodes names too: "tick%65t" must
- * not slip a ticket into the log. */
-static bool secret_param(const char *name, size_t len, char *const *extra, size_t nextra)
+/* A query name is read the way the frameworks behind tollgate read it, and
+ * every reading that could make it a credential counts:
+ *  - percent-decoded once, '+' as a space, IIS/ASP.NET's %uXXXX too;
+ *  - letters compared case-insensitively, with the four non-ASCII letters
+ *    that Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase take for
+ *    ASCII ones (U+0130 and U+0131 for i, U+017F for s, U+212A for k);
+ *  - '-', '.', '_' and inner spaces equal (PHP turns ' ' and '.' into '_'),
+ *    spaces around a name ignored (PHP drops leading ones);
+ *  - the base name before the first '[' (PHP, Rails, qs: "token[]",
+ *    "token[0]") and every part between '[', ']' and '.' ("user[password]",
+ *    Spring's and qs's "user.password") are each a name;
+ *  - a NUL ends the name (PHP). */
+typedef struct name_rd {
+    const char *p, *end;
+} name_rd_t;
+
+/* The ASCII letter a non-ASCII code point case-folds to in Java and .NET,
+ * else 0x80 (which matches no name). */
+static int fold_cp(unsigned cp)
+{
+    if (cp < 0x80)
+        return (int)cp;
+    if (cp == 0x130 || cp == 0x131)
+        return 'i';
+    if (cp == 0x17f)
+        return 's';
+    if (cp == 0x212a)
+        return 'k';
+    return 0x80;
+}
+
+/* The next byte of the name, decoded; -1 at its end. */
+static int rd_byte(name_rd_t *r)
+{
+    const char *p = r->p;
+    unsigned cp = 0;
+    int i, h;
+
+    if (p >= r->end)
+        return -1;
+    if (*p == '+') {
+        r->p++;
+        return ' ';
+    }
+    if (*p == '%' && r->end - p >= 6 && (p[1] == 'u' || p[1] == 'U')) {
+        for (i = 2; i < 6 && (h = util_hexval((unsigned char)p[i])) >= 0; i++)
+            cp = cp << 4 | (unsigned)h;
+        if (i == 6) {
+            r->p += 6;
+            return fold_cp(cp);
+        }
+    }
+    if (*p == '%' && r->end - p >= 3 && util_hexval((unsigned char)p[1]) >= 0 &&
+        util_hexval((unsigned char)p[2]) >= 0) {
+        r->p += 3;
+        return util_hexval((unsigned char)p[1]) << 4 | util_hexval((unsigned char)p[2]);
+    }
+    r->p++;
+    return (unsigned char)*p;
+}
+
+/* The next character of the name: decoded, the UTF-8 of U+0130, U+0131,
+ * U+017F and U+212A folded, ASCII lower-cased; -1 at its end. */
+static int rd_char(name_rd_t *r)
+{
+    static const struct {
+        unsigned char utf8[3];
+        size_t n;
+        char ascii;
+    } folds[] = {{{0xc4, 0xb0}, 2, 'i'},
+                 {{0xc4, 0xb1}, 2, 'i'},
+                 {{0xc5, 0xbf}, 2, 's'},
+                 {{0xe2, 0x84, 0xaa}, 3, 'k'}};
+    int c = rd_byte(r);
+    size_t i, k;
+
+    for (i = 0; c >= 0xc4 && i < sizeof(folds) / sizeof(folds[0]); i++) {
+        name_rd_t ahead = *r;
+
+        if (c != folds[i].utf8[0])
+            continue;
+        for (k = 1; k < folds[i].n && rd_byte(&ahead) == folds[i].utf8[k]; k++)
+            ;
+        if (k == folds[i].n) {
+            *r = ahead;
+            return folds[i].ascii;
+        }
+    }
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* '-', '.' and ' ' as '_', ASCII lower-cased. */
+static char fold_char(char c)
+{
+    if (c == '-' || c == '.' || c == ' ')
+        return '_';
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* One reading of a name, folded; spaces at either end dropped. */
+typedef struct name_word {
+    char s[HTTP_REDACT_NAME_MAX];
+    size_t n;      /* bytes in s */
+    size_t spaces; /* spaces read after s, placed only if more follows */
+    bool over;     /* longer than any name in a list: matches none */
+} name_word_t;
+
+static void word_put(name_word_t *w, int c)
+{
+    if (c == ' ') {
+        w->spaces += w->n > 0;
+        return;
+    }
+    if (w->over || w->n + w->spaces + 1 > sizeof(w->s)) {
+        w->over = true;
+        return;
+    }
+    memset(w->s + w->n, '_', w->spaces);
+    w->n += w->spaces;
+    w->spaces = 0;
+    w->s[w->n++] = fold_char((char)c);
+}
+
+static bool word_is(const name_word_t *w, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < w->n && name[i] != '\0'; i++)
+        if (w->s[i] != fold_char(name[i]))
+            return false;
+    return i == w->n && name[i] == '\0';
+}
+
+static bool word_secret(const name_word_t *w, char *const *extra, size_t nextra)
 {
     static const char *const names[] = {
         "token",         "access_token", "id_token",      "refresh_token", "api_key",
         "apikey",        "api-key",      "x-api-key",     "key",           "jwt",
         "ticket",        "password",     "passwd",        "pwd",           "secret",
         "client_secret", "auth",         "authorization", "sig",           "signature"};
-    char dec[HTTP_REDACT_NAME_MAX + 1];
-    size_t i, n = 0;
-    int hi, lo;
+    size_t i;
 
-    for (i = 0; i < len; i++) {
-        if (n >= sizeof(dec) - 1)
-            return false;
-        if (name[i] == '%' && len - i >= 3 &&
-            (hi = util_hexval((unsigned char)name[i + 1])) >= 0 &&
-            (lo = util_hexval((unsigned char)name[i + 2])) >= 0) {
-            dec[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            dec[n++] = name[i];
-        }
-    }
-    dec[n] = '\0';
+    if (w->over || w->n == 0)
+        return false;
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(dec, names[i]) == 0)
+        if (word_is(w, names[i]))
             return true;
     for (i = 0; i < nextra; i++)
-        if (strcasecmp(dec, extra[i]) == 0)
+        if (word_is(w, extra[i]))
             return true;
     return false;
+}
+
+/* Is the parameter name name[0..len) a credential under any reading above? */
+static bool secret_param(const char *name, size_t len, char *const *extra, size_t nextra)
+{
+    name_rd_t r = {name, name + len};
+    name_word_t base = {.n = 0}, part = {.n = 0};
+    bool in_base = true;
+    int c;
+
+    while ((c = rd_char(&r)) > 0) {
+        if (c == '[')
+            in_base = false;
+        if (in_base)
+            word_put(&base, c);
+        if (c != '[' && c != ']' && c != '.') {
+            word_put(&part, c);
+            continue;
+        }
+        if (word_secret(&part, extra, nextra))
+            return true;
+        memset(&part, 0, sizeof(part));
+    }
+    return word_secret(&base, extra, nextra) || word_secret(&part, extra, nextra);
 }
 
 /* Append src[0..len) to out, truncating; returns false once out is full. */
@@ -180,33 +324,40 @@ static bool put(char *out, size_t outlen, size_t *o, const char *src, size_t len
     return *o < outlen - 1;
 }
 
+/* A name may start after any of these: '&' everywhere, ';' for Rack < 3,
+ * Go < 1.17, Python < 3.9.2, Bottle and Perl's CGI; '?' and '#' for a
+ * credential inside another value ("next=/cb?token=..") or a fragment a
+ * client should not have sent.  A value ends only at '&': that is where
+ * every reader ends it ("token=a;b" is "a;b" to PHP). */
+#define NAME_STOP "=&;?#"
+
 void http_redact_target(const char *target, char *const *extra, size_t nextra, char *out,
                         size_t outlen)
 {
-    const char *q, *p, *amp, *eq;
-    size_t o = 0;
+    const char *p;
+    size_t o = 0, nlen, vlen;
 
     if (out == NULL || outlen == 0)
         return;
     out[0] = '\0';
     if (target == NULL)
         return;
-    q = strchr(target, '?');
-    if (!put(out, outlen, &o, target, q ? (size_t)(q - target) + 1 : strlen(target)) || !q)
+    p = target + strcspn(target, "?#");
+    if (!put(out, outlen, &o, target, (size_t)(p - target) + (*p != '\0')) || *p == '\0')
         goto out_terminate;
-    for (p = q + 1;; p = amp + 1) {
-        amp = strchr(p, '&');
-        if (amp == NULL)
-            amp = p + strlen(p);
-        eq = memchr(p, '=', (size_t)(amp - p));
-        if (eq != NULL && secret_param(p, (size_t)(eq - p), extra, nextra)) {
-            if (!put(out, outlen, &o, p, (size_t)(eq - p) + 1) ||
-                !put(out, outlen, &o, "REDACTED", 8))
+    for (p++; *p != '\0';) {
+        nlen = strcspn(p, NAME_STOP);
+        if (p[nlen] == '=' && secret_param(p, nlen, extra, nextra)) {
+            if (!put(out, outlen, &o, p, nlen + 1) || !put(out, outlen, &o, "REDACTED", 8))
                 break;
-        } else if (!put(out, outlen, &o, p, (size_t)(amp - p))) {
-            break;
+            p += nlen + 1 + strcspn(p + nlen + 1, "&");
+        } else {
+            vlen = p[nlen] == '=' ? 1 + strcspn(p + nlen + 1, NAME_STOP + 1) : 0;
+            if (!put(out, outlen, &o, p, nlen + vlen))
+                break;
+            p += nlen + vlen;
         }
-        if (*amp == '\0' || !put(out, outlen, &o, "&", 1))
+        if (*p != '\0' && !put(out, outlen, &o, p++, 1))
             break;
     }
 out_terminate:

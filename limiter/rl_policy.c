@@ -13,9 +13,15 @@
  * two never meet.  Bytes outside [A-Za-z0-9._:@=-] are written %XX (upper-
  * case hex) in names and values, so '|', '{', '}' and spaces never appear raw.
  * A value whose escaped form would exceed RL_IDENT_MAX_VALUE bytes is spelled
- * "%H" + 16 hex digits of a 64-bit FNV-1a hash of its raw bytes (escaping
- * never produces "%H", so this cannot collide with a short value); this keeps
- * every identity of a sane config under RL_MAX_IDENTITY_LEN.
+ * "%S" + 32 hex digits (upper-case): the first 128 bits of the SHA-256 of its
+ * raw bytes.  Escaping never produces "%S", so this cannot meet a short
+ * value; this keeps every identity of a sane config under
+ * RL_MAX_IDENTITY_LEN.  The hash is cryptographic and unkeyed: a client who
+ * picks a long header or claim cannot make it share another value's bucket
+ * (an unkeyed FNV-1a-64 here, as before, could be made to collide), and
+ * every replica spells a value the same, as Redis buckets need (a per-process
+ * random key could not be shared).  If the digest fails (out of memory), the
+ * identity does not fit and the limiter spells it "%L" (rl_limiter.c).
  */
 #include "tollgate/rl_policy.h"
 
@@ -23,7 +29,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define RL_IDENT_MAX_VALUE 96 /* bytes of one escaped value */
+#include "tollgate/util_hash.h"
+
+#define RL_IDENT_MAX_VALUE 96  /* bytes of one escaped value */
+#define RL_IDENT_HASH_BYTES 16 /* bytes of SHA-256 kept for a long value */
 
 unsigned rl_method_bit(const char *name)
 {
@@ -76,13 +85,29 @@ static bool host_equal(const char *want, const char *got)
     return nw == ng && strncasecmp(want, got, nw) == 0;
 }
 
+/* Is `path` the exact `want`, or (unless slash_strict) its twin with or
+ * without one trailing '/': Express (non-strict routing), Rails, Spring 5
+ * and ASP.NET Core serve "/admin/" as "/admin", so a rule on one must hold
+ * for the other. */
+static bool path_equal(const rl_match_t *m, const char *want, const char *path)
+{
+    size_t nw = strlen(want), np = strlen(path);
+    const char *longer = nw > np ? want : path;
+    size_t n = nw < np ? nw : np;
+
+    if (nw == np)
+        return (m->icase ? strncasecmp(want, path, n) : strncmp(want, path, n)) == 0;
+    if (m->slash_strict || (nw > np ? nw - np : np - nw) != 1 || longer[n] != '/' || n == 0)
+        return false;
+    return (m->icase ? strncasecmp(want, path, n) : strncmp(want, path, n)) == 0;
+}
+
 bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
                       const char *host)
 {
     if (m->methods != 0 && (m->methods & method) == 0)
         return false;
-    if (m->path != NULL && (path == NULL || (m->icase ? strcasecmp(m->path, path)
-                                                      : strcmp(m->path, path)) != 0))
+    if (m->path != NULL && (path == NULL || !path_equal(m, m->path, path)))
         return false;
     if (m->path_prefix != NULL &&
         (path == NULL ||
@@ -170,15 +195,20 @@ static void put_escaped(ident_buf_t *b, const char *s, bool lower)
     }
 }
 
-static uint64_t fnv1a(const char *s)
+/* "%S" + the first RL_IDENT_HASH_BYTES of SHA-256(v) in hex; on failure b
+ * is marked full, so the identity is refused rather than mis-spelled. */
+static void put_digest(ident_buf_t *b, const char *v)
 {
-    uint64_t h = 14695981039346656037ull;
+    unsigned char d[UTIL_SHA256_LEN];
+    size_t i;
 
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
+    if (util_sha256(v, strlen(v), d) != 0) {
+        b->len = b->cap;
+        return;
     }
-    return h;
+    put_raw(b, "%S", 2);
+    for (i = 0; i < RL_IDENT_HASH_BYTES; i++)
+        put_hex(b, d[i], 2);
 }
 
 static void put_value(ident_buf_t *b, const char *v)
@@ -187,10 +217,9 @@ static void put_value(ident_buf_t *b, const char *v)
         put_raw(b, "-", 1);
     else if (strcmp(v, "-") == 0)
         put_raw(b, "%2D", 3);
-    else if (escaped_len(v) > RL_IDENT_MAX_VALUE) {
-        put_raw(b, "%H", 2);
-        put_hex(b, fnv1a(v), 16);
-    } else
+    else if (escaped_len(v) > RL_IDENT_MAX_VALUE)
+        put_digest(b, v);
+    else
         put_escaped(b, v, false);
 }
 

@@ -56,8 +56,8 @@ T_START=${T_START:-20}
 
 say() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] ERROR: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source=scripts/lib-debian.sh
+. "$(dirname "$0")/lib-debian.sh"   # now, since, apt_uri, mirror
 
 # step NAME SECONDS CMD...: run one external command under `timeout`, print its
 # time; on failure print the exit status (124 = timed out) and stop.
@@ -75,28 +75,6 @@ step() {
 }
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, chroot and buildah --isolation chroot need it)"; }
-
-# First URI of an apt source whose path ends in /debian (or /debian-security).
-apt_uri() {
-    local want="$1" f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk -v want="$want" '
-            /^[[:space:]]*#/ { next }
-            $1 == "URIs:" || $1 == "deb" {
-                for (i = 2; i <= NF; i++) {
-                    u = $i; sub(/\/+$/, "", u)
-                    if (u ~ /^https?:\/\// && u ~ ("/" want "$")) { print u; exit }
-                }
-            }' "$f"
-    done | head -n 1
-}
-
-mirror() {
-    local m="${DEBIAN_MIRROR:-$(apt_uri debian)}"
-    [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources*; set DEBIAN_MIRROR"
-    echo "$m"
-}
 
 image_exists() { "${BUILDAH[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 

@@ -10,21 +10,25 @@
  *   evhttp would: a socket bufferevent, options 0, so evhttp still closes the
  *   fd itself) and puts a callback on its input buffer.  That callback runs
  *   on every read, with the bufferevent alive: the first read adopts the
- *   connection (an entry indexed by fd, with the socket's inode), the first
- *   read of each later request starts its clock.
- * - once a request is complete (srv_conn_request), the connection gets a
- *   close callback, so its end is exact; the pipeline's own "client went
- *   away" watch goes through the entry (srv_conn_watch).
- * - a connection that goes before its first request is complete has no
- *   close callback: once a second, the sweep checks with fstat() that the fd
- *   still holds the socket it adopted, and forgets the entry when not.
+ *   connection, the first read of each later request starts its clock.
+ * - adopting a connection gives it a close callback at once: evhttp's
+ *   bufferevent callbacks carry the evhttp_connection as their argument
+ *   (bufferevent_getcb), and evhttp calls a connection's close callback
+ *   exactly once, from evhttp_connection_free (or _reset_), before it frees
+ *   the bufferevent and before it closes the fd (libevent 2.1 http.c).
  *
- * The sweep also cuts a connection whose request has been arriving for
- * longer than request_read_timeout_ms: shutdown(fd), so evhttp reads EOF and
- * frees it as for a client that left.  A connection is only ever shut down
- * after fstat() showed the same socket inode: an fd number is reused at once
- * after a close, and only this worker's thread closes this worker's
- * connections, so a matching inode is the same, live connection.
+ * So an entry lives exactly as long as its connection, by construction: it
+ * is removed before its fd can be handed to the next connection and before
+ * its bufferevent's memory can be reused, and the table indexed by fd can
+ * never give one connection another's entry (its state, its NUL flag, its
+ * place in the max_connections count).  Before, a connection that went
+ * before its first request was complete had no close callback, its entry
+ * stayed until a once-a-second sweep, and a new connection on the same fd
+ * whose bufferevent malloc had put at the same address was taken for it.
+ *
+ * The sweep cuts a connection whose request has been arriving for longer
+ * than request_read_timeout_ms: shutdown(fd), so evhttp reads EOF and frees
+ * it as for a client that left.
  *
  * The input callback also reads each request head (the request line and
  * header lines, up to the blank line) as it arrives, for NUL bytes: evhttp
@@ -37,10 +41,11 @@
  * listener.c's.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -53,26 +58,46 @@
 #include "srv_process.h"
 
 #define SRV_CONN_SWEEP_MS 1000
+/* After a 413 or 431, the client's further bytes are read and dropped for
+ * this long at most (nginx: lingering_time 30 s, lingering_timeout 5 s), so
+ * that closing with unread data does not send an RST that makes the
+ * client's kernel drop the answer before it is read. */
+#define SRV_CONN_LINGER_MS 5000
+#define SRV_CONN_LINGER_IDLE_MS 2000
+
+/* What a refused head is replaced with, for evhttp to hand to the pipeline
+ * (srv_conn_request says it is a stand-in); Connection: close makes evhttp
+ * close after the answer. */
+static const char stand_in[] = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
 
 typedef enum {
-    CONN_READING, /* a request is arriving: its clock runs */
-    CONN_BUSY,    /* complete, being answered */
-    CONN_IDLE,    /* kept alive between requests */
-    CONN_CUT,     /* shut down; evhttp has not freed it yet */
+    CONN_READING,  /* a request is arriving: its clock runs */
+    CONN_REFUSING, /* its head was replaced by stand_in, not yet handed over */
+    CONN_BUSY,     /* complete, being answered */
+    CONN_IDLE,     /* kept alive between requests */
+    CONN_CUT,      /* shut down; evhttp has not freed it yet */
+    CONN_LINGER,   /* evhttp is done; `fd` is our dup, read and dropped */
 } conn_state_t;
 
 struct srv_conn {
     srv_worker_t *w;
     struct srv_conn *prev, *next; /* the worker's list */
     int fd;
-    ino_t ino;
     struct bufferevent *bev;
+    struct evhttp_connection *evcon; /* evhttp's, whose close callback is ours */
     conn_state_t state;
-    uint64_t since_ms;        /* CONN_READING: the request's first byte */
-    bool has_closecb;         /* its end will be reported */
-    http_head_scan_t head;    /* the current request's head, read for NUL */
-    srv_conn_close_fn *watch; /* the pipeline's, while a step is pending */
+    uint64_t since_ms;          /* CONN_READING: the request's first byte */
+    http_head_scan_t head;      /* the current request's head, read for NUL */
+    bool gated;                 /* evhttp's read callback waits for a whole head */
+    bool head_eaten;            /* evhttp consumed some of this head already */
+    bool draining;              /* conn.c itself moves the input's bytes */
+    struct evbuffer *held;      /* a pipelined head, kept from evhttp until whole */
+    srv_conn_verdict_t refused; /* a 413/431 stand-in is on its way */
+    bool writing;               /* an answer is counted in w->unflushed */
+    srv_conn_close_fn *watch;   /* the pipeline's, while a step is pending */
     void *watch_arg;
+    struct event *linger_ev; /* CONN_LINGER */
+    uint64_t linger_until_ms;
 };
 
 /* The worker of this thread: the input callback only has the bufferevent. */
@@ -90,13 +115,21 @@ static void conn_forget(srv_conn_t *c)
         w->conn_list = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    if (c->held != NULL)
+        evbuffer_free(c->held);
+    if (c->state == CONN_LINGER) {
+        event_free(c->linger_ev);
+        close(c->fd);
+    }
     atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
     metrics_conn_open(-1);
     free(c);
 }
 
-/* The entry of `bev`'s connection, or NULL (not adopted, or an entry left
- * by an earlier connection on the same fd, which is then forgotten). */
+/* The entry of `bev`'s connection, or NULL (not adopted).  An entry is
+ * removed by its connection's close callback, before the fd is closed, so
+ * the entry at `fd` is this live connection's; the pointer check only
+ * guards that invariant. */
 static srv_conn_t *conn_of(srv_worker_t *w, struct bufferevent *bev)
 {
     int fd = bufferevent_getfd(bev);
@@ -104,18 +137,7 @@ static srv_conn_t *conn_of(srv_worker_t *w, struct bufferevent *bev)
 
     if (fd < 0 || (size_t)fd >= w->conn_cap || (c = w->conn_by_fd[fd]) == NULL)
         return NULL;
-    if (c->bev != bev) {
-        conn_forget(c);
-        return NULL;
-    }
-    return c;
-}
-
-static bool same_socket(const srv_conn_t *c)
-{
-    struct stat st;
-
-    return fstat(c->fd, &st) == 0 && st.st_ino == c->ino;
+    return c->bev == bev ? c : NULL;
 }
 
 static int grow(srv_worker_t *w, int fd)
@@ -137,39 +159,147 @@ static int grow(srv_worker_t *w, int fd)
 /* Scan the bytes of `buf` from `from` (its new data, or all of it). */
 static void scan_buffer(srv_conn_t *c, struct evbuffer *buf, size_t from)
 {
+    size_t total = evbuffer_get_length(buf);
     struct evbuffer_ptr pos;
     struct evbuffer_iovec v[8];
     int nv;
 
-    if (!c->head.in_head || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
-        return;
-    nv = evbuffer_peek(buf, -1, &pos, v, 8);
-    for (int i = 0; i < nv && i < 8 && c->head.in_head; i++)
-        http_head_scan_feed(&c->head, v[i].iov_base, v[i].iov_len);
+    while (c->head.in_head && from < total) {
+        if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+            return;
+        nv = evbuffer_peek(buf, -1, &pos, v, 8);
+        if (nv <= 0)
+            return;
+        for (int i = 0; i < nv && i < 8 && c->head.in_head; i++) {
+            http_head_scan_feed(&c->head, v[i].iov_base, v[i].iov_len);
+            from += v[i].iov_len;
+        }
+    }
+}
+
+/* The most a connection's input buffer holds before reading pauses (a read
+ * high watermark): a head is refused past max_header_bytes and evhttp moves
+ * a body out as it reads it, so only a client that sends while its answer
+ * is written (evhttp keeps reading then, to see a close) reaches it; without
+ * it, one such client buffered 1.5 GiB in 3 s. */
+static size_t read_cap(const srv_worker_t *w)
+{
+    return w->cfg->max_header_bytes + 65536;
+}
+
+/* While a head is incomplete, evhttp's read callback is held back (a low
+ * watermark no buffer reaches), so evhttp parses a head only once it is
+ * whole and within bounds, and a refused head is still whole in the buffer
+ * to be replaced.  Read callbacks evhttp runs itself (a pipelined request
+ * behind an answer) do not look at watermarks: head_eaten tells. */
+static void gate(srv_conn_t *c, bool on)
+{
+    if (c->gated != on)
+        bufferevent_setwatermark(c->bev, EV_READ, on ? SIZE_MAX : 0, read_cap(c->w));
+    c->gated = on;
 }
 
 static void head_starts(srv_conn_t *c)
 {
     http_head_scan_start(&c->head);
+    c->head_eaten = false;
 }
+
+static void drain(srv_conn_t *c, struct evbuffer *buf)
+{
+    c->draining = true;
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    if (c->held != NULL)
+        evbuffer_drain(c->held, evbuffer_get_length(c->held));
+    c->draining = false;
+}
+
+/* A pipelined head that is not whole when the answer before it is sent:
+ * evhttp will read the input once that answer is written, whatever the
+ * gate says, so its bytes (and those that follow until the head is whole)
+ * wait in `held`, out of evhttp's sight.  -1: no memory (gated only). */
+static int hold(srv_conn_t *c, struct evbuffer *buf)
+{
+    if (c->held == NULL && (c->held = evbuffer_new()) == NULL)
+        return -1;
+    c->draining = true;
+    evbuffer_add_buffer(c->held, buf);
+    c->draining = false;
+    return 0;
+}
+
+/* The held head is whole: give it back, in front of what came since. */
+static void unhold(srv_conn_t *c, struct evbuffer *buf)
+{
+    c->draining = true;
+    evbuffer_prepend_buffer(buf, c->held);
+    c->draining = false;
+}
+
+/* A head over max_header_bytes, or declaring a body over max_body_bytes:
+ * replace it (and whatever followed) with the stand-in request, which the
+ * pipeline answers 431 / 413 with the envelope, the request id, an audit
+ * line and Connection: close.  When evhttp has read part of the head
+ * already, its own limits answer (plain HTML), as before. */
+static void refuse(srv_conn_t *c, struct evbuffer *buf, srv_conn_verdict_t v)
+{
+    if (c->head_eaten) {
+        gate(c, false);
+        return;
+    }
+    c->refused = v;
+    c->state = CONN_REFUSING;
+    drain(c, buf);
+    c->draining = true;
+    evbuffer_unfreeze(buf, 0); /* the input's end is frozen outside reads */
+    evbuffer_add(buf, stand_in, sizeof(stand_in) - 1);
+    evbuffer_freeze(buf, 0);
+    c->draining = false;
+    gate(c, false);
+}
+
+/* The head read so far: within bounds, or refused. */
+static void judge(srv_conn_t *c, struct evbuffer *buf)
+{
+    const cfg_t *cfg = c->w->cfg;
+    bool held = c->held != NULL && evbuffer_get_length(c->held) > 0;
+
+    if (c->head.len > cfg->max_header_bytes)
+        refuse(c, buf, SRV_CONN_HEAD_TOO_LARGE);
+    else if (!c->head.in_head && c->head.has_clen && c->head.clen > cfg->max_body_bytes)
+        refuse(c, buf, SRV_CONN_BODY_TOO_LARGE);
+    else if (held && c->head.in_head)
+        (void)hold(c, buf); /* appends to the existing buffer */
+    else if (held)
+        unhold(c, buf);
+    gate(c, c->state == CONN_READING && c->head.in_head);
+}
+
+static void on_conn_close(struct evhttp_connection *conn, void *arg);
 
 /* First bytes of a connection: count it, or refuse it over the bound. */
 static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
 {
     int fd = bufferevent_getfd(bev);
     unsigned max = w->cfg->max_connections;
-    struct stat st;
+    void *evcon = NULL;
     srv_conn_t *c;
 
-    if (fd < 0)
-        return NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+    if (fd < 0 || evcon == NULL)
+        return NULL; /* not evhttp's yet, or no more: leave it alone */
     if (atomic_fetch_add_explicit(&w->srv->open_conns, 1, memory_order_relaxed) >= max) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         metrics_conn_refused();
-        shutdown(fd, SHUT_RDWR); /* evhttp reads EOF and frees it */
+        /* evhttp must not parse what it has read (its read callback runs
+         * right after this one): it reads EOF next and frees it */
+        bufferevent_setwatermark(bev, EV_READ, SIZE_MAX, 0);
+        evbuffer_drain(bufferevent_get_input(bev),
+                       evbuffer_get_length(bufferevent_get_input(bev)));
+        shutdown(fd, SHUT_RDWR);
         return NULL;
     }
-    if (((size_t)fd >= w->conn_cap && grow(w, fd) != 0) || fstat(fd, &st) != 0 ||
+    if (((size_t)fd >= w->conn_cap && grow(w, fd) != 0) ||
         (c = calloc(1, sizeof(*c))) == NULL) {
         atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         return NULL; /* untracked: evhttp's idle timer still applies */
@@ -177,8 +307,8 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
     metrics_conn_open(1);
     c->w = w;
     c->fd = fd;
-    c->ino = st.st_ino;
     c->bev = bev;
+    c->evcon = evcon;
     c->state = CONN_READING;
     c->since_ms = now;
     c->next = w->conn_list;
@@ -186,6 +316,8 @@ static srv_conn_t *adopt(srv_worker_t *w, struct bufferevent *bev, uint64_t now)
         c->next->prev = c;
     w->conn_list = c;
     w->conn_by_fd[fd] = c;
+    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    bufferevent_setwatermark(bev, EV_READ, 0, read_cap(w));
     head_starts(c);
     return c;
 }
@@ -196,18 +328,31 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     srv_worker_t *w = tl_worker;
     srv_conn_t *c;
 
-    if (info->n_added == 0 || w == NULL)
+    if (w == NULL)
         return;
     c = conn_of(w, bev);
+    if (c != NULL && c->draining)
+        return; /* conn.c's own move */
+    if (c != NULL && info->n_deleted > 0 && c->state == CONN_READING && c->head.in_head)
+        c->head_eaten = true;
+    if (info->n_added == 0)
+        return;
     if (c == NULL) {
-        c = adopt(w, bev, util_mono_ms());
+        if ((c = adopt(w, bev, util_mono_ms())) == NULL)
+            return;
+    } else if (c->refused != SRV_CONN_OK) {
+        if (c->state != CONN_REFUSING) /* answered or answering: drop the rest */
+            drain(c, buf);
+        return;
     } else if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
         c->since_ms = util_mono_ms();
         head_starts(c);
     }
-    if (c != NULL && c->state == CONN_READING)
+    if (c->state == CONN_READING) {
         scan_buffer(c, buf, info->orig_size);
+        judge(c, buf);
+    }
 }
 
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
@@ -222,55 +367,136 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
     return bev;
 }
 
+static void linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    srv_conn_t *c = arg;
+    uint64_t now = util_mono_ms(), left;
+    char sink[16384];
+    ssize_t n = -1;
+
+    for (int i = 0; i < 16 && (what & EV_READ); i++)
+        if ((n = recv(fd, sink, sizeof(sink), 0)) <= 0)
+            break;
+    if ((what & EV_TIMEOUT) || n == 0 ||
+        (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+        now >= c->linger_until_ms) {
+        conn_forget(c);
+        return;
+    }
+    left = c->linger_until_ms - now;
+    if (left > SRV_CONN_LINGER_IDLE_MS)
+        left = SRV_CONN_LINGER_IDLE_MS;
+    event_add(c->linger_ev,
+              &(struct timeval){(time_t)(left / 1000), (long)(left % 1000) * 1000});
+}
+
+/* evhttp is freeing a connection it answered 413/431 on, and is about to
+ * close its fd: keep the socket open on a dup of ours and read what the
+ * client still sends, until it closes or SRV_CONN_LINGER_MS pass.  The
+ * entry stays counted (max_connections) until then.  False: not done. */
+static bool linger(srv_conn_t *c)
+{
+    srv_worker_t *w = c->w;
+    int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+
+    if (fd < 0)
+        return false;
+    c->linger_ev = event_new(w->base, fd, EV_READ, linger_read, c);
+    if (c->linger_ev == NULL ||
+        event_add(c->linger_ev, &(struct timeval){SRV_CONN_LINGER_IDLE_MS / 1000, 0}) !=
+            0) {
+        if (c->linger_ev != NULL)
+            event_free(c->linger_ev);
+        close(fd);
+        return false;
+    }
+    if ((size_t)c->fd < w->conn_cap && w->conn_by_fd[c->fd] == c)
+        w->conn_by_fd[c->fd] = NULL;
+    shutdown(fd, SHUT_WR); /* the answer is in the socket: FIN after it */
+    c->fd = fd;
+    c->bev = NULL;
+    c->evcon = NULL;
+    c->state = CONN_LINGER;
+    c->linger_until_ms = util_mono_ms() + SRV_CONN_LINGER_MS;
+    return true;
+}
+
 static void on_conn_close(struct evhttp_connection *conn, void *arg)
 {
     srv_conn_t *c = arg;
     srv_conn_close_fn *watch = c->watch;
     void *watch_arg = c->watch_arg;
 
-    conn_forget(c);
+    if (c->writing) { /* it went before its answer was written */
+        c->writing = false;
+        c->w->unflushed--;
+    }
+    if (c->refused == SRV_CONN_OK || !linger(c))
+        conn_forget(c);
     if (watch != NULL)
         watch(conn, watch_arg);
 }
 
-static srv_conn_t *conn_of_request(srv_worker_t *w, struct evhttp_request *req)
+static srv_conn_t *conn_of_evcon(srv_worker_t *w, struct evhttp_connection *conn)
 {
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    srv_conn_t *c = bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
 
-    return bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
+    return c != NULL && c->evcon == conn ? c : NULL;
 }
 
-bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
+static srv_conn_t *conn_of_request(srv_worker_t *w, struct evhttp_request *req)
+{
+    return conn_of_evcon(w, evhttp_request_get_connection(req));
+}
+
+srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req)
 {
     srv_conn_t *c = conn_of_request(w, req);
-    bool nul;
+    srv_conn_verdict_t v;
 
     if (c == NULL)
-        return false;
-    nul = c->head.nul;
+        return SRV_CONN_OK;
+    v = c->refused != SRV_CONN_OK ? c->refused : c->head.nul ? SRV_CONN_NUL : SRV_CONN_OK;
     c->head.nul = false;
     c->head.in_head = false;
     c->state = CONN_BUSY;
-    if (!c->has_closecb) {
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, c);
-        c->has_closecb = true;
-    }
-    return nul;
+    if (c->refused != SRV_CONN_OK) /* what came after the stand-in */
+        drain(c, bufferevent_get_input(c->bev));
+    gate(c, false);
+    return v;
+}
+
+void srv_conn_writing(srv_worker_t *w, struct evhttp_request *req)
+{
+    srv_conn_t *c = conn_of_request(w, req);
+
+    w->unflushed++;
+    if (c != NULL)
+        c->writing = true;
 }
 
 void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
 {
     srv_conn_t *c = conn_of_request(w, req);
 
-    if (c == NULL || c->state == CONN_CUT)
+    if (c == NULL || c->writing) /* untracked connections: counted all the same */
+        w->unflushed--;
+    if (c != NULL)
+        c->writing = false;
+
+    if (c == NULL || c->state == CONN_CUT || c->refused != SRV_CONN_OK)
         return;
-    /* A pipelined request already read starts its clock now. */
+    /* A pipelined request already read starts its clock now; evhttp reads
+     * it once this answer is written, whatever our gate says. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         c->state = CONN_READING;
         c->since_ms = util_mono_ms();
         head_starts(c);
         scan_buffer(c, bufferevent_get_input(c->bev), 0);
+        judge(c, bufferevent_get_input(c->bev));
+        if (c->state == CONN_READING && c->head.in_head)
+            (void)hold(c, bufferevent_get_input(c->bev));
     } else {
         c->state = CONN_IDLE;
     }
@@ -279,10 +505,9 @@ void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req)
 void srv_conn_watch(srv_worker_t *w, struct evhttp_connection *conn, srv_conn_close_fn *fn,
                     void *arg)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-    srv_conn_t *c = bev != NULL && w->conn_by_fd != NULL ? conn_of(w, bev) : NULL;
+    srv_conn_t *c = conn_of_evcon(w, conn);
 
-    if (c != NULL && c->has_closecb) {
+    if (c != NULL) {
         c->watch = fn;
         c->watch_arg = arg;
         return;
@@ -300,11 +525,6 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     for (c = w->conn_list; c != NULL; c = next) {
         next = c->next;
-        /* Without a close callback its end is not reported: look. */
-        if (!c->has_closecb && !same_socket(c)) {
-            conn_forget(c);
-            continue;
-        }
         if (c->state == CONN_READING && now - c->since_ms > limit) {
             c->state = CONN_CUT;
             metrics_read_timeout();
@@ -325,8 +545,8 @@ int srv_conns_init(srv_worker_t *w)
     return 0;
 }
 
-/* After evhttp_free (every connection is gone, without close callbacks for
- * those that never had one). */
+/* After evhttp_free (every connection is gone: their close callbacks have
+ * run; the loop is a guard). */
 void srv_conns_clear(srv_worker_t *w)
 {
     if (w->conn_sweep_ev != NULL)

@@ -25,13 +25,16 @@
 #include "srv_req.h"
 
 /* Method names are RFC 9110 tokens; anything else is refused. */
+/* An upper-case method name: methods are case-sensitive (RFC 9110 §9.1)
+ * and every registered one is upper-case, but frameworks differ ("delete"
+ * is DELETE to some, unknown to others), so another spelling is refused
+ * rather than decided as an unknown method no `methods:` rule matches. */
 static bool method_ok(const char *m)
 {
     size_t n = 0;
 
     for (; m[n] != '\0'; n++)
-        if (!((m[n] >= 'A' && m[n] <= 'Z') || (m[n] >= 'a' && m[n] <= 'z') || m[n] == '-' ||
-              m[n] == '_'))
+        if (!((m[n] >= 'A' && m[n] <= 'Z') || m[n] == '-' || m[n] == '_'))
             return false;
     return n > 0 && n <= 32;
 }
@@ -105,15 +108,22 @@ static srv_fwd_result_t refuse(srv_req_t *r, srv_fwd_result_t result, const char
 static srv_fwd_result_t parse_nginx(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
+    bool ingress = r->cfg->forward_auth.dialect == CFG_DIALECT_INGRESS_NGINX;
 
     if (h->o_url != NULL) {
         if (split_url(r, h->o_url, r->hostbuf, sizeof(r->hostbuf)) != 0)
             return refuse(r, SRV_FWD_BAD, "bad_original");
         /* Both: one may be a client's (nginx passes client headers on), so
-         * they must name the same target, and the URL the host of Host. */
-        if (h->o_uri != NULL && (strcmp(h->o_uri, r->target) != 0 || h->host == NULL ||
-                                 strcasecmp(h->host, r->host) != 0))
+         * they must name the same target, and the URL the host of Host.
+         * ingress-nginx sets both itself (with auth-method, X-Original-URI
+         * $request_uri next to X-Original-URL) and Host to the auth
+         * service's: pinned to it, the URL's host is the host. */
+        if (h->o_uri != NULL &&
+            (strcmp(h->o_uri, r->target) != 0 ||
+             (!ingress && (h->host == NULL || strcasecmp(h->host, r->host) != 0))))
             return refuse(r, SRV_FWD_CONFLICT, "dialect_conflict");
+    } else if (ingress) {
+        return refuse(r, SRV_FWD_BAD, "bad_original"); /* it always sends the URL */
     } else if (h->o_uri != NULL) {
         r->target = h->o_uri;
         r->host = h->host; /* what the nginx config sets, never X-Forwarded-Host */
@@ -158,6 +168,7 @@ static srv_fwd_result_t pick_mode(srv_req_t *r, const char *rest)
 
     switch (r->cfg->forward_auth.dialect) {
     case CFG_DIALECT_NGINX:
+    case CFG_DIALECT_INGRESS_NGINX:
         r->mode = SRV_MODE_FWD_NGINX;
         return SRV_FWD_OK;
     case CFG_DIALECT_TRAEFIK:

@@ -111,6 +111,8 @@ int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in)
         if (memchr(kv->key, '_', len) != NULL || memchr(kv->key, '.', len) != NULL ||
             strncasecmp(kv->key, "X-Auth-", 7) == 0)
             note_reserved(h, kv->key);
+        if (http_hdr_method_override(kv->key))
+            h->method_override = true;
         if (len == 15 && strcasecmp(kv->key, "X-Forwarded-For") == 0) {
             if (h->nxff++ == 0)
                 h->xff = kv->value;

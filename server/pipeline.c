@@ -260,7 +260,7 @@ static step_result_t step_lockout(srv_req_t *r)
     if (r->cfg->auth.lockout.max_failures == 0 || r->route->auth == CFG_ROUTE_NONE ||
         r->cfg->auth.mode == CFG_AUTH_NONE)
         return STEP_NEXT;
-    ms = auth_lockout_check(r->w->srv->lockout, r->ip, util_wall_ms());
+    ms = auth_lockout_check(r->w->srv->lockout, r->ip_key, util_wall_ms());
     if (ms == 0)
         return STEP_NEXT;
     secs = (ms + 999) / 1000;
@@ -296,7 +296,7 @@ static step_result_t count_failure(srv_req_t *r)
     auth_lockout_policy_t p = lockout_policy(r->cfg);
 
     if (p.max_failures > 0) {
-        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip, &p, failure_counted, r);
+        r->lock_pending = srv_shared_lockout_fail(r->w, r->ip_key, &p, failure_counted, r);
         if (r->lock_pending != NULL) {
             watch_close(r, true);
             return STEP_PENDING;
@@ -342,25 +342,30 @@ static const char *ticket_prefix(const srv_req_t *r)
     return r->w->srv->redis_prefix != NULL ? r->w->srv->redis_prefix : "tg:";
 }
 
-/* The stored identity back into r->id; the token it came from may have
- * been revoked since.  STEP_NEXT, or answered. */
+/* The stored identity back into r->id, if the credential it was issued
+ * for is still good under this config (auth_ticket_restore: key removed or
+ * rotated, JWT expired or revoked).  STEP_NEXT, or answered. */
 static step_result_t ticket_identity(srv_req_t *r, const char *val, size_t len)
 {
-    int64_t now = util_wall_ms() / 1000;
+    const cfg_t *c = r->cfg;
+    auth_ticket_check_t chk = {
+        .ticket = r->ticket,
+        .keys = mode_has(c->auth.mode, CFG_AUTH_API_KEY) && c->auth.api_key_enabled
+                    ? c->auth.keys
+                    : NULL,
+        .jwt = mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL,
+        .revoked = r->w->srv->revoked,
+        .leeway_s = c->auth.jwt.leeway_s,
+        .now_s = (int64_t)(util_wall_ms() / 1000),
+    };
 
-    if (val == NULL || auth_ticket_decode(val, len, &r->id) != 0) {
-        r->reason = "invalid_ticket";
-        metrics_auth_failure(r->w->metrics, r->reason);
-        return count_failure(r);
-    }
-    if (r->id.kind == AUTH_KIND_JWT &&
-        auth_revoke_check(r->w->srv->revoked, r->id.jti, r->id.subject, r->id.iat, now)) {
-        auth_identity_clear(&r->id);
-        r->reason = "revoked";
-        metrics_auth_failure(r->w->metrics, r->reason);
-        return count_failure(r);
-    }
-    return STEP_NEXT;
+    const char *why = auth_ticket_restore(val, len, &chk, &r->id);
+
+    if (why == NULL)
+        return STEP_NEXT;
+    r->reason = why;
+    metrics_auth_failure(r->w->metrics, why);
+    return count_failure(r);
 }
 
 static void ticket_redeemed(const char *val, size_t len, bool failed, void *privdata)
@@ -441,7 +446,7 @@ static void issue_ticket(srv_req_t *r)
     bool ok = auth_ticket_make(r->ticket) == 0 &&
               auth_ticket_key(ticket_prefix(r), r->ticket, AUTH_TICKET_LEN, key,
                               sizeof key) == 0 &&
-              (val = auth_ticket_encode(&r->id)) != NULL;
+              (val = auth_ticket_encode(&r->id, r->ticket, r->cfg->auth.keys)) != NULL;
 
     if (!ok || r->w->rc == NULL) {
         ok = ok && auth_tickets_put(r->w->srv->tickets, key, val,
@@ -620,7 +625,7 @@ static step_result_t step_limits(srv_req_t *r)
         .path = r->path,
         .host = r->host,
         .client_id = bucket_client(r, client, sizeof(client)),
-        .ip = r->ip,
+        .ip = r->ip_key,
         .route = r->route->name,
         .tier = r->id.tier,
         .cost = 1,
@@ -905,6 +910,11 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
         deny(r, 504, "bad_gateway", "upstream timed out");
         return;
     }
+    if (resp->status == SRV_PROXY_BAD_ANSWER) {
+        r->reason = "upstream_bad_answer";
+        deny(r, 502, "bad_gateway", "upstream answer refused");
+        return;
+    }
     if (resp->status != SRV_PROXY_OK) {
         r->reason = "upstream_error";
         deny(r, 502, "bad_gateway", "upstream unavailable");
@@ -982,6 +992,12 @@ static step_result_t cors(srv_req_t *r)
         deny(r, 403, "forbidden", "origin not allowed");
         return STEP_ANSWERED;
     }
+    /* Forward-auth: a 2xx lets the ingress forward this OPTIONS request to
+     * the upstream, which may serve it like any method (Go net/http, Express
+     * app.all): it is decided like any request (credential, scopes, limits).
+     * The ingress answers preflights itself (docs/forward-auth.md). */
+    if (r->mode != SRV_MODE_PROXY)
+        return STEP_NEXT;
     out = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(out, "Access-Control-Allow-Methods",
                       "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
@@ -1006,6 +1022,18 @@ static bool is_fwd_path(const char *path, const char *prefix)
     size_t n = strlen(prefix);
 
     return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Does the raw target name it (then the end, '/' or '?')?  Decided before
+ * anything is normalized: "/auth/../healthz" is a forward-auth question
+ * about "/../healthz", never the health endpoint (whose 200 is an allow in
+ * the Envoy form). */
+static bool is_fwd_target(const char *target, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return strncmp(target, prefix, n) == 0 &&
+           (target[n] == '\0' || target[n] == '/' || target[n] == '?');
 }
 
 static void answer_health(srv_req_t *r, bool ready)
@@ -1116,6 +1144,22 @@ static void refuse_headers(srv_req_t *r)
     deny(r, 400, "bad_request", "malformed request header");
 }
 
+/* The head conn.c refused before evhttp read it: the request evhttp handed
+ * over is a stand-in, so nothing of it is reported as the client's. */
+static void refuse_size(srv_req_t *r, srv_conn_verdict_t v)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->method = NULL;
+    r->target = NULL;
+    if (v == SRV_CONN_HEAD_TOO_LARGE) {
+        r->reason = "headers_too_large";
+        deny(r, 431, "headers_too_large", "request headers over max_header_bytes");
+    } else {
+        r->reason = "body_too_large";
+        deny(r, 413, "payload_too_large", "request body over max_body_bytes");
+    }
+}
+
 /* Step 1: who is asking — request id, client address, method, target; the
  * header scan's verdict (srv_hdrs_scan, done before the first step). */
 static step_result_t step_identify(srv_req_t *r)
@@ -1145,11 +1189,16 @@ static step_result_t step_identify(srv_req_t *r)
     } else {
         http_client_ip(r->peer, NULL, &c->trusted_proxies, r->ip, sizeof(r->ip));
     }
+    http_ip_key(r->ip, c->client_ipv6_prefix, r->ip_key, sizeof(r->ip_key));
     r->method = method_name(evhttp_request_get_command(r->req));
     r->method_bit = rl_method_bit(r->method);
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
+    if (r->size_verdict != SRV_CONN_OK) {
+        refuse_size(r, r->size_verdict);
+        return STEP_ANSWERED;
+    }
     if (r->h.bad != NULL) {
         refuse_headers(r);
         return STEP_ANSWERED;
@@ -1180,6 +1229,35 @@ static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
     return STEP_ANSWERED;
 }
 
+/* The original request replaces method, target and host.  A dot segment
+ * or an empty one in the path it authorizes is refused: nginx and Traefik
+ * forward the raw path, which the upstream may resolve differently or not at
+ * all, so "/p/admin/../pub/x" must not be decided as "/p/pub/x", nor
+ * "/p/admin//" as "/p/admin/". */
+static step_result_t forward_auth(srv_req_t *r)
+{
+    srv_fwd_result_t st;
+
+    free(r->path);
+    r->path = NULL;
+    st = srv_fwdauth_parse(r, r->target);
+    if (st != SRV_FWD_OK)
+        return refuse_forward(r, st);
+    if (normalize(r) != 0 || (r->path_flags & (HTTP_PATH_DOTSEG | HTTP_PATH_EMPTYSEG))) {
+        r->reason = "bad_path";
+        deny(r, 400, "bad_request", "malformed original request");
+        return STEP_ANSWERED;
+    }
+    /* The upstream may execute the method an override header names, not
+     * the one decided on: refused (proxy mode drops the header instead). */
+    if (r->h.method_override) {
+        r->reason = "method_override";
+        deny(r, 400, "bad_request", "method override header");
+        return STEP_ANSWERED;
+    }
+    return forged_headers(r);
+}
+
 /* Step 2: tollgate's own paths, matched on the normalized path — health,
  * and forward-auth, whose original request replaces method, target and
  * host; then the names no client may send. */
@@ -1187,13 +1265,14 @@ static step_result_t step_own_paths(srv_req_t *r)
 {
     const cfg_t *c = r->cfg;
     const char *xfp;
-    srv_fwd_result_t st;
 
     if (normalize(r) != 0) {
         r->reason = "bad_path";
         deny(r, 400, "bad_request", "malformed request path");
         return STEP_ANSWERED;
     }
+    if (is_fwd_target(r->target, c->forward_auth.path))
+        return forward_auth(r);
     if (strcmp(r->path, c->healthz_path) == 0 || strcmp(r->path, c->readyz_path) == 0) {
         r->reason = "health";
         answer_health(r, strcmp(r->path, c->readyz_path) == 0);
@@ -1211,21 +1290,10 @@ static step_result_t step_own_paths(srv_req_t *r)
         return forged_headers(r);
     }
     if (is_fwd_path(r->path, c->forward_auth.path)) {
-        if (strncmp(r->target, c->forward_auth.path, strlen(c->forward_auth.path)) != 0) {
-            r->reason = "bad_path";
-            deny(r, 400, "bad_request", "malformed request path");
-            return STEP_ANSWERED;
-        }
-        free(r->path);
-        r->path = NULL;
-        st = srv_fwdauth_parse(r, r->target);
-        if (st != SRV_FWD_OK)
-            return refuse_forward(r, st);
-        if (normalize(r) != 0) {
-            r->reason = "bad_path";
-            deny(r, 400, "bad_request", "malformed original request");
-            return STEP_ANSWERED;
-        }
+        /* "/x/../auth/y": the raw target does not start with the prefix */
+        r->reason = "bad_path";
+        deny(r, 400, "bad_request", "malformed request path");
+        return STEP_ANSWERED;
     } else {
         xfp = r->h.f_proto;
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
@@ -1281,7 +1349,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
 {
     srv_worker_t *w = arg;
     srv_req_t *r = calloc(1, sizeof(*r));
-    bool nul = srv_conn_request(w, req);
+    srv_conn_verdict_t v = srv_conn_request(w, req);
 
     if (r == NULL) {
         evhttp_send_error(req, 503, "Service Unavailable");
@@ -1294,8 +1362,11 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     r->conn = evhttp_request_get_connection(req);
     r->upstream_status = -1;
     (void)srv_hdrs_scan(&r->h, evhttp_request_get_input_headers(req)); /* see step 1 */
-    if (nul) /* evhttp cut the value there: what it kept is not what was sent */
+    if (v ==
+        SRV_CONN_NUL) /* evhttp cut the value there: what it kept is not what was sent */
         r->h.bad = "nul_in_header";
+    else if (v != SRV_CONN_OK)
+        r->size_verdict = v;
     w->inflight++;
     run(r);
 }

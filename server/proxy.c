@@ -17,6 +17,18 @@
  *    finished or failed connection goes back to the idle list (a reset one
  *    reconnects on its next request), and waiters are started from a
  *    separate "kick" event.
+ *
+ * An answer is only ever the answer to the request that was sent (the
+ * upstream connection carries one request at a time, and libevent 2.1
+ * would otherwise hand the next client what is left of this one):
+ *  - interim answers (1xx other than 101) are read and dropped before
+ *    libevent sees them (up_input): libevent takes a 103 Early Hints for the
+ *    final answer, and the real one would then answer the next request;
+ *  - an answer whose framing is ambiguous (two Content-Length headers,
+ *    Content-Length beside Transfer-Encoding, a 101) is a 502, and so is an
+ *    answer followed by more bytes than it framed (a body past its
+ *    Content-Length, a body to HEAD): in every such case the connection is
+ *    closed, never reused.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -31,6 +43,7 @@
 #include <netinet/in.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -44,11 +57,26 @@
 #define PROXY_BACKSTOP_MS 1000       /* libevent's own inactivity timeout, past ours */
 #define PROXY_MAX_TIMEOUT_MS 3600000 /* longer timeouts are clamped */
 
+/* What stands in for an answer up_input refused, for libevent to parse; the
+ * connection's `bad` flag makes it a 502. */
+static const char bad_answer[] = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+                                 "Connection: close\r\n\r\n";
+
+struct proxy_upstream;
+
 struct proxy_conn {
     struct proxy_conn *next_all;  /* every connection of the upstream */
     struct proxy_conn *next_idle; /* idle list, LIFO */
+    struct proxy_conn *next_dead; /* p->dead: to be freed from the loop */
+    struct proxy_upstream *up;
     struct evhttp_connection *evcon;
-    unsigned served; /* answers received on it */
+    struct bufferevent *bev; /* evcon's */
+    unsigned served;         /* answers received on it */
+    bool awaiting;           /* a request is out, its final answer's head not seen */
+    bool gated;              /* libevent's read callback held back (up_input) */
+    bool moving;             /* up_input itself changes the input */
+    bool bad;                /* up_input refused the answer: 502, then closed */
+    size_t interim;          /* bytes of interim answers dropped for this request */
 };
 
 TAILQ_HEAD(proxy_reqq, srv_proxy_req);
@@ -69,6 +97,7 @@ struct srv_proxy {
     struct event_base *base;
     struct evdns_base *dns;
     struct proxy_upstream *ups;
+    struct proxy_conn *dead;    /* closed for good, freed by the kick */
     struct proxy_reqq inflight; /* requests holding a connection */
     struct event *kick;         /* starts waiters outside libevent callbacks */
     unsigned max_conns;
@@ -279,6 +308,85 @@ static struct proxy_upstream *upstream_get(srv_proxy_t *p, const char *name)
 /* ---- connections ------------------------------------------------------- */
 
 /* An idle connection, a new one, or NULL when the upstream is at its limit. */
+static void conn_gate(struct proxy_conn *c, bool on)
+{
+    if (c->gated != on)
+        bufferevent_setwatermark(c->bev, EV_READ, on ? SIZE_MAX : 0, 0);
+    c->gated = on;
+}
+
+/* Replace what the input holds with bad_answer: libevent parses that as the
+ * answer, proxy_done_cb reports a 502 and closes the connection. */
+static void up_refuse(struct proxy_conn *c, struct evbuffer *buf)
+{
+    c->bad = true;
+    c->awaiting = false;
+    c->moving = true;
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    evbuffer_unfreeze(buf, 0);
+    evbuffer_add(buf, bad_answer, sizeof(bad_answer) - 1);
+    evbuffer_freeze(buf, 0);
+    c->moving = false;
+    conn_gate(c, false);
+}
+
+/* The length of the answer head at the start of `buf` (its blank line
+ * included), 0 while it is not whole. */
+static size_t head_length(struct evbuffer *buf)
+{
+    struct evbuffer_ptr crlf = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
+    struct evbuffer_ptr lf = evbuffer_search(buf, "\n\n", 2, NULL);
+    ev_ssize_t a = crlf.pos < 0 ? -1 : crlf.pos + 4, b = lf.pos < 0 ? -1 : lf.pos + 2;
+
+    if (a < 0 && b < 0)
+        return 0;
+    return (size_t)(a < 0 ? b : b < 0 ? a : a < b ? a : b);
+}
+
+/* The upstream's bytes, before libevent reads them, while a request waits
+ * for its final answer: hold libevent back until an answer's status line is
+ * here; drop interim answers (1xx, 101 excepted) whole; refuse a 101 (an
+ * upgrade tollgate never asked for) and a status line that is not one. */
+static void up_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct proxy_conn *c = arg;
+    char line[13];
+    size_t head;
+
+    if (info->n_added == 0 || c->moving || !c->awaiting)
+        return;
+    for (;;) {
+        if (evbuffer_copyout(buf, line, 12) < 12) {
+            conn_gate(c, true); /* not even a status line yet */
+            return;
+        }
+        line[12] = '\0';
+        if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[9]) ||
+            !isdigit((unsigned char)line[10]) || !isdigit((unsigned char)line[11]) ||
+            strncmp(line + 9, "101", 3) == 0) {
+            up_refuse(c, buf);
+            return;
+        }
+        if (line[9] != '1') { /* the final answer: libevent's from here */
+            c->awaiting = false;
+            conn_gate(c, false);
+            return;
+        }
+        head = head_length(buf);
+        if (head == 0 || c->interim + head > SRV_PROXY_MAX_RESP_HEADERS) {
+            if (c->interim + evbuffer_get_length(buf) > SRV_PROXY_MAX_RESP_HEADERS)
+                up_refuse(c, buf);
+            else
+                conn_gate(c, true);
+            return;
+        }
+        c->interim += head;
+        c->moving = true;
+        evbuffer_drain(buf, head);
+        c->moving = false;
+    }
+}
+
 static struct proxy_conn *conn_get(srv_proxy_t *p, struct proxy_upstream *up)
 {
     struct proxy_conn *c = up->idle;
@@ -293,18 +401,55 @@ static struct proxy_conn *conn_get(srv_proxy_t *p, struct proxy_upstream *up)
     c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->evcon = evhttp_connection_base_new(p->base, p->dns, up->host, up->port);
-    if (c->evcon == NULL) {
-        free(c);
-        return NULL;
-    }
+    /* options 0, as libevent's own: evhttp closes the fd */
+    c->bev = bufferevent_socket_new(p->base, -1, 0);
+    if (c->bev == NULL ||
+        evbuffer_add_cb(bufferevent_get_input(c->bev), up_input, c) == NULL)
+        goto out_free;
+    c->evcon =
+        evhttp_connection_base_bufferevent_new(p->base, p->dns, c->bev, up->host, up->port);
+    if (c->evcon == NULL)
+        goto out_free;
     evhttp_connection_set_max_body_size(c->evcon, SRV_PROXY_MAX_RESP_BODY);
     evhttp_connection_set_max_headers_size(c->evcon, SRV_PROXY_MAX_RESP_HEADERS);
     evhttp_connection_set_retries(c->evcon, 0);
+    c->up = up;
     c->next_all = up->all;
     up->all = c;
     up->nconn++;
     return c;
+
+out_free:
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    free(c);
+    return NULL;
+}
+
+/* Closed for good (an answer it cannot be trusted after): freed from the
+ * kick, outside libevent's callbacks, never reused. */
+static void conn_kill(srv_proxy_t *p, struct proxy_conn *c)
+{
+    c->next_dead = p->dead;
+    p->dead = c;
+    event_active(p->kick, EV_TIMEOUT, 1);
+}
+
+static void conn_free_dead(srv_proxy_t *p)
+{
+    struct proxy_conn *c, **pp;
+
+    while ((c = p->dead) != NULL) {
+        p->dead = c->next_dead;
+        for (pp = &c->up->all; *pp != NULL; pp = &(*pp)->next_all)
+            if (*pp == c) {
+                *pp = c->next_all;
+                break;
+            }
+        c->up->nconn--;
+        evhttp_connection_free(c->evcon);
+        free(c);
+    }
 }
 
 /* Back to the idle list; wake a waiter (later, from the loop). */
@@ -412,6 +557,24 @@ static void req_retry(srv_proxy_req_t *r)
     event_active(r->p->kick, EV_TIMEOUT, 1);
 }
 
+/* Is the answer's framing ambiguous: more than one Content-Length, or one
+ * beside Transfer-Encoding (RFC 9112 §6.3: a sender must not, and a proxy
+ * that forwards it can be made to disagree with its client)? */
+static bool framing_bad(struct evhttp_request *in)
+{
+    const struct evkeyval *kv;
+    unsigned ncl = 0, nte = 0;
+
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(in), next)
+    {
+        if (strcasecmp(kv->key, "Content-Length") == 0)
+            ncl++;
+        else if (strcasecmp(kv->key, "Transfer-Encoding") == 0)
+            nte++;
+    }
+    return ncl > 1 || nte > 1 || (ncl > 0 && nte > 0);
+}
+
 /* libevent's request callback: the answer, or a failure. */
 static void proxy_done_cb(struct evhttp_request *in, void *arg)
 {
@@ -419,14 +582,29 @@ static void proxy_done_cb(struct evhttp_request *in, void *arg)
     struct proxy_conn *c = r->conn;
     srv_proxy_status_t st = classify(r, in);
     bool stale = c->served > 0 && in == NULL && r->error == EVREQ_HTTP_EOF;
+    bool reuse = true;
 
     TAILQ_REMOVE(&r->p->inflight, r, link);
     r->state = REQ_PARKED;
     r->out = NULL;
     r->conn = NULL;
+    c->awaiting = false;
+    conn_gate(c, false);
+    if (st == SRV_PROXY_OK && (c->bad || framing_bad(in))) {
+        st = SRV_PROXY_BAD_ANSWER;
+        reuse = false;
+    }
+    /* Bytes past the answer (a body longer than its Content-Length, a body
+     * to HEAD) would be read as the next request's answer: delivered as
+     * framed, like nginx, but the connection is not used again. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        reuse = false;
     if (st == SRV_PROXY_OK)
         c->served++;
-    conn_put(r->p, r->up, c);
+    if (reuse)
+        conn_put(r->p, r->up, c);
+    else
+        conn_kill(r->p, c);
     if (stale && !r->retried && method_idempotent(r->method)) {
         req_retry(r);
         return;
@@ -492,6 +670,9 @@ static int req_start(srv_proxy_req_t *r, struct proxy_conn *c)
     r->error = -1;
     r->conn = c;
     r->out = out;
+    c->awaiting = true;
+    c->bad = false;
+    c->interim = 0;
     r->state = REQ_SENT;
     TAILQ_INSERT_TAIL(&r->p->inflight, r, link);
     r->starting = true;
@@ -522,6 +703,7 @@ static void proxy_kick_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    conn_free_dead(p);
     for (up = p->ups; up != NULL; up = up->next) {
         srv_proxy_req_t *r;
         struct proxy_conn *c;
@@ -564,8 +746,9 @@ static bool hdr_skip_request(const struct evkeyvalq *h, const struct evkeyval *k
     bool variant;
 
     if (hdr_is_hop(h, name) || strcasecmp(name, "Host") == 0 ||
-        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
-        return true;
+        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0 ||
+        http_hdr_method_override(name))
+        return true; /* the upstream executes the method tollgate decided on */
     switch (http_hdr_class(name, &variant)) {
     case HTTP_HDR_IDENTITY:
     case HTTP_HDR_VOUCHED:

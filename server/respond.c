@@ -299,10 +299,7 @@ void srv_add_proxied_headers(srv_req_t *r, struct evkeyvalq *out)
 
 static void on_flushed(struct evhttp_request *req, void *arg)
 {
-    srv_worker_t *w = arg;
-
-    w->unflushed--;
-    srv_conn_answered(w, req);
+    srv_conn_answered(arg, req);
 }
 
 /* Send the reply; the worker counts it until libevent has written all of it,
@@ -315,7 +312,7 @@ void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body
      * another replica now rather than when this one stops accepting. */
     if (atomic_load(&r->w->srv->draining) && evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close");
-    r->w->unflushed++;
+    srv_conn_writing(r->w, r->req);
     evhttp_request_set_on_complete_cb(r->req, on_flushed, r->w);
     /* An answer to HEAD has no body (RFC 9110 §9.3.2); evhttp would send
      * one, unframed, into the next answer of a kept-alive connection. */

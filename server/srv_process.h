@@ -124,9 +124,21 @@ void srv_set_idle_timeout(srv_worker_t *w, unsigned ms);
 /* conn.c (main listener workers): see there */
 int srv_conns_init(srv_worker_t *w);
 void srv_conns_clear(srv_worker_t *w);
-/* gencb: the request is complete; true when its head held a NUL byte */
-bool srv_conn_request(srv_worker_t *w, struct evhttp_request *req);
-void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req); /* written */
+/* What conn.c saw of a complete request's head before evhttp read it. */
+typedef enum {
+    SRV_CONN_OK,
+    SRV_CONN_NUL,            /* a NUL byte in the head: 400 */
+    SRV_CONN_HEAD_TOO_LARGE, /* head over max_header_bytes: 431 */
+    SRV_CONN_BODY_TOO_LARGE, /* Content-Length over max_body_bytes: 413 */
+} srv_conn_verdict_t;
+/* gencb: the request is complete.  For the last two, the request evhttp
+ * hands over is a stand-in (conn.c): answer the verdict, nothing else. */
+srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req);
+/* An answer is being written (w->unflushed counts it until it is, or until
+ * its connection goes: a client that leaves mid-answer no longer holds a
+ * drain for its full length), and it was. */
+void srv_conn_writing(srv_worker_t *w, struct evhttp_request *req);
+void srv_conn_answered(srv_worker_t *w, struct evhttp_request *req);
 /* The pipeline's "client went away" callback (NULL: none), in place of
  * evhttp_connection_set_closecb, which conn.c owns. */
 void srv_conn_watch(srv_worker_t *w, struct evhttp_connection *conn, srv_conn_close_fn *fn,

@@ -40,6 +40,7 @@ typedef struct srv_hdrs {
     bool identity_exact;   /* an X-Auth-* header */
     bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
     bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
+    bool method_override;  /* X-HTTP-Method-Override or a sibling (http.h) */
     const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
 } srv_hdrs_t;
 
@@ -57,8 +58,9 @@ typedef struct srv_req {
     struct timespec start;
     srv_mode_t mode;
     char reqid[HTTP_REQID_MAX + 1];
-    char ip[HTTP_IP_STRLEN];   /* client ip */
-    char peer[HTTP_IP_STRLEN]; /* TCP peer */
+    char ip[HTTP_IP_STRLEN];         /* client ip */
+    char ip_key[HTTP_IP_KEY_STRLEN]; /* its key in limits and lockouts (http_ip_key) */
+    char peer[HTTP_IP_STRLEN];       /* TCP peer */
     bool peer_trusted;
     bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     const char *method; /* original method name */
@@ -97,6 +99,7 @@ typedef struct srv_req {
     int status;
     const char *decision;
     const char *reason;
+    srv_conn_verdict_t size_verdict; /* conn.c refused the head: 431 / 413 */
     const char *limit;
     int upstream_status;
     /* Rate-limit headers of the decision (empty when no limit applied). */

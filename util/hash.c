@@ -1,7 +1,11 @@
 /* hash.c — hashing and the chained hash table; see util_hash.h. */
 #include "tollgate/util_hash.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 uint64_t util_fnv1a(uint64_t h, const char *s, size_t n)
 {
@@ -27,6 +31,24 @@ uint64_t util_mix64(uint64_t h)
 uint64_t util_hash_bytes(const char *s, size_t n)
 {
     return util_mix64(util_fnv1a(UTIL_FNV_SEED, s, n));
+}
+
+/* OpenSSL 3's one-shot SHA256() looks the algorithm up on every call
+ * (EVP_Q_digest); fetching it once makes a digest several times cheaper. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+int util_sha256(const void *data, size_t n, unsigned char out[UTIL_SHA256_LEN])
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    if (sha256_md != NULL && EVP_Digest(data, n, out, NULL, sha256_md, NULL) == 1)
+        return 0;
+    return SHA256(data, n, out) != NULL ? 0 : -1;
 }
 
 size_t util_pow2_at_least(size_t n, size_t max)

@@ -52,6 +52,10 @@ size_t auth_keystore_count(const auth_keystore_t *ks);
 const auth_apikey_t *auth_keystore_lookup(const auth_keystore_t *ks, const char *key,
                                           size_t keylen);
 
+/* The entry of key id `id`, or NULL (a ticket checks that the key it was
+ * issued for is still there). */
+const auth_apikey_t *auth_keystore_find_id(const auth_keystore_t *ks, const char *id);
+
 /* Fill `out` (kind API_KEY, client_id = subject = id, scopes, tier). */
 int auth_apikey_identity(const auth_apikey_t *k, auth_identity_t *out);
 

@@ -36,13 +36,17 @@ typedef enum {
     CFG_DIALECT_AUTO,
     CFG_DIALECT_NGINX,
     CFG_DIALECT_TRAEFIK,
-    CFG_DIALECT_ENVOY
+    CFG_DIALECT_ENVOY,
+    CFG_DIALECT_INGRESS_NGINX /* nginx's headers, X-Original-URL set by the ingress */
 } cfg_dialect_t;
 
 /* Inbound headers spelled like one tollgate sets or vouches for. */
 typedef enum { CFG_RESERVED_DROP, CFG_RESERVED_REJECT } cfg_reserved_t;
 
 typedef enum { CFG_PATH_CASE_SENSITIVE, CFG_PATH_CASE_INSENSITIVE } cfg_path_match_t;
+/* trailing_slash: does an exact `path` also cover its twin with or without
+ * one trailing '/' (same, the default) or not (distinct)? */
+typedef enum { CFG_SLASH_SAME, CFG_SLASH_DISTINCT } cfg_trailing_slash_t;
 /* audit.flush, in the order of audit_flush_t (audit.h) */
 typedef enum { CFG_AUDIT_INTERVAL, CFG_AUDIT_EVERY, CFG_AUDIT_FSYNC } cfg_audit_flush_t;
 
@@ -136,6 +140,7 @@ typedef struct cfg {
     char *admin_listen;               /* default "127.0.0.1:9090" */
     unsigned threads;                 /* 0 = one per CPU */
     http_cidr_list_t trusted_proxies; /* default http_cidr_list_default() */
+    unsigned client_ipv6_prefix;      /* IPv6 clients keyed on this /N; default 64 */
     size_t max_body_bytes;            /* default 1 MiB */
     size_t max_header_bytes;          /* default 16 KiB */
     unsigned max_connections;         /* main listener, per process; default 10000 */
@@ -153,7 +158,8 @@ typedef struct cfg {
         bool hide_credentials;   /* strip X-API-Key / Authorization: Bearer; default off */
         cfg_reserved_t reserved; /* reserved_headers: default drop */
     } proxy;
-    cfg_path_match_t path_match; /* default case_sensitive */
+    cfg_path_match_t path_match;         /* default case_sensitive */
+    cfg_trailing_slash_t trailing_slash; /* default same */
     struct {
         char *path;        /* default "/v1/tickets" */
         unsigned ttl_s;    /* default 30 */

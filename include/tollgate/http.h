@@ -48,6 +48,15 @@ bool http_cidr_list_contains(const http_cidr_list_t *l, const char *ip);
 void http_client_ip(const char *peer_ip, const char *xff, const http_cidr_list_t *trusted,
                     char *out, size_t outlen);
 
+/* The key of client address `ip` for per-IP limits and lockouts: an IPv4
+ * address (a v4-mapped IPv6 one too) as it is; an IPv6 address cut to its
+ * first `v6_prefix` bits and spelled "NET/LEN" ("2001:db8:1:2::/64"), or as
+ * it is when `v6_prefix` is 128 or more — one host owns a whole /64, so the
+ * full address would give it 2^64 buckets.  Text that is not an address is
+ * copied (truncated).  `out` >= HTTP_IP_KEY_STRLEN. */
+#define HTTP_IP_KEY_STRLEN (HTTP_IP_STRLEN + 4) /* "/128" */
+void http_ip_key(const char *ip, unsigned v6_prefix, char *out, size_t outlen);
+
 /* Split "0.0.0.0:8080", "[::]:8080", ":8080" into host (default "0.0.0.0")
  * and port.  0 or -1. */
 int http_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
@@ -66,6 +75,8 @@ void http_reqid_new(char out[37]);
 /* What http_path_normalize() saw that only some routes accept. */
 #define HTTP_PATH_PCT25 1u     /* "%25" followed by two hex digits: double encoding */
 #define HTTP_PATH_SEMICOLON 2u /* a raw ';' (Tomcat/Spring path parameters) */
+#define HTTP_PATH_DOTSEG 4u    /* a "." or ".." segment (raw or %2E) was removed */
+#define HTTP_PATH_EMPTYSEG 8u  /* an empty segment ("//") was merged */
 
 /* Normalize the path part of a request target (no query, no fragment):
  * percent-decode unreserved characters (RFC 3986 §2.3), keep other escapes
@@ -94,8 +105,11 @@ bool http_cors_origin_allowed(const char *origin, char *const *allowed, size_t n
  * parameters replaced by "REDACTED": the built-in names (token,
  * access_token, id_token, refresh_token, api_key, apikey, api-key, key, jwt,
  * ticket, password, secret, client_secret, ...) and the `nextra` names of
- * `extra`, all compared case-insensitively after percent-decoding.
- * Truncated to fit `outlen`. */
+ * `extra`, however a common framework reads a name: after percent-decoding
+ * (also %uXXXX and '+'), in any case, '-', '.', '_' and spaces alike, as
+ * the base of "name[...]" or any part of "a[b].c", after '&', ';', '?' or
+ * '#'.  A redacted value runs to the next '&'.  Truncated to fit `outlen`
+ * (a truncated output never holds more of a value than the full one). */
 void http_redact_target(const char *target, char *const *extra, size_t nextra, char *out,
                         size_t outlen);
 
@@ -122,16 +136,30 @@ size_t http_hdr_value_encode(const char *in, bool keep_space, char *out, size_t 
 
 /* A request head (request line and header lines, up to the blank line that
  * ends it: LF LF or LF CR LF, as libevent accepts both) read in pieces as it
- * arrives, for NUL bytes.  libevent keeps header values as C strings, so a
- * NUL would cut a value short unseen.  Start it at the first byte of a
- * request; feed() ignores what follows the head (a body, the next request). */
+ * arrives: for NUL bytes (libevent keeps header values as C strings, so a
+ * NUL would cut a value short unseen), for its length, and for the body
+ * length it declares (so a head over max_header_bytes, or a Content-Length
+ * over max_body_bytes, is refused before libevent reads either).  Start it
+ * at the first byte of a request; feed() ignores what follows the head (a
+ * body, the next request). */
 typedef struct http_head_scan {
     bool in_head;     /* the blank line has not been seen yet */
     unsigned char st; /* 0 in a line, 1 after its LF, 2 after CR at a line start */
     bool nul;         /* a NUL was seen in the head */
+    bool has_clen;    /* a well-formed Content-Length line was seen */
+    unsigned char cl; /* the current line's Content-Length reading (headers.c) */
+    size_t len;       /* bytes of the head so far, its last LF included */
+    uint64_t clen;    /* the largest Content-Length declared (saturates) */
+    uint64_t cl_cur;  /* the value being read */
 } http_head_scan_t;
 void http_head_scan_start(http_head_scan_t *s);
 void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n);
+
+/* Is `name` a method override header (X-HTTP-Method-Override, X-HTTP-Method,
+ * X-Method-Override; '-', '_', '.' alike, any case)?  Rails (Rack::
+ * MethodOverride), Symfony, Laravel and others execute the method it names
+ * instead of the request's. */
+bool http_hdr_method_override(const char *name);
 
 /* Is `name` an RFC 9110 token (the only legal field names)? */
 bool http_hdr_name_ok(const char *name);

@@ -39,6 +39,7 @@ typedef struct rl_match {
     unsigned methods;  /* RL_METHOD_* bits, 0 = any */
     char *host;        /* exact, case-insensitive, port ignored; NULL = any */
     bool icase;        /* path and path_prefix compared ASCII case-insensitively */
+    bool slash_strict; /* `path` does not also cover its trailing-slash twin */
 } rl_match_t;
 
 typedef enum {

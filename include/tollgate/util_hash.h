@@ -1,5 +1,7 @@
-/* util_hash.h — hashing and the chained hash table under the striped
- * in-process tables (auth/lockout.c, limiter/rl_memory.c).
+/* util_hash.h — hashing (FNV-1a and a mixer for in-process tables, SHA-256
+ * where an outsider must not be able to make two inputs meet) and the
+ * chained hash table under the striped in-process tables (auth/lockout.c,
+ * limiter/rl_memory.c).
  *
  * The table is intrusive: an entry embeds a util_hnode_t and the owner
  * allocates, compares keys and frees; the table only chains nodes by hash and
@@ -22,6 +24,12 @@ uint64_t util_mix64(uint64_t h);
 
 /* util_mix64(util_fnv1a(UTIL_FNV_SEED, s, n)). */
 uint64_t util_hash_bytes(const char *s, size_t n);
+
+#define UTIL_SHA256_LEN 32 /* bytes of a SHA-256 digest */
+
+/* SHA-256 of `n` bytes of `data` into `out`; -1 only when OpenSSL fails
+ * (out of memory).  Thread-safe. */
+int util_sha256(const void *data, size_t n, unsigned char out[UTIL_SHA256_LEN]);
 
 /* The least power of two >= n, but at most `max` (itself a power of two). */
 size_t util_pow2_at_least(size_t n, size_t max);

@@ -3,13 +3,17 @@
  * Input: byte 0 picks the piece size (1..16), the rest is the stream.
  *
  * Checks, against a one-shot reference over the whole stream: the head ends
- * at the first blank line (LF LF or LF CR LF, the first line included), a
- * NUL is reported exactly when one is in the head, and feeding it in pieces
- * gives the same verdict as feeding it at once. */
+ * at the first blank line (LF LF or LF CR LF, the first line included) and
+ * its length is reported, a NUL is reported exactly when one is in the head,
+ * the Content-Length is the largest of the plain "Content-Length: digits"
+ * lines of the head, and feeding it in pieces gives the same verdict as
+ * feeding it at once. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "tollgate/http.h"
 
@@ -42,8 +46,56 @@ static size_t reference(const uint8_t *p, size_t size, bool *nul, bool *ended)
     return size;
 }
 
+/* A header line (without its LF) that is "Content-Length:" OWS digits OWS
+ * [CR]: its value, saturated; else -1 (as a flag in *ok). */
+static uint64_t ref_clen(const uint8_t *l, size_t n, bool *ok)
+{
+    size_t i = 15;
+    uint64_t v = 0;
+    bool digits = false;
+
+    *ok = false;
+    if (n < 15 || strncasecmp((const char *)l, "content-length:", 15) != 0)
+        return 0;
+    if (n > 15 && l[n - 1] == '\r')
+        n--;
+    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+        i++;
+    for (; i < n && l[i] >= '0' && l[i] <= '9'; i++, digits = true)
+        v = v > (UINT64_MAX - 9) / 10 ? UINT64_MAX : v * 10 + (l[i] - '0');
+    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+        i++;
+    *ok = digits && i == n;
+    return v;
+}
+
+/* The largest Content-Length of the head's complete header lines. */
+static bool ref_head_clen(const uint8_t *p, size_t head, uint64_t *clen)
+{
+    const uint8_t *nl, *line = memchr(p, '\n', head);
+    bool has = false, ok;
+    uint64_t v;
+
+    *clen = 0;
+    while (line != NULL && (size_t)(line + 1 - p) < head) {
+        line++;
+        nl = memchr(line, '\n', head - (size_t)(line - p));
+        if (nl == NULL)
+            break;
+        v = ref_clen(line, (size_t)(nl - line), &ok);
+        if (ok && (!has || v > *clen))
+            *clen = v;
+        has |= ok;
+        line = nl;
+    }
+    return has;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    uint64_t clen;
+    bool has_clen;
+    size_t len;
     http_head_scan_t whole, pieces;
     bool nul, ended;
     size_t step;
@@ -53,7 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     step = (size_t)(data[0] % 16) + 1;
     data++;
     size--;
-    reference(data, size, &nul, &ended);
+    len = reference(data, size, &nul, &ended);
+    has_clen = ref_head_clen(data, len, &clen);
 
     http_head_scan_start(&whole);
     http_head_scan_feed(&whole, (const char *)data, size);
@@ -64,6 +117,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole.nul != pieces.nul || whole.in_head != pieces.in_head)
         abort();
     if (whole.nul != nul || whole.in_head == ended)
+        abort();
+    if (whole.len != pieces.len || whole.len != len)
+        abort();
+    if (whole.has_clen != pieces.has_clen || whole.clen != pieces.clen)
+        abort();
+    if (whole.has_clen != has_clen || (has_clen && whole.clen != clen))
         abort();
     return 0;
 }

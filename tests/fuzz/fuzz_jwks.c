@@ -1,6 +1,7 @@
 /* fuzz_jwks.c — libFuzzer target for the JWKS parser (auth_jwks_parse: a
  * file, or a document fetched from an identity provider) and for the
- * stored-ticket decoder (auth_ticket_decode: what Redis hands back).
+ * stored-ticket decoder (auth_ticket_decode and auth_ticket_restore: what
+ * Redis hands back, checked against a key store and a clock).
  *
  * Every algorithm is allowed, so every key type's import is reached; a set
  * that parses is looked up and, with the input's tail as a "signature",
@@ -17,9 +18,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* sha256("bob-key"): a key store with one entry, kept for the process */
+#define BOB_SHA256 "9b94dc1a51a38769f135edf04033ad7f2f487b6c25929be7a861cfc1ab10cf98"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const kids[] = {NULL, "a", "k1", "rs-1"};
+    static auth_keystore_t *keys;
+    auth_ticket_check_t chk = {
+        .ticket = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        .jwt = true,
+        .leeway_s = 30,
+        .now_s = 1700000000,
+    };
     unsigned all = 0, skipped = 0;
     char note[256], err[256];
     auth_jwks_t *s;
@@ -40,6 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     auth_jwks_unref(s);
     if (auth_ticket_decode((const char *)data, size, &id) == 0)
+        auth_identity_clear(&id);
+    if (keys == NULL && (keys = auth_keystore_new()) != NULL)
+        (void)auth_keystore_add_line(keys, "bob " BOB_SHA256, "fuzz", err, sizeof err);
+    chk.keys = keys;
+    if (auth_ticket_restore((const char *)data, size, &chk, &id) == NULL)
         auth_identity_clear(&id);
     return 0;
 }

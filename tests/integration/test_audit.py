@@ -5,7 +5,8 @@ import json
 import re
 
 from harness import (SLOW, TollgateCase, api_key, bearer, key_of, make_jwt, nginx_headers,
-                     standard_config, unique, wait_for)
+                     raw_request, raw_status, standard_config, traefik_headers, unique,
+                     wait_for)
 
 FIELDS = {"ts", "request_id", "client_id", "method", "path", "status", "duration_ms", "ip",
           "decision", "reason", "limit", "upstream_status"}
@@ -94,6 +95,58 @@ class Audit(TollgateCase):
         raw.decode("utf-8")  # strict
         for line in raw.splitlines():
             self.assertEqual(FIELDS, set(json.loads(line)))
+
+
+class AuditRedactionReadings(TollgateCase):
+    """Issue 19 §3: a credential in the query is redacted however a framework
+    behind tollgate reads its name: ';' separators (Rack < 3, old Go and
+    Python), brackets and dots (PHP, Rails, qs, Spring), encoded names, '+',
+    %uXXXX (ASP.NET), the non-ASCII letters Java and .NET fold to ASCII, a
+    NUL (PHP), repeated keys, a fragment and a nested URL.  Sent raw, as
+    the Envoy target, nginx's X-Original-URI and Traefik's X-Forwarded-Uri."""
+    configure = staticmethod(standard_config)
+
+    QUERIES = [
+        "x=1;token={s}", "x=1;token={s};y=2&z=3", "token[]={s}", "access_token%5B%5D={s}",
+        "token[a][b]={s}", "user[password]={s}", "user.password={s}", "access.token={s}",
+        "access+token={s}", "+api_key+={s}", "%u0074oken={s}", "t%C4%B1cket={s}",
+        "%C5%BFecret={s}", "%E2%84%AAey={s}", "token%00x={s}", "token=a&token={s}",
+        "x=1#access_token={s}", "next=/cb?token={s}&y=1",
+    ]
+
+    def send(self, form, query, rid):
+        uri = "/public/x?" + query
+        if form == "envoy":
+            target, hdrs = "/auth" + uri, {}
+        elif form == "nginx":
+            target, hdrs = "/auth", nginx_headers(uri, url=False)
+        else:
+            target, hdrs = "/auth", traefik_headers(uri)
+        head = "GET %s HTTP/1.1\r\nHost: t\r\nX-Request-ID: %s\r\nConnection: close\r\n" % (
+            target, rid)
+        head += "".join("%s: %s\r\n" % kv for kv in hdrs.items())
+        return raw_status(raw_request(self.tg.port, (head + "\r\n").encode()))
+
+    def test_each_reading_redacted(self):
+        for form in ("envoy", "nginx", "traefik"):
+            for q in self.QUERIES:
+                rid = unique("rd")
+                secret = "s3cr3t%s" % rid.replace("-", "")
+                status = self.send(form, q.format(s=secret), rid)
+                rec = self.tg.audit_for(rid)
+                with self.subTest(form=form, query=q):
+                    self.assertIsNotNone(status)
+                    self.assertNotIn(secret, rec["path"])
+                    self.assertIn("REDACTED", rec["path"])
+        self.assertNotIn(b"s3cr3t", self.tg.audit_raw().replace(b"REDACTED", b""))
+
+    def test_raw_utf8_name(self):
+        rid = unique("rd")
+        secret = "s3cr3t%s" % rid.replace("-", "")
+        raw_request(self.tg.port, b"GET /auth/public/x?t\xc4\xb1cket=" + secret.encode() +
+                    b" HTTP/1.1\r\nHost: t\r\nX-Request-ID: " + rid.encode() +
+                    b"\r\nConnection: close\r\n\r\n")
+        self.assertNotIn(secret, self.tg.audit_for(rid)["path"])
 
 
 class AuditDurability(TollgateCase):

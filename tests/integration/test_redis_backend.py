@@ -92,6 +92,35 @@ class SharedState(TollgateCase):
             {"limit": "tight", "key": "c=k:nobody"}))
         self.assertEqual(r.json()["reset"], False)
 
+    # Two 109-byte values with one FNV-1a-64 (Pollard's rho, 4 min on one core).
+    TENANT_PAD = "tenant-" + "a" * 90 + "-"
+    VICTIM, ATTACKER = TENANT_PAD + "rrmRmEmoQ7K", TENANT_PAD + "CtZ3u-HaMkG"
+
+    def test_long_identity_is_not_shared_and_spelled_alike(self):
+        """Issue 19 §3: identities over 96 bytes were spelled with FNV-1a-64,
+        so a client choosing its X-Tenant could drain another tenant's
+        bucket.  With SHA-256 the attacker drains only its own; the victim's
+        bucket is still one bucket on every replica (no per-process key),
+        under the documented name."""
+        import hashlib
+
+        def conf(cfg):
+            with_redis([self.redis.addr])(cfg)
+            cfg["limits"].append({"name": "tenant", "match": {"path_prefix": "/tenant/"},
+                                  "by": ["header:X-Tenant"], "rate": "2/minute"})
+            return cfg
+        a, b = self.spawn(conf), self.spawn(conf)
+        mallory = dict(api_key("alice"), **{"X-Tenant": self.ATTACKER})
+        victim = dict(api_key("bob"), **{"X-Tenant": self.VICTIM})
+        self.assertEqual([tg.get("/auth/tenant/x", mallory).status for tg in (a, b, a)],
+                         [200, 200, 429])
+        self.assertEqual([tg.get("/auth/tenant/x", victim).status for tg in (b, a, b)],
+                         [200, 200, 429])
+        digest = hashlib.sha256(self.VICTIM.encode()).hexdigest()[:32].upper()
+        keys = self.redis.client().call("KEYS", "tg:*:b:tenant")
+        self.assertIn(("tg:{h:x-tenant=%%S%s}:b:tenant" % digest).encode(), keys)
+        self.assertEqual(len(keys), 2, keys)
+
     def test_revocation_reaches_every_replica(self):
         a, b = self.replicas()
         tok = make_jwt({"sub": "rev-redis", "jti": unique("jti"), "scope": "orders:read"})

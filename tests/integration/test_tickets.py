@@ -6,8 +6,8 @@ import json
 import time
 import unittest
 
-from harness import (TollgateCase, Upstream, api_key, bearer, make_jwt, standard_config,
-                     unique, wait_for)
+from harness import (KEYS, TollgateCase, Upstream, api_key, bearer, make_jwt, sha256_hex,
+                     standard_config, unique, wait_for)
 
 
 def ticket_config(cfg):
@@ -97,6 +97,101 @@ class Tickets(TollgateCase):
         self.assertNotIn(t, self.tg.stdout())
 
 
+def issue(tg, headers):
+    r = tg.req("POST", "/v1/tickets", headers)
+    assert r.status == 200, r
+    return r.json()["ticket"]
+
+
+def reload_now(case, tg):
+    """POST /admin/v1/reload and wait until the new config serves."""
+    version = tg.readyz()[1]["config_version"]
+    r = tg.admin("POST", "/admin/v1/reload")
+    case.assertIn(r.status, (200, 204), r.body)
+    case.assertTrue(wait_for(lambda: tg.readyz()[1]["config_version"] != version, 5),
+                    "config_version unchanged")
+
+
+def redeem_refused(case, tg, ticket, reason):
+    """The ticket gets 401, and the audit line says why."""
+    rid = unique("tkt")
+    r = tg.get("/auth/ws/a?ticket=" + ticket, {"X-Request-ID": rid})
+    case.assertEnvelope(r, 401, "unauthorized")
+    case.assertEqual(tg.audit_for(rid)["reason"], reason)
+
+
+class TicketCredentialGone(TollgateCase):
+    """A ticket never outlives the credential it was issued for: the API key
+    removed from the key file or rotated out, the JWT expired (revoked:
+    Tickets.test_jwt_identity_and_revocation) between issue and use."""
+    shared_server = False
+
+    def test_key_removed(self):
+        tg = self.spawn(ticket_config)
+        t_bob, t_alice = issue(tg, api_key("bob")), issue(tg, api_key("alice"))
+        tg.write_keys({k: v for k, v in KEYS.items() if k != "bob"})
+        reload_now(self, tg)
+        self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 401)
+        redeem_refused(self, tg, t_bob, "ticket_key_removed")
+        # a key still in the file keeps its ticket
+        r = tg.get("/auth/ws/a?ticket=" + t_alice)
+        self.assertEqual((r.status, r.header("X-Auth-Client-Id")), (200, "alice"), r)
+        self.assertIn('tollgate_auth_failures_total{reason="ticket_key_removed"} 1',
+                      tg.metrics())
+
+    def test_key_rotated(self):
+        """Same id, another key: the old key's ticket is the old key's."""
+        tg = self.spawn(ticket_config)
+        t = issue(tg, api_key("bob"))
+        t2 = issue(tg, api_key("bob"))
+        new_key = "it-key-bob-rotated-0123456789abcdef"
+        tg.write_keys(dict(KEYS, bob=(new_key, ["orders:read"], None)))
+        reload_now(self, tg)
+        redeem_refused(self, tg, t, "ticket_key_rotated")
+        t_new = issue(tg, {"X-API-Key": new_key})
+        self.assertEqual(tg.get("/auth/ws/a?ticket=" + t_new).status, 200)
+        # rotated back: the very key again, so its ticket is good again
+        tg.write_keys(KEYS)
+        reload_now(self, tg)
+        self.assertEqual(tg.get("/auth/ws/a?ticket=" + t2).status, 200)
+
+    def test_scopes_narrowed(self):
+        """The key's line now has fewer scopes: the ticket has them too."""
+        tg = self.spawn(ticket_config)
+        t = issue(tg, api_key("bob"))
+        tg.write_keys(dict(KEYS, bob=(KEYS["bob"][0], ["profile:read"], None)))
+        reload_now(self, tg)
+        rid = unique("tkt")
+        r = tg.get("/auth/ws/a?ticket=" + t, {"X-Request-ID": rid})
+        self.assertEnvelope(r, 403, "forbidden")
+        self.assertEqual(tg.audit_for(rid)["client_id"], "bob")
+
+    def test_api_keys_turned_off(self):
+        tg = self.spawn(ticket_config)
+        t = issue(tg, api_key("bob"))
+        tg.config["auth"]["mode"] = "jwt"
+        tg.write_config()
+        reload_now(self, tg)
+        redeem_refused(self, tg, t, "ticket_credential_disabled")
+
+    def test_jwt_expired(self):
+        def conf(cfg):
+            ticket_config(cfg)
+            cfg["auth"]["jwt"]["leeway_seconds"] = 0
+            return cfg
+        tg = self.spawn(conf)
+        # 3 to 4 s left (exp is whole seconds): room for three requests on a
+        # busy machine before it expires (was 1 to 2 s)
+        exp = int(time.time()) + 4
+        tok = make_jwt({"sub": "short-lived", "scope": "orders:read", "exp": exp})
+        t, t_used = issue(tg, bearer(tok)), issue(tg, bearer(tok))
+        self.assertEqual(tg.get("/auth/ws/a?ticket=" + t_used).status, 200)
+        # the token expires; the ticket (ttl 30 s) would still be good
+        self.assertTrue(wait_for(lambda: time.time() >= exp + 0.2, 10))
+        self.assertEqual(tg.get("/auth/orders/1", bearer(tok)).status, 401)
+        redeem_refused(self, tg, t, "ticket_token_expired")
+
+
 class TicketExpiry(TollgateCase):
     shared_server = False
 
@@ -175,3 +270,31 @@ class TicketsRedis(TollgateCase):
         r = tg.get("/auth/ws/a?ticket=" + t2)
         self.assertEnvelope(r, 401, "unauthorized")
         self.assertEnvelope(tg.req("POST", "/v1/tickets", api_key("bob")), 503, "unavailable")
+
+    def test_key_removed_redis(self):
+        """Issued on one replica, used on another after the key was removed
+        from the key file: refused; Redis holds no digest of the key."""
+        redis = rh.RedisServer().start()
+        self.addCleanup(redis.close)
+
+        def conf(cfg):
+            ticket_config(cfg)
+            cfg["redis"] = {"mode": "standalone", "nodes": ["127.0.0.1:%d" % redis.port],
+                            "timeout_ms": 500}
+            return cfg
+        issuer, user = self.spawn(conf), self.spawn(conf)
+        for tg in (issuer, user):
+            self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5))
+        t = issue(issuer, api_key("bob"))
+        key = "tg:{tkt:%s}" % hashlib.sha256(t.encode()).hexdigest()
+        with redis.client() as c:
+            stored = c.call("GET", key)
+        stored = stored.decode() if isinstance(stored, bytes) else stored
+        user.write_keys({k: v for k, v in KEYS.items() if k != "bob"})
+        reload_now(self, user)
+        redeem_refused(self, user, t, "ticket_key_removed")
+        with redis.client() as c:
+            self.assertEqual(c.call("EXISTS", key), 0)  # used up all the same
+        # the key is named by a fingerprint keyed with the ticket, not its digest
+        self.assertEqual(len(json.loads(stored)["kfp"]), 64)
+        self.assertNotIn(sha256_hex(KEYS["bob"][0]), stored)

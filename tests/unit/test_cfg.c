@@ -96,6 +96,7 @@ static void test_minimal_file(void)
     CU_ASSERT_EQUAL(c->max_connections, 10000);
     CU_ASSERT_EQUAL(c->request_read_timeout_ms, 30000);
     CU_ASSERT_EQUAL(c->idle_timeout_ms, 15000);
+    CU_ASSERT_EQUAL(c->client_ipv6_prefix, 64);
     CU_ASSERT_EQUAL(c->expected_replicas, 1);
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_NONE);
     CU_ASSERT_STRING_EQUAL(c->redis.key_prefix, "tg:");
@@ -231,6 +232,7 @@ static void test_values(void)
         "max_connections: 50\n"
         "request_read_timeout_ms: 2500\n"
         "idle_timeout_ms: 75000\n"
+        "client_ipv6_prefix: 56\n"
         "security_headers: {permissions_policy: \"camera=()\"}\n"
         "redis: {nodes: [\"[::1]:7000\", Redis.Local], tls: true, db: 3}\n"
         "trusted_proxies: []\n"
@@ -256,6 +258,7 @@ static void test_values(void)
     CU_ASSERT_EQUAL(c->max_connections, 50);
     CU_ASSERT_EQUAL(c->request_read_timeout_ms, 2500);
     CU_ASSERT_EQUAL(c->idle_timeout_ms, 75000);
+    CU_ASSERT_EQUAL(c->client_ipv6_prefix, 56);
     CU_ASSERT_STRING_EQUAL(c->security_headers.permissions_policy, "camera=()");
     CU_ASSERT_EQUAL(c->redis.mode, CFG_REDIS_STANDALONE); /* nodes without a mode */
     CU_ASSERT_STRING_EQUAL(c->redis.nodes.v[0], "[::1]:7000");
@@ -343,6 +346,14 @@ static void test_err_types(void)
                "t.yaml:1: auth.mode: 'cloud' is not one of none, api_key, jwt, any");
     expect_err("auth: {mode: none}\nexpected_replicas: 0\n",
                "t.yaml:2: expected_replicas: expected an integer from 1 to 10000, got '0'");
+    expect_err(
+        "auth: {mode: none}\nclient_ipv6_prefix: 129\n",
+        "t.yaml:2: client_ipv6_prefix: expected an integer from 32 to 128, got '129'");
+    expect_err("auth: {mode: none}\nclient_ipv6_prefix: 0\n",
+               "t.yaml:2: client_ipv6_prefix: expected an integer from 32 to 128, got '0'");
+    expect_err(
+        "auth: {mode: none}\nclient_ipv6_prefix: /64\n",
+        "t.yaml:2: client_ipv6_prefix: expected an integer from 32 to 128, got '/64'");
     expect_err(
         "auth: {mode: none}\nforward_auth: {nginx_rate_limited_status: 200}\n",
         "t.yaml:2: forward_auth.nginx_rate_limited_status: expected an integer from 400 "
@@ -794,6 +805,7 @@ static void test_dump_json(void)
     CU_ASSERT_STRING_EQUAL(
         json_string_value(json_array_get(json_object_get(j, "trusted_proxies"), 0)),
         "10.0.0.0/8");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "client_ipv6_prefix")), 64);
     CU_ASSERT_PTR_NULL(strstr(dump, secret32));
     CU_ASSERT_PTR_NULL(strstr(dump, "f788feb7")); /* never a key digest */
     json_decref(j);
@@ -883,6 +895,205 @@ static void test_odd_input(void)
                     "routes[0]: expected a mapping");
 }
 
+/* Lists and strings: the shapes each kind of value refuses. */
+static void test_err_lists_and_strings(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\nlisten: null\n",
+               "t.yaml:2: listen: expected a string, got null");
+    expect_err("auth: {mode: none}\ntrusted_proxies: 10.0.0.0/8\n",
+               "t.yaml:2: trusted_proxies: expected a list, got a scalar");
+    expect_err("auth: {mode: none}\ntrusted_proxies: [10.0.0.1/8]\n",
+               "t.yaml:2: trusted_proxies[0]: '10.0.0.1/8' is not an address or CIDR (host "
+               "bits zero)");
+    expect_err("auth: {mode: none}\nredis: {nodes: ['a:b:c']}\n",
+               "t.yaml:2: redis.nodes[0]: 'a:b:c' is not host[:port]");
+    expect_err("auth: {mode: none}\nredis: {key_prefix: 'a b'}\n",
+               "t.yaml:2: redis.key_prefix: must be 1 to 64 characters without '{', '}' or "
+               "spaces");
+    expect_err("auth: {mode: none}\nredis: {key_prefix: '{tg}'}\n",
+               "t.yaml:2: redis.key_prefix: must be 1 to 64 characters without '{', '}' or "
+               "spaces");
+    expect_err("auth: {mode: none}\naudit: {path: ''}\n",
+               "t.yaml:2: audit.path: must not be empty");
+    expect_err("auth: {mode: none}\ntickets: {scopes: ['']}\n",
+               "t.yaml:2: tickets.scopes[0]: must not be empty");
+    expect_err("auth: {mode: none}\ntickets: {scopes: ['a,b']}\n",
+               "t.yaml:2: tickets.scopes[0]: a scope has no spaces or commas");
+    expect_err(
+        "auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {host: "
+        "'api.example.com:443'}}\n",
+        "t.yaml:3: limits[0].match.host: expected a host name without scheme or port");
+    expect_err(
+        "auth: {mode: none}\nlimits:\n  - {name: a, rate: 1/s, match: {host: ''}}\n",
+        "t.yaml:3: limits[0].match.host: expected a host name without scheme or port");
+    /* more entries than any list may have */
+    {
+        size_t cap = 40000, n = 0;
+        char *y = malloc(cap);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+        n += (size_t)snprintf(y + n, cap - n, "auth: {mode: none}\ntrusted_proxies: [");
+        for (int i = 0; i <= 10000; i++)
+            n += (size_t)snprintf(y + n, cap - n, "%s1", i ? "," : "");
+        snprintf(y + n, cap - n, "]\n");
+        expect_err(y, "t.yaml:2: trusted_proxies: more than 10000 entries");
+        free(y);
+    }
+}
+
+/* A route's options: what they set, what they refuse. */
+static void test_route_options(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\n"
+                "routes:\n"
+                "  - {match: {path_prefix: /a/, host: API.Example.COM}, auth: none,\n"
+                "     path_match: case_insensitive, auth_methods: [jwt]}\n"
+                "  - {match: {path_prefix: /b/}, auth: none, path_match: case_sensitive,\n"
+                "     auth_methods: [api_key, jwt]}\n");
+    if (c != NULL) {
+        CU_ASSERT_EQUAL_FATAL(c->nroutes, 2);
+        CU_ASSERT_STRING_EQUAL(c->routes[0].name, "route-1");
+        CU_ASSERT_STRING_EQUAL(c->routes[1].name, "route-2");
+        CU_ASSERT_STRING_EQUAL(c->routes[0].match.host, "api.example.com");
+        CU_ASSERT(c->routes[0].path_icase);
+        CU_ASSERT(!c->routes[1].path_icase);
+        CU_ASSERT_EQUAL(c->routes[0].auth_methods, CFG_METHOD_JWT);
+        CU_ASSERT_EQUAL(c->routes[1].auth_methods, CFG_METHOD_API_KEY | CFG_METHOD_JWT);
+        cfg_unref(c);
+    }
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path_prefix: /a/}, auth_methods: "
+               "[password]}\n",
+               "t.yaml:3: routes[0].auth_methods[0]: 'password' is not api_key or jwt");
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path_prefix: /a/}, auth_methods: "
+               "[]}\n",
+               "t.yaml:3: routes[0].auth_methods: list api_key, jwt or both");
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path_prefix: /a/}, path_match: "
+               "fuzzy}\n",
+               "t.yaml:3: routes[0].path_match: 'fuzzy' is not one of case_sensitive, "
+               "case_insensitive");
+    expect_err("auth: {mode: none}\nroutes: [/a/]\n",
+               "t.yaml:2: routes[0]: expected a mapping, got a scalar");
+}
+
+/* tiers: names, duplicates, shapes. */
+static void test_err_tiers_shape(void)
+{
+    clear_env();
+    expect_err("auth: {mode: none}\n"
+               "limits: [{name: default, rate: 10/minute}]\n"
+               "tiers:\n"
+               "  gold: {default: 100/minute}\n"
+               "  gold: {default: 200/minute}\n",
+               "t.yaml:5: duplicate key 'gold' in tiers");
+    expect_err("auth: {mode: none}\n"
+               "limits: [{name: default, rate: 10/minute}]\n"
+               "tiers:\n"
+               "  'gold tier': {default: 100/minute}\n",
+               "t.yaml:4: tiers: 'gold tier' is not a name ([A-Za-z0-9._-], 1 to 64 "
+               "characters)");
+    expect_err("auth: {mode: none}\n"
+               "limits: [{name: default, rate: 10/minute}]\n"
+               "tiers:\n"
+               "  gold: {default: 100/minute, default: 200/minute}\n",
+               "t.yaml:4: duplicate key 'default' in tiers.gold");
+    expect_err("auth: {mode: none}\n"
+               "limits: [{name: default, rate: 10/minute}]\n"
+               "tiers:\n"
+               "  gold: [default]\n",
+               "t.yaml:4: tiers.gold: expected a mapping of limit: rate, got a list");
+}
+
+/* claim_to_headers: names tollgate may set, each once. */
+static void test_err_claim_headers(void)
+{
+    static const char head[] = "auth:\n  mode: none\n  jwt:\n    claim_to_headers:\n";
+    char y[512];
+
+    clear_env();
+    snprintf(y, sizeof y, "%s      tenant: X-Auth-Subject\n", head);
+    expect_err(y, "t.yaml:5: auth.jwt.claim_to_headers: X-Auth-Subject is set by tollgate "
+                  "itself");
+    snprintf(y, sizeof y, "%s      tenant: X-Auth-Tenant\n      org: x-auth-tenant\n",
+             head);
+    expect_err(y, "t.yaml:6: auth.jwt.claim_to_headers: x-auth-tenant appears twice");
+    snprintf(y, sizeof y, "%s      tenant: X-Tenant\n", head);
+    expect_err(y, "t.yaml:5: auth.jwt.claim_to_headers: 'X-Tenant' must be a header name "
+                  "starting with X-Auth- (letters, digits, '-'; at most 64)");
+    snprintf(y, sizeof y, "%s      '': X-Auth-Tenant\n", head);
+    expect_err(y, "t.yaml:5: auth.jwt.claim_to_headers: a claim name is 1 to 64 bytes");
+    snprintf(y, sizeof y, "%s      [a]: X-Auth-Tenant\n", head);
+    expect_err_part(y, "t.yaml:5: auth.jwt.claim_to_headers: expected a string");
+}
+
+/* auth.jwt.providers: defaults, and each rule of a provider. */
+static void test_providers(void)
+{
+    static const char head[] = "auth:\n  mode: none\n  jwt:\n    providers:\n";
+    char y[1024];
+    cfg_t *c;
+
+    clear_env();
+    snprintf(
+        y, sizeof y,
+        "%s      - {issuer: 'https://idp.example', jwks_uri: "
+        "'https://idp.example/jwks'}\n"
+        "      - {name: corp, issuer: 'https://corp.example', discovery: true,\n"
+        "         algorithms: [ES256], refresh_interval: 10m, min_refresh_interval: 1m}\n",
+        head);
+    c = load_ok(y);
+    if (c != NULL) {
+        CU_ASSERT_EQUAL_FATAL(c->auth.jwt.nproviders, 2);
+        CU_ASSERT_STRING_EQUAL(c->auth.jwt.providers[0].name, "provider-1");
+        CU_ASSERT_EQUAL(c->auth.jwt.providers[0].algorithms.n, 1);
+        CU_ASSERT_STRING_EQUAL(c->auth.jwt.providers[0].algorithms.v[0], "RS256");
+        CU_ASSERT_EQUAL(c->auth.jwt.providers[0].refresh_s, 300);
+        CU_ASSERT_EQUAL(c->auth.jwt.providers[0].min_refresh_s, 30);
+        CU_ASSERT_STRING_EQUAL(c->auth.jwt.providers[1].name, "corp");
+        CU_ASSERT_STRING_EQUAL(c->auth.jwt.providers[1].algorithms.v[0], "ES256");
+        CU_ASSERT(c->auth.jwt.providers[1].discovery);
+        CU_ASSERT_EQUAL(c->auth.jwt.providers[1].refresh_s, 600);
+        CU_ASSERT_EQUAL(c->auth.jwt.providers[1].min_refresh_s, 60);
+        cfg_unref(c);
+    }
+    snprintf(y, sizeof y, "%s      - {jwks_uri: 'https://idp.example/jwks'}\n", head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: needs an issuer");
+    snprintf(y, sizeof y, "%s      - {issuer: 'https://idp.example'}\n", head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: needs exactly one of keys_file, "
+                  "jwks_uri, discovery");
+    snprintf(y, sizeof y,
+             "%s      - {issuer: 'https://idp.example', discovery: true, jwks_uri: "
+             "'https://idp.example/jwks'}\n",
+             head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: needs exactly one of keys_file, "
+                  "jwks_uri, discovery");
+    snprintf(
+        y, sizeof y,
+        "%s      - {issuer: 'https://idp.example', jwks_uri: 'http://idp.example/jwks'}\n",
+        head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: jwks_uri must be an https:// URL");
+    snprintf(y, sizeof y, "%s      - {issuer: 'http://idp.example', discovery: true}\n",
+             head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: discovery needs an https:// issuer");
+    snprintf(y, sizeof y,
+             "%s      - {issuer: 'https://idp.example', discovery: true,\n"
+             "         refresh_interval: 1m, min_refresh_interval: 5m}\n",
+             head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: min_refresh_interval is longer than "
+                  "refresh_interval");
+    snprintf(y, sizeof y,
+             "%s      - {issuer: 'https://idp.example', discovery: true, "
+             "algorithms: [HS257]}\n",
+             head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0].algorithms[0]: 'HS257' is not a "
+                  "supported algorithm (HS, RS, ES, PS with 256, 384, 512; EdDSA)");
+    snprintf(y, sizeof y, "%s      - https://idp.example\n", head);
+    expect_err(y, "t.yaml:5: auth.jwt.providers[0]: expected a mapping, got a scalar");
+}
+
 static int suite_init(void)
 {
     clear_env();
@@ -926,6 +1137,11 @@ int test_cfg_add(void)
         {"version", test_version},
         {"cfg_ref / cfg_unref", test_refs},
         {"odd input", test_odd_input},
+        {"lists and strings refused", test_err_lists_and_strings},
+        {"route options", test_route_options},
+        {"tiers: names and duplicates", test_err_tiers_shape},
+        {"claim_to_headers refused", test_err_claim_headers},
+        {"jwt providers", test_providers},
         {NULL, NULL},
     };
 

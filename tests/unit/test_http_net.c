@@ -1,4 +1,5 @@
 /* test_http_net.c — CIDR parsing and matching, client IP from XFF, host:port. */
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -164,6 +165,51 @@ static void test_client_ip(void)
     http_cidr_list_clear(&l);
 }
 
+/* Per-IP keys: an IPv6 client owns its /64, so the key is the prefix. */
+static void test_ip_key(void)
+{
+    static const struct {
+        const char *ip;
+        unsigned prefix;
+        const char *key;
+    } v[] = {
+        {"203.0.113.7", 64, "203.0.113.7"},
+        {"::ffff:203.0.113.7", 64, "203.0.113.7"}, /* v4-mapped: the v4 address */
+        {"::FFFF:cb00:7107", 48, "203.0.113.7"},
+        {"2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64"},
+        {"2001:db8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::/64"},
+        {"2001:DB8:1:2::1", 64, "2001:db8:1:2::/64"},
+        {"2001:db8:1:3::1", 64, "2001:db8:1:3::/64"},
+        {"2001:db8:1:2ff::1", 56, "2001:db8:1:200::/56"},
+        {"2001:db8:abcd:12::1", 48, "2001:db8:abcd::/48"},
+        {"2001:db8:abcd:12::1", 33, "2001:db8:8000::/33"},
+        {"2001:db8:7fff::1", 33, "2001:db8::/33"},
+        {"2001:db8::1:2", 127, "2001:db8::1:2/127"},
+        {"2001:db8::1:3", 127, "2001:db8::1:2/127"},
+        {"2001:db8::1:3", 128, "2001:db8::1:3"},
+        {"::1", 64, "::/64"},
+        {"::1", 128, "::1"},
+        {"unix:/run/x", 64, "unix:/run/x"}, /* not an address: as it is */
+        {"", 64, ""},
+    };
+    char out[HTTP_IP_KEY_STRLEN];
+
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        memset(out, 'x', sizeof(out));
+        http_ip_key(v[i].ip, v[i].prefix, out, sizeof(out));
+        if (strcmp(out, v[i].key) != 0)
+            fprintf(stderr, "\n  %s /%u: %s, want %s", v[i].ip, v[i].prefix, out, v[i].key);
+        CU_ASSERT_STRING_EQUAL(out, v[i].key);
+    }
+    /* the longest key fits */
+    http_ip_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 127, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127");
+    http_ip_key(NULL, 64, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "");
+    http_ip_key("2001:db8::1", 64, out, 5); /* truncated, terminated */
+    CU_ASSERT_STRING_EQUAL(out, "2001");
+}
+
 static void test_hostport(void)
 {
     char host[64];
@@ -177,7 +223,8 @@ static void test_hostport(void)
     CU_ASSERT_EQUAL(port, 9090);
     CU_ASSERT_EQUAL(http_parse_hostport(":8080", host, sizeof(host), &port), 0);
     CU_ASSERT_STRING_EQUAL(host, "0.0.0.0");
-    CU_ASSERT_EQUAL(http_parse_hostport("redis-0.redis:6379", host, sizeof(host), &port), 0);
+    CU_ASSERT_EQUAL(http_parse_hostport("redis-0.redis:6379", host, sizeof(host), &port),
+                    0);
     CU_ASSERT_STRING_EQUAL(host, "redis-0.redis");
     CU_ASSERT_EQUAL(port, 6379);
     CU_ASSERT_EQUAL(http_parse_hostport("127.0.0.1:65535", host, sizeof(host), &port), 0);
@@ -198,9 +245,13 @@ static void test_hostport(void)
 }
 
 static const unit_test_t tests[] = {
-    {"cidr_parse_ok", test_cidr_parse_ok}, {"cidr_parse_bad", test_cidr_parse_bad},
-    {"cidr_list", test_cidr_list},         {"client_ip", test_client_ip},
-    {"hostport", test_hostport},           {NULL, NULL},
+    {"cidr_parse_ok", test_cidr_parse_ok},
+    {"cidr_parse_bad", test_cidr_parse_bad},
+    {"cidr_list", test_cidr_list},
+    {"client_ip", test_client_ip},
+    {"hostport", test_hostport},
+    {"ip_key", test_ip_key},
+    {NULL, NULL},
 };
 
 int test_http_net_add(void)

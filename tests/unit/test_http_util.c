@@ -1,7 +1,10 @@
 /* test_http_util.c — request ids, path normalization, CORS, redaction. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tollgate/http.h"
 #include "unit.h"
@@ -44,6 +47,51 @@ static void test_head_scan(void)
 
             CU_ASSERT_EQUAL(h.nul, cases[i].nul);
             CU_ASSERT_EQUAL(h.in_head, cases[i].in_head);
+        }
+}
+
+/* The head's length and the Content-Length it declares, fed in every piece
+ * size: what conn.c refuses with 431 / 413 before libevent reads further. */
+static void test_head_scan_sizes(void)
+{
+#define HEAD(lit, len, has, clen) {lit, sizeof(lit) - 1, len, has, clen}
+    static const struct {
+        const char *s;
+        size_t n, len;
+        bool has_clen;
+        uint64_t clen;
+    } cases[] = {
+        HEAD("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 27, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", 39, true, 12),
+        HEAD("POST / HTTP/1.1\ncontent-LENGTH:7\n\n", 34, true, 7),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: \t 99 \t\r\n\r\n", 43, true, 99),
+        /* the largest of two; saturating */
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 70\r\n\r\n", 58, true,
+             70),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 60, true,
+             UINT64_MAX),
+        /* not plain Content-Length lines: left to libevent and srv_hdrs_scan */
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", 41, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 39, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 39, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 36, false, 0),
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5\r5\r\n\r\n", 40, false, 0),
+        HEAD("POST / HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n", 40, false, 0),
+        HEAD("Content-Length: 5 / HTTP/1.1\r\n\r\n", 32, false, 0), /* request line */
+        HEAD("POST / HTTP/1.1\r\nContent-Length: 5\0\r\n\r\n", 39, false, 0),
+        /* after the head: the body's bytes are no header */
+        HEAD("POST / HTTP/1.1\r\n\r\nContent-Length: 5\r\n", 19, false, 0),
+        HEAD("GET / HTTP/1.1\r\nX: a", 20, false, 0), /* still arriving */
+    };
+#undef HEAD
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (size_t step = 1; step <= cases[i].n; step++) {
+            http_head_scan_t h = head_scan(cases[i].s, cases[i].n, step);
+
+            CU_ASSERT_EQUAL(h.len, cases[i].len);
+            CU_ASSERT_EQUAL(h.has_clen, cases[i].has_clen);
+            CU_ASSERT_EQUAL(h.clen, cases[i].clen);
         }
 }
 
@@ -144,6 +192,42 @@ static void norm_is(const char *in, const char *want)
         CU_ASSERT_EQUAL(http_path_normalize(out, (size_t)n, again, sizeof(again), NULL), n);
         CU_ASSERT_STRING_EQUAL(again, out);
     }
+}
+
+/* HTTP_PATH_DOTSEG: whether a dot segment was resolved (forward-auth
+ * refuses those: the upstream gets the raw path). */
+static void test_path_dotseg_flag(void)
+{
+    static const struct {
+        const char *in;
+        bool dot;
+    } cases[] = {
+        {"/a/b", false},      {"/a/./b", true},        {"/a/../b", true},   {"/a/%2e/b", true},
+        {"/a/%2E%2e/b", true}, {"/a/.%2e/b", true},    {"/a/b/.", true},    {"/a/b/..", true},
+        {"/a/..b/c", false},  {"/a/.well-known", false}, {"/a/.../b", false}, {"//a//b/", false},
+    };
+    char out[64];
+    unsigned flags;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CU_ASSERT(http_path_normalize(cases[i].in, strlen(cases[i].in), out, sizeof(out),
+                                      &flags) >= 0);
+        CU_ASSERT_EQUAL(!!(flags & HTTP_PATH_DOTSEG), cases[i].dot);
+    }
+}
+
+static void test_hdr_method_override(void)
+{
+    CU_ASSERT_TRUE(http_hdr_method_override("X-HTTP-Method-Override"));
+    CU_ASSERT_TRUE(http_hdr_method_override("x-http-method-override"));
+    CU_ASSERT_TRUE(http_hdr_method_override("X_HTTP_Method_Override"));
+    CU_ASSERT_TRUE(http_hdr_method_override("X.Http.Method"));
+    CU_ASSERT_TRUE(http_hdr_method_override("X-Method-Override"));
+    CU_ASSERT_FALSE(http_hdr_method_override("X-HTTP-Method-Overrides"));
+    CU_ASSERT_FALSE(http_hdr_method_override("X-HTTP-Metho"));
+    CU_ASSERT_FALSE(http_hdr_method_override("X-Forwarded-Method"));
+    CU_ASSERT_FALSE(http_hdr_method_override("Method"));
+    CU_ASSERT_FALSE(http_hdr_method_override(""));
 }
 
 static void test_path_normalize(void)
@@ -352,6 +436,75 @@ static void test_redact_names(void)
     CU_ASSERT_STRING_EQUAL(out, "/a?session_hint=z");
 }
 
+/* Issue 19 §3: a credential is redacted however a common framework reads
+ * the query: ';' as a separator (Rack < 3, Go < 1.17, Python < 3.9.2,
+ * Bottle, Perl CGI), bracket and dot keys (PHP, Rails, qs, Spring), PHP's
+ * name mangling, '+', %uXXXX (ASP.NET), the non-ASCII letters that
+ * Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase fold to ASCII, a NUL
+ * (PHP ends the name there), repeated keys, '#' and a nested URL. */
+static void test_redact_readings(void)
+{
+    static const char *const cases[][2] = {
+        {"/a?x=1;token=s3", "/a?x=1;token=REDACTED"},
+        {"/a?;token=s3", "/a?;token=REDACTED"},
+        /* a '&'-only reader takes "s3;y=2" as the value: all of it goes */
+        {"/a?x=1;token=s3;y=2&z=3", "/a?x=1;token=REDACTED&z=3"},
+        {"/a?token[]=s3", "/a?token[]=REDACTED"},
+        {"/a?access_token%5B%5D=s3", "/a?access_token%5B%5D=REDACTED"},
+        {"/a?access_token%5b%5d=s3&x=1", "/a?access_token%5b%5d=REDACTED&x=1"},
+        {"/a?token[0]=s3&token[a][b]=s3", "/a?token[0]=REDACTED&token[a][b]=REDACTED"},
+        {"/a?user[password]=s3", "/a?user[password]=REDACTED"},
+        {"/a?user%5Bpassword%5D=s3", "/a?user%5Bpassword%5D=REDACTED"},
+        {"/a?user.password=s3", "/a?user.password=REDACTED"},
+        {"/a?access.token=s3", "/a?access.token=REDACTED"},
+        {"/a?access+token=s3", "/a?access+token=REDACTED"},
+        {"/a?access%20token=s3", "/a?access%20token=REDACTED"},
+        {"/a?+token=s3", "/a?+token=REDACTED"},
+        {"/a?%20%20token%20=s3", "/a?%20%20token%20=REDACTED"},
+        {"/a?T%4FKEN=s3", "/a?T%4FKEN=REDACTED"},
+        {"/a?%u0074oken=s3", "/a?%u0074oken=REDACTED"},
+        {"/a?t%C4%B1cket=s3", "/a?t%C4%B1cket=REDACTED"},
+        {"/a?%C4%B0d_token=s3", "/a?%C4%B0d_token=REDACTED"},
+        {"/a?%C5%BFecret=s3", "/a?%C5%BFecret=REDACTED"},
+        {"/a?%E2%84%AAey=s3", "/a?%E2%84%AAey=REDACTED"},
+        {"/a?t\304\261cket=s3", "/a?t\304\261cket=REDACTED"}, /* raw UTF-8 */
+        {"/a?token%00x=s3", "/a?token%00x=REDACTED"},
+        {"/a?token=s3&token=s4", "/a?token=REDACTED&token=REDACTED"},
+        {"/a?x=1#access_token=s3", "/a?x=1#access_token=REDACTED"},
+        {"/a?next=/cb?token=s3&y=1", "/a?next=/cb?token=REDACTED&y=1"},
+        /* not credentials under any reading */
+        {"/a?mytoken=x&token_type=b&tokens=1&x=token",
+         "/a?mytoken=x&token_type=b&tokens=1&x=token"},
+        {"/a?token;x=1&token", "/a?token;x=1&token"},
+        {"/a?tok%en=x&%=1&%u12=2&%E2%84=3", "/a?tok%en=x&%=1&%u12=2&%E2%84=3"},
+    };
+    char in[1024], want[1024], out[2048];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        http_redact_target(cases[i][0], NULL, 0, out, sizeof(out));
+        if (strcmp(out, cases[i][1]) != 0) {
+            fprintf(stderr, "\n  redact: %s -> %s", cases[i][0], out);
+            CU_FAIL(cases[i][0]);
+        }
+    }
+    /* Padding does not push a name out of sight: a long bracket key before
+     * or after it, or many spaces around it. */
+    snprintf(in, sizeof(in), "/a?token[%0300d]=s3", 0);
+    snprintf(want, sizeof(want), "/a?token[%0300d]=REDACTED", 0);
+    http_redact_target(in, NULL, 0, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, want);
+    snprintf(in, sizeof(in), "/a?x[%0300d][token]=s3", 0);
+    snprintf(want, sizeof(want), "/a?x[%0300d][token]=REDACTED", 0);
+    http_redact_target(in, NULL, 0, out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, want);
+    memcpy(in, "/a?", 3);
+    memset(in + 3, '+', 300);
+    memcpy(in + 303, "token+++=s3", 12);
+    http_redact_target(in, NULL, 0, out, sizeof(out));
+    CU_ASSERT_PTR_NULL(strstr(out, "s3"));
+}
+
 static void test_hdr_class(void)
 {
     bool v = true;
@@ -407,14 +560,50 @@ static void test_hdr_name_and_value(void)
     CU_ASSERT_STRING_EQUAL(out, "");
 }
 
+/* A forked child does not repeat its parent's sequence of ids: without the
+ * fork generation it would print exactly the parent's next id. */
+static void test_reqid_after_fork(void)
+{
+    char before[37], mine[37], child[37] = "";
+    int fd[2], status = -1;
+    pid_t pid;
+
+    http_reqid_new(before); /* this thread's generator is seeded */
+    CU_ASSERT_EQUAL_FATAL(pipe(fd), 0);
+    fflush(NULL);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        char id[37];
+
+        close(fd[0]);
+        http_reqid_new(id);
+        _exit(write(fd[1], id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+    }
+    close(fd[1]);
+    CU_ASSERT_EQUAL(read(fd[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fd[0]);
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    http_reqid_new(mine);
+    CU_ASSERT(uuid_ok(child));
+    CU_ASSERT_STRING_NOT_EQUAL(child, mine);
+    CU_ASSERT_STRING_NOT_EQUAL(child, before);
+}
+
 static const unit_test_t tests[] = {
     {"path_ambiguous", test_path_ambiguous},
     {"redact_names", test_redact_names},
+    {"redact_readings", test_redact_readings},
     {"hdr_class", test_hdr_class},
     {"hdr_name_and_value", test_hdr_name_and_value},
     {"head_scan", test_head_scan},
+    {"head_scan_sizes", test_head_scan_sizes},
+    {"path_dotseg_flag", test_path_dotseg_flag},
+    {"hdr_method_override", test_hdr_method_override},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
+    {"reqid_after_fork", test_reqid_after_fork},
     {"path_normalize", test_path_normalize},
     {"cors_check", test_cors_check},
     {"cors_allowed", test_cors_allowed},

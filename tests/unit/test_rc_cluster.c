@@ -10,9 +10,12 @@
 #include <sys/wait.h>
 
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 
+#include "../../redis/rc_internal.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
+#include "tollgate/rc_proto.h"
 #include "support_redis.h"
 #include "unit.h"
 
@@ -94,6 +97,128 @@ static int node_id_of(unsigned port, char *id)
     } while (0)
 
 /* ---- tests --------------------------------------------------------------------- */
+
+/* ---- CLUSTER SLOTS replies (no cluster needed) ------------------------------ */
+
+/* The reply in RESP `text`, read as the client reads it; NULL when it is not
+ * one whole reply. */
+static redisReply *resp(const char *text)
+{
+    redisReader *rd = rc_reader_new();
+    void *r = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rd);
+    if (redisReaderFeed(rd, text, strlen(text)) != REDIS_OK ||
+        redisReaderGetReply(rd, &r) != REDIS_OK)
+        r = NULL;
+    redisReaderFree(rd);
+    CU_ASSERT_PTR_NOT_NULL(r);
+    return r;
+}
+
+/* rc_cluster_apply_slots of RESP `text`, as if the seed had answered it. */
+static int apply_slots(rc_client_t *c, const char *text)
+{
+    redisReply *r = resp(text);
+    int rc;
+
+    if (r == NULL)
+        return -2;
+    rc_enter(c);
+    rc = rc_cluster_apply_slots(c, TAILQ_FIRST(&c->conns), r);
+    rc_leave(c);
+    freeReplyObject(r);
+    return rc;
+}
+
+#define NODE "*2\r\n$9\r\n127.0.0.1\r\n:7001\r\n"
+#define ALL "*3\r\n:0\r\n:16383\r\n" NODE
+
+/* A CLUSTER SLOTS reply comes from the network: every entry is checked
+ * before the map is replaced, a bad one refuses the whole reply and leaves
+ * the map as it was; "?", "" and nil hosts mean the node that answered; a
+ * node that leaves the map is dropped. */
+static void test_slots_reply_checked(void)
+{
+    static const char *seeds[] = {"127.0.0.1:1"};
+    static const char *const bad[] = {
+        ":1\r\n",                                                      /* not a list */
+        "*0\r\n",                                                      /* no entry */
+        "*1\r\n*2\r\n:0\r\n:16383\r\n",                                /* no node */
+        "*1\r\n*3\r\n$1\r\n0\r\n:16383\r\n" NODE,                      /* start a string */
+        "*1\r\n*3\r\n:0\r\n$5\r\n16383\r\n" NODE,                      /* end a string */
+        "*1\r\n*3\r\n:-1\r\n:16383\r\n" NODE,                          /* before slot 0 */
+        "*1\r\n*3\r\n:0\r\n:16384\r\n" NODE,                           /* past the last */
+        "*1\r\n*3\r\n:9\r\n:8\r\n" NODE,                               /* start after end */
+        "*1\r\n*3\r\n:0\r\n:16383\r\n$4\r\nnode\r\n",                  /* node not a list */
+        "*1\r\n*3\r\n:0\r\n:16383\r\n*1\r\n$9\r\n127.0.0.1\r\n",       /* no port */
+        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n:1\r\n:7001\r\n",           /* host an integer */
+        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:0\r\n", /* port 0 */
+        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:65536\r\n", /* too big */
+        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n$4\r\n7001\r\n",
+        "*2\r\n" ALL "*3\r\n:0\r\n:5\r\n:7\r\n", /* a good entry, then a bad one */
+        NULL,
+    };
+    rc_opts_t o = {.cluster = 1, .seeds = seeds, .nseeds = 1};
+    struct event_base *base = event_base_new();
+    char err[256], host[257], longhost[512];
+    rc_conn_t **map;
+    rc_client_t *c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    c = rc_client_new(base, &o, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        CU_ASSERT_EQUAL(apply_slots(c, bad[i]), -1);
+        if (c->slots != NULL) {
+            fprintf(stderr, "\nCLUSTER SLOTS reply %zu was taken\n", i);
+            break;
+        }
+    }
+    /* a host of 256 bytes or more */
+    memset(host, 'h', 256);
+    host[256] = '\0';
+    snprintf(longhost, sizeof(longhost),
+             "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$256\r\n%s\r\n:1\r\n", host);
+    CU_ASSERT_EQUAL(apply_slots(c, longhost), -1);
+    CU_ASSERT_PTR_NULL(c->slots);
+    CU_ASSERT_EQUAL(c->stats.refreshes, 0);
+
+    /* half the slots on another node: taken, but the map is not whole */
+    CU_ASSERT_EQUAL(apply_slots(c, "*1\r\n*3\r\n:0\r\n:8191\r\n"
+                                   "*3\r\n$9\r\n127.0.0.2\r\n:7001\r\n$2\r\nid\r\n"),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c->slots);
+    CU_ASSERT(!c->map_ok);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c->slots[0]);
+    CU_ASSERT_STRING_EQUAL(c->slots[0]->host, "127.0.0.2");
+    CU_ASSERT_EQUAL(c->slots[0]->port, 7001);
+    CU_ASSERT_PTR_EQUAL(c->slots[8191], c->slots[0]);
+    CU_ASSERT_PTR_NULL(c->slots[8192]);
+    CU_ASSERT_EQUAL(c->stats.refreshes, 1);
+
+    /* every slot, on nodes named "?" and nil: the node that answered's host */
+    CU_ASSERT_EQUAL(apply_slots(c, "*2\r\n*3\r\n:0\r\n:8191\r\n*2\r\n$1\r\n?\r\n:7002\r\n"
+                                   "*3\r\n:8192\r\n:16383\r\n*2\r\n$-1\r\n:7003\r\n"),
+                    0);
+    CU_ASSERT(c->map_ok);
+    CU_ASSERT_STRING_EQUAL(c->slots[0]->host, "127.0.0.1");
+    CU_ASSERT_EQUAL(c->slots[0]->port, 7002);
+    CU_ASSERT_STRING_EQUAL(c->slots[16383]->host, "127.0.0.1");
+    CU_ASSERT_EQUAL(c->slots[16383]->port, 7003);
+    /* 127.0.0.2:7001 owns nothing now and has nothing in flight: dropped */
+    CU_ASSERT_PTR_NULL(rc_conn_find(c, "127.0.0.2", 7001, false));
+    CU_ASSERT_PTR_NOT_NULL(rc_conn_find(c, "127.0.0.1", 1, false)); /* the seed stays */
+
+    /* a bad reply now changes nothing */
+    map = c->slots;
+    CU_ASSERT_EQUAL(apply_slots(c, "*1\r\n*3\r\n:0\r\n:16384\r\n" NODE), -1);
+    CU_ASSERT_PTR_EQUAL(c->slots, map);
+    CU_ASSERT(c->map_ok);
+    CU_ASSERT_EQUAL(c->stats.refreshes, 2);
+    rc_client_free(c);
+    event_base_free(base);
+}
 
 static void test_routing(void)
 {
@@ -268,6 +393,7 @@ static void test_stop(void)
 int test_rc_cluster_add(void)
 {
     static const unit_test_t tests[] = {
+        {"CLUSTER SLOTS replies checked", test_slots_reply_checked},
         {"slot routing over 3 primaries", test_routing},
         {"ASK during migration, MOVED after", test_ask_and_moved},
         {"primary killed: failover found", test_primary_killed},

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "tollgate/rl_policy.h"
+#include "tollgate/util_hash.h"
 #include "unit.h"
 
 static void test_method_bit(void)
@@ -25,15 +26,20 @@ static void test_method_bit(void)
 
 static void test_match(void)
 {
-    rl_match_t any = {NULL, NULL, 0, NULL, false};
-    rl_match_t exact = {(char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL, false};
-    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL, false};
-    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com", false};
-    rl_match_t all = {NULL, (char *)"/api/", RL_METHOD_GET | RL_METHOD_HEAD,
-                      (char *)"api.example.com", false};
-    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]", false};
-    rl_match_t icase = {(char *)"/Admin", NULL, 0, NULL, true};
-    rl_match_t icase_prefix = {NULL, (char *)"/papi/admin", 0, NULL, true};
+    rl_match_t any = {NULL, NULL, 0, NULL, false, false};
+    rl_match_t exact = {
+        (char *)"/advanced/batch-orders", NULL, RL_METHOD_POST, NULL, false, false};
+    rl_match_t prefix = {NULL, (char *)"/api/", 0, NULL, false, false};
+    rl_match_t host = {NULL, NULL, 0, (char *)"API.Example.com", false, false};
+    rl_match_t all = {NULL,
+                      (char *)"/api/",
+                      RL_METHOD_GET | RL_METHOD_HEAD,
+                      (char *)"api.example.com",
+                      false,
+                      false};
+    rl_match_t v6 = {NULL, NULL, 0, (char *)"[::1]", false, false};
+    rl_match_t icase = {(char *)"/Admin", NULL, 0, NULL, true, false};
+    rl_match_t icase_prefix = {NULL, (char *)"/papi/admin", 0, NULL, true, false};
 
     /* path_match: case_insensitive */
     CU_ASSERT_TRUE(rl_match_request(&icase, RL_METHOD_GET, "/ADMIN", NULL));
@@ -48,8 +54,17 @@ static void test_match(void)
 
     CU_ASSERT_TRUE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_GET, "/advanced/batch-orders", "h"));
+    /* trailing_slash: same (the default): the twin with a trailing '/' too */
+    CU_ASSERT_TRUE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
+    CU_ASSERT_FALSE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders//", "h"));
+    CU_ASSERT_FALSE(
+        rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders.json", "h"));
+    exact.slash_strict = true; /* trailing_slash: distinct */
     CU_ASSERT_FALSE(
         rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch-orders/", "h"));
+    exact.slash_strict = false;
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, "/advanced/batch", "h"));
     CU_ASSERT_FALSE(rl_match_request(&exact, RL_METHOD_POST, NULL, "h"));
 
@@ -73,6 +88,17 @@ static void test_match(void)
     CU_ASSERT_TRUE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::1]:8080"));
     CU_ASSERT_TRUE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::1]"));
     CU_ASSERT_FALSE(rl_match_request(&v6, RL_METHOD_GET, "/", "[::2]:8080"));
+    {
+        rl_match_t slash = {(char *)"/p/admin/", NULL, 0, NULL, true, false};
+        rl_match_t root = {(char *)"/", NULL, 0, NULL, false, false};
+
+        CU_ASSERT_TRUE(rl_match_request(&slash, RL_METHOD_GET, "/P/Admin", NULL));
+        CU_ASSERT_TRUE(rl_match_request(&slash, RL_METHOD_GET, "/p/admin/", NULL));
+        CU_ASSERT_FALSE(rl_match_request(&slash, RL_METHOD_GET, "/p/admi", NULL));
+        CU_ASSERT_FALSE(rl_match_request(&slash, RL_METHOD_GET, "/p/admin/x", NULL));
+        CU_ASSERT_TRUE(rl_match_request(&root, RL_METHOD_GET, "/", NULL));
+        CU_ASSERT_FALSE(rl_match_request(&root, RL_METHOD_GET, "/x", NULL));
+    }
 }
 
 static void test_tier_rate(void)
@@ -173,7 +199,8 @@ static void test_identity(void)
 }
 
 /* Long values are hashed: bounded length, distinct values stay distinct,
- * equal values give equal identities. */
+ * equal values give equal identities; the spelling is "%S" + the first 128
+ * bits of SHA-256 (what `sha256sum | cut -c1-32` shows, upper-cased). */
 static void test_identity_long(void)
 {
     char big1[4096], big2[4096];
@@ -189,8 +216,8 @@ static void test_identity_long(void)
     memset(&req, 0, sizeof(req));
     req.client_id = big1;
     n = spell(&by, 1, &req, out1, sizeof(out1));
-    CU_ASSERT_EQUAL(n, 2 + 2 + 16);
-    CU_ASSERT_EQUAL(strncmp(out1, "c=%H", 4), 0);
+    CU_ASSERT_EQUAL(n, 2 + 2 + 32);
+    CU_ASSERT_STRING_EQUAL(out1, "c=%SE54F1CC2CCE71B60B3D51738982724B7");
     spell(&by, 1, &req, out3, sizeof(out3));
     CU_ASSERT_STRING_EQUAL(out1, out3);
     req.client_id = big2;
@@ -203,7 +230,37 @@ static void test_identity_long(void)
     CU_ASSERT_EQUAL(spell(&by, 1, &req, out1, sizeof(out1)), 98);
     big1[96] = 'a';
     big1[97] = '\0';
-    CU_ASSERT_EQUAL(spell(&by, 1, &req, out1, sizeof(out1)), 20);
+    CU_ASSERT_EQUAL(spell(&by, 1, &req, out1, sizeof(out1)), 36);
+}
+
+/* Issue 19 §3: two 109-byte values with one FNV-1a-64 (0x5EF9C23C5B45CB25,
+ * found with Pollard's rho in 4 minutes on one core) were one bucket when
+ * long values were spelled "%H" + FNV-1a: a client could pick a header that
+ * drains another's.  With SHA-256 they are two. */
+static void test_identity_long_collision(void)
+{
+#define PAD "tenant-" A90 "-"
+#define A10 "aaaaaaaaaa"
+#define A90 A10 A10 A10 A10 A10 A10 A10 A10 A10
+    static const char *const pair[] = {"X-Tenant", PAD "rrmRmEmoQ7K", "X-Other",
+                                       PAD "CtZ3u-HaMkG", NULL};
+    rl_by_t by = {RL_BY_HEADER, (char *)"X-Tenant"};
+    rl_by_t by2 = {RL_BY_HEADER, (char *)"X-Other"};
+    rl_request_t req;
+    char victim[RL_MAX_IDENTITY_LEN], attacker[RL_MAX_IDENTITY_LEN];
+
+    memset(&req, 0, sizeof(req));
+    req.header = lookup;
+    req.ctx = (void *)pair;
+    CU_ASSERT_EQUAL(util_fnv1a(UTIL_FNV_SEED, pair[1], strlen(pair[1])),
+                    util_fnv1a(UTIL_FNV_SEED, pair[3], strlen(pair[3])));
+    CU_ASSERT_EQUAL(spell(&by, 1, &req, victim, sizeof(victim)), 11 + 2 + 32);
+    spell(&by2, 1, &req, attacker, sizeof(attacker));
+    CU_ASSERT_STRING_EQUAL(victim, "h:x-tenant=%S47F038A731FC19A29DF835273D8EF8D5");
+    CU_ASSERT_STRING_NOT_EQUAL(victim + 11, attacker + 10);
+#undef PAD
+#undef A90
+#undef A10
 }
 
 static char *dup(const char *s)
@@ -259,6 +316,7 @@ int test_rl_policy_add(void)
         {"tier_rate", test_tier_rate},
         {"identity", test_identity},
         {"identity_long", test_identity_long},
+        {"identity_long_collision", test_identity_long_collision},
         {"clear", test_clear},
         {NULL, NULL},
     };
