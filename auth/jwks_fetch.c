@@ -190,12 +190,20 @@ static bool may_start_locked(const auth_jwks_src_t *s, uint64_t now)
            now - s->last_start_ms >= (uint64_t)s->min_refresh_s * 1000;
 }
 
-bool auth_jwks_src_refetch(auth_jwks_src_t *s)
+/* A fetch ended after the caller's set was taken (g_mu held): its result
+ * is newer than what the caller decided with, so the caller looks again. */
+static bool newer_locked(const auth_jwks_src_t *s, uint64_t seen_gen)
+{
+    return atomic_load_explicit(&s->gen, memory_order_relaxed) != seen_gen;
+}
+
+bool auth_jwks_src_refetch(auth_jwks_src_t *s, uint64_t seen_gen)
 {
     bool wait;
 
     pthread_mutex_lock(&g_mu);
-    wait = g_started && (s->running || may_start_locked(s, util_mono_ms()));
+    wait = g_started &&
+           (s->running || newer_locked(s, seen_gen) || may_start_locked(s, util_mono_ms()));
     /* Too soon: still fetch once the interval allows, for the next token. */
     s->want = true;
     if (g_started)
@@ -204,13 +212,14 @@ bool auth_jwks_src_refetch(auth_jwks_src_t *s)
     return wait;
 }
 
-bool auth_jwks_src_busy(auth_jwks_src_t *s)
+bool auth_jwks_src_busy(auth_jwks_src_t *s, uint64_t seen_gen)
 {
     bool busy;
 
     pthread_mutex_lock(&g_mu);
-    busy = g_started && (s->running || (s->want && may_start_locked(s, util_mono_ms())) ||
-                         s->last_start_ms == 0);
+    busy = g_started &&
+           (s->running || newer_locked(s, seen_gen) ||
+            (s->want && may_start_locked(s, util_mono_ms())) || s->last_start_ms == 0);
     pthread_mutex_unlock(&g_mu);
     return busy;
 }

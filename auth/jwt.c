@@ -957,16 +957,18 @@ static auth_jwt_status_t parse_token(const char *token, size_t len, span_t part[
     return *claims != NULL ? AUTH_JWT_OK : AUTH_JWT_MALFORMED;
 }
 
-/* A remote provider without the key the token names: a fetch that may
- * bring it is asked for (at most once per min_refresh_interval); wait for
- * it when one runs. */
-static auth_jwt_status_t maybe_pending(const provider_t *p, auth_jwt_status_t st)
+/* A remote provider without the key the token names in its set of
+ * generation `gen`: a fetch that may bring it is asked for (at most once per
+ * min_refresh_interval); wait for it when one runs, or look again when one
+ * ended since that set was taken. */
+static auth_jwt_status_t maybe_pending(const provider_t *p, uint64_t gen,
+                                       auth_jwt_status_t st)
 {
     if (p->remote == NULL || (st != AUTH_JWT_UNKNOWN_KID && st != AUTH_JWT_NO_KEYS))
         return st;
     if (st == AUTH_JWT_UNKNOWN_KID)
-        return auth_jwks_src_refetch(p->remote) ? AUTH_JWT_KEYS_PENDING : st;
-    return auth_jwks_src_busy(p->remote) ? AUTH_JWT_KEYS_PENDING : st;
+        return auth_jwks_src_refetch(p->remote, gen) ? AUTH_JWT_KEYS_PENDING : st;
+    return auth_jwks_src_busy(p->remote, gen) ? AUTH_JWT_KEYS_PENDING : st;
 }
 
 /* A token verified before, by this verifier, with the same generation of
@@ -1007,7 +1009,7 @@ static auth_jwt_status_t verify_full(const auth_jwt_t *v, auth_jwt_local_t *loc,
         st = AUTH_JWT_BAD_ISSUER;
     if (st == AUTH_JWT_OK) {
         keys = keys_now(p, loc, &owned, set_gen);
-        st = maybe_pending(p, check_signature(p, keys, &th, token, part[2]));
+        st = maybe_pending(p, *set_gen, check_signature(p, keys, &th, token, part[2]));
     }
     /* From here on the payload is the issuer's. */
     if (st == AUTH_JWT_OK)

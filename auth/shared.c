@@ -79,8 +79,10 @@ static void resync_jti(rc_client_t *c, redisReply *r, const char *errstr, void *
 
     (void)c;
     (void)errstr;
+    sh->resync_jti_ok = false;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         return;
+    sh->resync_jti_ok = true;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *id = r->element[i], *score = r->element[i + 1];
 
@@ -105,6 +107,14 @@ static void resync_sub(rc_client_t *c, redisReply *r, const char *errstr, void *
             auth_revoke_subject(sh->revoked, sub->str, strtoll(before->str, NULL, 10));
     }
     changed(sh);
+    /* both keys share the {revlog} tag: one connection, replies in order */
+    if (sh->resync_jti_ok)
+        atomic_store(&sh->synced, true);
+}
+
+bool auth_shared_synced(const auth_shared_t *sh)
+{
+    return atomic_load(&sh->synced);
 }
 
 int auth_shared_resync(auth_shared_t *sh, const rc_ops_t *ops, void *cl, int64_t now_ms)

@@ -42,17 +42,19 @@
 
 /* ---- mailbox -------------------------------------------------------------- */
 
-static void post(srv_worker_t *w, cfg_t *c, bool stop)
+static void post(srv_worker_t *w, cfg_t *c, uint64_t seq, bool stop)
 {
     uint64_t one = 1;
     cfg_t *old;
 
     pthread_mutex_lock(&w->mbox_mu);
     old = w->mbox_cfg;
-    if (c != NULL)
+    if (c != NULL) {
         w->mbox_cfg = cfg_ref(c);
-    else
+        w->mbox_seq = seq;
+    } else {
         old = NULL;
+    }
     if (stop)
         w->mbox_stop = true;
     pthread_mutex_unlock(&w->mbox_mu);
@@ -82,6 +84,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t v;
     cfg_t *c;
     bool stop;
+    uint64_t seq;
     struct timeval tick = {0, 20000};
 
     (void)what;
@@ -90,6 +93,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->mbox_mu);
     c = w->mbox_cfg;
     w->mbox_cfg = NULL;
+    seq = w->mbox_seq;
     stop = w->mbox_stop;
     pthread_mutex_unlock(&w->mbox_mu);
     if (c != NULL) {
@@ -100,6 +104,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
             srv_set_idle_timeout(w, c->idle_timeout_ms);
         /* SIGHUP: what was buffered reaches the file now, then the new policy */
         audit_buf_set_flush(w->audit, (audit_flush_t)c->audit_flush);
+        atomic_store(&w->cfg_seq, seq); /* srv_reload() waits for this */
     }
     if (stop && w->drain_ev == NULL) {
         /* Stop accepting; finish what is in flight (bounded). */
@@ -291,9 +296,28 @@ static void warn_restart_needed(const cfg_t *o, const cfg_t *n)
         log_warn("config reload: audit.path changes only on restart");
 }
 
+/* Until every main-listener worker serves reload `seq` (a worker reads its
+ * mailbox within a pass of its loop), at most SRV_RELOAD_WAIT_MS. */
+static void wait_taken(srv_t *s, uint64_t seq)
+{
+    const struct timespec tick = {0, 1000000L};
+    uint64_t until = util_mono_ms() + SRV_RELOAD_WAIT_MS;
+
+    for (unsigned i = 0; i < s->nworkers; i++)
+        while (atomic_load(&s->workers[i].cfg_seq) < seq) {
+            if (util_mono_ms() >= until) {
+                log_warn("config reload: worker %u has not taken it after %d ms", i,
+                         SRV_RELOAD_WAIT_MS);
+                return;
+            }
+            nanosleep(&tick, NULL);
+        }
+}
+
 int srv_reload(srv_t *s, char *err, size_t errlen)
 {
-    cfg_t *n, *old;
+    cfg_t *n, *old, *now;
+    uint64_t seq;
 
     pthread_mutex_lock(&s->cfg_mu);
     n = cfg_load(s->config_path, err, errlen);
@@ -305,14 +329,21 @@ int srv_reload(srv_t *s, char *err, size_t errlen)
     }
     warn_restart_needed(s->cfg, n);
     old = s->cfg;
-    s->cfg = n;
+    s->cfg = cfg_ref(n); /* and ours, for the log below */
+    seq = ++s->reload_seq;
     for (unsigned i = 0; i < s->nworkers; i++)
-        post(&s->workers[i], n, false);
-    post(&s->admin, n, false);
+        post(&s->workers[i], n, seq, false);
     pthread_mutex_unlock(&s->cfg_mu);
+    wait_taken(s, seq);
+    /* The admin thread last (its /readyz says config_version), with the
+     * newest: another reload may have come meanwhile. */
+    now = srv_current_cfg(s);
+    post(&s->admin, now, seq, false);
+    cfg_unref(now);
     if (strcmp(old->version, n->version) != 0)
         log_info("config reloaded: version %s -> %s", old->version, n->version);
     cfg_unref(old);
+    cfg_unref(n);
     metrics_config_reload(true);
     return 0;
 }
@@ -429,23 +460,31 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Ready once every worker's first Redis attempt has settled, or after the
- * start grace: then /readyz, tollgate_fallback and the log agree from the
- * first answer on. */
+/* With Redis, the revocations stored there were read into memory: until
+ * then a token revoked before this replica started would be accepted. */
+static bool revocations_loaded(srv_t *s)
+{
+    return s->cfg_redis_mode == CFG_REDIS_NONE || auth_shared_synced(&s->shared);
+}
+
+/* Ready once every worker's first Redis attempt has settled and the
+ * revocations are loaded, or after the start grace: then /readyz,
+ * tollgate_fallback and the log agree from the first answer on. */
 static void start_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_t *s = arg;
 
     (void)fd;
     (void)what;
-    if ((!srv_backend_settled(s) || !auth_jwks_settled()) &&
+    if ((!srv_backend_settled(s) || !auth_jwks_settled() || !revocations_loaded(s)) &&
         util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);
     atomic_store(&s->ready, true);
     event_del(s->start_ev);
-    log_info("ready: redis %s%s", srv_backend_state(s),
-             auth_jwks_settled() ? "" : "; a JWKS is still being fetched");
+    log_info("ready: redis %s%s%s", srv_backend_state(s),
+             auth_jwks_settled() ? "" : "; a JWKS is still being fetched",
+             revocations_loaded(s) ? "" : "; revocations not loaded from redis yet");
 }
 
 static void delay_done(evutil_socket_t fd, short what, void *arg)
@@ -613,10 +652,10 @@ int srv_run(srv_t *s)
 
     /* Drain: stop accepting, let in-flight requests finish, then stop. */
     for (unsigned i = 0; i < s->nworkers; i++)
-        post(&s->workers[i], NULL, true);
+        post(&s->workers[i], NULL, 0, true);
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
-    post(&s->admin, NULL, true);
+    post(&s->admin, NULL, 0, true);
     pthread_join(s->admin.thread, NULL);
     auth_jwks_fetch_stop();
     for (int i = 0; i < 4; i++)

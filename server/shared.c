@@ -58,7 +58,9 @@ static void resync_tick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (s->sub == NULL || !rc_sub_up(s->sub))
+    /* also until one resync was read whole: the one on (re)subscribe is
+     * skipped when the admin client is not up yet */
+    if (s->sub == NULL || !rc_sub_up(s->sub) || !auth_shared_synced(&s->shared))
         resync(s);
 }
 

@@ -52,7 +52,9 @@ typedef struct srv_worker {
     pthread_mutex_t mbox_mu;
     cfg_t *mbox_cfg;
     bool mbox_stop;
-    int mbox_fd; /* eventfd that wakes the loop */
+    int mbox_fd;              /* eventfd that wakes the loop */
+    uint64_t mbox_seq;        /* the reload mbox_cfg comes from */
+    _Atomic uint64_t cfg_seq; /* the reload this thread serves (0: the first config) */
     struct event *mbox_ev;
     struct event *drain_ev;
     uint64_t drain_deadline_ms; /* monotonic */
@@ -90,6 +92,7 @@ struct srv {
     char *config_path;       /* NULL: built-in defaults */
     pthread_mutex_t cfg_mu;  /* guards `cfg` and reloads */
     cfg_t *cfg;              /* newest good snapshot (one reference) */
+    uint64_t reload_seq;     /* under cfg_mu: reloads taken so far */
     rl_memory_t *memory;     /* the memory backend, shared by all workers */
     audit_t *audit;          /* NULL when audit is off */
     auth_lockout_t *lockout; /* auth-failure lockouts (this replica) */
@@ -155,6 +158,12 @@ int srv_listener_guard(srv_worker_t *w); /* after w->bound exists */
 void srv_listener_unguard(srv_worker_t *w);
 
 cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
+/* Load the config again and hand it to every thread.  Returns once every
+ * main-listener worker serves it (at most SRV_RELOAD_WAIT_MS), and only then
+ * gives it to the admin thread: a 200 from POST /admin/v1/reload, or a new
+ * config_version on the admin port's /readyz, means requests get the new
+ * config.  0, or -1 with err set (the old config stays). */
+#define SRV_RELOAD_WAIT_MS 2000
 int srv_reload(srv_t *s, char *err, size_t errlen);
 
 /* health.c: the /readyz body into `body`; returns the HTTP status. */

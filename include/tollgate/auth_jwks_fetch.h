@@ -58,14 +58,17 @@ uint64_t auth_jwks_src_gen(const auth_jwks_src_t *s);
  * is the generation it belongs to. */
 auth_jwks_t *auth_jwks_src_current(auth_jwks_src_t *s, uint64_t *gen);
 
-/* A token named a kid the set lacks: ask for an early fetch.  True when a
- * fetch is running or was just asked for (the caller may wait for the
- * generation to move); false when the last one started less than
+/* A token named a kid the set of generation `seen_gen` lacks: ask for an
+ * early fetch.  True when the caller should wait and look again: a fetch is
+ * running, was just asked for, or has ended since `seen_gen` (its set may
+ * hold the kid: without this, a fetch that ends between the caller taking
+ * its set and this call would leave the token refused with the old set);
+ * false when the set is current and the last fetch started less than
  * min_refresh ago (the token is decided with what there is). */
-bool auth_jwks_src_refetch(auth_jwks_src_t *s);
+bool auth_jwks_src_refetch(auth_jwks_src_t *s, uint64_t seen_gen);
 
-/* A fetch is running or queued for `s`. */
-bool auth_jwks_src_busy(auth_jwks_src_t *s);
+/* A fetch is running or queued for `s`, or one ended since `seen_gen`. */
+bool auth_jwks_src_busy(auth_jwks_src_t *s, uint64_t seen_gen);
 
 typedef struct auth_jwks_stats {
     const char *name;

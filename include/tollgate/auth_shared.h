@@ -18,6 +18,8 @@
 #ifndef TOLLGATE_AUTH_SHARED_H
 #define TOLLGATE_AUTH_SHARED_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +39,9 @@ typedef struct auth_shared {
     /* Told the number of cached revocations after every change (a gauge);
      * may be NULL. */
     void (*revocations_changed)(size_t n);
+    /* resync: the jti half of the one in flight was read (its thread only) */
+    bool resync_jti_ok;
+    _Atomic bool synced; /* a resync was read whole: auth_shared_synced() */
 } auth_shared_t;
 
 /* Fill `sh` for key prefix `prefix` ("tg:"); the stores are borrowed.
@@ -51,6 +56,12 @@ int auth_shared_apply(auth_shared_t *sh, const char *msg, size_t len, int64_t no
 /* Reload the revocation index (ZRANGEBYSCORE of live jtis, HGETALL of
  * subjects) into the store; the replies arrive later.  -1: not sent. */
 int auth_shared_resync(auth_shared_t *sh, const rc_ops_t *ops, void *cl, int64_t now_ms);
+
+/* The revocation index was read whole at least once (both replies of one
+ * resync): a replica that is not synced may accept a token revoked before
+ * it started, so the server is not ready until it is (or its start grace
+ * ends).  Any thread. */
+bool auth_shared_synced(const auth_shared_t *sh);
 
 typedef enum { AUTH_SHARED_JTI, AUTH_SHARED_SUBJECT } auth_shared_kind_t;
 

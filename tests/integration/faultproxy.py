@@ -7,6 +7,10 @@ the link the ways networks and sick servers do.
     p.mode = "reset"                      # next reply: half of it, then RST
     p.mode = "blackhole"                  # nothing either way, no FIN (half-open)
     p.mode = "trickle"                    # replies one byte at a time
+    p.mode = "hold"                       # replies wait (Redis still runs
+                                          # every command) until the mode
+                                          # changes, then flow in order
+    p.sent(b"marker")                     # times a client sent those bytes
     p.mode = "pass"
     p.close()
 
@@ -35,6 +39,8 @@ class FaultProxy:
         self._thread = None
         self._ready = threading.Event()
         self._writers = set()
+        self._up = []  # bytes each client sent (bytearray per connection)
+        self._up_lock = threading.Lock()
 
     # -- lifecycle
     def start(self):
@@ -55,6 +61,12 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop = None
+
+    def sent(self, marker):
+        """How many times `marker` occurs in what clients sent so far (one
+        command's bytes are never split across connections)."""
+        with self._up_lock:
+            return sum(bytes(b).count(marker) for b in self._up)
 
     @property
     def addr(self):
@@ -89,10 +101,15 @@ class FaultProxy:
             return
         cwriter.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writers.update((cwriter, swriter))
-        state = {"dead": False}
-        await asyncio.gather(self._pipe(creader, swriter, state, up=True),
-                             self._pipe(sreader, cwriter, state, up=False),
-                             return_exceptions=True)
+        state = {"dead": False, "up": bytearray()}
+        with self._up_lock:
+            self._up.append(state["up"])
+        try:
+            await asyncio.gather(self._pipe(creader, swriter, state, up=True),
+                                 self._pipe(sreader, cwriter, state, up=False),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:  # close(): not an error to print
+            pass
         for w in (cwriter, swriter):
             self._writers.discard(w)
             w.close()
@@ -109,10 +126,14 @@ class FaultProxy:
             if state["dead"]:
                 continue  # swallowed: the peer sees neither data nor FIN
             if up:
+                with self._up_lock:
+                    state["up"] += data
                 writer.write(data)
                 await writer.drain()
                 continue
             # server -> client: the faults
+            while self.mode == "hold":  # until told; Redis meanwhile runs on
+                await asyncio.sleep(0.005)
             if self.mode == "delay":
                 await asyncio.sleep(self.delay_s)
             if self.mode == "reset":

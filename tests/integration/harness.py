@@ -231,6 +231,18 @@ def raw_request(port, data, timeout=5.0, read=True):
         s.close()
 
 
+def recv_response(sock):
+    """Read one response from `sock` (its socket timeout bounds each read):
+    until its Content-Length is complete or the server closes."""
+    buf = b""
+    while not _response_complete(buf):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def _response_complete(buf):
     end = buf.find(b"\r\n\r\n")
     if end < 0:

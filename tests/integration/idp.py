@@ -9,6 +9,7 @@ that the test changes at will, and counts what it was asked.
     idp.set_keys(key1.jwk("RS256"))   # what /jwks answers from now on
     idp.down = True                   # answers 503 (connection kept)
     idp.hits["/jwks"]                 # how many times the JWKS was fetched
+    idp.last_hit()                    # time.monotonic() the last one arrived
     idp.stop()
 """
 import http.server
@@ -19,6 +20,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 
 from harness import free_port
 
@@ -55,6 +57,7 @@ class Idp:
         self.down = False
         self.discovery_issuer = None  # None: our issuer; set to lie
         self.hits = {}
+        self.hit_at = {}  # path -> time.monotonic() of its last request
         self.lock = threading.Lock()
         idp = self
 
@@ -67,6 +70,7 @@ class Idp:
             def do_GET(self):
                 with idp.lock:
                     idp.hits[self.path] = idp.hits.get(self.path, 0) + 1
+                    idp.hit_at[self.path] = time.monotonic()
                     down, keys, max_age = idp.down, list(idp.keys), idp.max_age
                 if down:
                     return self.answer(503, b'{"error":"down"}')
@@ -103,6 +107,12 @@ class Idp:
     def count(self, path="/jwks"):
         with self.lock:
             return self.hits.get(path, 0)
+
+    def last_hit(self, path="/jwks"):
+        """When the last request for `path` arrived (time.monotonic(), the
+        clock tollgate's fetch scheduling runs on too); None when never."""
+        with self.lock:
+            return self.hit_at.get(path)
 
     def stop(self):
         self.httpd.shutdown()

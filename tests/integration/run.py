@@ -17,6 +17,26 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+class HangGuard(unittest.TextTestResult):
+    """A hung test must not hang CI: when one test (or its class set-up)
+    runs IT_TIMEOUT seconds (600), dump every stack and give up.  The bound
+    is per test: a whole suite on a busy machine, or under ASan, may take
+    longer than any one test ever should."""
+    limit = int(os.environ.get("IT_TIMEOUT", "600"))
+
+    def startTestRun(self):
+        super().startTestRun()
+        faulthandler.dump_traceback_later(self.limit, exit=True)
+
+    def startTest(self, test):
+        faulthandler.dump_traceback_later(self.limit, exit=True)  # re-armed
+        super().startTest(test)
+
+    def stopTestRun(self):
+        faulthandler.cancel_dump_traceback_later()
+        super().stopTestRun()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", dest="patterns", action="append", default=[],
@@ -28,8 +48,6 @@ def main():
         root = os.path.dirname(os.path.dirname(HERE))
         os.environ["TOLLGATE_BIN"] = os.path.join(root, "build", "tollgate")
     sys.path.insert(0, HERE)
-    # A hung test must not hang CI: dump every stack and give up.
-    faulthandler.dump_traceback_later(int(os.environ.get("IT_TIMEOUT", "600")), exit=True)
 
     loader = unittest.TestLoader()
     if args.patterns:
@@ -44,7 +62,9 @@ def main():
         suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
 
     t0 = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, buffer=False).run(suite)
+    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, buffer=False,
+                                     resultclass=HangGuard)
+    result = runner.run(suite)
     # Count tests, not subtests: a test with three failing subtests is one
     # failure.  An error in setUpClass/tearDownClass is one failure of its own
     # (its tests may not have run at all).

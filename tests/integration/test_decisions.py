@@ -3,10 +3,9 @@ import unittest
 (DESIGN §6), through the Envoy-style /auth/<path> forward-auth endpoint."""
 import re
 import socket
-import time
 
 from harness import (TollgateCase, api_key, key_of, standard_config, unique, raw_request,
-                     raw_status, nginx_headers, SLOW)
+                     raw_status, nginx_headers)
 
 
 def limited(client, bucket):
@@ -136,10 +135,11 @@ class Decisions(TollgateCase):
         """A declared Content-Length over the limit is refused at once."""
         head = ("POST /auth/orders/1 HTTP/1.1\r\nHost: t\r\nX-API-Key: %s\r\n"
                 "Content-Length: 100000000\r\n\r\n" % key_of("alice")).encode()
-        t0 = time.monotonic()
+        # 100 of the 100 MB declared are sent and the connection stays open:
+        # an answer at all (raw_request gives up after 3 s) is one that did
+        # not wait for the body, which never comes; no stopwatch needed.
         resp = raw_request(self.tg.port, head + b"x" * 100, timeout=3)
         self.assertEqual(raw_status(resp), 413, resp[:300])
-        self.assertLess(time.monotonic() - t0, 2 * SLOW)
 
     def test_body_within_limit_allowed(self):
         r = self.tg.req("POST", "/auth/orders/1", api_key("alice"), body=b"x" * 1000)

@@ -19,10 +19,12 @@ class Lifecycle(TollgateCase):
         self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 200)
         t0 = time.monotonic()
         tg.signal(signal.SIGTERM)
-        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 5),
-                        "still running 5 s after SIGTERM")
+        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 10),
+                        "still running 10 s after SIGTERM")
         self.assertEqual(tg.proc.returncode, 0, tg.stderr()[-2000:])
-        self.assertLess(time.monotonic() - t0, 3 * SLOW)
+        # Promptly: nothing is in flight, so it must not wait out the drain
+        # bound (SRV_DRAIN_TIMEOUT_MS, 10 s); half of it, unscaled, says so.
+        self.assertLess(time.monotonic() - t0, 5)
 
     def test_sigterm_drains_in_flight_request(self):
         up = Upstream()
@@ -101,21 +103,23 @@ class ShutdownDelay(TollgateCase):
         return self.spawn(configure)
 
     def test_unready_but_answering_during_delay(self):
-        tg = self.spawn_delayed("2s")
+        # Every check below is answered by the process itself, so it was
+        # made during the delay (after it, nothing listens): no need to race
+        # a stopwatch against the delay.  3 s leaves them room on a busy box.
+        tg = self.spawn_delayed("3s")
         t0 = time.monotonic()
         tg.signal(signal.SIGTERM)
-        self.assertTrue(wait_for(lambda: tg.readyz()[0] == 503, 1, 0.01),
+        self.assertTrue(wait_for(lambda: tg.readyz()[0] == 503, 2, 0.01),
                         "/readyz still 200 after SIGTERM")
         status, body = tg.readyz()
         self.assertEqual(body["status"], "draining")
         r = tg.get("/auth/orders/1", api_key("bob"))
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("Connection"), "close")
-        self.assertLess(time.monotonic() - t0, 1.5, "delay too short to test")
-        self.assertTrue(tg.alive(), "exited before shutdown_delay")
-        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 5 * SLOW),
+        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 10),
                         "still running long after shutdown_delay")
-        self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+        # not before the delay: it started after t0 (timer slack 0.1 s)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.9, "exited before shutdown_delay")
         self.assertEqual(tg.proc.returncode, 0, tg.stderr()[-2000:])
         self.assertIn("shutdown_delay", tg.stderr())
 
@@ -125,9 +129,10 @@ class ShutdownDelay(TollgateCase):
         self.assertTrue(wait_for(lambda: tg.readyz()[0] == 503, 1, 0.01))
         t0 = time.monotonic()
         tg.signal(signal.SIGTERM)
-        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 5),
+        self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 10),
                         "a second SIGTERM did not cut the delay short")
-        self.assertLess(time.monotonic() - t0, 3 * SLOW)
+        # a third of the 30 s delay, unscaled: it did not wait it out
+        self.assertLess(time.monotonic() - t0, 10)
         self.assertEqual(tg.proc.returncode, 0)
 
     def test_bad_delay_is_a_config_error(self):

@@ -67,8 +67,10 @@ class OverLimit(TollgateCase):
         ok = wait_for(lambda: tg.get("/auth/x", api_key("alice")).status == 200, 2, 0.01)
         waited = time.monotonic() - t0
         self.assertTrue(ok)
-        # Redis would admit again within one token's refill (200 ms)
-        self.assertLess(waited, 0.5, "denied %.3f s after a token came back" % waited)
+        # Redis admits again within one token's refill (200 ms); a local
+        # cache that held a deny for Retry-After's whole second would take
+        # 1 s.  The bound sits between, with room for a busy machine's polls.
+        self.assertLess(waited, 0.8, "denied %.3f s after a token came back" % waited)
 
     def test_shared_exactness_with_two_replicas(self):
         a, b = self.spawn_on_redis("10/minute"), self.spawn_on_redis("10/minute")

@@ -4,7 +4,7 @@ import json
 import time
 
 from harness import (TollgateCase, Tollgate, Upstream, api_key, free_port, ROUTE_TIMEOUT_KEY,
-                     SLOW, _finish)
+                     _finish)
 
 
 class Proxy(TollgateCase):
@@ -98,22 +98,25 @@ class Proxy(TollgateCase):
         self.assertSecurityHeaders(r)
 
     def test_upstream_down_502(self):
-        t0 = time.monotonic()
-        r = self.tg.get("/down/x")
+        r = self.tg.get("/down/x", timeout=20)
         self.assertEnvelope(r, 502, "bad_gateway")
-        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+        # a refused connect is answered at once, not at the route's
+        # upstream_timeout_ms (30 s by default): a third of it, unscaled
+        self.assertLess(r.elapsed, 10)
         self.assertSecurityHeaders(r)
 
     def test_upstream_slow_504(self):
         t0 = time.monotonic()
-        r = self.tg.get("/slow/x", {"X-Echo-Delay-Ms": "3000"}, timeout=8)
+        r = self.tg.get("/slow/x", {"X-Echo-Delay-Ms": "5000"}, timeout=8)
         took = time.monotonic() - t0
         self.assertEqual(r.status, 504, r)
         body = r.json()
         self.assertIn(body["error"]["code"], ("gateway_timeout", "bad_gateway", "unavailable"))
         self.assertEqual(body["error"]["request_id"], r.header("X-Request-ID"))
-        self.assertGreaterEqual(took, 0.9)
-        self.assertLess(took, 2.9 * SLOW)
+        # at the route's 1 s: not before it (clock started first)...
+        self.assertGreaterEqual(took, 0.95)
+        # ...and not at the upstream's 5 s: under half of that, unscaled
+        self.assertLess(took, 2.5)
         # within its timeout the same route works
         self.assertEqual(self.tg.get("/slow/y", {"X-Echo-Delay-Ms": "100"}).status, 200)
 

@@ -5,11 +5,10 @@ use-after-free would show in tollgate's stderr (checked at the end)."""
 import shutil
 import socket
 import struct
-import threading
-import time
 import unittest
 
-from harness import TollgateCase, api_key, key_of, standard_config, wait_for
+from faultproxy import FaultProxy
+from harness import TollgateCase, api_key, key_of, standard_config, unique, wait_for
 
 try:
     import redis_harness as rh
@@ -21,46 +20,69 @@ HAVE_REDIS = rh is not None and shutil.which("redis-server")
 
 @unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
 class InFlightCancel(TollgateCase):
+    """Redis's replies are held by a proxy of the tests' own (faultproxy
+    "hold": Redis runs every command, its answers wait) for as long as the
+    test needs: each client leaves once its request's Redis call is seen on
+    the wire, and the replies are let go only after every request was
+    cancelled.  No window of a DEBUG SLEEP to send everything within."""
     shared_server = False
 
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = rh.RedisServer(extra=["--enable-debug-command", "local"]).start()
-        cls.addClassCleanup(cls.redis.close)
+    def setUp(self):
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+        self.proxy = FaultProxy(("127.0.0.1", self.redis.port)).start()
+        self.addCleanup(self.proxy.close)
 
-    def test_disconnect_while_redis_call_in_flight(self):
+    def spawn_via_proxy(self, extra=None):
         def configure(cfg):
             standard_config(cfg)
-            # long enough that the calls are still waiting when clients leave
-            cfg["redis"] = {"mode": "standalone", "nodes": [self.redis.addr],
-                            "timeout_ms": 3000}
+            # far longer than the test holds a reply: nothing times out
+            cfg["redis"] = {"mode": "standalone", "nodes": [self.proxy.addr],
+                            "timeout_ms": 60000}
+            if extra:
+                extra(cfg)
             return cfg
         tg = self.spawn(configure)
         self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5), tg.readyz())
-        self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 200)
+        return tg
 
-        # Redis stops answering for 0.8 s: every bucket call stays in flight.
-        sleeper = threading.Thread(
-            target=lambda: self.redis.client(timeout=5).call("DEBUG", "SLEEP", "0.8"))
-        sleeper.start()
-        time.sleep(0.1)
-        req = (b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: " +
-               key_of("bob").encode() + b"\r\n\r\n")
-        for i in range(20):
-            s = socket.create_connection(("127.0.0.1", tg.port), timeout=2)
-            if i % 2:  # half reset, half close
+    def leave_in_flight(self, tg, req, marker, reset):
+        """Send `req`, wait until its Redis call (bytes with `marker`) has
+        gone out, then close (RST when `reset`) with the reply held."""
+        before = self.proxy.sent(marker)
+        s = socket.create_connection(("127.0.0.1", tg.port), timeout=5)
+        try:
+            if reset:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.sendall(req)
-            time.sleep(0.01)
+            self.assertTrue(wait_for(lambda: self.proxy.sent(marker) > before, 10, 0.005),
+                            "no Redis call for %r" % marker)
+        finally:
             s.close()
-        sleeper.join(5)
 
-        # The late replies came and were discarded; the server still serves.
+    def test_disconnect_while_redis_call_in_flight(self):
+        tg = self.spawn_via_proxy()
+        self.assertEqual(tg.get("/auth/orders/1", api_key("bob")).status, 200)
+        tag = unique("cxl")
+        self.proxy.mode = "hold"
+        try:
+            for i in range(20):
+                marker = ("%s-%d-" % (tag, i)).encode()
+                req = (b"GET /auth/limited/x HTTP/1.1\r\nHost: x\r\nX-API-Key: " +
+                       key_of("bob").encode() + b"\r\nX-Test-Bucket: " + marker +
+                       b"\r\n\r\n")
+                self.leave_in_flight(tg, req, marker, reset=bool(i % 2))  # half RST
+            # every one cancelled while its reply is still held
+            closed = lambda: sum(1 for a in tg.audit() if a["reason"] == "client_closed")
+            self.assertTrue(wait_for(lambda: closed() >= 20, 5),
+                            "only %d of 20 in-flight requests were cancelled" % closed())
+        finally:
+            self.proxy.mode = "pass"  # the late replies come, to be discarded
+        # each worker's connection answers in order: an answer on Redis now
+        # comes after the late replies (on a worker, at least; both are
+        # checked by ASan until the stop below)
         r = tg.get("/auth/orders/1", api_key("bob"))
         self.assertEqual(r.status, 200, r)
-        closed = lambda: sum(1 for a in tg.audit() if a["reason"] == "client_closed")
-        self.assertTrue(wait_for(lambda: closed() >= 20, 3),
-                        "only %d of 20 in-flight requests were cancelled" % closed())
         self.assertTrue(tg.alive())
         tg.stop()
         self.assertIsNone(tg.sanitizer_report())
@@ -68,32 +90,25 @@ class InFlightCancel(TollgateCase):
     def test_leaving_does_not_dodge_the_lockout(self):
         """A refused credential's 401 waits for lua/lockout.lua; a client that
         leaves meanwhile is still counted."""
-        def configure(cfg):
-            standard_config(cfg)
-            cfg["redis"] = {"mode": "standalone", "nodes": [self.redis.addr],
-                            "timeout_ms": 3000}
+        def lockout(cfg):
             cfg["auth"]["lockout"] = {"max_failures": 2, "window": "1m",
                                       "base_backoff": "30s", "max_backoff": "1m"}
-            return cfg
-        tg = self.spawn(configure)
-        self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5), tg.readyz())
+        tg = self.spawn_via_proxy(lockout)
         ip = "198.51.100.%d" % (len(tg.tmp) % 200 + 30)
         req = (b"GET /auth/orders/1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: " + ip.encode() +
                b"\r\nX-API-Key: it-key-wrong-cancel-0123456789ab\r\n\r\n")
-        sleeper = threading.Thread(
-            target=lambda: self.redis.client(timeout=5).call("DEBUG", "SLEEP", "0.5"))
-        sleeper.start()
-        time.sleep(0.1)
-        for _ in range(2):  # two bad keys, each client gone before Redis answers
-            s = socket.create_connection(("127.0.0.1", tg.port), timeout=2)
-            s.sendall(req)
-            time.sleep(0.02)
-            s.close()
-        sleeper.join(5)
+        self.proxy.mode = "hold"
+        try:
+            for _ in range(2):  # two bad keys, each client gone before Redis answers
+                self.leave_in_flight(tg, req, ip.encode(), reset=False)
+        finally:
+            self.proxy.mode = "pass"
         bad = {"X-API-Key": "it-key-wrong-cancel-0123456789ab", "X-Forwarded-For": ip}
-        self.assertTrue(wait_for(lambda: tg.get("/auth/orders/1", bad).status == 429, 2),
+        self.assertTrue(wait_for(lambda: tg.get("/auth/orders/1", bad).status == 429, 5),
                         "failures of clients that left were not counted")
         self.assertEqual(tg.get("/auth/orders/1", dict(api_key("bob"),
                                                        **{"X-Forwarded-For": ip})).status, 429)
         tg.stop()
         self.assertIsNone(tg.sanitizer_report())
+
+

@@ -187,12 +187,12 @@ class ThreeReplicasOneCluster(TollgateCase):
         allowed = statuses.count(200)
         self.assertEqual(set(statuses) - {200, 429}, set(), got)
         # 10/second refills one token every 100 ms.  The 30 requests take a
-        # few ms, but a slow machine may stretch them past 100 ms and then one
-        # refilled token is legitimately admitted: tolerate exactly that +1,
-        # and only when the measured elapsed time allows it.
+        # few ms, but a slow machine may stretch them past 100 ms, and each
+        # token refilled meanwhile is legitimately admitted: the bound is
+        # burst + refill over the measured time (which holds all of Redis's;
+        # Redis TIME is in ms: 1 ms of slack), never a guess of the speed.
         self.assertGreaterEqual(allowed, 10, got)
-        self.assertLessEqual(allowed, 11, "over-admission: %d of 30 (%.3f s)" % (allowed, elapsed))
-        self.assertLessEqual(allowed, 10 + int(10 * elapsed),
+        self.assertLessEqual(allowed, 10 + int(10 * (elapsed + 0.001)),
                              "%d allowed in %.3f s: more than burst + refill" % (allowed, elapsed))
         self.assertEqual(statuses[:10], [200] * 10, got)
 

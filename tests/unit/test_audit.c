@@ -249,6 +249,34 @@ static void test_buffer_flush(void)
     audit_log(NULL, &r);
 }
 
+/* A reload (SIGHUP) sets each worker's flush policy: what the buffer holds
+ * reaches the file first, whatever the new policy is. */
+static void test_set_flush_writes_first(void)
+{
+    audit_rec_t r = full_rec();
+    char path[64], err[128];
+    audit_t *a;
+    audit_buf_t *b;
+
+    tmp_path(path, sizeof(path));
+    a = audit_open(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    b = audit_buf_new(a, NULL); /* no timer: only set_flush can write */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    audit_log(b, &r);
+    audit_log(b, &r);
+    CU_ASSERT_EQUAL(file_size(path), 0);
+    audit_buf_set_flush(b, AUDIT_FLUSH_INTERVAL);
+    CU_ASSERT_EQUAL(check_file(path), 2);
+    audit_log(b, &r);
+    CU_ASSERT_EQUAL(check_file(path), 2); /* interval again: buffered */
+    audit_buf_set_flush(b, AUDIT_FLUSH_EVERY);
+    CU_ASSERT_EQUAL(check_file(path), 3);
+    audit_buf_free(b);
+    audit_close(a);
+    unlink(path);
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -360,6 +388,7 @@ static const unit_test_t tests[] = {
     {"format_escaping", test_format_escaping},
     {"format_limits", test_format_limits},
     {"buffer_flush", test_buffer_flush},
+    {"set_flush writes the buffer first", test_set_flush_writes_first},
     {"timer_flush", test_timer_flush},
     {"reopen", test_reopen},
     {"concurrent_writers", test_concurrent_writers},

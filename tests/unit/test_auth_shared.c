@@ -398,14 +398,26 @@ static void test_resync(void)
     CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{revlog}:s");
     const char *jtis[] = {"a", exp, "b", exp};
     const char *subs[] = {"dave", before};
+    CU_ASSERT_FALSE(auth_shared_synced(&x.sh));
     reply_strings(&f, 0, jtis, 4);
+    CU_ASSERT_FALSE(auth_shared_synced(&x.sh)); /* half of it */
     reply_strings(&f, 1, subs, 2);
+    CU_ASSERT_TRUE(auth_shared_synced(&x.sh));
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "a", now / 1000, &e));
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "b", now / 1000, &e));
     CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "dave", now / 1000 - 1, now / 1000));
     CU_ASSERT_EQUAL(last_count, auth_revoke_count(x.rev));
     f.refuse = 1;
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), -1);
+    fx_free(&x);
+
+    /* the jti half lost (disconnect): not synced, whatever the rest says */
+    fx_init(&x);
+    f = (fake_t){0};
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
+    f.fn[0](NULL, NULL, "disconnected", f.priv[0]);
+    reply_strings(&f, 1, subs, 2);
+    CU_ASSERT_FALSE(auth_shared_synced(&x.sh));
     fx_free(&x);
 }
 
