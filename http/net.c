@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define HOP_MAX 64 /* longest hop text we look at ("[v6]:port" fits) */
@@ -313,6 +314,34 @@ void http_client_ip(const char *peer_ip, const char *xff, const http_cidr_list_t
     if (xff != NULL && list_contains_addr(trusted, &cur))
         xff_walk(xff, trusted, &cur);
     addr_format(&cur, out, outlen);
+}
+
+/* Length of `h` without ":port" and without one trailing dot.  "[v6]:port"
+ * keeps the brackets. */
+static size_t host_len(const char *h)
+{
+    const char *end;
+    size_t n;
+
+    if (h[0] == '[') {
+        end = strchr(h, ']');
+        n = end != NULL ? (size_t)(end - h) + 1 : strlen(h);
+    } else {
+        n = strcspn(h, ":");
+    }
+    if (n > 0 && h[n - 1] == '.')
+        n--;
+    return n;
+}
+
+bool http_host_equal(const char *a, const char *b)
+{
+    size_t n;
+
+    if (a == NULL || b == NULL)
+        return false;
+    n = host_len(a);
+    return n == host_len(b) && strncasecmp(a, b, n) == 0;
 }
 
 void http_ip_key(const char *ip, unsigned v6_prefix, char *out, size_t outlen)

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tollgate/http.h"
 #include "tollgate/util_hash.h"
 
 #define RL_IDENT_MAX_VALUE 96  /* bytes of one escaped value */
@@ -54,35 +55,6 @@ unsigned rl_method_bit(const char *name)
         if (strcmp(name, methods[i].name) == 0)
             return methods[i].bit;
     return 0;
-}
-
-/* Length of `h` without ":port" and without one trailing dot.  "[v6]:port"
- * keeps the brackets. */
-static size_t host_len(const char *h)
-{
-    const char *end;
-    size_t n;
-
-    if (h[0] == '[') {
-        end = strchr(h, ']');
-        n = end != NULL ? (size_t)(end - h) + 1 : strlen(h);
-    } else {
-        n = strcspn(h, ":");
-    }
-    if (n > 0 && h[n - 1] == '.')
-        n--;
-    return n;
-}
-
-static bool host_equal(const char *want, const char *got)
-{
-    size_t nw, ng;
-
-    if (got == NULL)
-        return false;
-    nw = host_len(want);
-    ng = host_len(got);
-    return nw == ng && strncasecmp(want, got, nw) == 0;
 }
 
 /* Is `path` the exact `want`, or (unless slash_strict) its twin with or
@@ -114,7 +86,7 @@ bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
          (m->icase ? strncasecmp(m->path_prefix, path, strlen(m->path_prefix))
                    : strncmp(m->path_prefix, path, strlen(m->path_prefix))) != 0))
         return false;
-    if (m->host != NULL && !host_equal(m->host, host))
+    if (m->host != NULL && !http_host_equal(m->host, host))
         return false;
     return true;
 }

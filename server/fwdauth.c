@@ -105,23 +105,6 @@ static srv_fwd_result_t refuse(srv_req_t *r, srv_fwd_result_t result, const char
     return result;
 }
 
-/* Length of host `h` without ":port" ("[v6]:port" keeps its brackets). */
-static size_t host_name_len(const char *h)
-{
-    const char *end = h[0] == '[' ? strchr(h, ']') : NULL;
-
-    if (end != NULL)
-        return (size_t)(end - h) + 1;
-    return strcspn(h, ":");
-}
-
-static bool same_host(const char *a, const char *b)
-{
-    size_t n = host_name_len(a);
-
-    return n == host_name_len(b) && strncasecmp(a, b, n) == 0;
-}
-
 static srv_fwd_result_t parse_nginx(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
@@ -143,7 +126,7 @@ static srv_fwd_result_t parse_nginx(srv_req_t *r)
          * but routes an absolute-form request by its request line's host
          * ($host): given X-Original-Host: $host (docs/forward-auth.md), the
          * two must agree.  A client's own copy can only make it refuse. */
-        if (ingress && h->o_host != NULL && !same_host(h->o_host, r->host))
+        if (ingress && h->o_host != NULL && !http_host_equal(h->o_host, r->host))
             return refuse(r, SRV_FWD_CONFLICT, "host_mismatch");
     } else if (ingress) {
         return refuse(r, SRV_FWD_BAD, "bad_original"); /* it always sends the URL */

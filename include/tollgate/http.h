@@ -48,6 +48,11 @@ bool http_cidr_list_contains(const http_cidr_list_t *l, const char *ip);
 void http_client_ip(const char *peer_ip, const char *xff, const http_cidr_list_t *trusted,
                     char *out, size_t outlen);
 
+/* Do hosts `a` and `b` name the same host: ASCII case-insensitively,
+ * without a ":port" and one trailing dot ("[v6]:port" keeps its brackets)?
+ * NULL matches nothing. */
+bool http_host_equal(const char *a, const char *b);
+
 /* The key of client address `ip` for per-IP limits and lockouts: an IPv4
  * address (a v4-mapped IPv6 one too) as it is; an IPv6 address cut to its
  * first `v6_prefix` bits and spelled "NET/LEN" ("2001:db8:1:2::/64"), or as
