@@ -766,6 +766,30 @@ class TollgateCase(unittest.TestCase):
             self.assertIn("no-store", r.header("Cache-Control", ""), r)
 
 
+class UpstreamCase(TollgateCase):
+    """A class whose tollgate (cls.tg) proxies one path prefix to cls.up, an
+    instance of `upstream` (an echo Upstream unless a test brings its own
+    with .url and .close()); `route` adds keys to that route, `top` to the
+    top level of the config.  Both are stopped after the class."""
+    shared_server = False
+    upstream = None  # a class; Upstream when None
+    prefix = "/up/"
+    route = {}
+    top = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = (cls.upstream or Upstream)()
+        cls.addClassCleanup(cls.up.close)
+
+        def configure(cfg):
+            cfg.update(cls.top)
+            cfg["routes"] = [dict({"name": "up", "match": {"path_prefix": cls.prefix},
+                                   "upstream": cls.up.url, "auth": "none"}, **cls.route)]
+        cls.tg = Tollgate(configure)
+        cls.addClassCleanup(_finish, cls.tg)
+
+
 def _finish(tg):
     """Stop a server and fail loudly when it reported memory errors."""
     tg.stop()

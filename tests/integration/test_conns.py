@@ -17,8 +17,8 @@ import http.client
 import socket
 import struct
 
-from harness import (TollgateCase, Tollgate, Upstream, _finish, api_key, key_of, metric,
-                     request, standard_config, wait_for, SLOW)
+from harness import (TollgateCase, UpstreamCase, api_key, key_of, metric, request,
+                     standard_config, wait_for, SLOW)
 
 ALICE = key_of("alice").encode()
 
@@ -102,24 +102,12 @@ class ConnectionState(TollgateCase):
         self.assertServing()
 
 
-class OverMaxConnections(TollgateCase):
+class OverMaxConnections(UpstreamCase):
     """A connection refused over max_connections at its first bytes: before,
     a whole request in that first read was still parsed, decided and
     proxied (only its answer was lost)."""
-    shared_server = False
-
-    @classmethod
-    def setUpClass(cls):
-        cls.up = Upstream()
-        cls.addClassCleanup(cls.up.close)
-
-        def configure(cfg):
-            cfg["threads"] = 1
-            cfg["max_connections"] = 2
-            cfg["routes"] = [{"name": "p", "match": {"path_prefix": "/p/"}, "upstream": cls.up.url,
-                              "auth": "none"}]
-        cls.tg = Tollgate(configure)
-        cls.addClassCleanup(_finish, cls.tg)
+    prefix = "/p/"
+    top = {"threads": 1, "max_connections": 2}
 
     def test_refused_connection_is_never_parsed(self):
         held = []

@@ -11,7 +11,7 @@ authorize is a 400 in every dialect.
 """
 import uuid
 
-from harness import (TollgateCase, Tollgate, Upstream, _finish, api_key, nginx_headers,
+from harness import (TollgateCase, Tollgate, UpstreamCase, _finish, api_key, nginx_headers,
                      raw_request, raw_status, standard_config, traefik_headers)
 
 DOTTED = [
@@ -159,19 +159,8 @@ class Preflight(TollgateCase):
         self.assertEnvelope(r, 403, "forbidden")
 
 
-class ProxyDropsOverrides(TollgateCase):
-    shared_server = False
-
-    @classmethod
-    def setUpClass(cls):
-        cls.up = Upstream()
-        cls.addClassCleanup(cls.up.close)
-
-        def configure(cfg):
-            cfg["routes"] = [{"name": "open", "match": {"path_prefix": "/open/"},
-                              "upstream": cls.up.url, "auth": "none"}]
-        cls.tg = Tollgate(configure)
-        cls.addClassCleanup(_finish, cls.tg)
+class ProxyDropsOverrides(UpstreamCase):
+    prefix = "/open/"
 
     def test_override_headers_never_reach_the_upstream(self):
         hdrs = {name: "DELETE" for name in OVERRIDES[:3]}

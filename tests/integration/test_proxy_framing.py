@@ -11,7 +11,7 @@ is its own answer.  threads: 1, so every request shares one pool.
 import socket
 import threading
 
-from harness import (TollgateCase, Tollgate, _finish, api_key, request, wait_for, SLOW)
+from harness import UpstreamCase, request, wait_for, SLOW
 
 SMUGGLED = b"smuggled!!!"
 
@@ -142,20 +142,11 @@ class RawUpstream:
         return [self.ok(b"default")]
 
 
-class ProxyFraming(TollgateCase):
-    shared_server = False
-
-    @classmethod
-    def setUpClass(cls):
-        cls.up = RawUpstream()
-        cls.addClassCleanup(cls.up.close)
-
-        def configure(cfg):
-            cfg["threads"] = 1
-            cfg["routes"] = [{"name": "raw", "match": {"path_prefix": "/raw/"},
-                              "upstream": cls.up.url, "auth": "none", "upstream_timeout_ms": 20000}]
-        cls.tg = Tollgate(configure)
-        cls.addClassCleanup(_finish, cls.tg)
+class ProxyFraming(UpstreamCase):
+    upstream = RawUpstream
+    prefix = "/raw/"
+    route = {"upstream_timeout_ms": 20000}
+    top = {"threads": 1}
 
     def setUp(self):
         self.up.alice_arrived.clear()

@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
-from harness import (TollgateCase, Upstream, Tollgate, _finish, api_key, key_of, metric,
-                     raw_status, standard_config, wait_for, SLOW)
+from harness import (TollgateCase, UpstreamCase, api_key, key_of, metric, raw_status,
+                     standard_config, wait_for, SLOW)
 from test_headers import parse_head
 
 ALICE = key_of("alice").encode()
@@ -227,7 +227,11 @@ class BigAnswerUpstream:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
         threading.Thread(target=self.loop, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
 
     def loop(self):
         while True:
@@ -261,24 +265,14 @@ def rss_kib(pid):
     return 0
 
 
-class SendingWhileAnswered(TollgateCase):
+class SendingWhileAnswered(UpstreamCase):
     """A client that keeps sending while its (large) answer is written and
     not read: evhttp keeps reading then, to see a close.  Before, one such
     client had tollgate buffer 1.5 GiB in 3 s; now reading pauses past
     max_header_bytes + 64 KiB, and TCP holds the client back."""
-    shared_server = False
-
-    @classmethod
-    def setUpClass(cls):
-        cls.up = BigAnswerUpstream()
-        cls.addClassCleanup(cls.up.sock.close)
-
-        def configure(cfg):
-            cfg["threads"] = 1
-            cfg["routes"] = [{"name": "big", "match": {"path_prefix": "/big/"},
-                              "upstream": "http://127.0.0.1:%d" % cls.up.port, "auth": "none"}]
-        cls.tg = Tollgate(configure)
-        cls.addClassCleanup(_finish, cls.tg)
+    upstream = BigAnswerUpstream
+    prefix = "/big/"
+    top = {"threads": 1}
 
     def test_input_is_bounded_while_answering(self):
         s = socket.socket()
@@ -301,21 +295,9 @@ class SendingWhileAnswered(TollgateCase):
         self.assertLess(rss_kib(self.tg.proc.pid) - before, 64 << 10)
 
 
-class ProxySizes(TollgateCase):
-    shared_server = False
-
-    @classmethod
-    def setUpClass(cls):
-        cls.up = Upstream()
-        cls.addClassCleanup(cls.up.close)
-
-        def configure(cfg):
-            cfg["max_header_bytes"] = MAX_HEADER
-            cfg["max_body_bytes"] = MAX_BODY
-            cfg["routes"] = [{"name": "open", "match": {"path_prefix": "/open/"},
-                              "upstream": cls.up.url, "auth": "none"}]
-        cls.tg = Tollgate(configure)
-        cls.addClassCleanup(_finish, cls.tg)
+class ProxySizes(UpstreamCase):
+    prefix = "/open/"
+    top = {"max_header_bytes": MAX_HEADER, "max_body_bytes": MAX_BODY}
 
     def test_413_and_431_never_reach_the_upstream(self):
         n = len(self.up.requests)
