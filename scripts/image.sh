@@ -57,7 +57,7 @@ T_START=${T_START:-20}
 say() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] ERROR: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/lib-debian.sh
-. "$(dirname "$0")/lib-debian.sh"   # now, since, apt_uri, mirror
+. "$(dirname "$0")/lib-debian.sh"   # now, since, apt_uri, mirror, rm_tree, wait_200
 
 # step NAME SECONDS CMD...: run one external command under `timeout`, print its
 # time; on failure print the exit status (124 = timed out) and stop.
@@ -124,16 +124,6 @@ make_tarball() {
     trap - EXIT
 }
 
-rm_tree() {
-    local d="$1" m
-    [ -d "$d" ] || return 0
-    for m in $(findmnt -rn -o TARGET | grep -F "$d/" | sort -r); do umount -l "$m" || true; done
-    if findmnt -rn -o TARGET | grep -qF "$d/"; then
-        say "not removing $d: something is still mounted under it"
-        return 0
-    fi
-    rm -rf "$d"
-}
 
 # import_base NAME slim?: the cached rootfs -> `buildah from scratch` -> NAME.
 import_base() {
@@ -231,15 +221,9 @@ run_case() {
         PATH=/usr/local/bin:/usr/bin:/bin "$@" \
         tollgate --config "$cfg" --threads 1 >"$tmp/stdout" 2>"$tmp/stderr" &
     pid=$!
-    local ts code="" deadline
+    local ts code
     ts="$(now)"
-    deadline=$(( $(date +%s) + T_START ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-        kill -0 "$pid" 2>/dev/null || break
-        code="$(http "http://127.0.0.1:$admin_port/healthz")"
-        [ "$code" = 200 ] && break
-        sleep 0.2
-    done
+    code="$(wait_200 "$pid" "http://127.0.0.1:$admin_port/healthz" "$T_START" "$tmp/body")"
     if [ "$code" != 200 ]; then
         say "tollgate stderr:"; sed 's/^/    /' "$tmp/stderr" >&2 || true
         die "[$name] GET /healthz on the admin port did not answer 200 within ${T_START}s (last: '${code:-none}')"

@@ -62,7 +62,7 @@ ROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 say() { printf '[test-fresh] %s\n' "$*" >&2; }
 die() { printf '[test-fresh] ERROR: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/lib-debian.sh
-. "$(dirname "$0")/lib-debian.sh"   # now, since, apt_uri, mirror
+. "$(dirname "$0")/lib-debian.sh"   # now, since, apt_uri, mirror, rm_tree, wait_200
 
 t_all="$(now)"
 times=()    # "SECONDS NAME" of each finished step, for the summary
@@ -113,20 +113,6 @@ no_services() {   # DIR: packages installed there start no daemon
     chmod 0755 "$1/usr/sbin/policy-rc.d"
 }
 
-# Unmount whatever is mounted under DIR (deepest first), then remove it,
-# unless something is still mounted there.
-rm_tree() {
-    local d="$1" m
-    [ -d "$d" ] || return 0
-    for m in $(findmnt -rn -o TARGET | grep -F "$d/" | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" || true
-    done
-    if findmnt -rn -o TARGET | grep -qF "$d/"; then
-        say "not removing $d: something is still mounted under it"
-        return 0
-    fi
-    rm -rf --one-file-system "$d"
-}
 
 # --- the cached minbase root ----------------------------------------------
 
@@ -277,13 +263,7 @@ serve() {
     timeout -k 5 "$T_RUN" "${in_root[@]}" /bin/sh -c 'cd /root/tollgate && exec make run' \
         >"$log" 2>&1 </dev/null &
     run_pid=$!
-    deadline=$(( $(date +%s) + T_START ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-        kill -0 "$run_pid" 2>/dev/null || break
-        code="$(http "http://127.0.0.1:$ADMIN_PORT/healthz")"
-        [ "$code" = 200 ] && break
-        sleep 0.2
-    done
+    code="$(wait_200 "$run_pid" "http://127.0.0.1:$ADMIN_PORT/healthz" "$T_START" "$work_log")"
     if [ "$code" != 200 ]; then
         say "make run's output:"; tail -n 40 "$log" | sed 's/^/    /' >&2
         die "make run: GET /healthz on :$ADMIN_PORT did not answer 200 within ${T_START}s (last: '${code:-none}')"
