@@ -10,6 +10,7 @@
 #include "tollgate/auth_apikey.h"
 #include "tollgate/util_fmt.h"
 #include "tollgate/util_b64.h"
+#include "tollgate/util_hash.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,8 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <pthread.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -246,24 +245,6 @@ static int keystore_insert(auth_keystore_t *ks, auth_apikey_t *k)
     return 0;
 }
 
-/* SHA-256 of `len` bytes into `out`.  OpenSSL 3's one-shot SHA256() looks
- * the algorithm up again on every call (EVP_Q_digest: ~14k instructions);
- * fetching it once makes a key lookup several times cheaper. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static void sha256(const void *data, size_t len, unsigned char out[SHA256_DIGEST_LENGTH])
-{
-    pthread_once(&sha256_once, sha256_fetch);
-    if (sha256_md == NULL || EVP_Digest(data, len, out, NULL, sha256_md, NULL) != 1)
-        SHA256(data, len, out);
-}
-
 const auth_apikey_t *auth_keystore_lookup(const auth_keystore_t *ks, const char *key,
                                           size_t keylen)
 {
@@ -272,8 +253,7 @@ const auth_apikey_t *auth_keystore_lookup(const auth_keystore_t *ks, const char 
 
     if (ks == NULL || key == NULL || keylen == 0 || keylen > AUTH_APIKEY_MAX_LEN)
         return NULL;
-    sha256(key, keylen, d);
-    k = find_digest(ks, d);
+    k = util_sha256(key, keylen, d) == 0 ? find_digest(ks, d) : NULL;
     OPENSSL_cleanse(d, sizeof(d));
     return k;
 }
@@ -600,7 +580,12 @@ int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen,
         set_err(err, errlen, NULL, "out of memory");
         return -1;
     }
-    sha256(key, keylen, k->sha256);
+    if (util_sha256(key, keylen, k->sha256) != 0) {
+        free(k->id);
+        free(k);
+        set_err(err, errlen, NULL, "out of memory");
+        return -1;
+    }
     snprintf(k->id, sizeof("key-12345678"), "key-%02x%02x%02x%02x", k->sha256[0],
              k->sha256[1], k->sha256[2], k->sha256[3]);
     return insert_or_explain(ks, k, "ALLOWED_API_KEYS", err, errlen);
@@ -679,7 +664,8 @@ int auth_apikey_format_line(const char *id, const char *key, const char *scopes,
         if (!valid_tier(st))
             return -1;
     }
-    sha256(key, strlen(key), d);
+    if (util_sha256(key, strlen(key), d) != 0)
+        return -1;
     for (i = 0; i < sizeof(d); i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
     n = snprintf(out, outlen, "%s %s%s%s%s%s", id, hex,

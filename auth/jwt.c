@@ -41,6 +41,7 @@
 #include "tollgate/auth_jwks_fetch.h"
 #include "tollgate/log.h"
 #include "tollgate/util_b64.h"
+#include "tollgate/util_hash.h"
 #include "tollgate/util_str.h"
 #include "tokcache_internal.h"
 
@@ -1047,8 +1048,9 @@ auth_jwt_status_t auth_jwt_verify(const auth_jwt_t *v, auth_jwt_local_t *loc,
         loc->last_hit = false;
     if (v == NULL || token == NULL)
         return AUTH_JWT_MALFORMED;
+    if (cached && util_sha256(token, len, dg) != 0)
+        cached = false; /* out of memory: verify without the cache */
     if (cached) {
-        SHA256((const unsigned char *)token, len, dg);
         if (cache_hit(v, loc, dg, now, out)) {
             loc->last_hit = true;
             return AUTH_JWT_OK;
