@@ -334,7 +334,9 @@ print(c if isinstance(c, str) else json.dumps(c, separators=(",", ":")))' "$1" <
         -e "s/^admin_listen: .*/admin_listen: \"127.0.0.1:$admin_port\"/" \
         "$mnt/etc/tollgate/config/tollgate.yaml" > "$sm/default.yaml"
     run_case default /tmp/smoke/default.yaml
-    expect "default: GET /readyz" "$(http "http://127.0.0.1:$admin_port/readyz")" 200
+    # /readyz turns 200 once the workers have their config (after /healthz):
+    # wait for it with a deadline rather than asking once.
+    expect "default: GET /readyz" "$(wait_200 "$pid" "http://127.0.0.1:$admin_port/readyz" "$T_START" "$tmp/body")" 200
     expect "default: /auth/demo/hello with a demo key" \
         "$(http "http://127.0.0.1:$port/auth/demo/hello" -H 'X-API-Key: demo-key-alice-0123456789abcdef')" 200
     expect "default: /auth/demo/hello without a key" "$(http "http://127.0.0.1:$port/auth/demo/hello")" 401
@@ -356,7 +358,9 @@ print(c if isinstance(c, str) else json.dumps(c, separators=(",", ":")))' "$1" <
         API_KEYS_FILE=$sec/api-keys JWT_SECRET_FILE=$sec/jwt-secret ADMIN_TOKEN_FILE=$sec/admin-token
     local nginx=(-H 'X-Original-URL: https://shop.example/orders' -H 'X-Original-Method: GET'
                  -H 'X-Sent-From: nginx-ingress-controller')
-    expect "k8s-base: GET /readyz" "$(http "http://127.0.0.1:$admin_port/readyz")" 200
+    # /readyz turns 200 once the workers have their config (after /healthz):
+    # wait for it with a deadline rather than asking once.
+    expect "k8s-base: GET /readyz" "$(wait_200 "$pid" "http://127.0.0.1:$admin_port/readyz" "$T_START" "$tmp/body")" 200
     expect "k8s-base: forward-auth (nginx) with the key" \
         "$(http "http://127.0.0.1:$port/auth" "${nginx[@]}" -H "X-API-Key: $key")" 200
     expect "k8s-base: forward-auth (nginx) without a key" "$(http "http://127.0.0.1:$port/auth" "${nginx[@]}")" 401
