@@ -96,7 +96,7 @@ static void reload(srv_worker_t *w, struct evhttp_request *req)
             evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
 
         send_obj(req, 422,
-                 json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "bad_request",
+                 json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "config_invalid",
                            "message", "config rejected; the old config stays", "detail",
                            err, "request_id", rid ? rid : ""));
         return;

@@ -638,6 +638,7 @@ static step_result_t step_limits(srv_req_t *r)
     r->rl_pending = rl_check(r->w->limiter, &r->cfg->policy, &q, limits_done, r);
     if (r->rl_pending != NULL)
         return STEP_PENDING;
+    r->reason = "limiter_unavailable";
     deny(r, 503, "unavailable", "rate limiter unavailable");
     return STEP_ANSWERED;
 }
@@ -885,7 +886,8 @@ static void allow(srv_req_t *r)
     /* Forward the normalized path and the query unchanged. */
     if (asprintf(&target, "%s%s%s", r->path, r->query ? "?" : "",
                  r->query ? r->query : "") < 0) {
-        deny(r, 503, "unavailable", "out of memory");
+        r->reason = "out_of_memory";
+        deny(r, 500, "unavailable", "out of memory");
         free(claims);
         return;
     }
@@ -1229,7 +1231,7 @@ static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
              "forward-auth headers of more than one dialect, or that disagree");
         break;
     case SRV_FWD_NOMEM:
-        deny(r, 500, "unavailable", "malformed original request");
+        deny(r, 500, "unavailable", "out of memory");
         break;
     case SRV_FWD_BAD:
     case SRV_FWD_OK:
@@ -1286,7 +1288,7 @@ static step_result_t step_own_paths(srv_req_t *r)
     if (strcmp(r->path, c->tickets.path) == 0) {
         if (strcmp(r->method, "POST") != 0) {
             evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "POST");
-            r->reason = "method";
+            r->reason = "method_not_allowed";
             deny(r, 405, "method_not_allowed", "tickets are issued by POST");
             return STEP_ANSWERED;
         }

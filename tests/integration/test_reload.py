@@ -83,7 +83,12 @@ class Reload(TollgateCase):
         v2 = self.version(tg)
         tg.write_config("limits: [\n")
         r = tg.admin("POST", "/admin/v1/reload")
-        self.assertGreaterEqual(r.status, 400, r)
+        # 422 config_invalid (not bad_request: the request was fine, the
+        # file is not), with the parser's FILE:LINE in the detail.
+        self.assertEqual(r.status, 422, r)
+        err = r.json()["error"]
+        self.assertEqual(err["code"], "config_invalid")
+        self.assertIn("tollgate.yaml:", err["detail"])
         self.assertEqual(self.version(tg), v2)
         self.assertEqual(self.limit_seen(tg), "7")
 

@@ -2,13 +2,17 @@
  * the parser accepts (cfg_keys) has its row in docs/configuration.md and
  * every row names a key the parser accepts; every top-level key and every
  * metric /metrics exports (metrics_render) is in docs/reference.md; the
- * metrics are in the operator guide's table and back. */
+ * metrics are in the operator guide's table and back; every audit reason
+ * the code sets is in reference.md's reason table and back. */
+#include <dirent.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
+#include "tollgate/auth_jwt.h"
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
 #include "../../server/srv_process.h"
@@ -210,6 +214,107 @@ static void test_metrics_documented(void)
     CU_ASSERT_EQUAL(missing(&code, &doc, "exported but not in reference.md"), 0);
 }
 
+/* The audit reasons the sources set, found by how the code spells a reason:
+ * `reason = "x"` (srv_req_t, locals, proxy answers), `refuse(..., "x")`
+ * (server/hdrs.c, server/fwdauth.c), `bad = "x"` (request headers), and
+ * `return "x"` in auth/ticket.c (a ticket's reasons); the JWT reasons come
+ * from auth_jwt_status_str.  A new way of setting a reason needs its
+ * pattern here, or the reason goes unchecked. */
+static void source_reasons(const char *dir, names_t *out)
+{
+    static const char *const pats[] = {
+        "reason = \"([a-z_]+)\"",
+        "refuse\\([^;]*\"([a-z_]+)\"\\)",
+        "bad = \"([a-z_]+)\"",
+    };
+    regex_t re[4];
+    regmatch_t m[2];
+    char path[512], line[4096], name[NAME_MAX_LEN];
+    struct dirent *e;
+    DIR *d = opendir(dir);
+    size_t npat = sizeof pats / sizeof pats[0];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (size_t i = 0; i < npat; i++)
+        CU_ASSERT_EQUAL_FATAL(regcomp(&re[i], pats[i], REG_EXTENDED), 0);
+    CU_ASSERT_EQUAL_FATAL(regcomp(&re[npat], "return \"([a-z_]+)\";", REG_EXTENDED), 0);
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        bool ticket = strcmp(e->d_name, "ticket.c") == 0;
+        FILE *f;
+
+        if (n < 3 || strcmp(e->d_name + n - 2, ".c") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        f = fopen(path, "r");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        while (fgets(line, sizeof line, f) != NULL)
+            for (size_t i = 0; i < npat + (ticket ? 1 : 0); i++)
+                if (regexec(&re[i], line, 2, m, 0) == 0 &&
+                    (size_t)(m[1].rm_eo - m[1].rm_so) < sizeof name) {
+                    memcpy(name, line + m[1].rm_so, (size_t)(m[1].rm_eo - m[1].rm_so));
+                    name[m[1].rm_eo - m[1].rm_so] = '\0';
+                    add(out, name);
+                }
+        fclose(f);
+    }
+    closedir(d);
+    for (size_t i = 0; i <= npat; i++)
+        regfree(&re[i]);
+}
+
+/* Every backticked name in the rows of reference.md's reason table (the
+ * table whose header starts "| `reason` | decision |"). */
+static int doc_reasons(const char *path, names_t *out)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096], name[NAME_MAX_LEN];
+    bool in = false;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "| `reason` | decision |", 23) == 0) {
+            in = true;
+            continue;
+        }
+        if (!in || strncmp(line, "|---", 4) == 0)
+            continue;
+        if (line[0] != '|')
+            break;
+        /* the first cell only: the others are decisions and statuses */
+        char *end = strchr(line + 1, '|');
+        const char *p = line;
+
+        if (end != NULL)
+            *end = '\0';
+        while ((p = backticked(p, name, sizeof name)) != NULL)
+            add(out, name);
+    }
+    fclose(f);
+    return 0;
+}
+
+static void test_audit_reasons_documented(void)
+{
+    static names_t code, doc;
+
+    code.n = doc.n = 0;
+    source_reasons("../../server", &code);
+    source_reasons("../../auth", &code);
+    for (int s = AUTH_JWT_MALFORMED; s <= AUTH_JWT_NO_KEYS; s++)
+        add(&code, auth_jwt_status_str((auth_jwt_status_t)s));
+    add(&code, "ok");    /* pipeline.c: the default of an answer below 400 */
+    add(&code, "error"); /* ... and of one from 400 with no reason set */
+    CU_ASSERT_FATAL(code.n > 40);
+    CU_ASSERT_TRUE(has(&code, "duplicate_header"));
+    CU_ASSERT_TRUE(has(&code, "ticket_key_removed"));
+    CU_ASSERT_EQUAL_FATAL(doc_reasons("../../docs/reference.md", &doc), 0);
+    CU_ASSERT_EQUAL(missing(&code, &doc, "audit reason set in the code but not in reference.md"),
+                    0);
+    CU_ASSERT_EQUAL(missing(&doc, &code, "audit reason in reference.md but not in the code"), 0);
+}
+
 int test_docs_add(void)
 {
     static const unit_test_t tests[] = {
@@ -217,6 +322,7 @@ int test_docs_add(void)
         {"every top-level key in the reference", test_reference_lists_keys},
         {"every metric in the operator guide (and back) and the reference",
          test_metrics_documented},
+        {"every audit reason in the reference, and back", test_audit_reasons_documented},
         {NULL, NULL},
     };
 
