@@ -13,10 +13,12 @@ Q        := $(if $(filter 1,$(V)),,@)
 
 # Sanitizer builds (make test-asan) drop the hardening flags, as STYLE.md asks.
 # Coverage builds (make coverage, COV=1) too: -O0 keeps lines and branches as
-# written, and _FORTIFY_SOURCE needs optimisation.
+# written, and _FORTIFY_SOURCE needs optimisation.  SAN=1 COV=1 is both
+# (ASan's -O1): `make coverage SAN=1` is CI's sanitizer run and its coverage
+# in one pass of the suites.
 ifeq ($(SAN),1)
 OPT      ?= -O1 -g -fno-omit-frame-pointer
-SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all $(if $(filter 1,$(COV)),--coverage)
 HARDEN   :=
 else ifeq ($(COV),1)
 OPT      ?= -O0 -g
@@ -64,6 +66,7 @@ help:
 	@echo "make valgrind   unit tests, then an integration subset, under valgrind"
 	@echo "make fuzz       short libFuzzer runs over every parser of outside input"
 	@echo "make coverage   unit + integration tests with gcov, per-module table; fails under 80% lines"
+	@echo "                (SAN=1: under ASan + UBSan too, in one pass: what CI runs)"
 	@echo "make audit-deps linked/image Debian packages vs bookworm-security, npm audit of tool packages"
 	@echo "make bench      wrk against tollgate and yardsticks, prints a table"
 	@echo "make bench-scale  1/2/3 replicas x 1/3 Redis shards, CPU per request"
@@ -142,9 +145,11 @@ fuzz: deps-check
 
 # Line and branch coverage of the unit and integration suites together, in
 # build-cov (scripts/coverage.sh); COVERAGE_MIN (80) is the overall line floor.
+# SAN=1: the same under ASan + UBSan, in build-cov-asan (what CI runs: one
+# pass of the suites for both).
 .PHONY: coverage audit-deps
 coverage: deps-check
-	$(Q)scripts/coverage.sh
+	$(Q)SAN=$(SAN) scripts/coverage.sh
 
 # Pending security fixes for what the binary and the image use, npm audit of
 # the tool packages (scripts/audit-deps.sh); needs the mirror and the registry.
@@ -214,6 +219,6 @@ format-check:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf build build-asan build-fuzz build-cov
+	rm -rf build build-asan build-fuzz build-cov build-cov-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

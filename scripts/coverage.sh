@@ -5,7 +5,9 @@
 #   scripts/coverage.sh
 #
 # 1. builds tollgate and the unit runner in $COV_BUILD (build-cov) with
-#    `make COV=1` (gcc --coverage -O0, no hardening flags);
+#    `make COV=1` (gcc --coverage -O0, no hardening flags); with SAN=1 in
+#    build-cov-asan with `make COV=1 SAN=1` (ASan + UBSan at -O1 as well:
+#    CI's sanitizer run and its coverage in one pass of the suites);
 # 2. deletes the counts of any earlier run, runs the unit tests, then the
 #    integration suite against build-cov/tollgate.  Every tollgate the tests
 #    start adds its counts to the same .gcda files when it exits (the harness
@@ -26,7 +28,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-BUILD="${COV_BUILD:-build-cov}"
+SAN="${SAN:-}"                    # 1: also ASan + UBSan (make coverage SAN=1)
+if [ "$SAN" = 1 ]; then BUILD="${COV_BUILD:-build-cov-asan}"; else BUILD="${COV_BUILD:-build-cov}"; fi
 MIN="${COVERAGE_MIN:-80}"
 MODULES="util http redis auth limiter cfg server"   # the Makefile's MODULES
 T_BUILD=${T_BUILD:-900}          # seconds, per step
@@ -48,8 +51,8 @@ t_all=$(now)
 # 1. build -----------------------------------------------------------------
 t0=$(now)
 timeout "$T_BUILD" make --no-print-directory -j"$(nproc)" BUILD="$BUILD" COV=1 \
-    "$BUILD/tollgate" "$BUILD/unit-tests" || die "build failed"
-say "build ($(since "$t0")s)"
+    ${SAN:+SAN="$SAN"} "$BUILD/tollgate" "$BUILD/unit-tests" || die "build failed"
+say "build${SAN:+ with ASan + UBSan} ($(since "$t0")s)"
 
 # 2. tests -----------------------------------------------------------------
 find "$BUILD" -name '*.gcda' -delete
