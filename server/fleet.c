@@ -9,6 +9,7 @@
  * every RL_FLEET_BEAT_MS); the count is logged when it changes.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <event2/event.h>
 
@@ -17,12 +18,13 @@
 #include "tollgate/util_clock.h"
 #include "srv_process.h"
 
-#define FLEET_TICK_MS 250
+#define FLEET_TICK_MS 100 /* how soon the first heartbeat follows the connection */
 
 static void observe(void *ctx, bool ok, unsigned count, const char *errstr)
 {
     srv_t *s = ctx;
 
+    atomic_store(&s->fleet_settled, true);
     if (ok) {
         metrics_set_fleet(count, rl_fleet_seen_ms(s->fleet));
         if (s->fleet_failing)
@@ -82,6 +84,15 @@ void srv_fleet_leave(srv_t *s)
 {
     if (s->fleet != NULL)
         rl_fleet_leave(s->fleet);
+}
+
+/* The first heartbeat was answered or failed, or Redis is down (then it
+ * would only fail): /readyz waits for this, so a replica does not start
+ * serving while the fallback would still divide by expected_replicas. */
+bool srv_fleet_settled(srv_t *s)
+{
+    return s->fleet == NULL || atomic_load(&s->fleet_settled) ||
+           strcmp(srv_backend_state(s), "down") == 0;
 }
 
 bool srv_fleet_left(srv_t *s)

@@ -490,16 +490,18 @@ static bool revocations_loaded(srv_t *s)
     return s->cfg_redis_mode == CFG_REDIS_NONE || auth_shared_synced(&s->shared);
 }
 
-/* Ready once every worker's first Redis attempt has settled and the
- * revocations are loaded, or after the start grace: then /readyz,
- * tollgate_fallback and the log agree from the first answer on. */
+/* Ready once every worker's first Redis attempt has settled, the
+ * revocations are loaded and the fleet counted, or after the start grace:
+ * then /readyz, tollgate_fallback and the log agree from the first answer
+ * on, and the local fallback divides by the live fleet from the first. */
 static void start_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_t *s = arg;
 
     (void)fd;
     (void)what;
-    if ((!srv_backend_settled(s) || !auth_jwks_settled() || !revocations_loaded(s)) &&
+    if ((!srv_backend_settled(s) || !auth_jwks_settled() || !revocations_loaded(s) ||
+         !srv_fleet_settled(s)) &&
         util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);

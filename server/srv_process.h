@@ -114,6 +114,7 @@ struct srv {
     struct event *resync_ev;         /* revocation index reload while `sub` is down */
     struct rl_fleet *fleet;          /* fleet.c: roster + live count (admin thread) */
     struct event *fleet_ev;          /* its heartbeat timer (admin thread) */
+    atomic_bool fleet_settled;       /* the first heartbeat was answered or failed */
     bool fleet_failing;              /* admin thread: the last heartbeat failed */
     unsigned fleet_logged;           /* admin thread: the count last logged */
     atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
@@ -194,6 +195,7 @@ size_t srv_script_index(const char *name);
 #define SRV_FLEET_LEAVE_WAIT_MS 1000 /* longest the drain waits for the roster removal */
 int srv_fleet_start(srv_t *s, char *err, size_t errlen);
 void srv_fleet_leave(srv_t *s); /* admin thread */
+bool srv_fleet_settled(srv_t *s); /* any thread */
 bool srv_fleet_left(srv_t *s);  /* any thread */
 void srv_fleet_stop(srv_t *s);
 
