@@ -62,7 +62,8 @@ static int random_id(char *id)
     return 0;
 }
 
-rl_fleet_t *rl_fleet_new(const rc_ops_t *ops, void *client, const char *prefix, size_t script)
+rl_fleet_t *rl_fleet_new(const rc_ops_t *ops, void *client, const char *prefix,
+                         size_t script)
 {
     size_t plen = strlen(prefix);
     rl_fleet_t *f;
@@ -126,7 +127,8 @@ static long reply_count(const redisReply *r, const char *errstr, const char **wh
         *why = "error reply"; /* Redis's text may quote arguments: not logged */
         return -1;
     }
-    if (r->type != REDIS_REPLY_INTEGER || r->integer < 0 || r->integer > RL_FLEET_MAX_COUNT) {
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < 0 ||
+        r->integer > RL_FLEET_MAX_COUNT) {
         *why = "malformed reply";
         return -1;
     }
@@ -191,7 +193,8 @@ bool rl_fleet_tick(rl_fleet_t *f, uint64_t now_ms)
     if (f->leaving || f->call != NULL || now_ms < f->next_ms)
         return false;
     if (f->ops->up != NULL && !f->ops->up(f->client))
-        return false; /* tried again next tick: the first beat comes soon after connecting */
+        return false; /* tried again next tick: the first beat comes soon after connecting
+                       */
     f->next_ms = now_ms + RL_FLEET_BEAT_MS;
     snprintf(ttl, sizeof ttl, "%u", (unsigned)RL_FLEET_TTL_MS);
     f->call = fleet_send(f, ttl, on_beat);

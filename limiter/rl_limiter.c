@@ -38,8 +38,8 @@ struct rl_limiter {
     struct event_base *base;
     const rl_backend_ops_t *ops;
     void *be;
-    rl_memory_t *fallback;  /* NULL: `local` acts as `open` */
-    unsigned divisor;       /* expected_replicas, >= 1 */
+    rl_memory_t *fallback;   /* NULL: `local` acts as `open` */
+    unsigned divisor;        /* expected_replicas, >= 1 */
     const rl_fleet_t *fleet; /* the live count, when known, replaces divisor */
 };
 

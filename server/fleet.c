@@ -67,8 +67,9 @@ int srv_fleet_start(srv_t *s, char *err, size_t errlen)
                             srv_script_index("fleet"));
     s->fleet_ev = event_new(s->admin.base, -1, EV_PERSIST, tick, s);
     if (s->fleet == NULL || s->fleet_ev == NULL || event_add(s->fleet_ev, &tv) != 0) {
-        snprintf(err, errlen, "cannot set up the fleet heartbeat (out of memory or no "
-                              "random bytes)");
+        snprintf(err, errlen,
+                 "cannot set up the fleet heartbeat (out of memory or no "
+                 "random bytes)");
         return -1;
     }
     rl_fleet_set_observer(s->fleet, observe, s);

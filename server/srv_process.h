@@ -52,7 +52,7 @@ typedef struct srv_worker {
     pthread_mutex_t mbox_mu;
     cfg_t *mbox_cfg;
     bool mbox_stop;
-    bool mbox_leave; /* admin thread: leave the fleet roster (fleet.c) */
+    bool mbox_leave;          /* admin thread: leave the fleet roster (fleet.c) */
     int mbox_fd;              /* eventfd that wakes the loop */
     uint64_t mbox_seq;        /* the reload mbox_cfg comes from */
     _Atomic uint64_t cfg_seq; /* the reload this thread serves (0: the first config) */
@@ -194,9 +194,9 @@ size_t srv_script_index(const char *name);
 /* fleet.c: fleet membership (admin thread), after srv_shared_start. */
 #define SRV_FLEET_LEAVE_WAIT_MS 1000 /* longest the drain waits for the roster removal */
 int srv_fleet_start(srv_t *s, char *err, size_t errlen);
-void srv_fleet_leave(srv_t *s); /* admin thread */
+void srv_fleet_leave(srv_t *s);   /* admin thread */
 bool srv_fleet_settled(srv_t *s); /* any thread */
-bool srv_fleet_left(srv_t *s);  /* any thread */
+bool srv_fleet_left(srv_t *s);    /* any thread */
 void srv_fleet_stop(srv_t *s);
 
 /* shared.c: revocations and lockouts shared by every replica through Redis. */

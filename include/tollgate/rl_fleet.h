@@ -26,9 +26,9 @@
 
 #include "tollgate/rc.h"
 
-#define RL_FLEET_BEAT_MS 2000  /* between two heartbeats of one replica */
-#define RL_FLEET_TTL_MS 6000   /* an entry not renewed for this long is dropped */
-#define RL_FLEET_ID_HEX 32     /* instance id: 128 random bits in hex */
+#define RL_FLEET_BEAT_MS 2000     /* between two heartbeats of one replica */
+#define RL_FLEET_TTL_MS 6000      /* an entry not renewed for this long is dropped */
+#define RL_FLEET_ID_HEX 32        /* instance id: 128 random bits in hex */
 #define RL_FLEET_MAX_COUNT 100000 /* a larger reply is taken as malformed */
 
 typedef struct rl_fleet rl_fleet_t;
@@ -42,7 +42,8 @@ typedef void (*rl_fleet_observe_fn)(void *ctx, bool ok, unsigned count, const ch
  * with keys under `prefix` (copied) and lua/fleet.lua at index `script`
  * of the client's registered scripts.  NULL when out of memory, when the
  * prefix is too long, or when no random id can be had. */
-rl_fleet_t *rl_fleet_new(const rc_ops_t *ops, void *client, const char *prefix, size_t script);
+rl_fleet_t *rl_fleet_new(const rc_ops_t *ops, void *client, const char *prefix,
+                         size_t script);
 /* Cancels a call in flight (its answer is then never read).  NULL: no-op. */
 void rl_fleet_free(rl_fleet_t *f);
 
