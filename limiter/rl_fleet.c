@@ -192,9 +192,9 @@ bool rl_fleet_tick(rl_fleet_t *f, uint64_t now_ms)
 
     if (f->leaving || f->call != NULL || now_ms < f->next_ms)
         return false;
+    /* Not up: tried again next tick, so the first beat follows the connection. */
     if (f->ops->up != NULL && !f->ops->up(f->client))
-        return false; /* tried again next tick: the first beat comes soon after connecting
-                       */
+        return false;
     f->next_ms = now_ms + RL_FLEET_BEAT_MS;
     snprintf(ttl, sizeof ttl, "%u", (unsigned)RL_FLEET_TTL_MS);
     f->call = fleet_send(f, ttl, on_beat);
