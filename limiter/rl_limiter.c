@@ -31,14 +31,16 @@
 
 #include <event2/event.h>
 
+#include "tollgate/rl_fleet.h"
 #include "tollgate/rl_memory.h"
 
 struct rl_limiter {
     struct event_base *base;
     const rl_backend_ops_t *ops;
     void *be;
-    rl_memory_t *fallback; /* NULL: `local` acts as `open` */
-    unsigned divisor;      /* >= 1 */
+    rl_memory_t *fallback;   /* NULL: `local` acts as `open` */
+    unsigned divisor;        /* expected_replicas, >= 1 */
+    const rl_fleet_t *fleet; /* the live count, when known, replaces divisor */
 };
 
 struct rl_pending {
@@ -89,6 +91,11 @@ void rl_limiter_set_fallback(rl_limiter_t *l, struct rl_memory *m, unsigned divi
 {
     l->fallback = m;
     l->divisor = divisor > 0 ? divisor : 1;
+}
+
+void rl_limiter_set_fleet(rl_limiter_t *l, const struct rl_fleet *f)
+{
+    l->fleet = f;
 }
 
 static size_t align_up(size_t n)
@@ -279,6 +286,7 @@ static void fail_group(rl_pending_t *p, rl_group_t *g, int64_t now)
 {
     rl_limiter_t *l = p->l;
     rl_group_t fb = {g->identity, p->fb_limits, p->fb_rates, p->fb_res, 0, g->cost, false};
+    unsigned divisor = rl_fleet_divisor(l->fleet, l->divisor);
     size_t i;
 
     for (i = 0; i < g->n; i++) {
@@ -292,8 +300,8 @@ static void fail_group(rl_pending_t *p, rl_group_t *g, int64_t now)
             continue;
         p->fb_limits[fb.n] = g->limits[i];
         p->fb_rates[fb.n] = g->rates[i];
-        p->fb_rates[fb.n].n = divide(g->rates[i].n, l->divisor);
-        p->fb_rates[fb.n].burst = divide(g->rates[i].burst, l->divisor);
+        p->fb_rates[fb.n].n = divide(g->rates[i].n, divisor);
+        p->fb_rates[fb.n].burst = divide(g->rates[i].burst, divisor);
         p->fb_res[fb.n].limit = g->limits[i];
         p->fb_res[fb.n].rate = p->fb_rates[fb.n];
         p->fb_idx[fb.n++] = i;

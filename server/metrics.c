@@ -15,6 +15,7 @@
  * labels are all "other".
  */
 #include "tollgate/metrics.h"
+#include "tollgate/util_clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -169,6 +170,8 @@ static agg_hist_t g_retired_hist[H_COUNT];
 static _Atomic uint64_t g_reloads_ok, g_reloads_err;
 static atomic_int g_fallback;
 static atomic_long g_revocations;
+static atomic_uint g_fleet;
+static _Atomic uint64_t g_fleet_seen_ms;
 static atomic_long g_conns;
 static _Atomic uint64_t g_conns_refused, g_read_timeouts;
 
@@ -334,6 +337,12 @@ void metrics_set_fallback(int on)
 void metrics_set_revocations_cached(long n)
 {
     atomic_store_explicit(&g_revocations, n, memory_order_relaxed);
+}
+
+void metrics_set_fleet(unsigned count, uint64_t seen_mono_ms)
+{
+    atomic_store_explicit(&g_fleet_seen_ms, seen_mono_ms, memory_order_relaxed);
+    atomic_store_explicit(&g_fleet, count, memory_order_relaxed);
 }
 
 /* ---- instances ------------------------------------------------------------ */
@@ -515,6 +524,24 @@ void metrics_read_timeout(void)
     atomic_fetch_add_explicit(&g_read_timeouts, 1, memory_order_relaxed);
 }
 
+static void render_fleet(struct evbuffer *out)
+{
+    uint64_t seen = atomic_load_explicit(&g_fleet_seen_ms, memory_order_relaxed);
+    uint64_t now = util_mono_ms();
+
+    header(out, "tollgate_fleet_replicas",
+           "Live tollgate replicas sharing this Redis, as last counted (0: not yet); "
+           "the local fallback divides each rate by it.",
+           "gauge");
+    evbuffer_add_printf(out, "tollgate_fleet_replicas %u\n",
+                        atomic_load_explicit(&g_fleet, memory_order_relaxed));
+    header(out, "tollgate_fleet_replicas_age_seconds",
+           "Seconds since tollgate_fleet_replicas was last counted in Redis.", "gauge");
+    if (seen != 0)
+        evbuffer_add_printf(out, "tollgate_fleet_replicas_age_seconds %.3f\n",
+                            (double)(now > seen ? now - seen : 0) / 1000.0);
+}
+
 static void render_globals(struct evbuffer *out)
 {
     header(out, "tollgate_config_reloads_total", "Configuration reloads, by result.",
@@ -533,6 +560,7 @@ static void render_globals(struct evbuffer *out)
            "gauge");
     evbuffer_add_printf(out, "tollgate_revocations_cached %ld\n",
                         atomic_load_explicit(&g_revocations, memory_order_relaxed));
+    render_fleet(out);
     header(out, "tollgate_connections",
            "Client connections open on the main listener that have sent a request "
            "(the count max_connections bounds).",

@@ -63,6 +63,25 @@ static void post(srv_worker_t *w, cfg_t *c, uint64_t seq, bool stop)
         log_error("worker %u: mailbox write: %s", w->index, strerror(errno));
 }
 
+/* Take this replica out of the fleet roster (the admin thread does it) and
+ * wait, bounded, until Redis has answered: the others then count one less
+ * at their next heartbeat instead of after RL_FLEET_TTL_MS. */
+static void leave_fleet(srv_t *s)
+{
+    const struct timespec tick = {0, 1000000L};
+    uint64_t one = 1, until = util_mono_ms() + SRV_FLEET_LEAVE_WAIT_MS;
+
+    if (s->fleet == NULL)
+        return;
+    pthread_mutex_lock(&s->admin.mbox_mu);
+    s->admin.mbox_leave = true;
+    pthread_mutex_unlock(&s->admin.mbox_mu);
+    if (write(s->admin.mbox_fd, &one, sizeof(one)) < 0)
+        log_error("admin mailbox write: %s", strerror(errno));
+    while (!srv_fleet_left(s) && util_mono_ms() < until)
+        nanosleep(&tick, NULL);
+}
+
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     srv_worker_t *w = arg;
@@ -83,7 +102,7 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     srv_worker_t *w = arg;
     uint64_t v;
     cfg_t *c;
-    bool stop;
+    bool stop, leave;
     uint64_t seq;
     struct timeval tick = {0, 20000};
 
@@ -95,7 +114,11 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
     w->mbox_cfg = NULL;
     seq = w->mbox_seq;
     stop = w->mbox_stop;
+    leave = w->mbox_leave;
+    w->mbox_leave = false;
     pthread_mutex_unlock(&w->mbox_mu);
+    if (leave)
+        srv_fleet_leave(w->srv);
     if (c != NULL) {
         cfg_unref(w->cfg);
         w->cfg = c;
@@ -467,16 +490,18 @@ static bool revocations_loaded(srv_t *s)
     return s->cfg_redis_mode == CFG_REDIS_NONE || auth_shared_synced(&s->shared);
 }
 
-/* Ready once every worker's first Redis attempt has settled and the
- * revocations are loaded, or after the start grace: then /readyz,
- * tollgate_fallback and the log agree from the first answer on. */
+/* Ready once every worker's first Redis attempt has settled, the
+ * revocations are loaded and the fleet counted, or after the start grace:
+ * then /readyz, tollgate_fallback and the log agree from the first answer
+ * on, and the local fallback divides by the live fleet from the first. */
 static void start_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_t *s = arg;
 
     (void)fd;
     (void)what;
-    if ((!srv_backend_settled(s) || !auth_jwks_settled() || !revocations_loaded(s)) &&
+    if ((!srv_backend_settled(s) || !auth_jwks_settled() || !revocations_loaded(s) ||
+         !srv_fleet_settled(s)) &&
         util_mono_ms() - s->start_ms < SRV_START_GRACE_MS)
         return;
     srv_backend_watch(s);
@@ -600,7 +625,7 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     }
     fd = srv_listen_on(cfg->admin_listen, SRV_LISTEN_EXCLUSIVE, err, errlen);
     if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0 ||
-        srv_shared_start(s, err, errlen) != 0)
+        srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0)
         goto out_free;
     return s;
 out_nomem:
@@ -651,6 +676,7 @@ int srv_run(srv_t *s)
     event_base_dispatch(s->main_base);
 
     /* Drain: stop accepting, let in-flight requests finish, then stop. */
+    leave_fleet(s);
     for (unsigned i = 0; i < s->nworkers; i++)
         post(&s->workers[i], NULL, 0, true);
     for (unsigned i = 0; i < s->nworkers; i++)
@@ -677,6 +703,7 @@ void srv_free(srv_t *s)
     for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
         worker_clear(&s->workers[i]);
     free(s->workers);
+    srv_fleet_stop(s); /* before the admin client it uses */
     srv_shared_stop(s);
     worker_clear(&s->admin);
     audit_close(s->audit);

@@ -52,6 +52,7 @@ typedef struct srv_worker {
     pthread_mutex_t mbox_mu;
     cfg_t *mbox_cfg;
     bool mbox_stop;
+    bool mbox_leave;          /* admin thread: leave the fleet roster (fleet.c) */
     int mbox_fd;              /* eventfd that wakes the loop */
     uint64_t mbox_seq;        /* the reload mbox_cfg comes from */
     _Atomic uint64_t cfg_seq; /* the reload this thread serves (0: the first config) */
@@ -111,6 +112,11 @@ struct srv {
     atomic_bool degraded;            /* Redis unreachable: limits on on_redis_error */
     struct rc_sub *sub;              /* revocations + lockouts channels (admin thread) */
     struct event *resync_ev;         /* revocation index reload while `sub` is down */
+    struct rl_fleet *fleet;          /* fleet.c: roster + live count (admin thread) */
+    struct event *fleet_ev;          /* its heartbeat timer (admin thread) */
+    atomic_bool fleet_settled;       /* the first heartbeat was answered or failed */
+    bool fleet_failing;              /* admin thread: the last heartbeat failed */
+    unsigned fleet_logged;           /* admin thread: the count last logged */
     atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
     atomic_uint open_conns;          /* conn.c: counted connections, all workers */
     atomic_bool ready;      /* the first Redis attempt settled (or start grace over) */
@@ -184,6 +190,14 @@ int srv_backend_probe(const cfg_t *c, unsigned wait_ms, char *err, size_t errlen
 struct rc_client *srv_backend_client_new(struct event_base *base, const cfg_t *c, char *err,
                                          size_t errlen);
 size_t srv_script_index(const char *name);
+
+/* fleet.c: fleet membership (admin thread), after srv_shared_start. */
+#define SRV_FLEET_LEAVE_WAIT_MS 1000 /* longest the drain waits for the roster removal */
+int srv_fleet_start(srv_t *s, char *err, size_t errlen);
+void srv_fleet_leave(srv_t *s);   /* admin thread */
+bool srv_fleet_settled(srv_t *s); /* any thread */
+bool srv_fleet_left(srv_t *s);    /* any thread */
+void srv_fleet_stop(srv_t *s);
 
 /* shared.c: revocations and lockouts shared by every replica through Redis. */
 typedef auth_shared_done_fn srv_shared_done_fn;

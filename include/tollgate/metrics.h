@@ -11,6 +11,7 @@
 #define TOLLGATE_METRICS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct evbuffer;
 
@@ -56,6 +57,10 @@ void metrics_redis(metrics_t *m, const char *result, double seconds);
 void metrics_config_reload(bool ok); /* tollgate_config_reloads_total{result} */
 void metrics_set_fallback(int on);   /* tollgate_fallback */
 void metrics_set_revocations_cached(long n);
+/* tollgate_fleet_replicas (the last count of live replicas seen in Redis,
+ * 0 before the first) and tollgate_fleet_replicas_age_seconds (since
+ * `seen_mono_ms`, a util_mono_ms() value; absent before the first count). */
+void metrics_set_fleet(unsigned count, uint64_t seen_mono_ms);
 
 /* Append the text exposition format of every metric to `out`. */
 void metrics_render(struct evbuffer *out);

@@ -20,6 +20,7 @@
 
 struct event_base;
 struct rl_memory;
+struct rl_fleet;
 
 typedef enum {
     RL_OK,     /* every enforced limit allows (shadow denials included here) */
@@ -92,6 +93,13 @@ void rl_limiter_free(rl_limiter_t *l);
  * (expected_replicas; each at least 1) and report fallback = true.  Without
  * one, `local` behaves as `open`.  `m` is borrowed; NULL unwires it. */
 void rl_limiter_set_fallback(rl_limiter_t *l, struct rl_memory *m, unsigned divisor);
+
+/* Divide by the fleet's live count instead (rl_fleet_divisor: the last
+ * count of live replicas seen in Redis; `divisor` only until the first).  A
+ * change of the count changes the rates of the local buckets, whose levels
+ * are kept (a lower burst caps them at the next decision).  `f` is borrowed
+ * and outlives the limiter; NULL: `divisor` alone. */
+void rl_limiter_set_fleet(rl_limiter_t *l, const struct rl_fleet *f);
 
 /* Decide every limit of `policy` that matches `req`.  Returns a handle for
  * rl_cancel(); NULL only when out of memory (`done` then not called).

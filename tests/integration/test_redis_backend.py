@@ -5,7 +5,8 @@ import json
 import shutil
 import unittest
 
-from harness import (TollgateCase, api_key, bearer, make_jwt, standard_config, unique, wait_for)
+from harness import (TollgateCase, api_key, bearer, make_jwt, metric, standard_config, unique,
+                     wait_for)
 
 try:
     import redis_harness as rh
@@ -217,17 +218,23 @@ class RedisDown(TollgateCase):
         codes = [tg.get("/auth/limited/x", h).status for _ in range(4)]
         self.assertEqual(codes, [200, 200, 200, 429])  # 3/minute ÷ 1 replica, locally
 
-    def test_local_fallback_divides_by_replicas(self):
+    def test_local_fallback_divides_by_live_replicas(self):
+        """The live fleet counted in Redis divides, not expected_replicas
+        (which only counts before the first count: test_fleet.py)."""
         def conf(cfg):
             with_redis([self.redis.addr], on_error="local", replicas=3)(cfg)
             for lim in cfg["limits"]:
                 if lim["name"] == "tight":
                     lim["rate"] = "6/minute"
         tg = self.spawn(conf)
+        tg2 = self.spawn(conf)
+        self.assertTrue(wait_for(lambda: metric(tg.metrics(), "tollgate_fleet_replicas") == 2, 5),
+                        tg.metrics())
         self.kill_redis(tg)
         h = limited("bob", unique("lr"))
-        codes = [tg.get("/auth/limited/x", h).status for _ in range(3)]
-        self.assertEqual(codes, [200, 200, 429])  # 6/minute ÷ 3 replicas
+        codes = [tg.get("/auth/limited/x", h).status for _ in range(4)]
+        self.assertEqual(codes, [200, 200, 200, 429])  # 6/minute ÷ 2 live replicas
+        self.assertTrue(tg2.alive())
 
     def test_open(self):
         tg = self.spawn(with_redis([self.redis.addr], on_error="open"))

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import SLOW, TollgateCase, wait_for
+from harness import SLOW, TollgateCase, metric, wait_for
 
 try:
     import redis_harness as rh
@@ -223,6 +223,9 @@ class StandaloneRestart(RedisFailureCase):
         for tg in (local, closed):
             self.wait_state(tg, (200, "ok", False), 5)
         self.assertEqual(local.get("/auth/sa/x", key_header("rs", "before")).status, 200)
+        # Each counts both (the fleet heartbeat: within 2 s of the second start).
+        self.assertTrue(wait_for(lambda: all(metric(tg.metrics(), "tollgate_fleet_replicas") == 2
+                                             for tg in (local, closed)), 5, 0.05))
 
         port = self.redis.port
         self.redis.stop()
@@ -230,10 +233,11 @@ class StandaloneRestart(RedisFailureCase):
         for tg in (local, closed):
             self.wait_state(tg, (200, "down", True), 5)
         self.assertRegex(local.metrics(), r"(?m)^tollgate_fallback 1(\.0)?$")
-        # local: this replica's own bucket (5/hour ÷ expected_replicas 1).
+        # local: this replica's own bucket, 5/hour ÷ the 2 live replicas
+        # counted before Redis went (not expected_replicas 1).
         h = key_header("rs", "down")
-        got = [local.get("/auth/sa/x", h, timeout=3) for _ in range(6)]
-        self.assertEqual([r.status for r in got], [200] * 5 + [429], got)
+        got = [local.get("/auth/sa/x", h, timeout=3) for _ in range(3)]
+        self.assertEqual([r.status for r in got], [200] * 2 + [429], got)
         self.assertLess(max(r.elapsed for r in got), 1.0 * SLOW)
         # closed: 503 unavailable envelope.
         r = closed.get("/auth/sa/x", h, timeout=3)

@@ -10,7 +10,7 @@ import tempfile
 import unittest
 import urllib.parse
 
-from harness import SLOW, TollgateCase, wait_for
+from harness import SLOW, TollgateCase, metric, wait_for
 
 try:
     import redis_harness as rh
@@ -67,6 +67,11 @@ class ConnCase(TollgateCase):
         key = "tg:{c=k:%s|h:x-test-bucket=%s}:b:cn" % (client, bucket)
         with redis_client() as c:
             self.assertEqual(c.call("EXISTS", key), 1, "bucket %s not in Redis" % key)
+        # The fleet heartbeat (lua/fleet.lua) goes the same way (TLS, AUTH, ACL).
+        self.assertTrue(wait_for(lambda: metric(tg.metrics(), "tollgate_fleet_replicas") == 1,
+                                 5, 0.05), tg.metrics())
+        with redis_client() as c:
+            self.assertEqual(c.call("ZCARD", "tg:{fleet}:replicas"), 1)
 
     def assertDegraded(self, tg, client, bucket, timeout=6):
         """Redis unusable: readyz says so, requests are answered by the local

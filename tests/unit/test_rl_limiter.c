@@ -1,10 +1,12 @@
 /* test_rl_limiter.c — rl_check end to end on an event_base: memory backend,
- * grouping, shadow, report index, tiers, cancel, backend failures. */
+ * grouping, shadow, report index, tiers, cancel, backend failures, the
+ * local fallback following the fleet's live count. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "tollgate/rl_fleet.h"
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
 #include "unit.h"
@@ -496,6 +498,88 @@ static void test_backend_failure(void)
     }
 }
 
+/* --- the local fallback divides by the fleet's live count ---------------- */
+
+static rc_reply_fn fleet_fn;
+static void *fleet_priv;
+
+static rc_pending_t *fleet_evalsha(void *cl, size_t script, int nkeys, const char **keys,
+                                   const size_t *keylens, int nargs, const char **args,
+                                   const size_t *arglens, rc_reply_fn fn, void *privdata)
+{
+    (void)cl, (void)script, (void)nkeys, (void)keys, (void)keylens;
+    (void)nargs, (void)args, (void)arglens;
+    fleet_fn = fn;
+    fleet_priv = privdata;
+    return (rc_pending_t *)&fleet_fn;
+}
+
+static void fleet_cancel(void *cl, rc_pending_t *p)
+{
+    (void)cl;
+    (void)p;
+}
+
+static const rc_ops_t fleet_ops = {.evalsha = fleet_evalsha, .cancel = fleet_cancel};
+
+/* The roster answers a heartbeat with `n` live replicas. */
+static void fleet_says(rl_fleet_t *fl, uint64_t now, long long n)
+{
+    redisReply r = {.type = REDIS_REPLY_INTEGER, .integer = n};
+
+    CU_ASSERT_TRUE_FATAL(rl_fleet_tick(fl, now));
+    fleet_fn(NULL, &r, NULL, fleet_priv);
+}
+
+/* Requests allowed out of `tries`, each checking rate.n == n. */
+static int allowed_of(fix_t *f, const rl_request_t *req, int tries, uint32_t n)
+{
+    int ok = 0;
+
+    for (int i = 0; i < tries; i++) {
+        answer_t a = run(f, req);
+
+        CU_ASSERT_TRUE(a.res[0].fallback);
+        CU_ASSERT_EQUAL(a.res[0].rate.n, n);
+        CU_ASSERT_EQUAL(a.res[0].rate.burst, n);
+        ok += a.status == RL_OK;
+    }
+    return ok;
+}
+
+static void test_fallback_follows_fleet(void)
+{
+    failing_t fb = {NULL, 0};
+    rl_fleet_t *fl = rl_fleet_new(&fleet_ops, NULL, "tg:", 0);
+    rl_request_t req = mk_req("orders", "10.0.0.1");
+    fix_t f;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fl);
+    fix_init(&f, &fail_ops, &fb);
+    add_limit(&f, "local", RL_BY_CLIENT, 60, 60, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    rl_limiter_set_fallback(f.l, f.mem, 1); /* expected_replicas: 1 */
+    rl_limiter_set_fleet(f.l, fl);
+    /* no count yet: expected_replicas divides */
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 1, 60), 1);
+    /* 3 live: 60 / 3; the 59 tokens left are capped at the new burst */
+    fleet_says(fl, 1, 3);
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 25, 20), 20);
+    /* the fleet grows while degraded: a smaller share, no refill */
+    fleet_says(fl, 1 + RL_FLEET_BEAT_MS, 6);
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 3, 10), 0);
+    /* it shrinks: a larger share, but the level is kept (no free burst) */
+    fleet_says(fl, 1 + 2 * RL_FLEET_BEAT_MS, 2);
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 3, 30), 0);
+    /* a reload with another expected_replicas does not override the count */
+    rl_limiter_set_fallback(f.l, f.mem, 12);
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 1, 30), 0);
+    /* unwired: expected_replicas again */
+    rl_limiter_set_fleet(f.l, NULL);
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 1, 5), 0);
+    fix_done(&f);
+    rl_fleet_free(fl);
+}
+
 int test_rl_limiter_add(void)
 {
     static const unit_test_t tests[] = {
@@ -508,6 +592,7 @@ int test_rl_limiter_add(void)
         {"grouping", test_grouping},
         {"cancel", test_cancel},
         {"backend_failure", test_backend_failure},
+        {"fallback_follows_fleet", test_fallback_follows_fleet},
         {NULL, NULL},
     };
 
