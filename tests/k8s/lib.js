@@ -87,7 +87,31 @@ function run(cmd, args, opts = {}) {
   return r;
 }
 
+// The chart's NOTES.txt as `helm install` would print it, rendered offline:
+// `helm install --dry-run` needs a cluster and `helm template` skips NOTES,
+// so a copy of the chart gets a template that prints NOTES.txt as comments.
+function renderNotes(helm, chart, args = []) {
+  const os = require("os");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-notes-"));
+  try {
+    const copy = path.join(tmp, "tollgate");
+    fs.cpSync(chart, copy, { recursive: true });
+    const notes = fs.readFileSync(path.join(copy, "templates", "NOTES.txt"), "utf8");
+    fs.rmSync(path.join(copy, "templates", "NOTES.txt"));
+    fs.writeFileSync(path.join(copy, "templates", "zz-notes.yaml"),
+      `{{- define "zz.notes" }}${notes}{{- end }}\n` +
+      `{{ include "zz.notes" . | replace "\\n" "\\n#N " | printf "#N %s" }}\n`);
+    const r = run(helm, ["template", "tollgate", copy, "--namespace", "tollgate", "--show-only", "templates/zz-notes.yaml", ...args]);
+    if (r.status !== 0) return { ok: false, stderr: r.stderr, text: "" };
+    const text = r.stdout.split("\n").filter((l) => l.startsWith("#N")).map((l) => l.replace(/^#N ?/, "")).join("\n");
+    return { ok: true, stderr: r.stderr, text };
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 module.exports = {
+  renderNotes,
   root, validatorDir, YAML, parseAll, parseOne, loadDocs, ofKind, tollgateConfigs, tollgateContainer,
   tollgateDeployments, deploymentsMounting, configFor, durationSeconds, listenPort, run,
 };
