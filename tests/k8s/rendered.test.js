@@ -509,6 +509,31 @@ describe("install path", () => {
     }
   });
 
+  it("every Secret and ConfigMap a rendered pod needs is rendered too, or created by a README step", () => {
+    const created = new Set([...readme.replace(/\\\n\s*/g, " ")
+      .matchAll(/kubectl -n tollgate create secret generic ([a-z0-9-]+)/g)].map((m) => m[1]));
+    for (const file of renders.filter((f) => f.startsWith("helm-"))) {
+      const docs = lib.loadDocs(path.join(RENDER_DIR, file));
+      const have = new Set(docs.filter((d) => d.kind === "Secret" || d.kind === "ConfigMap")
+        .map((d) => `${d.kind} ${d.metadata.name}`));
+      for (const { what, pod } of podTemplates(docs)) {
+        const needs = [];
+        for (const v of pod.volumes || []) {
+          if (v.secret) needs.push(`Secret ${v.secret.secretName}`);
+          if (v.configMap) needs.push(`ConfigMap ${v.configMap.name}`);
+          for (const src of (v.projected || {}).sources || []) {
+            if (src.secret) needs.push(`Secret ${src.secret.name}`);
+            if (src.configMap) needs.push(`ConfigMap ${src.configMap.name}`);
+          }
+        }
+        for (const n of needs) {
+          assert.ok(have.has(n) || (n.startsWith("Secret ") && created.has(n.slice(7))),
+            `${file}: ${what} mounts ${n}, which neither the chart nor a README step creates`);
+        }
+      }
+    }
+  });
+
   it("the README builds, pushes and names the image before helm install", () => {
     const i = readme.indexOf("make image");
     const push = readme.search(/buildah[^\n]* push /);
