@@ -398,6 +398,14 @@ describe("shared state", () => {
     assert.ok(vol.projected.sources.some((src) => src.secret.name === "my-redis" && src.secret.items[0].key === "pw"));
   });
 
+  it("another Redis password Secret rolls both tollgate and Redis (the password is read at start)", () => {
+    const sum = (docs, w) => w.spec.template.metadata.annotations["checksum/config"];
+    const a = render([]);
+    const b = render(["--set", "redis.auth.existingSecret=my-redis"]);
+    assert.notEqual(sum(b, onlyDeployment(b)), sum(a, onlyDeployment(a)), "tollgate not rolled");
+    assert.notEqual(sum(b, redisSts(b)), sum(a, redisSts(a)), "Redis not rolled");
+  });
+
   it("cluster: the nodes, their names in tollgate.yaml, the init hook Job, the overlay's scripts", () => {
     const docs = render(["--set", "redis.deploy=cluster"]);
     const sts = redisSts(docs);

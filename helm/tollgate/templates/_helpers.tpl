@@ -303,6 +303,7 @@ byte-identical (the running pods reload the ConfigMap instead).
       "admin_listen" (int .Values.ports.admin)
       "threads" (include "tollgate.threads" .)
       "redis" ((include "tollgate.configDict" . | fromJson).redis | default dict)
+      "redis_secret" (ternary (list (include "tollgate.redisSecretName" .) (include "tollgate.redisSecretKey" .)) list (eq (include "tollgate.redisOwn" .) "true"))
       "max_body_bytes" (get $c "max_body_bytes" | default "")
       "max_header_bytes" (get $c "max_header_bytes" | default "")
       "audit_path" (get $audit "path" | default "-")
