@@ -376,7 +376,7 @@ describe("shared state", () => {
     assert.ok(Object.entries(tsvc.spec.selector).some(([k, v]) => redisLabels[k] !== v), "tollgate's Service selects Redis");
   });
 
-  it("a second render keeps no password in the clear and makes a new one without a cluster (lookup needs one)", () => {
+  it("the generated Redis password is random, not a constant (without a cluster lookup finds nothing to keep)", () => {
     const a = lib.ofKind(render([]), "Secret").find((s) => s.metadata.name === "tollgate-redis");
     const b = lib.ofKind(render([]), "Secret").find((s) => s.metadata.name === "tollgate-redis");
     assert.notEqual(a.data["redis-password"], b.data["redis-password"], "randAlphaNum is not random");
