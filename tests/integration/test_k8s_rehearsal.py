@@ -133,7 +133,7 @@ class Replica:
 
     def __init__(self, name, objs, root, redis):
         self.name = name
-        self.redis = redis  # ChartRedis: its Service name -> its loopback address
+        self.redis = redis  # .node_map: redis.nodes as rendered -> loopback addresses
         self.dir = os.path.join(root, name)
         self.port = free_port()
         self.admin_port = free_port()
@@ -182,12 +182,14 @@ class Replica:
                     raise AssertionError("%s of the rendered config is not on containerPort %d"
                                          % (key, cport))
                 text = pat.sub('%s: "127.0.0.1:%d"' % (key, port), text)
-            # redis.nodes names the chart's Redis Service: here, its loopback port
-            pat = re.compile(r"^(\s*-\s*)%s(\s*)$" % re.escape(self.redis.service_addr), re.M)
-            if len(pat.findall(text)) != 1:
-                raise AssertionError("redis.nodes of the rendered config is not [%s]:\n%s"
-                                     % (self.redis.service_addr, text))
-            text = pat.sub(r"\g<1>%s\g<2>" % self.redis.addr, text)
+            # redis.nodes names the chart's Redis (its Service, or each
+            # cluster node's stable name): here, their loopback ports
+            for rendered, loop in self.redis.node_map.items():
+                pat = re.compile(r"^(\s*-\s*)%s(\s*)$" % re.escape(rendered), re.M)
+                if len(pat.findall(text)) != 1:
+                    raise AssertionError("redis.nodes of the rendered config lacks %s:\n%s"
+                                         % (rendered, text))
+                text = pat.sub(r"\g<1>%s\g<2>" % loop, text)
             out["tollgate.yaml"] = text
         return out
 
@@ -296,35 +298,53 @@ class Replica:
 # ------------------------------------------------------------------ the chart's Redis
 
 
-class ChartRedis:
-    """The chart's own Redis, started from its rendered StatefulSet: the
-    container's command, args and env, its ConfigMap (redis.conf, the start
-    script) and password Secret laid out like a kubelet's, its emptyDirs as
-    directories.  Changed: mountPaths -> host directories (in the files and
-    the command line), `port 6379` -> a free port, `bind` -> 127.0.0.1."""
+def _bus_free_port():
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
-    def __init__(self, objs, root):
+
+class RedisPod:
+    """One pod of the chart's Redis StatefulSet, started from its rendered
+    template: the container's command, args and env, its ConfigMap
+    (redis.conf, the start script) and password Secret laid out like a
+    kubelet's, its emptyDirs as directories.  Changed: mountPaths -> host
+    directories (in the files and the command line), `port 6379` -> a free
+    port, `bind` -> 127.0.0.1; `extra_env` for what a loopback run must add."""
+
+    def __init__(self, objs, root, ordinal=0, namespace="default", extra_env=None,
+                 cluster=False):
         self.sts = k8s.find(objs, "StatefulSet", "-redis")
-        self.assert_equal(self.sts["spec"]["replicas"], 1, "standalone Redis replicas")
+        self.name = "%s-%d" % (self.sts["metadata"]["name"], ordinal)
+        self.namespace = namespace
+        self.extra_env = dict(extra_env or {})
         spec = self.sts["spec"]["template"]["spec"]
         (self.c,) = spec["containers"]
         volumes = {v["name"]: v for v in spec["volumes"]}
-        # tollgate reaches it through the Service that selects its pods.
-        (svc,) = [o for o in objs if o.get("kind") == "Service" and
-                  o["spec"].get("clusterIP") != "None" and
-                  o["spec"].get("selector") == self.sts["spec"]["selector"]["matchLabels"]]
-        self.service_addr = "%s:%d" % (svc["metadata"]["name"], svc["spec"]["ports"][0]["port"])
-        self.dir = os.path.join(root, "redis-0")
-        self.port = free_port()
+        self.dir = os.path.join(root, self.name)
+        self.port = _bus_free_port() if cluster else free_port()
         self.addr = "127.0.0.1:%d" % self.port
         self.mount_map = sorted(
             ((m["mountPath"].rstrip("/"), os.path.join(self.dir, "vol-" + m["name"]))
              for m in self.c["volumeMounts"]), key=lambda x: -len(x[0]))
         self.volumes = {}
         self.password = None
+        claims = [t["metadata"]["name"] for t in self.sts["spec"].get("volumeClaimTemplates", [])]
         for m in self.c["volumeMounts"]:
-            vol = volumes[m["name"]]
+            vol = volumes.get(m["name"])
             host = os.path.join(self.dir, "vol-" + m["name"])
+            if vol is None and m["name"] in claims:
+                os.makedirs(host)  # the pod's PersistentVolumeClaim: a directory of its own
+                continue
             got = k8s.volume_files(objs, vol)
             if got is None:
                 if "emptyDir" not in vol:
@@ -341,30 +361,38 @@ class ChartRedis:
             raise AssertionError("no redis-password in the Redis pod's volumes")
         self.proc = None
 
-    @staticmethod
-    def assert_equal(a, b, what):
-        if a != b:
-            raise AssertionError("%s: %r, want %r" % (what, a, b))
-
     def _patch(self, name, text):
         if name == "redis.conf":
             for pat, repl in ((r"^port 6379$", "port %d" % self.port),
                               (r"^bind .*$", "bind 127.0.0.1")):
                 text, n = re.subn(pat, repl, text, flags=re.M)
-                self.assert_equal(n, 1, "lines %r in the rendered redis.conf" % pat)
+                if n != 1:
+                    raise AssertionError("%d lines %r in the rendered redis.conf" % (n, pat))
         return _map_paths(text, self.mount_map)
 
-    def start(self):
+    def environ(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
         for e in self.c.get("env", []):
-            if "value" not in e:
+            field = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if "value" in e:
+                env[e["name"]] = _map_paths(e["value"], self.mount_map)
+            elif field == "metadata.name":
+                env[e["name"]] = self.name
+            elif field == "metadata.namespace":
+                env[e["name"]] = self.namespace
+            else:
                 raise AssertionError("Redis env not rehearsed: %r" % e)
-            env[e["name"]] = _map_paths(e["value"], self.mount_map)
+        env.update(self.extra_env)
+        return env
+
+    def start(self):
         cmd = [_map_paths(a, self.mount_map) for a in self.c["command"] + self.c.get("args", [])]
         self.log = open(os.path.join(self.dir, "redis.log"), "ab")
-        self.proc = subprocess.Popen(cmd, env=env, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, env=self.environ(), cwd=self.dir,
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        return self
 
+    def wait_up(self):
         def up():
             if self.proc.poll() is not None:
                 return True
@@ -376,14 +404,19 @@ class ChartRedis:
                 return False
         if not wait_for(up, 10 * SLOW, 0.05) or self.proc.poll() is not None:
             with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
-                raise AssertionError("the chart's Redis did not start:\n" + f.read()[-3000:])
+                raise AssertionError("%s did not start:\n%s" % (self.name, f.read()[-3000:]))
         return self
 
-    def config(self, key):
+    def call(self, *args):
         with rh.RespClient(port=self.port, timeout=2.0) as c:
             c.call("AUTH", self.password)
-            return [x.decode() if isinstance(x, bytes) else x
-                    for x in c.call("CONFIG", "GET", key)]
+            r = c.call(*args)
+        if isinstance(r, list):
+            return [x.decode() if isinstance(x, bytes) else x for x in r]
+        return r.decode() if isinstance(r, bytes) else r
+
+    def config(self, key):
+        return self.call("CONFIG", "GET", key)
 
     def close(self):
         if self.proc and self.proc.poll() is None:
@@ -395,6 +428,26 @@ class ChartRedis:
                 self.proc.wait(5)
         if self.proc:
             self.log.close()
+
+
+class ChartRedis(RedisPod):
+    """The chart's standalone Redis (redis.deploy: standalone): one pod, which
+    tollgate reaches through the Service that selects it."""
+
+    def __init__(self, objs, root):
+        super().__init__(objs, root)
+        if self.sts["spec"]["replicas"] != 1:
+            raise AssertionError("standalone Redis replicas: %r" % self.sts["spec"]["replicas"])
+        (svc,) = [o for o in objs if o.get("kind") == "Service" and
+                  o["spec"].get("clusterIP") != "None" and
+                  o["spec"].get("selector") == self.sts["spec"]["selector"]["matchLabels"]]
+        self.service_addr = "%s:%d" % (svc["metadata"]["name"], svc["spec"]["ports"][0]["port"])
+        # redis.nodes as rendered -> where that is on loopback
+        self.node_map = {self.service_addr: self.addr}
+
+    def start(self):
+        super().start()
+        return self.wait_up()
 
 
 # ------------------------------------------------------------------ HAProxy
