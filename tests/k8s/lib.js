@@ -110,8 +110,42 @@ function renderNotes(helm, chart, args = []) {
   }
 }
 
+// Why the file `file` would be missing in a pod of Deployment `dep`
+// (container `c`), or "" when a volume provides it: mounted at its directory,
+// a Secret / ConfigMap / projected volume whose rendered sources hold that
+// key (items honoured). A source not in the render (an existingSecret) is
+// taken on trust only when it lists the file among its items.
+function podFileMissing(docs, dep, c, file) {
+  const dir = path.posix.dirname(file);
+  const base = path.posix.basename(file);
+  const mount = (c.volumeMounts || []).find((m) => m.mountPath.replace(/\/$/, "") === dir);
+  if (!mount) return `nothing is mounted at ${dir}`;
+  const vol = (dep.spec.template.spec.volumes || []).find((v) => v.name === mount.name);
+  if (!vol) return `volume ${mount.name} is not defined`;
+  const sources = [];
+  if (vol.secret) sources.push({ kind: "Secret", name: vol.secret.secretName, items: vol.secret.items });
+  if (vol.configMap) sources.push({ kind: "ConfigMap", name: vol.configMap.name, items: vol.configMap.items });
+  for (const src of (vol.projected || {}).sources || []) {
+    if (src.secret) sources.push({ kind: "Secret", name: src.secret.name, items: src.secret.items });
+    if (src.configMap) sources.push({ kind: "ConfigMap", name: src.configMap.name, items: src.configMap.items });
+  }
+  if (!sources.length) return `volume ${mount.name} is neither a Secret nor a ConfigMap`;
+  for (const src of sources) {
+    const obj = ofKind(docs, src.kind).find((o) => o.metadata.name === src.name);
+    if (src.items) {
+      const item = src.items.find((i) => i.path === base);
+      if (!item) continue;
+      if (!obj) return ""; // not rendered (existingSecret): the item is the chart's promise
+      const data = Object.assign({}, obj.data || {}, obj.stringData || {});
+      return item.key in data ? "" : `${src.kind} ${src.name} has no key ${item.key}`;
+    }
+    if (obj && base in Object.assign({}, obj.data || {}, obj.stringData || {})) return "";
+  }
+  return `no source of volume ${mount.name} provides ${base}`;
+}
+
 module.exports = {
-  renderNotes,
+  renderNotes, podFileMissing,
   root, validatorDir, YAML, parseAll, parseOne, loadDocs, ofKind, tollgateConfigs, tollgateContainer,
   tollgateDeployments, deploymentsMounting, configFor, durationSeconds, listenPort, run,
 };
