@@ -13,7 +13,8 @@
 #    k8s/overlays/*: every object validated against the Kubernetes OpenAPI
 #    schemas (unknown fields, wrong types, missing fields, unknown kinds fail).
 # 5. every rendered tollgate.yaml loaded by `tollgate --check-config` with the
-#    environment its Deployment sets (throwaway secret files).
+#    environment its Deployment sets (throwaway secret files), once each
+#    *_FILE it names is shown to come from a mounted, rendered volume item.
 # 6. assertions on the renders: tests/k8s/rendered.test.js (node:test).
 #
 # One summary line per step with its time; a failing step prints its output and

@@ -4,6 +4,8 @@ helm_bin()      scripts/k8s-tools.sh's helm (fetched and sha256-checked once)
 render(values)  `helm template` of helm/tollgate with a values dict -> objects
 pod_view(objs)  what a kubelet takes from the Deployment: the tollgate
                 container's args, env, ports, probes, mounts and volumes
+volume_files(objs, vol)  the files a kubelet puts into a configMap / secret /
+                projected volume (items and their paths honoured) and its mode
 
 YAML is turned into JSON by the `yaml` npm package that tools/k8s-validate
 installs (Python's stdlib has no YAML parser and Debian's python3-yaml is
@@ -110,3 +112,40 @@ def secret_files(objs, name):
             files.update({k: v.encode() for k, v in o.get("stringData", {}).items()})
             return files
     raise AssertionError("no Secret " + name)
+
+
+def _items(data, items):
+    """A volume source's files: every key, or only `items` under their paths."""
+    if not items:
+        return dict(data)
+    out = {}
+    for it in items:
+        if it["key"] not in data:
+            raise AssertionError("volume item %s is not in its source" % it["key"])
+        out[it["path"]] = data[it["key"]]
+    return out
+
+
+def volume_files(objs, vol):
+    """(files, mode) of a configMap, secret or projected volume; None otherwise."""
+    if "configMap" in vol:
+        src = vol["configMap"]
+        return (_items(configmap_files(objs, src["name"]), src.get("items")),
+                src.get("defaultMode", 0o644))
+    if "secret" in vol:
+        src = vol["secret"]
+        return (_items(secret_files(objs, src["secretName"]), src.get("items")),
+                src.get("defaultMode", 0o644))
+    if "projected" in vol:
+        files = {}
+        for src in vol["projected"]["sources"]:
+            if "secret" in src:
+                files.update(_items(secret_files(objs, src["secret"]["name"]),
+                                    src["secret"].get("items")))
+            elif "configMap" in src:
+                files.update(_items(configmap_files(objs, src["configMap"]["name"]),
+                                    src["configMap"].get("items")))
+            else:
+                raise AssertionError("projected source not rehearsed: %r" % src)
+        return files, vol["projected"].get("defaultMode", 0o644)
+    return None

@@ -1,18 +1,26 @@
-"""Deployment rehearsal (issue 8): the Helm chart, deployed on this machine the
-way a kubelet would run it, with real parts.
+"""Deployment rehearsal (issues 8, 20): the Helm chart with its DEFAULT shared
+state, deployed on this machine the way a kubelet would run it, with real
+parts.
 
-- `helm template` (a real helm) renders the chart with rehearsal values;
-- every replica gets the rendered container args and env, and its ConfigMap
-  and Secret volumes laid out like a kubelet's (hidden `..<timestamp>` dir,
-  `..data` symlink, one `KEY -> ..data/KEY` link per key, the rendered
-  defaultMode).  A pod's own filesystem and network namespace are stood in
-  for by rewriting each mountPath to the replica's directory and each
-  replica's listen/admin_listen to its own loopback ports — nothing else of
-  the rendered objects is changed;
-- a real 6-node Redis Cluster behind, and HAProxy (the Service's load
-  balancer) in front, health-checking the rendered readiness probe.  HAProxy
-  checks every 300 ms: it stands in for the endpoints controller, which drops a
-  terminating pod on its deletion (not on probe timing).
+- `helm template` (a real helm) renders the chart with the chart's defaults
+  for everything a production install gets by default -- above all its own
+  Redis (redis.deploy: standalone, generated password) -- plus the
+  rehearsal's keys, limits and routes, and 3 replicas;
+- the chart's Redis is started from its rendered StatefulSet: the rendered
+  command (sh redis-start.sh), env, redis.conf and password Secret, each
+  volume laid out like a kubelet's;
+- every tollgate replica gets the rendered container args and env, and its
+  ConfigMap and Secret volumes laid out like a kubelet's (hidden
+  `..<timestamp>` dir, `..data` symlink, one `KEY -> ..data/KEY` link per
+  key, the rendered items and defaultMode).  A pod's own filesystem and
+  network stand in for by rewriting each mountPath to a directory of its
+  own, each listen/admin_listen and Redis's port to free loopback ports, and
+  the Redis Service's name in redis.nodes to that loopback address --
+  nothing else of the rendered objects is changed;
+- HAProxy (the Service's load balancer) in front, health-checking the
+  rendered readiness probe.  HAProxy checks every 300 ms: it stands in for
+  the endpoints controller, which drops a terminating pod on its deletion
+  (not on probe timing).
 
 Then: the limit holds in total across replicas; a re-rendered limit reaches
 every replica with no restart and the bucket kept; a broken ConfigMap is
@@ -59,12 +67,18 @@ def key_file(ids):
     return "\n".join(lines) + "\n"
 
 
-def values(seeds, counted_rate="10/minute", key_ids=("alice", "bob", "carol", "load")):
+def values(counted_rate="10/minute", key_ids=("alice", "bob", "carol", "load")):
+    """The rehearsal's values. No redis.* and no config.redis.mode / nodes:
+    the chart's default shared state (its own Redis) is what runs."""
     return {
         "replicaCount": REPLICAS,
         "secrets": {"apiKeys": key_file(key_ids), "adminToken": ADMIN_TOKEN},
         "config": {
-            "redis": {"mode": "cluster", "nodes": list(seeds), "timeout_ms": 200},
+            # A Redis call on this shared 2-core machine (other test runs,
+            # sanitizers) can take longer than the default 50 ms; a timeout
+            # would send a limit into the local fallback and make the exact
+            # counts below depend on the load.
+            "redis": {"timeout_ms": 200},
             # Every client reaches tollgate from HAProxy's 127.0.0.1, so an
             # IP lockout would lock them all out together: off here.
             "auth": {"mode": "api_key", "lockout": {"max_failures": 0}},
@@ -83,6 +97,30 @@ def values(seeds, counted_rate="10/minute", key_ids=("alice", "bob", "carol", "l
     }
 
 
+REDIS_SECRET = "%s-tollgate-redis" % k8s.RELEASE
+
+
+def upgrade(objs, vals):
+    """`helm upgrade`'s render: the chart reads its generated Redis password
+    back with `lookup`, which `helm template` (no cluster) cannot; keep the
+    installed one, as the cluster would."""
+    new = k8s.render(vals)
+    (old_secret,) = [o for o in objs if o.get("kind") == "Secret" and
+                     o["metadata"]["name"] == REDIS_SECRET]
+    (new_secret,) = [o for o in new if o.get("kind") == "Secret" and
+                     o["metadata"]["name"] == REDIS_SECRET]
+    new_secret["data"] = dict(old_secret["data"])
+    return new
+
+
+def _map_paths(text, mount_map):
+    """Rewrite every mountPath in `text` to its host directory."""
+    for mount, host in mount_map:
+        text = re.sub(r"(?<![\w/.-])%s(?=[/\s\"']|$)" % re.escape(mount), host, text,
+                      flags=re.M)
+    return text
+
+
 def tollgate_yaml(objs):
     return k8s.configmap_files(objs, "%s-tollgate-config" % k8s.RELEASE)
 
@@ -93,8 +131,9 @@ def tollgate_yaml(objs):
 class Replica:
     """One pod of the rendered Deployment, started as a kubelet would."""
 
-    def __init__(self, name, objs, root):
+    def __init__(self, name, objs, root, redis):
         self.name = name
+        self.redis = redis  # .node_map: redis.nodes as rendered -> loopback addresses
         self.dir = os.path.join(root, name)
         self.port = free_port()
         self.admin_port = free_port()
@@ -109,12 +148,11 @@ class Replica:
         for m in self.view["mounts"]:
             vol = self.view["volumes"][m["name"]]
             host = os.path.join(self.dir, "vol-" + m["name"])
-            if "configMap" in vol:
-                files = self._patch(k8s.configmap_files(objs, vol["configMap"]["name"]))
-                mode = vol["configMap"].get("defaultMode", 0o644)
-            elif "secret" in vol:
-                files = k8s.secret_files(objs, vol["secret"]["secretName"])
-                mode = vol["secret"].get("defaultMode", 0o644)
+            got = k8s.volume_files(objs, vol)
+            if got is not None:
+                files, mode = got
+                if "configMap" in vol:
+                    files = self._patch(files)
             elif "emptyDir" in vol:
                 os.makedirs(host)
                 files, mode = None, None
@@ -144,6 +182,14 @@ class Replica:
                     raise AssertionError("%s of the rendered config is not on containerPort %d"
                                          % (key, cport))
                 text = pat.sub('%s: "127.0.0.1:%d"' % (key, port), text)
+            # redis.nodes names the chart's Redis (its Service, or each
+            # cluster node's stable name): here, their loopback ports
+            for rendered, loop in self.redis.node_map.items():
+                pat = re.compile(r"^(\s*-\s*)%s(\s*)$" % re.escape(rendered), re.M)
+                if len(pat.findall(text)) != 1:
+                    raise AssertionError("redis.nodes of the rendered config lacks %s:\n%s"
+                                         % (rendered, text))
+                text = pat.sub(r"\g<1>%s\g<2>" % loop, text)
             out["tollgate.yaml"] = text
         return out
 
@@ -151,8 +197,7 @@ class Replica:
         for m in self.view["mounts"]:
             vol = self.view["volumes"][m["name"]]
             if "configMap" in vol:
-                self.volumes[m["name"]].update(
-                    self._patch(k8s.configmap_files(objs, vol["configMap"]["name"])))
+                self.volumes[m["name"]].update(self._patch(k8s.volume_files(objs, vol)[0]))
 
     def update_configmap_text(self, key, text):
         for name, kv in self.volumes.items():
@@ -162,9 +207,8 @@ class Replica:
     def update_secret(self, objs):
         for m in self.view["mounts"]:
             vol = self.view["volumes"][m["name"]]
-            if "secret" in vol:
-                self.volumes[m["name"]].update(
-                    k8s.secret_files(objs, vol["secret"]["secretName"]))
+            if "secret" in vol or "projected" in vol:
+                self.volumes[m["name"]].update(k8s.volume_files(objs, vol)[0])
 
     def command(self):
         args = [self._host_path(a) for a in self.view["args"]]
@@ -249,6 +293,161 @@ class Replica:
 
     def get(self, path, key, port=None):
         return request(port or self.port, "GET", path, {"X-API-Key": KEYS[key]}, timeout=3)
+
+
+# ------------------------------------------------------------------ the chart's Redis
+
+
+def _bus_free_port():
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisPod:
+    """One pod of the chart's Redis StatefulSet, started from its rendered
+    template: the container's command, args and env, its ConfigMap
+    (redis.conf, the start script) and password Secret laid out like a
+    kubelet's, its emptyDirs as directories.  Changed: mountPaths -> host
+    directories (in the files and the command line), `port 6379` -> a free
+    port, `bind` -> 127.0.0.1; `extra_env` for what a loopback run must add."""
+
+    def __init__(self, objs, root, ordinal=0, namespace="default", extra_env=None,
+                 cluster=False):
+        self.sts = k8s.find(objs, "StatefulSet", "-redis")
+        self.name = "%s-%d" % (self.sts["metadata"]["name"], ordinal)
+        self.namespace = namespace
+        self.extra_env = dict(extra_env or {})
+        spec = self.sts["spec"]["template"]["spec"]
+        (self.c,) = spec["containers"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        self.dir = os.path.join(root, self.name)
+        self.port = _bus_free_port() if cluster else free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.mount_map = sorted(
+            ((m["mountPath"].rstrip("/"), os.path.join(self.dir, "vol-" + m["name"]))
+             for m in self.c["volumeMounts"]), key=lambda x: -len(x[0]))
+        self.volumes = {}
+        self.password = None
+        claims = [t["metadata"]["name"] for t in self.sts["spec"].get("volumeClaimTemplates", [])]
+        for m in self.c["volumeMounts"]:
+            vol = volumes.get(m["name"])
+            host = os.path.join(self.dir, "vol-" + m["name"])
+            if vol is None and m["name"] in claims:
+                os.makedirs(host)  # the pod's PersistentVolumeClaim: a directory of its own
+                continue
+            got = k8s.volume_files(objs, vol)
+            if got is None:
+                if "emptyDir" not in vol:
+                    raise AssertionError("Redis volume not rehearsed: %r" % vol)
+                os.makedirs(host)
+                continue
+            files, mode = got
+            if "configMap" in vol:
+                files = {k: self._patch(k, v) for k, v in files.items()}
+            else:
+                self.password = files["redis-password"].decode()
+            self.volumes[m["name"]] = KubeVolume(host, files, mode=mode)
+        if not self.password:
+            raise AssertionError("no redis-password in the Redis pod's volumes")
+        self.proc = None
+
+    def _patch(self, name, text):
+        if name == "redis.conf":
+            for pat, repl in ((r"^port 6379$", "port %d" % self.port),
+                              (r"^bind .*$", "bind 127.0.0.1")):
+                text, n = re.subn(pat, repl, text, flags=re.M)
+                if n != 1:
+                    raise AssertionError("%d lines %r in the rendered redis.conf" % (n, pat))
+        return _map_paths(text, self.mount_map)
+
+    def environ(self):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        for e in self.c.get("env", []):
+            field = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if "value" in e:
+                env[e["name"]] = _map_paths(e["value"], self.mount_map)
+            elif field == "metadata.name":
+                env[e["name"]] = self.name
+            elif field == "metadata.namespace":
+                env[e["name"]] = self.namespace
+            else:
+                raise AssertionError("Redis env not rehearsed: %r" % e)
+        env.update(self.extra_env)
+        return env
+
+    def start(self):
+        cmd = [_map_paths(a, self.mount_map) for a in self.c["command"] + self.c.get("args", [])]
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(cmd, env=self.environ(), cwd=self.dir,
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        return self
+
+    def wait_up(self):
+        def up():
+            if self.proc.poll() is not None:
+                return True
+            try:
+                with rh.RespClient(port=self.port, timeout=1.0) as c:
+                    c.call("AUTH", self.password)
+                    return c.call("PING") in ("PONG", b"PONG")
+            except (OSError, rh.RespError):
+                return False
+        if not wait_for(up, 10 * SLOW, 0.05) or self.proc.poll() is not None:
+            with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
+                raise AssertionError("%s did not start:\n%s" % (self.name, f.read()[-3000:]))
+        return self
+
+    def call(self, *args):
+        with rh.RespClient(port=self.port, timeout=2.0) as c:
+            c.call("AUTH", self.password)
+            r = c.call(*args)
+        if isinstance(r, list):
+            return [x.decode() if isinstance(x, bytes) else x for x in r]
+        return r.decode() if isinstance(r, bytes) else r
+
+    def config(self, key):
+        return self.call("CONFIG", "GET", key)
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc:
+            self.log.close()
+
+
+class ChartRedis(RedisPod):
+    """The chart's standalone Redis (redis.deploy: standalone): one pod, which
+    tollgate reaches through the Service that selects it."""
+
+    def __init__(self, objs, root):
+        super().__init__(objs, root)
+        if self.sts["spec"]["replicas"] != 1:
+            raise AssertionError("standalone Redis replicas: %r" % self.sts["spec"]["replicas"])
+        (svc,) = [o for o in objs if o.get("kind") == "Service" and
+                  o["spec"].get("clusterIP") != "None" and
+                  o["spec"].get("selector") == self.sts["spec"]["selector"]["matchLabels"]]
+        self.service_addr = "%s:%d" % (svc["metadata"]["name"], svc["spec"]["ports"][0]["port"])
+        # redis.nodes as rendered -> where that is on loopback
+        self.node_map = {self.service_addr: self.addr}
+
+    def start(self):
+        super().start()
+        return self.wait_up()
 
 
 # ------------------------------------------------------------------ HAProxy
@@ -415,18 +614,19 @@ class Rehearsal(unittest.TestCase):
     def setUpClass(cls):
         if not TOLLGATE_BIN or not os.access(TOLLGATE_BIN, os.X_OK):
             raise unittest.SkipTest("TOLLGATE_BIN not set or not executable")
-        for tool in ("haproxy", "node"):
+        for tool in ("haproxy", "node", "redis-server"):
             if shutil.which(tool) is None:
                 raise AssertionError("%s not installed: run `make deps`" % tool)
         cls.tmp = tempfile.mkdtemp(prefix="tollgate-rehearsal-")
-        cls.cluster = rh.RedisCluster().up()
-        cls.replicas, cls.haproxy = [], None
+        cls.replicas, cls.haproxy, cls.redis = [], None, None
         try:
-            cls.objs = k8s.render(values(cls.cluster.seeds))
+            cls.objs = k8s.render(values())
             cls.view = k8s.pod_view(cls.objs)
-            cls.replicas = [Replica("pod-%d" % i, cls.objs, cls.tmp) for i in range(REPLICAS)]
+            cls.redis = ChartRedis(cls.objs, cls.tmp).start()
+            cls.replicas = [Replica("pod-%d" % i, cls.objs, cls.tmp, cls.redis)
+                            for i in range(REPLICAS)]
             # Slots for the surge pods of the rolling update (down until started).
-            cls.spares = [Replica("pod-%d-new" % i, cls.objs, cls.tmp)
+            cls.spares = [Replica("pod-%d-new" % i, cls.objs, cls.tmp, cls.redis)
                           for i in range(REPLICAS)]
             for r in cls.replicas:
                 r.start()
@@ -447,12 +647,33 @@ class Rehearsal(unittest.TestCase):
         for r in cls.replicas + getattr(cls, "spares", []):
             if r.alive():
                 r.terminate(timeout=15)
-        cls.cluster.close()
+        if cls.redis:
+            cls.redis.close()
         if not os.environ.get("KEEP_TMP"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def live(self):
         return [r for r in self.replicas + self.spares if r.alive()]
+
+    def test_0_default_shared_state_is_the_charts_redis(self):
+        cfg = tollgate_yaml(self.objs)["tollgate.yaml"]
+        self.assertRegex(cfg, r"(?m)^  mode: standalone$")
+        self.assertIn("- %s" % self.redis.service_addr, cfg)
+        self.assertEqual(self.redis.service_addr, "%s-tollgate-redis:6379" % k8s.RELEASE)
+        env = {e["name"]: e["value"] for e in self.view["env"]}
+        self.assertEqual(env["REDIS_PASSWORD_FILE"], "/etc/tollgate/secrets/redis-password")
+        # AOF on (revocations survive a restart), and no way in without the password
+        self.assertEqual(self.redis.config("appendonly"), ["appendonly", "yes"])
+        self.assertEqual(self.redis.config("maxmemory-policy"), ["maxmemory-policy", "noeviction"])
+        with rh.RespClient(port=self.redis.port, timeout=2.0) as c:
+            with self.assertRaises(rh.RespError) as e:
+                c.call("GET", "x")
+            self.assertIn("NOAUTH", str(e.exception))
+        # every replica is counting in it
+        with rh.RespClient(port=self.redis.port, timeout=2.0) as c:
+            c.call("AUTH", self.redis.password)
+            clients = c.call("CLIENT", "LIST").decode()
+        self.assertGreaterEqual(clients.count("\n"), REPLICAS, clients)
 
     def test_1_probes_answer_as_rendered(self):
         self.assertEqual(self.view["deployment"]["spec"]["strategy"]["rollingUpdate"]
@@ -488,7 +709,7 @@ class Rehearsal(unittest.TestCase):
         spent = sum(self.haproxy.get("/auth/counted/b%d" % i, "bob").status == 200
                     for i in range(12))
         self.assertEqual(spent, 10)
-        objs = k8s.render(values(self.cluster.seeds, counted_rate="20/minute"))
+        objs = upgrade(self.objs, values(counted_rate="20/minute"))
         self.assertEqual(k8s.pod_view(objs)["template"], self.view["template"],
                          "a limits-only change must not change the pod template")
         t0 = time.monotonic()
@@ -511,7 +732,7 @@ class Rehearsal(unittest.TestCase):
         # Each replica's version differs (its own listen ports are in it).
         good = [json.loads(r.probe("readiness").body)["config_version"] for r in self.replicas]
         errors = [reload_errors(r.metrics()) for r in self.replicas]
-        text = tollgate_yaml(k8s.render(values(self.cluster.seeds, "20/minute")))
+        text = tollgate_yaml(upgrade(self.objs, values("20/minute")))
         broken = text["tollgate.yaml"].replace("rate: 20/minute", "rate: twenty/minute")
         self.assertNotEqual(broken, text["tollgate.yaml"])
         for r in self.replicas:
@@ -527,8 +748,7 @@ class Rehearsal(unittest.TestCase):
             r.update_configmap_text("tollgate.yaml", text["tollgate.yaml"])
 
     def test_5_key_rotation(self):
-        objs = k8s.render(values(self.cluster.seeds, "20/minute",
-                                 key_ids=("alice", "bob", "dave", "load")))
+        objs = upgrade(self.objs, values("20/minute", key_ids=("alice", "bob", "dave", "load")))
         self.assertEqual(k8s.pod_view(objs)["template"], self.view["template"],
                          "a key rotation must not change the pod template")
         for r in self.replicas:

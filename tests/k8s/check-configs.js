@@ -9,7 +9,10 @@
 // variables as they are, and every *_FILE variable (API_KEYS_FILE,
 // JWT_SECRET_FILE, ADMIN_TOKEN_FILE, REDIS_PASSWORD_FILE) pointed at a
 // throwaway file with a strong generated value (production refuses weak
-// secrets; the API key line comes from `tollgate gen-key --id ci`).  Nothing
+// secrets; the API key line comes from `tollgate gen-key --id ci`) -- after
+// checking that the pod really has that file: a volume mounted there whose
+// Secret/ConfigMap is in the render (or not rendered by the chart: an
+// existingSecret) and lists that key among its items.  Nothing
 // else from this machine's environment reaches tollgate.  One OK/FAIL line per
 // ConfigMap; exit 1 when one failed.
 "use strict";
@@ -57,10 +60,13 @@ function main(argv) {
         const env = { PATH: process.env.PATH || "/usr/bin:/bin" };
         const set = [];
         const deps = lib.deploymentsMounting(docs, name);
+        const missing = [];
         for (const dep of deps) {
           const c = lib.tollgateContainer(dep) || dep.spec.template.spec.containers[0];
           for (const e of c.env || []) {
             if (/_FILE$/.test(e.name)) {
+              const why = lib.podFileMissing(docs, dep, c, String(e.value));
+              if (why) missing.push(`${e.name}=${e.value}: ${why}`);
               const f = path.join(dir, e.name.toLowerCase());
               fs.writeFileSync(f, secretValue(e.name), { mode: 0o600 });
               env[e.name] = f;
@@ -74,8 +80,13 @@ function main(argv) {
             }
           }
         }
-        const r = lib.run(bin, ["--check-config", "--config", cfg], { env, cwd: dir });
         const who = `${label}: ConfigMap ${name}`;
+        if (missing.length) {
+          failed++;
+          process.stdout.write(`FAIL ${who}: the pod would not have ${missing.join("; ")}\n`);
+          continue;
+        }
+        const r = lib.run(bin, ["--check-config", "--config", cfg], { env, cwd: dir });
         const how = deps.length
           ? `env ${set.length ? set.join(" ") : "(none)"} from Deployment ${deps.map((d) => d.metadata.name).join(",")}`
           : "no Deployment mounts it: empty env";

@@ -87,7 +87,65 @@ function run(cmd, args, opts = {}) {
   return r;
 }
 
+// The chart's NOTES.txt as `helm install` would print it, rendered offline:
+// `helm install --dry-run` needs a cluster and `helm template` skips NOTES,
+// so a copy of the chart gets a template that prints NOTES.txt as comments.
+function renderNotes(helm, chart, args = []) {
+  const os = require("os");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tollgate-notes-"));
+  try {
+    const copy = path.join(tmp, "tollgate");
+    fs.cpSync(chart, copy, { recursive: true });
+    const notes = fs.readFileSync(path.join(copy, "templates", "NOTES.txt"), "utf8");
+    fs.rmSync(path.join(copy, "templates", "NOTES.txt"));
+    fs.writeFileSync(path.join(copy, "templates", "zz-notes.yaml"),
+      `{{- define "zz.notes" }}${notes}{{- end }}\n` +
+      `{{ include "zz.notes" . | replace "\\n" "\\n#N " | printf "#N %s" }}\n`);
+    const r = run(helm, ["template", "tollgate", copy, "--namespace", "tollgate", "--show-only", "templates/zz-notes.yaml", ...args]);
+    if (r.status !== 0) return { ok: false, stderr: r.stderr, text: "" };
+    const text = r.stdout.split("\n").filter((l) => l.startsWith("#N")).map((l) => l.replace(/^#N ?/, "")).join("\n");
+    return { ok: true, stderr: r.stderr, text };
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// Why the file `file` would be missing in a pod of Deployment `dep`
+// (container `c`), or "" when a volume provides it: mounted at its directory,
+// a Secret / ConfigMap / projected volume whose rendered sources hold that
+// key (items honoured). A source not in the render (an existingSecret) is
+// taken on trust only when it lists the file among its items.
+function podFileMissing(docs, dep, c, file) {
+  const dir = path.posix.dirname(file);
+  const base = path.posix.basename(file);
+  const mount = (c.volumeMounts || []).find((m) => m.mountPath.replace(/\/$/, "") === dir);
+  if (!mount) return `nothing is mounted at ${dir}`;
+  const vol = (dep.spec.template.spec.volumes || []).find((v) => v.name === mount.name);
+  if (!vol) return `volume ${mount.name} is not defined`;
+  const sources = [];
+  if (vol.secret) sources.push({ kind: "Secret", name: vol.secret.secretName, items: vol.secret.items });
+  if (vol.configMap) sources.push({ kind: "ConfigMap", name: vol.configMap.name, items: vol.configMap.items });
+  for (const src of (vol.projected || {}).sources || []) {
+    if (src.secret) sources.push({ kind: "Secret", name: src.secret.name, items: src.secret.items });
+    if (src.configMap) sources.push({ kind: "ConfigMap", name: src.configMap.name, items: src.configMap.items });
+  }
+  if (!sources.length) return `volume ${mount.name} is neither a Secret nor a ConfigMap`;
+  for (const src of sources) {
+    const obj = ofKind(docs, src.kind).find((o) => o.metadata.name === src.name);
+    if (src.items) {
+      const item = src.items.find((i) => i.path === base);
+      if (!item) continue;
+      if (!obj) return ""; // not rendered (existingSecret): the item is the chart's promise
+      const data = Object.assign({}, obj.data || {}, obj.stringData || {});
+      return item.key in data ? "" : `${src.kind} ${src.name} has no key ${item.key}`;
+    }
+    if (obj && base in Object.assign({}, obj.data || {}, obj.stringData || {})) return "";
+  }
+  return `no source of volume ${mount.name} provides ${base}`;
+}
+
 module.exports = {
+  renderNotes, podFileMissing,
   root, validatorDir, YAML, parseAll, parseOne, loadDocs, ofKind, tollgateConfigs, tollgateContainer,
   tollgateDeployments, deploymentsMounting, configFor, durationSeconds, listenPort, run,
 };

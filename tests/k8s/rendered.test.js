@@ -140,13 +140,19 @@ for (const file of renders) {
       const mount = (c.volumeMounts || []).find((m) => m.mountPath === "/etc/tollgate/secrets");
       assert.ok(mount, "a *_FILE variable is set but nothing is mounted at /etc/tollgate/secrets");
       const vol = pod.volumes.find((v) => v.name === mount.name);
-      assert.ok(vol && vol.secret, `volume ${mount.name} is not a Secret`);
-      assert.equal(vol.secret.defaultMode, 0o440, `defaultMode ${vol.secret.defaultMode} (want 0440)`);
+      // a Secret volume, or a projected one made of Secrets only
+      const sources = vol && vol.secret ? [vol.secret]
+        : vol && vol.projected ? vol.projected.sources.map((src) => src.secret) : [];
+      assert.ok(sources.length && sources.every(Boolean), `volume ${mount.name} is not made of Secrets`);
+      const mode = vol.secret ? vol.secret.defaultMode : vol.projected.defaultMode;
+      assert.equal(mode, 0o440, `defaultMode ${mode} (want 0440)`);
       assert.equal((pod.securityContext || {}).fsGroup, 10001, "pod fsGroup");
+      const paths = sources.flatMap((src) => (src.items ? src.items.map((i) => i.path) : null) || []);
+      const listsAll = sources.every((src) => src.items);
       for (const e of fileVars) {
         assert.ok(String(e.value).startsWith("/etc/tollgate/secrets/"), `${e.name}=${e.value}`);
         const key = path.posix.basename(String(e.value));
-        if (vol.secret.items) assert.ok(vol.secret.items.some((i) => i.path === key), `${e.name}: no item ${key} in the Secret volume`);
+        if (listsAll) assert.ok(paths.includes(key), `${e.name}: no item ${key} in the Secret volume`);
       }
     });
 
@@ -191,7 +197,7 @@ describe("chart", () => {
     }
     const docs = render([
       ...Object.entries(secrets).flatMap(([k, v]) => ["--set-string", `secrets.${k}=${v}`]),
-      "--set", "config.redis.mode=standalone", "--set", "config.redis.nodes={redis:6379}",
+      "--set", "redis.deploy=external", "--set", "config.redis.mode=standalone", "--set", "config.redis.nodes={redis:6379}",
     ]);
     for (const cm of lib.ofKind(docs, "ConfigMap")) {
       const text = JSON.stringify([cm.data || {}, cm.binaryData || {}, cm.metadata]);
@@ -218,7 +224,7 @@ describe("chart", () => {
   });
 
   it("a redis change changes the pod template's checksum/config (rollout)", () => {
-    const docs = render(["--set", "config.redis.mode=standalone", "--set", "config.redis.nodes={redis:6379}"]);
+    const docs = render(["--set", "redis.deploy=external", "--set", "config.redis.mode=standalone", "--set", "config.redis.nodes={redis:6379}"]);
     const a = (baseDep.spec.template.metadata.annotations || {})["checksum/config"];
     const b = (onlyDeployment(docs).spec.template.metadata.annotations || {})["checksum/config"];
     assert.ok(a, "no checksum/config annotation on the pod template");
@@ -277,5 +283,282 @@ describe("chart", () => {
     const c = lib.tollgateContainer(onlyDeployment(render(["--set", "resources.limits.cpu=1500m"])));
     const args = c.args || [];
     assert.equal(args[args.indexOf("--threads") + 1], "2", `args ${JSON.stringify(args)}`);
+  });
+});
+
+// ---- shared state: the chart's own Redis, or a refusal ----------------------
+
+// The pod templates of every workload of a render: [{what, pod}].
+function podTemplates(docs) {
+  return docs.filter((d) => ["Deployment", "StatefulSet", "Job", "DaemonSet"].includes(d.kind))
+    .map((d) => ({ what: `${d.kind} ${d.metadata.name}`, pod: d.spec.template.spec }));
+}
+
+function assertHardened(what, pod) {
+  const psc = pod.securityContext || {};
+  assert.equal((psc.seccompProfile || {}).type, "RuntimeDefault", `${what}: pod seccompProfile`);
+  assert.equal(pod.automountServiceAccountToken, false, `${what}: automountServiceAccountToken`);
+  for (const c of pod.containers) {
+    const csc = c.securityContext || {};
+    const pick = (k) => (csc[k] !== undefined ? csc[k] : psc[k]);
+    assert.equal(pick("runAsNonRoot"), true, `${what}/${c.name}: runAsNonRoot`);
+    assert.ok(pick("runAsUser") > 0, `${what}/${c.name}: runAsUser ${pick("runAsUser")}`);
+    assert.equal(csc.readOnlyRootFilesystem, true, `${what}/${c.name}: readOnlyRootFilesystem`);
+    assert.equal(csc.allowPrivilegeEscalation, false, `${what}/${c.name}: allowPrivilegeEscalation`);
+    assert.ok(((csc.capabilities || {}).drop || []).includes("ALL"), `${what}/${c.name}: capabilities.drop ALL`);
+  }
+}
+
+const redisSts = (docs) => lib.ofKind(docs, "StatefulSet").find((s) => s.metadata.name.endsWith("-redis"));
+const redisConf = (docs) => {
+  const sts = redisSts(docs);
+  const vol = sts.spec.template.spec.volumes.find((v) => v.name === "config");
+  return lib.ofKind(docs, "ConfigMap").find((c) => c.metadata.name === vol.configMap.name).data;
+};
+const tollgateConfig = (docs) => {
+  const cfg = lib.configFor(docs, onlyDeployment(docs));
+  assert.ok(!cfg.error, cfg.error);
+  return cfg.config;
+};
+const refusal = (args) => {
+  const r = helmTemplate(args);
+  assert.ok(!r.ok, `helm template ${args.join(" ")} rendered`);
+  return r.stderr;
+};
+
+describe("shared state", () => {
+  it("every pod the chart can run is hardened like tollgate's (every render)", () => {
+    let n = 0;
+    for (const file of renders.filter((f) => f.startsWith("helm-"))) {
+      for (const { what, pod } of podTemplates(lib.loadDocs(path.join(RENDER_DIR, file)))) {
+        assertHardened(`${file}: ${what}`, pod);
+        n++;
+      }
+    }
+    assert.ok(n >= 5, `only ${n} pod templates in the helm renders`);
+  });
+
+  it("default: one Redis (StatefulSet, pinned image, AOF, probes) that tollgate points at with the generated password", () => {
+    const docs = render([]);
+    const sts = redisSts(docs);
+    assert.ok(sts, "no Redis StatefulSet in the default render");
+    assert.equal(sts.spec.replicas, 1);
+    const c = sts.spec.template.spec.containers[0];
+    assert.match(c.image, /^[^@]+:[0-9]+\.[0-9]+\.[0-9]+$/, `image ${c.image} is not pinned by a version tag`);
+    assert.ok(c.readinessProbe && c.livenessProbe, "Redis probes");
+    const conf = redisConf(docs)["redis.conf"];
+    assert.match(conf, /^appendonly yes$/m, "AOF off");
+    assert.match(conf, /^maxmemory-policy noeviction$/m);
+    assert.doesNotMatch(conf, /^\s*(requirepass|masterauth)\b/m, "a password line in the ConfigMap");
+    // no persistence by default: an emptyDir for /data
+    assert.ok(sts.spec.template.spec.volumes.some((v) => v.name === "data" && v.emptyDir), "no emptyDir data volume");
+    assert.equal(sts.spec.volumeClaimTemplates, undefined);
+    // tollgate -> the Service, password from the generated Secret
+    const svc = lib.ofKind(docs, "Service").find((s) => s.metadata.name === "tollgate-redis");
+    assert.ok(svc, "no Service tollgate-redis");
+    assert.deepEqual(svc.spec.selector, sts.spec.selector.matchLabels);
+    const cfg = tollgateConfig(docs);
+    assert.equal(cfg.redis.mode, "standalone");
+    assert.deepEqual(cfg.redis.nodes, ["tollgate-redis:6379"]);
+    const secret = lib.ofKind(docs, "Secret").find((s) => s.metadata.name === "tollgate-redis");
+    const pw = Buffer.from(secret.data["redis-password"], "base64").toString();
+    assert.match(pw, /^[A-Za-z0-9]{48}$/, "generated password");
+    const dep = onlyDeployment(docs);
+    const env = lib.tollgateContainer(dep).env;
+    assert.ok(env.some((e) => e.name === "REDIS_PASSWORD_FILE" && e.value === "/etc/tollgate/secrets/redis-password"));
+    const vol = dep.spec.template.spec.volumes.find((v) => v.name === "secrets");
+    assert.ok(vol.projected.sources.some((src) => src.secret.name === "tollgate-redis"
+      && src.secret.items.some((i) => i.key === "redis-password" && i.path === "redis-password")),
+    "the Redis password is not in tollgate's secrets volume");
+    // tollgate's Service does not select the Redis pods, nor the reverse
+    const tsvc = lib.ofKind(docs, "Service").find((s) => s.metadata.name === "tollgate");
+    const redisLabels = sts.spec.template.metadata.labels;
+    assert.ok(Object.entries(tsvc.spec.selector).some(([k, v]) => redisLabels[k] !== v), "tollgate's Service selects Redis");
+  });
+
+  it("the generated Redis password is random, not a constant (without a cluster lookup finds nothing to keep)", () => {
+    const a = lib.ofKind(render([]), "Secret").find((s) => s.metadata.name === "tollgate-redis");
+    const b = lib.ofKind(render([]), "Secret").find((s) => s.metadata.name === "tollgate-redis");
+    assert.notEqual(a.data["redis-password"], b.data["redis-password"], "randAlphaNum is not random");
+  });
+
+  it("redis.persistence.enabled: a PersistentVolumeClaim template instead of the emptyDir", () => {
+    const sts = redisSts(render(["--set", "redis.persistence.enabled=true", "--set", "redis.persistence.size=2Gi"]));
+    assert.equal(sts.spec.volumeClaimTemplates[0].metadata.name, "data");
+    assert.equal(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage, "2Gi");
+    assert.ok(!sts.spec.template.spec.volumes.some((v) => v.name === "data"));
+  });
+
+  it("redis.auth.existingSecret: no generated Secret, both sides read that one", () => {
+    const docs = render(["--set", "redis.auth.existingSecret=my-redis", "--set", "redis.auth.existingSecretKey=pw"]);
+    assert.ok(!lib.ofKind(docs, "Secret").some((s) => s.metadata.name === "tollgate-redis"));
+    const auth = redisSts(docs).spec.template.spec.volumes.find((v) => v.name === "auth").secret;
+    assert.deepEqual([auth.secretName, auth.items[0].key], ["my-redis", "pw"]);
+    const vol = onlyDeployment(docs).spec.template.spec.volumes.find((v) => v.name === "secrets");
+    assert.ok(vol.projected.sources.some((src) => src.secret.name === "my-redis" && src.secret.items[0].key === "pw"));
+  });
+
+  it("another Redis password Secret rolls both tollgate and Redis (the password is read at start)", () => {
+    const sum = (docs, w) => w.spec.template.metadata.annotations["checksum/config"];
+    const a = render([]);
+    const b = render(["--set", "redis.auth.existingSecret=my-redis"]);
+    assert.notEqual(sum(b, onlyDeployment(b)), sum(a, onlyDeployment(a)), "tollgate not rolled");
+    assert.notEqual(sum(b, redisSts(b)), sum(a, redisSts(a)), "Redis not rolled");
+  });
+
+  it("cluster: the nodes, their names in tollgate.yaml, the init hook Job, the overlay's scripts", () => {
+    const docs = render(["--set", "redis.deploy=cluster"]);
+    const sts = redisSts(docs);
+    assert.equal(sts.spec.replicas, 6);
+    assert.equal(sts.spec.serviceName, "tollgate-redis-headless");
+    assert.ok(sts.spec.volumeClaimTemplates, "cluster nodes need a volume (nodes.conf)");
+    const cfg = tollgateConfig(docs);
+    assert.equal(cfg.redis.mode, "cluster");
+    assert.deepEqual(cfg.redis.nodes, [0, 1, 2, 3, 4, 5].map((i) => `tollgate-redis-${i}.tollgate-redis-headless:6379`));
+    const headless = lib.ofKind(docs, "Service").find((s) => s.metadata.name === "tollgate-redis-headless");
+    assert.equal(headless.spec.clusterIP, "None");
+    assert.ok(headless.spec.ports.some((p) => p.port === 16379), "no bus port");
+    const conf = redisConf(docs);
+    assert.match(conf["redis.conf"], /^cluster-enabled yes$/m);
+    assert.match(conf["redis.conf"], /^appendonly yes$/m);
+    const job = lib.ofKind(docs, "Job")[0];
+    assert.ok(job, "no cluster-init Job");
+    assert.match(job.metadata.annotations["helm.sh/hook"], /post-install/);
+    assert.match(job.metadata.annotations["helm.sh/hook"], /post-upgrade/);
+    const env = Object.fromEntries(job.spec.template.spec.containers[0].env.map((e) => [e.name, e.value]));
+    assert.deepEqual([env.REPLICAS, env.STATEFULSET, env.SERVICE], ["6", "tollgate-redis", "tollgate-redis-headless"]);
+    // the scripts are the kustomize overlays' (one behaviour to test and fix)
+    const read = (p) => fs.readFileSync(path.join(lib.root, p), "utf8");
+    assert.equal(conf["cluster-init.sh"].trimEnd(), read("k8s/overlays/redis-cluster/cluster-init.sh").trimEnd());
+    assert.equal(conf["redis-start.sh"].trimEnd(), read("k8s/overlays/redis-cluster/redis-start.sh").trimEnd());
+    assert.equal(redisConf(render([]))["redis-start.sh"].trimEnd(),
+      read("k8s/overlays/standalone-redis/redis-start.sh").trimEnd());
+  });
+
+  it("external: nothing deployed, tollgate points where it is told", () => {
+    const docs = render(["--set", "redis.deploy=external", "--set", "config.redis.mode=cluster",
+      "--set", "config.redis.nodes={r1:6379,r2:6379}", "--set", "config.redis.tls=true"]);
+    assert.equal(lib.ofKind(docs, "StatefulSet").length, 0);
+    assert.ok(!lib.ofKind(docs, "Secret").some((s) => s.metadata.name === "tollgate-redis"));
+    const cfg = tollgateConfig(docs);
+    assert.deepEqual([cfg.redis.mode, cfg.redis.nodes, cfg.redis.tls], ["cluster", ["r1:6379", "r2:6379"], true]);
+  });
+
+  it("expected_replicas is the most replicas that can run (HPA: maxReplicas)", () => {
+    assert.equal(tollgateConfig(render(["--set", "replicaCount=4"])).expected_replicas, 4);
+    const hpa = ["--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=3", "--set", "autoscaling.maxReplicas=12"];
+    assert.equal(tollgateConfig(render(hpa)).expected_replicas, 12);
+    const prod = lib.loadDocs(path.join(RENDER_DIR, "helm-production.yaml"));
+    const max = lib.ofKind(prod, "HorizontalPodAutoscaler")[0].spec.maxReplicas;
+    assert.equal(tollgateConfig(prod).expected_replicas, max, "values-production.yaml");
+  });
+
+  const refusals = {
+    "redis.deploy none with 2 replicas": [["--set", "redis.deploy=none"],
+      /redis\.deploy: none with replicaCount 2: .*2 times their limits.*allowPerReplicaLimits: true/],
+    "redis.deploy none with an HPA (replicaCount 1)": [["--set", "redis.deploy=none", "--set", "replicaCount=1",
+      "--set", "autoscaling.enabled=true"], /redis\.deploy: none with autoscaling up to 10 replicas/],
+    "config.redis.mode none (the old off switch) with 2 replicas": [["--set", "config.redis.mode=none"],
+      /config\.redis\.mode is set by the chart when redis\.deploy is standalone/],
+    "config.redis.mode next to the chart's Redis": [["--set", "config.redis.mode=standalone", "--set", "config.redis.nodes={x:6379}"],
+      /config\.redis\.mode is set by the chart/],
+    "external without nodes": [["--set", "redis.deploy=external"], /redis\.deploy: external needs your Redis: config\.redis\.mode .* config\.redis\.nodes/],
+    "external with nodes but mode none": [["--set", "redis.deploy=external", "--set", "config.redis.nodes={x:6379}"],
+      /set config\.redis\.mode to standalone or cluster/],
+    "secrets.redisPassword next to the chart's Redis": [["--set", "secrets.redisPassword=abc"],
+      /generates the Redis password .*redis\.auth\.existingSecret/],
+    "existingSecret without existingSecretKeys": [["--set", "existingSecret=x"],
+      /existingSecret "x" with no existingSecretKeys: list the keys/],
+    "existingSecret with only admin-token": [["--set", "existingSecret=x", "--set", "existingSecretKeys={admin-token}"],
+      /auth\.mode any but existingSecretKeys \[admin-token\] has neither api-keys nor jwt-secret/],
+    "auth.mode api_key, existingSecret without api-keys": [["--set", "existingSecret=x", "--set", "existingSecretKeys={jwt-secret}",
+      "--set", "config.auth.mode=api_key"], /auth\.mode api_key but existingSecretKeys \[jwt-secret\] has no api-keys/],
+    "a cluster of 7 nodes (odd)": [["--set", "redis.deploy=cluster", "--set", "redis.cluster.nodes=7"], /even number >= 6/],
+    "an unknown redis.deploy": [["--set", "redis.deploy=sentinel"], /schema/i],
+  };
+  for (const [what, [args, want]] of Object.entries(refusals)) {
+    it(`refuses ${what}, saying why`, () => assert.match(refusal(args), want));
+  }
+
+  const allowed = {
+    "redis.deploy none with one replica": ["--set", "redis.deploy=none", "--set", "replicaCount=1"],
+    "redis.deploy none with allowPerReplicaLimits": ["--set", "redis.deploy=none", "--set", "allowPerReplicaLimits=true"],
+    "external through REDIS_URL": ["--set", "redis.deploy=external", "--set", "extraEnv[0].name=REDIS_URL",
+      "--set", "extraEnv[0].value=redis://r:6379"],
+    "existingSecret with api-keys": ["--set", "existingSecret=x", "--set", "existingSecretKeys={api-keys}"],
+  };
+  for (const [what, args] of Object.entries(allowed)) {
+    it(`renders ${what}`, () => {
+      const docs = render(args);
+      if (args.includes("redis.deploy=none")) {
+        assert.equal(tollgateConfig(docs).redis.mode, "none");
+        assert.equal(lib.ofKind(docs, "StatefulSet").length, 0);
+      }
+    });
+  }
+});
+
+// ---- the install path the docs give -------------------------------------------
+
+describe("install path", () => {
+  const readme = fs.readFileSync(path.join(lib.root, "README.md"), "utf8");
+
+  it("every example values file's existingSecret is created, with its keys, by the README", () => {
+    // `kubectl ... create secret generic NAME \ --from-file=KEY=...` (continuations joined)
+    const joined = readme.replace(/\\\n\s*/g, " ");
+    for (const f of fs.readdirSync(CHART).filter((n) => /^values-.*\.yaml$/.test(n))) {
+      const v = lib.parseOne(fs.readFileSync(path.join(CHART, f), "utf8")) || {};
+      if (!v.existingSecret) continue;
+      const m = new RegExp(`kubectl -n tollgate create secret generic ${v.existingSecret}\\b([^\\n]*)`).exec(joined);
+      assert.ok(m, `${f}: existingSecret ${v.existingSecret} is created by no step of README.md`);
+      for (const k of v.existingSecretKeys || []) {
+        assert.ok(m[1].includes(`--from-file=${k}=`), `${f}: README.md creates ${v.existingSecret} without key ${k}`);
+      }
+    }
+  });
+
+  it("every Secret and ConfigMap a rendered pod needs is rendered too, or created by a README step", () => {
+    const created = new Set([...readme.replace(/\\\n\s*/g, " ")
+      .matchAll(/kubectl -n tollgate create secret generic ([a-z0-9-]+)/g)].map((m) => m[1]));
+    for (const file of renders.filter((f) => f.startsWith("helm-"))) {
+      const docs = lib.loadDocs(path.join(RENDER_DIR, file));
+      const have = new Set(docs.filter((d) => d.kind === "Secret" || d.kind === "ConfigMap")
+        .map((d) => `${d.kind} ${d.metadata.name}`));
+      for (const { what, pod } of podTemplates(docs)) {
+        const needs = [];
+        for (const v of pod.volumes || []) {
+          if (v.secret) needs.push(`Secret ${v.secret.secretName}`);
+          if (v.configMap) needs.push(`ConfigMap ${v.configMap.name}`);
+          for (const src of (v.projected || {}).sources || []) {
+            if (src.secret) needs.push(`Secret ${src.secret.name}`);
+            if (src.configMap) needs.push(`ConfigMap ${src.configMap.name}`);
+          }
+        }
+        for (const n of needs) {
+          assert.ok(have.has(n) || (n.startsWith("Secret ") && created.has(n.slice(7))),
+            `${file}: ${what} mounts ${n}, which neither the chart nor a README step creates`);
+        }
+      }
+    }
+  });
+
+  it("the README builds, pushes and names the image before helm install", () => {
+    const i = readme.indexOf("make image");
+    const push = readme.search(/buildah[^\n]* push /);
+    const install = readme.search(/helm install [^\n]*\n?[^\n]*--set image\.repository=/);
+    assert.ok(i >= 0 && push > i && install > push, `make image ${i}, push ${push}, helm install --set image.repository ${install}`);
+  });
+
+  it("ingress-nginx annotations: README, NOTES, docs/kubernetes.md and docs/forward-auth.md give the same set", () => {
+    const annotations = (text) => [...text.matchAll(/^\s*(nginx\.ingress\.kubernetes\.io\/auth-[a-z-]+):\s*(.*)$/gm)]
+      .map((m) => `${m[1]}: ${m[2].trim()}`).filter((l) => !/auth-(proxy-set-headers|signin|snippet)/.test(l));
+    const notes = lib.renderNotes(HELM, CHART);
+    assert.ok(notes.ok, notes.stderr);
+    const want = annotations(notes.text);
+    assert.ok(want.length >= 3, `NOTES: ${JSON.stringify(want)}`);
+    for (const doc of ["README.md", "docs/kubernetes.md", "docs/forward-auth.md"]) {
+      const got = annotations(fs.readFileSync(path.join(lib.root, doc), "utf8"));
+      assert.deepEqual([...new Set(got)], want, doc);
+    }
   });
 });

@@ -173,8 +173,118 @@ rounded UP to whole cores, at least 1; "0" when the quantity is empty.
 {{- $c := deepCopy (.Values.config | default dict) -}}
 {{- $_ := set $c "listen" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
 {{- $_ = set $c "admin_listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)) -}}
-{{- $_ = set $c "expected_replicas" (int .Values.replicaCount) -}}
+{{- $_ = set $c "expected_replicas" (include "tollgate.expectedReplicas" . | int) -}}
+{{- $deploy := include "tollgate.redisDeploy" . -}}
+{{- if has $deploy (list "standalone" "cluster") -}}
+{{- $r := deepCopy ($c.redis | default dict) -}}
+{{- $_ = set $r "mode" $deploy -}}
+{{- $_ = set $r "nodes" (include "tollgate.redisNodes" . | fromJsonArray) -}}
+{{- $_ = set $c "redis" $r -}}
+{{- else if eq $deploy "none" -}}
+{{- $r := deepCopy ($c.redis | default dict) -}}
+{{- $_ = set $r "mode" "none" -}}
+{{- $_ = set $c "redis" $r -}}
+{{- end -}}
 {{- toJson $c -}}
+{{- end -}}
+
+{{/*
+expected_replicas: what the `local` Redis fallback divides each rate by, until
+tollgate has a live replica count. Set to the MOST replicas that can run (the
+HPA's maxReplicas, else replicaCount), so that during a Redis outage the
+fleet never allows more than the rate (fewer replicas: stricter).
+*/}}
+{{- define "tollgate.expectedReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- int .Values.autoscaling.maxReplicas -}}
+{{- else -}}
+{{- int .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---- the chart's own Redis (redis.deploy) ---------------------------------- */}}
+
+{{/* standalone | cluster | external | none */}}
+{{- define "tollgate.redisDeploy" -}}
+{{- (.Values.redis | default dict).deploy | default "standalone" -}}
+{{- end -}}
+
+{{/* "true" when the chart runs a Redis of its own. */}}
+{{- define "tollgate.redisOwn" -}}
+{{- has (include "tollgate.redisDeploy" .) (list "standalone" "cluster") -}}
+{{- end -}}
+
+{{/* <fullname>-redis: the StatefulSet, the standalone Service, the generated Secret. */}}
+{{- define "tollgate.redisName" -}}
+{{- include "tollgate.suffixed" (list . "redis") -}}
+{{- end -}}
+
+{{/* The cluster's headless Service (every node's stable name). */}}
+{{- define "tollgate.redisHeadless" -}}
+{{- include "tollgate.suffixed" (list . "redis-headless") -}}
+{{- end -}}
+
+{{/* The Secret holding the Redis password and its key. */}}
+{{- define "tollgate.redisSecretName" -}}
+{{- default (include "tollgate.redisName" .) .Values.redis.auth.existingSecret -}}
+{{- end -}}
+{{- define "tollgate.redisSecretKey" -}}
+{{- if .Values.redis.auth.existingSecret -}}
+{{- .Values.redis.auth.existingSecretKey | default "redis-password" -}}
+{{- else -}}
+redis-password
+{{- end -}}
+{{- end -}}
+
+{{/* Number of cluster nodes (3 primaries + 1 replica each by default). */}}
+{{- define "tollgate.redisClusterNodes" -}}
+{{- int .Values.redis.cluster.nodes -}}
+{{- end -}}
+
+{{/* The nodes tollgate's redis.nodes lists for the chart's own Redis (JSON list). */}}
+{{- define "tollgate.redisNodes" -}}
+{{- $deploy := include "tollgate.redisDeploy" . -}}
+{{- $nodes := list -}}
+{{- if eq $deploy "standalone" -}}
+{{- $nodes = append $nodes (printf "%s:6379" (include "tollgate.redisName" .)) -}}
+{{- else if eq $deploy "cluster" -}}
+{{- $sts := include "tollgate.redisName" . -}}
+{{- $svc := include "tollgate.redisHeadless" . -}}
+{{- range $i := until (include "tollgate.redisClusterNodes" . | int) -}}
+{{- $nodes = append $nodes (printf "%s-%d.%s:6379" $sts $i $svc) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $nodes -}}
+{{- end -}}
+
+{{- define "tollgate.redisSelectorLabels" -}}
+app.kubernetes.io/name: redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: shared-state
+{{- end -}}
+
+{{- define "tollgate.redisLabels" -}}
+helm.sh/chart: {{ include "tollgate.chart" . }}
+{{ include "tollgate.redisSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tollgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "tollgate.redisImage" -}}
+{{- $i := .Values.redis.image -}}
+{{- if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository $i.tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* More than one tollgate replica can run (replicaCount > 1 or an HPA). */}}
+{{- define "tollgate.multiReplica" -}}
+{{- or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}
 {{- end -}}
 
 {{/*
@@ -192,7 +302,8 @@ byte-identical (the running pods reload the ConfigMap instead).
       "listen" (int .Values.ports.http)
       "admin_listen" (int .Values.ports.admin)
       "threads" (include "tollgate.threads" .)
-      "redis" ($c.redis | default dict)
+      "redis" ((include "tollgate.configDict" . | fromJson).redis | default dict)
+      "redis_secret" (ternary (list (include "tollgate.redisSecretName" .) (include "tollgate.redisSecretKey" .)) list (eq (include "tollgate.redisOwn" .) "true"))
       "max_body_bytes" (get $c "max_body_bytes" | default "")
       "max_header_bytes" (get $c "max_header_bytes" | default "")
       "audit_path" (get $audit "path" | default "-")
@@ -243,8 +354,13 @@ NetworkPolicy then lets the pods reach the identity provider.
 {{- else if .Values.existingSecretKeys -}}
 {{- fail "existingSecretKeys needs existingSecret (the name of your Secret)" -}}
 {{- end -}}
+{{- include "tollgate.validateRedis" . -}}
+{{- include "tollgate.validateCredentials" . -}}
 {{- $fileVars := include "tollgate.secretEnvNames" . | fromJson -}}
 {{- $keys := include "tollgate.secretKeys" . | fromJsonArray -}}
+{{- if eq (include "tollgate.redisOwn" .) "true" -}}
+{{- $keys = append $keys "redis-password" -}}
+{{- end -}}
 {{- range $e := .Values.extraEnv -}}
 {{- range $k := $keys -}}
 {{- $fileVar := get $fileVars $k -}}
@@ -263,6 +379,84 @@ NetworkPolicy then lets the pods reach the identity provider.
 {{- end -}}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas is larger than autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Shared state: the chart's own Redis, one you run (external), or none -- and
+none only when a single replica runs or the SRE says they mean it.
+*/}}
+{{- define "tollgate.validateRedis" -}}
+{{- $deploy := include "tollgate.redisDeploy" . -}}
+{{- $r := (.Values.config | default dict).redis | default dict -}}
+{{- $keys := include "tollgate.secretKeys" . | fromJsonArray -}}
+{{- $urlEnv := false -}}
+{{- range $e := .Values.extraEnv }}{{ if eq (toString $e.name) "REDIS_URL" }}{{ $urlEnv = true }}{{ end }}{{ end -}}
+{{- if has $deploy (list "standalone" "cluster") -}}
+{{- range $k := list "mode" "nodes" -}}
+{{- if hasKey $r $k -}}
+{{- fail (printf "config.redis.%s is set by the chart when redis.deploy is %s (it points tollgate at the Redis it deploys): remove it, or set redis.deploy: external to use a Redis of your own" $k $deploy) -}}
+{{- end -}}
+{{- end -}}
+{{- if $urlEnv -}}
+{{- fail (printf "extraEnv REDIS_URL together with redis.deploy: %s: tollgate would not use the chart's Redis; set redis.deploy: external to use your own" $deploy) -}}
+{{- end -}}
+{{- if has "redis-password" $keys -}}
+{{- fail (printf "redis.deploy: %s generates the Redis password (Secret %s) and gives it to tollgate itself: remove secrets.redisPassword / redis-password from existingSecretKeys, or bring your own with redis.auth.existingSecret" $deploy (include "tollgate.redisSecretName" .)) -}}
+{{- end -}}
+{{- if and .Values.redis.auth.existingSecret (not .Values.redis.auth.existingSecretKey) -}}
+{{- fail "redis.auth.existingSecret needs redis.auth.existingSecretKey (the key holding the password)" -}}
+{{- end -}}
+{{- if eq $deploy "cluster" -}}
+{{- $n := int .Values.redis.cluster.nodes -}}
+{{- if or (lt $n 6) (ne (mod $n 2) 0) -}}
+{{- fail (printf "redis.cluster.nodes %d: a cluster with one replica per primary needs an even number >= 6 (3 primaries + 3 replicas)" $n) -}}
+{{- end -}}
+{{- end -}}
+{{- else if eq $deploy "external" -}}
+{{- if not (or $r.nodes $urlEnv) -}}
+{{- fail "redis.deploy: external needs your Redis: config.redis.mode (standalone | cluster) and config.redis.nodes [host:port, ...], or REDIS_URL in extraEnv; the password goes into secrets.redisPassword or existingSecret + existingSecretKeys [redis-password]" -}}
+{{- end -}}
+{{- if and $r.nodes (not (has ($r.mode | default "none") (list "standalone" "cluster"))) -}}
+{{- fail (printf "redis.deploy: external with config.redis.mode %v: set config.redis.mode to standalone or cluster" ($r.mode | default "none")) -}}
+{{- end -}}
+{{- else if eq $deploy "none" -}}
+{{- if and (hasKey $r "mode") (ne (toString $r.mode) "none") -}}
+{{- fail (printf "config.redis.mode %v with redis.deploy: none: set redis.deploy: external to use your own Redis (or standalone / cluster for the chart's)" $r.mode) -}}
+{{- end -}}
+{{- if $urlEnv -}}
+{{- fail "extraEnv REDIS_URL with redis.deploy: none: set redis.deploy: external" -}}
+{{- end -}}
+{{- if and (eq (include "tollgate.multiReplica" .) "true") (not .Values.allowPerReplicaLimits) -}}
+{{- fail (printf "redis.deploy: none with %s: without shared Redis every replica keeps its own buckets, lockouts and revocations, so clients get up to %d times their limits and a revoked token still works on the other replicas. Keep the chart's Redis (redis.deploy: standalone, the default), use redis.deploy: external, run replicaCount: 1 without autoscaling, or set allowPerReplicaLimits: true if you mean it" (ternary (printf "autoscaling up to %d replicas" (int .Values.autoscaling.maxReplicas)) (printf "replicaCount %d" (int .Values.replicaCount)) .Values.autoscaling.enabled) (include "tollgate.expectedReplicas" . | int)) -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "redis.deploy %q: expected standalone, cluster, external or none" $deploy) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A tollgate that must start: an existingSecret lists its keys, and some
+credential source exists for the auth mode (tollgate exits 1 otherwise).
+*/}}
+{{- define "tollgate.validateCredentials" -}}
+{{- $auth := (.Values.config | default dict).auth | default dict -}}
+{{- $mode := $auth.mode | default "any" -}}
+{{- $providers := (($auth.jwt | default dict).providers | default list) -}}
+{{- $keys := include "tollgate.secretKeys" . | fromJsonArray -}}
+{{- if .Values.existingSecret -}}
+{{- if not $keys -}}
+{{- fail (printf "existingSecret %q with no existingSecretKeys: list the keys that Secret holds (api-keys, jwt-secret, admin-token, redis-password); nothing of it is mounted otherwise and tollgate has no credential to check" .Values.existingSecret) -}}
+{{- end -}}
+{{- $hasKeys := has "api-keys" $keys -}}
+{{- $hasJwt := or (has "jwt-secret" $keys) $providers -}}
+{{- if and (eq $mode "api_key") (not $hasKeys) -}}
+{{- fail (printf "auth.mode api_key but existingSecretKeys %v has no api-keys: tollgate would not start" $keys) -}}
+{{- else if and (eq $mode "jwt") (not $hasJwt) -}}
+{{- fail (printf "auth.mode jwt but existingSecretKeys %v has no jwt-secret (and no auth.jwt.providers): tollgate would not start" $keys) -}}
+{{- else if and (eq $mode "any") (not (or $hasKeys $hasJwt)) -}}
+{{- fail (printf "auth.mode any but existingSecretKeys %v has neither api-keys nor jwt-secret (nor auth.jwt.providers): tollgate would not start" $keys) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
