@@ -562,3 +562,46 @@ describe("install path", () => {
     }
   });
 });
+
+// ---- alerts and dashboard query metrics tollgate exports --------------------
+
+describe("observability", () => {
+  // docs/reference.md's metric table is checked against what /metrics
+  // exports by the docs unit suite (tests/unit/test_docs.c), so a name in it
+  // is a name tollgate exports.
+  const reference = fs.readFileSync(path.join(lib.root, "docs", "reference.md"), "utf8");
+  const exported = new Set([...reference.matchAll(/^\| `((?:tollgate|process)_[a-z_]+)`/gm)].map((m) => m[1]));
+  const base = (name) => name.replace(/_(bucket|sum|count)$/, "");
+  const used = (text) => [...new Set([...text.matchAll(/\b((?:tollgate|process)_[a-z_]+)\s*[{[(]/g)].map((m) => m[1]))];
+
+  it("the reference lists the metrics", () => {
+    assert.ok(exported.has("tollgate_requests_total") && exported.size > 15, [...exported].join(" "));
+  });
+
+  it("every alert expression queries exported metrics", () => {
+    const docs = render(["--set", "prometheusRule.enabled=true"]);
+    const rules = docs.filter((d) => d && d.kind === "PrometheusRule");
+    assert.equal(rules.length, 1);
+    const exprs = rules[0].spec.groups.flatMap((g) => g.rules).map((r) => `${r.alert}: ${r.expr}`);
+    assert.ok(exprs.length >= 8, exprs.join("\n"));
+    for (const e of exprs) {
+      for (const n of used(e).filter((x) => x.startsWith("tollgate_") || x.startsWith("process_"))) {
+        assert.ok(exported.has(n) || exported.has(base(n)), `alert ${e.split(":")[0]} queries ${n}, which tollgate does not export (docs/reference.md)`);
+      }
+    }
+  });
+
+  it("every dashboard query uses exported metrics", () => {
+    const dir = path.join(CHART, "dashboards");
+    let n = 0;
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith(".json"))) {
+      const text = fs.readFileSync(path.join(dir, f), "utf8");
+      JSON.parse(text); // a dashboard that does not parse fails here
+      for (const m of used(text)) {
+        n++;
+        assert.ok(exported.has(m) || exported.has(base(m)), `${f} queries ${m}, which tollgate does not export (docs/reference.md)`);
+      }
+    }
+    assert.ok(n >= 5, `only ${n} metric names found in the dashboards`);
+  });
+});
