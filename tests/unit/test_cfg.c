@@ -477,8 +477,8 @@ static void test_err_missing_file(void)
         "file or directory");
     clear_env();
     /* the key file's own errors carry its name and line */
-    expect_err_part("auth: {api_keys_file: fixtures/apikeys-dup-id.txt}\n",
-                    "fixtures/apikeys-dup-id.txt:");
+    expect_err_part("auth: {api_keys_file: fixtures/apikeys-dup-digest.txt}\n",
+                    "fixtures/apikeys-dup-digest.txt:");
 }
 
 static void test_err_upstream(void)
