@@ -103,7 +103,8 @@ static void reload(srv_worker_t *w, struct evhttp_request *req)
     }
     c = srv_current_cfg(w->srv);
     send_obj(req, 200,
-             json_pack("{s:s,s:s}", "status", "ok", "config_version", c->version));
+             json_pack("{s:s,s:s,s:s}", "status", "ok", "config_version", c->version,
+                       "secrets_version", c->secrets_version));
     cfg_unref(c);
 }
 

@@ -234,8 +234,8 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check) {
-        printf("%s: ok (config version %s)\n", path ? path : "(built-in defaults)",
-               cfg->version);
+        printf("%s: ok (config version %s, secrets version %s)\n",
+               path ? path : "(built-in defaults)", cfg->version, cfg->secrets_version);
         cfg_unref(cfg);
         return 0;
     }

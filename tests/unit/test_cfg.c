@@ -839,6 +839,54 @@ static void test_version(void)
     cfg_unref(c4);
 }
 
+/* Load `yaml` under ALLOWED_API_KEYS/ADMIN_TOKEN/JWT_SECRET (NULL = unset). */
+static cfg_t *load_env(const char *yaml, const char *keys, const char *admin,
+                       const char *jwt)
+{
+    clear_env();
+    if (keys != NULL)
+        setenv("ALLOWED_API_KEYS", keys, 1);
+    if (admin != NULL)
+        setenv("ADMIN_TOKEN", admin, 1);
+    if (jwt != NULL)
+        setenv("JWT_SECRET", jwt, 1);
+    return load_ok(yaml);
+}
+
+/* config_version ignores the secrets (and how many keys there are);
+ * secrets_version changes with any of them and not with their order. */
+static void test_secrets_version(void)
+{
+    const char *y = "auth: {mode: any, jwt: {algorithms: [HS256]}}\n";
+    const char *s2 = "abcdefghijklmnopqrstuvwxyz012345";
+    cfg_t *c[7];
+
+    c[0] = load_env(y, "key-one-aaaaaaaa,key-two-bbbbbbbb", "admin-token-1", secret32);
+    c[1] = load_env(y, "key-two-bbbbbbbb, key-one-aaaaaaaa", "admin-token-1", secret32);
+    c[2] = load_env(y, "key-one-aaaaaaaa,key-three-cccccc", "admin-token-1", secret32);
+    c[3] = load_env(y, "key-one-aaaaaaaa,key-two-bbbbbbbb", "admin-token-2", secret32);
+    c[4] = load_env(y, "key-one-aaaaaaaa,key-two-bbbbbbbb", "admin-token-1", s2);
+    c[5] = load_env(y, "key-one-aaaaaaaa", "admin-token-1", s2); /* one key fewer */
+    c[6] = load_env("auth: {mode: any, jwt: {algorithms: [HS384]}}\n", "key-one-aaaaaaaa",
+                    "admin-token-1", s2);
+    clear_env();
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c[i]);
+    for (int i = 1; i < 6; i++)
+        CU_ASSERT_STRING_EQUAL(c[0]->version, c[i]->version);
+    CU_ASSERT_STRING_NOT_EQUAL(c[5]->version, c[6]->version); /* a setting changed */
+    CU_ASSERT_STRING_EQUAL(c[5]->secrets_version, c[6]->secrets_version);
+    CU_ASSERT_STRING_EQUAL(c[0]->secrets_version, c[1]->secrets_version);
+    for (int i = 2; i < 6; i++)
+        for (int j = 0; j < i; j++)
+            CU_ASSERT_STRING_NOT_EQUAL(c[i]->secrets_version, c[j]->secrets_version);
+    CU_ASSERT_EQUAL(strlen(c[0]->secrets_version), 16);
+    CU_ASSERT_EQUAL(strspn(c[0]->secrets_version, "0123456789abcdef"), 16);
+    CU_ASSERT_STRING_NOT_EQUAL(c[0]->secrets_version, c[0]->version);
+    for (int i = 0; i < 7; i++)
+        cfg_unref(c[i]);
+}
+
 static void test_refs(void)
 {
     cfg_t *c;
@@ -1135,6 +1183,7 @@ int test_cfg_add(void)
         {"env misc", test_env_misc},
         {"dump json", test_dump_json},
         {"version", test_version},
+        {"secrets_version", test_secrets_version},
         {"cfg_ref / cfg_unref", test_refs},
         {"odd input", test_odd_input},
         {"lists and strings refused", test_err_lists_and_strings},
