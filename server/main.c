@@ -20,8 +20,6 @@
 #include "tollgate/log.h"
 #include "tollgate/srv.h"
 
-#define TOLLGATE_VERSION "0.1.0"
-
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 static void usage(FILE *f)
