@@ -123,6 +123,11 @@ size_t auth_keystore_count(const auth_keystore_t *ks)
     return ks == NULL ? 0 : ks->nkeys;
 }
 
+const auth_apikey_t *auth_keystore_get(const auth_keystore_t *ks, size_t i)
+{
+    return ks != NULL && i < ks->nkeys ? ks->keys[i] : NULL;
+}
+
 static size_t digest_hash(const unsigned char d[32])
 {
     uint64_t h;
@@ -653,7 +658,11 @@ int auth_keystore_load_file(auth_keystore_t *ks, const char *path, char *err, si
             set_err(err, errlen, where, "NUL byte in line");
             rc = -1;
         } else {
+            size_t before = ks->nkeys;
+
             rc = auth_keystore_add_line(ks, line, where, err, errlen);
+            if (rc == 0 && ks->nkeys > before)
+                ks->keys[ks->nkeys - 1]->line = lineno;
         }
     }
     if (rc == 0 && ferror(f)) {

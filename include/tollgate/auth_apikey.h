@@ -30,6 +30,7 @@ typedef struct auth_apikey {
     char *tier;      /* NULL when none */
     bool deprecated; /* `deprecated` in the key file: allowed, with Deprecation headers */
     int64_t not_after; /* unix s; refused after it; 0 = no end */
+    unsigned long line; /* of the key file (for config checks); 0 = not from one */
 } auth_apikey_t;
 
 auth_keystore_t *auth_keystore_new(void);
@@ -53,6 +54,9 @@ int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen,
 /* A duplicate digest (the same key twice) is refused by the add functions;
  * the same id may come several times. */
 size_t auth_keystore_count(const auth_keystore_t *ks);
+
+/* Entry `i` (0 <= i < count) in the order added, or NULL. */
+const auth_apikey_t *auth_keystore_get(const auth_keystore_t *ks, size_t i);
 
 /* The entry whose digest matches `key`, or NULL. */
 const auth_apikey_t *auth_keystore_lookup(const auth_keystore_t *ks, const char *key,
