@@ -174,7 +174,7 @@ static bool prefix_of(const rl_match_t *j, const char *prefix, const char *s)
 static bool path_covered(const rl_match_t *j, const rl_match_t *i)
 {
     if (i->icase && !j->icase)
-        return false; /* i takes case variants j does not */
+        return false;      /* i takes case variants j does not */
     if (j->path != NULL) { /* exact (a prefix beside it is implied by it) */
         if (i->path == NULL || i->slash_strict != j->slash_strict)
             return false;
@@ -656,7 +656,8 @@ static unsigned static_key_algs(const auth_jwt_provider_opts_t *o, unsigned allo
  * are refused (no_key, unknown_kid) by a config that looked fine.  A whole
  * family without a key: refused in production; one algorithm of a family
  * that has keys: a warning.  Keys fetched at run time are not known now. */
-static void check_alg_keys(cfg_build_t *b, const auth_jwt_provider_opts_t *o, bool shorthand)
+static void check_alg_keys(cfg_build_t *b, const auth_jwt_provider_opts_t *o,
+                           bool shorthand)
 {
     unsigned allowed = 0, have, missing = 0, done = 0;
     char msg[512], list[256] = "";
@@ -680,8 +681,9 @@ static void check_alg_keys(cfg_build_t *b, const auth_jwt_provider_opts_t *o, bo
         done |= 1u << a;
         if ((have & fam) == 0) {
             missing |= fam;
-            used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0,
-                                     "%s%s", used > 0 ? ", " : "", auth_alg_name(a));
+            used +=
+                (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0,
+                                 "%s%s", used > 0 ? ", " : "", auth_alg_name(a));
         } else {
             char where[300];
 

@@ -434,10 +434,12 @@ static bool secrets_digest(const cfg_build_t *b, unsigned char md[EVP_MAX_MD_SIZ
     bool ok =
         m != NULL && auth_keystore_fingerprint(c->auth.keys, keys) == 0 &&
         EVP_MAC_init(m, (const unsigned char *)domain, sizeof domain - 1, params) == 1 &&
-        secret_part(m, "api_keys", keys, sizeof keys, auth_keystore_count(c->auth.keys) > 0) &&
+        secret_part(m, "api_keys", keys, sizeof keys,
+                    auth_keystore_count(c->auth.keys) > 0) &&
         secret_part(m, "api_keys_file", b->keys_file_sha, 32,
                     memcmp(b->keys_file_sha, zero32, 32) != 0) &&
-        secret_part(m, "jwt_secret", b->jwt_secret, b->jwt_secret_len, b->jwt_secret != NULL) &&
+        secret_part(m, "jwt_secret", b->jwt_secret, b->jwt_secret_len,
+                    b->jwt_secret != NULL) &&
         secret_part(m, "jwks_files", b->jwks_file_sha, 32,
                     memcmp(b->jwks_file_sha, zero32, 32) != 0) &&
         secret_part(m, "admin_token", c->admin_token,

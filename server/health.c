@@ -52,7 +52,8 @@ int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len)
              : ready  ? "ok"
                       : "starting",
              srv_backend_state(s), atomic_load(&s->degraded) ? "true" : "false", c->version,
-             c->secrets_version, j.n > 0 ? ",\"jwks\":{" : "", providers, j.n > 0 ? "}" : "");
+             c->secrets_version, j.n > 0 ? ",\"jwks\":{" : "", providers,
+             j.n > 0 ? "}" : "");
     return ready ? 200 : 503;
 }
 

@@ -24,15 +24,16 @@ enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
-               "                [--version] [--help]\n"
-               "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
-               "KEY\n"
-               "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
-               "                        [--keys-file FILE]\n"
-               "\n"
-               "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
-               "defaults and the environment are used (see docs/configuration.md).\n");
+    fprintf(f,
+            "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
+            "                [--version] [--help]\n"
+            "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
+            "KEY\n"
+            "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
+            "                        [--keys-file FILE]\n"
+            "\n"
+            "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
+            "defaults and the environment are used (see docs/configuration.md).\n");
 }
 
 typedef struct key_args {
@@ -134,7 +135,8 @@ static int key_command(int argc, char **argv, bool generate)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (a.not_after != NULL && auth_apikey_parse_time(a.not_after, strlen(a.not_after), &t) != 0) {
+    if (a.not_after != NULL &&
+        auth_apikey_parse_time(a.not_after, strlen(a.not_after), &t) != 0) {
         fprintf(stderr, "tollgate: --not-after: expected YYYY-MM-DDTHH:MM:SSZ (UTC)\n");
         return EXIT_USAGE;
     }

@@ -113,8 +113,8 @@ static long open_fds(void)
     return n > 0 ? n - 1 : 0;
 }
 
-static void gauge(struct evbuffer *out, const char *name, const char *help, const char *type,
-                  const char *fmt_value)
+static void gauge(struct evbuffer *out, const char *name, const char *help,
+                  const char *type, const char *fmt_value)
 {
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type,
                         name, fmt_value);
@@ -133,19 +133,21 @@ void metrics_render_process(struct evbuffer *out)
         snprintf(v, sizeof v, "%.6f",
                  (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-        gauge(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-              "counter", v);
+        gauge(out, "process_cpu_seconds_total",
+              "Total user and system CPU time spent in seconds.", "counter", v);
     }
     if (read_proc_stat(&st) == 0) {
         snprintf(v, sizeof v, "%llu", st.vsize_bytes);
-        gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", v);
+        gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge",
+              v);
         if (page > 0) {
             snprintf(v, sizeof v, "%llu", st.rss_pages * (unsigned long long)page);
             gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
                   "gauge", v);
         }
         if (tick > 0 && bt > 0) {
-            snprintf(v, sizeof v, "%.2f", (double)bt + (double)st.start_ticks / (double)tick);
+            snprintf(v, sizeof v, "%.2f",
+                     (double)bt + (double)st.start_ticks / (double)tick);
             gauge(out, "process_start_time_seconds",
                   "Start time of the process since unix epoch in seconds.", "gauge", v);
         }
@@ -156,7 +158,8 @@ void metrics_render_process(struct evbuffer *out)
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)rl.rlim_cur);
-        gauge(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge", v);
+        gauge(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge",
+              v);
     }
 }
 

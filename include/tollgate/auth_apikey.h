@@ -27,8 +27,8 @@ typedef struct auth_apikey {
     unsigned char sha256[32];
     char **scopes;
     size_t nscopes;
-    char *tier;      /* NULL when none */
-    bool deprecated; /* `deprecated` in the key file: allowed, with Deprecation headers */
+    char *tier;        /* NULL when none */
+    bool deprecated;   /* `deprecated` in the key file: allowed, with Deprecation headers */
     int64_t not_after; /* unix s; refused after it; 0 = no end */
     unsigned long line; /* of the key file (for config checks); 0 = not from one */
 } auth_apikey_t;
