@@ -514,7 +514,8 @@ static step_result_t step_authenticate(srv_req_t *r)
         c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY)) {
         const auth_apikey_t *k = auth_keystore_lookup(c->auth.keys, key, strlen(key));
 
-        if (k != NULL && auth_apikey_expired(k, (int64_t)(util_wall_ms() / 1000))) {
+        if (k != NULL && k->not_after != 0 &&
+            auth_apikey_expired(k, (int64_t)(util_wall_ms() / 1000))) {
             reason = "key_expired"; /* a good key past its not_after */
             goto out_fail;
         }
