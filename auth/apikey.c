@@ -2,7 +2,8 @@
  *
  * Keys are kept as SHA-256 digests in an open-addressing table indexed by
  * the digest's first bytes (uniformly random, so no further hashing), with a
- * second index by id to refuse duplicate ids.  A presented key is hashed and
+ * second index by id (an id may have several keys: rotation overlaps an old
+ * and a new key under one identity).  A presented key is hashed and
  * every candidate on its probe path is confirmed with CRYPTO_memcmp over the
  * whole digest.  Which slots are probed depends only on the digest of the
  * presented key, which tells an attacker nothing about stored keys.
@@ -26,7 +27,7 @@
 
 #include "apikey_internal.h"
 
-#define APIKEY_MAX_FIELDS 5 /* ID DIGEST scopes= tier= deprecated */
+#define APIKEY_MAX_FIELDS 6 /* ID DIGEST scopes= tier= deprecated not_after= */
 #define APIKEY_MAX_SCOPE_LEN 128
 #define APIKEY_MAX_TIER_LEN 64
 #define APIKEY_MAX_LINE 8192 /* bytes of one key file line */
@@ -122,6 +123,11 @@ size_t auth_keystore_count(const auth_keystore_t *ks)
     return ks == NULL ? 0 : ks->nkeys;
 }
 
+const auth_apikey_t *auth_keystore_get(const auth_keystore_t *ks, size_t i)
+{
+    return ks != NULL && i < ks->nkeys ? ks->keys[i] : NULL;
+}
+
 static size_t digest_hash(const unsigned char d[32])
 {
     uint64_t h;
@@ -212,19 +218,67 @@ const auth_apikey_t *auth_keystore_find_id(const auth_keystore_t *ks, const char
     return NULL;
 }
 
-static bool has_id(const auth_keystore_t *ks, const char *id)
+const auth_apikey_t *auth_keystore_next_of_id(const auth_keystore_t *ks,
+                                              const auth_apikey_t *prev)
 {
-    return auth_keystore_find_id(ks, id) != NULL;
+    size_t mask, i;
+    bool passed = false;
+    const auth_apikey_t *k;
+
+    if (ks == NULL || prev == NULL || ks->nslots == 0)
+        return NULL;
+    mask = ks->nslots - 1;
+    for (i = id_hash(prev->id) & mask; ks->by_id[i] != 0; i = (i + 1) & mask) {
+        k = ks->keys[ks->by_id[i] - 1];
+        if (passed && strcmp(k->id, prev->id) == 0)
+            return k;
+        passed = passed || k == prev;
+    }
+    return NULL;
 }
 
-/* Take `k` into the store.  0; 1 duplicate id; 2 duplicate digest; -1 OOM.
+const auth_apikey_t *auth_keystore_find_digest(const auth_keystore_t *ks,
+                                               const unsigned char digest[32])
+{
+    return ks == NULL || digest == NULL ? NULL : find_digest(ks, digest);
+}
+
+bool auth_apikey_expired(const auth_apikey_t *k, int64_t now_s)
+{
+    return k->not_after != 0 && now_s > k->not_after;
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+int auth_keystore_fingerprint(const auth_keystore_t *ks, unsigned char out[32])
+{
+    unsigned char(*d)[32];
+    size_t n = auth_keystore_count(ks);
+    int rc = -1;
+
+    d = malloc((n > 0 ? n : 1) * sizeof(*d));
+    if (d == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        memcpy(d[i], ks->keys[i]->sha256, 32);
+    qsort(d, n, sizeof(*d), cmp_digest); /* the order of the file does not count */
+    if (EVP_Digest(d, n * sizeof(*d), out, NULL, EVP_sha256(), NULL) == 1)
+        rc = 0;
+    OPENSSL_cleanse(d, (n > 0 ? n : 1) * sizeof(*d));
+    free(d);
+    return rc;
+}
+
+/* Take `k` into the store.  0; 2 duplicate digest; -1 OOM.  The same id
+ * several times is fine (rotation); the same key twice is not.
  * On any error `k` stays the caller's. */
 static int keystore_insert(auth_keystore_t *ks, auth_apikey_t *k)
 {
     auth_apikey_t **keys;
 
-    if (has_id(ks, k->id))
-        return 1;
     if (find_digest(ks, k->sha256) != NULL)
         return 2;
     if (ks->nkeys == ks->cap) {
@@ -384,6 +438,53 @@ static int parse_scopes(span_t s, auth_apikey_t *k)
     return 0;
 }
 
+static bool span_digits(const char *p, size_t n, int *out)
+{
+    int v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int auth_apikey_parse_time(const char *s, size_t n, int64_t *out)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec;
+
+    /* exactly YYYY-MM-DDTHH:MM:SSZ: UTC, no fraction, no offset */
+    if (n != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[19] != 'Z' || !span_digits(s, 4, &y) ||
+        !span_digits(s + 5, 2, &mo) || !span_digits(s + 8, 2, &d) ||
+        !span_digits(s + 11, 2, &h) || !span_digits(s + 14, 2, &mi) ||
+        !span_digits(s + 17, 2, &sec))
+        return -1;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+        sec > 59)
+        return -1;
+    if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+        return -1;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    return 0;
+}
+
 static bool span_prefix(span_t s, const char *prefix, span_t *rest)
 {
     size_t n = strlen(prefix);
@@ -433,6 +534,17 @@ static int parse_attrs(const span_t *f, int nf, auth_apikey_t *k, const char *wh
                 set_err(err, errlen, where, "out of memory");
                 return -1;
             }
+        } else if (span_prefix(f[i], "not_after=", &v)) {
+            if (k->not_after != 0) {
+                set_err(err, errlen, where, "duplicate attribute not_after=");
+                return -1;
+            }
+            if (auth_apikey_parse_time(v.p, v.n, &k->not_after) != 0 || k->not_after == 0) {
+                set_err(err, errlen, where,
+                        "bad not_after (expected an RFC 3339 UTC time, "
+                        "YYYY-MM-DDTHH:MM:SSZ)");
+                return -1;
+            }
         } else if (f[i].n == 10 && memcmp(f[i].p, "deprecated", 10) == 0) {
             if (k->deprecated) {
                 set_err(err, errlen, where, "duplicate attribute deprecated");
@@ -442,8 +554,8 @@ static int parse_attrs(const span_t *f, int nf, auth_apikey_t *k, const char *wh
         } else {
             /* Not echoed: a key pasted in the wrong column must not reach a log. */
             set_err(err, errlen, where,
-                    "unknown attribute in field %d (expected scopes=..., tier=... or "
-                    "deprecated)",
+                    "unknown attribute in field %d (expected scopes=..., tier=..., "
+                    "not_after=... or deprecated)",
                     i + 1);
             return -1;
         }
@@ -491,9 +603,7 @@ static int insert_or_explain(auth_keystore_t *ks, auth_apikey_t *k, const char *
 
     if (rc == 0)
         return 0;
-    if (rc == 1)
-        set_err(err, errlen, where, "duplicate id %s", k->id);
-    else if (rc == 2)
+    if (rc == 2)
         set_err(err, errlen, where, "duplicate digest (the same key listed twice)");
     else
         set_err(err, errlen, where, "out of memory");
@@ -513,7 +623,8 @@ int auth_keystore_add_line(auth_keystore_t *ks, const char *line, const char *wh
         return 0;
     if (nf < 0) {
         set_err(err, errlen, where,
-                "too many fields (ID SHA256HEX [scopes=..] [tier=..] [deprecated])");
+                "too many fields (ID SHA256HEX [scopes=..] [tier=..] [not_after=..] "
+                "[deprecated])");
         return -1;
     }
     k = parse_entry(f, nf, where, err, errlen);
@@ -547,7 +658,11 @@ int auth_keystore_load_file(auth_keystore_t *ks, const char *path, char *err, si
             set_err(err, errlen, where, "NUL byte in line");
             rc = -1;
         } else {
+            size_t before = ks->nkeys;
+
             rc = auth_keystore_add_line(ks, line, where, err, errlen);
+            if (rc == 0 && ks->nkeys > before)
+                ks->keys[ks->nkeys - 1]->line = lineno;
         }
     }
     if (rc == 0 && ferror(f)) {
@@ -598,6 +713,7 @@ int auth_apikey_identity(const auth_apikey_t *k, auth_identity_t *out)
     memset(out, 0, sizeof(*out));
     out->kind = AUTH_KIND_API_KEY;
     out->deprecated = k->deprecated;
+    memcpy(out->key_sha256, k->sha256, sizeof out->key_sha256);
     out->client_id = strdup(k->id);
     out->subject = strdup(k->id);
     if (out->client_id == NULL || out->subject == NULL)

@@ -44,6 +44,7 @@ int auth_identity_copy(auth_identity_t *dst, const auth_identity_t *src)
     dst->kind = src->kind;
     dst->ticket = src->ticket;
     dst->deprecated = src->deprecated;
+    memcpy(dst->key_sha256, src->key_sha256, sizeof dst->key_sha256);
     dst->exp = src->exp;
     dst->iat = src->iat;
     dst->client_id = util_strdup_opt(src->client_id, &ok);

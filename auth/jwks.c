@@ -188,6 +188,15 @@ size_t auth_jwks_count(const auth_jwks_t *s)
     return s != NULL ? s->n : 0;
 }
 
+unsigned auth_jwks_alg_mask(const auth_jwks_t *s)
+{
+    unsigned m = 0;
+
+    for (size_t i = 0; s != NULL && i < s->n; i++)
+        m |= 1u << s->keys[i].alg;
+    return m;
+}
+
 auth_alg_t auth_jwk_alg(const auth_jwk_t *k)
 {
     return k->alg;

@@ -113,7 +113,7 @@ const char *auth_jwt_status_str(auth_jwt_status_t s)
     case AUTH_JWT_BAD_TYP:
         return "bad_typ";
     case AUTH_JWT_NO_KEYS:
-        return "no_keys";
+        return "no_key";
     case AUTH_JWT_KEYS_PENDING:
         return "keys_pending";
     }

@@ -114,7 +114,8 @@ char *auth_ticket_encode(const auth_identity_t *id, const char *ticket,
     if (o == NULL || scopes == NULL || hdrs == NULL)
         goto out;
     if (id->kind == AUTH_KIND_API_KEY &&
-        ((k = auth_keystore_find_id(keys, id->client_id)) == NULL ||
+        ((k = auth_keystore_find_digest(keys, id->key_sha256)) == NULL ||
+         id->client_id == NULL || strcmp(k->id, id->client_id) != 0 ||
          key_fingerprint(ticket, k, kfp) != 0 ||
          json_object_set_new(o, "kfp", json_string(kfp)) != 0))
         goto out;
@@ -246,9 +247,15 @@ static const char *recheck_api_key(const auth_ticket_check_t *chk, const char *k
     k = auth_keystore_find_id(chk->keys, id->client_id);
     if (k == NULL)
         return "ticket_key_removed";
-    if (key_fingerprint(chk->ticket, k, want) != 0 ||
-        CRYPTO_memcmp(want, kfp, KFP_HEX) != 0)
+    /* the very key among the id's keys (rotation overlaps several) */
+    for (; k != NULL; k = auth_keystore_next_of_id(chk->keys, k))
+        if (key_fingerprint(chk->ticket, k, want) == 0 &&
+            CRYPTO_memcmp(want, kfp, KFP_HEX) == 0)
+            break;
+    if (k == NULL)
         return "ticket_key_rotated";
+    if (auth_apikey_expired(k, chk->now_s))
+        return "key_expired";
     auth_identity_clear(id);
     if (auth_apikey_identity(k, id) != 0)
         return "invalid_ticket";

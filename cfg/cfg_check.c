@@ -162,6 +162,86 @@ static void check_routes(cfg_build_t *b)
     }
 }
 
+/* Does `j`'s prefix (compared as `j` compares) begin `s`? */
+static bool prefix_of(const rl_match_t *j, const char *prefix, const char *s)
+{
+    size_t n = strlen(prefix);
+
+    return (j->icase ? strncasecmp(prefix, s, n) : strncmp(prefix, s, n)) == 0;
+}
+
+/* Is every path `i` matches also matched by `j` (methods and host aside)? */
+static bool path_covered(const rl_match_t *j, const rl_match_t *i)
+{
+    if (i->icase && !j->icase)
+        return false;      /* i takes case variants j does not */
+    if (j->path != NULL) { /* exact (a prefix beside it is implied by it) */
+        if (i->path == NULL || i->slash_strict != j->slash_strict)
+            return false;
+        return (j->icase ? strcasecmp(j->path, i->path) : strcmp(j->path, i->path)) == 0;
+    }
+    if (j->path_prefix == NULL)
+        return true;
+    if (i->path != NULL) {
+        size_t n = strlen(i->path);
+
+        /* and its twin without the trailing '/', unless slash_strict */
+        if (!i->slash_strict && n > 1 && i->path[n - 1] == '/' &&
+            strlen(j->path_prefix) >= n)
+            return false;
+        return prefix_of(j, j->path_prefix, i->path);
+    }
+    return i->path_prefix != NULL && prefix_of(j, j->path_prefix, i->path_prefix);
+}
+
+/* Does `j` match every request `i` matches?  Then `i`, after it, never wins. */
+static bool match_covered(const rl_match_t *j, const rl_match_t *i)
+{
+    if (j->methods != 0 && (i->methods == 0 || (i->methods & ~j->methods) != 0))
+        return false;
+    if (j->host != NULL && (i->host == NULL || !http_host_equal(j->host, i->host)))
+        return false;
+    return path_covered(j, i);
+}
+
+/* The first matching route wins: one matching all a later one does hides it
+ * (in proxy mode routes without an upstream are passed over, so such a
+ * route hides only routes without one either). */
+static void check_shadowed_routes(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+
+    for (size_t i = 0; i < c->nroutes; i++)
+        for (size_t j = 0; j < i; j++) {
+            const cfg_route_t *ri = &c->routes[i], *rj = &c->routes[j];
+
+            if ((rj->upstream != NULL || ri->upstream == NULL) &&
+                match_covered(&rj->match, &ri->match)) {
+                cfg_err(b, cfg_at(b->route_lines[i]),
+                        "routes[%zu] (%s): never used: routes[%zu] (%s) before it matches "
+                        "every request it does (the first match wins)",
+                        i, ri->name ? ri->name : "?", j, rj->name ? rj->name : "?");
+                break;
+            }
+        }
+}
+
+/* A route that requires scopes but authenticates no one answers every
+ * request 403. */
+static void check_route_scopes(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (c->routes[i].scopes.n > 0 &&
+            (c->routes[i].auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE))
+            cfg_err(b, cfg_at(b->route_lines[i]),
+                    "routes[%zu] (%s): scopes can never be met: %s", i,
+                    c->routes[i].name ? c->routes[i].name : "?",
+                    c->routes[i].auth == CFG_ROUTE_NONE ? "the route has auth: none"
+                                                        : "auth.mode is none");
+}
+
 static void check_limits(cfg_build_t *b)
 {
     const rl_policy_set_t *ps = &b->c->policy;
@@ -179,6 +259,24 @@ static void check_limits(cfg_build_t *b)
 }
 
 /* ---- the rest ------------------------------------------------------------ */
+
+/* A problem that refuses the config in production and is a loud warning in
+ * development (where an operator may be half-way through setting up). */
+static void cfg_err_prod(cfg_build_t *b, cfg_where_t w, const char *msg)
+{
+    char where[300];
+
+    if (b->c->environment == CFG_ENV_PRODUCTION) {
+        cfg_err(b, w, "%s (refused in production)", msg);
+        return;
+    }
+    if (w.line == -1) /* the message names its own place */
+        log_warn("%s (refused in production)", msg);
+    else {
+        cfg_where_str(b, w, where, sizeof where);
+        log_warn("%s: %s (refused in production)", where, msg);
+    }
+}
 
 static void check_redis(cfg_build_t *b)
 {
@@ -296,6 +394,8 @@ void cfg_check(cfg_build_t *b)
     check_production(b);
     check_files(b);
     check_routes(b);
+    check_shadowed_routes(b);
+    check_route_scopes(b);
     check_limits(b);
     check_redis(b);
     check_origins(b);
@@ -517,6 +617,95 @@ static bool jwt_configured(const cfg_build_t *b)
     return b->jwt_secret != NULL || j->keys_file != NULL || j->nproviders > 0;
 }
 
+/* Key families: an RSA key serves RS* and PS*, an EC key ES*, an OKP key
+ * EdDSA, a secret HS*. */
+static unsigned alg_family(auth_alg_t a)
+{
+    static const unsigned hs = 1u << AUTH_ALG_HS256 | 1u << AUTH_ALG_HS384 |
+                               1u << AUTH_ALG_HS512,
+                          rsa = 1u << AUTH_ALG_RS256 | 1u << AUTH_ALG_RS384 |
+                                1u << AUTH_ALG_RS512 | 1u << AUTH_ALG_PS256 |
+                                1u << AUTH_ALG_PS384 | 1u << AUTH_ALG_PS512,
+                          ec = 1u << AUTH_ALG_ES256 | 1u << AUTH_ALG_ES384 |
+                               1u << AUTH_ALG_ES512;
+    unsigned bit = 1u << a;
+
+    return (bit & hs) ? hs : (bit & rsa) ? rsa : (bit & ec) ? ec : bit;
+}
+
+/* Which algorithms the provider's static keys can check (JWT_SECRET: the
+ * one HS algorithm listed; a JWKS file: each key's pinned algorithm). */
+static unsigned static_key_algs(const auth_jwt_provider_opts_t *o, unsigned allowed)
+{
+    unsigned have = 0;
+
+    if (o->hs_secret != NULL && o->hs_secret_len > 0)
+        have |= allowed & alg_family(AUTH_ALG_HS256);
+    if (o->keys_json != NULL) {
+        char note[64], why[64];
+        auth_jwks_t *k = auth_jwks_parse(o->keys_json, o->keys_len, allowed, NULL, note,
+                                         sizeof note, why, sizeof why);
+
+        have |= auth_jwks_alg_mask(k);
+        auth_jwks_unref(k);
+    }
+    return have;
+}
+
+/* Every algorithm listed must have a key that can check it, or its tokens
+ * are refused (no_key, unknown_kid) by a config that looked fine.  A whole
+ * family without a key: refused in production; one algorithm of a family
+ * that has keys: a warning.  Keys fetched at run time are not known now. */
+static void check_alg_keys(cfg_build_t *b, const auth_jwt_provider_opts_t *o,
+                           bool shorthand)
+{
+    unsigned allowed = 0, have, missing = 0, done = 0;
+    char msg[512], list[256] = "";
+    cfg_where_t w = cfg_where(b, shorthand ? "auth.jwt.algorithms" : "auth.jwt.providers");
+    size_t used = 0;
+
+    if (o->jwks_uri != NULL || o->discovery)
+        return;
+    for (size_t i = 0; i < o->nalgorithms; i++)
+        allowed |= 1u << auth_alg_from_name(o->algorithms[i]);
+    allowed &= ~1u; /* AUTH_ALG_NONE: refused when the verifier was built */
+    have = static_key_algs(o, allowed);
+    if (w.line == 0)
+        w = cfg_where(b, "auth.jwt");
+    for (size_t i = 0; i < o->nalgorithms; i++) {
+        auth_alg_t a = auth_alg_from_name(o->algorithms[i]);
+        unsigned fam = alg_family(a);
+
+        if (a == AUTH_ALG_NONE || (have & (1u << a)) || (done & (1u << a)))
+            continue;
+        done |= 1u << a;
+        if ((have & fam) == 0) {
+            missing |= fam;
+            used +=
+                (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0,
+                                 "%s%s", used > 0 ? ", " : "", auth_alg_name(a));
+        } else {
+            char where[300];
+
+            cfg_where_str(b, w, where, sizeof where);
+            log_warn("%s: auth.jwt%s%s: %s is listed but no key is pinned to it; its "
+                     "tokens are refused (unknown_kid)",
+                     where, shorthand ? "" : " provider ", shorthand ? "" : o->name,
+                     auth_alg_name(a));
+        }
+    }
+    if (missing == 0)
+        return;
+    snprintf(msg, sizeof msg,
+             "auth.jwt%s%s: algorithms %s have no key to check them (%s); such tokens "
+             "would be refused with reason no_key",
+             shorthand ? "" : " provider ", shorthand ? "" : o->name, list,
+             (missing & alg_family(AUTH_ALG_HS256))
+                 ? "HS* needs JWT_SECRET, JWT_SECRET_FILE or an oct key in keys_file"
+                 : "a JWKS keys_file with keys of that type");
+    cfg_err_prod(b, w, msg);
+}
+
 static void build_jwt(cfg_build_t *b)
 {
     cfg_t *c = b->c;
@@ -528,8 +717,17 @@ static void build_jwt(cfg_build_t *b)
     cfg_where_t w;
 
     check_hs_secret(b);
-    if (!jwt_configured(b))
+    if (!jwt_configured(b)) {
+        w = cfg_where(b, "auth.jwt.algorithms");
+        if (jwt_wanted(c) && w.line != 0) {
+            snprintf(why, sizeof why,
+                     "auth.jwt.algorithms is set but no JWT key is configured (JWT_SECRET, "
+                     "JWT_SECRET_FILE, JWKS_FILE, auth.jwt.keys_file or providers); every "
+                     "token would be refused with reason no_key");
+            cfg_err_prod(b, w, why);
+        }
         return;
+    }
     if (!jwt_wanted(c)) {
         log_warn("%s: JWT keys are configured but auth.mode is %s: ignored", b->name,
                  cfg_auth_mode_str(c->auth.mode));
@@ -556,6 +754,9 @@ static void build_jwt(cfg_build_t *b)
     if (c->auth.jwt_verifier == NULL) {
         w = cfg_where(b, "auth.jwt");
         cfg_err(b, w.line > 0 ? w : b->jwt_secret_where, "auth.jwt: %s", why);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            check_alg_keys(b, &po[i], i == 0 && n > j->nproviders);
     }
 out_free:
     for (size_t i = 0; docs != NULL && i <= j->nproviders; i++)
@@ -607,12 +808,116 @@ static void check_credentials(cfg_build_t *b, bool keys_ok)
     }
 }
 
+/* Settings that can never apply given which credentials are accepted. */
+
+static bool jwt_accepted(const cfg_t *c)
+{
+    return jwt_wanted(c) && c->auth.jwt_verifier != NULL;
+}
+
+static bool keys_accepted(const cfg_t *c)
+{
+    return (c->auth.mode == CFG_AUTH_API_KEY || c->auth.mode == CFG_AUTH_ANY) &&
+           c->auth.api_key_enabled && auth_keystore_count(c->auth.keys) > 0;
+}
+
+/* A route taking only credentials that are never accepted refuses all. */
+static void check_route_methods(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+    char msg[300];
+
+    if (c->auth.mode == CFG_AUTH_NONE)
+        return;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        unsigned m = c->routes[i].auth_methods;
+
+        if (m == 0 || c->routes[i].auth == CFG_ROUTE_NONE ||
+            ((m & CFG_METHOD_API_KEY) && keys_accepted(c)) ||
+            ((m & CFG_METHOD_JWT) && jwt_accepted(c)))
+            continue;
+        snprintf(msg, sizeof msg,
+                 "routes[%zu] (%s): auth_methods accepts only %s, which auth.mode %s and "
+                 "the configured keys never accept: every request is refused",
+                 i, c->routes[i].name ? c->routes[i].name : "?",
+                 m == CFG_METHOD_JWT ? "jwt" : "api_key", cfg_auth_mode_str(c->auth.mode));
+        cfg_err_prod(b, cfg_at(b->route_lines[i]), msg);
+    }
+}
+
+/* A limit keyed on what no request carries puts every request in one bucket. */
+static void check_limit_keys(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+    const rl_policy_set_t *ps = &c->policy;
+
+    for (size_t i = 0; i < ps->nlimits; i++)
+        for (size_t k = 0; k < ps->limits[i].nby; k++) {
+            const rl_by_t *by = &ps->limits[i].by[k];
+            char where[300];
+
+            if (!(by->kind == RL_BY_CLAIM && !jwt_accepted(c)) &&
+                !(by->kind == RL_BY_CLIENT && c->auth.mode == CFG_AUTH_NONE))
+                continue;
+            cfg_where_str(b, cfg_at(b->limit_meta[i].line), where, sizeof where);
+            log_warn("%s: limits[%zu] (%s): by %s%s, but %s: every request shares one "
+                     "bucket",
+                     where, i, ps->limits[i].name,
+                     by->kind == RL_BY_CLAIM ? "claim:" : "client",
+                     by->kind == RL_BY_CLAIM && by->name ? by->name : "",
+                     by->kind == RL_BY_CLAIM ? "no JWT is accepted" : "auth.mode is none");
+        }
+}
+
+/* tier= in the key file must name a tier of `tiers:`, or the key silently
+ * gets the default rates. */
+static void check_key_tiers(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+    const auth_apikey_t *k;
+
+    for (size_t i = 0; (k = auth_keystore_get(c->auth.keys, i)) != NULL; i++) {
+        bool found = k->tier == NULL;
+        char msg[300], shown[200];
+
+        for (size_t t = 0; !found && t < c->policy.ntiers; t++)
+            found = strcmp(c->policy.tiers[t].name, k->tier) == 0;
+        if (found)
+            continue;
+        cfg_printable(c->auth.api_keys_file ? c->auth.api_keys_file : "ALLOWED_API_KEYS",
+                      shown, sizeof shown);
+        snprintf(msg, sizeof msg,
+                 "%s:%lu: key id %s: tier=%s is not defined in tiers (its requests would "
+                 "get the default rates)",
+                 shown, k->line, k->id, k->tier);
+        cfg_err_prod(b, cfg_at(-1), msg);
+    }
+}
+
+/* API keys accepted but none configured (JWT works): every X-API-Key is
+ * refused invalid_api_key, which looks like a client's fault. */
+static void check_empty_keys(cfg_build_t *b, bool keys_ok)
+{
+    const cfg_t *c = b->c;
+
+    if (keys_ok && (c->auth.mode == CFG_AUTH_ANY) && c->auth.api_key_enabled &&
+        auth_keystore_count(c->auth.keys) == 0 && jwt_accepted(c))
+        log_warn("%s: auth.mode any with API keys enabled but none configured: every "
+                 "X-API-Key is refused (invalid_api_key); set API_KEY_ENABLED=false in "
+                 "development or add keys",
+                 b->name);
+}
+
 void cfg_build_runtime(cfg_build_t *b)
 {
     bool keys_ok = build_keystore(b);
 
     build_jwt(b);
     check_credentials(b, keys_ok);
+    check_route_methods(b);
+    check_limit_keys(b);
+    check_key_tiers(b);
+    check_empty_keys(b, keys_ok);
     /* POST tickets.path: authenticated, with tickets.scopes (borrowed). */
     b->c->tickets.route.scopes = b->c->tickets.scopes;
 }

@@ -3,9 +3,10 @@
  *
  * Secrets are "<redacted>" when set and null when not; the API key store is
  * a count.  The version hashes the canonical dump (sorted keys, compact, no
- * `path`, no `version`) plus the SHA-256 of the API key file and of the JWKS
- * file, so it changes exactly when something effective changes.  Secret
- * values are kept out on purpose: /readyz publishes the version.
+ * `path`, no `version`, no key count), so it changes exactly when a
+ * non-secret setting changes; secrets_version is a keyed hash over digests
+ * of the secrets and key files, so it changes on rotation and reveals
+ * nothing of them.  /readyz publishes both.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -14,7 +15,10 @@
 #include <sys/socket.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "cfg_internal.h"
 
@@ -281,6 +285,7 @@ static json_t *jcfg(const cfg_t *c, bool public)
         return NULL;
     if (public) {
         json_object_set_new(o, "version", json_string(c->version));
+        json_object_set_new(o, "secrets_version", json_string(c->secrets_version));
         json_object_set_new(o, "path", jstr(c->path));
     }
     json_object_set_new(
@@ -361,29 +366,105 @@ char *cfg_dump_json(const cfg_t *c)
     return text;
 }
 
-void cfg_set_version(cfg_build_t *b)
+static void hex16(const unsigned char *md, char out[17])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    json_t *o = jcfg(b->c, false);
-    char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = text != NULL && ctx != NULL &&
-              EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-              EVP_DigestUpdate(ctx, text, strlen(text)) == 1 &&
-              EVP_DigestUpdate(ctx, b->keys_file_sha, sizeof b->keys_file_sha) == 1 &&
-              EVP_DigestUpdate(ctx, b->jwks_file_sha, sizeof b->jwks_file_sha) == 1 &&
-              EVP_DigestFinal_ex(ctx, md, NULL) == 1;
 
-    if (ok) {
-        for (int i = 0; i < 8; i++) {
-            b->c->version[2 * i] = hex[md[i] >> 4];
-            b->c->version[2 * i + 1] = hex[md[i] & 15];
-        }
-        b->c->version[16] = '\0';
-    } else
-        cfg_err(b, cfg_at(0), "out of memory computing the config version");
-    EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 8; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[16] = '\0';
+}
+
+/* config_version: SHA-256 of the canonical dump without what secrets decide
+ * (the number of API keys); neither the key file nor the JWKS files, which
+ * go into secrets_version.  The same file and the same non-secret settings
+ * give the same version whatever the secrets are. */
+static bool config_digest(const cfg_t *c, unsigned char md[EVP_MAX_MD_SIZE])
+{
+    json_t *o = jcfg(c, false), *auth = o != NULL ? json_object_get(o, "auth") : NULL;
+    char *text;
+    bool ok;
+
+    if (auth != NULL)
+        json_object_del(auth, "api_keys");
+    text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    ok = text != NULL && EVP_Digest(text, strlen(text), md, NULL, EVP_sha256(), NULL) == 1;
     free(text);
     json_decref(o);
+    return ok;
+}
+
+/* One input of secrets_version: a label, then a presence byte and the
+ * SHA-256 of the value, so "absent" and "empty" differ and no value is
+ * ever hashed next to another one's bytes. */
+static bool secret_part(EVP_MAC_CTX *m, const char *label, const void *v, size_t len,
+                        bool present)
+{
+    unsigned char d[32] = {0}, flag = present;
+    bool ok = EVP_MAC_update(m, (const unsigned char *)label, strlen(label) + 1) == 1 &&
+              EVP_MAC_update(m, &flag, 1) == 1;
+
+    if (ok && present)
+        ok = EVP_Digest(v, len, d, NULL, EVP_sha256(), NULL) == 1;
+    ok = ok && EVP_MAC_update(m, d, sizeof d) == 1;
+    OPENSSL_cleanse(d, sizeof d);
+    return ok;
+}
+
+static const unsigned char zero32[32];
+
+/* secrets_version: HMAC-SHA256 keyed with a fixed domain-separation string
+ * over, in a fixed order, the SHA-256 of each secret and key source: the API
+ * keys (sorted digests), the key file's bytes, JWT_SECRET, the JWKS files'
+ * bytes, the admin token and the Redis password.  Only digests of digests
+ * leave the process, truncated to 64 bits. */
+static bool secrets_digest(const cfg_build_t *b, unsigned char md[EVP_MAX_MD_SIZE])
+{
+    static const char domain[] = "tollgate secrets_version v1";
+    const cfg_t *c = b->c;
+    unsigned char keys[32];
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *m = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    size_t n = 0;
+    bool ok =
+        m != NULL && auth_keystore_fingerprint(c->auth.keys, keys) == 0 &&
+        EVP_MAC_init(m, (const unsigned char *)domain, sizeof domain - 1, params) == 1 &&
+        secret_part(m, "api_keys", keys, sizeof keys,
+                    auth_keystore_count(c->auth.keys) > 0) &&
+        secret_part(m, "api_keys_file", b->keys_file_sha, 32,
+                    memcmp(b->keys_file_sha, zero32, 32) != 0) &&
+        secret_part(m, "jwt_secret", b->jwt_secret, b->jwt_secret_len,
+                    b->jwt_secret != NULL) &&
+        secret_part(m, "jwks_files", b->jwks_file_sha, 32,
+                    memcmp(b->jwks_file_sha, zero32, 32) != 0) &&
+        secret_part(m, "admin_token", c->admin_token,
+                    c->admin_token ? strlen(c->admin_token) : 0, c->admin_token != NULL) &&
+        secret_part(m, "redis_password", c->redis.password,
+                    c->redis.password ? strlen(c->redis.password) : 0,
+                    c->redis.password != NULL) &&
+        EVP_MAC_final(m, md, &n, EVP_MAX_MD_SIZE) == 1 && n >= 8;
+
+    EVP_MAC_CTX_free(m);
+    EVP_MAC_free(mac);
+    return ok;
+}
+
+void cfg_set_version(cfg_build_t *b)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+
+    if (config_digest(b->c, md))
+        hex16(md, b->c->version);
+    else
+        cfg_err(b, cfg_at(0), "out of memory computing the config version");
+    if (secrets_digest(b, md))
+        hex16(md, b->c->secrets_version);
+    else
+        cfg_err(b, cfg_at(0), "out of memory computing the secrets version");
+    OPENSSL_cleanse(md, sizeof md);
 }

@@ -57,7 +57,8 @@ typedef struct cfg_build {
     char *jwt_secret;
     size_t jwt_secret_len;
     cfg_where_t jwt_secret_where;
-    unsigned char keys_file_sha[32], jwks_file_sha[32]; /* for the version */
+    /* for secrets_version: the key file's and the JWKS files' bytes */
+    unsigned char keys_file_sha[32], jwks_file_sha[32];
 } cfg_build_t;
 
 /* cfg.c: messages, marks, small parsers, memory. */

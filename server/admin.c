@@ -62,7 +62,7 @@ static bool authorized(const cfg_t *c, struct evhttp_request *req)
     return auth_ct_equal(tok, strlen(tok), c->admin_token, strlen(c->admin_token));
 }
 
-static void metrics(struct evhttp_request *req)
+static void metrics(srv_worker_t *w, struct evhttp_request *req)
 {
     struct evbuffer *buf = evbuffer_new();
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -73,6 +73,10 @@ static void metrics(struct evhttp_request *req)
     }
     metrics_render(buf);
     srv_jwks_metrics(buf);
+    /* the admin thread's snapshot: the newest, it is given it last */
+    metrics_render_build_info(buf, TOLLGATE_VERSION, w->cfg->version,
+                              w->cfg->secrets_version);
+    metrics_render_process(buf);
     evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_send_reply(req, 200, "OK", buf);
@@ -103,7 +107,8 @@ static void reload(srv_worker_t *w, struct evhttp_request *req)
     }
     c = srv_current_cfg(w->srv);
     send_obj(req, 200,
-             json_pack("{s:s,s:s}", "status", "ok", "config_version", c->version));
+             json_pack("{s:s,s:s,s:s}", "status", "ok", "config_version", c->version,
+                       "secrets_version", c->secrets_version));
     cfg_unref(c);
 }
 
@@ -425,7 +430,7 @@ void srv_admin_handle(struct evhttp_request *req, void *arg)
     if (path == NULL)
         path = "/";
     if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
-        metrics(req);
+        metrics(w, req);
         return;
     }
     if (strcmp(path, w->cfg->healthz_path) == 0) {

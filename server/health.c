@@ -47,12 +47,13 @@ int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len)
     auth_jwks_foreach(jwks_state, &j);
     snprintf(body, len,
              "{\"status\":\"%s\",\"redis\":\"%s\",\"fallback\":%s,"
-             "\"config_version\":\"%s\"%s%s%s}",
+             "\"config_version\":\"%s\",\"secrets_version\":\"%s\"%s%s%s}",
              draining ? "draining"
              : ready  ? "ok"
                       : "starting",
              srv_backend_state(s), atomic_load(&s->degraded) ? "true" : "false", c->version,
-             j.n > 0 ? ",\"jwks\":{" : "", providers, j.n > 0 ? "}" : "");
+             c->secrets_version, j.n > 0 ? ",\"jwks\":{" : "", providers,
+             j.n > 0 ? "}" : "");
     return ready ? 200 : 503;
 }
 

@@ -1,8 +1,9 @@
 /* main.c — the tollgate command line (DESIGN §3).
  *
  *   tollgate [--config FILE] [--check-config [FILE]] [--threads N] [--version] [--help]
- *   tollgate hash-key --id ID KEY
- *   tollgate gen-key --id ID [--scopes a,b] [--tier T]
+ *   tollgate hash-key --id ID [--not-after TIME] KEY
+ *   tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]
+ *                    [--keys-file FILE]
  *
  * Exit codes: 0 ok, 1 config error, 2 usage, 3 runtime start failure.
  */
@@ -19,74 +20,151 @@
 #include "tollgate/log.h"
 #include "tollgate/srv.h"
 
-#define TOLLGATE_VERSION "0.1.0"
-
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
-               "                [--version] [--help]\n"
-               "       tollgate hash-key --id ID KEY\n"
-               "       tollgate gen-key --id ID [--scopes a,b] [--tier T]\n"
-               "\n"
-               "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
-               "defaults and the environment are used (see docs/configuration.md).\n");
+    fprintf(f,
+            "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
+            "                [--version] [--help]\n"
+            "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
+            "KEY\n"
+            "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
+            "                        [--keys-file FILE]\n"
+            "\n"
+            "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
+            "defaults and the environment are used (see docs/configuration.md).\n");
 }
 
-/* hash-key / gen-key: print a line for the API key file. */
-static int key_command(int argc, char **argv, bool generate)
+typedef struct key_args {
+    const char *id, *scopes, *tier, *not_after, *keys_file;
+} key_args_t;
+
+/* --keys-file: a rotation.  When `id` already has keys there, the new line
+ * takes the scopes and tier of its first one (unless given), so the client
+ * keeps one identity; a note on stderr says what to do next. */
+static int key_inherit(key_args_t *a, auth_keystore_t **ks)
+{
+    char err[512];
+    const auth_apikey_t *k, *first;
+    size_t n = 0;
+
+    *ks = auth_keystore_new();
+    if (*ks == NULL || auth_keystore_load_file(*ks, a->keys_file, err, sizeof err) != 0) {
+        fprintf(stderr, "tollgate: %s\n", *ks == NULL ? "out of memory" : err);
+        return EXIT_CONFIG;
+    }
+    first = auth_keystore_find_id(*ks, a->id);
+    for (k = first; k != NULL; k = auth_keystore_next_of_id(*ks, k))
+        n++;
+    if (first == NULL) {
+        fprintf(stderr, "tollgate: note: id %s is new in %s\n", a->id, a->keys_file);
+        return 0;
+    }
+    if (a->scopes == NULL && first->nscopes > 0) {
+        static char buf[1024];
+        size_t used = 0;
+
+        for (size_t i = 0; i < first->nscopes; i++)
+            used += (size_t)snprintf(buf + used, used < sizeof buf ? sizeof buf - used : 0,
+                                     "%s%s", i > 0 ? "," : "", first->scopes[i]);
+        if (used >= sizeof buf)
+            return EXIT_USAGE;
+        a->scopes = buf;
+    }
+    if (a->tier == NULL)
+        a->tier = first->tier;
+    fprintf(stderr,
+            "tollgate: note: id %s has %zu key(s) in %s: append this line (same id, "
+            "same buckets), reload, move the client to the new key, then add "
+            "not_after=YYYY-MM-DDTHH:MM:SSZ to the old line (or remove it)\n",
+            a->id, n, a->keys_file);
+    return 0;
+}
+
+static int key_opts(int argc, char **argv, key_args_t *a)
 {
     static const struct option opts[] = {
         {"id", required_argument, NULL, 'i'},
         {"scopes", required_argument, NULL, 's'},
         {"tier", required_argument, NULL, 't'},
+        {"not-after", required_argument, NULL, 'n'},
+        {"keys-file", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
-    const char *id = NULL, *scopes = NULL, *tier = NULL, *key;
-    char line[1024], fresh[128];
     int c;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
-            id = optarg;
+            a->id = optarg;
             break;
         case 's':
-            scopes = optarg;
+            a->scopes = optarg;
             break;
         case 't':
-            tier = optarg;
+            a->tier = optarg;
+            break;
+        case 'n':
+            a->not_after = optarg;
+            break;
+        case 'f':
+            a->keys_file = optarg;
             break;
         default:
-            usage(stderr);
-            return EXIT_USAGE;
+            return -1;
         }
     }
-    if (id == NULL || (generate ? optind != argc : optind != argc - 1)) {
+    return 0;
+}
+
+/* hash-key / gen-key: print a line for the API key file. */
+static int key_command(int argc, char **argv, bool generate)
+{
+    key_args_t a = {0};
+    auth_keystore_t *ks = NULL;
+    const char *key;
+    char line[1200], fresh[128];
+    int64_t t;
+    int rc;
+
+    if (key_opts(argc, argv, &a) != 0 || a.id == NULL ||
+        (generate ? optind != argc : optind != argc - 1) ||
+        (!generate && a.keys_file != NULL)) {
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (generate) {
-        if (auth_apikey_generate(fresh, sizeof(fresh)) != 0) {
-            fprintf(stderr, "tollgate: cannot generate a key\n");
-            return EXIT_START;
-        }
-        key = fresh;
-    } else {
-        key = argv[optind];
-    }
-    if (auth_apikey_format_line(id, key, scopes, tier, line, sizeof(line)) != 0) {
-        fprintf(stderr, "tollgate: invalid --id, --scopes or --tier\n");
+    if (a.not_after != NULL &&
+        auth_apikey_parse_time(a.not_after, strlen(a.not_after), &t) != 0) {
+        fprintf(stderr, "tollgate: --not-after: expected YYYY-MM-DDTHH:MM:SSZ (UTC)\n");
         return EXIT_USAGE;
     }
+    if (a.keys_file != NULL && (rc = key_inherit(&a, &ks)) != 0)
+        goto out;
+    rc = EXIT_START;
+    if (generate && auth_apikey_generate(fresh, sizeof(fresh)) != 0) {
+        fprintf(stderr, "tollgate: cannot generate a key\n");
+        goto out;
+    }
+    key = generate ? fresh : argv[optind];
+    rc = EXIT_USAGE;
+    if (auth_apikey_format_line(a.id, key, a.scopes, a.tier, line, sizeof(line)) != 0 ||
+        (a.not_after != NULL && strlen(line) + 11 + strlen(a.not_after) >= sizeof line)) {
+        fprintf(stderr, "tollgate: invalid --id, --scopes or --tier\n");
+        goto out;
+    }
+    if (a.not_after != NULL)
+        strcat(strcat(line, " not_after="), a.not_after);
     if (generate)
         printf("key:  %s\nline: %s\n", key, line);
     else
         printf("%s\n", line);
+    rc = 0;
+out:
     OPENSSL_cleanse(fresh, sizeof(fresh));
-    return 0;
+    auth_keystore_free(ks);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -156,8 +234,8 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check) {
-        printf("%s: ok (config version %s)\n", path ? path : "(built-in defaults)",
-               cfg->version);
+        printf("%s: ok (config version %s, secrets version %s)\n",
+               path ? path : "(built-in defaults)", cfg->version, cfg->secrets_version);
         cfg_unref(cfg);
         return 0;
     }

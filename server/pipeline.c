@@ -514,6 +514,11 @@ static step_result_t step_authenticate(srv_req_t *r)
         c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY)) {
         const auth_apikey_t *k = auth_keystore_lookup(c->auth.keys, key, strlen(key));
 
+        if (k != NULL && k->not_after != 0 &&
+            auth_apikey_expired(k, (int64_t)(util_wall_ms() / 1000))) {
+            reason = "key_expired"; /* a good key past its not_after */
+            goto out_fail;
+        }
         if (k != NULL && auth_apikey_identity(k, &r->id) == 0)
             return STEP_NEXT;
         reason = "invalid_api_key";
@@ -554,11 +559,18 @@ static step_result_t step_authenticate(srv_req_t *r)
         reason = "auth_method"; /* a credential this route does not take */
         goto out_fail;
     }
+
     if (r->route->tickets && ticket_param(r))
         return redeem_ticket(r);
     if (r->route->auth == CFG_ROUTE_OPTIONAL)
         return STEP_NEXT;
-    reason = "missing_credentials";
+    /* A token came but no key is configured to check it (development only:
+     * production refuses such a config): no_key, not missing_credentials,
+     * which would send an SRE after an ingress that drops Authorization.
+     * Not counted for lockout: the client is not at fault. */
+    reason = bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) && (methods & CFG_METHOD_JWT)
+                 ? "no_key"
+                 : "missing_credentials";
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
     deny_unauthorized(r);

@@ -363,8 +363,10 @@ int srv_reload(srv_t *s, char *err, size_t errlen)
     now = srv_current_cfg(s);
     post(&s->admin, now, seq, false);
     cfg_unref(now);
-    if (strcmp(old->version, n->version) != 0)
-        log_info("config reloaded: version %s -> %s", old->version, n->version);
+    if (strcmp(old->version, n->version) != 0 ||
+        strcmp(old->secrets_version, n->secrets_version) != 0)
+        log_info("config reloaded: version %s -> %s, secrets version %s -> %s",
+                 old->version, n->version, old->secrets_version, n->secrets_version);
     cfg_unref(old);
     cfg_unref(n);
     metrics_config_reload(true);
@@ -670,8 +672,10 @@ int srv_run(srv_t *s)
     s->start_ev = event_new(s->main_base, -1, EV_PERSIST, start_cb, s);
     if (s->start_ev == NULL || event_add(s->start_ev, &poll) != 0)
         atomic_store(&s->ready, true);
-    log_info("tollgate listening on %s (%u threads), admin on %s, config version %s",
-             s->cfg->listen, s->nworkers, s->cfg->admin_listen, s->cfg->version);
+    log_info("tollgate listening on %s (%u threads), admin on %s, config version %s, "
+             "secrets version %s",
+             s->cfg->listen, s->nworkers, s->cfg->admin_listen, s->cfg->version,
+             s->cfg->secrets_version);
 
     event_base_dispatch(s->main_base);
 

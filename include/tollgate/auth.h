@@ -42,6 +42,9 @@ typedef struct auth_identity {
     size_t nhdrs;
     bool ticket;     /* restored from a one-time ticket (kind is the original's) */
     bool deprecated; /* a credential marked deprecated (API key file) */
+    /* API keys: SHA-256 of the key that authenticated (as the key file has
+     * it), so a ticket binds to that key among the id's keys; else zeros */
+    unsigned char key_sha256[32];
 } auth_identity_t;
 
 /* Free what the identity holds and zero it; the struct itself is the caller's. */

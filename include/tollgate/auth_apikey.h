@@ -5,12 +5,16 @@
  * is immutable once built and may be read by many threads at once.
  *
  * Key file: one key per line, whitespace-separated, `#` starts a comment:
- *     ID SHA256HEX [scopes=a:read,b:write] [tier=NAME]
+ *     ID SHA256HEX [scopes=a:read,b:write] [tier=NAME] [not_after=TIME] [deprecated]
+ * An id may have several lines (rotation: old and new key, one identity);
+ * the same key (digest) twice is refused.  TIME is RFC 3339 UTC,
+ * YYYY-MM-DDTHH:MM:SSZ: after it the key is refused (key_expired).
  */
 #ifndef TOLLGATE_AUTH_APIKEY_H
 #define TOLLGATE_AUTH_APIKEY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tollgate/auth.h"
 
@@ -23,8 +27,10 @@ typedef struct auth_apikey {
     unsigned char sha256[32];
     char **scopes;
     size_t nscopes;
-    char *tier;      /* NULL when none */
-    bool deprecated; /* `deprecated` in the key file: allowed, with Deprecation headers */
+    char *tier;        /* NULL when none */
+    bool deprecated;   /* `deprecated` in the key file: allowed, with Deprecation headers */
+    int64_t not_after; /* unix s; refused after it; 0 = no end */
+    unsigned long line; /* of the key file (for config checks); 0 = not from one */
 } auth_apikey_t;
 
 auth_keystore_t *auth_keystore_new(void);
@@ -45,18 +51,42 @@ int auth_keystore_add_line(auth_keystore_t *ks, const char *line, const char *wh
 int auth_keystore_add_plain(auth_keystore_t *ks, const char *key, size_t keylen, char *err,
                             size_t errlen);
 
-/* Duplicate ids or digests are refused by the add functions. */
+/* A duplicate digest (the same key twice) is refused by the add functions;
+ * the same id may come several times. */
 size_t auth_keystore_count(const auth_keystore_t *ks);
+
+/* Entry `i` (0 <= i < count) in the order added, or NULL. */
+const auth_apikey_t *auth_keystore_get(const auth_keystore_t *ks, size_t i);
 
 /* The entry whose digest matches `key`, or NULL. */
 const auth_apikey_t *auth_keystore_lookup(const auth_keystore_t *ks, const char *key,
                                           size_t keylen);
 
-/* The entry of key id `id`, or NULL (a ticket checks that the key it was
- * issued for is still there). */
+/* An entry of key id `id` (the first of its keys), or NULL. */
 const auth_apikey_t *auth_keystore_find_id(const auth_keystore_t *ks, const char *id);
 
-/* Fill `out` (kind API_KEY, client_id = subject = id, scopes, tier). */
+/* The next entry with prev's id after `prev`, or NULL: with find_id, walks
+ * every key of one id. */
+const auth_apikey_t *auth_keystore_next_of_id(const auth_keystore_t *ks,
+                                              const auth_apikey_t *prev);
+
+/* The entry of SHA-256 `digest`, or NULL (a ticket finds the very key it
+ * was issued for). */
+const auth_apikey_t *auth_keystore_find_digest(const auth_keystore_t *ks,
+                                               const unsigned char digest[32]);
+
+/* True when `now_s` (unix s) is past the key's not_after. */
+bool auth_apikey_expired(const auth_apikey_t *k, int64_t now_s);
+
+/* SHA-256 over every key's digest, sorted (for secrets_version): the same
+ * keys in any order give the same value.  0, or -1 when out of memory. */
+int auth_keystore_fingerprint(const auth_keystore_t *ks, unsigned char out[32]);
+
+/* "YYYY-MM-DDTHH:MM:SSZ" (exactly `n` bytes) as unix seconds.  0, or -1. */
+int auth_apikey_parse_time(const char *s, size_t n, int64_t *out);
+
+/* Fill `out` (kind API_KEY, client_id = subject = id, scopes, tier, and the
+ * key's digest, for tickets). */
 int auth_apikey_identity(const auth_apikey_t *k, auth_identity_t *out);
 
 /* `tollgate hash-key`: the key file line for (id, key, scopes, tier) —

@@ -78,6 +78,9 @@ void auth_jwks_unref(auth_jwks_t *s); /* NULL is a no-op */
 
 size_t auth_jwks_count(const auth_jwks_t *s);
 
+/* The algorithms the set's keys are pinned to (1u << auth_alg_t each). */
+unsigned auth_jwks_alg_mask(const auth_jwks_t *s);
+
 /* The key a token names.  With a kid: the key of that kid, or — when the
  * set is one key without a kid (a lone JWT_SECRET) — that key.  Without a
  * kid: the only kid-less key pinned to `alg` (JWT_SECRET), else the only

@@ -134,7 +134,10 @@ typedef struct cfg_lockout {
 
 typedef struct cfg {
     char *path;                       /* file it came from, NULL = built-in defaults */
-    char version[17];                 /* 16 hex digits: hash of the effective config */
+    char version[17];                 /* 16 hex digits: hash of the effective config,
+                                         secrets and key material left out */
+    char secrets_version[17];         /* 16 hex digits: keyed hash over the secrets
+                                         and key material (cfg_dump.c) */
     cfg_env_t environment;            /* default development */
     char *listen;                     /* default "0.0.0.0:8080" */
     char *admin_listen;               /* default "127.0.0.1:9090" */

@@ -65,4 +65,27 @@ void metrics_set_fleet(unsigned count, uint64_t seen_mono_ms);
 /* Append the text exposition format of every metric to `out`. */
 void metrics_render(struct evbuffer *out);
 
+/* The standard process metrics (process_cpu_seconds_total,
+ * process_resident_memory_bytes, process_virtual_memory_bytes,
+ * process_start_time_seconds, process_open_fds, process_max_fds), read
+ * now; one that cannot be read is left out. */
+void metrics_render_process(struct evbuffer *out);
+
+/* tollgate_build_info{version,config_version,secrets_version} 1: only the
+ * snapshot in force is exported, so after a reload the old label set is
+ * gone from the next scrape (Prometheus marks that series stale). */
+void metrics_render_build_info(struct evbuffer *out, const char *version,
+                               const char *config_version, const char *secrets_version);
+
+/* What metrics_render_process takes from /proc/self/stat. */
+typedef struct metrics_proc_stat {
+    unsigned long long start_ticks; /* clock ticks after boot */
+    unsigned long long vsize_bytes;
+    unsigned long long rss_pages;
+} metrics_proc_stat_t;
+
+/* Parse the text of /proc/self/stat (comm may hold spaces and ')').
+ * 0, or -1 when it is not in that shape. */
+int metrics_parse_proc_stat(const char *text, metrics_proc_stat_t *out);
+
 #endif

@@ -7,6 +7,8 @@
 
 #include "tollgate/cfg.h"
 
+#define TOLLGATE_VERSION "0.1.0" /* --version, tollgate_build_info{version} */
+
 typedef struct srv srv_t;
 
 /* A server for `cfg` (takes over the caller's reference), re-reading

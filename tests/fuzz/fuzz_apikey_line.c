@@ -1,7 +1,9 @@
 /* fuzz_apikey_line.c — libFuzzer target for the API key file line parser.
  * Each input is split at newlines and fed line by line into one store, so
  * duplicate detection and the hash table's growth are exercised too; every
- * accepted key must then be findable by its own digest line. */
+ * accepted key must then be findable by its own digest, and reachable (in a
+ * bounded walk) among the keys of its id: an id may have several keys
+ * (rotation), each with its own not_after. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,24 @@
 #include "tollgate/auth_apikey.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The newest entry: found by its digest, and among its id's keys. */
+static void check_entry(const auth_keystore_t *ks)
+{
+    const auth_apikey_t *k = auth_keystore_get(ks, auth_keystore_count(ks) - 1), *w;
+    size_t steps = 0;
+    unsigned char fp[32];
+
+    if (k == NULL || auth_keystore_find_digest(ks, k->sha256) != k || k->not_after < 0)
+        abort();
+    for (w = auth_keystore_find_id(ks, k->id); w != NULL && w != k;
+         w = auth_keystore_next_of_id(ks, w)) {
+        if (strcmp(w->id, k->id) != 0 || ++steps > auth_keystore_count(ks))
+            abort(); /* another id, or a walk that does not end */
+    }
+    if (w != k || auth_keystore_fingerprint(ks, fp) != 0)
+        abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,7 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* an error must say where and add nothing */
         } else if (auth_keystore_count(ks) > before + 1) {
             abort();
+        } else if (auth_keystore_count(ks) == before + 1) {
+            check_entry(ks);
         }
+    }
+    /* The input as a not_after value: a valid time is at least 1970. */
+    {
+        int64_t t = -1;
+
+        if (auth_apikey_parse_time((const char *)data, size, &t) == 0 && t < 0)
+            abort();
     }
     /* The line used as a key: almost always a miss, never a crash. */
     auth_keystore_lookup(ks, (const char *)data, size);

@@ -67,8 +67,6 @@ static void expect_load_error(const char *path, const char *want)
 
 static void test_load_errors_carry_line(void)
 {
-    expect_load_error("fixtures/apikeys-dup-id.txt",
-                      "fixtures/apikeys-dup-id.txt:5: duplicate id a");
     expect_load_error("fixtures/apikeys-dup-digest.txt",
                       "fixtures/apikeys-dup-digest.txt:2: duplicate digest");
     expect_load_error("fixtures/apikeys-bad-scope.txt",
@@ -100,7 +98,22 @@ static const struct {
     {"id " HEX_A " scopes=a,", "bad scope"},
     {"id " HEX_A " tier=", "bad tier"},
     {"id " HEX_A " tier=g*ld", "bad tier"},
-    {"id " HEX_A " scopes=a tier=b deprecated extra", "too many fields"},
+    {"id " HEX_A " scopes=a tier=b deprecated not_after=2030-01-01T00:00:00Z extra",
+     "too many fields"},
+    {"id " HEX_A " not_after=2030-01-01", "bad not_after"},
+    {"id " HEX_A " not_after=2030-01-01T00:00:00+00:00", "bad not_after"},
+    {"id " HEX_A " not_after=2030-01-01T00:00:00.5Z", "bad not_after"},
+    {"id " HEX_A " not_after=2030-02-30T00:00:00Z", "bad not_after"},
+    {"id " HEX_A " not_after=2031-02-29T00:00:00Z", "bad not_after"},
+    {"id " HEX_A " not_after=2030-13-01T00:00:00Z", "bad not_after"},
+    {"id " HEX_A " not_after=2030-01-01T24:00:00Z", "bad not_after"},
+    {"id " HEX_A " not_after=1969-12-31T23:59:59Z", "bad not_after"},
+    {"id " HEX_A " not_after=1970-01-01T00:00:00Z", "bad not_after"},
+    {"id " HEX_A " not_after=+030-01-01T00:00:00Z", "bad not_after"},
+    {"id " HEX_A " not_after=1700000000", "bad not_after"},
+    {"id " HEX_A " not_after=", "bad not_after"},
+    {"id " HEX_A " not_after=2030-01-01T00:00:00Z not_after=2031-01-01T00:00:00Z",
+     "duplicate attribute not_after="},
     {"id " HEX_A " scopes=a tier=b extra", "unknown attribute in field 5"},
     {"id " HEX_A " deprecated deprecated", "duplicate attribute deprecated"},
 };
@@ -330,18 +343,116 @@ static void test_free_null(void)
     CU_ASSERT_EQUAL(auth_keystore_count(NULL), 0);
 }
 
+/* The same id twice is a rotation; the same key twice (any id) is refused. */
 static void test_dup_id_via_lines(void)
 {
     auth_keystore_t *ks = auth_keystore_new();
     char err[128];
 
     CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "a " HEX_A, "f:1", err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "a " HEX_B, "f:2", err, sizeof(err)), -1);
-    CU_ASSERT_STRING_EQUAL(err, "f:2: duplicate id a");
+    CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "a " HEX_B, "f:2", err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "b " HEX_A, "f:3", err, sizeof(err)), -1);
     CU_ASSERT_EQUAL(strncmp(err, "f:3: duplicate digest", 21), 0);
-    CU_ASSERT_EQUAL(auth_keystore_count(ks), 1);
+    CU_ASSERT_EQUAL(auth_keystore_add_line(ks, "a " HEX_A, "f:4", err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(strncmp(err, "f:4: duplicate digest", 21), 0);
+    CU_ASSERT_EQUAL(auth_keystore_count(ks), 2);
     auth_keystore_free(ks);
+}
+
+/* The dup-id fixture: `a` has two keys, both found, one identity. */
+static void test_rotation_file(void)
+{
+    auth_keystore_t *ks = auth_keystore_new();
+    const auth_apikey_t *k;
+    char err[256] = "";
+    size_t n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(
+        auth_keystore_load_file(ks, "fixtures/apikeys-dup-id.txt", err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(auth_keystore_count(ks), 3);
+    for (k = auth_keystore_find_id(ks, "a"); k != NULL; k = auth_keystore_next_of_id(ks, k)) {
+        CU_ASSERT_STRING_EQUAL(k->id, "a");
+        n++;
+    }
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_PTR_NULL(auth_keystore_next_of_id(ks, auth_keystore_find_id(ks, "b")));
+    auth_keystore_free(ks);
+}
+
+/* Several keys per id, each with its own not_after; both found by their
+ * own key, one client id; the expiry is the key's, not the id's. */
+static void test_rotation_not_after(void)
+{
+    auth_keystore_t *ks = auth_keystore_new();
+    const auth_apikey_t *old, *cur;
+    auth_identity_t id1, id2;
+    char line[512], err[256];
+
+    CU_ASSERT_EQUAL_FATAL(auth_apikey_format_line("alice", "old-key-of-alice-000001",
+                                                  "a:read", "gold", line, sizeof line),
+                          0);
+    strcat(line, " not_after=2026-01-02T03:04:05Z");
+    CU_ASSERT_EQUAL_FATAL(auth_keystore_add_line(ks, line, "f:1", err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(auth_apikey_format_line("alice", "new-key-of-alice-000002",
+                                                  "a:read", "gold", line, sizeof line),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(auth_keystore_add_line(ks, line, "f:2", err, sizeof err), 0);
+    old = auth_keystore_lookup(ks, "old-key-of-alice-000001", 23);
+    cur = auth_keystore_lookup(ks, "new-key-of-alice-000002", 23);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+    CU_ASSERT_PTR_NOT_EQUAL(old, cur);
+    CU_ASSERT_EQUAL(old->not_after, 1767323045); /* date -d 2026-01-02T03:04:05Z +%s */
+    CU_ASSERT_EQUAL(cur->not_after, 0);
+    CU_ASSERT_FALSE(auth_apikey_expired(old, 1767323045));
+    CU_ASSERT_TRUE(auth_apikey_expired(old, 1767323046));
+    CU_ASSERT_FALSE(auth_apikey_expired(cur, INT64_MAX));
+    CU_ASSERT_EQUAL_FATAL(auth_apikey_identity(old, &id1), 0);
+    CU_ASSERT_EQUAL_FATAL(auth_apikey_identity(cur, &id2), 0);
+    CU_ASSERT_STRING_EQUAL(id1.client_id, id2.client_id);
+    CU_ASSERT_NOT_EQUAL(memcmp(id1.key_sha256, id2.key_sha256, 32), 0);
+    CU_ASSERT_PTR_EQUAL(auth_keystore_find_digest(ks, id1.key_sha256), old);
+    CU_ASSERT_PTR_EQUAL(auth_keystore_find_digest(ks, id2.key_sha256), cur);
+    auth_identity_clear(&id1);
+    auth_identity_clear(&id2);
+    auth_keystore_free(ks);
+}
+
+static void test_parse_time(void)
+{
+    int64_t t = -1;
+
+    CU_ASSERT_EQUAL(auth_apikey_parse_time("1970-01-01T00:00:01Z", 20, &t), 0);
+    CU_ASSERT_EQUAL(t, 1);
+    CU_ASSERT_EQUAL(auth_apikey_parse_time("2000-02-29T12:00:00Z", 20, &t), 0);
+    CU_ASSERT_EQUAL(t, 951825600);
+    CU_ASSERT_EQUAL(auth_apikey_parse_time("2100-02-29T12:00:00Z", 20, &t), -1);
+    CU_ASSERT_EQUAL(auth_apikey_parse_time("9999-12-31T23:59:59Z", 20, &t), 0);
+    CU_ASSERT_EQUAL(t, 253402300799);
+    CU_ASSERT_EQUAL(auth_apikey_parse_time("2030-01-01T00:00:00Z", 19, &t), -1);
+}
+
+/* secrets_version's input: the same keys in any order, the same value;
+ * one key more or less, another. */
+static void test_fingerprint(void)
+{
+    auth_keystore_t *a = auth_keystore_new(), *b = auth_keystore_new(),
+                    *e = auth_keystore_new();
+    unsigned char fa[32], fb[32], fe[32];
+    char err[128];
+
+    auth_keystore_add_line(a, "x " HEX_A, "f:1", err, sizeof err);
+    auth_keystore_add_line(a, "y " HEX_B, "f:2", err, sizeof err);
+    auth_keystore_add_line(b, "y " HEX_B, "f:1", err, sizeof err);
+    auth_keystore_add_line(b, "x " HEX_A, "f:2", err, sizeof err);
+    CU_ASSERT_EQUAL(auth_keystore_fingerprint(a, fa), 0);
+    CU_ASSERT_EQUAL(auth_keystore_fingerprint(b, fb), 0);
+    CU_ASSERT_EQUAL(auth_keystore_fingerprint(e, fe), 0);
+    CU_ASSERT_EQUAL(memcmp(fa, fb, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(fa, fe, 32), 0);
+    auth_keystore_free(a);
+    auth_keystore_free(b);
+    auth_keystore_free(e);
 }
 
 static const unit_test_t tests[] = {
@@ -357,7 +468,11 @@ static const unit_test_t tests[] = {
     {"gen-key format and uniqueness", test_generate},
     {"format_line round trip", test_format_line_round_trip},
     {"free(NULL)", test_free_null},
-    {"duplicate id and digest", test_dup_id_via_lines},
+    {"same id twice ok, same key twice refused", test_dup_id_via_lines},
+    {"rotation key file", test_rotation_file},
+    {"rotation: not_after per key", test_rotation_not_after},
+    {"not_after time syntax", test_parse_time},
+    {"keystore fingerprint", test_fingerprint},
     {NULL, NULL},
 };
 

@@ -265,12 +265,47 @@ static void test_jwt_expired_or_revoked(void)
     auth_revoke_free(rev);
 }
 
+/* Two keys under one id (a rotation): a ticket is bound to the very key
+ * that asked for it, not to the id; the other key does not carry it, and
+ * the key's not_after ends it. */
+static void test_rotation_keys_of_one_id(void)
+{
+    const char *both[] = {line("bob", "bob-key", "not_after=2023-11-14T22:13:20Z"),
+                          line("bob", "bob-key-2", NULL)};
+    const char *new_only[] = {line("bob", "bob-key-2", NULL)};
+    auth_keystore_t *ks = store(both, 2), *ks_new = store(new_only, 1);
+    char *v_old = issue_key(ks, "bob-key", T1), *v_new = issue_key(ks, "bob-key-2", T1);
+    auth_ticket_check_t chk = {.ticket = T1, .keys = ks, .jwt = true, .now_s = NOW};
+    auth_identity_t id;
+
+    /* NOW is 1700000000 = 2023-11-14T22:13:20Z: the old key's last second */
+    CU_ASSERT_PTR_NULL(restore(v_old, &chk, &id));
+    CU_ASSERT_STRING_EQUAL(id.client_id, "bob");
+    auth_identity_clear(&id);
+    CU_ASSERT_PTR_NULL(restore(v_new, &chk, &id));
+    auth_identity_clear(&id);
+    chk.now_s = NOW + 1;
+    CU_ASSERT_STRING_EQUAL(restore(v_old, &chk, &id), "key_expired");
+    CU_ASSERT_PTR_NULL(id.client_id);
+    CU_ASSERT_PTR_NULL(restore(v_new, &chk, &id));
+    auth_identity_clear(&id);
+    chk.keys = ks_new; /* the old line removed: bob is there, that key is not */
+    CU_ASSERT_STRING_EQUAL(restore(v_old, &chk, &id), "ticket_key_rotated");
+    CU_ASSERT_PTR_NULL(restore(v_new, &chk, &id));
+    auth_identity_clear(&id);
+    free(v_old);
+    free(v_new);
+    auth_keystore_free(ks);
+    auth_keystore_free(ks_new);
+}
+
 int test_auth_ticket_add(void)
 {
     static const unit_test_t tests[] = {
         {"API key still in the store", test_api_key_still_there},
         {"stored value names no key", test_stored_value_names_no_key},
         {"API key removed or rotated", test_api_key_removed_or_rotated},
+        {"rotation: keys of one id", test_rotation_keys_of_one_id},
         {"API key line changed", test_api_key_line_changed},
         {"API key without fingerprint", test_api_key_without_fingerprint},
         {"encode needs the key", test_encode_needs_the_key},

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -477,8 +478,8 @@ static void test_err_missing_file(void)
         "file or directory");
     clear_env();
     /* the key file's own errors carry its name and line */
-    expect_err_part("auth: {api_keys_file: fixtures/apikeys-dup-id.txt}\n",
-                    "fixtures/apikeys-dup-id.txt:");
+    expect_err_part("auth: {api_keys_file: fixtures/apikeys-dup-digest.txt}\n",
+                    "fixtures/apikeys-dup-digest.txt:");
 }
 
 static void test_err_upstream(void)
@@ -814,6 +815,173 @@ static void test_dump_json(void)
     clear_env();
 }
 
+/* ---- things configured that can never apply ------------------------------- */
+
+/* Load `yaml` with log warnings captured; the text goes to `warns`. */
+static cfg_t *load_warns(const char *yaml, char *warns, size_t len)
+{
+    FILE *tmp = tmpfile();
+    int saved = dup(2);
+    size_t n = 0;
+    cfg_t *c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tmp);
+    fflush(stderr);
+    dup2(fileno(tmp), 2);
+    log_set_level(LOG_WARN);
+    c = load(yaml);
+    log_set_level(LOG_ERROR);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    n = fread(warns, 1, len - 1, tmp);
+    warns[n] = '\0';
+    fclose(tmp);
+    return c;
+}
+
+/* In development: loads, with a warning holding `part`. */
+static void expect_warn(const char *yaml, const char *part)
+{
+    char w[4096];
+    cfg_t *c = load_warns(yaml, w, sizeof w);
+
+    if (c == NULL)
+        fprintf(stderr, "\nunexpected errors:\n%s", err);
+    CU_ASSERT_PTR_NOT_NULL(c);
+    if (strstr(w, part) == NULL)
+        fprintf(stderr, "\nwanted warning: %s\ngot:\n%s", part, w);
+    CU_ASSERT_PTR_NOT_NULL(strstr(w, part));
+    cfg_unref(c);
+}
+
+/* Loads with no warning at all. */
+static void expect_quiet(const char *yaml)
+{
+    char w[4096];
+    cfg_t *c = load_warns(yaml, w, sizeof w);
+
+    if (c == NULL || w[0] != '\0')
+        fprintf(stderr, "\nunexpected (%s):\n%s%s", yaml, c == NULL ? err : "", w);
+    CU_ASSERT_PTR_NOT_NULL(c);
+    CU_ASSERT_STRING_EQUAL(w, "");
+    cfg_unref(c);
+}
+
+/* The case: algorithms set, no key at all. */
+static void test_never_alg_without_key(void)
+{
+    clear_env();
+    setenv("ALLOWED_API_KEYS", "some-key-for-any-mode-01", 1);
+    expect_err("environment: production\nauth:\n  jwt:\n    algorithms: [HS256]\n",
+               "t.yaml:4: auth.jwt.algorithms is set but no JWT key is configured "
+               "(JWT_SECRET, JWT_SECRET_FILE, JWKS_FILE, auth.jwt.keys_file or providers); "
+               "every token would be refused with reason no_key (refused in production)");
+    expect_warn("auth:\n  jwt:\n    algorithms: [HS256]\n",
+                "t.yaml:3: auth.jwt.algorithms is set but no JWT key");
+    /* the default list, untouched, in an API-key-only setup: nothing to say */
+    expect_quiet("auth: {mode: any}\n");
+    /* with its key: fine */
+    setenv("JWT_SECRET", secret32, 1);
+    expect_quiet("environment: production\nauth:\n  jwt:\n    algorithms: [HS256]\n");
+    /* a family without a key: RS256 listed, only JWT_SECRET */
+    expect_err_part("environment: production\nauth:\n  jwt:\n    algorithms: [HS256, RS256, "
+                    "PS256]\n",
+                    "t.yaml:4: auth.jwt: algorithms RS256, PS256 have no key to check them "
+                    "(a JWKS keys_file with keys of that type)");
+    expect_warn("auth:\n  jwt:\n    algorithms: [HS256, ES256]\n",
+                "algorithms ES256 have no key to check them");
+    clear_env();
+    /* a family with keys, one algorithm without: a warning, in production too */
+    setenv("ALLOWED_API_KEYS", "some-key-for-any-mode-01", 1);
+    expect_warn("environment: production\nauth:\n  jwt:\n    keys_file: "
+                "fixtures/cfg-jwks.json\n    algorithms: [ES256, ES384]\n",
+                "ES384 is listed but no key is pinned to it");
+    /* a provider with a JWKS file of EC keys, listing RS256 too */
+    expect_err_part(
+        "environment: production\nauth:\n  jwt:\n    providers:\n      - {name: idp, issuer: "
+        "https://idp.example, keys_file: fixtures/cfg-jwks.json, algorithms: [ES256, "
+        "RS256]}\n",
+        "auth.jwt provider idp: algorithms RS256 have no key to check them");
+    /* a provider whose keys are fetched: not known at load, no check */
+    expect_quiet("environment: production\nauth:\n  jwt:\n    providers:\n      - {name: idp, "
+                 "issuer: https://idp.example, jwks_uri: https://idp.example/jwks, "
+                 "algorithms: [RS256, ES256]}\n");
+    clear_env();
+}
+
+static void test_never_shadowed_route(void)
+{
+    clear_env();
+    setenv("ALLOWED_API_KEYS", "some-key-for-any-mode-01", 1);
+    expect_err("auth: {mode: none}\nroutes:\n  - {name: all, match: {path_prefix: /api/}}\n"
+               "  - {name: x, match: {path: /api/x}}\n",
+               "t.yaml:4: routes[1] (x): never used: routes[0] (all) before it matches every "
+               "request it does (the first match wins)");
+    expect_err_part("auth: {mode: none}\nroutes:\n  - {name: a, match: {path_prefix: /api/}}\n"
+                    "  - {name: b, match: {path_prefix: /api/v2/, methods: [GET]}}\n",
+                    "routes[1] (b): never used: routes[0] (a)");
+    expect_err_part("auth: {mode: none}\nroutes:\n  - {name: a, match: {path: /p}}\n"
+                    "  - {name: b, match: {path: /p}}\n",
+                    "routes[1] (b): never used");
+    expect_err_part("auth: {mode: none}\nroutes:\n  - {name: a, match: {path_prefix: /p/, "
+                    "methods: [GET, POST]}}\n"
+                    "  - {name: b, match: {path: /p/q, host: h.example, methods: [GET]}}\n",
+                    "routes[1] (b): never used");
+    /* not shadowed: narrower first, other method, other host, case, twin, proxy */
+    expect_quiet("routes:\n  - {name: x, match: {path: /api/x}}\n"
+                 "  - {name: all, match: {path_prefix: /api/}}\n");
+    expect_quiet("routes:\n  - {match: {path_prefix: /b, methods: [GET]}}\n"
+                 "  - {match: {path_prefix: /b/c}}\n");
+    expect_quiet("routes:\n  - {match: {path_prefix: /b, host: a.example}}\n"
+                 "  - {match: {path_prefix: /b/c}}\n");
+    expect_quiet("routes:\n  - {match: {path_prefix: /b}}\n"
+                 "  - {match: {path_prefix: /B}, path_match: case_insensitive}\n");
+    expect_quiet("routes:\n  - {match: {path_prefix: /b/}}\n"
+                 "  - {match: {path: /b/}}\n"); /* /b/ also takes /b */
+    expect_quiet("routes:\n  - {match: {path_prefix: /api/}}\n"
+                 "  - {match: {path: /api/x}, upstream: 'http://127.0.0.1:1'}\n");
+    clear_env();
+}
+
+static void test_never_other(void)
+{
+    clear_env();
+    /* scopes on a route that authenticates no one */
+    expect_err("auth: {mode: none}\nroutes:\n  - {match: {path: /x}, scopes: [a:read]}\n",
+               "t.yaml:3: routes[0] (route-1): scopes can never be met: auth.mode is none");
+    setenv("ALLOWED_API_KEYS", "some-key-for-any-mode-01", 1);
+    expect_err_part("routes:\n  - {match: {path: /x}, auth: none, scopes: [a:read]}\n",
+                    "scopes can never be met: the route has auth: none");
+    /* a route taking only JWTs when none are accepted */
+    expect_err("environment: production\nroutes:\n  - {match: {path: /x}, auth_methods: [jwt]}\n",
+               "t.yaml:3: routes[0] (route-1): auth_methods accepts only jwt, which auth.mode "
+               "any and the configured keys never accept: every request is refused (refused "
+               "in production)");
+    expect_warn("routes:\n  - {match: {path: /x}, auth_methods: [jwt]}\n",
+                "auth_methods accepts only jwt");
+    /* a limit keyed on a claim no request carries */
+    expect_warn("limits:\n  - {name: per-org, by: [claim:org], rate: 5/s}\n",
+                "t.yaml:2: limits[0] (per-org): by claim:org, but no JWT is accepted: every "
+                "request shares one bucket");
+    clear_env();
+    expect_warn("auth: {mode: none}\nlimits:\n  - {name: pc, by: [client], rate: 5/s}\n",
+                "limits[0] (pc): by client, but auth.mode is none");
+    /* a key's tier that tiers: does not define */
+    expect_err("environment: production\nauth: {api_keys_file: fixtures/apikeys-tier.txt}\n"
+               "tiers:\n  gold: {default: 10/s}\n",
+               "fixtures/apikeys-tier.txt:3: key id bad: tier=platinum is not defined in "
+               "tiers (its requests would get the default rates) (refused in production)");
+    expect_warn("auth: {api_keys_file: fixtures/apikeys-tier.txt}\ntiers:\n  gold: {default: "
+                "10/s}\n",
+                "fixtures/apikeys-tier.txt:3: key id bad: tier=platinum");
+    /* API keys accepted but none there, JWT works */
+    setenv("JWT_SECRET", secret32, 1);
+    expect_warn("auth: {mode: any}\n", "API keys enabled but none configured");
+    clear_env();
+}
+
 static void test_version(void)
 {
     const char *a = "auth: {mode: none}\nthreads: 2\nlimits:\n  - {name: x, rate: 1/s}\n";
@@ -837,6 +1005,54 @@ static void test_version(void)
     cfg_unref(c2);
     cfg_unref(c3);
     cfg_unref(c4);
+}
+
+/* Load `yaml` under ALLOWED_API_KEYS/ADMIN_TOKEN/JWT_SECRET (NULL = unset). */
+static cfg_t *load_env(const char *yaml, const char *keys, const char *admin,
+                       const char *jwt)
+{
+    clear_env();
+    if (keys != NULL)
+        setenv("ALLOWED_API_KEYS", keys, 1);
+    if (admin != NULL)
+        setenv("ADMIN_TOKEN", admin, 1);
+    if (jwt != NULL)
+        setenv("JWT_SECRET", jwt, 1);
+    return load_ok(yaml);
+}
+
+/* config_version ignores the secrets (and how many keys there are);
+ * secrets_version changes with any of them and not with their order. */
+static void test_secrets_version(void)
+{
+    const char *y = "auth: {mode: any, jwt: {algorithms: [HS256]}}\n";
+    const char *s2 = "abcdefghijklmnopqrstuvwxyz012345";
+    cfg_t *c[7];
+
+    c[0] = load_env(y, "key-one-aaaaaaaa,key-two-bbbbbbbb", "admin-token-1", secret32);
+    c[1] = load_env(y, "key-two-bbbbbbbb, key-one-aaaaaaaa", "admin-token-1", secret32);
+    c[2] = load_env(y, "key-one-aaaaaaaa,key-three-cccccc", "admin-token-1", secret32);
+    c[3] = load_env(y, "key-one-aaaaaaaa,key-two-bbbbbbbb", "admin-token-2", secret32);
+    c[4] = load_env(y, "key-one-aaaaaaaa,key-two-bbbbbbbb", "admin-token-1", s2);
+    c[5] = load_env(y, "key-one-aaaaaaaa", "admin-token-1", s2); /* one key fewer */
+    c[6] = load_env("auth: {mode: any, jwt: {algorithms: [HS384]}}\n", "key-one-aaaaaaaa",
+                    "admin-token-1", s2);
+    clear_env();
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c[i]);
+    for (int i = 1; i < 6; i++)
+        CU_ASSERT_STRING_EQUAL(c[0]->version, c[i]->version);
+    CU_ASSERT_STRING_NOT_EQUAL(c[5]->version, c[6]->version); /* a setting changed */
+    CU_ASSERT_STRING_EQUAL(c[5]->secrets_version, c[6]->secrets_version);
+    CU_ASSERT_STRING_EQUAL(c[0]->secrets_version, c[1]->secrets_version);
+    for (int i = 2; i < 6; i++)
+        for (int j = 0; j < i; j++)
+            CU_ASSERT_STRING_NOT_EQUAL(c[i]->secrets_version, c[j]->secrets_version);
+    CU_ASSERT_EQUAL(strlen(c[0]->secrets_version), 16);
+    CU_ASSERT_EQUAL(strspn(c[0]->secrets_version, "0123456789abcdef"), 16);
+    CU_ASSERT_STRING_NOT_EQUAL(c[0]->secrets_version, c[0]->version);
+    for (int i = 0; i < 7; i++)
+        cfg_unref(c[i]);
 }
 
 static void test_refs(void)
@@ -1135,6 +1351,10 @@ int test_cfg_add(void)
         {"env misc", test_env_misc},
         {"dump json", test_dump_json},
         {"version", test_version},
+        {"secrets_version", test_secrets_version},
+        {"never: algorithm without a key", test_never_alg_without_key},
+        {"never: shadowed route", test_never_shadowed_route},
+        {"never: scopes, methods, claims, tiers, keys", test_never_other},
         {"cfg_ref / cfg_unref", test_refs},
         {"odd input", test_odd_input},
         {"lists and strings refused", test_err_lists_and_strings},

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -244,6 +245,82 @@ static void test_histogram_edges(void)
     metrics_free(m);
 }
 
+/* /proc/self/stat: comm may hold spaces and ')'; the fields after the last
+ * ')' are counted from 3. */
+static void test_proc_stat_parse(void)
+{
+    metrics_proc_stat_t st;
+    const char *good = "1234 (tg) (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 "
+                       "3 0 98765 123456789 2048 18446744073709551615 1 2 3\n";
+
+    CU_ASSERT_EQUAL_FATAL(metrics_parse_proc_stat(good, &st), 0);
+    CU_ASSERT_EQUAL(st.start_ticks, 98765);
+    CU_ASSERT_EQUAL(st.vsize_bytes, 123456789);
+    CU_ASSERT_EQUAL(st.rss_pages, 2048);
+    CU_ASSERT_EQUAL(metrics_parse_proc_stat("1234 tg S 1 2 3", &st), -1);     /* no ')' */
+    CU_ASSERT_EQUAL(metrics_parse_proc_stat("1234 (tg) S 1 2 3\n", &st), -1); /* short */
+    CU_ASSERT_EQUAL(metrics_parse_proc_stat("1 (tg) S 1 1 1 0 -1 4 1 0 0 0 7 3 0 0 20 0 3 "
+                                            "0 x 1 2\n",
+                                            &st),
+                    -1); /* not a number */
+    CU_ASSERT_EQUAL(metrics_parse_proc_stat(NULL, &st), -1);
+    CU_ASSERT_EQUAL(metrics_parse_proc_stat("", &st), -1);
+    CU_ASSERT_EQUAL(metrics_parse_proc_stat("1 (tg)", &st), -1);
+}
+
+static char *render_with(void (*fn)(struct evbuffer *))
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t n;
+    char *s;
+
+    fn(b);
+    n = evbuffer_get_length(b);
+    s = malloc(n + 1);
+    evbuffer_remove(b, s, n);
+    s[n] = '\0';
+    evbuffer_free(b);
+    return s;
+}
+
+/* Every process metric is there, each with a sane value for this test
+ * process, under the names Prometheus clients use. */
+static void test_process_metrics(void)
+{
+    char *s = render_with(metrics_render_process);
+    double rss = value_of(s, "process_resident_memory_bytes"),
+           vsz = value_of(s, "process_virtual_memory_bytes"),
+           fds = value_of(s, "process_open_fds"), maxfds = value_of(s, "process_max_fds"),
+           cpu = value_of(s, "process_cpu_seconds_total"),
+           start = value_of(s, "process_start_time_seconds");
+    time_t now = time(NULL);
+
+    CU_ASSERT(rss > 1e5 && rss < 1e11);
+    CU_ASSERT(vsz >= rss);
+    CU_ASSERT(fds >= 3 && fds <= maxfds); /* stdin, stdout, stderr at least */
+    CU_ASSERT(cpu > 0 && cpu < 36000);
+    CU_ASSERT(start > 1.5e9 && start <= (double)now + 1 && start > (double)now - 36000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE process_cpu_seconds_total counter\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE process_open_fds gauge\n"));
+    free(s);
+}
+
+static void render_build(struct evbuffer *b)
+{
+    metrics_render_build_info(b, "0.1.0", "0123456789abcdef", "a\"b\\c\nd");
+}
+
+static void test_build_info(void)
+{
+    char *s = render_with(render_build);
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_build_info gauge\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\ntollgate_build_info{version=\"0.1.0\","
+                                     "config_version=\"0123456789abcdef\","
+                                     "secrets_version=\"a\\\"b\\\\c\\nd\"} 1\n"));
+    free(s);
+}
+
 static const unit_test_t tests[] = {
     {"two_threads", test_two_threads},
     {"render_while_writing", test_render_while_writing},
@@ -251,6 +328,9 @@ static const unit_test_t tests[] = {
     {"overflow_other", test_overflow_other},
     {"globals", test_globals},
     {"histogram_edges", test_histogram_edges},
+    {"proc_stat_parse", test_proc_stat_parse},
+    {"process_metrics", test_process_metrics},
+    {"build_info", test_build_info},
     {NULL, NULL},
 };
 
