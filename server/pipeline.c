@@ -568,9 +568,9 @@ static step_result_t step_authenticate(srv_req_t *r)
      * production refuses such a config): no_key, not missing_credentials,
      * which would send an SRE after an ingress that drops Authorization.
      * Not counted for lockout: the client is not at fault. */
-    reason = bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) && (methods & CFG_METHOD_JWT)
-                 ? "no_key"
-                 : "missing_credentials";
+    reason = "missing_credentials";
+    if (bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) && (methods & CFG_METHOD_JWT))
+        reason = "no_key";
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
     deny_unauthorized(r);

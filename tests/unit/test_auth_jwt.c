@@ -435,7 +435,7 @@ static void test_new_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "only one"));
     CU_ASSERT_PTR_NULL(new_with(unknown, 1, SECRET, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown algorithm"));
-    /* no key at all: built, and every token answers no_keys */
+    /* no key at all: built, and every token answers no_key */
     v = new_with(hs512, 1, NULL, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     CU_ASSERT_EQUAL(auth_jwt_verify(v, NULL, tok, strlen(tok), NOW, &id), AUTH_JWT_NO_KEYS);
