@@ -209,6 +209,7 @@ static void deny(srv_req_t *r, int status, const char *code, const char *message
 static void on_close(struct evhttp_connection *conn, void *arg)
 {
     srv_req_t *r = arg;
+    struct evhttp_request *orphan;
 
     if (r->rl_pending != NULL) {
         rl_cancel(r->rl_pending);
@@ -237,10 +238,12 @@ static void on_close(struct evhttp_connection *conn, void *arg)
         r->decision = "error";
     }
     r->reason = "client_closed";
-    if (evhttp_request_get_connection(r->req) == NULL)
-        evhttp_request_free(r->req);
+    /* r->target and r->host point into the request: freed after the audit */
+    orphan = evhttp_request_get_connection(r->req) == NULL ? r->req : NULL;
     r->req = NULL;
     finish(r);
+    if (orphan != NULL)
+        evhttp_request_free(orphan);
 }
 
 /* ---- step: lockout ---------------------------------------------------- */
@@ -968,9 +971,9 @@ static void stream_done(srv_req_t *r, srv_proxy_status_t status)
         return;
     }
     r->reason = "upstream_truncated";
-    evhttp_connection_free(conn); /* frees r->req; conn.c counts the answer done */
     r->req = NULL;
-    finish(r);
+    finish(r); /* first: r->target and r->host point into the request */
+    evhttp_connection_free(conn); /* frees the request; conn.c counts the answer done */
 }
 
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
