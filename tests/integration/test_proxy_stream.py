@@ -349,7 +349,11 @@ class SlowClients(StreamCase):
         if os.environ.get("STREAM_REPORT"):
             print("\nRSS before %d KiB, with 10 stalled 32 MiB answers %d KiB (+%d KiB)"
                   % (before, before + grown, grown), file=sys.stderr)
-        self.assertLess(grown, 48 << 10, "RSS grew %d KiB" % grown)
+        # 48 MiB (+5 MiB measured; holding the answers took +316 MiB).  ASan
+        # keeps freed memory in its quarantine (256 MiB) and adds shadow
+        # pages: there the bound is looser, still well under the answers.
+        bound = (48 if SLOW == 1.0 else 160) << 10
+        self.assertLess(grown, bound, "RSS grew %d KiB" % grown)
         # Now every client reads its answer: exactly the 32 MiB, in order.
         out = {}
 
