@@ -517,9 +517,10 @@ class Truncation(StreamCase):
                                                 "tollgate_connections") == 0, 10))
 
 
-class Drain(TollgateCase):
-    """SIGTERM waits for a streamed answer to be written, and counts it."""
+class OwnServer(TollgateCase):
+    """A tollgate per test (it is stopped by the test), proxying /s/."""
     shared_server = False
+    top = {}
 
     def setUp(self):
         self.up = StreamUpstream()
@@ -527,9 +528,14 @@ class Drain(TollgateCase):
 
         def configure(cfg):
             cfg["threads"] = 1
+            cfg.update(self.top)
             cfg["routes"] = [{"name": "s", "match": {"path_prefix": "/s/"},
                               "upstream": self.up.url, "auth": "none"}]
         self.tg = self.spawn(configure)
+
+
+class Drain(OwnServer):
+    """SIGTERM waits for a streamed answer to be written, and counts it."""
 
     def test_sigterm_waits_for_a_streamed_answer(self):
         s = connect(self.tg.port, rcvbuf=65536)
@@ -559,6 +565,24 @@ class Drain(TollgateCase):
         self.assertEqual(self.tg.proc.wait(10 * SLOW), 0)
         self.assertLess(time.monotonic() - t0, 5 * SLOW)
         self.assertNotIn("drain timeout", self.tg.stderr())
+
+
+class NeverReads(OwnServer):
+    """A client that never reads is not held forever: the connection write
+    timeout (idle_timeout_ms, 1 s here) closes it, and its upstream."""
+    top = {"idle_timeout_ms": 1000}
+
+    def test_a_client_that_never_reads_is_closed(self):
+        s = connect(self.tg.port, rcvbuf=65536)
+        self.addCleanup(s.close)
+        ask(s, "/s/big/never")
+        self.assertTrue(wait_for(lambda: "never" in self.up.stalled, 30))
+        self.assertTrue(wait_for(lambda: "never" in self.up.peer_closed, 10),
+                        "the upstream connection was kept")
+        self.assertTrue(wait_for(lambda: metric(self.tg.metrics(),
+                                                "tollgate_connections") == 0, 10))
+        self.assertEqual(metric(self.tg.metrics(), "tollgate_requests_total",
+                                decision="allow", reason="client_closed"), 1)
 
 
 if __name__ == "__main__":
