@@ -625,12 +625,17 @@ static bool clen_parse(const char *v, uint64_t *n)
 }
 
 /* Why a streamed answer's head is refused (SRV_PROXY_OK: it is not):
- * what would otherwise only fail once part of it was sent on. */
-static srv_proxy_status_t head_verdict(struct proxy_conn *c, struct evhttp_request *in)
+ * what would otherwise only fail once part of it was sent on.  The size
+ * bound is for bodies libevent reads: not to HEAD, nor in a 204 or 304,
+ * whose Content-Length describes a body that is not sent. */
+static srv_proxy_status_t head_verdict(const srv_proxy_req_t *r, struct evhttp_request *in)
 {
     const struct evkeyvalq *h = evhttp_request_get_input_headers(in);
     const char *cl = evhttp_find_header(h, "Content-Length");
     const char *te = evhttp_find_header(h, "Transfer-Encoding");
+    const struct proxy_conn *c = r->conn;
+    int code = evhttp_request_get_response_code(in);
+    bool body = r->method != EVHTTP_REQ_HEAD && code != 204 && code != 304;
     uint64_t n;
 
     if (c->bad || framing_bad(in))
@@ -641,7 +646,7 @@ static srv_proxy_status_t head_verdict(struct proxy_conn *c, struct evhttp_reque
         return SRV_PROXY_BAD_ANSWER;
     if (cl != NULL && !clen_parse(cl, &n))
         return SRV_PROXY_BAD_ANSWER;
-    if (cl != NULL && n > SRV_PROXY_MAX_RESP_BODY)
+    if (cl != NULL && body && n > SRV_PROXY_MAX_RESP_BODY)
         return SRV_PROXY_ERROR; /* oversized: libevent would fail it after the head */
     return SRV_PROXY_OK;
 }
@@ -655,7 +660,7 @@ static int proxy_head_cb(struct evhttp_request *in, void *arg)
     srv_proxy_resp_t resp = {.status = SRV_PROXY_OK};
     struct evkeyvalq hdrs;
     const char *reason = evhttp_request_get_response_code_line(in);
-    srv_proxy_status_t v = head_verdict(r->conn, in);
+    srv_proxy_status_t v = head_verdict(r, in);
 
     if (v != SRV_PROXY_OK) {
         r->head_refused = true;

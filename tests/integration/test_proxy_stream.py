@@ -181,6 +181,9 @@ class StreamUpstream:
         if scenario == "badlen":
             s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\nhello")
             return False
+        if scenario == "bighead":  # to HEAD: the length of a body not sent
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (65 << 20))
+            return False
         if scenario == "toobig":
             s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nhello" % (65 << 20))
             return False
@@ -274,8 +277,9 @@ class Reader:
             self.buf = self.buf[size + 2:]
 
 
-def ask(s, path, version="1.1", extra=b""):
-    s.sendall(b"GET %s HTTP/%s\r\nHost: t\r\n%s\r\n" % (path.encode(), version.encode(), extra))
+def ask(s, path, version="1.1", extra=b"", method=b"GET"):
+    s.sendall(b"%s %s HTTP/%s\r\nHost: t\r\n%s\r\n" % (method, path.encode(),
+                                                        version.encode(), extra))
 
 
 def rss_kib(pid):
@@ -450,6 +454,17 @@ class Framing(StreamCase):
             self.assertEqual(status, 502, name)
             self.assertEqual(self.audit_reason(rid)["reason"], reason, name)
             self.assertNextClientGetsItsOwn(1)
+
+    def test_head_of_a_large_body_is_not_refused(self):
+        """The 64 MiB bound is for bodies read: a HEAD answer's Content-Length
+        describes one that is not sent."""
+        s = connect(self.tg.port)
+        self.addCleanup(s.close)
+        ask(s, "/s/bighead/" + self.rid("bh"), method=b"HEAD")
+        r = Reader(s)
+        status, hdrs = r.head()
+        self.assertEqual((status, hdrs.get("content-length")), (200, [str(65 << 20)]))
+        self.assertNextClientGetsItsOwn(1)
 
 
 class Truncation(StreamCase):
