@@ -47,7 +47,11 @@ typedef enum {
 } step_result_t;
 
 static void limits_done(const rl_result_t *res, void *privdata);
+static void proxy_head(const srv_proxy_resp_t *resp, void *privdata);
+static void proxy_body(struct evbuffer *piece, void *privdata);
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
+
+static const srv_proxy_stream_t proxy_stream = {proxy_head, proxy_body, proxy_done};
 static void resume(srv_req_t *r);
 static void run(srv_req_t *r);
 
@@ -205,6 +209,7 @@ static void deny(srv_req_t *r, int status, const char *code, const char *message
 static void on_close(struct evhttp_connection *conn, void *arg)
 {
     srv_req_t *r = arg;
+    struct evhttp_request *orphan;
 
     if (r->rl_pending != NULL) {
         rl_cancel(r->rl_pending);
@@ -228,13 +233,17 @@ static void on_close(struct evhttp_connection *conn, void *arg)
     }
     watch_close(r, false);
     (void)conn;
-    r->status = 499; /* nginx's "client closed request" */
-    r->decision = "error";
+    if (!r->streaming) { /* else: the upstream's status was sent, decision allow */
+        r->status = 499; /* nginx's "client closed request" */
+        r->decision = "error";
+    }
     r->reason = "client_closed";
-    if (evhttp_request_get_connection(r->req) == NULL)
-        evhttp_request_free(r->req);
+    /* r->target and r->host point into the request: freed after the audit */
+    orphan = evhttp_request_get_connection(r->req) == NULL ? r->req : NULL;
     r->req = NULL;
     finish(r);
+    if (orphan != NULL)
+        evhttp_request_free(orphan);
 }
 
 /* ---- step: lockout ---------------------------------------------------- */
@@ -905,12 +914,80 @@ static void allow(srv_req_t *r)
     }
     watch_close(r, true);
     r->proxy_pending =
-        srv_proxy_forward(r->w->proxy, r->req, r->route->upstream, target, add, n, r->ip,
-                          flags, r->route->upstream_timeout_ms, proxy_done, r);
+        srv_proxy_forward_stream(r->w->proxy, r->req, r->route->upstream, target, add, n,
+                                 r->ip, flags, r->route->upstream_timeout_ms, &proxy_stream, r);
     free(target);
     free(claims);
     if (r->proxy_pending == NULL)
         deny(r, 502, "bad_gateway", "upstream unavailable");
+}
+
+/* The upstream's answer head: send ours.  From here evhttp reads the client
+ * socket itself (to see a close), so the peek watch stops; the close
+ * callback stays, for a client that leaves mid-answer. */
+static void proxy_head(const srv_proxy_resp_t *resp, void *privdata)
+{
+    srv_req_t *r = privdata;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+
+    if (r->watching) {
+        event_del(&r->watch_ev);
+        r->watching = false;
+    }
+    r->streaming = true;
+    r->upstream_status = resp->code;
+    r->status = resp->code;
+    srv_proxy_copy_headers(resp->headers, out);
+    srv_add_proxied_headers(r, out);
+    srv_reply_start(r, resp->code, resp->reason ? resp->reason : "");
+}
+
+/* The client has written everything queued: read the upstream again. */
+static void client_drained(struct evhttp_connection *conn, void *arg)
+{
+    srv_req_t *r = arg;
+
+    (void)conn;
+    srv_proxy_pause(r->proxy_pending, 0);
+}
+
+/* A piece of the upstream's body: on to the client.  Past
+ * SRV_PROXY_STREAM_BUFFER bytes waiting for the client, the upstream is not
+ * read until the client has taken all of them (evhttp's write callback), so
+ * a slow client holds at most about that much here whatever the answer's
+ * size; TCP holds the upstream back meanwhile. */
+static void proxy_body(struct evbuffer *piece, void *privdata)
+{
+    srv_req_t *r = privdata;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
+    size_t queued = bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+
+    if (queued + evbuffer_get_length(piece) <= SRV_PROXY_STREAM_BUFFER) {
+        evhttp_send_reply_chunk(r->req, piece);
+        return;
+    }
+    srv_proxy_pause(r->proxy_pending, 1);
+    evhttp_send_reply_chunk_with_cb(r->req, piece, client_drained, r);
+}
+
+/* The end of a streamed answer: complete, or cut short by the upstream (its
+ * status line was sent, so the client must see a truncated answer: the
+ * connection is closed without the last chunk, or short of the
+ * Content-Length, never ended as if the body were whole). */
+static void stream_done(srv_req_t *r, srv_proxy_status_t status)
+{
+    struct evhttp_connection *conn = r->conn;
+
+    watch_close(r, false);
+    if (status == SRV_PROXY_OK) {
+        evhttp_send_reply_end(r->req);
+        finish(r);
+        return;
+    }
+    r->reason = "upstream_truncated";
+    r->req = NULL;
+    finish(r); /* first: r->target and r->host point into the request */
+    evhttp_connection_free(conn); /* frees the request; conn.c counts the answer done */
 }
 
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
@@ -919,6 +996,10 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
     struct evkeyvalq *out;
 
     r->proxy_pending = NULL;
+    if (r->streaming) {
+        stream_done(r, resp->status);
+        return;
+    }
     if (resp->status == SRV_PROXY_TIMEOUT) {
         r->reason = "upstream_timeout";
         deny(r, 504, "bad_gateway", "upstream timed out");

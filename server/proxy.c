@@ -29,6 +29,16 @@
  *    answer followed by more bytes than it framed (a body past its
  *    Content-Length, a body to HEAD): in every such case the connection is
  *    closed, never reused.
+ *
+ * Streaming (srv_proxy_forward_stream): libevent's header callback checks
+ * the head (the framing checks above, plus what libevent would only fail
+ * once the body is being read: a Content-Length that is not digits or over
+ * SRV_PROXY_MAX_RESP_BODY, a Transfer-Encoding other than chunked) and hands
+ * it on; its chunk callback hands on each piece of body as it is read.
+ * Backpressure is the caller's: srv_proxy_pause() turns EV_READ off on the
+ * upstream's bufferevent, so TCP holds the upstream back.  An answer cut
+ * short, or abandoned by a client, closes its connection (evhttp resets it;
+ * conn_kill frees it): what is left of it can never reach another client.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -123,6 +133,12 @@ struct srv_proxy_req {
     srv_proxy_status_t parked; /* result while REQ_PARKED */
     proxy_req_state_t state;
     bool starting, retried, in_done;
+    /* Streaming (srv_proxy_forward_stream): */
+    const srv_proxy_stream_t *ops; /* NULL: the answer is delivered whole */
+    bool streaming;                /* the head went to ops->head */
+    bool paused;                   /* srv_proxy_pause: the upstream is not read */
+    bool head_refused;             /* proxy_head_cb refused it: `refused` says why */
+    srv_proxy_status_t refused;
 };
 
 static void proxy_kick_cb(evutil_socket_t fd, short what, void *arg);
@@ -498,8 +514,11 @@ static void req_abort(srv_proxy_req_t *r)
     if (out == NULL)
         return;
     r->out = NULL;
-    evhttp_cancel_request(out);
-    conn_put(r->p, r->up, r->conn);
+    evhttp_cancel_request(out); /* resets (closes) the connection if it was in use */
+    if (r->streaming)
+        conn_kill(r->p, r->conn); /* an answer left half read: never reused */
+    else
+        conn_put(r->p, r->up, r->conn);
     r->conn = NULL;
 }
 
@@ -511,17 +530,21 @@ static void req_finish(srv_proxy_req_t *r, srv_proxy_status_t status,
     struct evkeyvalq hdrs;
 
     TAILQ_INIT(&hdrs);
-    if (status == SRV_PROXY_OK) {
+    if (status == SRV_PROXY_OK && !r->streaming) {
         const char *reason = evhttp_request_get_response_code_line(in);
 
         srv_proxy_copy_headers(evhttp_request_get_input_headers(in), &hdrs);
         resp.code = evhttp_request_get_response_code(in);
         resp.reason = reason != NULL ? reason : "";
         resp.headers = &hdrs;
-        resp.body = evhttp_request_get_input_buffer(in);
+        if (r->ops == NULL)
+            resp.body = evhttp_request_get_input_buffer(in);
     }
     r->in_done = true;
-    r->done(&resp, r->privdata);
+    if (r->ops != NULL)
+        r->ops->done(&resp, r->privdata);
+    else
+        r->done(&resp, r->privdata);
     evhttp_clear_headers(&hdrs);
     req_free(r);
 }
@@ -576,13 +599,107 @@ static bool framing_bad(struct evhttp_request *in)
     return ncl > 1 || nte > 1 || (ncl > 0 && nte > 0);
 }
 
+/* (Re)start r->deadline: `ms` from now.  0 or -1. */
+static int deadline_arm(srv_proxy_req_t *r, unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    return evtimer_add(r->deadline, &tv);
+}
+
+/* A Content-Length value libevent will read as such: digits only (it
+ * refuses anything else, which after the head would cut the answer). */
+static bool clen_parse(const char *v, uint64_t *n)
+{
+    uint64_t x = 0;
+
+    if (*v == '\0' || strlen(v) > 19)
+        return false;
+    for (; *v != '\0'; v++) {
+        if (!isdigit((unsigned char)*v))
+            return false;
+        x = x * 10 + (uint64_t)(*v - '0');
+    }
+    *n = x;
+    return true;
+}
+
+/* Why a streamed answer's head is refused (SRV_PROXY_OK: it is not):
+ * what would otherwise only fail once part of it was sent on.  The size
+ * bound is for bodies libevent reads: not to HEAD, nor in a 204 or 304,
+ * whose Content-Length describes a body that is not sent. */
+static srv_proxy_status_t head_verdict(const srv_proxy_req_t *r, struct evhttp_request *in)
+{
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(in);
+    const char *cl = evhttp_find_header(h, "Content-Length");
+    const char *te = evhttp_find_header(h, "Transfer-Encoding");
+    const struct proxy_conn *c = r->conn;
+    int code = evhttp_request_get_response_code(in);
+    bool body = r->method != EVHTTP_REQ_HEAD && code != 204 && code != 304;
+    uint64_t n;
+
+    if (c->bad || framing_bad(in))
+        return SRV_PROXY_BAD_ANSWER;
+    /* libevent de-chunks only a lone "chunked" and would pass any other
+     * coding's framing on as body bytes */
+    if (te != NULL && strcasecmp(te, "chunked") != 0)
+        return SRV_PROXY_BAD_ANSWER;
+    if (cl != NULL && !clen_parse(cl, &n))
+        return SRV_PROXY_BAD_ANSWER;
+    if (cl != NULL && body && n > SRV_PROXY_MAX_RESP_BODY)
+        return SRV_PROXY_ERROR; /* oversized: libevent would fail it after the head */
+    return SRV_PROXY_OK;
+}
+
+/* libevent's header callback (streaming): the final answer's head is here.
+ * Refuse it (-1: libevent closes the connection and calls back with NULL)
+ * or hand it on; from now the deadline is an idle timeout. */
+static int proxy_head_cb(struct evhttp_request *in, void *arg)
+{
+    srv_proxy_req_t *r = arg;
+    srv_proxy_resp_t resp = {.status = SRV_PROXY_OK};
+    struct evkeyvalq hdrs;
+    const char *reason = evhttp_request_get_response_code_line(in);
+    srv_proxy_status_t v = head_verdict(r, in);
+
+    if (v != SRV_PROXY_OK) {
+        r->head_refused = true;
+        r->refused = v;
+        return -1;
+    }
+    TAILQ_INIT(&hdrs);
+    srv_proxy_copy_headers(evhttp_request_get_input_headers(in), &hdrs);
+    resp.code = evhttp_request_get_response_code(in);
+    resp.reason = reason != NULL ? reason : "";
+    resp.headers = &hdrs;
+    r->streaming = true;
+    (void)deadline_arm(r, r->timeout_ms); /* re-adding a pending timer: no allocation */
+    r->ops->head(&resp, r->privdata);
+    evhttp_clear_headers(&hdrs);
+    return 0;
+}
+
+/* libevent's chunk callback (streaming): a piece of the body. */
+static void proxy_chunk_cb(struct evhttp_request *in, void *arg)
+{
+    srv_proxy_req_t *r = arg;
+
+    if (!r->streaming)
+        return; /* cannot happen: the head comes first */
+    if (!r->paused)
+        (void)deadline_arm(r, r->timeout_ms);
+    r->ops->body(evhttp_request_get_input_buffer(in), r->privdata);
+}
+
 /* libevent's request callback: the answer, or a failure. */
 static void proxy_done_cb(struct evhttp_request *in, void *arg)
 {
     srv_proxy_req_t *r = arg;
     struct proxy_conn *c = r->conn;
     srv_proxy_status_t st = classify(r, in);
-    bool stale = c->served > 0 && in == NULL && r->error == EVREQ_HTTP_EOF;
+    /* a reused connection the upstream had closed: nothing was answered */
+    bool stale = c->served > 0 && in == NULL && r->error == EVREQ_HTTP_EOF &&
+                 !r->head_refused && !r->streaming;
     bool reuse = true;
 
     TAILQ_REMOVE(&r->p->inflight, r, link);
@@ -591,9 +708,18 @@ static void proxy_done_cb(struct evhttp_request *in, void *arg)
     r->conn = NULL;
     c->awaiting = false;
     conn_gate(c, false);
-    if (st == SRV_PROXY_OK && (c->bad || framing_bad(in))) {
+    if (r->paused) { /* a failure while paused: the connection is reset anyway */
+        bufferevent_enable(c->bev, EV_READ);
+        r->paused = false;
+    }
+    if (r->head_refused) {
+        st = r->refused;
+        reuse = false;
+    } else if (st == SRV_PROXY_OK && (c->bad || framing_bad(in))) {
         st = SRV_PROXY_BAD_ANSWER;
         reuse = false;
+    } else if (r->streaming && st != SRV_PROXY_OK) {
+        reuse = false; /* cut short: closed by libevent, never reused */
     }
     /* Bytes past the answer (a body longer than its Content-Length, a body
      * to HEAD) would be read as the next request's answer: delivered as
@@ -666,6 +792,10 @@ static int req_start(srv_proxy_req_t *r, struct proxy_conn *c)
     if (out == NULL)
         goto out_put_conn;
     evhttp_request_set_error_cb(out, proxy_error_cb);
+    if (r->ops != NULL) {
+        evhttp_request_set_header_cb(out, proxy_head_cb);
+        evhttp_request_set_chunked_cb(out, proxy_chunk_cb);
+    }
     oh = evhttp_request_get_output_headers(out);
     for (kv = TAILQ_FIRST(&r->hdrs); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         if (evhttp_add_header(oh, kv->key, kv->value) != 0)
@@ -909,21 +1039,22 @@ static bool target_ok(const char *t)
     return true;
 }
 
-srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client,
-                                   const char *upstream, const char *target,
-                                   const srv_proxy_hdr_t *add, size_t nadd,
-                                   const char *client_ip, unsigned flags,
-                                   unsigned timeout_ms, srv_proxy_done_fn done,
-                                   void *privdata)
+/* srv_proxy_forward and _stream: exactly one of `done` and `ops` is set. */
+static srv_proxy_req_t *forward(srv_proxy_t *p, struct evhttp_request *client,
+                                const char *upstream, const char *target,
+                                const srv_proxy_hdr_t *add, size_t nadd, const char *client_ip,
+                                unsigned flags, unsigned timeout_ms, srv_proxy_done_fn done,
+                                const srv_proxy_stream_t *ops, void *privdata)
 {
     srv_proxy_req_t *r;
     struct proxy_upstream *up;
     struct proxy_conn *c;
-    struct timeval tv;
     enum evhttp_cmd_type m;
 
-    if (p == NULL || client == NULL || upstream == NULL || target == NULL || done == NULL ||
-        !target_ok(target))
+    if (p == NULL || client == NULL || upstream == NULL || target == NULL ||
+        (done == NULL) == (ops == NULL) || !target_ok(target))
+        return NULL;
+    if (ops != NULL && (ops->head == NULL || ops->body == NULL || ops->done == NULL))
         return NULL;
     m = evhttp_request_get_command(client);
     if (m == EVHTTP_REQ_CONNECT || m == EVHTTP_REQ_TRACE)
@@ -943,6 +1074,7 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
     if (r->timeout_ms > PROXY_MAX_TIMEOUT_MS)
         r->timeout_ms = PROXY_MAX_TIMEOUT_MS;
     r->done = done;
+    r->ops = ops;
     r->privdata = privdata;
     r->error = -1;
     r->state = REQ_PARKED;
@@ -951,9 +1083,7 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
     if (r->target == NULL || r->deadline == NULL ||
         build_headers(r, add, nadd, client_ip, flags) != 0)
         goto out_free_req;
-    tv.tv_sec = r->timeout_ms / 1000;
-    tv.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;
-    if (evtimer_add(r->deadline, &tv) != 0)
+    if (deadline_arm(r, r->timeout_ms) != 0)
         goto out_free_req;
     c = conn_get(p, up);
     if (c == NULL) {
@@ -968,6 +1098,42 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
 out_free_req:
     req_free(r);
     return NULL;
+}
+
+srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client,
+                                   const char *upstream, const char *target,
+                                   const srv_proxy_hdr_t *add, size_t nadd,
+                                   const char *client_ip, unsigned flags,
+                                   unsigned timeout_ms, srv_proxy_done_fn done,
+                                   void *privdata)
+{
+    return forward(p, client, upstream, target, add, nadd, client_ip, flags, timeout_ms, done,
+                   NULL, privdata);
+}
+
+srv_proxy_req_t *srv_proxy_forward_stream(srv_proxy_t *p, struct evhttp_request *client,
+                                          const char *upstream, const char *target,
+                                          const srv_proxy_hdr_t *add, size_t nadd,
+                                          const char *client_ip, unsigned flags,
+                                          unsigned timeout_ms,
+                                          const srv_proxy_stream_t *ops, void *privdata)
+{
+    return forward(p, client, upstream, target, add, nadd, client_ip, flags, timeout_ms, NULL,
+                   ops, privdata);
+}
+
+void srv_proxy_pause(srv_proxy_req_t *r, int on)
+{
+    if (r == NULL || !r->streaming || r->state != REQ_SENT || r->paused == (on != 0))
+        return;
+    r->paused = on != 0;
+    if (r->paused) {
+        bufferevent_disable(r->conn->bev, EV_READ);
+        evtimer_del(r->deadline);
+    } else {
+        bufferevent_enable(r->conn->bev, EV_READ);
+        (void)deadline_arm(r, r->timeout_ms);
+    }
 }
 
 void srv_proxy_cancel(srv_proxy_req_t *r)

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the client's HTTP version (no getter in 2.1) */
 #include <event2/keyvalq_struct.h>
 
 #include "srv_req.h"
@@ -319,6 +320,33 @@ void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body
     if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD)
         body = NULL;
     evhttp_send_reply(r->req, code, reason, body);
+}
+
+/* Start a streamed reply (the body follows with evhttp_send_reply_chunk and
+ * ends with evhttp_send_reply_end), counted like srv_reply's.  Framing: the
+ * upstream's Content-Length when the headers have one (evhttp then sends the
+ * body as it is); otherwise chunked to an HTTP/1.1 client, and to an
+ * HTTP/1.0 client, which knows no chunks, a body delimited by closing the
+ * connection (RFC 9112 §6.3): evhttp would add "Content-Length: 0" to a
+ * kept-alive 1.0 answer, so its keep-alive request is withdrawn. */
+void srv_reply_start(srv_req_t *r, int code, const char *reason)
+{
+    struct evhttp_request *req = r->req;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    bool bodiless = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD || code == 204 ||
+                    code == 304 || (code >= 100 && code < 200);
+
+    if (atomic_load(&r->w->srv->draining) && evhttp_find_header(out, "Connection") == NULL)
+        evhttp_add_header(out, "Connection", "close");
+    if (!bodiless && req->major == 1 && req->minor == 0 &&
+        evhttp_find_header(out, "Content-Length") == NULL) {
+        evhttp_remove_header(evhttp_request_get_input_headers(req), "Connection");
+        evhttp_remove_header(out, "Connection");
+        evhttp_add_header(out, "Connection", "close");
+    }
+    srv_conn_writing(r->w, req);
+    evhttp_request_set_on_complete_cb(req, on_flushed, r->w);
+    evhttp_send_reply_start(req, code, reason);
 }
 
 /* The Date header (RFC 9110 §6.6.1, IMF-fixdate), formatted once a second

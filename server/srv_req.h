@@ -89,6 +89,7 @@ typedef struct srv_req {
     struct event watch_ev;        /* client-gone watch while a step is pending */
     bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
+    bool streaming; /* the upstream's answer is being streamed: its head is sent */
     bool deprecated;               /* allowed with a deprecated credential: headers */
     auth_ticket_op_t *tkt_pending; /* a ticket being issued or redeemed in Redis */
     char ticket[AUTH_TICKET_LEN + 1];
@@ -124,10 +125,15 @@ typedef enum {
  * r->reason set. */
 srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 
+/* Proxy mode: the most bytes of a streamed upstream answer queued for one
+ * client before the upstream is no longer read (pipeline.c proxy_body). */
+#define SRV_PROXY_STREAM_BUFFER (256u << 10)
+
 /* respond.c */
 /* The headers tollgate sets on a proxied answer, replacing the upstream's. */
 void srv_add_proxied_headers(srv_req_t *r, struct evkeyvalq *out);
 void srv_reply(srv_req_t *r, int code, const char *reason, struct evbuffer *body);
+void srv_reply_start(srv_req_t *r, int code, const char *reason);
 void srv_send_json(srv_req_t *r, int status, const char *body);
 void srv_send_json_with(srv_req_t *r, int status, const char *body,
                         const srv_proxy_hdr_t *extra, size_t nextra);

@@ -57,6 +57,30 @@ typedef struct srv_proxy_resp {
 
 typedef void (*srv_proxy_done_fn)(const srv_proxy_resp_t *resp, void *privdata);
 
+/* Streaming (srv_proxy_forward_stream): the answer is handed on as it
+ * arrives instead of whole.
+ *   head: once, at the final answer's head, after the framing checks:
+ *         resp->status SRV_PROXY_OK with code, reason and headers (hop-by-hop
+ *         removed; Content-Length kept when the upstream sent one), body NULL.
+ *         An answer refused at its head (ambiguous framing, a Content-Length
+ *         over SRV_PROXY_MAX_RESP_BODY) never gets here: `done` reports it.
+ *   body: each piece of the body as libevent reads it (Content-Length and
+ *         chunked alike, de-chunked); the callee takes the bytes out of
+ *         `piece` (evbuffer_add_buffer / evhttp_send_reply_chunk).
+ *   done: last, exactly once (unless cancelled).  Before any head: as for
+ *         srv_proxy_forward (no body; code 0 unless OK).  After the head:
+ *         SRV_PROXY_OK when the whole body has been handed on, anything else
+ *         when the answer was cut short (the upstream closed or reset, went
+ *         silent for timeout_ms, or overran SRV_PROXY_MAX_RESP_BODY); its
+ *         connection is closed then, never reused.
+ * srv_proxy_cancel() must not be called from inside head, body or done;
+ * srv_proxy_pause() may be called from inside body. */
+typedef struct srv_proxy_stream {
+    void (*head)(const srv_proxy_resp_t *resp, void *privdata);
+    void (*body)(struct evbuffer *piece, void *privdata);
+    srv_proxy_done_fn done;
+} srv_proxy_stream_t;
+
 /* A client for the thread that runs `base`.  `dns` resolves host names; when
  * NULL only numeric upstream hosts are accepted (no blocking lookups).  Both
  * stay the caller's and must outlive the proxy.  NULL on out of memory. */
@@ -106,8 +130,24 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
                                    unsigned timeout_ms, srv_proxy_done_fn done,
                                    void *privdata);
 
+/* As srv_proxy_forward, but the answer is streamed through `ops` (kept by
+ * the caller; it must outlive the request).  timeout_ms bounds the exchange
+ * up to the answer's head; from then on it is an idle timeout: timeout_ms
+ * without a byte of body (while not paused) ends the answer as cut short. */
+srv_proxy_req_t *srv_proxy_forward_stream(srv_proxy_t *p, struct evhttp_request *client,
+                                          const char *upstream, const char *target,
+                                          const srv_proxy_hdr_t *add, size_t nadd,
+                                          const char *client_ip, unsigned flags,
+                                          unsigned timeout_ms,
+                                          const srv_proxy_stream_t *ops, void *privdata);
+
+/* Backpressure for a streamed answer: `on` stops reading the upstream (TCP
+ * then holds it back) and stops the idle timeout; off reads on and restarts
+ * it.  A no-op before the head and after `done`. */
+void srv_proxy_pause(srv_proxy_req_t *r, int on);
+
 /* The client went away: abort the request; `done` will not run and `r` is
- * freed.  Safe at any time before `done` runs; a no-op when called from
+ * freed.  A streamed answer is abandoned: its upstream connection is closed.  Safe at any time before `done` runs; a no-op when called from
  * inside `done` (the handle dies when `done` returns).  NULL is a no-op. */
 void srv_proxy_cancel(srv_proxy_req_t *r);
 

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,17 @@ static struct {
     struct evkeyvalq cl_hdrs;
     char cl_reason[64], cl_body[256];
     bool expired;
+    /* streaming front (srv_proxy_forward_stream) */
+    bool stream;
+    int st_heads, st_pieces, st_done, st_code, st_pieces_when_resumed, st_resumed;
+    size_t st_bytes;
+    srv_proxy_status_t st_status;
+    bool st_pause_first;  /* pause at the first piece, resume from the loop */
+    bool st_cancel_first; /* cancel (from the loop) after the first piece */
+    struct event *st_ev;
 } T;
+
+#define BIG_BODY (1u << 20)
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -186,6 +197,18 @@ static void up_cb(struct evhttp_request *req, void *arg)
     snprintf(T.up_uri, sizeof(T.up_uri), "%s", evhttp_request_get_uri(req));
     copy_body(evhttp_request_get_input_buffer(req), T.up_body, sizeof(T.up_body));
     copy_hdrs(evhttp_request_get_input_headers(req), &T.up_hdrs);
+    if (strncmp(T.up_uri, "/big", 4) == 0) {
+        struct evbuffer *b = evbuffer_new();
+        char *data = malloc(BIG_BODY);
+
+        memset(data, 'b', BIG_BODY);
+        evbuffer_add(b, data, BIG_BODY);
+        free(data);
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        T.up_replied++;
+        return;
+    }
     if (strncmp(T.up_uri, "/slow", 5) == 0) {
         struct timeval tv = {0, (suseconds_t)T.slow_ms * 1000};
 
@@ -274,6 +297,61 @@ static void front_done(const srv_proxy_resp_t *resp, void *privdata)
     }
 }
 
+static void st_head(const srv_proxy_resp_t *resp, void *privdata)
+{
+    struct evhttp_request *req = privdata;
+
+    T.st_heads++;
+    T.st_code = resp->code;
+    CU_ASSERT_PTR_NULL(resp->body);
+    srv_proxy_copy_headers(resp->headers, evhttp_request_get_output_headers(req));
+    evhttp_send_reply_start(req, resp->code, resp->reason);
+}
+
+static void st_body(struct evbuffer *piece, void *privdata)
+{
+    T.st_pieces++;
+    T.st_bytes += evbuffer_get_length(piece);
+    evhttp_send_reply_chunk(privdata, piece);
+    CU_ASSERT_EQUAL(evbuffer_get_length(piece), 0);
+    if (T.st_pieces == 1 && T.st_pause_first) {
+        srv_proxy_pause(T.last, 1);
+        event_active(T.st_ev, EV_TIMEOUT, 1);
+    }
+    if (T.st_pieces == 1 && T.st_cancel_first)
+        event_active(T.st_ev, EV_TIMEOUT, 1);
+}
+
+static void st_done(const srv_proxy_resp_t *resp, void *privdata)
+{
+    T.st_done++;
+    T.st_status = resp->status;
+    T.last = NULL;
+    if (T.st_heads > 0)
+        evhttp_send_reply_end(privdata);
+    else
+        evhttp_send_reply(privdata, 502, "Proxy", NULL);
+}
+
+/* From the loop, after the first piece: resume, or cancel. */
+static void st_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (T.st_cancel_first) {
+        srv_proxy_cancel(T.last); /* the client "went away" mid-answer */
+        T.last = NULL;
+        T.st_resumed++;
+        return;
+    }
+    T.st_pieces_when_resumed = T.st_pieces;
+    T.st_resumed++;
+    srv_proxy_pause(T.last, 0);
+}
+
+static const srv_proxy_stream_t front_stream = {st_head, st_body, st_done};
+
 static void front_cb(struct evhttp_request *req, void *arg)
 {
     static const srv_proxy_hdr_t add[] = {{"X-Auth-Client-Id", "svc-1"},
@@ -282,8 +360,13 @@ static void front_cb(struct evhttp_request *req, void *arg)
     (void)arg;
     T.forwarded++;
     T.front_req = req;
-    T.last = srv_proxy_forward(T.px, req, T.upstream, evhttp_request_get_uri(req), add, 2,
-                               "203.0.113.7", 0, T.timeout_ms, front_done, req);
+    if (T.stream)
+        T.last = srv_proxy_forward_stream(T.px, req, T.upstream, evhttp_request_get_uri(req),
+                                          add, 2, "203.0.113.7", 0, T.timeout_ms,
+                                          &front_stream, req);
+    else
+        T.last = srv_proxy_forward(T.px, req, T.upstream, evhttp_request_get_uri(req), add,
+                                   2, "203.0.113.7", 0, T.timeout_ms, front_done, req);
     if (T.last == NULL) {
         T.forward_null++;
         evhttp_send_reply(req, 500, "No", NULL);
@@ -365,6 +448,8 @@ static void fx_setup(void)
     snprintf(T.upstream, sizeof(T.upstream), "http://127.0.0.1:%u", T.up_port);
     T.timeout_ms = 2000;
     T.slow_ms = 600;
+    T.st_ev = event_new(T.base, -1, 0, st_later, NULL);
+    CU_ASSERT_FATAL(T.st_ev != NULL);
 }
 
 static void fx_teardown(void)
@@ -372,6 +457,7 @@ static void fx_teardown(void)
     int i;
 
     srv_proxy_free(T.px);
+    event_free(T.st_ev);
     for (i = 0; i < RAW_MAX; i++)
         if (T.rawc[i] != NULL)
             raw_close(T.rawc[i]);
@@ -723,6 +809,106 @@ static void test_copy_headers(void)
     srv_proxy_cancel(NULL);
 }
 
+/* Streamed: the head, then the body in pieces (more than one for 1 MiB),
+ * every byte, then done OK; the connection is reused after it. */
+static void test_stream_pieces(void)
+{
+    struct evhttp_connection *c;
+
+    fx_setup();
+    T.stream = true;
+    c = client_new();
+    client_send(c, EVHTTP_REQ_GET, "/big", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 5000));
+    CU_ASSERT_EQUAL(T.st_heads, 1);
+    CU_ASSERT_EQUAL(T.st_code, 200);
+    CU_ASSERT(T.st_pieces > 1);
+    CU_ASSERT_EQUAL(T.st_bytes, BIG_BODY);
+    CU_ASSERT_EQUAL(T.st_done, 1);
+    CU_ASSERT_EQUAL(T.st_status, SRV_PROXY_OK);
+    CU_ASSERT_EQUAL(T.cl_code, 200);
+    client_send(c, EVHTTP_REQ_GET, "/after", NULL, NULL);
+    CU_ASSERT(run_until(&T.cl_done, 2, 3000));
+    CU_ASSERT_EQUAL(T.cl_code, 201);
+    CU_ASSERT_STRING_EQUAL(T.cl_body, "echo:");
+    CU_ASSERT_EQUAL(T.up_conns, 1); /* the pooled connection, reused */
+    evhttp_connection_free(c);
+    fx_teardown();
+}
+
+/* Paused at the first piece: nothing more arrives until resumed, then
+ * every byte does. */
+static void test_stream_pause(void)
+{
+    struct evhttp_connection *c;
+
+    fx_setup();
+    T.stream = true;
+    T.st_pause_first = true;
+    c = client_new();
+    client_send(c, EVHTTP_REQ_GET, "/big", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 5000));
+    CU_ASSERT_EQUAL(T.st_resumed, 1);
+    CU_ASSERT_EQUAL(T.st_pieces_when_resumed, 1);
+    CU_ASSERT_EQUAL(T.st_bytes, BIG_BODY);
+    CU_ASSERT_EQUAL(T.st_status, SRV_PROXY_OK);
+    evhttp_connection_free(c);
+    fx_teardown();
+}
+
+/* Cancelled mid-answer: done never runs, the connection is not reused
+ * (what is left of the answer must not reach the next request). */
+static void test_stream_cancel(void)
+{
+    struct evhttp_connection *c;
+    /* the stand-in upstream writes into the connection the proxy closed:
+     * EPIPE, as for any server, rather than the signal */
+    void (*was)(int) = signal(SIGPIPE, SIG_IGN);
+
+    fx_setup();
+    T.stream = true;
+    T.st_cancel_first = true;
+    c = client_new();
+    client_send(c, EVHTTP_REQ_GET, "/big", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.st_resumed, 1, 5000));
+    CU_ASSERT_EQUAL(T.st_done, 0);
+    CU_ASSERT(T.st_bytes < BIG_BODY);
+    /* the front closes its client, as the pipeline does: the answer (with
+     * the upstream's Content-Length) arrives cut short */
+    evhttp_connection_free(evhttp_request_get_connection(T.front_req));
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 3000));
+    CU_ASSERT_EQUAL(T.cl_code, -1);
+    T.st_cancel_first = false;
+    client_send(c, EVHTTP_REQ_GET, "/after", NULL, NULL);
+    CU_ASSERT(run_until(&T.cl_done, 2, 3000));
+    CU_ASSERT_EQUAL(T.cl_code, 201);
+    CU_ASSERT_EQUAL(T.up_conns, 2);
+    CU_ASSERT_EQUAL(T.st_done, 1);
+    evhttp_connection_free(c);
+    fx_teardown();
+    signal(SIGPIPE, was);
+}
+
+/* A refused head never reaches `head`: done reports it, with no code. */
+static void test_stream_bad_head(void)
+{
+    struct evhttp_connection *c;
+
+    fx_setup();
+    T.stream = true;
+    T.raw_garbage = true;
+    snprintf(T.upstream, sizeof(T.upstream), "http://127.0.0.1:%u", T.raw_port);
+    c = client_new();
+    client_send(c, EVHTTP_REQ_GET, "/x", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 3000));
+    CU_ASSERT_EQUAL(T.st_heads, 0);
+    CU_ASSERT_EQUAL(T.st_done, 1);
+    CU_ASSERT_EQUAL(T.st_status, SRV_PROXY_BAD_ANSWER);
+    CU_ASSERT_EQUAL(T.cl_code, 502);
+    evhttp_connection_free(c);
+    fx_teardown();
+}
+
 int test_srv_proxy_add(void)
 {
     static const unit_test_t tests[] = {
@@ -738,6 +924,10 @@ int test_srv_proxy_add(void)
         {"stale_keepalive_retry", test_stale_keepalive_retry},
         {"bad_answer", test_bad_answer},
         {"refused_arguments", test_refused_arguments},
+        {"stream_pieces", test_stream_pieces},
+        {"stream_pause", test_stream_pause},
+        {"stream_cancel", test_stream_cancel},
+        {"stream_bad_head", test_stream_bad_head},
         {NULL, NULL},
     };
 
