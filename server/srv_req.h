@@ -66,6 +66,8 @@ typedef struct srv_req {
     bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     const char *method; /* original method name */
     unsigned method_bit;
+    char method_own[16];      /* the method of a head conn.c refused (SRV_CONN_METHOD) */
+    bool route_method_denied; /* the route has other_methods: deny and not this method */
     const char *target;       /* original target (path?query), raw */
     const char *host;         /* original host, may be NULL */
     char hostbuf[256];        /* host taken from X-Original-URL */
