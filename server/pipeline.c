@@ -1180,6 +1180,8 @@ static step_result_t path_refused(srv_req_t *r)
 static void refuse_headers(srv_req_t *r)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    if (r->h.dup_name != NULL && is_fwd_target(r->target, r->cfg->forward_auth.path))
+        srv_fwdauth_note_repeat(r);
     r->reason = r->h.bad;
     deny(r, 400, "bad_request", "malformed request header");
 }

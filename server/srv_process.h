@@ -22,6 +22,7 @@
 #include "tollgate/auth_revoke.h"
 #include "tollgate/auth_shared.h"
 #include "tollgate/cfg.h"
+#include "tollgate/log.h"
 #include "tollgate/metrics.h"
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
@@ -105,6 +106,8 @@ struct srv {
     pthread_mutex_t warn_mu;
     char warned[64][HTTP_IP_STRLEN];
     unsigned nwarned;
+    /* Repeated dialect headers from a proxy: one warning per interval. */
+    log_ratelimit_t repeat_log;
     cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
     char *redis_prefix;              /* as started: keys and channels of every thread */
     auth_shared_t shared;            /* revocations + lockouts through Redis */

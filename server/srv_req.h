@@ -43,6 +43,7 @@ typedef struct srv_hdrs {
     bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
     bool method_override;  /* X-HTTP-Method-Override or a sibling (http.h) */
     const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
+    const char *dup_name;  /* duplicate_header: the name repeated (canonical spelling) */
 } srv_hdrs_t;
 
 /* hdrs.c: fill `h` (zeroed by the caller) from the request headers.  -1 when
@@ -125,6 +126,14 @@ typedef enum {
  * request under forward_auth.dialect.  Anything but SRV_FWD_OK comes with
  * r->reason set. */
 srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target);
+
+/* fwdauth.c: a forward-auth request from a trusted proxy whose headers were
+ * refused for a repeated dialect header (r->h.dup_name): counted in
+ * tollgate_forwarded_header_repeats_total{dialect} and warned about at most
+ * once per SRV_REPEAT_LOG_MS per process, naming the header, never a value.
+ * Other refusals are left alone. */
+#define SRV_REPEAT_LOG_MS 10000
+void srv_fwdauth_note_repeat(srv_req_t *r);
 
 /* respond.c */
 /* The headers tollgate sets on a proxied answer, replacing the upstream's. */
