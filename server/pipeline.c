@@ -1003,18 +1003,24 @@ static void refuse_method(srv_req_t *r, unsigned allow)
          "method not allowed");
 }
 
+/* OPTIONS with Origin and Access-Control-Request-Method. */
+static bool is_preflight(const srv_req_t *r)
+{
+    return strcmp(r->method, "OPTIONS") == 0 && r->h.origin != NULL && r->h.acrm != NULL;
+}
+
 /* CORS: remember an allowed Origin; answer a preflight. */
 static step_result_t cors(srv_req_t *r)
 {
     const char *origin = r->h.origin;
-    const char *acrm = r->h.acrm;
     const char *acrh;
     struct evkeyvalq *out;
+    char list[80];
 
     if (origin != NULL &&
         http_cors_origin_allowed(origin, r->cfg->cors_origins.v, r->cfg->cors_origins.n))
         r->origin = origin;
-    if (strcmp(r->method, "OPTIONS") != 0 || origin == NULL || acrm == NULL)
+    if (!is_preflight(r))
         return STEP_NEXT;
     if (r->origin == NULL) {
         r->reason = "cors_origin";
@@ -1028,8 +1034,10 @@ static step_result_t cors(srv_req_t *r)
     if (r->mode != SRV_MODE_PROXY)
         return STEP_NEXT;
     out = evhttp_request_get_output_headers(r->req);
-    evhttp_add_header(out, "Access-Control-Allow-Methods",
-                      "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    rl_method_list(r->route_method_denied ? r->route->match.methods & methods_served(r)
+                                          : methods_served(r),
+                   list, sizeof list);
+    evhttp_add_header(out, "Access-Control-Allow-Methods", list);
     acrh = r->h.acrh;
     evhttp_add_header(out, "Access-Control-Allow-Headers",
                       acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
@@ -1357,7 +1365,8 @@ static step_result_t step_route(srv_req_t *r)
     r->route = match_route(r, &r->route_method_denied);
     if (path_refused(r) == STEP_ANSWERED)
         return STEP_ANSWERED;
-    if (r->route_method_denied) {
+    /* a proxy-mode preflight is tollgate's to answer (cors), never forwarded */
+    if (r->route_method_denied && !(r->mode == SRV_MODE_PROXY && is_preflight(r))) {
         refuse_method(r, r->route->match.methods & methods_served(r));
         return STEP_ANSWERED;
     }

@@ -13,10 +13,11 @@ final for its paths.  Proxy mode refuses the same, and methods libevent
 cannot parse (PURGE, "get") are refused with the same answer instead of
 its 501.
 """
+import socket
 import uuid
 
 from harness import (TollgateCase, UpstreamCase, Upstream, api_key, nginx_headers,
-                     raw_request, raw_status, traefik_headers, wait_for)
+                     raw_request, raw_status, recv_response, traefik_headers, wait_for)
 
 DEFAULT_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
@@ -192,6 +193,33 @@ class ProxyMethods(UpstreamCase):
         self.assertEqual([r["method"] for r in self.up.requests], ["DELETE"])
 
 
+    def test_pipelined_behind_a_kept_alive_request(self):
+        # PURGE arrives behind a GET on one connection, in one packet and
+        # in a later one: refused all the same, never forwarded
+        for split in (False, True):
+            s = socket.create_connection(("127.0.0.1", self.tg.port), timeout=5)
+            try:
+                first = b"GET /up/a HTTP/1.1\r\nHost: t\r\n\r\n"
+                second = b"PURGE /up/b HTTP/1.1\r\nHost: t\r\n\r\n"
+                if split:
+                    s.sendall(first)
+                    one = recv_response(s)
+                    s.sendall(second)
+                    two = recv_response(s)
+                else:
+                    s.sendall(first + second)
+                    both = recv_response(s)
+                    one = both
+                    two = both[both.find(b"HTTP/1.1 ", 1):] if both.count(b"HTTP/1.1 ") > 1 \
+                        else recv_response(s)
+            finally:
+                s.close()
+            self.assertEqual(raw_status(one), 200, one[:300])
+            self.assertEqual(raw_status(two), 405, two[:300])
+            self.assertEqual(header_of(two, "Allow"), DEFAULT_ALLOW)
+        self.assertEqual([r["path"] for r in self.up.requests], ["/up/a", "/up/a"])
+
+
 class ProxyOtherMethodsDeny(TollgateCase):
     shared_server = False
 
@@ -219,6 +247,18 @@ class ProxyOtherMethodsDeny(TollgateCase):
         resp = raw_request(tg.port, b"GET /up/ro/x HTTP/1.1\r\nHost: t\r\n"
                            b"Connection: close\r\n\r\n")
         self.assertEqual(raw_status(resp), 200, resp[:300])
+        # a CORS preflight there is still tollgate's to answer (proxy mode),
+        # offering the route's methods; without Origin it is a plain OPTIONS
+        resp = raw_request(tg.port, b"OPTIONS /up/ro/x HTTP/1.1\r\nHost: t\r\n"
+                           b"Origin: https://app.example.com\r\n"
+                           b"Access-Control-Request-Method: GET\r\n"
+                           b"Connection: close\r\n\r\n")
+        self.assertEqual(raw_status(resp), 204, resp[:300])
+        self.assertEqual(header_of(resp, "Access-Control-Allow-Methods"), "GET, HEAD")
+        resp = raw_request(tg.port, b"OPTIONS /up/ro/x HTTP/1.1\r\nHost: t\r\n"
+                           b"Connection: close\r\n\r\n")
+        self.assertEqual(raw_status(resp), 405, resp[:300])
+        self.assertEqual(self.up.requests and [r["method"] for r in self.up.requests], ["GET"])
         resp = raw_request(tg.port, b"DELETE /up/rw/x HTTP/1.1\r\nHost: t\r\n"
                            b"Connection: close\r\n\r\n")
         self.assertEqual(raw_status(resp), 200, resp[:300])
