@@ -96,7 +96,7 @@ void srv_fwdauth_note_repeat(srv_req_t *r)
         return;
     if (strcmp(dialect, "traefik") == 0)
         log_warn("forward-auth: %s came twice from %s: refused (400 duplicate_header). "
-                 "Traefik with trustForwardHeader: true behind a proxy that passes the "
+                 "Traefik with trustForwardHeader on, behind a proxy that passes the "
                  "client's own X-Forwarded-* headers on looks like this; set it to false "
                  "(%llu more such requests since the last line)",
                  r->h.dup_name, r->peer, (unsigned long long)held);

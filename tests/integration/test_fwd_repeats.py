@@ -2,7 +2,7 @@
 
 A forward-auth request whose dialect headers repeat is refused (400
 duplicate_header) already.  Such requests from a trusted proxy are the sign
-of a Traefik with `trustForwardHeader: true` behind a load balancer that
+of a Traefik with `trustForwardHeader` on behind a load balancer that
 passes the client's own X-Forwarded-* on, so they are also counted in
 tollgate_forwarded_header_repeats_total{dialect} and warned about on stderr
 at most once per 10 s per process (saying how many were held back), naming
