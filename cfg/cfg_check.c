@@ -184,6 +184,23 @@ static bool targets_overlap(const rl_match_t *a, const rl_match_t *b)
     return rl_match_target(&aa, pb, NULL) || rl_match_target(&bb, pa, NULL);
 }
 
+/* Does `l` take every request of `r`'s paths (and host) with a method
+ * `r` does not list (so none goes past it)? */
+static bool covers_rest(const rl_match_t *l, const rl_match_t *r, unsigned allowed)
+{
+    const char *rp = r->path != NULL ? r->path : r->path_prefix;
+
+    if ((l->host != NULL && (r->host == NULL || strcmp(l->host, r->host) != 0)) ||
+        (r->icase && !l->icase) ||
+        (l->methods != 0 && (allowed & ~r->methods & ~l->methods) != 0))
+        return false;
+    if (l->path != NULL)
+        return r->path != NULL && strcmp(l->path, r->path) == 0;
+    if (l->path_prefix != NULL)
+        return rp != NULL && strncmp(rp, l->path_prefix, strlen(l->path_prefix)) == 0;
+    return true;
+}
+
 /* What `later` asks less than `r` (weaker auth, a missing scope) into
  * `why`; false when it asks as much. */
 static bool asks_less(const cfg_route_t *r, const cfg_route_t *later, char *why, size_t len)
@@ -221,8 +238,13 @@ static void warn_fall_through(cfg_build_t *b, size_t i)
         unsigned lm = l->match.methods != 0 ? l->match.methods : ~0u;
 
         if ((lm & ~r->match.methods & c->allowed_methods) == 0 ||
-            !targets_overlap(&r->match, &l->match) || !asks_less(r, l, why, sizeof why))
+            !targets_overlap(&r->match, &l->match))
             continue;
+        if (!asks_less(r, l, why, sizeof why)) {
+            if (covers_rest(&l->match, &r->match, c->allowed_methods))
+                return; /* it decides them all, asking as much */
+            continue;
+        }
         cfg_where_str(b, cfg_at(b->route_lines[i]), where, sizeof where);
         if (j < c->nroutes)
             log_warn("%s: routes[%zu] (%s) lists methods; another method on its paths "

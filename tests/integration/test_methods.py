@@ -286,6 +286,33 @@ class CheckConfig(TollgateCase):
                                r"match\.methods")
         self.assertRegex(text, r"tollgate\.yaml:4: routes\[1\]\.other_methods: 'maybe' is not "
                                r"one of next_route, deny")
+        # the fall-through warning: to a later route or default_route that
+        # asks less; none where the later route asks as much, or with deny
+        tg.write_config(
+            "auth: {mode: api_key, api_keys_file: api-keys}\n"
+            "routes:\n"
+            "  - {name: a, match: {path_prefix: /a/, methods: [GET]}, scopes: [s1]}\n"
+            "  - {name: b, match: {path_prefix: /b/, methods: [GET]}, scopes: [s1]}\n"
+            "  - {name: b-rest, match: {path_prefix: /b/}, scopes: [s1, s2]}\n"
+            "  - {name: c, match: {path: /c/x, methods: [POST]}, scopes: [s1],\n"
+            "     other_methods: deny}\n"
+            "  - {name: d, match: {path: /d/x, methods: [POST]}, auth: required}\n"
+            "  - {name: d-rest, match: {path_prefix: /d/}, auth: optional}\n"
+            "  - {name: e, match: {path_prefix: /e/, methods: [PUT]}, auth: none}\n"
+            "  - {name: f, match: {path_prefix: /f/, methods: [TRACE]}}\n")
+        out = tg.run_cli("--check-config", tg.config_path)
+        text = out.stdout + out.stderr
+        self.assertEqual(out.returncode, 0, text)
+        self.assertRegex(text, r"tollgate\.yaml:3: routes\[0\] \(a\) lists methods; in "
+                               r"forward-auth another method on its paths falls through to "
+                               r"default_route, which asks less \(no scope s1\)")
+        self.assertRegex(text, r"tollgate\.yaml:8: routes\[4\] \(d\) lists methods; another "
+                               r"method on its paths falls through to routes\[5\] \(d-rest\), "
+                               r"which asks less \(auth optional\)")
+        self.assertRegex(text, r"tollgate\.yaml:11: routes\[7\] \(f\): none of its methods "
+                               r"is in allowed_methods; it never matches")
+        for quiet in ("(b)", "(c)", "(e)"):
+            self.assertNotIn(quiet + " lists methods", text)
         tg.write_config("allowed_methods: []\n")
         out = tg.run_cli("--check-config", tg.config_path)
         self.assertNotEqual(out.returncode, 0)
