@@ -367,6 +367,7 @@ static cfg_t *cfg_defaults(void)
     c->idle_timeout_ms = 15000;
     c->expected_replicas = 1;
     c->client_ipv6_prefix = 64;
+    c->allowed_methods = CFG_ALLOWED_METHODS_DEFAULT;
     c->shutdown_delay = 5;
     c->redis.mode = CFG_REDIS_NONE;
     c->redis.key_prefix = strdup("tg:");

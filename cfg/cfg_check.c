@@ -214,9 +214,11 @@ static void check_shadowed_routes(cfg_build_t *b)
     for (size_t i = 0; i < c->nroutes; i++)
         for (size_t j = 0; j < i; j++) {
             const cfg_route_t *ri = &c->routes[i], *rj = &c->routes[j];
+            rl_match_t mj = rj->match;
 
-            if ((rj->upstream != NULL || ri->upstream == NULL) &&
-                match_covered(&rj->match, &ri->match)) {
+            if (rj->other_methods_deny) /* it answers every method on its paths */
+                mj.methods = 0;
+            if ((rj->upstream != NULL || ri->upstream == NULL) && match_covered(&mj, &ri->match)) {
                 cfg_err(b, cfg_at(b->route_lines[i]),
                         "routes[%zu] (%s): never used: routes[%zu] (%s) before it matches "
                         "every request it does (the first match wins)",
@@ -240,6 +242,126 @@ static void check_route_scopes(cfg_build_t *b)
                     c->routes[i].name ? c->routes[i].name : "?",
                     c->routes[i].auth == CFG_ROUTE_NONE ? "the route has auth: none"
                                                         : "auth.mode is none");
+}
+
+/* ---- methods ------------------------------------------------------------- */
+
+/* Is there a path (and host) both matches could take? */
+static bool targets_overlap(const rl_match_t *a, const rl_match_t *b)
+{
+    rl_match_t aa = *a, bb = *b;
+    const char *pa, *pb;
+
+    if (a->host != NULL && b->host != NULL && strcmp(a->host, b->host) != 0)
+        return false;
+    aa.host = bb.host = NULL;
+    if (a->path != NULL)
+        return rl_match_target(&bb, a->path, NULL);
+    if (b->path != NULL)
+        return rl_match_target(&aa, b->path, NULL);
+    pa = a->path_prefix;
+    pb = b->path_prefix;
+    if (pa == NULL || pb == NULL)
+        return true;
+    return rl_match_target(&aa, pb, NULL) || rl_match_target(&bb, pa, NULL);
+}
+
+/* Does `l` take every request of `r`'s paths (and host) with a method
+ * `r` does not list (so none goes past it)? */
+static bool covers_rest(const rl_match_t *l, const rl_match_t *r, unsigned allowed)
+{
+    const char *rp = r->path != NULL ? r->path : r->path_prefix;
+
+    if ((l->host != NULL && (r->host == NULL || strcmp(l->host, r->host) != 0)) ||
+        (r->icase && !l->icase) ||
+        (l->methods != 0 && (allowed & ~r->methods & ~l->methods) != 0))
+        return false;
+    if (l->path != NULL)
+        return r->path != NULL && strcmp(l->path, r->path) == 0;
+    if (l->path_prefix != NULL)
+        return rp != NULL && strncmp(rp, l->path_prefix, strlen(l->path_prefix)) == 0;
+    return true;
+}
+
+/* What `later` asks less than `r` (weaker auth, a missing scope) into
+ * `why`; false when it asks as much. */
+static bool asks_less(const cfg_route_t *r, const cfg_route_t *later, char *why, size_t len)
+{
+    if (later->auth > r->auth) { /* required < optional < none */
+        snprintf(why, len, "auth %s", later->auth == CFG_ROUTE_NONE ? "none" : "optional");
+        return true;
+    }
+    for (size_t i = 0; i < r->scopes.n; i++) {
+        bool has = false;
+
+        for (size_t j = 0; j < later->scopes.n && !has; j++)
+            has = strcmp(r->scopes.v[i], later->scopes.v[j]) == 0;
+        if (!has) {
+            snprintf(why, len, "no scope %.64s", r->scopes.v[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A route that lists methods lets a request for its paths with another
+ * method go on to the next route that matches it: warn when that one asks
+ * less (the fall-through of issue 19), unless other_methods: deny. */
+static void warn_fall_through(cfg_build_t *b, size_t i)
+{
+    const cfg_t *c = b->c;
+    const cfg_route_t *r = &c->routes[i];
+    char where[300], why[96];
+
+    if (r->match.methods == 0 || r->other_methods_deny)
+        return;
+    for (size_t j = i + 1; j <= c->nroutes; j++) {
+        const cfg_route_t *l = j < c->nroutes ? &c->routes[j] : &c->default_route;
+        unsigned lm = l->match.methods != 0 ? l->match.methods : ~0u;
+
+        if ((lm & ~r->match.methods & c->allowed_methods) == 0 ||
+            !targets_overlap(&r->match, &l->match))
+            continue;
+        if (!asks_less(r, l, why, sizeof why)) {
+            if (covers_rest(&l->match, &r->match, c->allowed_methods))
+                return; /* it decides them all, asking as much */
+            continue;
+        }
+        cfg_where_str(b, cfg_at(b->route_lines[i]), where, sizeof where);
+        if (j < c->nroutes)
+            log_warn("%s: routes[%zu] (%s) lists methods; another method on its paths "
+                     "falls through to routes[%zu] (%s), which asks less (%s): set "
+                     "other_methods: deny, or route those methods on purpose",
+                     where, i, r->name, j, l->name, why);
+        else
+            log_warn("%s: routes[%zu] (%s) lists methods; in forward-auth another method "
+                     "on its paths falls through to default_route, which asks less (%s): "
+                     "set other_methods: deny, or route those methods on purpose",
+                     where, i, r->name, why);
+        return; /* one warning per route: the first route it falls to */
+    }
+}
+
+static void check_methods(cfg_build_t *b)
+{
+    const cfg_t *c = b->c;
+
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const cfg_route_t *r = &c->routes[i];
+        char where[300];
+
+        if (r->other_methods_deny && r->match.methods == 0)
+            cfg_err(b, cfg_at(b->route_lines[i]),
+                    "routes[%zu] (%s): other_methods: deny needs match.methods", i,
+                    r->name);
+        if (r->match.methods != 0 && (r->match.methods & c->allowed_methods) == 0) {
+            cfg_where_str(b, cfg_at(b->route_lines[i]), where, sizeof where);
+            log_warn("%s: routes[%zu] (%s): none of its methods is in allowed_methods; it "
+                     "never matches",
+                     where, i, r->name);
+        }
+        warn_fall_through(b, i);
+    }
 }
 
 static void check_limits(cfg_build_t *b)
@@ -396,6 +518,7 @@ void cfg_check(cfg_build_t *b)
     check_routes(b);
     check_shadowed_routes(b);
     check_route_scopes(b);
+    check_methods(b);
     check_limits(b);
     check_redis(b);
     check_origins(b);

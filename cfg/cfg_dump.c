@@ -184,6 +184,8 @@ static json_t *jroute(const cfg_route_t *r)
         r->allow_encoded_percent, "allow_semicolon", r->allow_semicolon);
 
     json_object_set_new(o, "auth_methods", jauth_methods(r->auth_methods));
+    json_object_set_new(o, "other_methods",
+                        json_string(r->other_methods_deny ? "deny" : "next_route"));
     return o;
 }
 
@@ -319,6 +321,7 @@ static json_t *jcfg(const cfg_t *c, bool public)
     json_object_set_new(
         o, "trailing_slash",
         json_string(c->trailing_slash == CFG_SLASH_DISTINCT ? "distinct" : "same"));
+    json_object_set_new(o, "allowed_methods", jmethods(c->allowed_methods));
     json_object_set_new(o, "path_match",
                         json_string(c->path_match == CFG_PATH_CASE_INSENSITIVE
                                         ? "case_insensitive"

@@ -647,6 +647,42 @@ static void p_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *ds
         *(unsigned *)dst = bits;
 }
 
+/* One entry of allowed_methods: a registered method tollgate can decide. */
+static int allowed_method_item(cfg_build_t *b, yaml_node_t *item, const char *s,
+                               const char *ictx, void *bits)
+{
+    unsigned bit = rl_method_bit(s);
+    char shown[32];
+
+    cfg_printable(s, shown, sizeof shown);
+    if (bit == RL_METHOD_CONNECT)
+        cfg_err(b, at(item),
+                "%s: CONNECT cannot be allowed (tollgate authorizes no tunnels)", ictx);
+    else if (bit == 0)
+        cfg_err(b, at(item),
+                "%s: '%s' is not GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or TRACE "
+                "(case-sensitive; extension methods such as PURGE cannot be allowed)",
+                ictx, shown);
+    else
+        *(unsigned *)bits |= bit;
+    return 0;
+}
+
+/* allowed_methods: the methods served at all (others: 405 before routing). */
+static void p_allowed_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
+                              const char *ctx)
+{
+    unsigned bits = 0;
+
+    (void)f;
+    if (!is_list(b, v, ctx) || !each_text(b, v, ctx, allowed_method_item, &bits))
+        return;
+    if (list_len(v) == 0)
+        cfg_err(b, at(v), "%s: list at least one method", ctx);
+    else
+        *(unsigned *)dst = bits;
+}
+
 static void p_host(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
                    const char *ctx)
 {
@@ -967,6 +1003,7 @@ static const char *const dialect_names[] = {"auto",  "nginx",         "traefik",
                                             "envoy", "ingress-nginx", NULL};
 static const char *const trailing_slash_names[] = {"same", "distinct", NULL};
 static const char *const reserved_names[] = {"drop", "reject", NULL};
+static const char *const other_methods_names[] = {"next_route", "deny", NULL};
 
 /* A route's path_match: only case_insensitive changes anything (the global
  * setting applies to every route after parsing). */
@@ -978,6 +1015,16 @@ static void p_route_path_match(cfg_build_t *b, const field_t *f, yaml_node_t *v,
     p_enum(b, f, v, &m, ctx);
     if (m == CFG_PATH_CASE_INSENSITIVE)
         *(bool *)dst = true;
+}
+
+/* A route's other_methods: deny or next_route (the default). */
+static void p_route_other_methods(cfg_build_t *b, const field_t *f, yaml_node_t *v,
+                                  void *dst, const char *ctx)
+{
+    int m = 0;
+
+    p_enum(b, f, v, &m, ctx);
+    *(bool *)dst = m == 1;
 }
 
 static const field_t route_fields[] = {
@@ -995,6 +1042,8 @@ static const field_t route_fields[] = {
      NULL},
     {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
     {"auth_methods", p_auth_methods, offsetof(cfg_route_t, auth_methods), 0, 0, NULL},
+    {"other_methods", p_route_other_methods, offsetof(cfg_route_t, other_methods_deny), 0,
+     0, other_methods_names},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1483,6 +1532,7 @@ static const field_t top_fields[] = {
     {"proxy", p_map, 0, 0, 0, proxy_fields},
     {"path_match", p_enum, offsetof(cfg_t, path_match), 0, 0, path_match_names},
     {"trailing_slash", p_enum, offsetof(cfg_t, trailing_slash), 0, 0, trailing_slash_names},
+    {"allowed_methods", p_allowed_methods, offsetof(cfg_t, allowed_methods), 0, 0, NULL},
     {"tickets", p_map, 0, 0, 0, tickets_fields},
     {"health", p_map, 0, 0, 0, health_fields},
     {"default_route", p_map, offsetof(cfg_t, default_route), 0, 0, default_route_fields},

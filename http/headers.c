@@ -176,9 +176,37 @@ static void line_ends(http_head_scan_t *s)
     s->cl = CL_NONE;
 }
 
+static bool tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* The method: the request line's bytes up to its first SP. */
+static void method_feed(http_head_scan_t *s, const char *p, const char *end)
+{
+    for (; p < end && s->mstate == HTTP_HEAD_METHOD_READING; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == ' ' && s->mlen > 0) {
+            s->mstate = HTTP_HEAD_METHOD_TOKEN;
+        } else if (!tchar(c)) {
+            s->mstate = HTTP_HEAD_METHOD_BAD;
+        } else {
+            if (s->mlen < HTTP_HEAD_METHOD_MAX - 1)
+                s->method[s->mlen] = (char)c;
+            if (s->mlen < 255)
+                s->mlen++;
+        }
+    }
+}
+
 void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n)
 {
     const char *start = p, *end = p + n, *nl;
+
+    if (s->in_head && s->mstate == HTTP_HEAD_METHOD_READING)
+        method_feed(s, p, end);
 
     while (s->in_head && p < end) {
         if (s->st != 0) {

@@ -25,6 +25,7 @@
  */
 #include "tollgate/rl_policy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,11 +75,8 @@ static bool path_equal(const rl_match_t *m, const char *want, const char *path)
     return (m->icase ? strncasecmp(want, path, n) : strncmp(want, path, n)) == 0;
 }
 
-bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
-                      const char *host)
+bool rl_match_target(const rl_match_t *m, const char *path, const char *host)
 {
-    if (m->methods != 0 && (m->methods & method) == 0)
-        return false;
     if (m->path != NULL && (path == NULL || !path_equal(m, m->path, path)))
         return false;
     if (m->path_prefix != NULL &&
@@ -89,6 +87,39 @@ bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
     if (m->host != NULL && !http_host_equal(m->host, host))
         return false;
     return true;
+}
+
+bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,
+                      const char *host)
+{
+    if (m->methods != 0 && (m->methods & method) == 0)
+        return false;
+    return rl_match_target(m, path, host);
+}
+
+size_t rl_method_list(unsigned bits, char *out, size_t outlen)
+{
+    static const char *const names[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                        "PATCH", "DELETE", "OPTIONS", "TRACE"};
+    static const unsigned order[] = {RL_METHOD_GET,     RL_METHOD_HEAD,  RL_METHOD_POST,
+                                     RL_METHOD_PUT,     RL_METHOD_PATCH, RL_METHOD_DELETE,
+                                     RL_METHOD_OPTIONS, RL_METHOD_TRACE};
+    size_t len = 0;
+
+    if (outlen == 0)
+        return 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        size_t n = strlen(names[i]) + (len > 0 ? 2 : 0);
+
+        if (!(bits & order[i]))
+            continue;
+        if (len + n >= outlen)
+            break;
+        snprintf(out + len, outlen - len, "%s%s", len > 0 ? ", " : "", names[i]);
+        len += n;
+    }
+    return len;
 }
 
 const rl_rate_t *rl_policy_rate(const rl_policy_set_t *ps, const rl_limit_t *lim,

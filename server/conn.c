@@ -42,6 +42,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -54,6 +55,7 @@
 
 #include "tollgate/http.h"
 #include "tollgate/metrics.h"
+#include "tollgate/rl_policy.h"
 #include "tollgate/util_clock.h"
 #include "srv_process.h"
 
@@ -268,6 +270,20 @@ static void refuse(srv_conn_t *c, struct evbuffer *buf, srv_conn_verdict_t v)
     gate(c, false);
 }
 
+/* A method evhttp would answer with its own 501 (it parses only the
+ * registered ones it knows): an extension method (PURGE), another spelling
+ * ("get") or CONNECT.  The pipeline answers it 405 with Allow instead, like
+ * a known method allowed_methods leaves out. */
+static bool method_unknown(const http_head_scan_t *h)
+{
+    unsigned bit;
+
+    if (h->mstate != HTTP_HEAD_METHOD_TOKEN)
+        return false; /* a malformed request line: evhttp's 400 */
+    bit = h->mlen < HTTP_HEAD_METHOD_MAX ? rl_method_bit(h->method) : 0;
+    return bit == 0 || bit == RL_METHOD_CONNECT;
+}
+
 /* The head read so far: within bounds, or refused. */
 static void judge(srv_conn_t *c, struct evbuffer *buf)
 {
@@ -278,6 +294,8 @@ static void judge(srv_conn_t *c, struct evbuffer *buf)
         refuse(c, buf, SRV_CONN_HEAD_TOO_LARGE);
     else if (!c->head.in_head && c->head.has_clen && c->head.clen > cfg->max_body_bytes)
         refuse(c, buf, SRV_CONN_BODY_TOO_LARGE);
+    else if (!c->head.in_head && method_unknown(&c->head))
+        refuse(c, buf, SRV_CONN_METHOD);
     else if (held && c->head.in_head)
         (void)hold(c, buf); /* appends to an existing buffer: cannot fail */
     else if (held)
@@ -453,6 +471,15 @@ static srv_conn_t *conn_of_evcon(srv_worker_t *w, struct evhttp_connection *conn
 static srv_conn_t *conn_of_request(srv_worker_t *w, struct evhttp_request *req)
 {
     return conn_of_evcon(w, evhttp_request_get_connection(req));
+}
+
+void srv_conn_method(srv_worker_t *w, struct evhttp_request *req, char *out, size_t len)
+{
+    srv_conn_t *c = conn_of_request(w, req);
+
+    if (len == 0)
+        return;
+    snprintf(out, len, "%s", c != NULL ? c->head.method : "");
 }
 
 srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req)

@@ -22,6 +22,8 @@
 #include <event2/http.h>
 
 #include "tollgate/log.h"
+#include "tollgate/metrics.h"
+#include "tollgate/util_clock.h"
 #include "srv_req.h"
 
 /* Method names are RFC 9110 tokens; anything else is refused. */
@@ -55,6 +57,55 @@ static void warn_untrusted(srv_t *s, const char *peer)
         log_warn("forward-auth: dialect headers from %s, which is not in trusted_proxies: "
                  "refused with 403",
                  peer);
+}
+
+/* Which dialect's own header `name` (canonical spelling) is, under
+ * forward_auth.dialect and the request's other headers; NULL: none. */
+static const char *repeat_dialect(const srv_req_t *r, const char *name)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    cfg_dialect_t d = r->cfg->forward_auth.dialect;
+
+    if (strncmp(name, "X-Forwarded-", 12) == 0 && strcmp(name, "X-Forwarded-For") != 0) {
+        /* X-Forwarded-Host/-Proto alone are any proxy's: Traefik's when
+         * pinned, or when the request carries Traefik's own -Uri/-Method */
+        if (d == CFG_DIALECT_TRAEFIK ||
+            (d == CFG_DIALECT_AUTO &&
+             (evhttp_find_header(in, "X-Forwarded-Uri") != NULL ||
+              evhttp_find_header(in, "X-Forwarded-Method") != NULL)))
+            return "traefik";
+        return NULL;
+    }
+    if (strncmp(name, "X-Original-", 11) == 0 &&
+        (d == CFG_DIALECT_AUTO || d == CFG_DIALECT_NGINX || d == CFG_DIALECT_INGRESS_NGINX))
+        return "nginx";
+    return NULL;
+}
+
+void srv_fwdauth_note_repeat(srv_req_t *r)
+{
+    const char *dialect;
+    uint64_t held = 0;
+
+    if (r->h.dup_name == NULL || !r->peer_trusted ||
+        (dialect = repeat_dialect(r, r->h.dup_name)) == NULL)
+        return;
+    metrics_forwarded_repeat(r->w->metrics, dialect);
+    if (!log_ratelimit_take(&r->w->srv->repeat_log, util_mono_ms(), SRV_REPEAT_LOG_MS,
+                            &held))
+        return;
+    if (strcmp(dialect, "traefik") == 0)
+        log_warn("forward-auth: %s came twice from %s: refused (400 duplicate_header). "
+                 "Traefik with trustForwardHeader on, behind a proxy that passes the "
+                 "client's own X-Forwarded-* headers on looks like this; set it to false "
+                 "(%llu more such requests since the last line)",
+                 r->h.dup_name, r->peer, (unsigned long long)held);
+    else
+        log_warn(
+            "forward-auth: %s came twice from %s: refused (400 duplicate_header); "
+            "the proxy in front passes a client's own copy on (%llu more such requests "
+            "since the last line)",
+            r->h.dup_name, r->peer, (unsigned long long)held);
 }
 
 /* "https://host:port/path?q" -> host (into the request's own headers' memory is

@@ -125,8 +125,10 @@ int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in)
             if (strlen(known[i].name) == len && strcasecmp(kv->key, known[i].name) == 0) {
                 if (*slot == NULL)
                     *slot = kv->value;
-                else if (known[i].single)
+                else if (known[i].single) {
+                    h->dup_name = known[i].name;
                     return refuse(h, "duplicate_header");
+                }
                 break;
             }
         }

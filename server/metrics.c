@@ -57,6 +57,7 @@ enum {
     T_JWT_CACHE,
     T_DEPRECATED,
     T_ACCEPT,
+    T_FWD_REPEATS,
     T_COUNT
 };
 enum { H_REQUEST, H_REDIS, H_COUNT };
@@ -114,6 +115,13 @@ static const tdef_t tdefs[T_COUNT] = {
                   1,
                   {"error"},
                   4},
+    [T_FWD_REPEATS] = {"tollgate_forwarded_header_repeats_total",
+                       "Forward-auth requests refused (400 duplicate_header) because a "
+                       "dialect header came twice, by dialect (traefik, nginx): a proxy in "
+                       "front passes the client's own copy on.",
+                       1,
+                       {"dialect"},
+                       3},
 };
 
 typedef struct hdef {
@@ -302,6 +310,12 @@ void metrics_deprecated(metrics_t *m, const char *client)
 {
     if (m != NULL)
         mx_count(m, T_DEPRECATED, client, NULL, NULL);
+}
+
+void metrics_forwarded_repeat(metrics_t *m, const char *dialect)
+{
+    if (m != NULL)
+        mx_count(m, T_FWD_REPEATS, dialect, NULL, NULL);
 }
 
 void metrics_redis_shed(metrics_t *m)
@@ -616,6 +630,7 @@ void metrics_render(struct evbuffer *out)
     render_table(out, &tdefs[T_JWT_CACHE], &tables[T_JWT_CACHE]);
     render_table(out, &tdefs[T_DEPRECATED], &tables[T_DEPRECATED]);
     render_table(out, &tdefs[T_ACCEPT], &tables[T_ACCEPT]);
+    render_table(out, &tdefs[T_FWD_REPEATS], &tables[T_FWD_REPEATS]);
     render_hist(out, &hdefs[H_REDIS], &hists[H_REDIS]);
     render_globals(out);
     for (t = 0; t < T_COUNT; t++)

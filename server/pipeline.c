@@ -1052,10 +1052,14 @@ static void limits_done(const rl_result_t *res, void *privdata)
 
 /* ---- step: route, CORS ------------------------------------------------- */
 
-static const cfg_route_t *match_route(const srv_req_t *r)
+/* The first route that matches; a route with other_methods: deny also
+ * stops the search for a request on its paths with another method
+ * (*denied: answer 405 rather than let a later route decide it). */
+static const cfg_route_t *match_route(const srv_req_t *r, bool *denied)
 {
     const cfg_t *c = r->cfg;
 
+    *denied = false;
     if (r->mode == SRV_MODE_TICKET)
         return &c->tickets.route;
     for (size_t i = 0; i < c->nroutes; i++) {
@@ -1065,22 +1069,53 @@ static const cfg_route_t *match_route(const srv_req_t *r)
             continue;
         if (rl_match_request(&rt->match, r->method_bit, r->path, r->host))
             return rt;
+        if (rt->other_methods_deny && rl_match_target(&rt->match, r->path, r->host)) {
+            *denied = true;
+            return rt;
+        }
     }
     return r->mode == SRV_MODE_PROXY ? NULL : &c->default_route;
+}
+
+/* The methods served here: allowed_methods; proxy mode never forwards TRACE. */
+static unsigned methods_served(const srv_req_t *r)
+{
+    unsigned m = r->cfg->allowed_methods;
+
+    return r->mode == SRV_MODE_PROXY ? m & ~(unsigned)RL_METHOD_TRACE : m;
+}
+
+/* 405 with Allow: `allow`.  The nginx dialect answers 403 (nginx turns any
+ * other status of an auth subrequest into a 500); the body says why. */
+static void refuse_method(srv_req_t *r, unsigned allow)
+{
+    char list[80];
+
+    rl_method_list(allow, list, sizeof list);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", list);
+    r->reason = "method_not_allowed";
+    deny(r, r->mode == SRV_MODE_FWD_NGINX ? 403 : 405, "method_not_allowed",
+         "method not allowed");
+}
+
+/* OPTIONS with Origin and Access-Control-Request-Method. */
+static bool is_preflight(const srv_req_t *r)
+{
+    return strcmp(r->method, "OPTIONS") == 0 && r->h.origin != NULL && r->h.acrm != NULL;
 }
 
 /* CORS: remember an allowed Origin; answer a preflight. */
 static step_result_t cors(srv_req_t *r)
 {
     const char *origin = r->h.origin;
-    const char *acrm = r->h.acrm;
     const char *acrh;
     struct evkeyvalq *out;
+    char list[80];
 
     if (origin != NULL &&
         http_cors_origin_allowed(origin, r->cfg->cors_origins.v, r->cfg->cors_origins.n))
         r->origin = origin;
-    if (strcmp(r->method, "OPTIONS") != 0 || origin == NULL || acrm == NULL)
+    if (!is_preflight(r))
         return STEP_NEXT;
     if (r->origin == NULL) {
         r->reason = "cors_origin";
@@ -1094,8 +1129,10 @@ static step_result_t cors(srv_req_t *r)
     if (r->mode != SRV_MODE_PROXY)
         return STEP_NEXT;
     out = evhttp_request_get_output_headers(r->req);
-    evhttp_add_header(out, "Access-Control-Allow-Methods",
-                      "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    rl_method_list(r->route_method_denied ? r->route->match.methods & methods_served(r)
+                                          : methods_served(r),
+                   list, sizeof list);
+    evhttp_add_header(out, "Access-Control-Allow-Methods", list);
     acrh = r->h.acrh;
     evhttp_add_header(out, "Access-Control-Allow-Headers",
                       acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
@@ -1246,18 +1283,24 @@ static step_result_t path_refused(srv_req_t *r)
 static void refuse_headers(srv_req_t *r)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    if (r->h.dup_name != NULL && is_fwd_target(r->target, r->cfg->forward_auth.path))
+        srv_fwdauth_note_repeat(r);
     r->reason = r->h.bad;
     deny(r, 400, "bad_request", "malformed request header");
 }
 
-/* The head conn.c refused before evhttp read it: the request evhttp handed
+/* The head conn.c refused before evhttp read it (its size, its method, whose
+ * name is kept for the audit line): the request evhttp handed
  * over is a stand-in, so nothing of it is reported as the client's. */
-static void refuse_size(srv_req_t *r, srv_conn_verdict_t v)
+static void refuse_head(srv_req_t *r, srv_conn_verdict_t v)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
     r->method = NULL;
     r->target = NULL;
-    if (v == SRV_CONN_HEAD_TOO_LARGE) {
+    if (v == SRV_CONN_METHOD) {
+        r->method = r->method_own[0] != '\0' ? r->method_own : NULL;
+        refuse_method(r, methods_served(r));
+    } else if (v == SRV_CONN_HEAD_TOO_LARGE) {
         r->reason = "headers_too_large";
         deny(r, 431, "headers_too_large", "request headers over max_header_bytes");
     } else {
@@ -1298,11 +1341,16 @@ static step_result_t step_identify(srv_req_t *r)
     http_ip_key(r->ip, c->client_ipv6_prefix, r->ip_key, sizeof(r->ip_key));
     r->method = method_name(evhttp_request_get_command(r->req));
     r->method_bit = rl_method_bit(r->method);
+    /* libevent reads no body of a TRACE: bytes after its head would be
+     * parsed as the next request, where a proxy in front sees a body.
+     * Whatever the answer, the connection ends with it. */
+    if (r->method_bit == RL_METHOD_TRACE)
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
     if (r->size_verdict != SRV_CONN_OK) {
-        refuse_size(r, r->size_verdict);
+        refuse_head(r, r->size_verdict);
         return STEP_ANSWERED;
     }
     if (r->h.bad != NULL) {
@@ -1405,9 +1453,18 @@ static step_result_t step_own_paths(srv_req_t *r)
  * path ambiguities it allows, CORS. */
 static step_result_t step_route(srv_req_t *r)
 {
-    r->route = match_route(r);
+    if ((r->method_bit & methods_served(r)) == 0) {
+        refuse_method(r, methods_served(r)); /* before any route can decide it */
+        return STEP_ANSWERED;
+    }
+    r->route = match_route(r, &r->route_method_denied);
     if (path_refused(r) == STEP_ANSWERED)
         return STEP_ANSWERED;
+    /* a proxy-mode preflight is tollgate's to answer (cors), never forwarded */
+    if (r->route_method_denied && !(r->mode == SRV_MODE_PROXY && is_preflight(r))) {
+        refuse_method(r, r->route->match.methods & methods_served(r));
+        return STEP_ANSWERED;
+    }
     if (r->route == NULL) {
         r->reason = "no_route";
         deny(r, 404, "not_found", "no route");
@@ -1466,6 +1523,8 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
         r->h.bad = "nul_in_header";
     else if (v != SRV_CONN_OK)
         r->size_verdict = v;
+    if (v == SRV_CONN_METHOD)
+        srv_conn_method(w, req, r->method_own, sizeof r->method_own);
     w->inflight++;
     run(r);
 }

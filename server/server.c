@@ -183,9 +183,12 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
     w->http = w->base ? evhttp_new(w->base) : NULL;
     if (w->http == NULL)
         goto out_nomem;
+    /* The main listener also parses TRACE, for the pipeline to refuse or
+     * decide by allowed_methods; the admin listener, as before, not. */
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                            (admin ? 0 : EVHTTP_REQ_TRACE));
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)c->max_header_bytes);
     evhttp_set_max_body_size(w->http, admin ? 65536 : (ev_ssize_t)c->max_body_bytes);
     srv_set_idle_timeout(w, admin ? SRV_ADMIN_IDLE_MS : c->idle_timeout_ms);

@@ -22,6 +22,7 @@
 #include "tollgate/auth_revoke.h"
 #include "tollgate/auth_shared.h"
 #include "tollgate/cfg.h"
+#include "tollgate/log.h"
 #include "tollgate/metrics.h"
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
@@ -106,6 +107,8 @@ struct srv {
     pthread_mutex_t warn_mu;
     char warned[64][HTTP_IP_STRLEN];
     unsigned nwarned;
+    /* Repeated dialect headers from a proxy: one warning per interval. */
+    log_ratelimit_t repeat_log;
     cfg_redis_mode_t cfg_redis_mode; /* as started: Redis settings need a restart */
     char *redis_prefix;              /* as started: keys and channels of every thread */
     auth_shared_t shared;            /* revocations + lockouts through Redis */
@@ -139,10 +142,14 @@ typedef enum {
     SRV_CONN_NUL,            /* a NUL byte in the head: 400 */
     SRV_CONN_HEAD_TOO_LARGE, /* head over max_header_bytes: 431 */
     SRV_CONN_BODY_TOO_LARGE, /* Content-Length over max_body_bytes: 413 */
+    SRV_CONN_METHOD,         /* a method evhttp does not parse (PURGE, get): 405 */
 } srv_conn_verdict_t;
-/* gencb: the request is complete.  For the last two, the request evhttp
+/* gencb: the request is complete.  For the last three, the request evhttp
  * hands over is a stand-in (conn.c): answer the verdict, nothing else. */
 srv_conn_verdict_t srv_conn_request(srv_worker_t *w, struct evhttp_request *req);
+/* The method of the request's head as conn.c read it (its first 15 bytes,
+ * a token), for SRV_CONN_METHOD's audit line; "" when untracked. */
+void srv_conn_method(srv_worker_t *w, struct evhttp_request *req, char *out, size_t len);
 /* An answer is being written (w->unflushed counts it until it is, or until
  * its connection goes: a client that leaves mid-answer no longer holds a
  * drain for its full length), and it was. */

@@ -43,6 +43,7 @@ typedef struct srv_hdrs {
     bool reserved_variant; /* a '_'/'.' spelling of any reserved name (these too) */
     bool method_override;  /* X-HTTP-Method-Override or a sibling (http.h) */
     const char *bad;       /* why srv_hdrs_scan() refused, for the audit reason */
+    const char *dup_name;  /* duplicate_header: the name repeated (canonical spelling) */
 } srv_hdrs_t;
 
 /* hdrs.c: fill `h` (zeroed by the caller) from the request headers.  -1 when
@@ -66,6 +67,8 @@ typedef struct srv_req {
     bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     const char *method; /* original method name */
     unsigned method_bit;
+    char method_own[16];      /* the method of a head conn.c refused (SRV_CONN_METHOD) */
+    bool route_method_denied; /* the route has other_methods: deny and not this method */
     const char *target;       /* original target (path?query), raw */
     const char *host;         /* original host, may be NULL */
     char hostbuf[256];        /* host taken from X-Original-URL */
@@ -128,6 +131,13 @@ srv_fwd_result_t srv_fwdauth_parse(srv_req_t *r, const char *own_target);
 /* Proxy mode: the most bytes of a streamed upstream answer queued for one
  * client before the upstream is no longer read (pipeline.c proxy_body). */
 #define SRV_PROXY_STREAM_BUFFER (256u << 10)
+/* fwdauth.c: a forward-auth request from a trusted proxy whose headers were
+ * refused for a repeated dialect header (r->h.dup_name): counted in
+ * tollgate_forwarded_header_repeats_total{dialect} and warned about at most
+ * once per SRV_REPEAT_LOG_MS per process, naming the header, never a value.
+ * Other refusals are left alone. */
+#define SRV_REPEAT_LOG_MS 10000
+void srv_fwdauth_note_repeat(srv_req_t *r);
 
 /* respond.c */
 /* The headers tollgate sets on a proxied answer, replacing the upstream's. */

@@ -44,3 +44,20 @@ void log_msg(log_level_t level, const char *fmt, ...)
     if (write(STDERR_FILENO, line, n) < 0)
         return;
 }
+
+bool log_ratelimit_take(log_ratelimit_t *rl, uint64_t now_ms, uint64_t interval_ms,
+                        uint64_t *suppressed)
+{
+    uint64_t next = atomic_load_explicit(&rl->next_ms, memory_order_relaxed);
+
+    /* One thread wins the slot; the others count themselves held back. */
+    if (now_ms >= next && atomic_compare_exchange_strong_explicit(
+                              &rl->next_ms, &next, now_ms + interval_ms,
+                              memory_order_relaxed, memory_order_relaxed)) {
+        *suppressed = atomic_exchange_explicit(&rl->suppressed, 0, memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&rl->suppressed, 1, memory_order_relaxed);
+    *suppressed = 0;
+    return false;
+}

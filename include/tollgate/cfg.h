@@ -67,7 +67,16 @@ typedef struct cfg_route {
     bool allow_encoded_percent;   /* "%25" + hex (double encoding) accepted */
     bool allow_semicolon;         /* a raw ';' in the path accepted */
     unsigned auth_methods; /* CFG_METHOD_* accepted; 0 = every one auth.mode allows */
+    /* other_methods: deny — a request on this route's paths (and host) with
+     * a method match.methods does not list is 405 here, never decided by a
+     * later route; false (next_route, the default): it goes on matching. */
+    bool other_methods_deny;
 } cfg_route_t;
+
+/* allowed_methods when the config does not say */
+#define CFG_ALLOWED_METHODS_DEFAULT                                                        \
+    (RL_METHOD_GET | RL_METHOD_HEAD | RL_METHOD_POST | RL_METHOD_PUT | RL_METHOD_PATCH |   \
+     RL_METHOD_DELETE | RL_METHOD_OPTIONS)
 
 #define CFG_METHOD_API_KEY 1u
 #define CFG_METHOD_JWT 2u
@@ -163,6 +172,10 @@ typedef struct cfg {
     } proxy;
     cfg_path_match_t path_match;         /* default case_sensitive */
     cfg_trailing_slash_t trailing_slash; /* default same */
+    /* allowed_methods: RL_METHOD_* bits of the methods served at all; any
+     * other is 405 before routing.  Default GET HEAD POST PUT PATCH DELETE
+     * OPTIONS; TRACE may be added; CONNECT and extension methods never. */
+    unsigned allowed_methods;
     struct {
         char *path;        /* default "/v1/tickets" */
         unsigned ttl_s;    /* default 30 */

@@ -161,7 +161,18 @@ typedef struct http_head_scan {
     size_t len;       /* bytes of the head so far, its last LF included */
     uint64_t clen;    /* the largest Content-Length declared (saturates) */
     uint64_t cl_cur;  /* the value being read */
+    /* The request line's method: its first HTTP_HEAD_METHOD_MAX - 1 bytes,
+     * and how far it was read (HTTP_HEAD_METHOD_*). */
+    char method[16];
+    unsigned char mlen; /* bytes of the method so far (saturates at 255) */
+    unsigned char mstate;
 } http_head_scan_t;
+#define HTTP_HEAD_METHOD_MAX 16
+enum {
+    HTTP_HEAD_METHOD_READING, /* no SP yet */
+    HTTP_HEAD_METHOD_TOKEN,   /* a token ended by SP: `method` (cut when mlen >= 16) */
+    HTTP_HEAD_METHOD_BAD,     /* not a token: the request line is libevent's to refuse */
+};
 void http_head_scan_start(http_head_scan_t *s);
 void http_head_scan_feed(http_head_scan_t *s, const char *p, size_t n);
 

@@ -48,6 +48,9 @@ void metrics_redis_shed(metrics_t *m);
 /* tollgate_accept_errors_total{error}: emfile, enfile, nomem, other */
 void metrics_accept_error(metrics_t *m, const char *error);
 
+/* tollgate_forwarded_header_repeats_total{dialect}: "traefik" or "nginx" */
+void metrics_forwarded_repeat(metrics_t *m, const char *dialect);
+
 /* tollgate_deprecated_auth_total{client} */
 void metrics_deprecated(metrics_t *m, const char *client);
 /* tollgate_redis_requests_total{result} and tollgate_redis_duration_seconds. */

@@ -33,6 +33,12 @@ enum {
 /* "GET" -> RL_METHOD_GET; unknown names -> 0. Case-sensitive (RFC 9110). */
 unsigned rl_method_bit(const char *name);
 
+/* The methods of `bits` as an Allow header value ("GET, HEAD, POST"), in a
+ * fixed order (GET HEAD POST PUT PATCH DELETE OPTIONS TRACE; CONNECT and
+ * RL_METHOD_OTHER are never named), cut to whole names that fit `outlen`;
+ * "" for none.  Returns the length written. */
+size_t rl_method_list(unsigned bits, char *out, size_t outlen);
+
 typedef struct rl_match {
     char *path;        /* exact normalized path, or NULL = any */
     char *path_prefix; /* normalized prefix, or NULL = any */
@@ -110,6 +116,9 @@ typedef struct rl_request {
     const char *(*claim)(void *ctx, const char *name);
     void *ctx;
 } rl_request_t;
+
+/* True when `m` matches path and host, whatever its methods. */
+bool rl_match_target(const rl_match_t *m, const char *path, const char *host);
 
 /* True when `m` matches method/path/host of `req`. */
 bool rl_match_request(const rl_match_t *m, unsigned method, const char *path,

@@ -7,7 +7,9 @@
  * its length is reported, a NUL is reported exactly when one is in the head,
  * the Content-Length is the largest of the plain "Content-Length: digits"
  * lines of the head, and feeding it in pieces gives the same verdict as
- * feeding it at once. */
+ * feeding it at once; the request line's method (conn.c refuses what
+ * libevent would not parse) is read alike in pieces, and a token only when
+ * one ends at an SP. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,6 +125,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole.has_clen != pieces.has_clen || whole.clen != pieces.clen)
         abort();
     if (whole.has_clen != has_clen || (has_clen && whole.clen != clen))
+        abort();
+    /* the method: the same in pieces, a C string of at most 15 bytes, the
+     * request line's first bytes; a token only when they are tchars and SP */
+    if (whole.mstate != pieces.mstate || strcmp(whole.method, pieces.method) != 0 ||
+        whole.mlen != pieces.mlen || whole.method[sizeof whole.method - 1] != '\0')
+        abort();
+    if (strncmp(whole.method, (const char *)data, strlen(whole.method)) != 0)
+        abort();
+    if (whole.mstate == HTTP_HEAD_METHOD_TOKEN &&
+        (whole.mlen == 0 || whole.mlen >= size ||
+         (whole.mlen < 255 && data[whole.mlen] != ' ') ||
+         strcspn(whole.method, " \t\r\n\"(),/:;<=>?@[\\]{}") != strlen(whole.method)))
         abort();
     return 0;
 }

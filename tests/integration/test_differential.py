@@ -13,10 +13,19 @@ upstream will actually execute, asked through the same front.  tollgate is
 configured as docs/ says for that upstream (path_match: case_insensitive
 for a case-insensitive one).
 """
+import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
 from urllib.parse import unquote
 
-from harness import TollgateCase, Tollgate, _finish, api_key
+from harness import (SLOW, TollgateCase, Tollgate, _finish, api_key, free_port, raw_request,
+                     raw_status, wait_for)
 
 HOST = "app.example.com"
 CONFIGS = {"default": {}, "icase": {"path_match": "case_insensitive"}}
@@ -204,6 +213,226 @@ class Differential(TollgateCase):
                          % (len(wrong), checked))
         self.assertGreater(checked, 500)
         self.assertGreater(refused, 100)
+
+
+# ---- a real nginx in front: auth_request as docs/forward-auth.md says
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+%(user)s
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/client_body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    upstream tollgate { server 127.0.0.1:%(tg)d; keepalive 32; }
+    upstream backend { server 127.0.0.1:%(up)d; }
+    server {
+        listen 127.0.0.1:%(port)d;
+%(snippet)s
+    }
+}
+"""
+
+
+def docs_nginx_snippet():
+    """The body of the server block of docs/forward-auth.md's plain nginx
+    example (its upstream block and `listen` are the test's own)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "docs", "forward-auth.md")) as f:
+        text = f.read()
+    block = text.split("## nginx `auth_request` (without the ingress controller)", 1)[1]
+    block = block.split("```nginx", 1)[1].split("```", 1)[0]
+    body = block.split("server {", 1)[1].rsplit("}", 1)[0]
+    return "\n".join(l for l in body.splitlines() if not l.strip().startswith("listen "))
+
+
+class RawUpstream:
+    """A socket server that records each request's exact request line and
+    headers, and answers 200."""
+
+    def __init__(self):
+        self.seen = []  # (request line, X-Diff-Id, [(name, value)...] as received)
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        conn.settimeout(10)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                hdrs, pairs = {}, []
+                for l in lines[1:]:
+                    k, _, v = l.partition(":")
+                    hdrs[k.strip().lower()] = v.strip()
+                    pairs.append((k.strip(), v.strip()))
+                n = int(hdrs.get("content-length", "0") or 0)
+                while len(buf) < n:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                buf = buf[n:]
+                with self.lock:
+                    self.seen.append((lines[0], hdrs.get("x-diff-id"), pairs))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+class RealNginx(unittest.TestCase):
+    """nginx auth_request (a real nginx, configured with docs/forward-auth.md's
+    snippet) in front of a raw upstream: every request variant nginx
+    forwarded was allowed by tollgate for the request the upstream received
+    (asked again directly, under each upstream reading tollgate's default
+    config is meant for), and every refused one never reached it."""
+
+    @classmethod
+    def setUpClass(cls):
+        binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+        if binary is None:
+            raise unittest.SkipTest("nginx not installed (make deps: nginx-light)")
+        cls.up = RawUpstream()
+        cls.addClassCleanup(cls.up.close)
+        cls.tg = Tollgate(configure_for({"forward_auth": {"dialect": "nginx"}}))
+        cls.addClassCleanup(_finish, cls.tg)
+        cls.dir = tempfile.mkdtemp(prefix="tollgate-it-nginx-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.port = free_port()
+        with open(os.path.join(cls.dir, "nginx.conf"), "w") as f:
+            f.write(NGINX_CONF % {"dir": cls.dir, "tg": cls.tg.port, "up": cls.up.port,
+                                  "port": cls.port, "snippet": docs_nginx_snippet(),
+                                  "user": "user root;" if os.geteuid() == 0 else ""})
+        cls.err = open(os.path.join(cls.dir, "stderr.log"), "wb")
+        cls.addClassCleanup(cls.err.close)
+        cls.nginx = subprocess.Popen([binary, "-p", cls.dir, "-c", "nginx.conf",
+                                      "-e", os.path.join(cls.dir, "error.log")],
+                                     stdin=subprocess.DEVNULL, stdout=cls.err, stderr=cls.err)
+        cls.addClassCleanup(cls._stop_nginx)
+
+        def listening():
+            if cls.nginx.poll() is not None:
+                return "exited"
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), timeout=0.5).close()
+                return "ok"
+            except OSError:
+                return None
+        state = wait_for(listening, 10)
+        if state != "ok":
+            with open(os.path.join(cls.dir, "error.log"), "rb") as f:
+                log = f.read()[-2000:]
+            raise AssertionError("nginx did not start (%s): %r" % (state, log))
+
+    @classmethod
+    def _stop_nginx(cls):
+        if cls.nginx.poll() is None:
+            cls.nginx.send_signal(signal.SIGTERM)  # by PID: only ours
+            try:
+                cls.nginx.wait(5 * SLOW)
+            except subprocess.TimeoutExpired:
+                cls.nginx.kill()
+                cls.nginx.wait(5)
+
+    def via_nginx(self, method, target, headers, n):
+        extra = "".join("%s: %s\r\n" % kv for kv in headers.items())
+        body = "Content-Length: 2\r\n\r\n{}" if method.upper() in ("POST", "PUT") else "\r\n"
+        resp = raw_request(self.port, ("%s %s HTTP/1.1\r\nHost: %s\r\nX-Diff-Id: %d\r\n"
+                                       "X-API-Key: %s\r\n%sConnection: close\r\n%s"
+                                       % (method, target, HOST, n, api_key("bob")["X-API-Key"],
+                                          extra, body)).encode("latin-1"))
+        return raw_status(resp)
+
+    def direct(self, method, target):
+        """tollgate's decision on (method, target) as nginx would ask it."""
+        own_method, own_target, h = front_nginx(method, target, {})
+        return self.tg.req(own_method, own_target, {**h, **api_key("bob")}).status
+
+    def test_plain_requests(self):
+        """The setup itself: nginx asks tollgate, and only an allow goes on."""
+        self.assertEqual(self.via_nginx("GET", "/p/pub/x", {}, 900001), 200)
+        self.assertEqual(self.via_nginx("GET", "/p/admin", {}, 900002), 403)
+        self.assertEqual(self.via_nginx("DELETE", "/p/items/1", {}, 900003), 403)
+        ids = [i for _, i, _ in self.up.seen]
+        self.assertIn("900001", ids)
+        self.assertNotIn("900002", ids)
+        self.assertNotIn("900003", ids)
+
+    def test_forwarded_only_when_allowed_for_what_upstream_received(self):
+        variants = METHODS + [("PURGE", {}), ("TRACE", {}), ("PATCH", {})]
+        sent = {}
+        n = 0
+        for path in PATHS:
+            for method, extra in variants:
+                target, headers = path, {}
+                if isinstance(extra, str):
+                    target += extra
+                else:
+                    headers = extra
+                n += 1
+                sent[str(n)] = (method, target, headers,
+                                self.via_nginx(method, target, headers, n))
+        with self.up.lock:
+            seen = list(self.up.seen)
+        forwarded = {i: (line, hdrs) for line, i, hdrs in seen if i in sent}
+        wrong = []
+        for i, (method, target, headers, status) in sent.items():
+            if (status == 200) != (i in forwarded):
+                wrong.append(("nginx said", status, "upstream got it", i in forwarded,
+                              method, target, headers))
+        for i, (line, received) in forwarded.items():
+            method, target, _ = line.split(" ", 2)
+            # the headers the upstream got (nginx drops X_HTTP_Method_Override:
+            # underscores_in_headers is off), not the ones the client sent
+            headers = dict(received)
+            # forwarded: tollgate allowed; it must allow what the upstream
+            # executes, under each reading the default config is meant for
+            for reading in ("strict", "trailing-slash", "resolving", "method-override"):
+                m, p, q = READINGS[reading][0](method, target, headers)
+                executed = p + ("?" + q if q else "")
+                got = self.direct(m, executed)
+                if got != 200:
+                    wrong.append(("allowed", sent[i][:3], "upstream received", line, reading,
+                                  "executes", m, executed, "decided", got))
+        statuses = sorted(set(v[3] for v in sent.values()))
+        print("real nginx: %d variants, %d forwarded; nginx answers %s"
+              % (len(sent), len(forwarded), statuses))
+        self.assertEqual(wrong, [])
+        # nginx's own 400s (e.g. "delete"), tollgate's 403, its 400 as nginx's 500
+        self.assertTrue({200, 400, 403, 500} <= set(statuses), statuses)
+        self.assertGreater(len(forwarded), 20)
+        self.assertGreater(len(sent) - len(forwarded), 60)
 
 
 if __name__ == "__main__":

@@ -422,6 +422,52 @@ static void test_err_bad_by(void)
                "t.yaml:5: limits[0].by: needs at least one entry");
 }
 
+/* allowed_methods and other_methods: values, defaults, precise errors. */
+static void test_allowed_methods(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\n");
+    if (c != NULL) {
+        CU_ASSERT_EQUAL(c->allowed_methods, CFG_ALLOWED_METHODS_DEFAULT);
+        CU_ASSERT_FALSE(c->allowed_methods & (RL_METHOD_TRACE | RL_METHOD_CONNECT));
+        cfg_unref(c);
+    }
+    c = load_ok(
+        "auth: {mode: none}\nallowed_methods: [GET, TRACE]\n"
+        "routes:\n"
+        "  - {name: a, match: {path_prefix: /x, methods: [GET]}, other_methods: deny}\n"
+        "  - {name: b, match: {path_prefix: /y, methods: [GET]}, "
+        "other_methods: next_route}\n");
+    if (c != NULL) {
+        CU_ASSERT_EQUAL(c->allowed_methods, RL_METHOD_GET | RL_METHOD_TRACE);
+        CU_ASSERT_TRUE(c->routes[0].other_methods_deny);
+        CU_ASSERT_FALSE(c->routes[1].other_methods_deny);
+        cfg_unref(c);
+    }
+    expect_err("auth: {mode: none}\nallowed_methods: [GET,\n  PURGE]\n",
+               "t.yaml:3: allowed_methods[1]: 'PURGE' is not GET, HEAD, POST, PUT, PATCH, "
+               "DELETE, OPTIONS or TRACE (case-sensitive; extension methods such as PURGE "
+               "cannot be allowed)");
+    expect_err("auth: {mode: none}\nallowed_methods: [get]\n",
+               "t.yaml:2: allowed_methods[0]: 'get' is not GET, HEAD, POST, PUT, PATCH, "
+               "DELETE, OPTIONS or TRACE (case-sensitive; extension methods such as PURGE "
+               "cannot be allowed)");
+    expect_err("auth: {mode: none}\nallowed_methods: [CONNECT]\n",
+               "t.yaml:2: allowed_methods[0]: CONNECT cannot be allowed (tollgate "
+               "authorizes no tunnels)");
+    expect_err("auth: {mode: none}\nallowed_methods: []\n",
+               "t.yaml:2: allowed_methods: list at least one method");
+    expect_err("auth: {mode: none}\nallowed_methods: GET\n",
+               "t.yaml:2: allowed_methods: expected a list, got a scalar");
+    expect_err("auth: {mode: none}\nroutes:\n  - {name: a, match: {path: /a}, "
+               "other_methods: deny}\n",
+               "t.yaml:3: routes[0] (a): other_methods: deny needs match.methods");
+    expect_err("auth: {mode: none}\nroutes:\n  - name: a\n    other_methods: Deny\n",
+               "t.yaml:4: routes[0].other_methods: 'Deny' is not one of next_route, deny");
+}
+
 static void test_err_bad_method(void)
 {
     clear_env();
@@ -1338,6 +1384,7 @@ int test_cfg_add(void)
         {"bad rate", test_err_bad_rate},
         {"bad by", test_err_bad_by},
         {"bad method and path", test_err_bad_method},
+        {"allowed_methods and other_methods", test_allowed_methods},
         {"tier naming an unknown limit", test_err_tier},
         {"missing files", test_err_missing_file},
         {"bad upstream", test_err_upstream},

@@ -50,6 +50,43 @@ static void test_head_scan(void)
         }
 }
 
+/* The request line's method as conn.c reads it (in every piece size): a
+ * token ended by SP, cut to 15 bytes; anything else is left to libevent. */
+static void test_head_scan_method(void)
+{
+#define M(lit, state, method) {lit, sizeof(lit) - 1, state, method}
+    static const struct {
+        const char *s;
+        size_t len;
+        unsigned char state;
+        const char *method;
+    } cases[] = {
+        M("GET / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_TOKEN, "GET"),
+        M("PURGE /x HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_TOKEN, "PURGE"),
+        M("get / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_TOKEN, "get"),
+        M("X-Y.Z~!#$%&'*+^_`| / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_TOKEN,
+          "X-Y.Z~!#$%&'*+^"),
+        M("AVERYLONGEXTENSIONMETHOD / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_TOKEN,
+          "AVERYLONGEXTENS"),
+        M("GE\x01T / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_BAD, "GE"),
+        M("GE\"T / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_BAD, "GE"),
+        M(" GET / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_BAD, ""), /* no method */
+        M("\r\nGET / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_BAD, ""),
+        M("GET\t/ HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_BAD, "GET"),
+        M("DELETE", HTTP_HEAD_METHOD_READING, "DELETE"), /* still arriving */
+        M("G\0T / HTTP/1.1\r\n\r\n", HTTP_HEAD_METHOD_BAD, "G"),
+    };
+#undef M
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (size_t step = 1; step <= cases[i].len; step++) {
+            http_head_scan_t h = head_scan(cases[i].s, cases[i].len, step);
+
+            CU_ASSERT_EQUAL(h.mstate, cases[i].state);
+            CU_ASSERT_STRING_EQUAL(h.method, cases[i].method);
+        }
+}
+
 /* The head's length and the Content-Length it declares, fed in every piece
  * size: what conn.c refuses with 431 / 413 before libevent reads further. */
 static void test_head_scan_sizes(void)
@@ -614,6 +651,7 @@ static const unit_test_t tests[] = {
     {"hdr_name_and_value", test_hdr_name_and_value},
     {"head_scan", test_head_scan},
     {"head_scan_sizes", test_head_scan_sizes},
+    {"head_scan_method", test_head_scan_method},
     {"path_dotseg_flag", test_path_dotseg_flag},
     {"hdr_method_override", test_hdr_method_override},
     {"query_has", test_query_has},

@@ -24,6 +24,47 @@ static void test_method_bit(void)
     CU_ASSERT_EQUAL(rl_method_bit(NULL), 0);
 }
 
+/* The Allow header's list: fixed order, CONNECT and OTHER never named. */
+static void test_method_list(void)
+{
+    char out[80], small[12];
+
+    CU_ASSERT_EQUAL(rl_method_list(RL_METHOD_GET | RL_METHOD_HEAD | RL_METHOD_POST |
+                                       RL_METHOD_PUT | RL_METHOD_PATCH | RL_METHOD_DELETE |
+                                       RL_METHOD_OPTIONS | RL_METHOD_TRACE |
+                                       RL_METHOD_CONNECT | RL_METHOD_OTHER,
+                                   out, sizeof out),
+                    strlen("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"));
+    CU_ASSERT_STRING_EQUAL(out, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE");
+    rl_method_list(RL_METHOD_POST | RL_METHOD_GET, out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "GET, POST");
+    CU_ASSERT_EQUAL(rl_method_list(0, out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_EQUAL(rl_method_list(RL_METHOD_CONNECT | RL_METHOD_OTHER, out, sizeof out),
+                    0);
+    /* cut to whole names */
+    rl_method_list(RL_METHOD_GET | RL_METHOD_HEAD | RL_METHOD_DELETE, small, sizeof small);
+    CU_ASSERT_STRING_EQUAL(small, "GET, HEAD");
+    CU_ASSERT_EQUAL(rl_method_list(RL_METHOD_GET, out, 0), 0);
+}
+
+/* rl_match_target: path and host whatever the methods (other_methods: deny). */
+static void test_match_target(void)
+{
+    rl_match_t ro = {
+        NULL, (char *)"/orders/admin", RL_METHOD_GET, (char *)"a.example", false, false};
+    rl_match_t exact = {(char *)"/x", NULL, RL_METHOD_POST, NULL, false, false};
+
+    CU_ASSERT_TRUE(rl_match_target(&ro, "/orders/admin/1", "a.example:443"));
+    CU_ASSERT_FALSE(
+        rl_match_request(&ro, RL_METHOD_DELETE, "/orders/admin/1", "a.example"));
+    CU_ASSERT_FALSE(rl_match_request(&ro, RL_METHOD_OTHER, "/orders/admin/1", "a.example"));
+    CU_ASSERT_FALSE(rl_match_target(&ro, "/orders/1", "a.example"));
+    CU_ASSERT_FALSE(rl_match_target(&ro, "/orders/admin/1", "b.example"));
+    CU_ASSERT_TRUE(rl_match_target(&exact, "/x/", NULL)); /* trailing_slash: same */
+    CU_ASSERT_FALSE(rl_match_target(&exact, "/x/y", NULL));
+}
+
 static void test_match(void)
 {
     rl_match_t any = {NULL, NULL, 0, NULL, false, false};
@@ -313,6 +354,8 @@ int test_rl_policy_add(void)
     static const unit_test_t tests[] = {
         {"method_bit", test_method_bit},
         {"match", test_match},
+        {"method_list", test_method_list},
+        {"match_target", test_match_target},
         {"tier_rate", test_tier_rate},
         {"identity", test_identity},
         {"identity_long", test_identity_long},
