@@ -63,6 +63,7 @@ class Idp:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 10  # a client that stalls (mid-handshake too) frees its thread
 
             def log_message(self, *a):
                 pass
@@ -96,7 +97,12 @@ class Idp:
         self.httpd.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(self.dir, "srv.pem"), os.path.join(self.dir, "srv.key"))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        # The TLS handshake happens on the first read, in the connection's own
+        # thread, not in accept(): a client that connects and never finishes
+        # it must not block serve_forever, or stop()'s shutdown() waits for
+        # ever (it did: a test_idp run hung until the 600 s guard).
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                            do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
