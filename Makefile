@@ -11,7 +11,8 @@ PKGS     := libevent libevent_openssl libevent_pthreads hiredis openssl jansson 
 V        ?= 0
 Q        := $(if $(filter 1,$(V)),,@)
 
-# Sanitizer builds (make test-asan) drop the hardening flags, as STYLE.md asks.
+# Sanitizer builds (make test-asan) drop the hardening flags: -D_FORTIFY_SOURCE and
+# -fstack-protector get in the sanitizers' way and hide what they report.
 # Coverage builds (make coverage, COV=1) too: -O0 keeps lines and branches as
 # written, and _FORTIFY_SOURCE needs optimisation.  SAN=1 COV=1 is both
 # (ASan's -O1): `make coverage SAN=1` is CI's sanitizer run and its coverage

@@ -1,4 +1,4 @@
-/* cfg_env.c — the environment variables of DESIGN §4, applied over the file.
+/* cfg_env.c — the environment variables (docs/reference.md §3), applied over the file.
  *
  * An empty variable counts as unset (Kubernetes often renders `value: ""`).
  * Messages read "env NAME: ..." and never contain a secret's value: not a

@@ -1,6 +1,6 @@
 --[[ lockout.lua — count one failed authentication of a client (tollgate).
 
-The rules of auth/lockout.c (DESIGN §6 step 4), shared by every replica:
+The rules of auth/lockout.c (docs/operator-guide.md §8), shared by every replica:
 after `max_failures` failures within `window_ms`, the client is locked for a
 backoff that starts at `base_ms` and doubles with every further lockout,
 capped at `max_ms`.  Failures while locked still count.  A client quiet for

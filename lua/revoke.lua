@@ -1,12 +1,12 @@
 --[[ revoke.lua — record a revocation in the index every replica resyncs
-from, and tell every replica now (tollgate, DESIGN §5, §7).
+from, and tell every replica now (tollgate, docs/redis.md §1).
 
 KEYS[1]  tg:{revlog}:j  sorted set: member jti, score exp (unix s)
 KEYS[2]  tg:{revlog}:s  hash: sub -> before (unix s)
 ARGV     kind ("j" or "s"), id (jti or sub), when (exp or before), channel
 A subject's `before` only ever grows.  Expired jti members are dropped.
 Publishes "<kind> <when> <id>" on the channel.  Returns the `when` in force.
-The per-token keys of DESIGN §7 (tg:{rev:<jti>}, tg:{revsub:<sub>}) live in
+The per-token keys of docs/redis.md §1 (tg:{rev:<jti>}, tg:{revsub:<sub>}) live in
 other slots and are written by the caller next to this call.
 ]]
 

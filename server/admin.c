@@ -1,4 +1,4 @@
-/* admin.c — the admin listener (DESIGN §5): metrics, health, and the admin
+/* admin.c — the admin listener (docs/reference.md §4): metrics, health, and the admin
  * API behind `Authorization: Bearer ADMIN_TOKEN` (constant-time compare).
  */
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #include "tollgate/auth.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_revoke.h"
-#include "tollgate/srv_admin_req.h"
+#include "srv_admin_req.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
 #include "tollgate/rl_redis.h"

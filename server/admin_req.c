@@ -1,4 +1,4 @@
-/* admin_req.c — see include/tollgate/srv_admin_req.h. */
+/* admin_req.c — see srv_admin_req.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +6,7 @@
 #include <jansson.h>
 
 #include "tollgate/auth_jwt.h"
-#include "tollgate/srv_admin_req.h"
+#include "srv_admin_req.h"
 
 /* A printable id of 1..256 bytes, no control characters. */
 static int copy_id(const json_t *v, char *out, size_t outlen)

@@ -1,4 +1,4 @@
-/* backend.c — which store a worker's limiter decides with (DESIGN §7).
+/* backend.c — which store a worker's limiter decides with (docs/redis.md).
  *
  * redis.mode none: the shared memory backend.  standalone / cluster: each
  * worker thread gets its own Redis client (its own connections) and an

@@ -1,4 +1,4 @@
-/* fwdauth.c — which request is forward-auth asking about?  (DESIGN §6)
+/* fwdauth.c — which request is forward-auth asking about?  (docs/forward-auth.md)
  *
  * Three dialects:
  *   nginx / ingress-nginx: X-Original-URL (scheme://host/uri) or

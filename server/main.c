@@ -1,4 +1,4 @@
-/* main.c — the tollgate command line (DESIGN §3).
+/* main.c — the tollgate command line (docs/reference.md §1).
  *
  *   tollgate [--config FILE] [--check-config [FILE]] [--threads N] [--version] [--help]
  *   tollgate hash-key --id ID [--not-after TIME] KEY

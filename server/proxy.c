@@ -61,7 +61,7 @@
 
 #include "tollgate/log.h"
 #include "tollgate/http.h"
-#include "tollgate/srv_proxy.h"
+#include "srv_proxy.h"
 
 #define PROXY_HOST_MAX 255
 #define PROXY_BACKSTOP_MS 1000       /* libevent's own inactivity timeout, past ours */

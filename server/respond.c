@@ -1,5 +1,5 @@
 /* respond.c — what every tollgate answer carries: request id, security
- * headers, CORS, rate-limit fields, and the JSON error envelope (DESIGN §6).
+ * headers, CORS, rate-limit fields, and the JSON error envelope (docs/reference.md §5, §6).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -27,9 +27,9 @@
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
 #include "tollgate/srv.h"
-#include "tollgate/srv_admin_req.h" /* srv_revoke_kind_t */
+#include "srv_admin_req.h" /* srv_revoke_kind_t */
 #include "tollgate/http.h"
-#include "tollgate/srv_proxy.h"
+#include "srv_proxy.h"
 
 #define SRV_MAX_WORKERS 256
 #define SRV_DRAIN_TIMEOUT_MS 10000

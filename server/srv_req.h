@@ -1,6 +1,6 @@
 /* srv_req.h — the request half of the server's private types, for
  * server/ sources only: srv_req_t is one request moving through the steps of
- * DESIGN §6 (pipeline.c), with the headers it reads (hdrs.c), the
+ * docs/architecture.md §5 (pipeline.c), with the headers it reads (hdrs.c), the
  * forward-auth dialects (fwdauth.c) and the answers (respond.c).
  */
 #ifndef TOLLGATE_SRV_REQ_H
@@ -15,10 +15,10 @@
 #include "tollgate/auth.h"
 #include "tollgate/auth_ticket.h"
 #include "tollgate/http.h"
-#include "tollgate/srv_proxy.h"
+#include "srv_proxy.h"
 #include "srv_process.h"
 
-/* Where the decision is asked from (DESIGN §6 forward-auth dialects). */
+/* Where the decision is asked from (docs/forward-auth.md). */
 typedef enum {
     SRV_MODE_PROXY,
     SRV_MODE_FWD_ENVOY,

@@ -1,4 +1,4 @@
-/* auth_lockout.h — auth-failure lockout (DESIGN §6 step 4), in memory.
+/* auth_lockout.h — auth-failure lockout (docs/operator-guide.md §8), in memory.
  *
  * After `max_failures` failed authentications within `window_ms` from one key
  * (the client ip), the key is locked for a backoff that starts at

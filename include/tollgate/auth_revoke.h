@@ -1,4 +1,4 @@
-/* auth_revoke.h — the local set of revoked JWTs (DESIGN §5, §7).
+/* auth_revoke.h — the local set of revoked JWTs (docs/redis.md).
  *
  * Two kinds of entry: one token by `jti` (until its `exp`), and every token
  * of a subject issued before a time (`sub`, `before`: tokens with iat <

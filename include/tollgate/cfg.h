@@ -2,7 +2,7 @@
  * into one immutable, reference-counted snapshot.
  *
  * cfg_load() reads the YAML file (libyaml), applies the environment variables
- * of DESIGN §4 (they override the file), validates everything, loads the
+ * of docs/reference.md §3 (they override the file), validates everything, loads the
  * files it names (API keys, JWKS) and builds the runtime objects (key store,
  * JWT verifier).  A snapshot never changes after cfg_load returns; a reload
  * builds a new one and swaps it in, and requests keep the snapshot they
@@ -31,7 +31,7 @@ typedef enum {
 } cfg_auth_mode_t;
 typedef enum { CFG_ROUTE_REQUIRED, CFG_ROUTE_OPTIONAL, CFG_ROUTE_NONE } cfg_route_auth_t;
 
-/* Which forward-auth dialect's headers are read (DESIGN §6). */
+/* Which forward-auth dialect's headers are read (docs/forward-auth.md). */
 typedef enum {
     CFG_DIALECT_AUTO,
     CFG_DIALECT_NGINX,
@@ -233,7 +233,7 @@ void cfg_unref(cfg_t *c); /* frees at zero; NULL is a no-op */
  * secret replaced by "<redacted>" (or null when unset). */
 char *cfg_dump_json(const cfg_t *c);
 
-/* Every environment variable cfg_load() reads (DESIGN §4), NULL-terminated;
+/* Every environment variable cfg_load() reads (docs/reference.md §3), NULL-terminated;
  * TOLLGATE_CONFIG is main's.  Tests clear these to start from a known state. */
 extern const char *const cfg_env_names[];
 

@@ -1,4 +1,4 @@
-/* metrics.h — Prometheus metrics (DESIGN §8).
+/* metrics.h — Prometheus metrics (docs/reference.md §9).
  *
  * Each worker thread owns a metrics_t and is its only writer; the admin
  * thread sums all of them when /metrics is scraped.  Counters are relaxed

@@ -1,5 +1,5 @@
 /* srv.h — the tollgate server process: worker threads, admin listener,
- * signals and live config reload (DESIGN §5, §9). */
+ * signals and live config reload (docs/operator-guide.md §3, docs/architecture.md §3). */
 #ifndef TOLLGATE_SRV_H
 #define TOLLGATE_SRV_H
 

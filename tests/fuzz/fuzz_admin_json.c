@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tollgate/srv_admin_req.h"
+#include "../../server/srv_admin_req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

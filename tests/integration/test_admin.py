@@ -1,4 +1,4 @@
-"""The admin listener (DESIGN §5): ADMIN_TOKEN bearer, health, metrics,
+"""The admin listener (docs/reference.md §4): ADMIN_TOKEN bearer, health, metrics,
 effective config with secrets redacted, buckets, revocations."""
 import json
 import urllib.parse

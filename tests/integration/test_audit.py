@@ -1,4 +1,4 @@
-"""The audit log (DESIGN §8): one JSON line per request, every field present,
+"""The audit log (docs/reference.md §7): one JSON line per request, every field present,
 RFC 3339 ms timestamps, client_id is the key id / JWT sub, and no credential
 ever reaches the audit log or stderr."""
 import json

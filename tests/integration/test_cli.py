@@ -1,4 +1,4 @@
-"""The command line (DESIGN §3): --check-config, exit codes, hash-key,
+"""The command line (docs/reference.md §1): --check-config, exit codes, hash-key,
 gen-key; environment overrides (§4)."""
 import os
 import re

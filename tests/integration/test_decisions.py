@@ -1,6 +1,6 @@
 import unittest
 """Allow / 401 / 403 / 429 and their headers, shadow limits, 413, lockout
-(DESIGN §6), through the Envoy-style /auth/<path> forward-auth endpoint."""
+(docs/architecture.md §5), through the Envoy-style /auth/<path> forward-auth endpoint."""
 import re
 import socket
 

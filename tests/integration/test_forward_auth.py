@@ -1,4 +1,4 @@
-"""Forward-auth in the three dialects (DESIGN §6): ingress-nginx / nginx
+"""Forward-auth in the three dialects (docs/forward-auth.md): ingress-nginx / nginx
 auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP; trust of dialect
 headers; routes matched on the original request; default_route."""
 from harness import (TollgateCase, api_key, key_of, nginx_headers, raw_request, raw_status,

@@ -1,4 +1,4 @@
-"""Response headers on every answer (DESIGN §6): security headers, HSTS only
+"""Response headers on every answer (docs/reference.md §5): security headers, HSTS only
 for https via a trusted proxy, CORS preflight, X-Request-ID."""
 import re
 

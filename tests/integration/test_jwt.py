@@ -1,4 +1,4 @@
-"""JWT rules (DESIGN §6, RFC 8725) with an HS256 secret from JWT_SECRET."""
+"""JWT rules (docs/security.md, RFC 8725) with an HS256 secret from JWT_SECRET."""
 import time
 
 from harness import TollgateCase, bearer, make_jwt, standard_config, b64url

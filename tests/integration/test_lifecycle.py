@@ -1,4 +1,4 @@
-"""Process lifecycle (DESIGN §3, §5, operator guide): SIGTERM drains and
+"""Process lifecycle (docs/operator-guide.md §1, §3, §4): SIGTERM drains and
 exits 0 promptly, SIGUSR1 reopens the audit file, health endpoints."""
 import json
 import os
@@ -91,7 +91,7 @@ def _status(port, path):
 
 
 class ShutdownDelay(TollgateCase):
-    """DESIGN §10: on SIGTERM /readyz turns 503 at once, the listeners keep
+    """docs/operator-guide.md §3: on SIGTERM /readyz turns 503 at once, the listeners keep
     answering for shutdown_delay (with Connection: close, so keep-alive
     clients move on), then tollgate drains and exits 0."""
     shared_server = False
@@ -144,7 +144,7 @@ class ShutdownDelay(TollgateCase):
 
 
 class StartReadiness(TollgateCase):
-    """DESIGN §10: /readyz is 503 "starting" until the first Redis connection
+    """docs/operator-guide.md §4: /readyz is 503 "starting" until the first Redis connection
     attempt has settled, so a rollout never routes to a replica whose answer
     (redis down, fallback false) contradicts itself."""
     shared_server = False

@@ -1,4 +1,4 @@
-"""Proxy mode (DESIGN §1, §6): pass-through to a real upstream, path
+"""Proxy mode (docs/reference.md §4, docs/architecture.md §8): pass-through to a real upstream, path
 normalization, 502/504, identity headers, X-Auth-* never forgeable."""
 import json
 import time

@@ -1,4 +1,4 @@
-"""tollgate with Redis (DESIGN §7): replicas share buckets and revocations
+"""tollgate with Redis (docs/redis.md): replicas share buckets and revocations
 through a real redis-server (and a real 6-node cluster); when Redis goes away
 each limit does what its on_redis_error says and /readyz reports it."""
 import json

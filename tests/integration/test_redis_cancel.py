@@ -1,4 +1,4 @@
-"""A client that leaves while its Redis call is in flight (DESIGN §9, issue 3):
+"""A client that leaves while its Redis call is in flight (docs/architecture.md §5, issue 3):
 the request is cancelled, the late Redis reply is discarded, nothing is freed
 twice.  `make test-asan` runs this against the ASan+UBSan build, where a
 use-after-free would show in tollgate's stderr (checked at the end)."""

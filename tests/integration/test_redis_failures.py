@@ -1,4 +1,4 @@
-"""Redis misbehaving under running tollgate replicas (issue 3, DESIGN §7):
+"""Redis misbehaving under running tollgate replicas (issue 3, docs/redis.md):
 a cluster primary SIGKILLed under load, a standalone redis-server stopped
 and restarted on the same port, NOSCRIPT after SCRIPT FLUSH, and -BUSY while
 another script runs too long.  Whatever Redis does, every request is

@@ -1,4 +1,4 @@
-"""Redis settings are fixed at start (DESIGN §4 reload, docs/configuration.md):
+"""Redis settings are fixed at start (docs/configuration.md):
 a reload that changes redis.key_prefix is logged as needing a restart, and
 every key and channel (buckets, lockouts) keeps the prefix the replica started
 with, so replicas never split their shared state across two prefixes."""

@@ -1,4 +1,4 @@
-"""Config reload (DESIGN §4): SIGHUP, POST /admin/v1/reload and a ConfigMap
+"""Config reload (docs/operator-guide.md §3): SIGHUP, POST /admin/v1/reload and a ConfigMap
 symlink swap; a bad file leaves the old config in place."""
 import os
 import re
@@ -126,7 +126,7 @@ class Reload(TollgateCase):
 class SecretRotation(TollgateCase):
     """Kubernetes rotates a mounted Secret by the same ..data swap as a
     ConfigMap: the API key file and the JWT secret file are watched and
-    reloaded (DESIGN §10), a bad file keeps the old keys and is counted."""
+    reloaded (docs/operator-guide.md §3), a bad file keeps the old keys and is counted."""
     shared_server = False
 
     def keys_text(self, ids, extra=()):

@@ -1,7 +1,7 @@
 /* test_admin_req.c — the admin API's revocation bodies. */
 #include <string.h>
 
-#include "tollgate/srv_admin_req.h"
+#include "../../server/srv_admin_req.h"
 #include "unit.h"
 
 static int parse(const char *body, int subject, srv_revoke_req_t *rq)

@@ -1375,7 +1375,7 @@ int test_cfg_add(void)
     static const unit_test_t tests[] = {
         {"minimal file", test_minimal_file},
         {"implicit default limit", test_implicit_default_limit},
-        {"full DESIGN example", test_full_example},
+        {"full example config", test_full_example},
         {"built-in defaults, no file", test_defaults_without_file},
         {"values of every kind", test_values},
         {"unknown keys, top level and nested", test_err_unknown_key},

@@ -23,7 +23,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-#include "tollgate/srv_proxy.h"
+#include "../../server/srv_proxy.h"
 #include "unit.h"
 
 #define RAW_MAX 8

@@ -1,4 +1,4 @@
-/* srv_admin_req.h — parsing the admin API's JSON bodies (DESIGN §5).
+/* srv_admin_req.h — parsing the admin API's JSON bodies (docs/reference.md §4).
  *
  * Pure functions over outside input (the admin listener's request bodies),
  * kept apart from the I/O so they can be unit-tested and fuzzed.
