@@ -766,6 +766,50 @@ class TollgateCase(unittest.TestCase):
             self.assertIn("no-store", r.header("Cache-Control", ""), r)
 
 
+class RawServer:
+    """A loopback TCP server for upstreams that must write exact bytes
+    (framing attacks, stalls, cuts): accepts connections on its own thread
+    and hands each to `self.serve(sock, n)` on a thread of its own, n being
+    the connection's number (1, 2, ...).  Subclasses write serve();
+    `sndbuf` bounds the kernel's send buffer of each accepted socket."""
+
+    sndbuf = None
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.lock = threading.Lock()
+        self.nconn = 0
+        self.closed = False
+
+    def start(self):
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+    def accept_loop(self):
+        while not self.closed:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.sndbuf is not None:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+            with self.lock:
+                self.nconn += 1
+                n = self.nconn
+            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+
+    def serve(self, s, n):
+        raise NotImplementedError
+
+
 class UpstreamCase(TollgateCase):
     """A class whose tollgate (cls.tg) proxies one path prefix to cls.up, an
     instance of `upstream` (an echo Upstream unless a test brings its own

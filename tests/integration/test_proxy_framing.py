@@ -8,47 +8,23 @@ unasked-for 101.  For each, what the client gets is right (its own answer,
 or 502), and what the *next* client on the pooled upstream connection gets
 is its own answer.  threads: 1, so every request shares one pool.
 """
-import socket
 import threading
 
-from harness import UpstreamCase, request, wait_for, SLOW
+from harness import RawServer, UpstreamCase, request, wait_for, SLOW
 
 SMUGGLED = b"smuggled!!!"
 
 
-class RawUpstream:
+class RawUpstream(RawServer):
     """Accepts keep-alive connections; answers each request by its path
     with the bytes of a scenario.  Records (connection number, method, path)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        super().__init__()
         self.seen = []
-        self.lock = threading.Lock()
-        self.nconn = 0
         self.alice_arrived = threading.Event()
         self.interim_sent = threading.Event()
-        self.closed = False
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
-
-    def accept_loop(self):
-        while not self.closed:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.nconn += 1
-                n = self.nconn
-            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+        self.start()
 
     @staticmethod
     def read_request(s, buf):

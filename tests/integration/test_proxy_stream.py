@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from harness import UpstreamCase, TollgateCase, metric, wait_for, SLOW
+from harness import RawServer, UpstreamCase, TollgateCase, metric, wait_for, SLOW
 
 BIG = 32 << 20
 BLOCK = hashlib.sha256(b"block").digest() * 2048  # 64 KiB, not compressible by accident
@@ -42,41 +42,19 @@ def _big_sha():
 BIG_SHA = _big_sha()
 
 
-class StreamUpstream:
+class StreamUpstream(RawServer):
     """Accepts keep-alive connections; answers each request by its path
     (/s/<scenario>/<id>).  Records, per request id, whether its socket send
     blocked for a while (`stalled`), how many body bytes it sent, and whether
     tollgate closed the connection under it (`peer_closed`)."""
 
+    sndbuf = 65536
+
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.lock = threading.Lock()
+        super().__init__()
         self.stalled, self.sent, self.peer_closed = set(), {}, set()
         self.conns = []  # connection number of each request, in order
-        self.nconn = 0
-        self.closed = False
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
-
-    def accept_loop(self):
-        while not self.closed:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-            with self.lock:
-                self.nconn += 1
-                n = self.nconn
-            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+        self.start()
 
     @staticmethod
     def read_head(s, buf):
