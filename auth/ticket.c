@@ -1,13 +1,11 @@
 /* ticket.c — one-time tickets; see include/tollgate/auth_ticket.h. */
 #include "tollgate/auth_ticket.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -26,17 +24,9 @@
 int auth_ticket_make(char *out)
 {
     unsigned char rnd[TICKET_BYTES];
-    size_t got = 0;
 
-    while (got < sizeof rnd) {
-        ssize_t n = getrandom(rnd + got, sizeof rnd - got, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
+    if (util_random(rnd, sizeof rnd) != 0)
+        return -1;
     util_b64url_encode(rnd, sizeof rnd, out);
     OPENSSL_cleanse(rnd, sizeof rnd);
     return 0;

@@ -10,9 +10,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tollgate/util_hash.h"
 
 /* ---- request ids ---------------------------------------------------------- */
 
@@ -67,19 +68,11 @@ static uint64_t splitmix64(uint64_t *x)
  * state's address (unique per thread) through splitmix64. */
 static void prng_seed(prng_t *p)
 {
-    size_t got = 0;
-    ssize_t r;
     struct timespec ts;
     uint64_t x;
     int i;
 
-    while (got < sizeof(p->s)) {
-        r = getrandom((char *)p->s + got, sizeof(p->s) - got, 0);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    if (got < sizeof(p->s)) {
+    if (util_random(p->s, sizeof(p->s)) != 0) {
         clock_gettime(CLOCK_REALTIME, &ts);
         x = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         x ^= (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)p;

@@ -10,14 +10,13 @@
  */
 #include "tollgate/rl_fleet.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "tollgate/util_clock.h"
+#include "tollgate/util_hash.h"
 
 #define FLEET_KEY_SUFFIX "{fleet}:replicas"
 #define FLEET_MAX_PREFIX 256
@@ -43,17 +42,9 @@ static int random_id(char *id)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char rnd[RL_FLEET_ID_HEX / 2];
-    size_t got = 0;
 
-    while (got < sizeof rnd) {
-        ssize_t n = getrandom(rnd + got, sizeof rnd - got, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
+    if (util_random(rnd, sizeof rnd) != 0)
+        return -1;
     for (size_t i = 0; i < sizeof rnd; i++) {
         id[2 * i] = hex[rnd[i] >> 4];
         id[2 * i + 1] = hex[rnd[i] & 15];

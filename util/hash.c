@@ -1,7 +1,9 @@
 /* hash.c — hashing and the chained hash table; see util_hash.h. */
 #include "tollgate/util_hash.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdlib.h>
 
 #include <openssl/evp.h>
@@ -49,6 +51,22 @@ int util_sha256(const void *data, size_t n, unsigned char out[UTIL_SHA256_LEN])
     if (sha256_md != NULL && EVP_Digest(data, n, out, NULL, sha256_md, NULL) == 1)
         return 0;
     return SHA256(data, n, out) != NULL ? 0 : -1;
+}
+
+int util_random(void *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom((unsigned char *)buf + got, n - got, 0);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
 }
 
 size_t util_pow2_at_least(size_t n, size_t max)

@@ -31,6 +31,10 @@ uint64_t util_hash_bytes(const char *s, size_t n);
  * (out of memory).  Thread-safe. */
 int util_sha256(const void *data, size_t n, unsigned char out[UTIL_SHA256_LEN]);
 
+/* `n` bytes from the kernel's CSPRNG (getrandom(2), retried on EINTR and
+ * short reads) into `buf`; -1 when it gives none (then `buf` may hold some). */
+int util_random(void *buf, size_t n);
+
 /* The least power of two >= n, but at most `max` (itself a power of two). */
 size_t util_pow2_at_least(size_t n, size_t max);
 

@@ -160,6 +160,24 @@ static void test_table_min_above_max(void)
     util_htab_destroy(&t);
 }
 
+/* util_random fills the whole buffer (a length past getrandom's 256-byte
+ * one-call guarantee included), and two draws differ. */
+static void test_random(void)
+{
+    unsigned char a[4096], b[4096];
+    size_t zero_a = 0;
+
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    CU_ASSERT_EQUAL(util_random(a, sizeof a), 0);
+    CU_ASSERT_EQUAL(util_random(b, sizeof b), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(a, b, sizeof a), 0);
+    for (size_t i = sizeof a - 64; i < sizeof a; i++) /* the tail was written too */
+        zero_a += a[i] == 0;
+    CU_ASSERT(zero_a < 8);
+    CU_ASSERT_EQUAL(util_random(a, 0), 0);
+}
+
 int test_util_hash_add(void)
 {
     static const unit_test_t tests[] = {
@@ -167,6 +185,7 @@ int test_util_hash_add(void)
         {"sha256 reference values", test_sha256_vectors},
         {"mix64 avalanche", test_mix64},
         {"powers of two", test_pow2},
+        {"random bytes from the kernel", test_random},
         {"table grows to its cap, finds every node", test_table_grows_and_finds},
         {"table smaller than asked, shared chain", test_table_min_above_max},
         {NULL, NULL},
