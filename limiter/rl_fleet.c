@@ -32,8 +32,12 @@ struct rl_fleet {
     uint64_t next_ms;   /* monotonic: the next heartbeat is due then */
     rl_fleet_observe_fn fn;
     void *ctx;
-    atomic_uint count;        /* last count seen, 0: none yet */
-    _Atomic uint64_t seen_ms; /* util_mono_ms() of `count` */
+    atomic_uint count;        /* the count in force, 0: none yet */
+    _Atomic uint64_t seen_ms; /* util_mono_ms() of the last good reply */
+    uint64_t sent_ms;         /* rl_fleet_tick's now_ms of the call in flight */
+    bool lowering;            /* replies below `count` since low_since_ms */
+    uint64_t low_since_ms;
+    unsigned low_max; /* the largest of those replies */
     atomic_bool left;
 };
 
@@ -158,6 +162,34 @@ static void send_leave(rl_fleet_t *f)
         atomic_store(&f->left, true);
 }
 
+/* A higher count is taken at once (limits only tighten); a lower one only
+ * once every reply for RL_FLEET_TTL_MS has been lower, and then the largest
+ * of them.  An entry lives RL_FLEET_TTL_MS, so a replica that really left
+ * is out of every count by then; but a roster that vanished (a Redis
+ * restart without persistence, a failover to a lagging replica, FLUSHALL)
+ * is rebuilt one heartbeat at a time, and replicas answered 1, 2, ... N on
+ * the way must not divide by those if Redis fails in the middle: they
+ * would admit rate × (1 + 1/2 + ... + 1/N) together. */
+static void take_count(rl_fleet_t *f, unsigned n)
+{
+    if (n >= atomic_load(&f->count)) {
+        atomic_store(&f->count, n);
+        f->lowering = false;
+        return;
+    }
+    if (!f->lowering) {
+        f->lowering = true;
+        f->low_since_ms = f->sent_ms;
+        f->low_max = n;
+    } else if (n > f->low_max) {
+        f->low_max = n;
+    }
+    if (f->sent_ms - f->low_since_ms >= RL_FLEET_TTL_MS) {
+        atomic_store(&f->count, f->low_max);
+        f->lowering = false;
+    }
+}
+
 static void on_beat(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
 {
     rl_fleet_t *f = privdata;
@@ -170,7 +202,7 @@ static void on_beat(rc_client_t *c, redisReply *r, const char *errstr, void *pri
         why = "malformed reply";
     if (why == NULL) {
         atomic_store(&f->seen_ms, util_mono_ms());
-        atomic_store(&f->count, (unsigned)n);
+        take_count(f, (unsigned)n);
     }
     observe(f, why == NULL, atomic_load(&f->count), why);
     if (f->leaving)
@@ -187,6 +219,7 @@ bool rl_fleet_tick(rl_fleet_t *f, uint64_t now_ms)
     if (f->ops->up != NULL && !f->ops->up(f->client))
         return false;
     f->next_ms = now_ms + RL_FLEET_BEAT_MS;
+    f->sent_ms = now_ms;
     snprintf(ttl, sizeof ttl, "%u", (unsigned)RL_FLEET_TTL_MS);
     f->call = fleet_send(f, ttl, on_beat);
     if (f->call == NULL) {

@@ -180,13 +180,13 @@ static void test_heartbeat(void)
     CU_ASSERT_EQUAL(rl_fleet_count(f), 3);
     CU_ASSERT_EQUAL(s.fails, 5);
     CU_ASSERT_STRING_EQUAL(s.why, "malformed reply");
-    /* the count follows the fleet both ways */
+    /* the count follows the fleet up at once, down only after a TTL */
     CU_ASSERT_TRUE(rl_fleet_tick(f, 1001 + 6 * RL_FLEET_BEAT_MS));
     reply_int(&fk, 6, 12);
     CU_ASSERT_EQUAL(rl_fleet_count(f), 12);
     CU_ASSERT_TRUE(rl_fleet_tick(f, 1001 + 7 * RL_FLEET_BEAT_MS));
     reply_int(&fk, 7, 2);
-    CU_ASSERT_EQUAL(rl_fleet_count(f), 2);
+    CU_ASSERT_EQUAL(rl_fleet_count(f), 12);
     /* a refused send is reported and retried a beat later */
     fk.refuse = true;
     CU_ASSERT_FALSE(rl_fleet_tick(f, 1001 + 8 * RL_FLEET_BEAT_MS));
@@ -197,6 +197,46 @@ static void test_heartbeat(void)
     /* freed with a call in flight: cancelled, never answered */
     rl_fleet_free(f);
     CU_ASSERT_EQUAL(fk.cancelled, 1);
+}
+
+/* A roster rebuilt after it vanished answers 1, 2, 3 to the replicas in
+ * turn: none of those lowers the count before a whole TTL of lower
+ * replies, a real shrink does after one, and a rise is taken at once. */
+static void test_lower_only_after_ttl(void)
+{
+    fake_t fk = {0};
+    rl_fleet_t *f = rl_fleet_new(&fake_ops, &fk, "tg:", 7);
+    uint64_t t = 5000;
+    int i = 0;
+
+    CU_ASSERT_TRUE(rl_fleet_tick(f, t));
+    reply_int(&fk, i++, 3);
+    CU_ASSERT_EQUAL(rl_fleet_count(f), 3);
+    /* the roster vanished: 1, then 2, then 3 again within the TTL */
+    for (long long n = 1; n <= 3; n++) {
+        t += RL_FLEET_BEAT_MS;
+        CU_ASSERT_TRUE(rl_fleet_tick(f, t));
+        reply_int(&fk, i++, n);
+        CU_ASSERT_EQUAL(rl_fleet_count(f), 3);
+    }
+    /* a real shrink to 2 (and a 1 on the way): taken once lower for a TTL,
+     * as the largest lower reply */
+    uint64_t since = t + RL_FLEET_BEAT_MS;
+    const long long shrink[] = {2, 1, 2, 2};
+    for (size_t k = 0; k < sizeof shrink / sizeof shrink[0]; k++) {
+        t += RL_FLEET_BEAT_MS;
+        CU_ASSERT_TRUE(rl_fleet_tick(f, t));
+        reply_int(&fk, i++, shrink[k]);
+        CU_ASSERT_EQUAL(rl_fleet_count(f), t - since >= RL_FLEET_TTL_MS ? 2u : 3u);
+    }
+    CU_ASSERT_EQUAL(rl_fleet_count(f), 2);
+    /* up at once */
+    t += RL_FLEET_BEAT_MS;
+    CU_ASSERT_TRUE(rl_fleet_tick(f, t));
+    reply_int(&fk, i++, 5);
+    CU_ASSERT_EQUAL(rl_fleet_count(f), 5);
+    CU_ASSERT(i <= FAKE_MAX);
+    rl_fleet_free(f);
 }
 
 static void test_leave(void)
@@ -256,6 +296,7 @@ int test_rl_fleet_add(void)
         {"new: key under the prefix, random hex ids", test_new},
         {"divisor: the count, expected_replicas only before it", test_divisor},
         {"heartbeat: when sent, what a reply keeps", test_heartbeat},
+        {"a lower count only after a TTL of lower replies", test_lower_only_after_ttl},
         {"leave: after the heartbeat in flight, then silence", test_leave},
         {NULL, NULL},
     };

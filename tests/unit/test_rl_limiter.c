@@ -567,8 +567,11 @@ static void test_fallback_follows_fleet(void)
     /* the fleet grows while degraded: a smaller share, no refill */
     fleet_says(fl, 1 + RL_FLEET_BEAT_MS, 6);
     CU_ASSERT_EQUAL(allowed_of(&f, &req, 3, 10), 0);
-    /* it shrinks: a larger share, but the level is kept (no free burst) */
+    /* it shrinks (taken after a TTL of lower counts, rl_fleet.c): a larger
+     * share, but the level is kept (no free burst) */
     fleet_says(fl, 1 + 2 * RL_FLEET_BEAT_MS, 2);
+    CU_ASSERT_EQUAL(allowed_of(&f, &req, 1, 10), 0);
+    fleet_says(fl, 1 + 2 * RL_FLEET_BEAT_MS + RL_FLEET_TTL_MS, 2);
     CU_ASSERT_EQUAL(allowed_of(&f, &req, 3, 30), 0);
     /* a reload with another expected_replicas does not override the count */
     rl_limiter_set_fallback(f.l, f.mem, 12);
