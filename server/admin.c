@@ -74,8 +74,7 @@ static void metrics(srv_worker_t *w, struct evhttp_request *req)
     metrics_render(buf);
     srv_jwks_metrics(buf);
     /* the admin thread's snapshot: the newest, it is given it last */
-    metrics_render_build_info(buf, TOLLGATE_VERSION, w->cfg->version,
-                              w->cfg->secrets_version);
+    metrics_render_build_info(buf, TOLLGATE_VERSION, w->cfg->version);
     metrics_render_process(buf);
     evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     evhttp_add_header(out, "Cache-Control", "no-store");
@@ -87,7 +86,7 @@ static void readyz(srv_worker_t *w, struct evhttp_request *req)
 {
     char body[2048];
 
-    srv_send_plain_json(req, srv_readyz(w->srv, w->cfg, body, sizeof(body)), body);
+    srv_send_plain_json(req, srv_readyz(w->srv, w->cfg, true, body, sizeof(body)), body);
 }
 
 static void reload(srv_worker_t *w, struct evhttp_request *req)

@@ -36,8 +36,11 @@ static void jwks_state(const auth_jwks_stats_t *st, void *arg)
 /* The /readyz answer (both listeners): 200 while the replica can serve,
  * degraded mode included (a provider whose JWKS is not loaded is reported,
  * its tokens refused, the replica still ready: API keys and the other
- * providers work); 503 before it is ready and while draining. */
-int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len)
+ * providers work); 503 before it is ready and while draining.
+ * secrets_version only on the admin listener (`admin`): it is a keyed hash
+ * of the secrets with a public key, so whoever reads it can test guesses of
+ * a weak secret offline; the main listener may face clients (proxy mode). */
+int srv_readyz(srv_t *s, const cfg_t *c, bool admin, char *body, size_t len)
 {
     bool draining = atomic_load(&s->draining);
     bool ready = atomic_load(&s->ready) && !draining;
@@ -47,12 +50,13 @@ int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len)
     auth_jwks_foreach(jwks_state, &j);
     snprintf(body, len,
              "{\"status\":\"%s\",\"redis\":\"%s\",\"fallback\":%s,"
-             "\"config_version\":\"%s\",\"secrets_version\":\"%s\"%s%s%s}",
+             "\"config_version\":\"%s\"%s%s%s%s%s%s}",
              draining ? "draining"
              : ready  ? "ok"
                       : "starting",
              srv_backend_state(s), atomic_load(&s->degraded) ? "true" : "false", c->version,
-             c->secrets_version, j.n > 0 ? ",\"jwks\":{" : "", providers,
+             admin ? ",\"secrets_version\":\"" : "", admin ? c->secrets_version : "",
+             admin ? "\"" : "", j.n > 0 ? ",\"jwks\":{" : "", providers,
              j.n > 0 ? "}" : "");
     return ready ? 200 : 503;
 }

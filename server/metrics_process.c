@@ -180,13 +180,12 @@ static void label(struct evbuffer *out, const char *name, const char *v, bool la
 }
 
 void metrics_render_build_info(struct evbuffer *out, const char *version,
-                               const char *config_version, const char *secrets_version)
+                               const char *config_version)
 {
     evbuffer_add_printf(out, "# HELP tollgate_build_info Always 1; the labels say which "
                              "build runs which config (the config in force now).\n"
                              "# TYPE tollgate_build_info gauge\ntollgate_build_info{");
     label(out, "version", version, false);
-    label(out, "config_version", config_version, false);
-    label(out, "secrets_version", secrets_version, true);
+    label(out, "config_version", config_version, true);
     evbuffer_add_printf(out, "} 1\n");
 }

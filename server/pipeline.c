@@ -1176,7 +1176,7 @@ static void answer_health(srv_req_t *r, bool ready)
         srv_send_json(r, 200, "{\"status\":\"ok\"}");
         return;
     }
-    srv_send_json(r, srv_readyz(r->w->srv, r->cfg, body, sizeof(body)), body);
+    srv_send_json(r, srv_readyz(r->w->srv, r->cfg, false, body, sizeof(body)), body);
 }
 
 /* All X-Forwarded-For headers joined with ", " (a proxy may add its own

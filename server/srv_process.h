@@ -180,7 +180,7 @@ cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
 int srv_reload(srv_t *s, char *err, size_t errlen);
 
 /* health.c: the /readyz body into `body`; returns the HTTP status. */
-int srv_readyz(srv_t *s, const cfg_t *c, char *body, size_t len);
+int srv_readyz(srv_t *s, const cfg_t *c, bool admin, char *body, size_t len);
 /* health.c: tollgate_jwks_* of /metrics. */
 struct evbuffer;
 void srv_jwks_metrics(struct evbuffer *out);

@@ -74,11 +74,14 @@ void metrics_render(struct evbuffer *out);
  * now; one that cannot be read is left out. */
 void metrics_render_process(struct evbuffer *out);
 
-/* tollgate_build_info{version,config_version,secrets_version} 1: only the
- * snapshot in force is exported, so after a reload the old label set is
- * gone from the next scrape (Prometheus marks that series stale). */
+/* tollgate_build_info{version,config_version} 1: only the snapshot in
+ * force is exported, so after a reload the old label set is gone from the
+ * next scrape (Prometheus marks that series stale).  No secrets_version:
+ * metrics travel far (Prometheus, dashboards, remote storage) and that
+ * hash lets its reader test guesses of a weak secret offline; it is on the
+ * admin listener's /readyz. */
 void metrics_render_build_info(struct evbuffer *out, const char *version,
-                               const char *config_version, const char *secrets_version);
+                               const char *config_version);
 
 /* What metrics_render_process takes from /proc/self/stat. */
 typedef struct metrics_proc_stat {

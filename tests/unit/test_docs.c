@@ -194,7 +194,7 @@ static void test_metrics_documented(void)
     CU_ASSERT_FATAL(b != NULL);
     metrics_render(b);
     srv_jwks_metrics(b); /* the rest of /metrics (server/health.c) */
-    metrics_render_build_info(b, "0", "0", "0"); /* and server/admin.c's */
+    metrics_render_build_info(b, "0", "0"); /* and server/admin.c's */
     metrics_render_process(b);
     evbuffer_add(b, "", 1);
     text = (char *)evbuffer_pullup(b, -1);

@@ -307,7 +307,7 @@ static void test_process_metrics(void)
 
 static void render_build(struct evbuffer *b)
 {
-    metrics_render_build_info(b, "0.1.0", "0123456789abcdef", "a\"b\\c\nd");
+    metrics_render_build_info(b, "0.1.0", "a\"b\\c\nd"); /* escaped all the same */
 }
 
 static void test_build_info(void)
@@ -316,8 +316,8 @@ static void test_build_info(void)
 
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "# TYPE tollgate_build_info gauge\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "\ntollgate_build_info{version=\"0.1.0\","
-                                     "config_version=\"0123456789abcdef\","
-                                     "secrets_version=\"a\\\"b\\\\c\\nd\"} 1\n"));
+                                     "config_version=\"a\\\"b\\\\c\\nd\"} 1\n"));
+    CU_ASSERT_PTR_NULL(strstr(s, "secrets_version"));
     free(s);
 }
 
