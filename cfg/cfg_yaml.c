@@ -2,7 +2,11 @@
  *
  * Each mapping of the schema is a table of fields; parse_map() walks a
  * mapping through its table, so an unknown key, a duplicate key or a value of
- * the wrong type is reported with its line wherever it is.  Lists of limits
+ * the wrong type is reported with its line wherever it is.  The tables are
+ * the schema's one source: a field's kind pairs its parser with the emitter
+ * the dump (cfg_dump.c) shows it with, and its default is written in the
+ * table as the file would write it and read by the same parser
+ * (cfg_yaml_defaults, and each list entry as it is parsed).  Lists of limits
  * and routes build each entry in a temporary and append it when complete.
  * Values that other parts decide on (files, origins, overlaps) are checked in
  * cfg_check.c, after the environment has had its say.
@@ -1770,7 +1774,7 @@ void cfg_yaml_defaults(cfg_build_t *b)
 
 /* Each key of table `t` under `prefix` (file) / `dprefix` (dump). */
 static void walk_keys(const field_t *t, const char *prefix, const char *dprefix,
-                      cfg_key_dump_fn fn, void *arg)
+                      cfg_key_info_fn fn, void *arg)
 {
     char path[128], dpath[128], name[64];
 
@@ -1783,7 +1787,7 @@ static void walk_keys(const field_t *t, const char *prefix, const char *dprefix,
         snprintf(path, sizeof path, "%s%s", prefix, f->key);
         snprintf(dpath, sizeof dpath, "%s%s", dprefix,
                  cfg_field_dump_name(f, name, sizeof name));
-        fn(path, dpath, arg);
+        fn(path, dpath, f->def, arg);
         sub = sub_table(f, &sep);
         if (sub != NULL) {
             strncat(path, sep, sizeof path - strlen(path) - 1);
@@ -1793,7 +1797,7 @@ static void walk_keys(const field_t *t, const char *prefix, const char *dprefix,
     }
 }
 
-void cfg_keys_dumped(cfg_key_dump_fn fn, void *arg)
+void cfg_keys_info(cfg_key_info_fn fn, void *arg)
 {
     walk_keys(cfg_top_fields, "", "", fn, arg);
 }
@@ -1803,11 +1807,12 @@ typedef struct key_only {
     void *arg;
 } key_only_t;
 
-static void key_only(const char *key, const char *dumped, void *arg)
+static void key_only(const char *key, const char *dumped, const char *def, void *arg)
 {
     const key_only_t *k = arg;
 
     (void)dumped;
+    (void)def;
     k->fn(key, k->arg);
 }
 
@@ -1815,5 +1820,5 @@ void cfg_keys(cfg_key_fn fn, void *arg)
 {
     key_only_t k = {fn, arg};
 
-    cfg_keys_dumped(key_only, &k);
+    cfg_keys_info(key_only, &k);
 }

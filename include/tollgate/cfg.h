@@ -248,9 +248,12 @@ void cfg_keys(cfg_key_fn fn, void *arg);
 
 /* The same keys, each with its path in cfg_dump_json()'s output (durations
  * carry their unit: "auth.lockout.window_s"; auth.api_keys' settings are
- * "auth.api_keys_deprecation"), so a test can check that every key reaches
- * the dump, and with it config_version. */
-typedef void (*cfg_key_dump_fn)(const char *key, const char *dumped, void *arg);
-void cfg_keys_dumped(cfg_key_dump_fn fn, void *arg);
+ * "auth.api_keys_deprecation") and its default as the file would write it
+ * ("30s"; NULL when the default is none, zero, or not a single value), so
+ * tests can check that every key reaches the dump, and with it
+ * config_version, and that the docs state the defaults the code has. */
+typedef void (*cfg_key_info_fn)(const char *key, const char *dumped, const char *def,
+                                void *arg);
+void cfg_keys_info(cfg_key_info_fn fn, void *arg);
 
 #endif
