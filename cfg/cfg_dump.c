@@ -1,6 +1,11 @@
 /* cfg_dump.c — the effective config as JSON (GET /admin/v1/config) and its
  * version, a hash of the same JSON.
  *
+ * The JSON is written by walking the schema's tables (cfg_yaml.c), each
+ * field through its kind's emitter (below), so every key the file takes is
+ * shown and hashed; only what no key sets is added here (the key count,
+ * `verifier`, the versions, `path`).
+ *
  * Secrets are "<redacted>" when set and null when not; the API key store is
  * a count.  The version hashes the canonical dump (sorted keys, compact, no
  * `path`, no `version`, no key count), so it changes exactly when a
