@@ -349,7 +349,10 @@ void cfg_printable(const char *s, char *out, size_t outlen)
 
 /* ---- defaults ----------------------------------------------------------- */
 
-static cfg_t *cfg_defaults(void)
+/* A new snapshot holding the defaults into b->c (NULL when out of memory).
+ * The schema's table (cfg_yaml.c) holds every default a key has; only what
+ * no single key's text can say is set here. */
+static cfg_t *cfg_defaults(cfg_build_t *b)
 {
     cfg_t *c = calloc(1, sizeof *c);
     bool ok;
@@ -357,63 +360,23 @@ static cfg_t *cfg_defaults(void)
     if (c == NULL)
         return NULL;
     atomic_init(&c->refs, 1);
-    c->environment = CFG_ENV_DEVELOPMENT;
-    c->listen = strdup("0.0.0.0:8080");
-    c->admin_listen = strdup("127.0.0.1:9090");
-    c->max_body_bytes = 1u << 20;
-    c->max_header_bytes = 16u << 10;
-    c->max_connections = 10000;
-    c->request_read_timeout_ms = 30000;
-    c->idle_timeout_ms = 15000;
-    c->expected_replicas = 1;
-    c->client_ipv6_prefix = 64;
+    b->c = c;
+    cfg_yaml_defaults(b);
     c->allowed_methods = CFG_ALLOWED_METHODS_DEFAULT;
-    c->shutdown_delay = 5;
-    c->redis.mode = CFG_REDIS_NONE;
-    c->redis.key_prefix = strdup("tg:");
-    c->redis.timeout_ms = 50;
-    c->redis.batch_max = 64;
-    c->redis.max_pending = 2048;
-    c->forward_auth.path = strdup("/auth");
-    c->forward_auth.nginx_rate_limited_status = 403;
-    c->tickets.path = strdup("/v1/tickets");
-    c->tickets.ttl_s = 30;
-    c->healthz_path = strdup("/healthz");
-    c->readyz_path = strdup("/readyz");
     c->tickets.route.name = strdup("tickets");
     c->tickets.route.auth = CFG_ROUTE_REQUIRED;
     c->default_route.name = strdup("default");
-    c->default_route.auth = CFG_ROUTE_REQUIRED;
-    c->default_route.upstream_timeout_ms = 30000;
-    c->security_headers.content_security_policy =
-        strdup("default-src 'none'; frame-ancestors 'none'");
-    c->security_headers.permissions_policy =
-        strdup("geolocation=(), camera=(), microphone=()");
-    c->security_headers.hsts_max_age = 31536000;
-    c->auth.mode = CFG_AUTH_ANY;
-    c->auth.api_key_enabled = true;
     c->auth.keys = auth_keystore_new();
-    c->auth.jwt.leeway_s = 30;
-    c->auth.jwt.cache_entries = 10000;
-    c->auth.jwt.cache_bytes = 16u << 20;
     c->auth.jwt.algorithms.v = calloc(1, sizeof(char *));
     if (c->auth.jwt.algorithms.v != NULL) {
         c->auth.jwt.algorithms.v[0] = strdup("HS256");
         c->auth.jwt.algorithms.n = c->auth.jwt.algorithms.v[0] != NULL;
     }
-    c->auth.lockout.max_failures = 10;
-    c->auth.lockout.window_s = 60;
-    c->auth.lockout.base_backoff_s = 1;
-    c->auth.lockout.max_backoff_s = 900;
-    c->audit_path = strdup("-");
-    ok = c->listen && c->admin_listen && c->redis.key_prefix && c->forward_auth.path &&
-         c->tickets.path && c->tickets.route.name && c->healthz_path && c->readyz_path &&
-         c->default_route.name && c->security_headers.content_security_policy &&
-         c->security_headers.permissions_policy && c->auth.keys &&
-         c->auth.jwt.algorithms.n == 1 && c->audit_path &&
-         http_cidr_list_default(&c->trusted_proxies) == 0;
+    ok = b->nerr == 0 && c->tickets.route.name && c->default_route.name && c->auth.keys &&
+         c->auth.jwt.algorithms.n == 1 && http_cidr_list_default(&c->trusted_proxies) == 0;
     if (!ok) {
         cfg_free(c);
+        b->c = NULL;
         return NULL;
     }
     return c;
@@ -450,8 +413,7 @@ cfg_t *cfg_load_string(const char *yaml, size_t len, const char *name, char *err
     if (b.err != NULL)
         b.err[0] = '\0';
     b.name = name != NULL ? name : "(config)";
-    b.c = cfg_defaults();
-    if (b.c == NULL) {
+    if (cfg_defaults(&b) == NULL) {
         cfg_err(&b, cfg_at(0), "out of memory");
         return NULL;
     }
@@ -547,17 +509,7 @@ void cfg_unref(cfg_t *c)
 
 const char *cfg_auth_mode_str(cfg_auth_mode_t m)
 {
-    switch (m) {
-    case CFG_AUTH_NONE:
-        return "none";
-    case CFG_AUTH_API_KEY:
-        return "api_key";
-    case CFG_AUTH_JWT:
-        return "jwt";
-    case CFG_AUTH_ANY:
-        return "any";
-    }
-    return "?";
+    return m >= CFG_AUTH_NONE && m <= CFG_AUTH_ANY ? cfg_auth_mode_names[m] : "?";
 }
 
 static bool host_char(char ch, bool bracketed)

@@ -1,6 +1,11 @@
 /* cfg_dump.c — the effective config as JSON (GET /admin/v1/config) and its
  * version, a hash of the same JSON.
  *
+ * The JSON is written by walking the schema's tables (cfg_yaml.c), each
+ * field through its kind's emitter (below), so every key the file takes is
+ * shown and hashed; only what no key sets is added here (the key count,
+ * `verifier`, the versions, `path`).
+ *
  * Secrets are "<redacted>" when set and null when not; the API key store is
  * a count.  The version hashes the canonical dump (sorted keys, compact, no
  * `path`, no `version`, no key count), so it changes exactly when a
@@ -42,13 +47,82 @@ static json_t *jstr(const char *s)
     return j;
 }
 
-static json_t *jsecret(const char *s)
+/* The value of field `f` inside `base`. */
+#define AT(type, f, base) ((const type *)(const void *)((const char *)(base) + (f)->off))
+
+json_t *cfg_emit_str(const cfg_field_t *f, const void *base)
 {
-    return s != NULL ? json_string("<redacted>") : json_null();
+    return jstr(*AT(char *, f, base));
 }
 
-static json_t *jstrv(const cfg_strv_t *v)
+/* Never the value: "<redacted>" when set, null when not. */
+json_t *cfg_emit_secret(const cfg_field_t *f, const void *base)
 {
+    return *AT(char *, f, base) != NULL ? json_string("<redacted>") : json_null();
+}
+
+json_t *cfg_emit_nothing(const cfg_field_t *f, const void *base)
+{
+    (void)f;
+    (void)base;
+    return NULL;
+}
+
+json_t *cfg_emit_uint(const cfg_field_t *f, const void *base)
+{
+    return json_integer((json_int_t)*AT(unsigned, f, base));
+}
+
+json_t *cfg_emit_u32(const cfg_field_t *f, const void *base)
+{
+    return json_integer((json_int_t)*AT(uint32_t, f, base));
+}
+
+json_t *cfg_emit_int(const cfg_field_t *f, const void *base)
+{
+    return json_integer((json_int_t)*AT(int, f, base));
+}
+
+json_t *cfg_emit_size(const cfg_field_t *f, const void *base)
+{
+    return json_integer((json_int_t)*AT(size_t, f, base));
+}
+
+json_t *cfg_emit_i64(const cfg_field_t *f, const void *base)
+{
+    return json_integer((json_int_t)*AT(int64_t, f, base));
+}
+
+json_t *cfg_emit_bool(const cfg_field_t *f, const void *base)
+{
+    return json_boolean(*AT(bool, f, base));
+}
+
+/* The name of the index stored (as an int) by p_enum. */
+static json_t *enum_name(const cfg_field_t *f, int i)
+{
+    const char *const *names = f->aux;
+
+    for (int n = 0; names[n] != NULL; n++)
+        if (n == i)
+            return json_string(names[n]);
+    return json_null(); /* not a value the parser stores */
+}
+
+json_t *cfg_emit_enum(const cfg_field_t *f, const void *base)
+{
+    return enum_name(f, *AT(int, f, base));
+}
+
+/* A two-name enum kept as a bool: names[0] false, names[1] true. */
+json_t *cfg_emit_flag_enum(const cfg_field_t *f, const void *base)
+{
+    return enum_name(f, *AT(bool, f, base) ? 1 : 0);
+}
+
+json_t *cfg_emit_strv(const cfg_field_t *f, const void *base)
+{
+    const cfg_strv_t *v = AT(cfg_strv_t, f, base);
     json_t *a = json_array();
 
     for (size_t i = 0; a != NULL && i < v->n; i++)
@@ -56,8 +130,9 @@ static json_t *jstrv(const cfg_strv_t *v)
     return a;
 }
 
-static json_t *jcidrs(const http_cidr_list_t *l)
+json_t *cfg_emit_cidrs(const cfg_field_t *f, const void *base)
 {
+    const http_cidr_list_t *l = AT(http_cidr_list_t, f, base);
     json_t *a = json_array();
 
     for (size_t i = 0; a != NULL && i < l->n; i++) {
@@ -71,10 +146,12 @@ static json_t *jcidrs(const http_cidr_list_t *l)
     return a;
 }
 
-static json_t *jmethods(unsigned bits)
+/* RL_METHOD_* bits, in bit order. */
+json_t *cfg_emit_methods(const cfg_field_t *f, const void *base)
 {
     static const char *const names[] = {"GET",   "HEAD",    "POST",    "PUT",   "DELETE",
                                         "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"};
+    unsigned bits = *AT(unsigned, f, base);
     json_t *a = json_array();
 
     for (unsigned i = 0; a != NULL && i < sizeof names / sizeof names[0]; i++)
@@ -83,11 +160,28 @@ static json_t *jmethods(unsigned bits)
     return a;
 }
 
-static json_t *jmatch(const rl_match_t *m)
+/* CFG_METHOD_* bits; 0 (not set) shows both. */
+json_t *cfg_emit_auth_methods(const cfg_field_t *f, const void *base)
 {
-    return json_pack("{s:o, s:o, s:o, s:o}", "path", jstr(m->path), "path_prefix",
-                     jstr(m->path_prefix), "methods", jmethods(m->methods), "host",
-                     jstr(m->host));
+    unsigned m = *AT(unsigned, f, base);
+    json_t *a = json_array();
+
+    if (m == 0 || (m & CFG_METHOD_API_KEY))
+        json_array_append_new(a, json_string("api_key"));
+    if (m == 0 || (m & CFG_METHOD_JWT))
+        json_array_append_new(a, json_string("jwt"));
+    return a;
+}
+
+/* {"claim": "X-Auth-Header", ...} */
+json_t *cfg_emit_claim_hdrs(const cfg_field_t *f, const void *base)
+{
+    const cfg_claim_hdrs_t *h = AT(cfg_claim_hdrs_t, f, base);
+    json_t *o = json_object();
+
+    for (size_t i = 0; o != NULL && i < h->claims.n; i++)
+        json_object_set_new(o, h->claims.v[i], jstr(h->headers.v[i]));
+    return o;
 }
 
 /* {"rate": "60/minute", "n": 60, "period_ms": 60000, "burst": 60} */
@@ -108,9 +202,23 @@ static json_t *jrate(const rl_rate_t *r)
                      "period_ms", (json_int_t)r->period_ms, "burst", (json_int_t)r->burst);
 }
 
-static json_t *jby(const rl_limit_t *lim)
+json_t *cfg_emit_rate(const cfg_field_t *f, const void *base)
+{
+    return jrate(AT(rl_rate_t, f, base));
+}
+
+/* A limit's burst lives in its rate: `base` is the rl_limit_t. */
+json_t *cfg_emit_burst(const cfg_field_t *f, const void *base)
+{
+    (void)f;
+    return json_integer((json_int_t)((const rl_limit_t *)base)->rate.burst);
+}
+
+/* A limit's `by` (the rl_limit_t at the field): "client", "header:x-tenant". */
+json_t *cfg_emit_by(const cfg_field_t *f, const void *base)
 {
     static const char *const kinds[] = {"client", "ip", "route", "header", "claim"};
+    const rl_limit_t *lim = AT(rl_limit_t, f, base);
     json_t *a = json_array();
 
     for (size_t i = 0; a != NULL && i < lim->nby; i++) {
@@ -125,31 +233,71 @@ static json_t *jby(const rl_limit_t *lim)
     return a;
 }
 
-static json_t *jlimits(const rl_policy_set_t *ps)
-{
-    static const char *const modes[] = {"enforce", "shadow"};
-    static const char *const onerr[] = {"local", "open", "closed"};
-    json_t *a = json_array();
-
-    for (size_t i = 0; a != NULL && i < ps->nlimits; i++) {
-        const rl_limit_t *l = &ps->limits[i];
-
-        json_array_append_new(
-            a, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:I, s:I}", "name",
-                         jstr(l->name), "match", jmatch(&l->match), "by", jby(l), "rate",
-                         jrate(&l->rate), "mode", modes[l->mode], "on_redis_error",
-                         onerr[l->on_redis_error], "consistency",
-                         l->consistency == RL_CONSISTENCY_LEASED ? "leased" : "exact",
-                         "lease_max", (json_int_t)l->lease_max, "lease_ttl_ms",
-                         (json_int_t)l->lease_ttl_ms));
-    }
-    return a;
-}
-
-static json_t *jtiers(const rl_policy_set_t *ps)
+json_t *cfg_emit_table(const cfg_field_t *t, const void *base)
 {
     json_t *o = json_object();
 
+    for (const cfg_field_t *f = t; o != NULL && f->key != NULL; f++) {
+        json_t *v = f->kind->emit(f, base);
+        char name[64];
+
+        if (v != NULL)
+            json_object_set_new(o, cfg_field_dump_name(f, name, sizeof name), v);
+    }
+    return o;
+}
+
+json_t *cfg_emit_map(const cfg_field_t *f, const void *base)
+{
+    return cfg_emit_table(f->aux, (const char *)base + f->off);
+}
+
+/* The default route takes a few of a route's keys and shows all of them. */
+json_t *cfg_emit_route_map(const cfg_field_t *f, const void *base)
+{
+    return cfg_emit_table(cfg_route_fields, (const char *)base + f->off);
+}
+
+/* `n` entries of `size` bytes from `items`, each shown with table `t`. */
+static json_t *jlist(const cfg_field_t *t, const void *items, size_t n, size_t size)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < n; i++)
+        json_array_append_new(a, cfg_emit_table(t, (const char *)items + i * size));
+    return a;
+}
+
+/* The lists of mappings; `base` is the cfg_t (routes, limits, tiers) or the
+ * cfg_jwt_t (providers). */
+json_t *cfg_emit_limits(const cfg_field_t *f, const void *base)
+{
+    const rl_policy_set_t *ps = &((const cfg_t *)base)->policy;
+
+    return jlist(f->aux, ps->limits, ps->nlimits, sizeof *ps->limits);
+}
+
+json_t *cfg_emit_routes(const cfg_field_t *f, const void *base)
+{
+    const cfg_t *c = base;
+
+    return jlist(f->aux, c->routes, c->nroutes, sizeof *c->routes);
+}
+
+json_t *cfg_emit_providers(const cfg_field_t *f, const void *base)
+{
+    const cfg_jwt_t *j = base;
+
+    return jlist(f->aux, j->providers, j->nproviders, sizeof *j->providers);
+}
+
+/* {"gold": {"limit": {rate...}, ...}, ...} */
+json_t *cfg_emit_tiers(const cfg_field_t *f, const void *base)
+{
+    const rl_policy_set_t *ps = &((const cfg_t *)base)->policy;
+    json_t *o = json_object();
+
+    (void)f;
     for (size_t i = 0; o != NULL && i < ps->ntiers; i++) {
         json_t *t = json_object();
 
@@ -161,196 +309,27 @@ static json_t *jtiers(const rl_policy_set_t *ps)
     return o;
 }
 
-static json_t *jauth_methods(unsigned m)
-{
-    json_t *a = json_array();
-
-    if (m == 0 || (m & CFG_METHOD_API_KEY))
-        json_array_append_new(a, json_string("api_key"));
-    if (m == 0 || (m & CFG_METHOD_JWT))
-        json_array_append_new(a, json_string("jwt"));
-    return a;
-}
-
-static json_t *jroute(const cfg_route_t *r)
-{
-    static const char *const auth[] = {"required", "optional", "none"};
-    json_t *o = json_pack(
-        "{s:o, s:o, s:o, s:s, s:o, s:b, s:I, s:s, s:b, s:b}", "name", jstr(r->name),
-        "match", jmatch(&r->match), "upstream", jstr(r->upstream), "auth", auth[r->auth],
-        "scopes", jstrv(&r->scopes), "tickets", r->tickets, "upstream_timeout_ms",
-        (json_int_t)r->upstream_timeout_ms, "path_match",
-        r->path_icase ? "case_insensitive" : "case_sensitive", "allow_encoded_percent",
-        r->allow_encoded_percent, "allow_semicolon", r->allow_semicolon);
-
-    json_object_set_new(o, "auth_methods", jauth_methods(r->auth_methods));
-    json_object_set_new(o, "other_methods",
-                        json_string(r->other_methods_deny ? "deny" : "next_route"));
-    return o;
-}
-
-static json_t *jroutes(const cfg_t *c)
-{
-    json_t *a = json_array();
-
-    for (size_t i = 0; a != NULL && i < c->nroutes; i++)
-        json_array_append_new(a, jroute(&c->routes[i]));
-    return a;
-}
-
-static json_t *jredis(const cfg_redis_t *r)
-{
-    static const char *const modes[] = {"none", "standalone", "cluster"};
-
-    return json_pack(
-        "{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:b, s:I, s:o, s:o}", "mode",
-        modes[r->mode], "nodes", jstrv(&r->nodes), "key_prefix", jstr(r->key_prefix), "tls",
-        r->tls, "tls_ca_file", jstr(r->tls_ca_file), "tls_cert_file",
-        jstr(r->tls_cert_file), "tls_key_file", jstr(r->tls_key_file), "timeout_ms",
-        (json_int_t)r->timeout_ms, "batch_max", (json_int_t)r->batch_max, "max_pending",
-        (json_int_t)r->max_pending, "required", r->required, "db", (json_int_t)r->db,
-        "username", jstr(r->username), "password", jsecret(r->password));
-}
-
-static json_t *jclaim_hdrs(const cfg_claim_hdrs_t *h)
-{
-    json_t *o = json_object();
-
-    for (size_t i = 0; o != NULL && i < h->claims.n; i++)
-        json_object_set_new(o, h->claims.v[i], json_string(h->headers.v[i]));
-    return o;
-}
-
-static json_t *jproviders(const cfg_jwt_t *j)
-{
-    json_t *a = json_array();
-
-    for (size_t i = 0; a != NULL && i < j->nproviders; i++) {
-        const cfg_jwt_provider_t *p = &j->providers[i];
-
-        json_array_append_new(
-            a, json_pack(
-                   "{s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:I, s:I, "
-                   "s:I, s:I}",
-                   "name", p->name, "issuer", p->issuer, "audiences", jstrv(&p->audiences),
-                   "algorithms", jstrv(&p->algorithms), "keys_file", jstr(p->keys_file),
-                   "jwks_uri", jstr(p->jwks_uri), "discovery", p->discovery, "ca_file",
-                   jstr(p->ca_file), "scopes_claim", jstr(p->scopes_claim), "tier_claim",
-                   jstr(p->tier_claim), "claim_to_headers", jclaim_hdrs(&p->claim_hdrs),
-                   "refresh_interval_s", (json_int_t)p->refresh_s, "min_refresh_interval_s",
-                   (json_int_t)p->min_refresh_s, "max_stale_s", (json_int_t)p->max_stale_s,
-                   "fetch_timeout_s", (json_int_t)p->fetch_timeout_s));
-    }
-    return a;
-}
-
-static json_t *jauth(const cfg_t *c)
-{
-    const cfg_jwt_t *j = &c->auth.jwt;
-    const cfg_lockout_t *l = &c->auth.lockout;
-    json_t *jwt, *lockout;
-
-    jwt = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:b}", "algorithms",
-                    jstrv(&j->algorithms), "keys_file", jstr(j->keys_file), "issuer",
-                    jstr(j->issuer), "audience", jstr(j->audience), "leeway_seconds",
-                    (json_int_t)j->leeway_s, "scopes_claim", jstr(j->scopes_claim),
-                    "tier_claim", jstr(j->tier_claim), "verifier",
-                    c->auth.jwt_verifier != NULL);
-    json_object_set_new(jwt, "claim_to_headers", jclaim_hdrs(&j->claim_hdrs));
-    json_object_set_new(jwt, "providers", jproviders(j));
-    json_object_set_new(jwt, "cache_entries", json_integer(j->cache_entries));
-    json_object_set_new(jwt, "cache_bytes", json_integer((json_int_t)j->cache_bytes));
-    lockout = json_pack("{s:I, s:I, s:I, s:I}", "max_failures", (json_int_t)l->max_failures,
-                        "window_s", (json_int_t)l->window_s, "base_backoff_s",
-                        (json_int_t)l->base_backoff_s, "max_backoff_s",
-                        (json_int_t)l->max_backoff_s);
-    return json_pack(
-        "{s:s, s:b, s:o, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:o}}", "mode",
-        cfg_auth_mode_str(c->auth.mode), "api_key_enabled", c->auth.api_key_enabled,
-        "api_keys_file", jstr(c->auth.api_keys_file), "api_keys",
-        (json_int_t)auth_keystore_count(c->auth.keys), "jwt", jwt, "lockout", lockout,
-        "api_keys_deprecation", "deprecated", c->auth.api_keys.deprecated,
-        "deprecated_since", (json_int_t)c->auth.api_keys.since_s, "sunset",
-        (json_int_t)c->auth.api_keys.sunset_s, "link", jstr(c->auth.api_keys.link));
-}
-
-/* The whole snapshot; `public` adds `version` and `path`. */
-static const char *const audit_flushes[] = {"interval", "every", "fsync"};
-
+/* The whole snapshot, walked from the schema's table, plus what no key
+ * sets: the key store's size (auth.api_keys), whether a JWT verifier was
+ * built (auth.jwt.verifier); `public` adds the versions and `path`. */
 static json_t *jcfg(const cfg_t *c, bool public)
 {
-    static const char *const dialects[] = {"auto", "nginx", "traefik", "envoy",
-                                           "ingress-nginx"};
-    json_t *o = json_object();
+    json_t *o = cfg_emit_table(cfg_top_fields, c);
+    json_t *auth = o != NULL ? json_object_get(o, "auth") : NULL;
+    json_t *jwt = auth != NULL ? json_object_get(auth, "jwt") : NULL;
 
-    if (o == NULL)
+    if (jwt == NULL) {
+        json_decref(o);
         return NULL;
+    }
+    json_object_set_new(auth, "api_keys",
+                        json_integer((json_int_t)auth_keystore_count(c->auth.keys)));
+    json_object_set_new(jwt, "verifier", json_boolean(c->auth.jwt_verifier != NULL));
     if (public) {
         json_object_set_new(o, "version", json_string(c->version));
         json_object_set_new(o, "secrets_version", json_string(c->secrets_version));
         json_object_set_new(o, "path", jstr(c->path));
     }
-    json_object_set_new(
-        o, "environment",
-        json_string(c->environment == CFG_ENV_PRODUCTION ? "production" : "development"));
-    json_object_set_new(o, "listen", jstr(c->listen));
-    json_object_set_new(o, "admin_listen", jstr(c->admin_listen));
-    json_object_set_new(o, "threads", json_integer(c->threads));
-    json_object_set_new(o, "trusted_proxies", jcidrs(&c->trusted_proxies));
-    json_object_set_new(o, "client_ipv6_prefix", json_integer(c->client_ipv6_prefix));
-    json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)c->max_body_bytes));
-    json_object_set_new(o, "max_header_bytes",
-                        json_integer((json_int_t)c->max_header_bytes));
-    json_object_set_new(o, "max_connections", json_integer((json_int_t)c->max_connections));
-    json_object_set_new(o, "request_read_timeout_ms",
-                        json_integer((json_int_t)c->request_read_timeout_ms));
-    json_object_set_new(o, "idle_timeout_ms", json_integer((json_int_t)c->idle_timeout_ms));
-    json_object_set_new(o, "expected_replicas", json_integer(c->expected_replicas));
-    json_object_set_new(o, "shutdown_delay", json_integer(c->shutdown_delay));
-    json_object_set_new(o, "redis", jredis(&c->redis));
-    json_object_set_new(o, "forward_auth",
-                        json_pack("{s:o, s:i, s:s}", "path", jstr(c->forward_auth.path),
-                                  "nginx_rate_limited_status",
-                                  c->forward_auth.nginx_rate_limited_status, "dialect",
-                                  dialects[c->forward_auth.dialect]));
-    json_object_set_new(
-        o, "proxy",
-        json_pack("{s:b, s:s}", "hide_credentials", c->proxy.hide_credentials,
-                  "reserved_headers",
-                  c->proxy.reserved == CFG_RESERVED_REJECT ? "reject" : "drop"));
-    json_object_set_new(
-        o, "trailing_slash",
-        json_string(c->trailing_slash == CFG_SLASH_DISTINCT ? "distinct" : "same"));
-    json_object_set_new(o, "allowed_methods", jmethods(c->allowed_methods));
-    json_object_set_new(o, "path_match",
-                        json_string(c->path_match == CFG_PATH_CASE_INSENSITIVE
-                                        ? "case_insensitive"
-                                        : "case_sensitive"));
-    json_object_set_new(o, "tickets",
-                        json_pack("{s:o, s:I, s:o}", "path", jstr(c->tickets.path), "ttl_s",
-                                  (json_int_t)c->tickets.ttl_s, "scopes",
-                                  jstrv(&c->tickets.scopes)));
-    json_object_set_new(o, "health",
-                        json_pack("{s:o, s:o}", "healthz_path", jstr(c->healthz_path),
-                                  "readyz_path", jstr(c->readyz_path)));
-    json_object_set_new(o, "default_route", jroute(&c->default_route));
-    json_object_set_new(
-        o, "security_headers",
-        json_pack("{s:o, s:o, s:I}", "content_security_policy",
-                  jstr(c->security_headers.content_security_policy), "permissions_policy",
-                  jstr(c->security_headers.permissions_policy), "hsts_max_age",
-                  (json_int_t)c->security_headers.hsts_max_age));
-    json_object_set_new(o, "auth", jauth(c));
-    json_object_set_new(o, "limits", jlimits(&c->policy));
-    json_object_set_new(o, "tiers", jtiers(&c->policy));
-    json_object_set_new(o, "routes", jroutes(c));
-    json_object_set_new(o, "cors",
-                        json_pack("{s:o}", "allowed_origins", jstrv(&c->cors_origins)));
-    json_object_set_new(o, "audit",
-                        json_pack("{s:o, s:s, s:o}", "path", jstr(c->audit_path), "flush",
-                                  audit_flushes[c->audit_flush], "redact_query",
-                                  jstrv(&c->audit_redact)));
-    json_object_set_new(o, "admin_token", jsecret(c->admin_token));
     return o;
 }
 

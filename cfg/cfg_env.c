@@ -53,34 +53,33 @@ static const char *env(const char *name)
 static void env_environment(cfg_build_t *b)
 {
     const char *v = env("ENVIRONMENT");
+    int i;
 
     if (v == NULL)
         return;
-    if (strcmp(v, "development") == 0)
-        b->c->environment = CFG_ENV_DEVELOPMENT;
-    else if (strcmp(v, "production") == 0)
-        b->c->environment = CFG_ENV_PRODUCTION;
-    else {
+    i = cfg_name_index(cfg_environment_names, v);
+    if (i < 0) {
         cfg_err(b, cfg_env_at("ENVIRONMENT"), "expected development or production");
         return;
     }
+    b->c->environment = (cfg_env_t)i;
     cfg_mark(b, "environment", cfg_env_at("ENVIRONMENT"));
 }
 
 static void env_auth_mode(cfg_build_t *b)
 {
-    static const char *const names[] = {"none", "api_key", "jwt", "any"};
     const char *v = env("AUTH_MODE");
+    int i;
 
     if (v == NULL)
         return;
-    for (int i = 0; i < 4; i++)
-        if (strcmp(v, names[i]) == 0) {
-            b->c->auth.mode = (cfg_auth_mode_t)i;
-            cfg_mark(b, "auth.mode", cfg_env_at("AUTH_MODE"));
-            return;
-        }
-    cfg_err(b, cfg_env_at("AUTH_MODE"), "expected api_key, jwt, any or none");
+    i = cfg_name_index(cfg_auth_mode_names, v);
+    if (i < 0) {
+        cfg_err(b, cfg_env_at("AUTH_MODE"), "expected api_key, jwt, any or none");
+        return;
+    }
+    b->c->auth.mode = (cfg_auth_mode_t)i;
+    cfg_mark(b, "auth.mode", cfg_env_at("AUTH_MODE"));
 }
 
 static void env_bool(cfg_build_t *b, const char *name, bool *dst, const char *key)

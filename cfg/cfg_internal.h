@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
 #include <yaml.h>
 
 #include "tollgate/cfg.h"
@@ -87,7 +88,55 @@ void cfg_route_clear(cfg_route_t *r);
 void cfg_claim_hdrs_clear(cfg_claim_hdrs_t *h);
 void cfg_provider_clear(cfg_jwt_provider_t *p);
 
+/* ---- the schema ---------------------------------------------------------
+ *
+ * Each mapping of the file is a table of fields (cfg_yaml.c).  The table is
+ * the one source of a key's name, type, bounds, default and place in the
+ * dump: the parser walks it to read the file, cfg_yaml_defaults() to fill in
+ * the defaults, cfg_dump.c to write GET /admin/v1/config (and so the config
+ * version), cfg_keys() to list the keys. */
+typedef struct cfg_field cfg_field_t;
+
+/* Read value `v` of field `f` into `dst` (inside the table's base). */
+typedef void cfg_parse_fn(cfg_build_t *b, const cfg_field_t *f, yaml_node_t *v, void *dst,
+                          const char *ctx);
+/* Field `f` of the struct at `base` as JSON (new reference); NULL = not
+ * shown (only for a secret that is not kept). */
+typedef json_t *cfg_emit_fn(const cfg_field_t *f, const void *base);
+
+/* A kind of value: how it is read and how it is shown. */
+typedef struct cfg_kind {
+    cfg_parse_fn *parse;
+    cfg_emit_fn *emit;
+    const char *unit; /* appended to the key in the dump ("_s"), or NULL */
+} cfg_kind_t;
+
+struct cfg_field {
+    const char *key;
+    const cfg_kind_t *kind;
+    size_t off; /* of the destination inside the table's base */
+    unsigned long long min, max;
+    const void *aux;  /* enum names, a sub-table (maps, lists), or a secret's env name */
+    const char *def;  /* the default as the file would write it; NULL: zero / in code */
+    const char *dkey; /* the name in the dump when not key + unit */
+};
+
+/* The top-level table, and the one a route's entries are shown with (the
+ * default route takes only some of its keys but shows them all). */
+extern const cfg_field_t cfg_top_fields[];
+extern const cfg_field_t cfg_route_fields[];
+
+/* Enum names shared with the environment (cfg_env.c) and cfg_auth_mode_str. */
+extern const char *const cfg_environment_names[];
+extern const char *const cfg_auth_mode_names[];
+/* Index of `s` in NULL-terminated `names`, or -1. */
+int cfg_name_index(const char *const *names, const char *s);
+
+/* The name of `f` in the dump, into `out`. */
+const char *cfg_field_dump_name(const cfg_field_t *f, char *out, size_t outlen);
+
 /* cfg_yaml.c */
+void cfg_yaml_defaults(cfg_build_t *b);
 void cfg_yaml_load(cfg_build_t *b, const char *yaml, size_t len);
 void cfg_yaml_tiers(cfg_build_t *b);
 int cfg_limit_add_default(cfg_build_t *b);
@@ -99,7 +148,16 @@ void cfg_env_apply(cfg_build_t *b);
 void cfg_check(cfg_build_t *b);
 void cfg_build_runtime(cfg_build_t *b);
 
-/* cfg_dump.c */
+/* cfg_dump.c: one emitter per kind of value (see cfg_kind_t); `f->off`
+ * inside `base` holds the value. */
+cfg_emit_fn cfg_emit_str, cfg_emit_secret, cfg_emit_nothing, cfg_emit_uint, cfg_emit_u32,
+    cfg_emit_int, cfg_emit_size, cfg_emit_i64, cfg_emit_bool, cfg_emit_enum,
+    cfg_emit_flag_enum, cfg_emit_strv, cfg_emit_cidrs, cfg_emit_methods,
+    cfg_emit_auth_methods, cfg_emit_claim_hdrs, cfg_emit_rate, cfg_emit_by, cfg_emit_burst,
+    cfg_emit_map, cfg_emit_route_map, cfg_emit_limits, cfg_emit_tiers, cfg_emit_routes,
+    cfg_emit_providers;
+/* The fields of table `t` of the struct at `base`, as a JSON object. */
+json_t *cfg_emit_table(const cfg_field_t *t, const void *base);
 void cfg_set_version(cfg_build_t *b);
 
 #endif

@@ -2,7 +2,11 @@
  *
  * Each mapping of the schema is a table of fields; parse_map() walks a
  * mapping through its table, so an unknown key, a duplicate key or a value of
- * the wrong type is reported with its line wherever it is.  Lists of limits
+ * the wrong type is reported with its line wherever it is.  The tables are
+ * the schema's one source: a field's kind pairs its parser with the emitter
+ * the dump (cfg_dump.c) shows it with, and its default is written in the
+ * table as the file would write it and read by the same parser
+ * (cfg_yaml_defaults, and each list entry as it is parsed).  Lists of limits
  * and routes build each entry in a temporary and append it when complete.
  * Values that other parts decide on (files, origins, overlaps) are checked in
  * cfg_check.c, after the environment has had its say.
@@ -21,23 +25,106 @@
 
 #include "cfg_internal.h"
 
-typedef struct field field_t;
-typedef void (*parse_fn)(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
-                         const char *ctx);
+typedef cfg_field_t field_t;
+typedef cfg_kind_t kind_t;
 
-struct field {
-    const char *key;
-    parse_fn parse;
-    size_t off; /* of the destination inside the table's base */
-    unsigned long long min, max;
-    const void *aux; /* enum names, a sub-table, or an env name (secrets) */
-};
+static cfg_parse_fn p_map, p_str, p_str_opt, p_path, p_name, p_listen, p_prefix, p_host,
+    p_upstream, p_uint, p_u32, p_int, p_size, p_dur, p_bool, p_enum, p_date, p_secret,
+    p_query_names, p_scopes, p_algs, p_nodes, p_origins, p_cidrs, p_methods,
+    p_allowed_methods, p_auth_methods, p_by, p_rate, p_limits, p_routes, p_tiers,
+    p_providers, p_claim_hdrs, p_route_path_match, p_route_other_methods;
+
+static void set_defaults(cfg_build_t *b, const field_t *t, void *base);
+
+/* ---- kinds: how each value is read and shown ---------------------------- */
+
+static const kind_t K_MAP = {p_map, cfg_emit_map, NULL};
+/* default_route: takes some of a route's keys, shown with all of them */
+static const kind_t K_DEFAULT_ROUTE = {p_map, cfg_emit_route_map, NULL};
+static const kind_t K_STR = {p_str, cfg_emit_str, NULL};
+static const kind_t K_STR_OPT = {p_str_opt, cfg_emit_str, NULL};
+static const kind_t K_PATH = {p_path, cfg_emit_str, NULL};
+static const kind_t K_NAME = {p_name, cfg_emit_str, NULL};
+static const kind_t K_LISTEN = {p_listen, cfg_emit_str, NULL};
+static const kind_t K_PREFIX = {p_prefix, cfg_emit_str, NULL};
+static const kind_t K_HOST = {p_host, cfg_emit_str, NULL};
+static const kind_t K_UPSTREAM = {p_upstream, cfg_emit_str, NULL};
+static const kind_t K_UINT = {p_uint, cfg_emit_uint, NULL};
+static const kind_t K_U32 = {p_u32, cfg_emit_u32, NULL};
+static const kind_t K_INT = {p_int, cfg_emit_int, NULL};
+static const kind_t K_SIZE = {p_size, cfg_emit_size, NULL};
+/* seconds in the file (30, "30s", "1m"); an integer with "_s" in the dump */
+static const kind_t K_DUR = {p_dur, cfg_emit_uint, "_s"};
+static const kind_t K_BOOL = {p_bool, cfg_emit_bool, NULL};
+static const kind_t K_ENUM = {p_enum, cfg_emit_enum, NULL};
+static const kind_t K_DATE = {p_date, cfg_emit_i64, NULL};
+/* refused in the file; kept in the snapshot, shown "<redacted>" or null */
+static const kind_t K_SECRET = {p_secret, cfg_emit_secret, NULL};
+/* refused in the file; not kept after the load (JWT_SECRET), not shown */
+static const kind_t K_SECRET_UNKEPT = {p_secret, cfg_emit_nothing, NULL};
+static const kind_t K_QUERY_NAMES = {p_query_names, cfg_emit_strv, NULL};
+static const kind_t K_SCOPES = {p_scopes, cfg_emit_strv, NULL};
+static const kind_t K_ALGS = {p_algs, cfg_emit_strv, NULL};
+static const kind_t K_NODES = {p_nodes, cfg_emit_strv, NULL};
+static const kind_t K_ORIGINS = {p_origins, cfg_emit_strv, NULL};
+static const kind_t K_CIDRS = {p_cidrs, cfg_emit_cidrs, NULL};
+static const kind_t K_METHODS = {p_methods, cfg_emit_methods, NULL};
+static const kind_t K_ALLOWED_METHODS = {p_allowed_methods, cfg_emit_methods, NULL};
+static const kind_t K_AUTH_METHODS = {p_auth_methods, cfg_emit_auth_methods, NULL};
+static const kind_t K_BY = {p_by, cfg_emit_by, NULL};
+static const kind_t K_RATE = {p_rate, cfg_emit_rate, NULL};
+/* a limit's burst: kept in its rate (and shown there too) */
+static const kind_t K_BURST = {p_u32, cfg_emit_burst, NULL};
+static const kind_t K_CLAIM_HDRS = {p_claim_hdrs, cfg_emit_claim_hdrs, NULL};
+static const kind_t K_ROUTE_PATH_MATCH = {p_route_path_match, cfg_emit_flag_enum, NULL};
+static const kind_t K_ROUTE_OTHER_METHODS = {p_route_other_methods, cfg_emit_flag_enum,
+                                             NULL};
+/* lists of mappings: aux is the table of one entry */
+static const kind_t K_LIMITS = {p_limits, cfg_emit_limits, NULL};
+static const kind_t K_ROUTES = {p_routes, cfg_emit_routes, NULL};
+static const kind_t K_PROVIDERS = {p_providers, cfg_emit_providers, NULL};
+static const kind_t K_TIERS = {p_tiers, cfg_emit_tiers, NULL};
+
+/* The table of the entries of field `f` and how their paths join ("." for
+ * a mapping, "[]." for a list of them), or NULL for a value. */
+static const field_t *sub_table(const field_t *f, const char **sep)
+{
+    if (f->kind == &K_MAP || f->kind == &K_DEFAULT_ROUTE) {
+        *sep = ".";
+        return f->aux;
+    }
+    if (f->kind == &K_LIMITS || f->kind == &K_ROUTES || f->kind == &K_PROVIDERS) {
+        *sep = "[].";
+        return f->aux;
+    }
+    return NULL;
+}
+
+const char *cfg_field_dump_name(const field_t *f, char *out, size_t outlen)
+{
+    if (f->dkey != NULL)
+        snprintf(out, outlen, "%s", f->dkey);
+    else
+        snprintf(out, outlen, "%s%s", f->key, f->kind->unit != NULL ? f->kind->unit : "");
+    return out;
+}
+
+int cfg_name_index(const char *const *names, const char *s)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    return -1;
+}
 
 /* A limit while it is parsed: burst may come before rate. */
 typedef struct limit_build {
     rl_limit_t lim;
     uint32_t burst;
 } limit_build_t;
+
+/* limit_fields are shown from the rl_limit_t alone (cfg_emit_burst) */
+_Static_assert(offsetof(limit_build_t, lim) == 0, "a limit's fields are the rl_limit_t's");
 
 _Static_assert(sizeof(cfg_env_t) == sizeof(int) && sizeof(cfg_auth_mode_t) == sizeof(int) &&
                    sizeof(cfg_redis_mode_t) == sizeof(int) &&
@@ -204,7 +291,7 @@ static void parse_map(cfg_build_t *b, yaml_node_t *v, const field_t *fields, voi
         seen |= 1ull << idx;
         snprintf(sub, sizeof sub, "%s%s%s", ctx, *ctx ? "." : "", key);
         cfg_mark(b, sub, at(val));
-        f->parse(b, f, val, (char *)base + f->off, sub);
+        f->kind->parse(b, f, val, (char *)base + f->off, sub);
     }
 }
 
@@ -353,11 +440,11 @@ static void p_enum(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
 
     if (s == NULL)
         return;
-    for (i = 0; names[i] != NULL; i++)
-        if (strcmp(names[i], s) == 0) {
-            memcpy(dst, &i, sizeof i);
-            return;
-        }
+    i = cfg_name_index(names, s);
+    if (i >= 0) {
+        memcpy(dst, &i, sizeof i);
+        return;
+    }
     for (i = 0; names[i] != NULL; i++) {
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
         strncat(list, names[i], sizeof list - strlen(list) - 1);
@@ -706,11 +793,11 @@ static void p_host(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
 }
 
 static const field_t match_fields[] = {
-    {"path", p_path, offsetof(rl_match_t, path), 1, 0, NULL},
-    {"path_prefix", p_path, offsetof(rl_match_t, path_prefix), 1, 0, NULL},
-    {"methods", p_methods, offsetof(rl_match_t, methods), 0, 0, NULL},
-    {"host", p_host, offsetof(rl_match_t, host), 0, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"path", &K_PATH, offsetof(rl_match_t, path), 1, 0, NULL, NULL, NULL},
+    {"path_prefix", &K_PATH, offsetof(rl_match_t, path_prefix), 1, 0, NULL, NULL, NULL},
+    {"methods", &K_METHODS, offsetof(rl_match_t, methods), 0, 0, NULL, NULL, NULL},
+    {"host", &K_HOST, offsetof(rl_match_t, host), 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 /* An HTTP token (RFC 9110 §5.6.2), for header names. */
@@ -807,19 +894,21 @@ static const char *const onerr_names[] = {"local", "open", "closed", NULL};
 static const char *const consistency_names[] = {"exact", "leased", NULL};
 
 static const field_t limit_fields[] = {
-    {"name", p_name, offsetof(limit_build_t, lim.name), 1, 0, NULL},
-    {"match", p_map, offsetof(limit_build_t, lim.match), 0, 0, match_fields},
-    {"by", p_by, offsetof(limit_build_t, lim), 0, 0, NULL},
-    {"rate", p_rate, offsetof(limit_build_t, lim.rate), 0, 0, NULL},
-    {"burst", p_u32, offsetof(limit_build_t, burst), 1, RL_MAX_BURST, NULL},
-    {"mode", p_enum, offsetof(limit_build_t, lim.mode), 0, 0, mode_names},
-    {"on_redis_error", p_enum, offsetof(limit_build_t, lim.on_redis_error), 0, 0,
-     onerr_names},
-    {"consistency", p_enum, offsetof(limit_build_t, lim.consistency), 0, 0,
-     consistency_names},
-    {"lease_max", p_u32, offsetof(limit_build_t, lim.lease_max), 1, 1000000, NULL},
-    {"lease_ttl_ms", p_u32, offsetof(limit_build_t, lim.lease_ttl_ms), 10, 10000, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"name", &K_NAME, offsetof(limit_build_t, lim.name), 1, 0, NULL, NULL, NULL},
+    {"match", &K_MAP, offsetof(limit_build_t, lim.match), 0, 0, match_fields, NULL, NULL},
+    {"by", &K_BY, offsetof(limit_build_t, lim), 0, 0, NULL, NULL, NULL},
+    {"rate", &K_RATE, offsetof(limit_build_t, lim.rate), 0, 0, NULL, NULL, NULL},
+    {"burst", &K_BURST, offsetof(limit_build_t, burst), 1, RL_MAX_BURST, NULL, NULL, NULL},
+    {"mode", &K_ENUM, offsetof(limit_build_t, lim.mode), 0, 0, mode_names, "enforce", NULL},
+    {"on_redis_error", &K_ENUM, offsetof(limit_build_t, lim.on_redis_error), 0, 0,
+     onerr_names, "local", NULL},
+    {"consistency", &K_ENUM, offsetof(limit_build_t, lim.consistency), 0, 0,
+     consistency_names, "exact", NULL},
+    {"lease_max", &K_U32, offsetof(limit_build_t, lim.lease_max), 1, 1000000, NULL, "100",
+     NULL},
+    {"lease_ttl_ms", &K_U32, offsetof(limit_build_t, lim.lease_ttl_ms), 10, 10000, NULL,
+     "100", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 /* Append `lim` (moved) to the policy; on failure it is cleared. */
@@ -860,19 +949,18 @@ static int by_client(cfg_build_t *b, rl_limit_t *lim)
 
 int cfg_limit_add_default(cfg_build_t *b)
 {
-    rl_limit_t lim;
+    limit_build_t lb;
 
-    memset(&lim, 0, sizeof lim);
-    lim.name = cfg_dup(b, "default");
-    if (lim.name == NULL || by_client(b, &lim) != 0) {
-        rl_limit_clear(&lim);
+    memset(&lb, 0, sizeof lb);
+    set_defaults(b, limit_fields, &lb);
+    lb.lim.name = cfg_dup(b, "default");
+    if (lb.lim.name == NULL || by_client(b, &lb.lim) != 0) {
+        rl_limit_clear(&lb.lim);
         return -1;
     }
-    lim.rate.n = lim.rate.burst = 60;
-    lim.rate.period_ms = 60000;
-    lim.mode = RL_MODE_ENFORCE;
-    lim.on_redis_error = RL_ONERR_LOCAL;
-    return limit_append(b, &lim, 0, false);
+    lb.lim.rate.n = lb.lim.rate.burst = 60;
+    lb.lim.rate.period_ms = 60000;
+    return limit_append(b, &lb.lim, 0, false);
 }
 
 static bool given(const cfg_build_t *b, const char *ctx, const char *key)
@@ -888,12 +976,9 @@ static void parse_limit(cfg_build_t *b, yaml_node_t *v, const char *ctx)
     limit_build_t lb;
 
     memset(&lb, 0, sizeof lb);
-    lb.lim.mode = RL_MODE_ENFORCE;
-    lb.lim.on_redis_error = RL_ONERR_LOCAL;
-    lb.lim.lease_max = 100;
-    lb.lim.lease_ttl_ms = 100;
     if (!is_map(b, v, ctx))
         return;
+    set_defaults(b, limit_fields, &lb);
     parse_map(b, v, limit_fields, &lb, ctx);
     if (lb.lim.name == NULL && !given(b, ctx, "name"))
         cfg_err(b, at(v), "%s: missing 'name'", ctx);
@@ -1027,24 +1112,27 @@ static void p_route_other_methods(cfg_build_t *b, const field_t *f, yaml_node_t 
     *(bool *)dst = m == 1;
 }
 
-static const field_t route_fields[] = {
-    {"name", p_name, offsetof(cfg_route_t, name), 1, 0, NULL},
-    {"match", p_map, offsetof(cfg_route_t, match), 0, 0, match_fields},
-    {"upstream", p_upstream, offsetof(cfg_route_t, upstream), 0, 0, NULL},
-    {"auth", p_enum, offsetof(cfg_route_t, auth), 0, 0, route_auth_names},
-    {"scopes", p_scopes, offsetof(cfg_route_t, scopes), 0, 0, NULL},
-    {"tickets", p_bool, offsetof(cfg_route_t, tickets), 0, 0, NULL},
-    {"upstream_timeout_ms", p_uint, offsetof(cfg_route_t, upstream_timeout_ms), 1, 3600000,
+const field_t cfg_route_fields[] = {
+    {"name", &K_NAME, offsetof(cfg_route_t, name), 1, 0, NULL, NULL, NULL},
+    {"match", &K_MAP, offsetof(cfg_route_t, match), 0, 0, match_fields, NULL, NULL},
+    {"upstream", &K_UPSTREAM, offsetof(cfg_route_t, upstream), 0, 0, NULL, NULL, NULL},
+    {"auth", &K_ENUM, offsetof(cfg_route_t, auth), 0, 0, route_auth_names, "required",
      NULL},
-    {"path_match", p_route_path_match, offsetof(cfg_route_t, path_icase), 0, 0,
-     path_match_names},
-    {"allow_encoded_percent", p_bool, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
+    {"scopes", &K_SCOPES, offsetof(cfg_route_t, scopes), 0, 0, NULL, NULL, NULL},
+    {"tickets", &K_BOOL, offsetof(cfg_route_t, tickets), 0, 0, NULL, NULL, NULL},
+    {"upstream_timeout_ms", &K_UINT, offsetof(cfg_route_t, upstream_timeout_ms), 1, 3600000,
+     NULL, "30000", NULL},
+    {"path_match", &K_ROUTE_PATH_MATCH, offsetof(cfg_route_t, path_icase), 0, 0,
+     path_match_names, NULL, NULL},
+    {"allow_encoded_percent", &K_BOOL, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
+     NULL, NULL, NULL},
+    {"allow_semicolon", &K_BOOL, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL, NULL,
      NULL},
-    {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
-    {"auth_methods", p_auth_methods, offsetof(cfg_route_t, auth_methods), 0, 0, NULL},
-    {"other_methods", p_route_other_methods, offsetof(cfg_route_t, other_methods_deny), 0,
-     0, other_methods_names},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"auth_methods", &K_AUTH_METHODS, offsetof(cfg_route_t, auth_methods), 0, 0, NULL, NULL,
+     NULL},
+    {"other_methods", &K_ROUTE_OTHER_METHODS, offsetof(cfg_route_t, other_methods_deny), 0,
+     0, other_methods_names, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static void route_append(cfg_build_t *b, cfg_route_t *r, int line)
@@ -1084,9 +1172,8 @@ static void p_routes(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst
         if (!is_map(b, item, ictx))
             continue;
         memset(&r, 0, sizeof r);
-        r.auth = CFG_ROUTE_REQUIRED;
-        r.upstream_timeout_ms = 30000;
-        parse_map(b, item, route_fields, &r, ictx);
+        set_defaults(b, cfg_route_fields, &r);
+        parse_map(b, item, cfg_route_fields, &r, ictx);
         if (r.name == NULL) {
             snprintf(name, sizeof name, "route-%zu", i + 1);
             r.name = cfg_dup(b, name);
@@ -1227,28 +1314,32 @@ void cfg_yaml_tiers(cfg_build_t *b)
 
 /* ---- the schema --------------------------------------------------------- */
 
-static const char *const env_names[] = {"development", "production", NULL};
+const char *const cfg_environment_names[] = {"development", "production", NULL};
 static const char *const redis_mode_names[] = {"none", "standalone", "cluster", NULL};
-static const char *const auth_mode_names[] = {"none", "api_key", "jwt", "any", NULL};
+const char *const cfg_auth_mode_names[] = {"none", "api_key", "jwt", "any", NULL};
 
 #define DAY 86400ull
 
 static const field_t redis_fields[] = {
-    {"mode", p_enum, offsetof(cfg_redis_t, mode), 0, 0, redis_mode_names},
-    {"nodes", p_nodes, offsetof(cfg_redis_t, nodes), 0, 0, NULL},
-    {"key_prefix", p_prefix, offsetof(cfg_redis_t, key_prefix), 0, 0, NULL},
-    {"tls", p_bool, offsetof(cfg_redis_t, tls), 0, 0, NULL},
-    {"tls_ca_file", p_str_opt, offsetof(cfg_redis_t, tls_ca_file), 1, 0, NULL},
-    {"tls_cert_file", p_str_opt, offsetof(cfg_redis_t, tls_cert_file), 1, 0, NULL},
-    {"tls_key_file", p_str_opt, offsetof(cfg_redis_t, tls_key_file), 1, 0, NULL},
-    {"timeout_ms", p_uint, offsetof(cfg_redis_t, timeout_ms), 1, 60000, NULL},
-    {"batch_max", p_uint, offsetof(cfg_redis_t, batch_max), 1, 256, NULL},
-    {"max_pending", p_uint, offsetof(cfg_redis_t, max_pending), 1, 1000000, NULL},
-    {"required", p_bool, offsetof(cfg_redis_t, required), 0, 0, NULL},
-    {"db", p_uint, offsetof(cfg_redis_t, db), 0, 65535, NULL},
-    {"username", p_str_opt, offsetof(cfg_redis_t, username), 1, 0, NULL},
-    {"password", p_secret, 0, 0, 0, "REDIS_PASSWORD"},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"mode", &K_ENUM, offsetof(cfg_redis_t, mode), 0, 0, redis_mode_names, "none", NULL},
+    {"nodes", &K_NODES, offsetof(cfg_redis_t, nodes), 0, 0, NULL, NULL, NULL},
+    {"key_prefix", &K_PREFIX, offsetof(cfg_redis_t, key_prefix), 0, 0, NULL, "tg:", NULL},
+    {"tls", &K_BOOL, offsetof(cfg_redis_t, tls), 0, 0, NULL, NULL, NULL},
+    {"tls_ca_file", &K_STR_OPT, offsetof(cfg_redis_t, tls_ca_file), 1, 0, NULL, NULL, NULL},
+    {"tls_cert_file", &K_STR_OPT, offsetof(cfg_redis_t, tls_cert_file), 1, 0, NULL, NULL,
+     NULL},
+    {"tls_key_file", &K_STR_OPT, offsetof(cfg_redis_t, tls_key_file), 1, 0, NULL, NULL,
+     NULL},
+    {"timeout_ms", &K_UINT, offsetof(cfg_redis_t, timeout_ms), 1, 60000, NULL, "50", NULL},
+    {"batch_max", &K_UINT, offsetof(cfg_redis_t, batch_max), 1, 256, NULL, "64", NULL},
+    {"max_pending", &K_UINT, offsetof(cfg_redis_t, max_pending), 1, 1000000, NULL, "2048",
+     NULL},
+    {"required", &K_BOOL, offsetof(cfg_redis_t, required), 0, 0, NULL, NULL, NULL},
+    {"db", &K_UINT, offsetof(cfg_redis_t, db), 0, 65535, NULL, NULL, NULL},
+    {"username", &K_STR_OPT, offsetof(cfg_redis_t, username), 1, 0, NULL, NULL, NULL},
+    {"password", &K_SECRET, offsetof(cfg_redis_t, password), 0, 0, "REDIS_PASSWORD", NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 /* claim_to_headers: {claim: X-Auth-Header, ...}.  Header names must start
@@ -1309,24 +1400,33 @@ static void p_claim_hdrs(cfg_build_t *b, const field_t *f, yaml_node_t *v, void 
 }
 
 static const field_t provider_fields[] = {
-    {"name", p_name, offsetof(cfg_jwt_provider_t, name), 1, 0, NULL},
-    {"issuer", p_str, offsetof(cfg_jwt_provider_t, issuer), 1, 0, NULL},
-    {"audiences", p_scopes, offsetof(cfg_jwt_provider_t, audiences), 0, 0, NULL},
-    {"algorithms", p_algs, offsetof(cfg_jwt_provider_t, algorithms), 0, 0, NULL},
-    {"keys_file", p_str_opt, offsetof(cfg_jwt_provider_t, keys_file), 1, 0, NULL},
-    {"jwks_uri", p_str_opt, offsetof(cfg_jwt_provider_t, jwks_uri), 1, 0, NULL},
-    {"discovery", p_bool, offsetof(cfg_jwt_provider_t, discovery), 0, 0, NULL},
-    {"ca_file", p_str_opt, offsetof(cfg_jwt_provider_t, ca_file), 1, 0, NULL},
-    {"scopes_claim", p_str_opt, offsetof(cfg_jwt_provider_t, scopes_claim), 1, 0, NULL},
-    {"tier_claim", p_str_opt, offsetof(cfg_jwt_provider_t, tier_claim), 1, 0, NULL},
-    {"claim_to_headers", p_claim_hdrs, offsetof(cfg_jwt_provider_t, claim_hdrs), 0, 0,
+    {"name", &K_NAME, offsetof(cfg_jwt_provider_t, name), 1, 0, NULL, NULL, NULL},
+    {"issuer", &K_STR, offsetof(cfg_jwt_provider_t, issuer), 1, 0, NULL, NULL, NULL},
+    {"audiences", &K_SCOPES, offsetof(cfg_jwt_provider_t, audiences), 0, 0, NULL, NULL,
      NULL},
-    {"refresh_interval", p_dur, offsetof(cfg_jwt_provider_t, refresh_s), 1, DAY, NULL},
-    {"min_refresh_interval", p_dur, offsetof(cfg_jwt_provider_t, min_refresh_s), 1, DAY,
+    {"algorithms", &K_ALGS, offsetof(cfg_jwt_provider_t, algorithms), 0, 0, NULL, NULL,
      NULL},
-    {"max_stale", p_dur, offsetof(cfg_jwt_provider_t, max_stale_s), 1, 30 * DAY, NULL},
-    {"fetch_timeout", p_dur, offsetof(cfg_jwt_provider_t, fetch_timeout_s), 1, 60, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"keys_file", &K_STR_OPT, offsetof(cfg_jwt_provider_t, keys_file), 1, 0, NULL, NULL,
+     NULL},
+    {"jwks_uri", &K_STR_OPT, offsetof(cfg_jwt_provider_t, jwks_uri), 1, 0, NULL, NULL,
+     NULL},
+    {"discovery", &K_BOOL, offsetof(cfg_jwt_provider_t, discovery), 0, 0, NULL, NULL, NULL},
+    {"ca_file", &K_STR_OPT, offsetof(cfg_jwt_provider_t, ca_file), 1, 0, NULL, NULL, NULL},
+    {"scopes_claim", &K_STR_OPT, offsetof(cfg_jwt_provider_t, scopes_claim), 1, 0, NULL,
+     NULL, NULL},
+    {"tier_claim", &K_STR_OPT, offsetof(cfg_jwt_provider_t, tier_claim), 1, 0, NULL, NULL,
+     NULL},
+    {"claim_to_headers", &K_CLAIM_HDRS, offsetof(cfg_jwt_provider_t, claim_hdrs), 0, 0,
+     NULL, NULL, NULL},
+    {"refresh_interval", &K_DUR, offsetof(cfg_jwt_provider_t, refresh_s), 1, DAY, NULL,
+     "5m", NULL},
+    {"min_refresh_interval", &K_DUR, offsetof(cfg_jwt_provider_t, min_refresh_s), 1, DAY,
+     NULL, "30s", NULL},
+    {"max_stale", &K_DUR, offsetof(cfg_jwt_provider_t, max_stale_s), 1, 30 * DAY, NULL,
+     "1d", NULL},
+    {"fetch_timeout", &K_DUR, offsetof(cfg_jwt_provider_t, fetch_timeout_s), 1, 60, NULL,
+     "5s", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static void p_providers(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
@@ -1348,10 +1448,7 @@ static void p_providers(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *
         if (!is_map(b, item, ictx))
             continue;
         memset(&p, 0, sizeof p);
-        p.refresh_s = 300;
-        p.min_refresh_s = 30;
-        p.max_stale_s = DAY;
-        p.fetch_timeout_s = 5;
+        set_defaults(b, provider_fields, &p);
         parse_map(b, item, provider_fields, &p, ictx);
         if (p.name == NULL) {
             snprintf(name, sizeof name, "provider-%zu", i + 1);
@@ -1382,19 +1479,22 @@ static void p_providers(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *
 }
 
 static const field_t jwt_fields[] = {
-    {"algorithms", p_algs, offsetof(cfg_jwt_t, algorithms), 0, 0, NULL},
-    {"keys_file", p_str_opt, offsetof(cfg_jwt_t, keys_file), 1, 0, NULL},
-    {"issuer", p_str_opt, offsetof(cfg_jwt_t, issuer), 1, 0, NULL},
-    {"audience", p_str_opt, offsetof(cfg_jwt_t, audience), 1, 0, NULL},
-    {"leeway_seconds", p_uint, offsetof(cfg_jwt_t, leeway_s), 0, 3600, NULL},
-    {"scopes_claim", p_str_opt, offsetof(cfg_jwt_t, scopes_claim), 1, 0, NULL},
-    {"tier_claim", p_str_opt, offsetof(cfg_jwt_t, tier_claim), 1, 0, NULL},
-    {"claim_to_headers", p_claim_hdrs, offsetof(cfg_jwt_t, claim_hdrs), 0, 0, NULL},
-    {"cache_entries", p_uint, offsetof(cfg_jwt_t, cache_entries), 0, 1000000, NULL},
-    {"cache_bytes", p_size, offsetof(cfg_jwt_t, cache_bytes), 0, (size_t)1 << 32, NULL},
-    {"providers", p_providers, 0, 0, 0, NULL},
-    {"secret", p_secret, 0, 0, 0, "JWT_SECRET"},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"algorithms", &K_ALGS, offsetof(cfg_jwt_t, algorithms), 0, 0, NULL, NULL, NULL},
+    {"keys_file", &K_STR_OPT, offsetof(cfg_jwt_t, keys_file), 1, 0, NULL, NULL, NULL},
+    {"issuer", &K_STR_OPT, offsetof(cfg_jwt_t, issuer), 1, 0, NULL, NULL, NULL},
+    {"audience", &K_STR_OPT, offsetof(cfg_jwt_t, audience), 1, 0, NULL, NULL, NULL},
+    {"leeway_seconds", &K_UINT, offsetof(cfg_jwt_t, leeway_s), 0, 3600, NULL, "30", NULL},
+    {"scopes_claim", &K_STR_OPT, offsetof(cfg_jwt_t, scopes_claim), 1, 0, NULL, NULL, NULL},
+    {"tier_claim", &K_STR_OPT, offsetof(cfg_jwt_t, tier_claim), 1, 0, NULL, NULL, NULL},
+    {"claim_to_headers", &K_CLAIM_HDRS, offsetof(cfg_jwt_t, claim_hdrs), 0, 0, NULL, NULL,
+     NULL},
+    {"cache_entries", &K_UINT, offsetof(cfg_jwt_t, cache_entries), 0, 1000000, NULL,
+     "10000", NULL},
+    {"cache_bytes", &K_SIZE, offsetof(cfg_jwt_t, cache_bytes), 0, (size_t)1 << 32, NULL,
+     "16777216", NULL},
+    {"providers", &K_PROVIDERS, 0, 0, 0, provider_fields, NULL, NULL},
+    {"secret", &K_SECRET_UNKEPT, 0, 0, 0, "JWT_SECRET", NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 /* A date: "2027-06-30" (midnight UTC) or RFC 3339 "2027-06-30T12:00:00Z";
@@ -1426,125 +1526,154 @@ static void p_date(cfg_build_t *b, const field_t *f, yaml_node_t *v, void *dst,
 }
 
 static const field_t api_keys_fields[] = {
-    {"deprecated", p_bool, offsetof(cfg_t, auth.api_keys.deprecated), 0, 0, NULL},
-    {"deprecated_since", p_date, offsetof(cfg_t, auth.api_keys.since_s), 0, 0, NULL},
-    {"sunset", p_date, offsetof(cfg_t, auth.api_keys.sunset_s), 0, 0, NULL},
-    {"link", p_str_opt, offsetof(cfg_t, auth.api_keys.link), 1, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"deprecated", &K_BOOL, offsetof(cfg_t, auth.api_keys.deprecated), 0, 0, NULL, NULL,
+     NULL},
+    {"deprecated_since", &K_DATE, offsetof(cfg_t, auth.api_keys.since_s), 0, 0, NULL, NULL,
+     NULL},
+    {"sunset", &K_DATE, offsetof(cfg_t, auth.api_keys.sunset_s), 0, 0, NULL, NULL, NULL},
+    {"link", &K_STR_OPT, offsetof(cfg_t, auth.api_keys.link), 1, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t lockout_fields[] = {
-    {"max_failures", p_uint, offsetof(cfg_lockout_t, max_failures), 0, 1000000, NULL},
-    {"window", p_dur, offsetof(cfg_lockout_t, window_s), 1, DAY, NULL},
-    {"base_backoff", p_dur, offsetof(cfg_lockout_t, base_backoff_s), 1, DAY, NULL},
-    {"max_backoff", p_dur, offsetof(cfg_lockout_t, max_backoff_s), 1, 7 * DAY, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"max_failures", &K_UINT, offsetof(cfg_lockout_t, max_failures), 0, 1000000, NULL, "10",
+     NULL},
+    {"window", &K_DUR, offsetof(cfg_lockout_t, window_s), 1, DAY, NULL, "1m", NULL},
+    {"base_backoff", &K_DUR, offsetof(cfg_lockout_t, base_backoff_s), 1, DAY, NULL, "1s",
+     NULL},
+    {"max_backoff", &K_DUR, offsetof(cfg_lockout_t, max_backoff_s), 1, 7 * DAY, NULL, "15m",
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t auth_fields[] = {
-    {"mode", p_enum, offsetof(cfg_t, auth.mode), 0, 0, auth_mode_names},
-    {"api_key_enabled", p_bool, offsetof(cfg_t, auth.api_key_enabled), 0, 0, NULL},
-    {"api_keys_file", p_str_opt, offsetof(cfg_t, auth.api_keys_file), 1, 0, NULL},
-    {"api_keys", p_map, 0, 0, 0, api_keys_fields},
-    {"jwt", p_map, offsetof(cfg_t, auth.jwt), 0, 0, jwt_fields},
-    {"lockout", p_map, offsetof(cfg_t, auth.lockout), 0, 0, lockout_fields},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"mode", &K_ENUM, offsetof(cfg_t, auth.mode), 0, 0, cfg_auth_mode_names, "any", NULL},
+    {"api_key_enabled", &K_BOOL, offsetof(cfg_t, auth.api_key_enabled), 0, 0, NULL, "true",
+     NULL},
+    {"api_keys_file", &K_STR_OPT, offsetof(cfg_t, auth.api_keys_file), 1, 0, NULL, NULL,
+     NULL},
+    {"api_keys", &K_MAP, 0, 0, 0, api_keys_fields, NULL, "api_keys_deprecation"},
+    {"jwt", &K_MAP, offsetof(cfg_t, auth.jwt), 0, 0, jwt_fields, NULL, NULL},
+    {"lockout", &K_MAP, offsetof(cfg_t, auth.lockout), 0, 0, lockout_fields, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t forward_auth_fields[] = {
-    {"path", p_path, offsetof(cfg_t, forward_auth.path), 1, 0, NULL},
-    {"nginx_rate_limited_status", p_int,
-     offsetof(cfg_t, forward_auth.nginx_rate_limited_status), 400, 599, NULL},
-    {"dialect", p_enum, offsetof(cfg_t, forward_auth.dialect), 0, 0, dialect_names},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"path", &K_PATH, offsetof(cfg_t, forward_auth.path), 1, 0, NULL, "/auth", NULL},
+    {"nginx_rate_limited_status", &K_INT,
+     offsetof(cfg_t, forward_auth.nginx_rate_limited_status), 400, 599, NULL, "403", NULL},
+    {"dialect", &K_ENUM, offsetof(cfg_t, forward_auth.dialect), 0, 0, dialect_names, "auto",
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t proxy_fields[] = {
-    {"hide_credentials", p_bool, offsetof(cfg_t, proxy.hide_credentials), 0, 0, NULL},
-    {"reserved_headers", p_enum, offsetof(cfg_t, proxy.reserved), 0, 0, reserved_names},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"hide_credentials", &K_BOOL, offsetof(cfg_t, proxy.hide_credentials), 0, 0, NULL, NULL,
+     NULL},
+    {"reserved_headers", &K_ENUM, offsetof(cfg_t, proxy.reserved), 0, 0, reserved_names,
+     "drop", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t tickets_fields[] = {
-    {"path", p_path, offsetof(cfg_t, tickets.path), 1, 0, NULL},
-    {"ttl", p_dur, offsetof(cfg_t, tickets.ttl_s), 1, DAY, NULL},
-    {"scopes", p_scopes, offsetof(cfg_t, tickets.scopes), 0, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"path", &K_PATH, offsetof(cfg_t, tickets.path), 1, 0, NULL, "/v1/tickets", NULL},
+    {"ttl", &K_DUR, offsetof(cfg_t, tickets.ttl_s), 1, DAY, NULL, "30s", NULL},
+    {"scopes", &K_SCOPES, offsetof(cfg_t, tickets.scopes), 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t health_fields[] = {
-    {"healthz_path", p_path, offsetof(cfg_t, healthz_path), 1, 0, NULL},
-    {"readyz_path", p_path, offsetof(cfg_t, readyz_path), 1, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"healthz_path", &K_PATH, offsetof(cfg_t, healthz_path), 1, 0, NULL, "/healthz", NULL},
+    {"readyz_path", &K_PATH, offsetof(cfg_t, readyz_path), 1, 0, NULL, "/readyz", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t default_route_fields[] = {
-    {"auth", p_enum, offsetof(cfg_route_t, auth), 0, 0, route_auth_names},
-    {"scopes", p_scopes, offsetof(cfg_route_t, scopes), 0, 0, NULL},
-    {"allow_encoded_percent", p_bool, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
+    {"auth", &K_ENUM, offsetof(cfg_route_t, auth), 0, 0, route_auth_names, "required",
      NULL},
-    {"allow_semicolon", p_bool, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL},
-    {"auth_methods", p_auth_methods, offsetof(cfg_route_t, auth_methods), 0, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"scopes", &K_SCOPES, offsetof(cfg_route_t, scopes), 0, 0, NULL, NULL, NULL},
+    {"allow_encoded_percent", &K_BOOL, offsetof(cfg_route_t, allow_encoded_percent), 0, 0,
+     NULL, NULL, NULL},
+    {"allow_semicolon", &K_BOOL, offsetof(cfg_route_t, allow_semicolon), 0, 0, NULL, NULL,
+     NULL},
+    {"auth_methods", &K_AUTH_METHODS, offsetof(cfg_route_t, auth_methods), 0, 0, NULL, NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t security_headers_fields[] = {
-    {"content_security_policy", p_str,
-     offsetof(cfg_t, security_headers.content_security_policy), 0, 0, NULL},
-    {"permissions_policy", p_str, offsetof(cfg_t, security_headers.permissions_policy), 0,
-     0, NULL},
-    {"hsts_max_age", p_u32, offsetof(cfg_t, security_headers.hsts_max_age), 0,
-     0xffffffffull, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"content_security_policy", &K_STR,
+     offsetof(cfg_t, security_headers.content_security_policy), 0, 0, NULL,
+     "default-src 'none'; frame-ancestors 'none'", NULL},
+    {"permissions_policy", &K_STR, offsetof(cfg_t, security_headers.permissions_policy), 0,
+     0, NULL, "geolocation=(), camera=(), microphone=()", NULL},
+    {"hsts_max_age", &K_U32, offsetof(cfg_t, security_headers.hsts_max_age), 0,
+     0xffffffffull, NULL, "31536000", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const field_t cors_fields[] = {
-    {"allowed_origins", p_origins, offsetof(cfg_t, cors_origins), 0, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"allowed_origins", &K_ORIGINS, offsetof(cfg_t, cors_origins), 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static const char *const audit_flush_names[] = {"interval", "every", "fsync", NULL};
 
 static const field_t audit_fields[] = {
-    {"path", p_str, offsetof(cfg_t, audit_path), 1, 0, NULL},
-    {"flush", p_enum, offsetof(cfg_t, audit_flush), 0, 0, audit_flush_names},
-    {"redact_query", p_query_names, offsetof(cfg_t, audit_redact), 0, 0, NULL},
-    {NULL, NULL, 0, 0, 0, NULL},
+    {"path", &K_STR, offsetof(cfg_t, audit_path), 1, 0, NULL, "-", NULL},
+    {"flush", &K_ENUM, offsetof(cfg_t, audit_flush), 0, 0, audit_flush_names, "interval",
+     NULL},
+    {"redact_query", &K_QUERY_NAMES, offsetof(cfg_t, audit_redact), 0, 0, NULL, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
-static const field_t top_fields[] = {
-    {"listen", p_listen, offsetof(cfg_t, listen), 1, 0, NULL},
-    {"admin_listen", p_listen, offsetof(cfg_t, admin_listen), 1, 0, NULL},
-    {"threads", p_uint, offsetof(cfg_t, threads), 0, 256, NULL},
-    {"environment", p_enum, offsetof(cfg_t, environment), 0, 0, env_names},
-    {"trusted_proxies", p_cidrs, offsetof(cfg_t, trusted_proxies), 0, 0, NULL},
-    {"client_ipv6_prefix", p_uint, offsetof(cfg_t, client_ipv6_prefix), 32, 128, NULL},
-    {"max_body_bytes", p_size, offsetof(cfg_t, max_body_bytes), 1, 1ull << 40, NULL},
-    {"max_header_bytes", p_size, offsetof(cfg_t, max_header_bytes), 1024, 1ull << 20, NULL},
-    {"max_connections", p_uint, offsetof(cfg_t, max_connections), 1, 10000000, NULL},
-    {"request_read_timeout_ms", p_uint, offsetof(cfg_t, request_read_timeout_ms), 100,
-     3600000, NULL},
-    {"idle_timeout_ms", p_uint, offsetof(cfg_t, idle_timeout_ms), 100, 3600000, NULL},
-    {"expected_replicas", p_uint, offsetof(cfg_t, expected_replicas), 1, 10000, NULL},
-    {"shutdown_delay", p_dur, offsetof(cfg_t, shutdown_delay), 0, 600, NULL},
-    {"redis", p_map, offsetof(cfg_t, redis), 0, 0, redis_fields},
-    {"forward_auth", p_map, 0, 0, 0, forward_auth_fields},
-    {"proxy", p_map, 0, 0, 0, proxy_fields},
-    {"path_match", p_enum, offsetof(cfg_t, path_match), 0, 0, path_match_names},
-    {"trailing_slash", p_enum, offsetof(cfg_t, trailing_slash), 0, 0, trailing_slash_names},
-    {"allowed_methods", p_allowed_methods, offsetof(cfg_t, allowed_methods), 0, 0, NULL},
-    {"tickets", p_map, 0, 0, 0, tickets_fields},
-    {"health", p_map, 0, 0, 0, health_fields},
-    {"default_route", p_map, offsetof(cfg_t, default_route), 0, 0, default_route_fields},
-    {"security_headers", p_map, 0, 0, 0, security_headers_fields},
-    {"auth", p_map, 0, 0, 0, auth_fields},
-    {"limits", p_limits, 0, 0, 0, NULL},
-    {"tiers", p_tiers, 0, 0, 0, NULL},
-    {"routes", p_routes, 0, 0, 0, NULL},
-    {"cors", p_map, 0, 0, 0, cors_fields},
-    {"audit", p_map, 0, 0, 0, audit_fields},
-    {"admin_token", p_secret, 0, 0, 0, "ADMIN_TOKEN"},
-    {NULL, NULL, 0, 0, 0, NULL},
+const field_t cfg_top_fields[] = {
+    {"listen", &K_LISTEN, offsetof(cfg_t, listen), 1, 0, NULL, "0.0.0.0:8080", NULL},
+    {"admin_listen", &K_LISTEN, offsetof(cfg_t, admin_listen), 1, 0, NULL, "127.0.0.1:9090",
+     NULL},
+    {"threads", &K_UINT, offsetof(cfg_t, threads), 0, 256, NULL, NULL, NULL},
+    {"environment", &K_ENUM, offsetof(cfg_t, environment), 0, 0, cfg_environment_names,
+     "development", NULL},
+    {"trusted_proxies", &K_CIDRS, offsetof(cfg_t, trusted_proxies), 0, 0, NULL, NULL, NULL},
+    {"client_ipv6_prefix", &K_UINT, offsetof(cfg_t, client_ipv6_prefix), 32, 128, NULL,
+     "64", NULL},
+    {"max_body_bytes", &K_SIZE, offsetof(cfg_t, max_body_bytes), 1, 1ull << 40, NULL,
+     "1048576", NULL},
+    {"max_header_bytes", &K_SIZE, offsetof(cfg_t, max_header_bytes), 1024, 1ull << 20, NULL,
+     "16384", NULL},
+    {"max_connections", &K_UINT, offsetof(cfg_t, max_connections), 1, 10000000, NULL,
+     "10000", NULL},
+    {"request_read_timeout_ms", &K_UINT, offsetof(cfg_t, request_read_timeout_ms), 100,
+     3600000, NULL, "30000", NULL},
+    {"idle_timeout_ms", &K_UINT, offsetof(cfg_t, idle_timeout_ms), 100, 3600000, NULL,
+     "15000", NULL},
+    {"expected_replicas", &K_UINT, offsetof(cfg_t, expected_replicas), 1, 10000, NULL, "1",
+     NULL},
+    {"shutdown_delay", &K_DUR, offsetof(cfg_t, shutdown_delay), 0, 600, NULL, "5s",
+     "shutdown_delay"},
+    {"redis", &K_MAP, offsetof(cfg_t, redis), 0, 0, redis_fields, NULL, NULL},
+    {"forward_auth", &K_MAP, 0, 0, 0, forward_auth_fields, NULL, NULL},
+    {"proxy", &K_MAP, 0, 0, 0, proxy_fields, NULL, NULL},
+    {"path_match", &K_ENUM, offsetof(cfg_t, path_match), 0, 0, path_match_names,
+     "case_sensitive", NULL},
+    {"trailing_slash", &K_ENUM, offsetof(cfg_t, trailing_slash), 0, 0, trailing_slash_names,
+     "same", NULL},
+    {"allowed_methods", &K_ALLOWED_METHODS, offsetof(cfg_t, allowed_methods), 0, 0, NULL,
+     NULL, NULL},
+    {"tickets", &K_MAP, 0, 0, 0, tickets_fields, NULL, NULL},
+    {"health", &K_MAP, 0, 0, 0, health_fields, NULL, NULL},
+    {"default_route", &K_DEFAULT_ROUTE, offsetof(cfg_t, default_route), 0, 0,
+     default_route_fields, NULL, NULL},
+    {"security_headers", &K_MAP, 0, 0, 0, security_headers_fields, NULL, NULL},
+    {"auth", &K_MAP, 0, 0, 0, auth_fields, NULL, NULL},
+    {"limits", &K_LIMITS, 0, 0, 0, limit_fields, NULL, NULL},
+    {"tiers", &K_TIERS, 0, 0, 0, NULL, NULL, NULL},
+    {"routes", &K_ROUTES, 0, 0, 0, cfg_route_fields, NULL, NULL},
+    {"cors", &K_MAP, 0, 0, 0, cors_fields, NULL, NULL},
+    {"audit", &K_MAP, 0, 0, 0, audit_fields, NULL, NULL},
+    {"admin_token", &K_SECRET, offsetof(cfg_t, admin_token), 0, 0, "ADMIN_TOKEN", NULL,
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
 /* Refuse a second document in the stream ("---" twice). */
@@ -1591,7 +1720,7 @@ void cfg_yaml_load(cfg_build_t *b, const char *yaml, size_t len)
     if (root == NULL)
         goto out_parser; /* an empty file: every default */
     check_single_document(b, &parser);
-    parse_map(b, root, top_fields, b->c, "");
+    parse_map(b, root, cfg_top_fields, b->c, "");
     /* nodes without a mode: one standalone server */
     if (cfg_where(b, "redis.mode").line == 0 && b->c->redis.nodes.n > 0)
         b->c->redis.mode = CFG_REDIS_STANDALONE;
@@ -1599,32 +1728,97 @@ out_parser:
     yaml_parser_delete(&parser);
 }
 
+/* ---- defaults ----------------------------------------------------------- */
+
+/* Field `f`'s default (its text, as the file would write it) through its
+ * own parser into the struct at `base`: the bounds that hold for the file
+ * hold for the defaults too. */
+static void set_default(cfg_build_t *b, const field_t *f, void *base)
+{
+    yaml_node_t v;
+    char ctx[96];
+
+    memset(&v, 0, sizeof v);
+    v.type = YAML_SCALAR_NODE;
+    v.data.scalar.value = (yaml_char_t *)(uintptr_t)f->def; /* only read */
+    v.data.scalar.length = strlen(f->def);
+    v.data.scalar.style = YAML_PLAIN_SCALAR_STYLE;
+    snprintf(ctx, sizeof ctx, "the default of %s", f->key);
+    f->kind->parse(b, f, &v, (char *)base + f->off, ctx);
+}
+
+/* The defaults of table `t` (and of its mappings) into the struct at
+ * `base`; lists of mappings get theirs entry by entry as they are parsed. */
+static void set_defaults(cfg_build_t *b, const field_t *t, void *base)
+{
+    for (const field_t *f = t; f->key != NULL; f++) {
+        const field_t *sub;
+        const char *sep;
+
+        if (f->def != NULL)
+            set_default(b, f, base);
+        sub = sub_table(f, &sep);
+        if (f->kind == &K_DEFAULT_ROUTE)
+            sub = cfg_route_fields; /* shown as a route: a route's defaults */
+        if (sub != NULL && strcmp(sep, ".") == 0)
+            set_defaults(b, sub, (char *)base + f->off);
+    }
+}
+
+void cfg_yaml_defaults(cfg_build_t *b)
+{
+    set_defaults(b, cfg_top_fields, b->c);
+}
+
 /* ---- the keys, for the docs' test ---------------------------------------- */
 
-static void walk_keys(const field_t *t, const char *prefix, cfg_key_fn fn, void *arg)
+/* Each key of table `t` under `prefix` (file) / `dprefix` (dump). */
+static void walk_keys(const field_t *t, const char *prefix, const char *dprefix,
+                      cfg_key_info_fn fn, void *arg)
 {
-    char path[128];
+    char path[128], dpath[128], name[64];
 
     for (const field_t *f = t; f->key != NULL; f++) {
-        if (f->parse == p_secret) /* accepted only to say where secrets go */
+        const field_t *sub;
+        const char *sep;
+
+        if (f->kind->parse == p_secret) /* accepted only to say where secrets go */
             continue;
         snprintf(path, sizeof path, "%s%s", prefix, f->key);
-        fn(path, arg);
-        if (f->parse == p_map && f->aux != NULL) {
-            strncat(path, ".", sizeof path - strlen(path) - 1);
-            walk_keys(f->aux, path, fn, arg);
-        } else if (f->parse == p_limits) {
-            walk_keys(limit_fields, "limits[].", fn, arg);
-        } else if (f->parse == p_routes) {
-            walk_keys(route_fields, "routes[].", fn, arg);
-        } else if (f->parse == p_providers) {
-            strncat(path, "[].", sizeof path - strlen(path) - 1);
-            walk_keys(provider_fields, path, fn, arg);
+        snprintf(dpath, sizeof dpath, "%s%s", dprefix,
+                 cfg_field_dump_name(f, name, sizeof name));
+        fn(path, dpath, f->def, arg);
+        sub = sub_table(f, &sep);
+        if (sub != NULL) {
+            strncat(path, sep, sizeof path - strlen(path) - 1);
+            strncat(dpath, sep, sizeof dpath - strlen(dpath) - 1);
+            walk_keys(sub, path, dpath, fn, arg);
         }
     }
 }
 
+void cfg_keys_info(cfg_key_info_fn fn, void *arg)
+{
+    walk_keys(cfg_top_fields, "", "", fn, arg);
+}
+
+typedef struct key_only {
+    cfg_key_fn fn;
+    void *arg;
+} key_only_t;
+
+static void key_only(const char *key, const char *dumped, const char *def, void *arg)
+{
+    const key_only_t *k = arg;
+
+    (void)dumped;
+    (void)def;
+    k->fn(key, k->arg);
+}
+
 void cfg_keys(cfg_key_fn fn, void *arg)
 {
-    walk_keys(top_fields, "", fn, arg);
+    key_only_t k = {fn, arg};
+
+    cfg_keys_info(key_only, &k);
 }

@@ -348,7 +348,7 @@ static bool ticket_param(srv_req_t *r)
 
 static const char *ticket_prefix(const srv_req_t *r)
 {
-    return r->w->srv->redis_prefix != NULL ? r->w->srv->redis_prefix : "tg:";
+    return r->w->srv->redis_prefix; /* set for the server's life (srv_new) */
 }
 
 /* The stored identity back into r->id, if the credential it was issued

@@ -1052,7 +1052,7 @@ static srv_proxy_req_t *forward(srv_proxy_t *p, struct evhttp_request *client,
     enum evhttp_cmd_type m;
 
     if (p == NULL || client == NULL || upstream == NULL || target == NULL ||
-        (done == NULL) == (ops == NULL) || !target_ok(target))
+        timeout_ms == 0 || (done == NULL) == (ops == NULL) || !target_ok(target))
         return NULL;
     if (ops != NULL && (ops->head == NULL || ops->body == NULL || ops->done == NULL))
         return NULL;
@@ -1070,7 +1070,7 @@ static srv_proxy_req_t *forward(srv_proxy_t *p, struct evhttp_request *client,
     r->up = up;
     r->client = client;
     r->method = m;
-    r->timeout_ms = timeout_ms != 0 ? timeout_ms : SRV_PROXY_DEFAULT_TIMEOUT_MS;
+    r->timeout_ms = timeout_ms;
     if (r->timeout_ms > PROXY_MAX_TIMEOUT_MS)
         r->timeout_ms = PROXY_MAX_TIMEOUT_MS;
     r->done = done;

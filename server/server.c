@@ -587,7 +587,7 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->cfg = cfg;
     s->config_path = config_path ? strdup(config_path) : NULL;
     s->cfg_redis_mode = cfg->redis.mode;
-    s->redis_prefix = strdup(cfg->redis.key_prefix ? cfg->redis.key_prefix : "tg:");
+    s->redis_prefix = strdup(cfg->redis.key_prefix); /* never NULL: it has a default */
     if (s->redis_prefix == NULL)
         goto out_nomem;
     if (cfg->redis.mode != CFG_REDIS_NONE && cfg->redis.required &&

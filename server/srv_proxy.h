@@ -21,7 +21,6 @@ struct evbuffer;
 #define SRV_PROXY_MAX_CONNS 256                /* default, per upstream */
 #define SRV_PROXY_MAX_RESP_BODY (64u << 20)    /* bytes; larger -> ERROR */
 #define SRV_PROXY_MAX_RESP_HEADERS (64u << 10) /* bytes; larger -> ERROR */
-#define SRV_PROXY_DEFAULT_TIMEOUT_MS 30000u    /* used when timeout_ms is 0 */
 
 typedef struct srv_proxy srv_proxy_t;
 typedef struct srv_proxy_req srv_proxy_req_t;
@@ -116,13 +115,15 @@ void srv_proxy_set_max_conns(srv_proxy_t *p, unsigned n);
  *     X-Forwarded-Host (the client's Host) are set when still absent.
  *     `add`, `target` and `client_ip` are copied.
  *   - `timeout_ms` bounds the whole exchange, waiting for a connection
- *     included (0: SRV_PROXY_DEFAULT_TIMEOUT_MS).
+ *     included: the route's upstream_timeout_ms (its default is the
+ *     config's, cfg_yaml.c); 0 is refused.
  * A request that fails on a reused keep-alive connection before any answer
  * (the upstream closed it meanwhile) is retried once on a fresh connection
  * when its method is idempotent.
  * `client` must stay alive, its input buffer unchanged, until `done` runs or
  * srv_proxy_cancel() is called.  Returns a handle, or NULL (bad upstream or
- * target, refused method, out of memory) in which case `done` never runs. */
+ * target, refused method, timeout_ms 0, out of memory) in which case `done`
+ * never runs. */
 srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client,
                                    const char *upstream, const char *target,
                                    const srv_proxy_hdr_t *add, size_t nadd,

@@ -62,7 +62,7 @@ typedef struct cfg_route {
     cfg_route_auth_t auth;
     cfg_strv_t scopes;            /* all required */
     bool tickets;                 /* `?ticket=` accepted once */
-    unsigned upstream_timeout_ms; /* default 30000 */
+    unsigned upstream_timeout_ms; /* default: cfg_route_fields (cfg_yaml.c) */
     bool path_icase;              /* path_match: case_insensitive (route or global) */
     bool allow_encoded_percent;   /* "%25" + hex (double encoding) accepted */
     bool allow_semicolon;         /* a raw ';' in the path accepted */
@@ -245,5 +245,15 @@ const char *cfg_auth_mode_str(cfg_auth_mode_t m);
  * For the test that keeps docs/configuration.md in step. */
 typedef void (*cfg_key_fn)(const char *key, void *arg);
 void cfg_keys(cfg_key_fn fn, void *arg);
+
+/* The same keys, each with its path in cfg_dump_json()'s output (durations
+ * carry their unit: "auth.lockout.window_s"; auth.api_keys' settings are
+ * "auth.api_keys_deprecation") and its default as the file would write it
+ * ("30s"; NULL when the default is none, zero, or not a single value), so
+ * tests can check that every key reaches the dump, and with it
+ * config_version, and that the docs state the defaults the code has. */
+typedef void (*cfg_key_info_fn)(const char *key, const char *dumped, const char *def,
+                                void *arg);
+void cfg_keys_info(cfg_key_info_fn fn, void *arg);
 
 #endif

@@ -932,10 +932,11 @@ static void test_never_alg_without_key(void)
     setenv("JWT_SECRET", secret32, 1);
     expect_quiet("environment: production\nauth:\n  jwt:\n    algorithms: [HS256]\n");
     /* a family without a key: RS256 listed, only JWT_SECRET */
-    expect_err_part("environment: production\nauth:\n  jwt:\n    algorithms: [HS256, RS256, "
-                    "PS256]\n",
-                    "t.yaml:4: auth.jwt: algorithms RS256, PS256 have no key to check them "
-                    "(a JWKS keys_file with keys of that type)");
+    expect_err_part(
+        "environment: production\nauth:\n  jwt:\n    algorithms: [HS256, RS256, "
+        "PS256]\n",
+        "t.yaml:4: auth.jwt: algorithms RS256, PS256 have no key to check them "
+        "(a JWKS keys_file with keys of that type)");
     expect_warn("auth:\n  jwt:\n    algorithms: [HS256, ES256]\n",
                 "algorithms ES256 have no key to check them");
     clear_env();
@@ -946,14 +947,16 @@ static void test_never_alg_without_key(void)
                 "ES384 is listed but no key is pinned to it");
     /* a provider with a JWKS file of EC keys, listing RS256 too */
     expect_err_part(
-        "environment: production\nauth:\n  jwt:\n    providers:\n      - {name: idp, issuer: "
+        "environment: production\nauth:\n  jwt:\n    providers:\n      - {name: idp, "
+        "issuer: "
         "https://idp.example, keys_file: fixtures/cfg-jwks.json, algorithms: [ES256, "
         "RS256]}\n",
         "auth.jwt provider idp: algorithms RS256 have no key to check them");
     /* a provider whose keys are fetched: not known at load, no check */
-    expect_quiet("environment: production\nauth:\n  jwt:\n    providers:\n      - {name: idp, "
-                 "issuer: https://idp.example, jwks_uri: https://idp.example/jwks, "
-                 "algorithms: [RS256, ES256]}\n");
+    expect_quiet(
+        "environment: production\nauth:\n  jwt:\n    providers:\n      - {name: idp, "
+        "issuer: https://idp.example, jwks_uri: https://idp.example/jwks, "
+        "algorithms: [RS256, ES256]}\n");
     clear_env();
 }
 
@@ -961,13 +964,15 @@ static void test_never_shadowed_route(void)
 {
     clear_env();
     setenv("ALLOWED_API_KEYS", "some-key-for-any-mode-01", 1);
-    expect_err("auth: {mode: none}\nroutes:\n  - {name: all, match: {path_prefix: /api/}}\n"
-               "  - {name: x, match: {path: /api/x}}\n",
-               "t.yaml:4: routes[1] (x): never used: routes[0] (all) before it matches every "
-               "request it does (the first match wins)");
-    expect_err_part("auth: {mode: none}\nroutes:\n  - {name: a, match: {path_prefix: /api/}}\n"
-                    "  - {name: b, match: {path_prefix: /api/v2/, methods: [GET]}}\n",
-                    "routes[1] (b): never used: routes[0] (a)");
+    expect_err(
+        "auth: {mode: none}\nroutes:\n  - {name: all, match: {path_prefix: /api/}}\n"
+        "  - {name: x, match: {path: /api/x}}\n",
+        "t.yaml:4: routes[1] (x): never used: routes[0] (all) before it matches every "
+        "request it does (the first match wins)");
+    expect_err_part(
+        "auth: {mode: none}\nroutes:\n  - {name: a, match: {path_prefix: /api/}}\n"
+        "  - {name: b, match: {path_prefix: /api/v2/, methods: [GET]}}\n",
+        "routes[1] (b): never used: routes[0] (a)");
     expect_err_part("auth: {mode: none}\nroutes:\n  - {name: a, match: {path: /p}}\n"
                     "  - {name: b, match: {path: /p}}\n",
                     "routes[1] (b): never used");
@@ -1001,16 +1006,18 @@ static void test_never_other(void)
     expect_err_part("routes:\n  - {match: {path: /x}, auth: none, scopes: [a:read]}\n",
                     "scopes can never be met: the route has auth: none");
     /* a route taking only JWTs when none are accepted */
-    expect_err("environment: production\nroutes:\n  - {match: {path: /x}, auth_methods: [jwt]}\n",
-               "t.yaml:3: routes[0] (route-1): auth_methods accepts only jwt, which auth.mode "
-               "any and the configured keys never accept: every request is refused (refused "
-               "in production)");
+    expect_err(
+        "environment: production\nroutes:\n  - {match: {path: /x}, auth_methods: [jwt]}\n",
+        "t.yaml:3: routes[0] (route-1): auth_methods accepts only jwt, which auth.mode "
+        "any and the configured keys never accept: every request is refused (refused "
+        "in production)");
     expect_warn("routes:\n  - {match: {path: /x}, auth_methods: [jwt]}\n",
                 "auth_methods accepts only jwt");
     /* a limit keyed on a claim no request carries */
-    expect_warn("limits:\n  - {name: per-org, by: [claim:org], rate: 5/s}\n",
-                "t.yaml:2: limits[0] (per-org): by claim:org, but no JWT is accepted: every "
-                "request shares one bucket");
+    expect_warn(
+        "limits:\n  - {name: per-org, by: [claim:org], rate: 5/s}\n",
+        "t.yaml:2: limits[0] (per-org): by claim:org, but no JWT is accepted: every "
+        "request shares one bucket");
     clear_env();
     expect_warn("auth: {mode: none}\nlimits:\n  - {name: pc, by: [client], rate: 5/s}\n",
                 "limits[0] (pc): by client, but auth.mode is none");
@@ -1019,9 +1026,10 @@ static void test_never_other(void)
                "tiers:\n  gold: {default: 10/s}\n",
                "fixtures/apikeys-tier.txt:3: key id bad: tier=platinum is not defined in "
                "tiers (its requests would get the default rates) (refused in production)");
-    expect_warn("auth: {api_keys_file: fixtures/apikeys-tier.txt}\ntiers:\n  gold: {default: "
-                "10/s}\n",
-                "fixtures/apikeys-tier.txt:3: key id bad: tier=platinum");
+    expect_warn(
+        "auth: {api_keys_file: fixtures/apikeys-tier.txt}\ntiers:\n  gold: {default: "
+        "10/s}\n",
+        "fixtures/apikeys-tier.txt:3: key id bad: tier=platinum");
     /* API keys accepted but none there, JWT works */
     setenv("JWT_SECRET", secret32, 1);
     expect_warn("auth: {mode: any}\n", "API keys enabled but none configured");
@@ -1051,6 +1059,397 @@ static void test_version(void)
     cfg_unref(c2);
     cfg_unref(c3);
     cfg_unref(c4);
+}
+
+/* ---- one schema: every key reaches the dump and the version ------------- */
+
+/* fixtures/cfg-every-key.yaml sets every key the parser accepts. */
+#define EVERY_KEY "fixtures/cfg-every-key.yaml"
+
+/* The secrets the every-key config is loaded under. */
+static const char every_admin[] = "admin-token-every-key-0123456789";
+static const char every_redis_pw[] = "redis-password-every-key-42";
+static const char every_api_key[] = "api-key-every-key-0123456789abc";
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = calloc(1, 1 << 16);
+    size_t n = 0;
+
+    if (f != NULL && buf != NULL)
+        n = fread(buf, 1, (1 << 16) - 1, f);
+    if (f != NULL)
+        fclose(f);
+    if (n == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* `yaml` with its one occurrence of `from` replaced by `to`; NULL when
+ * `from` is not there exactly once. */
+static char *replace_once(const char *yaml, const char *from, const char *to)
+{
+    const char *at = strstr(yaml, from);
+    size_t n = strlen(yaml) + strlen(to) + 1;
+    char *out;
+
+    if (at == NULL || strstr(at + 1, from) != NULL)
+        return NULL;
+    out = malloc(n);
+    if (out != NULL)
+        snprintf(out, n, "%.*s%s%s", (int)(at - yaml), yaml, to, at + strlen(from));
+    return out;
+}
+
+static cfg_t *load_every(const char *yaml)
+{
+    clear_env();
+    setenv("ADMIN_TOKEN", every_admin, 1);
+    setenv("REDIS_PASSWORD", every_redis_pw, 1);
+    setenv("JWT_SECRET", secret32, 1);
+    setenv("ALLOWED_API_KEYS", every_api_key, 1);
+    return cfg_load_string(yaml, strlen(yaml), "t.yaml", err, sizeof err);
+}
+
+/* The value at dotted `path` of the dump ("a.b[].c": item 0 of list b). */
+static json_t *dump_at(json_t *j, const char *path)
+{
+    char part[128];
+
+    while (j != NULL && *path != '\0') {
+        size_t n = strcspn(path, ".");
+        bool list = n >= 2 && strncmp(path + n - 2, "[]", 2) == 0;
+
+        snprintf(part, sizeof part, "%.*s", (int)(list ? n - 2 : n), path);
+        j = json_object_get(j, part);
+        if (list)
+            j = json_array_get(j, 0);
+        path += n + (path[n] == '.');
+    }
+    return j;
+}
+
+typedef struct key_check {
+    json_t *dump;
+    unsigned keys, missing;
+} key_check_t;
+
+static void check_dumped(const char *key, const char *dumped, const char *def, void *arg)
+{
+    key_check_t *k = arg;
+
+    (void)def;
+    k->keys++;
+    if (dump_at(k->dump, dumped) == NULL) {
+        fprintf(stderr, "\nkey %s: no %s in the dump", key, dumped);
+        k->missing++;
+    }
+}
+
+static void count_key(const char *key, void *arg)
+{
+    (void)key;
+    (*(unsigned *)arg)++;
+}
+
+/* Every key cfg_keys() lists is in GET /admin/v1/config's JSON (and so in
+ * config_version), at the path cfg_keys_info() names. */
+static void test_every_key_dumped(void)
+{
+    char *yaml = read_text(EVERY_KEY), *dump;
+    key_check_t k = {NULL, 0, 0};
+    unsigned nkeys = 0;
+    json_error_t je;
+    cfg_t *c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
+    c = load_every(yaml);
+    clear_env();
+    if (c == NULL)
+        fprintf(stderr, "\n%s", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    dump = cfg_dump_json(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
+    k.dump = json_loads(dump, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k.dump);
+    cfg_keys_info(check_dumped, &k);
+    cfg_keys(count_key, &nkeys);
+    CU_ASSERT(k.keys > 120);
+    CU_ASSERT_EQUAL(k.keys, nkeys);
+    CU_ASSERT_EQUAL(k.missing, 0);
+    /* spot checks of names and values from the file */
+    CU_ASSERT_EQUAL(json_integer_value(dump_at(k.dump, "auth.lockout.window_s")), 120);
+    CU_ASSERT_EQUAL(json_integer_value(dump_at(k.dump, "shutdown_delay")), 7);
+    CU_ASSERT_EQUAL(json_integer_value(dump_at(k.dump, "limits[].burst")), 40);
+    CU_ASSERT_EQUAL(json_integer_value(dump_at(k.dump, "limits[].rate.burst")), 40);
+    CU_ASSERT_STRING_EQUAL(json_string_value(dump_at(k.dump, "routes[].other_methods")),
+                           "deny");
+    CU_ASSERT_STRING_EQUAL(json_string_value(dump_at(k.dump, "routes[].path_match")),
+                           "case_insensitive");
+    CU_ASSERT_EQUAL(json_integer_value(dump_at(k.dump, "auth.jwt.providers[].max_stale_s")),
+                    2 * 86400);
+    CU_ASSERT(json_is_true(dump_at(k.dump, "auth.api_keys_deprecation.deprecated")));
+    CU_ASSERT_EQUAL(
+        json_integer_value(dump_at(k.dump, "default_route.upstream_timeout_ms")), 30000);
+    json_decref(k.dump);
+    free(dump);
+    cfg_unref(c);
+    free(yaml);
+}
+
+/* Secrets: "<redacted>" when set, null when not, never their bytes; the
+ * key store only as a count; JWT_SECRET (not kept) not at all. */
+static void test_dump_secrets_redacted(void)
+{
+    char *yaml = read_text(EVERY_KEY), *dump;
+    json_t *j;
+    cfg_t *c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
+    c = load_every(yaml);
+    clear_env();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    dump = cfg_dump_json(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
+    j = json_loads(dump, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(dump_at(j, "admin_token")), "<redacted>");
+    CU_ASSERT_STRING_EQUAL(json_string_value(dump_at(j, "redis.password")), "<redacted>");
+    CU_ASSERT(json_is_integer(dump_at(j, "auth.api_keys")));
+    CU_ASSERT(json_integer_value(dump_at(j, "auth.api_keys")) >= 2); /* file + env */
+    CU_ASSERT_PTR_NULL(dump_at(j, "auth.jwt.secret"));
+    CU_ASSERT(json_is_true(dump_at(j, "auth.jwt.verifier")));
+    CU_ASSERT_PTR_NULL(strstr(dump, every_admin));
+    CU_ASSERT_PTR_NULL(strstr(dump, every_redis_pw));
+    CU_ASSERT_PTR_NULL(strstr(dump, every_api_key));
+    CU_ASSERT_PTR_NULL(strstr(dump, secret32));
+    CU_ASSERT_PTR_NULL(strstr(dump, "0123456789abcdef")); /* nor a piece of one */
+    json_decref(j);
+    free(dump);
+    cfg_unref(c);
+    /* unset: null */
+    clear_env();
+    setenv("ALLOWED_API_KEYS", every_api_key, 1);
+    c = load_ok("auth: {mode: api_key}\n");
+    clear_env();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    dump = cfg_dump_json(c);
+    j = json_loads(dump, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT(json_is_null(dump_at(j, "admin_token")));
+    CU_ASSERT(json_is_null(dump_at(j, "redis.password")));
+    CU_ASSERT_EQUAL(json_integer_value(dump_at(j, "auth.api_keys")), 1);
+    json_decref(j);
+    free(dump);
+    cfg_unref(c);
+    free(yaml);
+}
+
+/* One change per key of fixtures/cfg-every-key.yaml: `from` (once in the
+ * file) becomes `to`.  A key with entries (a mapping, a list of them) is
+ * covered by its entries. */
+static const struct {
+    const char *key, *from, *to;
+} every_change[] = {
+    {"listen", "127.0.0.1:18080", "127.0.0.1:18081"},
+    {"admin_listen", "127.0.0.1:19090", "127.0.0.1:19091"},
+    {"threads", "threads: 3", "threads: 4"},
+    {"environment", "environment: development", "environment: production"},
+    {"trusted_proxies", "10.1.0.0/16", "10.2.0.0/16"},
+    {"client_ipv6_prefix", "client_ipv6_prefix: 56", "client_ipv6_prefix: 48"},
+    {"max_body_bytes", "max_body_bytes: 2000000", "max_body_bytes: 2000001"},
+    {"max_header_bytes", "max_header_bytes: 20000", "max_header_bytes: 20001"},
+    {"max_connections", "max_connections: 5000", "max_connections: 5001"},
+    {"request_read_timeout_ms", "read_timeout_ms: 20000", "read_timeout_ms: 20001"},
+    {"idle_timeout_ms", "idle_timeout_ms: 12000", "idle_timeout_ms: 12001"},
+    {"expected_replicas", "expected_replicas: 2", "expected_replicas: 3"},
+    {"shutdown_delay", "shutdown_delay: 7s", "shutdown_delay: 8s"},
+    {"redis.mode", "mode: standalone", "mode: cluster"},
+    {"redis.nodes", "redis-a:6380", "redis-b:6380"},
+    {"redis.key_prefix", "\"tgx:\"", "\"tgy:\""},
+    {"redis.tls", "tls: true", "tls: false"},
+    {"redis.tls_ca_file", "tls_ca_file: fixtures", "tls_ca_file: ./fixtures"},
+    {"redis.tls_cert_file", "tls_cert_file: fixtures", "tls_cert_file: ./fixtures"},
+    {"redis.tls_key_file", "tls_key_file: fixtures", "tls_key_file: ./fixtures"},
+    {"redis.timeout_ms", "timeout_ms: 70", "timeout_ms: 71"},
+    {"redis.batch_max", "batch_max: 32", "batch_max: 33"},
+    {"redis.max_pending", "max_pending: 1000", "max_pending: 1001"},
+    {"redis.required", "required: true", "required: false"},
+    {"redis.db", "db: 0", "db: 3"},
+    {"redis.username", "username: redis-user", "username: redis-user2"},
+    {"forward_auth.path", "/fwd-auth", "/fwd-auth2"},
+    {"forward_auth.nginx_rate_limited_status", "status: 429", "status: 430"},
+    {"forward_auth.dialect", "dialect: nginx", "dialect: traefik"},
+    {"proxy.hide_credentials", "hide_credentials: true", "hide_credentials: false"},
+    {"proxy.reserved_headers", "reserved_headers: reject", "reserved_headers: drop"},
+    {"path_match", "path_match: case_sensitive", "path_match: case_insensitive"},
+    {"trailing_slash", "trailing_slash: distinct", "trailing_slash: same"},
+    {"allowed_methods", "[GET, HEAD, POST]", "[GET, HEAD, POST, PUT]"},
+    {"tickets.path", "/v1/tix", "/v1/tix2"},
+    {"tickets.ttl", "ttl: 45s", "ttl: 46s"},
+    {"tickets.scopes", "[tix:get]", "[tix:put]"},
+    {"health.healthz_path", "/hz", "/hz2"},
+    {"health.readyz_path", "/rz", "/rz2"},
+    {"default_route.auth", "auth: optional", "auth: none"},
+    {"default_route.scopes", "[dflt:read]", "[dflt:write]"},
+    {"default_route.allow_encoded_percent", "\n  allow_encoded_percent: true",
+     "\n  allow_encoded_percent: false"},
+    {"default_route.allow_semicolon", "\n  allow_semicolon: true",
+     "\n  allow_semicolon: false"},
+    {"default_route.auth_methods", "auth_methods: [api_key]",
+     "auth_methods: [api_key, jwt]"},
+    {"security_headers.content_security_policy", "'self'", "'none'"},
+    {"security_headers.permissions_policy", "camera=()", "camera=(self)"},
+    {"security_headers.hsts_max_age", "hsts_max_age: 600", "hsts_max_age: 601"},
+    {"auth.mode", "mode: any", "mode: api_key"},
+    {"auth.api_key_enabled", "api_key_enabled: true", "api_key_enabled: false"},
+    {"auth.api_keys_file", "api_keys_file: fixtures", "api_keys_file: ./fixtures"},
+    {"auth.api_keys.deprecated", "deprecated: true", "deprecated: false"},
+    {"auth.api_keys.deprecated_since", "2026-01-02", "2026-01-03"},
+    {"auth.api_keys.sunset", "2027-06-30", "2027-07-01"},
+    {"auth.api_keys.link", "docs.example/keys", "docs.example/keys2"},
+    {"auth.jwt.algorithms", "[HS256, ES256]", "[HS256, ES256, ES384]"},
+    {"auth.jwt.keys_file", "\n    keys_file: fixtures", "\n    keys_file: ./fixtures"},
+    {"auth.jwt.issuer", "issuer.example", "issuer2.example"},
+    {"auth.jwt.audience", "audience: tollgate-aud", "audience: tollgate-aud2"},
+    {"auth.jwt.leeway_seconds", "leeway_seconds: 40", "leeway_seconds: 41"},
+    {"auth.jwt.scopes_claim", "scopes_claim: scp", "scopes_claim: scp2"},
+    {"auth.jwt.tier_claim", "tier_claim: plan", "tier_claim: plan2"},
+    {"auth.jwt.claim_to_headers", "X-Auth-Email", "X-Auth-Mail"},
+    {"auth.jwt.cache_entries", "cache_entries: 500", "cache_entries: 501"},
+    {"auth.jwt.cache_bytes", "cache_bytes: 1000000", "cache_bytes: 1000001"},
+    {"auth.jwt.providers[].name", "name: idp-one", "name: idp-two"},
+    {"auth.jwt.providers[].issuer", "issuer: https://idp.example",
+     "issuer: https://idp2.example"},
+    {"auth.jwt.providers[].audiences", "[idp-aud]", "[idp-aud2]"},
+    {"auth.jwt.providers[].algorithms", "algorithms: [ES256]",
+     "algorithms: [ES256, RS256]"},
+    {"auth.jwt.providers[].jwks_uri", "example/jwks", "example/jwks2"},
+    {"auth.jwt.providers[].keys_file", "jwks_uri: https://idp.example/jwks",
+     "keys_file: fixtures/cfg-jwks.json"},
+    {"auth.jwt.providers[].discovery",
+     "jwks_uri: https://idp.example/jwks\n        discovery: false", "discovery: true"},
+    {"auth.jwt.providers[].ca_file", "\n        ca_file: fixtures",
+     "\n        ca_file: ./fixtures"},
+    {"auth.jwt.providers[].scopes_claim", "scopes_claim: roles", "scopes_claim: roles2"},
+    {"auth.jwt.providers[].tier_claim", "tier_claim: level", "tier_claim: level2"},
+    {"auth.jwt.providers[].claim_to_headers", "X-Auth-Org", "X-Auth-Orgn"},
+    {"auth.jwt.providers[].refresh_interval", "refresh_interval: 10m",
+     "refresh_interval: 11m"},
+    {"auth.jwt.providers[].min_refresh_interval", "min_refresh_interval: 45s",
+     "min_refresh_interval: 46s"},
+    {"auth.jwt.providers[].max_stale", "max_stale: 2d", "max_stale: 3d"},
+    {"auth.jwt.providers[].fetch_timeout", "fetch_timeout: 7s", "fetch_timeout: 8s"},
+    {"auth.lockout.max_failures", "max_failures: 8", "max_failures: 9"},
+    {"auth.lockout.window", "window: 2m", "window: 3m"},
+    {"auth.lockout.base_backoff", "base_backoff: 3s", "base_backoff: 4s"},
+    {"auth.lockout.max_backoff", "max_backoff: 20m", "max_backoff: 21m"},
+    {"limits[].name", "name: lim-two", "name: lim-2"},
+    {"limits[].match.path", "/lim/exact", "/lim/exact2"},
+    {"limits[].match.path_prefix", "path_prefix: /lim/", "path_prefix: /lim2/"},
+    {"limits[].match.methods", "methods: [POST]", "methods: [PUT]"},
+    {"limits[].match.host", "lim.example", "lim2.example"},
+    {"limits[].by", "header:x-tenant", "header:x-org"},
+    {"limits[].rate", "30/minute", "31/minute"},
+    {"limits[].burst", "burst: 40", "burst: 41"},
+    {"limits[].mode", "mode: shadow", "mode: enforce"},
+    {"limits[].on_redis_error", "on_redis_error: open", "on_redis_error: closed"},
+    {"limits[].consistency", "consistency: leased", "consistency: exact"},
+    {"limits[].lease_max", "lease_max: 20", "lease_max: 21"},
+    {"limits[].lease_ttl_ms", "lease_ttl_ms: 250", "lease_ttl_ms: 251"},
+    {"tiers", "300/minute", "301/minute"},
+    {"routes[].name", "name: route-one", "name: route-1"},
+    {"routes[].match.path", "path_prefix: /api/", "path: /api/x"},
+    {"routes[].match.path_prefix", "path_prefix: /api/", "path_prefix: /api2/"},
+    {"routes[].match.methods", "[GET, POST]", "[GET, PUT]"},
+    {"routes[].match.host", "host: api.example", "host: api2.example"},
+    {"routes[].upstream", "backend:8000", "backend:8001"},
+    {"routes[].auth", "auth: required", "auth: optional"},
+    {"routes[].scopes", "[api:read]", "[api:write]"},
+    {"routes[].tickets", "tickets: true", "tickets: false"},
+    {"routes[].upstream_timeout_ms", "upstream_timeout_ms: 5000",
+     "upstream_timeout_ms: 5001"},
+    {"routes[].path_match", "path_match: case_insensitive", "path_match: case_sensitive"},
+    {"routes[].allow_encoded_percent", "\n    allow_encoded_percent: true",
+     "\n    allow_encoded_percent: false"},
+    {"routes[].allow_semicolon", "\n    allow_semicolon: true",
+     "\n    allow_semicolon: false"},
+    {"routes[].auth_methods", "auth_methods: [jwt]", "auth_methods: [api_key, jwt]"},
+    {"routes[].other_methods", "other_methods: deny", "other_methods: next_route"},
+    {"cors.allowed_origins", "app.example.com", "app2.example.com"},
+    {"audit.path", "path: \"-\"", "path: \"off\""},
+    {"audit.flush", "flush: every", "flush: fsync"},
+    {"audit.redact_query", "[sig]", "[token]"},
+};
+
+typedef struct cover {
+    unsigned keys, uncovered;
+} cover_t;
+
+/* Is `key` changed by a row of every_change, itself or through an entry? */
+static void check_covered(const char *key, void *arg)
+{
+    cover_t *cv = arg;
+    size_t n = strlen(key);
+
+    cv->keys++;
+    for (size_t i = 0; i < sizeof every_change / sizeof every_change[0]; i++) {
+        const char *k = every_change[i].key;
+
+        if (strcmp(k, key) == 0 ||
+            (strncmp(k, key, n) == 0 && (k[n] == '.' || k[n] == '[')))
+            return;
+    }
+    fprintf(stderr, "\nkey %s: no change of it in every_change[]", key);
+    cv->uncovered++;
+}
+
+/* Changing any non-secret key's value changes config_version, and the
+ * table of changes covers every key cfg_keys() lists: a new key needs a
+ * row, and its row fails if the key does not reach the version. */
+static void test_every_key_versioned(void)
+{
+    char *yaml = read_text(EVERY_KEY);
+    cover_t cv = {0, 0};
+    char base[17];
+    cfg_t *c;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
+    cfg_keys(check_covered, &cv);
+    CU_ASSERT(cv.keys > 120);
+    CU_ASSERT_EQUAL(cv.uncovered, 0);
+    c = load_every(yaml);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    memcpy(base, c->version, sizeof base);
+    cfg_unref(c);
+    c = load_every(yaml); /* the same file: the same version */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->version, base);
+    cfg_unref(c);
+    for (size_t i = 0; i < sizeof every_change / sizeof every_change[0]; i++) {
+        char *changed = replace_once(yaml, every_change[i].from, every_change[i].to);
+
+        if (changed == NULL)
+            fprintf(stderr, "\n%s: '%s' is not once in %s", every_change[i].key,
+                    every_change[i].from, EVERY_KEY);
+        CU_ASSERT_PTR_NOT_NULL(changed);
+        if (changed == NULL)
+            continue;
+        c = load_every(changed);
+        if (c == NULL)
+            fprintf(stderr, "\n%s: %s", every_change[i].key, err);
+        CU_ASSERT_PTR_NOT_NULL(c);
+        if (c != NULL && strcmp(c->version, base) == 0)
+            fprintf(stderr, "\n%s: config_version unchanged", every_change[i].key);
+        CU_ASSERT(c != NULL && strcmp(c->version, base) != 0);
+        cfg_unref(c);
+        free(changed);
+    }
+    clear_env();
+    free(yaml);
 }
 
 /* Load `yaml` under ALLOWED_API_KEYS/ADMIN_TOKEN/JWT_SECRET (NULL = unset). */
@@ -1399,6 +1798,9 @@ int test_cfg_add(void)
         {"dump json", test_dump_json},
         {"version", test_version},
         {"secrets_version", test_secrets_version},
+        {"every key reaches the dump", test_every_key_dumped},
+        {"every key changes the version", test_every_key_versioned},
+        {"dump: secrets redacted, keys counted", test_dump_secrets_redacted},
         {"never: algorithm without a key", test_never_alg_without_key},
         {"never: shadowed route", test_never_shadowed_route},
         {"never: scopes, methods, claims, tiers, keys", test_never_other},

@@ -125,7 +125,8 @@ static int doc_keys(const char *path, names_t *out)
             npre = section_prefixes(strchr(line, ' ') + 1, pre, &keys);
             continue;
         }
-        if (!keys || strncmp(line, "| `", 3) != 0 || backticked(line, name, sizeof name) == NULL)
+        if (!keys || strncmp(line, "| `", 3) != 0 ||
+            backticked(line, name, sizeof name) == NULL)
             continue;
         for (size_t i = 0; i < npre; i++) {
             snprintf(full, sizeof full, "%s%s", strchr(name, '.') ? "" : pre[i], name);
@@ -182,6 +183,105 @@ static void test_config_keys_documented(void)
     CU_ASSERT_EQUAL(missing(&doc, &code, "in configuration.md but not accepted"), 0);
 }
 
+/* Cell `n` (0-based) of markdown table row `line` into `out` ("\|" is not
+ * a separator); false when the row has fewer cells. */
+static bool cell(const char *line, int n, char *out, size_t len)
+{
+    const char *p = strchr(line, '|');
+    size_t o = 0;
+
+    for (int i = 0; p != NULL && i < n; i++) {
+        for (p++; *p != '\0' && !(*p == '|' && p[-1] != '\\'); p++)
+            ;
+        if (*p == '\0')
+            p = NULL;
+    }
+    if (p == NULL)
+        return false;
+    for (p++; *p != '\0' && !(*p == '|' && p[-1] != '\\') && o + 1 < len; p++)
+        out[o++] = *p;
+    out[o] = '\0';
+    return *p == '|';
+}
+
+typedef struct doc_default {
+    names_t keys, values; /* parallel */
+} doc_default_t;
+
+/* Each key row's default (its third cell's first backticked value, outer
+ * quotes removed) in configuration.md's key sections. */
+static int doc_defaults(const char *path, doc_default_t *out)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096], name[NAME_MAX_LEN], def[1024], val[NAME_MAX_LEN];
+    char pre[2][NAME_MAX_LEN] = {{0}};
+    size_t npre = 0, n;
+    bool keys = false;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "## ", 3) == 0 || strncmp(line, "### ", 4) == 0) {
+            npre = section_prefixes(strchr(line, ' ') + 1, pre, &keys);
+            continue;
+        }
+        if (!keys || strncmp(line, "| `", 3) != 0 ||
+            backticked(line, name, sizeof name) == NULL ||
+            !cell(line, 2, def, sizeof def) || backticked(def, val, sizeof val) == NULL)
+            continue;
+        n = strlen(val);
+        if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
+            memmove(val, val + 1, n - 2);
+            val[n - 2] = '\0';
+        }
+        for (size_t i = 0; i < npre && out->keys.n < MAX_NAMES; i++) {
+            snprintf(out->keys.v[out->keys.n], NAME_MAX_LEN, "%.60s%.60s",
+                     strchr(name, '.') ? "" : pre[i], name);
+            snprintf(out->values.v[out->values.n++], NAME_MAX_LEN, "%s", val);
+            out->keys.n++;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+typedef struct default_check {
+    const doc_default_t *doc;
+    unsigned checked, wrong;
+} default_check_t;
+
+static void check_default(const char *key, const char *dumped, const char *def, void *arg)
+{
+    default_check_t *d = arg;
+
+    (void)dumped;
+    if (def == NULL)
+        return;
+    for (size_t i = 0; i < d->doc->keys.n; i++)
+        if (strcmp(d->doc->keys.v[i], key) == 0) {
+            d->checked++;
+            if (strcmp(d->doc->values.v[i], def) != 0) {
+                fprintf(stderr, "\n  docs: %s: configuration.md says `%s`, the schema `%s`",
+                        key, d->doc->values.v[i], def);
+                d->wrong++;
+            }
+        }
+}
+
+/* Each default the schema's table has is the one configuration.md states
+ * (the table is their one source in the code). */
+static void test_config_defaults_documented(void)
+{
+    static doc_default_t doc;
+    default_check_t d = {&doc, 0, 0};
+
+    doc.keys.n = doc.values.n = 0;
+    CU_ASSERT_EQUAL_FATAL(doc_defaults("../../docs/configuration.md", &doc), 0);
+    cfg_keys_info(check_default, &d);
+    CU_ASSERT(d.checked > 40);
+    CU_ASSERT_EQUAL(d.wrong, 0);
+}
+
 static void test_metrics_documented(void)
 {
     static names_t code, doc;
@@ -198,7 +298,8 @@ static void test_metrics_documented(void)
     metrics_render_process(b);
     evbuffer_add(b, "", 1);
     text = (char *)evbuffer_pullup(b, -1);
-    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save))
         if (strncmp(line, "# TYPE ", 7) == 0 && sscanf(line + 7, "%127s", name) == 1)
             add(&code, name);
     evbuffer_free(b);
@@ -206,7 +307,8 @@ static void test_metrics_documented(void)
     f = fopen("../../docs/operator-guide.md", "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     while (fgets(buf, sizeof buf, f) != NULL)
-        if ((strncmp(buf, "| `tollgate_", 12) == 0 || strncmp(buf, "| `process_", 11) == 0) &&
+        if ((strncmp(buf, "| `tollgate_", 12) == 0 ||
+             strncmp(buf, "| `process_", 11) == 0) &&
             backticked(buf, name, sizeof name))
             add(&doc, name);
     fclose(f);
@@ -313,15 +415,18 @@ static void test_audit_reasons_documented(void)
     CU_ASSERT_TRUE(has(&code, "duplicate_header"));
     CU_ASSERT_TRUE(has(&code, "ticket_key_removed"));
     CU_ASSERT_EQUAL_FATAL(doc_reasons("../../docs/reference.md", &doc), 0);
-    CU_ASSERT_EQUAL(missing(&code, &doc, "audit reason set in the code but not in reference.md"),
-                    0);
-    CU_ASSERT_EQUAL(missing(&doc, &code, "audit reason in reference.md but not in the code"), 0);
+    CU_ASSERT_EQUAL(
+        missing(&code, &doc, "audit reason set in the code but not in reference.md"), 0);
+    CU_ASSERT_EQUAL(
+        missing(&doc, &code, "audit reason in reference.md but not in the code"), 0);
 }
 
 int test_docs_add(void)
 {
     static const unit_test_t tests[] = {
         {"every config key in configuration.md, and back", test_config_keys_documented},
+        {"every default in configuration.md is the schema's",
+         test_config_defaults_documented},
         {"every top-level key in the reference", test_reference_lists_keys},
         {"every metric in the operator guide (and back) and the reference",
          test_metrics_documented},

@@ -771,6 +771,13 @@ static void test_refused_arguments(void)
         CU_ASSERT_EQUAL(T.cl_code, 500);
     }
     CU_ASSERT_EQUAL(T.forward_null, (int)(sizeof(bad) / sizeof(bad[0])));
+    /* a good upstream without a timeout: the config always gives one */
+    snprintf(T.upstream, sizeof(T.upstream), "http://127.0.0.1:%u", T.up_port);
+    T.timeout_ms = 0;
+    client_send(c, EVHTTP_REQ_GET, "/x", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, (int)i + 1, 3000));
+    CU_ASSERT_EQUAL(T.cl_code, 500);
+    CU_ASSERT_EQUAL(T.forward_null, (int)i + 1);
     CU_ASSERT_EQUAL(T.front_done, 0);
     evhttp_connection_free(c);
     fx_teardown();
