@@ -2,7 +2,10 @@
 #
 # Sources are picked up by directory: the modules of MODULES make
 # libtollgate.a (server/main.c excepted, it is the program); every
-# tests/unit/test_*.c is a CUnit suite linked into one runner.
+# tests/unit/test_*.c is a CUnit suite linked into one runner, which runs
+# two sets (tests/unit/unit.h): `make test-unit` the suites that start no
+# server (seconds), `make test-unit-redis` those that start redis-server or
+# the 6-node cluster; `make test`, valgrind and coverage run both.
 
 BUILD    ?= build
 CC       ?= cc
@@ -53,7 +56,7 @@ BIN      := $(BUILD)/tollgate
 UNIT_BIN := $(BUILD)/unit-tests
 LIB      := $(BUILD)/libtollgate.a
 
-.PHONY: all deps deps-check run test test-unit test-integration test-asan valgrind fuzz bench bench-scale soak \
+.PHONY: all deps deps-check run test test-unit test-unit-redis test-integration test-asan valgrind fuzz bench bench-scale soak \
         lint lint-k8s format format-check clean help redis-cluster-up redis-cluster-down \
         image image-check image-smoke image-clean test-fresh
 
@@ -63,6 +66,8 @@ help:
 	@echo "make            build $(BIN)"
 	@echo "make run        start with config/tollgate.yaml (memory backend, demo keys)"
 	@echo "make test       lint-k8s, then unit + integration tests (real redis-server, real cluster)"
+	@echo "make test-unit  the unit suites that start no server (seconds)"
+	@echo "make test-unit-redis  the unit suites that start redis-server / a 6-node cluster"
 	@echo "make test-asan  the same tests under ASan + UBSan"
 	@echo "make valgrind   unit tests, then an integration subset, under valgrind"
 	@echo "make fuzz       short libFuzzer runs over every parser of outside input"
@@ -125,10 +130,13 @@ run: deps-check
 test: deps-check
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(UNIT_BIN)
 	$(Q)$(if $(filter 1,$(SAN)),,$(MAKE) --no-print-directory lint-k8s)
-	$(Q)$(MAKE) --no-print-directory test-unit test-integration
+	$(Q)$(MAKE) --no-print-directory test-unit test-unit-redis test-integration
 
 test-unit: $(UNIT_BIN)
-	$(Q)cd tests/unit && ../../$(UNIT_BIN)
+	$(Q)cd tests/unit && ../../$(UNIT_BIN) --set fast
+
+test-unit-redis: $(UNIT_BIN)
+	$(Q)cd tests/unit && ../../$(UNIT_BIN) --set server
 
 test-integration: $(BIN)
 	$(Q)TOLLGATE_BIN=$(abspath $(BIN)) python3 tests/integration/run.py
@@ -138,7 +146,7 @@ test-asan: deps-check
 
 valgrind: $(UNIT_BIN) $(BIN)
 	$(Q)cd tests/unit && valgrind --error-exitcode=1 --leak-check=full \
-	    --errors-for-leak-kinds=definite ../../$(UNIT_BIN)
+	    --errors-for-leak-kinds=definite ../../$(UNIT_BIN) --set all
 	$(Q)scripts/valgrind-integration.sh $(BIN)
 
 fuzz: deps-check

@@ -218,7 +218,8 @@ static void check_shadowed_routes(cfg_build_t *b)
 
             if (rj->other_methods_deny) /* it answers every method on its paths */
                 mj.methods = 0;
-            if ((rj->upstream != NULL || ri->upstream == NULL) && match_covered(&mj, &ri->match)) {
+            if ((rj->upstream != NULL || ri->upstream == NULL) &&
+                match_covered(&mj, &ri->match)) {
                 cfg_err(b, cfg_at(b->route_lines[i]),
                         "routes[%zu] (%s): never used: routes[%zu] (%s) before it matches "
                         "every request it does (the first match wins)",
@@ -469,12 +470,22 @@ static void check_origins(cfg_build_t *b)
     o->n = keep;
 }
 
+/* host:0 — the kernel picks the port at bind time */
+static bool listen_any_port(const char *addr)
+{
+    char host[256];
+    uint16_t port;
+
+    return http_parse_hostport(addr, host, sizeof host, &port) == 0 && port == 0;
+}
+
 static void check_misc(cfg_build_t *b)
 {
     const cfg_t *c = b->c;
     const cfg_lockout_t *lo = &c->auth.lockout;
 
-    if (strcmp(c->listen, c->admin_listen) == 0)
+    /* Both on port 0 is fine: the kernel gives each its own port. */
+    if (strcmp(c->listen, c->admin_listen) == 0 && !listen_any_port(c->listen))
         cfg_err(b, cfg_where(b, "admin_listen"), "admin_listen must differ from listen");
     if (lo->max_backoff_s < lo->base_backoff_s)
         cfg_err(b, cfg_where(b, "auth.lockout.max_backoff"),

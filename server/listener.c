@@ -8,6 +8,13 @@
  * EADDRINUSE if anything listens there already (a second tollgate included),
  * and start-up fails with that error.
  *
+ * Port 0 (`listen: "127.0.0.1:0"`): the kernel picks a free port for the
+ * first worker's socket (the ephemeral search skips ports any socket holds,
+ * SO_REUSEPORT or not), the other workers join that port, and the probe is
+ * skipped: nothing can listen on a port nobody has picked yet.  The bound
+ * addresses are logged and, with --port-file, written to a file (see
+ * srv_write_port_file in srv.h).
+ *
  * accept() failures: libevent's listener keeps the socket readable in epoll
  * when accept() fails with EMFILE (too many open files), so without help a
  * worker spins on it and logs each failure.  Here a failure pauses that
@@ -17,9 +24,12 @@
  * SRV_ACCEPT_LOG_MS per worker with the number of failures since the last.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netdb.h>
 #include <unistd.h>
 
@@ -103,6 +113,80 @@ int srv_listen_on(const char *addr, srv_listen_t how, char *err, size_t errlen)
                                      : "");
     freeaddrinfo(ai);
     return fd;
+}
+
+bool srv_listen_any_port(const char *addr)
+{
+    char host[256];
+    uint16_t port;
+
+    return http_parse_hostport(addr, host, sizeof(host), &port) == 0 && port == 0;
+}
+
+int srv_bound_name(int fd, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    int n;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return -1;
+    n = snprintf(out, outlen, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+/* Write all of `buf` to `fd`; -1 with errno set. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int srv_write_port_file(const srv_t *s, const char *path, char *err, size_t errlen)
+{
+    char tmp[4096], body[2 * SRV_ADDR_STRLEN + 64];
+    int fd, n, e;
+
+    n = snprintf(body, sizeof(body), "{\"listen\":\"%s\",\"admin\":\"%s\"}\n",
+                 s->listen_bound, s->admin_bound);
+    if (n <= 0 || (size_t)n >= sizeof(body) ||
+        snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+        snprintf(err, errlen, "--port-file: path too long");
+        return -1;
+    }
+    /* A temp file beside it, renamed over it: a reader sees the old file,
+     * no file, or the whole new one, never a part. */
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, errlen, "--port-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fchmod(fd, 0644) != 0 || write_all(fd, body, (size_t)n) != 0 || fsync(fd) != 0) {
+        e = errno;
+        close(fd);
+        unlink(tmp);
+        snprintf(err, errlen, "--port-file %s: %s", path, strerror(e));
+        return -1;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        e = errno;
+        unlink(tmp);
+        snprintf(err, errlen, "--port-file %s: %s", path, strerror(e));
+        return -1;
+    }
+    return 0;
 }
 
 static const char *accept_error_name(int e)

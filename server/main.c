@@ -1,6 +1,7 @@
 /* main.c — the tollgate command line (docs/reference.md §1).
  *
- *   tollgate [--config FILE] [--check-config [FILE]] [--threads N] [--version] [--help]
+ *   tollgate [--config FILE] [--check-config [FILE]] [--threads N]
+ *            [--port-file PATH] [--version] [--help]
  *   tollgate hash-key --id ID [--not-after TIME] KEY
  *   tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]
  *                    [--keys-file FILE]
@@ -26,7 +27,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
-            "                [--version] [--help]\n"
+            "                [--port-file PATH] [--version] [--help]\n"
             "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
             "KEY\n"
             "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
@@ -170,11 +171,16 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},  {"check-config", no_argument, NULL, 'k'},
-        {"threads", required_argument, NULL, 'T'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"threads", required_argument, NULL, 'T'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"port-file", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
     };
     const char *path = getenv("TOLLGATE_CONFIG");
+    const char *port_file = NULL;
     bool check = false;
     unsigned threads = 0;
     char err[8192];
@@ -193,6 +199,13 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check = true;
+            break;
+        case 'p':
+            if (*optarg == '\0') {
+                fprintf(stderr, "tollgate: --port-file needs a path\n");
+                return EXIT_USAGE;
+            }
+            port_file = optarg;
             break;
         case 'T': {
             char *end;
@@ -242,6 +255,13 @@ int main(int argc, char **argv)
     s = srv_new(path, cfg, threads, err, sizeof(err));
     if (s == NULL) {
         log_error("cannot start: %s", err);
+        return EXIT_START;
+    }
+    /* After both listeners are bound, before serving: a supervisor or a test
+     * reads the ports the kernel picked for a port 0 (docs/reference.md). */
+    if (port_file != NULL && srv_write_port_file(s, port_file, err, sizeof(err)) != 0) {
+        log_error("cannot start: %s", err);
+        srv_free(s);
         return EXIT_START;
     }
     rc = srv_run(s);

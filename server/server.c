@@ -569,13 +569,49 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- public ------------------------------------------------------------- */
 
+/* The main listener (one socket per worker) and the admin listener, their
+ * bound addresses in s->listen_bound and s->admin_bound; -1 with err. */
+static int bind_listeners(srv_t *s, const cfg_t *cfg, char *err, size_t errlen)
+{
+    const char *addr = cfg->listen;
+    int fd;
+
+    /* The address must be free: SO_REUSEPORT would let a second process
+     * share it (listener.c).  Port 0 is free by definition. */
+    if (!srv_listen_any_port(addr) &&
+        srv_listen_on(addr, SRV_LISTEN_PROBE, err, errlen) != 0)
+        return -1;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        fd = srv_listen_on(addr, SRV_LISTEN_SHARED, err, errlen);
+        if (fd >= 0 && i == 0 &&
+            srv_bound_name(fd, s->listen_bound, sizeof(s->listen_bound)) != 0) {
+            snprintf(err, errlen, "listen on %s: cannot read the bound address", addr);
+            close(fd);
+            return -1;
+        }
+        /* The other workers join the port the first one got. */
+        addr = s->listen_bound;
+        if (fd < 0 || worker_init(s, &s->workers[i], i, fd, false, err, errlen) != 0)
+            return -1;
+    }
+    fd = srv_listen_on(cfg->admin_listen, SRV_LISTEN_EXCLUSIVE, err, errlen);
+    if (fd >= 0 && srv_bound_name(fd, s->admin_bound, sizeof(s->admin_bound)) != 0) {
+        snprintf(err, errlen, "listen on %s: cannot read the bound address",
+                 cfg->admin_listen);
+        close(fd);
+        return -1;
+    }
+    if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
                size_t errlen)
 {
     srv_t *s = calloc(1, sizeof(*s));
     const char *delay = getenv("TOLLGATE_DEBUG_LIMITER_DELAY_MS");
     long ncpu;
-    int fd;
 
     if (s == NULL) {
         cfg_unref(cfg);
@@ -619,18 +655,9 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
     if (s->workers == NULL)
         goto out_nomem;
-    /* The address must be free: SO_REUSEPORT would let a second process
-     * share it (listener.c). */
-    if (srv_listen_on(cfg->listen, SRV_LISTEN_PROBE, err, errlen) != 0)
+    if (bind_listeners(s, cfg, err, errlen) != 0)
         goto out_free;
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        fd = srv_listen_on(cfg->listen, SRV_LISTEN_SHARED, err, errlen);
-        if (fd < 0 || worker_init(s, &s->workers[i], i, fd, false, err, errlen) != 0)
-            goto out_free;
-    }
-    fd = srv_listen_on(cfg->admin_listen, SRV_LISTEN_EXCLUSIVE, err, errlen);
-    if (fd < 0 || worker_init(s, &s->admin, s->nworkers, fd, true, err, errlen) != 0 ||
-        srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0)
+    if (srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0)
         goto out_free;
     return s;
 out_nomem:
@@ -677,7 +704,7 @@ int srv_run(srv_t *s)
         atomic_store(&s->ready, true);
     log_info("tollgate listening on %s (%u threads), admin on %s, config version %s, "
              "secrets version %s",
-             s->cfg->listen, s->nworkers, s->cfg->admin_listen, s->cfg->version,
+             s->listen_bound, s->nworkers, s->admin_bound, s->cfg->version,
              s->cfg->secrets_version);
 
     event_base_dispatch(s->main_base);

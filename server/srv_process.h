@@ -90,6 +90,8 @@ typedef struct srv_worker {
     struct event *conn_sweep_ev;
 } srv_worker_t;
 
+#define SRV_ADDR_STRLEN 128 /* "[v6%scope]:port" and its NUL */
+
 struct srv {
     char *config_path;       /* NULL: built-in defaults */
     pthread_mutex_t cfg_mu;  /* guards `cfg` and reloads */
@@ -127,6 +129,10 @@ struct srv {
     struct event *start_ev; /* main thread: polls for readiness until ready */
     struct event *delay_ev; /* main thread: shutdown_delay after SIGTERM */
     struct event_base *main_base; /* signals, config file watch */
+    /* The addresses bound at start, port 0 resolved (listener.c); a reload
+     * never rebinds, so they hold for the life of the process. */
+    char listen_bound[SRV_ADDR_STRLEN];
+    char admin_bound[SRV_ADDR_STRLEN];
 };
 
 /* server.c */
@@ -167,6 +173,11 @@ typedef enum {
     SRV_LISTEN_PROBE,     /* 0 when the address is free, else -1 (EADDRINUSE: taken) */
 } srv_listen_t;
 int srv_listen_on(const char *addr, srv_listen_t how, char *err, size_t errlen);
+/* Is `addr` host:0 (the kernel picks the port)? */
+bool srv_listen_any_port(const char *addr);
+/* The address `fd` is bound to, numeric ("127.0.0.1:41234", "[::1]:41234");
+ * -1 when it does not fit in `outlen` or getsockname fails. */
+int srv_bound_name(int fd, char *out, size_t outlen);
 int srv_listener_guard(srv_worker_t *w); /* after w->bound exists */
 void srv_listener_unguard(srv_worker_t *w);
 

@@ -18,6 +18,13 @@ typedef struct srv srv_t;
 srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
                size_t errlen);
 
+/* Write the addresses `s` listens on, as bound (a port 0 in the config is
+ * the port the kernel picked), to `path` as one JSON line:
+ *   {"listen":"127.0.0.1:41234","admin":"127.0.0.1:41235"}
+ * through a temp file beside it renamed over it (readers never see a part).
+ * -1 with a message in err. */
+int srv_write_port_file(const srv_t *s, const char *path, char *err, size_t errlen);
+
 /* Serve until SIGTERM/SIGINT, then drain in-flight requests (bounded).
  * Returns the process exit code. */
 int srv_run(srv_t *s);

@@ -1,10 +1,14 @@
 """Integration test harness for tollgate (Python 3 standard library only).
 
 What it gives a test:
-  * Tollgate   - one real `tollgate` process (TOLLGATE_BIN) on free loopback
-                 ports, with its config, key file, audit log and stderr in a
-                 temp dir; started with a bounded wait for /readyz on the admin
-                 port, stopped by PID (SIGTERM, then SIGKILL after a bound).
+  * Tollgate   - one real `tollgate` process (TOLLGATE_BIN) listening on
+                 127.0.0.1:0 (both listeners): the kernel picks the ports and
+                 tollgate writes them to its --port-file, which the harness
+                 waits for (bounded), so no port is guessed and none can be
+                 taken between a guess and the bind.  Its config, key file,
+                 audit log and stderr live in a temp dir; started with a
+                 bounded wait for /readyz on the admin port, stopped by PID
+                 (SIGTERM, then SIGKILL after a bound).
   * Upstream   - a real HTTP server (ThreadingHTTPServer in a thread) that
                  echoes method, path, headers and body as JSON, and can be told
                  to delay or to answer with a given status.
@@ -77,8 +81,9 @@ _HANDED_OUT = set()
 def free_port():
     """A loopback TCP port that was free a moment ago, and never one this
     test process handed out before: the kernel may give a just-closed port
-    again, and two servers told to listen on one port is now (rightly) a
-    start-up failure, where SO_REUSEPORT once let them share it silently."""
+    again.  Only for processes that cannot report a port they bound
+    themselves (redis-server, nginx, HAProxy, a port that must refuse):
+    tollgate listens on port 0 and says which ports it got (--port-file)."""
     for _ in range(1000):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
@@ -466,10 +471,10 @@ class Tollgate:
         if not TOLLGATE_BIN or not os.access(TOLLGATE_BIN, os.X_OK):
             raise unittest.SkipTest("TOLLGATE_BIN not set or not executable")
         self.tmp = tempfile.mkdtemp(prefix="tollgate-it-")
-        self.port = free_port()
-        self.admin_port = free_port()
-        while self.admin_port == self.port:
-            self.admin_port = free_port()
+        # Port 0: tollgate binds, the kernel picks the ports, --port-file says
+        # which (read on first use of .port / .admin_port after start()).
+        self._port = self._admin_port = None
+        self.port_file = os.path.join(self.tmp, "ports.json")
         self.config_path = os.path.join(self.tmp, "tollgate.yaml")
         self.keys_path = os.path.join(self.tmp, "api-keys")
         self.audit_path = os.path.join(self.tmp, "audit.log")
@@ -479,7 +484,7 @@ class Tollgate:
         self.returncode = None
         self.preexec = None  # run in the child before exec (e.g. setrlimit)
         self.write_keys(keys)
-        self.config = base_config(self.port, self.admin_port, self.tmp)
+        self.config = base_config(0, 0, self.tmp)
         if configure:
             r = configure(self.config)
             if r is not None:
@@ -498,26 +503,36 @@ class Tollgate:
         self.env.update(env or {})
         self.env = {k: v for k, v in self.env.items() if v is not None}  # None: unset
         if start:
-            self._start_on_free_ports()
+            self.start()
 
-    def _start_on_free_ports(self, tries=3):
-        """start(), on new ports when one was taken between free_port() and
-        the bind (the kernel hands ephemeral ports of outgoing connections,
-        and other suites on the machine, the same range): tollgate says
-        'Address already in use' and exits 3."""
-        for attempt in range(tries):
-            try:
-                return self.start()
-            except AssertionError as e:
-                if attempt + 1 == tries or "Address already in use" not in str(e):
-                    raise
-            old = ("127.0.0.1:%d" % self.port, "127.0.0.1:%d" % self.admin_port)
-            self.port, self.admin_port = free_port(), free_port()
-            for key, was, now in (("listen", old[0], self.port),
-                                  ("admin_listen", old[1], self.admin_port)):
-                if self.config.get(key) == was:
-                    self.config[key] = "127.0.0.1:%d" % now
-            self.write_config()
+    @property
+    def port(self):
+        """The main listener's port as bound (None before start())."""
+        if self._port is None and self.proc is not None:
+            self.wait_ports()
+        return self._port
+
+    @property
+    def admin_port(self):
+        if self._admin_port is None and self.proc is not None:
+            self.wait_ports()
+        return self._admin_port
+
+    def wait_ports(self, timeout=10.0):
+        """Wait (bounded) for the --port-file tollgate writes once both
+        listeners are bound, and take the ports from it."""
+        def written():
+            if os.path.exists(self.port_file):
+                return "ok"
+            return "exited" if self.proc.poll() is not None else None
+        state = wait_for(written, timeout, 0.01)
+        if state != "ok":
+            raise AssertionError("tollgate wrote no port file (%s, rc=%s); stderr:\n%s"
+                                 % (state, self.proc.poll(), self.stderr()[-3000:]))
+        with open(self.port_file) as f:
+            bound = json.load(f)
+        self._port = int(bound["listen"].rsplit(":", 1)[1])
+        self._admin_port = int(bound["admin"].rsplit(":", 1)[1])
 
     # -- files
     def write_keys(self, keys=None, extra_lines=()):
@@ -536,7 +551,11 @@ class Tollgate:
 
     # -- process
     def start(self, args=(), wait=True):
-        cmd = [TOLLGATE_BIN, "--config", self.config_path] + list(args)
+        cmd = [TOLLGATE_BIN, "--config", self.config_path,
+               "--port-file", self.port_file] + list(args)
+        self._port = self._admin_port = None  # a restart binds new ports
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
@@ -546,6 +565,12 @@ class Tollgate:
             self.wait_ready()
 
     def wait_ready(self, timeout=10.0):
+        try:
+            self.wait_ports(timeout)
+        except AssertionError:
+            self.stop()
+            raise
+
         def ready():
             if self.proc.poll() is not None:
                 return "exited"

@@ -127,9 +127,11 @@ class Cli(TollgateCase):
     def test_start_failure_port_in_use(self):
         tg = self.offline()
         s = socket.socket()
-        s.bind(("127.0.0.1", tg.port))
+        s.bind(("127.0.0.1", 0))
         s.listen(1)
         self.addCleanup(s.close)
+        tg.config["listen"] = "127.0.0.1:%d" % s.getsockname()[1]
+        tg.write_config()
         tg.start(wait=False)
         self.assertTrue(wait_for(lambda: tg.proc.poll() is not None, 5), "did not exit")
         self.assertEqual(tg.proc.returncode, 3, tg.stderr())

@@ -16,6 +16,17 @@
 #include <event2/event.h>
 
 #include "support_redis.h"
+#include "unit.h"
+
+/* A test of the fast set (make test-unit) may not start a server. */
+static int servers_refused(void)
+{
+    if (unit_servers_allowed())
+        return 0;
+    fprintf(stderr, "\n  [unit] a suite of the fast set started redis-server: add it with "
+                    "unit_add_server_suite (unit.h)\n");
+    return 1;
+}
 
 int tu_have_redis(void)
 {
@@ -70,6 +81,8 @@ int tu_redis_start(tu_redis_t *s, const char *const *extra)
     const char *argv[32];
     int n = 0;
 
+    if (servers_refused())
+        return -1;
     if (s->dir[0] == '\0') {
         snprintf(s->dir, sizeof(s->dir), "/tmp/tg-rc-XXXXXX");
         if (mkdtemp(s->dir) == NULL)
@@ -290,6 +303,8 @@ int tu_cluster_start(tu_cluster_t *cl)
     int ok = 0;
 
     memset(cl, 0, sizeof(*cl));
+    if (servers_refused())
+        return -1;
     if (system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli "
                ">/dev/null 2>&1") != 0) {
         fprintf(stderr, "\n  [unit] redis-server/redis-cli not installed: skipping\n");

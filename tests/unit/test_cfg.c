@@ -1769,12 +1769,35 @@ static int suite_cleanup(void)
     return 0;
 }
 
+/* Port 0 (the kernel picks one at bind time) on both listeners is allowed;
+ * one fixed address for both is not, nor a port past 65535. */
+static void test_listen_port_zero(void)
+{
+    cfg_t *c;
+
+    clear_env();
+    c = load_ok("auth: {mode: none}\nlisten: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->listen, "127.0.0.1:0");
+    CU_ASSERT_STRING_EQUAL(c->admin_listen, "127.0.0.1:0");
+    cfg_unref(c);
+    c = load_ok("auth: {mode: none}\nlisten: \"[::1]:0\"\nadmin_listen: \"[::1]:0\"\n");
+    cfg_unref(c);
+    expect_err_part("auth: {mode: none}\nlisten: \"127.0.0.1:9090\"\n"
+                    "admin_listen: \"127.0.0.1:9090\"\n",
+                    "admin_listen must differ from listen");
+    expect_err_part("auth: {mode: none}\nlisten: \"127.0.0.1:65536\"\n"
+                    "admin_listen: \"127.0.0.1:0\"\n",
+                    "is not host:port");
+}
+
 int test_cfg_add(void)
 {
     static const unit_test_t tests[] = {
         {"minimal file", test_minimal_file},
         {"implicit default limit", test_implicit_default_limit},
         {"full example config", test_full_example},
+        {"listen and admin_listen on port 0", test_listen_port_zero},
         {"built-in defaults, no file", test_defaults_without_file},
         {"values of every kind", test_values},
         {"unknown keys, top level and nested", test_err_unknown_key},

@@ -394,6 +394,10 @@ int test_rc_cluster_add(void)
 {
     static const unit_test_t tests[] = {
         {"CLUSTER SLOTS replies checked", test_slots_reply_checked},
+        {NULL, NULL},
+    };
+    /* redis-server or the cluster of their own (support_redis.h) */
+    static const unit_test_t server_tests[] = {
         {"slot routing over 3 primaries", test_routing},
         {"ASK during migration, MOVED after", test_ask_and_moved},
         {"primary killed: failover found", test_primary_killed},
@@ -401,5 +405,7 @@ int test_rc_cluster_add(void)
         {NULL, NULL},
     };
     log_set_level(LOG_ERROR);
-    return unit_add_suite("rc_cluster", tests);
+    if (unit_add_suite("rc_cluster", tests) != 0)
+        return -1;
+    return unit_add_server_suite("rc_cluster_server", server_tests);
 }

@@ -634,6 +634,11 @@ int test_rc_live_add(void)
 {
     static const unit_test_t tests[] = {
         {"bad options", test_bad_options},
+        {"node down fails fast", test_node_down_fails_fast},
+        {NULL, NULL},
+    };
+    /* redis-server or the cluster of their own (support_redis.h) */
+    static const unit_test_t server_tests[] = {
         {"pipeline 3000 commands, FIFO", test_pipeline_fifo},
         {"EVALSHA recovers from NOSCRIPT", test_evalsha_noscript},
         {"timeout, late reply discarded", test_timeout_late_reply},
@@ -641,11 +646,12 @@ int test_rc_live_add(void)
         {"server killed mid-flight, restarted", test_kill_and_restart},
         {"cancel before reply", test_cancel},
         {"free with commands pending", test_free_with_pending},
-        {"node down fails fast", test_node_down_fails_fast},
         {"silent node dropped and reconnected", test_silent_node},
         {"TLS: CA, client certificate, hostname verification", test_tls},
         {NULL, NULL},
     };
     log_set_level(LOG_ERROR);
-    return unit_add_suite("rc_live", tests);
+    if (unit_add_suite("rc_live", tests) != 0)
+        return -1;
+    return unit_add_server_suite("rc_live_server", server_tests);
 }

@@ -542,9 +542,14 @@ int test_rl_redis_add(void)
         {"calls and replies, one group failing", test_calls_and_replies},
         {"malformed and missing replies", test_malformed_and_missing_replies},
         {"refused sends and cancel", test_refused_and_cancel},
+        {NULL, NULL},
+    };
+    /* redis-server or the cluster of their own (support_redis.h) */
+    static const unit_test_t server_tests[] = {
         {"live: two limiters share one bucket", test_live_shared_bucket},
         {NULL, NULL},
     };
-
-    return unit_add_suite("rl_redis", tests);
+    if (unit_add_suite("rl_redis", tests) != 0)
+        return -1;
+    return unit_add_server_suite("rl_redis_server", server_tests);
 }

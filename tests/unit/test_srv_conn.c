@@ -21,6 +21,7 @@
 
 #include "../../server/srv_process.h"
 #include "tollgate/cfg.h"
+#include "tollgate/util_clock.h"
 #include "unit.h"
 
 static struct {
@@ -57,18 +58,28 @@ static void gencb(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-/* Run the loop until pred() or 3 s. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Run the loop until pred() or 3 s.  One pass of the loop at a time (it
+ * returns as soon as something happened, at most a 10 ms tick later), so
+ * pred() is asked again at once rather than after a fixed 10 ms. */
 static bool pump(bool (*pred)(void))
 {
     static const struct timeval tick = {0, 10000};
+    struct event *ev = event_new(t.base, -1, EV_PERSIST, tick_cb, NULL);
+    uint64_t until = util_mono_ms() + 3000;
+    bool ok;
 
-    for (int i = 0; i < 300; i++) {
-        if (pred())
-            return true;
-        event_base_loopexit(t.base, &tick);
-        event_base_dispatch(t.base);
-    }
-    return pred();
+    event_add(ev, &tick);
+    while (!(ok = pred()) && util_mono_ms() < until)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    event_free(ev);
+    return ok;
 }
 
 static unsigned open_conns(void)
