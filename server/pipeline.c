@@ -735,31 +735,24 @@ static char *join_items(const rl_result_t *res, bool policy, int only)
     return b.s;
 }
 
-/* The most restrictive enforced limit: on a deny the one with the largest
- * retry-after, otherwise the one with the fewest tokens left. -1: none. */
-static int most_restrictive(const rl_result_t *res)
+/* The limit whose numbers the answer shows: the limiter's report
+ * (rl_result_t.report, one rule for every caller), when it is an enforced
+ * limit that was decided.  -1 otherwise: the limiter reports a shadow limit
+ * only when no enforced one has numbers, and a `failed` one (the backend
+ * failed: RL_ERR, or every limit `open`) has none to show. */
+static int shown_limit(const rl_result_t *res)
 {
-    int best = -1;
+    const rl_limit_result_t *lr;
 
-    for (size_t i = 0; i < res->n; i++) {
-        const rl_limit_result_t *lr = &res->limits[i];
-
-        if (lr->limit->mode == RL_MODE_SHADOW || lr->failed)
-            continue;
-        if (res->status == RL_DENIED) {
-            if (!lr->v.allowed &&
-                (best < 0 || lr->v.retry_after_ms > res->limits[best].v.retry_after_ms))
-                best = (int)i;
-        } else if (best < 0 || lr->v.remaining < res->limits[best].v.remaining) {
-            best = (int)i;
-        }
-    }
-    return best;
+    if (res->report < 0 || (size_t)res->report >= res->n)
+        return -1;
+    lr = &res->limits[res->report];
+    return lr->limit->mode == RL_MODE_SHADOW || lr->failed ? -1 : res->report;
 }
 
 static void record_limits(srv_req_t *r, const rl_result_t *res)
 {
-    int best = most_restrictive(res);
+    int best = shown_limit(res);
 
     for (size_t i = 0; i < res->n; i++) {
         const rl_limit_result_t *lr = &res->limits[i];
