@@ -37,12 +37,13 @@
 #include "tollgate/util_fmt.h"
 #include "srv_req.h"
 
-/* What a pipeline step did (DESIGN §6).  A step that answers has called
- * deny() or sent the answer; one that is pending resumes the pipeline from
- * its callback (resume()) or answers there. */
+/* What a pipeline step did.  A step never answers: one that decided the
+ * answer has recorded it in r->verdict (verdict()) and returns
+ * STEP_ANSWERED, and whoever ran the step sends it (answer(): run(), or the
+ * callback of a pending step through step_done()). */
 typedef enum {
     STEP_NEXT,     /* go on with the next step */
-    STEP_ANSWERED, /* the request was answered: stop */
+    STEP_ANSWERED, /* r->verdict is the answer: send it, stop */
     STEP_PENDING,  /* waiting on Redis / the limiter: its callback goes on */
 } step_result_t;
 
@@ -54,6 +55,7 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
 static const srv_proxy_stream_t proxy_stream = {proxy_head, proxy_body, proxy_done};
 static void resume(srv_req_t *r);
 static void run(srv_req_t *r);
+static void answer(srv_req_t *r);
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
@@ -185,6 +187,7 @@ static void finish(srv_req_t *r)
     if (r->jwks_waiting)
         event_del(&r->jwks_ev);
     auth_identity_clear(&r->id);
+    free(r->verdict.body);
     free(r->path);
     free(r->target_own);
     free(r->rl_policy);
@@ -194,12 +197,53 @@ static void finish(srv_req_t *r)
     w->inflight--;
 }
 
-/* Reply with the error envelope and end the request. */
-static void deny(srv_req_t *r, int status, const char *code, const char *message)
+/* Record a denial: status and the error envelope's code and message
+ * (r->reason says why, for the audit line).  Returns STEP_ANSWERED, for the
+ * step to return: nothing is sent here. */
+static step_result_t verdict(srv_req_t *r, int status, const char *code, const char *message)
 {
+    r->verdict.status = status;
+    r->verdict.code = code;
+    r->verdict.message = message;
+    return STEP_ANSWERED;
+}
+
+/* Record an answer that is not a denial (a preflight, health): `body`
+ * (JSON, copied) or NULL. */
+static step_result_t verdict_body(srv_req_t *r, int status, const char *body)
+{
+    if (body != NULL && (r->verdict.body = strdup(body)) == NULL) {
+        r->reason = "out_of_memory";
+        r->decision = NULL;
+        return verdict(r, 500, "unavailable", "out of memory");
+    }
+    r->verdict.status = status;
+    r->verdict.code = NULL;
+    return STEP_ANSWERED;
+}
+
+/* Send the recorded verdict and end the request: the one way a decision
+ * becomes an answer. */
+static void answer(srv_req_t *r)
+{
+    const srv_verdict_t *v = &r->verdict;
+
     watch_close(r, false);
-    srv_send_error(r, status, code, message);
+    if (v->code != NULL)
+        srv_send_error(r, v->status, v->code, v->message);
+    else
+        srv_send_json(r, v->status, v->body);
     finish(r);
+}
+
+/* A pending step's callback ends the way run() would: go on, answer, or
+ * wait for the next callback. */
+static void step_done(srv_req_t *r, step_result_t st)
+{
+    if (st == STEP_NEXT)
+        resume(r);
+    else if (st == STEP_ANSWERED)
+        answer(r);
 }
 
 /* The client went away while a step was pending: cancel it.  Either
@@ -276,16 +320,16 @@ static step_result_t step_lockout(srv_req_t *r)
     snprintf(retry, sizeof(retry), "%llu", secs < 1 ? 1ULL : secs);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", retry);
     r->reason = "locked_out";
-    deny(r,
-         r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
-                                       : 429,
-         "locked_out", "too many failed authentications; retry later");
-    return STEP_ANSWERED;
+    return verdict(r,
+                   r->mode == SRV_MODE_FWD_NGINX
+                       ? r->cfg->forward_auth.nginx_rate_limited_status
+                       : 429,
+                   "locked_out", "too many failed authentications; retry later");
 }
 
-static void deny_unauthorized(srv_req_t *r)
+static step_result_t unauthorized(srv_req_t *r)
 {
-    deny(r, 401, "unauthorized", "authentication required");
+    return verdict(r, 401, "unauthorized", "authentication required");
 }
 
 static void failure_counted(void *privdata)
@@ -293,7 +337,7 @@ static void failure_counted(void *privdata)
     srv_req_t *r = privdata;
 
     r->lock_pending = NULL;
-    deny_unauthorized(r);
+    step_done(r, unauthorized(r));
 }
 
 /* A presented credential was refused: count it against the client ip, and
@@ -311,8 +355,7 @@ static step_result_t count_failure(srv_req_t *r)
             return STEP_PENDING;
         }
     }
-    deny_unauthorized(r);
-    return STEP_ANSWERED;
+    return unauthorized(r);
 }
 
 /* ---- step: authentication --------------------------------------------- */
@@ -385,11 +428,10 @@ static void ticket_redeemed(const char *val, size_t len, bool failed, void *priv
     if (failed) {
         r->reason = "ticket_unavailable";
         metrics_auth_failure(r->w->metrics, r->reason);
-        deny_unauthorized(r);
+        step_done(r, unauthorized(r));
         return;
     }
-    if (ticket_identity(r, val, len) == STEP_NEXT)
-        resume(r);
+    step_done(r, ticket_identity(r, val, len));
 }
 
 /* Use the ticket once: GETDEL in Redis (any replica), else this replica's
@@ -411,8 +453,7 @@ static step_result_t redeem_ticket(srv_req_t *r)
     if (r->tkt_pending == NULL) {
         r->reason = "ticket_unavailable";
         metrics_auth_failure(r->w->metrics, r->reason);
-        deny_unauthorized(r);
-        return STEP_ANSWERED;
+        return unauthorized(r);
     }
     watch_close(r, true);
     return STEP_PENDING;
@@ -424,7 +465,8 @@ static void ticket_answer(srv_req_t *r, bool stored)
 
     if (!stored) {
         r->reason = "ticket_unavailable";
-        deny(r, 503, "unavailable", "the ticket could not be stored");
+        verdict(r, 503, "unavailable", "the ticket could not be stored");
+        answer(r);
         return;
     }
     snprintf(body, sizeof body, "{\"ticket\":\"%s\",\"expires_in\":%u}", r->ticket,
@@ -582,8 +624,7 @@ static step_result_t step_authenticate(srv_req_t *r)
         reason = "no_key";
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
-    deny_unauthorized(r);
-    return STEP_ANSWERED;
+    return unauthorized(r);
 out_fail:
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
@@ -596,8 +637,7 @@ static step_result_t step_authorize(srv_req_t *r)
     if (r->route->scopes.n > 0 &&
         !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {
         r->reason = "insufficient_scope";
-        deny(r, 403, "forbidden", "insufficient scope");
-        return STEP_ANSWERED;
+        return verdict(r, 403, "forbidden", "insufficient scope");
     }
     return STEP_NEXT;
 }
@@ -660,8 +700,7 @@ static step_result_t step_limits(srv_req_t *r)
     if (r->rl_pending != NULL)
         return STEP_PENDING;
     r->reason = "limiter_unavailable";
-    deny(r, 503, "unavailable", "rate limiter unavailable");
-    return STEP_ANSWERED;
+    return verdict(r, 503, "unavailable", "rate limiter unavailable");
 }
 
 /* A growing string (the RateLimit fields); `s` NULL once out of memory. */
@@ -901,8 +940,9 @@ static void allow(srv_req_t *r)
     if (asprintf(&target, "%s%s%s", r->path, r->query ? "?" : "",
                  r->query ? r->query : "") < 0) {
         r->reason = "out_of_memory";
-        deny(r, 500, "unavailable", "out of memory");
+        verdict(r, 500, "unavailable", "out of memory");
         free(claims);
+        answer(r);
         return;
     }
     watch_close(r, true);
@@ -911,8 +951,10 @@ static void allow(srv_req_t *r)
                                  r->ip, flags, r->route->upstream_timeout_ms, &proxy_stream, r);
     free(target);
     free(claims);
-    if (r->proxy_pending == NULL)
-        deny(r, 502, "bad_gateway", "upstream unavailable");
+    if (r->proxy_pending == NULL) {
+        verdict(r, 502, "bad_gateway", "upstream unavailable");
+        answer(r);
+    }
 }
 
 /* The upstream's answer head: send ours.  From here evhttp reads the client
@@ -983,6 +1025,21 @@ static void stream_done(srv_req_t *r, srv_proxy_status_t status)
     evhttp_connection_free(conn); /* frees the request; conn.c counts the answer done */
 }
 
+/* The verdict on an upstream that gave no answer to pass on. */
+static void proxy_failed(srv_req_t *r, srv_proxy_status_t status)
+{
+    if (status == SRV_PROXY_TIMEOUT) {
+        r->reason = "upstream_timeout";
+        verdict(r, 504, "bad_gateway", "upstream timed out");
+    } else if (status == SRV_PROXY_BAD_ANSWER) {
+        r->reason = "upstream_bad_answer";
+        verdict(r, 502, "bad_gateway", "upstream answer refused");
+    } else {
+        r->reason = "upstream_error";
+        verdict(r, 502, "bad_gateway", "upstream unavailable");
+    }
+}
+
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
 {
     srv_req_t *r = privdata;
@@ -993,19 +1050,9 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
         stream_done(r, resp->status);
         return;
     }
-    if (resp->status == SRV_PROXY_TIMEOUT) {
-        r->reason = "upstream_timeout";
-        deny(r, 504, "bad_gateway", "upstream timed out");
-        return;
-    }
-    if (resp->status == SRV_PROXY_BAD_ANSWER) {
-        r->reason = "upstream_bad_answer";
-        deny(r, 502, "bad_gateway", "upstream answer refused");
-        return;
-    }
     if (resp->status != SRV_PROXY_OK) {
-        r->reason = "upstream_error";
-        deny(r, 502, "bad_gateway", "upstream unavailable");
+        proxy_failed(r, resp->status);
+        answer(r);
         return;
     }
     watch_close(r, false);
@@ -1018,29 +1065,33 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
     finish(r);
 }
 
+/* The limits step's result, once the limiter has answered. */
+static step_result_t limits_verdict(srv_req_t *r, rl_status_t status)
+{
+    switch (status) {
+    case RL_DENIED:
+        r->reason = "rate_limited";
+        return verdict(r,
+                       r->mode == SRV_MODE_FWD_NGINX
+                           ? r->cfg->forward_auth.nginx_rate_limited_status
+                           : 429,
+                       "rate_limited", "rate limit exceeded");
+    case RL_ERR:
+        r->reason = "limiter_unavailable";
+        return verdict(r, 503, "unavailable", "rate limiter unavailable");
+    case RL_OK:
+    default:
+        return STEP_NEXT;
+    }
+}
+
 static void limits_done(const rl_result_t *res, void *privdata)
 {
     srv_req_t *r = privdata;
 
     r->rl_pending = NULL;
     record_limits(r, res);
-    switch (res->status) {
-    case RL_DENIED:
-        r->reason = "rate_limited";
-        deny(r,
-             r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
-                                           : 429,
-             "rate_limited", "rate limit exceeded");
-        return;
-    case RL_ERR:
-        r->reason = "limiter_unavailable";
-        deny(r, 503, "unavailable", "rate limiter unavailable");
-        return;
-    case RL_OK:
-    default:
-        resume(r);
-        return;
-    }
+    step_done(r, limits_verdict(r, res->status));
 }
 
 /* ---- step: route, CORS ------------------------------------------------- */
@@ -1080,15 +1131,15 @@ static unsigned methods_served(const srv_req_t *r)
 
 /* 405 with Allow: `allow`.  The nginx dialect answers 403 (nginx turns any
  * other status of an auth subrequest into a 500); the body says why. */
-static void refuse_method(srv_req_t *r, unsigned allow)
+static step_result_t refuse_method(srv_req_t *r, unsigned allow)
 {
     char list[80];
 
     rl_method_list(allow, list, sizeof list);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", list);
     r->reason = "method_not_allowed";
-    deny(r, r->mode == SRV_MODE_FWD_NGINX ? 403 : 405, "method_not_allowed",
-         "method not allowed");
+    return verdict(r, r->mode == SRV_MODE_FWD_NGINX ? 403 : 405, "method_not_allowed",
+                   "method not allowed");
 }
 
 /* OPTIONS with Origin and Access-Control-Request-Method. */
@@ -1112,8 +1163,7 @@ static step_result_t cors(srv_req_t *r)
         return STEP_NEXT;
     if (r->origin == NULL) {
         r->reason = "cors_origin";
-        deny(r, 403, "forbidden", "origin not allowed");
-        return STEP_ANSWERED;
+        return verdict(r, 403, "forbidden", "origin not allowed");
     }
     /* Forward-auth: a 2xx lets the ingress forward this OPTIONS request to
      * the upstream, which may serve it like any method (Go net/http, Express
@@ -1134,9 +1184,7 @@ static step_result_t cors(srv_req_t *r)
     evhttp_add_header(out, "Access-Control-Max-Age", "600");
     r->reason = "preflight";
     r->decision = "allow";
-    srv_send_json(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
-    finish(r);
-    return STEP_ANSWERED;
+    return verdict_body(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
 }
 
 /* ---- steps: identify, own paths, route; the pipeline ------------------- */
@@ -1161,15 +1209,16 @@ static bool is_fwd_target(const char *target, const char *prefix)
            (target[n] == '\0' || target[n] == '/' || target[n] == '?');
 }
 
-static void answer_health(srv_req_t *r, bool ready)
+static step_result_t answer_health(srv_req_t *r, bool ready)
 {
     char body[2048];
+    int status;
 
-    if (!ready) {
-        srv_send_json(r, 200, "{\"status\":\"ok\"}");
-        return;
-    }
-    srv_send_json(r, srv_readyz(r->w->srv, r->cfg, body, sizeof(body)), body);
+    r->reason = "health";
+    if (!ready)
+        return verdict_body(r, 200, "{\"status\":\"ok\"}");
+    status = srv_readyz(r->w->srv, r->cfg, body, sizeof(body));
+    return verdict_body(r, status, body);
 }
 
 /* All X-Forwarded-For headers joined with ", " (a proxy may add its own
@@ -1245,15 +1294,13 @@ static step_result_t forged_headers(srv_req_t *r)
     if ((r->mode != SRV_MODE_PROXY && h->method_override) ||
         http_query_has(r->query, "_method")) {
         r->reason = "method_override";
-        deny(r, 400, "bad_request", "method override");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "method override");
     }
     if (!(r->mode != SRV_MODE_PROXY && h->identity_variant) &&
         !(reject && (h->identity_exact || h->reserved_variant)))
         return STEP_NEXT;
     r->reason = "reserved_header";
-    deny(r, 400, "bad_request", "request header spelled like one tollgate sets");
-    return STEP_ANSWERED;
+    return verdict(r, 400, "bad_request", "request header spelled like one tollgate sets");
 }
 
 /* Double encoding and ';' path parameters, unless the matched route allows
@@ -1265,41 +1312,40 @@ static step_result_t path_refused(srv_req_t *r)
     if (((r->path_flags & HTTP_PATH_PCT25) && !(rt && rt->allow_encoded_percent)) ||
         ((r->path_flags & HTTP_PATH_SEMICOLON) && !(rt && rt->allow_semicolon))) {
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
     }
     return STEP_NEXT;
 }
 
 /* Headers libevent accepted that tollgate refuses (hdrs.c): the framing may
  * be ambiguous, so the connection is closed after the answer. */
-static void refuse_headers(srv_req_t *r)
+static step_result_t refuse_headers(srv_req_t *r)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
     if (r->h.dup_name != NULL && is_fwd_target(r->target, r->cfg->forward_auth.path))
         srv_fwdauth_note_repeat(r);
     r->reason = r->h.bad;
-    deny(r, 400, "bad_request", "malformed request header");
+    return verdict(r, 400, "bad_request", "malformed request header");
 }
 
 /* The head conn.c refused before evhttp read it (its size, its method, whose
  * name is kept for the audit line): the request evhttp handed
  * over is a stand-in, so nothing of it is reported as the client's. */
-static void refuse_head(srv_req_t *r, srv_conn_verdict_t v)
+static step_result_t refuse_head(srv_req_t *r, srv_conn_verdict_t v)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
     r->method = NULL;
     r->target = NULL;
     if (v == SRV_CONN_METHOD) {
         r->method = r->method_own[0] != '\0' ? r->method_own : NULL;
-        refuse_method(r, methods_served(r));
-    } else if (v == SRV_CONN_HEAD_TOO_LARGE) {
-        r->reason = "headers_too_large";
-        deny(r, 431, "headers_too_large", "request headers over max_header_bytes");
-    } else {
-        r->reason = "body_too_large";
-        deny(r, 413, "payload_too_large", "request body over max_body_bytes");
+        return refuse_method(r, methods_served(r));
     }
+    if (v == SRV_CONN_HEAD_TOO_LARGE) {
+        r->reason = "headers_too_large";
+        return verdict(r, 431, "headers_too_large", "request headers over max_header_bytes");
+    }
+    r->reason = "body_too_large";
+    return verdict(r, 413, "payload_too_large", "request body over max_body_bytes");
 }
 
 /* Step 1: who is asking — request id, client address, method, target; the
@@ -1342,14 +1388,10 @@ static step_result_t step_identify(srv_req_t *r)
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
-    if (r->size_verdict != SRV_CONN_OK) {
-        refuse_head(r, r->size_verdict);
-        return STEP_ANSWERED;
-    }
-    if (r->h.bad != NULL) {
-        refuse_headers(r);
-        return STEP_ANSWERED;
-    }
+    if (r->size_verdict != SRV_CONN_OK)
+        return refuse_head(r, r->size_verdict);
+    if (r->h.bad != NULL)
+        return refuse_headers(r);
     return STEP_NEXT;
 }
 
@@ -1358,22 +1400,17 @@ static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
 {
     switch (st) {
     case SRV_FWD_UNTRUSTED:
-        deny(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
-        break;
+        return verdict(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
     case SRV_FWD_CONFLICT:
-        deny(r, 400, "bad_request",
-             "forward-auth headers of more than one dialect, or that disagree");
-        break;
+        return verdict(r, 400, "bad_request",
+                       "forward-auth headers of more than one dialect, or that disagree");
     case SRV_FWD_NOMEM:
-        deny(r, 500, "unavailable", "out of memory");
-        break;
+        return verdict(r, 500, "unavailable", "out of memory");
     case SRV_FWD_BAD:
     case SRV_FWD_OK:
     default:
-        deny(r, 400, "bad_request", "malformed original request");
-        break;
+        return verdict(r, 400, "bad_request", "malformed original request");
     }
-    return STEP_ANSWERED;
 }
 
 /* The original request replaces method, target and host.  A dot segment
@@ -1392,8 +1429,7 @@ static step_result_t forward_auth(srv_req_t *r)
         return refuse_forward(r, st);
     if (normalize(r) != 0 || (r->path_flags & (HTTP_PATH_DOTSEG | HTTP_PATH_EMPTYSEG))) {
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "malformed original request");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "malformed original request");
     }
     return forged_headers(r);
 }
@@ -1408,23 +1444,18 @@ static step_result_t step_own_paths(srv_req_t *r)
 
     if (normalize(r) != 0) {
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "malformed request path");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "malformed request path");
     }
     if (is_fwd_target(r->target, c->forward_auth.path))
         return forward_auth(r);
     if (strcmp(r->path, c->healthz_path) == 0 || strcmp(r->path, c->readyz_path) == 0) {
-        r->reason = "health";
-        answer_health(r, strcmp(r->path, c->readyz_path) == 0);
-        finish(r);
-        return STEP_ANSWERED;
+        return answer_health(r, strcmp(r->path, c->readyz_path) == 0);
     }
     if (strcmp(r->path, c->tickets.path) == 0) {
         if (strcmp(r->method, "POST") != 0) {
             evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "POST");
             r->reason = "method_not_allowed";
-            deny(r, 405, "method_not_allowed", "tickets are issued by POST");
-            return STEP_ANSWERED;
+            return verdict(r, 405, "method_not_allowed", "tickets are issued by POST");
         }
         r->mode = SRV_MODE_TICKET;
         return forged_headers(r);
@@ -1432,8 +1463,7 @@ static step_result_t step_own_paths(srv_req_t *r)
     if (is_fwd_path(r->path, c->forward_auth.path)) {
         /* "/x/../auth/y": the raw target does not start with the prefix */
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "malformed request path");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "malformed request path");
     } else {
         xfp = r->h.f_proto;
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
@@ -1446,22 +1476,17 @@ static step_result_t step_own_paths(srv_req_t *r)
  * path ambiguities it allows, CORS. */
 static step_result_t step_route(srv_req_t *r)
 {
-    if ((r->method_bit & methods_served(r)) == 0) {
-        refuse_method(r, methods_served(r)); /* before any route can decide it */
-        return STEP_ANSWERED;
-    }
+    if ((r->method_bit & methods_served(r)) == 0)
+        return refuse_method(r, methods_served(r)); /* before any route can decide it */
     r->route = match_route(r, &r->route_method_denied);
     if (path_refused(r) == STEP_ANSWERED)
         return STEP_ANSWERED;
     /* a proxy-mode preflight is tollgate's to answer (cors), never forwarded */
-    if (r->route_method_denied && !(r->mode == SRV_MODE_PROXY && is_preflight(r))) {
-        refuse_method(r, r->route->match.methods & methods_served(r));
-        return STEP_ANSWERED;
-    }
+    if (r->route_method_denied && !(r->mode == SRV_MODE_PROXY && is_preflight(r)))
+        return refuse_method(r, r->route->match.methods & methods_served(r));
     if (r->route == NULL) {
         r->reason = "no_route";
-        deny(r, 404, "not_found", "no route");
-        return STEP_ANSWERED;
+        return verdict(r, 404, "not_found", "no route");
     }
     return cors(r);
 }
@@ -1481,9 +1506,15 @@ static step_result_t (*const steps[])(srv_req_t *) = {
 /* Run the steps from r->step on; allow the request when all went on. */
 static void run(srv_req_t *r)
 {
-    for (; r->step < NSTEPS; r->step++)
-        if (steps[r->step](r) != STEP_NEXT)
+    step_result_t st;
+
+    for (; r->step < NSTEPS; r->step++) {
+        st = steps[r->step](r);
+        if (st == STEP_ANSWERED)
+            answer(r);
+        if (st != STEP_NEXT)
             return;
+    }
     allow(r);
 }
 

@@ -50,6 +50,24 @@ typedef struct srv_hdrs {
  * the headers must be refused (400, connection closed): h->bad says why. */
 int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
 
+/* What the decision answers, when a step answers (a denial, a preflight,
+ * health): recorded by the step (pipeline.c verdict()), sent by the one
+ * answer path (pipeline.c answer()), which alone writes to the client.  A
+ * header value is borrowed (static, config or request text, which outlive
+ * the answer) or copied into `vals`. */
+#define SRV_VERDICT_HDRS 4
+#define SRV_VERDICT_VAL 80 /* an Allow list (rl_method_list), a Retry-After */
+typedef struct srv_verdict {
+    int status;          /* 0 until a step decided */
+    const char *code;    /* the error envelope's code; NULL: `body` instead */
+    const char *message; /* its message, a fixed text (never request data) */
+    char *body;          /* without `code`: the JSON body (malloc'd) or NULL */
+    bool close;          /* Connection: close with whatever answer ends it */
+    size_t nhdrs;
+    srv_proxy_hdr_t hdrs[SRV_VERDICT_HDRS]; /* Retry-After, Allow, CORS */
+    char vals[SRV_VERDICT_HDRS][SRV_VERDICT_VAL];
+} srv_verdict_t;
+
 /* One request in flight on a worker; owns everything of the request. */
 typedef struct srv_req {
     srv_worker_t *w;
@@ -100,6 +118,7 @@ typedef struct srv_req {
     struct event jwks_ev;
     bool jwks_waiting;
     uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
+    srv_verdict_t verdict; /* what a step decided to answer */
     /* Outcome, for the audit line and metrics. */
     int status;
     const char *decision;
