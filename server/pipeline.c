@@ -208,6 +208,32 @@ static step_result_t verdict(srv_req_t *r, int status, const char *code, const c
     return STEP_ANSWERED;
 }
 
+/* A header of the verdict's answer: `value` copied (cut to
+ * SRV_VERDICT_VAL) or borrowed (it must outlive the request).  A step sets
+ * at most SRV_VERDICT_HDRS (a preflight's three is the most). */
+static void verdict_header(srv_req_t *r, const char *name, const char *value, bool copy)
+{
+    srv_verdict_t *v = &r->verdict;
+
+    if (v->nhdrs == SRV_VERDICT_HDRS)
+        return;
+    if (copy) {
+        snprintf(v->vals[v->nhdrs], sizeof v->vals[v->nhdrs], "%s", value);
+        value = v->vals[v->nhdrs];
+    }
+    v->hdrs[v->nhdrs++] = (srv_proxy_hdr_t){name, value};
+}
+
+/* Connection: close on the answer, whichever it is (a verdict or an
+ * allow), once. */
+static void answer_close(srv_req_t *r)
+{
+    if (!r->verdict.close)
+        return;
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->verdict.close = false;
+}
+
 /* Record an answer that is not a denial (a preflight, health): `body`
  * (JSON, copied) or NULL. */
 static step_result_t verdict_body(srv_req_t *r, int status, const char *body)
@@ -227,8 +253,12 @@ static step_result_t verdict_body(srv_req_t *r, int status, const char *body)
 static void answer(srv_req_t *r)
 {
     const srv_verdict_t *v = &r->verdict;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
 
     watch_close(r, false);
+    answer_close(r);
+    for (size_t i = 0; i < v->nhdrs; i++)
+        evhttp_add_header(out, v->hdrs[i].name, v->hdrs[i].value);
     if (v->code != NULL)
         srv_send_error(r, v->status, v->code, v->message);
     else
@@ -318,7 +348,7 @@ static step_result_t step_lockout(srv_req_t *r)
         return STEP_NEXT;
     secs = (ms + 999) / 1000;
     snprintf(retry, sizeof(retry), "%llu", secs < 1 ? 1ULL : secs);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", retry);
+    verdict_header(r, "Retry-After", retry, true);
     r->reason = "locked_out";
     return verdict(r,
                    r->mode == SRV_MODE_FWD_NGINX
@@ -900,6 +930,7 @@ static void allow(srv_req_t *r)
     unsigned flags = 0;
     char *target = NULL, *claims = NULL;
 
+    answer_close(r); /* a TRACE allowed: the connection ends with it */
     if (r->mode == SRV_MODE_TICKET) {
         issue_ticket(r);
         return;
@@ -1136,7 +1167,7 @@ static step_result_t refuse_method(srv_req_t *r, unsigned allow)
     char list[80];
 
     rl_method_list(allow, list, sizeof list);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", list);
+    verdict_header(r, "Allow", list, true);
     r->reason = "method_not_allowed";
     return verdict(r, r->mode == SRV_MODE_FWD_NGINX ? 403 : 405, "method_not_allowed",
                    "method not allowed");
@@ -1153,7 +1184,6 @@ static step_result_t cors(srv_req_t *r)
 {
     const char *origin = r->h.origin;
     const char *acrh;
-    struct evkeyvalq *out;
     char list[80];
 
     if (origin != NULL &&
@@ -1171,17 +1201,17 @@ static step_result_t cors(srv_req_t *r)
      * The ingress answers preflights itself (docs/forward-auth.md). */
     if (r->mode != SRV_MODE_PROXY)
         return STEP_NEXT;
-    out = evhttp_request_get_output_headers(r->req);
     rl_method_list(r->route_method_denied ? r->route->match.methods & methods_served(r)
                                           : methods_served(r),
                    list, sizeof list);
-    evhttp_add_header(out, "Access-Control-Allow-Methods", list);
-    acrh = r->h.acrh;
-    evhttp_add_header(out, "Access-Control-Allow-Headers",
-                      acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
-                          ? acrh
-                          : "Authorization, Content-Type, X-API-Key, X-Request-ID");
-    evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    verdict_header(r, "Access-Control-Allow-Methods", list, true);
+    acrh = r->h.acrh; /* borrowed: a request header outlives the answer */
+    verdict_header(r, "Access-Control-Allow-Headers",
+                   acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
+                       ? acrh
+                       : "Authorization, Content-Type, X-API-Key, X-Request-ID",
+                   false);
+    verdict_header(r, "Access-Control-Max-Age", "600", false);
     r->reason = "preflight";
     r->decision = "allow";
     return verdict_body(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
@@ -1321,7 +1351,7 @@ static step_result_t path_refused(srv_req_t *r)
  * be ambiguous, so the connection is closed after the answer. */
 static step_result_t refuse_headers(srv_req_t *r)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->verdict.close = true;
     if (r->h.dup_name != NULL && is_fwd_target(r->target, r->cfg->forward_auth.path))
         srv_fwdauth_note_repeat(r);
     r->reason = r->h.bad;
@@ -1333,7 +1363,7 @@ static step_result_t refuse_headers(srv_req_t *r)
  * over is a stand-in, so nothing of it is reported as the client's. */
 static step_result_t refuse_head(srv_req_t *r, srv_conn_verdict_t v)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->verdict.close = true;
     r->method = NULL;
     r->target = NULL;
     if (v == SRV_CONN_METHOD) {
@@ -1384,7 +1414,7 @@ static step_result_t step_identify(srv_req_t *r)
      * parsed as the next request, where a proxy in front sees a body.
      * Whatever the answer, the connection ends with it. */
     if (r->method_bit == RL_METHOD_TRACE)
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+        r->verdict.close = true;
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
@@ -1453,7 +1483,7 @@ static step_result_t step_own_paths(srv_req_t *r)
     }
     if (strcmp(r->path, c->tickets.path) == 0) {
         if (strcmp(r->method, "POST") != 0) {
-            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "POST");
+            verdict_header(r, "Allow", "POST", false);
             r->reason = "method_not_allowed";
             return verdict(r, 405, "method_not_allowed", "tickets are issued by POST");
         }
