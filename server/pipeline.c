@@ -1,7 +1,9 @@
-/* pipeline.c — the decision pipeline of DESIGN §6 for the main listener.
+/* pipeline.c — the decision pipeline for the main listener
+ * (docs/architecture.md §5).
  *
  * One srv_req_t per request moves through the steps in order and stops at the
- * first deny:
+ * first step that decides the answer.  A step records that answer in
+ * r->verdict and returns; only answer() (and allow()) send:
  *   begin:  request id, client ip, own paths, dialect, normalized path
  *   route:  route match (default_route in forward-auth), CORS, preflight
  *   authn:  API key or JWT, per route.auth and auth.mode      -> 401
@@ -1306,7 +1308,8 @@ static int normalize(srv_req_t *r)
     return n < 0 ? -1 : 0;
 }
 
-/* Names spelled like tollgate's own headers (DESIGN §6).  Forward-auth
+/* Names spelled like tollgate's own headers (X-Auth-*, X-Request-ID,
+ * X-Forwarded-*, X-Real-IP: docs/reference.md §5.2, §5.4).  Forward-auth
  * cannot drop what the ingress passes on, so a '_'/'.' spelling of an
  * identity header is refused there; proxy.reserved_headers: reject refuses
  * every reserved spelling and any X-Auth-* in both modes (the default,
@@ -1521,7 +1524,8 @@ static step_result_t step_route(srv_req_t *r)
     return cors(r);
 }
 
-/* The pipeline of DESIGN §6, in order; allow() answers after the last. */
+/* The pipeline (docs/architecture.md §5), in order; allow() answers after
+ * the last. */
 static step_result_t (*const steps[])(srv_req_t *) = {
     step_identify,     /* 1. request id, client ip (and malformed headers) */
     step_own_paths,    /* 2. size is libevent's; own paths, forward-auth */
