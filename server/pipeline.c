@@ -192,8 +192,8 @@ static void finish(srv_req_t *r)
     free(r->verdict.body);
     free(r->path);
     free(r->target_own);
-    free(r->rl_policy);
-    free(r->rl_state);
+    free(r->verdict.limits.policy);
+    free(r->verdict.limits.state);
     cfg_unref(r->cfg);
     free(r);
     w->inflight--;
@@ -202,7 +202,8 @@ static void finish(srv_req_t *r)
 /* Record a denial: status and the error envelope's code and message
  * (r->reason says why, for the audit line).  Returns STEP_ANSWERED, for the
  * step to return: nothing is sent here. */
-static step_result_t verdict(srv_req_t *r, int status, const char *code, const char *message)
+static step_result_t verdict(srv_req_t *r, int status, const char *code,
+                             const char *message)
 {
     r->verdict.status = status;
     r->verdict.code = code;
@@ -211,19 +212,19 @@ static step_result_t verdict(srv_req_t *r, int status, const char *code, const c
 }
 
 /* A header of the verdict's answer: `value` copied (cut to
- * SRV_VERDICT_VAL) or borrowed (it must outlive the request).  A step sets
- * at most SRV_VERDICT_HDRS (a preflight's three is the most). */
+ * DEC_VERDICT_VAL) or borrowed (it must outlive the request).  A step sets
+ * at most DEC_VERDICT_HDRS (a preflight's three is the most). */
 static void verdict_header(srv_req_t *r, const char *name, const char *value, bool copy)
 {
     srv_verdict_t *v = &r->verdict;
 
-    if (v->nhdrs == SRV_VERDICT_HDRS)
+    if (v->nset == DEC_VERDICT_HDRS)
         return;
     if (copy) {
-        snprintf(v->vals[v->nhdrs], sizeof v->vals[v->nhdrs], "%s", value);
-        value = v->vals[v->nhdrs];
+        snprintf(v->vals[v->nset], sizeof v->vals[v->nset], "%s", value);
+        value = v->vals[v->nset];
     }
-    v->hdrs[v->nhdrs++] = (srv_proxy_hdr_t){name, value};
+    v->set[v->nset++] = (dec_header_t){name, value};
 }
 
 /* Connection: close on the answer, whichever it is (a verdict or an
@@ -259,8 +260,8 @@ static void answer(srv_req_t *r)
 
     watch_close(r, false);
     answer_close(r);
-    for (size_t i = 0; i < v->nhdrs; i++)
-        evhttp_add_header(out, v->hdrs[i].name, v->hdrs[i].value);
+    for (size_t i = 0; i < v->nset; i++)
+        evhttp_add_header(out, v->set[i].name, v->set[i].value);
     if (v->code != NULL)
         srv_send_error(r, v->status, v->code, v->message);
     else
@@ -821,6 +822,8 @@ static int shown_limit(const rl_result_t *res)
     return lr->limit->mode == RL_MODE_SHADOW || lr->failed ? -1 : res->report;
 }
 
+_Static_assert(DEC_NUM_MAX >= UTIL_FMT_U64_MAX, "a u64 fits a dec_limits_t field");
+
 static void record_limits(srv_req_t *r, const rl_result_t *res)
 {
     int best = shown_limit(res);
@@ -841,17 +844,17 @@ static void record_limits(srv_req_t *r, const rl_result_t *res)
     if (best < 0)
         return;
     const rl_limit_result_t *b = &res->limits[best];
-    util_fmt_u64(r->rl_limit, b->rate.n);
-    util_fmt_u64(r->rl_remaining, b->v.remaining);
-    util_fmt_u64(r->rl_reset, (b->v.reset_ms + 999) / 1000);
+    util_fmt_u64(r->verdict.limits.limit, b->rate.n);
+    util_fmt_u64(r->verdict.limits.remaining, b->v.remaining);
+    util_fmt_u64(r->verdict.limits.reset, (b->v.reset_ms + 999) / 1000);
     if (res->status == RL_DENIED) {
         uint64_t ra = (b->v.retry_after_ms + 999) / 1000;
 
-        util_fmt_u64(r->rl_retry, ra < 1 ? 1 : ra);
+        util_fmt_u64(r->verdict.limits.retry, ra < 1 ? 1 : ra);
         r->limit = b->limit->name;
     }
-    r->rl_policy = join_items(res, true, -1);
-    r->rl_state = join_items(res, false, best);
+    r->verdict.limits.policy = join_items(res, true, -1);
+    r->verdict.limits.state = join_items(res, false, best);
 }
 
 /* ---- step: allow -------------------------------------------------------- */
@@ -940,6 +943,7 @@ static void allow(srv_req_t *r)
     r->decision = "allow";
     if (r->reason == NULL)
         r->reason = "ok";
+    r->verdict.id = r->id.kind != AUTH_KIND_NONE ? &r->id : NULL;
     if (r->id.kind == AUTH_KIND_API_KEY &&
         (r->id.deprecated || r->cfg->auth.api_keys.deprecated)) {
         r->deprecated = true;
@@ -979,9 +983,9 @@ static void allow(srv_req_t *r)
         return;
     }
     watch_close(r, true);
-    r->proxy_pending =
-        srv_proxy_forward_stream(r->w->proxy, r->req, r->route->upstream, target, add, n,
-                                 r->ip, flags, r->route->upstream_timeout_ms, &proxy_stream, r);
+    r->proxy_pending = srv_proxy_forward_stream(
+        r->w->proxy, r->req, r->route->upstream, target, add, n, r->ip, flags,
+        r->route->upstream_timeout_ms, &proxy_stream, r);
     free(target);
     free(claims);
     if (r->proxy_pending == NULL) {
@@ -1054,7 +1058,7 @@ static void stream_done(srv_req_t *r, srv_proxy_status_t status)
     }
     r->reason = "upstream_truncated";
     r->req = NULL;
-    finish(r); /* first: r->target and r->host point into the request */
+    finish(r);                    /* first: r->target and r->host point into the request */
     evhttp_connection_free(conn); /* frees the request; conn.c counts the answer done */
 }
 
@@ -1375,7 +1379,8 @@ static step_result_t refuse_head(srv_req_t *r, srv_conn_verdict_t v)
     }
     if (v == SRV_CONN_HEAD_TOO_LARGE) {
         r->reason = "headers_too_large";
-        return verdict(r, 431, "headers_too_large", "request headers over max_header_bytes");
+        return verdict(r, 431, "headers_too_large",
+                       "request headers over max_header_bytes");
     }
     r->reason = "body_too_large";
     return verdict(r, 413, "payload_too_large", "request body over max_body_bytes");

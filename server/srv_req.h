@@ -14,6 +14,7 @@
 
 #include "tollgate/auth.h"
 #include "tollgate/auth_ticket.h"
+#include "tollgate/decide.h"
 #include "tollgate/http.h"
 #include "tollgate/srv_proxy.h"
 #include "srv_process.h"
@@ -50,23 +51,10 @@ typedef struct srv_hdrs {
  * the headers must be refused (400, connection closed): h->bad says why. */
 int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
 
-/* What the decision answers, when a step answers (a denial, a preflight,
- * health): recorded by the step (pipeline.c verdict()), sent by the one
- * answer path (pipeline.c answer()), which alone writes to the client.  A
- * header value is borrowed (static, config or request text, which outlive
- * the answer) or copied into `vals`. */
-#define SRV_VERDICT_HDRS 4
-#define SRV_VERDICT_VAL 80 /* an Allow list (rl_method_list), a Retry-After */
-typedef struct srv_verdict {
-    int status;          /* 0 until a step decided */
-    const char *code;    /* the error envelope's code; NULL: `body` instead */
-    const char *message; /* its message, a fixed text (never request data) */
-    char *body;          /* without `code`: the JSON body (malloc'd) or NULL */
-    bool close;          /* Connection: close with whatever answer ends it */
-    size_t nhdrs;
-    srv_proxy_hdr_t hdrs[SRV_VERDICT_HDRS]; /* Retry-After, Allow, CORS */
-    char vals[SRV_VERDICT_HDRS][SRV_VERDICT_VAL];
-} srv_verdict_t;
+/* What the decision answers (decide.h): recorded by a step (pipeline.c
+ * verdict()), sent by the one answer path (pipeline.c answer()), which
+ * alone writes to the client. */
+typedef dec_verdict_t srv_verdict_t;
 
 /* One request in flight on a worker; owns everything of the request. */
 typedef struct srv_req {
@@ -110,15 +98,15 @@ typedef struct srv_req {
     struct event watch_ev;        /* client-gone watch while a step is pending */
     bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
-    bool streaming; /* the upstream's answer is being streamed: its head is sent */
-    bool deprecated;               /* allowed with a deprecated credential: headers */
+    bool streaming;  /* the upstream's answer is being streamed: its head is sent */
+    bool deprecated; /* allowed with a deprecated credential: headers */
     auth_ticket_op_t *tkt_pending; /* a ticket being issued or redeemed in Redis */
     char ticket[AUTH_TICKET_LEN + 1];
     /* Authentication waits for a JWKS fetch (unknown kid): polled. */
     struct event jwks_ev;
     bool jwks_waiting;
     uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
-    srv_verdict_t verdict; /* what a step decided to answer */
+    srv_verdict_t verdict;     /* what a step decided; its rate-limit report */
     /* Outcome, for the audit line and metrics. */
     int status;
     const char *decision;
@@ -126,11 +114,6 @@ typedef struct srv_req {
     srv_conn_verdict_t size_verdict; /* conn.c refused the head: 431 / 413 */
     const char *limit;
     int upstream_status;
-    /* Rate-limit headers of the decision (empty when no limit applied). */
-    char rl_limit[24], rl_remaining[24], rl_reset[24],
-        rl_retry[24]; /* >= UTIL_FMT_U64_MAX */
-    char *rl_policy;  /* RateLimit-Policy value, malloc'd or NULL */
-    char *rl_state;   /* RateLimit value */
 } srv_req_t;
 
 /* What srv_fwdauth_parse() found; the pipeline turns it into an answer. */
