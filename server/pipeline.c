@@ -1,7 +1,9 @@
-/* pipeline.c — the decision pipeline of DESIGN §6 for the main listener.
+/* pipeline.c — the decision pipeline for the main listener
+ * (docs/architecture.md §5).
  *
  * One srv_req_t per request moves through the steps in order and stops at the
- * first deny:
+ * first step that decides the answer.  A step records that answer in
+ * r->verdict and returns; only answer() (and allow()) send:
  *   begin:  request id, client ip, own paths, dialect, normalized path
  *   route:  route match (default_route in forward-auth), CORS, preflight
  *   authn:  API key or JWT, per route.auth and auth.mode      -> 401
@@ -37,12 +39,13 @@
 #include "tollgate/util_fmt.h"
 #include "srv_req.h"
 
-/* What a pipeline step did (DESIGN §6).  A step that answers has called
- * deny() or sent the answer; one that is pending resumes the pipeline from
- * its callback (resume()) or answers there. */
+/* What a pipeline step did.  A step never answers: one that decided the
+ * answer has recorded it in r->verdict (verdict()) and returns
+ * STEP_ANSWERED, and whoever ran the step sends it (answer(): run(), or the
+ * callback of a pending step through step_done()). */
 typedef enum {
     STEP_NEXT,     /* go on with the next step */
-    STEP_ANSWERED, /* the request was answered: stop */
+    STEP_ANSWERED, /* r->verdict is the answer: send it, stop */
     STEP_PENDING,  /* waiting on Redis / the limiter: its callback goes on */
 } step_result_t;
 
@@ -54,6 +57,7 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata);
 static const srv_proxy_stream_t proxy_stream = {proxy_head, proxy_body, proxy_done};
 static void resume(srv_req_t *r);
 static void run(srv_req_t *r);
+static void answer(srv_req_t *r);
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
@@ -185,21 +189,94 @@ static void finish(srv_req_t *r)
     if (r->jwks_waiting)
         event_del(&r->jwks_ev);
     auth_identity_clear(&r->id);
+    free(r->verdict.body);
     free(r->path);
     free(r->target_own);
-    free(r->rl_policy);
-    free(r->rl_state);
+    free(r->verdict.limits.policy);
+    free(r->verdict.limits.state);
     cfg_unref(r->cfg);
     free(r);
     w->inflight--;
 }
 
-/* Reply with the error envelope and end the request. */
-static void deny(srv_req_t *r, int status, const char *code, const char *message)
+/* Record a denial: status and the error envelope's code and message
+ * (r->reason says why, for the audit line).  Returns STEP_ANSWERED, for the
+ * step to return: nothing is sent here. */
+static step_result_t verdict(srv_req_t *r, int status, const char *code,
+                             const char *message)
 {
+    r->verdict.status = status;
+    r->verdict.code = code;
+    r->verdict.message = message;
+    return STEP_ANSWERED;
+}
+
+/* A header of the verdict's answer: `value` copied (cut to
+ * DEC_VERDICT_VAL) or borrowed (it must outlive the request).  A step sets
+ * at most DEC_VERDICT_HDRS (a preflight's three is the most). */
+static void verdict_header(srv_req_t *r, const char *name, const char *value, bool copy)
+{
+    srv_verdict_t *v = &r->verdict;
+
+    if (v->nset == DEC_VERDICT_HDRS)
+        return;
+    if (copy) {
+        snprintf(v->vals[v->nset], sizeof v->vals[v->nset], "%s", value);
+        value = v->vals[v->nset];
+    }
+    v->set[v->nset++] = (dec_header_t){name, value};
+}
+
+/* Connection: close on the answer, whichever it is (a verdict or an
+ * allow), once. */
+static void answer_close(srv_req_t *r)
+{
+    if (!r->verdict.close)
+        return;
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->verdict.close = false;
+}
+
+/* Record an answer that is not a denial (a preflight, health): `body`
+ * (JSON, copied) or NULL. */
+static step_result_t verdict_body(srv_req_t *r, int status, const char *body)
+{
+    if (body != NULL && (r->verdict.body = strdup(body)) == NULL) {
+        r->reason = "out_of_memory";
+        r->decision = NULL;
+        return verdict(r, 500, "unavailable", "out of memory");
+    }
+    r->verdict.status = status;
+    r->verdict.code = NULL;
+    return STEP_ANSWERED;
+}
+
+/* Send the recorded verdict and end the request: the one way a decision
+ * becomes an answer. */
+static void answer(srv_req_t *r)
+{
+    const srv_verdict_t *v = &r->verdict;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+
     watch_close(r, false);
-    srv_send_error(r, status, code, message);
+    answer_close(r);
+    for (size_t i = 0; i < v->nset; i++)
+        evhttp_add_header(out, v->set[i].name, v->set[i].value);
+    if (v->code != NULL)
+        srv_send_error(r, v->status, v->code, v->message);
+    else
+        srv_send_json(r, v->status, v->body);
     finish(r);
+}
+
+/* A pending step's callback ends the way run() would: go on, answer, or
+ * wait for the next callback. */
+static void step_done(srv_req_t *r, step_result_t st)
+{
+    if (st == STEP_NEXT)
+        resume(r);
+    else if (st == STEP_ANSWERED)
+        answer(r);
 }
 
 /* The client went away while a step was pending: cancel it.  Either
@@ -274,18 +351,18 @@ static step_result_t step_lockout(srv_req_t *r)
         return STEP_NEXT;
     secs = (ms + 999) / 1000;
     snprintf(retry, sizeof(retry), "%llu", secs < 1 ? 1ULL : secs);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", retry);
+    verdict_header(r, "Retry-After", retry, true);
     r->reason = "locked_out";
-    deny(r,
-         r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
-                                       : 429,
-         "locked_out", "too many failed authentications; retry later");
-    return STEP_ANSWERED;
+    return verdict(r,
+                   r->mode == SRV_MODE_FWD_NGINX
+                       ? r->cfg->forward_auth.nginx_rate_limited_status
+                       : 429,
+                   "locked_out", "too many failed authentications; retry later");
 }
 
-static void deny_unauthorized(srv_req_t *r)
+static step_result_t unauthorized(srv_req_t *r)
 {
-    deny(r, 401, "unauthorized", "authentication required");
+    return verdict(r, 401, "unauthorized", "authentication required");
 }
 
 static void failure_counted(void *privdata)
@@ -293,7 +370,7 @@ static void failure_counted(void *privdata)
     srv_req_t *r = privdata;
 
     r->lock_pending = NULL;
-    deny_unauthorized(r);
+    step_done(r, unauthorized(r));
 }
 
 /* A presented credential was refused: count it against the client ip, and
@@ -311,8 +388,7 @@ static step_result_t count_failure(srv_req_t *r)
             return STEP_PENDING;
         }
     }
-    deny_unauthorized(r);
-    return STEP_ANSWERED;
+    return unauthorized(r);
 }
 
 /* ---- step: authentication --------------------------------------------- */
@@ -385,11 +461,10 @@ static void ticket_redeemed(const char *val, size_t len, bool failed, void *priv
     if (failed) {
         r->reason = "ticket_unavailable";
         metrics_auth_failure(r->w->metrics, r->reason);
-        deny_unauthorized(r);
+        step_done(r, unauthorized(r));
         return;
     }
-    if (ticket_identity(r, val, len) == STEP_NEXT)
-        resume(r);
+    step_done(r, ticket_identity(r, val, len));
 }
 
 /* Use the ticket once: GETDEL in Redis (any replica), else this replica's
@@ -411,8 +486,7 @@ static step_result_t redeem_ticket(srv_req_t *r)
     if (r->tkt_pending == NULL) {
         r->reason = "ticket_unavailable";
         metrics_auth_failure(r->w->metrics, r->reason);
-        deny_unauthorized(r);
-        return STEP_ANSWERED;
+        return unauthorized(r);
     }
     watch_close(r, true);
     return STEP_PENDING;
@@ -424,7 +498,8 @@ static void ticket_answer(srv_req_t *r, bool stored)
 
     if (!stored) {
         r->reason = "ticket_unavailable";
-        deny(r, 503, "unavailable", "the ticket could not be stored");
+        verdict(r, 503, "unavailable", "the ticket could not be stored");
+        answer(r);
         return;
     }
     snprintf(body, sizeof body, "{\"ticket\":\"%s\",\"expires_in\":%u}", r->ticket,
@@ -582,8 +657,7 @@ static step_result_t step_authenticate(srv_req_t *r)
         reason = "no_key";
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
-    deny_unauthorized(r);
-    return STEP_ANSWERED;
+    return unauthorized(r);
 out_fail:
     metrics_auth_failure(r->w->metrics, reason);
     r->reason = reason;
@@ -596,8 +670,7 @@ static step_result_t step_authorize(srv_req_t *r)
     if (r->route->scopes.n > 0 &&
         !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {
         r->reason = "insufficient_scope";
-        deny(r, 403, "forbidden", "insufficient scope");
-        return STEP_ANSWERED;
+        return verdict(r, 403, "forbidden", "insufficient scope");
     }
     return STEP_NEXT;
 }
@@ -660,8 +733,7 @@ static step_result_t step_limits(srv_req_t *r)
     if (r->rl_pending != NULL)
         return STEP_PENDING;
     r->reason = "limiter_unavailable";
-    deny(r, 503, "unavailable", "rate limiter unavailable");
-    return STEP_ANSWERED;
+    return verdict(r, 503, "unavailable", "rate limiter unavailable");
 }
 
 /* A growing string (the RateLimit fields); `s` NULL once out of memory. */
@@ -735,31 +807,26 @@ static char *join_items(const rl_result_t *res, bool policy, int only)
     return b.s;
 }
 
-/* The most restrictive enforced limit: on a deny the one with the largest
- * retry-after, otherwise the one with the fewest tokens left. -1: none. */
-static int most_restrictive(const rl_result_t *res)
+/* The limit whose numbers the answer shows: the limiter's report
+ * (rl_result_t.report, one rule for every caller), when it is an enforced
+ * limit that was decided.  -1 otherwise: the limiter reports a shadow limit
+ * only when no enforced one has numbers, and a `failed` one (the backend
+ * failed: RL_ERR, or every limit `open`) has none to show. */
+static int shown_limit(const rl_result_t *res)
 {
-    int best = -1;
+    const rl_limit_result_t *lr;
 
-    for (size_t i = 0; i < res->n; i++) {
-        const rl_limit_result_t *lr = &res->limits[i];
-
-        if (lr->limit->mode == RL_MODE_SHADOW || lr->failed)
-            continue;
-        if (res->status == RL_DENIED) {
-            if (!lr->v.allowed &&
-                (best < 0 || lr->v.retry_after_ms > res->limits[best].v.retry_after_ms))
-                best = (int)i;
-        } else if (best < 0 || lr->v.remaining < res->limits[best].v.remaining) {
-            best = (int)i;
-        }
-    }
-    return best;
+    if (res->report < 0 || (size_t)res->report >= res->n)
+        return -1;
+    lr = &res->limits[res->report];
+    return lr->limit->mode == RL_MODE_SHADOW || lr->failed ? -1 : res->report;
 }
+
+_Static_assert(DEC_NUM_MAX >= UTIL_FMT_U64_MAX, "a u64 fits a dec_limits_t field");
 
 static void record_limits(srv_req_t *r, const rl_result_t *res)
 {
-    int best = most_restrictive(res);
+    int best = shown_limit(res);
 
     for (size_t i = 0; i < res->n; i++) {
         const rl_limit_result_t *lr = &res->limits[i];
@@ -777,17 +844,17 @@ static void record_limits(srv_req_t *r, const rl_result_t *res)
     if (best < 0)
         return;
     const rl_limit_result_t *b = &res->limits[best];
-    util_fmt_u64(r->rl_limit, b->rate.n);
-    util_fmt_u64(r->rl_remaining, b->v.remaining);
-    util_fmt_u64(r->rl_reset, (b->v.reset_ms + 999) / 1000);
+    util_fmt_u64(r->verdict.limits.limit, b->rate.n);
+    util_fmt_u64(r->verdict.limits.remaining, b->v.remaining);
+    util_fmt_u64(r->verdict.limits.reset, (b->v.reset_ms + 999) / 1000);
     if (res->status == RL_DENIED) {
         uint64_t ra = (b->v.retry_after_ms + 999) / 1000;
 
-        util_fmt_u64(r->rl_retry, ra < 1 ? 1 : ra);
+        util_fmt_u64(r->verdict.limits.retry, ra < 1 ? 1 : ra);
         r->limit = b->limit->name;
     }
-    r->rl_policy = join_items(res, true, -1);
-    r->rl_state = join_items(res, false, best);
+    r->verdict.limits.policy = join_items(res, true, -1);
+    r->verdict.limits.state = join_items(res, false, best);
 }
 
 /* ---- step: allow -------------------------------------------------------- */
@@ -868,6 +935,7 @@ static void allow(srv_req_t *r)
     unsigned flags = 0;
     char *target = NULL, *claims = NULL;
 
+    answer_close(r); /* a TRACE allowed: the connection ends with it */
     if (r->mode == SRV_MODE_TICKET) {
         issue_ticket(r);
         return;
@@ -875,6 +943,7 @@ static void allow(srv_req_t *r)
     r->decision = "allow";
     if (r->reason == NULL)
         r->reason = "ok";
+    r->verdict.id = r->id.kind != AUTH_KIND_NONE ? &r->id : NULL;
     if (r->id.kind == AUTH_KIND_API_KEY &&
         (r->id.deprecated || r->cfg->auth.api_keys.deprecated)) {
         r->deprecated = true;
@@ -908,18 +977,21 @@ static void allow(srv_req_t *r)
     if (asprintf(&target, "%s%s%s", r->path, r->query ? "?" : "",
                  r->query ? r->query : "") < 0) {
         r->reason = "out_of_memory";
-        deny(r, 500, "unavailable", "out of memory");
+        verdict(r, 500, "unavailable", "out of memory");
         free(claims);
+        answer(r);
         return;
     }
     watch_close(r, true);
-    r->proxy_pending =
-        srv_proxy_forward_stream(r->w->proxy, r->req, r->route->upstream, target, add, n,
-                                 r->ip, flags, r->route->upstream_timeout_ms, &proxy_stream, r);
+    r->proxy_pending = srv_proxy_forward_stream(
+        r->w->proxy, r->req, r->route->upstream, target, add, n, r->ip, flags,
+        r->route->upstream_timeout_ms, &proxy_stream, r);
     free(target);
     free(claims);
-    if (r->proxy_pending == NULL)
-        deny(r, 502, "bad_gateway", "upstream unavailable");
+    if (r->proxy_pending == NULL) {
+        verdict(r, 502, "bad_gateway", "upstream unavailable");
+        answer(r);
+    }
 }
 
 /* The upstream's answer head: send ours.  From here evhttp reads the client
@@ -986,8 +1058,23 @@ static void stream_done(srv_req_t *r, srv_proxy_status_t status)
     }
     r->reason = "upstream_truncated";
     r->req = NULL;
-    finish(r); /* first: r->target and r->host point into the request */
+    finish(r);                    /* first: r->target and r->host point into the request */
     evhttp_connection_free(conn); /* frees the request; conn.c counts the answer done */
+}
+
+/* The verdict on an upstream that gave no answer to pass on. */
+static void proxy_failed(srv_req_t *r, srv_proxy_status_t status)
+{
+    if (status == SRV_PROXY_TIMEOUT) {
+        r->reason = "upstream_timeout";
+        verdict(r, 504, "bad_gateway", "upstream timed out");
+    } else if (status == SRV_PROXY_BAD_ANSWER) {
+        r->reason = "upstream_bad_answer";
+        verdict(r, 502, "bad_gateway", "upstream answer refused");
+    } else {
+        r->reason = "upstream_error";
+        verdict(r, 502, "bad_gateway", "upstream unavailable");
+    }
 }
 
 static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
@@ -1000,19 +1087,9 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
         stream_done(r, resp->status);
         return;
     }
-    if (resp->status == SRV_PROXY_TIMEOUT) {
-        r->reason = "upstream_timeout";
-        deny(r, 504, "bad_gateway", "upstream timed out");
-        return;
-    }
-    if (resp->status == SRV_PROXY_BAD_ANSWER) {
-        r->reason = "upstream_bad_answer";
-        deny(r, 502, "bad_gateway", "upstream answer refused");
-        return;
-    }
     if (resp->status != SRV_PROXY_OK) {
-        r->reason = "upstream_error";
-        deny(r, 502, "bad_gateway", "upstream unavailable");
+        proxy_failed(r, resp->status);
+        answer(r);
         return;
     }
     watch_close(r, false);
@@ -1025,29 +1102,33 @@ static void proxy_done(const srv_proxy_resp_t *resp, void *privdata)
     finish(r);
 }
 
+/* The limits step's result, once the limiter has answered. */
+static step_result_t limits_verdict(srv_req_t *r, rl_status_t status)
+{
+    switch (status) {
+    case RL_DENIED:
+        r->reason = "rate_limited";
+        return verdict(r,
+                       r->mode == SRV_MODE_FWD_NGINX
+                           ? r->cfg->forward_auth.nginx_rate_limited_status
+                           : 429,
+                       "rate_limited", "rate limit exceeded");
+    case RL_ERR:
+        r->reason = "limiter_unavailable";
+        return verdict(r, 503, "unavailable", "rate limiter unavailable");
+    case RL_OK:
+    default:
+        return STEP_NEXT;
+    }
+}
+
 static void limits_done(const rl_result_t *res, void *privdata)
 {
     srv_req_t *r = privdata;
 
     r->rl_pending = NULL;
     record_limits(r, res);
-    switch (res->status) {
-    case RL_DENIED:
-        r->reason = "rate_limited";
-        deny(r,
-             r->mode == SRV_MODE_FWD_NGINX ? r->cfg->forward_auth.nginx_rate_limited_status
-                                           : 429,
-             "rate_limited", "rate limit exceeded");
-        return;
-    case RL_ERR:
-        r->reason = "limiter_unavailable";
-        deny(r, 503, "unavailable", "rate limiter unavailable");
-        return;
-    case RL_OK:
-    default:
-        resume(r);
-        return;
-    }
+    step_done(r, limits_verdict(r, res->status));
 }
 
 /* ---- step: route, CORS ------------------------------------------------- */
@@ -1087,15 +1168,15 @@ static unsigned methods_served(const srv_req_t *r)
 
 /* 405 with Allow: `allow`.  The nginx dialect answers 403 (nginx turns any
  * other status of an auth subrequest into a 500); the body says why. */
-static void refuse_method(srv_req_t *r, unsigned allow)
+static step_result_t refuse_method(srv_req_t *r, unsigned allow)
 {
     char list[80];
 
     rl_method_list(allow, list, sizeof list);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", list);
+    verdict_header(r, "Allow", list, true);
     r->reason = "method_not_allowed";
-    deny(r, r->mode == SRV_MODE_FWD_NGINX ? 403 : 405, "method_not_allowed",
-         "method not allowed");
+    return verdict(r, r->mode == SRV_MODE_FWD_NGINX ? 403 : 405, "method_not_allowed",
+                   "method not allowed");
 }
 
 /* OPTIONS with Origin and Access-Control-Request-Method. */
@@ -1109,7 +1190,6 @@ static step_result_t cors(srv_req_t *r)
 {
     const char *origin = r->h.origin;
     const char *acrh;
-    struct evkeyvalq *out;
     char list[80];
 
     if (origin != NULL &&
@@ -1119,8 +1199,7 @@ static step_result_t cors(srv_req_t *r)
         return STEP_NEXT;
     if (r->origin == NULL) {
         r->reason = "cors_origin";
-        deny(r, 403, "forbidden", "origin not allowed");
-        return STEP_ANSWERED;
+        return verdict(r, 403, "forbidden", "origin not allowed");
     }
     /* Forward-auth: a 2xx lets the ingress forward this OPTIONS request to
      * the upstream, which may serve it like any method (Go net/http, Express
@@ -1128,22 +1207,20 @@ static step_result_t cors(srv_req_t *r)
      * The ingress answers preflights itself (docs/forward-auth.md). */
     if (r->mode != SRV_MODE_PROXY)
         return STEP_NEXT;
-    out = evhttp_request_get_output_headers(r->req);
     rl_method_list(r->route_method_denied ? r->route->match.methods & methods_served(r)
                                           : methods_served(r),
                    list, sizeof list);
-    evhttp_add_header(out, "Access-Control-Allow-Methods", list);
-    acrh = r->h.acrh;
-    evhttp_add_header(out, "Access-Control-Allow-Headers",
-                      acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
-                          ? acrh
-                          : "Authorization, Content-Type, X-API-Key, X-Request-ID");
-    evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    verdict_header(r, "Access-Control-Allow-Methods", list, true);
+    acrh = r->h.acrh; /* borrowed: a request header outlives the answer */
+    verdict_header(r, "Access-Control-Allow-Headers",
+                   acrh != NULL && strlen(acrh) < 512 && !strpbrk(acrh, "\r\n")
+                       ? acrh
+                       : "Authorization, Content-Type, X-API-Key, X-Request-ID",
+                   false);
+    verdict_header(r, "Access-Control-Max-Age", "600", false);
     r->reason = "preflight";
     r->decision = "allow";
-    srv_send_json(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
-    finish(r);
-    return STEP_ANSWERED;
+    return verdict_body(r, r->mode == SRV_MODE_PROXY ? 204 : 200, NULL);
 }
 
 /* ---- steps: identify, own paths, route; the pipeline ------------------- */
@@ -1168,15 +1245,16 @@ static bool is_fwd_target(const char *target, const char *prefix)
            (target[n] == '\0' || target[n] == '/' || target[n] == '?');
 }
 
-static void answer_health(srv_req_t *r, bool ready)
+static step_result_t answer_health(srv_req_t *r, bool ready)
 {
     char body[2048];
+    int status;
 
-    if (!ready) {
-        srv_send_json(r, 200, "{\"status\":\"ok\"}");
-        return;
-    }
-    srv_send_json(r, srv_readyz(r->w->srv, r->cfg, false, body, sizeof(body)), body);
+    r->reason = "health";
+    if (!ready)
+        return verdict_body(r, 200, "{\"status\":\"ok\"}");
+    status = srv_readyz(r->w->srv, r->cfg, false, body, sizeof(body));
+    return verdict_body(r, status, body);
 }
 
 /* All X-Forwarded-For headers joined with ", " (a proxy may add its own
@@ -1234,7 +1312,8 @@ static int normalize(srv_req_t *r)
     return n < 0 ? -1 : 0;
 }
 
-/* Names spelled like tollgate's own headers (DESIGN §6).  Forward-auth
+/* Names spelled like tollgate's own headers (X-Auth-*, X-Request-ID,
+ * X-Forwarded-*, X-Real-IP: docs/reference.md §5.2, §5.4).  Forward-auth
  * cannot drop what the ingress passes on, so a '_'/'.' spelling of an
  * identity header is refused there; proxy.reserved_headers: reject refuses
  * every reserved spelling and any X-Auth-* in both modes (the default,
@@ -1252,15 +1331,13 @@ static step_result_t forged_headers(srv_req_t *r)
     if ((r->mode != SRV_MODE_PROXY && h->method_override) ||
         http_query_has(r->query, "_method")) {
         r->reason = "method_override";
-        deny(r, 400, "bad_request", "method override");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "method override");
     }
     if (!(r->mode != SRV_MODE_PROXY && h->identity_variant) &&
         !(reject && (h->identity_exact || h->reserved_variant)))
         return STEP_NEXT;
     r->reason = "reserved_header";
-    deny(r, 400, "bad_request", "request header spelled like one tollgate sets");
-    return STEP_ANSWERED;
+    return verdict(r, 400, "bad_request", "request header spelled like one tollgate sets");
 }
 
 /* Double encoding and ';' path parameters, unless the matched route allows
@@ -1272,41 +1349,41 @@ static step_result_t path_refused(srv_req_t *r)
     if (((r->path_flags & HTTP_PATH_PCT25) && !(rt && rt->allow_encoded_percent)) ||
         ((r->path_flags & HTTP_PATH_SEMICOLON) && !(rt && rt->allow_semicolon))) {
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
     }
     return STEP_NEXT;
 }
 
 /* Headers libevent accepted that tollgate refuses (hdrs.c): the framing may
  * be ambiguous, so the connection is closed after the answer. */
-static void refuse_headers(srv_req_t *r)
+static step_result_t refuse_headers(srv_req_t *r)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->verdict.close = true;
     if (r->h.dup_name != NULL && is_fwd_target(r->target, r->cfg->forward_auth.path))
         srv_fwdauth_note_repeat(r);
     r->reason = r->h.bad;
-    deny(r, 400, "bad_request", "malformed request header");
+    return verdict(r, 400, "bad_request", "malformed request header");
 }
 
 /* The head conn.c refused before evhttp read it (its size, its method, whose
  * name is kept for the audit line): the request evhttp handed
  * over is a stand-in, so nothing of it is reported as the client's. */
-static void refuse_head(srv_req_t *r, srv_conn_verdict_t v)
+static step_result_t refuse_head(srv_req_t *r, srv_conn_verdict_t v)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+    r->verdict.close = true;
     r->method = NULL;
     r->target = NULL;
     if (v == SRV_CONN_METHOD) {
         r->method = r->method_own[0] != '\0' ? r->method_own : NULL;
-        refuse_method(r, methods_served(r));
-    } else if (v == SRV_CONN_HEAD_TOO_LARGE) {
-        r->reason = "headers_too_large";
-        deny(r, 431, "headers_too_large", "request headers over max_header_bytes");
-    } else {
-        r->reason = "body_too_large";
-        deny(r, 413, "payload_too_large", "request body over max_body_bytes");
+        return refuse_method(r, methods_served(r));
     }
+    if (v == SRV_CONN_HEAD_TOO_LARGE) {
+        r->reason = "headers_too_large";
+        return verdict(r, 431, "headers_too_large",
+                       "request headers over max_header_bytes");
+    }
+    r->reason = "body_too_large";
+    return verdict(r, 413, "payload_too_large", "request body over max_body_bytes");
 }
 
 /* Step 1: who is asking — request id, client address, method, target; the
@@ -1345,18 +1422,14 @@ static step_result_t step_identify(srv_req_t *r)
      * parsed as the next request, where a proxy in front sees a body.
      * Whatever the answer, the connection ends with it. */
     if (r->method_bit == RL_METHOD_TRACE)
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+        r->verdict.close = true;
     r->target = own != NULL ? own : "/";
     r->host = r->h.host;
     r->mode = SRV_MODE_PROXY;
-    if (r->size_verdict != SRV_CONN_OK) {
-        refuse_head(r, r->size_verdict);
-        return STEP_ANSWERED;
-    }
-    if (r->h.bad != NULL) {
-        refuse_headers(r);
-        return STEP_ANSWERED;
-    }
+    if (r->size_verdict != SRV_CONN_OK)
+        return refuse_head(r, r->size_verdict);
+    if (r->h.bad != NULL)
+        return refuse_headers(r);
     return STEP_NEXT;
 }
 
@@ -1365,22 +1438,17 @@ static step_result_t refuse_forward(srv_req_t *r, srv_fwd_result_t st)
 {
     switch (st) {
     case SRV_FWD_UNTRUSTED:
-        deny(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
-        break;
+        return verdict(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
     case SRV_FWD_CONFLICT:
-        deny(r, 400, "bad_request",
-             "forward-auth headers of more than one dialect, or that disagree");
-        break;
+        return verdict(r, 400, "bad_request",
+                       "forward-auth headers of more than one dialect, or that disagree");
     case SRV_FWD_NOMEM:
-        deny(r, 500, "unavailable", "out of memory");
-        break;
+        return verdict(r, 500, "unavailable", "out of memory");
     case SRV_FWD_BAD:
     case SRV_FWD_OK:
     default:
-        deny(r, 400, "bad_request", "malformed original request");
-        break;
+        return verdict(r, 400, "bad_request", "malformed original request");
     }
-    return STEP_ANSWERED;
 }
 
 /* The original request replaces method, target and host.  A dot segment
@@ -1399,8 +1467,7 @@ static step_result_t forward_auth(srv_req_t *r)
         return refuse_forward(r, st);
     if (normalize(r) != 0 || (r->path_flags & (HTTP_PATH_DOTSEG | HTTP_PATH_EMPTYSEG))) {
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "malformed original request");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "malformed original request");
     }
     return forged_headers(r);
 }
@@ -1415,23 +1482,18 @@ static step_result_t step_own_paths(srv_req_t *r)
 
     if (normalize(r) != 0) {
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "malformed request path");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "malformed request path");
     }
     if (is_fwd_target(r->target, c->forward_auth.path))
         return forward_auth(r);
     if (strcmp(r->path, c->healthz_path) == 0 || strcmp(r->path, c->readyz_path) == 0) {
-        r->reason = "health";
-        answer_health(r, strcmp(r->path, c->readyz_path) == 0);
-        finish(r);
-        return STEP_ANSWERED;
+        return answer_health(r, strcmp(r->path, c->readyz_path) == 0);
     }
     if (strcmp(r->path, c->tickets.path) == 0) {
         if (strcmp(r->method, "POST") != 0) {
-            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "POST");
+            verdict_header(r, "Allow", "POST", false);
             r->reason = "method_not_allowed";
-            deny(r, 405, "method_not_allowed", "tickets are issued by POST");
-            return STEP_ANSWERED;
+            return verdict(r, 405, "method_not_allowed", "tickets are issued by POST");
         }
         r->mode = SRV_MODE_TICKET;
         return forged_headers(r);
@@ -1439,8 +1501,7 @@ static step_result_t step_own_paths(srv_req_t *r)
     if (is_fwd_path(r->path, c->forward_auth.path)) {
         /* "/x/../auth/y": the raw target does not start with the prefix */
         r->reason = "bad_path";
-        deny(r, 400, "bad_request", "malformed request path");
-        return STEP_ANSWERED;
+        return verdict(r, 400, "bad_request", "malformed request path");
     } else {
         xfp = r->h.f_proto;
         if (r->peer_trusted && xfp != NULL && strcasecmp(xfp, "https") == 0)
@@ -1453,27 +1514,23 @@ static step_result_t step_own_paths(srv_req_t *r)
  * path ambiguities it allows, CORS. */
 static step_result_t step_route(srv_req_t *r)
 {
-    if ((r->method_bit & methods_served(r)) == 0) {
-        refuse_method(r, methods_served(r)); /* before any route can decide it */
-        return STEP_ANSWERED;
-    }
+    if ((r->method_bit & methods_served(r)) == 0)
+        return refuse_method(r, methods_served(r)); /* before any route can decide it */
     r->route = match_route(r, &r->route_method_denied);
     if (path_refused(r) == STEP_ANSWERED)
         return STEP_ANSWERED;
     /* a proxy-mode preflight is tollgate's to answer (cors), never forwarded */
-    if (r->route_method_denied && !(r->mode == SRV_MODE_PROXY && is_preflight(r))) {
-        refuse_method(r, r->route->match.methods & methods_served(r));
-        return STEP_ANSWERED;
-    }
+    if (r->route_method_denied && !(r->mode == SRV_MODE_PROXY && is_preflight(r)))
+        return refuse_method(r, r->route->match.methods & methods_served(r));
     if (r->route == NULL) {
         r->reason = "no_route";
-        deny(r, 404, "not_found", "no route");
-        return STEP_ANSWERED;
+        return verdict(r, 404, "not_found", "no route");
     }
     return cors(r);
 }
 
-/* The pipeline of DESIGN §6, in order; allow() answers after the last. */
+/* The pipeline (docs/architecture.md §5), in order; allow() answers after
+ * the last. */
 static step_result_t (*const steps[])(srv_req_t *) = {
     step_identify,     /* 1. request id, client ip (and malformed headers) */
     step_own_paths,    /* 2. size is libevent's; own paths, forward-auth */
@@ -1488,9 +1545,15 @@ static step_result_t (*const steps[])(srv_req_t *) = {
 /* Run the steps from r->step on; allow the request when all went on. */
 static void run(srv_req_t *r)
 {
-    for (; r->step < NSTEPS; r->step++)
-        if (steps[r->step](r) != STEP_NEXT)
+    step_result_t st;
+
+    for (; r->step < NSTEPS; r->step++) {
+        st = steps[r->step](r);
+        if (st == STEP_ANSWERED)
+            answer(r);
+        if (st != STEP_NEXT)
             return;
+    }
     allow(r);
 }
 

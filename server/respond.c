@@ -277,17 +277,17 @@ static void add_deprecation(srv_req_t *r, hsink_t *s)
 static void rl_headers(srv_req_t *r, hsink_t *s)
 {
     add_deprecation(r, s);
-    if (r->rl_limit[0] == '\0')
+    if (r->verdict.limits.limit[0] == '\0')
         return;
-    put(s, "X-RateLimit-Limit", r->rl_limit);
-    put(s, "X-RateLimit-Remaining", r->rl_remaining);
-    put(s, "X-RateLimit-Reset", r->rl_reset);
-    if (r->rl_retry[0] != '\0')
-        put(s, "Retry-After", r->rl_retry);
-    if (r->rl_policy != NULL)
-        put(s, "RateLimit-Policy", r->rl_policy);
-    if (r->rl_state != NULL)
-        put(s, "RateLimit", r->rl_state);
+    put(s, "X-RateLimit-Limit", r->verdict.limits.limit);
+    put(s, "X-RateLimit-Remaining", r->verdict.limits.remaining);
+    put(s, "X-RateLimit-Reset", r->verdict.limits.reset);
+    if (r->verdict.limits.retry[0] != '\0')
+        put(s, "Retry-After", r->verdict.limits.retry);
+    if (r->verdict.limits.policy != NULL)
+        put(s, "RateLimit-Policy", r->verdict.limits.policy);
+    if (r->verdict.limits.state != NULL)
+        put(s, "RateLimit", r->verdict.limits.state);
 }
 
 void srv_add_proxied_headers(srv_req_t *r, struct evkeyvalq *out)

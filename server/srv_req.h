@@ -14,6 +14,7 @@
 
 #include "tollgate/auth.h"
 #include "tollgate/auth_ticket.h"
+#include "tollgate/decide.h"
 #include "tollgate/http.h"
 #include "srv_proxy.h"
 #include "srv_process.h"
@@ -49,6 +50,11 @@ typedef struct srv_hdrs {
 /* hdrs.c: fill `h` (zeroed by the caller) from the request headers.  -1 when
  * the headers must be refused (400, connection closed): h->bad says why. */
 int srv_hdrs_scan(srv_hdrs_t *h, const struct evkeyvalq *in);
+
+/* What the decision answers (decide.h): recorded by a step (pipeline.c
+ * verdict()), sent by the one answer path (pipeline.c answer()), which
+ * alone writes to the client. */
+typedef dec_verdict_t srv_verdict_t;
 
 /* One request in flight on a worker; owns everything of the request. */
 typedef struct srv_req {
@@ -92,14 +98,15 @@ typedef struct srv_req {
     struct event watch_ev;        /* client-gone watch while a step is pending */
     bool watching;                /* watch_ev is assigned and may be pending */
     srv_proxy_req_t *proxy_pending;
-    bool streaming; /* the upstream's answer is being streamed: its head is sent */
-    bool deprecated;               /* allowed with a deprecated credential: headers */
+    bool streaming;  /* the upstream's answer is being streamed: its head is sent */
+    bool deprecated; /* allowed with a deprecated credential: headers */
     auth_ticket_op_t *tkt_pending; /* a ticket being issued or redeemed in Redis */
     char ticket[AUTH_TICKET_LEN + 1];
     /* Authentication waits for a JWKS fetch (unknown kid): polled. */
     struct event jwks_ev;
     bool jwks_waiting;
     uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
+    srv_verdict_t verdict;     /* what a step decided; its rate-limit report */
     /* Outcome, for the audit line and metrics. */
     int status;
     const char *decision;
@@ -107,11 +114,6 @@ typedef struct srv_req {
     srv_conn_verdict_t size_verdict; /* conn.c refused the head: 431 / 413 */
     const char *limit;
     int upstream_status;
-    /* Rate-limit headers of the decision (empty when no limit applied). */
-    char rl_limit[24], rl_remaining[24], rl_reset[24],
-        rl_retry[24]; /* >= UTIL_FMT_U64_MAX */
-    char *rl_policy;  /* RateLimit-Policy value, malloc'd or NULL */
-    char *rl_state;   /* RateLimit value */
 } srv_req_t;
 
 /* What srv_fwdauth_parse() found; the pipeline turns it into an answer. */
