@@ -127,6 +127,7 @@ struct srv {
     struct event *start_ev; /* main thread: polls for readiness until ready */
     struct event *delay_ev; /* main thread: shutdown_delay after SIGTERM */
     struct event_base *main_base; /* signals, config file watch */
+    unsigned proxy_max_conns;     /* 0: SRV_PROXY_MAX_CONNS; tests set it (development) */
 };
 
 /* server.c */
