@@ -612,7 +612,7 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
         int n = atoi(pool);
 
         s->proxy_max_conns = n > 0 && n <= SRV_PROXY_MAX_CONNS ? (unsigned)n : 0;
-        log_warn("TOLLGATE_DEBUG_PROXY_MAX_CONNS=%.32s: at most %u connections per upstream "
+        log_warn("TOLLGATE_DEBUG_PROXY_MAX_CONNS=%.32s: %u connections per upstream "
                  "and worker (testing only)",
                  pool, s->proxy_max_conns ? s->proxy_max_conns : SRV_PROXY_MAX_CONNS);
     }

@@ -35,10 +35,10 @@ typedef struct srv_proxy_hdr {
 } srv_proxy_hdr_t;
 
 typedef enum {
-    SRV_PROXY_OK,        /* the upstream answered (any status code) */
-    SRV_PROXY_TIMEOUT,   /* no complete answer within timeout_ms (-> 504) */
-    SRV_PROXY_CONNECT,   /* refused, reset or closed before an answer (-> 502) */
-    SRV_PROXY_ERROR,     /* bad or oversized answer, other failures (-> 502) */
+    SRV_PROXY_OK,         /* the upstream answered (any status code) */
+    SRV_PROXY_TIMEOUT,    /* no complete answer within timeout_ms (-> 504) */
+    SRV_PROXY_CONNECT,    /* refused, reset or closed before an answer (-> 502) */
+    SRV_PROXY_ERROR,      /* bad or oversized answer, other failures (-> 502) */
     SRV_PROXY_BAD_ANSWER, /* ambiguous framing, an unasked-for 101 (-> 502); closed */
     SRV_PROXY_SLOW_CLIENT /* streamed, paused: its connection went to a waiting request */
 } srv_proxy_status_t;

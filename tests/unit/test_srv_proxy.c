@@ -72,7 +72,7 @@ static struct {
     bool st_pause_first;  /* pause at the first piece, resume from the loop */
     bool st_cancel_first; /* cancel (from the loop) after the first piece */
     struct event *st_ev;
-    bool st_hold_first;    /* pause at the first piece, never resume */
+    bool st_hold_first;     /* pause at the first piece, never resume */
     srv_proxy_req_t *first; /* the first streamed request's handle */
     int st_slow;            /* done with SRV_PROXY_SLOW_CLIENT */
     int cl_codes[8];        /* every client answer's code, in order */
@@ -256,7 +256,8 @@ static void raw_read(struct bufferevent *bev, void *arg)
         if (T.raw_garbage)
             bufferevent_write(bev, "HTTP/1.1 abc\r\n\r\n", 16);
         else if (c->partial) /* 5 bytes of 100, then nothing */
-            bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst", 43);
+            bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst",
+                              43);
         else
             bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 40);
     }
@@ -1054,8 +1055,10 @@ int test_srv_proxy_add(void)
         {"stream_cancel", test_stream_cancel},
         {"stream_bad_head", test_stream_bad_head},
         {"paused_stream_gives_way", test_paused_stream_gives_way},
-        {"waiter_takes_slot_of_stream_that_pauses", test_waiter_takes_slot_of_stream_that_pauses},
-        {"paused_stream_kept_while_pool_has_room", test_paused_stream_kept_while_pool_has_room},
+        {"waiter_takes_slot_of_stream_that_pauses",
+         test_waiter_takes_slot_of_stream_that_pauses},
+        {"paused_stream_kept_while_pool_has_room",
+         test_paused_stream_kept_while_pool_has_room},
         {NULL, NULL},
     };
 
