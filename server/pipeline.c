@@ -1042,10 +1042,11 @@ static void proxy_body(struct evbuffer *piece, void *privdata)
     evhttp_send_reply_chunk_with_cb(r->req, piece, client_drained, r);
 }
 
-/* The end of a streamed answer: complete, or cut short by the upstream (its
- * status line was sent, so the client must see a truncated answer: the
- * connection is closed without the last chunk, or short of the
- * Content-Length, never ended as if the body were whole). */
+/* The end of a streamed answer: complete, or cut short by the upstream or
+ * for a client too slow to keep its upstream connection (its status line
+ * was sent, so the client must see a truncated answer: the connection is
+ * closed without the last chunk, or short of the Content-Length, never
+ * ended as if the body were whole). */
 static void stream_done(srv_req_t *r, srv_proxy_status_t status)
 {
     struct evhttp_connection *conn = r->conn;
@@ -1056,7 +1057,10 @@ static void stream_done(srv_req_t *r, srv_proxy_status_t status)
         finish(r);
         return;
     }
-    r->reason = "upstream_truncated";
+    if (status == SRV_PROXY_SLOW_CLIENT)
+        r->reason = "client_too_slow"; /* its upstream connection went to a waiter */
+    else
+        r->reason = "upstream_truncated";
     r->req = NULL;
     finish(r);                    /* first: r->target and r->host point into the request */
     evhttp_connection_free(conn); /* frees the request; conn.c counts the answer done */

@@ -39,6 +39,16 @@
  * upstream's bufferevent, so TCP holds the upstream back.  An answer cut
  * short, or abandoned by a client, closes its connection (evhttp resets it;
  * conn_kill frees it): what is left of it can never reach another client.
+ *
+ * Paused streams never starve the pool: a paused stream holds its
+ * connection only while nobody else needs it.  When a request would wait
+ * for one of its upstream's connections (the pool at its limit, none idle)
+ * and some of them are held by paused streams, the kick takes the slot of
+ * the stream paused longest (up->paused is in pause order): its request is
+ * cancelled and its connection closed, never reused, and its `done` reports
+ * SRV_PROXY_SLOW_CLIENT from the loop; the waiter is started on the freed
+ * slot.  No cap on how many connections paused streams hold: without a
+ * waiter they take nobody's place, and with one they give way at once.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -101,6 +111,7 @@ struct proxy_upstream {
     struct proxy_conn *idle;
     unsigned nconn;
     struct proxy_reqq waiters; /* waiting for a connection, FIFO */
+    struct proxy_reqq paused;  /* paused streams, longest paused first */
 };
 
 struct srv_proxy {
@@ -116,7 +127,8 @@ struct srv_proxy {
 typedef enum { REQ_WAITING, REQ_SENT, REQ_PARKED } proxy_req_state_t;
 
 struct srv_proxy_req {
-    TAILQ_ENTRY(srv_proxy_req) link; /* in up->waiters or p->inflight */
+    TAILQ_ENTRY(srv_proxy_req) link;       /* in up->waiters or p->inflight */
+    TAILQ_ENTRY(srv_proxy_req) pause_link; /* in up->paused while paused */
     srv_proxy_t *p;
     struct proxy_upstream *up;
     struct proxy_conn *conn;    /* while REQ_SENT */
@@ -136,7 +148,7 @@ struct srv_proxy_req {
     /* Streaming (srv_proxy_forward_stream): */
     const srv_proxy_stream_t *ops; /* NULL: the answer is delivered whole */
     bool streaming;                /* the head went to ops->head */
-    bool paused;                   /* srv_proxy_pause: the upstream is not read */
+    bool paused;                   /* srv_proxy_pause: not read; in up->paused */
     bool head_refused;             /* proxy_head_cb refused it: `refused` says why */
     srv_proxy_status_t refused;
 };
@@ -310,6 +322,7 @@ static struct proxy_upstream *upstream_get(srv_proxy_t *p, const char *name)
     if (up == NULL)
         return NULL;
     TAILQ_INIT(&up->waiters);
+    TAILQ_INIT(&up->paused);
     up->name = strdup(name);
     if (up->name == NULL || upstream_parse(name, p->dns != NULL, up) != 0) {
         log_warn("proxy: unusable upstream \"%.200s\"", name);
@@ -495,9 +508,19 @@ static void req_free(srv_proxy_req_t *r)
     free(r);
 }
 
+/* No longer paused: out of up->paused (reading is the caller's). */
+static void pause_clear(srv_proxy_req_t *r)
+{
+    if (!r->paused)
+        return;
+    TAILQ_REMOVE(&r->up->paused, r, pause_link);
+    r->paused = false;
+}
+
 /* Take `r` out of whichever queue holds it. */
 static void req_unlink(srv_proxy_req_t *r)
 {
+    pause_clear(r);
     if (r->state == REQ_WAITING)
         TAILQ_REMOVE(&r->up->waiters, r, link);
     else if (r->state == REQ_SENT)
@@ -710,7 +733,7 @@ static void proxy_done_cb(struct evhttp_request *in, void *arg)
     conn_gate(c, false);
     if (r->paused) { /* a failure while paused: the connection is reset anyway */
         bufferevent_enable(c->bev, EV_READ);
-        r->paused = false;
+        pause_clear(r);
     }
     if (r->head_refused) {
         st = r->refused;
@@ -834,7 +857,27 @@ out_put_conn:
     return -1;
 }
 
-/* Start waiters of every upstream while connections are available. */
+/* A request waits and `up` is at its limit: give it the slot of the stream
+ * paused longest.  That one is cut short (SRV_PROXY_SLOW_CLIENT, delivered
+ * from the loop) and its connection closed and freed at once.  False when
+ * no stream of `up` is paused.  Only from the kick, outside libevent's
+ * callbacks. */
+static bool evict_paused(srv_proxy_t *p, struct proxy_upstream *up)
+{
+    srv_proxy_req_t *v = TAILQ_FIRST(&up->paused);
+
+    if (v == NULL || up->nconn < p->max_conns)
+        return false;
+    req_abort(v); /* resets its connection and queues it on p->dead */
+    req_unlink(v);
+    v->parked = SRV_PROXY_SLOW_CLIENT;
+    event_active(v->deadline, EV_TIMEOUT, 1);
+    conn_free_dead(p);
+    return true;
+}
+
+/* Start waiters of every upstream while connections are available, taking
+ * those of paused streams when none are. */
 static void proxy_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_proxy_t *p = arg;
@@ -847,7 +890,13 @@ static void proxy_kick_cb(evutil_socket_t fd, short what, void *arg)
         srv_proxy_req_t *r;
         struct proxy_conn *c;
 
-        while ((r = TAILQ_FIRST(&up->waiters)) != NULL && (c = conn_get(p, up)) != NULL) {
+        while ((r = TAILQ_FIRST(&up->waiters)) != NULL) {
+            c = conn_get(p, up);
+            if (c == NULL) {
+                if (evict_paused(p, up))
+                    continue;
+                break;
+            }
             TAILQ_REMOVE(&up->waiters, r, link);
             r->state = REQ_PARKED;
             if (req_start(r, c) != 0)
@@ -1089,6 +1138,8 @@ static srv_proxy_req_t *forward(srv_proxy_t *p, struct evhttp_request *client,
     if (c == NULL) {
         r->state = REQ_WAITING;
         TAILQ_INSERT_TAIL(&up->waiters, r, link);
+        if (!TAILQ_EMPTY(&up->paused))
+            event_active(p->kick, EV_TIMEOUT, 1); /* takes a paused stream's slot */
         return r;
     }
     if (req_start(r, c) != 0)
@@ -1126,11 +1177,15 @@ void srv_proxy_pause(srv_proxy_req_t *r, int on)
 {
     if (r == NULL || !r->streaming || r->state != REQ_SENT || r->paused == (on != 0))
         return;
-    r->paused = on != 0;
-    if (r->paused) {
+    if (on) {
+        r->paused = true;
+        TAILQ_INSERT_TAIL(&r->up->paused, r, pause_link);
         bufferevent_disable(r->conn->bev, EV_READ);
         evtimer_del(r->deadline);
+        if (!TAILQ_EMPTY(&r->up->waiters))
+            event_active(r->p->kick, EV_TIMEOUT, 1); /* a waiter takes this slot */
     } else {
+        pause_clear(r);
         bufferevent_enable(r->conn->bev, EV_READ);
         (void)deadline_arm(r, r->timeout_ms);
     }

@@ -217,6 +217,8 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
     if (w->dns == NULL)
         log_warn("worker %u: no DNS resolver: upstreams must be IP addresses", index);
     w->proxy = srv_proxy_new(w->base, w->dns);
+    if (w->proxy != NULL && s->proxy_max_conns > 0)
+        srv_proxy_set_max_conns(w->proxy, s->proxy_max_conns);
     w->metrics = metrics_new();
     /* sized at start: a reload does not resize it */
     w->jwt_local =
@@ -611,6 +613,7 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
 {
     srv_t *s = calloc(1, sizeof(*s));
     const char *delay = getenv("TOLLGATE_DEBUG_LIMITER_DELAY_MS");
+    const char *pool = getenv("TOLLGATE_DEBUG_PROXY_MAX_CONNS");
     long ncpu;
 
     if (s == NULL) {
@@ -640,6 +643,14 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
         log_warn("TOLLGATE_DEBUG_LIMITER_DELAY_MS=%s: every limit decision is delayed "
                  "(testing only)",
                  delay);
+    }
+    if (pool != NULL && cfg->environment == CFG_ENV_DEVELOPMENT) {
+        int n = atoi(pool);
+
+        s->proxy_max_conns = n > 0 && n <= SRV_PROXY_MAX_CONNS ? (unsigned)n : 0;
+        log_warn("TOLLGATE_DEBUG_PROXY_MAX_CONNS=%.32s: %u connections per upstream "
+                 "and worker (testing only)",
+                 pool, s->proxy_max_conns ? s->proxy_max_conns : SRV_PROXY_MAX_CONNS);
     }
     if (cfg->audit_path != NULL && strcmp(cfg->audit_path, "off") != 0) {
         s->audit = audit_open(cfg->audit_path, err, errlen);

@@ -34,11 +34,12 @@ typedef struct srv_proxy_hdr {
 } srv_proxy_hdr_t;
 
 typedef enum {
-    SRV_PROXY_OK,        /* the upstream answered (any status code) */
-    SRV_PROXY_TIMEOUT,   /* no complete answer within timeout_ms (-> 504) */
-    SRV_PROXY_CONNECT,   /* refused, reset or closed before an answer (-> 502) */
-    SRV_PROXY_ERROR,     /* bad or oversized answer, other failures (-> 502) */
-    SRV_PROXY_BAD_ANSWER /* ambiguous framing, an unasked-for 101 (-> 502); closed */
+    SRV_PROXY_OK,         /* the upstream answered (any status code) */
+    SRV_PROXY_TIMEOUT,    /* no complete answer within timeout_ms (-> 504) */
+    SRV_PROXY_CONNECT,    /* refused, reset or closed before an answer (-> 502) */
+    SRV_PROXY_ERROR,      /* bad or oversized answer, other failures (-> 502) */
+    SRV_PROXY_BAD_ANSWER, /* ambiguous framing, an unasked-for 101 (-> 502); closed */
+    SRV_PROXY_SLOW_CLIENT /* streamed, paused: its connection went to a waiting request */
 } srv_proxy_status_t;
 
 /* The outcome of one forward.  On SRV_PROXY_OK: the upstream's status `code`
@@ -144,7 +145,12 @@ srv_proxy_req_t *srv_proxy_forward_stream(srv_proxy_t *p, struct evhttp_request 
 
 /* Backpressure for a streamed answer: `on` stops reading the upstream (TCP
  * then holds it back) and stops the idle timeout; off reads on and restarts
- * it.  A no-op before the head and after `done`. */
+ * it.  A no-op before the head and after `done`.
+ * A paused stream keeps its connection only while no other request needs
+ * it: when a request would wait for a connection to its upstream (the pool
+ * at its limit, none idle), the stream paused longest is cut short for it:
+ * its connection is closed and its `done` (from the loop) reports
+ * SRV_PROXY_SLOW_CLIENT. */
 void srv_proxy_pause(srv_proxy_req_t *r, int on);
 
 /* The client went away: abort the request; `done` will not run and `r` is

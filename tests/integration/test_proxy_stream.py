@@ -511,9 +511,11 @@ class Truncation(StreamCase):
 
 
 class OwnServer(TollgateCase):
-    """A tollgate per test (it is stopped by the test), proxying /s/."""
+    """A tollgate per test (it is stopped by the test), proxying /s/;
+    `route` adds keys to the route, `env` environment variables."""
     shared_server = False
     top = {}
+    route = {}
 
     def setUp(self):
         self.up = StreamUpstream()
@@ -522,9 +524,9 @@ class OwnServer(TollgateCase):
         def configure(cfg):
             cfg["threads"] = 1
             cfg.update(self.top)
-            cfg["routes"] = [{"name": "s", "match": {"path_prefix": "/s/"},
-                              "upstream": self.up.url, "auth": "none"}]
-        self.tg = self.spawn(configure)
+            cfg["routes"] = [dict({"name": "s", "match": {"path_prefix": "/s/"},
+                                   "upstream": self.up.url, "auth": "none"}, **self.route)]
+        self.tg = self.spawn(configure, env=self.env)
 
 
 class Drain(OwnServer):
@@ -576,6 +578,96 @@ class NeverReads(OwnServer):
                                                 "tollgate_connections") == 0, 10))
         self.assertEqual(metric(self.tg.metrics(), "tollgate_requests_total",
                                 decision="allow", reason="client_closed"), 1)
+
+
+class PausedStreamsGiveWay(OwnServer):
+    """Clients that never read cannot hold the upstream pool (attack review:
+    256 such clients, SRV_PROXY_MAX_CONNS, made the next request wait for
+    upstream_timeout_ms and get a 504).  The pool is 4 here
+    (TOLLGATE_DEBUG_PROXY_MAX_CONNS); upstream_timeout_ms is 30 s and the
+    victim's socket times out after 5 s, so a 200 can only come from a
+    connection taken from a paused stream: the one paused longest, whose
+    client sees its answer cut short (audit reason client_too_slow)."""
+    env = {"TOLLGATE_DEBUG_PROXY_MAX_CONNS": "4"}
+    top = {"idle_timeout_ms": 60000}
+    route = {"upstream_timeout_ms": 30000}
+    POOL = 4
+
+    def small(self, rid):
+        s = connect(self.tg.port)
+        s.settimeout(5 * SLOW)
+        try:
+            ask(s, "/s/small/" + rid)
+            r = Reader(s)
+            status, hdrs = r.head()
+            return status, r.exactly(int(hdrs["content-length"][0]))
+        finally:
+            s.close()
+
+    def slow_count(self):
+        return metric(self.tg.metrics(), "tollgate_requests_total",
+                      decision="allow", reason="client_too_slow") or 0
+
+    def test_paused_streams_never_starve_the_pool(self):
+        self.assertIn("TOLLGATE_DEBUG_PROXY_MAX_CONNS", self.tg.stderr())
+        holders, rids = [], []
+        # One at a time, each stalled (paused) before the next: the pause
+        # order is the holders' order.
+        for i in range(self.POOL):
+            rid = "hold%d" % i
+            s = connect(self.tg.port, rcvbuf=4096)
+            self.addCleanup(s.close)
+            ask(s, "/s/big/" + rid)
+            self.assertTrue(wait_for(lambda: rid in self.up.stalled, 30),
+                            "%s never stalled" % rid)
+            holders.append(s)
+            rids.append(rid)
+        self.assertEqual(self.up.nconn, self.POOL)  # the pool is full, all paused
+        self.assertEqual(self.slow_count(), 0)
+
+        # The victim gets its answer, on the slot of the stream paused longest.
+        self.assertEqual(self.small("victim1"), (200, (b"answer-for-victim1", True)))
+        self.assertEqual(self.slow_count(), 1)
+        self.assertTrue(wait_for(lambda: rids[0] in self.up.peer_closed, 10),
+                        "the cut stream's upstream connection was kept")
+        cut = wait_for(lambda: [a for a in self.tg.audit()
+                                if a.get("reason") == "client_too_slow"], 5) or []
+        self.assertEqual([(a["path"], a["status"], a["decision"], a["upstream_status"])
+                          for a in cut], [("/s/big/" + rids[0], 200, "allow", 200)])
+        # Its client sees the answer truncated: short of its Content-Length,
+        # then closed; what came is the upstream's.
+        r = Reader(holders[0])
+        status, hdrs = r.head()
+        self.assertEqual((status, hdrs.get("content-length")), (200, [str(BIG)]))
+        got = []
+        while r.buf or r.more():
+            got.append(r.buf)
+            r.buf = b""
+        body = b"".join(got)
+        self.assertTrue(r.eof)
+        self.assertLess(len(body), BIG)
+        self.assertEqual(body, body_of(len(body)))
+
+        # The victim's connection went back to the pool: the next request
+        # takes it, no other paused stream is cut.
+        self.assertEqual(self.small("victim2"), (200, (b"answer-for-victim2", True)))
+        self.assertEqual(self.slow_count(), 1)
+        with self.up.lock:
+            used = [n for q, n in self.up.conns if q == rids[0]]
+            later = [n for q, n in self.up.conns if q.startswith("victim")]
+        self.assertNotIn(used[0], later, "the cut connection was reused")
+
+        # The other paused streams were never touched: every byte, in order.
+        for s in holders[1:]:
+            r = Reader(s)
+            status, hdrs = r.head()
+            self.assertEqual((status, r.exactly(BIG, sha=True)), (200, (BIG_SHA, True)))
+        for s in holders:
+            s.close()
+        self.assertEqual(self.small("after"), (200, (b"answer-for-after", True)))
+        self.assertTrue(wait_for(lambda: metric(self.tg.metrics(),
+                                                "tollgate_connections") == 0, 10))
+        self.assertEqual(self.slow_count(), 1)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@
 struct raw_conn {
     struct bufferevent *bev;
     int nreq;
+    bool partial; /* GET /partial: answered in part, then silent */
 };
 
 static struct {
@@ -71,6 +72,10 @@ static struct {
     bool st_pause_first;  /* pause at the first piece, resume from the loop */
     bool st_cancel_first; /* cancel (from the loop) after the first piece */
     struct event *st_ev;
+    bool st_hold_first;     /* pause at the first piece, never resume */
+    srv_proxy_req_t *first; /* the first streamed request's handle */
+    int st_slow;            /* done with SRV_PROXY_SLOW_CLIENT */
+    int cl_codes[8];        /* every client answer's code, in order */
 } T;
 
 #define BIG_BODY (1u << 20)
@@ -239,6 +244,10 @@ static void raw_read(struct bufferevent *bev, void *arg)
     struct evbuffer_ptr e;
 
     while ((e = evbuffer_search(in, "\r\n\r\n", 4, NULL)).pos >= 0) {
+        char line[13] = "";
+
+        evbuffer_copyout(in, line, 12);
+        c->partial = strcmp(line, "GET /partial") == 0;
         evbuffer_drain(in, (size_t)e.pos + 4);
         if (++c->nreq > 1) {
             raw_close(c);
@@ -246,6 +255,9 @@ static void raw_read(struct bufferevent *bev, void *arg)
         }
         if (T.raw_garbage)
             bufferevent_write(bev, "HTTP/1.1 abc\r\n\r\n", 16);
+        else if (c->partial) /* 5 bytes of 100, then nothing */
+            bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst",
+                              43);
         else
             bufferevent_write(bev, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 40);
     }
@@ -320,6 +332,10 @@ static void st_body(struct evbuffer *piece, void *privdata)
     }
     if (T.st_pieces == 1 && T.st_cancel_first)
         event_active(T.st_ev, EV_TIMEOUT, 1);
+    if (T.st_pieces == 1 && T.st_hold_first)
+        srv_proxy_pause(T.last, 1);
+    if (T.st_pieces == 1)
+        T.first = T.last;
 }
 
 static void st_done(const srv_proxy_resp_t *resp, void *privdata)
@@ -327,6 +343,13 @@ static void st_done(const srv_proxy_resp_t *resp, void *privdata)
     T.st_done++;
     T.st_status = resp->status;
     T.last = NULL;
+    if (resp->status == SRV_PROXY_SLOW_CLIENT) {
+        /* cut short after the head: closed, as the pipeline does */
+        T.st_slow++;
+        T.first = NULL;
+        evhttp_connection_free(evhttp_request_get_connection(privdata));
+        return;
+    }
     if (T.st_heads > 0)
         evhttp_send_reply_end(privdata);
     else
@@ -381,9 +404,13 @@ static void client_cb(struct evhttp_request *req, void *arg)
     T.cl_done++;
     if (req == NULL || evhttp_request_get_response_code(req) == 0) {
         T.cl_code = -1;
+        if (T.cl_done <= 8)
+            T.cl_codes[T.cl_done - 1] = -1;
         return;
     }
     T.cl_code = evhttp_request_get_response_code(req);
+    if (T.cl_done <= 8)
+        T.cl_codes[T.cl_done - 1] = T.cl_code;
     snprintf(T.cl_reason, sizeof(T.cl_reason), "%s",
              evhttp_request_get_response_code_line(req));
     copy_hdrs(evhttp_request_get_input_headers(req), &T.cl_hdrs);
@@ -916,6 +943,105 @@ static void test_stream_bad_head(void)
     fx_teardown();
 }
 
+/* The pool at its limit, held by a paused stream: the next request takes
+ * that stream's connection at once (not after timeout_ms), the stream ends
+ * SRV_PROXY_SLOW_CLIENT, its client sees the answer cut, and its
+ * connection is not reused. */
+static void test_paused_stream_gives_way(void)
+{
+    struct evhttp_connection *a, *b;
+    void (*was)(int) = signal(SIGPIPE, SIG_IGN);
+
+    fx_setup();
+    srv_proxy_set_max_conns(T.px, 1);
+    T.timeout_ms = 30000;
+    T.stream = true;
+    T.st_hold_first = true;
+    a = client_new();
+    client_send(a, EVHTTP_REQ_GET, "/big", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.st_pieces, 1, 3000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(T.first);
+    T.st_hold_first = false;
+    b = client_new();
+    client_send(b, EVHTTP_REQ_GET, "/r", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 2, 3000)); /* well before 30 s */
+    CU_ASSERT_EQUAL(T.st_slow, 1);
+    CU_ASSERT_EQUAL(T.st_done, 2);
+    CU_ASSERT(T.st_bytes < BIG_BODY + 5);
+    CU_ASSERT((T.cl_codes[0] == 201 && T.cl_codes[1] == -1) ||
+              (T.cl_codes[0] == -1 && T.cl_codes[1] == 201));
+    CU_ASSERT_STRING_EQUAL(T.cl_body, "echo:");
+    CU_ASSERT_EQUAL(T.up_conns, 2); /* the cut one was closed, not reused */
+    evhttp_connection_free(a);
+    evhttp_connection_free(b);
+    fx_teardown();
+    signal(SIGPIPE, was);
+}
+
+/* A request already waiting for a busy (not paused) connection: when that
+ * stream pauses, the waiter takes its slot. */
+static void test_waiter_takes_slot_of_stream_that_pauses(void)
+{
+    struct evhttp_connection *a, *b;
+
+    fx_setup();
+    srv_proxy_set_max_conns(T.px, 1);
+    T.timeout_ms = 30000;
+    T.stream = true;
+    snprintf(T.upstream, sizeof(T.upstream), "http://127.0.0.1:%u", T.raw_port);
+    a = client_new();
+    client_send(a, EVHTTP_REQ_GET, "/partial", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.st_pieces, 1, 3000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(T.first);
+    b = client_new();
+    client_send(b, EVHTTP_REQ_GET, "/x", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.forwarded, 2, 3000));
+    CU_ASSERT_FALSE(run_until(&T.cl_done, 1, 200)); /* b waits: the pool is full */
+    CU_ASSERT_EQUAL(T.raw_conns, 1);
+    srv_proxy_pause(T.first, 1);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 2, 3000));
+    CU_ASSERT_EQUAL(T.st_slow, 1);
+    CU_ASSERT_EQUAL(T.raw_conns, 2);
+    CU_ASSERT((T.cl_codes[0] == 200 && T.cl_codes[1] == -1) ||
+              (T.cl_codes[0] == -1 && T.cl_codes[1] == 200));
+    CU_ASSERT_STRING_EQUAL(T.cl_body, "ok");
+    evhttp_connection_free(a);
+    evhttp_connection_free(b);
+    fx_teardown();
+}
+
+/* A free slot is used before any paused stream is cut; a paused stream no
+ * one needs the connection of goes on when resumed. */
+static void test_paused_stream_kept_while_pool_has_room(void)
+{
+    struct evhttp_connection *a, *b;
+
+    fx_setup();
+    srv_proxy_set_max_conns(T.px, 2);
+    T.stream = true;
+    T.st_hold_first = true;
+    a = client_new();
+    client_send(a, EVHTTP_REQ_GET, "/big", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.st_pieces, 1, 3000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(T.first);
+    T.st_hold_first = false;
+    b = client_new();
+    client_send(b, EVHTTP_REQ_GET, "/r", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 3000));
+    CU_ASSERT_EQUAL(T.cl_codes[0], 201);
+    CU_ASSERT_EQUAL(T.st_slow, 0);
+    CU_ASSERT_EQUAL(T.st_done, 1);
+    srv_proxy_pause(T.first, 0);
+    CU_ASSERT_FATAL(run_until(&T.cl_done, 2, 5000));
+    CU_ASSERT_EQUAL(T.cl_codes[1], 200);
+    CU_ASSERT_EQUAL(T.st_slow, 0);
+    CU_ASSERT_EQUAL(T.st_status, SRV_PROXY_OK);
+    CU_ASSERT_EQUAL(T.st_bytes, BIG_BODY + 5); /* b's "echo:" and all of a's */
+    evhttp_connection_free(a);
+    evhttp_connection_free(b);
+    fx_teardown();
+}
+
 int test_srv_proxy_add(void)
 {
     static const unit_test_t tests[] = {
@@ -935,6 +1061,11 @@ int test_srv_proxy_add(void)
         {"stream_pause", test_stream_pause},
         {"stream_cancel", test_stream_cancel},
         {"stream_bad_head", test_stream_bad_head},
+        {"paused_stream_gives_way", test_paused_stream_gives_way},
+        {"waiter_takes_slot_of_stream_that_pauses",
+         test_waiter_takes_slot_of_stream_that_pauses},
+        {"paused_stream_kept_while_pool_has_room",
+         test_paused_stream_kept_while_pool_has_room},
         {NULL, NULL},
     };
 
