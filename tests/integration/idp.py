@@ -22,8 +22,6 @@ import tempfile
 import threading
 import time
 
-from harness import free_port
-
 
 def _openssl(*args, cwd):
     subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
@@ -49,8 +47,6 @@ class Idp:
         self.dir = tempfile.mkdtemp(prefix="tollgate-idp-")
         make_pki(self.dir)
         self.ca_file = os.path.join(self.dir, "ca.pem")
-        self.port = free_port()
-        self.issuer = "https://127.0.0.1:%d" % self.port
         self.jwks_path = "/jwks"
         self.keys = list(keys)
         self.max_age = max_age
@@ -93,7 +89,11 @@ class Idp:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        # Port 0: the kernel's choice, held from the bind on (a port picked
+        # earlier and bound later can be taken in between).
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.issuer = "https://127.0.0.1:%d" % self.port
         self.httpd.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(self.dir, "srv.pem"), os.path.join(self.dir, "srv.key"))
