@@ -324,19 +324,87 @@ static bool param_is(const char *name, size_t len, const char *want)
     return !base.over && word_is(&base, want);
 }
 
-bool http_query_has(const char *query, const char *name)
+/* Bytes of s[0..len) before the first of `stop` (or NUL). */
+static size_t span_until(const char *s, size_t len, const char *stop)
 {
-    const char *p = query;
+    size_t n = 0;
+
+    while (n < len && s[n] != '\0' && strchr(stop, s[n]) == NULL)
+        n++;
+    return n;
+}
+
+static bool params_have(const char *p, size_t len, const char *name)
+{
+    const char *end = p + len;
     size_t nlen;
 
-    while (p != NULL && *p != '\0') {
-        nlen = strcspn(p, "&;=");
+    while (p < end && *p != '\0') {
+        nlen = span_until(p, (size_t)(end - p), "&;=");
         if (param_is(p, nlen, name))
             return true;
         p += nlen;
-        p += strcspn(p, "&;");
-        if (*p != '\0')
+        p += span_until(p, (size_t)(end - p), "&;");
+        if (p < end && *p != '\0')
             p++;
+    }
+    return false;
+}
+
+bool http_query_has(const char *query, const char *name)
+{
+    return query != NULL && params_have(query, strlen(query), name);
+}
+
+/* Does `s` (len bytes) hold `word` at `i`, in any case? */
+static bool has_word_at(const char *s, size_t len, size_t i, const char *word)
+{
+    size_t n = strlen(word);
+
+    return i + n <= len && strncasecmp(s + i, word, n) == 0;
+}
+
+bool http_body_has_param(const char *ctype, const char *body, size_t len, const char *name)
+{
+    size_t clen = ctype != NULL ? strlen(ctype) : 0;
+
+    if (body == NULL || len == 0)
+        return false;
+    if (has_word_at(ctype, clen, 0, "application/x-www-form-urlencoded"))
+        return params_have(body, len, name);
+    if (has_word_at(ctype, clen, 0, "multipart/form-data")) {
+        /* every name="..." (or name=token) of a part's headers; a
+         * filename= matches too, which only refuses more */
+        for (size_t i = 0; i + 5 <= len; i++) {
+            size_t v, n;
+
+            if (!has_word_at(body, len, i, "name="))
+                continue;
+            v = i + 5;
+            if (v < len && (body[v] == '"' || body[v] == '\'')) {
+                char q[2] = {body[v], '\0'};
+
+                v++;
+                n = span_until(body + v, len - v, q);
+            } else {
+                n = span_until(body + v, len - v, "; \t\r\n");
+            }
+            if (param_is(body + v, n, name))
+                return true;
+        }
+        return false;
+    }
+    if (has_word_at(ctype, clen, 0, "application/json") ||
+        (clen > 5 && memmem(ctype, clen, "+json", 5) != NULL)) {
+        /* a key spelled "name" anywhere (Laravel reads _method from a JSON
+         * body): a plain scan, so a value spelled so refuses too */
+        size_t n = strlen(name);
+
+        for (size_t i = 0; i + n + 2 <= len; i++)
+            if (body[i] == '"' && strncasecmp(body + i + 1, name, n) == 0 &&
+                body[i + 1 + n] == '"')
+                return true;
+        return false;
     }
     return false;
 }

@@ -1322,6 +1322,27 @@ static int normalize(srv_req_t *r)
  * identity header is refused there; proxy.reserved_headers: reject refuses
  * every reserved spelling and any X-Auth-* in both modes (the default,
  * drop, has proxy.c leave them out). */
+/* A POST whose body names another method: a _method form field (Rails'
+ * Rack::MethodOverride, on by default; Symfony/Laravel; Express's
+ * method-override with a body getter), or a "_method" key of a JSON body
+ * (Laravel reads input from JSON too).  Those frameworks override POST
+ * only.  Forward-auth sees a body only when the proxy sends one (Envoy's
+ * with_request_body); nginx and Traefik do not, which docs/security.md
+ * says. */
+static bool body_overrides_method(srv_req_t *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = in != NULL ? evbuffer_get_length(in) : 0;
+    const char *ctype;
+    unsigned char *body;
+
+    if (len == 0 || strcmp(r->method, "POST") != 0)
+        return false;
+    ctype = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+    body = evbuffer_pullup(in, -1);
+    return body == NULL || http_body_has_param(ctype, (const char *)body, len, "_method");
+}
+
 static step_result_t forged_headers(srv_req_t *r)
 {
     const srv_hdrs_t *h = &r->h;
@@ -1333,7 +1354,7 @@ static step_result_t forged_headers(srv_req_t *r)
      * refused (proxy mode drops the headers, proxy.c, but forwards the
      * query as it came). */
     if ((r->mode != SRV_MODE_PROXY && h->method_override) ||
-        http_query_has(r->query, "_method")) {
+        http_query_has(r->query, "_method") || body_overrides_method(r)) {
         r->reason = "method_override";
         return verdict(r, 400, "bad_request", "method override");
     }

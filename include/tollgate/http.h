@@ -123,6 +123,13 @@ void http_redact_target(const char *target, char *const *extra, size_t nextra, c
  * case, '-', '.', '_' alike, the base of "name[...]"; after '&' or ';')? */
 bool http_query_has(const char *query, const char *name);
 
+/* Does a request body (len bytes, not NUL-terminated) of Content-Type
+ * `ctype` (NULL: none) carry a parameter `name` the way frameworks read
+ * one: an application/x-www-form-urlencoded field (as http_query_has reads
+ * names), a multipart/form-data part's name="...", or a key spelled
+ * "name" in a JSON body (application/json, +json)?  Other types: false. */
+bool http_body_has_param(const char *ctype, const char *body, size_t len, const char *name);
+
 /* How a header name relates to the headers tollgate sets or vouches for,
  * compared ASCII case-insensitively with '-', '_' and '.' treated as equal
  * (CGI/WSGI servers merge X_Auth_Scopes into X-Auth-Scopes). */

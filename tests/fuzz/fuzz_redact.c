@@ -5,7 +5,10 @@
  *  - "/p?" Q SEP "token=" MARK comes out ending in "REDACTED": whatever
  *    precedes it, a credential after a separator never reaches the log;
  *  - redacting the output again changes nothing (when not truncated);
- *  - a small buffer gets a NUL-terminated prefix of the full answer. */
+ *  - a small buffer gets a NUL-terminated prefix of the full answer;
+ *  - http_body_has_param reads the raw input as a body of each type it
+ *    knows (exactly `size` bytes: ASan catches a read past them), and finds
+ *    a _method field appended to a form body whatever precedes it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,5 +43,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_redact_target(in, NULL, 0, small, sizeof(small));
     if (strlen(small) >= sizeof(small) || strncmp(small, out, strlen(small)) != 0)
         abort();
+
+    static const char *const types[] = {"application/x-www-form-urlencoded",
+                                        "multipart/form-data; boundary=x", "application/json",
+                                        "text/plain", NULL};
+    char *body = malloc(size), *form;
+
+    if (body == NULL)
+        return 0;
+    memcpy(body, data, size);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        (void)http_body_has_param(types[i], body, size, "_method");
+    free(body);
+    form = malloc(qlen + 16);
+    if (form == NULL)
+        return 0;
+    n = (size_t)snprintf(form, qlen + 16, "%.*s&_method=x", (int)qlen, (const char *)data + 1);
+    if (!http_body_has_param(types[0], form, n, "_method"))
+        abort();
+    free(form);
     return 0;
 }

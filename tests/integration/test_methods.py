@@ -193,6 +193,34 @@ class ProxyMethods(UpstreamCase):
         self.assertEqual([r["method"] for r in self.up.requests], ["DELETE"])
 
 
+    def test_method_in_the_body_is_refused(self):
+        """Rack::MethodOverride (on by default in Rails), Symfony/Laravel
+        and Express's method-override read _method from a POST's form body
+        (Laravel from a JSON body too): the upstream would run a DELETE
+        that was decided as a POST.  Refused, never forwarded."""
+        mp = (b"--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n"
+              b"--b--\r\n")
+        for ctype, body in ((b"application/x-www-form-urlencoded", b"a=1&_method=DELETE"),
+                            (b"application/x-www-form-urlencoded", b"%5Fmethod=DELETE"),
+                            (b"multipart/form-data; boundary=b", mp),
+                            (b"application/json", b'{"_method":"DELETE"}')):
+            resp = raw_request(self.tg.port, b"POST /up/x HTTP/1.1\r\nHost: t\r\n"
+                               b"Content-Type: " + ctype + b"\r\nContent-Length: "
+                               + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self.assertEqual(raw_status(resp), 400, (ctype, resp[:300]))
+            self.assertIn(b"method override", resp)
+        self.assertEqual(self.up.requests, [])
+        # the same fields elsewhere, or another method: forwarded
+        for method, ctype, body in ((b"POST", b"application/x-www-form-urlencoded", b"a=_method"),
+                                    (b"POST", b"text/plain", b"_method=DELETE"),
+                                    (b"PUT", b"application/x-www-form-urlencoded",
+                                     b"_method=DELETE")):
+            resp = raw_request(self.tg.port, method + b" /up/x HTTP/1.1\r\nHost: t\r\n"
+                               b"Content-Type: " + ctype + b"\r\nContent-Length: "
+                               + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self.assertEqual(raw_status(resp), 200, (method, ctype, resp[:300]))
+        self.assertEqual([r["method"] for r in self.up.requests], ["POST", "POST", "PUT"])
+
     def test_pipelined_behind_a_kept_alive_request(self):
         # PURGE arrives behind a GET on one connection, in one packet and
         # in a later one: refused all the same, never forwarded

@@ -268,6 +268,41 @@ static void test_query_has(void)
     CU_ASSERT_FALSE(http_query_has(NULL, "_method"));
 }
 
+static void test_body_has_param(void)
+{
+    static const char form[] = "a=1&_method=DELETE", mp[] =
+        "--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n";
+    const char *json = "{\"a\":1,\"_method\":\"DELETE\"}";
+
+    /* form: read as a query is; the length bounds it (no NUL needed) */
+    CU_ASSERT_TRUE(http_body_has_param("application/x-www-form-urlencoded", form,
+                                       sizeof form - 1, "_method"));
+    CU_ASSERT_TRUE(http_body_has_param("Application/X-WWW-Form-Urlencoded; charset=utf-8",
+                                       "%5Fmethod=x", 11, "_method"));
+    CU_ASSERT_FALSE(http_body_has_param("application/x-www-form-urlencoded", form, 8,
+                                        "_method")); /* "a=1&_met": cut before it */
+    CU_ASSERT_FALSE(http_body_has_param("application/x-www-form-urlencoded", "a=_method", 9,
+                                        "_method"));
+    /* multipart: a part's name, quoted or not */
+    CU_ASSERT_TRUE(http_body_has_param("multipart/form-data; boundary=b", mp, sizeof mp - 1,
+                                       "_method"));
+    CU_ASSERT_TRUE(http_body_has_param("multipart/form-data; boundary=b",
+                                       "Content-Disposition: form-data; NAME=_method\r\n", 45,
+                                       "_method"));
+    CU_ASSERT_FALSE(http_body_has_param("multipart/form-data; boundary=b",
+                                        "Content-Disposition: form-data; name=\"m\"\r\n\r\n_method",
+                                        51, "_method"));
+    /* JSON: a key so spelled */
+    CU_ASSERT_TRUE(http_body_has_param("application/json", json, strlen(json), "_method"));
+    CU_ASSERT_TRUE(http_body_has_param("application/vnd.api+json", json, strlen(json),
+                                       "_method"));
+    CU_ASSERT_FALSE(http_body_has_param("application/json", "{\"method\":1}", 12, "_method"));
+    /* other types, no type, no body */
+    CU_ASSERT_FALSE(http_body_has_param("text/plain", form, sizeof form - 1, "_method"));
+    CU_ASSERT_FALSE(http_body_has_param(NULL, form, sizeof form - 1, "_method"));
+    CU_ASSERT_FALSE(http_body_has_param("application/json", NULL, 0, "_method"));
+}
+
 static void test_hdr_method_override(void)
 {
     CU_ASSERT_TRUE(http_hdr_method_override("X-HTTP-Method-Override"));
@@ -655,6 +690,7 @@ static const unit_test_t tests[] = {
     {"path_dotseg_flag", test_path_dotseg_flag},
     {"hdr_method_override", test_hdr_method_override},
     {"query_has", test_query_has},
+        {"body has a _method parameter (form, multipart, JSON)", test_body_has_param},
     {"reqid_valid", test_reqid_valid},
     {"reqid_new", test_reqid_new},
     {"reqid_after_fork", test_reqid_after_fork},
