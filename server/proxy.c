@@ -1091,9 +1091,10 @@ static bool target_ok(const char *t)
 /* srv_proxy_forward and _stream: exactly one of `done` and `ops` is set. */
 static srv_proxy_req_t *forward(srv_proxy_t *p, struct evhttp_request *client,
                                 const char *upstream, const char *target,
-                                const srv_proxy_hdr_t *add, size_t nadd, const char *client_ip,
-                                unsigned flags, unsigned timeout_ms, srv_proxy_done_fn done,
-                                const srv_proxy_stream_t *ops, void *privdata)
+                                const srv_proxy_hdr_t *add, size_t nadd,
+                                const char *client_ip, unsigned flags, unsigned timeout_ms,
+                                srv_proxy_done_fn done, const srv_proxy_stream_t *ops,
+                                void *privdata)
 {
     srv_proxy_req_t *r;
     struct proxy_upstream *up;
@@ -1158,8 +1159,8 @@ srv_proxy_req_t *srv_proxy_forward(srv_proxy_t *p, struct evhttp_request *client
                                    unsigned timeout_ms, srv_proxy_done_fn done,
                                    void *privdata)
 {
-    return forward(p, client, upstream, target, add, nadd, client_ip, flags, timeout_ms, done,
-                   NULL, privdata);
+    return forward(p, client, upstream, target, add, nadd, client_ip, flags, timeout_ms,
+                   done, NULL, privdata);
 }
 
 srv_proxy_req_t *srv_proxy_forward_stream(srv_proxy_t *p, struct evhttp_request *client,
@@ -1169,8 +1170,8 @@ srv_proxy_req_t *srv_proxy_forward_stream(srv_proxy_t *p, struct evhttp_request 
                                           unsigned timeout_ms,
                                           const srv_proxy_stream_t *ops, void *privdata)
 {
-    return forward(p, client, upstream, target, add, nadd, client_ip, flags, timeout_ms, NULL,
-                   ops, privdata);
+    return forward(p, client, upstream, target, add, nadd, client_ip, flags, timeout_ms,
+                   NULL, ops, privdata);
 }
 
 void srv_proxy_pause(srv_proxy_req_t *r, int on)

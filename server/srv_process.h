@@ -133,7 +133,7 @@ struct srv {
      * never rebinds, so they hold for the life of the process. */
     char listen_bound[SRV_ADDR_STRLEN];
     char admin_bound[SRV_ADDR_STRLEN];
-    unsigned proxy_max_conns;     /* 0: SRV_PROXY_MAX_CONNS; tests set it (development) */
+    unsigned proxy_max_conns; /* 0: SRV_PROXY_MAX_CONNS; tests set it (development) */
 };
 
 /* server.c */

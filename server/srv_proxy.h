@@ -154,8 +154,9 @@ srv_proxy_req_t *srv_proxy_forward_stream(srv_proxy_t *p, struct evhttp_request 
 void srv_proxy_pause(srv_proxy_req_t *r, int on);
 
 /* The client went away: abort the request; `done` will not run and `r` is
- * freed.  A streamed answer is abandoned: its upstream connection is closed.  Safe at any time before `done` runs; a no-op when called from
- * inside `done` (the handle dies when `done` returns).  NULL is a no-op. */
+ * freed.  A streamed answer is abandoned: its upstream connection is closed.  Safe at any
+ * time before `done` runs; a no-op when called from inside `done` (the handle dies when
+ * `done` returns).  NULL is a no-op. */
 void srv_proxy_cancel(srv_proxy_req_t *r);
 
 /* Append the headers of `from` to `to`, skipping hop-by-hop ones (as above,
