@@ -421,6 +421,60 @@ static void test_audit_reasons_documented(void)
         missing(&doc, &code, "audit reason in reference.md but not in the code"), 0);
 }
 
+/* The repository stands on its own: no file cites the planning documents
+ * that live outside it (DESIGN.md, STYLE.md), which a reader of the
+ * repository does not have.  Flat directories and a few top-level files. */
+static void test_no_outside_references(void)
+{
+    static const char *const dirs[] = {
+        "../../server", "../../auth",    "../../http",  "../../redis",
+        "../../limiter", "../../cfg",    "../../util",  "../../lua",
+        "../../include/tollgate", "../../tests/unit", "../../tests/integration",
+        "../../tests/fuzz", "../../scripts", "../../docs",
+    };
+    static const char *const files[] = {"../../README.md", "../../Makefile",
+                                        "../../CHANGELOG.md", "../../Dockerfile"};
+    static const char *const bad[] = {"DESIGN \xc2\xa7", "DESIGN.md", "STYLE.md"};
+    char path[512], line[8192];
+    size_t found = 0, read = 0;
+
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0] + sizeof files / sizeof files[0]; d++) {
+        bool is_dir = d < sizeof dirs / sizeof dirs[0];
+        DIR *dir = is_dir ? opendir(dirs[d]) : NULL;
+        struct dirent *e = NULL;
+
+        CU_ASSERT_FATAL(!is_dir || dir != NULL);
+        do {
+            FILE *f;
+
+            if (is_dir) {
+                if ((e = readdir(dir)) == NULL)
+                    break;
+                if (e->d_name[0] == '.' || strcmp(e->d_name, "test_docs.c") == 0)
+                    continue;
+                snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
+            } else {
+                snprintf(path, sizeof path, "%s", files[d - sizeof dirs / sizeof dirs[0]]);
+            }
+            f = fopen(path, "r");
+            if (f == NULL)
+                continue; /* a subdirectory */
+            read++;
+            while (fgets(line, sizeof line, f) != NULL)
+                for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++)
+                    if (strstr(line, bad[b]) != NULL) {
+                        fprintf(stderr, "\n  docs: %s cites %s: %s", path, bad[b], line);
+                        found++;
+                    }
+            fclose(f);
+        } while (is_dir);
+        if (dir != NULL)
+            closedir(dir);
+    }
+    CU_ASSERT(read > 100);
+    CU_ASSERT_EQUAL(found, 0);
+}
+
 int test_docs_add(void)
 {
     static const unit_test_t tests[] = {
@@ -431,6 +485,7 @@ int test_docs_add(void)
         {"every metric in the operator guide (and back) and the reference",
          test_metrics_documented},
         {"every audit reason in the reference, and back", test_audit_reasons_documented},
+        {"no file cites documents outside the repository", test_no_outside_references},
         {NULL, NULL},
     };
 
