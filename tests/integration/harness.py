@@ -834,6 +834,31 @@ class RawServer:
     def serve(self, s, n):
         raise NotImplementedError
 
+    @staticmethod
+    def read_request(s, buf):
+        """Read one request (its head, and a Content-Length body) from `s`
+        after what `buf` already holds: ((method, path), rest of buf), or
+        (None, buf) when the peer closed first."""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None, buf
+            buf += chunk
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        method, path, _ = lines[0].split(b" ", 2)
+        clen = 0
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                clen = int(v.strip())
+        while len(buf) < clen:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None, buf
+            buf += chunk
+        return (method.decode(), path.decode()), buf[clen:]
+
 
 class UpstreamCase(TollgateCase):
     """A class whose tollgate (cls.tg) proxies one path prefix to cls.up, an

@@ -26,28 +26,6 @@ class RawUpstream(RawServer):
         self.interim_sent = threading.Event()
         self.start()
 
-    @staticmethod
-    def read_request(s, buf):
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                return None, buf
-            buf += chunk
-        head, _, buf = buf.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        method, path, _ = lines[0].split(b" ", 2)
-        clen = 0
-        for line in lines[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                clen = int(v.strip())
-        while len(buf) < clen:
-            chunk = s.recv(65536)
-            if not chunk:
-                return None, buf
-            buf += chunk
-        return (method.decode(), path.decode()), buf[clen:]
-
     def serve(self, s, n):
         buf = b""
         late = False  # the last answer "had" a body, sent only once the next request came

@@ -56,16 +56,6 @@ class StreamUpstream(RawServer):
         self.conns = []  # connection number of each request, in order
         self.start()
 
-    @staticmethod
-    def read_head(s, buf):
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                return None, buf
-            buf += chunk
-        head, _, buf = buf.partition(b"\r\n\r\n")
-        return head.split(b"\r\n")[0].split(b" ")[1].decode(), buf
-
     def send(self, s, rid, data):
         """sendall, noting when the socket stays unwritable (tollgate
         stopped reading) for 300 ms."""
@@ -100,7 +90,8 @@ class StreamUpstream(RawServer):
         buf = b""
         try:
             while True:
-                path, buf = self.read_head(s, buf)
+                req, buf = self.read_request(s, buf)
+                path = req[1] if req is not None else None
                 if path is None:
                     return
                 _, _, scenario, rid = path.split("/", 3)
