@@ -43,8 +43,8 @@ import unittest
 
 import k8s_render as k8s
 import redis_harness as rh
-from harness import (ADMIN_TOKEN, KubeVolume, TOLLGATE_BIN, free_port, key_line, request,
-                     wait_for, SLOW)
+from harness import (ADMIN_TOKEN, KubeVolume, TOLLGATE_BIN, free_port, key_line, metric,
+                     request, wait_for, SLOW)
 
 REPLICAS = 3
 LOAD_RPS = 200
@@ -791,6 +791,50 @@ class Rehearsal(unittest.TestCase):
         wait_for(lambda: not missing(), 5, 0.05)
         self.assertEqual(missing(), [], "%d answered requests without an audit line"
                          % len(missing()))
+
+    def test_7_redis_down_the_fleet_admits_about_the_rate(self):
+        """Degraded limits follow the live fleet (docs/redis.md §3), through
+        HAProxy: 4 pods live (the chart wrote expected_replicas 3, its
+        replicaCount), a 60/minute limit, the chart's Redis SIGKILLed.  Each
+        pod allows floor(60 / 4) = 15, so the fleet admits at most 60 plus
+        what refills while the test runs (15/minute per pod); dividing by
+        expected_replicas as before would let it admit 4 x 20 = 80."""
+        extra = self.replicas[0]             # an old pod's slot: a 4th pod
+        extra.start()
+        extra.wait_ready()
+        self.haproxy.wait_state({extra.name: "UP"})
+        live = self.live()
+        self.assertEqual(len(live), REPLICAS + 1, [r.name for r in live])
+        objs = upgrade(self.objs, values("60/minute", key_ids=("alice", "bob", "dave", "load")))
+        for r in live:
+            r.update_secret(objs)
+            r.update_configmap(objs)
+
+        def ready_to_fall_back():
+            return all(r.get("/auth/orders/1", "alice").status == 200 and
+                       r.get("/auth/counted/probe", "alice").header("X-RateLimit-Limit") == "60"
+                       and metric(r.metrics(), "tollgate_fleet_replicas") == len(live)
+                       for r in live)
+        # a lower count is taken after 6 s of lower replies: the old pods left
+        self.assertTrue(wait_for(ready_to_fall_back, 20 * SLOW, 0.1),
+                        [(r.name, metric(r.metrics(), "tollgate_fleet_replicas")) for r in live])
+        self.redis.proc.send_signal(signal.SIGKILL)
+        self.redis.proc.wait(5)
+        self.assertTrue(wait_for(lambda: all(json.loads(r.probe("readiness").body)["fallback"]
+                                             for r in live), 10 * SLOW, 0.05),
+                        "not every pod fell back")
+        t0 = time.monotonic()
+        statuses = [self.haproxy.get("/auth/counted/f%d" % i, "alice").status
+                    for i in range(40 * len(live))]
+        elapsed = time.monotonic() - t0
+        share = 60 // len(live)
+        bound = len(live) * (share + int(share * elapsed / 60))
+        admitted = statuses.count(200)
+        print("\n  rehearsal: Redis down, %d pods, 60/minute: the fleet admitted %d of %d "
+              "in %.1f s (bound %d)" % (len(live), admitted, len(statuses), elapsed, bound))
+        self.assertEqual(set(statuses) - {200, 429}, set(), statuses)
+        self.assertLessEqual(admitted, bound, "the fleet admitted more than the rate")
+        self.assertGreaterEqual(admitted, share, "the fallback admitted nothing")
 
 
 if __name__ == "__main__":
