@@ -1053,8 +1053,14 @@ static void stream_done(srv_req_t *r, srv_proxy_status_t status)
 
     watch_close(r, false);
     if (status == SRV_PROXY_OK) {
-        evhttp_send_reply_end(r->req);
+        struct evhttp_request *req = r->req;
+
+        /* finish first: r->target points into the request, which
+         * evhttp_send_reply_end frees at once when nothing is left to write
+         * and no last chunk is due (a Content-Length or close-delimited
+         * answer, e.g. to HTTP/1.0) — ASan caught the audit line reading it */
         finish(r);
+        evhttp_send_reply_end(req);
         return;
     }
     if (status == SRV_PROXY_SLOW_CLIENT)
