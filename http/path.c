@@ -364,15 +364,36 @@ static bool has_word_at(const char *s, size_t len, size_t i, const char *word)
     return i + n <= len && strncasecmp(s + i, word, n) == 0;
 }
 
-bool http_body_has_param(const char *ctype, const char *body, size_t len, const char *name)
+typedef enum { BODY_NONE, BODY_FORM, BODY_MULTIPART, BODY_JSON } body_kind_t;
+
+static body_kind_t body_kind(const char *ctype)
 {
     size_t clen = ctype != NULL ? strlen(ctype) : 0;
 
+    if (has_word_at(ctype, clen, 0, "application/x-www-form-urlencoded"))
+        return BODY_FORM;
+    if (has_word_at(ctype, clen, 0, "multipart/form-data"))
+        return BODY_MULTIPART;
+    if (has_word_at(ctype, clen, 0, "application/json") ||
+        (clen > 5 && memmem(ctype, clen, "+json", 5) != NULL))
+        return BODY_JSON;
+    return BODY_NONE;
+}
+
+bool http_body_type_has_params(const char *ctype)
+{
+    return body_kind(ctype) != BODY_NONE;
+}
+
+bool http_body_has_param(const char *ctype, const char *body, size_t len, const char *name)
+{
+    body_kind_t kind = body_kind(ctype);
+
     if (body == NULL || len == 0)
         return false;
-    if (has_word_at(ctype, clen, 0, "application/x-www-form-urlencoded"))
+    if (kind == BODY_FORM)
         return params_have(body, len, name);
-    if (has_word_at(ctype, clen, 0, "multipart/form-data")) {
+    if (kind == BODY_MULTIPART) {
         /* every name="..." (or name=token) of a part's headers; a
          * filename= matches too, which only refuses more */
         for (size_t i = 0; i + 5 <= len; i++) {
@@ -394,8 +415,7 @@ bool http_body_has_param(const char *ctype, const char *body, size_t len, const 
         }
         return false;
     }
-    if (has_word_at(ctype, clen, 0, "application/json") ||
-        (clen > 5 && memmem(ctype, clen, "+json", 5) != NULL)) {
+    if (kind == BODY_JSON) {
         /* a key spelled "name" anywhere (Laravel reads _method from a JSON
          * body): a plain scan, so a value spelled so refuses too */
         size_t n = strlen(name);

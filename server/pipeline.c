@@ -1345,6 +1345,8 @@ static bool body_overrides_method(srv_req_t *r)
     if (len == 0 || strcmp(r->method, "POST") != 0)
         return false;
     ctype = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+    if (!http_body_type_has_params(ctype))
+        return false; /* no copy of a body nothing reads parameters from */
     body = evbuffer_pullup(in, -1);
     return body == NULL || http_body_has_param(ctype, (const char *)body, len, "_method");
 }

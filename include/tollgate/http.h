@@ -130,6 +130,10 @@ bool http_query_has(const char *query, const char *name);
  * "name" in a JSON body (application/json, +json)?  Other types: false. */
 bool http_body_has_param(const char *ctype, const char *body, size_t len, const char *name);
 
+/* Is `ctype` one of the body types http_body_has_param reads (so a caller
+ * need not make the body contiguous for any other)? */
+bool http_body_type_has_params(const char *ctype);
+
 /* How a header name relates to the headers tollgate sets or vouches for,
  * compared ASCII case-insensitively with '-', '_' and '.' treated as equal
  * (CGI/WSGI servers merge X_Auth_Scopes into X-Auth-Scopes). */

@@ -301,6 +301,11 @@ static void test_body_has_param(void)
     CU_ASSERT_FALSE(http_body_has_param("text/plain", form, sizeof form - 1, "_method"));
     CU_ASSERT_FALSE(http_body_has_param(NULL, form, sizeof form - 1, "_method"));
     CU_ASSERT_FALSE(http_body_has_param("application/json", NULL, 0, "_method"));
+    /* the types worth reading a body for */
+    CU_ASSERT_TRUE(http_body_type_has_params("multipart/form-data; boundary=b"));
+    CU_ASSERT_TRUE(http_body_type_has_params("application/problem+json"));
+    CU_ASSERT_FALSE(http_body_type_has_params("application/octet-stream"));
+    CU_ASSERT_FALSE(http_body_type_has_params(NULL));
 }
 
 static void test_hdr_method_override(void)

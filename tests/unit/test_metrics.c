@@ -12,20 +12,26 @@
 #include "tollgate/metrics.h"
 #include "unit.h"
 
-/* The whole exposition as a NUL-terminated string; the caller frees it. */
-static char *render(void)
+/* What `fn` renders, as a NUL-terminated string; the caller frees it. */
+static char *render_with(void (*fn)(struct evbuffer *))
 {
     struct evbuffer *b = evbuffer_new();
     size_t n;
     char *s;
 
-    metrics_render(b);
+    fn(b);
     n = evbuffer_get_length(b);
     s = malloc(n + 1);
     evbuffer_remove(b, s, n);
     s[n] = '\0';
     evbuffer_free(b);
     return s;
+}
+
+/* The whole exposition. */
+static char *render(void)
+{
+    return render_with(metrics_render);
 }
 
 /* The value on the line that starts with `series` + ' ', or -1. */
@@ -266,21 +272,6 @@ static void test_proc_stat_parse(void)
     CU_ASSERT_EQUAL(metrics_parse_proc_stat(NULL, &st), -1);
     CU_ASSERT_EQUAL(metrics_parse_proc_stat("", &st), -1);
     CU_ASSERT_EQUAL(metrics_parse_proc_stat("1 (tg)", &st), -1);
-}
-
-static char *render_with(void (*fn)(struct evbuffer *))
-{
-    struct evbuffer *b = evbuffer_new();
-    size_t n;
-    char *s;
-
-    fn(b);
-    n = evbuffer_get_length(b);
-    s = malloc(n + 1);
-    evbuffer_remove(b, s, n);
-    s[n] = '\0';
-    evbuffer_free(b);
-    return s;
 }
 
 /* Every process metric is there, each with a sane value for this test
