@@ -110,7 +110,12 @@ static size_t section_prefixes(const char *title, char pre[2][NAME_MAX_LEN], boo
     return 1;
 }
 
-static int doc_keys(const char *path, names_t *out)
+/* Calls fn(full key, its row) for every key row of configuration.md's key
+ * sections: the row's first backticked name, with its section's prefix
+ * (each prefix, for a section of two) unless it is dotted already. */
+typedef void key_row_fn(const char *key, const char *line, void *arg);
+
+static int doc_key_rows(const char *path, key_row_fn *fn, void *arg)
 {
     FILE *f = fopen(path, "r");
     char line[4096], name[NAME_MAX_LEN], full[512];
@@ -130,11 +135,22 @@ static int doc_keys(const char *path, names_t *out)
             continue;
         for (size_t i = 0; i < npre; i++) {
             snprintf(full, sizeof full, "%s%s", strchr(name, '.') ? "" : pre[i], name);
-            add(out, full);
+            fn(full, line, arg);
         }
     }
     fclose(f);
     return 0;
+}
+
+static void add_key(const char *key, const char *line, void *arg)
+{
+    (void)line;
+    add(arg, key);
+}
+
+static int doc_keys(const char *path, names_t *out)
+{
+    return doc_key_rows(path, add_key, out);
 }
 
 /* Every backticked first cell of a table row of `path`. */
@@ -208,41 +224,30 @@ typedef struct doc_default {
     names_t keys, values; /* parallel */
 } doc_default_t;
 
-/* Each key row's default (its third cell's first backticked value, outer
- * quotes removed) in configuration.md's key sections. */
+/* A key row's default (its third cell's first backticked value, outer
+ * quotes removed), when it has one. */
+static void add_default(const char *key, const char *line, void *arg)
+{
+    doc_default_t *out = arg;
+    char def[1024], val[NAME_MAX_LEN];
+    size_t n;
+
+    if (!cell(line, 2, def, sizeof def) || backticked(def, val, sizeof val) == NULL ||
+        out->keys.n >= MAX_NAMES)
+        return;
+    n = strlen(val);
+    if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
+        memmove(val, val + 1, n - 2);
+        val[n - 2] = '\0';
+    }
+    snprintf(out->keys.v[out->keys.n++], NAME_MAX_LEN, "%.120s", key);
+    snprintf(out->values.v[out->values.n++], NAME_MAX_LEN, "%s", val);
+}
+
+/* Each key row's default in configuration.md's key sections. */
 static int doc_defaults(const char *path, doc_default_t *out)
 {
-    FILE *f = fopen(path, "r");
-    char line[4096], name[NAME_MAX_LEN], def[1024], val[NAME_MAX_LEN];
-    char pre[2][NAME_MAX_LEN] = {{0}};
-    size_t npre = 0, n;
-    bool keys = false;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "## ", 3) == 0 || strncmp(line, "### ", 4) == 0) {
-            npre = section_prefixes(strchr(line, ' ') + 1, pre, &keys);
-            continue;
-        }
-        if (!keys || strncmp(line, "| `", 3) != 0 ||
-            backticked(line, name, sizeof name) == NULL ||
-            !cell(line, 2, def, sizeof def) || backticked(def, val, sizeof val) == NULL)
-            continue;
-        n = strlen(val);
-        if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
-            memmove(val, val + 1, n - 2);
-            val[n - 2] = '\0';
-        }
-        for (size_t i = 0; i < npre && out->keys.n < MAX_NAMES; i++) {
-            snprintf(out->keys.v[out->keys.n], NAME_MAX_LEN, "%.60s%.60s",
-                     strchr(name, '.') ? "" : pre[i], name);
-            snprintf(out->values.v[out->values.n++], NAME_MAX_LEN, "%s", val);
-            out->keys.n++;
-        }
-    }
-    fclose(f);
-    return 0;
+    return doc_key_rows(path, add_default, out);
 }
 
 typedef struct default_check {
