@@ -18,9 +18,11 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import traceback
 
 
 def _openssl(*args, cwd):
@@ -103,6 +105,12 @@ class Idp:
         # ever (it did: a test_idp run hung until the 600 s guard).
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
                                             do_handshake_on_connect=False)
+        # accept() must never block serve_forever either: with a timeout on
+        # the listening socket a connection that select() announced and that
+        # is gone by accept() (a reset client) costs one timeout, not ever.
+        # Accepted sockets stay blocking (socket.accept), and the handler
+        # sets its own `timeout`.
+        self.httpd.socket.settimeout(1.0)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -121,6 +129,19 @@ class Idp:
             return self.hit_at.get(path)
 
     def stop(self):
-        self.httpd.shutdown()
+        # shutdown() waits for serve_forever to notice, for ever if it is
+        # stuck (CI saw one stop hang until the 600 s guard).  Wait with a
+        # deadline instead, and when the loop is stuck say where, so the
+        # failure names its cause rather than hanging the suite.
+        stopper = threading.Thread(target=self.httpd.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(10)
+        stuck = stopper.is_alive()
+        where = ""
+        if stuck:
+            frame = sys._current_frames().get(self.thread.ident)
+            where = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
         self.httpd.server_close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if stuck:
+            raise AssertionError("the test IdP's serve_forever did not stop in 10 s:\n" + where)
