@@ -173,14 +173,31 @@ class RespClient:
         raise ValueError("bad RESP type byte in %r" % line)
 
 
-def wait_ping(host, port, timeout=10.0):
-    """Wait until host:port answers PING; raise TimeoutError otherwise."""
+def server_pid(client):
+    """The process_id a Redis server reports in INFO server."""
+    info = client.call("INFO", "server")
+    if isinstance(info, bytes):
+        info = info.decode()
+    for line in info.splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None
+
+
+def wait_ping(host, port, timeout=10.0, pid=None):
+    """Wait until host:port answers PING; raise TimeoutError otherwise.
+    With `pid`, the server that answers must be that process: a port picked
+    free and taken by another test's redis-server before ours bound it is
+    answered by theirs (ours exits a moment later), and a test must never
+    talk to someone else's server (RuntimeError at once: pick another)."""
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
         try:
             with RespClient(host, port, timeout=1.0) as c:
                 if c.call("PING") == "PONG":
+                    if pid is not None and server_pid(c) != pid:
+                        raise RuntimeError("port %d answered by another server" % port)
                     return
         except (OSError, RespError) as e:  # LOADING, refused, ...
             last = e
@@ -245,7 +262,7 @@ class RedisServer:
             if self.proc.poll() is not None:
                 raise RuntimeError("exited with %s" % self.proc.returncode)
             try:
-                wait_ping("127.0.0.1", port, timeout=0.2)
+                wait_ping("127.0.0.1", port, timeout=0.2, pid=self.proc.pid)
                 return
             except TimeoutError:
                 pass
@@ -630,6 +647,9 @@ class TlsRedisServer(RedisServer):
                 try:
                     with self.client(port=port, timeout=0.5) as c:
                         if c.call("PING") == "PONG":
+                            if server_pid(c) != self.proc.pid:
+                                last = RuntimeError("port %d answered by another server" % port)
+                                break
                             self.port = port
                             return self
                 except (OSError, RespError) as e:
