@@ -329,17 +329,36 @@ class RealNginx(unittest.TestCase):
         cls.addClassCleanup(_finish, cls.tg)
         cls.dir = tempfile.mkdtemp(prefix="tollgate-it-nginx-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.err = open(os.path.join(cls.dir, "stderr.log"), "wb")
+        cls.addClassCleanup(cls.err.close)
+        cls.nginx = None
+        cls.addClassCleanup(cls._stop_nginx)
+        # nginx cannot bind port 0 and say which port it got: a port free a
+        # moment ago may be taken when it binds, so a start that fails on
+        # the bind is retried on another port (a bounded number of times).
+        for _ in range(3):
+            state = cls._start_nginx(binary)
+            if state == "ok":
+                return
+            with open(os.path.join(cls.dir, "error.log"), "rb") as f:
+                log = f.read()[-2000:]
+            cls._stop_nginx()
+            if b"Address already in use" not in log:
+                break
+        raise AssertionError("nginx did not start (%s): %r" % (state, log))
+
+    @classmethod
+    def _start_nginx(cls, binary):
         cls.port = free_port()
+        if os.path.exists(os.path.join(cls.dir, "error.log")):
+            os.unlink(os.path.join(cls.dir, "error.log"))  # this attempt's alone
         with open(os.path.join(cls.dir, "nginx.conf"), "w") as f:
             f.write(NGINX_CONF % {"dir": cls.dir, "tg": cls.tg.port, "up": cls.up.port,
                                   "port": cls.port, "snippet": docs_nginx_snippet(),
                                   "user": "user root;" if os.geteuid() == 0 else ""})
-        cls.err = open(os.path.join(cls.dir, "stderr.log"), "wb")
-        cls.addClassCleanup(cls.err.close)
         cls.nginx = subprocess.Popen([binary, "-p", cls.dir, "-c", "nginx.conf",
                                       "-e", os.path.join(cls.dir, "error.log")],
                                      stdin=subprocess.DEVNULL, stdout=cls.err, stderr=cls.err)
-        cls.addClassCleanup(cls._stop_nginx)
 
         def listening():
             if cls.nginx.poll() is not None:
@@ -349,15 +368,11 @@ class RealNginx(unittest.TestCase):
                 return "ok"
             except OSError:
                 return None
-        state = wait_for(listening, 10)
-        if state != "ok":
-            with open(os.path.join(cls.dir, "error.log"), "rb") as f:
-                log = f.read()[-2000:]
-            raise AssertionError("nginx did not start (%s): %r" % (state, log))
+        return wait_for(listening, 10)
 
     @classmethod
     def _stop_nginx(cls):
-        if cls.nginx.poll() is None:
+        if cls.nginx is not None and cls.nginx.poll() is None:
             cls.nginx.send_signal(signal.SIGTERM)  # by PID: only ours
             try:
                 cls.nginx.wait(5 * SLOW)
