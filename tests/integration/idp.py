@@ -91,26 +91,36 @@ class Idp:
                 self.end_headers()
                 self.wfile.write(body)
 
-        # Port 0: the kernel's choice, held from the bind on (a port picked
-        # earlier and bound later can be taken in between).
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.issuer = "https://127.0.0.1:%d" % self.port
-        self.httpd.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(self.dir, "srv.pem"), os.path.join(self.dir, "srv.key"))
-        # The TLS handshake happens on the first read, in the connection's own
-        # thread, not in accept(): a client that connects and never finishes
-        # it must not block serve_forever, or stop()'s shutdown() waits for
-        # ever (it did: a test_idp run hung until the 600 s guard).
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
-                                            do_handshake_on_connect=False)
-        # accept() must never block serve_forever either: with a timeout on
-        # the listening socket a connection that select() announced and that
-        # is gone by accept() (a reset client) costs one timeout, not ever.
-        # Accepted sockets stay blocking (socket.accept), and the handler
-        # sets its own `timeout`.
-        self.httpd.socket.settimeout(1.0)
+
+        class TlsServer(http.server.ThreadingHTTPServer):
+            """serve_forever's thread only accepts plain TCP connections;
+            TLS (wrap, handshake, its failures) happens in each connection's
+            own thread.  With the listening socket wrapped instead, the
+            accept thread ran ssl code, and twice in CI the loop stopped
+            answering: the first JWKS fetch timed out, and once stop()'s
+            shutdown() waited until the suite's 600 s guard."""
+            daemon_threads = True
+
+            def finish_request(self, request, client_address):
+                request.settimeout(Handler.timeout)  # a stalled handshake too
+                try:
+                    conn = ctx.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # a client that does not trust us (a test's point), or left
+                try:
+                    Handler(conn, client_address, self)
+                except OSError:
+                    pass  # the client left mid-request
+                finally:
+                    conn.close()
+
+        # Port 0: the kernel's choice, held from the bind on (a port picked
+        # earlier and bound later can be taken in between).
+        self.httpd = TlsServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.issuer = "https://127.0.0.1:%d" % self.port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
