@@ -111,15 +111,15 @@ typedef struct rl_request {
     const char *route;     /* matched route name, NULL when none */
     const char *tier;      /* credential's tier, NULL when none */
     uint32_t cost;         /* tokens this request takes, normally 1 */
+    /* Inbound header / string claim by name, NULL when absent. */
+    const char *(*header)(void *ctx, const char *name);
+    const char *(*claim)(void *ctx, const char *name);
+    void *ctx;
     /* Decide exactly as now (verdicts, remaining, reset, retry-after, the
      * all-or-nothing rule, the backend's clock) but take no token and change
      * no state anywhere: no bucket, key, lease or cache entry is written,
      * created or dropped.  The basis of explain and replay. */
     bool dry_run;
-    /* Inbound header / string claim by name, NULL when absent. */
-    const char *(*header)(void *ctx, const char *name);
-    const char *(*claim)(void *ctx, const char *name);
-    void *ctx;
 } rl_request_t;
 
 /* True when `m` matches path and host, whatever its methods. */

@@ -115,8 +115,8 @@ static void test_calls_and_replies(void)
     const rl_limit_t *l1[2] = {&a, &b}, *l2[1] = {&a};
     rl_rate_t r1[2] = {a.rate, b.rate}, r2[1] = {a.rate};
     rl_limit_result_t res1[2] = {{0}}, res2[1] = {{0}};
-    rl_group_t g[2] = {{"c=x", l1, r1, res1, 2, 1, false},
-                       {"ip=1.2.3.4", l2, r2, res2, 1, 1, false}};
+    rl_group_t g[2] = {{"c=x", l1, r1, res1, 2, 1, false, false},
+                       {"ip=1.2.3.4", l2, r2, res2, 1, 1, false, false}};
     got_t got = {0};
     void *tok = rl_redis_ops.check(r, NULL, g, 2, got_done, &got);
     const long long rep1[] = {1, 0, 1, 19, 100, 0, 0, 0, 2000, 50};
@@ -163,7 +163,7 @@ static int check_one(rl_redis_t *r, fake_t *f, const rl_limit_t *lim, const char
 {
     const rl_limit_t *l[1] = {lim};
     rl_rate_t rt[1] = {lim->rate};
-    rl_group_t g = {id, l, rt, res, 1, 1, false};
+    rl_group_t g = {id, l, rt, res, 1, 1, false, false};
     got_t got = {0};
     int before = f->ncalls;
 
@@ -252,8 +252,8 @@ static void test_batching(void)
     const rl_limit_t *l[1] = {&a};
     rl_rate_t rt[1] = {a.rate};
     rl_limit_result_t res[4][1] = {{{0}}};
-    rl_group_t g[4] = {{"c=1", l, rt, res[0], 1, 1, false}, {"c=2", l, rt, res[1], 1, 2, false},
-                       {"c=3", l, rt, res[2], 1, 1, false}, {"c=4", l, rt, res[3], 1, 1, false}};
+    rl_group_t g[4] = {{"c=1", l, rt, res[0], 1, 1, false, false}, {"c=2", l, rt, res[1], 1, 2, false, false},
+                       {"c=3", l, rt, res[2], 1, 1, false, false}, {"c=4", l, rt, res[3], 1, 1, false, false}};
     got_t got[4] = {{0}};
     void *tok[4];
     const long long rep[3][6] = {{1, 0, 1, 9, 100, 0}, {0, 70, 0, 0, 900, 70}, {1, 0, 1, 3, 5, 0}};
@@ -331,7 +331,7 @@ static void test_leases(void)
     {
         const rl_limit_t *l[1] = {&a};
         rl_rate_t rt[1] = {a.rate};
-        rl_group_t g = {"c=h", l, rt, &res, 1, 1, false};
+        rl_group_t g = {"c=h", l, rt, &res, 1, 1, false, false};
         got_t got = {0};
 
         rl_redis_ops.check(r, NULL, &g, 1, got_done, &got);
@@ -371,7 +371,7 @@ static void test_malformed_and_missing_replies(void)
     const rl_limit_t *l1[1] = {&a};
     rl_rate_t r1[1] = {a.rate};
     rl_limit_result_t res[1] = {{0}};
-    rl_group_t g = {"c=x", l1, r1, res, 1, 1, false};
+    rl_group_t g = {"c=x", l1, r1, res, 1, 1, false, false};
     got_t got = {0};
     const long long short_reply[] = {1, 0, 1};
 
@@ -398,8 +398,8 @@ static void test_refused_and_cancel(void)
     const rl_limit_t *l1[1] = {&a};
     rl_rate_t r1[1] = {a.rate};
     rl_limit_result_t res[2] = {{0}};
-    rl_group_t g[2] = {{"c=x", l1, r1, res, 1, 1, false},
-                       {"c=y", l1, r1, res + 1, 1, 1, false}};
+    rl_group_t g[2] = {{"c=x", l1, r1, res, 1, 1, false, false},
+                       {"c=y", l1, r1, res + 1, 1, 1, false, false}};
     got_t got = {0};
     void *tok;
 
