@@ -13,6 +13,7 @@
 #include "tollgate/rc.h"
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_redis.h"
+#include "tollgate/util_clock.h"
 #include "support_redis.h"
 #include "unit.h"
 
@@ -157,13 +158,14 @@ static void hit(void *ctx)
     (*(int *)ctx)++;
 }
 
-/* Check one group of `lim` for client `id`; returns how many calls went out. */
-static int check_one(rl_redis_t *r, fake_t *f, const rl_limit_t *lim, const char *id,
-                     rl_limit_result_t *res, const long long *reply)
+/* Check one group of `lim` for client `id` (a dry run when `dry`); returns
+ * how many calls went out. */
+static int check_g(rl_redis_t *r, fake_t *f, const rl_limit_t *lim, const char *id,
+                   rl_limit_result_t *res, const long long *reply, bool dry)
 {
     const rl_limit_t *l[1] = {lim};
     rl_rate_t rt[1] = {lim->rate};
-    rl_group_t g = {id, l, rt, res, 1, 1, false, false};
+    rl_group_t g = {id, l, rt, res, 1, 1, false, dry};
     got_t got = {0};
     int before = f->ncalls;
 
@@ -172,6 +174,12 @@ static int check_one(rl_redis_t *r, fake_t *f, const rl_limit_t *lim, const char
         answer(f, f->ncalls - 1, reply, 6);
     CU_ASSERT_EQUAL(got.calls, 1);
     return f->ncalls - before;
+}
+
+static int check_one(rl_redis_t *r, fake_t *f, const rl_limit_t *lim, const char *id,
+                     rl_limit_result_t *res, const long long *reply)
+{
+    return check_g(r, f, lim, id, res, reply, false);
 }
 
 /* A call Redis denied is answered locally until its bucket could fit, with
@@ -420,6 +428,141 @@ static void test_refused_and_cancel(void)
     rl_redis_free(r);
 }
 
+/* ---- dry runs ------------------------------------------------------------ */
+
+/* A dry call says 'D' first; its denial is not remembered; it reads the
+ * over-limit cache (no counted hit) but leaves even an expired entry for a
+ * real call to drop. */
+static void test_dry_run_calls(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE);
+    rl_limit_result_t res = {0};
+    const long long denied[] = {0, 400, 0, 0, 2000, 400};
+    const long long allowed[] = {1, 0, 1, 5, 1500, 0};
+    const long long soon[] = {0, 30, 0, 0, 2000, 30};
+    uint64_t t0;
+    int hits = 0;
+
+    rl_redis_set_local_observer(r, hit, NULL, &hits);
+    CU_ASSERT_EQUAL(check_g(r, &f, &a, "c=x", &res, denied, true), 1);
+    CU_ASSERT_EQUAL(f.nargs[0], 6);
+    CU_ASSERT_STRING_EQUAL(f.args[0][0], "D");
+    CU_ASSERT_STRING_EQUAL(f.args[0][1], "1"); /* cost */
+    CU_ASSERT_STRING_EQUAL(f.args[0][2], "10");
+    CU_ASSERT_STRING_EQUAL(f.keys[0][0], "tg:{c=x}:b:a");
+    CU_ASSERT_FALSE(res.v.allowed);
+    CU_ASSERT_EQUAL(res.v.retry_after_ms, 400);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 0); /* not remembered */
+    CU_ASSERT_EQUAL(check_g(r, &f, &a, "c=x", &res, denied, true), 1);
+    /* a real denial is remembered; a dry run reads it, counts no hit */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=x", &res, denied), 1);
+    CU_ASSERT_STRING_EQUAL(f.args[2][0], "1"); /* a real call: no 'D' */
+    memset(&res, 0, sizeof res);
+    CU_ASSERT_EQUAL(check_g(r, &f, &a, "c=x", &res, NULL, true), 0);
+    CU_ASSERT_FALSE(res.v.allowed);
+    CU_ASSERT(res.v.retry_after_ms <= 400 && res.v.retry_after_ms > 300);
+    CU_ASSERT_EQUAL(hits, 0);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 1);
+    /* an expired entry: the dry run asks Redis and leaves it; a real call
+     * drops it */
+    t0 = util_mono_ms();
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=w", &res, soon), 1);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 2);
+    while (util_mono_ms() < t0 + 40) /* the entry's 30 ms run out */
+        ;
+    CU_ASSERT_EQUAL(check_g(r, &f, &a, "c=w", &res, allowed, true), 1);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 2);
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=w", &res, allowed), 1);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 1);
+    rl_redis_free(r);
+}
+
+/* Dry and real requests share one batch: 'D' before the dry one's k. */
+static void test_dry_run_batch(void)
+{
+    fake_t f = {0};
+    struct event_base *base = event_base_new();
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE);
+    const rl_limit_t *l[1] = {&a};
+    rl_rate_t rt[1] = {a.rate};
+    rl_limit_result_t res[3][1] = {{{0}}};
+    rl_group_t g[3] = {{"c=1", l, rt, res[0], 1, 1, false, false},
+                       {"c=1", l, rt, res[1], 1, 1, false, true},
+                       {"c=1", l, rt, res[2], 1, 2, false, false}};
+    got_t got[3] = {{0}};
+    const long long rep[3][6] = {
+        {1, 0, 1, 9, 100, 0}, {0, 70, 0, 0, 900, 70}, {0, 80, 0, 0, 900, 80}};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    rl_redis_set_batching(r, 64, false);
+    for (int i = 0; i < 3; i++)
+        rl_redis_ops.check(r, base, &g[i], 1, got_done, &got[i]);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_EQUAL(f.nargs[0], 2 + 6 + 7 + 6);
+    CU_ASSERT_STRING_EQUAL(f.args[0][0], "B");
+    CU_ASSERT_STRING_EQUAL(f.args[0][1], "3");
+    CU_ASSERT_STRING_EQUAL(f.args[0][2], "1"); /* k of the first, real */
+    CU_ASSERT_STRING_EQUAL(f.args[0][8], "D"); /* the second is dry */
+    CU_ASSERT_STRING_EQUAL(f.args[0][9], "1"); /* its k */
+    CU_ASSERT_STRING_EQUAL(f.args[0][10], "1"); /* its cost */
+    CU_ASSERT_STRING_EQUAL(f.args[0][15], "1"); /* k of the third, real */
+    CU_ASSERT_STRING_EQUAL(f.args[0][16], "2"); /* its cost */
+    answer_batch(&f, 0, rep, 3);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(got[i].calls, 1);
+    CU_ASSERT_TRUE(res[0][0].v.allowed);
+    CU_ASSERT_FALSE(res[1][0].v.allowed);
+    CU_ASSERT_EQUAL(res[1][0].v.retry_after_ms, 70);
+    CU_ASSERT_EQUAL(res[2][0].v.retry_after_ms, 80);
+    CU_ASSERT_EQUAL(rl_redis_overlimit_count(r), 1); /* the real denial only */
+    rl_redis_free(r);
+    event_base_free(base);
+}
+
+/* consistency: leased — a dry run reads a live lease (the same answer as a
+ * real check from it) but takes no token and adds no demand; with no lease
+ * to read it is an exact dry call at its own cost. */
+static void test_dry_run_leases(void)
+{
+    fake_t f = {0};
+    rl_redis_t *r = rl_redis_new(&fake_ops, &f, "tg:", 0);
+    rl_limit_t a = mk_limit("hot", RL_MODE_ENFORCE);
+    rl_limit_result_t res = {0};
+    const long long ok[] = {1, 0, 1, 50, 100, 0};
+    int leased = 0;
+
+    a.consistency = RL_CONSISTENCY_LEASED;
+    a.lease_max = 8;
+    a.lease_ttl_ms = 60000;
+    rl_redis_set_local_observer(r, NULL, hit, &leased);
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1);   /* exact, 1 */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1);   /* lease of 2 */
+    CU_ASSERT_STRING_EQUAL(f.args[1][0], "2");
+    /* one token left in the lease: the dry runs read it, twice */
+    for (int i = 0; i < 2; i++) {
+        memset(&res, 0, sizeof res);
+        CU_ASSERT_EQUAL(check_g(r, &f, &a, "c=h", &res, NULL, true), 0);
+        CU_ASSERT_TRUE(res.v.allowed);
+        CU_ASSERT_EQUAL(res.v.remaining, 50);
+    }
+    CU_ASSERT_EQUAL(leased, 0);
+    /* ... and the token is still there for the real check */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, NULL), 0);
+    CU_ASSERT_EQUAL(leased, 1);
+    /* the lease is empty: a dry run asks Redis, exactly, for its own cost */
+    CU_ASSERT_EQUAL(check_g(r, &f, &a, "c=h", &res, ok, true), 1);
+    CU_ASSERT_STRING_EQUAL(f.args[2][0], "D");
+    CU_ASSERT_STRING_EQUAL(f.args[2][1], "1");
+    /* the real check's lease: twice the real demand (2), none of the dry */
+    CU_ASSERT_EQUAL(check_one(r, &f, &a, "c=h", &res, ok), 1);
+    CU_ASSERT_STRING_EQUAL(f.args[3][0], "4");
+    rl_redis_free(r);
+}
+
 /* ---- the real thing ------------------------------------------------------ */
 
 static size_t bucket_script(rc_script_t *out)
@@ -542,6 +685,9 @@ int test_rl_redis_add(void)
         {"calls and replies, one group failing", test_calls_and_replies},
         {"malformed and missing replies", test_malformed_and_missing_replies},
         {"refused sends and cancel", test_refused_and_cancel},
+        {"dry run: calls and the over-limit cache", test_dry_run_calls},
+        {"dry run: shares a batch with real requests", test_dry_run_batch},
+        {"dry run: leases read, never taken", test_dry_run_leases},
         {NULL, NULL},
     };
     /* redis-server or the cluster of their own (support_redis.h) */
