@@ -675,6 +675,167 @@ static void test_live_shared_bucket(void)
     tu_redis_stop(&srv);
 }
 
+/* ---- dry runs against a real Redis --------------------------------------- */
+
+typedef struct dry_one {
+    rl_status_t status;
+    uint64_t remaining, retry_after_ms;
+} dry_one_t;
+
+typedef struct dry_turn {
+    int left, all_done;
+    dry_one_t got[4];
+} dry_turn_t;
+
+typedef struct dry_slot {
+    dry_turn_t *t;
+    int i;
+} dry_slot_t;
+
+static void dry_done(const rl_result_t *res, void *privdata)
+{
+    dry_slot_t *s = privdata;
+    dry_one_t *o = &s->t->got[s->i];
+
+    o->status = res->status;
+    o->remaining = res->n > 0 ? res->limits[0].v.remaining : 0;
+    o->retry_after_ms = res->n > 0 ? res->limits[0].v.retry_after_ms : 0;
+    if (res->n == 0 || res->limits[0].failed)
+        o->status = RL_ERR;
+    if (--s->t->left == 0)
+        s->t->all_done = 1;
+}
+
+/* The checks `dry` (a 'd' per dry run, an 'r' per real one) of client `id`,
+ * all in one loop turn (one batch), answered into t->got in order. */
+static void dry_turn(struct event_base *base, rl_limiter_t *l, const rl_policy_set_t *ps,
+                     const char *id, const char *dry, dry_turn_t *t)
+{
+    dry_slot_t slots[4];
+    rl_request_t q = {.method = RL_METHOD_GET, .path = "/", .client_id = id,
+                      .ip = "127.0.0.1", .cost = 1, .header = no_header,
+                      .claim = no_header};
+    int n = (int)strlen(dry);
+
+    memset(t, 0, sizeof(*t));
+    t->left = n;
+    for (int i = 0; i < n && i < 4; i++) {
+        slots[i] = (dry_slot_t){t, i};
+        q.dry_run = dry[i] == 'd';
+        CU_ASSERT_PTR_NOT_NULL(rl_check(l, ps, &q, dry_done, &slots[i]));
+    }
+    CU_ASSERT(tu_spin(base, &t->all_done, 5000));
+}
+
+/* What a write could change of `key`: its DUMP and absolute expiry, read
+ * with redis-cli (-c: the owner, in a cluster). */
+static void key_image(unsigned port, const char *key, char *out, size_t len)
+{
+    CU_ASSERT(tu_sh(out, len, "redis-cli -c -p %u DUMP '%s' | od -An -tx1; "
+                    "redis-cli -c -p %u PEXPIRETIME '%s'", port, key, port, key) == 0);
+    CU_ASSERT(strlen(out) > 40); /* a hash and an expiry, not "" and -2 */
+}
+
+/* rl_check through the rc client, rl_redis (batching on) and bucket.lua:
+ * dry and real checks share batches; a dry run reports what the next real
+ * check gets, leaves the key byte-identical and creates no key. */
+static void live_dry(struct event_base *base, rc_client_t *c, unsigned port, bool cluster)
+{
+    rl_by_t by = {RL_BY_CLIENT, NULL};
+    char name[] = "default", err[128], before[1024], after[1024], out[64];
+    rl_limit_t lim = {.name = name, .by = &by, .nby = 1};
+    rl_policy_set_t ps = {.limits = &lim, .nlimits = 1};
+    const char *key = "tgdry:{c=dry-live}:b:default";
+    rl_redis_t *be = rl_redis_new(&rc_client_ops, c, "tgdry:", 0);
+    rl_limiter_t *l = rl_limiter_new(base, &rl_redis_ops, be);
+    dry_turn_t t;
+
+    CU_ASSERT_EQUAL(rl_rate_parse("3/minute", &lim.rate, err, sizeof(err)), 0);
+    rl_redis_set_batching(be, 64, cluster);
+    dry_turn(base, l, &ps, "dry-live", "rdr", &t); /* one batch */
+    CU_ASSERT_EQUAL(t.got[0].status, RL_OK);
+    CU_ASSERT_EQUAL(t.got[1].status, RL_OK);
+    CU_ASSERT_EQUAL(t.got[2].status, RL_OK);
+    CU_ASSERT_EQUAL(t.got[0].remaining, 2);
+    CU_ASSERT_EQUAL(t.got[1].remaining, 1); /* saw the first, took nothing */
+    CU_ASSERT_EQUAL(t.got[2].remaining, 1);
+    key_image(port, key, before, sizeof(before));
+    dry_turn(base, l, &ps, "dry-live", "d", &t); /* alone: the single form */
+    key_image(port, key, after, sizeof(after));
+    CU_ASSERT_STRING_EQUAL(after, before);
+    CU_ASSERT_EQUAL(t.got[0].status, RL_OK);
+    CU_ASSERT_EQUAL(t.got[0].remaining, 0);
+    dry_turn(base, l, &ps, "dry-live", "rd", &t); /* the last token, then dry */
+    CU_ASSERT_EQUAL(t.got[0].status, RL_OK);
+    CU_ASSERT_EQUAL(t.got[0].remaining, 0);
+    CU_ASSERT_EQUAL(t.got[1].status, RL_DENIED);
+    CU_ASSERT(t.got[1].retry_after_ms > 19000 && t.got[1].retry_after_ms <= 20000);
+    key_image(port, key, before, sizeof(before));
+    dry_turn(base, l, &ps, "dry-live", "d", &t);
+    key_image(port, key, after, sizeof(after));
+    CU_ASSERT_STRING_EQUAL(after, before);
+    CU_ASSERT_EQUAL(t.got[0].status, RL_DENIED);
+    dry_turn(base, l, &ps, "dry-none", "dd", &t); /* no bucket: none made */
+    CU_ASSERT_EQUAL(t.got[0].status, RL_OK);
+    CU_ASSERT_EQUAL(t.got[1].remaining, 2);
+    CU_ASSERT(tu_sh(out, sizeof(out), "redis-cli -c -p %u EXISTS 'tgdry:{c=dry-none}:b:default'",
+                    port) == 0);
+    CU_ASSERT_STRING_EQUAL(out, "0\n");
+    rl_limiter_free(l);
+    rl_redis_free(be);
+}
+
+static void test_live_dry_run(void)
+{
+    tu_redis_t srv = {0};
+    rc_script_t script;
+    rc_opts_t o = {.timeout_ms = 2000, .nscripts = 1};
+    struct event_base *base;
+    rc_client_t *c;
+
+    if (!tu_have_redis())
+        return;
+    CU_ASSERT_FATAL(bucket_script(&script) == 1);
+    o.scripts = &script;
+    CU_ASSERT_FATAL(tu_redis_start(&srv, NULL) == 0);
+    base = event_base_new();
+    c = tu_client_on(base, srv.port, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(tu_wait_up(base, c, 3000));
+    live_dry(base, c, srv.port, false);
+    rc_client_free(c);
+    event_base_free(base);
+    tu_redis_stop(&srv);
+}
+
+static void test_live_dry_run_cluster(void)
+{
+    tu_cluster_t cl;
+    rc_script_t script;
+    char seed[2][32], err[256];
+    const char *seeds[2] = {seed[0], seed[1]};
+    rc_opts_t o = {.cluster = 1, .seeds = seeds, .nseeds = 2, .timeout_ms = 2000,
+                   .backoff_max_ms = 300, .nscripts = 1};
+    struct event_base *base;
+    rc_client_t *c;
+
+    if (!tu_have_redis())
+        return;
+    CU_ASSERT_FATAL(bucket_script(&script) == 1);
+    o.scripts = &script;
+    CU_ASSERT_FATAL(tu_cluster_start(&cl) == 0);
+    snprintf(seed[0], sizeof(seed[0]), "127.0.0.1:%u", cl.port[0]);
+    snprintf(seed[1], sizeof(seed[1]), "127.0.0.1:%u", cl.port[1]);
+    base = event_base_new();
+    c = rc_client_new(base, &o, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(tu_wait_up(base, c, 5000));
+    live_dry(base, c, cl.port[0], true);
+    rc_client_free(c);
+    event_base_free(base);
+    tu_cluster_stop(&cl);
+}
+
 int test_rl_redis_add(void)
 {
     static const unit_test_t tests[] = {
@@ -693,6 +854,8 @@ int test_rl_redis_add(void)
     /* redis-server or the cluster of their own (support_redis.h) */
     static const unit_test_t server_tests[] = {
         {"live: two limiters share one bucket", test_live_shared_bucket},
+        {"live: dry runs share batches, write nothing", test_live_dry_run},
+        {"live cluster: dry runs share batches, write nothing", test_live_dry_run_cluster},
         {NULL, NULL},
     };
     if (unit_add_suite("rl_redis", tests) != 0)
