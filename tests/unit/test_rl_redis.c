@@ -260,8 +260,10 @@ static void test_batching(void)
     const rl_limit_t *l[1] = {&a};
     rl_rate_t rt[1] = {a.rate};
     rl_limit_result_t res[4][1] = {{{0}}};
-    rl_group_t g[4] = {{"c=1", l, rt, res[0], 1, 1, false, false}, {"c=2", l, rt, res[1], 1, 2, false, false},
-                       {"c=3", l, rt, res[2], 1, 1, false, false}, {"c=4", l, rt, res[3], 1, 1, false, false}};
+    rl_group_t g[4] = {{"c=1", l, rt, res[0], 1, 1, false, false},
+                       {"c=2", l, rt, res[1], 1, 2, false, false},
+                       {"c=3", l, rt, res[2], 1, 1, false, false},
+                       {"c=4", l, rt, res[3], 1, 1, false, false}};
     got_t got[4] = {{0}};
     void *tok[4];
     const long long rep[3][6] = {{1, 0, 1, 9, 100, 0}, {0, 70, 0, 0, 900, 70}, {1, 0, 1, 3, 5, 0}};
