@@ -122,10 +122,12 @@ bool lease_take(lease_tab_t *t, const char *key, size_t keylen, rl_group_t *g,
 
     if (e == NULL)
         return false;
-    e->demand += g->cost;
+    if (!g->dry_run)
+        e->demand += g->cost;
     if (now_ms >= e->expires_ms || e->tokens < g->cost || e->n != g->n)
         return false;
-    e->tokens -= g->cost;
+    if (!g->dry_run)
+        e->tokens -= g->cost;
     for (size_t i = 0; i < g->n; i++) {
         rl_limit_result_t *res = &g->results[i];
         uint64_t gone = now_ms - e->granted_ms;

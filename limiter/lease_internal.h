@@ -37,7 +37,8 @@ bool lease_applies(const rl_group_t *g);
 int lease_key(const rl_group_t *g, char *out, size_t outlen);
 
 /* Admit `g` from a live lease at monotonic `now_ms`: true with g->results
- * filled (allowed). */
+ * filled (allowed).  A dry_run group reads the lease only: the same answer,
+ * no token taken, no demand counted. */
 bool lease_take(lease_tab_t *t, const char *key, size_t keylen, rl_group_t *g,
                 uint64_t now_ms);
 

@@ -106,7 +106,8 @@ bool olcache_answer(olcache_t *c, const char *key, size_t keylen, rl_group_t *g,
     if (e == NULL)
         return false;
     if (now_ms >= e->until_ms || e->n != g->n) {
-        drop(c, e);
+        if (!g->dry_run) /* a dry run leaves even a stale entry alone */
+            drop(c, e);
         return false;
     }
     elapsed = now_ms - e->stored_ms;
@@ -146,7 +147,7 @@ void olcache_store(olcache_t *c, const char *key, size_t keylen, const rl_group_
     uint64_t h = util_hash_bytes(key, keylen), wait = denied_for(g);
     entry_t *e;
 
-    if (c == NULL || c->max == 0 || wait == 0)
+    if (c == NULL || c->max == 0 || wait == 0 || g->dry_run)
         return;
     e = find(c, key, keylen, h);
     if (e != NULL)

@@ -38,12 +38,12 @@ int olcache_key(const rl_group_t *g, char *out, size_t outlen);
 
 /* Answer `g` from the cache at monotonic `now_ms`: true when it was denied
  * and still is (g->results filled: the stored verdicts, reset and retry
- * counted down). */
+ * counted down).  For a dry_run group the cache is only read. */
 bool olcache_answer(olcache_t *c, const char *key, size_t keylen, rl_group_t *g,
                     uint64_t now_ms);
 
 /* After Redis answered `g` (results filled) for a call sent at `sent_ms`:
- * remember it when it was denied. */
+ * remember it when it was denied (never a dry_run group). */
 void olcache_store(olcache_t *c, const char *key, size_t keylen, const rl_group_t *g,
                    uint64_t sent_ms);
 

@@ -10,6 +10,9 @@
  *
  * Choices where the header is silent:
  *  - cost 0 is taken as 1 (a zeroed request must not bypass limits);
+ *  - a dry run (rl_request_t.dry_run) marks every group dry_run and follows
+ *    the same path: the backends and the local fallback decide without
+ *    writing, so the verdict, numbers and aggregation are the real ones;
  *  - an identity that does not fit RL_MAX_IDENTITY_LEN (only possible with an
  *    absurd `by` list) is spelled "%L": one shared, quickly exhausted bucket,
  *    never an unlimited request;
@@ -195,6 +198,7 @@ static void layout_groups(rl_pending_t *p, const rl_policy_set_t *ps,
         grp->rates = &p->grates[at];
         grp->results = &p->gres[at];
         grp->cost = cost;
+        grp->dry_run = req->dry_run;
         for (j = 0; j < p->k; j++) {
             if (gid[j] != g)
                 continue;
@@ -285,7 +289,8 @@ static uint32_t divide(uint32_t v, unsigned d)
 static void fail_group(rl_pending_t *p, rl_group_t *g, int64_t now)
 {
     rl_limiter_t *l = p->l;
-    rl_group_t fb = {g->identity, p->fb_limits, p->fb_rates, p->fb_res, 0, g->cost, false};
+    rl_group_t fb = {g->identity, p->fb_limits, p->fb_rates, p->fb_res,
+                     0,           g->cost,      false,       g->dry_run};
     unsigned divisor = rl_fleet_divisor(l->fleet, l->divisor);
     size_t i;
 

@@ -283,7 +283,8 @@ static bool check_group(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64
 
 /* Charge the buckets that exist when `all`; otherwise a limit that would
  * fit reports its untouched level.  No insert here: an eviction would leave
- * dangling pointers in ent[] (of this or another group). */
+ * dangling pointers in ent[] (of this or another group).  A dry group only
+ * reports: check_group's peek already holds what a charge would report. */
 static void charge_existing(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, int64_t now,
                             bool all)
 {
@@ -299,7 +300,7 @@ static void charge_existing(mem_stripe_t *s, rl_group_t *g, mem_entry_t **ent, i
         if (!all) { /* would fit, but another limit denies: nothing taken */
             v->remaining = (uint64_t)b.level / g->rates[i].period_ms;
             v->reset_ms = rl_bucket_full_after_ms(&b, &g->rates[i]);
-        } else if (ent[i] != NULL) {
+        } else if (ent[i] != NULL && !g->dry_run) {
             rl_bucket_take(&b, &g->rates[i], g->cost);
             store(s, ent[i], &b, &g->rates[i]);
         }
@@ -318,7 +319,7 @@ static void charge_new(mem_stripe_t *s, rl_group_t *g, mem_entry_t *const *ent, 
         uint64_t h = key_hash(name, nlen, g->identity, idlen);
         mem_entry_t *e;
 
-        if (ent[i] != NULL || !g->results[i].v.allowed)
+        if (ent[i] != NULL || !g->results[i].v.allowed || g->dry_run)
             continue;
         e = lookup(s, h, name, nlen, g->identity, idlen); /* duplicate limit name */
         if (e != NULL) {
@@ -347,9 +348,10 @@ static void decide_oom(rl_group_t *gs, size_t n)
         }
 }
 
-/* Lock the distinct stripes in `sidx` in ascending order (no deadlock). */
+/* Lock the distinct stripes in `sidx` in ascending order (no deadlock);
+ * with `expire_full`, forget a few full buckets in each. */
 static size_t lock_stripes(rl_memory_t *m, const size_t *sidx, size_t n, size_t *held,
-                           int64_t now)
+                           int64_t now, bool expire_full)
 {
     size_t i, j, nh = 0;
 
@@ -364,24 +366,29 @@ static size_t lock_stripes(rl_memory_t *m, const size_t *sidx, size_t n, size_t 
     }
     for (i = 0; i < nh; i++) {
         pthread_mutex_lock(&m->stripes[held[i]].lock);
-        expire(&m->stripes[held[i]], now, MEM_EXPIRE_STEP);
+        if (expire_full)
+            expire(&m->stripes[held[i]], now, MEM_EXPIRE_STEP);
     }
     return nh;
 }
 
 /* Decide all groups of a request atomically: if any enforced limit of any
  * group denies, nothing is charged anywhere ("rejected requests consume
- * nothing"). */
+ * nothing").  Dry groups are decided the same way and change nothing: no
+ * charge, no new bucket, and — when every group is dry — no expiry either
+ * (a dry run leaves the table exactly as it found it). */
 static void decide_groups(rl_memory_t *m, rl_group_t *gs, size_t n, int64_t now)
 {
     mem_entry_t *ent_stack[MEM_GROUP_STACK], **ent = ent_stack;
     size_t idx_stack[2 * MEM_GROUP_STACK], *sidx = idx_stack, *held, *off;
     size_t g, total = 0, nh;
     void *heap = NULL;
-    bool all = true;
+    bool all = true, writes = false;
 
-    for (g = 0; g < n; g++)
+    for (g = 0; g < n; g++) {
         total += gs[g].n;
+        writes = writes || !gs[g].dry_run;
+    }
     if (total == 0)
         return;
     if (total > MEM_GROUP_STACK || n > MEM_GROUP_STACK / 2) {
@@ -400,7 +407,7 @@ static void decide_groups(rl_memory_t *m, rl_group_t *gs, size_t n, int64_t now)
         off[g] = total;
         total += gs[g].n;
     }
-    nh = lock_stripes(m, sidx, n, held, now);
+    nh = lock_stripes(m, sidx, n, held, now, writes);
     for (g = 0; g < n; g++)
         if (!check_group(&m->stripes[sidx[g]], &gs[g], ent + off[g], now))
             all = false;

@@ -3,7 +3,22 @@
  * Script contract (lua/bucket.lua): KEYS = the group's buckets; ARGV[1] =
  * cost, then per key n, period_ms, burst, mode (0 enforce, 1 shadow).  Reply:
  * [allowed, retry_after_ms, then per key fits, remaining, reset_ms,
- * retry_after_ms] — 2 + 4*K integers.
+ * retry_after_ms] — 2 + 4*K integers.  A dry group's arguments start with
+ * 'D' (in a batch: before its k), and the script writes nothing for it.
+ *
+ * Dry groups (rl_group_t.dry_run) change no state here either: they may be
+ * answered from the over-limit cache (its answer is exact, and reading it
+ * changes nothing — an expired entry is left for a real call to drop) but
+ * never stored in it; they may be admitted by reading a live lease (what a
+ * real check on this worker would get: admitted from it, the same numbers)
+ * but take no token from it and add no demand; without such a lease they go
+ * to Redis as an exact dry call at their own cost, never asking for a
+ * lease.  The allowed/denied verdict is then the real one (a real check
+ * asks for k >= cost tokens and, refused, for its own cost); its
+ * `remaining` is the level after the check's own cost, where a real check
+ * granted a lease of k would report the level after k.  The local-answer
+ * counters (ol_hit, lease_hit) do not count dry groups; the Redis call
+ * observer does (it measures Redis, and a dry call is a real call).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,8 +225,11 @@ static void call_unsent(rr_call_t *call);
 static void remember_denial(rl_redis_t *r, const rr_call_t *call)
 {
     char key[OL_KEY_MAX];
-    int len = olcache_key(call->g, key, sizeof key);
+    int len;
 
+    if (call->g->dry_run)
+        return; /* a dry run stores nothing */
+    len = olcache_key(call->g, key, sizeof key);
     if (len >= 0)
         olcache_store(r->ol, key, (size_t)len, call->g, call->sent_ms);
 }
@@ -335,7 +353,8 @@ static void sa_num(script_args_t *sa, unsigned long long v)
 }
 
 /* One group: its keys, then its cost and four rate arguments per key (the
- * script's single-call ARGV, which the batch form repeats per request). */
+ * script's single-call ARGV, which the batch form repeats per request; the
+ * caller puts a dry group's 'D' first). */
 static int sa_group(script_args_t *sa, const rl_redis_t *r, const rl_group_t *g)
 {
     sa_num(sa, g->cost);
@@ -368,8 +387,10 @@ static rc_pending_t *send_group(rl_redis_t *r, rr_call_t *call)
     script_args_t sa;
     rc_pending_t *h = NULL;
 
-    if (sa_init(&sa, call->g->n, 1 + 4 * call->g->n) != 0)
+    if (sa_init(&sa, call->g->n, 2 + 4 * call->g->n) != 0)
         return NULL;
+    if (call->g->dry_run)
+        sa_put(&sa, "D", 0);
     if (sa_group(&sa, r, call->g) == 0)
         h = sa_send(r, &sa, call_done, call);
     sa_free(&sa);
@@ -402,7 +423,8 @@ static void batch_done(rc_client_t *c, redisReply *reply, const char *errstr,
     free(b);
 }
 
-/* The batch's KEYS and ARGV ('B', R, then per call k and its group's). */
+/* The batch's KEYS and ARGV ('B', R, then per call ['D'], k and its
+ * group's). */
 static rc_pending_t *send_batch(rl_redis_t *r, rr_batch_t *b)
 {
     size_t nkeys = 0, nargs = 2;
@@ -411,13 +433,15 @@ static rc_pending_t *send_batch(rl_redis_t *r, rr_batch_t *b)
 
     for (size_t i = 0; i < b->n; i++) {
         nkeys += b->calls[i]->g->n;
-        nargs += 2 + 4 * b->calls[i]->g->n;
+        nargs += 3 + 4 * b->calls[i]->g->n; /* with room for 'D' */
     }
     if (sa_init(&sa, nkeys, nargs) != 0)
         return NULL;
     sa_put(&sa, "B", 0);
     sa_num(&sa, b->n);
     for (size_t i = 0; i < b->n; i++) {
+        if (b->calls[i]->g->dry_run)
+            sa_put(&sa, "D", 0);
         sa_num(&sa, b->calls[i]->g->n);
         if (sa_group(&sa, r, b->calls[i]->g) != 0)
             goto out_free;
@@ -572,7 +596,7 @@ static bool over_limit(rl_redis_t *r, rr_call_t *call)
     if (len < 0)
         return false;
     if (olcache_answer(r->ol, key, (size_t)len, call->g, util_mono_ms())) {
-        if (r->ol_hit != NULL)
+        if (r->ol_hit != NULL && !call->g->dry_run)
             r->ol_hit(r->ol_ctx);
         return true;
     }
@@ -591,10 +615,12 @@ static bool leased(rl_redis_t *r, rr_call_t *call)
     if (!lease_applies(g) || (len = lease_key(g, key, sizeof key)) < 0)
         return false;
     if (lease_take(r->leases, key, (size_t)len, g, util_mono_ms())) {
-        if (r->lease_hit != NULL)
+        if (r->lease_hit != NULL && !g->dry_run)
             r->lease_hit(r->ol_ctx);
         return true;
     }
+    if (g->dry_run)
+        return false; /* an exact dry call: a lease is never asked for */
     want = lease_want(r->leases, key, (size_t)len, g);
     call->lease_cost = g->cost;
     call->lease_want = want;

@@ -46,14 +46,21 @@ Returns an array of 2 + 4*K integers:
                       then only the time until level reaches need)
 Bad KEYS/ARGV give an error reply "ERR tollgate bucket: ...".
 
+Dry run (rl_request_t.dry_run): ARGV[1] = 'D' and the arguments above from
+ARGV[2] on.  Decided exactly as above (same TIME, same reply, `remaining`
+as if charged when allowed) but nothing is written: no HSET, no PEXPIRE, no
+DEL of a key of another type, and a missing key stays missing.
+
 Batch form (several independent requests in one call, limiter/rl_redis.c):
 ARGV[1] = 'B', ARGV[2] = R (1 .. 1000), then for each request j in order:
-k_j, its cost, and 4 * k_j rate arguments as above; KEYS are the requests'
-keys one after another (sum of k_j).  The requests are decided in order at
-one TIME, each all-or-nothing over its own buckets exactly as a call of its
-own would be (a bucket named by two requests sees the first one's charge),
-and the reply is an array of R replies of the form above.  A bad layout
-refuses the whole batch.
+an optional 'D' (this request is a dry run), k_j, its cost, and 4 * k_j
+rate arguments as above; KEYS are the requests' keys one after another (sum
+of k_j).  The requests are decided in order at one TIME, each
+all-or-nothing over its own buckets exactly as a call of its own would be
+(a bucket named by two requests sees the first one's charge; a dry request
+charges nothing, so the next one sees the level it saw), and the reply is
+an array of R replies of the form above.  A bad layout refuses the whole
+batch.
 
 Redis 7 replicates a script by its effects (HSET, PEXPIRE), so TIME is
 allowed; redis.replicate_commands() makes Redis 3.2 - 4 do the same.
@@ -94,9 +101,10 @@ local function bad(what)
 end
 
 -- Decide one request over KEYS[k0 + 1 .. k0 + nkeys] with its cost in
--- ARGV[a0] and four rate arguments per key from ARGV[a0 + 1], at `now`.
+-- ARGV[a0] and four rate arguments per key from ARGV[a0 + 1], at `now`;
+-- `dry`: decide the same, write nothing.
 -- Returns the reply array, or an error reply.
-local function decide(k0, nkeys, a0, now)
+local function decide(k0, nkeys, a0, now, dry)
     local cost = int_arg(a0, 0, MAX_BURST)
     if cost == nil then
         return bad('bad cost')
@@ -168,11 +176,13 @@ local function decide(k0, nkeys, a0, now)
         local key = KEYS[k0 + i]
         if allowed and fits and cost > 0 then
             lv = lv - need
-            if st[o + 5] then
-                redis.call('DEL', key)
+            if not dry then
+                if st[o + 5] then
+                    redis.call('DEL', key)
+                end
+                redis.call('HSET', key, 'tokens', lv, 'ts', st[o + 4])
+                redis.call('PEXPIRE', key, ceil((cap - lv) / n) + EXPIRE_MARGIN_MS)
             end
-            redis.call('HSET', key, 'tokens', lv, 'ts', st[o + 4])
-            redis.call('PEXPIRE', key, ceil((cap - lv) / n) + EXPIRE_MARGIN_MS)
         end
         local r = 4 * i - 1
         out[r] = fits and 1 or 0
@@ -193,9 +203,10 @@ if nkeys == 0 then
     return bad('no KEYS')
 end
 
--- Batch: ARGV = 'B', R, then per request: k, cost, 4*k rate arguments; KEYS
--- are the requests' keys one after another.  Decided in order (a bucket
--- named twice sees the first request's charge), each all-or-nothing.
+-- Batch: ARGV = 'B', R, then per request: ['D'], k, cost, 4*k rate
+-- arguments; KEYS are the requests' keys one after another.  Decided in
+-- order (a bucket named twice sees the first request's charge), each
+-- all-or-nothing; a 'D' request writes nothing.
 if ARGV[1] == 'B' then
     local nreq = int_arg(2, 1, 1000)
     if nreq == nil then
@@ -203,6 +214,9 @@ if ARGV[1] == 'B' then
     end
     local a, k = 3, 0
     for _ = 1, nreq do
+        if ARGV[a] == 'D' then
+            a = a + 1
+        end
         local kj = int_arg(a, 1, nkeys)
         if kj == nil or k + kj > nkeys or a + 1 + 4 * kj > #ARGV then
             return bad('bad batch layout')
@@ -216,8 +230,12 @@ if ARGV[1] == 'B' then
     local replies = {}
     a, k = 3, 0
     for j = 1, nreq do
+        local dry = ARGV[a] == 'D'
+        if dry then
+            a = a + 1
+        end
         local kj = tonumber(ARGV[a])
-        local r = decide(k, kj, a + 1, now)
+        local r = decide(k, kj, a + 1, now, dry)
         if r.err ~= nil then
             return r
         end
@@ -227,7 +245,13 @@ if ARGV[1] == 'B' then
     return replies
 end
 
+if ARGV[1] == 'D' then
+    if #ARGV ~= 2 + 4 * nkeys then
+        return bad('want 2 + 4 * #KEYS ARGV')
+    end
+    return decide(0, nkeys, 2, clock(), true)
+end
 if #ARGV ~= 1 + 4 * nkeys then
     return bad('want 1 + 4 * #KEYS ARGV')
 end
-return decide(0, nkeys, 1, clock())
+return decide(0, nkeys, 1, clock(), false)

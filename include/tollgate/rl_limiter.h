@@ -63,6 +63,10 @@ typedef struct rl_group {
     size_t n;
     uint32_t cost;
     bool failed; /* set by the backend: this group alone could not be decided */
+    /* Decide but write nothing (rl_request_t.dry_run): the results are what
+     * a real check would report now; no token is taken and no bucket, key,
+     * lease or cache entry is created, changed or dropped. */
+    bool dry_run;
 } rl_group_t;
 
 /* Backend answer for a whole check: 0 ok (groups marked `failed` are decided
@@ -103,7 +107,9 @@ void rl_limiter_set_fleet(rl_limiter_t *l, const struct rl_fleet *f);
 
 /* Decide every limit of `policy` that matches `req`.  Returns a handle for
  * rl_cancel(); NULL only when out of memory (`done` then not called).
- * When no limit matches, `done` still runs (later) with n == 0. */
+ * When no limit matches, `done` still runs (later) with n == 0.  With
+ * req->dry_run the answer is the one a real check would get now, and
+ * nothing is taken or written (every group is dry_run; see rl_group_t). */
 rl_pending_t *rl_check(rl_limiter_t *l, const rl_policy_set_t *policy,
                        const rl_request_t *req, rl_done_fn done, void *privdata);
 

@@ -28,10 +28,12 @@ void rl_memory_set_delay_ms(rl_memory_t *m, unsigned ms);
 size_t rl_memory_count(rl_memory_t *m);
 
 /* Synchronous decision for one group, now (used by the fallback path and by
- * tests): fills group->results.  Charges all-or-nothing.  Every `now_ms` of
- * one store must come from one clock; tollgate's is util_mono_ms(), which
- * never steps back: with the wall clock, a step back of an hour (NTP) left a
- * drained bucket empty for that hour (ts never moves backwards). */
+ * tests): fills group->results.  Charges all-or-nothing; a dry_run group is
+ * decided the same and changes nothing (no charge, no new bucket, no
+ * expiry).  Every `now_ms` of one store must come from one clock;
+ * tollgate's is util_mono_ms(), which never steps back: with the wall
+ * clock, a step back of an hour (NTP) left a drained bucket empty for that
+ * hour (ts never moves backwards). */
 void rl_memory_decide(rl_memory_t *m, rl_group_t *group, int64_t now_ms);
 
 /* Admin: copy the bucket of (limit, identity) refilled to `now_ms` into `out`;

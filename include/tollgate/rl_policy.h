@@ -115,6 +115,11 @@ typedef struct rl_request {
     const char *(*header)(void *ctx, const char *name);
     const char *(*claim)(void *ctx, const char *name);
     void *ctx;
+    /* Decide exactly as now (verdicts, remaining, reset, retry-after, the
+     * all-or-nothing rule, the backend's clock) but take no token and change
+     * no state anywhere: no bucket, key, lease or cache entry is written,
+     * created or dropped.  The basis of explain and replay. */
+    bool dry_run;
 } rl_request_t;
 
 /* True when `m` matches path and host, whatever its methods. */

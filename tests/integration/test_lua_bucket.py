@@ -10,6 +10,10 @@ The script's clock is Redis TIME, so a call is bracketed by two TIME reads
 fields it wrote: exact, yet independent of how fast the machine is.  Where a
 fixed clock is wanted, the bucket's `ts` is put in the future: a clock that
 went backwards adds nothing, so no refill happens during the test.
+
+Dry runs (ARGV[1] = 'D', or 'D' before a request's k in the batch form) are
+checked the same way, and for writing nothing: the key's DUMP and
+PEXPIRETIME, and Redis' rdb_changes_since_last_save, are the same after.
 """
 
 import hashlib
@@ -126,8 +130,8 @@ def parse_state(fields):
 class BucketCase(unittest.TestCase):
     """Helpers shared by the standalone and the cluster tests."""
 
-    def evalsha(self, c, keys, rates, cost=1, sha=None):
-        args = [cost]
+    def evalsha(self, c, keys, rates, cost=1, sha=None, dry=False):
+        args = (["D"] if dry else []) + [cost]
         for r in rates:
             args += r.argv()
         return c.call("EVALSHA", sha or self.sha, len(keys), *keys, *args)
@@ -144,6 +148,18 @@ class BucketCase(unittest.TestCase):
     def set_state(self, c, key, level, ts):
         c.call("DEL", key)
         c.call("HSET", key, "tokens", level, "ts", ts)
+
+    @staticmethod
+    def image(c, key):
+        """Everything of a key a write could change: its serialized value
+        (DUMP: type, fields, encoding) and its absolute expiry."""
+        return c.call("DUMP", key), c.call("PEXPIRETIME", key)
+
+    @staticmethod
+    def changes(c):
+        """Redis' count of writes since the last save (every write bumps it)."""
+        info = c.call("INFO", "persistence").decode()
+        return int(re.search(r"rdb_changes_since_last_save:(\d+)", info).group(1))
 
     def checked(self, c, keys, rates, cost=1):
         """EVALSHA, and check the reply and every key's fields against
@@ -306,13 +322,34 @@ class TestLuaBucketStandalone(BucketCase):
                     self.assertEqual(fields, [b"%d" % v["level_after"],
                                               b"%d" % (v["ts_after"] + shift)])
 
-    def run_at_target(self, k, r, v):
+    def test_c_vectors_dry_in_lua(self):
+        """The same vectors as dry runs: the same reply at the same clock,
+        and the key exactly as it was (the state it had, no expiry set)."""
+        for v in c_vectors() + EXTRA_VECTORS:
+            with self.subTest(v["name"]):
+                r = Rate(v["n"], v["period"], v["burst"])
+                k = "tg:{cvecdry}:b:" + v["name"].replace(" ", "-")
+                for _ in range(500):
+                    got = self.run_at_target(k, r, v, dry=True)
+                    if got is not None:
+                        break
+                else:
+                    self.fail("no run landed within one ms")
+                reply, fields, target = got
+                self.assertEqual(reply, [v["allowed"], v["retry"], v["allowed"],
+                                         v["remaining"], v["reset"], v["retry"]])
+                shift = target - v["now"]
+                self.assertEqual(fields, [b"%d" % v["level"], b"%d" % (v["ts"] + shift)])
+                self.assertEqual(self.c.call("PTTL", k), -1)
+
+    def run_at_target(self, k, r, v, dry=False):
         target = int(time.time() * 1000) + 3
         shift = target - v["now"]
         self.set_state(self.c, k, v["level"], v["ts"] + shift)
         while time.time() * 1000 < target + 0.05:
             pass
-        cmds = [["MULTI"], ["TIME"], ["EVALSHA", self.sha, 1, k, v["cost"]] + r.argv(),
+        head = ["D"] if dry else []
+        cmds = [["MULTI"], ["TIME"], ["EVALSHA", self.sha, 1, k] + head + [v["cost"]] + r.argv(),
                 ["TIME"], ["EXEC"]]
         res = self.c.pipeline(cmds)[-1]
         t0, reply, t1 = res
@@ -511,6 +548,124 @@ class TestLuaBucketStandalone(BucketCase):
         self.assertEqual(rh.load_script(self.c), self.sha)
         self.assertEqual(self.evalsha(self.c, [k], [r])[:4], [1, 0, 1, 8])
 
+    # -- dry runs (rl_request_t.dry_run) --------------------------------------
+
+    def test_dry_run_same_reply_key_byte_identical(self):
+        """After real calls, a dry run answers exactly what the next real call
+        answers and leaves the key byte-identical (DUMP, PEXPIRETIME) and
+        Redis without a single write; allowed, then denied."""
+        r = Rate(3, SECOND, 3)
+        k = "tg:{client:dry}:b:d"
+        self.set_state(self.c, k, r.cap, self.now_ms(self.c) + HOUR)  # frozen
+        self.c.call("PEXPIRE", k, 2 * HOUR)
+        for i in range(4):
+            with self.subTest(call=i):
+                before, writes = self.image(self.c, k), self.changes(self.c)
+                dry = self.evalsha(self.c, [k], [r], dry=True)
+                self.assertEqual(self.image(self.c, k), before)
+                self.assertEqual(self.changes(self.c), writes)
+                real = self.evalsha(self.c, [k], [r])
+                self.assertEqual(dry, real)
+                self.assertEqual(real[0], 1 if i < 3 else 0)
+        self.assertEqual(dry, [0, 334, 0, 0, 1000, 334])  # exhausted: retry-after
+
+    def test_dry_run_real_clock_matches_model(self):
+        """With the real clock: the reply is model(now) for a now between two
+        TIME reads, and no field was written (checked() compares them)."""
+        r = Rate(10, SECOND, 10)
+        k = "tg:{client:dryclock}:b:d"
+        self.set_state(self.c, k, 2500, self.now_ms(self.c) - 100)
+        raw = self.raw_state(self.c, k)
+        t0 = self.now_ms(self.c)
+        reply = self.evalsha(self.c, [k], [r], dry=True)
+        t1 = self.now_ms(self.c)
+        want = [model(1, [r], [parse_state(raw)], now)[0] for now in range(t0, t1 + 1)]
+        self.assertIn(reply, want)
+        self.assertEqual(self.raw_state(self.c, k), raw)
+
+    def test_dry_run_of_a_missing_bucket_creates_nothing(self):
+        keys = ["tg:{client:drynew}:b:a", "tg:{client:drynew}:b:b"]
+        rates = [Rate(5, SECOND, 5), Rate(1, DAY, 1)]
+        writes = self.changes(self.c)
+        for cost in (1, 2):  # allowed; denied by b
+            reply = self.evalsha(self.c, keys, rates, cost=cost, dry=True)
+            self.assertEqual(reply[0], 1 if cost == 1 else 0)
+        self.assertEqual(reply, [0, DAY, 1, 5, 0, 0, 0, 1, 0, DAY])  # nothing charged
+        self.assertEqual(self.c.call("EXISTS", *keys), 0)
+        self.assertEqual(self.changes(self.c), writes)
+
+    def test_dry_run_all_or_nothing_and_shadow(self):
+        """Two enforce keys and a shadow one, one enforce key empty: the dry
+        reply is the real one (nothing would be charged) and nothing moves."""
+        keys = ["tg:{client:dryab}:b:%s" % n for n in ("a", "b", "s")]
+        rates = [Rate(10, SECOND, 10), Rate(10, MINUTE, 10), Rate(1, MINUTE, 1, SHADOW)]
+        ts = self.now_ms(self.c) + HOUR
+        for k, lv in zip(keys, (5000, 0, MINUTE)):
+            self.set_state(self.c, k, lv, ts)
+        before = [self.image(self.c, k) for k in keys]
+        dry = self.evalsha(self.c, keys, rates, dry=True)
+        self.assertEqual([self.image(self.c, k) for k in keys], before)
+        self.assertEqual(dry, self.evalsha(self.c, keys, rates))
+        self.assertEqual(dry[:2], [0, 6000])
+
+    def test_dry_run_leaves_a_key_of_another_type(self):
+        """A real call replaces a corrupt key; a dry one decides it as a full
+        bucket and leaves it."""
+        k = "tg:{client:drylist}:b:d"
+        self.c.call("RPUSH", k, "x")
+        r = Rate(10, SECOND, 10)
+        self.assertEqual(self.evalsha(self.c, [k], [r], dry=True), [1, 0, 1, 9, 100, 0])
+        self.assertEqual(self.c.call("TYPE", k), "list")
+        self.assertEqual(self.evalsha(self.c, [k], [r]), [1, 0, 1, 9, 100, 0])
+        self.assertEqual(self.c.call("TYPE", k), "hash")
+
+    def test_dry_run_bad_arguments_are_errors(self):
+        k = "tg:{bad}:b:dry"
+        good = [1, 10, 1000, 10, 0]
+        for name, argv in {"D alone": ["D"], "short": ["D"] + good[:-1],
+                           "long": ["D"] + good + [1], "D twice": ["D", "D"] + good,
+                           "cost text": ["D", "x"] + good[1:]}.items():
+            with self.subTest(name):
+                with self.assertRaises(rh.RespError) as cm:
+                    self.c.call("EVALSHA", self.sha, 1, k, *argv)
+                self.assertIn("tollgate bucket", str(cm.exception))
+        self.assertEqual(self.c.call("EXISTS", k), 0)
+
+    def test_batch_dry_and_real_share_a_batch(self):
+        """[real, dry, real, dry] on one bucket of 3: the dry request sees the
+        first one's charge and charges nothing, so the third gets what the
+        dry one reported; only the real ones are stored."""
+        k = "tg:{client:bdry}:b:d"
+        other = "tg:{client:bdry}:b:new"
+        r = Rate(3, HOUR, 3)
+        self.set_state(self.c, k, r.cap, self.now_ms(self.c) + HOUR)
+        keys = [k, k, k, other]
+        args = ["B", 4, 1, 1] + r.argv() + ["D", 1, 1] + r.argv() + [1, 1] + r.argv() \
+            + ["D", 1, 1] + r.argv()
+        replies = self.c.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        self.assertEqual([x[0] for x in replies], [1, 1, 1, 1])
+        self.assertEqual([x[3] for x in replies], [2, 1, 1, 2])  # remaining
+        self.assertEqual(parse_state(self.raw_state(self.c, k))[0], 1 * HOUR)
+        self.assertEqual(self.c.call("EXISTS", other), 0)
+        # a dry request denied in a batch: the same reply a real one gets
+        self.set_state(self.c, k, 0, self.now_ms(self.c) + HOUR)
+        replies = self.c.call("EVALSHA", self.sha, 2, k, k,
+                              "B", 2, "D", 1, 1, *r.argv(), 1, 1, *r.argv())
+        self.assertEqual(replies[0], replies[1])
+        self.assertEqual(replies[0][:2], [0, HOUR // 3])
+
+    def test_batch_dry_bad_layout_refused_whole(self):
+        k = "tg:{client:bbd}:b:d"
+        good = [1, 10, 1000, 10, 0]
+        for name, argv in {"D at the end": ["B", 1, 1] + good + ["D"],
+                           "D without k": ["B", 1, "D"] + good[1:],
+                           "D D": ["B", 1, "D", "D", 1] + good}.items():
+            with self.subTest(name):
+                with self.assertRaises(rh.RespError) as cm:
+                    self.c.call("EVALSHA", self.sha, 1, k, *argv)
+                self.assertIn("tollgate bucket", str(cm.exception))
+        self.assertEqual(self.c.call("EXISTS", k), 0)
+
     # -- the batch form (limiter batching) -----------------------------------
 
     def batch(self, reqs):
@@ -605,6 +760,31 @@ class TestLuaBucketCluster(BucketCase):
             r.call("READONLY")
             self.assertEqual([self.raw_state(r, k) for k in keys], want)
             self.assertGreater(r.call("PTTL", keys[0]), 0)
+
+    def test_dry_run_on_the_owner_writes_nothing_anywhere(self):
+        """On the slot's owner: a dry run leaves an existing key
+        byte-identical and creates no missing one, on the primary and (after
+        WAIT) on its replica; the real call that follows is replicated."""
+        k = "tg:{client:drycl}:b:default"
+        new = "tg:{client:drycl}:b:new"
+        r = Rate(10, MINUTE, 10)
+        with self.cluster.client_for_key(k) as c:
+            self.evalsha(c, [k], [r])
+            self.assertEqual(c.call("WAIT", 1, 5000), 1)
+            before = self.image(c, k)
+            dry = self.evalsha(c, [k, new], [r, r], dry=True)
+            self.assertEqual(dry[:2], [1, 0])
+            self.assertEqual([dry[3], dry[7]], [8, 9])
+            self.assertEqual(self.image(c, k), before)
+            self.assertEqual(c.call("EXISTS", new), 0)
+            self.evalsha(c, [new], [r])  # a real write: the replica syncs
+            self.assertEqual(c.call("WAIT", 1, 5000), 1)
+            want = self.raw_state(c, k)
+        replica = self.cluster.replicas_of_key(k)[0]
+        with self.cluster.client(replica) as rc:
+            rc.call("READONLY")
+            self.assertEqual(self.raw_state(rc, k), want)
+            self.assertEqual(parse_state(self.raw_state(rc, k))[0] // MINUTE, 9)
 
     def test_cross_slot_keys_are_refused(self):
         a, b = "tg:{client:alice}:b:default", "tg:{client:bob}:b:default"

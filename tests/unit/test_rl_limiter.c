@@ -583,6 +583,120 @@ static void test_fallback_follows_fleet(void)
     rl_fleet_free(fl);
 }
 
+/* --- dry run -------------------------------------------------------------- */
+
+/* The buckets of `id` under the first `n` limits, untouched (now 0 refills
+ * nothing); missing ones read as level -1. */
+static void snapshot(fix_t *f, const char *const *ids, size_t n, rl_bucket_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rl_memory_peek(f->mem, f->lims[i].name, ids[i], &f->lims[i].rate, 0, &out[i]) != 0)
+            out[i] = (rl_bucket_t){-1, -1};
+}
+
+static void assert_snapshot(fix_t *f, const char *const *ids, size_t n,
+                            const rl_bucket_t *want)
+{
+    rl_bucket_t now[MAXL];
+
+    snapshot(f, ids, n, now);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(now[i].level, want[i].level);
+        CU_ASSERT_EQUAL(now[i].ts_ms, want[i].ts_ms);
+    }
+}
+
+/* dry and real answers of the same request agree; reset and retry may have
+ * counted down by the few ms between the two checks. */
+static void assert_same_answer(const answer_t *dry, const answer_t *real)
+{
+    CU_ASSERT_EQUAL(dry->status, real->status);
+    CU_ASSERT_EQUAL(dry->n, real->n);
+    CU_ASSERT_EQUAL(dry->report, real->report);
+    for (size_t i = 0; i < dry->n && i < MAXL; i++) {
+        const rl_verdict_t *d = &dry->res[i].v, *r = &real->res[i].v;
+
+        CU_ASSERT_EQUAL(d->allowed, r->allowed);
+        CU_ASSERT_EQUAL(d->remaining, r->remaining);
+        CU_ASSERT_TRUE(r->reset_ms <= d->reset_ms && d->reset_ms - r->reset_ms < 1000);
+        CU_ASSERT_TRUE(r->retry_after_ms <= d->retry_after_ms &&
+                       d->retry_after_ms - r->retry_after_ms < 1000);
+        CU_ASSERT_EQUAL(dry->res[i].fallback, real->res[i].fallback);
+        CU_ASSERT_EQUAL(dry->res[i].failed, real->res[i].failed);
+    }
+}
+
+/* Through rl_check on the memory backend, two groups (client and ip): a dry
+ * run reports what the next real request gets and leaves every bucket as it
+ * was, allowed and denied, and the real requests count as if it never ran. */
+static void test_dry_run(void)
+{
+    static const char *const ids[2] = {"c=orders", "ip=10.0.0.1"};
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1"), dry = req;
+    rl_bucket_t before[2];
+    answer_t d, a;
+
+    dry.dry_run = true;
+    fix_init(&f, NULL, NULL);
+    add_limit(&f, "client", RL_BY_CLIENT, 5, 5, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "ip", RL_BY_IP, 3, 3, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    d = run(&f, &dry); /* nothing yet: full, and nothing is created */
+    CU_ASSERT_EQUAL(d.status, RL_OK);
+    CU_ASSERT_EQUAL(d.res[0].v.remaining, 4);
+    CU_ASSERT_EQUAL(d.res[1].v.remaining, 2);
+    CU_ASSERT_EQUAL(rl_memory_count(f.mem), 0);
+    for (int i = 0; i < 4; i++) { /* ip allows 3, then denies */
+        snapshot(&f, ids, 2, before);
+        d = run(&f, &dry);
+        assert_snapshot(&f, ids, 2, before);
+        a = run(&f, &req);
+        assert_same_answer(&d, &a);
+        CU_ASSERT_EQUAL(a.res[1].v.remaining, (uint64_t)(i < 3 ? 2 - i : 0));
+        CU_ASSERT_EQUAL(a.status, i < 3 ? RL_OK : RL_DENIED);
+    }
+    CU_ASSERT_EQUAL(d.status, RL_DENIED);
+    CU_ASSERT_EQUAL(d.report, 1);
+    CU_ASSERT(d.res[1].v.retry_after_ms > 19000 && d.res[1].v.retry_after_ms <= 20000);
+    CU_ASSERT_TRUE(d.res[0].v.allowed); /* would fit, not taken */
+    CU_ASSERT_EQUAL(d.res[0].v.remaining, 2);
+    /* the real requests counted 3 on the client limit, the dry ones nothing */
+    a = run(&f, &(rl_request_t){.method = RL_METHOD_GET, .path = "/api/x",
+                                .client_id = "orders", .ip = "10.0.0.2", .cost = 1});
+    CU_ASSERT_EQUAL(a.status, RL_OK);
+    CU_ASSERT_EQUAL(a.res[0].v.remaining, 1);
+    fix_done(&f);
+}
+
+/* The local fallback (on_redis_error: local, Redis failing) peeks as well. */
+static void test_dry_run_fallback(void)
+{
+    static const char *const ids[1] = {"c=orders"};
+    failing_t fb = {NULL, 0};
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1"), dry = req;
+    rl_bucket_t before[1];
+    answer_t d, a;
+
+    dry.dry_run = true;
+    fix_init(&f, &fail_ops, &fb);
+    add_limit(&f, "local", RL_BY_CLIENT, 4, 4, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    rl_limiter_set_fallback(f.l, f.mem, 2); /* 4 / 2 replicas: 2 */
+    d = run(&f, &dry);
+    CU_ASSERT_TRUE(d.res[0].fallback);
+    CU_ASSERT_EQUAL(d.res[0].v.remaining, 1);
+    CU_ASSERT_EQUAL(rl_memory_count(f.mem), 0);
+    for (int i = 0; i < 3; i++) {
+        snapshot(&f, ids, 1, before);
+        d = run(&f, &dry);
+        assert_snapshot(&f, ids, 1, before);
+        a = run(&f, &req);
+        assert_same_answer(&d, &a);
+        CU_ASSERT_EQUAL(a.status, i < 2 ? RL_OK : RL_DENIED);
+    }
+    fix_done(&f);
+}
+
 int test_rl_limiter_add(void)
 {
     static const unit_test_t tests[] = {
@@ -596,6 +710,8 @@ int test_rl_limiter_add(void)
         {"cancel", test_cancel},
         {"backend_failure", test_backend_failure},
         {"fallback_follows_fleet", test_fallback_follows_fleet},
+        {"dry_run", test_dry_run},
+        {"dry_run_fallback", test_dry_run_fallback},
         {NULL, NULL},
     };
 

@@ -25,7 +25,7 @@ static rl_limit_t mk_limit(const char *name, rl_mode_t mode)
 static rl_group_t mk_group(const char *id, const rl_limit_t **lims, const rl_rate_t *rates,
                            rl_limit_result_t *res, size_t n, uint32_t cost)
 {
-    rl_group_t g = {id, lims, rates, res, n, cost, false};
+    rl_group_t g = {id, lims, rates, res, n, cost, false, false};
     size_t i;
 
     for (i = 0; i < n; i++) {
@@ -366,6 +366,117 @@ static void test_threads_groups(void)
     rl_memory_free(m);
 }
 
+/* What a bucket holds, untouched (a `now` of 0 refills nothing); its
+ * existence as the return value (0 / -1). */
+static int stored(rl_memory_t *m, const char *limit, const char *id, const rl_rate_t *r,
+                  rl_bucket_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    return rl_memory_peek(m, limit, id, r, 0, out);
+}
+
+static void assert_same_verdict(const rl_verdict_t *x, const rl_verdict_t *y)
+{
+    CU_ASSERT_EQUAL(x->allowed, y->allowed);
+    CU_ASSERT_EQUAL(x->remaining, y->remaining);
+    CU_ASSERT_EQUAL(x->reset_ms, y->reset_ms);
+    CU_ASSERT_EQUAL(x->retry_after_ms, y->retry_after_ms);
+}
+
+/* A dry run at time t answers exactly what a real check at t answers, over
+ * two enforced limits and a shadow one, allowed and denied, and changes no
+ * bucket: each step is dry, then real, at the same `now`. */
+static void test_dry_run_equals_real(void)
+{
+    rl_memory_t *m = rl_memory_new(1000);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE), b = mk_limit("b", RL_MODE_ENFORCE);
+    rl_limit_t s = mk_limit("s", RL_MODE_SHADOW);
+    const rl_limit_t *lims[3] = {&a, &b, &s};
+    rl_rate_t rates[3] = {{5, 60000, 5}, {3, 60000, 3}, {1, 60000, 1}};
+    rl_limit_result_t dry[3], real[3];
+    rl_bucket_t before[3], after[3];
+    int exists[3], denied = 0;
+    rl_group_t g;
+
+    /* no bucket yet: decided as full, and none is created */
+    g = mk_group("c=d", lims, rates, dry, 3, 1);
+    g.dry_run = true;
+    rl_memory_decide(m, &g, T0);
+    CU_ASSERT_TRUE(dry[0].v.allowed && dry[1].v.allowed && dry[2].v.allowed);
+    CU_ASSERT_EQUAL(dry[0].v.remaining, 4);
+    CU_ASSERT_EQUAL(dry[1].v.remaining, 2);
+    CU_ASSERT_EQUAL(dry[2].v.remaining, 0);
+    CU_ASSERT_EQUAL(rl_memory_count(m), 0);
+    /* b (3/minute) allows 3, then denies at T0 + 3 s: level 9000 of 60000,
+     * 3 units a ms: retry after ceil(51000 / 3) = 17000 ms */
+    for (int i = 0; i < 5; i++) {
+        int64_t now = T0 + i * 1000;
+
+        for (int k = 0; k < 3; k++)
+            exists[k] = stored(m, lims[k]->name, "c=d", &rates[k], &before[k]);
+        g = mk_group("c=d", lims, rates, dry, 3, 1);
+        g.dry_run = true;
+        rl_memory_decide(m, &g, now);
+        for (int k = 0; k < 3; k++) {
+            CU_ASSERT_EQUAL(stored(m, lims[k]->name, "c=d", &rates[k], &after[k]), exists[k]);
+            CU_ASSERT_EQUAL(after[k].level, before[k].level);
+            CU_ASSERT_EQUAL(after[k].ts_ms, before[k].ts_ms);
+        }
+        g = mk_group("c=d", lims, rates, real, 3, 1);
+        rl_memory_decide(m, &g, now);
+        for (int k = 0; k < 3; k++)
+            assert_same_verdict(&dry[k].v, &real[k].v);
+        CU_ASSERT_EQUAL(real[1].v.allowed, i < 3);
+        if (i == 3) {
+            denied = 1;
+            CU_ASSERT_EQUAL(dry[1].v.retry_after_ms, 17000);
+            CU_ASSERT_TRUE(dry[0].v.allowed); /* would fit, not taken */
+            CU_ASSERT_EQUAL(dry[0].v.remaining, 2);
+        }
+    }
+    CU_ASSERT_EQUAL(denied, 1);
+    CU_ASSERT_EQUAL(rl_memory_count(m), 3);
+    /* the real state went on as if no dry run had happened: a counted 3 */
+    CU_ASSERT_EQUAL(stored(m, "a", "c=d", &rates[0], &after[0]), 0);
+    CU_ASSERT_EQUAL(after[0].level, 2 * 60000 + 2 * 5000); /* 5 - 3, 2 s of refill */
+    rl_memory_free(m);
+}
+
+/* A dry run forgets no idle full bucket (a real check's lazy expiry does),
+ * and a denied dry run of a new identity creates nothing either. */
+static void test_dry_run_no_expiry(void)
+{
+    rl_memory_t *m = rl_memory_new(1000);
+    rl_limit_t a = mk_limit("a", RL_MODE_ENFORCE), b = mk_limit("b", RL_MODE_ENFORCE);
+    const rl_limit_t *la[1] = {&a}, *lb[1] = {&b};
+    rl_rate_t r = {1, 1000, 1};
+    rl_limit_result_t res[1];
+    rl_bucket_t bk;
+    rl_group_t g;
+
+    g = mk_group("c=e", la, &r, res, 1, 1);
+    rl_memory_decide(m, &g, T0); /* "a" of c=e: full again at T0 + 1 s */
+    g = mk_group("c=e", lb, &r, res, 1, 1);
+    g.dry_run = true;
+    rl_memory_decide(m, &g, T0 + 3600000); /* same stripe, an hour later */
+    CU_ASSERT_TRUE(res[0].v.allowed);
+    CU_ASSERT_EQUAL(stored(m, "a", "c=e", &r, &bk), 0);
+    CU_ASSERT_EQUAL(stored(m, "b", "c=e", &r, &bk), -1);
+    CU_ASSERT_EQUAL(rl_memory_count(m), 1);
+    g = mk_group("c=f", la, &r, res, 1, 2); /* cost 2 > burst 1: denied */
+    g.dry_run = true;
+    rl_memory_decide(m, &g, T0);
+    CU_ASSERT_FALSE(res[0].v.allowed);
+    CU_ASSERT_EQUAL(res[0].v.retry_after_ms, 1000);
+    CU_ASSERT_EQUAL(rl_memory_count(m), 1);
+    /* the real check at that hour does expire it (the test can fail) */
+    g = mk_group("c=e", lb, &r, res, 1, 1);
+    rl_memory_decide(m, &g, T0 + 3600000);
+    CU_ASSERT_EQUAL(stored(m, "a", "c=e", &r, &bk), -1);
+    CU_ASSERT_EQUAL(stored(m, "b", "c=e", &r, &bk), 0);
+    rl_memory_free(m);
+}
+
 int test_rl_memory_add(void)
 {
     static const unit_test_t tests[] = {
@@ -377,6 +488,8 @@ int test_rl_memory_add(void)
         {"ops_async", test_ops_async},
         {"groups_atomic", test_groups_atomic},
         {"threads_groups", test_threads_groups},
+        {"dry_run_equals_real", test_dry_run_equals_real},
+        {"dry_run_no_expiry", test_dry_run_no_expiry},
         {NULL, NULL},
     };
 

@@ -194,9 +194,9 @@ static int spell(rl_by_t *by, size_t nby, const rl_request_t *req, char *out, si
 static void test_identity(void)
 {
     rl_request_t req = {RL_METHOD_GET, "/", NULL,   "orders-svc", "10.0.0.7",  "api",
-                        NULL,          1,   lookup, lookup,       (void *)hdrs};
+                        NULL,          1,   lookup, lookup,       (void *)hdrs, false};
     rl_request_t anon = {RL_METHOD_GET, "/", NULL, NULL, NULL, NULL,
-                         NULL,          1,   NULL, NULL, NULL};
+                         NULL,          1,   NULL, NULL, NULL, false};
     rl_by_t client = {RL_BY_CLIENT, NULL}, ip = {RL_BY_IP, NULL},
             route = {RL_BY_ROUTE, NULL};
     rl_by_t two[] = {{RL_BY_CLIENT, NULL}, {RL_BY_HEADER, (char *)"X-Tenant"}};
