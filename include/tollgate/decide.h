@@ -10,29 +10,29 @@
  * a body, headers to set and to remove, the identity, the limits report),
  * and only the adapter turns a verdict into an answer.
  *
- * Where it stands, and how the rest moves behind this door:
- *  1. Done: every step of server/pipeline.c records its answer in a
- *     dec_verdict_t and returns; one function there (answer()) sends it,
- *     writes the audit line and frees the request.  Steps add no header to
- *     the answer themselves.
- *  2. Next: the steps move to decide/ (between cfg/ and server/), one file
- *     per step group, taking a dec_ctx_t (config snapshot reference,
- *     limiter, stores, clock) and the dec_input_t instead of srv_req_t;
- *     evhttp_find_header becomes dec_headers_t.find, the peer address and
- *     the dialect's view come in the input.  Tickets and lockout counting
- *     sit behind an ops table, like rl_backend_ops_t, so a fake serves the
- *     unit tests and dry runs.
- *  3. Then: the door's functions, with the lifetime rule of rl_check():
- *       dec_pending_t *dec_start(dec_ctx_t *ctx, const cfg_t *snapshot,
- *                                const dec_input_t *in, dec_done_fn *done,
- *                                void *arg);
- *       void dec_cancel(dec_pending_t *p);  (the client left: no `done`)
- *     `done` runs exactly once, later, on the caller's thread, with a
- *     verdict valid during the call — unless dec_cancel() came first.
- *     pipeline.c keeps the transport: the client-gone watch, the answer,
- *     the proxy, the audit line.
- *  4. dry_run: a decision that consumes no token, counts no failure and
- *     redeems no ticket (explain, replay), through the same code path.
+ * Where it stands (issue 21):
+ *  1. Done: every step records its answer in a dec_verdict_t and returns;
+ *     one place turns a verdict into an answer (the adapter's dec_done).
+ *  2. Done: the steps live in decide/ (between cfg/ and server/, one file
+ *     per step group) on a dec_req_t of their own, taking a dec_ctx_t
+ *     (limiter, stores, revocations, JWKS copies, timer and clock hooks)
+ *     and the dec_input_t; headers are read through dec_headers_t only,
+ *     the forward-auth dialects are parsed from them (decide/dec_fwd.c).
+ *     Tickets and lockout counting sit behind dec_stores_ops_t; the unit
+ *     tests (tests/unit/test_decide.c) use a fake.
+ *  3. Done: dec_start() / dec_cancel() with the lifetime rule of
+ *     rl_check(): `done` runs exactly once, later, on the caller's thread,
+ *     with a verdict valid during the call — unless dec_cancel() came
+ *     first.  server/pipeline.c is the evhttp adapter (the input, the
+ *     client-gone watch, the answer, the audit line), server/proxied.c
+ *     forwards an allowed request.
+ *  4. dry_run: the stores' writes are skipped (no failure counted, no
+ *     ticket redeemed or issued) on the same code path; the limiter's
+ *     rl_request_t.dry_run is set in one marked place (dec_step_limits)
+ *     once that field exists.
+ *  Left: a transport that carries the original request out of band (gRPC
+ *  ext_authz) fills dialect/o_* of dec_input_t; the evhttp adapter leaves
+ *  DEC_DIALECT_NONE and the core reads the dialect headers itself.
  */
 #ifndef TOLLGATE_DECIDE_H
 #define TOLLGATE_DECIDE_H
@@ -92,12 +92,13 @@ typedef const char *(*dec_body_fn)(void *ctx, size_t *len);
 typedef struct dec_input {
     const char *method; /* as sent: "GET"; NULL when the transport could not tell */
     const char *target; /* raw request target (path?query) */
-    const char *host;   /* Host / :authority, NULL when none */
+    const char *host;   /* :authority; NULL: the Host header, if any */
     const char *peer;   /* TCP peer address, "" when unknown (replay) */
     bool tls;           /* the request came over TLS to tollgate */
     dec_headers_t headers;
-    /* The forward-auth dialect's view of the original request, as the
-     * adapter parsed it (DEC_DIALECT_NONE: method/target/host above). */
+    /* The original request, when the transport carries it out of band (a
+     * gRPC CheckRequest): believed as given.  DEC_DIALECT_NONE: a request
+     * at forward_auth.path is read in its dialect's headers (decide/dec_fwd.c). */
     dec_dialect_t dialect;
     const char *o_method, *o_target, *o_host;
     bool dry_run; /* consume no token, count no failure, redeem no ticket */
