@@ -15,20 +15,10 @@
  * forward-auth allows carry them too, empty (X-Auth-Method: none), so an
  * ingress that copies them onto the upstream request replaces whatever a
  * client sent under those names. */
-typedef struct ident_hdrs {
-    char client_id[3 * AUTH_MAX_ID_LEN + 1];
-    char subject[3 * AUTH_MAX_ID_LEN + 1];
-    char scopes[3 * 1024]; /* room for every escape: never a scope cut short */
-} ident_hdrs_t;
-
 static int identity_add(dec_req_t *r)
 {
-    ident_hdrs_t *v = malloc(sizeof(*v));
+    dec_ident_hdrs_t *v = &r->idv;
     char scopes[1024];
-
-    if (v == NULL)
-        return -1;
-    r->owned[1] = (char *)v;
     http_hdr_value_encode(r->id.client_id, false, v->client_id, sizeof(v->client_id));
     http_hdr_value_encode(r->id.subject, false, v->subject, sizeof(v->subject));
     auth_identity_scopes_str(&r->id, scopes, sizeof(scopes));
@@ -59,7 +49,7 @@ static int claim_add(dec_req_t *r, bool every)
         need += 3 * strlen(r->id.hdrs[i].value) + 1;
     if (nnames == 0 && r->id.nhdrs == 0)
         return 0;
-    if ((buf = r->owned[2] = malloc(need)) == NULL)
+    if ((buf = r->owned[1] = malloc(need)) == NULL)
         return -1;
     for (size_t i = 0; i < r->id.nhdrs && n < AUTH_JWT_MAX_CLAIM_HDRS; i++, n++) {
         dec_verdict_header(r, r->id.hdrs[i].name, buf + used, false);

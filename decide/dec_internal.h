@@ -61,6 +61,13 @@ int dec_hdrs_scan(dec_hdrs_t *h, const dec_headers_t *in);
 
 typedef struct dec_pending dec_req_t;
 
+/* X-Auth-* values of an allow, encoded (http_hdr_value_encode). */
+typedef struct dec_ident_hdrs {
+    char client_id[3 * AUTH_MAX_ID_LEN + 1];
+    char subject[3 * AUTH_MAX_ID_LEN + 1];
+    char scopes[3 * 1024]; /* room for every escape: never a scope cut short */
+} dec_ident_hdrs_t;
+
 struct dec_pending {
     dec_ctx_t *ctx;
     const cfg_t *cfg;
@@ -79,7 +86,6 @@ struct dec_pending {
     bool route_method_denied; /* the route has other_methods: deny and not this method */
     const char *target;       /* the original target (path?query), raw */
     const char *host;         /* the original host, may be NULL */
-    char hostbuf[256];        /* host taken from X-Original-URL */
     char *target_own;         /* target built here (malloc'd) or NULL */
     char *path;               /* normalized original path (malloc'd) */
     unsigned path_flags;      /* HTTP_PATH_* seen while normalizing */
@@ -89,7 +95,6 @@ struct dec_pending {
     auth_identity_t id;
     bool bearer_failed;
     bool deprecated;
-    char claimbuf[64];
     /* The steps run in order from `step`.  At most one of rl_pending,
      * lock_pending, tkt_pending and timer is set, while its step waits. */
     unsigned step;
@@ -100,8 +105,13 @@ struct dec_pending {
     void *tkt_pending;
     void *timer;               /* the JWKS poll, or the delivery of a quick verdict */
     uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
+    char *owned[2]; /* allow: the forward target, claim values */
+    /* From here on not zeroed by dec_start (scratch, or used up to a
+     * count): keep dec_verdict_t's set[] and vals[] last. */
+    char hostbuf[256]; /* host taken from X-Original-URL */
+    char claimbuf[64];
     char ticket[AUTH_TICKET_LEN + 1];
-    char *owned[3]; /* allow: the forward target, identity values, claim values */
+    dec_ident_hdrs_t idv; /* the identity headers' values of an allow */
     dec_verdict_t v;
 };
 

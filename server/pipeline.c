@@ -194,6 +194,15 @@ static void on_close(struct evhttp_connection *conn, void *arg)
 
 /* ---- the verdict ------------------------------------------------------------ */
 
+/* `s` into dst[n], cut to fit. */
+static void copy(char *dst, size_t n, const char *s)
+{
+    size_t len = strnlen(s, n - 1);
+
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
 /* What the answer and the audit line need after the verdict is gone. */
 static void keep(srv_req_t *r, const dec_verdict_t *v)
 {
@@ -202,10 +211,10 @@ static void keep(srv_req_t *r, const dec_verdict_t *v)
     r->limit = v->limit;
     r->method = v->method;
     r->target = v->target;
-    snprintf(r->reqid, sizeof r->reqid, "%s", v->request_id);
-    snprintf(r->ip, sizeof r->ip, "%s", v->client_ip);
+    copy(r->reqid, sizeof r->reqid, v->request_id);
+    copy(r->ip, sizeof r->ip, v->client_ip);
     if (v->id != NULL && v->id->client_id != NULL)
-        snprintf(r->client_id, sizeof r->client_id, "%s", v->id->client_id);
+        copy(r->client_id, sizeof r->client_id, v->id->client_id);
     r->origin = v->origin;
     r->https = v->https;
     r->deprecated = v->deprecated;

@@ -150,12 +150,8 @@ typedef struct dec_verdict {
     const char *message; /* its message, a fixed text (never request data) */
     char *body;          /* without `code`: the JSON body or NULL */
     bool close;          /* Connection: close with whatever answer ends it */
-    /* Headers to set: on the answer (Retry-After, Allow, CORS), on the
-     * forward-auth allow (X-Auth-*), on the forwarded request (DEC_FORWARD). */
-    size_t nset;
-    dec_header_t set[DEC_VERDICT_HDRS];
-    size_t nvals;
-    char vals[DEC_VERDICT_VALS][DEC_VERDICT_VAL];
+    size_t nset;  /* entries of set[] */
+    size_t nvals; /* entries of vals[] */
     /* Request headers the upstream must not see (proxy.hide_credentials):
      * X-API-Key, and Authorization when it is a Bearer token. */
     const char *remove[2];
@@ -181,6 +177,12 @@ typedef struct dec_verdict {
     bool https;             /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     bool deprecated;        /* allowed with a deprecated API key */
     bool bearer_failed;     /* a presented JWT was refused (WWW-Authenticate) */
+    /* Last, so a decision zeroes only what comes before (nset, nvals say
+     * how much of these is used).  Headers to set: on the answer
+     * (Retry-After, Allow, CORS), on the forward-auth allow (X-Auth-*), on
+     * the forwarded request (DEC_FORWARD). */
+    dec_header_t set[DEC_VERDICT_HDRS];
+    char vals[DEC_VERDICT_VALS][DEC_VERDICT_VAL];
 } dec_verdict_t;
 
 /* The decision is ready: `v` is valid during the call only. */
