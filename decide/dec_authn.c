@@ -314,8 +314,7 @@ static dec_step_t check_api_key(dec_req_t *r, const char *key, const char **reas
 {
     const auth_apikey_t *k = auth_keystore_lookup(r->cfg->auth.keys, key, strlen(key));
 
-    if (k != NULL && k->not_after != 0 &&
-        auth_apikey_expired(k, dec_wall_ms(r) / 1000)) {
+    if (k != NULL && k->not_after != 0 && auth_apikey_expired(k, dec_wall_ms(r) / 1000)) {
         *reason = "key_expired"; /* a good key past its not_after */
         return DEC_ANSWERED;
     }
@@ -338,11 +337,11 @@ dec_step_t dec_step_authenticate(dec_req_t *r)
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
         return DEC_NEXT;
-    if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) && c->auth.api_key_enabled &&
-        (methods & CFG_METHOD_API_KEY))
+    if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
+        c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY))
         st = check_api_key(r, key, &reason);
-    else if (bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) && c->auth.jwt_verifier != NULL &&
-             (methods & CFG_METHOD_JWT))
+    else if (bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) &&
+             c->auth.jwt_verifier != NULL && (methods & CFG_METHOD_JWT))
         st = verify_jwt(r, authz, &reason);
     else if ((key != NULL && !(methods & CFG_METHOD_API_KEY)) ||
              (bearer && !(methods & CFG_METHOD_JWT))) {

@@ -24,7 +24,10 @@ typedef struct known {
     bool single; /* a second copy is refused */
 } known_t;
 
-#define K(n, f, s) {n, offsetof(dec_hdrs_t, f), s}
+#define K(n, f, s)                                                                         \
+    {                                                                                      \
+        n, offsetof(dec_hdrs_t, f), s                                                      \
+    }
 static const known_t known[] = {
     K("Host", host, true),
     K("Origin", origin, false),
@@ -133,7 +136,8 @@ int dec_hdrs_scan(dec_hdrs_t *h, const dec_headers_t *in)
     if (h->content_length != NULL && !digits(h->content_length))
         h->bad = "bad_content_length";
     else if (h->transfer_encoding != NULL &&
-             (strcasecmp(h->transfer_encoding, "chunked") != 0 || h->content_length != NULL))
+             (strcasecmp(h->transfer_encoding, "chunked") != 0 ||
+              h->content_length != NULL))
         h->bad = "bad_transfer_encoding";
     return h->bad != NULL ? -1 : 0;
 }
@@ -222,7 +226,8 @@ static dec_step_t refuse_head(dec_req_t *r)
     case DEC_HEAD_TOO_LARGE:
         r->method = NULL;
         r->v.reason = "headers_too_large";
-        return dec_verdict(r, 431, "headers_too_large", "request headers over max_header_bytes");
+        return dec_verdict(r, 431, "headers_too_large",
+                           "request headers over max_header_bytes");
     case DEC_HEAD_BODY_TOO_LARGE:
         r->method = NULL;
         r->v.reason = "body_too_large";
@@ -337,17 +342,20 @@ static dec_step_t forged_headers(dec_req_t *r)
         !(reject && (h->identity_exact || h->reserved_variant)))
         return DEC_NEXT;
     r->v.reason = "reserved_header";
-    return dec_verdict(r, 400, "bad_request", "request header spelled like one tollgate sets");
+    return dec_verdict(r, 400, "bad_request",
+                       "request header spelled like one tollgate sets");
 }
 
 static dec_step_t refuse_forward(dec_req_t *r, dec_fwd_result_t st)
 {
     switch (st) {
     case DEC_FWD_UNTRUSTED:
-        return dec_verdict(r, 403, "forbidden", "forward-auth headers from an untrusted peer");
+        return dec_verdict(r, 403, "forbidden",
+                           "forward-auth headers from an untrusted peer");
     case DEC_FWD_CONFLICT:
-        return dec_verdict(r, 400, "bad_request",
-                           "forward-auth headers of more than one dialect, or that disagree");
+        return dec_verdict(
+            r, 400, "bad_request",
+            "forward-auth headers of more than one dialect, or that disagree");
     case DEC_FWD_NOMEM:
         return dec_verdict(r, 500, "unavailable", "out of memory");
     case DEC_FWD_BAD:

@@ -46,8 +46,8 @@ typedef struct dec_hdrs {
     const char *acrm, *acrh;                         /* CORS preflight */
     const char *content_length, *transfer_encoding;  /* framing */
     const char *content_type;
-    const char *xff; /* the first X-Forwarded-For line */
-    int nxff;        /* how many there are */
+    const char *xff;       /* the first X-Forwarded-For line */
+    int nxff;              /* how many there are */
     bool identity_exact;   /* an X-Auth-* header */
     bool identity_variant; /* an X_Auth_*, X.Auth.* ... */
     bool reserved_variant; /* a '_'/'.' spelling of any reserved name */
@@ -105,7 +105,7 @@ struct dec_pending {
     void *tkt_pending;
     void *timer;               /* the JWKS poll, or the delivery of a quick verdict */
     uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
-    char *owned[2]; /* allow: the forward target, claim values */
+    char *owned[2];            /* allow: the forward target, claim values */
     /* From here on not zeroed by dec_start (scratch, or used up to a
      * count): keep dec_verdict_t's set[] and vals[] last. */
     char hostbuf[256]; /* host taken from X-Original-URL */

@@ -109,7 +109,8 @@ dec_step_t dec_step_route(dec_req_t *r)
     r->route = match_route(r, &r->route_method_denied);
     if (path_refused(r)) {
         r->v.reason = "bad_path";
-        return dec_verdict(r, 400, "bad_request", "ambiguous request path (%25 escape or ';')");
+        return dec_verdict(r, 400, "bad_request",
+                           "ambiguous request path (%25 escape or ';')");
     }
     /* a proxy-mode preflight is tollgate's to answer (cors), never forwarded */
     if (r->route_method_denied && !(r->mode == DEC_MODE_PROXY && is_preflight(r)))

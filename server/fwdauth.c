@@ -43,8 +43,9 @@ void srv_fwdauth_repeat(srv_worker_t *w, const char *dialect, const char *name,
                  "(%llu more such requests since the last line)",
                  name, peer, (unsigned long long)held);
     else
-        log_warn("forward-auth: %s came twice from %s: refused (400 duplicate_header); "
-                 "the proxy in front passes a client's own copy on (%llu more such requests "
-                 "since the last line)",
-                 name, peer, (unsigned long long)held);
+        log_warn(
+            "forward-auth: %s came twice from %s: refused (400 duplicate_header); "
+            "the proxy in front passes a client's own copy on (%llu more such requests "
+            "since the last line)",
+            name, peer, (unsigned long long)held);
 }

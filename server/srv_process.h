@@ -62,8 +62,10 @@ typedef struct srv_worker {
     struct event *drain_ev;
     uint64_t drain_deadline_ms; /* monotonic */
     rl_limiter_t *limiter;
-    dec_ctx_t *dec;                /* the decision core's context (decide_ctx.c) */
-    dec_stores_real_t dec_stores;  /* its stores: lockouts and tickets */
+    /* decide_ctx.c: the decision core's context, and its stores (lockouts
+     * and tickets) */
+    dec_ctx_t *dec;
+    dec_stores_real_t dec_stores;
     struct rc_client *rc;    /* this thread's Redis client, NULL without Redis */
     struct rl_redis *rr;     /* the limiter's Redis backend over `rc` */
     struct event *health_ev; /* samples rc_client_up() into redis_up */

@@ -29,16 +29,16 @@ typedef struct srv_req {
     struct timespec start;
     /* State invariant: at most one of dec and proxy_pending is set; the
      * callback clears it before anything else, and on_close cancels it. */
-    dec_pending_t *dec;           /* the decision, until its verdict */
+    dec_pending_t *dec; /* the decision, until its verdict */
     srv_proxy_req_t *proxy_pending;
-    struct event watch_ev;        /* client-gone watch while something is pending */
-    bool watching;                /* watch_ev is assigned and may be pending */
-    bool streaming;               /* the upstream's answer is being streamed */
-    char method_own[16];          /* the method of a head conn.c refused */
+    struct event watch_ev; /* client-gone watch while something is pending */
+    bool watching;         /* watch_ev is assigned and may be pending */
+    bool streaming;        /* the upstream's answer is being streamed */
+    char method_own[16];   /* the method of a head conn.c refused */
     /* From the verdict (copied: it lives during dec_done only), for the
      * answer's headers (respond.c), the audit line and metrics. */
-    const char *method;           /* static, method_own, or the request's */
-    const char *target;           /* the request's own (proxy mode) */
+    const char *method; /* static, method_own, or the request's */
+    const char *target; /* the request's own (proxy mode) */
     char reqid[HTTP_REQID_MAX + 1];
     char ip[HTTP_IP_STRLEN];
     char client_id[AUTH_MAX_ID_LEN + 1];

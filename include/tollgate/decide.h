@@ -101,9 +101,9 @@ typedef struct dec_input {
      * at forward_auth.path is read in its dialect's headers (decide/dec_fwd.c). */
     dec_dialect_t dialect;
     const char *o_method, *o_target, *o_host;
-    bool dry_run; /* consume no token, count no failure, redeem no ticket */
-    dec_head_t head; /* DEC_HEAD_OK, or the refusal: nothing else is read then
-                        (method: the refused method's name, or NULL) */
+    bool dry_run;     /* consume no token, count no failure, redeem no ticket */
+    dec_head_t head;  /* DEC_HEAD_OK, or the refusal: nothing else is read then
+                         (method: the refused method's name, or NULL) */
     dec_body_fn body; /* read only for a POST whose Content-Type carries
                          parameters (a _method field); NULL: no body */
     void *body_ctx;
@@ -131,18 +131,18 @@ typedef enum {
 
 /* Where a proxy-mode allow goes. */
 typedef struct dec_forward {
-    const char *upstream;  /* the route's, borrowed from the snapshot */
-    const char *target;    /* normalized path and the query as sent */
-    unsigned timeout_ms;   /* the route's upstream_timeout */
-    bool peer_trusted;     /* the TCP peer is in trusted_proxies */
+    const char *upstream; /* the route's, borrowed from the snapshot */
+    const char *target;   /* normalized path and the query as sent */
+    unsigned timeout_ms;  /* the route's upstream_timeout */
+    bool peer_trusted;    /* the TCP peer is in trusted_proxies */
 } dec_forward_t;
 
 /* What the decision answers.  Everything it points to is the decision's
  * (or the snapshot's, or the input's) and valid during `done` only: the
  * adapter copies what it keeps. */
 #define DEC_VERDICT_HDRS (8 + AUTH_JWT_MAX_CLAIM_HDRS) /* an allow's is the most */
-#define DEC_VERDICT_VALS 4  /* copied values: a preflight's three is the most */
-#define DEC_VERDICT_VAL 80  /* a copied value: an Allow list, a Retry-After */
+#define DEC_VERDICT_VALS 4 /* copied values: a preflight's three is the most */
+#define DEC_VERDICT_VAL 80 /* a copied value: an Allow list, a Retry-After */
 typedef struct dec_verdict {
     dec_kind_t kind;
     int status;          /* 0 until decided */
@@ -150,8 +150,8 @@ typedef struct dec_verdict {
     const char *message; /* its message, a fixed text (never request data) */
     char *body;          /* without `code`: the JSON body or NULL */
     bool close;          /* Connection: close with whatever answer ends it */
-    size_t nset;  /* entries of set[] */
-    size_t nvals; /* entries of vals[] */
+    size_t nset;         /* entries of set[] */
+    size_t nvals;        /* entries of vals[] */
     /* Request headers the upstream must not see (proxy.hide_credentials):
      * X-API-Key, and Authorization when it is a Bearer token. */
     const char *remove[2];
@@ -173,10 +173,10 @@ typedef struct dec_verdict {
     const char *method;     /* the original request's (forward-auth: the dialect's) */
     const char *target;
     const char *host;
-    const char *origin;     /* an allowed CORS Origin, or NULL */
-    bool https;             /* TLS, or X-Forwarded-Proto: https from a trusted peer */
-    bool deprecated;        /* allowed with a deprecated API key */
-    bool bearer_failed;     /* a presented JWT was refused (WWW-Authenticate) */
+    const char *origin; /* an allowed CORS Origin, or NULL */
+    bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
+    bool deprecated;    /* allowed with a deprecated API key */
+    bool bearer_failed; /* a presented JWT was refused (WWW-Authenticate) */
     /* Last, so a decision zeroes only what comes before (nset, nvals say
      * how much of these is used).  Headers to set: on the answer
      * (Retry-After, Allow, CORS), on the forward-auth allow (X-Auth-*), on
@@ -277,9 +277,9 @@ typedef struct dec_ctx_cfg {
     rl_limiter_t *limiter;
     const dec_stores_ops_t *stores;
     void *store;
-    auth_revoke_t *revoked;               /* NULL: no revocation check */
-    struct auth_jwt_local *jwt_local;     /* this thread's remote key sets, or NULL */
-    const char *ticket_prefix;            /* key prefix of tickets ("tg:") */
+    auth_revoke_t *revoked;           /* NULL: no revocation check */
+    struct auth_jwt_local *jwt_local; /* this thread's remote key sets, or NULL */
+    const char *ticket_prefix;        /* key prefix of tickets ("tg:") */
     dec_hooks_t hooks;
 } dec_ctx_cfg_t;
 
