@@ -26,8 +26,13 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <time.h>
+
 #include "tollgate/auth_ticket.h"
 #include "tollgate/rl_memory.h"
+#include "tollgate/util_b64.h"
 #include "tollgate/rl_policy.h"
 #include "unit.h"
 
@@ -143,6 +148,26 @@ static const char base_yaml[] =
     "  - {name: api, match: {path_prefix: /api}, upstream: \"http://127.0.0.1:9\"}\n"
     "cors: {allowed_origins: [\"http://app.example\"]}\n"
     "tiers: {gold: {tight: 2/minute}}\n";
+
+/* auth.mode any with an HS256 secret (JWT_SECRET while the config loads),
+ * a route that takes API keys only, and a key past its not_after. */
+#define JWT_SECRET_TEXT "decide-test-secret-0123456789abcdef"
+static const char jwt_yaml[] = "environment: development\n"
+                               "redis: {mode: none}\n"
+                               "auth:\n"
+                               "  mode: any\n"
+                               "  api_keys_file: fixtures/decide-keys.txt\n"
+                               "  jwt: {algorithms: [HS256]}\n"
+                               "routes:\n"
+                               "  - {name: keys, match: {path_prefix: /keys}, auth_methods: [api_key]}\n";
+/* auth.mode any, no JWT key: a bearer token cannot be checked. */
+static const char nojwt_yaml[] = "environment: development\n"
+                                 "redis: {mode: none}\n"
+                                 "auth: {mode: any, api_keys_file: fixtures/decide-keys.txt}\n";
+
+/* HS256 tokens for JWT_SECRET_TEXT, made by make_tokens(). */
+static char tok_good[512], tok_expired[512], tok_badsig[512];
+#define BEARER(t) "Authorization", t
 
 typedef struct fake_ticket {
     char key[AUTH_TICKET_KEY_MAX];
@@ -314,7 +339,10 @@ static void world_new(world_t *w, const char *yaml)
     dec_ctx_cfg_t c = {0};
 
     memset(w, 0, sizeof(*w));
+    if (yaml == jwt_yaml)
+        setenv("JWT_SECRET", JWT_SECRET_TEXT, 1);
     w->cfg = cfg_load_string(yaml, strlen(yaml), "t.yaml", err, sizeof err);
+    unsetenv("JWT_SECRET");
     if (w->cfg == NULL)
         fprintf(stderr, "%s\n", err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w->cfg);
@@ -479,6 +507,7 @@ typedef struct row {
     const char *ip;        /* the client ip decided, or NULL */
     unsigned fails;        /* failures counted in the store, all requests */
     dec_kind_t kind;
+    const char *yaml; /* NULL: base_yaml */
 } row_t;
 
 #define H(...) .hdrs = {__VA_ARGS__, NULL}
@@ -488,141 +517,192 @@ typedef struct row {
 static const row_t rows[] = {
     /* forward-auth (Envoy form: the original under the prefix) */
     {"envoy allow", {.target = "/auth/demo/x", H(KEY(ALICE))}, 0, 200, "ok", "demo-alice",
-     "X-Auth-Method", "api_key", NULL, 0, DEC_ALLOW},
+     "X-Auth-Method", "api_key", NULL, 0, DEC_ALLOW, NULL},
     {"identity headers", {.target = "/auth/demo/x", H(KEY(BOB))}, 0, 200, "ok", "demo-bob",
-     "X-Auth-Scopes", "demo:read", NULL, 0, DEC_ALLOW},
+     "X-Auth-Scopes", "demo:read", NULL, 0, DEC_ALLOW, NULL},
     {"missing credentials", {.target = "/auth/demo/x", H("Accept", "*/*")}, 0, 401,
-     "missing_credentials", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "missing_credentials", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"invalid key counted", {.target = "/auth/demo/x", H(KEY("nope"))}, 0, 401,
-     "invalid_api_key", "", NULL, NULL, NULL, 1, DEC_ANSWER},
+     "invalid_api_key", "", NULL, NULL, NULL, 1, DEC_ANSWER, NULL},
     {"bearer where auth.mode takes API keys only",
      {.target = "/auth/x", H("Authorization", "Bearer a.b.c")}, 0, 401, "missing_credentials",
-     "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"scope denied", {.target = "/auth/admin/x", H(KEY(BOB))}, 0, 403,
-     "insufficient_scope", "demo-bob", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "insufficient_scope", "demo-bob", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"scope held", {.target = "/auth/admin/x", H(KEY(ALICE))}, 0, 200, "ok", "demo-alice",
-     NULL, NULL, NULL, 0, DEC_ALLOW},
+     NULL, NULL, NULL, 0, DEC_ALLOW, NULL},
     {"auth none: anonymous", {.target = "/auth/pub/x", H("Accept", "*/*")}, 0, 200, "ok", "",
-     "X-Auth-Method", "none", NULL, 0, DEC_ALLOW},
+     "X-Auth-Method", "none", NULL, 0, DEC_ALLOW, NULL},
     {"optional: anonymous", {.target = "/auth/opt/x", H("Accept", "*/*")}, 0, 200, "ok", "",
-     "X-Auth-Client-Id", "", NULL, 0, DEC_ALLOW},
+     "X-Auth-Client-Id", "", NULL, 0, DEC_ALLOW, NULL},
     {"optional: a bad key still refused", {.target = "/auth/opt/x", H(KEY("nope"))}, 0, 401,
-     "invalid_api_key", "", NULL, NULL, NULL, 1, DEC_ANSWER},
+     "invalid_api_key", "", NULL, NULL, NULL, 1, DEC_ANSWER, NULL},
     /* paths */
     {"dot segment in the original", {.target = "/auth/pub/../admin", H(KEY(ALICE))}, 0, 400,
-     "bad_path", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "bad_path", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"double encoding refused", {.target = "/auth/pub/%252e", H(KEY(ALICE))}, 0, 400,
-     "bad_path", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "bad_path", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"double encoding where allowed", {.target = "/auth/enc/%252e", H("Accept", "*/*")}, 0,
-     200, "ok", "", NULL, NULL, NULL, 0, DEC_ALLOW},
+     200, "ok", "", NULL, NULL, NULL, 0, DEC_ALLOW, NULL},
     {"prefix reached through ..", {.target = "/x/../auth/y", H(KEY(ALICE))}, 0, 400,
-     "bad_path", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "bad_path", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"not a path", {.target = "nope", H(KEY(ALICE))}, 0, 400, "bad_path", "", NULL, NULL,
-     NULL, 0, DEC_ANSWER},
+     NULL, 0, DEC_ANSWER, NULL},
     /* forged and refused headers */
     {"forged identity header", {.target = "/auth/pub/x", H("X_Auth_Client_Id", "admin")}, 0,
-     400, "reserved_header", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     400, "reserved_header", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"method override header", {.target = "/auth/pub/x", H("X-HTTP-Method-Override", "DELETE")},
-     0, 400, "method_override", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 400, "method_override", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"_method in the query", {.target = "/auth/pub/x?_method=DELETE", H("Accept", "*/*")}, 0,
-     400, "method_override", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     400, "method_override", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"_method in a form body",
      {.method = "POST", .target = "/auth/pub/x", .body = "a=1&_method=DELETE",
       H("Content-Type", "application/x-www-form-urlencoded")},
-     0, 400, "method_override", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 400, "method_override", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"duplicate credential", {.target = "/auth/x", H(KEY(ALICE), KEY(BOB))}, 0, 400,
-     "duplicate_header", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "duplicate_header", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"control byte in a value", {.target = "/auth/x", H("X-Foo", "a\001b")}, 0, 400,
-     "bad_header_value", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "bad_header_value", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"Content-Length not digits", {.target = "/auth/x", H("Content-Length", "+5")}, 0, 400,
-     "bad_content_length", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "bad_content_length", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"NUL in the head", {.target = "/auth/x", .head = DEC_HEAD_NUL, H(KEY(ALICE))}, 0, 400,
-     "nul_in_header", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "nul_in_header", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"head too large", {.target = "/auth/x", .head = DEC_HEAD_TOO_LARGE, H(KEY(ALICE))}, 0,
-     431, "headers_too_large", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     431, "headers_too_large", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"body too large", {.target = "/auth/x", .head = DEC_HEAD_BODY_TOO_LARGE, H(KEY(ALICE))},
-     0, 413, "body_too_large", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 413, "body_too_large", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"unparsed method", {.method = "PURGE", .target = "/", .head = DEC_HEAD_METHOD,
                          H("Accept", "*/*")},
      0, 405, "method_not_allowed", "", "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-     NULL, 0, DEC_ANSWER},
+     NULL, 0, DEC_ANSWER, NULL},
     /* forward-auth dialects and who may speak them */
     {"nginx headers from an untrusted peer",
      {.target = "/auth", H("X-Original-URI", "/demo/x", KEY(ALICE))}, 0, 403,
-     "untrusted_forwarder", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "untrusted_forwarder", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"nginx from a trusted proxy",
      {.target = "/auth", .peer = TRUSTED,
       H("X-Original-URI", "/admin/x", "X-Original-Method", "POST", KEY(ALICE))},
-     0, 200, "ok", "demo-alice", NULL, NULL, NULL, 0, DEC_ALLOW},
+     0, 200, "ok", "demo-alice", NULL, NULL, NULL, 0, DEC_ALLOW, NULL},
     {"nginx without the original",
      {.target = "/auth", .peer = TRUSTED, H("X-Original-Method", "GET", KEY(ALICE))}, 0, 400,
-     "bad_original", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "bad_original", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"two dialects",
      {.target = "/auth", .peer = TRUSTED,
       H("X-Original-URI", "/a", "X-Forwarded-Uri", "/b", KEY(ALICE))},
-     0, 400, "dialect_conflict", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 400, "dialect_conflict", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"traefik from a trusted proxy",
      {.target = "/auth", .peer = TRUSTED,
       H("X-Forwarded-Uri", "/admin/y", "X-Forwarded-Method", "GET", KEY(BOB))},
-     0, 403, "insufficient_scope", "demo-bob", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 403, "insufficient_scope", "demo-bob", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"nginx: a method not served is 403",
      {.target = "/auth", .peer = TRUSTED,
       H("X-Original-URI", "/x", "X-Original-Method", "TRACE", KEY(ALICE))},
-     0, 403, "method_not_allowed", "", "Allow", "*", NULL, 0, DEC_ANSWER},
+     0, 403, "method_not_allowed", "", "Allow", "*", NULL, 0, DEC_ANSWER, NULL},
     /* client address */
     {"X-Forwarded-For from an untrusted peer is ignored",
      {.target = "/auth/pub/x", .peer = "192.0.2.7", H("X-Forwarded-For", "203.0.113.9")}, 0,
-     200, "ok", "", NULL, NULL, "192.0.2.7", 0, DEC_ALLOW},
+     200, "ok", "", NULL, NULL, "192.0.2.7", 0, DEC_ALLOW, NULL},
     {"X-Forwarded-For from a trusted proxy",
      {.target = "/auth/pub/x", .peer = TRUSTED,
       H("X-Forwarded-For", "198.51.100.1", "X-Forwarded-For", "203.0.113.9")},
-     0, 200, "ok", "", NULL, NULL, "203.0.113.9", 0, DEC_ALLOW},
+     0, 200, "ok", "", NULL, NULL, "203.0.113.9", 0, DEC_ALLOW, NULL},
     {"X-Real-IP from a trusted proxy",
      {.target = "/auth/pub/x", .peer = TRUSTED, H("X-Real-IP", "203.0.113.8")}, 0, 200, "ok",
-     "", NULL, NULL, "203.0.113.8", 0, DEC_ALLOW},
+     "", NULL, NULL, "203.0.113.8", 0, DEC_ALLOW, NULL},
     /* methods and CORS */
     {"TRACE not served", {.method = "TRACE", .target = "/auth/x", H(KEY(ALICE))}, 0, 405,
      "method_not_allowed", "", "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", NULL,
-     0, DEC_ANSWER},
+     0, DEC_ANSWER, NULL},
     {"route's list is final", {.method = "POST", .target = "/auth/only-get", H(KEY(ALICE))},
-     0, 405, "method_not_allowed", "", "Allow", "GET", NULL, 0, DEC_ANSWER},
+     0, 405, "method_not_allowed", "", "Allow", "GET", NULL, 0, DEC_ANSWER, NULL},
     {"preflight allowed",
      {.method = "OPTIONS", .target = "/api/x",
       H("Origin", "http://app.example", "Access-Control-Request-Method", "GET")},
-     0, 204, "preflight", "", "Access-Control-Max-Age", "600", NULL, 0, DEC_ANSWER},
+     0, 204, "preflight", "", "Access-Control-Max-Age", "600", NULL, 0, DEC_ANSWER, NULL},
     {"preflight from another origin",
      {.method = "OPTIONS", .target = "/api/x",
       H("Origin", "http://evil.example", "Access-Control-Request-Method", "GET")},
-     0, 403, "cors_origin", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 403, "cors_origin", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     /* proxy mode and own paths */
     {"proxy: no route", {.target = "/nowhere", H(KEY(ALICE))}, 0, 404, "no_route", "", NULL,
-     NULL, NULL, 0, DEC_ANSWER},
+     NULL, NULL, 0, DEC_ANSWER, NULL},
     {"proxy: forward", {.target = "/api/./x?q=1", H(KEY(ALICE))}, 0, 200, "ok", "demo-alice",
-     "X-Auth-Client-Id", "demo-alice", NULL, 0, DEC_FORWARD},
+     "X-Auth-Client-Id", "demo-alice", NULL, 0, DEC_FORWARD, NULL},
     {"proxy: vouched headers", {.target = "/api/x", .peer = "192.0.2.9", H(KEY(ALICE))}, 0,
-     200, "ok", "demo-alice", "X-Real-IP", "192.0.2.9", NULL, 0, DEC_FORWARD},
+     200, "ok", "demo-alice", "X-Real-IP", "192.0.2.9", NULL, 0, DEC_FORWARD, NULL},
     {"health", {.target = "/healthz", H("Accept", "*/*")}, 0, 200, "health", "", NULL, NULL,
-     NULL, 0, DEC_ANSWER},
+     NULL, 0, DEC_ANSWER, NULL},
     {"tickets only by POST", {.target = "/v1/tickets", H(KEY(ALICE))}, 0, 405,
-     "method_not_allowed", "", "Allow", "POST", NULL, 0, DEC_ANSWER},
+     "method_not_allowed", "", "Allow", "POST", NULL, 0, DEC_ANSWER, NULL},
     /* lockout, limits, dry runs */
     {"locked out after two failures", {.target = "/auth/x", H(KEY("nope"))}, 2, 429,
-     "locked_out", "", "Retry-After", "30", NULL, 2, DEC_ANSWER},
+     "locked_out", "", "Retry-After", "30", NULL, 2, DEC_ANSWER, NULL},
     {"a dry run counts no failure", {.target = "/auth/x", .dry_run = true, H(KEY("nope"))}, 3,
-     401, "invalid_api_key", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     401, "invalid_api_key", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"rate limited", {.target = "/auth/tight", H(KEY(BOB))}, 2, 429, "rate_limited",
-     "demo-bob", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "demo-bob", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"a dry run redeems no ticket",
      {.target = "/auth/ws/x?ticket=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", .dry_run = true,
       H("Accept", "*/*")},
-     0, 401, "ticket_not_redeemed", "", NULL, NULL, NULL, 0, DEC_ANSWER},
+     0, 401, "ticket_not_redeemed", "", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"a dry run issues no ticket",
      {.method = "POST", .target = "/v1/tickets", .dry_run = true, H(KEY(ALICE))}, 0, 200,
-     "ticket_issued", "demo-alice", NULL, NULL, NULL, 0, DEC_ANSWER},
+     "ticket_issued", "demo-alice", NULL, NULL, NULL, 0, DEC_ANSWER, NULL},
     {"an unknown ticket", {.target = "/auth/ws/x?ticket=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                           H("Accept", "*/*")},
-     0, 401, "invalid_ticket", "", NULL, NULL, NULL, 1, DEC_ANSWER},
+     0, 401, "invalid_ticket", "", NULL, NULL, NULL, 1, DEC_ANSWER, NULL},
+    /* each authentication failure (JWT ones with the HS256 config) */
+    {"a key past its not_after", {.target = "/auth/x", H(KEY("old-key-0123456789abcdef0123"))},
+     0, 401, "key_expired", "", NULL, NULL, NULL, 1, DEC_ANSWER, jwt_yaml},
+    {"a JWT allowed", {.target = "/auth/x", H(BEARER(tok_good))}, 0, 200, "ok", "u1",
+     "X-Auth-Method", "jwt", NULL, 0, DEC_ALLOW, jwt_yaml},
+    {"an expired JWT", {.target = "/auth/x", H(BEARER(tok_expired))}, 0, 401, "expired", "",
+     NULL, NULL, NULL, 1, DEC_ANSWER, jwt_yaml},
+    {"a JWT with a bad signature", {.target = "/auth/x", H(BEARER(tok_badsig))}, 0, 401,
+     "bad_signature", "", NULL, NULL, NULL, 1, DEC_ANSWER, jwt_yaml},
+    {"a malformed JWT", {.target = "/auth/x", H("Authorization", "Bearer abc")}, 0, 401,
+     "malformed", "", NULL, NULL, NULL, 1, DEC_ANSWER, jwt_yaml},
+    {"a JWT where the route takes keys only", {.target = "/auth/keys/x", H(BEARER(tok_good))},
+     0, 401, "auth_method", "", NULL, NULL, NULL, 1, DEC_ANSWER, jwt_yaml},
+    {"a bearer token and no key to check it",
+     {.target = "/auth/x", H("Authorization", "Bearer a.b.c")}, 0, 401, "no_key", "", NULL,
+     NULL, NULL, 0, DEC_ANSWER, nojwt_yaml},
 };
+
+static void b64(const void *in, size_t n, char *out)
+{
+    util_b64url_encode(in, n, out);
+}
+
+/* "Bearer " + an HS256 token of `payload`, signed with `secret`. */
+static void make_token(char *out, size_t len, const char *payload, const char *secret)
+{
+    static const char head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char h[128], p[512], signing[700], sig[64];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+
+    b64(head, strlen(head), h);
+    b64(payload, strlen(payload), p);
+    snprintf(signing, sizeof signing, "%s.%s", h, p);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signing,
+         strlen(signing), mac, &maclen);
+    b64(mac, maclen, sig);
+    snprintf(out, len, "Bearer %s.%s", signing, sig);
+}
+
+static void make_tokens(void)
+{
+    char payload[256];
+    long long now = (long long)time(NULL);
+
+    snprintf(payload, sizeof payload, "{\"sub\":\"u1\",\"exp\":%lld,\"scope\":\"demo:read\"}",
+             now + 3600);
+    make_token(tok_good, sizeof tok_good, payload, JWT_SECRET_TEXT);
+    make_token(tok_badsig, sizeof tok_badsig, payload, "another-secret-0123456789abcdef0");
+    snprintf(payload, sizeof payload, "{\"sub\":\"u1\",\"exp\":%lld}", now - 3600);
+    make_token(tok_expired, sizeof tok_expired, payload, JWT_SECRET_TEXT);
+}
 
 static void check_row(const row_t *row)
 {
@@ -631,7 +711,7 @@ static void check_row(const row_t *row)
     char what[160];
     const char *v;
 
-    world_new(&w, base_yaml);
+    world_new(&w, row->yaml != NULL ? row->yaml : base_yaml);
     for (unsigned i = 0; i <= row->repeat; i++)
         decide(&w, &row->q, &s);
     snprintf(what, sizeof what, "%s: status %d reason %s", row->name, s.status, s.reason);
@@ -659,6 +739,7 @@ static void check_row(const row_t *row)
 
 static void test_table(void)
 {
+    make_tokens();
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         check_row(&rows[i]);
     CU_ASSERT(sizeof rows / sizeof rows[0] >= 40);
