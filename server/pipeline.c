@@ -281,13 +281,23 @@ static const char *body_of(void *ctx, size_t *len)
     return *len > 0 ? (const char *)evbuffer_pullup(in, -1) : NULL;
 }
 
-static const dec_head_t head_of[] = {
-    [SRV_CONN_OK] = DEC_HEAD_OK,
-    [SRV_CONN_NUL] = DEC_HEAD_NUL,
-    [SRV_CONN_HEAD_TOO_LARGE] = DEC_HEAD_TOO_LARGE,
-    [SRV_CONN_BODY_TOO_LARGE] = DEC_HEAD_BODY_TOO_LARGE,
-    [SRV_CONN_METHOD] = DEC_HEAD_METHOD,
-};
+/* conn.c's verdict on the head, as the decision reads it. */
+static dec_head_t head_of(srv_conn_verdict_t v)
+{
+    switch (v) {
+    case SRV_CONN_NUL:
+        return DEC_HEAD_NUL;
+    case SRV_CONN_HEAD_TOO_LARGE:
+        return DEC_HEAD_TOO_LARGE;
+    case SRV_CONN_BODY_TOO_LARGE:
+        return DEC_HEAD_BODY_TOO_LARGE;
+    case SRV_CONN_METHOD:
+        return DEC_HEAD_METHOD;
+    case SRV_CONN_OK:
+    default:
+        return DEC_HEAD_OK;
+    }
+}
 
 void srv_pipeline_handle(struct evhttp_request *req, void *arg)
 {
@@ -298,7 +308,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
     ev_uint16_t port = 0;
     dec_input_t in = {
         .headers = {evhttp_request_get_input_headers(req), hdr_find, hdr_each},
-        .head = head_of[cv],
+        .head = head_of(cv),
         .body = body_of,
         .body_ctx = req,
     };
