@@ -44,7 +44,7 @@ LDFLAGS  := $(SANFLAGS) -pthread
 LDLIBS   := $(PKG_LIBS) -lm
 
 # The modules, lowest first (docs/architecture.md): each may use those before it.
-MODULES   := util http redis auth limiter cfg server
+MODULES   := util http redis auth limiter cfg decide server
 LIB_SRCS  := $(filter-out server/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LUA_SRCS  := $(sort $(wildcard lua/*.lua))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_scripts.o

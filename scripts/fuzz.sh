@@ -23,10 +23,10 @@ mkdir -p "$OUT/gen"
 # shellcheck disable=SC2046
 scripts/embed-lua.sh $(ls lua/*.lua 2>/dev/null | sort) > "$OUT/gen/lua_scripts.c"
 
-# The library: util/ http/ redis/ auth/ limiter/ cfg/ server/ minus server/main.c, plus the
+# The library: util/ http/ redis/ auth/ limiter/ cfg/ decide/ server/ minus server/main.c, plus the
 # embedded Lua scripts.
 lib_srcs=()
-for f in util/*.c http/*.c redis/*.c auth/*.c limiter/*.c cfg/*.c server/*.c; do
+for f in util/*.c http/*.c redis/*.c auth/*.c limiter/*.c cfg/*.c decide/*.c server/*.c; do
     [ -f "$f" ] && [ "$f" != server/main.c ] && lib_srcs+=("$f")
 done
 lib_srcs+=("$OUT/gen/lua_scripts.c")

@@ -277,17 +277,17 @@ static void add_deprecation(srv_req_t *r, hsink_t *s)
 static void rl_headers(srv_req_t *r, hsink_t *s)
 {
     add_deprecation(r, s);
-    if (r->verdict.limits.limit[0] == '\0')
+    if (r->limits.limit[0] == '\0')
         return;
-    put(s, "X-RateLimit-Limit", r->verdict.limits.limit);
-    put(s, "X-RateLimit-Remaining", r->verdict.limits.remaining);
-    put(s, "X-RateLimit-Reset", r->verdict.limits.reset);
-    if (r->verdict.limits.retry[0] != '\0')
-        put(s, "Retry-After", r->verdict.limits.retry);
-    if (r->verdict.limits.policy != NULL)
-        put(s, "RateLimit-Policy", r->verdict.limits.policy);
-    if (r->verdict.limits.state != NULL)
-        put(s, "RateLimit", r->verdict.limits.state);
+    put(s, "X-RateLimit-Limit", r->limits.limit);
+    put(s, "X-RateLimit-Remaining", r->limits.remaining);
+    put(s, "X-RateLimit-Reset", r->limits.reset);
+    if (r->limits.retry[0] != '\0')
+        put(s, "Retry-After", r->limits.retry);
+    if (r->limits.policy != NULL)
+        put(s, "RateLimit-Policy", r->limits.policy);
+    if (r->limits.state != NULL)
+        put(s, "RateLimit", r->limits.state);
 }
 
 void srv_add_proxied_headers(srv_req_t *r, struct evkeyvalq *out)

@@ -230,6 +230,8 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         goto out_nomem;
     if (srv_backend_init(s, w, err, errlen) != 0)
         return -1;
+    if (srv_pipeline_init(w) != 0)
+        goto out_nomem;
     return 0;
 out_nomem:
     snprintf(err, errlen, "out of memory setting up worker %u", index);
@@ -250,6 +252,7 @@ static void worker_clear(srv_worker_t *w)
     srv_proxy_free(w->proxy);
     if (w->dns != NULL)
         evdns_base_free(w->dns, 0); /* the proxy (its only user) is gone already */
+    srv_pipeline_clear(w);
     srv_backend_clear(w);
     metrics_free(w->metrics);
     auth_jwt_local_free(w->jwt_local);

@@ -22,6 +22,7 @@
 #include "tollgate/auth_revoke.h"
 #include "tollgate/auth_shared.h"
 #include "tollgate/cfg.h"
+#include "tollgate/decide.h"
 #include "tollgate/log.h"
 #include "tollgate/metrics.h"
 #include "tollgate/rl_limiter.h"
@@ -61,6 +62,10 @@ typedef struct srv_worker {
     struct event *drain_ev;
     uint64_t drain_deadline_ms; /* monotonic */
     rl_limiter_t *limiter;
+    /* decide_ctx.c: the decision core's context, and its stores (lockouts
+     * and tickets) */
+    dec_ctx_t *dec;
+    dec_stores_real_t dec_stores;
     struct rc_client *rc;    /* this thread's Redis client, NULL without Redis */
     struct rl_redis *rr;     /* the limiter's Redis backend over `rc` */
     struct event *health_ev; /* samples rc_client_up() into redis_up */
@@ -240,6 +245,10 @@ void srv_shared_lockout_detach(srv_lock_op_t *op);
 
 /* pipeline.c: the main listener's request handler. */
 void srv_pipeline_handle(struct evhttp_request *req, void *arg);
+/* decide_ctx.c: the worker's decision context (w->dec), once its limiter
+ * exists; cleared before the limiter goes. */
+int srv_pipeline_init(srv_worker_t *w);
+void srv_pipeline_clear(srv_worker_t *w);
 
 /* admin.c: the admin listener's request handler. */
 void srv_admin_handle(struct evhttp_request *req, void *arg);

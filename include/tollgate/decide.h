@@ -10,29 +10,29 @@
  * a body, headers to set and to remove, the identity, the limits report),
  * and only the adapter turns a verdict into an answer.
  *
- * Where it stands, and how the rest moves behind this door:
- *  1. Done: every step of server/pipeline.c records its answer in a
- *     dec_verdict_t and returns; one function there (answer()) sends it,
- *     writes the audit line and frees the request.  Steps add no header to
- *     the answer themselves.
- *  2. Next: the steps move to decide/ (between cfg/ and server/), one file
- *     per step group, taking a dec_ctx_t (config snapshot reference,
- *     limiter, stores, clock) and the dec_input_t instead of srv_req_t;
- *     evhttp_find_header becomes dec_headers_t.find, the peer address and
- *     the dialect's view come in the input.  Tickets and lockout counting
- *     sit behind an ops table, like rl_backend_ops_t, so a fake serves the
- *     unit tests and dry runs.
- *  3. Then: the door's functions, with the lifetime rule of rl_check():
- *       dec_pending_t *dec_start(dec_ctx_t *ctx, const cfg_t *snapshot,
- *                                const dec_input_t *in, dec_done_fn *done,
- *                                void *arg);
- *       void dec_cancel(dec_pending_t *p);  (the client left: no `done`)
- *     `done` runs exactly once, later, on the caller's thread, with a
- *     verdict valid during the call — unless dec_cancel() came first.
- *     pipeline.c keeps the transport: the client-gone watch, the answer,
- *     the proxy, the audit line.
- *  4. dry_run: a decision that consumes no token, counts no failure and
- *     redeems no ticket (explain, replay), through the same code path.
+ * Where it stands (issue 21):
+ *  1. Done: every step records its answer in a dec_verdict_t and returns;
+ *     one place turns a verdict into an answer (the adapter's dec_done).
+ *  2. Done: the steps live in decide/ (between cfg/ and server/, one file
+ *     per step group) on a dec_req_t of their own, taking a dec_ctx_t
+ *     (limiter, stores, revocations, JWKS copies, timer and clock hooks)
+ *     and the dec_input_t; headers are read through dec_headers_t only,
+ *     the forward-auth dialects are parsed from them (decide/dec_fwd.c).
+ *     Tickets and lockout counting sit behind dec_stores_ops_t; the unit
+ *     tests (tests/unit/test_decide.c) use a fake.
+ *  3. Done: dec_start() / dec_cancel() with the lifetime rule of
+ *     rl_check(): `done` runs exactly once, later, on the caller's thread,
+ *     with a verdict valid during the call — unless dec_cancel() came
+ *     first.  server/pipeline.c is the evhttp adapter (the input, the
+ *     client-gone watch, the answer, the audit line), server/proxied.c
+ *     forwards an allowed request.
+ *  4. dry_run: the stores' writes are skipped (no failure counted, no
+ *     ticket redeemed or issued) on the same code path; the limiter's
+ *     rl_request_t.dry_run is set in one marked place (dec_step_limits)
+ *     once that field exists.
+ *  Left: a transport that carries the original request out of band (gRPC
+ *  ext_authz) fills dialect/o_* of dec_input_t; the evhttp adapter leaves
+ *  DEC_DIALECT_NONE and the core reads the dialect headers itself.
  */
 #ifndef TOLLGATE_DECIDE_H
 #define TOLLGATE_DECIDE_H
@@ -42,6 +42,10 @@
 #include <stdint.h>
 
 #include "tollgate/auth.h"
+#include "tollgate/auth_lockout.h"
+#include "tollgate/auth_revoke.h"
+#include "tollgate/cfg.h"
+#include "tollgate/rl_limiter.h"
 
 /* One header: a name and a value, both borrowed. */
 typedef struct dec_header {
@@ -71,20 +75,38 @@ typedef enum {
     DEC_DIALECT_TRAEFIK, /* X-Forwarded-Method / -Uri / -Host / -Proto */
 } dec_dialect_t;
 
+/* What the transport refused of the head before it parsed it. */
+typedef enum {
+    DEC_HEAD_OK,
+    DEC_HEAD_NUL,            /* a NUL byte in the head: 400, the headers unreliable */
+    DEC_HEAD_TOO_LARGE,      /* over max_header_bytes: 431 */
+    DEC_HEAD_BODY_TOO_LARGE, /* Content-Length over max_body_bytes: 413 */
+    DEC_HEAD_METHOD,         /* a method the transport cannot parse: 405 */
+} dec_head_t;
+
+/* The request body as far as it was read, contiguous; NULL when none. */
+typedef const char *(*dec_body_fn)(void *ctx, size_t *len);
+
 /* One request, transport-neutral.  Everything is borrowed for the length of
  * the decision (until `done`, or dec_cancel()). */
 typedef struct dec_input {
     const char *method; /* as sent: "GET"; NULL when the transport could not tell */
     const char *target; /* raw request target (path?query) */
-    const char *host;   /* Host / :authority, NULL when none */
+    const char *host;   /* :authority; NULL: the Host header, if any */
     const char *peer;   /* TCP peer address, "" when unknown (replay) */
     bool tls;           /* the request came over TLS to tollgate */
     dec_headers_t headers;
-    /* The forward-auth dialect's view of the original request, as the
-     * adapter parsed it (DEC_DIALECT_NONE: method/target/host above). */
+    /* The original request, when the transport carries it out of band (a
+     * gRPC CheckRequest): believed as given.  DEC_DIALECT_NONE: a request
+     * at forward_auth.path is read in its dialect's headers (decide/dec_fwd.c). */
     dec_dialect_t dialect;
     const char *o_method, *o_target, *o_host;
-    bool dry_run; /* consume no token, count no failure, redeem no ticket */
+    bool dry_run;     /* consume no token, count no failure, redeem no ticket */
+    dec_head_t head;  /* DEC_HEAD_OK, or the refusal: nothing else is read then
+                         (method: the refused method's name, or NULL) */
+    dec_body_fn body; /* read only for a POST whose Content-Type carries
+                         parameters (a _method field); NULL: no body */
+    void *body_ctx;
 } dec_input_t;
 
 /* The limit the answer reports (docs/reference.md §5.2): decimal strings,
@@ -99,33 +121,187 @@ typedef struct dec_limits {
     char *state;                 /* RateLimit value, malloc'd, or NULL */
 } dec_limits_t;
 
-/* What the decision answers.  Zeroed at the start; the owner of the request
- * frees `body`, `limits.policy` and `limits.state`. */
-#define DEC_VERDICT_HDRS 4 /* headers a step sets: a preflight's three is the most */
+/* What the verdict asks of the adapter. */
+typedef enum {
+    DEC_ANSWER,  /* answer with status and the error envelope (code) or `body` */
+    DEC_ALLOW,   /* forward-auth allow: 200, `set` are the identity headers */
+    DEC_FORWARD, /* proxy mode allow: send the request to `forward`, adding `set`
+                    and leaving out `remove` */
+} dec_kind_t;
+
+/* Where a proxy-mode allow goes. */
+typedef struct dec_forward {
+    const char *upstream; /* the route's, borrowed from the snapshot */
+    const char *target;   /* normalized path and the query as sent */
+    unsigned timeout_ms;  /* the route's upstream_timeout */
+    bool peer_trusted;    /* the TCP peer is in trusted_proxies */
+} dec_forward_t;
+
+/* What the decision answers.  Everything it points to is the decision's
+ * (or the snapshot's, or the input's) and valid during `done` only: the
+ * adapter copies what it keeps. */
+#define DEC_VERDICT_HDRS (8 + AUTH_JWT_MAX_CLAIM_HDRS) /* an allow's is the most */
+#define DEC_VERDICT_VALS 4 /* copied values: a preflight's three is the most */
 #define DEC_VERDICT_VAL 80 /* a copied value: an Allow list, a Retry-After */
 typedef struct dec_verdict {
+    dec_kind_t kind;
     int status;          /* 0 until decided */
     const char *code;    /* the error envelope's code; NULL: `body` instead */
     const char *message; /* its message, a fixed text (never request data) */
-    char *body;          /* without `code`: the JSON body (malloc'd) or NULL */
+    char *body;          /* without `code`: the JSON body or NULL */
     bool close;          /* Connection: close with whatever answer ends it */
-    /* Headers to set on the answer (Retry-After, Allow, CORS): each value
-     * borrowed (static, config or request text) or copied into `vals`. */
-    size_t nset;
-    dec_header_t set[DEC_VERDICT_HDRS];
-    char vals[DEC_VERDICT_HDRS][DEC_VERDICT_VAL];
-    /* Request headers the upstream must not see (credentials, when
-     * proxy.hide_credentials), borrowed; empty until the allow step moves
-     * behind this door (proxy.c drops them by flag meanwhile). */
-    const char *const *remove;
+    size_t nset;         /* entries of set[] */
+    size_t nvals;        /* entries of vals[] */
+    /* Request headers the upstream must not see (proxy.hide_credentials):
+     * X-API-Key, and Authorization when it is a Bearer token. */
+    const char *remove[2];
     size_t nremove;
-    /* The identity that was decided on, borrowed from the decision; NULL
-     * when anonymous or refused.  Set on an allow. */
+    dec_forward_t forward; /* DEC_FORWARD */
+    /* The identity authenticated, also when a later step refused the
+     * request (scopes, limits); NULL when anonymous or its credential was
+     * refused. */
     const auth_identity_t *id;
     dec_limits_t limits;
+    /* The account of the decision: the audit line and the answer's own
+     * headers.  reason and decision are static text; limit is the
+     * snapshot's. */
+    const char *reason;     /* the audit reason: "ok", "invalid_api_key"... */
+    const char *decision;   /* "allow", "deny", "error" */
+    const char *limit;      /* the limit that denied, or a shadow one that would have */
+    const char *request_id; /* X-Request-ID: the client's when valid, else new */
+    const char *client_ip;  /* "" when unknown */
+    const char *method;     /* the original request's (forward-auth: the dialect's) */
+    const char *target;
+    const char *host;
+    const char *origin; /* an allowed CORS Origin, or NULL */
+    bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
+    bool deprecated;    /* allowed with a deprecated API key */
+    bool bearer_failed; /* a presented JWT was refused (WWW-Authenticate) */
+    /* Last, so a decision zeroes only what comes before (nset, nvals say
+     * how much of these is used).  Headers to set: on the answer
+     * (Retry-After, Allow, CORS), on the forward-auth allow (X-Auth-*), on
+     * the forwarded request (DEC_FORWARD). */
+    dec_header_t set[DEC_VERDICT_HDRS];
+    char vals[DEC_VERDICT_VALS][DEC_VERDICT_VAL];
 } dec_verdict_t;
 
 /* The decision is ready: `v` is valid during the call only. */
 typedef void dec_done_fn(const dec_verdict_t *v, void *arg);
+
+/* ---- stores: lockout counting and tickets ---------------------------- */
+
+/* A ticket operation's answer: `val` (len bytes) the stored value (redeem;
+ * NULL: no such ticket) or "OK" (issue: stored); `failed`: the store could
+ * not answer. */
+typedef void dec_ticket_done_fn(const char *val, size_t len, bool failed, void *arg);
+typedef void dec_count_done_fn(void *arg);
+
+typedef enum {
+    DEC_STORE_NOW,    /* answered in the call: see the function */
+    DEC_STORE_LATER,  /* *op set; `done` runs once, later, unless cancelled */
+    DEC_STORE_FAILED, /* could not start; `done` will not run */
+} dec_store_status_t;
+
+/* The stores the decision reads and writes, like rl_backend_ops_t: the real
+ * one (dec_stores_real_ops) wraps auth_lockout_*, auth_shared_lockout_* and
+ * auth_ticket_* / auth_tickets_*; a fake serves the unit tests.  Every
+ * write is skipped on a dry run: the core never calls lockout_fail,
+ * ticket_redeem or ticket_issue for one. */
+typedef struct dec_stores_ops {
+    /* 0 when `ip_key` may try now, else ms until it may. */
+    uint64_t (*lockout_check)(void *st, const char *ip_key, int64_t now_ms);
+    /* Count a refused credential.  NULL: counted already (`done` not
+     * called); else `done` runs once, later, unless lockout_detach(). */
+    void *(*lockout_fail)(void *st, const char *ip_key, const auth_lockout_policy_t *p,
+                          int64_t now_ms, dec_count_done_fn *done, void *arg);
+    void (*lockout_detach)(void *op);
+    /* Take the value stored under `key` once.  DEC_STORE_NOW: *val is the
+     * value (malloc'd; NULL: none), `done` not called. */
+    dec_store_status_t (*ticket_redeem)(void *st, const char *key, int64_t now_ms,
+                                        char **val, void **op, dec_ticket_done_fn *done,
+                                        void *arg);
+    /* Store `val` under `key` for ttl_s unless the key exists.  DEC_STORE_NOW:
+     * stored, `done` not called. */
+    dec_store_status_t (*ticket_issue)(void *st, const char *key, const char *val,
+                                       unsigned ttl_s, int64_t now_ms, void **op,
+                                       dec_ticket_done_fn *done, void *arg);
+    /* `done` of a DEC_STORE_LATER ticket operation will not run. */
+    void (*ticket_cancel)(void *op);
+} dec_stores_ops_t;
+
+/* The real stores (decide/dec_stores.c): this replica's lockouts and,
+ * without Redis, its tickets; with Redis (`rc` set) lockout counting goes
+ * through `shared` and tickets through Redis.  All borrowed. */
+struct auth_shared;
+struct auth_tickets;
+struct rc_ops;
+typedef struct dec_stores_real {
+    auth_lockout_t *lockout;
+    struct auth_shared *shared;
+    struct auth_tickets *tickets;
+    const struct rc_ops *rc_ops;
+    void *rc; /* NULL: no Redis */
+} dec_stores_real_t;
+extern const dec_stores_ops_t dec_stores_real_ops; /* st: a dec_stores_real_t */
+
+/* ---- the context: one per worker thread ------------------------------ */
+
+typedef void dec_timer_fn(void *arg);
+
+/* What the decision needs from the thread that runs it: a timer (the
+ * decision answers later even when it is decided at once, and polls for a
+ * JWKS fetch), and where its observations go (metrics, warnings).  Every
+ * function runs on that thread; `arg` is the adapter's. */
+typedef struct dec_hooks {
+    void *arg;
+    /* Run fn(fn_arg) once after `ms`; returns a handle for timer_cancel,
+     * NULL when out of memory. */
+    void *(*timer_add)(void *arg, unsigned ms, dec_timer_fn *fn, void *fn_arg);
+    void (*timer_cancel)(void *arg, void *timer);
+    /* The health answer: the /readyz body into `body`, its status; NULL: 200 ok. */
+    int (*readyz)(void *arg, const cfg_t *c, char *body, size_t len);
+    /* Observations; any may be NULL. */
+    void (*auth_failure)(void *arg, const char *reason);
+    void (*jwt_cache)(void *arg, bool hit);
+    void (*limit)(void *arg, const char *name, const char *outcome, const char *mode);
+    void (*deprecated)(void *arg, const char *client_id);
+    void (*untrusted_forwarder)(void *arg, const char *peer);
+    void (*forwarded_repeat)(void *arg, const char *dialect, const char *name,
+                             const char *peer);
+    /* The clocks (ms); NULL: util_wall_ms / util_mono_ms. */
+    int64_t (*wall_ms)(void *arg);
+    uint64_t (*mono_ms)(void *arg);
+} dec_hooks_t;
+
+typedef struct dec_ctx_cfg {
+    rl_limiter_t *limiter;
+    const dec_stores_ops_t *stores;
+    void *store;
+    auth_revoke_t *revoked;           /* NULL: no revocation check */
+    struct auth_jwt_local *jwt_local; /* this thread's remote key sets, or NULL */
+    const char *ticket_prefix;        /* key prefix of tickets ("tg:") */
+    dec_hooks_t hooks;
+} dec_ctx_cfg_t;
+
+typedef struct dec_ctx dec_ctx_t;
+
+/* A context for one thread; everything in `cfg` is borrowed and outlives it. */
+dec_ctx_t *dec_ctx_new(const dec_ctx_cfg_t *cfg);
+void dec_ctx_free(dec_ctx_t *ctx);
+
+/* ---- the door -------------------------------------------------------- */
+
+typedef struct dec_pending dec_pending_t;
+
+/* Decide `in` under `snapshot` (the caller holds a reference until `done`
+ * or dec_cancel).  `done` runs exactly once, later (never inside
+ * dec_start), on the context's thread — unless dec_cancel() came first.
+ * NULL only when out of memory (`done` then not called). */
+dec_pending_t *dec_start(dec_ctx_t *ctx, const cfg_t *snapshot, const dec_input_t *in,
+                         dec_done_fn *done, void *arg);
+
+/* The client left: `done` will not run; whatever the decision waits for is
+ * cancelled (a lockout count already sent still completes). */
+void dec_cancel(dec_pending_t *p);
 
 #endif

@@ -1,5 +1,6 @@
 /* fuzz_hdrs.c — libFuzzer target for the request header checks: the
- * one-pass scan of server/hdrs.c (what libevent 2.1 would hand it: names and
+ * one-pass scan of decide/dec_identify.c, dec_hdrs_scan, fed evhttp's list the
+ * way the adapter feeds it (what libevent 2.1 would hand it: names and
  * values without CR/LF), http_hdr_class() and http_hdr_value_encode().
  * Input: lines "name:value"; a line without ':' is a name with an empty
  * value.
@@ -16,11 +17,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "../../server/srv_req.h"
+#include "../../decide/dec_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_accepted(const struct evkeyvalq *q, const srv_hdrs_t *h)
+static void check_accepted(const struct evkeyvalq *q, const dec_hdrs_t *h)
 {
     for (const struct evkeyval *kv = q->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
         if (!http_hdr_name_ok(kv->key))
@@ -48,10 +49,23 @@ static void check_encode(const char *s)
             abort();
 }
 
+static const char *q_find(void *ctx, const char *name)
+{
+    return evhttp_find_header(ctx, name);
+}
+
+static void q_each(void *ctx, dec_header_fn fn, void *arg)
+{
+    for (const struct evkeyval *kv = ((struct evkeyvalq *)ctx)->tqh_first; kv != NULL;
+         kv = kv->next.tqe_next)
+        if (fn(arg, kv->key, kv->value) != 0)
+            return;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct evkeyvalq q;
-    srv_hdrs_t h;
+    dec_hdrs_t h;
     char *buf = malloc(size + 1), *line, *save = NULL;
 
     if (buf == NULL)
@@ -71,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)evhttp_add_header(&q, line, colon != NULL ? colon + 1 : "");
     }
     memset(&h, 0, sizeof(h));
-    if (srv_hdrs_scan(&h, &q) == 0)
+    if (dec_hdrs_scan(&h, &(dec_headers_t){&q, q_find, q_each}) == 0)
         check_accepted(&q, &h);
     else if (h.bad == NULL)
         abort();

@@ -326,7 +326,7 @@ static void test_metrics_documented(void)
 
 /* The audit reasons the sources set, found by how the code spells a reason:
  * `reason = "x"` (srv_req_t, locals, proxy answers), `refuse(..., "x")`
- * (server/hdrs.c, server/fwdauth.c), `bad = "x"` (request headers), and
+ * (decide/dec_fwd.c), `bad = "x"` (request headers), and
  * `return "x"` in auth/ticket.c (a ticket's reasons); the JWT reasons come
  * from auth_jwt_status_str.  A new way of setting a reason needs its
  * pattern here, or the reason goes unchecked. */
@@ -411,6 +411,7 @@ static void test_audit_reasons_documented(void)
 
     code.n = doc.n = 0;
     source_reasons("../../server", &code);
+    source_reasons("../../decide", &code);
     source_reasons("../../auth", &code);
     for (int s = AUTH_JWT_MALFORMED; s <= AUTH_JWT_NO_KEYS; s++)
         add(&code, auth_jwt_status_str((auth_jwt_status_t)s));
