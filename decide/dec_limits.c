@@ -206,9 +206,9 @@ dec_step_t dec_step_limits(dec_req_t *r)
         .header = req_header,
         .claim = req_claim,
         .ctx = r,
+        .dry_run = r->in.dry_run, /* decide, take no token (explain, replay) */
     };
 
-    /* dry_run: rl_request_t.dry_run (limiter) */
     r->rl_pending = rl_check(r->ctx->c.limiter, &r->cfg->policy, &q, limits_done, r);
     if (r->rl_pending != NULL)
         return DEC_PENDING;

@@ -26,10 +26,10 @@
  *     first.  server/pipeline.c is the evhttp adapter (the input, the
  *     client-gone watch, the answer, the audit line), server/proxied.c
  *     forwards an allowed request.
- *  4. dry_run: the stores' writes are skipped (no failure counted, no
- *     ticket redeemed or issued) on the same code path; the limiter's
- *     rl_request_t.dry_run is set in one marked place (dec_step_limits)
- *     once that field exists.
+ *  4. Done: dry_run, on the same code path: the stores' writes are
+ *     skipped (no failure counted, no ticket redeemed or issued) and the
+ *     limiter decides without taking a token (rl_request_t.dry_run, set in
+ *     dec_step_limits: docs/redis.md "Dry runs").
  *  Left: a transport that carries the original request out of band (gRPC
  *  ext_authz) fills dialect/o_* of dec_input_t; the evhttp adapter leaves
  *  DEC_DIALECT_NONE and the core reads the dialect headers itself.

@@ -768,6 +768,36 @@ static void test_rate_limit_report(void)
     world_free(&w);
 }
 
+/* A dry run answers what the next real request would get and takes no
+ * token: three dry runs on a fresh 2/minute bucket all see remaining 1, the
+ * two real requests after them are still allowed, and once the bucket is
+ * empty a dry run is refused like a real one. */
+static void test_dry_run_limits(void)
+{
+    static const req_t q = {.target = "/auth/tight", H(KEY(BOB))};
+    static const req_t dry = {.target = "/auth/tight", .dry_run = true, H(KEY(BOB))};
+    world_t w;
+    seen_t s;
+
+    world_new(&w, base_yaml);
+    for (int i = 0; i < 3; i++) {
+        decide(&w, &dry, &s);
+        CU_ASSERT_EQUAL(s.status, 200);
+        CU_ASSERT_STRING_EQUAL(s.limits.remaining, "1");
+    }
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    CU_ASSERT_STRING_EQUAL(s.limits.remaining, "1");
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    CU_ASSERT_STRING_EQUAL(s.limits.remaining, "0");
+    decide(&w, &dry, &s);
+    CU_ASSERT_EQUAL(s.status, 429);
+    CU_ASSERT_STRING_EQUAL(s.reason, "rate_limited");
+    CU_ASSERT(atoi(s.limits.retry) >= 1 && atoi(s.limits.retry) <= 30);
+    world_free(&w);
+}
+
 /* Proxy mode: the target forwarded is the normalized path and the query;
  * hide_credentials removes the key; the request id is vouched for. */
 static void test_forward_verdict(void)
@@ -856,6 +886,7 @@ int test_decide_add(void)
         {"decide/ includes no transport or server header", test_core_includes},
         {"the table: (config, request) -> verdict", test_table},
         {"rate limit report on allow and 429", test_rate_limit_report},
+        {"a dry run takes no token", test_dry_run_limits},
         {"proxy mode: the forward verdict", test_forward_verdict},
         {"ticket issued, redeemed once (fake store)", test_ticket_round_trip},
         {"dec_cancel: done never runs", test_cancel},
