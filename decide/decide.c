@@ -94,6 +94,23 @@ void dec_verdict_header(dec_req_t *r, const char *name, const char *value, bool 
     v->set[v->nset++] = (dec_header_t){name, value};
 }
 
+/* Who asked for what, as far as the steps have found out. */
+static void account_who(dec_req_t *r)
+{
+    dec_verdict_t *v = &r->v;
+
+    v->id = r->id.kind != AUTH_KIND_NONE ? &r->id : NULL;
+    v->request_id = r->reqid;
+    v->client_ip = r->ip;
+    v->method = r->method;
+    v->target = r->target;
+    v->host = r->host;
+    v->origin = r->origin;
+    v->https = r->https;
+    v->deprecated = r->deprecated;
+    v->bearer_failed = r->bearer_failed;
+}
+
 /* The account of the decision, for the audit line and the answer. */
 static void account(dec_req_t *r)
 {
@@ -105,16 +122,7 @@ static void account(dec_req_t *r)
         v->decision = v->status < 400 ? "allow" : v->status >= 500 ? "error" : "deny";
     if (v->reason == NULL)
         v->reason = v->status < 400 ? "ok" : "error";
-    v->id = r->id.kind != AUTH_KIND_NONE ? &r->id : NULL;
-    v->request_id = r->reqid;
-    v->client_ip = r->ip;
-    v->method = r->method;
-    v->target = r->target;
-    v->host = r->host;
-    v->origin = r->origin;
-    v->https = r->https;
-    v->deprecated = r->deprecated;
-    v->bearer_failed = r->bearer_failed;
+    account_who(r);
 }
 
 static void req_free(dec_req_t *r)
@@ -221,6 +229,12 @@ dec_pending_t *dec_start(dec_ctx_t *ctx, const cfg_t *snapshot, const dec_input_
         return NULL;
     }
     return r;
+}
+
+const dec_verdict_t *dec_progress(dec_pending_t *r)
+{
+    account_who(r);
+    return &r->v;
 }
 
 void dec_cancel(dec_pending_t *r)

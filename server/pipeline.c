@@ -162,6 +162,29 @@ void srv_req_fail(srv_req_t *r, int status, const char *code, const char *messag
     srv_req_finish(r);
 }
 
+/* `s` into dst[n], cut to fit. */
+static void copy(char *dst, size_t n, const char *s)
+{
+    size_t len = strnlen(s, n - 1);
+
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/* Who asked for what: copied, but method and target borrowed from the
+ * verdict (valid until the request's audit line). */
+static void keep_who(srv_req_t *r, const dec_verdict_t *v)
+{
+    if (v->method != NULL)
+        r->method = v->method;
+    if (v->target != NULL)
+        r->target = v->target;
+    copy(r->reqid, sizeof r->reqid, v->request_id != NULL ? v->request_id : "");
+    copy(r->ip, sizeof r->ip, v->client_ip != NULL ? v->client_ip : "");
+    if (v->id != NULL && v->id->client_id != NULL)
+        copy(r->client_id, sizeof r->client_id, v->id->client_id);
+}
+
 /* The client went away while something was pending: cancel it.  Either
  * libevent saw it and detached the request from the dying connection (then
  * the request is ours to free), or on_readable() freed the connection (then
@@ -170,10 +193,13 @@ static void on_close(struct evhttp_connection *conn, void *arg)
 {
     srv_req_t *r = arg;
     struct evhttp_request *orphan;
+    dec_pending_t *pending;
 
     (void)conn;
-    dec_cancel(r->dec);
+    pending = r->dec;
     r->dec = NULL;
+    if (pending != NULL) /* who and what, for the audit line */
+        keep_who(r, dec_progress(pending));
     if (r->proxy_pending != NULL) {
         srv_proxy_cancel(r->proxy_pending);
         r->proxy_pending = NULL;
@@ -188,20 +214,12 @@ static void on_close(struct evhttp_connection *conn, void *arg)
     orphan = evhttp_request_get_connection(r->req) == NULL ? r->req : NULL;
     r->req = NULL;
     srv_req_finish(r);
+    dec_cancel(pending); /* after the audit line, which borrowed its account */
     if (orphan != NULL)
         evhttp_request_free(orphan);
 }
 
 /* ---- the verdict ------------------------------------------------------------ */
-
-/* `s` into dst[n], cut to fit. */
-static void copy(char *dst, size_t n, const char *s)
-{
-    size_t len = strnlen(s, n - 1);
-
-    memcpy(dst, s, len);
-    dst[len] = '\0';
-}
 
 /* What the answer and the audit line need after the verdict is gone. */
 static void keep(srv_req_t *r, const dec_verdict_t *v)
@@ -209,12 +227,7 @@ static void keep(srv_req_t *r, const dec_verdict_t *v)
     r->decision = v->decision;
     r->reason = v->reason;
     r->limit = v->limit;
-    r->method = v->method;
-    r->target = v->target;
-    copy(r->reqid, sizeof r->reqid, v->request_id);
-    copy(r->ip, sizeof r->ip, v->client_ip);
-    if (v->id != NULL && v->id->client_id != NULL)
-        copy(r->client_id, sizeof r->client_id, v->id->client_id);
+    keep_who(r, v);
     r->origin = v->origin;
     r->https = v->https;
     r->deprecated = v->deprecated;

@@ -300,6 +300,12 @@ typedef struct dec_pending dec_pending_t;
 dec_pending_t *dec_start(dec_ctx_t *ctx, const cfg_t *snapshot, const dec_input_t *in,
                          dec_done_fn *done, void *arg);
 
+/* A pending decision's account so far, for the audit line of a client that
+ * left: request id, client ip, the original method, target and host, the
+ * identity when one authenticated (status, decision and reason are not
+ * decided).  Valid until dec_cancel(p). */
+const dec_verdict_t *dec_progress(dec_pending_t *p);
+
 /* The client left: `done` will not run; whatever the decision waits for is
  * cancelled (a lockout count already sent still completes). */
 void dec_cancel(dec_pending_t *p);

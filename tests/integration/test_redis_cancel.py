@@ -76,6 +76,15 @@ class InFlightCancel(TollgateCase):
             closed = lambda: sum(1 for a in tg.audit() if a["reason"] == "client_closed")
             self.assertTrue(wait_for(lambda: closed() >= 20, 5),
                             "only %d of 20 in-flight requests were cancelled" % closed())
+            # the audit line of a client that left says who asked for what,
+            # as far as the decision had found out: the original target,
+            # the request id, the client ip, the authenticated client
+            ok = [a for a in tg.audit() if a["reason"] == "ok"][0]
+            for a in (a for a in tg.audit() if a["reason"] == "client_closed"):
+                self.assertEqual(a["path"], "/limited/x", a)
+                self.assertEqual(a.get("client_id"), ok["client_id"], a)
+                self.assertEqual(a.get("ip"), ok["ip"], a)
+                self.assertRegex(a.get("request_id") or "", r"^[0-9a-f-]{36}$", a)
         finally:
             self.proxy.mode = "pass"  # the late replies come, to be discarded
         # each worker's connection answers in order: an answer on Redis now
