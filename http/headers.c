@@ -123,7 +123,8 @@ size_t http_hdr_value_encode(const char *in, bool keep_space, char *out, size_t 
 /* Reading a Content-Length line (http_head_scan_t.cl): 0..14 is how much of
  * the name and ':' matched so far; then OWS and digits; CL_NONE when the
  * line is something else or not a plain "Content-Length: digits" (libevent
- * and srv_hdrs_scan judge those; max_body_size stays libevent's backstop). */
+ * and dec_hdrs_scan in decide/dec_identify.c judge those; max_body_size
+ * stays libevent's backstop). */
 enum { CL_NAME_END = 15, CL_DIGITS, CL_AFTER, CL_CR, CL_NONE };
 
 static const char cl_name[] = "content-length:";

@@ -107,7 +107,7 @@ static void test_head_scan_sizes(void)
              70),
         HEAD("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 60, true,
              UINT64_MAX),
-        /* not plain Content-Length lines: left to libevent and srv_hdrs_scan */
+        /* not plain Content-Length lines: left to libevent and dec_hdrs_scan */
         HEAD("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", 41, false, 0),
         HEAD("POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 39, false, 0),
         HEAD("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 39, false, 0),
