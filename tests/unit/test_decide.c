@@ -32,6 +32,7 @@
 
 #include "tollgate/auth_ticket.h"
 #include "tollgate/rl_memory.h"
+#include "tollgate/rl_redis.h"
 #include "tollgate/util_b64.h"
 #include "tollgate/rl_policy.h"
 #include "unit.h"
@@ -324,6 +325,90 @@ static void t_cancel(void *arg, void *timer)
     free(timer);
 }
 
+/* A Redis behind the limiter's rc_ops_t (rl_redis.c, lua/bucket.lua's
+ * reply): each EVALSHA is answered from a zero-delay event, as a socket
+ * would, with what `mode` says. */
+typedef enum {
+    FR_DENY, /* every bucket empty: retry after 7 s */
+    FR_DOWN, /* no reply: the connection failed */
+} fr_mode_t;
+
+#define FR_MAX 8
+typedef struct fredis {
+    struct event_base *base;
+    fr_mode_t mode;
+    int calls, cancelled;
+    bool dry; /* the last call was a dry one ('D' before its arguments) */
+    struct fr_call {
+        struct event *ev;
+        rc_reply_fn fn;
+        void *priv;
+        int nkeys;
+        struct fredis *f_owner;
+    } call[FR_MAX];
+} fredis_t;
+
+static void fr_answer(evutil_socket_t fd, short what, void *arg)
+{
+    struct fr_call *c = arg;
+    fredis_t *f = c->f_owner;
+    redisReply *el[2 + 4 * 4], ints[2 + 4 * 4];
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .element = el};
+    rc_reply_fn fn = c->fn;
+    void *priv = c->priv;
+
+    (void)fd;
+    (void)what;
+    event_free(c->ev);
+    c->ev = NULL;
+    if (f->mode == FR_DOWN) {
+        fn(NULL, NULL, "connection refused", priv);
+        return;
+    }
+    arr.elements = 2 + 4 * (size_t)c->nkeys;
+    for (size_t k = 0; k < arr.elements; k++) {
+        /* per key: allowed, remaining, reset ms, retry-after ms */
+        long long v = k < 2 ? 0 : (k - 2) % 4 == 2 ? 60000 : (k - 2) % 4 == 3 ? 7000 : 0;
+        ints[k] = (redisReply){.type = REDIS_REPLY_INTEGER, .integer = v};
+        el[k] = &ints[k];
+    }
+    fn(NULL, &arr, NULL, priv);
+}
+
+static rc_pending_t *fr_evalsha(void *cl, size_t script, int nkeys, const char **keys,
+                                const size_t *keylens, int nargs, const char **args,
+                                const size_t *arglens, rc_reply_fn fn, void *privdata)
+{
+    fredis_t *f = cl;
+    struct fr_call *c = NULL;
+
+    (void)script;
+    (void)keys;
+    (void)keylens;
+    for (size_t i = 0; i < FR_MAX && c == NULL; i++)
+        if (f->call[i].ev == NULL)
+            c = &f->call[i];
+    if (c == NULL || nkeys > 4)
+        return NULL;
+    f->calls++;
+    f->dry = nargs > 0 && arglens[0] == 1 && args[0][0] == 'D';
+    *c = (struct fr_call){.fn = fn, .priv = privdata, .nkeys = nkeys, .f_owner = f};
+    c->ev = event_new(f->base, -1, 0, fr_answer, c);
+    event_active(c->ev, 0, 0);
+    return (rc_pending_t *)c;
+}
+
+static void fr_cancel(void *cl, rc_pending_t *p)
+{
+    struct fr_call *c = (struct fr_call *)p;
+
+    ((fredis_t *)cl)->cancelled++;
+    event_free(c->ev);
+    c->ev = NULL;
+}
+
+static const rc_ops_t fr_ops = {.evalsha = fr_evalsha, .cancel = fr_cancel};
+
 typedef struct world {
     struct event_base *base;
     rl_memory_t *mem;
@@ -331,12 +416,14 @@ typedef struct world {
     fake_t fake;
     dec_ctx_t *ctx;
     cfg_t *cfg;
+    rl_redis_t *redis; /* world_new_redis: the shared backend, `mem` the fallback */
 } world_t;
+
+static void world_ctx(world_t *w);
 
 static void world_new(world_t *w, const char *yaml)
 {
     char err[512] = "";
-    dec_ctx_cfg_t c = {0};
 
     memset(w, 0, sizeof(*w));
     if (yaml == jwt_yaml)
@@ -351,6 +438,14 @@ static void world_new(world_t *w, const char *yaml)
     w->limiter = rl_limiter_new(w->base, &rl_memory_ops, w->mem);
     w->fake.lockout = auth_lockout_new(100);
     w->fake.base = w->base;
+    world_ctx(w);
+}
+
+/* The decision context over the world's limiter and fake stores. */
+static void world_ctx(world_t *w)
+{
+    dec_ctx_cfg_t c = {0};
+
     c.limiter = w->limiter;
     c.stores = &fake_ops;
     c.store = &w->fake;
@@ -362,10 +457,26 @@ static void world_new(world_t *w, const char *yaml)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w->ctx);
 }
 
+/* The same world with the limiter on Redis (`f`, behind rc_ops_t) and the
+ * local fallback of on_redis_error: local on `mem`. */
+static void world_new_redis(world_t *w, const char *yaml, fredis_t *f)
+{
+    world_new(w, yaml);
+    rl_limiter_free(w->limiter);
+    f->base = w->base;
+    w->redis = rl_redis_new(&fr_ops, f, "tg:", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->redis);
+    w->limiter = rl_limiter_new(w->base, &rl_redis_ops, w->redis);
+    rl_limiter_set_fallback(w->limiter, w->mem, 1);
+    dec_ctx_free(w->ctx);
+    world_ctx(w);
+}
+
 static void world_free(world_t *w)
 {
     dec_ctx_free(w->ctx);
     rl_limiter_free(w->limiter);
+    rl_redis_free(w->redis);
     rl_memory_free(w->mem);
     auth_lockout_free(w->fake.lockout);
     for (size_t i = 0; i < 4; i++)
@@ -798,6 +909,65 @@ static void test_dry_run_limits(void)
     world_free(&w);
 }
 
+/* The limiter on Redis (a fake behind rc_ops_t): Redis's denial is the
+ * 429 and its retry-after the Retry-After; a dry run sends bucket.lua's 'D'
+ * form; with Redis down each limit takes its on_redis_error answer —
+ * closed 503, open allowed, local the in-memory bucket (2/minute: the
+ * third request is refused). */
+static const char redis_yaml[] =
+    "environment: development\n"
+    "redis: {mode: standalone, nodes: [\"127.0.0.1:1\"]}\n"
+    "forward_auth: {path: /auth, dialect: auto}\n"
+    "auth: {mode: api_key, api_keys_file: ../../config/demo-api-keys}\n"
+    "limits:\n"
+    "  - {name: closed, match: {path_prefix: /closed}, by: [client], rate: 2/minute,"
+    " on_redis_error: closed}\n"
+    "  - {name: open, match: {path_prefix: /open}, by: [client], rate: 2/minute,"
+    " on_redis_error: open}\n"
+    "  - {name: local, match: {path_prefix: /local}, by: [client], rate: 2/minute,"
+    " on_redis_error: local}\n";
+
+static void test_redis_backend(void)
+{
+    static const req_t closed_bob = {.target = "/auth/closed", H(KEY(BOB))};
+    static const req_t open_dry = {.target = "/auth/open", .dry_run = true, H(KEY(BOB))};
+    static const req_t closed = {.target = "/auth/closed", H(KEY(ALICE))};
+    static const req_t open = {.target = "/auth/open", H(KEY(ALICE))};
+    static const req_t local = {.target = "/auth/local", H(KEY(ALICE))};
+    fredis_t f = {0};
+    world_t w;
+    seen_t s;
+
+    world_new_redis(&w, redis_yaml, &f);
+    f.mode = FR_DENY;
+    decide(&w, &closed_bob, &s);
+    CU_ASSERT_EQUAL(s.status, 429);
+    CU_ASSERT_STRING_EQUAL(s.reason, "rate_limited");
+    CU_ASSERT_STRING_EQUAL(s.limits.retry, "7");
+    CU_ASSERT_EQUAL(f.calls, 1);
+    CU_ASSERT_FALSE(f.dry);
+    decide(&w, &open_dry, &s);
+    CU_ASSERT_EQUAL(s.status, 429);
+    CU_ASSERT_EQUAL(f.calls, 2);
+    CU_ASSERT_TRUE(f.dry);
+
+    f.mode = FR_DOWN;
+    decide(&w, &closed, &s);
+    CU_ASSERT_EQUAL(s.status, 503);
+    CU_ASSERT_STRING_EQUAL(s.reason, "limiter_unavailable");
+    decide(&w, &open, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    for (int i = 0; i < 2; i++) {
+        decide(&w, &local, &s);
+        CU_ASSERT_EQUAL(s.status, 200);
+    }
+    decide(&w, &local, &s);
+    CU_ASSERT_EQUAL(s.status, 429);
+    CU_ASSERT_STRING_EQUAL(s.reason, "rate_limited");
+    CU_ASSERT_EQUAL(f.cancelled, 0);
+    world_free(&w);
+}
+
 /* Proxy mode: the target forwarded is the normalized path and the query;
  * hide_credentials removes the key; the request id is vouched for. */
 static void test_forward_verdict(void)
@@ -887,6 +1057,7 @@ int test_decide_add(void)
         {"the table: (config, request) -> verdict", test_table},
         {"rate limit report on allow and 429", test_rate_limit_report},
         {"a dry run takes no token", test_dry_run_limits},
+        {"the limiter on Redis (fake rc_ops_t): deny, dry, down", test_redis_backend},
         {"proxy mode: the forward verdict", test_forward_verdict},
         {"ticket issued, redeemed once (fake store)", test_ticket_round_trip},
         {"dec_cancel: done never runs", test_cancel},
