@@ -31,6 +31,7 @@
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_ticket.h"
 #include "srv_process.h"
+#include "srv_top.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
 #define SRV_MAX_LOCKOUT_KEYS 100000
@@ -230,6 +231,8 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         goto out_nomem;
     if (srv_backend_init(s, w, err, errlen) != 0)
         return -1;
+    if (!admin && srv_top_worker_init(w) != 0)
+        goto out_nomem;
     return 0;
 out_nomem:
     snprintf(err, errlen, "out of memory setting up worker %u", index);
@@ -251,6 +254,7 @@ static void worker_clear(srv_worker_t *w)
     if (w->dns != NULL)
         evdns_base_free(w->dns, 0); /* the proxy (its only user) is gone already */
     srv_backend_clear(w);
+    srv_top_worker_clear(w);
     metrics_free(w->metrics);
     auth_jwt_local_free(w->jwt_local);
     free(w->own_hdrs);
@@ -668,7 +672,8 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
         goto out_nomem;
     if (bind_listeners(s, cfg, err, errlen) != 0)
         goto out_free;
-    if (srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0)
+    if (srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0 ||
+        srv_top_start(s, err, errlen) != 0)
         goto out_free;
     return s;
 out_nomem:
@@ -749,6 +754,7 @@ void srv_free(srv_t *s)
         worker_clear(&s->workers[i]);
     free(s->workers);
     srv_fleet_stop(s); /* before the admin client it uses */
+    srv_top_stop(s);   /* likewise; the workers' parts went with them */
     srv_shared_stop(s);
     worker_clear(&s->admin);
     audit_close(s->audit);
