@@ -79,7 +79,7 @@ static int rd_char(rd_t *r, char c)
 static bool id_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("._:@=%|~*-", c) != NULL;
+           (c != '\0' && strchr("._:@=%|~*-", c) != NULL); /* strchr finds the NUL */
 }
 
 static int rd_id(rd_t *r, char *out)

@@ -330,6 +330,12 @@ static void test_wire_refusals(void)
         n = snprintf(buf, sizeof buf, "tg-top 1\n1 r 1 1\n1 0 %.63s\n1 d 0 0\n" EMPTY5,
                      idlong);
         CU_ASSERT_EQUAL(rl_topk_decode(buf, (size_t)n, lv, err, sizeof err), 0);
+        /* a NUL inside an identity is refused (the fuzzer found it taken) */
+        n = snprintf(buf, sizeof buf, "tg-top 1\n1 r 1 1\n1 0 ab\n1 d 0 0\n" EMPTY5);
+        buf[22] = '\0';
+        CU_ASSERT_EQUAL(rl_topk_decode(buf, (size_t)n, lv, err, sizeof err), -1);
+        n = snprintf(buf, sizeof buf, "tg-top 1\n1 r 1 1\n1 0 %.63s\n1 d 0 0\n" EMPTY5,
+                     idlong);
         /* no NUL needed, nothing read past len */
         CU_ASSERT_EQUAL(rl_topk_decode(buf, (size_t)n - 1, lv, err, sizeof err), -1);
     }
