@@ -233,12 +233,18 @@ void rl_topk_spell(const rl_limit_t *lim, const char *identity, char *out)
 
     for (size_t i = 0; i < lim->nby; i++)
         any |= lim->by[i].kind == RL_BY_HEADER;
-    if (any)
+    if (!any) { /* the common case: no copy unless it is too long */
+        len = strnlen(identity, sizeof(buf) - 1);
+        if (len < RL_TOPK_ID_LEN) {
+            memcpy(out, identity, len);
+            out[len] = '\0';
+            return;
+        }
+        memcpy(buf, identity, len);
+        buf[len] = '\0';
+    } else {
         len = redact(lim, identity, buf, sizeof(buf));
-    else
-        len = (size_t)snprintf(buf, sizeof(buf), "%s", identity);
-    if (len >= sizeof(buf))
-        len = sizeof(buf) - 1;
+    }
     if (len < RL_TOPK_ID_LEN) {
         memcpy(out, buf, len + 1);
         return;
