@@ -29,10 +29,10 @@ COUNTS = {"t%04d" % i: (HEAVY[i] if i < 10 else 1 + i % 2) for i in range(1000)}
 BURST = 5
 
 
-def top_conf(nodes=None, metric_clients=3):
+def top_conf(nodes=None, metric_clients=3, mode="standalone"):
     def configure(cfg):
         if nodes:
-            cfg["redis"] = {"mode": "standalone", "nodes": list(nodes), "timeout_ms": 500}
+            cfg["redis"] = {"mode": mode, "nodes": list(nodes), "timeout_ms": 500}
         cfg["threads"] = 1
         cfg["top"] = {"publish_interval": "1s", "metric_clients": metric_clients}
         cfg["routes"] = [{"name": "open", "match": {"path_prefix": "/open/"}, "auth": "none"}]
@@ -151,6 +151,15 @@ class TopFleet(TollgateCase, TopChecks):
         self.assertEqual((st, body["replicas"], body["rejected"]), (200, 3, 1), body)
         self.assert_true_top(body, COUNTS)
 
+        # a replica that stops fades within 3 publish intervals (1 s here)
+        self.assertEqual(tgs[0].stop(), 0)
+        t0 = time.monotonic()
+        self.assertTrue(wait_for(lambda: top(tgs[1])[1]["replicas"] == 2, 3 + 3, 0.1),
+                        top(tgs[1]))
+        faded = time.monotonic() - t0
+        self.assertLess(top(tgs[1], "by=requests")[1]["total"], total)
+        print("    a stopped replica's lists faded after %.1f s (bound 3 s + 1 s)" % faded)
+
         # Redis gone: this replica's own lists, and it says so
         redis.proc.kill()
         redis.proc.wait(5)
@@ -160,6 +169,36 @@ class TopFleet(TollgateCase, TopChecks):
         self.assertEqual((body["scope"], body["replicas"]), ("replica", 1), body)
         self.assertLess(body["total"], total)
         self.assertEqual(body["top"][0]["client"], "h:x-tenant=t0000")
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server / redis-cli not installed")
+class TopCluster(TollgateCase, TopChecks):
+    """Both keys of a limit's lists share the {top} hash tag: one slot of a
+    real 6-node cluster; the fleet's answer is the same as on one server."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = rh.RedisCluster().up()
+        cls.addClassCleanup(cls.cluster.close)
+
+    def test_fleet_top_on_cluster(self):
+        tgs = [self.spawn(top_conf(self.cluster.seeds, mode="cluster")) for _ in range(3)]
+        send_load(tgs, COUNTS)
+        total = sum(COUNTS.values())
+
+        def complete():
+            st, body = top(tgs[0], "by=requests")
+            return st == 200 and body["scope"] == "fleet" and body["total"] == total
+        self.assertTrue(wait_for(complete, 20, 0.2), top(tgs[0], "by=requests"))
+        for tg in tgs:
+            st, body = top(tg, "window=15m&by=requests")
+            self.assertEqual((body["scope"], body["replicas"]), ("fleet", 3), body)
+            self.assert_true_top(body, COUNTS)
+        key = "tg:{top}:hot:until"
+        with self.cluster.client_for_key(key) as c:
+            self.assertEqual(c.call("ZCARD", key), 3)
+            self.assertEqual(c.call("HLEN", "tg:{top}:hot:lists"), 3)
 
 
 class TopReplica(TollgateCase, TopChecks):
