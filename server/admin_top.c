@@ -35,6 +35,8 @@ typedef struct top_q {
 typedef struct top_op {
     struct evhttp_request *req;
     srv_t *s;
+    rc_pending_t *h;            /* the script call in flight */
+    struct top_op *next, *prev; /* srv_top_pending's list */
     top_q_t q;
     bool shadow; /* the limit's mode is shadow */
 } top_op_t;
@@ -206,6 +208,31 @@ static bool is_str(const redisReply *r)
     return r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
 
+static void unlink_op(top_op_t *op)
+{
+    void **head = srv_top_pending(op->s);
+
+    if (op->prev != NULL)
+        op->prev->next = op->next;
+    else if (head != NULL)
+        *head = op->next;
+    if (op->next != NULL)
+        op->next->prev = op->prev;
+}
+
+void srv_admin_top_cancel_all(srv_t *s)
+{
+    void **head = srv_top_pending(s);
+
+    while (head != NULL && *head != NULL) {
+        top_op_t *op = *head;
+
+        *head = op->next;
+        rc_cancel(op->h);
+        free(op);
+    }
+}
+
 static void on_lists(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)
 {
     top_op_t *op = privdata;
@@ -216,6 +243,7 @@ static void on_lists(rc_client_t *c, redisReply *rep, const char *errstr, void *
     char why[64];
 
     (void)c;
+    unlink_op(op);
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0 ||
         rep->elements > 2 * TOP_MAX_REPLICAS || acc == NULL || lv == NULL) {
         log_warn("admin top: redis: %s", rep && rep->type == REDIS_REPLY_ERROR
@@ -268,9 +296,18 @@ void srv_admin_top(srv_worker_t *w, struct evhttp_request *req, const char *rest
     op->q.lim = NULL; /* the snapshot may change before Redis answers */
     if (w->srv->admin.rc != NULL && srv_top_id(w->srv) != NULL) {
         srv_top_keys(w->srv, op->q.name, lists, until);
-        if (rc_evalsha(w->srv->admin.rc, srv_script_index("top"), 2, keys, NULL, 1, args,
-                       NULL, on_lists, op) != NULL)
+        void **head = srv_top_pending(w->srv);
+
+        op->h = head ? rc_evalsha(w->srv->admin.rc, srv_script_index("top"), 2, keys, NULL,
+                                  1, args, NULL, on_lists, op)
+                     : NULL;
+        if (op->h != NULL) {
+            op->next = *head;
+            if (op->next != NULL)
+                op->next->prev = op;
+            *head = op;
             return;
+        }
     }
     answer_replica(op);
     free(op);

@@ -42,5 +42,10 @@ void srv_top_metrics(srv_t *s, const cfg_t *c, struct evbuffer *out);
 /* admin_top.c: GET /admin/v1/limits/{name}/top; `rest` is what follows
  * "/admin/v1/limits/". */
 void srv_admin_top(srv_worker_t *w, struct evhttp_request *req, const char *rest);
+/* admin_top.c: drop every such request still waiting on Redis, unanswered
+ * (shutdown: its evhttp request goes with the admin listener). */
+void srv_admin_top_cancel_all(srv_t *s);
+/* top.c: the head of admin_top.c's list of those requests (admin thread). */
+void **srv_top_pending(srv_t *s);
 
 #endif

@@ -37,6 +37,7 @@ struct srv_top {
     uint64_t last_pub_ms;
     unsigned inflight; /* script calls of the round not answered yet */
     bool failing;
+    void *pending; /* admin_top.c: GET requests waiting on Redis */
 };
 
 /* --- workers ------------------------------------------------------------------ */
@@ -217,11 +218,19 @@ out_nomem:
     return -1;
 }
 
-/* After the admin client is gone (its callbacks ran with no reply). */
+void **srv_top_pending(srv_t *s)
+{
+    return s->top != NULL ? &s->top->pending : NULL;
+}
+
+/* Before the admin listener and client go: GET requests waiting on Redis
+ * are dropped (their callbacks will not run), publications in flight find
+ * s->top NULL when the client answers them "client closed". */
 void srv_top_stop(srv_t *s)
 {
     if (s->top == NULL)
         return;
+    srv_admin_top_cancel_all(s);
     if (s->top->ev != NULL)
         event_free(s->top->ev);
     free(s->top->wire);

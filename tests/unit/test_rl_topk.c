@@ -191,7 +191,7 @@ static void test_limits_bounded(void)
 {
     rl_topk_t *t = rl_topk_new();
     rl_limit_t lims[RL_TOPK_MAX_LIMITS + 1];
-    char names[RL_TOPK_MAX_LIMITS + 1][8];
+    char names[RL_TOPK_MAX_LIMITS + 1][16];
     rl_topk_view_t *v = malloc(sizeof(*v));
 
     CU_ASSERT_FATAL(t != NULL && v != NULL);
