@@ -123,6 +123,8 @@ size_t rl_topk_sum_sorted(const rl_topk_sum_t *s, const rl_topk_entry_t **out, s
     const rl_topk_entry_t *all[RL_TOPK_CAP];
     size_t n = s->n;
 
+    if (n == 0)
+        return 0;
     for (size_t i = 0; i < n; i++)
         all[i] = &s->e[i];
     qsort(all, n, sizeof(all[0]), by_count);
@@ -184,7 +186,7 @@ void rl_topk_sum_merge(rl_topk_sum_t *dst, const rl_topk_sum_t *src)
 
 static bool secret_name(const char *name)
 {
-    static const char *const words[] = {"auth", "token", "key",  "secret",
+    static const char *const words[] = {"auth",   "token",   "key", "secret",
                                         "cookie", "session", "pass"};
 
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)

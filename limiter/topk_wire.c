@@ -17,12 +17,12 @@ int rl_topk_encode(const rl_topk_lview_t *lv, char *out, size_t outlen)
     size_t o = 0;
     int n;
 
-#define EMIT(...)                                                                 \
-    do {                                                                          \
-        n = snprintf(out + o, outlen - o, __VA_ARGS__);                           \
-        if (n < 0 || (size_t)n >= outlen - o)                                     \
-            return -1;                                                            \
-        o += (size_t)n;                                                           \
+#define EMIT(...)                                                                          \
+    do {                                                                                   \
+        n = snprintf(out + o, outlen - o, __VA_ARGS__);                                    \
+        if (n < 0 || (size_t)n >= outlen - o)                                              \
+            return -1;                                                                     \
+        o += (size_t)n;                                                                    \
     } while (0)
 
     if (outlen == 0)

@@ -27,7 +27,7 @@
 typedef struct top_q {
     char name[RL_TOPK_NAME_LEN];
     const rl_limit_t *lim;
-    int win;            /* rl_topk_windows index */
+    int win; /* rl_topk_windows index */
     rl_topk_kind_t by;
     size_t n;
 } top_q_t;
@@ -76,14 +76,16 @@ static int parse_query(struct evhttp_request *req, top_q_t *q, const char **msg)
     }
     TAILQ_FOREACH(e, &kv, next)
     {
-        unsigned bit = strcmp(e->key, "window") == 0 ? 1 : strcmp(e->key, "by") == 0 ? 2
-                                                       : strcmp(e->key, "n") == 0    ? 4
-                                                                                     : 0;
+        unsigned bit = strcmp(e->key, "window") == 0 ? 1
+                       : strcmp(e->key, "by") == 0   ? 2
+                       : strcmp(e->key, "n") == 0    ? 4
+                                                     : 0;
         char *end = NULL;
         unsigned long v;
 
         if (bit == 0 || (seen & bit) != 0) {
-            *msg = bit ? "a parameter given twice" : "unknown parameter: window, by and n only";
+            *msg = bit ? "a parameter given twice"
+                       : "unknown parameter: window, by and n only";
             rc = -1;
             break;
         }
@@ -129,7 +131,8 @@ static int parse_target(srv_worker_t *w, struct evhttp_request *req, const char 
     size_t len = slash ? (size_t)(slash - rest) : 0;
     const char *msg = NULL;
 
-    if (slash == NULL || strcmp(slash, "/top") != 0 || len == 0 || len >= RL_TOPK_NAME_LEN) {
+    if (slash == NULL || strcmp(slash, "/top") != 0 || len == 0 ||
+        len >= RL_TOPK_NAME_LEN) {
         send_err(req, 404, "not_found", "no such admin endpoint");
         return -1;
     }
@@ -161,14 +164,14 @@ static void answer(struct evhttp_request *req, const top_q_t *q, bool shadow,
     char *body;
 
     for (size_t i = 0; list != NULL && i < n; i++)
-        json_array_append_new(list, json_pack("{s:s,s:I,s:I}", "client", top[i]->id, "count",
-                                              (json_int_t)top[i]->count, "error",
+        json_array_append_new(list, json_pack("{s:s,s:I,s:I}", "client", top[i]->id,
+                                              "count", (json_int_t)top[i]->count, "error",
                                               (json_int_t)top[i]->err));
     o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:o*}", "limit", q->name, "mode",
-                  shadow ? "shadow" : "enforce", "window",
-                  win_names[q->win], "by", q->by == RL_TOPK_DENIED ? "denied" : "requests",
-                  "scope", scope, "replicas", (int)replicas, "rejected", (int)rejected,
-                  "total", (json_int_t)sum->total, "max_unlisted",
+                  shadow ? "shadow" : "enforce", "window", win_names[q->win], "by",
+                  q->by == RL_TOPK_DENIED ? "denied" : "requests", "scope", scope,
+                  "replicas", (int)replicas, "rejected", (int)rejected, "total",
+                  (json_int_t)sum->total, "max_unlisted",
                   (json_int_t)rl_topk_sum_floor(sum), "top", list);
     body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (body == NULL)

@@ -133,7 +133,8 @@ static bool configured(const cfg_t *c, const char *name)
     return false;
 }
 
-static void on_published(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)
+static void on_published(rc_client_t *c, redisReply *rep, const char *errstr,
+                         void *privdata)
 {
     srv_t *s = privdata;
     bool ok = rep != NULL && rep->type == REDIS_REPLY_INTEGER;
@@ -262,7 +263,8 @@ void srv_top_metrics(srv_t *s, const cfg_t *c, struct evbuffer *out)
             continue;
         n = rl_topk_sum_sorted(&lv->w[w5][RL_TOPK_DENIED], top, c->top_metric_clients);
         for (size_t j = 0; j < n; j++)
-            evbuffer_add_printf(out, "tollgate_limit_top_denied{limit=\"%s\",client=\"%s\"} %llu\n",
-                                lv->name, top[j]->id, (unsigned long long)top[j]->count);
+            evbuffer_add_printf(
+                out, "tollgate_limit_top_denied{limit=\"%s\",client=\"%s\"} %llu\n",
+                lv->name, top[j]->id, (unsigned long long)top[j]->count);
     }
 }

@@ -38,14 +38,14 @@
 
 #include "tollgate/rl_policy.h"
 
-#define RL_TOPK_CAP 48          /* counters per summary */
-#define RL_TOPK_ID_LEN 64       /* bytes of a kept identity, NUL included */
-#define RL_TOPK_NAME_LEN 65     /* a limit name ([A-Za-z0-9._-]{1,64}) and its NUL */
-#define RL_TOPK_SLICES 16       /* one-minute slices per limit: the 15-minute window + 1 */
-#define RL_TOPK_SLICE_MS 60000  /* one slice */
-#define RL_TOPK_MAX_LIMITS 64   /* limits one recorder tracks at once */
-#define RL_TOPK_NWIN 3          /* windows: 1, 5, 15 minutes */
-#define RL_TOPK_WIRE_MAX 65536  /* bytes of one encoded limit, at most */
+#define RL_TOPK_CAP 48         /* counters per summary */
+#define RL_TOPK_ID_LEN 64      /* bytes of a kept identity, NUL included */
+#define RL_TOPK_NAME_LEN 65    /* a limit name ([A-Za-z0-9._-]{1,64}) and its NUL */
+#define RL_TOPK_SLICES 16      /* one-minute slices per limit: the 15-minute window + 1 */
+#define RL_TOPK_SLICE_MS 60000 /* one slice */
+#define RL_TOPK_MAX_LIMITS 64  /* limits one recorder tracks at once */
+#define RL_TOPK_NWIN 3         /* windows: 1, 5, 15 minutes */
+#define RL_TOPK_WIRE_MAX 65536 /* bytes of one encoded limit, at most */
 #define RL_TOPK_COUNT_MAX 999999999999999ull /* a larger count on the wire is refused */
 
 typedef enum { RL_TOPK_REQUESTS, RL_TOPK_DENIED, RL_TOPK_NKIND } rl_topk_kind_t;
