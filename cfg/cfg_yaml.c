@@ -21,6 +21,7 @@
 #include "tollgate/auth_jwks.h"
 #include "tollgate/rl_bucket.h"
 #include "tollgate/rl_policy.h"
+#include "tollgate/rl_topk.h"
 #include "tollgate/http.h"
 
 #include "cfg_internal.h"
@@ -1588,6 +1589,14 @@ static const field_t health_fields[] = {
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
+static const field_t top_fields[] = {
+    {"publish_interval", &K_DUR, offsetof(cfg_t, top_publish_interval), 1, 300, NULL, "5s",
+     NULL},
+    {"metric_clients", &K_UINT, offsetof(cfg_t, top_metric_clients), 0, RL_TOPK_CAP, NULL,
+     "10", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
 static const field_t default_route_fields[] = {
     {"auth", &K_ENUM, offsetof(cfg_route_t, auth), 0, 0, route_auth_names, "required",
      NULL},
@@ -1662,6 +1671,7 @@ const field_t cfg_top_fields[] = {
      NULL, NULL},
     {"tickets", &K_MAP, 0, 0, 0, tickets_fields, NULL, NULL},
     {"health", &K_MAP, 0, 0, 0, health_fields, NULL, NULL},
+    {"top", &K_MAP, 0, 0, 0, top_fields, NULL, NULL},
     {"default_route", &K_DEFAULT_ROUTE, offsetof(cfg_t, default_route), 0, 0,
      default_route_fields, NULL, NULL},
     {"security_headers", &K_MAP, 0, 0, 0, security_headers_fields, NULL, NULL},

@@ -36,6 +36,7 @@
 
 #include "tollgate/rl_fleet.h"
 #include "tollgate/rl_memory.h"
+#include "tollgate/rl_topk.h"
 
 struct rl_limiter {
     struct event_base *base;
@@ -44,6 +45,7 @@ struct rl_limiter {
     rl_memory_t *fallback;   /* NULL: `local` acts as `open` */
     unsigned divisor;        /* expected_replicas, >= 1 */
     const rl_fleet_t *fleet; /* the live count, when known, replaces divisor */
+    rl_topk_t *topk;         /* who is limited; NULL: not recorded */
 };
 
 struct rl_pending {
@@ -99,6 +101,11 @@ void rl_limiter_set_fallback(rl_limiter_t *l, struct rl_memory *m, unsigned divi
 void rl_limiter_set_fleet(rl_limiter_t *l, const struct rl_fleet *f)
 {
     l->fleet = f;
+}
+
+void rl_limiter_set_topk(rl_limiter_t *l, struct rl_topk *t)
+{
+    l->topk = t;
 }
 
 static size_t align_up(size_t n)
@@ -262,6 +269,24 @@ static void aggregate(const rl_limit_result_t *res, size_t k, rl_result_t *out)
     }
 }
 
+/* Every limit's verdict into the top lists (not for a dry run). */
+static void record_top(const rl_pending_t *p)
+{
+    rl_topk_t *t = p->l->topk;
+    int64_t now;
+
+    if (t == NULL || p->ng == 0 || p->groups[0].dry_run)
+        return;
+    now = util_mono_ms();
+    for (size_t g = 0; g < p->ng; g++) {
+        const rl_group_t *grp = &p->groups[g];
+
+        for (size_t i = 0; i < grp->n; i++)
+            rl_topk_record(t, now, grp->limits[i], grp->identity,
+                           !grp->results[i].v.allowed && !grp->results[i].failed);
+    }
+}
+
 /* Hand the result to `done`, then free the block. */
 static void finish(rl_pending_t *p, const char *errstr)
 {
@@ -275,6 +300,7 @@ static void finish(rl_pending_t *p, const char *errstr)
     r.n = p->k;
     r.errstr = errstr;
     aggregate(p->res, p->k, &r);
+    record_top(p);
     p->in_cb = true;
     p->done(&r, p->privdata);
     free(p);

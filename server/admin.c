@@ -22,6 +22,7 @@
 #include "tollgate/rl_redis.h"
 #include "tollgate/util_fmt.h"
 #include "srv_process.h"
+#include "srv_top.h"
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
@@ -73,6 +74,7 @@ static void metrics(srv_worker_t *w, struct evhttp_request *req)
     }
     metrics_render(buf);
     srv_jwks_metrics(buf);
+    srv_top_metrics(w->srv, w->cfg, buf);
     /* the admin thread's snapshot: the newest, it is given it last */
     metrics_render_build_info(buf, TOLLGATE_VERSION, w->cfg->version);
     metrics_render_process(buf);
@@ -477,6 +479,10 @@ void srv_admin_handle(struct evhttp_request *req, void *arg)
     }
     if (strncmp(path, "/admin/v1/revocations/", 22) == 0 && cmd == EVHTTP_REQ_GET) {
         revocation(w, req, path + 22);
+        return;
+    }
+    if (strncmp(path, "/admin/v1/limits/", 17) == 0 && cmd == EVHTTP_REQ_GET) {
+        srv_admin_top(w, req, path + 17);
         return;
     }
     send_err(req, 404, "not_found", "no such admin endpoint");

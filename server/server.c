@@ -31,6 +31,7 @@
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_ticket.h"
 #include "srv_process.h"
+#include "srv_top.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
 #define SRV_MAX_LOCKOUT_KEYS 100000
@@ -232,6 +233,8 @@ static int worker_init(srv_t *s, srv_worker_t *w, unsigned index, int fd, bool a
         return -1;
     if (srv_pipeline_init(w) != 0)
         goto out_nomem;
+    if (!admin && srv_top_worker_init(w) != 0)
+        goto out_nomem;
     return 0;
 out_nomem:
     snprintf(err, errlen, "out of memory setting up worker %u", index);
@@ -254,6 +257,7 @@ static void worker_clear(srv_worker_t *w)
         evdns_base_free(w->dns, 0); /* the proxy (its only user) is gone already */
     srv_pipeline_clear(w);
     srv_backend_clear(w);
+    srv_top_worker_clear(w);
     metrics_free(w->metrics);
     auth_jwt_local_free(w->jwt_local);
     free(w->own_hdrs);
@@ -671,7 +675,8 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
         goto out_nomem;
     if (bind_listeners(s, cfg, err, errlen) != 0)
         goto out_free;
-    if (srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0)
+    if (srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0 ||
+        srv_top_start(s, err, errlen) != 0)
         goto out_free;
     return s;
 out_nomem:
@@ -752,6 +757,7 @@ void srv_free(srv_t *s)
         worker_clear(&s->workers[i]);
     free(s->workers);
     srv_fleet_stop(s); /* before the admin client it uses */
+    srv_top_stop(s);   /* likewise; the workers' parts went with them */
     srv_shared_stop(s);
     worker_clear(&s->admin);
     audit_close(s->audit);

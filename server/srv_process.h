@@ -93,6 +93,7 @@ typedef struct srv_worker {
     size_t conn_cap;
     srv_conn_t *conn_list;
     struct event *conn_sweep_ev;
+    struct srv_top_worker *top; /* top.c: who is limited (main-listener workers) */
 } srv_worker_t;
 
 #define SRV_ADDR_STRLEN 128 /* "[v6%scope]:port" and its NUL */
@@ -127,6 +128,7 @@ struct srv {
     atomic_bool fleet_settled;       /* the first heartbeat was answered or failed */
     bool fleet_failing;              /* admin thread: the last heartbeat failed */
     unsigned fleet_logged;           /* admin thread: the count last logged */
+    struct srv_top *top;             /* top.c: the replica's top lists (admin thread) */
     atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
     atomic_uint open_conns;          /* conn.c: counted connections, all workers */
     atomic_bool ready;      /* the first Redis attempt settled (or start grace over) */

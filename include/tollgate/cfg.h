@@ -159,6 +159,8 @@ typedef struct cfg {
     unsigned request_read_timeout_ms; /* first byte to complete request; default 30000 */
     unsigned idle_timeout_ms;         /* no byte either way: closed; default 15000 */
     unsigned expected_replicas;       /* default 1 */
+    unsigned top_publish_interval;    /* top.publish_interval: seconds, default 5 */
+    unsigned top_metric_clients;      /* top.metric_clients: default 10, 0 = no metric */
     unsigned shutdown_delay;          /* seconds answering after SIGTERM, default 5 */
     cfg_redis_t redis;
     struct {

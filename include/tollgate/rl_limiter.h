@@ -21,6 +21,7 @@
 struct event_base;
 struct rl_memory;
 struct rl_fleet;
+struct rl_topk;
 
 typedef enum {
     RL_OK,     /* every enforced limit allows (shadow denials included here) */
@@ -104,6 +105,14 @@ void rl_limiter_set_fallback(rl_limiter_t *l, struct rl_memory *m, unsigned divi
  * are kept (a lower burst caps them at the next decision).  `f` is borrowed
  * and outlives the limiter; NULL: `divisor` alone. */
 void rl_limiter_set_fleet(rl_limiter_t *l, const struct rl_fleet *f);
+
+/* Record every decided request in `t` (rl_topk.h: who is limited), per
+ * limit under its group's identity; a denial is a limit's verdict that
+ * does not allow (shadow limits included: their denials are the ones they
+ * would have made; a `failed` limit is not a denial).  A dry run and a
+ * cancelled check are not recorded.  `t` is borrowed, owned by this
+ * limiter's thread; NULL: nothing is recorded. */
+void rl_limiter_set_topk(rl_limiter_t *l, struct rl_topk *t);
 
 /* Decide every limit of `policy` that matches `req`.  Returns a handle for
  * rl_cancel(); NULL only when out of memory (`done` then not called).

@@ -1291,6 +1291,8 @@ static const struct {
     {"tickets.path", "/v1/tix", "/v1/tix2"},
     {"tickets.ttl", "ttl: 45s", "ttl: 46s"},
     {"tickets.scopes", "[tix:get]", "[tix:put]"},
+    {"top.publish_interval", "publish_interval: 4s", "publish_interval: 6s"},
+    {"top.metric_clients", "metric_clients: 12", "metric_clients: 13"},
     {"health.healthz_path", "/hz", "/hz2"},
     {"health.readyz_path", "/rz", "/rz2"},
     {"default_route.auth", "auth: optional", "auth: none"},

@@ -7,8 +7,10 @@
 #include <event2/event.h>
 
 #include "tollgate/rl_fleet.h"
+#include "tollgate/util_clock.h"
 #include "tollgate/rl_limiter.h"
 #include "tollgate/rl_memory.h"
+#include "tollgate/rl_topk.h"
 #include "unit.h"
 
 /* --- fixtures ------------------------------------------------------------- */
@@ -668,6 +670,45 @@ static void test_dry_run(void)
     fix_done(&f);
 }
 
+/* Top lists: every real check is recorded per limit under its identity
+ * (a shadow limit's denials as its denials), a dry run never. */
+static void test_top_recorded(void)
+{
+    fix_t f;
+    rl_request_t req = mk_req("orders", "10.0.0.1"), dry = req;
+    rl_topk_t *t = rl_topk_new();
+    rl_topk_view_t *v = malloc(sizeof(*v));
+    const rl_topk_lview_t *lv;
+
+    CU_ASSERT_FATAL(t != NULL && v != NULL);
+    dry.dry_run = true;
+    fix_init(&f, NULL, NULL);
+    rl_limiter_set_topk(f.l, t);
+    add_limit(&f, "client", RL_BY_CLIENT, 2, 2, RL_MODE_ENFORCE, RL_ONERR_LOCAL);
+    add_limit(&f, "trial", RL_BY_IP, 1, 1, RL_MODE_SHADOW, RL_ONERR_LOCAL);
+    for (int i = 0; i < 3; i++)
+        run(&f, &req);
+    for (int i = 0; i < 5; i++)
+        run(&f, &dry);
+    rl_topk_view(t, util_mono_ms(), v);
+    lv = rl_topk_view_find(v, "client");
+    CU_ASSERT_FATAL(lv != NULL);
+    CU_ASSERT_EQUAL(lv->w[0][RL_TOPK_REQUESTS].total, 3);
+    CU_ASSERT_EQUAL(lv->w[0][RL_TOPK_DENIED].total, 1);
+    CU_ASSERT_STRING_EQUAL(lv->w[0][RL_TOPK_DENIED].e[0].id, "c=orders");
+    lv = rl_topk_view_find(v, "trial");
+    CU_ASSERT_FATAL(lv != NULL);
+    CU_ASSERT_EQUAL(lv->w[0][RL_TOPK_DENIED].total, 2); /* would-be denials */
+    CU_ASSERT_STRING_EQUAL(lv->w[0][RL_TOPK_DENIED].e[0].id, "ip=10.0.0.1");
+    rl_limiter_set_topk(f.l, NULL);
+    run(&f, &req);
+    rl_topk_view(t, util_mono_ms(), v);
+    CU_ASSERT_EQUAL(rl_topk_view_find(v, "client")->w[0][RL_TOPK_REQUESTS].total, 3);
+    fix_done(&f);
+    free(v);
+    rl_topk_free(t);
+}
+
 /* The local fallback (on_redis_error: local, Redis failing) peeks as well. */
 static void test_dry_run_fallback(void)
 {
@@ -711,6 +752,7 @@ int test_rl_limiter_add(void)
         {"backend_failure", test_backend_failure},
         {"fallback_follows_fleet", test_fallback_follows_fleet},
         {"dry_run", test_dry_run},
+        {"top lists: real checks recorded, dry runs not", test_top_recorded},
         {"dry_run_fallback", test_dry_run_fallback},
         {NULL, NULL},
     };
