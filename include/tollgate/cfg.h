@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tollgate/auth_admintok.h"
 #include "tollgate/auth_apikey.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/rl_policy.h"
@@ -212,7 +213,12 @@ typedef struct cfg {
     char *audit_path;              /* default "-" (stdout); "off" = no audit */
     cfg_strv_t audit_redact;       /* audit.redact_query: extra query names to redact */
     cfg_audit_flush_t audit_flush; /* audit.flush; default interval */
-    char *admin_token; /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
+    unsigned audit_admin_stream_max; /* audit.admin_stream_max: the fleet's admin trail
+                                        stream's MAXLEN ~; default 10000, 0 = no stream */
+    char *admin_token; /* secret (ADMIN_TOKEN(_FILE)), NULL = none */
+    char *admin_tokens_file;       /* admin_tokens_file / ADMIN_TOKENS_FILE, NULL = none */
+    auth_admintok_t *admin_tokens; /* ADMIN_TOKEN as `admin write`, then the file's;
+                                      never NULL; empty = admin API closed */
     atomic_int refs;   /* starts at 1; cfg_ref / cfg_unref */
 } cfg_t;
 
