@@ -615,7 +615,7 @@ typedef void admin_fn(srv_worker_t *w, struct evhttp_request *req);
 
 typedef struct admin_route {
     unsigned methods;         /* EVHTTP_REQ_* bits */
-    const char *path;         /* exact; ending in '*': that prefix, the rest non-empty */
+    const char *path;         /* exact; ending in '*': that prefix and any rest */
     auth_admin_scope_t scope; /* the least scope a token needs */
     const char *action;       /* write endpoints: the trail's action for a 403 */
     admin_fn *fn;
@@ -655,7 +655,7 @@ static bool route_matches(const admin_route_t *r, const char *path)
     size_t n = strlen(r->path);
 
     if (n > 0 && r->path[n - 1] == '*')
-        return strncmp(path, r->path, n - 1) == 0 && path[n - 1] != '\0';
+        return strncmp(path, r->path, n - 1) == 0;
     return strcmp(path, r->path) == 0;
 }
 
