@@ -468,7 +468,7 @@ static void watch_add(watch_t *wt, watch_t *old, const char *path)
 static void watch_refresh(watch_t *wt)
 {
     static const char *const env_files[] = {"API_KEYS_FILE", "JWT_SECRET_FILE", "JWKS_FILE",
-                                            "ADMIN_TOKEN_FILE"};
+                                            "ADMIN_TOKEN_FILE", "ADMIN_TOKENS_FILE"};
     watch_t old = *wt;
     cfg_t *c = srv_current_cfg(wt->s);
 
@@ -476,6 +476,7 @@ static void watch_refresh(watch_t *wt)
     watch_add(wt, &old, wt->s->config_path);
     watch_add(wt, &old, c->auth.api_keys_file);
     watch_add(wt, &old, c->auth.jwt.keys_file);
+    watch_add(wt, &old, c->admin_tokens_file);
     for (size_t i = 0; i < sizeof env_files / sizeof env_files[0]; i++)
         watch_add(wt, &old, getenv(env_files[i]));
     cfg_unref(c);
