@@ -213,7 +213,8 @@ int auth_admintok_load_file(auth_admintok_t *t, const char *path, char *err, siz
 
         snprintf(where, sizeof where, "%s:%zu", path, ++lineno);
         if (ll > AUTH_ADMINTOK_LINE_MAX) {
-            snprintf(err, errlen, "%s: longer than %d bytes", where, AUTH_ADMINTOK_LINE_MAX);
+            snprintf(err, errlen, "%s: longer than %d bytes", where,
+                     AUTH_ADMINTOK_LINE_MAX);
             goto out_free;
         }
         if (auth_admintok_add_line(t, buf + at, ll, where, err, errlen) != 0)
@@ -245,7 +246,8 @@ const auth_admin_id_t *auth_admintok_match(const auth_admintok_t *t, const char 
     unsigned char sha[32];
     size_t found = SIZE_MAX;
 
-    if (t == NULL || len == 0 || len > AUTH_ADMINTOK_MAX_LEN || sha256(token, len, sha) != 0)
+    if (t == NULL || len == 0 || len > AUTH_ADMINTOK_MAX_LEN ||
+        sha256(token, len, sha) != 0)
         return NULL;
     /* Every entry is compared; the index is picked without a branch on
      * the result (ids and digests are unique: at most one matches). */

@@ -1062,8 +1062,8 @@ static void build_admin_tokens(cfg_build_t *b)
         cfg_err(b, cfg_where(b, "admin_token"), "ADMIN_TOKEN: %s", why);
     if (c->admin_tokens_file != NULL &&
         cfg_check_file(c->admin_tokens_file, tmp, sizeof tmp) == 0) {
-        if (auth_admintok_load_file(c->admin_tokens, c->admin_tokens_file, why, sizeof why) !=
-            0)
+        if (auth_admintok_load_file(c->admin_tokens, c->admin_tokens_file, why,
+                                    sizeof why) != 0)
             cfg_err(b, cfg_at(-1), "%s", why);
         else
             hash_file(c->admin_tokens_file, b->admin_tokens_file_sha);
@@ -1074,8 +1074,9 @@ static void build_admin_tokens(cfg_build_t *b)
 
         if (e->token_len >= AUTH_ADMINTOK_MIN_PROD)
             continue;
-        snprintf(msg, sizeof msg, "admin token %s is %zu bytes; production needs at least %d",
-                 e->id, e->token_len, AUTH_ADMINTOK_MIN_PROD);
+        snprintf(msg, sizeof msg,
+                 "admin token %s is %zu bytes; production needs at least %d", e->id,
+                 e->token_len, AUTH_ADMINTOK_MIN_PROD);
         if (c->environment == CFG_ENV_PRODUCTION)
             cfg_err(b, cfg_at(0), "%s", msg);
         else

@@ -49,7 +49,9 @@ static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor
     srv_trail_rec_t r = {
         .action = action,
         .target = target,
-        .result = status < 400 ? "ok" : status < 500 ? "refused" : "error",
+        .result = status < 400   ? "ok"
+                  : status < 500 ? "refused"
+                                 : "error",
         .status = status,
         .code = status < 400 ? NULL : code,
         .actor = actor,
@@ -174,7 +176,7 @@ typedef struct bucket_op {
     char *rkey; /* its Redis key */
     uint64_t n, period_ms, burst;
     bool exists;
-    bool del;                              /* DELETE: a reset, trailed */
+    bool del;                             /* DELETE: a reset, trailed */
     char actor[AUTH_ADMINTOK_ID_MAX + 1]; /* the admin token's id */
 } bucket_op_t;
 
@@ -391,7 +393,9 @@ typedef struct revoke_wait {
 
 static const char *revoke_action(bool subject, srv_revoke_kind_t kind)
 {
-    return subject ? "revoke_subject" : kind == SRV_REVOKE_TOKEN ? "revoke_token" : "revoke_jti";
+    return subject                    ? "revoke_subject"
+           : kind == SRV_REVOKE_TOKEN ? "revoke_token"
+                                      : "revoke_jti";
 }
 
 static void revoke_done(const char *err, int64_t when, void *privdata)
@@ -400,7 +404,10 @@ static void revoke_done(const char *err, int64_t when, void *privdata)
     bool redis = err != NULL && strstr(err, "redis") != NULL;
 
     trail(rw->w, rw->req, rw->actor, rw->action, rw->id,
-          err == NULL ? 200 : redis ? 503 : 400, redis ? "unavailable" : "bad_request");
+          err == NULL ? 200
+          : redis     ? 503
+                      : 400,
+          redis ? "unavailable" : "bad_request");
     if (err != NULL) {
         send_err(rw->req, redis ? 503 : 400, redis ? "unavailable" : "bad_request", err);
     } else {
@@ -462,7 +469,8 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
         rq.when = now + 1; /* every token issued up to now */
     revoke_wait_t *rw = calloc(1, sizeof(*rw));
     if (rw == NULL) {
-        trail(w, req, srv_admin_actor(), revoke_action(subject, rq.kind), rq.id, 500, "error");
+        trail(w, req, srv_admin_actor(), revoke_action(subject, rq.kind), rq.id, 500,
+              "error");
         srv_revoke_req_clear(&rq);
         send_err(req, 500, "error", "out of memory");
         return;
@@ -523,14 +531,17 @@ static void on_xrange(rc_client_t *c, redisReply *rep, const char *errstr, void 
 
     (void)c;
     if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-        log_warn("admin audit: redis: %s", rep ? "error reply" : errstr ? errstr : "no reply");
+        log_warn("admin audit: redis: %s", rep      ? "error reply"
+                                           : errstr ? errstr
+                                                    : "no reply");
         audit_unavailable(ap->req);
         goto out_free;
     }
     entries = srv_admin_trail_entries(rep, ap->count, last, sizeof last, err, sizeof err);
     if (entries == NULL) {
         log_warn("admin audit: %s", err);
-        send_err(ap->req, 502, "bad_gateway", "the admin trail stream's reply is malformed");
+        send_err(ap->req, 502, "bad_gateway",
+                 "the admin trail stream's reply is malformed");
         goto out_free;
     }
     send_obj(ap->req, 200,
@@ -556,8 +567,8 @@ static void audit_read(srv_worker_t *w, struct evhttp_request *req)
         goto out;
     }
     if (srv_admin_parse_audit_query(evhttp_find_header(&q, "since"),
-                                    evhttp_find_header(&q, "limit"), start, sizeof start, &n,
-                                    err, sizeof err) != 0) {
+                                    evhttp_find_header(&q, "limit"), start, sizeof start,
+                                    &n, err, sizeof err) != 0) {
         send_err(req, 400, "bad_request", err);
         goto out;
     }
@@ -574,8 +585,8 @@ static void audit_read(srv_worker_t *w, struct evhttp_request *req)
     }
     ap->req = req;
     ap->count = n;
-    if (rc_command_argv(w->srv->admin.rc, key, (size_t)klen, 6, argv, NULL, on_xrange, ap) ==
-        NULL) {
+    if (rc_command_argv(w->srv->admin.rc, key, (size_t)klen, 6, argv, NULL, on_xrange,
+                        ap) == NULL) {
         free(ap);
         audit_unavailable(req);
     }

@@ -166,7 +166,8 @@ int srv_admin_parse_audit_query(const char *since, const char *limit, char *star
                  (unsigned long long)seq);
         return 0;
     }
-    snprintf(err, errlen, "since must be a stream id (MS-SEQ, the last page's next) or unix ms");
+    snprintf(err, errlen,
+             "since must be a stream id (MS-SEQ, the last page's next) or unix ms");
     return -1;
 }
 
@@ -197,11 +198,19 @@ static json_t *int_of(const redisReply *v)
 }
 
 static const char *const trail_fields[] = {
-    "ts",        "action",     "target",
-    "result",    "status",     "code",
-    "actor",     "replica",    "request_id",
-    "config_version_before",   "config_version_after",
-    "secrets_version_before",  "secrets_version_after",
+    "ts",
+    "action",
+    "target",
+    "result",
+    "status",
+    "code",
+    "actor",
+    "replica",
+    "request_id",
+    "config_version_before",
+    "config_version_after",
+    "secrets_version_before",
+    "secrets_version_after",
     NULL,
 };
 
@@ -244,8 +253,8 @@ out_bad:
     return NULL;
 }
 
-json_t *srv_admin_trail_entries(const redisReply *rep, size_t max, char *last, size_t lastlen,
-                                char *err, size_t errlen)
+json_t *srv_admin_trail_entries(const redisReply *rep, size_t max, char *last,
+                                size_t lastlen, char *err, size_t errlen)
 {
     json_t *a;
 

@@ -344,13 +344,15 @@ static void wait_taken(srv_t *s, uint64_t seq)
 }
 
 /* The trail's line for a reload (srv_trail.h). */
-static void trail_reload(srv_t *s, const char *actor, const char *request_id, const cfg_t *o,
-                         const cfg_t *n)
+static void trail_reload(srv_t *s, const char *actor, const char *request_id,
+                         const cfg_t *o, const cfg_t *n)
 {
     srv_trail_rec_t r = {
         .action = "reload",
         .result = n != NULL ? "ok" : "refused",
-        .status = request_id == NULL ? 0 : n != NULL ? 200 : 422,
+        .status = request_id == NULL ? 0
+                  : n != NULL        ? 200
+                                     : 422,
         .code = n != NULL ? NULL : "config_invalid",
         .actor = actor,
         .request_id = request_id,
@@ -363,7 +365,8 @@ static void trail_reload(srv_t *s, const char *actor, const char *request_id, co
     srv_admin_trail(s, &r);
 }
 
-int srv_reload(srv_t *s, const char *actor, const char *request_id, char *err, size_t errlen)
+int srv_reload(srv_t *s, const char *actor, const char *request_id, char *err,
+               size_t errlen)
 {
     cfg_t *n, *old, *now;
     uint64_t seq;

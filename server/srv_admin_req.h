@@ -47,8 +47,7 @@ void srv_revoke_req_clear(srv_revoke_req_t *r);
  * ("(MS-SEQ", "MS-0" or "-").  `limit` (NULL: the default) as 1..MAX.
  * 0, or -1 with a message in err. */
 int srv_admin_parse_audit_query(const char *since, const char *limit, char *start,
-                                size_t startlen, unsigned *count, char *err,
-                                size_t errlen);
+                                size_t startlen, unsigned *count, char *err, size_t errlen);
 
 /* XRANGE's reply (outside input: whatever the server sent) as a JSON array
  * of at most `max` entries, each {"id":..} plus the trail's known fields

@@ -19,14 +19,14 @@
 #include "tollgate/util_fmt.h"
 #include "srv_process.h"
 
-#define TRAIL_FIELDS 13           /* field/value pairs of an entry, at most */
+#define TRAIL_FIELDS 13 /* field/value pairs of an entry, at most */
 #define TRAIL_ARGV (6 + 2 * TRAIL_FIELDS)
-#define TRAIL_COUNTERS 32         /* {action,result} pairs counted; then "other" */
+#define TRAIL_COUNTERS 32 /* {action,result} pairs counted; then "other" */
 #define TRAIL_LABEL_MAX 32
 
 /* One stream entry waiting for the admin thread: its field/value pairs. */
 typedef struct trail_item {
-    int n;                           /* strings in v */
+    int n; /* strings in v */
     char v[2 * TRAIL_FIELDS][SRV_TRAIL_TARGET_MAX + 1];
 } trail_item_t;
 
@@ -43,10 +43,10 @@ struct srv_trail {
     trail_counter_t counters[TRAIL_COUNTERS];
     size_t ncounters;
     unsigned long long stream_ok, stream_failed;
-    int efd;                /* wakes the admin loop */
-    struct event *ev;       /* admin loop: drains q */
-    unsigned inflight;      /* admin thread only */
-    bool failing;           /* admin thread: the last write failed (log once) */
+    int efd;           /* wakes the admin loop */
+    struct event *ev;  /* admin loop: drains q */
+    unsigned inflight; /* admin thread only */
+    bool failing;      /* admin thread: the last write failed (log once) */
     char replica[96];
 };
 
@@ -330,15 +330,16 @@ void srv_trail_metrics(srv_t *s, struct evbuffer *out)
                              "(admin API, config reloads) on this replica, by result.\n"
                              "# TYPE tollgate_admin_actions_total counter\n");
     for (size_t i = 0; i < t->ncounters; i++)
-        evbuffer_add_printf(out,
-                            "tollgate_admin_actions_total{action=\"%s\",result=\"%s\"} %llu\n",
-                            t->counters[i].action, t->counters[i].result, t->counters[i].n);
-    evbuffer_add_printf(out,
-                        "# HELP tollgate_admin_trail_stream_writes_total Admin trail "
-                        "entries written to the fleet's Redis stream, by result.\n"
-                        "# TYPE tollgate_admin_trail_stream_writes_total counter\n"
-                        "tollgate_admin_trail_stream_writes_total{result=\"ok\"} %llu\n"
-                        "tollgate_admin_trail_stream_writes_total{result=\"failed\"} %llu\n",
-                        t->stream_ok, t->stream_failed);
+        evbuffer_add_printf(
+            out, "tollgate_admin_actions_total{action=\"%s\",result=\"%s\"} %llu\n",
+            t->counters[i].action, t->counters[i].result, t->counters[i].n);
+    evbuffer_add_printf(
+        out,
+        "# HELP tollgate_admin_trail_stream_writes_total Admin trail "
+        "entries written to the fleet's Redis stream, by result.\n"
+        "# TYPE tollgate_admin_trail_stream_writes_total counter\n"
+        "tollgate_admin_trail_stream_writes_total{result=\"ok\"} %llu\n"
+        "tollgate_admin_trail_stream_writes_total{result=\"failed\"} %llu\n",
+        t->stream_ok, t->stream_failed);
     pthread_mutex_unlock(&t->mu);
 }

@@ -17,11 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define AUTH_ADMINTOK_ID_MAX 64     /* bytes of an id */
-#define AUTH_ADMINTOK_MAX_LEN 512   /* bytes of a token */
-#define AUTH_ADMINTOK_MIN_PROD 32   /* shortest token production accepts */
-#define AUTH_ADMINTOK_MAX 1000      /* tokens in one store */
-#define AUTH_ADMINTOK_LINE_MAX 1024 /* bytes of one file line */
+#define AUTH_ADMINTOK_ID_MAX 64      /* bytes of an id */
+#define AUTH_ADMINTOK_MAX_LEN 512    /* bytes of a token */
+#define AUTH_ADMINTOK_MIN_PROD 32    /* shortest token production accepts */
+#define AUTH_ADMINTOK_MAX 1000       /* tokens in one store */
+#define AUTH_ADMINTOK_LINE_MAX 1024  /* bytes of one file line */
 #define AUTH_ADMINTOK_ENV_ID "admin" /* ADMIN_TOKEN's id */
 
 /* What a token may do: read = GET endpoints; write = everything (a write
