@@ -141,8 +141,7 @@ void srv_admin_trail(srv_t *s, const srv_trail_rec_t *r)
     if (t == NULL)
         return;
     count(t, r->action, r->result);
-    if (t->ev == NULL)
-        return; /* no stream (no Redis, or admin_stream_max 0) */
+    /* enqueue() drops it, uncounted, when there is no stream (no Redis) */
     it = calloc(1, sizeof(*it));
     if (it == NULL) {
         pthread_mutex_lock(&t->mu);
