@@ -336,5 +336,47 @@ class AdminTrailFleet(TollgateCase):
         self.assertTrue(tg.alive())
 
 
+@unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
+class AdminTrailCluster(TollgateCase):
+    """Three replicas on a real 6-node Redis Cluster: the stream's one hash
+    tag puts it in one slot; every replica writes and reads the same trail."""
+    shared_server = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cluster = rh.RedisCluster().up()
+        cls.addClassCleanup(cls.cluster.close)
+
+    def test_three_replicas_one_trail(self):
+        def configure(cfg):
+            with_tokens(cfg)
+            cfg["redis"] = {"mode": "cluster", "nodes": self.cluster.seeds, "timeout_ms": 500}
+            for lim in cfg["limits"]:
+                lim["on_redis_error"] = "local"
+            return cfg
+        tgs = [self.spawn(configure) for _ in range(3)]
+        jtis = [unique("cl-jti") for _ in tgs]
+        for tg, jti in zip(tgs, jtis):
+            r = tg.admin("POST", "/admin/v1/revocations", JSON,
+                         json.dumps({"jti": jti, "exp": 4102444800}).encode(), token=WRITE_TOKEN)
+            self.assertEqual(r.status, 200, r)
+
+        def all_seen(tg):
+            r = tg.admin("GET", "/admin/v1/audit?limit=1000", token=READ_TOKEN)
+            if r.status != 200:
+                return None
+            targets = [e.get("target") for e in r.json()["entries"]]
+            return all(j in targets for j in jtis) and r.json()
+        for tg in tgs:
+            page = wait_for(lambda: all_seen(tg), 10.0)
+            self.assertTrue(page, "a replica's /admin/v1/audit misses an action of another")
+        replicas = {e["replica"] for e in page["entries"] if e.get("target") in jtis}
+        self.assertEqual(len(replicas), 3, replicas)
+        key = "tg:{audit}:admin"
+        with self.cluster.client_for_key(key) as c:
+            self.assertGreaterEqual(c.call("XLEN", key), 3)
+
+
 if __name__ == "__main__":
     unittest.main()
