@@ -11,8 +11,9 @@ import signal
 import unittest
 import urllib.parse
 
-from harness import (TollgateCase, ADMIN_TOKEN, api_key, make_jwt, metric, standard_config,
-                     unique, wait_for)
+from harness import (TollgateCase, ADMIN_TOKEN, api_key, make_jwt, metric, raw_request,
+                     standard_config, unique, wait_for)
+from faultproxy import FaultProxy
 
 try:
     import redis_harness as rh
@@ -314,6 +315,40 @@ class AdminTrailFleet(TollgateCase):
         # far below the 300 written
         self.assertLess(n, 300)
         self.assertGreaterEqual(n, 5)
+
+    def test_client_leaves_while_xrange_is_pending(self):
+        """The admin client goes away while its XRANGE waits on Redis: the
+        late reply (or its timeout) answers nobody, nothing is used after
+        free (ASan builds report it), and the next page is served."""
+        proxy = FaultProxy(("127.0.0.1", self.redis.port)).start()
+        self.addCleanup(proxy.close)
+
+        def configure(cfg):
+            self.configure(cfg)
+            cfg["redis"]["nodes"] = [proxy.addr]
+            cfg["redis"]["timeout_ms"] = 1000
+            return cfg
+        tg = self.spawn(configure)
+        self.assertEqual(self.audit_page(tg)["entries"], [])
+        for release in ("reply", "timeout"):
+            with self.subTest(release=release):
+                before = proxy.sent(b"XRANGE")
+                proxy.mode = "hold"
+                raw_request(tg.admin_port, b"GET /admin/v1/audit HTTP/1.1\r\nHost: a\r\n"
+                            b"Authorization: Bearer " + READ_TOKEN.encode() + b"\r\n\r\n",
+                            read=False)
+                self.assertTrue(wait_for(lambda: proxy.sent(b"XRANGE") > before, 5.0))
+                if release == "reply":
+                    proxy.mode = "pass"
+                else:  # the command times out first (its log line), then the reply flows
+                    self.assertTrue(wait_for(lambda: tg.stderr().count("admin audit: redis")
+                                             > 0, 5.0))
+                    proxy.mode = "pass"
+                page = wait_for(lambda: (lambda r: r.json() if r.status == 200 else None)(
+                    tg.admin("GET", "/admin/v1/audit", token=READ_TOKEN)), 5.0)
+                self.assertIsNotNone(page, "the audit endpoint did not recover")
+                self.assertTrue(tg.alive())
+                self.assertIsNone(tg.sanitizer_report())
 
     def test_redis_down(self):
         tg = self.spawn(self.configure)
