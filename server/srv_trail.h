@@ -59,7 +59,8 @@ void srv_trail_stop(struct srv *s);
 /* After the admin Redis client is freed (its callbacks have run). */
 void srv_trail_free(struct srv *s);
 
-/* tollgate_admin_actions_total and tollgate_admin_trail_stream_*. */
+/* tollgate_admin_actions_total and tollgate_admin_trail_stream_*; `s` NULL:
+ * the families with no samples (the docs suite lists them). */
 void srv_trail_metrics(struct srv *s, struct evbuffer *out);
 
 /* The key of the fleet's stream for `prefix` into out; its length or -1. */

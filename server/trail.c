@@ -320,18 +320,22 @@ void srv_trail_free(srv_t *s)
 
 void srv_trail_metrics(srv_t *s, struct evbuffer *out)
 {
-    struct srv_trail *t = s->trail;
+    struct srv_trail *t = s != NULL ? s->trail : NULL;
+    unsigned long long ok = 0, failed = 0;
 
-    if (t == NULL)
-        return;
-    pthread_mutex_lock(&t->mu);
     evbuffer_add_printf(out, "# HELP tollgate_admin_actions_total Privileged actions "
                              "(admin API, config reloads) on this replica, by result.\n"
                              "# TYPE tollgate_admin_actions_total counter\n");
-    for (size_t i = 0; i < t->ncounters; i++)
-        evbuffer_add_printf(
-            out, "tollgate_admin_actions_total{action=\"%s\",result=\"%s\"} %llu\n",
-            t->counters[i].action, t->counters[i].result, t->counters[i].n);
+    if (t != NULL) {
+        pthread_mutex_lock(&t->mu);
+        for (size_t i = 0; i < t->ncounters; i++)
+            evbuffer_add_printf(
+                out, "tollgate_admin_actions_total{action=\"%s\",result=\"%s\"} %llu\n",
+                t->counters[i].action, t->counters[i].result, t->counters[i].n);
+        ok = t->stream_ok;
+        failed = t->stream_failed;
+        pthread_mutex_unlock(&t->mu);
+    }
     evbuffer_add_printf(
         out,
         "# HELP tollgate_admin_trail_stream_writes_total Admin trail "
@@ -339,6 +343,5 @@ void srv_trail_metrics(srv_t *s, struct evbuffer *out)
         "# TYPE tollgate_admin_trail_stream_writes_total counter\n"
         "tollgate_admin_trail_stream_writes_total{result=\"ok\"} %llu\n"
         "tollgate_admin_trail_stream_writes_total{result=\"failed\"} %llu\n",
-        t->stream_ok, t->stream_failed);
-    pthread_mutex_unlock(&t->mu);
+        ok, failed);
 }
