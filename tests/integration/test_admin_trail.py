@@ -215,6 +215,18 @@ class AdminReloadTrail(TollgateCase):
         for secret in SECRETS + (new_tok,):
             self.assertNotIn(secret.encode(), raw)
 
+    def test_audit_off_goes_to_the_log(self):
+        def configure(cfg):
+            with_tokens(cfg)
+            cfg["audit"]["path"] = "off"
+            return cfg
+        tg = self.spawn(configure)
+        r = tg.admin("DELETE", bucket_query("tight", "c=k:off-probe"), token=WRITE_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(wait_for(lambda: "admin trail: bucket_reset limit=tight key=c=k:off-probe "
+                                 "by ci-deploy: ok" in tg.stderr(), 5.0), tg.stderr()[-2000:])
+        self.assertNotIn(WRITE_TOKEN, tg.stderr() + tg.stdout())
+
     def test_short_token_refused_in_production(self):
         def configure(cfg):
             with_tokens(cfg)
