@@ -239,6 +239,8 @@ static void cfg_free(cfg_t *c)
     free(c->audit_path);
     cfg_strv_clear(&c->audit_redact);
     cfg_free_secret(c->admin_token);
+    free(c->admin_tokens_file);
+    auth_admintok_free(c->admin_tokens);
     free(c);
 }
 

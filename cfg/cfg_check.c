@@ -73,6 +73,7 @@ static void check_files(cfg_build_t *b)
     check_file(b, "redis.tls_ca_file", c->redis.tls_ca_file);
     check_file(b, "redis.tls_cert_file", c->redis.tls_cert_file);
     check_file(b, "redis.tls_key_file", c->redis.tls_key_file);
+    check_file(b, "admin_tokens_file", c->admin_tokens_file);
     check_audit(b);
 }
 
@@ -1042,9 +1043,52 @@ static void check_empty_keys(cfg_build_t *b, bool keys_ok)
                  b->name);
 }
 
+/* The admin tokens: ADMIN_TOKEN as `admin write`, then admin_tokens_file.
+ * A token shorter than AUTH_ADMINTOK_MIN_PROD bytes is refused in
+ * production (like an HS secret) and a warning in development. */
+static void build_admin_tokens(cfg_build_t *b)
+{
+    cfg_t *c = b->c;
+    char why[512], tmp[32];
+
+    c->admin_tokens = auth_admintok_new();
+    if (c->admin_tokens == NULL) {
+        cfg_err(b, cfg_at(0), "out of memory");
+        return;
+    }
+    if (c->admin_token != NULL &&
+        auth_admintok_add(c->admin_tokens, AUTH_ADMINTOK_ENV_ID, AUTH_ADMIN_WRITE,
+                          c->admin_token, strlen(c->admin_token), why, sizeof why) != 0)
+        cfg_err(b, cfg_where(b, "admin_token"), "ADMIN_TOKEN: %s", why);
+    if (c->admin_tokens_file != NULL &&
+        cfg_check_file(c->admin_tokens_file, tmp, sizeof tmp) == 0) {
+        if (auth_admintok_load_file(c->admin_tokens, c->admin_tokens_file, why,
+                                    sizeof why) != 0)
+            cfg_err(b, cfg_at(-1), "%s", why);
+        else
+            hash_file(c->admin_tokens_file, b->admin_tokens_file_sha);
+    }
+    for (size_t i = 0; i < auth_admintok_count(c->admin_tokens); i++) {
+        const auth_admin_id_t *e = auth_admintok_get(c->admin_tokens, i);
+        char msg[200];
+
+        if (e->token_len >= AUTH_ADMINTOK_MIN_PROD)
+            continue;
+        snprintf(msg, sizeof msg,
+                 "admin token %s is %zu bytes; production needs at least %d", e->id,
+                 e->token_len, AUTH_ADMINTOK_MIN_PROD);
+        if (c->environment == CFG_ENV_PRODUCTION)
+            cfg_err(b, cfg_at(0), "%s", msg);
+        else
+            log_warn("%s: %s", b->name, msg);
+    }
+}
+
 void cfg_build_runtime(cfg_build_t *b)
 {
     bool keys_ok = build_keystore(b);
+
+    build_admin_tokens(b);
 
     build_jwt(b);
     check_credentials(b, keys_ok);

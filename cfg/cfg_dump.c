@@ -400,7 +400,8 @@ static const unsigned char zero32[32];
 /* secrets_version: HMAC-SHA256 keyed with a fixed domain-separation string
  * over, in a fixed order, the SHA-256 of each secret and key source: the API
  * keys (sorted digests), the key file's bytes, JWT_SECRET, the JWKS files'
- * bytes, the admin token and the Redis password.  Only digests of digests
+ * bytes, the admin token, the Redis password and, when configured, the admin
+ * tokens file's bytes.  Only digests of digests
  * leave the process, truncated to 64 bits. */
 static bool secrets_digest(const cfg_build_t *b, unsigned char md[EVP_MAX_MD_SIZE])
 {
@@ -429,6 +430,11 @@ static bool secrets_digest(const cfg_build_t *b, unsigned char md[EVP_MAX_MD_SIZ
         secret_part(m, "redis_password", c->redis.password,
                     c->redis.password ? strlen(c->redis.password) : 0,
                     c->redis.password != NULL) &&
+        /* only with a tokens file: a config without one keeps the value
+         * it had before the file existed */
+        (c->admin_tokens_file == NULL ||
+         secret_part(m, "admin_tokens_file", b->admin_tokens_file_sha, 32,
+                     memcmp(b->admin_tokens_file_sha, zero32, 32) != 0)) &&
         EVP_MAC_final(m, md, &n, EVP_MAX_MD_SIZE) == 1 && n >= 8;
 
     EVP_MAC_CTX_free(m);

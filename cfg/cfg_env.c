@@ -37,6 +37,7 @@ const char *const cfg_env_names[] = {
     "AUDIT_LOG_PATH",
     "ADMIN_TOKEN",
     "ADMIN_TOKEN_FILE",
+    "ADMIN_TOKENS_FILE",
     "API_KEY_ENABLED",
     NULL,
 };
@@ -430,6 +431,7 @@ void cfg_env_apply(cfg_build_t *b)
     env_string(b, "API_KEYS_FILE", &b->c->auth.api_keys_file, "auth.api_keys_file");
     env_string(b, "JWKS_FILE", &b->c->auth.jwt.keys_file, "auth.jwt.keys_file");
     env_string(b, "AUDIT_LOG_PATH", &b->c->audit_path, "audit.path");
+    env_string(b, "ADMIN_TOKENS_FILE", &b->c->admin_tokens_file, "admin_tokens_file");
     env_body_bytes(b);
     env_rate(b);
     env_redis_url(b);

@@ -60,6 +60,7 @@ typedef struct cfg_build {
     cfg_where_t jwt_secret_where;
     /* for secrets_version: the key file's and the JWKS files' bytes */
     unsigned char keys_file_sha[32], jwks_file_sha[32];
+    unsigned char admin_tokens_file_sha[32]; /* zeros: no admin_tokens_file */
 } cfg_build_t;
 
 /* cfg.c: messages, marks, small parsers, memory. */

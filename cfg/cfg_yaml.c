@@ -1633,6 +1633,8 @@ static const field_t audit_fields[] = {
     {"flush", &K_ENUM, offsetof(cfg_t, audit_flush), 0, 0, audit_flush_names, "interval",
      NULL},
     {"redact_query", &K_QUERY_NAMES, offsetof(cfg_t, audit_redact), 0, 0, NULL, NULL, NULL},
+    {"admin_stream_max", &K_UINT, offsetof(cfg_t, audit_admin_stream_max), 0, 1000000, NULL,
+     "10000", NULL},
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -1682,6 +1684,8 @@ const field_t cfg_top_fields[] = {
     {"cors", &K_MAP, 0, 0, 0, cors_fields, NULL, NULL},
     {"audit", &K_MAP, 0, 0, 0, audit_fields, NULL, NULL},
     {"admin_token", &K_SECRET, offsetof(cfg_t, admin_token), 0, 0, "ADMIN_TOKEN", NULL,
+     NULL},
+    {"admin_tokens_file", &K_STR_OPT, offsetof(cfg_t, admin_tokens_file), 1, 0, NULL, NULL,
      NULL},
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };

@@ -1,5 +1,9 @@
 /* admin.c — the admin listener (docs/reference.md §4): metrics, health, and the admin
- * API behind `Authorization: Bearer ADMIN_TOKEN` (constant-time compare).
+ * API behind `Authorization: Bearer TOKEN`, where TOKEN is one of the admin
+ * tokens (ADMIN_TOKEN, admin_tokens_file), each with an id and a scope:
+ * `read` may call the GET endpoints, `write` every endpoint.  The dispatch is
+ * one table (admin_routes, below); every state-changing action writes one
+ * admin trail line (srv_trail.h) naming the token's id, never the token.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,40 @@
 #include "tollgate/util_fmt.h"
 #include "srv_process.h"
 #include "srv_top.h"
+#include "srv_trail.h"
+
+/* The admin token's id the request being dispatched came with: the admin
+ * listener is one thread, and a handler that answers later copies it. */
+static _Thread_local const char *g_actor;
+
+const char *srv_admin_actor(void)
+{
+    return g_actor != NULL ? g_actor : "-";
+}
+
+static const char *request_id(struct evhttp_request *req)
+{
+    return evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
+}
+
+/* One trail line for an answered action: the result follows the status. */
+static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor,
+                  const char *action, const char *target, int status, const char *code)
+{
+    srv_trail_rec_t r = {
+        .action = action,
+        .target = target,
+        .result = status < 400   ? "ok"
+                  : status < 500 ? "refused"
+                                 : "error",
+        .status = status,
+        .code = status < 400 ? NULL : code,
+        .actor = actor,
+        .request_id = request_id(req),
+    };
+
+    srv_admin_trail(w->srv, &r);
+}
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
@@ -51,16 +89,18 @@ static void send_obj(struct evhttp_request *req, int status, json_t *o)
     json_decref(o);
 }
 
-static bool authorized(const cfg_t *c, struct evhttp_request *req)
+/* The admin token the request carries, or NULL.  Every token is compared
+ * (auth_admintok_match): the time taken does not say which matched. */
+static const auth_admin_id_t *authorized(const cfg_t *c, struct evhttp_request *req)
 {
     const char *h =
         evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     const char *tok;
 
-    if (c->admin_token == NULL || h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
     tok = h + 7;
-    return auth_ct_equal(tok, strlen(tok), c->admin_token, strlen(c->admin_token));
+    return auth_admintok_match(c->admin_tokens, tok, strlen(tok));
 }
 
 static void metrics(srv_worker_t *w, struct evhttp_request *req)
@@ -78,6 +118,7 @@ static void metrics(srv_worker_t *w, struct evhttp_request *req)
     /* the admin thread's snapshot: the newest, it is given it last */
     metrics_render_build_info(buf, TOLLGATE_VERSION, w->cfg->version);
     metrics_render_process(buf);
+    srv_trail_metrics(w->srv, buf);
     evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_send_reply(req, 200, "OK", buf);
@@ -96,9 +137,9 @@ static void reload(srv_worker_t *w, struct evhttp_request *req)
     char err[4096];
     cfg_t *c;
 
-    if (srv_reload(w->srv, err, sizeof(err)) != 0) {
-        const char *rid =
-            evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
+    /* srv_reload writes the trail line, with the versions before and after */
+    if (srv_reload(w->srv, srv_admin_actor(), request_id(req), err, sizeof(err)) != 0) {
+        const char *rid = request_id(req);
 
         send_obj(req, 422,
                  json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "config_invalid",
@@ -128,6 +169,7 @@ static void config(srv_worker_t *w, struct evhttp_request *req)
 /* GET|DELETE /admin/v1/buckets?limit=NAME&key=IDENTITY (memory backend). */
 /* A bucket read or reset in Redis: the admin request waits for its reply. */
 typedef struct bucket_op {
+    srv_worker_t *w;
     struct evhttp_request *req;
     rc_client_t *rc;
     size_t script;
@@ -136,7 +178,15 @@ typedef struct bucket_op {
     char *rkey; /* its Redis key */
     uint64_t n, period_ms, burst;
     bool exists;
+    bool del;                             /* DELETE: a reset, trailed */
+    char actor[AUTH_ADMINTOK_ID_MAX + 1]; /* the admin token's id */
 } bucket_op_t;
+
+/* "limit=NAME key=KEY", the trail's target of a bucket reset. */
+static void bucket_target(const char *limit, const char *key, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "limit=%s key=%s", limit ? limit : "", key ? key : "");
+}
 
 static void bucket_op_free(bucket_op_t *op)
 {
@@ -148,7 +198,13 @@ static void bucket_op_free(bucket_op_t *op)
 
 static void redis_failed(bucket_op_t *op, const char *errstr)
 {
+    char target[SRV_TRAIL_TARGET_MAX + 1];
+
     log_warn("admin buckets: redis: %s", errstr ? errstr : "no reply");
+    if (op->del) {
+        bucket_target(op->limit, op->key, target, sizeof target);
+        trail(op->w, op->req, op->actor, "bucket_reset", target, 503, "unavailable");
+    }
     send_err(op->req, 503, "unavailable", "redis unavailable");
     bucket_op_free(op);
 }
@@ -200,6 +256,12 @@ static void on_del(rc_client_t *c, redisReply *rep, const char *errstr, void *pr
         return;
     }
     log_info("admin: reset bucket %s of %s in redis", op->limit, op->key);
+    {
+        char target[SRV_TRAIL_TARGET_MAX + 1];
+
+        bucket_target(op->limit, op->key, target, sizeof target);
+        trail(op->w, op->req, op->actor, "bucket_reset", target, 200, NULL);
+    }
     send_obj(op->req, 200,
              json_pack("{s:s,s:s,s:b}", "limit", op->limit, "key", op->key, "reset",
                        rep->integer > 0));
@@ -219,11 +281,16 @@ static void redis_bucket(srv_worker_t *w, struct evhttp_request *req,
     rc_pending_t *h;
 
     if (len < 0 || op == NULL) {
+        if (cmd == EVHTTP_REQ_DELETE)
+            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
         send_err(req, 400, "bad_request", "key too long");
         free(op);
         return;
     }
+    op->w = w;
     op->req = req;
+    op->del = cmd == EVHTTP_REQ_DELETE;
+    snprintf(op->actor, sizeof op->actor, "%s", srv_admin_actor());
     op->rc = w->srv->admin.rc;
     op->script = srv_script_index("bucket");
     op->limit = strdup(lim->name);
@@ -233,8 +300,7 @@ static void redis_bucket(srv_worker_t *w, struct evhttp_request *req,
     op->period_ms = lim->rate.period_ms;
     op->burst = lim->rate.burst;
     if (op->limit == NULL || op->key == NULL || op->rkey == NULL) {
-        send_err(req, 503, "unavailable", "out of memory");
-        bucket_op_free(op);
+        redis_failed(op, "out of memory");
         return;
     }
     h = rc_command_argv(op->rc, rkey, (size_t)len, 2, argv, NULL,
@@ -253,6 +319,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
 
     TAILQ_INIT(&q);
     if (qs == NULL || evhttp_parse_query_str(qs + 1, &q) != 0) {
+        if (cmd == EVHTTP_REQ_DELETE)
+            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
         send_err(req, 400, "bad_request", "limit and key are required");
         goto out;
     }
@@ -262,6 +330,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
         if (strcmp(w->cfg->policy.limits[i].name, name) == 0)
             lim = &w->cfg->policy.limits[i];
     if (lim == NULL || key == NULL) {
+        if (cmd == EVHTTP_REQ_DELETE)
+            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
         send_err(req, 400, "bad_request", "limit (a configured name) and key are required");
         goto out;
     }
@@ -271,7 +341,10 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     }
     if (cmd == EVHTTP_REQ_DELETE) {
         bool had = rl_memory_reset(w->srv->memory, lim->name, key) == 0;
+        char target[SRV_TRAIL_TARGET_MAX + 1];
 
+        bucket_target(lim->name, key, target, sizeof target);
+        trail(w, req, srv_admin_actor(), "bucket_reset", target, 200, NULL);
         send_obj(req, 200,
                  json_pack("{s:s,s:s,s:b}", "limit", lim->name, "key", key, "reset", had));
         goto out;
@@ -312,18 +385,33 @@ static char *body_of(struct evhttp_request *req, size_t *len)
 
 /* The admin request waiting for Redis to store a revocation. */
 typedef struct revoke_wait {
+    srv_worker_t *w;
     struct evhttp_request *req;
     bool subject;
+    const char *action;                   /* revoke_jti | revoke_token | revoke_subject */
+    char actor[AUTH_ADMINTOK_ID_MAX + 1]; /* the admin token's id */
     char id[AUTH_REVOKE_MAX_ID + 1];
 } revoke_wait_t;
+
+static const char *revoke_action(bool subject, srv_revoke_kind_t kind)
+{
+    return subject                    ? "revoke_subject"
+           : kind == SRV_REVOKE_TOKEN ? "revoke_token"
+                                      : "revoke_jti";
+}
 
 static void revoke_done(const char *err, int64_t when, void *privdata)
 {
     revoke_wait_t *rw = privdata;
+    bool redis = err != NULL && strstr(err, "redis") != NULL;
 
+    trail(rw->w, rw->req, rw->actor, rw->action, rw->id,
+          err == NULL ? 200
+          : redis     ? 503
+                      : 400,
+          redis ? "unavailable" : "bad_request");
     if (err != NULL) {
-        send_err(rw->req, strstr(err, "redis") ? 503 : 400,
-                 strstr(err, "redis") ? "unavailable" : "bad_request", err);
+        send_err(rw->req, redis ? 503 : 400, redis ? "unavailable" : "bad_request", err);
     } else {
         log_info("revoked %s %s (%s %lld)", rw->subject ? "subject" : "jti", rw->id,
                  rw->subject ? "before" : "until", (long long)when);
@@ -349,7 +437,10 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     rc = body ? srv_admin_parse_revoke(body, len, subject, &rq, err, sizeof(err)) : -1;
     free(body);
     if (rc != 0) {
-        send_err(req, 400, "bad_request", body ? err : "out of memory");
+        trail(w, req, srv_admin_actor(), revoke_action(subject, SRV_REVOKE_JTI), NULL,
+              body ? 400 : 500, body ? "bad_request" : "error");
+        send_err(req, body ? 400 : 500, body ? "bad_request" : "error",
+                 body ? err : "out of memory");
         return;
     }
     if (rq.kind == SRV_REVOKE_TOKEN) {
@@ -371,6 +462,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
         auth_identity_clear(&id);
         if (st != AUTH_JWT_OK || rq.id[0] == '\0') {
             srv_revoke_req_clear(&rq);
+            trail(w, req, srv_admin_actor(), "revoke_token", NULL, 400, "bad_request");
             send_err(req, 400, "bad_request", err);
             return;
         }
@@ -379,14 +471,20 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
         rq.when = now + 1; /* every token issued up to now */
     revoke_wait_t *rw = calloc(1, sizeof(*rw));
     if (rw == NULL) {
+        trail(w, req, srv_admin_actor(), revoke_action(subject, rq.kind), rq.id, 500,
+              "error");
         srv_revoke_req_clear(&rq);
         send_err(req, 500, "error", "out of memory");
         return;
     }
+    rw->w = w;
     rw->req = req;
     rw->subject = subject;
+    rw->action = revoke_action(subject, rq.kind);
+    snprintf(rw->actor, sizeof rw->actor, "%s", srv_admin_actor());
     snprintf(rw->id, sizeof(rw->id), "%s", rq.id);
     if (srv_shared_revoke(w->srv, rq.kind, rq.id, rq.when, revoke_done, rw) != 0) {
+        trail(w, req, rw->actor, rw->action, rw->id, 503, "unavailable");
         free(rw);
         send_err(req, 503, "unavailable", "redis unavailable: nothing was revoked");
     }
@@ -411,6 +509,223 @@ static void revocation(srv_worker_t *w, struct evhttp_request *req, const char *
                                  (json_int_t)exp)
                      : json_pack("{s:s,s:b,s:n}", "jti", id, "revoked", 0, "exp"));
     free(id);
+}
+
+/* GET /admin/v1/audit?since=&limit=: one page of the fleet's admin trail
+ * from the Redis stream, oldest first. */
+typedef struct audit_page {
+    struct evhttp_request *req;
+    unsigned count;
+} audit_page_t;
+
+static void audit_unavailable(struct evhttp_request *req)
+{
+    send_err(req, 503, "unavailable",
+             "the fleet's admin trail needs Redis; each replica's local audit log has its "
+             "own lines (\"kind\":\"admin\")");
+}
+
+static void on_xrange(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)
+{
+    audit_page_t *ap = privdata;
+    char last[SRV_AUDIT_ID_MAX + 1], err[128];
+    json_t *entries;
+
+    (void)c;
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        log_warn("admin audit: redis: %s", rep      ? "error reply"
+                                           : errstr ? errstr
+                                                    : "no reply");
+        audit_unavailable(ap->req);
+        goto out_free;
+    }
+    entries = srv_admin_trail_entries(rep, ap->count, last, sizeof last, err, sizeof err);
+    if (entries == NULL) {
+        log_warn("admin audit: %s", err);
+        send_err(ap->req, 502, "bad_gateway",
+                 "the admin trail stream's reply is malformed");
+        goto out_free;
+    }
+    send_obj(ap->req, 200,
+             json_pack("{s:o,s:s?,s:b}", "entries", entries, "next", last[0] ? last : NULL,
+                       "more", json_array_size(entries) == ap->count));
+out_free:
+    free(ap);
+}
+
+static void audit_read(srv_worker_t *w, struct evhttp_request *req)
+{
+    struct evkeyvalq q;
+    const char *uri = evhttp_request_get_uri(req), *qs = strchr(uri, '?');
+    char start[SRV_AUDIT_ID_MAX + 2], key[256], count[UTIL_FMT_U64_MAX], err[160];
+    const char *argv[6] = {"XRANGE", key, start, "+", "COUNT", count};
+    audit_page_t *ap = NULL;
+    unsigned n;
+    int klen;
+
+    TAILQ_INIT(&q);
+    if (qs != NULL && evhttp_parse_query_str(qs + 1, &q) != 0) {
+        send_err(req, 400, "bad_request", "bad query string");
+        goto out;
+    }
+    if (srv_admin_parse_audit_query(evhttp_find_header(&q, "since"),
+                                    evhttp_find_header(&q, "limit"), start, sizeof start,
+                                    &n, err, sizeof err) != 0) {
+        send_err(req, 400, "bad_request", err);
+        goto out;
+    }
+    klen = srv_trail_key(w->srv->redis_prefix, key, sizeof key);
+    if (w->srv->admin.rc == NULL || klen < 0) {
+        audit_unavailable(req);
+        goto out;
+    }
+    util_fmt_u64(count, n);
+    ap = calloc(1, sizeof(*ap));
+    if (ap == NULL) {
+        send_err(req, 500, "error", "out of memory");
+        goto out;
+    }
+    ap->req = req;
+    ap->count = n;
+    if (rc_command_argv(w->srv->admin.rc, key, (size_t)klen, 6, argv, NULL, on_xrange,
+                        ap) == NULL) {
+        free(ap);
+        audit_unavailable(req);
+    }
+out:
+    evhttp_clear_headers(&q);
+}
+
+/* Uniform handlers for the table. */
+static void config_get(srv_worker_t *w, struct evhttp_request *req)
+{
+    config(w, req);
+}
+
+static void buckets_any(srv_worker_t *w, struct evhttp_request *req)
+{
+    buckets(w, req, evhttp_request_get_command(req));
+}
+
+static void revoke_jti(srv_worker_t *w, struct evhttp_request *req)
+{
+    revoke(w, req, false);
+}
+
+static void revoke_subject(srv_worker_t *w, struct evhttp_request *req)
+{
+    revoke(w, req, true);
+}
+
+static void revocation_get(srv_worker_t *w, struct evhttp_request *req)
+{
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+    revocation(w, req, path + strlen("/admin/v1/revocations/"));
+}
+
+/* GET /admin/v1/limits/{name}/top (admin_top.c) */
+static void limits_get(srv_worker_t *w, struct evhttp_request *req)
+{
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+    srv_admin_top(w, req, path + strlen("/admin/v1/limits/"));
+}
+
+typedef void admin_fn(srv_worker_t *w, struct evhttp_request *req);
+
+typedef struct admin_route {
+    unsigned methods;         /* EVHTTP_REQ_* bits */
+    const char *path;         /* exact; ending in '*': that prefix and any rest */
+    auth_admin_scope_t scope; /* the least scope a token needs */
+    const char *action;       /* write endpoints: the trail's action for a 403 */
+    admin_fn *fn;
+} admin_route_t;
+
+#define GET EVHTTP_REQ_GET
+#define POST EVHTTP_REQ_POST
+#define DELETE EVHTTP_REQ_DELETE
+#define READ AUTH_ADMIN_READ
+#define WRITE AUTH_ADMIN_WRITE
+
+/* The admin API.  Adding an endpoint is one line here: methods, path,
+ * scope (READ for what only reads, WRITE for what changes state), the trail
+ * action refused 403s are recorded under (NULL for reads), the handler.
+ * A WRITE handler calls srv_admin_trail (srv_trail.h) once with its outcome;
+ * srv_admin_actor() is the token's id.  The first line that matches the
+ * path and method wins; a path that matches no line is a 404. */
+static const admin_route_t admin_routes[] = {
+    {POST, "/admin/v1/reload", WRITE, "reload", reload},
+    {GET, "/admin/v1/config", READ, NULL, config_get},
+    {GET, "/admin/v1/buckets", READ, NULL, buckets_any},
+    {DELETE, "/admin/v1/buckets", WRITE, "bucket_reset", buckets_any},
+    {POST, "/admin/v1/revocations", WRITE, "revoke_jti", revoke_jti},
+    {POST, "/admin/v1/revocations/subject", WRITE, "revoke_subject", revoke_subject},
+    {GET, "/admin/v1/revocations/*", READ, NULL, revocation_get},
+    {GET, "/admin/v1/audit", READ, NULL, audit_read},
+    {GET, "/admin/v1/limits/*", READ, NULL, limits_get},
+};
+
+#undef GET
+#undef POST
+#undef DELETE
+#undef READ
+#undef WRITE
+
+static bool route_matches(const admin_route_t *r, const char *path)
+{
+    size_t n = strlen(r->path);
+
+    if (n > 0 && r->path[n - 1] == '*')
+        return strncmp(path, r->path, n - 1) == 0;
+    return strcmp(path, r->path) == 0;
+}
+
+static const admin_route_t *find_route(const char *path, enum evhttp_cmd_type cmd)
+{
+    for (size_t i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++)
+        if ((admin_routes[i].methods & (unsigned)cmd) != 0 &&
+            route_matches(&admin_routes[i], path))
+            return &admin_routes[i];
+    return NULL;
+}
+
+static void unauthorized(srv_worker_t *w, struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"tollgate-admin\"");
+    send_err(req, 401, "unauthorized",
+             auth_admintok_count(w->cfg->admin_tokens) > 0
+                 ? "admin token required"
+                 : "admin API disabled: set ADMIN_TOKEN or admin_tokens_file");
+}
+
+static void dispatch(srv_worker_t *w, struct evhttp_request *req, const char *path,
+                     enum evhttp_cmd_type cmd)
+{
+    const auth_admin_id_t *who = authorized(w->cfg, req);
+    const admin_route_t *r;
+
+    if (who == NULL) {
+        unauthorized(w, req);
+        return;
+    }
+    r = find_route(path, cmd);
+    if (r == NULL) {
+        send_err(req, 404, "not_found", "no such admin endpoint");
+        return;
+    }
+    if (r->scope == AUTH_ADMIN_WRITE && who->scope != AUTH_ADMIN_WRITE) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"tollgate-admin\", error=\"insufficient_scope\", "
+                          "scope=\"write\"");
+        trail(w, req, who->id, r->action, NULL, 403, "insufficient_scope");
+        send_err(req, 403, "insufficient_scope", "this admin token may only read");
+        return;
+    }
+    g_actor = who->id;
+    r->fn(w, req);
+    g_actor = NULL;
 }
 
 void srv_admin_handle(struct evhttp_request *req, void *arg)
@@ -446,44 +761,5 @@ void srv_admin_handle(struct evhttp_request *req, void *arg)
         send_err(req, 404, "not_found", "no such admin endpoint");
         return;
     }
-    if (!authorized(w->cfg, req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                          "Bearer realm=\"tollgate-admin\"");
-        {
-            send_err(req, 401, "unauthorized",
-                     w->cfg->admin_token ? "admin token required"
-                                         : "admin API disabled: set ADMIN_TOKEN");
-            return;
-        }
-    }
-    if (strcmp(path, "/admin/v1/reload") == 0 && cmd == EVHTTP_REQ_POST) {
-        reload(w, req);
-        return;
-    }
-    if (strcmp(path, "/admin/v1/config") == 0 && cmd == EVHTTP_REQ_GET) {
-        config(w, req);
-        return;
-    }
-    if (strcmp(path, "/admin/v1/buckets") == 0 &&
-        (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_DELETE)) {
-        buckets(w, req, cmd);
-        return;
-    }
-    if (strcmp(path, "/admin/v1/revocations") == 0 && cmd == EVHTTP_REQ_POST) {
-        revoke(w, req, false);
-        return;
-    }
-    if (strcmp(path, "/admin/v1/revocations/subject") == 0 && cmd == EVHTTP_REQ_POST) {
-        revoke(w, req, true);
-        return;
-    }
-    if (strncmp(path, "/admin/v1/revocations/", 22) == 0 && cmd == EVHTTP_REQ_GET) {
-        revocation(w, req, path + 22);
-        return;
-    }
-    if (strncmp(path, "/admin/v1/limits/", 17) == 0 && cmd == EVHTTP_REQ_GET) {
-        srv_admin_top(w, req, path + 17);
-        return;
-    }
-    send_err(req, 404, "not_found", "no such admin endpoint");
+    dispatch(w, req, path, cmd);
 }

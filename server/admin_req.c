@@ -1,4 +1,5 @@
 /* admin_req.c — see srv_admin_req.h. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,4 +119,163 @@ void srv_revoke_req_clear(srv_revoke_req_t *r)
         free(r->token);
     }
     memset(r, 0, sizeof(*r));
+}
+
+/* ---- GET /admin/v1/audit ------------------------------------------------ */
+
+/* A u64 of 1..20 digits at s[0..len); 0 or -1. */
+static int u64_of(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int srv_admin_parse_audit_query(const char *since, const char *limit, char *start,
+                                size_t startlen, unsigned *count, char *err, size_t errlen)
+{
+    uint64_t ms, seq, n = SRV_AUDIT_PAGE_DEFAULT;
+    const char *dash;
+
+    if (limit != NULL &&
+        (u64_of(limit, strlen(limit), &n) != 0 || n == 0 || n > SRV_AUDIT_PAGE_MAX)) {
+        snprintf(err, errlen, "limit must be an integer from 1 to %d", SRV_AUDIT_PAGE_MAX);
+        return -1;
+    }
+    *count = (unsigned)n;
+    if (since == NULL) {
+        snprintf(start, startlen, "-");
+        return 0;
+    }
+    dash = strchr(since, '-');
+    if (dash == NULL && u64_of(since, strlen(since), &ms) == 0) {
+        snprintf(start, startlen, "%llu-0", (unsigned long long)ms);
+        return 0;
+    }
+    if (dash != NULL && u64_of(since, (size_t)(dash - since), &ms) == 0 &&
+        u64_of(dash + 1, strlen(dash + 1), &seq) == 0) {
+        snprintf(start, startlen, "(%llu-%llu", (unsigned long long)ms,
+                 (unsigned long long)seq);
+        return 0;
+    }
+    snprintf(err, errlen,
+             "since must be a stream id (MS-SEQ, the last page's next) or unix ms");
+    return -1;
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* A value as printable ASCII, at most 256 bytes. */
+static json_t *clean_str(const redisReply *v)
+{
+    char buf[257];
+    size_t n = v->len < 256 ? v->len : 256;
+
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (v->str[i] >= 0x20 && v->str[i] < 0x7f) ? v->str[i] : '?';
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
+static json_t *int_of(const redisReply *v)
+{
+    uint64_t n;
+
+    if (u64_of(v->str, v->len, &n) != 0 || n > (uint64_t)INT64_MAX)
+        return json_null();
+    return json_integer((json_int_t)n);
+}
+
+static const char *const trail_fields[] = {
+    "ts",
+    "action",
+    "target",
+    "result",
+    "status",
+    "code",
+    "actor",
+    "replica",
+    "request_id",
+    "config_version_before",
+    "config_version_after",
+    "secrets_version_before",
+    "secrets_version_after",
+    NULL,
+};
+
+/* One [id, [field, value, ...]]; NULL when malformed. */
+static json_t *trail_entry(const redisReply *e)
+{
+    const redisReply *id, *kv;
+    json_t *o;
+
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+        return NULL;
+    id = e->element[0];
+    kv = e->element[1];
+    if (!is_str(id) || id->len == 0 || id->len > SRV_AUDIT_ID_MAX || kv == NULL ||
+        kv->type != REDIS_REPLY_ARRAY || kv->elements % 2 != 0)
+        return NULL;
+    o = json_object();
+    if (o == NULL || json_object_set_new(o, "id", clean_str(id)) != 0)
+        goto out_bad;
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        const redisReply *f = kv->element[i], *v = kv->element[i + 1];
+        const char *const *k;
+
+        if (!is_str(f) || !is_str(v))
+            goto out_bad;
+        for (k = trail_fields; *k != NULL; k++)
+            if (strlen(*k) == f->len && memcmp(*k, f->str, f->len) == 0)
+                break;
+        if (*k == NULL)
+            continue; /* not ours: left out */
+        if (json_object_set_new(o, *k,
+                                strcmp(*k, "ts") == 0 || strcmp(*k, "status") == 0
+                                    ? int_of(v)
+                                    : clean_str(v)) != 0)
+            goto out_bad;
+    }
+    return o;
+out_bad:
+    json_decref(o);
+    return NULL;
+}
+
+json_t *srv_admin_trail_entries(const redisReply *rep, size_t max, char *last,
+                                size_t lastlen, char *err, size_t errlen)
+{
+    json_t *a;
+
+    if (lastlen > 0)
+        last[0] = '\0';
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "the stream's reply is not an array");
+        return NULL;
+    }
+    a = json_array();
+    for (size_t i = 0; a != NULL && i < rep->elements && i < max; i++) {
+        json_t *e = trail_entry(rep->element[i]);
+
+        if (e == NULL || json_array_append_new(a, e) != 0) {
+            snprintf(err, errlen, "entry %zu of the stream's reply is malformed", i);
+            json_decref(a);
+            return NULL;
+        }
+        snprintf(last, lastlen, "%s", json_string_value(json_object_get(e, "id")));
+    }
+    if (a == NULL)
+        snprintf(err, errlen, "out of memory");
+    return a;
 }

@@ -125,8 +125,9 @@ int audit_reopen(audit_t *a)
 }
 
 /* Write whole lines to the sink; on error the batch is dropped.  `sync`:
- * then fdatasync (not for stdout, where it means nothing). */
-static void sink_write(audit_t *a, const char *p, size_t len, bool sync)
+ * then fdatasync (not for stdout, where it means nothing).  0, or -1 when
+ * not everything was written. */
+static int sink_write(audit_t *a, const char *p, size_t len, bool sync)
 {
     ssize_t r;
 
@@ -151,6 +152,7 @@ static void sink_write(audit_t *a, const char *p, size_t len, bool sync)
         a->failing = true;
     }
     pthread_mutex_unlock(&a->mu);
+    return len == 0 ? 0 : -1;
 }
 
 /* ---- per-thread buffers --------------------------------------------------- */
@@ -449,4 +451,54 @@ int audit_format(const audit_rec_t *r, char *out, size_t outlen)
         return -1;
     out[w.n] = '\0';
     return (int)w.n;
+}
+
+static void jw_field(jw_t *w, const char *name, const char *v)
+{
+    jw_str(w, ",\"");
+    jw_str(w, name);
+    jw_str(w, "\":");
+    jw_jstr(w, v, AUDIT_FIELD_MAX);
+}
+
+int audit_format_admin(const audit_admin_rec_t *r, char *out, size_t outlen)
+{
+    jw_t w = {out, 0, outlen > 0 ? outlen - 1 : 0, false};
+
+    if (r == NULL || out == NULL || outlen == 0)
+        return -1;
+    jw_str(&w, "{\"ts\":");
+    jw_ts(&w, r->ts_ms);
+    jw_str(&w, ",\"kind\":\"admin\"");
+    jw_field(&w, "action", r->action);
+    jw_field(&w, "target", r->target);
+    jw_field(&w, "result", r->result);
+    jw_str(&w, ",\"status\":");
+    jw_int(&w, r->status);
+    jw_field(&w, "code", r->code);
+    jw_field(&w, "actor", r->actor);
+    jw_field(&w, "replica", r->replica);
+    jw_field(&w, "request_id", r->request_id);
+    jw_field(&w, "config_version_before", r->config_version_before);
+    jw_field(&w, "config_version_after", r->config_version_after);
+    jw_field(&w, "secrets_version_before", r->secrets_version_before);
+    jw_field(&w, "secrets_version_after", r->secrets_version_after);
+    jw_str(&w, "}\n");
+    if (w.full)
+        return -1;
+    out[w.n] = '\0';
+    return (int)w.n;
+}
+
+int audit_write_admin(audit_t *a, const audit_admin_rec_t *r)
+{
+    char line[12 * 6 * AUDIT_FIELD_MAX]; /* 11 strings of <= 256 bytes, each byte <= 6 */
+    int n;
+
+    if (a == NULL)
+        return -1;
+    n = audit_format_admin(r, line, sizeof line);
+    if (n < 0)
+        return -1;
+    return sink_write(a, line, (size_t)n, true);
 }

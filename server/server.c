@@ -32,6 +32,7 @@
 #include "tollgate/auth_ticket.h"
 #include "srv_process.h"
 #include "srv_top.h"
+#include "srv_trail.h"
 
 #define SRV_MAX_MEMORY_BUCKETS 1000000
 #define SRV_MAX_LOCKOUT_KEYS 100000
@@ -349,7 +350,30 @@ static void wait_taken(srv_t *s, uint64_t seq)
         }
 }
 
-int srv_reload(srv_t *s, char *err, size_t errlen)
+/* The trail's line for a reload (srv_trail.h). */
+static void trail_reload(srv_t *s, const char *actor, const char *request_id,
+                         const cfg_t *o, const cfg_t *n)
+{
+    srv_trail_rec_t r = {
+        .action = "reload",
+        .result = n != NULL ? "ok" : "refused",
+        .status = request_id == NULL ? 0
+                  : n != NULL        ? 200
+                                     : 422,
+        .code = n != NULL ? NULL : "config_invalid",
+        .actor = actor,
+        .request_id = request_id,
+        .config_before = o->version,
+        .config_after = n != NULL ? n->version : o->version,
+        .secrets_before = o->secrets_version,
+        .secrets_after = n != NULL ? n->secrets_version : o->secrets_version,
+    };
+
+    srv_admin_trail(s, &r);
+}
+
+int srv_reload(srv_t *s, const char *actor, const char *request_id, char *err,
+               size_t errlen)
 {
     cfg_t *n, *old, *now;
     uint64_t seq;
@@ -357,9 +381,12 @@ int srv_reload(srv_t *s, char *err, size_t errlen)
     pthread_mutex_lock(&s->cfg_mu);
     n = cfg_load(s->config_path, err, errlen);
     if (n == NULL) {
+        old = cfg_ref(s->cfg);
         pthread_mutex_unlock(&s->cfg_mu);
         metrics_config_reload(false);
-        log_error("config reload rejected, keeping version %s: %s", s->cfg->version, err);
+        log_error("config reload rejected, keeping version %s: %s", old->version, err);
+        trail_reload(s, actor, request_id, old, NULL);
+        cfg_unref(old);
         return -1;
     }
     warn_restart_needed(s->cfg, n);
@@ -379,9 +406,10 @@ int srv_reload(srv_t *s, char *err, size_t errlen)
         strcmp(old->secrets_version, n->secrets_version) != 0)
         log_info("config reloaded: version %s -> %s, secrets version %s -> %s",
                  old->version, n->version, old->secrets_version, n->secrets_version);
+    metrics_config_reload(true);
+    trail_reload(s, actor, request_id, old, n);
     cfg_unref(old);
     cfg_unref(n);
-    metrics_config_reload(true);
     return 0;
 }
 
@@ -450,7 +478,7 @@ static void watch_add(watch_t *wt, watch_t *old, const char *path)
 static void watch_refresh(watch_t *wt)
 {
     static const char *const env_files[] = {"API_KEYS_FILE", "JWT_SECRET_FILE", "JWKS_FILE",
-                                            "ADMIN_TOKEN_FILE"};
+                                            "ADMIN_TOKEN_FILE", "ADMIN_TOKENS_FILE"};
     watch_t old = *wt;
     cfg_t *c = srv_current_cfg(wt->s);
 
@@ -458,6 +486,7 @@ static void watch_refresh(watch_t *wt)
     watch_add(wt, &old, wt->s->config_path);
     watch_add(wt, &old, c->auth.api_keys_file);
     watch_add(wt, &old, c->auth.jwt.keys_file);
+    watch_add(wt, &old, c->admin_tokens_file);
     for (size_t i = 0; i < sizeof env_files / sizeof env_files[0]; i++)
         watch_add(wt, &old, getenv(env_files[i]));
     cfg_unref(c);
@@ -492,7 +521,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
     if (changed != NULL) {
         log_info("%s changed: reloading",
                  strcmp(changed, wt->s->config_path) == 0 ? "config file" : changed);
-        srv_reload(wt->s, err, sizeof(err));
+        srv_reload(wt->s, SRV_TRAIL_WATCH, NULL, err, sizeof(err));
         watch_refresh(wt);
     }
 }
@@ -545,7 +574,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     switch (sig) {
     case SIGHUP:
         log_info("SIGHUP: reloading config");
-        srv_reload(s, err, sizeof(err));
+        srv_reload(s, SRV_TRAIL_SIGNAL, NULL, err, sizeof(err));
         break;
     case SIGUSR1:
         if (s->audit != NULL && audit_reopen(s->audit) != 0)
@@ -676,7 +705,7 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     if (bind_listeners(s, cfg, err, errlen) != 0)
         goto out_free;
     if (srv_shared_start(s, err, errlen) != 0 || srv_fleet_start(s, err, errlen) != 0 ||
-        srv_top_start(s, err, errlen) != 0)
+        srv_top_start(s, err, errlen) != 0 || srv_trail_start(s, err, errlen) != 0)
         goto out_free;
     return s;
 out_nomem:
@@ -759,7 +788,9 @@ void srv_free(srv_t *s)
     srv_fleet_stop(s); /* before the admin client it uses */
     srv_top_stop(s);   /* likewise; the workers' parts went with them */
     srv_shared_stop(s);
+    srv_trail_stop(s); /* its event is on the admin loop */
     worker_clear(&s->admin);
+    srv_trail_free(s); /* after the admin client ran its callbacks */
     audit_close(s->audit);
     rl_memory_free(s->memory);
     auth_lockout_free(s->lockout);

@@ -124,6 +124,7 @@ struct srv {
     struct rc_sub *sub;              /* revocations + lockouts channels (admin thread) */
     struct event *resync_ev;         /* revocation index reload while `sub` is down */
     struct rl_fleet *fleet;          /* fleet.c: roster + live count (admin thread) */
+    struct srv_trail *trail;         /* trail.c: the admin trail (srv_trail.h) */
     struct event *fleet_ev;          /* its heartbeat timer (admin thread) */
     atomic_bool fleet_settled;       /* the first heartbeat was answered or failed */
     bool fleet_failing;              /* admin thread: the last heartbeat failed */
@@ -194,9 +195,12 @@ cfg_t *srv_current_cfg(srv_t *s); /* a new reference */
  * main-listener worker serves it (at most SRV_RELOAD_WAIT_MS), and only then
  * gives it to the admin thread: a 200 from POST /admin/v1/reload, or a new
  * config_version on the admin port's /readyz, means requests get the new
- * config.  0, or -1 with err set (the old config stays). */
+ * config.  0, or -1 with err set (the old config stays).  Either way one
+ * admin trail line (srv_trail.h) records it: `actor` is the admin token's id
+ * or "signal" / "watch"; `request_id` the admin request's, else NULL. */
 #define SRV_RELOAD_WAIT_MS 2000
-int srv_reload(srv_t *s, char *err, size_t errlen);
+int srv_reload(srv_t *s, const char *actor, const char *request_id, char *err,
+               size_t errlen);
 
 /* health.c: the /readyz body into `body`; returns the HTTP status. */
 int srv_readyz(srv_t *s, const cfg_t *c, bool admin, char *body, size_t len);

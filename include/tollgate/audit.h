@@ -65,4 +65,29 @@ void audit_log(audit_buf_t *b, const audit_rec_t *r);
  * does not fit. Exposed for tests. */
 int audit_format(const audit_rec_t *r, char *out, size_t outlen);
 
+/* A privileged action (admin API, config reload): a line of its own kind,
+ * `"kind":"admin"` first after ts, so it is told apart from request lines
+ * (which have no `kind`).  Every string is cut to 256 bytes and escaped;
+ * NULL strings and negative numbers are null. */
+typedef struct audit_admin_rec {
+    int64_t ts_ms;
+    const char *action;  /* reload, revoke_jti, revoke_subject, bucket_reset, ... */
+    const char *target;  /* what it acted on, never a secret (the caller's rule) */
+    const char *result;  /* ok | refused | error */
+    int status;          /* the HTTP status answered; < 0: null (signal, watch) */
+    const char *code;    /* the error code when not ok */
+    const char *actor;   /* the admin token's id, or signal | watch */
+    const char *replica; /* host:pid */
+    const char *request_id;
+    const char *config_version_before, *config_version_after;
+    const char *secrets_version_before, *secrets_version_after;
+} audit_admin_rec_t;
+
+int audit_format_admin(const audit_admin_rec_t *r, char *out, size_t outlen);
+
+/* Format and write one admin line at once (not buffered: rare, and wanted
+ * on disk before the answer), from any thread.  0, or -1 when it was not
+ * written (a is NULL, or the write failed). */
+int audit_write_admin(audit_t *a, const audit_admin_rec_t *r);
+
 #endif

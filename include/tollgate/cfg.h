@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tollgate/auth_admintok.h"
 #include "tollgate/auth_apikey.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/rl_policy.h"
@@ -210,12 +211,17 @@ typedef struct cfg {
     rl_policy_set_t policy; /* limits + tiers */
     cfg_route_t *routes;
     size_t nroutes;
-    cfg_strv_t cors_origins;       /* validated */
-    char *audit_path;              /* default "-" (stdout); "off" = no audit */
-    cfg_strv_t audit_redact;       /* audit.redact_query: extra query names to redact */
-    cfg_audit_flush_t audit_flush; /* audit.flush; default interval */
-    char *admin_token; /* secret (ADMIN_TOKEN(_FILE)), NULL = admin API closed */
-    atomic_int refs;   /* starts at 1; cfg_ref / cfg_unref */
+    cfg_strv_t cors_origins;         /* validated */
+    char *audit_path;                /* default "-" (stdout); "off" = no audit */
+    cfg_strv_t audit_redact;         /* audit.redact_query: extra query names to redact */
+    cfg_audit_flush_t audit_flush;   /* audit.flush; default interval */
+    unsigned audit_admin_stream_max; /* audit.admin_stream_max: the fleet's admin trail
+                                        stream's MAXLEN ~; default 10000, 0 = no stream */
+    char *admin_token;               /* secret (ADMIN_TOKEN(_FILE)), NULL = none */
+    char *admin_tokens_file;       /* admin_tokens_file / ADMIN_TOKENS_FILE, NULL = none */
+    auth_admintok_t *admin_tokens; /* ADMIN_TOKEN as `admin write`, then the file's;
+                                      never NULL; empty = admin API closed */
+    atomic_int refs;               /* starts at 1; cfg_ref / cfg_unref */
 } cfg_t;
 
 /* Load `path` (NULL: built-in defaults, no file) with the environment's

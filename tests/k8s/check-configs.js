@@ -7,7 +7,7 @@
 // and run `tollgate --check-config --config FILE` with the environment the
 // Deployment that mounts it gives the tollgate container: its plain `value`
 // variables as they are, and every *_FILE variable (API_KEYS_FILE,
-// JWT_SECRET_FILE, ADMIN_TOKEN_FILE, REDIS_PASSWORD_FILE) pointed at a
+// JWT_SECRET_FILE, ADMIN_TOKEN_FILE, ADMIN_TOKENS_FILE, REDIS_PASSWORD_FILE) pointed at a
 // throwaway file with a strong generated value (production refuses weak
 // secrets; the API key line comes from `tollgate gen-key --id ci`) -- after
 // checking that the pod really has that file: a volume mounted there whose
@@ -44,6 +44,8 @@ function main(argv) {
     }
     const secretValue = (name) => {
       if (name === "API_KEYS_FILE") return `${line}\n`;
+      if (name === "ADMIN_TOKENS_FILE") // an admin tokens file: ID SCOPE TOKEN lines
+        return `ci-read read ${crypto.randomBytes(32).toString("hex")}\n`;
       return crypto.randomBytes(32).toString("hex"); // 64 bytes: strong enough everywhere
     };
     let failed = 0;

@@ -188,6 +188,7 @@ describe("chart", () => {
       apiKeys: line,
       jwtSecret: "jwt-SECRET-4b1d9c2e7f30a8d6e5c4b3a291807f6e",
       adminToken: "admin-SECRET-9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+      adminTokens: "sre-dashboard read tokens-SECRET-1a2b3c4d5e6f708192a3b4c5d6e7f8091\n",
       redisPassword: "redis-SECRET-0a1b2c3d4e5f60718293a4b5c6d7e8f9",
     };
     const needles = [];
@@ -211,7 +212,8 @@ describe("chart", () => {
         `a secret value is in no Secret (${v.slice(0, 12)}...)`);
     }
     const env = (lib.tollgateContainer(onlyDeployment(docs)).env || []).map((e) => e.name);
-    for (const n of ["API_KEYS_FILE", "JWT_SECRET_FILE", "ADMIN_TOKEN_FILE", "REDIS_PASSWORD_FILE"]) {
+    for (const n of ["API_KEYS_FILE", "JWT_SECRET_FILE", "ADMIN_TOKEN_FILE", "ADMIN_TOKENS_FILE",
+      "REDIS_PASSWORD_FILE"]) {
       assert.ok(env.includes(n), `${n} not set with every secret given`);
     }
   });

@@ -80,11 +80,114 @@ static void test_refused_leave_nothing(void)
     CU_ASSERT_EQUAL(parse(longid, 0, &rq), -1); /* a 257-byte jti */
 }
 
+/* ---- GET /admin/v1/audit ---- */
+
+static void test_audit_query(void)
+{
+    char start[64], err[160];
+    unsigned n = 0;
+
+    CU_ASSERT_EQUAL(srv_admin_parse_audit_query(NULL, NULL, start, sizeof start, &n, err,
+                                                sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(start, "-");
+    CU_ASSERT_EQUAL(n, SRV_AUDIT_PAGE_DEFAULT);
+    CU_ASSERT_EQUAL(srv_admin_parse_audit_query("1700000000000-3", "1000", start, sizeof start,
+                                                &n, err, sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(start, "(1700000000000-3"); /* a cursor: exclusive */
+    CU_ASSERT_EQUAL(n, 1000);
+    CU_ASSERT_EQUAL(srv_admin_parse_audit_query("1700000000000", "1", start, sizeof start, &n,
+                                                err, sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(start, "1700000000000-0"); /* a time: inclusive */
+    {
+        static const char *const bad_since[] = {
+            "", "-", "1-", "-1", "1-2-3", "x", "1 ", "+", "(1-0", "123456789012345678901",
+            "18446744073709551616", "1-18446744073709551616", NULL};
+        static const char *const bad_limit[] = {"0", "1001", "-1", "", "1e3", "10x", NULL};
+
+        for (int i = 0; bad_since[i] != NULL; i++)
+            CU_ASSERT_EQUAL(srv_admin_parse_audit_query(bad_since[i], NULL, start,
+                                                        sizeof start, &n, err, sizeof err),
+                            -1);
+        for (int i = 0; bad_limit[i] != NULL; i++)
+            CU_ASSERT_EQUAL(srv_admin_parse_audit_query(NULL, bad_limit[i], start,
+                                                        sizeof start, &n, err, sizeof err),
+                            -1);
+    }
+}
+
+static redisReply *resp(const char *text)
+{
+    redisReader *r = redisReaderCreate();
+    void *rep = NULL;
+
+    redisReaderFeed(r, text, strlen(text));
+    if (redisReaderGetReply(r, &rep) != REDIS_OK)
+        rep = NULL;
+    redisReaderFree(r);
+    return rep;
+}
+
+static void test_trail_entries(void)
+{
+    char last[64], err[160];
+    redisReply *rep;
+    json_t *a;
+
+    rep = resp("*2\r\n"
+               "*2\r\n$3\r\n1-0\r\n*6\r\n$2\r\nts\r\n$2\r\n17\r\n$6\r\naction\r\n"
+               "$6\r\nreload\r\n$5\r\nextra\r\n$1\r\nx\r\n"
+               "*2\r\n$3\r\n2-5\r\n*4\r\n$6\r\ntarget\r\n$3\r\na\x01" "b\r\n"
+               "$6\r\nstatus\r\n$3\r\nbad\r\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+    a = srv_admin_trail_entries(rep, 10, last, sizeof last, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(json_array_size(a), 2);
+    CU_ASSERT_STRING_EQUAL(last, "2-5");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(a, 0), "ts")), 17);
+    CU_ASSERT_PTR_NULL(json_object_get(json_array_get(a, 0), "extra")); /* not ours */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(a, 1), "target")),
+                           "a?b"); /* control bytes never reach the answer */
+    CU_ASSERT(json_is_null(json_object_get(json_array_get(a, 1), "status")));
+    json_decref(a);
+    /* the page is cut at `max` */
+    a = srv_admin_trail_entries(rep, 1, last, sizeof last, err, sizeof err);
+    CU_ASSERT_EQUAL(json_array_size(a), 1);
+    CU_ASSERT_STRING_EQUAL(last, "1-0");
+    json_decref(a);
+    freeReplyObject(rep);
+    {
+        static const char *const bad[] = {
+            "+OK\r\n",
+            ":1\r\n",
+            "*1\r\n:1\r\n",
+            "*1\r\n*1\r\n$1\r\n1\r\n",
+            "*1\r\n*2\r\n$1\r\n1\r\n*1\r\n$1\r\na\r\n", /* odd pairs */
+            "*1\r\n*2\r\n:1\r\n*0\r\n",                   /* id not a string */
+            "*1\r\n*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n:2\r\n",
+            "*1\r\n*2\r\n$0\r\n\r\n*0\r\n", /* empty id */
+            NULL};
+
+        for (int i = 0; bad[i] != NULL; i++) {
+            rep = resp(bad[i]);
+            CU_ASSERT_PTR_NOT_NULL(rep);
+            CU_ASSERT_PTR_NULL(srv_admin_trail_entries(rep, 10, last, sizeof last, err,
+                                                       sizeof err));
+            freeReplyObject(rep);
+        }
+    }
+    CU_ASSERT_PTR_NULL(srv_admin_trail_entries(NULL, 10, last, sizeof last, err, sizeof err));
+}
+
 int test_admin_req_add(void)
 {
     static const unit_test_t tests[] = {
         {"jti, token and subject bodies", test_accepted},
         {"refused bodies leave nothing behind", test_refused_leave_nothing},
+        {"audit: since and limit", test_audit_query},
+        {"audit: the stream's XRANGE reply", test_trail_entries},
         {NULL, NULL},
     };
 

@@ -382,6 +382,39 @@ static void test_concurrent_writers(void)
     unlink(path);
 }
 
+/* An admin line: "kind":"admin" right after ts, every field, nulls, and a
+ * hostile target escaped and cut. */
+static void test_format_admin(void)
+{
+    char line[32768], target[600];
+    audit_admin_rec_t r = {1700000000123, "reload", NULL,   "ok",  -1,   NULL, "signal",
+                           "h:1",         NULL,     "aaaa", "bbbb", "cccc", "dddd"};
+    int n = audit_format_admin(&r, line, sizeof line);
+    json_t *o;
+
+    CU_ASSERT(n > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "{\"ts\":\"2023-11-14T22:13:20.123Z\",\"kind\":\"admin\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"target\":null"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"status\":null"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"config_version_before\":\"aaaa\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"secrets_version_after\":\"dddd\""));
+    CU_ASSERT_EQUAL(line[n - 1], '\n');
+    memset(target, '"', sizeof target - 1);
+    target[0] = '\n';
+    target[sizeof target - 1] = '\0';
+    r.target = target;
+    r.status = 403;
+    n = audit_format_admin(&r, line, sizeof line);
+    CU_ASSERT(n > 0);
+    o = json_loads(line, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_EQUAL(strlen(json_string_value(json_object_get(o, "target"))), 256);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "status")), 403);
+    json_decref(o);
+    CU_ASSERT_EQUAL(audit_format_admin(&r, line, 100), -1);
+    CU_ASSERT_EQUAL(audit_write_admin(NULL, &r), -1);
+}
+
 static const unit_test_t tests[] = {
     {"format_full", test_format_full},
     {"format_nulls", test_format_nulls},
@@ -392,6 +425,7 @@ static const unit_test_t tests[] = {
     {"timer_flush", test_timer_flush},
     {"reopen", test_reopen},
     {"concurrent_writers", test_concurrent_writers},
+    {"admin line", test_format_admin},
     {NULL, NULL},
 };
 

@@ -773,6 +773,77 @@ static void test_env_redis_url(void)
     clear_env();
 }
 
+/* ADMIN_TOKEN is `admin write`; admin_tokens_file adds its lines; a short
+ * token is refused in production only; secrets_version follows the file. */
+static void test_admin_tokens(void)
+{
+    cfg_t *c, *d;
+    FILE *f;
+    const char *path = "fixtures/admin-tokens-tmp";
+
+    clear_env();
+    setenv("ADMIN_TOKEN", secret32, 1);
+    c = load_ok("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(auth_admintok_count(c->admin_tokens), 3);
+    CU_ASSERT_STRING_EQUAL(auth_admintok_get(c->admin_tokens, 0)->id, "admin");
+    CU_ASSERT_STRING_EQUAL(auth_admintok_get(c->admin_tokens, 1)->id, "sre-dashboard");
+    CU_ASSERT_EQUAL(auth_admintok_get(c->admin_tokens, 1)->scope, AUTH_ADMIN_READ);
+    CU_ASSERT_PTR_EQUAL(auth_admintok_match(c->admin_tokens, secret32, 32),
+                        auth_admintok_get(c->admin_tokens, 0));
+    {
+        char *dump = cfg_dump_json(c);
+
+        CU_ASSERT_PTR_NOT_NULL(dump);
+        CU_ASSERT_PTR_NULL(dump ? strstr(dump, "read-token-0123") : NULL);
+        CU_ASSERT_PTR_NOT_NULL(dump ? strstr(dump, "\"admin_tokens_file\"") : NULL);
+        free(dump);
+    }
+    /* the same token twice, in the file and ADMIN_TOKEN: refused */
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "other write %s\n", secret32);
+    fclose(f);
+    expect_err_part("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
+                    "fixtures/admin-tokens-tmp:1: admin token other has the same token as admin");
+    CU_ASSERT_PTR_NULL(strstr(err, secret32));
+    /* a short token: a warning in development, refused in production */
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "short read tooshort-token\n");
+    fclose(f);
+    d = load_ok("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n");
+    CU_ASSERT_PTR_NOT_NULL(d);
+    CU_ASSERT_STRING_NOT_EQUAL(c->secrets_version, d ? d->secrets_version : "");
+    cfg_unref(d);
+    setenv("ENVIRONMENT", "production", 1);
+    setenv("ALLOWED_API_KEYS", "some-long-api-key", 1);
+    expect_err_part("auth: {mode: api_key}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
+                    "admin token short is 14 bytes; production needs at least 32");
+    CU_ASSERT_PTR_NULL(strstr(err, "tooshort"));
+    unsetenv("ENVIRONMENT");
+    unsetenv("ALLOWED_API_KEYS");
+    /* bad lines say where, never what the token was */
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "# comment\n\nbad\"id write some-secret-token\n");
+    fclose(f);
+    expect_err_part("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
+                    "fixtures/admin-tokens-tmp:3: an admin token id is 1..64 of [A-Za-z0-9._-]");
+    CU_ASSERT_PTR_NULL(strstr(err, "some-secret-token"));
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "x admin some-secret-token\n");
+    fclose(f);
+    expect_err_part("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
+                    "fixtures/admin-tokens-tmp:1: the scope is read or write");
+    expect_err_part("admin_tokens_file: fixtures/nope\nauth: {mode: none}\n",
+                    "admin_tokens_file: cannot read 'fixtures/nope'");
+    unlink(path);
+    cfg_unref(c);
+    clear_env();
+}
+
 static void test_env_misc(void)
 {
     cfg_t *c;
@@ -785,7 +856,7 @@ static void test_env_misc(void)
     setenv("CORS_ALLOWED_ORIGINS", "https://a.example, http://b.example:8080", 1);
     setenv("MAX_REQUEST_BODY_BYTES", "4096", 1);
     setenv("AUDIT_LOG_PATH", "off", 1);
-    setenv("ADMIN_TOKEN", "admin-token-value", 1);
+    setenv("ADMIN_TOKEN", "admin-token-value-of-at-least-32-bytes", 1);
     c = load_ok("auth: {mode: none}\ncors: {allowed_origins: [https://file.example]}\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_EQUAL(c->environment, CFG_ENV_PRODUCTION);
@@ -794,10 +865,13 @@ static void test_env_misc(void)
     CU_ASSERT_STRING_EQUAL(c->cors_origins.v[1], "http://b.example:8080");
     CU_ASSERT_EQUAL(c->max_body_bytes, 4096);
     CU_ASSERT_STRING_EQUAL(c->audit_path, "off");
-    CU_ASSERT_STRING_EQUAL(c->admin_token, "admin-token-value");
+    CU_ASSERT_STRING_EQUAL(c->admin_token, "admin-token-value-of-at-least-32-bytes");
     dump = cfg_dump_json(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(dump);
     CU_ASSERT_PTR_NULL(strstr(dump, "admin-token-value"));
+    CU_ASSERT_EQUAL(auth_admintok_count(c->admin_tokens), 1);
+    CU_ASSERT_STRING_EQUAL(auth_admintok_get(c->admin_tokens, 0)->id, "admin");
+    CU_ASSERT_EQUAL(auth_admintok_get(c->admin_tokens, 0)->scope, AUTH_ADMIN_WRITE);
     CU_ASSERT_PTR_NULL(strstr(dump, "some-long-api-key"));
     free(dump);
     cfg_unref(c);
@@ -1385,6 +1459,8 @@ static const struct {
     {"audit.path", "path: \"-\"", "path: \"off\""},
     {"audit.flush", "flush: every", "flush: fsync"},
     {"audit.redact_query", "[sig]", "[token]"},
+    {"audit.admin_stream_max", "admin_stream_max: 5000", "admin_stream_max: 6000"},
+    {"admin_tokens_file", "admin_tokens_file: fixtures", "admin_tokens_file: ./fixtures"},
 };
 
 typedef struct cover {
@@ -1820,6 +1896,7 @@ int test_cfg_add(void)
         {"env ALLOWED_API_KEYS", test_env_api_keys},
         {"env REDIS_URL", test_env_redis_url},
         {"env misc", test_env_misc},
+        {"admin tokens", test_admin_tokens},
         {"dump json", test_dump_json},
         {"version", test_version},
         {"secrets_version", test_secrets_version},

@@ -16,6 +16,7 @@
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
 #include "../../server/srv_process.h"
+#include "../../server/srv_trail.h"
 #include "unit.h"
 
 #define MAX_NAMES 256
@@ -301,6 +302,7 @@ static void test_metrics_documented(void)
     srv_jwks_metrics(b); /* the rest of /metrics (server/health.c) */
     metrics_render_build_info(b, "0", "0"); /* and server/admin.c's */
     metrics_render_process(b);
+    srv_trail_metrics(NULL, b); /* the admin trail's (server/trail.c) */
     evbuffer_add(b, "", 1);
     text = (char *)evbuffer_pullup(b, -1);
     for (line = strtok_r(text, "\n", &save); line != NULL;

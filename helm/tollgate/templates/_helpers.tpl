@@ -85,6 +85,7 @@ existingSecretKeys with existingSecret, else the keys whose secrets.* value is s
 {{- if $s.apiKeys }}{{ $keys = append $keys "api-keys" }}{{ end -}}
 {{- if or $s.jwtSecret (eq (include "tollgate.generateJwtSecret" .) "true") }}{{ $keys = append $keys "jwt-secret" }}{{ end -}}
 {{- if $s.adminToken }}{{ $keys = append $keys "admin-token" }}{{ end -}}
+{{- if $s.adminTokens }}{{ $keys = append $keys "admin-tokens" }}{{ end -}}
 {{- if $s.redisPassword }}{{ $keys = append $keys "redis-password" }}{{ end -}}
 {{- end -}}
 {{- toJson $keys -}}
@@ -105,7 +106,7 @@ added, and an operator can read the secret to sign tokens.  Fail-closed.
 
 {{/* Secret key -> the variable naming its file. */}}
 {{- define "tollgate.secretEnvNames" -}}
-{{- toJson (dict "api-keys" "API_KEYS_FILE" "jwt-secret" "JWT_SECRET_FILE" "admin-token" "ADMIN_TOKEN_FILE" "redis-password" "REDIS_PASSWORD_FILE") -}}
+{{- toJson (dict "api-keys" "API_KEYS_FILE" "jwt-secret" "JWT_SECRET_FILE" "admin-token" "ADMIN_TOKEN_FILE" "admin-tokens" "ADMIN_TOKENS_FILE" "redis-password" "REDIS_PASSWORD_FILE") -}}
 {{- end -}}
 
 {{/* ---- threads from the CPU limit ----------------------------------------- */}}
@@ -346,7 +347,7 @@ NetworkPolicy then lets the pods reach the identity provider.
 {{- end -}}
 {{- end -}}
 {{- if .Values.existingSecret -}}
-{{- range $k, $v := pick .Values.secrets "apiKeys" "jwtSecret" "adminToken" "redisPassword" -}}
+{{- range $k, $v := pick .Values.secrets "apiKeys" "jwtSecret" "adminToken" "adminTokens" "redisPassword" -}}
 {{- if $v -}}
 {{- fail (printf "secrets.%s is set together with existingSecret %q: put the value into that Secret and list its key in existingSecretKeys" $k $.Values.existingSecret) -}}
 {{- end -}}
@@ -446,7 +447,7 @@ credential source exists for the auth mode (tollgate exits 1 otherwise).
 {{- $keys := include "tollgate.secretKeys" . | fromJsonArray -}}
 {{- if .Values.existingSecret -}}
 {{- if not $keys -}}
-{{- fail (printf "existingSecret %q with no existingSecretKeys: list the keys that Secret holds (api-keys, jwt-secret, admin-token, redis-password); nothing of it is mounted otherwise and tollgate has no credential to check" .Values.existingSecret) -}}
+{{- fail (printf "existingSecret %q with no existingSecretKeys: list the keys that Secret holds (api-keys, jwt-secret, admin-token, admin-tokens, redis-password); nothing of it is mounted otherwise and tollgate has no credential to check" .Values.existingSecret) -}}
 {{- end -}}
 {{- $hasKeys := has "api-keys" $keys -}}
 {{- $hasJwt := or (has "jwt-secret" $keys) $providers -}}
