@@ -28,6 +28,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -78,21 +79,46 @@ def key_line(client_id, key, scopes=None, tier=None):
 _HANDED_OUT = set()
 
 
-def free_port():
-    """A loopback TCP port that was free a moment ago, and never one this
-    test process handed out before: the kernel may give a just-closed port
-    again.  Only for processes that cannot report a port they bound
-    themselves (redis-server, nginx, HAProxy, a port that must refuse):
-    tollgate listens on port 0 and says which ports it got (--port-file)."""
-    for _ in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no fresh loopback port")
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
+
+def free_port(lo=22000, hi=None):
+    """A loopback TCP port that is free now, and never one this test process
+    handed out before.  Only for processes that cannot report a port they
+    bound themselves (redis-server, nginx, HAProxy, a port that must
+    refuse): tollgate listens on port 0 and says which ports it got
+    (--port-file).
+
+    Picked at random in [lo, hi), below the kernel's ephemeral range: a port
+    of that range (what bind to port 0 gives) is also the source port of
+    outgoing connections, which a busy suite opens by the thousand, so it
+    could be taken between this pick and the server's bind (a chart Redis
+    pod once found its port in use).  Below it only another listener can
+    take it.  scripts/redis-cluster.sh picks in 10000-21999, hence 22000."""
+    hi = min(hi or 32768, _ephemeral_low())
+    for _ in range(1000):
+        if hi - lo >= 1000:
+            port = random.randrange(lo, hi)
+        else:  # an unusual ephemeral range: take the kernel's pick
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no fresh loopback port")
 
 
 def metric(text, name, **labels):

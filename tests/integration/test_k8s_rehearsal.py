@@ -299,11 +299,10 @@ class Replica:
 
 
 def _bus_free_port():
-    """A free port whose cluster bus port (+10000) is free too."""
+    """A free port whose cluster bus port (+10000) is free too, both below
+    the ephemeral range (as scripts/redis-cluster.sh picks them)."""
     for _ in range(200):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
+        port = free_port(10000, 22000)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port + 10000))

@@ -8,7 +8,8 @@ import struct
 import unittest
 
 from faultproxy import FaultProxy
-from harness import TollgateCase, api_key, key_of, standard_config, unique, wait_for
+from harness import (ADMIN_TOKEN, TollgateCase, api_key, key_of, standard_config, unique,
+                     wait_for)
 
 try:
     import redis_harness as rh
@@ -120,4 +121,26 @@ class InFlightCancel(TollgateCase):
         tg.stop()
         self.assertIsNone(tg.sanitizer_report())
 
+    def test_admin_redis_command_pending_at_shutdown(self):
+        """An admin request whose Redis command is still pending when the
+        replica stops: it stops at once and cleanly (exit 0), and the Redis
+        client's last callbacks, which answer that request while the admin
+        listener is torn down, touch nothing freed (the ASan and valgrind
+        runs check tollgate's stderr)."""
+        tg = self.spawn_via_proxy()
+        marker = unique("shutdown")
+        key = "c=bob|h:x-test-bucket=" + marker
+        self.proxy.mode = "hold"
+        s = socket.create_connection(("127.0.0.1", tg.admin_port), timeout=5)
+        try:
+            s.sendall(("GET /admin/v1/buckets?limit=tight&key=%s HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer %s\r\n\r\n"
+                       % (key.replace("|", "%7C"), ADMIN_TOKEN)).encode())
+            self.assertTrue(wait_for(lambda: self.proxy.sent(marker.encode()) > 0, 10, 0.005),
+                            "the bucket's Redis command was not sent")
+            self.assertEqual(tg.stop(), 0, tg.stderr()[-2000:])
+        finally:
+            s.close()
+            self.proxy.mode = "pass"
+        self.assertIsNone(tg.sanitizer_report())
 
