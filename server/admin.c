@@ -22,6 +22,7 @@
 #include "tollgate/rl_redis.h"
 #include "tollgate/util_fmt.h"
 #include "srv_process.h"
+#include "srv_admin_explain.h"
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
@@ -284,10 +285,10 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, util_mono_ms(), &b) !=
         0) {
         send_obj(req, 200,
-                 json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", lim->name, "key", key,
+                 json_pack("{s:s,s:s,s:b,s:s,s:I,s:I}", "limit", lim->name, "key", key,
                            "exists", 0, "state", "absent (full)", "tokens",
                            (json_int_t)lim->rate.burst, "capacity",
-                           (json_int_t)lim->rate.burst, "reset_seconds", (json_int_t)0));
+                           (json_int_t)lim->rate.burst));
         goto out;
     }
     send_obj(
@@ -485,6 +486,10 @@ void srv_admin_handle(struct evhttp_request *req, void *arg)
     }
     if (strncmp(path, "/admin/v1/revocations/", 22) == 0 && cmd == EVHTTP_REQ_GET) {
         revocation(w, req, path + 22);
+        return;
+    }
+    if (strcmp(path, "/admin/v1/explain") == 0 && cmd == EVHTTP_REQ_POST) {
+        srv_admin_explain(w, req); /* a dry run: changes nothing (read scope) */
         return;
     }
     send_err(req, 404, "not_found", "no such admin endpoint");
