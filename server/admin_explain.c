@@ -244,8 +244,9 @@ static json_t *limit_json(const dec_explain_limit_t *x)
     }
     json_object_set_new(o, "outcome", json_string(x->v.allowed ? "allow" : "deny"));
     json_object_set_new(o, "tokens",
-                        json_pack("{s:I,s:I,s:I,s:I}", "remaining",
-                                  (json_int_t)x->v.remaining, "limit",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "now",
+                                  (json_int_t)(x->v.remaining + (x->v.allowed ? 1 : 0)),
+                                  "remaining", (json_int_t)x->v.remaining, "limit",
                                   (json_int_t)x->rate.burst, "reset_seconds",
                                   (json_int_t)((x->v.reset_ms + 999) / 1000),
                                   "retry_after_seconds",
