@@ -154,7 +154,7 @@ class AdminRedisDown(TollgateCase):
             return cfg
 
         tg = self.spawn(configure)
-        q = bucket_query("tight", "c=k:bob")
+        q = bucket_query("tight", "c=k:bob|h:x-test-bucket=-")  # a key `tight` can spell
         self.assertEqual(tg.admin("GET", q).status, 200)
         redis.stop()
         r = tg.admin("GET", q)
