@@ -1,4 +1,4 @@
-/* admin_explain.c — POST /admin/v1/explain (docs/reference.md §4.6).
+/* admin_explain.c — POST /admin/v1/explain (docs/reference.md §4 "Explain").
  *
  * The body (srv_explain_req.h) becomes a dec_input_t with dry_run set and
  * an explain sink, and goes through dec_start on a decision context of its

@@ -1,5 +1,5 @@
 /* srv_explain_req.h — the body of POST /admin/v1/explain (docs/reference.md
- * §4.6): a request as tollgate would see it, parsed and bounded.
+ * §4 "Explain"): a request as tollgate would see it, parsed and bounded.
  *
  * A pure function over outside input (the admin listener's body), kept
  * apart from the handler (admin_explain.c) so it can be unit-tested and

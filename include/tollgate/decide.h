@@ -30,6 +30,11 @@
  *     skipped (no failure counted, no ticket redeemed or issued) and the
  *     limiter decides without taking a token (rl_request_t.dry_run, set in
  *     dec_step_limits: docs/redis.md "Dry runs").
+ *  5. Done: explain (POST /admin/v1/explain, server/admin_explain.c): a
+ *     dry run with dec_input_t.explain set records what the steps saw
+ *     (route, authentication, scopes, each limit with its bucket key) in a
+ *     dec_explain_t; as_client decides as an API-key client by id, on
+ *     such a dry run only.  The live path tests one NULL pointer per step.
  *  Left: a transport that carries the original request out of band (gRPC
  *  ext_authz) fills dialect/o_* of dec_input_t; the evhttp adapter leaves
  *  DEC_DIALECT_NONE and the core reads the dialect headers itself.

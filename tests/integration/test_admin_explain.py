@@ -1,4 +1,4 @@
-"""POST /admin/v1/explain (docs/reference.md §4.6) through the real admin API:
+"""POST /admin/v1/explain (docs/reference.md §4 "Explain") through the real admin API:
 a request explained by one dry run of the decision core — the route, the
 authentication, the scopes, every limit with its bucket key and tokens, the
 decision — consuming nothing; the key taken from the answer reads that very
