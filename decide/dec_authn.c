@@ -372,7 +372,7 @@ static dec_step_t authenticate(dec_req_t *r)
     if (explaining(r) && r->in.as_client != NULL)
         st = as_client(r, methods, &reason);
     else if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
-        c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY))
+             c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY))
         st = check_api_key(r, key, &reason);
     else if (bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) &&
              c->auth.jwt_verifier != NULL && (methods & CFG_METHOD_JWT))
@@ -411,10 +411,10 @@ static void explain_authn(dec_req_t *r, dec_step_t st)
 
     if (st == DEC_PENDING)
         return; /* a JWKS fetch: the step runs again */
-    e->authn_method = r->in.as_client != NULL || r->h.api_key != NULL ? "api_key"
+    e->authn_method = r->in.as_client != NULL || r->h.api_key != NULL          ? "api_key"
                       : authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0 ? "jwt"
-                      : r->ticket[0] != '\0'                                  ? "ticket"
-                                                                              : "none";
+                      : r->ticket[0] != '\0'                                   ? "ticket"
+                                                                               : "none";
     if (st == DEC_ANSWERED)
         e->authn = r->v.reason;
     else if (r->id.kind != AUTH_KIND_NONE)

@@ -326,7 +326,8 @@ static void by_prefix(ident_buf_t *b, const rl_by_t *by)
     if (by->kind == RL_BY_CLIENT || by->kind == RL_BY_IP || by->kind == RL_BY_ROUTE) {
         put_raw(b, fixed[by->kind], strlen(fixed[by->kind]));
     } else {
-        put_raw(b, by->kind == RL_BY_HEADER ? "h:" : "cl:", by->kind == RL_BY_HEADER ? 2 : 3);
+        put_raw(b,
+                by->kind == RL_BY_HEADER ? "h:" : "cl:", by->kind == RL_BY_HEADER ? 2 : 3);
         put_escaped(b, by->name != NULL ? by->name : "", by->kind == RL_BY_HEADER);
         put_raw(b, "=", 1);
     }

@@ -163,9 +163,10 @@ static void on_peek(rc_client_t *c, redisReply *rep, const char *errstr, void *p
     /* [allowed, retry, fits, remaining, reset_ms, retry_after] (lua/bucket.lua) */
     send_obj(op->req, 200,
              json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", op->limit, "key", op->key,
-                       "exists", op->exists, "state", op->exists ? "present" : "absent (full)",
-                       "tokens", (json_int_t)rep->element[3]->integer,
-                       "capacity", (json_int_t)op->burst, "reset_seconds",
+                       "exists", op->exists, "state",
+                       op->exists ? "present" : "absent (full)", "tokens",
+                       (json_int_t)rep->element[3]->integer, "capacity",
+                       (json_int_t)op->burst, "reset_seconds",
                        (json_int_t)((rep->element[4]->integer + 999) / 1000)));
     bucket_op_free(op);
 }
@@ -293,8 +294,9 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     }
     send_obj(
         req, 200,
-        json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", lim->name, "key", key,
-                  "exists", 1, "state", "present", "tokens", (json_int_t)(b.level / lim->rate.period_ms), "capacity",
+        json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", lim->name, "key", key, "exists",
+                  1, "state", "present", "tokens",
+                  (json_int_t)(b.level / lim->rate.period_ms), "capacity",
                   (json_int_t)lim->rate.burst, "reset_seconds",
                   (json_int_t)((rl_bucket_full_after_ms(&b, &lim->rate) + 999) / 1000)));
 out:

@@ -225,7 +225,8 @@ static json_t *strv_json(char *const *v, size_t n)
 
 static json_t *limit_json(const dec_explain_limit_t *x)
 {
-    char name[3 * 128 + 1], key[3 * RL_MAX_IDENTITY_LEN + 1], url[sizeof name + sizeof key + 64];
+    char name[3 * 128 + 1], key[3 * RL_MAX_IDENTITY_LEN + 1],
+        url[sizeof name + sizeof key + 64];
     json_t *o;
 
     url_encode(x->limit->name, name, sizeof name);
@@ -234,7 +235,8 @@ static json_t *limit_json(const dec_explain_limit_t *x)
     o = json_pack("{s:s,s:s,s:s,s:s,s:{s:I,s:I,s:I}}", "name", x->limit->name, "mode",
                   x->limit->mode == RL_MODE_SHADOW ? "shadow" : "enforce", "key", x->key,
                   "buckets", url, "rate", "tokens", (json_int_t)x->rate.n, "period_seconds",
-                  (json_int_t)(x->rate.period_ms / 1000), "burst", (json_int_t)x->rate.burst);
+                  (json_int_t)(x->rate.period_ms / 1000), "burst",
+                  (json_int_t)x->rate.burst);
     if (o == NULL)
         return NULL;
     if (x->failed) {
@@ -243,14 +245,13 @@ static json_t *limit_json(const dec_explain_limit_t *x)
         return o;
     }
     json_object_set_new(o, "outcome", json_string(x->v.allowed ? "allow" : "deny"));
-    json_object_set_new(o, "tokens",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "now",
-                                  (json_int_t)(x->v.remaining + (x->v.allowed ? 1 : 0)),
-                                  "remaining", (json_int_t)x->v.remaining, "limit",
-                                  (json_int_t)x->rate.burst, "reset_seconds",
-                                  (json_int_t)((x->v.reset_ms + 999) / 1000),
-                                  "retry_after_seconds",
-                                  (json_int_t)((x->v.retry_after_ms + 999) / 1000)));
+    json_object_set_new(
+        o, "tokens",
+        json_pack("{s:I,s:I,s:I,s:I,s:I}", "now",
+                  (json_int_t)(x->v.remaining + (x->v.allowed ? 1 : 0)), "remaining",
+                  (json_int_t)x->v.remaining, "limit", (json_int_t)x->rate.burst,
+                  "reset_seconds", (json_int_t)((x->v.reset_ms + 999) / 1000),
+                  "retry_after_seconds", (json_int_t)((x->v.retry_after_ms + 999) / 1000)));
     json_object_set_new(o, "fallback", json_boolean(x->fallback));
     return o;
 }
@@ -262,8 +263,9 @@ static json_t *authn_json(const explain_op_t *op, const dec_verdict_t *v)
 
     if (op->ex.authn == NULL)
         return json_null();
-    o = json_pack("{s:s,s:s,s:b}", "method", op->ex.authn_method ? op->ex.authn_method : "none",
-                  "reason", op->ex.authn, "as_client", op->rq.as_client != NULL);
+    o = json_pack("{s:s,s:s,s:b}", "method",
+                  op->ex.authn_method ? op->ex.authn_method : "none", "reason",
+                  op->ex.authn, "as_client", op->rq.as_client != NULL);
     if (o != NULL && id != NULL)
         json_object_set_new(o, "identity",
                             json_pack("{s:s?,s:s?,s:s?}", "client_id", id->client_id,
@@ -279,10 +281,10 @@ static json_t *scopes_json(const explain_op_t *op, const dec_verdict_t *v)
         return rt == NULL ? json_null()
                           : json_pack("{s:o,s:n,s:n}", "required",
                                       strv_json(rt->scopes.v, rt->scopes.n), "held", "ok");
-    return json_pack("{s:o,s:o,s:b}", "required", strv_json(rt->scopes.v, rt->scopes.n),
-                     "held",
-                     v->id != NULL ? strv_json(v->id->scopes, v->id->nscopes) : json_array(),
-                     "ok", op->ex.authz_ok);
+    return json_pack(
+        "{s:o,s:o,s:b}", "required", strv_json(rt->scopes.v, rt->scopes.n), "held",
+        v->id != NULL ? strv_json(v->id->scopes, v->id->nscopes) : json_array(), "ok",
+        op->ex.authz_ok);
 }
 
 static void hdr(json_t *a, const char *name, const char *value)
@@ -309,9 +311,9 @@ static json_t *decision_json(const dec_verdict_t *v)
                   v->decision, "reason", v->reason, "limit", v->limit, "error", v->code,
                   "headers", h);
     if (o != NULL && v->kind == DEC_FORWARD)
-        json_object_set_new(o, "forward", json_pack("{s:s?,s:s?}", "upstream",
-                                                    v->forward.upstream, "target",
-                                                    v->forward.target));
+        json_object_set_new(o, "forward",
+                            json_pack("{s:s?,s:s?}", "upstream", v->forward.upstream,
+                                      "target", v->forward.target));
     return o;
 }
 

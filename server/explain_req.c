@@ -128,7 +128,8 @@ static const char *member(srv_explain_req_t *rq, const char *k, const json_t *v)
 
     if (strcmp(k, "method") == 0) {
         s = str_of(v, 16);
-        if (s == NULL || s[0] == '\0' || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(s))
+        if (s == NULL || s[0] == '\0' ||
+            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(s))
             return "method: an upper-case method name (GET, POST...)";
         rq->method = s;
     } else if (strcmp(k, "path") == 0) {
@@ -206,8 +207,10 @@ int srv_explain_parse(const char *body, size_t len, srv_explain_req_t *out, char
         if ((why = member(out, k, v)) == NULL)
             continue;
         if (strncmp(why, "unknown field", 13) == 0 && id_ok(k) && strlen(k) <= 64)
-            snprintf(err, errlen, "unknown field \"%s\" (allowed: method, path, host, "
-                     "headers, peer, tls, as_client, dialect)", k);
+            snprintf(err, errlen,
+                     "unknown field \"%s\" (allowed: method, path, host, "
+                     "headers, peer, tls, as_client, dialect)",
+                     k);
         else
             snprintf(err, errlen, "%s", why);
         srv_explain_req_clear(out);

@@ -15,11 +15,11 @@
 
 #include "tollgate/decide.h"
 
-#define SRV_EXPLAIN_MAX_BODY 65536   /* bytes of the body */
-#define SRV_EXPLAIN_MAX_HEADERS 100  /* entries of "headers" */
-#define SRV_EXPLAIN_MAX_PATH 8192    /* bytes of "path" (path and query) */
-#define SRV_EXPLAIN_MAX_VALUE 8192   /* bytes of one header value */
-#define SRV_EXPLAIN_MAX_NAME 256     /* bytes of one header name */
+#define SRV_EXPLAIN_MAX_BODY 65536  /* bytes of the body */
+#define SRV_EXPLAIN_MAX_HEADERS 100 /* entries of "headers" */
+#define SRV_EXPLAIN_MAX_PATH 8192   /* bytes of "path" (path and query) */
+#define SRV_EXPLAIN_MAX_VALUE 8192  /* bytes of one header value */
+#define SRV_EXPLAIN_MAX_NAME 256    /* bytes of one header name */
 
 /* The request to explain.  Every string is borrowed from `root` (kept by
  * the struct: srv_explain_req_clear releases it). */

@@ -107,7 +107,7 @@ typedef struct dec_input {
      * at forward_auth.path is read in its dialect's headers (decide/dec_fwd.c). */
     dec_dialect_t dialect;
     const char *o_method, *o_target, *o_host;
-    bool dry_run;     /* consume no token, count no failure, redeem no ticket */
+    bool dry_run; /* consume no token, count no failure, redeem no ticket */
     /* Explain (dry runs only; the live adapter leaves both NULL): the steps
      * record what they saw in `explain`, and `as_client` names an API-key
      * client by id to decide as, without its secret.  Both are ignored
@@ -220,10 +220,10 @@ typedef struct dec_explain {
      * verdict), "anonymous" (no credential, allowed), "not_required" (auth
      * none), or the failure reason (the verdict's). */
     const char *authn;
-    const char *authn_method; /* "api_key", "jwt", "ticket", "none" */
-    bool authz_checked;       /* the scopes step ran: */
-    bool authz_ok;            /* ...and every scope of the route is held */
-    bool limits_checked;      /* the limiter answered */
+    const char *authn_method;    /* "api_key", "jwt", "ticket", "none" */
+    bool authz_checked;          /* the scopes step ran: */
+    bool authz_ok;               /* ...and every scope of the route is held */
+    bool limits_checked;         /* the limiter answered */
     dec_explain_limit_t *limits; /* nlimits, config order; malloc'd */
     size_t nlimits;
 } dec_explain_t;
