@@ -11,8 +11,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (TollgateCase, api_key, bearer, make_jwt, standard_config,
-                     unique)
+from harness import (TollgateCase, api_key, make_jwt, standard_config, unique,
+                     wait_for)
 
 try:
     import redis_harness as rh
@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover
     rh = None
 
 HAVE_REDIS = rh is not None and shutil.which("redis-server") is not None
+HAVE_CLUSTER = rh is not None and rh.have_redis()
 
 JSON = {"Content-Type": "application/json"}
 
@@ -282,39 +283,70 @@ class ExplainRedis(ExplainMixin, TollgateCase):
         cls.redis = rh.RedisServer().start()
         cls.addClassCleanup(cls.redis.close)
 
-    def replicas(self):
+    def replicas(self, mode="standalone", nodes=None):
         def conf(cfg):
             standard_config(cfg)
-            cfg["redis"] = {"mode": "standalone", "nodes": [self.redis.addr],
+            cfg["redis"] = {"mode": mode, "nodes": nodes or [self.redis.addr],
                             "timeout_ms": 500}
+            cfg["expected_replicas"] = 3
             for lim in cfg["limits"]:
                 lim["on_redis_error"] = "closed"
             return cfg
-        return self.spawn(conf), self.spawn(conf)
+        tgs = [self.spawn(conf) for _ in range(3)]
+        for tg in tgs:
+            wait_for(lambda: tg.readyz()[1]["redis"] == "ok", 5, 0.05)
+        return tgs
 
-    def test_key_round_trips_redis(self):
-        a, b = self.replicas()
-        h = limited("bob", unique("rr"))
+    def shared_round_trip(self, tgs, tag):
+        """A real request on one replica, explained on the next, its bucket
+        read on the third; explains spent nothing of the shared bucket."""
+        a, b, c = tgs
+        h = limited("bob", unique(tag))
         self.round_trip(a, h)
         lim = limit_of(self.explained({"method": "GET", "path": "/auth/limited/x",
                                        "headers": h}, b), "tight")
         self.assertEqual((lim["tokens"]["now"], lim["fallback"]), (2, False))
-        r = b.admin("GET", lim["buckets"]).json()
+        r = c.admin("GET", lim["buckets"]).json()
         self.assertEqual((r["exists"], r["tokens"]), (True, 2))
-        # explains on both replicas took nothing from the shared bucket
-        seen = [t.get("/auth/limited/x", h).status for t in (a, b, a)]
+        seen = [t.get("/auth/limited/x", h).status for t in (a, b, c)]
         self.assertEqual(seen, [200, 200, 429])
+
+    def test_key_round_trips_redis(self):
+        tgs = self.replicas()
+        self.shared_round_trip(tgs, "rr")
         keys = self.redis.client().call("KEYS", "*")
         self.assertTrue(any(b":b:tight" in k for k in keys), keys)
 
     def test_jwt_key_round_trips_redis(self):
-        a, _ = self.replicas()
+        a, _, _ = self.replicas()
         tok = make_jwt({"sub": "erin-" + unique()})
         self.round_trip(a, {"Authorization": "Bearer " + tok,
                             "X-Test-Bucket": unique("rj")})
         absent = bucket_query("tight", "c=k:nobody|h:x-test-bucket=" + unique())
         r = a.admin("GET", absent).json()
         self.assertEqual((r["exists"], r["state"], r["tokens"]), (False, "absent (full)", 3))
+
+
+@unittest.skipUnless(HAVE_CLUSTER, "redis-server / redis-cli not installed")
+class ExplainCluster(ExplainRedis):
+    """Three replicas on the real 6-node Redis Cluster: identities on
+    different slots (primaries), each explained and read on other replicas."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = rh.RedisCluster().up()
+        cls.addClassCleanup(cls.cluster.close)
+
+    def test_key_round_trips_redis(self):
+        tgs = self.replicas("cluster", self.cluster.seeds[:1])
+        for i in range(5):  # identities hash to different slots
+            self.shared_round_trip(tgs, "cl%d-" % i)
+
+    def test_jwt_key_round_trips_redis(self):
+        a, _, _ = self.replicas("cluster", self.cluster.seeds[:1])
+        tok = make_jwt({"sub": "erin-" + unique()})
+        self.round_trip(a, {"Authorization": "Bearer " + tok,
+                            "X-Test-Bucket": unique("cj")})
 
 
 if __name__ == "__main__":
