@@ -324,9 +324,41 @@ static dec_step_t check_api_key(dec_req_t *r, const char *key, const char **reas
     return DEC_ANSWERED;
 }
 
+/* Explain's as_client: decide as the API-key client `id` would be decided
+ * with a good key of its own (the first of its keys not past not_after),
+ * its secret never seen.  Only a dry run with an explain sink gets here. */
+static dec_step_t as_client(dec_req_t *r, unsigned methods, const char **reason)
+{
+    const cfg_t *c = r->cfg;
+    const auth_apikey_t *k = NULL;
+    bool expired = false;
+
+    if (!mode_has(c->auth.mode, CFG_AUTH_API_KEY) || !c->auth.api_key_enabled ||
+        !(methods & CFG_METHOD_API_KEY)) {
+        *reason = "auth_method";
+        return DEC_ANSWERED;
+    }
+    if (c->auth.keys != NULL)
+        k = auth_keystore_find_id(c->auth.keys, r->in.as_client);
+    for (; k != NULL; k = auth_keystore_next_of_id(c->auth.keys, k)) {
+        if (k->not_after == 0 || !auth_apikey_expired(k, dec_wall_ms(r) / 1000))
+            break;
+        expired = true;
+    }
+    if (k != NULL && auth_apikey_identity(k, &r->id) == 0)
+        return DEC_NEXT;
+    *reason = expired ? "key_expired" : "invalid_api_key";
+    return DEC_ANSWERED;
+}
+
+static bool explaining(const dec_req_t *r)
+{
+    return r->in.explain != NULL && r->in.dry_run;
+}
+
 /* Step 5.  Next with the identity filled (or anonymous where allowed); a
  * refused credential is counted (pending with Redis) and answered 401. */
-dec_step_t dec_step_authenticate(dec_req_t *r)
+static dec_step_t authenticate(dec_req_t *r)
 {
     const cfg_t *c = r->cfg;
     const char *key = r->h.api_key, *authz = r->h.authorization, *reason = NULL;
@@ -337,8 +369,10 @@ dec_step_t dec_step_authenticate(dec_req_t *r)
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
         return DEC_NEXT;
-    if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
-        c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY))
+    if (explaining(r) && r->in.as_client != NULL)
+        st = as_client(r, methods, &reason);
+    else if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
+             c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY))
         st = check_api_key(r, key, &reason);
     else if (bearer && mode_has(c->auth.mode, CFG_AUTH_JWT) &&
              c->auth.jwt_verifier != NULL && (methods & CFG_METHOD_JWT))
@@ -368,11 +402,52 @@ dec_step_t dec_step_authenticate(dec_req_t *r)
     return count_failure(r);
 }
 
+/* What authentication did, for explain: the credential presented and the
+ * outcome (a refusal's reason is the verdict's). */
+static void explain_authn(dec_req_t *r, dec_step_t st)
+{
+    dec_explain_t *e = r->in.explain;
+    const char *authz = r->h.authorization;
+
+    if (st == DEC_PENDING)
+        return; /* a JWKS fetch: the step runs again */
+    e->authn_method = r->in.as_client != NULL || r->h.api_key != NULL          ? "api_key"
+                      : authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0 ? "jwt"
+                      : r->ticket[0] != '\0'                                   ? "ticket"
+                                                                               : "none";
+    if (st == DEC_ANSWERED)
+        e->authn = r->v.reason;
+    else if (r->id.kind != AUTH_KIND_NONE)
+        e->authn = "ok";
+    else if (r->route->auth == CFG_ROUTE_NONE || r->cfg->auth.mode == CFG_AUTH_NONE)
+        e->authn = "not_required";
+    else
+        e->authn = "anonymous";
+}
+
+dec_step_t dec_step_authenticate(dec_req_t *r)
+{
+    dec_step_t st;
+
+    if (explaining(r))
+        r->ticket[0] = '\0'; /* scratch: set only by ticket_param */
+    st = authenticate(r);
+    if (explaining(r))
+        explain_authn(r, st);
+    return st;
+}
+
 /* Step 6: the route's scopes must all be the credential's. */
 dec_step_t dec_step_authorize(dec_req_t *r)
 {
-    if (r->route->scopes.n > 0 &&
-        !auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n)) {
+    bool held = r->route->scopes.n == 0 ||
+                auth_identity_has_scopes(&r->id, r->route->scopes.v, r->route->scopes.n);
+
+    if (r->in.explain != NULL) {
+        r->in.explain->authz_checked = true;
+        r->in.explain->authz_ok = held;
+    }
+    if (!held) {
         r->v.reason = "insufficient_scope";
         return dec_verdict(r, 403, "forbidden", "insufficient scope");
     }

@@ -181,24 +181,57 @@ static dec_step_t limits_verdict(dec_req_t *r, rl_status_t status)
     }
 }
 
+static void limits_request(dec_req_t *r, rl_request_t *q, char *client, size_t len);
+
+/* Explain: every limit of the report with its bucket's key, spelled from
+ * the same request the limiter was given. */
+static void explain_limits(dec_req_t *r, const rl_result_t *res)
+{
+    dec_explain_t *e = r->in.explain;
+    char client[2048];
+    rl_request_t q;
+
+    e->limits_checked = true;
+    free(e->limits);
+    e->nlimits = 0;
+    if (res->n == 0 || (e->limits = calloc(res->n, sizeof(*e->limits))) == NULL)
+        return;
+    limits_request(r, &q, client, sizeof client);
+    for (size_t i = 0; i < res->n; i++) {
+        const rl_limit_result_t *lr = &res->limits[i];
+        dec_explain_limit_t *x = &e->limits[i];
+
+        x->limit = lr->limit;
+        if (rl_policy_identity(lr->limit, &q, x->key, sizeof x->key) < 0)
+            memcpy(x->key, "%L", 3); /* as the limiter spells it (rl_limiter.c) */
+        x->rate = lr->rate;
+        x->v = lr->v;
+        x->fallback = lr->fallback;
+        x->failed = lr->failed;
+    }
+    e->nlimits = res->n;
+}
+
 static void limits_done(const rl_result_t *res, void *privdata)
 {
     dec_req_t *r = privdata;
 
     r->rl_pending = NULL;
+    if (r->in.explain != NULL)
+        explain_limits(r, res);
     record_limits(r, res);
     dec_step_done(r, limits_verdict(r, res->status));
 }
 
-/* The one place the request to the limiter is built. */
-dec_step_t dec_step_limits(dec_req_t *r)
+/* The one place the request to the limiter is built (`client`: room for
+ * its client id). */
+static void limits_request(dec_req_t *r, rl_request_t *q, char *client, size_t len)
 {
-    char client[2048];
-    rl_request_t q = {
+    *q = (rl_request_t){
         .method = r->method_bit,
         .path = r->path,
         .host = r->host,
-        .client_id = bucket_client(r, client, sizeof(client)),
+        .client_id = bucket_client(r, client, len),
         .ip = r->ip_key,
         .route = r->route->name,
         .tier = r->id.tier,
@@ -208,7 +241,14 @@ dec_step_t dec_step_limits(dec_req_t *r)
         .ctx = r,
         .dry_run = r->in.dry_run, /* decide, take no token (explain, replay) */
     };
+}
 
+dec_step_t dec_step_limits(dec_req_t *r)
+{
+    char client[2048];
+    rl_request_t q;
+
+    limits_request(r, &q, client, sizeof client);
     r->rl_pending = rl_check(r->ctx->c.limiter, &r->cfg->policy, &q, limits_done, r);
     if (r->rl_pending != NULL)
         return DEC_PENDING;

@@ -107,6 +107,10 @@ dec_step_t dec_step_route(dec_req_t *r)
     if ((r->method_bit & dec_methods_served(r)) == 0)
         return dec_refuse_method(r, dec_methods_served(r)); /* before any route decides */
     r->route = match_route(r, &r->route_method_denied);
+    if (r->in.explain != NULL && r->route != NULL) {
+        r->in.explain->routed = true;
+        r->in.explain->route = r->route;
+    }
     if (path_refused(r)) {
         r->v.reason = "bad_path";
         return dec_verdict(r, 400, "bad_request",

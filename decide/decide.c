@@ -51,6 +51,15 @@ uint64_t dec_mono_ms(const dec_req_t *r)
     return h->mono_ms != NULL ? h->mono_ms(h->arg) : util_mono_ms();
 }
 
+void dec_explain_clear(dec_explain_t *e)
+{
+    if (e == NULL)
+        return;
+    free(e->limits);
+    e->limits = NULL;
+    e->nlimits = 0;
+}
+
 /* ---- the verdict -------------------------------------------------------- */
 
 /* Record a denial: status and the error envelope's code and message

@@ -281,6 +281,102 @@ int rl_policy_identity(const rl_limit_t *lim, const rl_request_t *req, char *out
     return (int)b.len;
 }
 
+/* ---- reading an identity back (the buckets API, explain) ---------------- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Whether [v, v+n) is a value put_value() could write; why not in *why. */
+static bool value_ok(const char *v, size_t n, const char **why)
+{
+    size_t i;
+
+    if ((n == 1 && v[0] == '-') || (n == 3 && memcmp(v, "%2D", 3) == 0))
+        return true;
+    if (n == 2 + 2 * RL_IDENT_HASH_BYTES && v[0] == '%' && v[1] == 'S') {
+        for (i = 2; i < n && hexval(v[i]) >= 0; i++)
+            ;
+        *why = "a %S value is 32 upper-case hex digits";
+        return i == n;
+    }
+    *why = "a value longer than a spelled value can be";
+    if (n > RL_IDENT_MAX_VALUE)
+        return false;
+    for (i = 0; i < n; i++) {
+        if (is_plain((unsigned char)v[i]))
+            continue;
+        *why = "a byte outside [A-Za-z0-9._:@=-] that is not a %XX escape";
+        if (v[i] != '%' || i + 2 >= n || hexval(v[i + 1]) < 0 || hexval(v[i + 2]) < 0)
+            return false;
+        *why = "an escape of a byte that is spelled as itself (or of '-')";
+        if (is_plain((unsigned char)(hexval(v[i + 1]) * 16 + hexval(v[i + 2]))))
+            return false;
+        i += 2;
+    }
+    return true;
+}
+
+/* The prefix put_by() writes for `by` ("c=", "h:x-tenant=") into b. */
+static void by_prefix(ident_buf_t *b, const rl_by_t *by)
+{
+    static const char *const fixed[] = {"c=", "ip=", "r="};
+
+    if (by->kind == RL_BY_CLIENT || by->kind == RL_BY_IP || by->kind == RL_BY_ROUTE) {
+        put_raw(b, fixed[by->kind], strlen(fixed[by->kind]));
+    } else {
+        put_raw(b,
+                by->kind == RL_BY_HEADER ? "h:" : "cl:", by->kind == RL_BY_HEADER ? 2 : 3);
+        put_escaped(b, by->name != NULL ? by->name : "", by->kind == RL_BY_HEADER);
+        put_raw(b, "=", 1);
+    }
+}
+
+int rl_policy_identity_check(const rl_limit_t *lim, const char *key, char *err,
+                             size_t errlen)
+{
+    char want[RL_MAX_IDENTITY_LEN];
+    const char *p = key, *bar, *why = NULL;
+    size_t i, parts = 1, n;
+
+    if (strcmp(key, "%L") == 0)
+        return 0; /* the limiter's spelling of an identity too long to spell */
+    if (strlen(key) >= RL_MAX_IDENTITY_LEN) {
+        snprintf(err, errlen, "key is longer than any identity (%d bytes)",
+                 RL_MAX_IDENTITY_LEN - 1);
+        return -1;
+    }
+    for (const char *q = key; *q != '\0'; q++)
+        parts += *q == '|';
+    if (parts != lim->nby) {
+        snprintf(err, errlen,
+                 "key has %zu '|'-separated part(s); limit %s is keyed by %zu "
+                 "(a '|' inside a value is spelled %%7C, sent as %%257C in a URL)",
+                 parts, lim->name, lim->nby);
+        return -1;
+    }
+    for (i = 0; i < lim->nby; i++, p = bar + 1) {
+        ident_buf_t b = {want, 0, sizeof want};
+
+        by_prefix(&b, &lim->by[i]);
+        bar = strchr(p, '|');
+        if (bar == NULL)
+            bar = p + strlen(p);
+        n = (size_t)(bar - p);
+        if (b.len >= b.cap || n < b.len || memcmp(p, want, b.len) != 0) {
+            snprintf(err, errlen, "key part %zu must start with \"%.*s\" (limit %s)", i + 1,
+                     (int)(b.len < b.cap ? b.len : 0), want, lim->name);
+            return -1;
+        }
+        if (!value_ok(p + b.len, n - b.len, &why)) {
+            snprintf(err, errlen, "key part %zu: %s", i + 1, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void rl_match_clear(rl_match_t *m)
 {
     if (m == NULL)

@@ -61,6 +61,7 @@ static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor
 
     srv_admin_trail(w->srv, &r);
 }
+#include "srv_admin_explain.h"
 
 static void send_err(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
@@ -166,7 +167,6 @@ static void config(srv_worker_t *w, struct evhttp_request *req)
     free(body);
 }
 
-/* GET|DELETE /admin/v1/buckets?limit=NAME&key=IDENTITY (memory backend). */
 /* A bucket read or reset in Redis: the admin request waits for its reply. */
 typedef struct bucket_op {
     srv_worker_t *w;
@@ -220,9 +220,11 @@ static void on_peek(rc_client_t *c, redisReply *rep, const char *errstr, void *p
     }
     /* [allowed, retry, fits, remaining, reset_ms, retry_after] (lua/bucket.lua) */
     send_obj(op->req, 200,
-             json_pack("{s:s,s:s,s:b,s:I,s:I,s:I}", "limit", op->limit, "key", op->key,
-                       "exists", op->exists, "tokens", (json_int_t)rep->element[3]->integer,
-                       "capacity", (json_int_t)op->burst, "reset_seconds",
+             json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", op->limit, "key", op->key,
+                       "exists", op->exists, "state",
+                       op->exists ? "present" : "absent (full)", "tokens",
+                       (json_int_t)rep->element[3]->integer, "capacity",
+                       (json_int_t)op->burst, "reset_seconds",
                        (json_int_t)((rep->element[4]->integer + 999) / 1000)));
     bucket_op_free(op);
 }
@@ -316,6 +318,7 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     const char *name, *key;
     const rl_limit_t *lim = NULL;
     rl_bucket_t b;
+    char err[256];
 
     TAILQ_INIT(&q);
     if (qs == NULL || evhttp_parse_query_str(qs + 1, &q) != 0) {
@@ -335,6 +338,12 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
         send_err(req, 400, "bad_request", "limit (a configured name) and key are required");
         goto out;
     }
+    /* key, once URL-decoded, is the identity exactly as spelled (explain's
+     * "key"): one that no request could spell is refused, not read as full */
+    if (rl_policy_identity_check(lim, key, err, sizeof err) != 0) {
+        send_err(req, 400, "bad_request", err);
+        goto out;
+    }
     if (w->srv->admin.rc != NULL) {
         redis_bucket(w, req, cmd, lim, key);
         goto out;
@@ -352,15 +361,17 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, util_mono_ms(), &b) !=
         0) {
         send_obj(req, 200,
-                 json_pack("{s:s,s:s,s:b,s:I,s:I}", "limit", lim->name, "key", key,
-                           "exists", 0, "tokens", (json_int_t)lim->rate.burst, "capacity",
+                 json_pack("{s:s,s:s,s:b,s:s,s:I,s:I}", "limit", lim->name, "key", key,
+                           "exists", 0, "state", "absent (full)", "tokens",
+                           (json_int_t)lim->rate.burst, "capacity",
                            (json_int_t)lim->rate.burst));
         goto out;
     }
     send_obj(
         req, 200,
-        json_pack("{s:s,s:s,s:b,s:I,s:I,s:I}", "limit", lim->name, "key", key, "exists", 1,
-                  "tokens", (json_int_t)(b.level / lim->rate.period_ms), "capacity",
+        json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", lim->name, "key", key, "exists",
+                  1, "state", "present", "tokens",
+                  (json_int_t)(b.level / lim->rate.period_ms), "capacity",
                   (json_int_t)lim->rate.burst, "reset_seconds",
                   (json_int_t)((rl_bucket_full_after_ms(&b, &lim->rate) + 999) / 1000)));
 out:
@@ -624,6 +635,12 @@ static void revocation_get(srv_worker_t *w, struct evhttp_request *req)
     revocation(w, req, path + strlen("/admin/v1/revocations/"));
 }
 
+/* POST /admin/v1/explain (admin_explain.c): a dry run, it changes nothing */
+static void explain_post(srv_worker_t *w, struct evhttp_request *req)
+{
+    srv_admin_explain(w, req);
+}
+
 /* GET /admin/v1/limits/{name}/top (admin_top.c) */
 static void limits_get(srv_worker_t *w, struct evhttp_request *req)
 {
@@ -664,6 +681,7 @@ static const admin_route_t admin_routes[] = {
     {GET, "/admin/v1/revocations/*", READ, NULL, revocation_get},
     {GET, "/admin/v1/audit", READ, NULL, audit_read},
     {GET, "/admin/v1/limits/*", READ, NULL, limits_get},
+    {POST, "/admin/v1/explain", READ, NULL, explain_post},
 };
 
 #undef GET

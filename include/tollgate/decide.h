@@ -30,6 +30,11 @@
  *     skipped (no failure counted, no ticket redeemed or issued) and the
  *     limiter decides without taking a token (rl_request_t.dry_run, set in
  *     dec_step_limits: docs/redis.md "Dry runs").
+ *  5. Done: explain (POST /admin/v1/explain, server/admin_explain.c): a
+ *     dry run with dec_input_t.explain set records what the steps saw
+ *     (route, authentication, scopes, each limit with its bucket key) in a
+ *     dec_explain_t; as_client decides as an API-key client by id, on
+ *     such a dry run only.  The live path tests one NULL pointer per step.
  *  Left: a transport that carries the original request out of band (gRPC
  *  ext_authz) fills dialect/o_* of dec_input_t; the evhttp adapter leaves
  *  DEC_DIALECT_NONE and the core reads the dialect headers itself.
@@ -89,6 +94,7 @@ typedef const char *(*dec_body_fn)(void *ctx, size_t *len);
 
 /* One request, transport-neutral.  Everything is borrowed for the length of
  * the decision (until `done`, or dec_cancel()). */
+struct dec_explain;
 typedef struct dec_input {
     const char *method; /* as sent: "GET"; NULL when the transport could not tell */
     const char *target; /* raw request target (path?query) */
@@ -101,7 +107,13 @@ typedef struct dec_input {
      * at forward_auth.path is read in its dialect's headers (decide/dec_fwd.c). */
     dec_dialect_t dialect;
     const char *o_method, *o_target, *o_host;
-    bool dry_run;     /* consume no token, count no failure, redeem no ticket */
+    bool dry_run; /* consume no token, count no failure, redeem no ticket */
+    /* Explain (dry runs only; the live adapter leaves both NULL): the steps
+     * record what they saw in `explain`, and `as_client` names an API-key
+     * client by id to decide as, without its secret.  Both are ignored
+     * unless dry_run is set and explain is not NULL. */
+    struct dec_explain *explain;
+    const char *as_client;
     dec_head_t head;  /* DEC_HEAD_OK, or the refusal: nothing else is read then
                          (method: the refused method's name, or NULL) */
     dec_body_fn body; /* read only for a POST whose Content-Type carries
@@ -184,6 +196,40 @@ typedef struct dec_verdict {
     dec_header_t set[DEC_VERDICT_HDRS];
     char vals[DEC_VERDICT_VALS][DEC_VERDICT_VAL];
 } dec_verdict_t;
+
+/* ---- explain: what a dry run saw ----------------------------------- */
+
+/* One limit that applied (rl_check's report), with its bucket's key. */
+typedef struct dec_explain_limit {
+    const rl_limit_t *limit;       /* the snapshot's */
+    char key[RL_MAX_IDENTITY_LEN]; /* the identity, as rl_policy_identity spells it
+                                      ("%L" when it does not fit) */
+    rl_rate_t rate;                /* effective: tier applied */
+    rl_verdict_t v;                /* what a real check would get now */
+    bool fallback;                 /* decided by the local fallback */
+    bool failed;                   /* the backend failed, on_redis_error open */
+} dec_explain_limit_t;
+
+/* Filled by the steps of a dry run whose dec_input_t.explain points here
+ * (zeroed by the caller); read it in `done`, then dec_explain_clear().  A
+ * field stays zero when the decision ended before its step. */
+typedef struct dec_explain {
+    bool routed;              /* the route step matched a route */
+    const cfg_route_t *route; /* the route (the snapshot's), or NULL */
+    /* Authentication: NULL when not reached; "ok" (identity in the
+     * verdict), "anonymous" (no credential, allowed), "not_required" (auth
+     * none), or the failure reason (the verdict's). */
+    const char *authn;
+    const char *authn_method;    /* "api_key", "jwt", "ticket", "none" */
+    bool authz_checked;          /* the scopes step ran: */
+    bool authz_ok;               /* ...and every scope of the route is held */
+    bool limits_checked;         /* the limiter answered */
+    dec_explain_limit_t *limits; /* nlimits, config order; malloc'd */
+    size_t nlimits;
+} dec_explain_t;
+
+/* Free what the steps put in `e` (not `e` itself). */
+void dec_explain_clear(dec_explain_t *e);
 
 /* The decision is ready: `v` is valid during the call only. */
 typedef void dec_done_fn(const dec_verdict_t *v, void *arg);

@@ -143,6 +143,16 @@ const rl_rate_t *rl_policy_rate(const rl_policy_set_t *ps, const rl_limit_t *lim
 int rl_policy_identity(const rl_limit_t *lim, const rl_request_t *req, char *out,
                        size_t outlen);
 
+/* Whether `key` is an identity rl_policy_identity could spell for `lim`:
+ * one '|'-separated part per `by` entry, in order, each with its prefix
+ * ("c=", "ip=", "r=", "h:NAME=" with NAME lower-cased, "cl:NAME=") and a
+ * value as spelled ("-", "%2D", "%S" + 32 hex digits, or bytes of
+ * [A-Za-z0-9._:@=-] and %XX upper-case escapes of bytes outside it, at most
+ * 96 bytes); or "%L".  0, or -1 with the reason in `err` (which quotes no
+ * part of the key). */
+int rl_policy_identity_check(const rl_limit_t *lim, const char *key, char *err,
+                             size_t errlen);
+
 /* Free the contents (not the struct) of a policy set / limit / match. */
 void rl_match_clear(rl_match_t *m);
 void rl_limit_clear(rl_limit_t *lim);

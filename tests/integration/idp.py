@@ -138,6 +138,14 @@ class Idp:
         with self.lock:
             return self.hit_at.get(path)
 
+    def stacks(self):
+        """Every thread's stack: what the IdP was doing when a test gave up
+        on it (a fetch that timed out names where its server was)."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        return "\n".join("--- %s\n%s" % (names.get(ident, ident),
+                                           "".join(traceback.format_stack(frame)))
+                         for ident, frame in sys._current_frames().items())
+
     def stop(self):
         # shutdown() waits for serve_forever to notice, for ever if it is
         # stuck (CI saw one stop hang until the 600 s guard).  Wait with a

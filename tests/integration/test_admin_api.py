@@ -28,10 +28,13 @@ class AdminBuckets(TollgateCase):
     configure = staticmethod(standard_config)
 
     def test_unknown_bucket_is_full(self):
-        r = self.tg.admin("GET", bucket_query("tight", "c=k:nobody-" + unique()))
+        # a key this limit could spell (client and X-Test-Bucket) with no bucket
+        key = "c=k:nobody-%s|h:x-test-bucket=-" % unique()
+        r = self.tg.admin("GET", bucket_query("tight", key))
         self.assertEqual(r.status, 200, r)
         body = r.json()
         self.assertEqual(body["exists"], False)
+        self.assertEqual(body["state"], "absent (full)")
         self.assertEqual(body["tokens"], 3)
         self.assertEqual(body["capacity"], 3)
         self.assertNotIn("reset_seconds", body)
@@ -151,7 +154,7 @@ class AdminRedisDown(TollgateCase):
             return cfg
 
         tg = self.spawn(configure)
-        q = bucket_query("tight", "c=k:bob")
+        q = bucket_query("tight", "c=k:bob|h:x-test-bucket=-")  # a key `tight` can spell
         self.assertEqual(tg.admin("GET", q).status, 200)
         redis.stop()
         r = tg.admin("GET", q)

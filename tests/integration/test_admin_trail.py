@@ -52,10 +52,12 @@ def bucket_query(limit, key):
 # method, path, body, needs write
 ENDPOINTS = [
     ("GET", "/admin/v1/config", None, False),
-    ("GET", bucket_query("tight", "c=k:scope-probe"), None, False),
+    ("POST", "/admin/v1/explain", {"path": "/orders/1"}, False),
+    ("GET", "/admin/v1/limits/tight/top", None, False),
+    ("GET", bucket_query("tight", "c=k:scope-probe|h:x-test-bucket=-"), None, False),
     ("GET", "/admin/v1/revocations/some-jti", None, False),
     ("GET", "/admin/v1/audit", None, False),
-    ("DELETE", bucket_query("tight", "c=k:scope-probe"), None, True),
+    ("DELETE", bucket_query("tight", "c=k:scope-probe|h:x-test-bucket=-"), None, True),
     ("POST", "/admin/v1/reload", None, True),
     ("POST", "/admin/v1/revocations", {"jti": "scope-probe", "exp": 4102444800}, True),
     ("POST", "/admin/v1/revocations/subject", {"sub": "scope-probe"}, True),
@@ -199,7 +201,7 @@ class AdminReloadTrail(TollgateCase):
                               and x["secrets_version_before"] != x["secrets_version_after"],
                               timeout=10.0)
         self.assertEqual(rec["config_version_after"], rec["config_version_before"])
-        r = tg.admin("DELETE", bucket_query("tight", "c=k:x"), token=new_tok)
+        r = tg.admin("DELETE", bucket_query("tight", "c=k:x|h:x-test-bucket=-"), token=new_tok)
         self.assertEqual(r.status, 200, r)
         wait_admin_line(tg, lambda x: x["actor"] == "oncall" and x["action"] == "bucket_reset")
         # a bad config: refused, recorded, the old one stays
@@ -221,9 +223,9 @@ class AdminReloadTrail(TollgateCase):
             cfg["audit"]["path"] = "off"
             return cfg
         tg = self.spawn(configure)
-        r = tg.admin("DELETE", bucket_query("tight", "c=k:off-probe"), token=WRITE_TOKEN)
+        r = tg.admin("DELETE", bucket_query("tight", "c=k:off-probe|h:x-test-bucket=-"), token=WRITE_TOKEN)
         self.assertEqual(r.status, 200, r)
-        self.assertTrue(wait_for(lambda: "admin trail: bucket_reset limit=tight key=c=k:off-probe "
+        self.assertTrue(wait_for(lambda: "admin trail: bucket_reset limit=tight key=c=k:off-probe|h:x-test-bucket=- "
                                  "by ci-deploy: ok" in tg.stderr(), 5.0), tg.stderr()[-2000:])
         self.assertNotIn(WRITE_TOKEN, tg.stderr() + tg.stdout())
 
@@ -315,7 +317,7 @@ class AdminTrailFleet(TollgateCase):
             return cfg
         tg = self.spawn(configure)
         for i in range(300):
-            self.assertEqual(tg.admin("DELETE", bucket_query("tight", "c=k:cap%d" % i),
+            self.assertEqual(tg.admin("DELETE", bucket_query("tight", "c=k:cap%d|h:x-test-bucket=-" % i),
                                       token=WRITE_TOKEN).status, 200)
         text = wait_for(lambda: (lambda t: t if (metric(
             t, "tollgate_admin_trail_stream_writes_total", result="ok") or 0) >= 300

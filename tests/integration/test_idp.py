@@ -64,8 +64,8 @@ class Discovery(IdpCase):
         for key, alg in ((self.rs, "RS256"), (es, "ES256"), (ps, "PS256"), (ed, "EdDSA")):
             with self.subTest(alg):
                 r = tg.get("/auth/orders/1", bearer(self.tok(key, alg, email="a@x.test")))
-                self.assertEqual(r.status, 200, "%s\nIdP hits: %s" % (tg.stderr()[-1500:],
-                                                                      self.idp.hits))
+                self.assertEqual(r.status, 200, "%s\nIdP hits: %s\n%s" % (
+                    tg.stderr()[-1500:], self.idp.hits, self.idp.stacks()))
                 self.assertEqual(r.header("X-Auth-Email"), "a@x.test")
         self.assertEqual(self.idp.count("/.well-known/openid-configuration"), 1)
         self.assertEqual(self.idp.count(), 1)

@@ -494,6 +494,8 @@ typedef struct req {
     const char *body;
     bool dry_run;
     dec_head_t head;
+    dec_explain_t *explain; /* explain's sink, or NULL */
+    const char *as_client;
 } req_t;
 
 /* What `done` saw, copied. */
@@ -588,6 +590,8 @@ static void decide(world_t *w, const req_t *q, seen_t *s)
         .headers = {(void *)q, h_find, h_each},
         .dry_run = q->dry_run,
         .head = q->head,
+        .explain = q->explain,
+        .as_client = q->as_client,
         .body = h_body,
         .body_ctx = (void *)q,
     };
@@ -968,6 +972,115 @@ static void test_redis_backend(void)
     world_free(&w);
 }
 
+/* Explain: one dry run fills the sink — route, authentication, scopes,
+ * the limit with its bucket key and tokens — and leaves the bucket as it
+ * was: the real request after it gets what it would have without it. */
+static void test_explain_sink(void)
+{
+    dec_explain_t ex = {0};
+    req_t q = {.target = "/auth/tight", H(KEY(BOB))};
+    req_t dry = {.target = "/auth/tight", .dry_run = true, .explain = &ex, H(KEY(BOB))};
+    world_t w;
+    seen_t s;
+
+    world_new(&w, base_yaml);
+    decide(&w, &dry, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    CU_ASSERT(ex.routed);
+    CU_ASSERT_PTR_EQUAL(ex.route, &w.cfg->default_route);
+    CU_ASSERT_STRING_EQUAL(ex.authn, "ok");
+    CU_ASSERT_STRING_EQUAL(ex.authn_method, "api_key");
+    CU_ASSERT(ex.authz_checked && ex.authz_ok);
+    CU_ASSERT(ex.limits_checked);
+    CU_ASSERT_EQUAL_FATAL(ex.nlimits, 1);
+    CU_ASSERT_STRING_EQUAL(ex.limits[0].limit->name, "tight");
+    CU_ASSERT_STRING_EQUAL(ex.limits[0].key, "c=k:demo-bob");
+    CU_ASSERT(ex.limits[0].v.allowed);
+    CU_ASSERT_EQUAL(ex.limits[0].v.remaining, 1);
+    CU_ASSERT_EQUAL(ex.limits[0].rate.n, 2);
+    dec_explain_clear(&ex);
+    CU_ASSERT_PTR_NULL(ex.limits);
+    decide(&w, &q, &s); /* the bucket is untouched: 2 -> 1 */
+    CU_ASSERT_EQUAL(s.status, 200);
+    CU_ASSERT_STRING_EQUAL(s.limits.remaining, "1");
+    decide(&w, &q, &s);
+    decide(&w, &dry, &s); /* empty now: explained as the 429 it would be */
+    CU_ASSERT_EQUAL(s.status, 429);
+    CU_ASSERT_FALSE(ex.limits[0].v.allowed);
+    CU_ASSERT(ex.limits[0].v.retry_after_ms > 0);
+    dec_explain_clear(&ex);
+    world_free(&w);
+}
+
+/* Explained failures are not counted (the lockout does not advance), and
+ * a scope denial says the scopes were checked and not held. */
+static void test_explain_failures(void)
+{
+    dec_explain_t ex = {0};
+    req_t bad = {.target = "/auth/x", .dry_run = true, .explain = &ex, H(KEY("nope"))};
+    req_t good = {.target = "/auth/x", H(KEY(BOB))};
+    req_t scope = {.target = "/auth/admin/x", .dry_run = true, .explain = &ex, H(KEY(BOB))};
+    world_t w;
+    seen_t s;
+
+    world_new(&w, base_yaml); /* lockout after 2 failures */
+    for (int i = 0; i < 4; i++) {
+        memset(&ex, 0, sizeof ex);
+        decide(&w, &bad, &s);
+        CU_ASSERT_EQUAL(s.status, 401);
+        CU_ASSERT_STRING_EQUAL(ex.authn, "invalid_api_key");
+        CU_ASSERT_FALSE(ex.authz_checked);
+        CU_ASSERT_FALSE(ex.limits_checked);
+    }
+    CU_ASSERT_EQUAL(w.fake.fails, 0);
+    decide(&w, &good, &s);
+    CU_ASSERT_EQUAL(s.status, 200); /* not locked out */
+    memset(&ex, 0, sizeof ex);
+    decide(&w, &scope, &s);
+    CU_ASSERT_EQUAL(s.status, 403);
+    CU_ASSERT_STRING_EQUAL(ex.route->name, "admin");
+    CU_ASSERT(ex.authz_checked);
+    CU_ASSERT_FALSE(ex.authz_ok);
+    CU_ASSERT_FALSE(ex.limits_checked);
+    world_free(&w);
+}
+
+/* as_client decides as that client, only on a dry run with a sink: a real
+ * request, or a dry run without one, is anonymous (the live listener sets
+ * neither, but the core does not rely on it). */
+static void test_explain_as_client(void)
+{
+    dec_explain_t ex = {0};
+    req_t q = {.target = "/auth/demo/x", .dry_run = true, .explain = &ex,
+               .as_client = "demo-bob", H("Accept", "*/*")};
+    world_t w;
+    seen_t s;
+
+    world_new(&w, base_yaml);
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    CU_ASSERT_STRING_EQUAL(s.client_id, "demo-bob");
+    CU_ASSERT_STRING_EQUAL(ex.authn, "ok");
+    CU_ASSERT_STRING_EQUAL(ex.authn_method, "api_key");
+    q.as_client = "nobody";
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 401);
+    CU_ASSERT_STRING_EQUAL(s.reason, "invalid_api_key");
+    q.as_client = "demo-bob";
+    q.dry_run = false;
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 401);
+    CU_ASSERT_STRING_EQUAL(s.reason, "missing_credentials");
+    q.dry_run = true;
+    q.explain = NULL;
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 401);
+    CU_ASSERT_STRING_EQUAL(s.reason, "missing_credentials");
+    CU_ASSERT_EQUAL(w.fake.fails, 0);
+    dec_explain_clear(&ex);
+    world_free(&w);
+}
+
 /* Proxy mode: the target forwarded is the normalized path and the query;
  * hide_credentials removes the key; the request id is vouched for. */
 static void test_forward_verdict(void)
@@ -1058,6 +1171,9 @@ int test_decide_add(void)
         {"rate limit report on allow and 429", test_rate_limit_report},
         {"a dry run takes no token", test_dry_run_limits},
         {"the limiter on Redis (fake rc_ops_t): deny, dry, down", test_redis_backend},
+        {"explain: the sink of one dry run", test_explain_sink},
+        {"explain: failures not counted, scopes", test_explain_failures},
+        {"explain: as_client only on a dry run with a sink", test_explain_as_client},
         {"proxy mode: the forward verdict", test_forward_verdict},
         {"ticket issued, redeemed once (fake store)", test_ticket_round_trip},
         {"dec_cancel: done never runs", test_cancel},

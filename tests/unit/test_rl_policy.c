@@ -239,6 +239,67 @@ static void test_identity(void)
     CU_ASSERT_EQUAL(spell(&client, 1, &req, out, 13), 12);
 }
 
+/* rl_policy_identity_check takes back every identity rl_policy_identity
+ * spells (every single byte as a header value, a long hashed value, absent,
+ * "-", empty, anonymous) and refuses what it never spells. */
+static void test_identity_check(void)
+{
+    const char *kv[] = {"X-Tenant", NULL, NULL};
+    rl_request_t req = {RL_METHOD_GET, "/", NULL,   "j:https://idp|sub", "2001:db8::/64",
+                        "api",         NULL, 1,     lookup,              lookup,
+                        (void *)kv,    false};
+    rl_by_t by[] = {{RL_BY_CLIENT, NULL}, {RL_BY_IP, NULL}, {RL_BY_ROUTE, NULL},
+                    {RL_BY_HEADER, (char *)"X-Tenant"}, {RL_BY_CLAIM, (char *)"Org"}};
+    rl_limit_t lim = {.name = (char *)"l", .by = by, .nby = 5};
+    char out[RL_MAX_IDENTITY_LEN], err[256], val[200];
+    static const struct {
+        const char *key, *why;
+    } bad[] = {
+        {"c=x", "1 '|'-separated part(s); limit l is keyed by 5"},
+        {"ip=1|ip=1|r=a|h:x-tenant=a|cl:Org=a", "part 1 must start with \"c=\""},
+        {"c=a|ip=1|r=a|h:X-Tenant=a|cl:Org=a", "part 4 must start with \"h:x-tenant=\""},
+        {"c=a|ip=1|r=a|h:x-tenant=a|cl:org=a", "part 5 must start with \"cl:Org=\""},
+        {"c=a b|ip=1|r=a|h:x-tenant=a|cl:Org=a", "not a %XX escape"},
+        {"c=a%7c|ip=1|r=a|h:x-tenant=a|cl:Org=a", "not a %XX escape"},
+        {"c=a%7|ip=1|r=a|h:x-tenant=a|cl:Org=a", "not a %XX escape"},
+        {"c=a%41|ip=1|r=a|h:x-tenant=a|cl:Org=a", "spelled as itself"},
+        {"c=a%2D|ip=1|r=a|h:x-tenant=a|cl:Org=a", "spelled as itself"},
+        {"c=%SABC|ip=1|r=a|h:x-tenant=a|cl:Org=a", "not a %XX escape"},
+        {"c=|ip=1|r=a|h:x-tenant=a|cl:Org=a|", "6 '|'"},
+    };
+
+    for (unsigned c = 1; c < 256; c++) {
+        val[0] = (char)c;
+        val[1] = '\0';
+        kv[1] = val;
+        CU_ASSERT_FATAL(rl_policy_identity(&lim, &req, out, sizeof out) > 0);
+        if (rl_policy_identity_check(&lim, out, err, sizeof err) != 0)
+            CU_FAIL(out);
+    }
+    memset(val, 'z', 150);
+    val[150] = '\0'; /* hashed: %S + 32 hex */
+    rl_policy_identity(&lim, &req, out, sizeof out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "h:x-tenant=%S"));
+    CU_ASSERT_EQUAL(rl_policy_identity_check(&lim, out, err, sizeof err), 0);
+    kv[1] = "-";
+    rl_policy_identity(&lim, &req, out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "c=j:https:%2F%2Fidp%7Csub|ip=2001:db8::%2F64|r=api|"
+                                "h:x-tenant=%2D|cl:Org=-");
+    CU_ASSERT_EQUAL(rl_policy_identity_check(&lim, out, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(rl_policy_identity_check(&lim, "%L", err, sizeof err), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(rl_policy_identity_check(&lim, bad[i].key, err, sizeof err), -1);
+        if (strstr(err, bad[i].why) == NULL)
+            CU_FAIL(bad[i].key);
+    }
+    memset(val, 'a', 97);
+    val[97] = '\0';
+    snprintf(out, sizeof out, "c=%s|ip=1|r=a|h:x-tenant=a|cl:Org=a", val);
+    CU_ASSERT_EQUAL(rl_policy_identity_check(&lim, out, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "longer than"));
+}
+
 /* Long values are hashed: bounded length, distinct values stay distinct,
  * equal values give equal identities; the spelling is "%S" + the first 128
  * bits of SHA-256 (what `sha256sum | cut -c1-32` shows, upper-cased). */
@@ -359,6 +420,7 @@ int test_rl_policy_add(void)
         {"tier_rate", test_tier_rate},
         {"identity", test_identity},
         {"identity_long", test_identity_long},
+        {"identity_check: every spelled identity, no other", test_identity_check},
         {"identity_long_collision", test_identity_long_collision},
         {"clear", test_clear},
         {NULL, NULL},
