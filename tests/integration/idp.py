@@ -180,5 +180,9 @@ class Idp:
             where = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
         self.httpd.server_close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if type(self.httpd).accept_timeouts:
+            sys.stderr.write(" [test IdP: %d accept() found no connection after select()] "
+                             % type(self.httpd).accept_timeouts)
+            type(self.httpd).accept_timeouts = 0
         if stuck:
             raise AssertionError("the test IdP's serve_forever did not stop in 10 s:\n" + where)
