@@ -20,6 +20,7 @@
 #include "tollgate/auth.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_revoke.h"
+#include "srv_admin_explain.h"
 #include "srv_admin_req.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
@@ -61,9 +62,9 @@ static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor
 
     srv_admin_trail(w->srv, &r);
 }
-#include "srv_admin_explain.h"
-
-static void send_err(struct evhttp_request *req, int status, const char *code,
+/* The admin API's error envelope (srv_process.h), for admin_top.c and
+ * admin_explain.c too. */
+void srv_admin_error(struct evhttp_request *req, int status, const char *code,
                      const char *msg)
 {
     const char *rid =
@@ -75,6 +76,12 @@ static void send_err(struct evhttp_request *req, int status, const char *code,
     srv_send_plain_json(req, status, body ? body : "{}");
     free(body);
     json_decref(o);
+}
+
+static void send_err(struct evhttp_request *req, int status, const char *code,
+                     const char *msg)
+{
+    srv_admin_error(req, status, code, msg);
 }
 
 static void send_obj(struct evhttp_request *req, int status, json_t *o)

@@ -47,20 +47,6 @@ typedef struct ex_timer {
     void *arg;
 } ex_timer_t;
 
-static void send_err(struct evhttp_request *req, int status, const char *code,
-                     const char *msg)
-{
-    const char *rid =
-        evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
-    json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
-                          "request_id", rid ? rid : "");
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-    srv_send_plain_json(req, status, body ? body : "{}");
-    free(body);
-    json_decref(o);
-}
-
 /* ---- the decision context ------------------------------------------------ */
 
 static void timer_fire(evutil_socket_t fd, short what, void *arg)
@@ -352,7 +338,7 @@ static void explained(const dec_verdict_t *v, void *arg)
     op->p = NULL;
     evhttp_connection_set_closecb(op->conn, NULL, NULL);
     if (body == NULL)
-        send_err(op->req, 500, "error", "out of memory");
+        srv_admin_error(op->req, 500, "error", "out of memory");
     else
         srv_send_plain_json(op->req, 200, body);
     free(body);
@@ -404,7 +390,7 @@ static void start(explain_op_t *op)
     op->conn = evhttp_request_get_connection(op->req);
     op->p = dec_start(op->ctx, op->cfg, &in, explained, op);
     if (op->p == NULL) {
-        send_err(op->req, 500, "error", "out of memory");
+        srv_admin_error(op->req, 500, "error", "out of memory");
         op_free(op);
         return;
     }
@@ -422,14 +408,14 @@ void srv_admin_explain(srv_worker_t *w, struct evhttp_request *req)
     if (op == NULL || body == NULL) {
         free(body);
         free(op);
-        send_err(req, 500, "error", "out of memory");
+        srv_admin_error(req, 500, "error", "out of memory");
         return;
     }
     rc = srv_explain_parse(body, len, &op->rq, err, sizeof err);
     OPENSSL_cleanse(body, len); /* may hold a credential: the parse has its own copy */
     free(body);
     if (rc != 0) {
-        send_err(req, 400, "bad_request", err);
+        srv_admin_error(req, 400, "bad_request", err);
         free(op);
         return;
     }
@@ -437,7 +423,7 @@ void srv_admin_explain(srv_worker_t *w, struct evhttp_request *req)
     op->req = req;
     op->cfg = cfg_ref(w->cfg);
     if (ctx_new(op) != 0) {
-        send_err(req, 500, "error", "out of memory");
+        srv_admin_error(req, 500, "error", "out of memory");
         op_free(op);
         return;
     }

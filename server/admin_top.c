@@ -41,20 +41,6 @@ typedef struct top_op {
     bool shadow; /* the limit's mode is shadow */
 } top_op_t;
 
-static void send_err(struct evhttp_request *req, int status, const char *code,
-                     const char *msg)
-{
-    const char *rid =
-        evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
-    json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
-                          "request_id", rid ? rid : "");
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-    srv_send_plain_json(req, status, body ? body : "{}");
-    free(body);
-    json_decref(o);
-}
-
 /* window, by and n, each at most once, nothing else: 0, or -1 with `msg`. */
 static int parse_query(struct evhttp_request *req, top_q_t *q, const char **msg)
 {
@@ -133,7 +119,7 @@ static int parse_target(srv_worker_t *w, struct evhttp_request *req, const char 
 
     if (slash == NULL || strcmp(slash, "/top") != 0 || len == 0 ||
         len >= RL_TOPK_NAME_LEN) {
-        send_err(req, 404, "not_found", "no such admin endpoint");
+        srv_admin_error(req, 404, "not_found", "no such admin endpoint");
         return -1;
     }
     memcpy(q->name, rest, len);
@@ -143,11 +129,11 @@ static int parse_target(srv_worker_t *w, struct evhttp_request *req, const char 
         if (strcmp(w->cfg->policy.limits[i].name, q->name) == 0)
             q->lim = &w->cfg->policy.limits[i];
     if (q->lim == NULL) {
-        send_err(req, 404, "not_found", "no limit of that name");
+        srv_admin_error(req, 404, "not_found", "no limit of that name");
         return -1;
     }
     if (parse_query(req, q, &msg) != 0) {
-        send_err(req, 400, "bad_request", msg);
+        srv_admin_error(req, 400, "bad_request", msg);
         return -1;
     }
     return 0;
@@ -175,7 +161,7 @@ static void answer(struct evhttp_request *req, const top_q_t *q, bool shadow,
                   (json_int_t)rl_topk_sum_floor(sum), "top", list);
     body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (body == NULL)
-        send_err(req, 500, "error", "out of memory");
+        srv_admin_error(req, 500, "error", "out of memory");
     else
         srv_send_plain_json(req, 200, body);
     free(body);
@@ -197,7 +183,7 @@ static void answer_replica(top_op_t *op)
     rl_topk_sum_t *acc = malloc(sizeof(*acc));
 
     if (acc == NULL) {
-        send_err(op->req, 500, "error", "out of memory");
+        srv_admin_error(op->req, 500, "error", "out of memory");
         return;
     }
     rl_topk_sum_init(acc);
@@ -286,7 +272,7 @@ void srv_admin_top(srv_worker_t *w, struct evhttp_request *req, const char *rest
     const char *keys[2] = {lists, until}, *args[1] = {"get"};
 
     if (op == NULL) {
-        send_err(req, 500, "error", "out of memory");
+        srv_admin_error(req, 500, "error", "out of memory");
         return;
     }
     op->req = req;

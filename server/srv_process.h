@@ -259,6 +259,9 @@ void srv_pipeline_clear(srv_worker_t *w);
 /* admin.c: the admin listener's request handler. */
 void srv_admin_handle(struct evhttp_request *req, void *arg);
 void srv_send_plain_json(struct evhttp_request *req, int status, const char *body);
+/* The admin API's JSON error envelope, with the request's X-Request-ID. */
+void srv_admin_error(struct evhttp_request *req, int status, const char *code,
+                     const char *msg);
 const char *srv_status_reason(int status);
 
 #endif
