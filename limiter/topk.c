@@ -197,7 +197,7 @@ static bool secret_name(const char *name)
 
 /* Copy `identity` with each secret header part's value replaced by '*'
  * (parts are '|'-separated in `by` order; a value never holds a raw '|'). */
-static size_t redact(const rl_limit_t *lim, const char *identity, char *out, size_t outlen)
+size_t rl_topk_redact(const rl_limit_t *lim, const char *identity, char *out, size_t outlen)
 {
     size_t o = 0, part = 0;
     const char *p = identity;
@@ -245,7 +245,7 @@ void rl_topk_spell(const rl_limit_t *lim, const char *identity, char *out)
         memcpy(buf, identity, len);
         buf[len] = '\0';
     } else {
-        len = redact(lim, identity, buf, sizeof(buf));
+        len = rl_topk_redact(lim, identity, buf, sizeof(buf));
     }
     if (len < RL_TOPK_ID_LEN) {
         memcpy(out, buf, len + 1);

@@ -25,6 +25,7 @@
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
 #include "tollgate/rl_redis.h"
+#include "tollgate/rl_topk.h"
 #include "tollgate/util_fmt.h"
 #include "srv_process.h"
 #include "srv_top.h"
@@ -181,24 +182,37 @@ typedef struct bucket_op {
     rc_client_t *rc;
     size_t script;
     char *limit;
-    char *key;  /* the identity, as given */
-    char *rkey; /* its Redis key */
+    char *key;   /* the identity, as given */
+    char *shown; /* key as logged and trailed: credential headers '*' */
+    char *rkey;  /* its Redis key */
     uint64_t n, period_ms, burst;
     bool exists;
     bool del;                             /* DELETE: a reset, trailed */
     char actor[AUTH_ADMINTOK_ID_MAX + 1]; /* the admin token's id */
 } bucket_op_t;
 
-/* "limit=NAME key=KEY", the trail's target of a bucket reset. */
-static void bucket_target(const char *limit, const char *key, char *out, size_t outlen)
+/* "limit=NAME key=KEY", the trail's target of a bucket reset; `shown` is
+ * the key as shown_key() wrote it. */
+static void bucket_target(const char *limit, const char *shown, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "limit=%s key=%s", limit ? limit : "", key ? key : "");
+    /* cut to the buffer: the trail keeps SRV_TRAIL_TARGET_MAX bytes anyway */
+    if (snprintf(out, outlen, "limit=%s key=%s", limit ? limit : "", shown ? shown : "") <
+        0)
+        out[0] = '\0';
+}
+
+/* The key as the log and the trail show it: a `header:` part that may
+ * carry a credential (as the top lists judge it) written "h:NAME=*". */
+static void shown_key(const rl_limit_t *lim, const char *key, char *out, size_t outlen)
+{
+    rl_topk_redact(lim, key, out, outlen);
 }
 
 static void bucket_op_free(bucket_op_t *op)
 {
     free(op->limit);
     free(op->key);
+    free(op->shown);
     free(op->rkey);
     free(op);
 }
@@ -209,7 +223,7 @@ static void redis_failed(bucket_op_t *op, const char *errstr)
 
     log_warn("admin buckets: redis: %s", errstr ? errstr : "no reply");
     if (op->del) {
-        bucket_target(op->limit, op->key, target, sizeof target);
+        bucket_target(op->limit, op->shown, target, sizeof target);
         trail(op->w, op->req, op->actor, "bucket_reset", target, 503, "unavailable");
     }
     send_err(op->req, 503, "unavailable", "redis unavailable");
@@ -264,11 +278,11 @@ static void on_del(rc_client_t *c, redisReply *rep, const char *errstr, void *pr
         redis_failed(op, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : errstr);
         return;
     }
-    log_info("admin: reset bucket %s of %s in redis", op->limit, op->key);
+    log_info("admin: reset bucket %s of %s in redis", op->limit, op->shown);
     {
         char target[SRV_TRAIL_TARGET_MAX + 1];
 
-        bucket_target(op->limit, op->key, target, sizeof target);
+        bucket_target(op->limit, op->shown, target, sizeof target);
         trail(op->w, op->req, op->actor, "bucket_reset", target, 200, NULL);
     }
     send_obj(op->req, 200,
@@ -283,7 +297,7 @@ static void on_del(rc_client_t *c, redisReply *rep, const char *errstr, void *pr
 static void redis_bucket(srv_worker_t *w, struct evhttp_request *req,
                          enum evhttp_cmd_type cmd, const rl_limit_t *lim, const char *key)
 {
-    char rkey[RL_REDIS_MAX_KEY];
+    char rkey[RL_REDIS_MAX_KEY], shown[RL_MAX_IDENTITY_LEN + 8];
     int len = rl_redis_key(w->srv->redis_prefix, key, lim->name, rkey, sizeof rkey);
     bucket_op_t *op = calloc(1, sizeof(*op));
     const char *argv[2] = {cmd == EVHTTP_REQ_DELETE ? "DEL" : "EXISTS", rkey};
@@ -304,11 +318,13 @@ static void redis_bucket(srv_worker_t *w, struct evhttp_request *req,
     op->script = srv_script_index("bucket");
     op->limit = strdup(lim->name);
     op->key = strdup(key);
+    shown_key(lim, key, shown, sizeof shown);
+    op->shown = strdup(shown);
     op->rkey = strdup(rkey);
     op->n = lim->rate.n;
     op->period_ms = lim->rate.period_ms;
     op->burst = lim->rate.burst;
-    if (op->limit == NULL || op->key == NULL || op->rkey == NULL) {
+    if (op->limit == NULL || op->key == NULL || op->shown == NULL || op->rkey == NULL) {
         redis_failed(op, "out of memory");
         return;
     }
@@ -348,6 +364,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     /* key, once URL-decoded, is the identity exactly as spelled (explain's
      * "key"): one that no request could spell is refused, not read as full */
     if (rl_policy_identity_check(lim, key, err, sizeof err) != 0) {
+        if (cmd == EVHTTP_REQ_DELETE)
+            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
         send_err(req, 400, "bad_request", err);
         goto out;
     }
@@ -357,9 +375,10 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     }
     if (cmd == EVHTTP_REQ_DELETE) {
         bool had = rl_memory_reset(w->srv->memory, lim->name, key) == 0;
-        char target[SRV_TRAIL_TARGET_MAX + 1];
+        char target[SRV_TRAIL_TARGET_MAX + 1], shown[RL_MAX_IDENTITY_LEN + 8];
 
-        bucket_target(lim->name, key, target, sizeof target);
+        shown_key(lim, key, shown, sizeof shown);
+        bucket_target(lim->name, shown, target, sizeof target);
         trail(w, req, srv_admin_actor(), "bucket_reset", target, 200, NULL);
         send_obj(req, 200,
                  json_pack("{s:s,s:s,s:b}", "limit", lim->name, "key", key, "reset", had));

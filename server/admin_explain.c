@@ -28,6 +28,7 @@
 #include "srv_explain_req.h"
 
 typedef struct explain_op {
+    struct explain_op *prev, *next; /* on srv_t.explains until freed */
     srv_worker_t *w;
     struct evhttp_request *req;
     struct evhttp_connection *conn;
@@ -39,6 +40,7 @@ typedef struct explain_op {
     dec_stores_real_t stores;
     dec_ctx_t *ctx;
     dec_pending_t *p;
+    struct event *free_ev; /* answered: frees the op from the loop */
 } explain_op_t;
 
 typedef struct ex_timer {
@@ -93,6 +95,16 @@ static void timer_cancel(void *arg, void *timer)
 
 static void op_free(explain_op_t *op)
 {
+    if (op->w != NULL) { /* linked */
+        if (op->prev != NULL)
+            op->prev->next = op->next;
+        else
+            op->w->srv->explains = op->next;
+        if (op->next != NULL)
+            op->next->prev = op->prev;
+    }
+    if (op->free_ev != NULL)
+        event_free(op->free_ev);
     dec_ctx_free(op->ctx);
     rl_limiter_free(op->limiter);
     rl_redis_free(op->rr);
@@ -343,9 +355,25 @@ static void explained(const dec_verdict_t *v, void *arg)
         srv_send_plain_json(op->req, 200, body);
     free(body);
     json_decref(o);
-    /* the limiter may still be on the stack: free from the loop */
-    if (event_base_once(op->w->base, -1, EV_TIMEOUT, op_free_later, op, &now) != 0)
-        log_warn("explain: a decision context is leaked (no event)");
+    /* the limiter may still be on the stack: free from the loop (or from
+     * srv_admin_explain_cancel_all, if the loop stops first) */
+    op->free_ev = evtimer_new(op->w->base, op_free_later, op);
+    if (op->free_ev == NULL || evtimer_add(op->free_ev, &now) != 0)
+        log_warn("explain: a decision context is kept until shutdown (no event)");
+}
+
+void srv_admin_explain_cancel_all(srv_t *s)
+{
+    while (s->explains != NULL) {
+        explain_op_t *op = s->explains;
+
+        if (op->p != NULL) { /* still deciding: its connection is still open */
+            evhttp_connection_set_closecb(op->conn, NULL, NULL);
+            dec_cancel(op->p);
+            op->p = NULL;
+        }
+        op_free(op); /* unlinks it */
+    }
 }
 
 /* ---- the handler --------------------------------------------------------- */
@@ -422,6 +450,10 @@ void srv_admin_explain(srv_worker_t *w, struct evhttp_request *req)
     op->w = w;
     op->req = req;
     op->cfg = cfg_ref(w->cfg);
+    op->next = w->srv->explains;
+    if (op->next != NULL)
+        op->next->prev = op;
+    w->srv->explains = op;
     if (ctx_new(op) != 0) {
         srv_admin_error(req, 500, "error", "out of memory");
         op_free(op);

@@ -30,6 +30,7 @@
 #include "tollgate/auth_jwks_fetch.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_ticket.h"
+#include "srv_admin_explain.h"
 #include "srv_process.h"
 #include "srv_top.h"
 #include "srv_trail.h"
@@ -788,7 +789,8 @@ void srv_free(srv_t *s)
     srv_fleet_stop(s); /* before the admin client it uses */
     srv_top_stop(s);   /* likewise; the workers' parts went with them */
     srv_shared_stop(s);
-    srv_trail_stop(s); /* its event is on the admin loop */
+    srv_trail_stop(s);               /* its event is on the admin loop */
+    srv_admin_explain_cancel_all(s); /* before its connections and Redis client */
     worker_clear(&s->admin);
     srv_trail_free(s); /* after the admin client ran its callbacks */
     audit_close(s->audit);

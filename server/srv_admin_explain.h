@@ -9,4 +9,11 @@
 /* Answer `req` (authenticated by the caller) on the admin thread of `w`. */
 void srv_admin_explain(srv_worker_t *w, struct evhttp_request *req);
 
+/* After the admin loop stopped, before the admin listener and Redis client
+ * go: every explain request still deciding (its Redis call pending) is
+ * cancelled and freed, its connection no longer told of it, and those
+ * answered but not yet freed are freed (their free would have run on the
+ * loop).  Their requests go unanswered with the listener. */
+void srv_admin_explain_cancel_all(srv_t *s);
+
 #endif

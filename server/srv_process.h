@@ -130,6 +130,7 @@ struct srv {
     bool fleet_failing;              /* admin thread: the last heartbeat failed */
     unsigned fleet_logged;           /* admin thread: the count last logged */
     struct srv_top *top;             /* top.c: the replica's top lists (admin thread) */
+    struct explain_op *explains;     /* admin_explain.c: explain requests not yet freed */
     atomic_bool draining;            /* SIGTERM seen: /readyz 503, answers close */
     atomic_uint open_conns;          /* conn.c: counted connections, all workers */
     atomic_bool ready;      /* the first Redis attempt settled (or start grace over) */

@@ -100,6 +100,12 @@ size_t rl_topk_sum_sorted(const rl_topk_sum_t *s, const rl_topk_entry_t **out, s
  * first 38 bytes, '~' and 16 hex digits of a 64-bit hash of the whole.
  * `out` has RL_TOPK_ID_LEN bytes. */
 void rl_topk_spell(const rl_limit_t *lim, const char *identity, char *out);
+/* `identity` with those secret header parts written "h:NAME=*" and nothing
+ * cut or hashed (the bucket reset's trail target, the admin log), into
+ * `out` of `outlen` > 0 bytes; parts that do not fit are left out whole.
+ * Returns the length written. */
+size_t rl_topk_redact(const rl_limit_t *lim, const char *identity, char *out,
+                      size_t outlen);
 
 typedef struct rl_topk rl_topk_t;
 

@@ -229,6 +229,37 @@ class AdminReloadTrail(TollgateCase):
                                  "by ci-deploy: ok" in tg.stderr(), 5.0), tg.stderr()[-2000:])
         self.assertNotIn(WRITE_TOKEN, tg.stderr() + tg.stdout())
 
+    def test_bucket_reset_target_hides_credential_header(self):
+        # A limit keyed by a credential header spells the credential into
+        # its bucket key; the trail (audit log, Redis stream, GET
+        # /admin/v1/audit for read tokens) must not repeat it: the value is
+        # written '*' as in the top lists.
+        def configure(cfg):
+            with_tokens(cfg)
+            cfg["limits"].append({"name": "per-session",
+                                  "match": {"path_prefix": "/sess/"},
+                                  "by": ["header:X-Session-Token", "header:X-Test-Bucket"],
+                                  "rate": "3/minute"})
+            return cfg
+        tg = self.spawn(configure)
+        secret = unique("sessval")
+        key = "h:x-session-token=%s|h:x-test-bucket=plain-part" % secret
+        r = tg.admin("DELETE", bucket_query("per-session", key), token=WRITE_TOKEN,
+                     headers={"X-Request-ID": "trail-redact-1"})
+        self.assertEqual(r.status, 200, r)
+        rec = wait_admin_line(tg, lambda x: x.get("request_id") == "trail-redact-1")
+        self.assertEqual(rec["target"],
+                         "limit=per-session key=h:x-session-token=*|h:x-test-bucket=plain-part")
+        self.assertNotIn(secret.encode(), tg.audit_raw() + tg.stderr().encode())
+        # a key no request could spell is refused, and that refusal of a
+        # write is trailed like every other 400 of a bucket reset
+        r = tg.admin("DELETE", bucket_query("per-session", "c=k:x"), token=WRITE_TOKEN,
+                     headers={"X-Request-ID": "trail-redact-400"})
+        self.assertEnvelope(r, 400, "bad_request")
+        rec = wait_admin_line(tg, lambda x: x.get("request_id") == "trail-redact-400")
+        self.assertEqual((rec["action"], rec["result"], rec["code"], rec["target"]),
+                         ("bucket_reset", "refused", "bad_request", None))
+
     def test_short_token_refused_in_production(self):
         def configure(cfg):
             with_tokens(cfg)
@@ -262,6 +293,32 @@ class AdminTrailFleet(TollgateCase):
         r = tg.admin("GET", "/admin/v1/audit" + query, token=READ_TOKEN)
         self.assertEqual(r.status, 200, r)
         return r.json()
+
+    def test_bucket_reset_in_redis_hides_credential_header(self):
+        # as AdminReloadTrail's memory case, on the Redis path: the stream a
+        # read token pages through, the local line and the operator log
+        def configure(cfg):
+            self.configure(cfg)
+            cfg["limits"].append({"name": "per-session",
+                                  "match": {"path_prefix": "/public/sess/"},
+                                  "by": ["header:X-Session-Token"], "rate": "3/minute"})
+            return cfg
+        tg = self.spawn(configure)
+        secret = unique("sessval")
+        self.assertEqual(tg.get("/auth/public/sess/x", {"X-Session-Token": secret}).status, 200)
+        r = tg.admin("DELETE", bucket_query("per-session", "h:x-session-token=" + secret),
+                     token=WRITE_TOKEN, headers={"X-Request-ID": "trail-redact-2"})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.json()["reset"], r)
+        want = "limit=per-session key=h:x-session-token=*"
+        e = wait_for(lambda: next((x for x in self.audit_page(tg)["entries"]
+                                   if x.get("request_id") == "trail-redact-2"), None), 5.0)
+        self.assertIsNotNone(e)
+        self.assertEqual(e["target"], want)
+        rec = wait_admin_line(tg, lambda x: x.get("request_id") == "trail-redact-2")
+        self.assertEqual(rec["target"], want)
+        page = tg.admin("GET", "/admin/v1/audit", token=READ_TOKEN).body
+        self.assertNotIn(secret.encode(), page + tg.audit_raw() + tg.stderr().encode())
 
     def test_action_on_a_read_on_b(self):
         a = self.spawn(self.configure)

@@ -2,6 +2,7 @@
 the request is cancelled, the late Redis reply is discarded, nothing is freed
 twice.  `make test-asan` runs this against the ASan+UBSan build, where a
 use-after-free would show in tollgate's stderr (checked at the end)."""
+import json
 import shutil
 import socket
 import struct
@@ -144,3 +145,68 @@ class InFlightCancel(TollgateCase):
             self.proxy.mode = "pass"
         self.assertIsNone(tg.sanitizer_report())
 
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
+class ExplainInFlight(TollgateCase):
+    """POST /admin/v1/explain whose dry run waits on Redis (bucket.lua's
+    'D' form held by the proxy): its client leaves, or the replica stops."""
+    shared_server = False
+    setUp = InFlightCancel.setUp
+    spawn_via_proxy = InFlightCancel.spawn_via_proxy
+
+    def explain_req(self, marker):
+        body = json.dumps({"method": "GET", "path": "/auth/limited/x",
+                           "headers": {"X-API-Key": key_of("bob"),
+                                       "X-Test-Bucket": marker}}).encode()
+        return (b"POST /admin/v1/explain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                ADMIN_TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    def leave_admin(self, tg, req, marker, reset):
+        before = self.proxy.sent(marker)
+        s = socket.create_connection(("127.0.0.1", tg.admin_port), timeout=5)
+        try:
+            if reset:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(req)
+            self.assertTrue(wait_for(lambda: self.proxy.sent(marker) > before, 10, 0.005),
+                            "no Redis call for %r" % marker)
+        finally:
+            s.close()
+
+    def test_explain_client_leaves(self):
+        tg = self.spawn_via_proxy()
+        tag = unique("exl")
+        self.proxy.mode = "hold"
+        try:
+            for i in range(6):
+                marker = "%s-%d-" % (tag, i)
+                self.leave_admin(tg, self.explain_req(marker), marker.encode(),
+                                 reset=bool(i % 2))
+        finally:
+            self.proxy.mode = "pass"  # the late replies come, to be discarded
+        r = tg.admin("POST", "/admin/v1/explain", {"Content-Type": "application/json"},
+                     json.dumps({"method": "GET", "path": "/auth/limited/x",
+                                 "headers": {"X-API-Key": key_of("bob"),
+                                             "X-Test-Bucket": tag}}).encode())
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["decision"]["status"], 200, r.json())
+        self.assertTrue(tg.alive())
+        self.assertEqual(tg.stop(), 0, tg.stderr()[-2000:])
+        self.assertIsNone(tg.sanitizer_report())
+
+    def test_explain_pending_at_shutdown(self):
+        tg = self.spawn_via_proxy()
+        marker = unique("exshut")
+        self.proxy.mode = "hold"
+        s = socket.create_connection(("127.0.0.1", tg.admin_port), timeout=5)
+        try:
+            s.sendall(self.explain_req(marker))
+            self.assertTrue(wait_for(lambda: self.proxy.sent(marker.encode()) > 0, 10, 0.005),
+                            "the dry run's Redis command was not sent")
+            self.assertEqual(tg.stop(), 0, tg.stderr()[-2000:])
+        finally:
+            s.close()
+            self.proxy.mode = "pass"
+        self.assertIsNone(tg.sanitizer_report())

@@ -251,6 +251,35 @@ static void test_spell(void)
     CU_ASSERT_STRING_NOT_EQUAL(out, out2); /* same prefix, different identity */
 }
 
+/* rl_topk_redact: the bucket reset's trail target — redacted, never cut or
+ * hashed while it fits; a part that does not fit is left out whole. */
+static void test_redact(void)
+{
+    char auth[] = "authorization", tenant[] = "x-tenant", l[] = "l";
+    rl_by_t by[3] = {{RL_BY_CLIENT, NULL}, {RL_BY_HEADER, auth}, {RL_BY_HEADER, tenant}};
+    rl_limit_t lim = {.name = l, .by = by, .nby = 3};
+    char out[RL_MAX_IDENTITY_LEN + 8], small[26], longid[400];
+
+    CU_ASSERT_EQUAL(rl_topk_redact(&lim, "c=k:a|h:authorization=Bearer%20abc|h:x-tenant=t",
+                                   out, sizeof out),
+                    strlen("c=k:a|h:authorization=*|h:x-tenant=t"));
+    CU_ASSERT_STRING_EQUAL(out, "c=k:a|h:authorization=*|h:x-tenant=t");
+    memset(longid, 'a', sizeof longid - 1);
+    memcpy(longid, "c=", 2);
+    memcpy(longid + 300, "|h:authorization=", 17);
+    memcpy(longid + 380, "|h:x-tenant=", 12);
+    longid[sizeof longid - 1] = '\0';
+    rl_topk_redact(&lim, longid, out, sizeof out);
+    CU_ASSERT_EQUAL(strlen(out), 300 + 17 + 1 + 12 + 7);
+    CU_ASSERT_PTR_NULL(strstr(out, "=aaa|")); /* the credential's bytes */
+    rl_topk_redact(&lim, "c=k:a|h:authorization=Bearer%20abc|h:x-tenant=t", small,
+                   sizeof small);
+    /* no room for the rest: cut at a part, the credential never shown */
+    CU_ASSERT_EQUAL(strncmp(small, "c=k:a|h:authorization=*", 23), 0);
+    CU_ASSERT_PTR_NULL(strstr(small, "Bearer"));
+    CU_ASSERT(strlen(small) < sizeof small);
+}
+
 static void test_wire_round_trip(void)
 {
     rl_topk_lview_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
@@ -289,23 +318,23 @@ static void test_wire_refusals(void)
     static const char *const bad[] = {
         "",
         "tg-top 2\n1 r 0 0\n1 d 0 0\n" EMPTY5,
-        "tg-top 1\n1 r 0 0\n1 d 0 0\n5 r 0 0\n5 d 0 0\n15 r 0 0\n",    /* missing one */
-        "tg-top 1\n1 r 0 0\n1 d 0 0\n" EMPTY5 "x",                      /* trailing */
-        "tg-top 1\n5 r 0 0\n1 d 0 0\n" EMPTY5,                          /* order */
-        "tg-top 1\n1 d 0 0\n1 r 0 0\n" EMPTY5,                          /* kinds */
-        "tg-top 1\n1 r 1 5\n4 3 a\n1 d 0 0\n" EMPTY5 "",                 /* ok: below */
-        "tg-top 1\n1 r 1 5\n4 3 a\n1 d 0 0\n" EMPTY5 "\n",               /* trailing \n */
-        "tg-top 1\n1 r 1 5\n4 3 \n1 d 0 0\n" EMPTY5,                    /* empty id */
-        "tg-top 1\n1 r 1 5\n4 3 a b\n1 d 0 0\n" EMPTY5,                 /* space in id */
-        "tg-top 1\n1 r 1 5\n4 3 a\"\n1 d 0 0\n" EMPTY5,                 /* quote */
-        "tg-top 1\n1 r 1 5\n3 9 a\n1 d 0 0\n" EMPTY5,                   /* err > count */
-        "tg-top 1\n1 r 2 5\n3 0 a\n2 0 a\n1 d 0 0\n" EMPTY5,            /* twice */
-        "tg-top 1\n1 r 49 5\n1 d 0 0\n" EMPTY5,                         /* over CAP */
-        "tg-top 1\n1 r 0 05\n1 d 0 0\n" EMPTY5,                         /* leading 0 */
-        "tg-top 1\n1 r 0 1000000000000000\n1 d 0 0\n" EMPTY5,           /* 16 digits */
-        "tg-top 1\n1 r 0 -1\n1 d 0 0\n" EMPTY5,                         /* sign */
-        "tg-top 1\n1 r 2 5\n3 0 a\n",                                   /* truncated */
-        "tg-top 1\n1  r 0 0\n1 d 0 0\n" EMPTY5,                         /* two spaces */
+        "tg-top 1\n1 r 0 0\n1 d 0 0\n5 r 0 0\n5 d 0 0\n15 r 0 0\n", /* missing one */
+        "tg-top 1\n1 r 0 0\n1 d 0 0\n" EMPTY5 "x",                  /* trailing */
+        "tg-top 1\n5 r 0 0\n1 d 0 0\n" EMPTY5,                      /* order */
+        "tg-top 1\n1 d 0 0\n1 r 0 0\n" EMPTY5,                      /* kinds */
+        "tg-top 1\n1 r 1 5\n4 3 a\n1 d 0 0\n" EMPTY5 "",            /* ok: below */
+        "tg-top 1\n1 r 1 5\n4 3 a\n1 d 0 0\n" EMPTY5 "\n",          /* trailing \n */
+        "tg-top 1\n1 r 1 5\n4 3 \n1 d 0 0\n" EMPTY5,                /* empty id */
+        "tg-top 1\n1 r 1 5\n4 3 a b\n1 d 0 0\n" EMPTY5,             /* space in id */
+        "tg-top 1\n1 r 1 5\n4 3 a\"\n1 d 0 0\n" EMPTY5,             /* quote */
+        "tg-top 1\n1 r 1 5\n3 9 a\n1 d 0 0\n" EMPTY5,               /* err > count */
+        "tg-top 1\n1 r 2 5\n3 0 a\n2 0 a\n1 d 0 0\n" EMPTY5,        /* twice */
+        "tg-top 1\n1 r 49 5\n1 d 0 0\n" EMPTY5,                     /* over CAP */
+        "tg-top 1\n1 r 0 05\n1 d 0 0\n" EMPTY5,                     /* leading 0 */
+        "tg-top 1\n1 r 0 1000000000000000\n1 d 0 0\n" EMPTY5,       /* 16 digits */
+        "tg-top 1\n1 r 0 -1\n1 d 0 0\n" EMPTY5,                     /* sign */
+        "tg-top 1\n1 r 2 5\n3 0 a\n",                               /* truncated */
+        "tg-top 1\n1  r 0 0\n1 d 0 0\n" EMPTY5,                     /* two spaces */
     };
     rl_topk_lview_t *lv = malloc(sizeof(*lv));
     char err[64], idlong[200];
@@ -358,6 +387,7 @@ int test_rl_topk_add(void)
         {"windows over the minute ring", test_windows},
         {"limits tracked are bounded, idle ones reused", test_limits_bounded},
         {"spelling: credential headers redacted, long ids hashed", test_spell},
+        {"redact: credential headers only, nothing hashed", test_redact},
         {"wire: round trip", test_wire_round_trip},
         {"wire: refusals", test_wire_refusals},
         {NULL, NULL},
