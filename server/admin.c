@@ -34,10 +34,16 @@
 /* The admin token's id the request being dispatched came with: the admin
  * listener is one thread, and a handler that answers later copies it. */
 static _Thread_local const char *g_actor;
+static _Thread_local bool g_actor_writes; /* its scope is write */
 
 const char *srv_admin_actor(void)
 {
     return g_actor != NULL ? g_actor : "-";
+}
+
+bool srv_admin_actor_writes(void)
+{
+    return g_actor != NULL && g_actor_writes;
 }
 
 static const char *request_id(struct evhttp_request *req)
@@ -768,8 +774,10 @@ static void dispatch(srv_worker_t *w, struct evhttp_request *req, const char *pa
         return;
     }
     g_actor = who->id;
+    g_actor_writes = who->scope == AUTH_ADMIN_WRITE;
     r->fn(w, req);
     g_actor = NULL;
+    g_actor_writes = false;
 }
 
 void srv_admin_handle(struct evhttp_request *req, void *arg)

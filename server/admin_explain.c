@@ -26,6 +26,7 @@
 #include "tollgate/rl_redis.h"
 #include "srv_admin_explain.h"
 #include "srv_explain_req.h"
+#include "srv_trail.h"
 
 typedef struct explain_op {
     struct explain_op *prev, *next; /* on srv_t.explains until freed */
@@ -444,6 +445,17 @@ void srv_admin_explain(srv_worker_t *w, struct evhttp_request *req)
     free(body);
     if (rc != 0) {
         srv_admin_error(req, 400, "bad_request", err);
+        free(op);
+        return;
+    }
+    if (!srv_admin_actor_writes() && srv_explain_carries_credential(&op->rq)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"tollgate-admin\", error=\"insufficient_scope\", "
+                          "scope=\"write\"");
+        srv_admin_error(req, 403, "insufficient_scope",
+                        "explaining a request that carries a credential needs a write token; "
+                        "name an API-key client with as_client instead");
+        srv_explain_req_clear(&op->rq);
         free(op);
         return;
     }

@@ -226,3 +226,19 @@ int srv_explain_parse(const char *body, size_t len, srv_explain_req_t *out, char
         out->peer = "";
     return 0;
 }
+
+bool srv_explain_carries_credential(const srv_explain_req_t *rq)
+{
+    static const char *const names[] = {"X-API-Key", "Authorization", "Proxy-Authorization",
+                                        "Cookie"};
+    const char *q = strchr(rq->path, '?');
+
+    for (size_t i = 0; i < rq->nheaders; i++)
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strcasecmp(rq->headers[i].name, names[k]) == 0)
+                return true;
+    for (; q != NULL; q = strchr(q + 1, '&'))
+        if (strncmp(q + 1, "ticket=", 7) == 0)
+            return true;
+    return false;
+}

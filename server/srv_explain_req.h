@@ -43,4 +43,12 @@ int srv_explain_parse(const char *body, size_t len, srv_explain_req_t *out, char
                       size_t errlen);
 void srv_explain_req_clear(srv_explain_req_t *rq);
 
+/* true when the request carries a credential tollgate would check: an
+ * X-API-Key, an Authorization or Proxy-Authorization, a Cookie, or a
+ * `ticket` in the path's query.  Explaining one tells whether the
+ * credential is good — with no failure counted and no lockout (a dry
+ * run) — so it needs a write token; a read token names the client with
+ * as_client instead. */
+bool srv_explain_carries_credential(const srv_explain_req_t *rq);
+
 #endif

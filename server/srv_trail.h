@@ -15,6 +15,7 @@
 #ifndef TOLLGATE_SRV_TRAIL_H
 #define TOLLGATE_SRV_TRAIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct srv;
@@ -47,6 +48,8 @@ typedef struct srv_trail_rec {
  * ("-" outside a dispatch).  Valid during the handler's call only: a
  * handler that answers later copies it. */
 const char *srv_admin_actor(void);
+/* admin.c: the dispatched request's token has the write scope. */
+bool srv_admin_actor_writes(void);
 
 /* Any thread. */
 void srv_admin_trail(struct srv *s, const srv_trail_rec_t *r);

@@ -103,6 +103,27 @@ class AdminScopes(TollgateCase):
                     self.assertEnvelope(r, 401, "unauthorized")
                     self.assertIn("Bearer", r.header("WWW-Authenticate", ""))
 
+    def test_explain_with_a_credential_needs_write(self):
+        """Explaining a request that carries a credential says whether the
+        credential is good, with no failure counted (a dry run): a read
+        token would make a credential-testing service of it.  A read token
+        names the client with as_client instead."""
+        keyed = {"method": "GET", "path": "/orders/1", "headers": api_key("bob")}
+        for body in (keyed,
+                     {"method": "GET", "path": "/orders/1",
+                      "headers": {"Authorization": "Bearer x.y.z"}},
+                     {"method": "GET", "path": "/orders/1?a=1&ticket=abc"}):
+            with self.subTest(body=list(body.get("headers", {"path": body["path"]}))):
+                r = self.call("POST", "/admin/v1/explain", body, READ_TOKEN)
+                self.assertEnvelope(r, 403, "insufficient_scope")
+                self.assertIn("as_client", r.json()["error"]["message"])
+                self.assertNotIn(api_key("bob")["X-API-Key"].encode(), r.body)
+        r = self.call("POST", "/admin/v1/explain", keyed, WRITE_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        r = self.call("POST", "/admin/v1/explain",
+                      {"method": "GET", "path": "/orders/1", "as_client": "bob"}, READ_TOKEN)
+        self.assertEqual(r.status, 200, r)
+
     def test_refused_write_changes_nothing_and_is_trailed(self):
         sub = unique("scope-sub")
         r = self.call("POST", "/admin/v1/revocations/subject", {"sub": sub}, READ_TOKEN)

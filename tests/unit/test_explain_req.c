@@ -117,12 +117,46 @@ static void test_bounds(void)
     free(b);
 }
 
+/* What makes an explain need a write token (srv_explain_carries_credential). */
+static void test_credentials(void)
+{
+    static const struct {
+        const char *body;
+        bool cred;
+    } cases[] = {
+        {"{\"method\":\"GET\",\"path\":\"/x\"}", false},
+        {"{\"method\":\"GET\",\"path\":\"/x\",\"as_client\":\"bob\"}", false},
+        {"{\"method\":\"GET\",\"path\":\"/x\",\"headers\":{\"X-Tenant\":\"a\"}}", false},
+        {"{\"method\":\"GET\",\"path\":\"/x?tickets=1&aticket=2\"}", false},
+        {"{\"method\":\"GET\",\"path\":\"/x\",\"headers\":{\"x-api-key\":\"k\"}}", true},
+        {"{\"method\":\"GET\",\"path\":\"/x\",\"headers\":[[\"AUTHORIZATION\",\"B\"]]}",
+         true},
+        {"{\"method\":\"GET\",\"path\":\"/x\",\"headers\":{\"Proxy-Authorization\":\"B\"}}",
+         true},
+        {"{\"method\":\"GET\",\"path\":\"/x\",\"headers\":{\"Cookie\":\"s=1\"}}", true},
+        {"{\"method\":\"GET\",\"path\":\"/x?ticket=abc\"}", true},
+        {"{\"method\":\"GET\",\"path\":\"/x?a=1&ticket=abc\"}", true},
+    };
+    char err[256];
+    srv_explain_req_t rq;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CU_ASSERT_EQUAL_FATAL(parse(cases[i].body, &rq, err), 0);
+        if (srv_explain_carries_credential(&rq) != cases[i].cred) {
+            fprintf(stderr, "\n%s: want %d\n", cases[i].body, cases[i].cred);
+            CU_FAIL("srv_explain_carries_credential (see stderr)");
+        }
+        srv_explain_req_clear(&rq);
+    }
+}
+
 int test_explain_req_add(void)
 {
     static const unit_test_t tests[] = {
         {"accepted: both header forms, defaults", test_accepted},
         {"refused: cleared, precise, no value quoted", test_refused},
         {"bounds: 100 headers, 64 KiB", test_bounds},
+        {"a credential in the request needs a write token", test_credentials},
         {NULL, NULL},
     };
 
