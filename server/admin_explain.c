@@ -452,9 +452,10 @@ void srv_admin_explain(srv_worker_t *w, struct evhttp_request *req)
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"tollgate-admin\", error=\"insufficient_scope\", "
                           "scope=\"write\"");
-        srv_admin_error(req, 403, "insufficient_scope",
-                        "explaining a request that carries a credential needs a write token; "
-                        "name an API-key client with as_client instead");
+        srv_admin_error(
+            req, 403, "insufficient_scope",
+            "explaining a request that carries a credential needs a write token; "
+            "name an API-key client with as_client instead");
         srv_explain_req_clear(&op->rq);
         free(op);
         return;
