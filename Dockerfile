@@ -50,6 +50,7 @@ COPY limiter limiter
 COPY http http
 COPY redis redis
 COPY cfg cfg
+COPY decide decide
 COPY server server
 COPY lua lua
 COPY config/tollgate.yaml config/demo-api-keys config/

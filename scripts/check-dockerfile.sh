@@ -8,7 +8,10 @@
 #   3. ENTRYPOINT is ["tollgate"];
 #   4. no COPY/ADD brings in a secret-looking file (*.pem, *.key, *key*, .env,
 #      api-keys...), except config/demo-api-keys (digests of public demo keys);
-#      no `COPY .` of the whole context; no ADD of a URL.
+#      no `COPY .` of the whole context; no ADD of a URL;
+#   5. every source module of the Makefile's MODULES is copied into the build
+#      stage (`COPY M M`): a module added to the Makefile and not here builds
+#      everywhere but in the image (decide/ was missed once).
 #
 #   scripts/check-dockerfile.sh [DOCKERFILE [BIN]]   (Dockerfile, build/tollgate)
 # Needs BIN built on a Debian system of the same release as the image (make).
@@ -141,6 +144,18 @@ while read -r instr args; do
     done
 done <<<"$copies"
 [ "$nsecret" -gt 0 ] || ok "no secret-looking file among $nsrc COPY/ADD sources (allowed: $ALLOWED_KEY_FILES)"
+
+modules="$(sed -n 's/^MODULES *:= *//p' "$root/Makefile")"
+[ -n "$modules" ] || bad "no MODULES line in $root/Makefile"
+missing=""
+for m in $modules; do
+    grep -Eq "^COPY[[:space:]]+$m/?[[:space:]]+$m/?[[:space:]]*$" "$dockerfile" || missing="$missing $m"
+done
+if [ -n "$missing" ]; then
+    bad "modules of the Makefile not copied into the build stage:$missing (add COPY M M)"
+else
+    ok "every Makefile module is copied:" $modules
+fi
 
 if [ "$fail" = 1 ]; then echo "check-dockerfile: $dockerfile has problems (see above)" >&2; exit 1; fi
 echo "check-dockerfile: $dockerfile ok"
