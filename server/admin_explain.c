@@ -44,54 +44,18 @@ typedef struct explain_op {
     struct event *free_ev; /* answered: frees the op from the loop */
 } explain_op_t;
 
-typedef struct ex_timer {
-    struct event *ev;
-    dec_timer_fn *fn;
-    void *arg;
-} ex_timer_t;
-
 /* ---- the decision context ------------------------------------------------ */
 
-static void timer_fire(evutil_socket_t fd, short what, void *arg)
-{
-    ex_timer_t *t = arg;
-    dec_timer_fn *fn = t->fn;
-    void *fn_arg = t->arg;
-
-    (void)fd;
-    (void)what;
-    event_free(t->ev);
-    free(t);
-    fn(fn_arg);
-}
-
+/* The core's timers on the admin loop (decide_ctx.c's, as a worker's). */
 static void *timer_add(void *arg, unsigned ms, dec_timer_fn *fn, void *fn_arg)
 {
-    explain_op_t *op = arg;
-    ex_timer_t *t = malloc(sizeof(*t));
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-    if (t == NULL)
-        return NULL;
-    t->fn = fn;
-    t->arg = fn_arg;
-    t->ev = evtimer_new(op->w->base, timer_fire, t);
-    if (t->ev == NULL || evtimer_add(t->ev, &tv) != 0) {
-        if (t->ev != NULL)
-            event_free(t->ev);
-        free(t);
-        return NULL;
-    }
-    return t;
+    return srv_dec_timer_add(((explain_op_t *)arg)->w->base, ms, fn, fn_arg);
 }
 
 static void timer_cancel(void *arg, void *timer)
 {
-    ex_timer_t *t = timer;
-
     (void)arg;
-    event_free(t->ev);
-    free(t);
+    srv_dec_timer_cancel(timer);
 }
 
 static void op_free(explain_op_t *op)

@@ -29,9 +29,9 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg)
     fn(fn_arg);
 }
 
-static void *timer_add(void *arg, unsigned ms, dec_timer_fn *fn, void *fn_arg)
+void *srv_dec_timer_add(struct event_base *base, unsigned ms, dec_timer_fn *fn,
+                        void *fn_arg)
 {
-    srv_worker_t *w = arg;
     dec_timer_t *t = malloc(sizeof(*t));
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
@@ -39,7 +39,7 @@ static void *timer_add(void *arg, unsigned ms, dec_timer_fn *fn, void *fn_arg)
         return NULL;
     t->fn = fn;
     t->arg = fn_arg;
-    evtimer_assign(&t->ev, w->base, timer_fire, t);
+    evtimer_assign(&t->ev, base, timer_fire, t);
     if (evtimer_add(&t->ev, &tv) != 0) {
         free(t);
         return NULL;
@@ -47,13 +47,23 @@ static void *timer_add(void *arg, unsigned ms, dec_timer_fn *fn, void *fn_arg)
     return t;
 }
 
-static void timer_cancel(void *arg, void *timer)
+void srv_dec_timer_cancel(void *timer)
 {
     dec_timer_t *t = timer;
 
-    (void)arg;
     evtimer_del(&t->ev);
     free(t);
+}
+
+static void *timer_add(void *arg, unsigned ms, dec_timer_fn *fn, void *fn_arg)
+{
+    return srv_dec_timer_add(((srv_worker_t *)arg)->base, ms, fn, fn_arg);
+}
+
+static void timer_cancel(void *arg, void *timer)
+{
+    (void)arg;
+    srv_dec_timer_cancel(timer);
 }
 
 static int readyz(void *arg, const cfg_t *c, char *body, size_t len)

@@ -255,6 +255,11 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg);
 /* decide_ctx.c: the worker's decision context (w->dec), once its limiter
  * exists; cleared before the limiter goes. */
 int srv_pipeline_init(srv_worker_t *w);
+/* decide_ctx.c: a one-shot timer of the decision core (dec_ctx_hooks_t
+ * timer_add/timer_cancel) on `base`; admin_explain.c's context uses it on
+ * the admin loop. */
+void *srv_dec_timer_add(struct event_base *base, unsigned ms, dec_timer_fn *fn, void *fn_arg);
+void srv_dec_timer_cancel(void *timer);
 void srv_pipeline_clear(srv_worker_t *w);
 
 /* admin.c: the admin listener's request handler. */
