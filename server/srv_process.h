@@ -258,7 +258,8 @@ int srv_pipeline_init(srv_worker_t *w);
 /* decide_ctx.c: a one-shot timer of the decision core (dec_ctx_hooks_t
  * timer_add/timer_cancel) on `base`; admin_explain.c's context uses it on
  * the admin loop. */
-void *srv_dec_timer_add(struct event_base *base, unsigned ms, dec_timer_fn *fn, void *fn_arg);
+void *srv_dec_timer_add(struct event_base *base, unsigned ms, dec_timer_fn *fn,
+                        void *fn_arg);
 void srv_dec_timer_cancel(void *timer);
 void srv_pipeline_clear(srv_worker_t *w);
 
