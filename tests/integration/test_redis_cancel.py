@@ -48,11 +48,12 @@ class InFlightCancel(TollgateCase):
         self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5), tg.readyz())
         return tg
 
-    def leave_in_flight(self, tg, req, marker, reset):
-        """Send `req`, wait until its Redis call (bytes with `marker`) has
-        gone out, then close (RST when `reset`) with the reply held."""
+    def leave_in_flight(self, tg, req, marker, reset, port=None):
+        """Send `req` (to tg's main listener, or `port`), wait until its
+        Redis call (bytes with `marker`) has gone out, then close (RST when
+        `reset`) with the reply held."""
         before = self.proxy.sent(marker)
-        s = socket.create_connection(("127.0.0.1", tg.port), timeout=5)
+        s = socket.create_connection(("127.0.0.1", port or tg.port), timeout=5)
         try:
             if reset:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -154,6 +155,7 @@ class ExplainInFlight(TollgateCase):
     shared_server = False
     setUp = InFlightCancel.setUp
     spawn_via_proxy = InFlightCancel.spawn_via_proxy
+    leave_in_flight = InFlightCancel.leave_in_flight
 
     def explain_req(self, marker):
         body = json.dumps({"method": "GET", "path": "/auth/limited/x",
@@ -163,18 +165,6 @@ class ExplainInFlight(TollgateCase):
                 ADMIN_TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
-    def leave_admin(self, tg, req, marker, reset):
-        before = self.proxy.sent(marker)
-        s = socket.create_connection(("127.0.0.1", tg.admin_port), timeout=5)
-        try:
-            if reset:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.sendall(req)
-            self.assertTrue(wait_for(lambda: self.proxy.sent(marker) > before, 10, 0.005),
-                            "no Redis call for %r" % marker)
-        finally:
-            s.close()
-
     def test_explain_client_leaves(self):
         tg = self.spawn_via_proxy()
         tag = unique("exl")
@@ -182,8 +172,8 @@ class ExplainInFlight(TollgateCase):
         try:
             for i in range(6):
                 marker = "%s-%d-" % (tag, i)
-                self.leave_admin(tg, self.explain_req(marker), marker.encode(),
-                                 reset=bool(i % 2))
+                self.leave_in_flight(tg, self.explain_req(marker), marker.encode(),
+                                     reset=bool(i % 2), port=tg.admin_port)
         finally:
             self.proxy.mode = "pass"  # the late replies come, to be discarded
         r = tg.admin("POST", "/admin/v1/explain", {"Content-Type": "application/json"},
