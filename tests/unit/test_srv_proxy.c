@@ -947,23 +947,33 @@ static void test_stream_bad_head(void)
  * that stream's connection at once (not after timeout_ms), the stream ends
  * SRV_PROXY_SLOW_CLIENT, its client sees the answer cut, and its
  * connection is not reused. */
+/* A pool of `max_conns`; client a's stream of /big paused after its first
+ * piece (its client not reading), then client b asks for /r.  timeout_ms 0:
+ * the fixture's own. */
+static void paused_then_another(unsigned max_conns, unsigned timeout_ms,
+                                struct evhttp_connection **a, struct evhttp_connection **b)
+{
+    fx_setup();
+    srv_proxy_set_max_conns(T.px, max_conns);
+    if (timeout_ms > 0)
+        T.timeout_ms = timeout_ms;
+    T.stream = true;
+    T.st_hold_first = true;
+    *a = client_new();
+    client_send(*a, EVHTTP_REQ_GET, "/big", NULL, NULL);
+    CU_ASSERT_FATAL(run_until(&T.st_pieces, 1, 3000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(T.first);
+    T.st_hold_first = false;
+    *b = client_new();
+    client_send(*b, EVHTTP_REQ_GET, "/r", NULL, NULL);
+}
+
 static void test_paused_stream_gives_way(void)
 {
     struct evhttp_connection *a, *b;
     void (*was)(int) = signal(SIGPIPE, SIG_IGN);
 
-    fx_setup();
-    srv_proxy_set_max_conns(T.px, 1);
-    T.timeout_ms = 30000;
-    T.stream = true;
-    T.st_hold_first = true;
-    a = client_new();
-    client_send(a, EVHTTP_REQ_GET, "/big", NULL, NULL);
-    CU_ASSERT_FATAL(run_until(&T.st_pieces, 1, 3000));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(T.first);
-    T.st_hold_first = false;
-    b = client_new();
-    client_send(b, EVHTTP_REQ_GET, "/r", NULL, NULL);
+    paused_then_another(1, 30000, &a, &b);
     CU_ASSERT_FATAL(run_until(&T.cl_done, 2, 3000)); /* well before 30 s */
     CU_ASSERT_EQUAL(T.st_slow, 1);
     CU_ASSERT_EQUAL(T.st_done, 2);
@@ -1016,17 +1026,7 @@ static void test_paused_stream_kept_while_pool_has_room(void)
 {
     struct evhttp_connection *a, *b;
 
-    fx_setup();
-    srv_proxy_set_max_conns(T.px, 2);
-    T.stream = true;
-    T.st_hold_first = true;
-    a = client_new();
-    client_send(a, EVHTTP_REQ_GET, "/big", NULL, NULL);
-    CU_ASSERT_FATAL(run_until(&T.st_pieces, 1, 3000));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(T.first);
-    T.st_hold_first = false;
-    b = client_new();
-    client_send(b, EVHTTP_REQ_GET, "/r", NULL, NULL);
+    paused_then_another(2, 0, &a, &b);
     CU_ASSERT_FATAL(run_until(&T.cl_done, 1, 3000));
     CU_ASSERT_EQUAL(T.cl_codes[0], 201);
     CU_ASSERT_EQUAL(T.st_slow, 0);
