@@ -60,32 +60,66 @@ for i in "${!pids[@]}"; do
 done
 [ "$lib_ok" = 1 ] || { echo "fuzz: FAILED: the library does not build" >&2; exit 1; }
 
+# One target: build it, run it for FUZZ_SECONDS; its output goes to
+# $dir/job.log, its result to $dir/result ("ok", "build", "crash").
+fuzz_one() {
+    local src=$1 name dir
+    name=$(basename "$src" .c)
+    name=${name#fuzz_}
+    dir="$OUT/$name"
+    mkdir -p "$dir/corpus"
+    rm -f "$dir/result"
+    if ! "$CC_FUZZ" "${CFLAGS[@]}" -fsanitize=fuzzer "$src" "${objs[@]}" -o "$dir/fuzz_$name" \
+            "${pkg_libs[@]}" -lm > "$dir/build.log" 2>&1; then
+        echo build > "$dir/result"
+        return
+    fi
+    local seeds=()
+    [ -d "tests/fuzz/seeds/$name" ] && seeds=("$PWD/tests/fuzz/seeds/$name")
+    if ! (cd "$dir" && ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            "./fuzz_$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+            -artifact_prefix="./crash-" corpus "${seeds[@]}" > run.log 2>&1); then
+        echo crash > "$dir/result"
+        return
+    fi
+    echo ok > "$dir/result"
+}
+
+# Every target is one process on one core (libFuzzer without -jobs), so
+# nproc of them run side by side: the same fuzzing time per target in
+# 1/nproc of the wall time.
+echo "== fuzz: $# targets, ${FUZZ_SECONDS}s each, $jobs_max at a time"
+for src in "$@"; do
+    fuzz_one "$src" &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do sleep 0.2; done
+done
+wait
+
 failed=()
 for src in "$@"; do
     name=$(basename "$src" .c)
     name=${name#fuzz_}
     dir="$OUT/$name"
-    mkdir -p "$dir/corpus"
-    echo "== fuzz $name: build"
-    if ! "$CC_FUZZ" "${CFLAGS[@]}" -fsanitize=fuzzer "$src" "${objs[@]}" -o "$dir/fuzz_$name" \
-            "${pkg_libs[@]}" -lm; then
+    case "$(cat "$dir/result" 2>/dev/null || echo missing)" in
+    ok)
+        grep -E '^stat::number_of_executed_units' "$dir/run.log" | sed "s/^/   $name /" || true
+        ;;
+    build)
         echo "fuzz $name: build FAILED" >&2
+        tail -n 20 "$dir/build.log" >&2
         failed+=("$name(build)")
-        continue
-    fi
-    seeds=()
-    [ -d "tests/fuzz/seeds/$name" ] && seeds=("$PWD/tests/fuzz/seeds/$name")
-    echo "== fuzz $name: run ${FUZZ_SECONDS}s"
-    if ! (cd "$dir" && ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
-            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            "./fuzz_$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
-            -artifact_prefix="./crash-" corpus "${seeds[@]}" > run.log 2>&1); then
+        ;;
+    crash)
         echo "fuzz $name: CRASH — see $dir/run.log and $dir/crash-*" >&2
         tail -n 40 "$dir/run.log" >&2
         failed+=("$name")
-        continue
-    fi
-    grep -E '^stat::number_of_executed_units' "$dir/run.log" | sed "s/^/   $name /" || true
+        ;;
+    *)
+        echo "fuzz $name: no result (the job died)" >&2
+        failed+=("$name(lost)")
+        ;;
+    esac
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
