@@ -117,6 +117,7 @@ static int ctx_new(explain_op_t *op)
         .revoked = s->revoked,
         .ticket_prefix = s->redis_prefix,
         .hooks = {.arg = op, .timer_add = timer_add, .timer_cancel = timer_cancel},
+        .bans = s->bans,
     };
 
     if (limiter_new(op) != 0)
