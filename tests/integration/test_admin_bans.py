@@ -387,9 +387,12 @@ class BansFleet(TollgateCase, BanChecks):
         late = self.spawn(bans_config([self.redis.addr]))
         self.assertEqual(status_from(late, ip, api_key("alice")), 200)
         self.assertNotIn("ip:" + ip, listed(late, "/admin/v1/bans", "bans", "target"))
-        # the others learn it from the resync their own reconnect makes
+        # the others learn it from the resync their resubscription makes
+        with self.redis.client() as c:
+            self.assertGreaterEqual(c.call("CLIENT", "KILL", "TYPE", "pubsub"), 3)
         for tg in self.tgs:
-            unban(tg, "ip:" + ip)
+            self.assertTrue(wait_for(lambda: status_from(tg, ip, api_key("alice")) == 200, 10),
+                            "a replica kept a ban the index no longer holds")
 
     def test_redis_records_the_ban(self):
         ip = fresh_ip()
