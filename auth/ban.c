@@ -123,8 +123,8 @@ static int parse_plen(const char *s, size_t n)
     return v;
 }
 
-static int parse_cidr(const char *s, size_t n, const auth_ban_rules_t *rules, ban_target_t *t,
-                      char *err, size_t errlen)
+static int parse_cidr(const char *s, size_t n, const auth_ban_rules_t *rules,
+                      ban_target_t *t, char *err, size_t errlen)
 {
     const char *slash = memchr(s, '/', n);
     bool mapped;
@@ -156,7 +156,9 @@ static int parse_cidr(const char *s, size_t n, const auth_ban_rules_t *rules, ba
         set_err(err, errlen, "a /0 would ban every client");
         return -1;
     }
-    min = rules == NULL ? 1 : t->family == AF_INET ? rules->min_prefix_v4 : rules->min_prefix_v6;
+    min = rules == NULL          ? 1
+          : t->family == AF_INET ? rules->min_prefix_v4
+                                 : rules->min_prefix_v6;
     if ((unsigned)plen < min) {
         snprintf(msg, sizeof msg, "the prefix is wider than auth.bans.min_prefix_v%c (/%u)",
                  t->family == AF_INET ? '4' : '6', min);
@@ -214,7 +216,8 @@ static int parse_target(const char *in, size_t len, const auth_ban_rules_t *rule
         return parse_cidr(in + 5, len - 5, rules, t, err, errlen);
     if (has_prefix(in, len, "client:")) {
         if (!id_ok(in + 7, len - 7)) {
-            set_err(err, errlen, "a client target is client:ID (1 to 128 visible ASCII bytes)");
+            set_err(err, errlen,
+                    "a client target is client:ID (1 to 128 visible ASCII bytes)");
             return -1;
         }
         t->kind = AUTH_BAN_CLIENT;
@@ -397,8 +400,8 @@ auth_ban_t *auth_ban_new(size_t max_entries)
     if (b == NULL)
         return NULL;
     b->cap = max_entries > 0 ? max_entries : AUTH_BAN_DEFAULT_MAX;
-    if (util_htab_init(&b->index, BAN_SLOTS_MIN, util_pow2_at_least(b->cap, BAN_SLOTS_MAX)) !=
-        0)
+    if (util_htab_init(&b->index, BAN_SLOTS_MIN,
+                       util_pow2_at_least(b->cap, BAN_SLOTS_MAX)) != 0)
         goto out_free_set;
     if (pthread_rwlock_init(&b->lock, NULL) != 0)
         goto out_free_index;
@@ -429,9 +432,8 @@ static int put_locked(auth_ban_t *b, const auth_ban_entry_t *e, int64_t now)
     ban_node_t *n;
     unsigned *c;
 
-    if (e->until_ms <= now ||
-        parse_target(e->target, strnlen(e->target, sizeof e->target), NULL, &t, NULL, 0) !=
-            0)
+    if (e->until_ms <= now || parse_target(e->target, strnlen(e->target, sizeof e->target),
+                                           NULL, &t, NULL, 0) != 0)
         return -1;
     key_of(&t, &k);
     n = lookup(b, &k);
@@ -626,8 +628,8 @@ static int by_target(const void *a, const void *b)
                   (*(const auth_ban_entry_t *const *)b)->target);
 }
 
-size_t auth_ban_list(auth_ban_t *b, int64_t now_ms, const char *after, auth_ban_entry_t *out,
-                     size_t max, bool *more)
+size_t auth_ban_list(auth_ban_t *b, int64_t now_ms, const char *after,
+                     auth_ban_entry_t *out, size_t max, bool *more)
 {
     list_arg_t l = {.now = now_ms, .after = after != NULL && *after ? after : NULL};
     size_t i;

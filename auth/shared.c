@@ -365,9 +365,8 @@ int auth_shared_apply_ban(auth_shared_t *sh, const char *msg, size_t len, int64_
         target[tlen] = '\0';
         auth_ban_remove(sh->bans, target, now_ms);
     } else {
-        if (sp == NULL ||
-            auth_ban_record_parse(msg + 2, tlen, sp + 1, (size_t)(msg + len - sp - 1), &e) !=
-                0)
+        if (sp == NULL || auth_ban_record_parse(msg + 2, tlen, sp + 1,
+                                                (size_t)(msg + len - sp - 1), &e) != 0)
             return -1;
         (void)auth_ban_put(sh->bans, &e, now_ms); /* full: the resync tells */
     }
@@ -438,8 +437,8 @@ typedef struct ban_op {
     auth_shared_t *sh;
     auth_ban_entry_t e;
     bool unban;
-    bool found;             /* unlock: this replica held it */
-    const rc_ops_t *ops;    /* unlock: the next command */
+    bool found;          /* unlock: this replica held it */
+    const rc_ops_t *ops; /* unlock: the next command */
     void *cl;
     auth_shared_ban_fn done;
     void *privdata;
@@ -489,7 +488,7 @@ static int ban_local(auth_shared_t *sh, ban_op_t *op, int64_t duration_ms, int64
 
     if (op->unban) {
         res = auth_ban_remove(sh->bans, op->e.target, now_ms) ? AUTH_SHARED_DONE
-                                                               : AUTH_SHARED_NONE;
+                                                              : AUTH_SHARED_NONE;
     } else {
         op->e.created_ms = now_ms;
         op->e.until_ms = now_ms + duration_ms;
@@ -531,7 +530,8 @@ int auth_shared_ban(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
     snprintf(dur, sizeof dur, "%lld", (long long)duration_ms);
     snprintf(max, sizeof max, "%zu", sh->bans_max);
     const char *keys[] = {sh->bans_key};
-    const char *args[] = {"b", op->e.target, dur, op->e.actor, op->e.reason, max, sh->chan_ban};
+    const char *args[] = {"b",          op->e.target, dur,         op->e.actor,
+                          op->e.reason, max,          sh->chan_ban};
     if (ops->evalsha(cl, sh->script_ban, 1, keys, NULL, 7, args, NULL, ban_reply, op) ==
         NULL) {
         free(op);
@@ -626,7 +626,8 @@ static void unlock_unindexed(rc_client_t *c, redisReply *r, const char *errstr,
         ban_finish(op, AUTH_SHARED_UNAVAILABLE);
 }
 
-static void unlock_deleted(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+static void unlock_deleted(rc_client_t *c, redisReply *r, const char *errstr,
+                           void *privdata)
 {
     ban_op_t *op = privdata;
     const char *k = op->sh->lock_index;

@@ -90,7 +90,8 @@ int srv_admin_parse_ban(const char *body, size_t len, const auth_ban_rules_t *ru
     }
     json_object_foreach(o, k, v)
     {
-        if (strcmp(k, "target") != 0 && strcmp(k, "duration") != 0 && strcmp(k, "reason") != 0) {
+        if (strcmp(k, "target") != 0 && strcmp(k, "duration") != 0 &&
+            strcmp(k, "reason") != 0) {
             snprintf(err, errlen, "unknown member (target, duration and reason are known)");
             goto out;
         }
@@ -100,13 +101,15 @@ int srv_admin_parse_ban(const char *body, size_t len, const auth_ban_rules_t *ru
         snprintf(err, errlen, "target must be a string");
         goto out;
     }
-    if (auth_ban_target_parse(json_string_value(v), json_string_length(v), rules, out->target,
-                              sizeof out->target, &out->kind, err, errlen) != 0)
+    if (auth_ban_target_parse(json_string_value(v), json_string_length(v), rules,
+                              out->target, sizeof out->target, &out->kind, err,
+                              errlen) != 0)
         goto out;
     out->duration_ms = duration_of(json_object_get(o, "duration"));
     if (out->duration_ms < 0) {
-        snprintf(err, errlen, "duration must be seconds (1 to 2592000) or \"90s\", \"15m\", "
-                              "\"1h\", \"7d\" (at most 30d)");
+        snprintf(err, errlen,
+                 "duration must be seconds (1 to 2592000) or \"90s\", \"15m\", "
+                 "\"1h\", \"7d\" (at most 30d)");
         goto out;
     }
     v = json_object_get(o, "reason");
@@ -147,7 +150,9 @@ static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor
     srv_trail_rec_t r = {
         .action = action,
         .target = target,
-        .result = status < 400 ? "ok" : status < 500 ? "refused" : "error",
+        .result = status < 400   ? "ok"
+                  : status < 500 ? "refused"
+                                 : "error",
         .status = status,
         .code = status < 400 ? NULL : code,
         .actor = actor,
@@ -180,8 +185,8 @@ static const char *source_of(const srv_t *s)
 static json_t *ban_json(const auth_ban_entry_t *e)
 {
     return json_pack("{s:s,s:I,s:I,s:s,s:s}", "target", e->target, "until_ms",
-                     (json_int_t)e->until_ms, "created_ms", (json_int_t)e->created_ms, "actor",
-                     e->actor, "reason", e->reason);
+                     (json_int_t)e->until_ms, "created_ms", (json_int_t)e->created_ms,
+                     "actor", e->actor, "reason", e->reason);
 }
 
 /* The part of the path after `prefix`, percent-decoded; NULL when empty,
@@ -220,7 +225,8 @@ static int page_query(struct evhttp_request *req, char *cursor, size_t cursorlen
     if (l != NULL) {
         n = strtol(l, &end, 10);
         if (*l < '0' || *l > '9' || *end != '\0' || n < 1 || n > SRV_BANS_PAGE_MAX) {
-            srv_admin_error(req, 400, "bad_request", "limit must be an integer from 1 to 1000");
+            srv_admin_error(req, 400, "bad_request",
+                            "limit must be an integer from 1 to 1000");
             goto out;
         }
     }
@@ -325,8 +331,8 @@ void srv_admin_ban_post(srv_worker_t *w, struct evhttp_request *req)
     snprintf(e.target, sizeof e.target, "%s", rq.target);
     snprintf(e.actor, sizeof e.actor, "%s", bw->actor);
     snprintf(e.reason, sizeof e.reason, "%s", rq.reason);
-    if (auth_shared_ban(&w->srv->shared, ops_of(w->srv), w->srv->admin.rc, &e, rq.duration_ms,
-                        util_wall_ms(), ban_done, bw) != 0) {
+    if (auth_shared_ban(&w->srv->shared, ops_of(w->srv), w->srv->admin.rc, &e,
+                        rq.duration_ms, util_wall_ms(), ban_done, bw) != 0) {
         refuse(w, req, bw->actor, "ban", rq.target, 503, "unavailable",
                "redis unavailable: nothing was banned");
         free(bw);
@@ -382,9 +388,9 @@ void srv_admin_bans_get(srv_worker_t *w, struct evhttp_request *req)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, ban_json(&page[i]));
     send_obj(req, 200,
-             json_pack("{s:o,s:s?,s:b,s:s}", "bans", arr,
-                       "next", more && n > 0 ? page[n - 1].target : NULL, "more", more,
-                       "source", source_of(w->srv)));
+             json_pack("{s:o,s:s?,s:b,s:s}", "bans", arr, "next",
+                       more && n > 0 ? page[n - 1].target : NULL, "more", more, "source",
+                       source_of(w->srv)));
     free(page);
 }
 
@@ -457,7 +463,8 @@ void srv_admin_lockout_delete(srv_worker_t *w, struct evhttp_request *req)
 
 static int by_key(const void *a, const void *b)
 {
-    return strcmp(((const auth_lockout_info_t *)a)->key, ((const auth_lockout_info_t *)b)->key);
+    return strcmp(((const auth_lockout_info_t *)a)->key,
+                  ((const auth_lockout_info_t *)b)->key);
 }
 
 /* The page of `v` (n entries, sorted) after `cursor`: its first index. */
@@ -516,10 +523,10 @@ static void lock_page_answer(lock_page_t *pg)
             json_array_append_new(arr, lockout_json(l, pg->read[i]));
     }
     send_obj(pg->req, 200,
-             arr == NULL ? NULL
-                         : json_pack("{s:o,s:s?,s:b,s:s}", "lockouts", arr, "next",
-                                     pg->more ? next : NULL, "more", pg->more, "source",
-                                     "redis"));
+             arr == NULL
+                 ? NULL
+                 : json_pack("{s:o,s:s?,s:b,s:s}", "lockouts", arr, "next",
+                             pg->more ? next : NULL, "more", pg->more, "source", "redis"));
     lock_page_free(pg);
 }
 
@@ -664,7 +671,8 @@ void srv_admin_lockouts_get(srv_worker_t *w, struct evhttp_request *req)
     snprintf(now, sizeof now, "%lld", (long long)util_wall_ms());
     snprintf(max, sizeof max, "%d", LOCKOUT_SCAN_MAX);
     const char *argv[] = {"ZRANGEBYSCORE", k, now, "+inf", "WITHSCORES", "LIMIT", "0", max};
-    if (rc_command_argv(w->srv->admin.rc, k, strlen(k), 8, argv, NULL, on_index, pg) == NULL) {
+    if (rc_command_argv(w->srv->admin.rc, k, strlen(k), 8, argv, NULL, on_index, pg) ==
+        NULL) {
         free(pg);
         srv_admin_error(req, 503, "unavailable", "redis unavailable");
     }

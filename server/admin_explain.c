@@ -298,8 +298,8 @@ static json_t *answer_json(const explain_op_t *op, const dec_verdict_t *v)
 
     /* a ban that stopped it: "ip" or "client" (dec_ban.c), else null */
     if (o != NULL)
-        json_object_set_new(o, "banned",
-                            op->ex.banned != NULL ? json_string(op->ex.banned) : json_null());
+        json_object_set_new(
+            o, "banned", op->ex.banned != NULL ? json_string(op->ex.banned) : json_null());
     return o;
 }
 

@@ -178,7 +178,7 @@ static agg_hist_t g_retired_hist[H_COUNT];
 static _Atomic uint64_t g_reloads_ok, g_reloads_err;
 static atomic_int g_fallback;
 static atomic_long g_revocations;
-static atomic_long g_bans_active;        /* tollgate_bans_active */
+static atomic_long g_bans_active;       /* tollgate_bans_active */
 static atomic_ullong g_lockouts_lifted; /* tollgate_lockouts_lifted_total */
 static atomic_uint g_fleet;
 static _Atomic uint64_t g_fleet_seen_ms;

@@ -674,8 +674,8 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->revoked = auth_revoke_new(SRV_MAX_REVOCATIONS);
     s->tickets = auth_tickets_new(SRV_MAX_TICKETS);
     s->bans = auth_ban_new(cfg->auth.bans.max_entries);
-    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL || s->tickets == NULL ||
-        s->bans == NULL)
+    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL ||
+        s->tickets == NULL || s->bans == NULL)
         goto out_nomem;
     if (delay != NULL && cfg->environment == CFG_ENV_DEVELOPMENT) {
         rl_memory_set_delay_ms(s->memory, (unsigned)atoi(delay));

@@ -21,7 +21,7 @@
 #include "srv_process.h"
 
 #define RESYNC_MS 1000
-#define LOCKOUT_INDEX_MAX 10000 /* lockouts the fleet lists at most (<prefix>{lockouts}) */
+#define LOCKOUT_INDEX_MAX 10000 /* entries of <prefix>{lockouts} kept */
 
 /* A thread's client as the ops of an rc_ops_t pair; NULL without Redis. */
 static const rc_ops_t *ops_of(const rc_client_t *rc)
@@ -43,8 +43,8 @@ static bool is_channel(const char *channel, size_t chlen, const char *name)
 }
 
 /* A message of the bans channel, or "u <ip key>" of the lockouts one. */
-static bool apply_ban_or_unlock(srv_t *s, const char *channel, size_t chlen, const char *msg,
-                                size_t msglen)
+static bool apply_ban_or_unlock(srv_t *s, const char *channel, size_t chlen,
+                                const char *msg, size_t msglen)
 {
     if (is_channel(channel, chlen, s->shared.chan_ban)) {
         auth_shared_apply_ban(&s->shared, msg, msglen, util_wall_ms());

@@ -29,11 +29,11 @@
 #include "tollgate/auth.h"
 
 #define AUTH_BAN_TARGET_MAX (7 + AUTH_MAX_ID_LEN) /* "client:" + an id */
-#define AUTH_BAN_REASON_MAX 200                    /* bytes of a reason */
-#define AUTH_BAN_ACTOR_MAX 64                      /* an admin token's id */
-#define AUTH_BAN_MIN_MS 1000LL                     /* the shortest ban: 1 s */
-#define AUTH_BAN_MAX_MS (30LL * 86400 * 1000)      /* the longest: 30 days */
-#define AUTH_BAN_DEFAULT_MAX 10000                 /* auth.bans.max_entries */
+#define AUTH_BAN_REASON_MAX 200                   /* bytes of a reason */
+#define AUTH_BAN_ACTOR_MAX 64                     /* an admin token's id */
+#define AUTH_BAN_MIN_MS 1000LL                    /* the shortest ban: 1 s */
+#define AUTH_BAN_MAX_MS (30LL * 86400 * 1000)     /* the longest: 30 days */
+#define AUTH_BAN_DEFAULT_MAX 10000                /* auth.bans.max_entries */
 
 typedef enum { AUTH_BAN_IP, AUTH_BAN_CIDR, AUTH_BAN_CLIENT } auth_ban_kind_t;
 
@@ -106,7 +106,7 @@ size_t auth_ban_count(auth_ban_t *b, int64_t now_ms);
 /* One page of live bans ordered by target: those after `after` (NULL or ""
  * from the first), at most `max`, into `out` (malloc'd by the caller).
  * Returns how many; *more when others follow. */
-size_t auth_ban_list(auth_ban_t *b, int64_t now_ms, const char *after, auth_ban_entry_t *out,
-                     size_t max, bool *more);
+size_t auth_ban_list(auth_ban_t *b, int64_t now_ms, const char *after,
+                     auth_ban_entry_t *out, size_t max, bool *more);
 
 #endif
