@@ -431,15 +431,13 @@ size_t auth_lockout_locked(auth_lockout_t *l, int64_t now_ms, auth_lockout_info_
                            size_t max)
 {
     size_t i, n = 0;
-    util_lru_node_t *node;
     const lo_entry_t *e;
 
     if (l == NULL)
         return 0;
     for (i = 0; i < l->nstripes && n < max; i++) {
         pthread_mutex_lock(&l->stripes[i].lock);
-        for (node = l->stripes[i].lru.head; node != NULL && n < max; node = node->next) {
-            e = UTIL_LRU_ENTRY(node, lo_entry_t, lru);
+        for (e = coldest(&l->stripes[i]); e != NULL && n < max; e = warmer(e)) {
             if (e->locked_until_ms <= now_ms)
                 continue;
             memcpy(out[n].key, e->key, e->klen + 1);
