@@ -310,15 +310,20 @@ void srv_admin_ban_post(srv_worker_t *w, struct evhttp_request *req)
     char err[200], *body;
     int rc = -1;
 
-    body = len <= SRV_BANS_MAX_BODY ? malloc(len + 1) : NULL;
-    if (body != NULL) {
-        evbuffer_copyout(in, body, len);
-        body[len] = '\0';
-        rc = srv_admin_parse_ban(body, len, &rules, &rq, err, sizeof err);
-        free(body);
-    } else {
-        snprintf(err, sizeof err, "body over %d bytes", SRV_BANS_MAX_BODY);
+    if (len > SRV_BANS_MAX_BODY) {
+        refuse(w, req, srv_admin_actor(), "ban", NULL, 400, "bad_request",
+               "body over 4096 bytes");
+        return;
     }
+    body = malloc(len + 1);
+    if (body == NULL) {
+        refuse(w, req, srv_admin_actor(), "ban", NULL, 500, "error", "out of memory");
+        return;
+    }
+    evbuffer_copyout(in, body, len);
+    body[len] = '\0';
+    rc = srv_admin_parse_ban(body, len, &rules, &rq, err, sizeof err);
+    free(body);
     if (rc != 0) {
         refuse(w, req, srv_admin_actor(), "ban", NULL, 400, "bad_request", err);
         return;
