@@ -406,3 +406,47 @@ void auth_lockout_lock(auth_lockout_t *l, const char *key, int64_t until_ms, int
     }
     pthread_mutex_unlock(&s->lock);
 }
+
+bool auth_lockout_unlock(auth_lockout_t *l, const char *key)
+{
+    lo_key_t k;
+    lo_stripe_t *s;
+    lo_entry_t *e;
+    bool had;
+
+    if (l == NULL || key == NULL)
+        return false;
+    key_make(&k, key);
+    s = stripe_of(l, &k);
+    pthread_mutex_lock(&s->lock);
+    e = lookup(s, &k);
+    had = e != NULL;
+    if (had)
+        forget(s, e);
+    pthread_mutex_unlock(&s->lock);
+    return had;
+}
+
+size_t auth_lockout_locked(auth_lockout_t *l, int64_t now_ms, auth_lockout_info_t *out,
+                           size_t max)
+{
+    size_t i, n = 0;
+    const lo_entry_t *e;
+
+    if (l == NULL)
+        return 0;
+    for (i = 0; i < l->nstripes && n < max; i++) {
+        pthread_mutex_lock(&l->stripes[i].lock);
+        for (e = coldest(&l->stripes[i]); e != NULL && n < max; e = warmer(e)) {
+            if (e->locked_until_ms <= now_ms)
+                continue;
+            memcpy(out[n].key, e->key, e->klen + 1);
+            out[n].failures = e->failures;
+            out[n].level = e->level;
+            out[n].until_ms = e->locked_until_ms;
+            n++;
+        }
+        pthread_mutex_unlock(&l->stripes[i].lock);
+    }
+    return n;
+}

@@ -114,7 +114,7 @@ static void resync_sub(rc_client_t *c, redisReply *r, const char *errstr, void *
 
 bool auth_shared_synced(const auth_shared_t *sh)
 {
-    return atomic_load(&sh->synced);
+    return atomic_load(&sh->synced) && (sh->bans == NULL || atomic_load(&sh->bans_synced));
 }
 
 int auth_shared_resync(auth_shared_t *sh, const rc_ops_t *ops, void *cl, int64_t now_ms)
@@ -243,7 +243,11 @@ struct auth_lock_op {
     char ip[IP_MAX];
     auth_lock_done_fn done; /* NULL once detached */
     void *privdata;
+    const rc_ops_t *ops; /* to write the lockout index */
+    void *cl;
 };
+
+static void lockout_index_add(auth_lock_op_t *op, int64_t until_ms, int64_t now_ms);
 
 /* Count the failure here, in memory (no Redis, or Redis refused the call). */
 static void count_locally(auth_shared_t *sh, const char *ip, const auth_lockout_policy_t *p,
@@ -266,6 +270,7 @@ static void lockout_done(rc_client_t *c, redisReply *r, const char *errstr, void
         r->element[0]->type == REDIS_REPLY_INTEGER) {
         if (r->element[0]->integer > 0) {
             auth_lockout_lock(op->sh->lockout, op->ip, now + r->element[0]->integer, now);
+            lockout_index_add(op, now + r->element[0]->integer, now);
             log_warn("lockout: client %s locked out for %lld ms", op->ip,
                      r->element[0]->integer);
         }
@@ -290,7 +295,8 @@ auth_lock_op_t *auth_shared_lockout_fail(auth_shared_t *sh, const rc_ops_t *ops,
         count_locally(sh, ip, p, now_ms);
         return NULL;
     }
-    *op = (auth_lock_op_t){.sh = sh, .p = *p, .done = done, .privdata = privdata};
+    *op = (auth_lock_op_t){
+        .sh = sh, .p = *p, .done = done, .privdata = privdata, .ops = ops, .cl = cl};
     snprintf(op->ip, sizeof(op->ip), "%s", ip);
     snprintf(key, sizeof(key), "%s{lock:%s}", sh->prefix, ip);
     snprintf(a[0], sizeof(a[0]), "%u", p->max_failures);
@@ -314,4 +320,352 @@ auth_lock_op_t *auth_shared_lockout_fail(auth_shared_t *sh, const rc_ops_t *ops,
 void auth_shared_lockout_detach(auth_lock_op_t *op)
 {
     op->done = NULL;
+}
+
+/* ---- bans and the lockout index ------------------------------------------- */
+
+#define BANS_RESYNC_MAX 100000 /* entries of an index reply looked at */
+
+int auth_shared_init_bans(auth_shared_t *sh, auth_ban_t *bans, size_t script_ban,
+                          size_t bans_max, size_t lockouts_max)
+{
+    sh->bans = bans;
+    sh->script_ban = script_ban;
+    sh->bans_max = bans_max;
+    sh->lockouts_max = lockouts_max;
+    if (name(sh->bans_key, sh->prefix, "{bans}") != 0 ||
+        name(sh->chan_ban, sh->prefix, "bans") != 0 ||
+        name(sh->lock_index, sh->prefix, "{lockouts}") != 0)
+        return -1;
+    return 0;
+}
+
+static void bans_changed(auth_shared_t *sh, int64_t now_ms)
+{
+    if (sh->bans_changed != NULL)
+        sh->bans_changed(auth_ban_count(sh->bans, now_ms));
+}
+
+/* "b <target> <until_ms> <created_ms> <actor> <reason>" | "u <target>" */
+int auth_shared_apply_ban(auth_shared_t *sh, const char *msg, size_t len, int64_t now_ms)
+{
+    char target[AUTH_BAN_TARGET_MAX + 1];
+    const char *sp;
+    auth_ban_entry_t e;
+    size_t tlen;
+
+    if (sh->bans == NULL || len < 3 || msg[1] != ' ' || (msg[0] != 'b' && msg[0] != 'u'))
+        return -1;
+    sp = memchr(msg + 2, ' ', len - 2);
+    tlen = (sp != NULL ? (size_t)(sp - msg) : len) - 2;
+    if (msg[0] == 'u') {
+        if (sp != NULL || tlen > AUTH_BAN_TARGET_MAX)
+            return -1;
+        memcpy(target, msg + 2, tlen);
+        target[tlen] = '\0';
+        auth_ban_remove(sh->bans, target, now_ms);
+    } else {
+        if (sp == NULL || auth_ban_record_parse(msg + 2, tlen, sp + 1,
+                                                (size_t)(msg + len - sp - 1), &e) != 0)
+            return -1;
+        (void)auth_ban_put(sh->bans, &e, now_ms); /* full: the resync tells */
+    }
+    bans_changed(sh, now_ms);
+    return 0;
+}
+
+int auth_shared_apply_unlock(auth_shared_t *sh, const char *msg, size_t len)
+{
+    char ip[IP_MAX];
+
+    if (len < 3 || len - 2 >= sizeof ip || msg[0] != 'u' || msg[1] != ' ' ||
+        memchr(msg + 2, ' ', len - 2) != NULL || memchr(msg + 2, '\0', len - 2) != NULL)
+        return -1;
+    memcpy(ip, msg + 2, len - 2);
+    ip[len - 2] = '\0';
+    auth_lockout_unlock(sh->lockout, ip);
+    return 0;
+}
+
+int auth_shared_bans_reply(auth_shared_t *sh, const redisReply *r, int64_t now_ms)
+{
+    auth_ban_entry_t *v;
+    size_t n = 0;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0 ||
+        r->elements / 2 > BANS_RESYNC_MAX)
+        return -1;
+    v = calloc(r->elements / 2 + 1, sizeof *v);
+    if (v == NULL)
+        return -1;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *t = r->element[i], *rec = r->element[i + 1];
+
+        if (t->type == REDIS_REPLY_STRING && rec->type == REDIS_REPLY_STRING &&
+            auth_ban_record_parse(t->str, t->len, rec->str, rec->len, &v[n]) == 0)
+            n++;
+    }
+    auth_ban_replace(sh->bans, v, n, now_ms);
+    free(v);
+    bans_changed(sh, now_ms);
+    return 0;
+}
+
+static void resync_bans(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    auth_shared_t *sh = privdata;
+
+    (void)c;
+    (void)errstr;
+    if (auth_shared_bans_reply(sh, r, util_wall_ms()) == 0)
+        atomic_store(&sh->bans_synced, true);
+}
+
+int auth_shared_resync_bans(auth_shared_t *sh, const rc_ops_t *ops, void *cl)
+{
+    const char *hg[] = {"HGETALL", sh->bans_key};
+
+    if (sh->bans == NULL)
+        return 0;
+    return ops->command(cl, sh->bans_key, strlen(sh->bans_key), 2, hg, NULL, resync_bans,
+                        sh) == NULL
+               ? -1
+               : 0;
+}
+
+typedef struct ban_op {
+    auth_shared_t *sh;
+    auth_ban_entry_t e;
+    bool unban;
+    bool found;          /* unlock: this replica held it */
+    const rc_ops_t *ops; /* unlock: the next command */
+    void *cl;
+    auth_shared_ban_fn done;
+    void *privdata;
+} ban_op_t;
+
+static void ban_finish(ban_op_t *op, auth_shared_result_t res)
+{
+    op->done(res, res == AUTH_SHARED_DONE && !op->unban ? &op->e : NULL, op->privdata);
+    free(op);
+}
+
+static void ban_reply(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    ban_op_t *op = privdata;
+    int64_t now = util_wall_ms();
+
+    (void)c;
+    (void)errstr;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, "full") != NULL) {
+        ban_finish(op, AUTH_SHARED_FULL);
+        return;
+    }
+    if (op->unban && r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        bool here = auth_ban_remove(op->sh->bans, op->e.target, now);
+
+        bans_changed(op->sh, now);
+        ban_finish(op, r->integer > 0 || here ? AUTH_SHARED_DONE : AUTH_SHARED_NONE);
+        return;
+    }
+    if (!op->unban && r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[1]->type == REDIS_REPLY_INTEGER) {
+        op->e.until_ms = r->element[0]->integer;
+        op->e.created_ms = r->element[1]->integer;
+        (void)auth_ban_put(op->sh->bans, &op->e, now); /* the resync fixes a miss */
+        bans_changed(op->sh, now);
+        ban_finish(op, AUTH_SHARED_DONE);
+        return;
+    }
+    ban_finish(op, AUTH_SHARED_UNAVAILABLE);
+}
+
+/* Without Redis: this replica's set is the state. */
+static int ban_local(auth_shared_t *sh, ban_op_t *op, int64_t duration_ms, int64_t now_ms)
+{
+    auth_shared_result_t res;
+
+    if (op->unban) {
+        res = auth_ban_remove(sh->bans, op->e.target, now_ms) ? AUTH_SHARED_DONE
+                                                              : AUTH_SHARED_NONE;
+    } else {
+        op->e.created_ms = now_ms;
+        op->e.until_ms = now_ms + duration_ms;
+        res = auth_ban_put(sh->bans, &op->e, now_ms) == 0 ? AUTH_SHARED_DONE
+                                                          : AUTH_SHARED_FULL;
+    }
+    bans_changed(sh, now_ms);
+    ban_finish(op, res);
+    return 0;
+}
+
+static ban_op_t *ban_op_new(auth_shared_t *sh, const char *target, auth_shared_ban_fn done,
+                            void *privdata)
+{
+    ban_op_t *op = calloc(1, sizeof *op);
+
+    if (op == NULL)
+        return NULL;
+    op->sh = sh;
+    op->done = done;
+    op->privdata = privdata;
+    snprintf(op->e.target, sizeof op->e.target, "%s", target);
+    return op;
+}
+
+int auth_shared_ban(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
+                    const auth_ban_entry_t *e, int64_t duration_ms, int64_t now_ms,
+                    auth_shared_ban_fn done, void *privdata)
+{
+    ban_op_t *op = ban_op_new(sh, e->target, done, privdata);
+    char dur[24], max[24];
+
+    if (op == NULL)
+        return -1;
+    snprintf(op->e.actor, sizeof op->e.actor, "%s", e->actor);
+    snprintf(op->e.reason, sizeof op->e.reason, "%s", e->reason);
+    if (ops == NULL)
+        return ban_local(sh, op, duration_ms, now_ms);
+    snprintf(dur, sizeof dur, "%lld", (long long)duration_ms);
+    snprintf(max, sizeof max, "%zu", sh->bans_max);
+    const char *keys[] = {sh->bans_key};
+    const char *args[] = {"b",          op->e.target, dur,         op->e.actor,
+                          op->e.reason, max,          sh->chan_ban};
+    if (ops->evalsha(cl, sh->script_ban, 1, keys, NULL, 7, args, NULL, ban_reply, op) ==
+        NULL) {
+        free(op);
+        return -1;
+    }
+    /* op belongs to ban_reply() now. */
+    /* cppcheck-suppress memleak */
+    return 0;
+}
+
+int auth_shared_unban(auth_shared_t *sh, const rc_ops_t *ops, void *cl, const char *target,
+                      int64_t now_ms, auth_shared_ban_fn done, void *privdata)
+{
+    ban_op_t *op = ban_op_new(sh, target, done, privdata);
+
+    if (op == NULL)
+        return -1;
+    op->unban = true;
+    if (ops == NULL)
+        return ban_local(sh, op, 0, now_ms);
+    const char *keys[] = {sh->bans_key};
+    const char *args[] = {"u", op->e.target, sh->chan_ban};
+    if (ops->evalsha(cl, sh->script_ban, 1, keys, NULL, 3, args, NULL, ban_reply, op) ==
+        NULL) {
+        free(op);
+        return -1;
+    }
+    /* cppcheck-suppress memleak */
+    return 0;
+}
+
+/* ---- lifting a lockout: DEL, ZREM, PUBLISH -------------------------------- */
+
+static void ignore_reply(rc_client_t *c, redisReply *r, const char *errstr, void *privdata)
+{
+    (void)c;
+    (void)r;
+    (void)errstr;
+    (void)privdata;
+}
+
+/* A lockout started: note it in the index (a separate command: the index
+ * is another slot than the lockout's key), drop what is over, keep it
+ * bounded.  A lost write leaves the lockout out of the list only. */
+static void lockout_index_add(auth_lock_op_t *op, int64_t until_ms, int64_t now_ms)
+{
+    const char *k = op->sh->lock_index;
+    char until[24], now[24], keep[24];
+
+    if (op->ops == NULL || op->sh->lockouts_max == 0)
+        return;
+    snprintf(until, sizeof until, "%lld", (long long)until_ms);
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(keep, sizeof keep, "%lld", -(long long)op->sh->lockouts_max - 1);
+    const char *add[] = {"ZADD", k, "GT", until, op->ip};
+    const char *trim[] = {"ZREMRANGEBYSCORE", k, "-inf", now};
+    const char *bound[] = {"ZREMRANGEBYRANK", k, "0", keep};
+    (void)op->ops->command(op->cl, k, strlen(k), 5, add, NULL, ignore_reply, NULL);
+    (void)op->ops->command(op->cl, k, strlen(k), 4, trim, NULL, ignore_reply, NULL);
+    (void)op->ops->command(op->cl, k, strlen(k), 4, bound, NULL, ignore_reply, NULL);
+}
+
+static void unlock_published(rc_client_t *c, redisReply *r, const char *errstr,
+                             void *privdata)
+{
+    ban_op_t *op = privdata;
+
+    (void)c;
+    (void)errstr;
+    ban_finish(op, r == NULL || r->type == REDIS_REPLY_ERROR ? AUTH_SHARED_UNAVAILABLE
+                   : op->found                               ? AUTH_SHARED_DONE
+                                                             : AUTH_SHARED_NONE);
+}
+
+static void unlock_unindexed(rc_client_t *c, redisReply *r, const char *errstr,
+                             void *privdata)
+{
+    ban_op_t *op = privdata;
+    char msg[AUTH_BAN_TARGET_MAX + 4];
+
+    (void)c;
+    (void)errstr;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        ban_finish(op, AUTH_SHARED_UNAVAILABLE);
+        return;
+    }
+    op->found |= r->integer > 0;
+    snprintf(msg, sizeof msg, "u %s", op->e.target);
+    const char *pub[] = {"PUBLISH", op->sh->chan_lock, msg};
+    if (op->ops->command(op->cl, op->sh->chan_lock, strlen(op->sh->chan_lock), 3, pub, NULL,
+                         unlock_published, op) == NULL)
+        ban_finish(op, AUTH_SHARED_UNAVAILABLE);
+}
+
+static void unlock_deleted(rc_client_t *c, redisReply *r, const char *errstr,
+                           void *privdata)
+{
+    ban_op_t *op = privdata;
+    const char *k = op->sh->lock_index;
+
+    (void)c;
+    (void)errstr;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        ban_finish(op, AUTH_SHARED_UNAVAILABLE);
+        return;
+    }
+    op->found |= r->integer > 0;
+    const char *zrem[] = {"ZREM", k, op->e.target};
+    if (op->ops->command(op->cl, k, strlen(k), 3, zrem, NULL, unlock_unindexed, op) == NULL)
+        ban_finish(op, AUTH_SHARED_UNAVAILABLE);
+}
+
+int auth_shared_unlock(auth_shared_t *sh, const rc_ops_t *ops, void *cl, const char *ip_key,
+                       auth_shared_ban_fn done, void *privdata)
+{
+    char key[AUTH_SHARED_NAME_MAX + IP_MAX + 8];
+    ban_op_t *op;
+
+    if (strlen(ip_key) >= IP_MAX || (op = ban_op_new(sh, ip_key, done, privdata)) == NULL)
+        return -1;
+    op->unban = true;
+    op->found = auth_lockout_unlock(sh->lockout, ip_key);
+    if (ops == NULL) {
+        ban_finish(op, op->found ? AUTH_SHARED_DONE : AUTH_SHARED_NONE);
+        return 0;
+    }
+    op->ops = ops;
+    op->cl = cl;
+    snprintf(key, sizeof key, "%s{lock:%s}", sh->prefix, ip_key);
+    const char *del[] = {"DEL", key};
+    if (ops->command(cl, key, strlen(key), 2, del, NULL, unlock_deleted, op) == NULL) {
+        free(op);
+        return -1;
+    }
+    /* cppcheck-suppress memleak */
+    return 0;
 }

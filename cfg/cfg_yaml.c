@@ -1547,6 +1547,15 @@ static const field_t lockout_fields[] = {
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
+static const field_t bans_fields[] = {
+    {"max_entries", &K_UINT, offsetof(cfg_bans_t, max_entries), 1, 1000000, NULL, "10000",
+     NULL},
+    {"min_prefix_v4", &K_UINT, offsetof(cfg_bans_t, min_prefix_v4), 1, 32, NULL, "8", NULL},
+    {"min_prefix_v6", &K_UINT, offsetof(cfg_bans_t, min_prefix_v6), 1, 128, NULL, "32",
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
 static const field_t auth_fields[] = {
     {"mode", &K_ENUM, offsetof(cfg_t, auth.mode), 0, 0, cfg_auth_mode_names, "any", NULL},
     {"api_key_enabled", &K_BOOL, offsetof(cfg_t, auth.api_key_enabled), 0, 0, NULL, "true",
@@ -1556,6 +1565,7 @@ static const field_t auth_fields[] = {
     {"api_keys", &K_MAP, 0, 0, 0, api_keys_fields, NULL, "api_keys_deprecation"},
     {"jwt", &K_MAP, offsetof(cfg_t, auth.jwt), 0, 0, jwt_fields, NULL, NULL},
     {"lockout", &K_MAP, offsetof(cfg_t, auth.lockout), 0, 0, lockout_fields, NULL, NULL},
+    {"bans", &K_MAP, offsetof(cfg_t, auth.bans), 0, 0, bans_fields, NULL, NULL},
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 

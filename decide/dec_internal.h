@@ -144,6 +144,10 @@ dec_step_t dec_step_authenticate(dec_req_t *r);
 dec_step_t dec_step_authorize(dec_req_t *r);
 dec_step_t dec_issue_ticket(dec_req_t *r);
 
+/* dec_ban.c: the ban steps, before step 4 (ip, cidr) and after 5 (client) */
+dec_step_t dec_step_ban_ip(dec_req_t *r);
+dec_step_t dec_step_ban_client(dec_req_t *r);
+
 /* dec_limits.c: step 7 */
 dec_step_t dec_step_limits(dec_req_t *r);
 

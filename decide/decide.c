@@ -180,8 +180,10 @@ static dec_step_t (*const steps[])(dec_req_t *) = {
     dec_step_identify,     /* 1. request id, client ip, refused heads and headers */
     dec_step_own_paths,    /* 2. health, forward-auth, tickets; forged headers */
     dec_step_route,        /* 3. route, methods, CORS */
+    dec_step_ban_ip,       /* 4a. an IP / CIDR ban: before credentials */
     dec_step_lockout,      /* 4. */
     dec_step_authenticate, /* 5. */
+    dec_step_ban_client,   /* 5a. a client-id ban: before scopes and limits */
     dec_step_authorize,    /* 6. */
     dec_step_limits,       /* 7. */
     dec_allow,             /* the answer of an allowed request */

@@ -20,6 +20,7 @@
 #include "tollgate/auth.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_revoke.h"
+#include "srv_admin_bans.h"
 #include "srv_admin_explain.h"
 #include "srv_admin_req.h"
 #include "tollgate/log.h"
@@ -127,6 +128,7 @@ static void metrics(srv_worker_t *w, struct evhttp_request *req)
         evhttp_send_error(req, 500, NULL);
         return;
     }
+    metrics_set_bans_active((long)auth_ban_count(w->srv->bans, util_wall_ms()));
     metrics_render(buf);
     srv_jwks_metrics(buf);
     srv_top_metrics(w->srv, w->cfg, buf);
@@ -714,6 +716,11 @@ static const admin_route_t admin_routes[] = {
     {GET, "/admin/v1/audit", READ, NULL, audit_read},
     {GET, "/admin/v1/limits/*", READ, NULL, limits_get},
     {POST, "/admin/v1/explain", READ, NULL, explain_post},
+    {POST, "/admin/v1/bans", WRITE, "ban", srv_admin_ban_post},
+    {GET, "/admin/v1/bans", READ, NULL, srv_admin_bans_get},
+    {DELETE, "/admin/v1/bans/*", WRITE, "unban", srv_admin_ban_delete},
+    {GET, "/admin/v1/lockouts", READ, NULL, srv_admin_lockouts_get},
+    {DELETE, "/admin/v1/lockouts/*", WRITE, "unlock", srv_admin_lockout_delete},
 };
 
 #undef GET

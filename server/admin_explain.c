@@ -117,6 +117,7 @@ static int ctx_new(explain_op_t *op)
         .revoked = s->revoked,
         .ticket_prefix = s->redis_prefix,
         .hooks = {.arg = op, .timer_add = timer_add, .timer_cancel = timer_cancel},
+        .bans = s->bans,
     };
 
     if (limiter_new(op) != 0)
@@ -286,7 +287,7 @@ static json_t *answer_json(const explain_op_t *op, const dec_verdict_t *v)
 
     for (size_t i = 0; lims != NULL && i < op->ex.nlimits; i++)
         json_array_append_new(lims, limit_json(&op->ex.limits[i]));
-    return json_pack(
+    json_t *o = json_pack(
         "{s:b,s:{s:s?,s:s?,s:s?,s:s?},s:o,s:o,s:o,s:o,s:o}", "dry_run", 1, "request",
         "method", v->method, "host", v->host, "target", v->target, "client_ip",
         v->client_ip, "route",
@@ -294,6 +295,12 @@ static json_t *answer_json(const explain_op_t *op, const dec_verdict_t *v)
         "authentication", authn_json(op, v), "scopes", scopes_json(op, v), "limits",
         op->ex.limits_checked ? lims : (json_decref(lims), json_null()), "decision",
         decision_json(v));
+
+    /* a ban that stopped it: "ip" or "client" (dec_ban.c), else null */
+    if (o != NULL)
+        json_object_set_new(
+            o, "banned", op->ex.banned != NULL ? json_string(op->ex.banned) : json_null());
+    return o;
 }
 
 static void on_close(struct evhttp_connection *conn, void *arg)

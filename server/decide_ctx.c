@@ -125,6 +125,7 @@ int srv_pipeline_init(srv_worker_t *w)
                 .untrusted_forwarder = untrusted,
                 .forwarded_repeat = repeat,
             },
+        .bans = w->srv->bans,
     };
 
     w->dec_stores = (dec_stores_real_t){

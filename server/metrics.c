@@ -178,6 +178,8 @@ static agg_hist_t g_retired_hist[H_COUNT];
 static _Atomic uint64_t g_reloads_ok, g_reloads_err;
 static atomic_int g_fallback;
 static atomic_long g_revocations;
+static atomic_long g_bans_active;       /* tollgate_bans_active */
+static atomic_ullong g_lockouts_lifted; /* tollgate_lockouts_lifted_total */
 static atomic_uint g_fleet;
 static _Atomic uint64_t g_fleet_seen_ms;
 static atomic_long g_conns;
@@ -351,6 +353,16 @@ void metrics_set_fallback(int on)
 void metrics_set_revocations_cached(long n)
 {
     atomic_store_explicit(&g_revocations, n, memory_order_relaxed);
+}
+
+void metrics_set_bans_active(long n)
+{
+    atomic_store_explicit(&g_bans_active, n, memory_order_relaxed);
+}
+
+void metrics_lockout_lifted(void)
+{
+    atomic_fetch_add_explicit(&g_lockouts_lifted, 1, memory_order_relaxed);
 }
 
 void metrics_set_fleet(unsigned count, uint64_t seen_mono_ms)
@@ -574,6 +586,14 @@ static void render_globals(struct evbuffer *out)
            "gauge");
     evbuffer_add_printf(out, "tollgate_revocations_cached %ld\n",
                         atomic_load_explicit(&g_revocations, memory_order_relaxed));
+    header(out, "tollgate_bans_active", "Bans in force in this replica's set.", "gauge");
+    evbuffer_add_printf(out, "tollgate_bans_active %ld\n",
+                        atomic_load_explicit(&g_bans_active, memory_order_relaxed));
+    header(out, "tollgate_lockouts_lifted_total",
+           "Lockouts lifted through the admin API on this replica.", "counter");
+    evbuffer_add_printf(
+        out, "tollgate_lockouts_lifted_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&g_lockouts_lifted, memory_order_relaxed));
     render_fleet(out);
     header(out, "tollgate_connections",
            "Client connections open on the main listener that have sent a request "

@@ -673,7 +673,9 @@ srv_t *srv_new(const char *config_path, cfg_t *cfg, unsigned threads, char *err,
     s->lockout = auth_lockout_new(SRV_MAX_LOCKOUT_KEYS);
     s->revoked = auth_revoke_new(SRV_MAX_REVOCATIONS);
     s->tickets = auth_tickets_new(SRV_MAX_TICKETS);
-    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL || s->tickets == NULL)
+    s->bans = auth_ban_new(cfg->auth.bans.max_entries);
+    if (s->memory == NULL || s->lockout == NULL || s->revoked == NULL ||
+        s->tickets == NULL || s->bans == NULL)
         goto out_nomem;
     if (delay != NULL && cfg->environment == CFG_ENV_DEVELOPMENT) {
         rl_memory_set_delay_ms(s->memory, (unsigned)atoi(delay));
@@ -797,6 +799,7 @@ void srv_free(srv_t *s)
     rl_memory_free(s->memory);
     auth_lockout_free(s->lockout);
     auth_revoke_free(s->revoked);
+    auth_ban_free(s->bans);
     auth_tickets_free(s->tickets);
     cfg_unref(s->cfg);
     if (s->main_base)

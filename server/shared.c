@@ -21,6 +21,7 @@
 #include "srv_process.h"
 
 #define RESYNC_MS 1000
+#define LOCKOUT_INDEX_MAX 10000 /* entries of <prefix>{lockouts} kept */
 
 /* A thread's client as the ops of an rc_ops_t pair; NULL without Redis. */
 static const rc_ops_t *ops_of(const rc_client_t *rc)
@@ -33,6 +34,27 @@ static void resync(srv_t *s)
     if (s->admin.rc == NULL || !rc_client_up(s->admin.rc))
         return;
     auth_shared_resync(&s->shared, &rc_client_ops, s->admin.rc, util_wall_ms());
+    auth_shared_resync_bans(&s->shared, &rc_client_ops, s->admin.rc);
+}
+
+static bool is_channel(const char *channel, size_t chlen, const char *name)
+{
+    return chlen == strlen(name) && memcmp(channel, name, chlen) == 0;
+}
+
+/* A message of the bans channel, or "u <ip key>" of the lockouts one. */
+static bool apply_ban_or_unlock(srv_t *s, const char *channel, size_t chlen,
+                                const char *msg, size_t msglen)
+{
+    if (is_channel(channel, chlen, s->shared.chan_ban)) {
+        auth_shared_apply_ban(&s->shared, msg, msglen, util_wall_ms());
+        return true;
+    }
+    if (is_channel(channel, chlen, s->shared.chan_lock) && msglen > 0 && msg[0] == 'u') {
+        auth_shared_apply_unlock(&s->shared, msg, msglen);
+        return true;
+    }
+    return false;
 }
 
 static void on_sub(rc_sub_t *sub, int event, const char *channel, size_t chlen,
@@ -41,8 +63,8 @@ static void on_sub(rc_sub_t *sub, int event, const char *channel, size_t chlen,
     srv_t *s = privdata;
 
     (void)sub;
-    (void)channel;
-    (void)chlen;
+    if (event == RC_SUB_MESSAGE && apply_ban_or_unlock(s, channel, chlen, msg, msglen))
+        return;
     if (event == RC_SUB_MESSAGE)
         auth_shared_apply(&s->shared, msg, msglen, util_wall_ms());
     else if (event == RC_SUB_UP)
@@ -58,6 +80,8 @@ static void resync_tick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /* bans that ended leave the set (and the gauge) */
+    metrics_set_bans_active((long)auth_ban_expire(s->bans, util_wall_ms()));
     /* also until one resync was read whole: the one on (re)subscribe is
      * skipped when the admin client is not up yet */
     if (s->sub == NULL || !rc_sub_up(s->sub) || !auth_shared_synced(&s->shared))
@@ -93,12 +117,17 @@ static void revocations_changed(size_t n)
     metrics_set_revocations_cached((long)n);
 }
 
+static void bans_changed(size_t n)
+{
+    metrics_set_bans_active((long)n);
+}
+
 /* ---- lifecycle (admin thread's loop; called before it runs) ------------- */
 
 int srv_shared_start(srv_t *s, char *err, size_t errlen)
 {
     const cfg_t *c = s->cfg;
-    const char *chans[2] = {s->shared.chan_rev, s->shared.chan_lock};
+    const char *chans[3] = {s->shared.chan_rev, s->shared.chan_lock, s->shared.chan_ban};
     struct timeval tick = {RESYNC_MS / 1000, (RESYNC_MS % 1000) * 1000};
 
     /* Before any thread runs: fixed for the life of the process. */
@@ -108,12 +137,18 @@ int srv_shared_start(srv_t *s, char *err, size_t errlen)
         return -1;
     }
     s->shared.revocations_changed = revocations_changed;
+    if (auth_shared_init_bans(&s->shared, s->bans, srv_script_index("ban"),
+                              c->auth.bans.max_entries, LOCKOUT_INDEX_MAX) != 0) {
+        snprintf(err, errlen, "redis.key_prefix too long");
+        return -1;
+    }
+    s->shared.bans_changed = bans_changed;
     if (c->redis.mode == CFG_REDIS_NONE)
         return 0;
     s->admin.rc = srv_backend_client_new(s->admin.base, c, err, errlen);
     if (s->admin.rc == NULL)
         return -1;
-    s->sub = rc_subscribe(s->admin.rc, chans, 2, on_sub, s);
+    s->sub = rc_subscribe(s->admin.rc, chans, 3, on_sub, s);
     s->resync_ev = event_new(s->admin.base, -1, EV_PERSIST, resync_tick, s);
     if (s->sub == NULL || s->resync_ev == NULL || event_add(s->resync_ev, &tick) != 0) {
         snprintf(err, errlen, "cannot subscribe to %s", s->shared.chan_rev);

@@ -143,6 +143,7 @@ struct srv {
     char listen_bound[SRV_ADDR_STRLEN];
     char admin_bound[SRV_ADDR_STRLEN];
     unsigned proxy_max_conns; /* 0: SRV_PROXY_MAX_CONNS; tests set it (development) */
+    auth_ban_t *bans; /* bans (this replica's set; with Redis a copy of the index) */
 };
 
 /* server.c */

@@ -13,6 +13,7 @@
 #ifndef TOLLGATE_AUTH_LOCKOUT_H
 #define TOLLGATE_AUTH_LOCKOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,5 +46,22 @@ void auth_lockout_lock(auth_lockout_t *l, const char *key, int64_t until_ms,
 void auth_lockout_success(auth_lockout_t *l, const char *key);
 
 size_t auth_lockout_count(auth_lockout_t *l);
+
+/* Lift `key` (the admin API): forget its failures, backoff level and lock.
+ * true when an entry was held. */
+bool auth_lockout_unlock(auth_lockout_t *l, const char *key);
+
+/* One locked key, as auth_lockout_locked() reports it. */
+#define AUTH_LOCKOUT_KEY_MAX 128
+typedef struct auth_lockout_info {
+    char key[AUTH_LOCKOUT_KEY_MAX + 1];
+    unsigned failures; /* in the current window */
+    unsigned level;    /* lockouts so far */
+    int64_t until_ms;  /* locked until */
+} auth_lockout_info_t;
+
+/* Up to `max` keys locked at `now_ms` into `out`, in no order; how many. */
+size_t auth_lockout_locked(auth_lockout_t *l, int64_t now_ms, auth_lockout_info_t *out,
+                           size_t max);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tollgate/auth_ban.h"
 #include "tollgate/auth_lockout.h"
 #include "tollgate/auth_revoke.h"
 #include "tollgate/rc.h"
@@ -42,6 +43,15 @@ typedef struct auth_shared {
     /* resync: the jti half of the one in flight was read (its thread only) */
     bool resync_jti_ok;
     _Atomic bool synced; /* a resync was read whole: auth_shared_synced() */
+    /* Bans (auth_shared_init_bans; bans NULL: none) and the lockout index. */
+    auth_ban_t *bans;
+    size_t script_ban;
+    size_t bans_max;     /* auth.bans.max_entries */
+    size_t lockouts_max; /* entries of the lockout index kept */
+    char bans_key[AUTH_SHARED_NAME_MAX], chan_ban[AUTH_SHARED_NAME_MAX];
+    char lock_index[AUTH_SHARED_NAME_MAX];
+    void (*bans_changed)(size_t n); /* told the live count after a change; may be NULL */
+    _Atomic bool bans_synced;       /* the ban index was read whole once */
 } auth_shared_t;
 
 /* Fill `sh` for key prefix `prefix` ("tg:"); the stores are borrowed.
@@ -56,6 +66,61 @@ int auth_shared_apply(auth_shared_t *sh, const char *msg, size_t len, int64_t no
 /* Reload the revocation index (ZRANGEBYSCORE of live jtis, HGETALL of
  * subjects) into the store; the replies arrive later.  -1: not sent. */
 int auth_shared_resync(auth_shared_t *sh, const rc_ops_t *ops, void *cl, int64_t now_ms);
+
+/* Bans and the lockout index (after auth_shared_init):
+ *   <prefix>{bans}       HASH target -> "<until_ms> <created_ms> <actor> <reason>"
+ *   <prefix>bans         channel: "b <target> <until_ms> <created_ms> <actor> <reason>",
+ *                        "u <target>"                          (lua/ban.lua)
+ *   <prefix>{lockouts}   ZSET ip key -> until_ms of a lockout (written after
+ *                        lua/lockout.lua started one; trimmed, at most
+ *                        `lockouts_max`); "u <ip key>" on <prefix>lockouts lifts one.
+ * 0, or -1 when the prefix is too long. */
+int auth_shared_init_bans(auth_shared_t *sh, auth_ban_t *bans, size_t script_ban,
+                          size_t bans_max, size_t lockouts_max);
+
+/* Apply one message of the bans channel; -1 when malformed (ignored). */
+int auth_shared_apply_ban(auth_shared_t *sh, const char *msg, size_t len, int64_t now_ms);
+
+/* Apply "u <ip key>" of the lockouts channel; -1 when it is not one. */
+int auth_shared_apply_unlock(auth_shared_t *sh, const char *msg, size_t len);
+
+/* Reload the ban index (HGETALL) and make it the set: a ban lifted while
+ * this replica was away goes too.  -1: not sent. */
+int auth_shared_resync_bans(auth_shared_t *sh, const rc_ops_t *ops, void *cl);
+
+/* The HGETALL reply of the ban index into the set (the resync's callback,
+ * exposed for the fuzz target).  -1 when the reply is not a hash's. */
+int auth_shared_bans_reply(auth_shared_t *sh, const redisReply *r, int64_t now_ms);
+
+typedef enum {
+    AUTH_SHARED_DONE,        /* applied (or, unban/unlock: there was one) */
+    AUTH_SHARED_NONE,        /* unban/unlock: there was none */
+    AUTH_SHARED_FULL,        /* ban: auth.bans.max_entries live bans held */
+    AUTH_SHARED_UNAVAILABLE, /* Redis did not answer, or refused */
+} auth_shared_result_t;
+
+/* `e` (ban: what is in force) valid during the call only, else NULL. */
+typedef void (*auth_shared_ban_fn)(auth_shared_result_t res, const auth_ban_entry_t *e,
+                                   void *privdata);
+
+/* Ban e->target (canonical) for `duration_ms`, with e->actor and e->reason:
+ * lua/ban.lua (index + channel), then this replica's set; `done` runs
+ * once, later — at once without Redis (`ops` NULL).  -1: not sent, `done`
+ * not called. */
+int auth_shared_ban(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
+                    const auth_ban_entry_t *e, int64_t duration_ms, int64_t now_ms,
+                    auth_shared_ban_fn done, void *privdata);
+
+/* Lift the ban of canonical `target` everywhere. */
+int auth_shared_unban(auth_shared_t *sh, const rc_ops_t *ops, void *cl, const char *target,
+                      int64_t now_ms, auth_shared_ban_fn done, void *privdata);
+
+/* Lift the lockout of `ip_key` everywhere: DEL <prefix>{lock:<ip key>},
+ * ZREM from the index, "u <ip key>" on the lockouts channel, and this
+ * replica's store.  AUTH_SHARED_NONE when neither Redis nor this replica
+ * held one. */
+int auth_shared_unlock(auth_shared_t *sh, const rc_ops_t *ops, void *cl, const char *ip_key,
+                       auth_shared_ban_fn done, void *privdata);
 
 /* The revocation index was read whole at least once (both replies of one
  * resync): a replica that is not synced may accept a token revoked before

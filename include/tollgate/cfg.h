@@ -142,6 +142,12 @@ typedef struct cfg_lockout {
     unsigned max_backoff_s;  /* default 900 */
 } cfg_lockout_t;
 
+typedef struct cfg_bans {
+    unsigned max_entries;   /* bans held at most; default 10000 (read at start) */
+    unsigned min_prefix_v4; /* a narrower CIDR ban is refused; default 8 */
+    unsigned min_prefix_v6; /* default 32 */
+} cfg_bans_t;
+
 typedef struct cfg {
     char *path;                       /* file it came from, NULL = built-in defaults */
     char version[17];                 /* 16 hex digits: hash of the effective config,
@@ -207,6 +213,7 @@ typedef struct cfg {
             char *link;       /* Link: <..>; rel="deprecation"; NULL = none */
         } api_keys;
         cfg_lockout_t lockout;
+        cfg_bans_t bans;
     } auth;
     rl_policy_set_t policy; /* limits + tiers */
     cfg_route_t *routes;

@@ -226,6 +226,7 @@ typedef struct dec_explain {
     bool limits_checked;         /* the limiter answered */
     dec_explain_limit_t *limits; /* nlimits, config order; malloc'd */
     size_t nlimits;
+    const char *banned; /* a ban stopped it: "ip" or "client"; else NULL */
 } dec_explain_t;
 
 /* Free what the steps put in `e` (not `e` itself). */
@@ -327,6 +328,7 @@ typedef struct dec_ctx_cfg {
     struct auth_jwt_local *jwt_local; /* this thread's remote key sets, or NULL */
     const char *ticket_prefix;        /* key prefix of tickets ("tg:") */
     dec_hooks_t hooks;
+    struct auth_ban *bans; /* NULL: no ban check (auth_ban.h) */
 } dec_ctx_cfg_t;
 
 typedef struct dec_ctx dec_ctx_t;

@@ -290,6 +290,40 @@ static void test_remote_lock(void)
     auth_lockout_free(l);
 }
 
+static void test_unlock_and_list(void)
+{
+    auth_lockout_t *l = auth_lockout_new(100);
+    auth_lockout_info_t v[8];
+    size_t n;
+
+    CU_ASSERT_FALSE(auth_lockout_unlock(l, "198.51.100.1"));
+    for (int i = 0; i < 3; i++)
+        auth_lockout_fail(l, "198.51.100.1", &POLICY, 1000);
+    auth_lockout_fail(l, "198.51.100.2", &POLICY, 1000); /* failures, not locked */
+    auth_lockout_lock(l, "198.51.100.3", 50000, 1000);
+    n = auth_lockout_locked(l, 1000, v, 8);
+    CU_ASSERT_EQUAL(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].key, "198.51.100.1") == 0) {
+            CU_ASSERT_EQUAL(v[i].level, 1);
+            CU_ASSERT_EQUAL(v[i].until_ms, 2000);
+        } else {
+            CU_ASSERT_STRING_EQUAL(v[i].key, "198.51.100.3");
+            CU_ASSERT_EQUAL(v[i].until_ms, 50000);
+        }
+    }
+    CU_ASSERT_EQUAL(auth_lockout_locked(l, 1000, v, 1), 1); /* bounded by max */
+    CU_ASSERT_EQUAL(auth_lockout_locked(l, 2000, v, 8), 1); /* the first one ended */
+    CU_ASSERT_TRUE(auth_lockout_unlock(l, "198.51.100.1"));
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "198.51.100.1", 1500), 0);
+    /* lifted: failures and level start afresh (one failure locks no more) */
+    auth_lockout_fail(l, "198.51.100.1", &POLICY, 1600);
+    CU_ASSERT_EQUAL(auth_lockout_check(l, "198.51.100.1", 1600), 0);
+    CU_ASSERT_FALSE(auth_lockout_unlock(NULL, "x"));
+    CU_ASSERT_EQUAL(auth_lockout_locked(NULL, 0, v, 8), 0);
+    auth_lockout_free(l);
+}
+
 static const unit_test_t tests[] = {
     {"threshold locks, lock runs out", test_threshold},
     {"max_failures 1", test_one_failure_locks},
@@ -305,6 +339,7 @@ static const unit_test_t tests[] = {
     {"NULL arguments, max_keys 0", test_null_args},
     {"4 threads fail one key", test_threads_same_key},
     {"lock decided elsewhere", test_remote_lock},
+    {"unlock and the list of locked keys", test_unlock_and_list},
     {NULL, NULL},
 };
 

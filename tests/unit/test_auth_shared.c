@@ -421,6 +421,189 @@ static void test_resync(void)
     fx_free(&x);
 }
 
+/* ---- bans and lifting lockouts ------------------------------------------- */
+
+typedef struct ban_seen {
+    int calls;
+    auth_shared_result_t res;
+    auth_ban_entry_t e;
+    bool had_entry;
+} ban_seen_t;
+
+static void ban_cb(auth_shared_result_t res, const auth_ban_entry_t *e, void *privdata)
+{
+    ban_seen_t *b = privdata;
+
+    b->calls++;
+    b->res = res;
+    b->had_entry = e != NULL;
+    if (e != NULL)
+        b->e = *e;
+}
+
+static auth_ban_entry_t ban_req(const char *target)
+{
+    auth_ban_entry_t e = {0};
+
+    snprintf(e.target, sizeof e.target, "%s", target);
+    snprintf(e.actor, sizeof e.actor, "ops");
+    snprintf(e.reason, sizeof e.reason, "why not");
+    return e;
+}
+
+static void test_bans_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    auth_ban_t *b = auth_ban_new(10);
+    auth_ban_entry_t e = ban_req("ip:192.0.2.1");
+    ban_seen_t seen = {0};
+    int64_t now = util_wall_ms();
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = (char *)(uintptr_t) "ERR tollgate ban: full", .len = 22};
+
+    fx_init(&x);
+    CU_ASSERT_EQUAL(auth_shared_init_bans(&x.sh, b, 5, 10, 100), 0);
+    CU_ASSERT_STRING_EQUAL(x.sh.bans_key, "tg:{bans}");
+    CU_ASSERT_STRING_EQUAL(x.sh.chan_ban, "tg:bans");
+    CU_ASSERT_STRING_EQUAL(x.sh.lock_index, "tg:{lockouts}");
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 60000, now, ban_cb, &seen), 0);
+    CU_ASSERT_EQUAL(f.ncalls, 1);
+    CU_ASSERT_TRUE(f.eval[0]);
+    CU_ASSERT_EQUAL(f.script[0], 5);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][0], "tg:{bans}");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "b");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "ip:192.0.2.1");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "60000");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "why not");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][7], "tg:bans");
+    CU_ASSERT_EQUAL(seen.calls, 0); /* not before Redis answered */
+    CU_ASSERT_FALSE(auth_ban_check_ip(b, "192.0.2.1", now, NULL));
+    reply_ints(&f, 0, now + 60000, now);
+    CU_ASSERT_EQUAL(seen.calls, 1);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
+    CU_ASSERT_TRUE(seen.had_entry);
+    CU_ASSERT_EQUAL(seen.e.until_ms, now + 60000);
+    CU_ASSERT_TRUE(auth_ban_check_ip(b, "192.0.2.1", now, NULL));
+    /* full */
+    e = ban_req("ip:192.0.2.2");
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 1000, now, ban_cb, &seen), 0);
+    f.fn[1](NULL, &err, NULL, f.priv[1]);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_FULL);
+    CU_ASSERT_FALSE(auth_ban_check_ip(b, "192.0.2.2", now, NULL));
+    /* no reply */
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 1000, now, ban_cb, &seen), 0);
+    f.fn[2](NULL, NULL, "timeout", f.priv[2]);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_UNAVAILABLE);
+    /* unban: 1 lifted, 0 none */
+    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen),
+                    0);
+    CU_ASSERT_STRING_EQUAL(f.argv[3][1], "u");
+    reply_int(&f, 3, 1);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
+    CU_ASSERT_FALSE(seen.had_entry);
+    CU_ASSERT_FALSE(auth_ban_check_ip(b, "192.0.2.1", now, NULL));
+    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen),
+                    0);
+    reply_int(&f, 4, 0);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_NONE);
+    /* refused at once: `done` not called */
+    f.refuse = 1;
+    seen.calls = 0;
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 1000, now, ban_cb, &seen), -1);
+    CU_ASSERT_EQUAL(seen.calls, 0);
+    /* without Redis: the set is the state */
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, NULL, NULL, &e, 1000, now, ban_cb, &seen), 0);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
+    CU_ASSERT_TRUE(auth_ban_check_ip(b, "192.0.2.2", now, NULL));
+    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, NULL, NULL, "ip:192.0.2.2", now, ban_cb, &seen),
+                    0);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
+    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, NULL, NULL, "ip:192.0.2.2", now, ban_cb, &seen),
+                    0);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_NONE);
+    fx_free(&x);
+    auth_ban_free(b);
+}
+
+static void test_ban_messages_and_resync(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    auth_ban_t *b = auth_ban_new(10);
+    int64_t now = util_wall_ms();
+    char msg[200], rec[64];
+    static const char *const bad[] = {"b", "b ", "x ip:1.2.3.4", "b ip:1.2.3.4",
+                                      "b ip:1.2.3.4 nope 1 a r", "u ", "u ip:1.2.3.4 extra",
+                                      "b cidr:1.2.3.4/24 99999999999999 1 a r"};
+
+    fx_init(&x);
+    CU_ASSERT_EQUAL(auth_shared_init_bans(&x.sh, b, 5, 10, 100), 0);
+    snprintf(msg, sizeof msg, "b ip:10.0.0.1 %lld %lld ops some reason", (long long)now + 60000,
+             (long long)now);
+    CU_ASSERT_EQUAL(auth_shared_apply_ban(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_ban_check_ip(b, "10.0.0.1", now, NULL));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(auth_shared_apply_ban(&x.sh, bad[i], strlen(bad[i]), now), -1);
+    CU_ASSERT_EQUAL(auth_shared_apply_ban(&x.sh, "u ip:10.0.0.1", 13, now), 0);
+    CU_ASSERT_FALSE(auth_ban_check_ip(b, "10.0.0.1", now, NULL));
+    /* the resync replaces the set and makes the replica synced */
+    CU_ASSERT_EQUAL(auth_shared_apply_ban(&x.sh, msg, strlen(msg), now), 0);
+    snprintf(rec, sizeof rec, "%lld 1 ops r", (long long)now + 60000);
+    const char *hash[] = {"client:svc-1", rec, "not a target", rec};
+    CU_ASSERT_EQUAL(auth_shared_resync_bans(&x.sh, &fake_ops, &f), 0);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][0], "HGETALL");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{bans}");
+    CU_ASSERT_FALSE(atomic_load(&x.sh.bans_synced));
+    reply_strings(&f, 0, hash, 4);
+    CU_ASSERT_TRUE(atomic_load(&x.sh.bans_synced));
+    CU_ASSERT_FALSE(auth_ban_check_ip(b, "10.0.0.1", now, NULL)); /* not in the index */
+    CU_ASSERT_TRUE(auth_ban_check_client(b, "svc-1", now, NULL));
+    CU_ASSERT_EQUAL(auth_ban_count(b, now), 1);
+    /* synced needs the revocation index too */
+    CU_ASSERT_FALSE(auth_shared_synced(&x.sh));
+    fx_free(&x);
+    auth_ban_free(b);
+}
+
+static void test_unlock(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    auth_ban_t *b = auth_ban_new(10);
+    ban_seen_t seen = {0};
+    int64_t now = util_wall_ms();
+
+    fx_init(&x);
+    CU_ASSERT_EQUAL(auth_shared_init_bans(&x.sh, b, 5, 10, 100), 0);
+    auth_lockout_lock(x.lock, "192.0.2.9", now + 60000, now);
+    CU_ASSERT_EQUAL(auth_shared_unlock(&x.sh, &fake_ops, &f, "192.0.2.9", ban_cb, &seen), 0);
+    CU_ASSERT_EQUAL(auth_lockout_check(x.lock, "192.0.2.9", now), 0); /* lifted here at once */
+    CU_ASSERT_STRING_EQUAL(f.argv[0][0], "DEL");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{lock:192.0.2.9}");
+    reply_int(&f, 0, 0);
+    CU_ASSERT_STRING_EQUAL(f.argv[1][0], "ZREM");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{lockouts}");
+    reply_int(&f, 1, 0);
+    CU_ASSERT_STRING_EQUAL(f.argv[2][0], "PUBLISH");
+    CU_ASSERT_STRING_EQUAL(f.argv[2][1], "tg:lockouts");
+    CU_ASSERT_STRING_EQUAL(f.argv[2][2], "u 192.0.2.9");
+    CU_ASSERT_EQUAL(seen.calls, 0);
+    reply_int(&f, 2, 2);
+    CU_ASSERT_EQUAL(seen.calls, 1);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE); /* this replica held it */
+    /* held nowhere: none */
+    CU_ASSERT_EQUAL(auth_shared_unlock(&x.sh, NULL, NULL, "192.0.2.9", ban_cb, &seen), 0);
+    CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_NONE);
+    /* "u <ip key>" from another replica */
+    auth_lockout_lock(x.lock, "192.0.2.8", now + 60000, now);
+    CU_ASSERT_EQUAL(auth_shared_apply_unlock(&x.sh, "u 192.0.2.8", 11), 0);
+    CU_ASSERT_EQUAL(auth_lockout_check(x.lock, "192.0.2.8", now), 0);
+    CU_ASSERT_EQUAL(auth_shared_apply_unlock(&x.sh, "u ", 2), -1);
+    CU_ASSERT_EQUAL(auth_shared_apply_unlock(&x.sh, "l 1 192.0.2.8", 13), -1);
+    fx_free(&x);
+    auth_ban_free(b);
+}
+
 int test_auth_shared_add(void)
 {
     static const unit_test_t tests[] = {
@@ -431,6 +614,9 @@ int test_auth_shared_add(void)
         {"revocation: script, then key, then the store", test_revoke_through_redis},
         {"revocation without Redis", test_revoke_without_redis},
         {"resync of the revocation index", test_resync},
+        {"bans: script, set, full, unavailable, unban, no Redis", test_bans_through_redis},
+        {"ban messages; the ban index resync is authoritative", test_ban_messages_and_resync},
+        {"lifting a lockout: DEL, ZREM, PUBLISH", test_unlock},
         {NULL, NULL},
     };
 

@@ -30,7 +30,9 @@
 #include <openssl/hmac.h>
 #include <time.h>
 
+#include "tollgate/auth_ban.h"
 #include "tollgate/auth_ticket.h"
+#include "tollgate/util_clock.h"
 #include "tollgate/rl_memory.h"
 #include "tollgate/rl_redis.h"
 #include "tollgate/util_b64.h"
@@ -417,6 +419,7 @@ typedef struct world {
     dec_ctx_t *ctx;
     cfg_t *cfg;
     rl_redis_t *redis; /* world_new_redis: the shared backend, `mem` the fallback */
+    auth_ban_t *bans;  /* the context's bans, or NULL */
 } world_t;
 
 static void world_ctx(world_t *w);
@@ -453,6 +456,7 @@ static void world_ctx(world_t *w)
     c.hooks.arg = w->base;
     c.hooks.timer_add = t_add;
     c.hooks.timer_cancel = t_cancel;
+    c.bans = w->bans;
     w->ctx = dec_ctx_new(&c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w->ctx);
 }
@@ -860,6 +864,72 @@ static void test_table(void)
     CU_ASSERT(sizeof rows / sizeof rows[0] >= 40);
 }
 
+/* Bans: an IP or CIDR ban refuses before the credential is looked at (a
+ * wrong key counts no failure), on an auth: none route too; a client ban
+ * after authentication; explain records which ban. */
+static void ban_of(world_t *w, const char *target)
+{
+    auth_ban_entry_t e = {.until_ms = util_wall_ms() + 60000, .created_ms = 1};
+
+    snprintf(e.target, sizeof e.target, "%s", target);
+    CU_ASSERT_EQUAL(auth_ban_put(w->bans, &e, util_wall_ms()), 0);
+}
+
+static void test_bans(void)
+{
+    world_t w;
+    seen_t s;
+    dec_explain_t ex = {0};
+    req_t alice = {.target = "/auth/demo/x", H(KEY(ALICE))};
+    req_t wrong = {.target = "/auth/demo/x", H(KEY("nope"))};
+    req_t bob = {.target = "/auth/demo/x", .peer = "192.0.2.2", H(KEY(BOB))};
+    req_t pub = {.target = "/auth/pub/x", H("Accept", "*/*")};
+    req_t via = {.target = "/auth/demo/x", .peer = TRUSTED,
+                 H(KEY(ALICE), "X-Forwarded-For", "203.0.113.9")};
+    req_t via2 = {.target = "/auth/demo/x", .peer = TRUSTED,
+                  H(KEY(ALICE), "X-Forwarded-For", "198.51.100.9")};
+    req_t dry = {.target = "/auth/demo/x", .dry_run = true, .explain = &ex,
+                 H(KEY(ALICE))};
+
+    world_new(&w, base_yaml);
+    w.bans = auth_ban_new(10);
+    dec_ctx_free(w.ctx);
+    world_ctx(&w);
+    ban_of(&w, "ip:192.0.2.1"); /* the rows' default peer */
+    ban_of(&w, "cidr:203.0.113.0/24");
+    ban_of(&w, "client:demo-bob");
+    decide(&w, &alice, &s);
+    CU_ASSERT_EQUAL(s.status, 403);
+    CU_ASSERT_STRING_EQUAL(s.reason, "banned");
+    CU_ASSERT_STRING_EQUAL(s.client_id, ""); /* refused before authentication */
+    CU_ASSERT_PTR_NULL(seen_header(&s, "Retry-After"));
+    for (int i = 0; i < 5; i++) {
+        decide(&w, &wrong, &s);
+        CU_ASSERT_EQUAL(s.status, 403);
+    }
+    CU_ASSERT_EQUAL(w.fake.fails, 0);
+    decide(&w, &pub, &s);
+    CU_ASSERT_EQUAL(s.status, 403);
+    decide(&w, &via, &s);
+    CU_ASSERT_EQUAL(s.status, 403);
+    decide(&w, &via2, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    decide(&w, &bob, &s);
+    CU_ASSERT_EQUAL(s.status, 403);
+    CU_ASSERT_STRING_EQUAL(s.reason, "banned");
+    CU_ASSERT_STRING_EQUAL(s.client_id, "demo-bob"); /* refused once known */
+    decide(&w, &dry, &s);
+    CU_ASSERT_EQUAL(s.status, 403);
+    CU_ASSERT_STRING_EQUAL(ex.banned, "ip");
+    CU_ASSERT_PTR_NULL(ex.authn);
+    dec_explain_clear(&ex);
+    CU_ASSERT_TRUE(auth_ban_remove(w.bans, "ip:192.0.2.1", util_wall_ms()));
+    decide(&w, &alice, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    world_free(&w);
+    auth_ban_free(w.bans);
+}
+
 /* The 429's numbers: Retry-After and the limit's report, and the remaining
  * count of the allows before it. */
 static void test_rate_limit_report(void)
@@ -1177,6 +1247,7 @@ int test_decide_add(void)
         {"proxy mode: the forward verdict", test_forward_verdict},
         {"ticket issued, redeemed once (fake store)", test_ticket_round_trip},
         {"dec_cancel: done never runs", test_cancel},
+        {"bans: ip and cidr before the credential, client after", test_bans},
         {NULL, NULL},
     };
 
