@@ -155,7 +155,7 @@ static int keys_field(json_t *o, srv_replay_rec_t *r)
 }
 
 /* The fields of audit.c's request line; -1 with the field's name. */
-static int fields(json_t *o, srv_replay_rec_t *r, const char **bad)
+static int fields(json_t *o, srv_replay_rec_t *r, const char **field)
 {
     static const struct {
         const char *name;
@@ -176,31 +176,31 @@ static int fields(json_t *o, srv_replay_rec_t *r, const char **bad)
     json_t *st = json_object_get(o, "status");
 
     for (size_t i = 0; i < sizeof str / sizeof str[0]; i++) {
-        *bad = str[i].name;
+        *field = str[i].name;
         if (str_field(o, str[i].name, str[i].max, str[i].required,
                       (char **)((char *)r + str[i].off)) != 0)
             return -1;
     }
-    *bad = "status";
+    *field = "status";
     if (st != NULL && !json_is_null(st)) {
         if (!json_is_integer(st) || json_integer_value(st) < 100 ||
             json_integer_value(st) > 599)
             return -1;
         r->status = (int)json_integer_value(st);
     }
-    *bad = "scopes";
+    *field = "scopes";
     if (scopes_field(o, &r->scopes) != 0)
         return -1;
-    *bad = "keys";
+    *field = "keys";
     return keys_field(o, r);
 }
 
 /* The decision's time: decided_ms when the line has it, else ts. */
-static int when(json_t *o, srv_replay_rec_t *r, const char **bad)
+static int when(json_t *o, srv_replay_rec_t *r, const char **field)
 {
     json_t *d = json_object_get(o, "decided_ms"), *ts = json_object_get(o, "ts");
 
-    *bad = "decided_ms";
+    *field = "decided_ms";
     if (d != NULL && !json_is_null(d)) {
         if (!json_is_integer(d) || json_integer_value(d) <= 0 ||
             json_integer_value(d) > 253402300799999LL)
@@ -208,7 +208,7 @@ static int when(json_t *o, srv_replay_rec_t *r, const char **bad)
         r->t_ms = json_integer_value(d);
         return 0;
     }
-    *bad = "ts";
+    *field = "ts";
     if (!json_is_string(ts) || (r->t_ms = srv_replay_parse_ts(json_string_value(ts))) < 0)
         return -1;
     return 0;
@@ -230,7 +230,7 @@ int srv_replay_parse_line(const char *line, size_t len, srv_replay_rec_t *out, c
     static const char *const modes[] = {"proxy", "envoy", "nginx", "traefik", "ticket", NULL};
     json_error_t je;
     json_t *o, *kind;
-    const char *bad = "line";
+    const char *field = "line";
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
@@ -255,22 +255,22 @@ int srv_replay_parse_line(const char *line, size_t len, srv_replay_rec_t *out, c
         return 0; /* a privileged action's line: not a request */
     }
     if (kind != NULL) {
-        bad = "kind";
-    } else if (when(o, out, &bad) == 0 && fields(o, out, &bad) == 0) {
+        field = "kind";
+    } else if (when(o, out, &field) == 0 && fields(o, out, &field) == 0) {
         out->why = json_object_get(o, "auth_method") != NULL;
         if (!one_of(out->decision, decisions))
-            bad = "decision";
+            field = "decision";
         else if (!one_of(out->auth_method, methods))
-            bad = "auth_method";
+            field = "auth_method";
         else if (!one_of(out->mode, modes))
-            bad = "mode";
+            field = "mode";
         else
             rc = 1;
     }
     json_decref(o);
     if (rc == 1)
         return 1;
-    snprintf(err, errlen, "field \"%s\" missing or not as an audit line writes it", bad);
+    snprintf(err, errlen, "field \"%s\" missing or not as an audit line writes it", field);
     srv_replay_rec_clear(out);
     return -1;
 }
