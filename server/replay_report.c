@@ -308,7 +308,7 @@ static void print_json(const srv_replay_report_t *rep, FILE *f)
                                            m->reason));
     }
     json_object_set_new(o, "mismatches", a);
-    s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     if (s != NULL)
         fprintf(f, "%s\n", s);
     free(s);
