@@ -342,7 +342,7 @@ static bool carried(const srv_replay_rec_t *r)
         "bad_header_name",   "bad_header_value",      "duplicate_header", "nul_in_header",
         "bad_content_length", "bad_transfer_encoding", "method_override",  "reserved_header",
         "untrusted_forwarder", "dialect_conflict",     "bad_original",     "cors_origin",
-        "preflight",         "health",                "out_of_memory",
+        "preflight",         "health",                "out_of_memory",    "host_mismatch",
     };
 
     if (r->method == NULL || r->path == NULL)

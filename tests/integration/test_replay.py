@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import unittest
 
@@ -330,6 +331,8 @@ class ReplayRedis(Replay):
         skew = self.skew_ms(redis)
         # a verdict can only move when a refill boundary (every 12 s here)
         # falls inside the skew; measured, then the verdicts must all match
+        sys.stderr.write("[redis TIME vs local clock: %.3f ms, refill every %d ms] "
+                         % (skew, 60000 // PER_CLIENT))
         self.assertLess(skew, 60000 / PER_CLIENT / 10, "Redis TIME vs local clock: %r ms" % skew)
         rc, rep = self.replay_json(tg, tg.config_path, [tg.audit_path])
         self.assertEqual(rc, 0)
@@ -345,6 +348,7 @@ class ReplayRedis(Replay):
         self.assertEqual(rep["recorded"], rep["replayed"])
         for lim in rep["limits"]:
             self.assertEqual(lim["diff"], 0, lim)
+        sys.stderr.write("[3 replicas: %d of %d verdicts changed] " % (rep["changed"], LINES))
         # a changed verdict can only be one of two requests of one client
         # decided in the same ms on two replicas: the logs cannot order them
         recs = {}
