@@ -390,7 +390,7 @@ static void check_exact(sim_t *s, const rl_limit_t *lim)
 
         why[0] = '\0';
         if (by->kind == RL_BY_HEADER && dec_header_is_credential(by->name))
-            snprintf(why, sizeof why, "keyed on header:%s, a credential, never recorded",
+            snprintf(why, sizeof why, "keyed on header:%s, which may carry a credential: never recorded",
                      by->name);
         else if (r->why && by->kind == RL_BY_HEADER && !rec_has_key(r, "header", by->name))
             snprintf(why, sizeof why, "keyed on header:%s, which the line does not hold",

@@ -244,7 +244,7 @@ class Replay(TollgateCase, ReplayRun):
             {"name": "by-key", "match": {"path_prefix": "/orders/"},
              "by": ["header:X-API-Key"], "rate": "100/minute"}]))
         rc, rep = self.replay_json(tg, cand, [tg.audit_path])
-        self.assertIn("keyed on header:x-api-key, a credential, never recorded",
+        self.assertIn("keyed on header:x-api-key, which may carry a credential: never recorded",
                       [n["why"] for n in rep["not_exact"] if n["limit"] == "by-key"])
         # a line from before item 6 (the old twelve fields) is replayed, and said so
         old = os.path.join(tg.tmp, "old.log")
