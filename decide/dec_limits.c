@@ -275,8 +275,8 @@ bool dec_header_is_credential(const char *name)
 static bool key_seen(const dec_verdict_t *v, bool claim, const char *name)
 {
     for (size_t i = 0; i < v->nkeys; i++)
-        if (v->keys[i].claim == claim &&
-            (claim ? strcmp(v->keys[i].name, name) : strcasecmp(v->keys[i].name, name)) == 0)
+        if (v->keys[i].claim == claim && (claim ? strcmp(v->keys[i].name, name)
+                                                : strcasecmp(v->keys[i].name, name)) == 0)
             return true;
     return false;
 }

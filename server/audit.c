@@ -446,7 +446,8 @@ static void jw_keys(jw_t *w, const audit_key_t *k, size_t n)
     }
     jw_put(w, "{", 1);
     for (size_t i = 0; i < n && i < AUDIT_KEYS_MAX; i++) {
-        size_t p = (size_t)snprintf(name, sizeof name, "%s:", k[i].claim ? "claim" : "header");
+        size_t p =
+            (size_t)snprintf(name, sizeof name, "%s:", k[i].claim ? "claim" : "header");
         size_t len = k[i].name != NULL ? strnlen(k[i].name, AUDIT_KEY_NAME_MAX) : 0;
 
         for (size_t j = 0; j < len; j++) {

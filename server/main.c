@@ -28,18 +28,19 @@ enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
-            "                [--port-file PATH] [--version] [--help]\n"
-            "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
-            "KEY\n"
-            "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
-            "                        [--keys-file FILE]\n"
-            "       tollgate replay --config CANDIDATE [--json] [--max-deny-increase N|N%%]\n"
-            "                       AUDIT.LOG...\n"
-            "\n"
-            "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
-            "defaults and the environment are used (see docs/configuration.md).\n");
+    fprintf(
+        f,
+        "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
+        "                [--port-file PATH] [--version] [--help]\n"
+        "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
+        "KEY\n"
+        "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
+        "                        [--keys-file FILE]\n"
+        "       tollgate replay --config CANDIDATE [--json] [--max-deny-increase N|N%%]\n"
+        "                       AUDIT.LOG...\n"
+        "\n"
+        "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
+        "defaults and the environment are used (see docs/configuration.md).\n");
 }
 
 typedef struct key_args {

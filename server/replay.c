@@ -35,7 +35,7 @@
 #include "srv_replay.h"
 
 #define SIM_BUCKETS ((size_t)1 << 20) /* the memory store's size */
-#define SIM_STEPS_MAX 100000         /* events of one decision before it is a bug */
+#define SIM_STEPS_MAX 100000          /* events of one decision before it is a bug */
 
 /* One recorded request and where it came from. */
 typedef struct item {
@@ -171,8 +171,8 @@ static void sim_cancel(void *be, void *token)
     sim_remove(be, token);
 }
 
-static const rl_backend_ops_t sim_ops = {.name = "replay", .check = sim_check,
-                                         .cancel = sim_cancel};
+static const rl_backend_ops_t sim_ops = {
+    .name = "replay", .check = sim_check, .cancel = sim_cancel};
 
 static uint64_t no_lockout(void *st, const char *ip_key, int64_t now_ms)
 {
@@ -236,7 +236,8 @@ static int sim_init(sim_t *s, const cfg_t *cfg, srv_replay_report_t *rep)
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
     s->rep = rep;
-    if ((s->base = event_base_new()) == NULL || (s->mem = rl_memory_new(SIM_BUCKETS)) == NULL ||
+    if ((s->base = event_base_new()) == NULL ||
+        (s->mem = rl_memory_new(SIM_BUCKETS)) == NULL ||
         (s->limiter = rl_limiter_new(s->base, &sim_ops, s)) == NULL)
         return -1;
     c.limiter = s->limiter;
@@ -338,11 +339,16 @@ static void replay_id(const srv_replay_rec_t *r, const rec_hdrs_t *cl, dec_repla
 static bool carried(const srv_replay_rec_t *r)
 {
     static const char *const reasons[] = {
-        "locked_out",        "headers_too_large",     "body_too_large",   "client_closed",
-        "bad_header_name",   "bad_header_value",      "duplicate_header", "nul_in_header",
-        "bad_content_length", "bad_transfer_encoding", "method_override",  "reserved_header",
-        "untrusted_forwarder", "dialect_conflict",     "bad_original",     "cors_origin",
-        "preflight",         "health",                "out_of_memory",    "host_mismatch",
+        "locked_out",          "headers_too_large",
+        "body_too_large",      "client_closed",
+        "bad_header_name",     "bad_header_value",
+        "duplicate_header",    "nul_in_header",
+        "bad_content_length",  "bad_transfer_encoding",
+        "method_override",     "reserved_header",
+        "untrusted_forwarder", "dialect_conflict",
+        "bad_original",        "cors_origin",
+        "preflight",           "health",
+        "out_of_memory",       "host_mismatch",
     };
 
     if (r->method == NULL || r->path == NULL)
@@ -390,7 +396,8 @@ static void check_exact(sim_t *s, const rl_limit_t *lim)
 
         why[0] = '\0';
         if (by->kind == RL_BY_HEADER && dec_header_is_credential(by->name))
-            snprintf(why, sizeof why, "keyed on header:%s, which may carry a credential: never recorded",
+            snprintf(why, sizeof why,
+                     "keyed on header:%s, which may carry a credential: never recorded",
                      by->name);
         else if (r->why && by->kind == RL_BY_HEADER && !rec_has_key(r, "header", by->name))
             snprintf(why, sizeof why, "keyed on header:%s, which the line does not hold",
@@ -430,7 +437,8 @@ static void on_limit(void *arg, const char *name, const char *outcome, const cha
     row->requests++;
     if (strcmp(outcome, "deny") == 0) {
         row->would_deny++;
-        if (srv_replay_row_deny_client(row, client_label(&s->cur->rec, buf, sizeof buf)) != 0)
+        if (srv_replay_row_deny_client(row, client_label(&s->cur->rec, buf, sizeof buf)) !=
+            0)
             s->oom = true;
     } else {
         row->would_allow++;
@@ -463,7 +471,8 @@ static void tally(sim_t *s, const char *decision, const char *reason, const char
 {
     srv_replay_report_t *rep = s->rep;
     const srv_replay_rec_t *r = &s->cur->rec;
-    int was = srv_replay_decision_index(r->decision), now = srv_replay_decision_index(decision);
+    int was = srv_replay_decision_index(r->decision),
+        now = srv_replay_decision_index(decision);
     srv_replay_row_t *row = srv_replay_row(&rep->routes, &rep->nroutes, route);
 
     rep->rec[was]++;
@@ -475,7 +484,8 @@ static void tally(sim_t *s, const char *decision, const char *reason, const char
         note_mismatch(s, now == 0 ? "allow" : now == 1 ? "deny" : "error", reason);
     }
     if (r->limit != NULL && r->reason != NULL &&
-        (strcmp(r->reason, "rate_limited") == 0 || strcmp(r->reason, "shadow_rate_limited") == 0)) {
+        (strcmp(r->reason, "rate_limited") == 0 ||
+         strcmp(r->reason, "shadow_rate_limited") == 0)) {
         srv_replay_row_t *l = srv_replay_row(&rep->limits, &rep->nlimits, r->limit);
 
         if (l != NULL)
@@ -681,8 +691,9 @@ static int parse_args(int argc, char **argv, args_t *a)
             break;
         case 'm':
             if (srv_replay_gate_parse(optarg, &a->gate) != 0) {
-                fprintf(stderr, "tollgate replay: --max-deny-increase: expected N (requests) "
-                                "or N%% (0-100, of the requests replayed)\n");
+                fprintf(stderr,
+                        "tollgate replay: --max-deny-increase: expected N (requests) "
+                        "or N%% (0-100, of the requests replayed)\n");
                 return -1;
             }
             break;
@@ -708,8 +719,8 @@ static int run(cfg_t *cfg, items_t *it, srv_replay_report_t *rep)
     int rc = 0;
 
     for (size_t i = 0; i < cfg->policy.nlimits; i++) { /* every limit, in config order */
-        srv_replay_row_t *row = srv_replay_row(&rep->limits, &rep->nlimits,
-                                               cfg->policy.limits[i].name);
+        srv_replay_row_t *row =
+            srv_replay_row(&rep->limits, &rep->nlimits, cfg->policy.limits[i].name);
         if (row == NULL)
             return -1;
         row->shadow = cfg->policy.limits[i].mode == RL_MODE_SHADOW;
@@ -721,8 +732,8 @@ static int run(cfg_t *cfg, items_t *it, srv_replay_report_t *rep)
     }
     for (size_t i = 0; i < it->n && rc == 0; i++)
         if (replay_one(&s, &it->v[i]) != 0 || s.oom) {
-            fprintf(stderr, "tollgate replay: %s:%zu: could not be decided\n", it->v[i].file,
-                    it->v[i].line);
+            fprintf(stderr, "tollgate replay: %s:%zu: could not be decided\n",
+                    it->v[i].file, it->v[i].line);
             rc = -1;
         }
     sim_clear(&s);
@@ -747,7 +758,8 @@ int srv_replay_main(int argc, char **argv)
             goto out;
     err[0] = '\0';
     if ((cfg = cfg_load(a.config, err, sizeof err)) == NULL) {
-        fprintf(stderr, "tollgate replay: %s: %s", a.config, err[0] ? err : "cannot load\n");
+        fprintf(stderr, "tollgate replay: %s: %s", a.config,
+                err[0] ? err : "cannot load\n");
         rc = SRV_REPLAY_EXIT_CONFIG;
         goto out;
     }

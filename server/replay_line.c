@@ -13,16 +13,16 @@
 
 #include "srv_replay.h"
 
-#define FIELD_MAX 256  /* bytes of a short string field (audit.c AUDIT_FIELD_MAX) */
+#define FIELD_MAX 256   /* bytes of a short string field (audit.c AUDIT_FIELD_MAX) */
 #define PATH_MAX_B 8192 /* bytes of path (HTTP_MAX_PATH) */
-#define SCOPE_MAX 128  /* bytes of one scope (audit.c) */
+#define SCOPE_MAX 128   /* bytes of one scope (audit.c) */
 
 void srv_replay_rec_clear(srv_replay_rec_t *r)
 {
-    char **s[] = {&r->request_id, &r->client_id, &r->method, &r->path,        &r->ip,
-                  &r->decision,   &r->reason,    &r->limit,  &r->route,       &r->auth_method,
-                  &r->iss,        &r->scopes,    &r->host,   &r->tier,        &r->peer,
-                  &r->mode};
+    char **s[] = {&r->request_id, &r->client_id,   &r->method, &r->path,
+                  &r->ip,         &r->decision,    &r->reason, &r->limit,
+                  &r->route,      &r->auth_method, &r->iss,    &r->scopes,
+                  &r->host,       &r->tier,        &r->peer,   &r->mode};
 
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         free(*s[i]);
@@ -107,7 +107,8 @@ static int scopes_field(json_t *o, char **dst)
     json_array_foreach(v, i, e)
     {
         if (!json_is_string(e) || json_string_length(e) == 0 ||
-            json_string_length(e) > SCOPE_MAX || strpbrk(json_string_value(e), " ") != NULL ||
+            json_string_length(e) > SCOPE_MAX ||
+            strpbrk(json_string_value(e), " ") != NULL ||
             strlen(json_string_value(e)) != json_string_length(e))
             return -1;
         len += json_string_length(e) + 1;
@@ -141,9 +142,8 @@ static int keys_field(json_t *o, srv_replay_rec_t *r)
         if ((strncmp(k, "header:", 7) != 0 && strncmp(k, "claim:", 6) != 0) || klen > 96 ||
             klen <= (k[0] == 'h' ? 7u : 6u))
             return -1;
-        if (!json_is_null(e) &&
-            (!json_is_string(e) || json_string_length(e) > FIELD_MAX ||
-             strlen(json_string_value(e)) != json_string_length(e)))
+        if (!json_is_null(e) && (!json_is_string(e) || json_string_length(e) > FIELD_MAX ||
+                                 strlen(json_string_value(e)) != json_string_length(e)))
             return -1;
         if ((h->name = strdup(k)) == NULL)
             return -1;
@@ -227,7 +227,8 @@ int srv_replay_parse_line(const char *line, size_t len, srv_replay_rec_t *out, c
 {
     static const char *const decisions[] = {"allow", "deny", "error", NULL};
     static const char *const methods[] = {"api_key", "jwt", "ticket", "none", NULL};
-    static const char *const modes[] = {"proxy", "envoy", "nginx", "traefik", "ticket", NULL};
+    static const char *const modes[] = {"proxy",   "envoy",  "nginx",
+                                        "traefik", "ticket", NULL};
     json_error_t je;
     json_t *o, *kind;
     const char *field = "line";
@@ -250,7 +251,8 @@ int srv_replay_parse_line(const char *line, size_t len, srv_replay_rec_t *out, c
         return -1;
     }
     kind = json_object_get(o, "kind");
-    if (kind != NULL && json_is_string(kind) && strcmp(json_string_value(kind), "admin") == 0) {
+    if (kind != NULL && json_is_string(kind) &&
+        strcmp(json_string_value(kind), "admin") == 0) {
         json_decref(o);
         return 0; /* a privileged action's line: not a request */
     }

@@ -140,7 +140,8 @@ int srv_replay_note_inexact(srv_replay_report_t *rep, const char *limit, const c
     srv_replay_inexact_t *v;
 
     for (size_t i = 0; i < rep->ninexact; i++)
-        if (strcmp(rep->inexact[i].limit, limit) == 0 && strcmp(rep->inexact[i].why, why) == 0) {
+        if (strcmp(rep->inexact[i].limit, limit) == 0 &&
+            strcmp(rep->inexact[i].why, why) == 0) {
             rep->inexact[i].lines++;
             return 0;
         }
@@ -207,7 +208,8 @@ int srv_replay_gate_parse(const char *s, srv_replay_gate_t *g)
     return 0;
 }
 
-bool srv_replay_gate_exceeded(const srv_replay_gate_t *g, int64_t increase, uint64_t requests)
+bool srv_replay_gate_exceeded(const srv_replay_gate_t *g, int64_t increase,
+                              uint64_t requests)
 {
     if (!g->set || increase <= 0)
         return false;
@@ -279,11 +281,10 @@ static void print_json(const srv_replay_report_t *rep, FILE *f)
                         json_real((double)pct100(inc, rep->lines) / 100.0));
     json_object_set_new(
         o, "gate",
-        rep->gate.set
-            ? json_pack("{s:I,s:b,s:b}", "max", (json_int_t)rep->gate.n, "percent",
-                        rep->gate.percent,
-                        "exceeded", srv_replay_gate_exceeded(&rep->gate, inc, rep->lines))
-            : json_null());
+        rep->gate.set ? json_pack("{s:I,s:b,s:b}", "max", (json_int_t)rep->gate.n,
+                                  "percent", rep->gate.percent, "exceeded",
+                                  srv_replay_gate_exceeded(&rep->gate, inc, rep->lines))
+                      : json_null());
     a = json_array();
     for (size_t i = 0; i < rep->nlimits; i++)
         json_array_append_new(a, row_json(&rep->limits[i], true));
@@ -333,8 +334,9 @@ static void print_text(const srv_replay_report_t *rep, FILE *f)
 {
     int64_t inc = srv_replay_increase(rep), p = pct100(inc, rep->lines);
 
-    fprintf(f, "requests: %" PRIu64 " (%" PRIu64 " decided again, %" PRIu64
-               " carried as recorded; %" PRIu64 " lines skipped)\n",
+    fprintf(f,
+            "requests: %" PRIu64 " (%" PRIu64 " decided again, %" PRIu64
+            " carried as recorded; %" PRIu64 " lines skipped)\n",
             rep->lines, rep->requests, rep->carried, rep->skipped);
     fprintf(f, "            recorded  replayed\n");
     fprintf(f, "  allow   %10" PRIu64 "%10" PRIu64 "\n", rep->rec[0], rep->would[0]);
@@ -347,8 +349,9 @@ static void print_text(const srv_replay_report_t *rep, FILE *f)
     for (size_t i = 0; i < rep->nlimits; i++) {
         const srv_replay_row_t *r = &rep->limits[i];
 
-        fprintf(f, "%-24s %-7s %9" PRIu64 " %9" PRIu64 " %11" PRIu64 " %10" PRIu64 " %+7" PRId64
-                   "\n",
+        fprintf(f,
+                "%-24s %-7s %9" PRIu64 " %9" PRIu64 " %11" PRIu64 " %10" PRIu64
+                " %+7" PRId64 "\n",
                 r->name, r->shadow ? "shadow" : "enforce", r->requests, r->rec_deny,
                 r->would_allow, r->would_deny, srv_replay_row_diff(r));
         print_top(r, f);
@@ -358,8 +361,9 @@ static void print_text(const srv_replay_report_t *rep, FILE *f)
     for (size_t i = 0; i < rep->nroutes; i++) {
         const srv_replay_row_t *r = &rep->routes[i];
 
-        fprintf(f, "%-24s %9" PRIu64 " %9" PRIu64 " %8" PRIu64 " %11" PRIu64 " %10" PRIu64
-                   " %+7" PRId64 "\n",
+        fprintf(f,
+                "%-24s %9" PRIu64 " %9" PRIu64 " %8" PRIu64 " %11" PRIu64 " %10" PRIu64
+                " %+7" PRId64 "\n",
                 r->name, r->requests, r->rec_allow, r->rec_deny, r->would_allow,
                 r->would_deny, srv_replay_row_diff(r));
     }
@@ -368,12 +372,13 @@ static void print_text(const srv_replay_report_t *rep, FILE *f)
     for (size_t i = 0; i < rep->ninexact; i++)
         fprintf(f, "  %s: %s (%" PRIu64 " lines)\n", rep->inexact[i].limit,
                 rep->inexact[i].why, rep->inexact[i].lines);
-    fprintf(f, "\ndeny increase: %+" PRId64 " (%s%" PRId64 ".%02" PRId64 "%% of %" PRIu64
-               " requests)",
+    fprintf(f,
+            "\ndeny increase: %+" PRId64 " (%s%" PRId64 ".%02" PRId64 "%% of %" PRIu64
+            " requests)",
             inc, p < 0 ? "-" : "+", (p < 0 ? -p : p) / 100, (p < 0 ? -p : p) % 100,
             rep->lines);
     if (rep->gate.set)
-        fprintf(f, "; --max-deny-increase %" PRIu64 "%s: %s", 
+        fprintf(f, "; --max-deny-increase %" PRIu64 "%s: %s",
                 rep->gate.percent ? rep->gate.n / 100 : rep->gate.n,
                 rep->gate.percent ? "%" : "",
                 srv_replay_gate_exceeded(&rep->gate, inc, rep->lines) ? "EXCEEDED" : "ok");

@@ -49,9 +49,9 @@ int64_t srv_replay_parse_ts(const char *s);
 /* One row: a limit or a route. */
 typedef struct srv_replay_row {
     char *name;
-    bool shadow;            /* a limit in shadow mode (its denials are would-be) */
-    uint64_t requests;      /* replayed requests it applied to (limits: matched) */
-    uint64_t rec_allow, rec_deny;     /* recorded (limits: rec_deny = denied by it) */
+    bool shadow;                  /* a limit in shadow mode (its denials are would-be) */
+    uint64_t requests;            /* replayed requests it applied to (limits: matched) */
+    uint64_t rec_allow, rec_deny; /* recorded (limits: rec_deny = denied by it) */
     uint64_t would_allow, would_deny; /* replayed */
     struct srv_replay_count *clients; /* would-be-denied per client (hash table) */
     size_t nclients, cap;
@@ -105,10 +105,10 @@ typedef struct srv_replay_report {
     size_t ninexact;
     srv_replay_mismatch_t mismatch[SRV_REPLAY_MISMATCHES];
     size_t nmismatch;
-    uint64_t lines, skipped;     /* request lines read; admin/empty lines skipped */
-    uint64_t carried;            /* not decided again: carried as recorded */
-    uint64_t requests;           /* decided again */
-    uint64_t rec[3], would[3];   /* allow, deny, error (requests and carried) */
+    uint64_t lines, skipped;   /* request lines read; admin/empty lines skipped */
+    uint64_t carried;          /* not decided again: carried as recorded */
+    uint64_t requests;         /* decided again */
+    uint64_t rec[3], would[3]; /* allow, deny, error (requests and carried) */
     uint64_t changed, allow_to_deny, deny_to_allow;
     srv_replay_gate_t gate;
 } srv_replay_report_t;

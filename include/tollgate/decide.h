@@ -218,11 +218,11 @@ typedef struct dec_verdict {
     bool bearer_failed; /* a presented JWT was refused (WWW-Authenticate) */
     /* The audit line's "why" (issue 22 item 6), and what replay needs:
      * all borrowed like the rest, valid during `done` only. */
-    const cfg_route_t *route;      /* the route matched (the snapshot's), or NULL */
-    const char *auth_method;       /* "api_key", "jwt", "ticket", "none"; NULL: not reached */
-    int64_t decided_ms;            /* unix ms (the wall hook) when the decision started */
-    const char *peer;              /* the TCP peer, "" when unknown */
-    const char *mode;              /* "proxy", "envoy", "nginx", "traefik", "ticket" */
+    const cfg_route_t *route; /* the route matched (the snapshot's), or NULL */
+    const char *auth_method;  /* "api_key", "jwt", "ticket", "none"; NULL: not reached */
+    int64_t decided_ms;       /* unix ms (the wall hook) when the decision started */
+    const char *peer;         /* the TCP peer, "" when unknown */
+    const char *mode;         /* "proxy", "envoy", "nginx", "traefik", "ticket" */
     /* The values the snapshot's limits key on besides client, ip and route
      * (by: header:NAME, claim:NAME), each once, the first DEC_VERDICT_KEYS.
      * A credential-bearing header (dec_header_is_credential) is never

@@ -21,19 +21,36 @@ static void test_round_trip(void)
     static char s1[] = "orders:read", s2[] = "orders:write";
     char *const scopes[] = {s1, s2};
     static const audit_key_t keys[] = {{false, "X-Tenant", "acme"}, {true, "org", NULL}};
-    audit_rec_t a = {
-        .ts_ms = 1795556400123LL, .request_id = "r1", .client_id = "alice", .method = "GET",
-        .target = "/orders/1?token=secret", .status = 429, .duration_ms = 0.5,
-        .ip = "203.0.113.5", .decision = "deny", .reason = "rate_limited", .limit = "tight",
-        .upstream_status = -1, .route = "orders", .auth_method = "api_key", .scopes = scopes,
-        .nscopes = 2, .decided_ms = 1795556400100LL, .host = "api.example", .tier = "gold",
-        .peer = "10.0.0.1", .mode = "nginx", .keys = keys, .nkeys = 2};
+    audit_rec_t a = {.ts_ms = 1795556400123LL,
+                     .request_id = "r1",
+                     .client_id = "alice",
+                     .method = "GET",
+                     .target = "/orders/1?token=secret",
+                     .status = 429,
+                     .duration_ms = 0.5,
+                     .ip = "203.0.113.5",
+                     .decision = "deny",
+                     .reason = "rate_limited",
+                     .limit = "tight",
+                     .upstream_status = -1,
+                     .route = "orders",
+                     .auth_method = "api_key",
+                     .scopes = scopes,
+                     .nscopes = 2,
+                     .decided_ms = 1795556400100LL,
+                     .host = "api.example",
+                     .tier = "gold",
+                     .peer = "10.0.0.1",
+                     .mode = "nginx",
+                     .keys = keys,
+                     .nkeys = 2};
     char line[8192], err[256];
     srv_replay_rec_t r;
     int n = audit_format(&a, line, sizeof line);
 
     CU_ASSERT_FATAL(n > 0);
-    CU_ASSERT_EQUAL_FATAL(srv_replay_parse_line(line, (size_t)n - 1, &r, err, sizeof err), 1);
+    CU_ASSERT_EQUAL_FATAL(srv_replay_parse_line(line, (size_t)n - 1, &r, err, sizeof err),
+                          1);
     CU_ASSERT(r.why);
     CU_ASSERT_EQUAL(r.t_ms, 1795556400100LL); /* the decision's time, not the write's */
     CU_ASSERT_STRING_EQUAL(r.client_id, "alice");
@@ -63,11 +80,13 @@ static void test_old_line(void)
     char err[256];
 
     CU_ASSERT_EQUAL_FATAL(
-        parse("{\"ts\":\"2026-11-24T21:40:00.123Z\",\"request_id\":\"x\",\"client_id\":\"bob\","
-              "\"method\":\"GET\",\"path\":\"/a\",\"status\":200,\"duration_ms\":0.1,"
-              "\"ip\":\"127.0.0.1\",\"decision\":\"allow\",\"reason\":\"ok\",\"limit\":null,"
-              "\"upstream_status\":null}",
-              &r, err),
+        parse(
+            "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"request_id\":\"x\",\"client_id\":"
+            "\"bob\","
+            "\"method\":\"GET\",\"path\":\"/a\",\"status\":200,\"duration_ms\":0.1,"
+            "\"ip\":\"127.0.0.1\",\"decision\":\"allow\",\"reason\":\"ok\",\"limit\":null,"
+            "\"upstream_status\":null}",
+            &r, err),
         1);
     CU_ASSERT_FALSE(r.why);
     CU_ASSERT_EQUAL(r.t_ms, 1795556400123LL);
@@ -103,10 +122,13 @@ static void test_refused(void)
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"status\":\"200\"}",
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"status\":99999}",
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"client_id\":7}",
-        "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"client_id\":\"a\\u0000b\"}",
-        "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"auth_method\":\"magic\"}",
+        "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"client_id\":"
+        "\"a\\u0000b\"}",
+        "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"auth_method\":"
+        "\"magic\"}",
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"mode\":\"grpc\"}",
-        "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"keys\":{\"x\":\"1\"}}",
+        "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"keys\":{\"x\":\"1\"}"
+        "}",
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"keys\":[1]}",
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"scopes\":[\"a b\"]}",
         "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\",\"decided_ms\":-5}",
@@ -134,8 +156,9 @@ static void test_bounds(void)
     int k;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(line);
-    k = snprintf(line, n, "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\","
-                          "\"client_id\":\"");
+    k = snprintf(line, n,
+                 "{\"ts\":\"2026-11-24T21:40:00.123Z\",\"decision\":\"allow\","
+                 "\"client_id\":\"");
     memset(line + k, 'a', 300);
     strcpy(line + k + 300, "\"}");
     CU_ASSERT_EQUAL(parse(line, &r, err), -1);
@@ -212,9 +235,9 @@ static void test_gate(void)
     CU_ASSERT_FALSE(srv_replay_gate_exceeded(&g, 0, 1000));
     CU_ASSERT_EQUAL(srv_replay_gate_parse("0%", &g), 0);
     CU_ASSERT(srv_replay_gate_exceeded(&g, 1, 1000000));
-    for (const char *const *b = (const char *const[]){"", "-1", "x", "1.5", "101%", "5%%",
-                                                      "1e3", "5 %", "99999999999999999999",
-                                                      NULL};
+    for (const char *const *b =
+             (const char *const[]){"", "-1", "x", "1.5", "101%", "5%%", "1e3", "5 %",
+                                   "99999999999999999999", NULL};
          *b != NULL; b++)
         CU_ASSERT_EQUAL(srv_replay_gate_parse(*b, &g), -1);
     CU_ASSERT_FALSE(g.set);
