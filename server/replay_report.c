@@ -87,7 +87,7 @@ static bool before(const srv_replay_count_t *a, const srv_replay_count_t *b)
 size_t srv_replay_row_top(const srv_replay_row_t *r, size_t n, const char **names,
                           uint64_t *counts)
 {
-    const srv_replay_count_t *top[TOP_N];
+    const srv_replay_count_t *top[TOP_N] = {NULL};
     size_t k = 0;
 
     if (n > TOP_N)
