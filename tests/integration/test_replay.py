@@ -36,10 +36,10 @@ HAVE_REDIS = rh is not None and shutil.which("redis-server") is not None
 PER_CLIENT = 5  # /orders/ per client and minute: a refill every 12 s
 
 
-def replay_conf(nodes=None, per_client=PER_CLIENT, extra_limits=()):
+def replay_conf(nodes=None, per_client=PER_CLIENT, extra_limits=(), mode="standalone"):
     def configure(cfg):
         if nodes:
-            cfg["redis"] = {"mode": "standalone", "nodes": list(nodes), "timeout_ms": 500}
+            cfg["redis"] = {"mode": mode, "nodes": list(nodes), "timeout_ms": 500}
         cfg["threads"] = 1
         cfg["routes"] = [
             {"name": "orders-admin", "match": {"path_prefix": "/orders/admin"},
@@ -157,8 +157,8 @@ def record(tg_factory, n=1):
 class Replay(TollgateCase, ReplayRun):
     shared_server = False
 
-    def recorded(self, nodes=None, replicas=1):
-        tgs = [self.spawn(replay_conf(nodes)) for _ in range(replicas)]
+    def recorded(self, nodes=None, replicas=1, mode="standalone"):
+        tgs = [self.spawn(replay_conf(nodes, mode=mode)) for _ in range(replicas)]
         for tg in tgs:
             tg.config_base = copy.deepcopy(tg.config)
         send(self, tgs)
@@ -340,7 +340,9 @@ class ReplayRedis(Replay):
 
     def test_three_replicas_one_redis(self):
         redis = self.redis()
-        tgs = self.recorded([redis.addr], replicas=3)
+        self.check_three(self.recorded([redis.addr], replicas=3))
+
+    def check_three(self, tgs):
         logs = [tg.audit_path for tg in tgs]
         rc, rep = self.replay_json(tgs[0], tgs[0].config_path, logs)
         self.assertEqual(rc, 0)
@@ -369,6 +371,24 @@ class ReplayRedis(Replay):
     test_live_listener_ignores_replay_identity = None
     test_audit_line_says_why = None
     test_same_config_same_verdicts_memory = None
+
+
+@unittest.skipUnless(HAVE_REDIS and rh is not None and rh.have_redis(),
+                     "redis-server / redis-cli not installed")
+class ReplayCluster(TollgateCase, ReplayRun):
+    """Recorded by three replicas sharing the buckets on the real 6-node
+    cluster: the merged logs replay to the recorded totals."""
+    shared_server = False
+    recorded = Replay.recorded
+    check_three = ReplayRedis.check_three
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = rh.RedisCluster().up()
+        cls.addClassCleanup(cls.cluster.close)
+
+    def test_three_replicas_on_cluster(self):
+        self.check_three(self.recorded(self.cluster.seeds, replicas=3, mode="cluster"))
 
 
 if __name__ == "__main__":
