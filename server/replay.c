@@ -369,15 +369,31 @@ static const char *client_label(const srv_replay_rec_t *r, char *buf, size_t len
     return buf;
 }
 
-static bool rec_has_key(const srv_replay_rec_t *r, const char *kind, const char *name)
+/* The line's key (kind:name), or NULL when it has none. */
+static const dec_header_t *rec_key(const srv_replay_rec_t *r, const char *kind,
+                                   const char *name)
 {
     char want[128];
 
     snprintf(want, sizeof want, "%s:%s", kind, name);
     for (size_t i = 0; i < r->nkeys; i++)
         if ((kind[0] == 'h' ? strcasecmp : strcmp)(r->keys[i].name, want) == 0)
-            return true;
-    return false;
+            return &r->keys[i];
+    return NULL;
+}
+
+static bool rec_has_key(const srv_replay_rec_t *r, const char *kind, const char *name)
+{
+    return rec_key(r, kind, name) != NULL;
+}
+
+/* audit.c writes a value's first 256 bytes: a longer one is not the same. */
+static bool rec_key_cut(const srv_replay_rec_t *r, const rl_by_t *by)
+{
+    const dec_header_t *k =
+        rec_key(r, by->kind == RL_BY_HEADER ? "header" : "claim", by->name);
+
+    return k != NULL && k->value != NULL && strlen(k->value) >= 256;
 }
 
 /* Why `lim` cannot be replayed exactly on this line, one note per reason. */
@@ -406,6 +422,11 @@ static void check_exact(sim_t *s, const rl_limit_t *lim)
                  !rec_has_key(r, "claim", by->name))
             snprintf(why, sizeof why, "keyed on claim:%s, which the line does not hold",
                      by->name);
+        else if (r->why && (by->kind == RL_BY_HEADER || by->kind == RL_BY_CLAIM) &&
+                 rec_key_cut(r, by))
+            snprintf(why, sizeof why,
+                     "keyed on %s:%s, whose value the line cut to 256 bytes",
+                     by->kind == RL_BY_HEADER ? "header" : "claim", by->name);
         if (why[0] != '\0')
             rc |= srv_replay_note_inexact(s->rep, lim->name, why);
     }

@@ -246,6 +246,16 @@ class Replay(TollgateCase, ReplayRun):
         rc, rep = self.replay_json(tg, cand, [tg.audit_path])
         self.assertIn("keyed on header:x-api-key, which may carry a credential: never recorded",
                       [n["why"] for n in rep["not_exact"] if n["limit"] == "by-key"])
+        # a value audit.c cut to 256 bytes is not the value the limit saw
+        line = next(r for r in tg.audit() if r.get("client_id") == "bob")
+        line["keys"] = {"header:x-tenant": "a" * 256}
+        cut = os.path.join(tg.tmp, "cut.log")
+        with open(cut, "w") as f:
+            f.write(json.dumps(line) + "\n")
+        rc, rep = self.replay_json(tg, tg.config_path, [cut])
+        self.assertIn(("tenant", "keyed on header:x-tenant, whose value the line cut to 256 "
+                                 "bytes", 1),
+                      [(n["limit"], n["why"], n["lines"]) for n in rep["not_exact"]])
         # a line from before item 6 (the old twelve fields) is replayed, and said so
         old = os.path.join(tg.tmp, "old.log")
         with open(old, "w") as f:
