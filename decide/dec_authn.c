@@ -369,10 +369,7 @@ static dec_step_t authenticate(dec_req_t *r)
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
         return DEC_NEXT;
-    if (dec_replaying(r) && r->in.replay_as->method != NULL &&
-        (strcmp(r->in.replay_as->method, "api_key") == 0 ||
-         strcmp(r->in.replay_as->method, "jwt") == 0 ||
-         strcmp(r->in.replay_as->method, "ticket") == 0))
+    if (dec_replaying(r))
         st = dec_replay_identity(r, methods, &reason);
     else if (explaining(r) && r->in.as_client != NULL)
         st = as_client(r, methods, &reason);
@@ -414,10 +411,7 @@ static const char *authn_method(const dec_req_t *r)
 
     if (r->route->auth == CFG_ROUTE_NONE || r->cfg->auth.mode == CFG_AUTH_NONE)
         return "none"; /* whatever was sent, nothing was read */
-    if (dec_replaying(r) && r->in.replay_as->method != NULL &&
-        (strcmp(r->in.replay_as->method, "api_key") == 0 ||
-         strcmp(r->in.replay_as->method, "jwt") == 0 ||
-         strcmp(r->in.replay_as->method, "ticket") == 0))
+    if (dec_replaying(r))
         return r->in.replay_as->method;
     return (explaining(r) && r->in.as_client != NULL) || r->h.api_key != NULL ? "api_key"
            : authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0           ? "jwt"

@@ -153,7 +153,9 @@ dec_step_t dec_step_limits(dec_req_t *r);
 /* The values the snapshot's limits key on, into r->v.keys (the audit line). */
 void dec_limits_keys(dec_req_t *r);
 
-/* dec_replay.c: replay's recorded identity (a replay context only) */
+/* dec_replay.c: replay's recorded identity.  Whether the request is to be
+ * decided as one: a replay context, and replay_as names a credential
+ * (api_key, jwt, ticket; "none" is decided from the headers as usual). */
 bool dec_replaying(const dec_req_t *r);
 /* Step 5 for a recorded identity: DEC_NEXT with r->id filled, or
  * DEC_ANSWERED with *reason (a refused credential, or one the route or the

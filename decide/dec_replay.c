@@ -17,7 +17,11 @@
 
 bool dec_replaying(const dec_req_t *r)
 {
-    return r->ctx->replay && r->in.replay_as != NULL;
+    const char *m;
+
+    if (!r->ctx->replay || r->in.replay_as == NULL || (m = r->in.replay_as->method) == NULL)
+        return false;
+    return strcmp(m, "api_key") == 0 || strcmp(m, "jwt") == 0 || strcmp(m, "ticket") == 0;
 }
 
 static bool mode_has(cfg_auth_mode_t m, cfg_auth_mode_t want)
