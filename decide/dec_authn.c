@@ -369,7 +369,9 @@ static dec_step_t authenticate(dec_req_t *r)
 
     if (r->route->auth == CFG_ROUTE_NONE || c->auth.mode == CFG_AUTH_NONE)
         return DEC_NEXT;
-    if (explaining(r) && r->in.as_client != NULL)
+    if (dec_replaying(r))
+        st = dec_replay_identity(r, methods, &reason);
+    else if (explaining(r) && r->in.as_client != NULL)
         st = as_client(r, methods, &reason);
     else if (key != NULL && mode_has(c->auth.mode, CFG_AUTH_API_KEY) &&
              c->auth.api_key_enabled && (methods & CFG_METHOD_API_KEY))
@@ -402,19 +404,30 @@ static dec_step_t authenticate(dec_req_t *r)
     return count_failure(r);
 }
 
+/* The credential presented (the audit line's auth_method, explain's). */
+static const char *authn_method(const dec_req_t *r)
+{
+    const char *authz = r->h.authorization;
+
+    if (r->route->auth == CFG_ROUTE_NONE || r->cfg->auth.mode == CFG_AUTH_NONE)
+        return "none"; /* whatever was sent, nothing was read */
+    if (dec_replaying(r))
+        return r->in.replay_as->method;
+    return (explaining(r) && r->in.as_client != NULL) || r->h.api_key != NULL ? "api_key"
+           : authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0           ? "jwt"
+           : r->ticket[0] != '\0' || r->id.ticket                             ? "ticket"
+                                                                              : "none";
+}
+
 /* What authentication did, for explain: the credential presented and the
  * outcome (a refusal's reason is the verdict's). */
 static void explain_authn(dec_req_t *r, dec_step_t st)
 {
     dec_explain_t *e = r->in.explain;
-    const char *authz = r->h.authorization;
 
     if (st == DEC_PENDING)
         return; /* a JWKS fetch: the step runs again */
-    e->authn_method = r->in.as_client != NULL || r->h.api_key != NULL          ? "api_key"
-                      : authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0 ? "jwt"
-                      : r->ticket[0] != '\0'                                   ? "ticket"
-                                                                               : "none";
+    e->authn_method = r->auth_method;
     if (st == DEC_ANSWERED)
         e->authn = r->v.reason;
     else if (r->id.kind != AUTH_KIND_NONE)
@@ -429,9 +442,9 @@ dec_step_t dec_step_authenticate(dec_req_t *r)
 {
     dec_step_t st;
 
-    if (explaining(r))
-        r->ticket[0] = '\0'; /* scratch: set only by ticket_param */
+    r->ticket[0] = '\0'; /* scratch: set only by ticket_param */
     st = authenticate(r);
+    r->auth_method = authn_method(r);
     if (explaining(r))
         explain_authn(r, st);
     return st;

@@ -16,6 +16,7 @@
 
 struct dec_ctx {
     dec_ctx_cfg_t c;
+    bool replay; /* dec_ctx_new_replay(): dec_input_t.replay_as is honoured */
 };
 
 /* What a step did.  A step never answers: one that decided records the
@@ -106,10 +107,13 @@ struct dec_pending {
     void *timer;               /* the JWKS poll, or the delivery of a quick verdict */
     uint64_t jwks_deadline_ms; /* monotonic; 0 = not waited yet */
     char *owned[2];            /* allow: the forward target, claim values */
+    int64_t decided_ms;        /* the wall hook at dec_start (audit, replay) */
+    const char *auth_method;   /* the authentication step's credential kind, or NULL */
     /* From here on not zeroed by dec_start (scratch, or used up to a
      * count): keep dec_verdict_t's set[] and vals[] last. */
     char hostbuf[256]; /* host taken from X-Original-URL */
     char claimbuf[64];
+    char keybuf[DEC_VERDICT_KEYS][32]; /* numeric claim values of verdict keys */
     char ticket[AUTH_TICKET_LEN + 1];
     dec_ident_hdrs_t idv; /* the identity headers' values of an allow */
     dec_verdict_t v;
@@ -150,6 +154,17 @@ dec_step_t dec_step_ban_client(dec_req_t *r);
 
 /* dec_limits.c: step 7 */
 dec_step_t dec_step_limits(dec_req_t *r);
+/* The values the snapshot's limits key on, into r->v.keys (the audit line). */
+void dec_limits_keys(dec_req_t *r);
+
+/* dec_replay.c: replay's recorded identity.  Whether the request is to be
+ * decided as one: a replay context, and replay_as names a credential
+ * (api_key, jwt, ticket; "none" is decided from the headers as usual). */
+bool dec_replaying(const dec_req_t *r);
+/* Step 5 for a recorded identity: DEC_NEXT with r->id filled, or
+ * DEC_ANSWERED with *reason (a refused credential, or one the route or the
+ * auth mode does not take). */
+dec_step_t dec_replay_identity(dec_req_t *r, unsigned methods, const char **reason);
 
 /* dec_allow.c: after the last step */
 dec_step_t dec_allow(dec_req_t *r);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tollgate/util_fmt.h"
 #include "dec_internal.h"
@@ -254,4 +255,62 @@ dec_step_t dec_step_limits(dec_req_t *r)
         return DEC_PENDING;
     r->v.reason = "limiter_unavailable";
     return dec_verdict(r, 503, "unavailable", "rate limiter unavailable");
+}
+
+/* The rule of the top lists (rl_topk_spell): a name with one of these
+ * words may carry a secret, so its value is never written. */
+bool dec_header_is_credential(const char *name)
+{
+    static const char *const words[] = {"auth",   "token",   "key", "secret",
+                                        "cookie", "session", "pass"};
+
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcasestr(name, words[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* Is (claim, name) among the first n keys already?  Header names compare
+ * case-insensitively, claim names exactly. */
+static bool key_seen(const dec_verdict_t *v, bool claim, const char *name)
+{
+    for (size_t i = 0; i < v->nkeys; i++)
+        if (v->keys[i].claim == claim && (claim ? strcmp(v->keys[i].name, name)
+                                                : strcasecmp(v->keys[i].name, name)) == 0)
+            return true;
+    return false;
+}
+
+/* A refused head has no headers to believe; a claim needs a JWT identity. */
+static const char *key_value(dec_req_t *r, const rl_by_t *by, size_t i)
+{
+    if (by->kind == RL_BY_HEADER)
+        return r->in.head == DEC_HEAD_OK ? r->in.headers.find(r->in.headers.ctx, by->name)
+                                         : NULL;
+    if (r->id.kind != AUTH_KIND_JWT)
+        return NULL;
+    return auth_identity_claim(&r->id, by->name, r->keybuf[i], sizeof r->keybuf[i]);
+}
+
+void dec_limits_keys(dec_req_t *r)
+{
+    const rl_policy_set_t *ps = &r->cfg->policy;
+    dec_verdict_t *v = &r->v;
+
+    v->nkeys = 0;
+    for (size_t l = 0; l < ps->nlimits; l++) {
+        const rl_limit_t *lim = &ps->limits[l];
+
+        for (size_t b = 0; b < lim->nby && v->nkeys < DEC_VERDICT_KEYS; b++) {
+            const rl_by_t *by = &lim->by[b];
+            bool claim = by->kind == RL_BY_CLAIM;
+
+            if ((by->kind != RL_BY_HEADER && !claim) || by->name == NULL ||
+                (!claim && dec_header_is_credential(by->name)) ||
+                key_seen(v, claim, by->name))
+                continue;
+            v->keys[v->nkeys] = (dec_key_t){claim, by->name, key_value(r, by, v->nkeys)};
+            v->nkeys++;
+        }
+    }
 }

@@ -32,6 +32,15 @@ dec_ctx_t *dec_ctx_new(const dec_ctx_cfg_t *cfg)
     return ctx;
 }
 
+dec_ctx_t *dec_ctx_new_replay(const dec_ctx_cfg_t *cfg)
+{
+    dec_ctx_t *ctx = dec_ctx_new(cfg);
+
+    if (ctx != NULL)
+        ctx->replay = true;
+    return ctx;
+}
+
 void dec_ctx_free(dec_ctx_t *ctx)
 {
     free(ctx);
@@ -103,6 +112,23 @@ void dec_verdict_header(dec_req_t *r, const char *name, const char *value, bool 
     v->set[v->nset++] = (dec_header_t){name, value};
 }
 
+static const char *mode_name(dec_mode_t m)
+{
+    switch (m) {
+    case DEC_MODE_FWD_ENVOY:
+        return "envoy";
+    case DEC_MODE_FWD_NGINX:
+        return "nginx";
+    case DEC_MODE_FWD_TRAEFIK:
+        return "traefik";
+    case DEC_MODE_TICKET:
+        return "ticket";
+    case DEC_MODE_PROXY:
+    default:
+        return "proxy";
+    }
+}
+
 /* Who asked for what, as far as the steps have found out. */
 static void account_who(dec_req_t *r)
 {
@@ -118,6 +144,11 @@ static void account_who(dec_req_t *r)
     v->https = r->https;
     v->deprecated = r->deprecated;
     v->bearer_failed = r->bearer_failed;
+    v->route = r->route;
+    v->auth_method = r->auth_method;
+    v->decided_ms = r->decided_ms;
+    v->peer = r->in.peer != NULL ? r->in.peer : "";
+    v->mode = mode_name(r->mode);
 }
 
 /* The account of the decision, for the audit line and the answer. */
@@ -132,6 +163,7 @@ static void account(dec_req_t *r)
     if (v->reason == NULL)
         v->reason = v->status < 400 ? "ok" : "error";
     account_who(r);
+    dec_limits_keys(r);
 }
 
 static void req_free(dec_req_t *r)
@@ -230,6 +262,7 @@ dec_pending_t *dec_start(dec_ctx_t *ctx, const cfg_t *snapshot, const dec_input_
     r->done = done;
     r->arg = arg;
     r->starting = true;
+    r->decided_ms = dec_wall_ms(r);
     dec_run(r);
     r->starting = false;
     if (!r->delivered)

@@ -425,6 +425,11 @@ void rl_memory_decide(rl_memory_t *m, rl_group_t *group, int64_t now_ms_)
     decide_groups(m, group, 1, now_ms_);
 }
 
+void rl_memory_decide_groups(rl_memory_t *m, rl_group_t *groups, size_t n, int64_t now_ms_)
+{
+    decide_groups(m, groups, n, now_ms_);
+}
+
 int rl_memory_peek(rl_memory_t *m, const char *limit, const char *identity,
                    const rl_rate_t *rate, int64_t now, rl_bucket_t *out)
 {

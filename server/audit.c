@@ -35,7 +35,11 @@
 #define AUDIT_FLUSH_BYTES (32 * 1024) /* flush a buffer once this much is queued */
 #define AUDIT_FLUSH_MS 100            /* and at least this often */
 #define AUDIT_FIELD_MAX 256           /* bytes of a short string field written */
-#define AUDIT_LINE_MAX (64 * 1024)    /* > 6 * (HTTP_MAX_PATH + 7 * AUDIT_FIELD_MAX) */
+/* > 6 * (HTTP_MAX_PATH + 14 * AUDIT_FIELD_MAX + 2 * AUDIT_SCOPES_MAX * AUDIT_SCOPE_MAX
+ *        + AUDIT_KEYS_MAX * (AUDIT_KEY_NAME_MAX + AUDIT_FIELD_MAX + 8)) + some syntax */
+#define AUDIT_LINE_MAX (128 * 1024)
+#define AUDIT_SCOPE_MAX 128   /* bytes of one scope written */
+#define AUDIT_KEY_NAME_MAX 80 /* bytes of a key's header or claim name written */
 #define AUDIT_BUF_CAP (AUDIT_FLUSH_BYTES + AUDIT_LINE_MAX)
 
 struct audit {
@@ -413,6 +417,74 @@ static void jw_ts(jw_t *w, int64_t ts_ms)
     jw_put(w, "\"", 1);
 }
 
+static void jw_field(jw_t *w, const char *name, const char *v);
+
+/* A list of strings, or null. */
+static void jw_strv(jw_t *w, char *const *v, size_t n)
+{
+    if (v == NULL) {
+        jw_str(w, "null");
+        return;
+    }
+    jw_put(w, "[", 1);
+    for (size_t i = 0; i < n && i < AUDIT_SCOPES_MAX; i++) {
+        if (i > 0)
+            jw_put(w, ",", 1);
+        jw_jstr(w, v[i], AUDIT_SCOPE_MAX);
+    }
+    jw_put(w, "]", 1);
+}
+
+/* {"header:x-tenant":"acme","claim:org":null}, or null. */
+static void jw_keys(jw_t *w, const audit_key_t *k, size_t n)
+{
+    char name[8 + AUDIT_KEY_NAME_MAX + 1];
+
+    if (k == NULL || n == 0) {
+        jw_str(w, "null");
+        return;
+    }
+    jw_put(w, "{", 1);
+    for (size_t i = 0; i < n && i < AUDIT_KEYS_MAX; i++) {
+        size_t p =
+            (size_t)snprintf(name, sizeof name, "%s:", k[i].claim ? "claim" : "header");
+        size_t len = k[i].name != NULL ? strnlen(k[i].name, AUDIT_KEY_NAME_MAX) : 0;
+
+        for (size_t j = 0; j < len; j++) {
+            char c = k[i].name[j];
+
+            name[p++] = !k[i].claim && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
+        name[p] = '\0';
+        if (i > 0)
+            jw_put(w, ",", 1);
+        jw_jstr(w, name, sizeof name);
+        jw_put(w, ":", 1);
+        jw_jstr(w, k[i].value, AUDIT_FIELD_MAX);
+    }
+    jw_put(w, "}", 1);
+}
+
+/* The fields of issue 22 item 6, after the original twelve. */
+static void jw_why(jw_t *w, const audit_rec_t *r)
+{
+    jw_field(w, "route", r->route);
+    jw_field(w, "auth_method", r->auth_method);
+    jw_field(w, "iss", r->iss);
+    jw_str(w, ",\"scopes\":");
+    jw_strv(w, r->scopes, r->nscopes);
+    jw_str(w, ",\"scopes_required\":");
+    jw_strv(w, r->scopes_required, r->nscopes_required);
+    jw_str(w, ",\"decided_ms\":");
+    jw_int(w, r->decided_ms > 0 ? r->decided_ms : -1);
+    jw_field(w, "host", r->host);
+    jw_field(w, "tier", r->tier);
+    jw_field(w, "peer", r->peer);
+    jw_field(w, "mode", r->mode);
+    jw_str(w, ",\"keys\":");
+    jw_keys(w, r->keys, r->nkeys);
+}
+
 int audit_format(const audit_rec_t *r, char *out, size_t outlen)
 {
     char target[HTTP_MAX_PATH];
@@ -446,6 +518,7 @@ int audit_format(const audit_rec_t *r, char *out, size_t outlen)
     jw_jstr(&w, r->limit, AUDIT_FIELD_MAX);
     jw_str(&w, ",\"upstream_status\":");
     jw_int(&w, r->upstream_status);
+    jw_why(&w, r);
     jw_str(&w, "}\n");
     if (w.full)
         return -1;

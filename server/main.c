@@ -5,6 +5,8 @@
  *   tollgate hash-key --id ID [--not-after TIME] KEY
  *   tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]
  *                    [--keys-file FILE]
+ *   tollgate replay --config CANDIDATE [--json] [--max-deny-increase N|N%]
+ *                   AUDIT.LOG...            (server/replay.c)
  *
  * Exit codes: 0 ok, 1 config error, 2 usage, 3 runtime start failure.
  */
@@ -20,21 +22,25 @@
 #include "tollgate/cfg.h"
 #include "tollgate/log.h"
 #include "tollgate/srv.h"
+#include "srv_replay.h"
 
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
-            "                [--port-file PATH] [--version] [--help]\n"
-            "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
-            "KEY\n"
-            "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
-            "                        [--keys-file FILE]\n"
-            "\n"
-            "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
-            "defaults and the environment are used (see docs/configuration.md).\n");
+    fprintf(
+        f,
+        "usage: tollgate [--config FILE] [--check-config [FILE]] [--threads N]\n"
+        "                [--port-file PATH] [--version] [--help]\n"
+        "       tollgate hash-key --id ID [--scopes a,b] [--tier T] [--not-after TIME] "
+        "KEY\n"
+        "       tollgate gen-key --id ID [--scopes a,b] [--tier T] [--not-after TIME]\n"
+        "                        [--keys-file FILE]\n"
+        "       tollgate replay --config CANDIDATE [--json] [--max-deny-increase N|N%%]\n"
+        "                       AUDIT.LOG...\n"
+        "\n"
+        "The config file defaults to $TOLLGATE_CONFIG; without either, built-in\n"
+        "defaults and the environment are used (see docs/configuration.md).\n");
 }
 
 typedef struct key_args {
@@ -192,6 +198,8 @@ int main(int argc, char **argv)
         return key_command(argc - 1, argv + 1, false);
     if (argc > 1 && strcmp(argv[1], "gen-key") == 0)
         return key_command(argc - 1, argv + 1, true);
+    if (argc > 1 && strcmp(argv[1], "replay") == 0)
+        return srv_replay_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:T:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

@@ -113,6 +113,92 @@ void srv_req_watch(srv_req_t *r, bool on)
     }
 }
 
+/* ---- the audit line's "why" ------------------------------------------------ */
+
+/* What the audit line keeps of a verdict beyond the snapshot's lifetime
+ * and the request's: copies, cut to what audit.c writes. */
+typedef struct srv_why {
+    char iss[257], host[257], tier[129], peer[HTTP_IP_STRLEN];
+    char *scopes[AUDIT_SCOPES_MAX];
+    size_t nscopes;
+    char scopebuf[AUDIT_SCOPES_MAX][129];
+    audit_key_t keys[AUDIT_KEYS_MAX];
+    size_t nkeys;
+    char keyval[AUDIT_KEYS_MAX][257];
+} srv_why_t;
+
+/* `s` into dst[n], cut to fit; "" for NULL. */
+static void copy(char *dst, size_t n, const char *s)
+{
+    size_t len = s != NULL ? strnlen(s, n - 1) : 0;
+
+    memcpy(dst, s != NULL ? s : "", len);
+    dst[len] = '\0';
+}
+
+static void keep_identity(srv_why_t *y, const auth_identity_t *id)
+{
+    const char *iss = id != NULL ? auth_identity_claim(id, "iss", NULL, 0) : NULL;
+
+    copy(y->iss, sizeof y->iss, id != NULL && id->kind == AUTH_KIND_JWT ? iss : NULL);
+    copy(y->tier, sizeof y->tier, id != NULL ? id->tier : NULL);
+    y->nscopes = 0;
+    for (size_t i = 0; id != NULL && i < id->nscopes && i < AUDIT_SCOPES_MAX; i++) {
+        copy(y->scopebuf[i], sizeof y->scopebuf[i], id->scopes[i]);
+        y->scopes[y->nscopes++] = y->scopebuf[i];
+    }
+}
+
+/* The verdict's route, auth method, identity details, host, peer, mode and
+ * limit keys, for the audit line (nothing when there is no audit log). */
+static void keep_why(srv_req_t *r, const dec_verdict_t *v)
+{
+    srv_why_t *y = r->why;
+
+    if (r->w->audit == NULL)
+        return;
+    if (y == NULL && (y = r->why = malloc(sizeof(*y))) == NULL)
+        return; /* the line goes without them */
+    r->route = v->route;
+    r->auth_method = v->auth_method;
+    r->mode = v->mode;
+    r->decided_ms = v->decided_ms;
+    keep_identity(y, v->id);
+    copy(y->host, sizeof y->host, v->host);
+    copy(y->peer, sizeof y->peer, v->peer);
+    y->nkeys = 0;
+    for (size_t i = 0; i < v->nkeys && i < AUDIT_KEYS_MAX; i++) {
+        copy(y->keyval[i], sizeof y->keyval[i], v->keys[i].value);
+        y->keys[y->nkeys++] = (audit_key_t){v->keys[i].claim, v->keys[i].name,
+                                            v->keys[i].value != NULL ? y->keyval[i] : NULL};
+    }
+}
+
+/* The audit line's fields of issue 22 item 6 (see keep_why). */
+static void audit_why(const srv_req_t *r, audit_rec_t *a)
+{
+    const srv_why_t *y = r->why;
+
+    a->route = r->route != NULL ? r->route->name : NULL;
+    a->auth_method = r->auth_method;
+    a->mode = r->mode;
+    a->decided_ms = r->decided_ms;
+    if (r->status == 403 && r->route != NULL) {
+        a->scopes_required = r->route->scopes.v;
+        a->nscopes_required = r->route->scopes.n;
+    }
+    if (y == NULL)
+        return;
+    a->iss = y->iss[0] ? y->iss : NULL;
+    a->tier = y->tier[0] ? y->tier : NULL;
+    a->host = y->host[0] ? y->host : NULL;
+    a->peer = y->peer[0] ? y->peer : NULL;
+    a->scopes = r->auth_method != NULL && r->client_id[0] ? y->scopes : NULL;
+    a->nscopes = y->nscopes;
+    a->keys = y->keys;
+    a->nkeys = y->nkeys;
+}
+
 /* ---- the end of a request -------------------------------------------------- */
 
 void srv_req_finish(srv_req_t *r)
@@ -142,8 +228,10 @@ void srv_req_finish(srv_req_t *r)
             .redact = r->cfg->audit_redact.v,
             .nredact = r->cfg->audit_redact.n,
         };
+        audit_why(r, &a);
         audit_log(w->audit, &a);
     }
+    free(r->why);
     if (r->watching)
         event_del(&r->watch_ev);
     if (r->limits_owned) {
@@ -162,15 +250,6 @@ void srv_req_fail(srv_req_t *r, int status, const char *code, const char *messag
     srv_req_finish(r);
 }
 
-/* `s` into dst[n], cut to fit. */
-static void copy(char *dst, size_t n, const char *s)
-{
-    size_t len = strnlen(s, n - 1);
-
-    memcpy(dst, s, len);
-    dst[len] = '\0';
-}
-
 /* Who asked for what: copied, but method and target borrowed from the
  * verdict (valid until the request's audit line). */
 static void keep_who(srv_req_t *r, const dec_verdict_t *v)
@@ -183,6 +262,7 @@ static void keep_who(srv_req_t *r, const dec_verdict_t *v)
     copy(r->ip, sizeof r->ip, v->client_ip != NULL ? v->client_ip : "");
     if (v->id != NULL && v->id->client_id != NULL)
         copy(r->client_id, sizeof r->client_id, v->id->client_id);
+    keep_why(r, v);
 }
 
 /* The client went away while something was pending: cancel it.  Either

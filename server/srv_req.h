@@ -49,6 +49,13 @@ typedef struct srv_req {
     int status;
     const char *decision, *reason, *limit;
     int upstream_status;
+    /* The audit line's "why" (pipeline.c keep_why): route, auth method and
+     * mode are the snapshot's or static; the rest copied into `why`
+     * (malloc'd when there is an audit log, else NULL). */
+    const cfg_route_t *route;
+    const char *auth_method, *mode;
+    int64_t decided_ms;
+    struct srv_why *why;
 } srv_req_t;
 
 /* pipeline.c */

@@ -9,6 +9,7 @@
 #ifndef TOLLGATE_AUDIT_H
 #define TOLLGATE_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +38,36 @@ typedef struct audit_rec {
     /* Query names redacted in `target` besides the built-in ones (borrowed). */
     char *const *redact;
     size_t nredact;
+    /* Why (issue 22 item 6), and what `tollgate replay` needs; appended, so
+     * the fields above keep their place and meaning.  NULL / < 0: null. */
+    const char *route;       /* the route's name */
+    const char *auth_method; /* api_key | jwt | ticket | none; NULL: not reached */
+    const char *iss;         /* a JWT's issuer */
+    char *const *scopes;     /* the identity's scopes (the first AUDIT_SCOPES_MAX) */
+    size_t nscopes;
+    char *const *scopes_required; /* the route's, written on a 403 (the caller's rule) */
+    size_t nscopes_required;
+    int64_t decided_ms; /* unix ms the decision started; <= 0: null */
+    const char *host;   /* the (original) request's host */
+    const char *tier;   /* the identity's tier */
+    const char *peer;   /* the TCP peer (ip is the client, behind trusted proxies) */
+    const char *mode;   /* proxy | envoy | nginx | traefik | ticket */
+    /* The values the config's limits key on (by: header:NAME / claim:NAME),
+     * written as an object {"header:name": value, "claim:NAME": value};
+     * never a credential-bearing header (the caller's rule). */
+    const struct audit_key *keys;
+    size_t nkeys;
 } audit_rec_t;
+
+#define AUDIT_SCOPES_MAX 16 /* scopes written of a list; each cut to 128 bytes */
+#define AUDIT_KEYS_MAX 8    /* key values written */
+
+/* One value a limit keys on. */
+typedef struct audit_key {
+    bool claim;        /* claim:NAME, else header:NAME (lower-cased when written) */
+    const char *name;  /* cut to 80 bytes */
+    const char *value; /* NULL: absent */
+} audit_key_t;
 
 /* Open `path` ("-" = stdout) for appending.  NULL with a message on error. */
 audit_t *audit_open(const char *path, char *err, size_t errlen);

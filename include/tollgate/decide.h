@@ -119,7 +119,26 @@ typedef struct dec_input {
     dec_body_fn body; /* read only for a POST whose Content-Type carries
                          parameters (a _method field); NULL: no body */
     void *body_ctx;
+    /* Replay (server/replay.c): decide as this recorded identity instead of
+     * reading a credential.  Honoured only on a context made by
+     * dec_ctx_new_replay(); every other context (the listeners, explain)
+     * ignores it, whatever the input says. */
+    const struct dec_replay_id *replay_as;
 } dec_input_t;
+
+/* A recorded identity (an audit line's auth_method, client_id, iss, scopes,
+ * tier): its secret is not in the log, so replay decides as it.  Borrowed. */
+typedef struct dec_replay_id {
+    const char *method;    /* "api_key", "jwt", "ticket"; anything else: none */
+    const char *client_id; /* NULL: the credential was refused (`refused` says why) */
+    const char *refused;   /* the recorded reason of a refused credential */
+    const char *iss;       /* JWT (and a ticket issued for one): the issuer */
+    const char *scopes;    /* held scopes, space-separated; NULL: none */
+    const char *tier;      /* NULL: none */
+    /* Claim values a limit keyed on (by: claim:NAME), as recorded. */
+    const dec_header_t *claims;
+    size_t nclaims;
+} dec_replay_id_t;
 
 /* The limit the answer reports (docs/reference.md §5.2): decimal strings,
  * empty when no enforced limit was decided. */
@@ -132,6 +151,13 @@ typedef struct dec_limits {
     char *policy;                /* RateLimit-Policy value, malloc'd, or NULL */
     char *state;                 /* RateLimit value, malloc'd, or NULL */
 } dec_limits_t;
+
+/* A value a limit keys on (audit "keys"): header:NAME or claim:NAME. */
+typedef struct dec_key {
+    bool claim;        /* claim:NAME, else header:NAME */
+    const char *name;  /* the limit's (snapshot) */
+    const char *value; /* NULL: absent */
+} dec_key_t;
 
 /* What the verdict asks of the adapter. */
 typedef enum {
@@ -155,6 +181,7 @@ typedef struct dec_forward {
 #define DEC_VERDICT_HDRS (8 + AUTH_JWT_MAX_CLAIM_HDRS) /* an allow's is the most */
 #define DEC_VERDICT_VALS 4 /* copied values: a preflight's three is the most */
 #define DEC_VERDICT_VAL 80 /* a copied value: an Allow list, a Retry-After */
+#define DEC_VERDICT_KEYS 8 /* limit key values recorded (audit "keys") */
 typedef struct dec_verdict {
     dec_kind_t kind;
     int status;          /* 0 until decided */
@@ -189,6 +216,19 @@ typedef struct dec_verdict {
     bool https;         /* TLS, or X-Forwarded-Proto: https from a trusted peer */
     bool deprecated;    /* allowed with a deprecated API key */
     bool bearer_failed; /* a presented JWT was refused (WWW-Authenticate) */
+    /* The audit line's "why" (issue 22 item 6), and what replay needs:
+     * all borrowed like the rest, valid during `done` only. */
+    const cfg_route_t *route; /* the route matched (the snapshot's), or NULL */
+    const char *auth_method;  /* "api_key", "jwt", "ticket", "none"; NULL: not reached */
+    int64_t decided_ms;       /* unix ms (the wall hook) when the decision started */
+    const char *peer;         /* the TCP peer, "" when unknown */
+    const char *mode;         /* "proxy", "envoy", "nginx", "traefik", "ticket" */
+    /* The values the snapshot's limits key on besides client, ip and route
+     * (by: header:NAME, claim:NAME), each once, the first DEC_VERDICT_KEYS.
+     * A credential-bearing header (dec_header_is_credential) is never
+     * among them. */
+    dec_key_t keys[DEC_VERDICT_KEYS];
+    size_t nkeys;
     /* Last, so a decision zeroes only what comes before (nset, nvals say
      * how much of these is used).  Headers to set: on the answer
      * (Retry-After, Allow, CORS), on the forward-auth allow (X-Auth-*), on
@@ -335,6 +375,16 @@ typedef struct dec_ctx dec_ctx_t;
 
 /* A context for one thread; everything in `cfg` is borrowed and outlives it. */
 dec_ctx_t *dec_ctx_new(const dec_ctx_cfg_t *cfg);
+
+/* A replay context (server/replay.c): the same, and dec_input_t.replay_as
+ * is honoured.  Only the replay subcommand makes one; it has no listener. */
+dec_ctx_t *dec_ctx_new_replay(const dec_ctx_cfg_t *cfg);
+
+/* Whether a header may carry a credential: its name contains auth, token,
+ * key, secret, cookie, session or pass, any case (Authorization, X-API-Key,
+ * Cookie...; the top lists' rule).  A limit keyed on one is never recorded
+ * in the audit line, and replay reports it as not exactly replayable. */
+bool dec_header_is_credential(const char *name);
 void dec_ctx_free(dec_ctx_t *ctx);
 
 /* ---- the door -------------------------------------------------------- */

@@ -36,6 +36,10 @@ size_t rl_memory_count(rl_memory_t *m);
  * hour (ts never moves backwards). */
 void rl_memory_decide(rl_memory_t *m, rl_group_t *group, int64_t now_ms);
 
+/* The ops table's decision of a whole check at `now_ms`, in the caller's
+ * thread: every group, all-or-nothing across them (replay: simulated time). */
+void rl_memory_decide_groups(rl_memory_t *m, rl_group_t *groups, size_t n, int64_t now_ms);
+
 /* Admin: copy the bucket of (limit, identity) refilled to `now_ms` into `out`;
  * 0 when it exists, -1 when it does not.  rl_memory_reset forgets it. */
 int rl_memory_peek(rl_memory_t *m, const char *limit, const char *identity,

@@ -9,7 +9,10 @@ from harness import (SLOW, TollgateCase, api_key, bearer, key_of, make_jwt, ngin
                      wait_for)
 
 FIELDS = {"ts", "request_id", "client_id", "method", "path", "status", "duration_ms", "ip",
-          "decision", "reason", "limit", "upstream_status"}
+          "decision", "reason", "limit", "upstream_status",
+          # issue 22 item 6: why, and what `tollgate replay` needs
+          "route", "auth_method", "iss", "scopes", "scopes_required", "decided_ms", "host",
+          "tier", "peer", "mode", "keys"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 
 

@@ -58,7 +58,7 @@ static void test_format_full(void)
     json_t *j = parse_line(line, n);
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    CU_ASSERT_EQUAL(json_object_size(j), 12);
+    CU_ASSERT_EQUAL(json_object_size(j), 23);
     CU_ASSERT_STRING_EQUAL(sget(j, "ts"), "2026-11-24T21:40:00.123Z");
     CU_ASSERT_STRING_EQUAL(sget(j, "request_id"), "req-1");
     CU_ASSERT_STRING_EQUAL(sget(j, "client_id"), "orders-svc");
@@ -79,7 +79,9 @@ static void test_format_nulls(void)
 {
     static const char *const keys[] = {
         "ts",          "request_id", "client_id", "method", "path",  "status",
-        "duration_ms", "ip",         "decision",  "reason", "limit", "upstream_status"};
+        "duration_ms", "ip",         "decision",  "reason", "limit", "upstream_status",
+        "route",       "auth_method", "iss",      "scopes", "scopes_required", "decided_ms",
+        "host",        "tier",       "peer",      "mode",   "keys"};
     audit_rec_t r = {.ts_ms = -1, .status = -1, .duration_ms = -1, .upstream_status = -1};
     char line[1024];
     int n = audit_format(&r, line, sizeof(line));
@@ -87,7 +89,7 @@ static void test_format_nulls(void)
     size_t i;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    CU_ASSERT_EQUAL(json_object_size(j), 12);
+    CU_ASSERT_EQUAL(json_object_size(j), 23);
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(j, keys[i]);
         CU_ASSERT_PTR_NOT_NULL(v);
@@ -103,6 +105,68 @@ static void test_format_nulls(void)
     j = parse_line(line, n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     CU_ASSERT_TRUE(json_is_null(json_object_get(j, "duration_ms")));
+    json_decref(j);
+}
+
+/* Issue 22 item 6: the fields that say why, after the original twelve;
+ * header key names lower-cased, claim names as given, lists cut. */
+static void test_format_why(void)
+{
+    static char s1[] = "a:read", s2[] = "b:write", s3[] = "c:admin", s4[] = "s";
+    char *const scopes[] = {s1, s2}, *const need[] = {s3};
+    static const audit_key_t keys[] = {{false, "X-Tenant", "acme"}, {true, "Org", NULL}};
+    char *many[AUDIT_SCOPES_MAX + 4];
+    audit_rec_t r = full_rec();
+    char line[16384];
+    json_t *j, *k;
+    int n;
+
+    r.route = "orders";
+    r.auth_method = "jwt";
+    r.iss = "https://idp.example";
+    r.scopes = scopes;
+    r.nscopes = 2;
+    r.scopes_required = need;
+    r.nscopes_required = 1;
+    r.decided_ms = 1795556400100LL;
+    r.host = "api.example";
+    r.tier = "gold";
+    r.peer = "10.0.0.9";
+    r.mode = "nginx";
+    r.keys = keys;
+    r.nkeys = 2;
+    n = audit_format(&r, line, sizeof line);
+    j = parse_line(line, n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_NSTRING_EQUAL(line, "{\"ts\":", 6); /* the old fields first, in order */
+    CU_ASSERT(strstr(line, "\"upstream_status\":204,\"route\":\"orders\"") != NULL);
+    CU_ASSERT_STRING_EQUAL(sget(j, "auth_method"), "jwt");
+    CU_ASSERT_STRING_EQUAL(sget(j, "iss"), "https://idp.example");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "scopes")), 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(json_object_get(j, "scopes"), 1)),
+                           "b:write");
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_array_get(json_object_get(j, "scopes_required"), 0)), "c:admin");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "decided_ms")), 1795556400100LL);
+    CU_ASSERT_STRING_EQUAL(sget(j, "host"), "api.example");
+    CU_ASSERT_STRING_EQUAL(sget(j, "tier"), "gold");
+    CU_ASSERT_STRING_EQUAL(sget(j, "peer"), "10.0.0.9");
+    CU_ASSERT_STRING_EQUAL(sget(j, "mode"), "nginx");
+    k = json_object_get(j, "keys");
+    CU_ASSERT_EQUAL(json_object_size(k), 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(k, "header:x-tenant")), "acme");
+    CU_ASSERT(json_is_null(json_object_get(k, "claim:Org")));
+    json_decref(j);
+
+    /* a list longer than AUDIT_SCOPES_MAX is cut, still valid JSON */
+    for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
+        many[i] = s4;
+    r.scopes = many;
+    r.nscopes = sizeof many / sizeof many[0];
+    n = audit_format(&r, line, sizeof line);
+    j = parse_line(line, n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "scopes")), AUDIT_SCOPES_MAX);
     json_decref(j);
 }
 
@@ -418,6 +482,7 @@ static void test_format_admin(void)
 static const unit_test_t tests[] = {
     {"format_full", test_format_full},
     {"format_nulls", test_format_nulls},
+    {"format_why", test_format_why},
     {"format_escaping", test_format_escaping},
     {"format_limits", test_format_limits},
     {"buffer_flush", test_buffer_flush},

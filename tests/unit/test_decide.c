@@ -500,6 +500,7 @@ typedef struct req {
     dec_head_t head;
     dec_explain_t *explain; /* explain's sink, or NULL */
     const char *as_client;
+    const dec_replay_id_t *replay_as;
 } req_t;
 
 /* What `done` saw, copied. */
@@ -596,6 +597,7 @@ static void decide(world_t *w, const req_t *q, seen_t *s)
         .head = q->head,
         .explain = q->explain,
         .as_client = q->as_client,
+        .replay_as = q->replay_as,
         .body = h_body,
         .body_ctx = (void *)q,
     };
@@ -1151,6 +1153,61 @@ static void test_explain_as_client(void)
     world_free(&w);
 }
 
+/* replay_as decides as a recorded identity on a replay context only: the
+ * listeners' and explain's contexts (dec_ctx_new) ignore it, dry run and
+ * explain sink or not, so no request can choose who it is decided as. */
+static void test_replay_as_only_on_replay_ctx(void)
+{
+    static const dec_replay_id_t bob = {.method = "api_key", .client_id = "demo-bob",
+                                        .scopes = "demo:read"};
+    dec_explain_t ex = {0};
+    req_t q = {.target = "/auth/demo/x", .replay_as = &bob, H("Accept", "*/*")};
+    dec_ctx_cfg_t c = {0};
+    dec_ctx_t *live;
+    world_t w;
+    seen_t s;
+
+    world_new(&w, base_yaml);
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 401);
+    CU_ASSERT_STRING_EQUAL(s.reason, "missing_credentials");
+    q.dry_run = true;
+    q.explain = &ex;
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 401);
+    CU_ASSERT_STRING_EQUAL(s.client_id, "");
+    dec_explain_clear(&ex);
+    /* the same world, a replay context */
+    live = w.ctx;
+    c.limiter = w.limiter;
+    c.stores = &fake_ops;
+    c.store = &w.fake;
+    c.ticket_prefix = "tg:";
+    c.hooks.arg = w.base;
+    c.hooks.timer_add = t_add;
+    c.hooks.timer_cancel = t_cancel;
+    w.ctx = dec_ctx_new_replay(&c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w.ctx);
+    q.dry_run = false;
+    q.explain = NULL;
+    decide(&w, &q, &s);
+    CU_ASSERT_EQUAL(s.status, 200);
+    CU_ASSERT_STRING_EQUAL(s.client_id, "demo-bob");
+    /* a refused credential stays refused, with its recorded reason */
+    {
+        static const dec_replay_id_t refused = {.method = "api_key",
+                                                .refused = "invalid_api_key"};
+
+        q.replay_as = &refused;
+        decide(&w, &q, &s);
+        CU_ASSERT_EQUAL(s.status, 401);
+        CU_ASSERT_STRING_EQUAL(s.reason, "invalid_api_key");
+    }
+    dec_ctx_free(w.ctx);
+    w.ctx = live;
+    world_free(&w);
+}
+
 /* Proxy mode: the target forwarded is the normalized path and the query;
  * hide_credentials removes the key; the request id is vouched for. */
 static void test_forward_verdict(void)
@@ -1244,6 +1301,7 @@ int test_decide_add(void)
         {"explain: the sink of one dry run", test_explain_sink},
         {"explain: failures not counted, scopes", test_explain_failures},
         {"explain: as_client only on a dry run with a sink", test_explain_as_client},
+        {"replay_as only on a replay context", test_replay_as_only_on_replay_ctx},
         {"proxy mode: the forward verdict", test_forward_verdict},
         {"ticket issued, redeemed once (fake store)", test_ticket_round_trip},
         {"dec_cancel: done never runs", test_cancel},

@@ -12,6 +12,9 @@
 
 #include <event2/buffer.h>
 
+#include <jansson.h>
+
+#include "tollgate/audit.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
@@ -407,6 +410,57 @@ static int doc_reasons(const char *path, names_t *out)
     return 0;
 }
 
+/* The first backticked name of every row of reference.md's audit field
+ * table (the one whose header is "| field | type | value |"), in order. */
+static int doc_audit_fields(const char *path, names_t *out)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096], name[NAME_MAX_LEN];
+    bool in = false;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "| field | type | value |", 24) == 0) {
+            in = true;
+            continue;
+        }
+        if (!in || strncmp(line, "|---", 4) == 0)
+            continue;
+        if (line[0] != '|')
+            break;
+        if (backticked(line, name, sizeof name) != NULL)
+            add(out, name);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Every field of a request audit line (audit_format) is in reference.md
+ * §7's table, in the order the line has them, and the table has no other. */
+static void test_audit_fields_documented(void)
+{
+    audit_rec_t r = {.ts_ms = 1, .status = 200, .duration_ms = 1, .upstream_status = -1};
+    char line[4096];
+    names_t code = {.n = 0}, doc = {.n = 0};
+    const char *key;
+    json_t *j, *v;
+    int n = audit_format(&r, line, sizeof line);
+
+    CU_ASSERT_FATAL(n > 0);
+    j = json_loads(line, JSON_PRESERVE_ORDER, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_object_foreach(j, key, v)
+        add(&code, key);
+    json_decref(j);
+    CU_ASSERT_EQUAL_FATAL(doc_audit_fields("../../docs/reference.md", &doc), 0);
+    CU_ASSERT_EQUAL(missing(&code, &doc, "audit field written but not in reference.md §7"), 0);
+    CU_ASSERT_EQUAL(missing(&doc, &code, "audit field in reference.md §7 but not written"), 0);
+    CU_ASSERT_EQUAL(code.n, doc.n);
+    for (size_t i = 0; i < code.n && i < doc.n; i++)
+        CU_ASSERT_STRING_EQUAL(code.v[i], doc.v[i]); /* in the line's order */
+}
+
 static void test_audit_reasons_documented(void)
 {
     static names_t code, doc;
@@ -493,6 +547,8 @@ int test_docs_add(void)
         {"every metric in the operator guide (and back) and the reference",
          test_metrics_documented},
         {"every audit reason in the reference, and back", test_audit_reasons_documented},
+        {"every audit field in the reference, in order, and back",
+         test_audit_fields_documented},
         {"no file cites documents outside the repository", test_no_outside_references},
         {NULL, NULL},
     };
