@@ -26,10 +26,12 @@ typedef struct srv_revoke_req {
     char id[257]; /* jti or sub */
     int64_t when; /* exp (jti) or before (subject; 0 = now) */
     char *token;  /* SRV_REVOKE_TOKEN: the JWT (malloc'd), else NULL */
+    char iss[257]; /* SRV_REVOKE_SUBJECT: the issuer it is scoped to; "": every issuer */
 } srv_revoke_req_t;
 
 /* POST /admin/v1/revocations: {"jti":"..","exp":<unix>} or {"token":"<jwt>"}.
- * POST /admin/v1/revocations/subject: {"sub":"..","before":<unix>} (before
+ * POST /admin/v1/revocations/subject: {"iss":"..","sub":"..","before":<unix>}
+ * (iss optional: without it the revocation applies to every issuer; before
  * optional).  `subject` picks the second form.  0, or -1 with a message in
  * err (never echoing the body), `out` then cleared.  Unknown members are
  * refused. */

@@ -60,6 +60,8 @@ void metrics_redis(metrics_t *m, const char *result, double seconds);
 void metrics_config_reload(bool ok); /* tollgate_config_reloads_total{result} */
 void metrics_set_fallback(int on);   /* tollgate_fallback */
 void metrics_set_revocations_cached(long n);
+/* An admin undo of a revocation (tollgate_revocations_undone_total). */
+void metrics_revocation_undone(void);
 /* tollgate_fleet_replicas (the last count of live replicas seen in Redis,
  * 0 before the first) and tollgate_fleet_replicas_age_seconds (since
  * `seen_mono_ms`, a util_mono_ms() value; absent before the first count). */

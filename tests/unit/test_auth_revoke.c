@@ -12,13 +12,13 @@ static void test_jti_until_exp(void)
     auth_revoke_t *r = auth_revoke_new(100);
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    CU_ASSERT_FALSE(auth_revoke_check(r, "t1", NULL, 0, 1000));
+    CU_ASSERT_FALSE(auth_revoke_check(r, "t1", NULL, NULL, 0, 1000));
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "t1", 2000, 1000), 0);
-    CU_ASSERT_TRUE(auth_revoke_check(r, "t1", NULL, 0, 1000));
-    CU_ASSERT_TRUE(auth_revoke_check(r, "t1", "someone", 900, 1999));
-    CU_ASSERT_FALSE(auth_revoke_check(r, "t1", NULL, 0, 2000)); /* expired at exp */
-    CU_ASSERT_FALSE(auth_revoke_check(r, "t2", NULL, 0, 1000));
-    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, 0, 1000));
+    CU_ASSERT_TRUE(auth_revoke_check(r, "t1", NULL, NULL, 0, 1000));
+    CU_ASSERT_TRUE(auth_revoke_check(r, "t1", NULL, "someone", 900, 1999));
+    CU_ASSERT_FALSE(auth_revoke_check(r, "t1", NULL, NULL, 0, 2000)); /* expired at exp */
+    CU_ASSERT_FALSE(auth_revoke_check(r, "t2", NULL, NULL, 0, 1000));
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, NULL, 0, 1000));
     CU_ASSERT_EQUAL(auth_revoke_count(r), 1);
     auth_revoke_free(r);
 }
@@ -34,7 +34,7 @@ static void test_jti_expired_purged(void)
         CU_ASSERT_EQUAL(auth_revoke_jti(r, jti, 1100 + i, 1000), 0);
     }
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "late", 5000, 1000), 0);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "u", 900), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "u", 900, 0), 0);
     CU_ASSERT_EQUAL(auth_revoke_count(r), 52);
     /* a write at 1125 drops the 26 that have expired by then (exp <= now) */
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "new", 3000, 1125), 0);
@@ -66,12 +66,12 @@ static void test_subject_boundary(void)
 {
     auth_revoke_t *r = auth_revoke_new(100);
 
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "alice", 500), 0);
-    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "alice", 499, 10000));
-    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, "alice", 500, 10000)); /* iat == before */
-    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, "alice", 501, 10000));
-    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, "bob", 1, 10000));
-    CU_ASSERT_TRUE(auth_revoke_check(r, "unrelated-jti", "alice", 1, 10000));
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "alice", 500, 0), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, NULL, "alice", 499, 10000));
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, "alice", 500, 10000)); /* iat == before */
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, "alice", 501, 10000));
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, "bob", 1, 10000));
+    CU_ASSERT_TRUE(auth_revoke_check(r, "unrelated-jti", NULL, "alice", 1, 10000));
     CU_ASSERT_FALSE(auth_revoke_get(r, "alice", 0, NULL)); /* subjects are not jtis */
     auth_revoke_free(r);
 }
@@ -80,12 +80,12 @@ static void test_subject_larger_before_wins(void)
 {
     auth_revoke_t *r = auth_revoke_new(100);
 
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "alice", 500), 0);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "alice", 700), 0);
-    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "alice", 600, 0));
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "alice", 600), 0); /* ignored */
-    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "alice", 650, 0));
-    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, "alice", 700, 0));
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "alice", 500, 0), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "alice", 700, 0), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, NULL, "alice", 600, 0));
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "alice", 600, 0), 0); /* ignored */
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, NULL, "alice", 650, 0));
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, "alice", 700, 0));
     CU_ASSERT_EQUAL(auth_revoke_count(r), 1);
     auth_revoke_free(r);
 }
@@ -114,7 +114,7 @@ static void test_count(void)
     CU_ASSERT_EQUAL(auth_revoke_count(r), 0);
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "a", 2000, 1000), 0);
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "b", 2000, 1000), 0);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "a", 2000), 0); /* own namespace */
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "a", 2000, 0), 0); /* own namespace */
     CU_ASSERT_EQUAL(auth_revoke_count(r), 3);
     CU_ASSERT_EQUAL(auth_revoke_count(NULL), 0);
     auth_revoke_free(r);
@@ -134,10 +134,10 @@ static void test_bound_evicts_earliest_exp(void)
     CU_ASSERT_TRUE(auth_revoke_get(r, "e5", 1000, NULL));
     CU_ASSERT_TRUE(auth_revoke_get(r, "e6", 1000, NULL));
     /* a subject also pushes out the jti that expires first */
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "s1", 100), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "s1", 100, 0), 0);
     CU_ASSERT_EQUAL(auth_revoke_count(r), 3);
     CU_ASSERT_FALSE(auth_revoke_get(r, "e4", 1000, NULL));
-    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "s1", 99, 1000));
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, NULL, "s1", 99, 1000));
     auth_revoke_free(r);
 }
 
@@ -145,13 +145,13 @@ static void test_bound_only_subjects(void)
 {
     auth_revoke_t *r = auth_revoke_new(2);
 
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "s700", 700), 0);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "s500", 500), 0);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "s900", 900), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "s700", 700, 0), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "s500", 500, 0), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "s900", 900, 0), 0);
     CU_ASSERT_EQUAL(auth_revoke_count(r), 2);
-    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, "s500", 1, 0));
-    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "s700", 1, 0));
-    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "s900", 1, 0));
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, NULL, "s500", 1, 0));
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, NULL, "s700", 1, 0));
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, NULL, "s900", 1, 0));
     auth_revoke_free(r);
 }
 
@@ -168,7 +168,7 @@ static void test_bound_many(void)
         CU_ASSERT_EQUAL(auth_revoke_jti(r, id, 1000 + (i * 7919) % 4000 + i / 2, i / 2), 0);
         if (i % 10 == 0) {
             snprintf(id, sizeof(id), "s%d", i);
-            CU_ASSERT_EQUAL(auth_revoke_subject(r, id, 1 + i), 0);
+            CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, id, 1 + i, 0), 0);
         }
         CU_ASSERT(auth_revoke_count(r) <= 64);
     }
@@ -193,24 +193,24 @@ static void test_bad_input(void)
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "t", 1000, 1000), -1); /* exp == now */
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "t", 999, 1000), -1);
     CU_ASSERT_EQUAL(auth_revoke_jti(NULL, "t", 2000, 1000), -1);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, 10), -1);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "", 10), -1);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "a\rb", 10), -1);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "u", 0), -1);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, "u", -5), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, NULL, 10, 0), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "", 10, 0), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "a\rb", 10, 0), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "u", 0, 0), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "u", -5, 0), -1);
     memset(id, 'x', AUTH_REVOKE_MAX_ID + 1);
     id[AUTH_REVOKE_MAX_ID + 1] = '\0';
     CU_ASSERT_EQUAL(auth_revoke_jti(r, id, 2000, 1000), -1);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, id, 10), -1);
-    CU_ASSERT_FALSE(auth_revoke_check(r, id, id, 0, 1000));
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, id, 10, 0), -1);
+    CU_ASSERT_FALSE(auth_revoke_check(r, id, NULL, id, 0, 1000));
     CU_ASSERT_EQUAL(auth_revoke_count(r), 0);
     id[AUTH_REVOKE_MAX_ID] = '\0'; /* exactly the limit */
     CU_ASSERT_EQUAL(auth_revoke_jti(r, id, 2000, 1000), 0);
-    CU_ASSERT_EQUAL(auth_revoke_subject(r, id, 10), 0);
-    CU_ASSERT_TRUE(auth_revoke_check(r, id, NULL, 0, 1000));
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, id, 10, 0), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(r, id, NULL, NULL, 0, 1000));
     CU_ASSERT_EQUAL(auth_revoke_jti(r, "caf\xc3\xa9", 2000, 1000), 0); /* UTF-8 is fine */
     CU_ASSERT_EQUAL(auth_revoke_count(r), 3);
-    CU_ASSERT_FALSE(auth_revoke_check(NULL, "t", "u", 0, 0));
+    CU_ASSERT_FALSE(auth_revoke_check(NULL, "t", NULL, "u", 0, 0));
     auth_revoke_free(r);
     auth_revoke_free(NULL);
 }
@@ -226,7 +226,7 @@ static void *reader_run(void *arg)
     int i;
 
     for (i = 0; i < 20000; i++)
-        rd->hits += auth_revoke_check(rd->r, "hot", "alice", 1, 1000);
+        rd->hits += auth_revoke_check(rd->r, "hot", NULL, "alice", 1, 1000);
     return NULL;
 }
 

@@ -14,7 +14,7 @@
 /* ---- a fake Redis client ---------------------------------------------- */
 
 #define FAKE_MAX 8
-#define FAKE_ARGS 8
+#define FAKE_ARGS 12
 
 typedef struct fake {
     int ncalls;
@@ -205,8 +205,8 @@ static void test_messages(void)
     CU_ASSERT_EQUAL(last_count, 1);
     snprintf(msg, sizeof(msg), "s %lld bob", (long long)(now / 1000));
     CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
-    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "bob", now / 1000 - 10, now / 1000));
-    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "bob", now / 1000 + 10, now / 1000));
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, NULL, "bob", now / 1000 - 10, now / 1000));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, NULL, "bob", now / 1000 + 10, now / 1000));
     snprintf(msg, sizeof(msg), "l %lld 10.0.0.9", (long long)(now + 5000));
     CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
     CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.0.0.9", now) > 0);
@@ -300,18 +300,21 @@ static void test_revoke_through_redis(void)
 
     fx_init(&x);
     snprintf(w, sizeof(w), "%lld", (long long)exp);
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-7", exp,
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "jti-7", exp,
                                        now, revoke_done, &d),
                     0);
     CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
     CU_ASSERT_EQUAL(f.script[0], 3);
-    CU_ASSERT_EQUAL(f.argc[0], 6);
+    CU_ASSERT_EQUAL(f.argc[0], 9); /* four keys, five arguments */
     CU_ASSERT_STRING_EQUAL(f.argv[0][0], "tg:{revlog}:j");
     CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{revlog}:s");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "j");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "jti-7");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][4], w);
-    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "tg:revocations");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "tg:{revlog}:si");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "tg:{revlog}:sx");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "jti-7");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][6], w);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][7], "tg:revocations");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][8], "0"); /* lifetime: never */
     reply_int(&f, 0, exp);
     /* then the per-token key, until exp */
     CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
@@ -328,10 +331,10 @@ static void test_revoke_through_redis(void)
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "jti-7", now / 1000, &e));
 
     /* A subject: the cut-off in force comes back from the script. */
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, "carol",
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, NULL, "carol",
                                        now / 1000, now, revoke_done, &d),
                     0);
-    CU_ASSERT_STRING_EQUAL(f.argv[2][2], "s");
+    CU_ASSERT_STRING_EQUAL(f.argv[2][4], "s");
     reply_int(&f, 2, now / 1000 + 5);
     CU_ASSERT_EQUAL(f.argc[3], 3);
     CU_ASSERT_STRING_EQUAL(f.argv[3][1], "tg:{revsub:carol}");
@@ -340,7 +343,7 @@ static void test_revoke_through_redis(void)
     CU_ASSERT_EQUAL(d.when, now / 1000 + 5);
 
     /* The script fails: an error, nothing stored here. */
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-8", exp,
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "jti-8", exp,
                                        now, revoke_done, &d),
                     0);
     reply_status(&f, 4, REDIS_REPLY_ERROR);
@@ -350,7 +353,7 @@ static void test_revoke_through_redis(void)
 
     /* Not sent: -1 and no callback. */
     f.refuse = 1;
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-9", exp,
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "jti-9", exp,
                                        now, revoke_done, &d),
                     -1);
     CU_ASSERT_EQUAL(d.calls, 3);
@@ -364,14 +367,14 @@ static void test_revoke_without_redis(void)
     int64_t now = util_wall_ms(), e = 0;
 
     fx_init(&x);
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, "local", now / 1000 + 60,
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, NULL, "local", now / 1000 + 60,
                                        now, revoke_done, &d),
                     0);
     CU_ASSERT_EQUAL(d.calls, 1);
     CU_ASSERT_PTR_NULL(d.err);
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "local", now / 1000, &e));
     /* already expired: refused, said so */
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, "old", now / 1000 - 60,
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, NULL, "old", now / 1000 - 60,
                                        now, revoke_done, &d),
                     0);
     CU_ASSERT_EQUAL(d.calls, 2);
@@ -390,7 +393,9 @@ static void test_resync(void)
     snprintf(exp, sizeof(exp), "%lld", (long long)(now / 1000 + 100));
     snprintf(before, sizeof(before), "%lld", (long long)(now / 1000));
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
-    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 3);
+    CU_ASSERT_STRING_EQUAL(f.argv[2][0], "HGETALL");
+    CU_ASSERT_STRING_EQUAL(f.argv[2][1], "tg:{revlog}:si");
     CU_ASSERT_STRING_EQUAL(f.argv[0][0], "ZRANGEBYSCORE");
     CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{revlog}:j");
     CU_ASSERT_STRING_EQUAL(f.argv[0][4], "WITHSCORES");
@@ -402,10 +407,12 @@ static void test_resync(void)
     reply_strings(&f, 0, jtis, 4);
     CU_ASSERT_FALSE(auth_shared_synced(&x.sh)); /* half of it */
     reply_strings(&f, 1, subs, 2);
+    CU_ASSERT_FALSE(auth_shared_synced(&x.sh)); /* two thirds */
+    reply_strings(&f, 2, NULL, 0);
     CU_ASSERT_TRUE(auth_shared_synced(&x.sh));
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "a", now / 1000, &e));
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "b", now / 1000, &e));
-    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "dave", now / 1000 - 1, now / 1000));
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, NULL, "dave", now / 1000 - 1, now / 1000));
     CU_ASSERT_EQUAL(last_count, auth_revoke_count(x.rev));
     f.refuse = 1;
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), -1);
@@ -417,7 +424,184 @@ static void test_resync(void)
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
     f.fn[0](NULL, NULL, "disconnected", f.priv[0]);
     reply_strings(&f, 1, subs, 2);
+    reply_strings(&f, 2, NULL, 0);
     CU_ASSERT_FALSE(auth_shared_synced(&x.sh));
+    fx_free(&x);
+}
+
+/* The new messages (scoped subject, undo), and what an old replica does with
+ * them: apply ignores a kind it does not know, so a replica of this version
+ * ignores any future one the same way. */
+static void test_scoped_and_undo_messages(void)
+{
+    fx_t x;
+    int64_t now = util_wall_ms(), b = now / 1000, e = 0;
+    char msg[128];
+    static const char *const bad[] = {"i 5 nosep", "i 5 \x1fsub", "i 5 iss\x1f",
+                                      "i 5 a\x1f" "b\x1f" "c", "I 5 nosep", "Z 5 a"};
+
+    fx_init(&x);
+    snprintf(msg, sizeof msg, "i %lld https://idp\x1f" "erin", (long long)b);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "https://idp", "erin", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "hs", "erin", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, NULL, "erin", b - 1, b));
+    snprintf(msg, sizeof msg, "j %lld tok", (long long)(b + 60));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, bad[i], strlen(bad[i]), now), -1);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    /* the undos */
+    snprintf(msg, sizeof msg, "I %lld https://idp\x1f" "erin", (long long)b);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "https://idp", "erin", b - 1, b));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, "J 1 tok", 7, now), 0);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "tok", b, &e));
+    CU_ASSERT_EQUAL(last_count, 0); /* the gauge follows the undo */
+    snprintf(msg, sizeof msg, "s %lld erin", (long long)b);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "hs", "erin", b - 1, b));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, "S 1 erin", 8, now), 0);
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "hs", "erin", b - 1, b));
+    fx_free(&x);
+}
+
+/* A scoped subject: kind "i", id "iss\x1fsub", its own per-token key. */
+static void test_scoped_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms(), b = now / 1000;
+
+    fx_init(&x);
+    auth_revoke_set_lifetime(x.rev, 3600);
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT,
+                                       "https://idp", "erin", b, now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "i");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "https://idp\x1f" "erin");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][8], "3600");
+    reply_int(&f, 0, b);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_EQUAL(f.argc[1], 5); /* SET key before EXAT before+lifetime */
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{revsub:erin}:https://idp");
+    reply_status(&f, 1, REDIS_REPLY_STATUS);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "https://idp", "erin", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "other", "erin", b - 1, b));
+    fx_free(&x);
+}
+
+/* Undo: unrevoke.lua, then DEL of the per-token key, then the store; a 0
+ * from the script is "no such revocation" (no DEL, store untouched). */
+static void test_undo_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms(), b = now / 1000, e = 0;
+
+    fx_init(&x);
+    x.sh.script_unrevoke = 9;
+    CU_ASSERT_EQUAL(auth_revoke_jti(x.rev, "t1", b + 60, b), 0);
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "t1",
+                                         now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_EQUAL(f.script[0], 9);
+    CU_ASSERT_EQUAL(f.argc[0], 8);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "t1");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][6], "tg:revocations");
+    reply_int(&f, 0, b + 60);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_STRING_EQUAL(f.argv[1][0], "DEL");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{rev:t1}");
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "t1", b, &e)); /* not before Redis said so */
+    reply_int(&f, 1, 1);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_PTR_NULL(d.err);
+    CU_ASSERT_EQUAL(d.when, b + 60);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "t1", b, &e));
+    /* none: 0, nothing else sent */
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, "idp",
+                                         "nobody", now, revoke_done, &d),
+                    0);
+    CU_ASSERT_STRING_EQUAL(f.argv[2][4], "i");
+    reply_int(&f, 2, 0);
+    CU_ASSERT_EQUAL(f.ncalls, 3);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_EQUAL(d.when, 0);
+    /* the script fails: an error */
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "t2",
+                                         now, revoke_done, &d),
+                    0);
+    reply_status(&f, 3, REDIS_REPLY_ERROR);
+    CU_ASSERT_EQUAL(d.calls, 3);
+    CU_ASSERT_PTR_NOT_NULL(d.err);
+    fx_free(&x);
+}
+
+static void test_undo_without_redis(void)
+{
+    fx_t x;
+    done_t d = {0};
+    int64_t now = util_wall_ms(), b = now / 1000;
+
+    fx_init(&x);
+    CU_ASSERT_EQUAL(auth_revoke_subject(x.rev, "idp", "erin", b, b), 0);
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, NULL, NULL, AUTH_SHARED_SUBJECT, NULL, "erin",
+                                         now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL(d.when, 0); /* the every-issuer one: there is none */
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, NULL, NULL, AUTH_SHARED_SUBJECT, "idp", "erin",
+                                         now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL(d.when, b);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 0);
+    fx_free(&x);
+}
+
+/* A resync replaces: what the index no longer holds (an undo this replica
+ * missed) is forgotten; a partial resync forgets nothing. */
+static void test_resync_is_authoritative(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    int64_t now = util_wall_ms(), b = now / 1000, e = 0;
+    char exp[24], before[24];
+
+    fx_init(&x);
+    snprintf(exp, sizeof(exp), "%lld", (long long)(b + 100));
+    snprintf(before, sizeof(before), "%lld", (long long)b);
+    CU_ASSERT_EQUAL(auth_revoke_jti(x.rev, "gone", b + 100, b), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(x.rev, NULL, "gone-sub", b, b), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(x.rev, "idp", "gone-isub", b, b), 0);
+    /* partial: the jti reply lost */
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
+    f.fn[0](NULL, NULL, "disconnected", f.priv[0]);
+    reply_strings(&f, 1, NULL, 0);
+    reply_strings(&f, 2, NULL, 0);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 3);
+    /* whole */
+    const char *jtis[] = {"kept", exp};
+    const char *isubs[] = {"idp\x1f" "kept-isub", before, "bad-no-sep", before};
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
+    reply_strings(&f, 3, jtis, 2);
+    reply_strings(&f, 4, NULL, 0);
+    reply_strings(&f, 5, isubs, 4);
+    CU_ASSERT_TRUE(auth_shared_synced(&x.sh));
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "gone", b, &e));
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "kept", b, &e));
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "idp", "kept-isub", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "idp", "gone-isub", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, NULL, "gone-sub", b - 1, b));
+    CU_ASSERT_EQUAL(last_count, 2);
     fx_free(&x);
 }
 
@@ -431,6 +615,12 @@ int test_auth_shared_add(void)
         {"revocation: script, then key, then the store", test_revoke_through_redis},
         {"revocation without Redis", test_revoke_without_redis},
         {"resync of the revocation index", test_resync},
+        {"scoped subject and undo messages; unknown kinds ignored",
+         test_scoped_and_undo_messages},
+        {"scoped subject: script, then its own key", test_scoped_through_redis},
+        {"undo: script, then DEL, then the store; none is 0", test_undo_through_redis},
+        {"undo without Redis", test_undo_without_redis},
+        {"resync replaces the set (an undo missed is forgotten)", test_resync_is_authoritative},
         {NULL, NULL},
     };
 

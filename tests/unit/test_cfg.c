@@ -119,6 +119,7 @@ static void test_minimal_file(void)
     CU_ASSERT_EQUAL(c->auth.jwt.leeway_s, 30);
     CU_ASSERT_EQUAL(c->auth.lockout.max_failures, 10);
     CU_ASSERT_EQUAL(c->auth.lockout.max_backoff_s, 900);
+    CU_ASSERT_EQUAL(c->revocation_max_token_lifetime_s, 86400); /* 1d */
     CU_ASSERT_STRING_EQUAL(c->audit_path, "-");
     CU_ASSERT_PTR_NULL(c->admin_token);
     CU_ASSERT_EQUAL(c->nroutes, 0);
@@ -1423,6 +1424,8 @@ static const struct {
     {"auth.lockout.window", "window: 2m", "window: 3m"},
     {"auth.lockout.base_backoff", "base_backoff: 3s", "base_backoff: 4s"},
     {"auth.lockout.max_backoff", "max_backoff: 20m", "max_backoff: 21m"},
+    {"auth.revocation.max_token_lifetime", "max_token_lifetime: 36h",
+     "max_token_lifetime: 37h"},
     {"limits[].name", "name: lim-two", "name: lim-2"},
     {"limits[].match.path", "/lim/exact", "/lim/exact2"},
     {"limits[].match.path_prefix", "path_prefix: /lim/", "path_prefix: /lim2/"},
