@@ -36,8 +36,7 @@ local function trim()
     if lifetime == 0 then
         return
     end
-    local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. (now - lifetime),
-                           'LIMIT', 0, 100)
+    local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - lifetime, 'LIMIT', 0, 100)
     for _, m in ipairs(old) do
         if string.sub(m, 1, 1) == '\31' then
             redis.call('HDEL', KEYS[2], string.sub(m, 2))

@@ -282,26 +282,27 @@ void srv_admin_revoke_subject(srv_worker_t *w, struct evhttp_request *req)
 static int path_id(struct evhttp_request *req, const char *prefix, char *out, size_t outlen,
                    char *err, size_t errlen)
 {
+    const char *what = strcmp(prefix, SUBJECT_PREFIX) == 0 ? "sub" : "jti";
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     const char *raw = path + strlen(prefix);
     size_t n;
     char *id;
 
     if (strchr(raw, '/') != NULL) {
-        snprintf(err, errlen, "a '/' in the id must be written %%2F");
+        snprintf(err, errlen, "bad %s: a '/' in it must be written %%2F", what);
         return -1;
     }
     id = evhttp_uridecode(raw, 0, &n);
     if (id == NULL || n == 0 || n > AUTH_REVOKE_MAX_ID || n >= outlen ||
         memchr(id, '\0', n) != NULL) {
         free(id);
-        snprintf(err, errlen, "the id must be 1..256 bytes");
+        snprintf(err, errlen, "bad %s", what);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f) {
             free(id);
-            snprintf(err, errlen, "the id must not hold control characters");
+            snprintf(err, errlen, "bad %s", what);
             return -1;
         }
     memcpy(out, id, n + 1);
@@ -684,7 +685,7 @@ json_t *srv_revoc_jti_entries(const redisReply *rep, const srv_revoc_cursor_t *c
         same = exp == last ? same + 1 : 1;
         last = exp;
         if (rep_id(rep->element[2 * i], id))
-            json_array_append_new(a, json_pack("{s:s,s:I}", "jti", id, (json_int_t)exp));
+            json_array_append_new(a, json_pack("{s:s,s:I}", "jti", id, "exp", (json_int_t)exp));
     }
     if (pairs >= max && max > 0) {
         srv_revoc_cursor_t n = {.type = 'j', .exp = last, .skip = same};
@@ -862,7 +863,7 @@ static void memory_page(list_page_t *lp)
             a, lp->subject
                    ? srv_revoc_subject_json(items[i].scoped ? items[i].iss : NULL,
                                             items[i].id, items[i].t, lp->lifetime)
-                   : json_pack("{s:s,s:I}", "jti", items[i].id, (json_int_t)items[i].t));
+                   : json_pack("{s:s,s:I}", "jti", items[i].id, "exp", (json_int_t)items[i].t));
     if (n == lp->count && n > 0) {
         srv_revoc_cursor_t c = {.type = 'm', .after = items[n - 1]};
 
