@@ -282,9 +282,10 @@ static void forget(auth_revoke_t *r, rev_entry_t *e)
     free(e);
 }
 
+/* before + lifetime <= now, written so that no sum can overflow */
 static bool subject_expired(const auth_revoke_t *r, int64_t before, int64_t now)
 {
-    return r->lifetime > 0 && before + r->lifetime <= now;
+    return r->lifetime > 0 && before <= now - r->lifetime;
 }
 
 /* Forget the entries that have expired at `now`. */
@@ -402,7 +403,7 @@ void auth_revoke_set_lifetime(auth_revoke_t *r, int64_t seconds)
     if (r == NULL)
         return;
     pthread_rwlock_wrlock(&r->lock);
-    r->lifetime = seconds > 0 ? seconds : 0;
+    r->lifetime = seconds > 0 ? (seconds < AUTH_REVOKE_MAX_TIME ? seconds : AUTH_REVOKE_MAX_TIME) : 0;
     pthread_rwlock_unlock(&r->lock);
 }
 
@@ -423,7 +424,7 @@ int auth_revoke_jti(auth_revoke_t *r, const char *jti, int64_t exp, int64_t now)
     size_t len = id_valid(jti);
     int rc;
 
-    if (r == NULL || len == 0 || exp <= now)
+    if (r == NULL || len == 0 || exp <= now || exp > AUTH_REVOKE_MAX_TIME)
         return -1;
     pthread_rwlock_wrlock(&r->lock);
     purge(r, now);
@@ -440,7 +441,7 @@ int auth_revoke_subject(auth_revoke_t *r, const char *iss, const char *sub, int6
     size_t len = subject_key(iss, sub, true, key, &table);
     int rc = -1;
 
-    if (r == NULL || len == 0 || before <= 0)
+    if (r == NULL || len == 0 || before <= 0 || before > AUTH_REVOKE_MAX_TIME)
         return -1;
     pthread_rwlock_wrlock(&r->lock);
     purge(r, now);

@@ -21,6 +21,9 @@
 #include <stdint.h>
 
 #define AUTH_REVOKE_MAX_ID 256 /* bytes of a jti, sub or iss */
+/* The latest exp / before held: 9999-12-31T23:59:59Z (later ones are
+ * refused: no sum of times can overflow). */
+#define AUTH_REVOKE_MAX_TIME 253402300799LL
 
 typedef struct auth_revoke auth_revoke_t;
 
@@ -43,7 +46,8 @@ void auth_revoke_set_lifetime(auth_revoke_t *r, int64_t seconds);
 int64_t auth_revoke_lifetime(auth_revoke_t *r);
 
 /* Revoke token `jti` until unix time `exp` (seconds).  0, or -1 when `jti`
- * is empty/too long or `exp` is not in the future relative to `now`. */
+ * is empty/too long or `exp` is not in the future relative to `now` or is
+ * past AUTH_REVOKE_MAX_TIME. */
 int auth_revoke_jti(auth_revoke_t *r, const char *jti, int64_t exp, int64_t now);
 
 /* Revoke every token of `sub` (of issuer `iss`; NULL: of every issuer)

@@ -1,6 +1,7 @@
 /* test_auth_revoke.c — jti and subject revocations, expiry, bounds, input
  * validation, readers alongside a writer. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -358,6 +359,16 @@ static void test_subject_expiry(void)
     CU_ASSERT_EQUAL(auth_revoke_count(r), 0);
     CU_ASSERT_EQUAL(auth_revoke_subject(r, NULL, "w", 13000, 13600), 0);
     CU_ASSERT_EQUAL(auth_revoke_count(r), 1);
+    /* times past the last one held are refused: nothing can overflow (found
+     * by fuzz_revoc: a channel message "i 9223372036854775807 ...") */
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, "i", "x", INT64_MAX, 13600), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, "i", "x", AUTH_REVOKE_MAX_TIME + 1, 13600), -1);
+    CU_ASSERT_EQUAL(auth_revoke_subject(r, "i", "x", AUTH_REVOKE_MAX_TIME, 13600), 0);
+    CU_ASSERT_EQUAL(auth_revoke_jti(r, "j", INT64_MAX, 13600), -1);
+    CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "i", "x", 1, INT64_MIN / 2));
+    auth_revoke_set_lifetime(r, INT64_MAX);
+    CU_ASSERT_FALSE(auth_revoke_check(r, NULL, "i", "x", 1, INT64_MAX)); /* expired */
+    CU_ASSERT_TRUE(auth_revoke_unsubject(r, "i", "x"));
     auth_revoke_set_lifetime(r, 0);
     CU_ASSERT_TRUE(auth_revoke_check(r, NULL, "any", "w", 1, 1LL << 40));
     auth_revoke_free(r);
