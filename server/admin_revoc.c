@@ -99,13 +99,22 @@ json_t *srv_revoc_subject_json(const char *iss, const char *sub, int64_t before,
     return o;
 }
 
-/* "jti=<id>" or "sub=<sub> iss=<iss>|*": a trail line's target. */
-static void target_of(bool subject, const char *iss, const char *id, char *out, size_t len)
+/* A trail line's target.  A revocation's is the jti or sub, as it has
+ * always been, with " iss=<iss>" for a scoped subject; an undo's names its
+ * kind: "jti=<jti>" or "sub=<sub> iss=<iss>" ("*": every issuer). */
+static void target_of(bool undo, bool subject, const char *iss, const char *id, char *out,
+                      size_t len)
 {
-    if (!subject)
+    bool scoped = iss != NULL && *iss != '\0';
+
+    if (undo && !subject)
         snprintf(out, len, "jti=%s", id);
+    else if (undo)
+        snprintf(out, len, "sub=%s iss=%s", id, scoped ? iss : "*");
+    else if (scoped)
+        snprintf(out, len, "%s iss=%s", id, iss);
     else
-        snprintf(out, len, "sub=%s iss=%s", id, iss && *iss ? iss : "*");
+        snprintf(out, len, "%s", id);
 }
 
 /* ---- POST: revoke --------------------------------------------------------- */
@@ -152,7 +161,7 @@ static void revoke_done(const char *err, int64_t when, void *privdata)
     char target[SRV_TRAIL_TARGET_MAX + 1];
     json_t *o;
 
-    target_of(rw->subject, rw->iss, rw->id, target, sizeof target);
+    target_of(false, rw->subject, rw->iss, rw->id, target, sizeof target);
     trail(rw->w, rw->req, rw->actor, rw->action, target,
           err == NULL ? 200
           : redis     ? 503
@@ -256,7 +265,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
                           revoke_done, rw) != 0) {
         char target[SRV_TRAIL_TARGET_MAX + 1];
 
-        target_of(subject, rw->iss, rw->id, target, sizeof target);
+        target_of(false, subject, rw->iss, rw->id, target, sizeof target);
         trail(w, req, rw->actor, rw->action, target, 503, "unavailable");
         free(rw);
         srv_admin_error(req, 503, "unavailable", "redis unavailable: nothing was revoked");
@@ -406,7 +415,7 @@ static void unrevoke_done(const char *err, int64_t when, void *privdata)
     int status = err != NULL ? 503 : when == 0 ? 404 : 200;
     const char *code = status == 503 ? "unavailable" : "not_found";
 
-    target_of(rw->subject, rw->iss, rw->id, target, sizeof target);
+    target_of(true, rw->subject, rw->iss, rw->id, target, sizeof target);
     trail(rw->w, rw->req, rw->actor, "unrevoke", target, status, code);
     if (status == 200) {
         metrics_revocation_undone();
@@ -450,7 +459,7 @@ static void unrevoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
                             unrevoke_done, rw) != 0) {
         char target[SRV_TRAIL_TARGET_MAX + 1];
 
-        target_of(subject, rw->iss, rw->id, target, sizeof target);
+        target_of(true, subject, rw->iss, rw->id, target, sizeof target);
         trail(w, req, rw->actor, "unrevoke", target, 503, "unavailable");
         free(rw);
         srv_admin_error(req, 503, "unavailable", "redis unavailable: nothing was undone");
