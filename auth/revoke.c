@@ -29,9 +29,9 @@
 typedef struct rev_entry {
     struct rev_entry *hnext; /* hash chain */
     uint64_t hash;
-    uint64_t gen;    /* auth_revoke_sync_begin's generation when last written */
-    int64_t t;       /* jti: exp; subject: before (unix seconds) */
-    size_t heap_idx; /* position in its heap */
+    uint64_t gen;        /* auth_revoke_sync_begin's generation when last written */
+    int64_t t;           /* jti: exp; subject: before (unix seconds) */
+    size_t heap_idx;     /* position in its heap */
     unsigned char table; /* REV_T_* */
     size_t len;
     char id[]; /* NUL-terminated: jti, sub, or iss REV_SEP sub */
@@ -403,7 +403,8 @@ void auth_revoke_set_lifetime(auth_revoke_t *r, int64_t seconds)
     if (r == NULL)
         return;
     pthread_rwlock_wrlock(&r->lock);
-    r->lifetime = seconds > 0 ? (seconds < AUTH_REVOKE_MAX_TIME ? seconds : AUTH_REVOKE_MAX_TIME) : 0;
+    r->lifetime =
+        seconds > 0 ? (seconds < AUTH_REVOKE_MAX_TIME ? seconds : AUTH_REVOKE_MAX_TIME) : 0;
     pthread_rwlock_unlock(&r->lock);
 }
 
@@ -665,8 +666,8 @@ static bool live(const auth_revoke_t *r, const rev_entry_t *e, int64_t now)
     return e->table == REV_T_JTI ? e->t > now : !subject_expired(r, e->t, now);
 }
 
-static void select_table(const auth_revoke_t *r, const rev_table_t *t, const rev_view_t *after,
-                         rev_sel_t *s, int64_t now)
+static void select_table(const auth_revoke_t *r, const rev_table_t *t,
+                         const rev_view_t *after, rev_sel_t *s, int64_t now)
 {
     const rev_entry_t *e;
     rev_view_t v;
@@ -681,8 +682,8 @@ static void select_table(const auth_revoke_t *r, const rev_table_t *t, const rev
 }
 
 size_t auth_revoke_list(auth_revoke_t *r, auth_revoke_kind_t kind,
-                        const auth_revoke_item_t *after, auth_revoke_item_t *out, size_t max,
-                        int64_t now)
+                        const auth_revoke_item_t *after, auth_revoke_item_t *out,
+                        size_t max, int64_t now)
 {
     rev_sel_t s = {.max = max};
     rev_view_t av;

@@ -367,10 +367,11 @@ static int revoke_any(auth_shared_t *sh, const rc_ops_t *ops, void *cl, bool und
     snprintf(op->iss, sizeof(op->iss), "%s", op->scoped ? iss : "");
     if (ops == NULL) { /* no Redis: this replica is the store */
         int64_t t = 0;
-        bool had = undo && (kind == AUTH_SHARED_SUBJECT
-                                ? auth_revoke_subject_get(sh->revoked, op->scoped ? iss : NULL,
-                                                          id, now_ms / 1000, &t)
-                                : auth_revoke_get(sh->revoked, id, now_ms / 1000, &t));
+        bool had =
+            undo && (kind == AUTH_SHARED_SUBJECT
+                         ? auth_revoke_subject_get(sh->revoked, op->scoped ? iss : NULL, id,
+                                                   now_ms / 1000, &t)
+                         : auth_revoke_get(sh->revoked, id, now_ms / 1000, &t));
 
         rc = apply_op(op, now_ms / 1000);
         if (undo)

@@ -91,7 +91,8 @@ json_t *srv_revoc_subject_json(const char *iss, const char *sub, int64_t before,
         json_object_set_new(o, "sub", json_string(sub)) != 0 ||
         json_object_set_new(o, "before", json_integer(before)) != 0 ||
         json_object_set_new(o, "expires",
-                            lifetime > 0 ? json_integer(before + lifetime) : json_null()) != 0 ||
+                            lifetime > 0 ? json_integer(before + lifetime) : json_null()) !=
+            0 ||
         json_object_set_new(o, "scope", json_string(iss ? "issuer" : "all_issuers")) != 0) {
         json_decref(o);
         return NULL;
@@ -250,7 +251,8 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     rw = calloc(1, sizeof(*rw));
     if (rw == NULL) {
         srv_revoke_req_clear(&rq);
-        refuse(w, req, revoke_action(subject, rq.kind), NULL, 500, "error", "out of memory");
+        refuse(w, req, revoke_action(subject, rq.kind), NULL, 500, "error",
+               "out of memory");
         return;
     }
     *rw = (revoke_wait_t){.w = w,
@@ -584,8 +586,8 @@ static int parse_cursor(const char *s, srv_revoc_cursor_t *c)
 }
 
 int srv_revoc_parse_query(const char *kind, const char *cursor, const char *limit,
-                          bool *subject, srv_revoc_cursor_t *cur, unsigned *count, char *err,
-                          size_t errlen)
+                          bool *subject, srv_revoc_cursor_t *cur, unsigned *count,
+                          char *err, size_t errlen)
 {
     uint64_t n = SRV_REVOC_PAGE_DEFAULT;
 
@@ -594,8 +596,8 @@ int srv_revoc_parse_query(const char *kind, const char *cursor, const char *limi
         return -1;
     }
     *subject = strcmp(kind, "subject") == 0;
-    if (limit != NULL && (u64_of(limit, strlen(limit), &n) != 0 || n == 0 ||
-                          n > SRV_REVOC_PAGE_MAX)) {
+    if (limit != NULL &&
+        (u64_of(limit, strlen(limit), &n) != 0 || n == 0 || n > SRV_REVOC_PAGE_MAX)) {
         snprintf(err, errlen, "limit must be an integer from 1 to %d", SRV_REVOC_PAGE_MAX);
         return -1;
     }
@@ -694,7 +696,8 @@ json_t *srv_revoc_jti_entries(const redisReply *rep, const srv_revoc_cursor_t *c
         same = exp == last ? same + 1 : 1;
         last = exp;
         if (rep_id(rep->element[2 * i], id))
-            json_array_append_new(a, json_pack("{s:s,s:I}", "jti", id, "exp", (json_int_t)exp));
+            json_array_append_new(
+                a, json_pack("{s:s,s:I}", "jti", id, "exp", (json_int_t)exp));
     }
     if (pairs >= max && max > 0) {
         srv_revoc_cursor_t n = {.type = 'j', .exp = last, .skip = same};
@@ -722,8 +725,8 @@ json_t *srv_revoc_subject_entries(const redisReply *rep, const srv_revoc_cursor_
 
     next[0] = '\0';
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        !is_str(rep->element[0]) || u64_of(rep->element[0]->str, rep->element[0]->len,
-                                           &scan) != 0 ||
+        !is_str(rep->element[0]) ||
+        u64_of(rep->element[0]->str, rep->element[0]->len, &scan) != 0 ||
         (batch = rep->element[1])->type != REDIS_REPLY_ARRAY || batch->elements % 2 != 0) {
         snprintf(err, errlen, "not [cursor, [field, value, ...]]");
         return NULL;
@@ -749,8 +752,8 @@ json_t *srv_revoc_subject_entries(const redisReply *rep, const srv_revoc_cursor_
             continue;
         if (!scoped && id_of(key, f->len, false, sub) != 0)
             continue;
-        json_array_append_new(a, srv_revoc_subject_json(scoped ? iss : NULL, sub, before,
-                                                        lifetime));
+        json_array_append_new(
+            a, srv_revoc_subject_json(scoped ? iss : NULL, sub, before, lifetime));
     }
     if (i < pairs) { /* the rest of this batch */
         n.scan = cur->scan;
@@ -802,11 +805,11 @@ static void on_page(rc_client_t *c, redisReply *rep, const char *errstr, void *p
         srv_admin_error(lp->req, 503, "unavailable", "redis unavailable");
         goto out_free;
     }
-    entries = lp->subject ? srv_revoc_subject_entries(rep, &lp->cur, lp->count, lp->lifetime,
-                                                      lp->now, next, sizeof next, err,
-                                                      sizeof err)
-                          : srv_revoc_jti_entries(rep, &lp->cur, lp->count, next,
-                                                  sizeof next, err, sizeof err);
+    entries = lp->subject
+                  ? srv_revoc_subject_entries(rep, &lp->cur, lp->count, lp->lifetime,
+                                              lp->now, next, sizeof next, err, sizeof err)
+                  : srv_revoc_jti_entries(rep, &lp->cur, lp->count, next, sizeof next, err,
+                                          sizeof err);
     if (entries == NULL) {
         log_warn("admin revocations: %s", err);
         srv_admin_error(lp->req, 502, "bad_gateway",
@@ -835,8 +838,8 @@ static int redis_page(list_page_t *lp)
         }
         snprintf(a[1], sizeof a[1], "%" PRIu64, lp->cur.skip);
         snprintf(a[2], sizeof a[2], "%u", lp->count);
-        const char *argv[] = {"ZRANGEBYSCORE", key, a[0], "+inf", "WITHSCORES",
-                              "LIMIT",         a[1], a[2]};
+        const char *argv[] = {"ZRANGEBYSCORE", key,     a[0], "+inf",
+                              "WITHSCORES",    "LIMIT", a[1], a[2]};
         return rc_command_argv(lp->w->srv->admin.rc, key, strlen(key), 8, argv, NULL,
                                on_page, lp) == NULL
                    ? -1
@@ -869,10 +872,10 @@ static void memory_page(list_page_t *lp)
                    : 0;
     for (i = 0; a != NULL && i < n; i++)
         json_array_append_new(
-            a, lp->subject
-                   ? srv_revoc_subject_json(items[i].scoped ? items[i].iss : NULL,
-                                            items[i].id, items[i].t, lp->lifetime)
-                   : json_pack("{s:s,s:I}", "jti", items[i].id, "exp", (json_int_t)items[i].t));
+            a, lp->subject ? srv_revoc_subject_json(items[i].scoped ? items[i].iss : NULL,
+                                                    items[i].id, items[i].t, lp->lifetime)
+                           : json_pack("{s:s,s:I}", "jti", items[i].id, "exp",
+                                       (json_int_t)items[i].t));
     if (n == lp->count && n > 0) {
         srv_revoc_cursor_t c = {.type = 'm', .after = items[n - 1]};
 

@@ -582,9 +582,9 @@ static void render_globals(struct evbuffer *out)
                         atomic_load_explicit(&g_revocations, memory_order_relaxed));
     header(out, "tollgate_revocations_undone_total",
            "Revocations undone through this replica's admin API.", "counter");
-    evbuffer_add_printf(
-        out, "tollgate_revocations_undone_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&g_revocations_undone, memory_order_relaxed));
+    evbuffer_add_printf(out, "tollgate_revocations_undone_total %llu\n",
+                        (unsigned long long)atomic_load_explicit(&g_revocations_undone,
+                                                                 memory_order_relaxed));
     render_fleet(out);
     header(out, "tollgate_connections",
            "Client connections open on the main listener that have sent a request "

@@ -23,9 +23,9 @@ typedef enum { SRV_REVOKE_JTI, SRV_REVOKE_TOKEN, SRV_REVOKE_SUBJECT } srv_revoke
 
 typedef struct srv_revoke_req {
     srv_revoke_kind_t kind;
-    char id[257]; /* jti or sub */
-    int64_t when; /* exp (jti) or before (subject; 0 = now) */
-    char *token;  /* SRV_REVOKE_TOKEN: the JWT (malloc'd), else NULL */
+    char id[257];  /* jti or sub */
+    int64_t when;  /* exp (jti) or before (subject; 0 = now) */
+    char *token;   /* SRV_REVOKE_TOKEN: the JWT (malloc'd), else NULL */
     char iss[257]; /* SRV_REVOKE_SUBJECT: the issuer it is scoped to; "": every issuer */
 } srv_revoke_req_t;
 

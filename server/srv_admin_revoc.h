@@ -43,18 +43,18 @@ void srv_admin_unrevoke_subject(struct srv_worker *w, struct evhttp_request *req
  * "i<scan>.<off>" (Redis' subject hashes, every issuer then one issuer:
  * HSCAN's cursor and how many of its batch were listed). */
 typedef struct srv_revoc_cursor {
-    char type; /* 0: the first page; 'm', 'j', 's', 'i' */
-    auth_revoke_item_t after;      /* 'm' */
-    int64_t exp;                   /* 'j' */
-    uint64_t scan, skip;           /* 'j': skip; 's', 'i': scan and skip */
+    char type;                /* 0: the first page; 'm', 'j', 's', 'i' */
+    auth_revoke_item_t after; /* 'm' */
+    int64_t exp;              /* 'j' */
+    uint64_t scan, skip;      /* 'j': skip; 's', 'i': scan and skip */
 } srv_revoc_cursor_t;
 
 /* The listing's query: kind ("jti" or "subject", required), cursor (NULL:
  * the first page; else as srv_revoc_cursor_str wrote it), limit (NULL: the
  * default; 1..SRV_REVOC_PAGE_MAX).  0, or -1 with a message in err. */
 int srv_revoc_parse_query(const char *kind, const char *cursor, const char *limit,
-                          bool *subject, srv_revoc_cursor_t *cur, unsigned *count, char *err,
-                          size_t errlen);
+                          bool *subject, srv_revoc_cursor_t *cur, unsigned *count,
+                          char *err, size_t errlen);
 
 /* `c` as a cursor string; -1 when it does not fit. */
 int srv_revoc_cursor_str(const srv_revoc_cursor_t *c, char *out, size_t outlen);

@@ -79,8 +79,8 @@ bool auth_revoke_unsubject(auth_revoke_t *r, const char *iss, const char *sub);
  * `out`; returns how many.  A snapshot under the lock: an entry added or
  * removed between pages is listed or not, nothing is listed twice. */
 size_t auth_revoke_list(auth_revoke_t *r, auth_revoke_kind_t kind,
-                        const auth_revoke_item_t *after, auth_revoke_item_t *out, size_t max,
-                        int64_t now);
+                        const auth_revoke_item_t *after, auth_revoke_item_t *out,
+                        size_t max, int64_t now);
 
 /* An authoritative reload: every entry written after sync_begin() is kept;
  * sync_end(gen) forgets the entries not written since (they left the

@@ -14,6 +14,7 @@ import uuid
 
 from harness import (AUDIENCE, ISSUER, TollgateCase, bearer, make_jwt, metric,
                      standard_config, unique, wait_for)
+from faultproxy import FaultProxy
 from idp import Idp
 from jose import Key, token
 from test_admin_trail import READ_TOKEN, WRITE_TOKEN, wait_admin_line, with_tokens
@@ -337,6 +338,44 @@ class RevocationsRedis(FleetTests, TollgateCase):
 
     def redis_conf(self):
         return {"mode": "standalone", "nodes": [self.redis.addr], "timeout_ms": 500}
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
+class RevocationsMissedUndo(FleetBase, TollgateCase):
+    """A replica cut off from Redis while a revocation is undone hears no
+    message; once it is back, its resync replaces its set and it forgets
+    the undone revocation."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+
+    def redis_conf(self):
+        return {"mode": "standalone", "nodes": [self.redis.addr], "timeout_ms": 500}
+
+    def test_resync_forgets_an_undo_it_missed(self):
+        proxy = FaultProxy(("127.0.0.1", self.redis.port)).start()
+        self.addCleanup(proxy.close)
+        a = self.spawn(self.conf)
+
+        def via_proxy(cfg):
+            self.conf(cfg)
+            cfg["redis"]["nodes"] = [proxy.addr]
+            return cfg
+        b = self.spawn(via_proxy)
+        jti = unique("missed")
+        tok = self.hs_tok("julia", jti=jti)
+        self.assertEqual(self.post(a, "/admin/v1/revocations", {"token": tok}).status, 200)
+        self.wait_status([a, b], tok, 401)
+        proxy.mode = "blackhole"  # b's connections: nothing either way
+        r = a.admin("DELETE", "/admin/v1/revocations/" + q(jti), token=WRITE_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        self.wait_status([a], tok, 200)
+        self.assertEqual(self.status(b, tok), 401)  # the message never reached b
+        proxy.mode = "pass"  # b reconnects, resubscribes and resyncs
+        self.assertTrue(wait_for(lambda: self.status(b, tok) == 200, 30.0),
+                        "b still refuses a token whose revocation was undone")
 
 
 @unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
