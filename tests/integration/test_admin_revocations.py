@@ -7,6 +7,8 @@ subject revocations, read vs write tokens — on the memory backend, three
 replicas on one Redis, and three on the 6-node cluster."""
 import json
 import shutil
+import socket
+import struct
 import time
 import unittest
 import urllib.parse
@@ -376,6 +378,65 @@ class RevocationsMissedUndo(FleetBase, TollgateCase):
         proxy.mode = "pass"  # b reconnects, resubscribes and resyncs
         self.assertTrue(wait_for(lambda: self.status(b, tok) == 200, 30.0),
                         "b still refuses a token whose revocation was undone")
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
+class RevocationsClientLeaves(RevocationApi, TollgateCase):
+    """An undo or a listing whose client leaves while its Redis call is held
+    (the proxy's "hold"): the undo still completes and is trailed, nothing
+    answers a request that is gone, and the replica stops cleanly."""
+    shared_server = False
+
+    def setUp(self):
+        super().setUp()
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+        self.proxy = FaultProxy(("127.0.0.1", self.redis.port)).start()
+        self.addCleanup(self.proxy.close)
+
+    def conf(self, cfg):
+        with_tokens(cfg)
+        cfg["redis"] = {"mode": "standalone", "nodes": [self.proxy.addr],
+                        "timeout_ms": 60000}  # nothing times out while held
+        return cfg
+
+    def leave(self, tg, method, path, marker, reset):
+        before = self.proxy.sent(marker)
+        s = socket.create_connection(("127.0.0.1", tg.admin_port), timeout=5)
+        try:
+            if reset:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                       "Content-Length: 0\r\n\r\n" % (method, path, WRITE_TOKEN)).encode())
+            self.assertTrue(wait_for(lambda: self.proxy.sent(marker) > before, 10, 0.005),
+                            "no Redis call for %r" % marker)
+        finally:
+            s.close()
+
+    def test_client_leaves_mid_call(self):
+        tg = self.spawn(self.conf)
+        self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5))
+        jtis = [unique("gone") for _ in range(4)]
+        for j in jtis:
+            r = self.post(tg, "/admin/v1/revocations", {"jti": j, "exp": 4102444800})
+            self.assertEqual(r.status, 200, r)
+        self.proxy.mode = "hold"
+        try:
+            for i, j in enumerate(jtis):
+                self.leave(tg, "DELETE", "/admin/v1/revocations/" + j, j.encode(), i % 2)
+            self.leave(tg, "GET", "/admin/v1/revocations?kind=subject", b"HSCAN", False)
+            self.leave(tg, "GET", "/admin/v1/revocations?kind=jti", b"LIMIT", True)
+        finally:
+            self.proxy.mode = "pass"  # the late replies come, to no one
+        for j in jtis:  # undone all the same, and trailed
+            self.assertTrue(wait_for(lambda: not tg.admin(
+                "GET", "/admin/v1/revocations/" + j, token=READ_TOKEN).json()["revoked"], 5))
+            wait_admin_line(tg, lambda x: x.get("target") == "jti=" + j)
+        entries, _ = self.list_all(tg, "jti", 10)
+        self.assertFalse(set(jtis) & {e["jti"] for e in entries})
+        self.assertTrue(tg.alive())
+        self.assertEqual(tg.stop(), 0, tg.stderr()[-2000:])
+        self.assertIsNone(tg.sanitizer_report())
 
 
 @unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
