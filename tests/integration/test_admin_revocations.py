@@ -6,6 +6,7 @@ a replica started afterwards, the paged listing, GET of a subject, expiry of
 subject revocations, read vs write tokens — on the memory backend, three
 replicas on one Redis, and three on the 6-node cluster."""
 import json
+import os
 import shutil
 import socket
 import struct
@@ -16,6 +17,7 @@ import uuid
 
 from harness import (AUDIENCE, ISSUER, TollgateCase, bearer, make_jwt, metric,
                      standard_config, unique, wait_for)
+import harness
 from faultproxy import FaultProxy
 from idp import Idp
 from jose import Key, token
@@ -378,6 +380,67 @@ class RevocationsMissedUndo(FleetBase, TollgateCase):
         proxy.mode = "pass"  # b reconnects, resubscribes and resyncs
         self.assertTrue(wait_for(lambda: self.status(b, tok) == 200, 30.0),
                         "b still refuses a token whose revocation was undone")
+
+
+OLD_BIN = os.environ.get("TOLLGATE_OLD_BIN", "")
+
+
+class OldTollgate(harness.Tollgate):
+    """A replica of the version before this one (TOLLGATE_OLD_BIN)."""
+
+    def start(self, args=(), wait=True):
+        saved, harness.TOLLGATE_BIN = harness.TOLLGATE_BIN, OLD_BIN
+        try:
+            super().start(args, wait)
+        finally:
+            harness.TOLLGATE_BIN = saved
+
+
+@unittest.skipUnless(HAVE_REDIS and OLD_BIN and os.access(OLD_BIN, os.X_OK),
+                     "TOLLGATE_OLD_BIN (a build of the version before) not given")
+class RevocationsMixedFleet(FleetBase, TollgateCase):
+    """A rolling update: an old and a new replica on one Redis
+    (docs/upgrading.md): an old replica never reads a scoped entry as one of
+    every issuer, a new one reads every old entry as one of every issuer, an
+    old one keeps refusing what it did not hear undone."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+
+    def redis_conf(self):
+        return {"mode": "standalone", "nodes": [self.redis.addr], "timeout_ms": 500}
+
+    def test_old_and_new_side_by_side(self):
+        new = self.spawn(self.conf)
+        old = OldTollgate(self.conf)
+        self.addCleanup(harness._finish, old)
+        # scoped, written by the new one: the old one neither over- nor
+        # (for the HS token) wrongly revokes; it cannot enforce the scope
+        sub = unique("kim")
+        idp, hs = self.idp_tok(sub), self.hs_tok(sub)
+        self.wait_status([new, old], idp, 200)
+        self.revoke_subject(new, sub, iss=self.idp.issuer)
+        self.wait_status([new], idp, 401)
+        self.assertEqual(self.status(new, hs), 200)
+        self.assertEqual(self.status(old, hs), 200)  # never read as every issuer's
+        self.assertEqual(self.status(old, idp), 200)  # documented: old replicas ignore it
+        # unscoped, written by the old one: the new one refuses at every issuer
+        sub2 = unique("lee")
+        r = self.post(old, "/admin/v1/revocations/subject", {"sub": sub2})
+        self.assertEqual(r.status, 200, r)
+        self.wait_status([new, old], self.idp_tok(sub2), 401)
+        self.wait_status([new, old], self.hs_tok(sub2), 401)
+        late = self.spawn(self.conf)  # and one started afterwards
+        self.assertEqual(self.status(late, self.idp_tok(sub2)), 401)
+        r = late.admin("GET", self.subject_path(sub2), token=READ_TOKEN)
+        self.assertEqual([e["scope"] for e in r.json()["revocations"]], ["all_issuers"])
+        # an undo on the new one: the old one keeps refusing (too strict)
+        r = new.admin("DELETE", self.subject_path(sub2), token=WRITE_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        self.wait_status([new, late], self.hs_tok(sub2), 200)
+        self.assertEqual(self.status(old, self.hs_tok(sub2)), 401)
 
 
 @unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
