@@ -262,7 +262,8 @@ static const char *recheck_jwt(const auth_ticket_check_t *chk, const auth_identi
     if (id->exp <= 0 || id->exp <= chk->now_s - (int64_t)chk->leeway_s)
         return "ticket_token_expired"; /* exp + leeway <= now, without overflow */
     if (chk->revoked != NULL &&
-        auth_revoke_check(chk->revoked, id->jti, id->subject, id->iat, chk->now_s))
+        auth_revoke_check(chk->revoked, id->jti, auth_identity_claim(id, "iss", NULL, 0),
+                          id->subject, id->iat, chk->now_s))
         return "revoked";
     return NULL;
 }

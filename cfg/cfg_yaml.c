@@ -1556,6 +1556,12 @@ static const field_t bans_fields[] = {
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
+static const field_t revocation_fields[] = {
+    {"max_token_lifetime", &K_DUR, offsetof(cfg_t, revocation_max_token_lifetime_s), 0,
+     365 * DAY, NULL, "1d", NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
 static const field_t auth_fields[] = {
     {"mode", &K_ENUM, offsetof(cfg_t, auth.mode), 0, 0, cfg_auth_mode_names, "any", NULL},
     {"api_key_enabled", &K_BOOL, offsetof(cfg_t, auth.api_key_enabled), 0, 0, NULL, "true",
@@ -1566,6 +1572,7 @@ static const field_t auth_fields[] = {
     {"jwt", &K_MAP, offsetof(cfg_t, auth.jwt), 0, 0, jwt_fields, NULL, NULL},
     {"lockout", &K_MAP, offsetof(cfg_t, auth.lockout), 0, 0, lockout_fields, NULL, NULL},
     {"bans", &K_MAP, offsetof(cfg_t, auth.bans), 0, 0, bans_fields, NULL, NULL},
+    {"revocation", &K_MAP, 0, 0, 0, revocation_fields, NULL, NULL},
     {NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 

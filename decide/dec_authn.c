@@ -298,7 +298,9 @@ static dec_step_t verify_jwt(dec_req_t *r, const char *authz, const char **reaso
     if (st == AUTH_JWT_OK) {
         /* Revocation is checked only after signature and claims pass. */
         if (r->ctx->c.revoked == NULL ||
-            !auth_revoke_check(r->ctx->c.revoked, r->id.jti, r->id.subject, r->id.iat, now))
+            !auth_revoke_check(r->ctx->c.revoked, r->id.jti,
+                               auth_identity_claim(&r->id, "iss", NULL, 0), r->id.subject,
+                               r->id.iat, now))
             return DEC_NEXT;
         *reason = "revoked";
     } else {

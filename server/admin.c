@@ -23,6 +23,7 @@
 #include "srv_admin_bans.h"
 #include "srv_admin_explain.h"
 #include "srv_admin_req.h"
+#include "srv_admin_revoc.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
 #include "tollgate/rl_redis.h"
@@ -412,150 +413,6 @@ out:
     evhttp_clear_headers(&q);
 }
 
-/* The request body as a NUL-terminated copy (admin bodies are small:
- * the admin listener caps them at 64 KiB). */
-static char *body_of(struct evhttp_request *req, size_t *len)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    char *b;
-
-    *len = evbuffer_get_length(in);
-    b = malloc(*len + 1);
-    if (b == NULL)
-        return NULL;
-    evbuffer_copyout(in, b, *len);
-    b[*len] = '\0';
-    return b;
-}
-
-/* The admin request waiting for Redis to store a revocation. */
-typedef struct revoke_wait {
-    srv_worker_t *w;
-    struct evhttp_request *req;
-    bool subject;
-    const char *action;                   /* revoke_jti | revoke_token | revoke_subject */
-    char actor[AUTH_ADMINTOK_ID_MAX + 1]; /* the admin token's id */
-    char id[AUTH_REVOKE_MAX_ID + 1];
-} revoke_wait_t;
-
-static const char *revoke_action(bool subject, srv_revoke_kind_t kind)
-{
-    return subject                    ? "revoke_subject"
-           : kind == SRV_REVOKE_TOKEN ? "revoke_token"
-                                      : "revoke_jti";
-}
-
-static void revoke_done(const char *err, int64_t when, void *privdata)
-{
-    revoke_wait_t *rw = privdata;
-    bool redis = err != NULL && strstr(err, "redis") != NULL;
-
-    trail(rw->w, rw->req, rw->actor, rw->action, rw->id,
-          err == NULL ? 200
-          : redis     ? 503
-                      : 400,
-          redis ? "unavailable" : "bad_request");
-    if (err != NULL) {
-        send_err(rw->req, redis ? 503 : 400, redis ? "unavailable" : "bad_request", err);
-    } else {
-        log_info("revoked %s %s (%s %lld)", rw->subject ? "subject" : "jti", rw->id,
-                 rw->subject ? "before" : "until", (long long)when);
-        send_obj(rw->req, 200,
-                 rw->subject ? json_pack("{s:s,s:I,s:b}", "sub", rw->id, "before",
-                                         (json_int_t)when, "revoked", 1)
-                             : json_pack("{s:s,s:I,s:b}", "jti", rw->id, "exp",
-                                         (json_int_t)when, "revoked", 1));
-    }
-    free(rw);
-}
-
-/* POST /admin/v1/revocations and /admin/v1/revocations/subject. */
-static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
-{
-    srv_revoke_req_t rq;
-    char err[256];
-    size_t len;
-    char *body = body_of(req, &len);
-    int64_t now = util_wall_ms() / 1000;
-    int rc;
-
-    rc = body ? srv_admin_parse_revoke(body, len, subject, &rq, err, sizeof(err)) : -1;
-    free(body);
-    if (rc != 0) {
-        trail(w, req, srv_admin_actor(), revoke_action(subject, SRV_REVOKE_JTI), NULL,
-              body ? 400 : 500, body ? "bad_request" : "error");
-        send_err(req, body ? 400 : 500, body ? "bad_request" : "error",
-                 body ? err : "out of memory");
-        return;
-    }
-    if (rq.kind == SRV_REVOKE_TOKEN) {
-        auth_identity_t id = {0};
-        auth_jwt_status_t st =
-            w->cfg->auth.jwt_verifier
-                ? auth_jwt_verify(w->cfg->auth.jwt_verifier, w->jwt_local, rq.token,
-                                  strlen(rq.token), now, &id)
-                : AUTH_JWT_BAD_ALG;
-
-        if (st == AUTH_JWT_OK && id.jti == NULL)
-            snprintf(err, sizeof(err), "the token has no jti: revoke its subject instead");
-        else if (st != AUTH_JWT_OK)
-            snprintf(err, sizeof(err), "the token does not verify (%s)",
-                     auth_jwt_status_str(st));
-        else
-            snprintf(rq.id, sizeof(rq.id), "%s", id.jti);
-        rq.when = id.exp < SRV_ADMIN_MAX_TIME ? id.exp : SRV_ADMIN_MAX_TIME;
-        auth_identity_clear(&id);
-        if (st != AUTH_JWT_OK || rq.id[0] == '\0') {
-            srv_revoke_req_clear(&rq);
-            trail(w, req, srv_admin_actor(), "revoke_token", NULL, 400, "bad_request");
-            send_err(req, 400, "bad_request", err);
-            return;
-        }
-    }
-    if (rq.kind == SRV_REVOKE_SUBJECT && rq.when == 0)
-        rq.when = now + 1; /* every token issued up to now */
-    revoke_wait_t *rw = calloc(1, sizeof(*rw));
-    if (rw == NULL) {
-        trail(w, req, srv_admin_actor(), revoke_action(subject, rq.kind), rq.id, 500,
-              "error");
-        srv_revoke_req_clear(&rq);
-        send_err(req, 500, "error", "out of memory");
-        return;
-    }
-    rw->w = w;
-    rw->req = req;
-    rw->subject = subject;
-    rw->action = revoke_action(subject, rq.kind);
-    snprintf(rw->actor, sizeof rw->actor, "%s", srv_admin_actor());
-    snprintf(rw->id, sizeof(rw->id), "%s", rq.id);
-    if (srv_shared_revoke(w->srv, rq.kind, rq.id, rq.when, revoke_done, rw) != 0) {
-        trail(w, req, rw->actor, rw->action, rw->id, 503, "unavailable");
-        free(rw);
-        send_err(req, 503, "unavailable", "redis unavailable: nothing was revoked");
-    }
-    srv_revoke_req_clear(&rq);
-}
-
-/* GET /admin/v1/revocations/{jti} */
-static void revocation(srv_worker_t *w, struct evhttp_request *req, const char *jti)
-{
-    int64_t exp = 0;
-    char *id = evhttp_uridecode(jti, 0, NULL);
-    bool revoked;
-
-    if (id == NULL || *id == '\0' || strlen(id) > AUTH_REVOKE_MAX_ID) {
-        free(id);
-        send_err(req, 400, "bad_request", "bad jti");
-        return;
-    }
-    revoked = auth_revoke_get(w->srv->revoked, id, util_wall_ms() / 1000, &exp);
-    send_obj(req, 200,
-             revoked ? json_pack("{s:s,s:b,s:I}", "jti", id, "revoked", 1, "exp",
-                                 (json_int_t)exp)
-                     : json_pack("{s:s,s:b,s:n}", "jti", id, "revoked", 0, "exp"));
-    free(id);
-}
-
 /* GET /admin/v1/audit?since=&limit=: one page of the fleet's admin trail
  * from the Redis stream, oldest first. */
 typedef struct audit_page {
@@ -652,23 +509,6 @@ static void buckets_any(srv_worker_t *w, struct evhttp_request *req)
     buckets(w, req, evhttp_request_get_command(req));
 }
 
-static void revoke_jti(srv_worker_t *w, struct evhttp_request *req)
-{
-    revoke(w, req, false);
-}
-
-static void revoke_subject(srv_worker_t *w, struct evhttp_request *req)
-{
-    revoke(w, req, true);
-}
-
-static void revocation_get(srv_worker_t *w, struct evhttp_request *req)
-{
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-
-    revocation(w, req, path + strlen("/admin/v1/revocations/"));
-}
-
 /* POST /admin/v1/explain (admin_explain.c): a dry run, it changes nothing */
 static void explain_post(srv_worker_t *w, struct evhttp_request *req)
 {
@@ -710,9 +550,15 @@ static const admin_route_t admin_routes[] = {
     {GET, "/admin/v1/config", READ, NULL, config_get},
     {GET, "/admin/v1/buckets", READ, NULL, buckets_any},
     {DELETE, "/admin/v1/buckets", WRITE, "bucket_reset", buckets_any},
-    {POST, "/admin/v1/revocations", WRITE, "revoke_jti", revoke_jti},
-    {POST, "/admin/v1/revocations/subject", WRITE, "revoke_subject", revoke_subject},
-    {GET, "/admin/v1/revocations/*", READ, NULL, revocation_get},
+    {POST, "/admin/v1/revocations", WRITE, "revoke_jti", srv_admin_revoke_jti},
+    {POST, "/admin/v1/revocations/subject", WRITE, "revoke_subject",
+     srv_admin_revoke_subject},
+    {GET, "/admin/v1/revocations", READ, NULL, srv_admin_revocations_list},
+    {GET, "/admin/v1/revocations/subject/*", READ, NULL, srv_admin_revocation_subject_get},
+    {GET, "/admin/v1/revocations/*", READ, NULL, srv_admin_revocation_get},
+    {DELETE, "/admin/v1/revocations/subject/*", WRITE, "unrevoke",
+     srv_admin_unrevoke_subject},
+    {DELETE, "/admin/v1/revocations/*", WRITE, "unrevoke", srv_admin_unrevoke_jti},
     {GET, "/admin/v1/audit", READ, NULL, audit_read},
     {GET, "/admin/v1/limits/*", READ, NULL, limits_get},
     {POST, "/admin/v1/explain", READ, NULL, explain_post},

@@ -55,7 +55,7 @@ int srv_admin_parse_revoke(const char *body, size_t len, int subject, srv_revoke
     json_object_foreach(o, key, v)
     {
         const char *const *ok = subject
-                                    ? (const char *const[]){"sub", "before", NULL}
+                                    ? (const char *const[]){"sub", "before", "iss", NULL}
                                     : (const char *const[]){"jti", "exp", "token", NULL};
         int known = 0;
 
@@ -70,6 +70,11 @@ int srv_admin_parse_revoke(const char *body, size_t len, int subject, srv_revoke
         out->kind = SRV_REVOKE_SUBJECT;
         if (copy_id(json_object_get(o, "sub"), out->id, sizeof(out->id)) != 0) {
             snprintf(err, errlen, "\"sub\" must be a string of 1..256 printable bytes");
+            goto out_free;
+        }
+        v = json_object_get(o, "iss");
+        if (v != NULL && copy_id(v, out->iss, sizeof(out->iss)) != 0) {
+            snprintf(err, errlen, "\"iss\" must be a string of 1..256 printable bytes");
             goto out_free;
         }
         v = json_object_get(o, "before");

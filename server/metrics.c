@@ -178,8 +178,9 @@ static agg_hist_t g_retired_hist[H_COUNT];
 static _Atomic uint64_t g_reloads_ok, g_reloads_err;
 static atomic_int g_fallback;
 static atomic_long g_revocations;
-static atomic_long g_bans_active;       /* tollgate_bans_active */
-static atomic_ullong g_lockouts_lifted; /* tollgate_lockouts_lifted_total */
+static atomic_long g_bans_active;          /* tollgate_bans_active */
+static atomic_ullong g_lockouts_lifted;    /* tollgate_lockouts_lifted_total */
+static atomic_ullong g_revocations_undone; /* admin undos answered 200 here */
 static atomic_uint g_fleet;
 static _Atomic uint64_t g_fleet_seen_ms;
 static atomic_long g_conns;
@@ -363,6 +364,11 @@ void metrics_set_bans_active(long n)
 void metrics_lockout_lifted(void)
 {
     atomic_fetch_add_explicit(&g_lockouts_lifted, 1, memory_order_relaxed);
+}
+
+void metrics_revocation_undone(void)
+{
+    atomic_fetch_add_explicit(&g_revocations_undone, 1, memory_order_relaxed);
 }
 
 void metrics_set_fleet(unsigned count, uint64_t seen_mono_ms)
@@ -594,6 +600,11 @@ static void render_globals(struct evbuffer *out)
     evbuffer_add_printf(
         out, "tollgate_lockouts_lifted_total %llu\n",
         (unsigned long long)atomic_load_explicit(&g_lockouts_lifted, memory_order_relaxed));
+    header(out, "tollgate_revocations_undone_total",
+           "Revocations undone through this replica's admin API.", "counter");
+    evbuffer_add_printf(out, "tollgate_revocations_undone_total %llu\n",
+                        (unsigned long long)atomic_load_explicit(&g_revocations_undone,
+                                                                 memory_order_relaxed));
     render_fleet(out);
     header(out, "tollgate_connections",
            "Client connections open on the main listener that have sent a request "

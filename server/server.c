@@ -408,6 +408,7 @@ int srv_reload(srv_t *s, const char *actor, const char *request_id, char *err,
         log_info("config reloaded: version %s -> %s, secrets version %s -> %s",
                  old->version, n->version, old->secrets_version, n->secrets_version);
     metrics_config_reload(true);
+    auth_revoke_set_lifetime(s->revoked, (int64_t)n->revocation_max_token_lifetime_s);
     trail_reload(s, actor, request_id, old, n);
     cfg_unref(old);
     cfg_unref(n);

@@ -90,13 +90,21 @@ static void resync_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- admin: revoke; workers: lockouts ------------------------------------ */
 
-int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t when,
-                      srv_shared_done_fn done, void *privdata)
+int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *iss, const char *id,
+                      int64_t when, srv_shared_done_fn done, void *privdata)
 {
     return auth_shared_revoke(&s->shared, ops_of(s->admin.rc), s->admin.rc,
                               kind == SRV_REVOKE_SUBJECT ? AUTH_SHARED_SUBJECT
                                                          : AUTH_SHARED_JTI,
-                              id, when, util_wall_ms(), done, privdata);
+                              iss, id, when, util_wall_ms(), done, privdata);
+}
+
+int srv_shared_unrevoke(srv_t *s, bool subject, const char *iss, const char *id,
+                        srv_shared_done_fn done, void *privdata)
+{
+    return auth_shared_unrevoke(&s->shared, ops_of(s->admin.rc), s->admin.rc,
+                                subject ? AUTH_SHARED_SUBJECT : AUTH_SHARED_JTI, iss, id,
+                                util_wall_ms(), done, privdata);
 }
 
 srv_lock_op_t *srv_shared_lockout_fail(srv_worker_t *w, const char *ip,
@@ -143,6 +151,8 @@ int srv_shared_start(srv_t *s, char *err, size_t errlen)
         return -1;
     }
     s->shared.bans_changed = bans_changed;
+    s->shared.script_unrevoke = srv_script_index("unrevoke");
+    auth_revoke_set_lifetime(s->revoked, (int64_t)c->revocation_max_token_lifetime_s);
     if (c->redis.mode == CFG_REDIS_NONE)
         return 0;
     s->admin.rc = srv_backend_client_new(s->admin.base, c, err, errlen);

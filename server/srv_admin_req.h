@@ -23,13 +23,15 @@ typedef enum { SRV_REVOKE_JTI, SRV_REVOKE_TOKEN, SRV_REVOKE_SUBJECT } srv_revoke
 
 typedef struct srv_revoke_req {
     srv_revoke_kind_t kind;
-    char id[257]; /* jti or sub */
-    int64_t when; /* exp (jti) or before (subject; 0 = now) */
-    char *token;  /* SRV_REVOKE_TOKEN: the JWT (malloc'd), else NULL */
+    char id[257];  /* jti or sub */
+    int64_t when;  /* exp (jti) or before (subject; 0 = now) */
+    char *token;   /* SRV_REVOKE_TOKEN: the JWT (malloc'd), else NULL */
+    char iss[257]; /* SRV_REVOKE_SUBJECT: the issuer it is scoped to; "": every issuer */
 } srv_revoke_req_t;
 
 /* POST /admin/v1/revocations: {"jti":"..","exp":<unix>} or {"token":"<jwt>"}.
- * POST /admin/v1/revocations/subject: {"sub":"..","before":<unix>} (before
+ * POST /admin/v1/revocations/subject: {"iss":"..","sub":"..","before":<unix>}
+ * (iss optional: without it the revocation applies to every issuer; before
  * optional).  `subject` picks the second form.  0, or -1 with a message in
  * err (never echoing the body), `out` then cleared.  Unknown members are
  * refused. */

@@ -237,8 +237,13 @@ int srv_shared_start(srv_t *s, char *err, size_t errlen);
 void srv_shared_stop(srv_t *s);
 /* Revoke everywhere (Redis, then this replica); `done` runs once, later or
  * at once without Redis.  -1: not started (out of memory, Redis down). */
-int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *id, int64_t when,
-                      srv_shared_done_fn done, void *privdata);
+int srv_shared_revoke(srv_t *s, srv_revoke_kind_t kind, const char *iss, const char *id,
+                      int64_t when, srv_shared_done_fn done, void *privdata);
+/* Undo a jti's or (`subject`) a subject's revocation (of issuer `iss`, NULL:
+ * the every-issuer one) everywhere; `done` gets the `when` removed, 0 when
+ * there was none.  -1: not started. */
+int srv_shared_unrevoke(srv_t *s, bool subject, const char *iss, const char *id,
+                        srv_shared_done_fn done, void *privdata);
 /* Count a refused credential of `ip` (Redis: lua/lockout.lua, which tells
  * every replica when a lockout starts; else this replica's memory).  Returns
  * NULL when counted already (`done` not called); else `done` runs once the

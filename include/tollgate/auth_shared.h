@@ -4,10 +4,16 @@
  * Each replica keeps both in memory (an auth_revoke_t, an auth_lockout_t) so
  * the request path never waits on Redis for them.  Redis holds the truth and
  * tells every replica of a change on two channels:
- *   <prefix>revocations   "j <exp> <jti>", "s <before> <sub>"  (lua/revoke.lua)
+ *   <prefix>revocations   "j <exp> <jti>", "s <before> <sub>",
+ *                         "i <before> <iss>\x1f<sub>"           (lua/revoke.lua)
+ *                         "J|S|I <when> <id>": that one undone  (lua/unrevoke.lua)
  *   <prefix>lockouts      "l <until_ms> <ip>"                  (lua/lockout.lua)
- * and keeps the revocation index <prefix>{revlog}:j (ZSET jti -> exp) and
- * <prefix>{revlog}:s (HASH sub -> before) for a replica that missed messages.
+ * and keeps the revocation index <prefix>{revlog}:j (ZSET jti -> exp),
+ * <prefix>{revlog}:s (HASH sub -> before, every issuer), <prefix>{revlog}:si
+ * (HASH "iss\x1fsub" -> before, one issuer) and <prefix>{revlog}:sx (ZSET:
+ * the subject entries by before, to trim the expired) for a replica that
+ * missed messages; a resync replaces the replica's set (an undo it missed
+ * is forgotten).
  *
  * This module owns the key and channel names, the message format, and what
  * each Redis reply means for the stores.  The server owns the wiring: which
@@ -29,6 +35,7 @@
 #include "tollgate/rc.h"
 
 #define AUTH_SHARED_NAME_MAX 256
+#define AUTH_SHARED_SEP '\x1f' /* between iss and sub in a scoped subject's id */
 
 typedef struct auth_shared {
     auth_revoke_t *revoked;
@@ -52,6 +59,11 @@ typedef struct auth_shared {
     char lock_index[AUTH_SHARED_NAME_MAX];
     void (*bans_changed)(size_t n); /* told the live count after a change; may be NULL */
     _Atomic bool bans_synced;       /* the ban index was read whole once */
+    /* issue 22 item 4: scoped subjects, undo, authoritative resync */
+    char revlog_si[AUTH_SHARED_NAME_MAX], revlog_sx[AUTH_SHARED_NAME_MAX];
+    size_t script_unrevoke; /* rc script index of lua/unrevoke.lua; set after init */
+    bool resync_sub_ok;     /* the every-issuer subjects of the resync were read */
+    uint64_t resync_gen;    /* auth_revoke_sync_begin's, of the resync in flight */
 } auth_shared_t;
 
 /* Fill `sh` for key prefix `prefix` ("tg:"); the stores are borrowed.
@@ -59,12 +71,14 @@ typedef struct auth_shared {
 int auth_shared_init(auth_shared_t *sh, const char *prefix, auth_revoke_t *revoked,
                      auth_lockout_t *lockout, size_t script_revoke, size_t script_lockout);
 
-/* Apply one channel message ("j ...", "s ...", "l ..."); a malformed one is
- * ignored.  Returns 0 when applied, -1 when ignored. */
+/* Apply one channel message ("j ...", "s ...", "i ...", "J ...", "S ...",
+ * "I ...", "l ..."); a malformed or unknown one is ignored.  Returns 0 when
+ * applied, -1 when ignored. */
 int auth_shared_apply(auth_shared_t *sh, const char *msg, size_t len, int64_t now_ms);
 
-/* Reload the revocation index (ZRANGEBYSCORE of live jtis, HGETALL of
- * subjects) into the store; the replies arrive later.  -1: not sent. */
+/* Reload the revocation index (ZRANGEBYSCORE of live jtis, HGETALL of both
+ * subject hashes) into the store, which it replaces once all three replies
+ * were read; the replies arrive later.  -1: not sent. */
 int auth_shared_resync(auth_shared_t *sh, const rc_ops_t *ops, void *cl, int64_t now_ms);
 
 /* Bans and the lockout index (after auth_shared_init):
@@ -135,12 +149,22 @@ typedef enum { AUTH_SHARED_JTI, AUTH_SHARED_SUBJECT } auth_shared_kind_t;
 typedef void (*auth_shared_done_fn)(const char *err, int64_t when, void *privdata);
 
 /* Revoke everywhere: lua/revoke.lua (index + channel), then the per-token
- * key, then this replica's store; `done` runs once, later.  With `ops` NULL
- * (no Redis) this replica's store is the state and `done` runs at once.
- * -1: nothing sent, `done` not called. */
+ * key, then this replica's store; `done` runs once, later.  `iss` (subjects
+ * only; NULL: every issuer) scopes a subject revocation to one issuer.
+ * With `ops` NULL (no Redis) this replica's store is the state and `done`
+ * runs at once.  -1: nothing sent, `done` not called. */
 int auth_shared_revoke(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
-                       auth_shared_kind_t kind, const char *id, int64_t when,
-                       int64_t now_ms, auth_shared_done_fn done, void *privdata);
+                       auth_shared_kind_t kind, const char *iss, const char *id,
+                       int64_t when, int64_t now_ms, auth_shared_done_fn done,
+                       void *privdata);
+
+/* Undo a revocation everywhere: lua/unrevoke.lua (index + channel), then the
+ * per-token key's DEL, then this replica's store.  `done` gets the `when`
+ * that was in force, 0 when there was no live revocation (nothing done).
+ * Otherwise as auth_shared_revoke. */
+int auth_shared_unrevoke(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
+                         auth_shared_kind_t kind, const char *iss, const char *id,
+                         int64_t now_ms, auth_shared_done_fn done, void *privdata);
 
 /* Count a refused credential of `ip`.  With Redis (lua/lockout.lua, which
  * tells every replica when a lockout starts) returns a handle and `done`

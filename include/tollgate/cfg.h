@@ -229,6 +229,9 @@ typedef struct cfg {
     auth_admintok_t *admin_tokens; /* ADMIN_TOKEN as `admin write`, then the file's;
                                       never NULL; empty = admin API closed */
     atomic_int refs;               /* starts at 1; cfg_ref / cfg_unref */
+    /* auth.revocation.max_token_lifetime: a subject revocation expires at
+     * before + this (seconds); default 86400, 0 = never */
+    unsigned revocation_max_token_lifetime_s;
 } cfg_t;
 
 /* Load `path` (NULL: built-in defaults, no file) with the environment's

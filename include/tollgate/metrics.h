@@ -62,6 +62,8 @@ void metrics_set_fallback(int on);   /* tollgate_fallback */
 void metrics_set_revocations_cached(long n);
 void metrics_set_bans_active(long n); /* tollgate_bans_active */
 void metrics_lockout_lifted(void);    /* tollgate_lockouts_lifted_total */
+/* An admin undo of a revocation (tollgate_revocations_undone_total). */
+void metrics_revocation_undone(void);
 /* tollgate_fleet_replicas (the last count of live replicas seen in Redis,
  * 0 before the first) and tollgate_fleet_replicas_age_seconds (since
  * `seen_mono_ms`, a util_mono_ms() value; absent before the first count). */

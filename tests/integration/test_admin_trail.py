@@ -61,6 +61,10 @@ ENDPOINTS = [
     ("POST", "/admin/v1/reload", None, True),
     ("POST", "/admin/v1/revocations", {"jti": "scope-probe", "exp": 4102444800}, True),
     ("POST", "/admin/v1/revocations/subject", {"sub": "scope-probe"}, True),
+    ("GET", "/admin/v1/revocations?kind=jti", None, False),
+    ("GET", "/admin/v1/revocations/subject/scope-probe?iss=x", None, False),
+    ("DELETE", "/admin/v1/revocations/scope-probe", None, True),
+    ("DELETE", "/admin/v1/revocations/subject/scope-probe", None, True),
 ]
 
 

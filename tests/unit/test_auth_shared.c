@@ -14,7 +14,7 @@
 /* ---- a fake Redis client ---------------------------------------------- */
 
 #define FAKE_MAX 8
-#define FAKE_ARGS 8
+#define FAKE_ARGS 12
 
 typedef struct fake {
     int ncalls;
@@ -107,8 +107,9 @@ static void reply_strings(fake_t *f, int i, const char *const *s, size_t n)
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = n, .element = pel};
 
     for (size_t k = 0; k < n; k++) {
-        el[k] = (redisReply){
-            .type = REDIS_REPLY_STRING, .str = (char *)(uintptr_t)s[k], .len = strlen(s[k])};
+        el[k] = (redisReply){.type = REDIS_REPLY_STRING,
+                             .str = (char *)(uintptr_t)s[k],
+                             .len = strlen(s[k])};
         pel[k] = &el[k];
     }
     f->fn[i](NULL, &arr, NULL, f->priv[i]);
@@ -193,8 +194,8 @@ static void test_messages(void)
     fx_t x;
     int64_t now = util_wall_ms(), exp = now / 1000 + 3600, e = 0;
     char msg[64];
-    static const char *const bad[] = {"x 5 a", "j abc def", "j 5", "j -1 a", "j 5 ", "",
-                                      "j5 a", "s 0 bob"};
+    static const char *const bad[] = {"x 5 a", "j abc def", "j 5",  "j -1 a",
+                                      "j 5 ",  "",          "j5 a", "s 0 bob"};
 
     fx_init(&x);
     snprintf(msg, sizeof(msg), "j %lld tok-1", (long long)exp);
@@ -205,8 +206,10 @@ static void test_messages(void)
     CU_ASSERT_EQUAL(last_count, 1);
     snprintf(msg, sizeof(msg), "s %lld bob", (long long)(now / 1000));
     CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
-    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "bob", now / 1000 - 10, now / 1000));
-    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "bob", now / 1000 + 10, now / 1000));
+    CU_ASSERT_TRUE(
+        auth_revoke_check(x.rev, NULL, NULL, "bob", now / 1000 - 10, now / 1000));
+    CU_ASSERT_FALSE(
+        auth_revoke_check(x.rev, NULL, NULL, "bob", now / 1000 + 10, now / 1000));
     snprintf(msg, sizeof(msg), "l %lld 10.0.0.9", (long long)(now + 5000));
     CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
     CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.0.0.9", now) > 0);
@@ -281,10 +284,10 @@ static void test_lockout_fallbacks(void)
     CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.2.0.1", util_wall_ms()) > 0);
     /* the call cannot be sent, and no Redis at all: counted at once */
     f.refuse = 1;
-    CU_ASSERT_PTR_NULL(
-        auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.2.0.2", &policy, now, lock_done, &d));
-    CU_ASSERT_PTR_NULL(
-        auth_shared_lockout_fail(&x.sh, NULL, NULL, "10.2.0.2", &policy, now, lock_done, &d));
+    CU_ASSERT_PTR_NULL(auth_shared_lockout_fail(&x.sh, &fake_ops, &f, "10.2.0.2", &policy,
+                                                now, lock_done, &d));
+    CU_ASSERT_PTR_NULL(auth_shared_lockout_fail(&x.sh, NULL, NULL, "10.2.0.2", &policy, now,
+                                                lock_done, &d));
     CU_ASSERT_EQUAL(d.calls, 2);
     CU_ASSERT_TRUE(auth_lockout_check(x.lock, "10.2.0.2", now) > 0);
     fx_free(&x);
@@ -300,18 +303,21 @@ static void test_revoke_through_redis(void)
 
     fx_init(&x);
     snprintf(w, sizeof(w), "%lld", (long long)exp);
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-7", exp,
-                                       now, revoke_done, &d),
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "jti-7",
+                                       exp, now, revoke_done, &d),
                     0);
     CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
     CU_ASSERT_EQUAL(f.script[0], 3);
-    CU_ASSERT_EQUAL(f.argc[0], 6);
+    CU_ASSERT_EQUAL(f.argc[0], 9); /* four keys, five arguments */
     CU_ASSERT_STRING_EQUAL(f.argv[0][0], "tg:{revlog}:j");
     CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{revlog}:s");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "j");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "jti-7");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][4], w);
-    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "tg:revocations");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "tg:{revlog}:si");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "tg:{revlog}:sx");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "jti-7");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][6], w);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][7], "tg:revocations");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][8], "0"); /* lifetime: never */
     reply_int(&f, 0, exp);
     /* then the per-token key, until exp */
     CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
@@ -328,10 +334,10 @@ static void test_revoke_through_redis(void)
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "jti-7", now / 1000, &e));
 
     /* A subject: the cut-off in force comes back from the script. */
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, "carol",
-                                       now / 1000, now, revoke_done, &d),
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, NULL,
+                                       "carol", now / 1000, now, revoke_done, &d),
                     0);
-    CU_ASSERT_STRING_EQUAL(f.argv[2][2], "s");
+    CU_ASSERT_STRING_EQUAL(f.argv[2][4], "s");
     reply_int(&f, 2, now / 1000 + 5);
     CU_ASSERT_EQUAL(f.argc[3], 3);
     CU_ASSERT_STRING_EQUAL(f.argv[3][1], "tg:{revsub:carol}");
@@ -340,8 +346,8 @@ static void test_revoke_through_redis(void)
     CU_ASSERT_EQUAL(d.when, now / 1000 + 5);
 
     /* The script fails: an error, nothing stored here. */
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-8", exp,
-                                       now, revoke_done, &d),
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "jti-8",
+                                       exp, now, revoke_done, &d),
                     0);
     reply_status(&f, 4, REDIS_REPLY_ERROR);
     CU_ASSERT_EQUAL(d.calls, 3);
@@ -350,8 +356,8 @@ static void test_revoke_through_redis(void)
 
     /* Not sent: -1 and no callback. */
     f.refuse = 1;
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, "jti-9", exp,
-                                       now, revoke_done, &d),
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "jti-9",
+                                       exp, now, revoke_done, &d),
                     -1);
     CU_ASSERT_EQUAL(d.calls, 3);
     fx_free(&x);
@@ -364,15 +370,15 @@ static void test_revoke_without_redis(void)
     int64_t now = util_wall_ms(), e = 0;
 
     fx_init(&x);
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, "local", now / 1000 + 60,
-                                       now, revoke_done, &d),
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, NULL, "local",
+                                       now / 1000 + 60, now, revoke_done, &d),
                     0);
     CU_ASSERT_EQUAL(d.calls, 1);
     CU_ASSERT_PTR_NULL(d.err);
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "local", now / 1000, &e));
     /* already expired: refused, said so */
-    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, "old", now / 1000 - 60,
-                                       now, revoke_done, &d),
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, NULL, NULL, AUTH_SHARED_JTI, NULL, "old",
+                                       now / 1000 - 60, now, revoke_done, &d),
                     0);
     CU_ASSERT_EQUAL(d.calls, 2);
     CU_ASSERT_PTR_NOT_NULL(d.err);
@@ -390,7 +396,9 @@ static void test_resync(void)
     snprintf(exp, sizeof(exp), "%lld", (long long)(now / 1000 + 100));
     snprintf(before, sizeof(before), "%lld", (long long)(now / 1000));
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
-    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 3);
+    CU_ASSERT_STRING_EQUAL(f.argv[2][0], "HGETALL");
+    CU_ASSERT_STRING_EQUAL(f.argv[2][1], "tg:{revlog}:si");
     CU_ASSERT_STRING_EQUAL(f.argv[0][0], "ZRANGEBYSCORE");
     CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{revlog}:j");
     CU_ASSERT_STRING_EQUAL(f.argv[0][4], "WITHSCORES");
@@ -402,10 +410,13 @@ static void test_resync(void)
     reply_strings(&f, 0, jtis, 4);
     CU_ASSERT_FALSE(auth_shared_synced(&x.sh)); /* half of it */
     reply_strings(&f, 1, subs, 2);
+    CU_ASSERT_FALSE(auth_shared_synced(&x.sh)); /* two thirds */
+    reply_strings(&f, 2, NULL, 0);
     CU_ASSERT_TRUE(auth_shared_synced(&x.sh));
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "a", now / 1000, &e));
     CU_ASSERT_TRUE(auth_revoke_get(x.rev, "b", now / 1000, &e));
-    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "dave", now / 1000 - 1, now / 1000));
+    CU_ASSERT_TRUE(
+        auth_revoke_check(x.rev, NULL, NULL, "dave", now / 1000 - 1, now / 1000));
     CU_ASSERT_EQUAL(last_count, auth_revoke_count(x.rev));
     f.refuse = 1;
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), -1);
@@ -417,6 +428,7 @@ static void test_resync(void)
     CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
     f.fn[0](NULL, NULL, "disconnected", f.priv[0]);
     reply_strings(&f, 1, subs, 2);
+    reply_strings(&f, 2, NULL, 0);
     CU_ASSERT_FALSE(auth_shared_synced(&x.sh));
     fx_free(&x);
 }
@@ -459,14 +471,17 @@ static void test_bans_through_redis(void)
     auth_ban_entry_t e = ban_req("ip:192.0.2.1");
     ban_seen_t seen = {0};
     int64_t now = util_wall_ms();
-    redisReply err = {.type = REDIS_REPLY_ERROR, .str = (char *)(uintptr_t) "ERR tollgate ban: full", .len = 22};
+    redisReply err = {.type = REDIS_REPLY_ERROR,
+                      .str = (char *)(uintptr_t) "ERR tollgate ban: full",
+                      .len = 22};
 
     fx_init(&x);
     CU_ASSERT_EQUAL(auth_shared_init_bans(&x.sh, b, 5, 10, 100), 0);
     CU_ASSERT_STRING_EQUAL(x.sh.bans_key, "tg:{bans}");
     CU_ASSERT_STRING_EQUAL(x.sh.chan_ban, "tg:bans");
     CU_ASSERT_STRING_EQUAL(x.sh.lock_index, "tg:{lockouts}");
-    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 60000, now, ban_cb, &seen), 0);
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 60000, now, ban_cb, &seen),
+                    0);
     CU_ASSERT_EQUAL(f.ncalls, 1);
     CU_ASSERT_TRUE(f.eval[0]);
     CU_ASSERT_EQUAL(f.script[0], 5);
@@ -495,31 +510,32 @@ static void test_bans_through_redis(void)
     f.fn[2](NULL, NULL, "timeout", f.priv[2]);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_UNAVAILABLE);
     /* unban: 1 lifted, 0 none */
-    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen),
-                    0);
+    CU_ASSERT_EQUAL(
+        auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen), 0);
     CU_ASSERT_STRING_EQUAL(f.argv[3][1], "u");
     reply_int(&f, 3, 1);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
     CU_ASSERT_FALSE(seen.had_entry);
     CU_ASSERT_FALSE(auth_ban_check_ip(b, "192.0.2.1", now, NULL));
-    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen),
-                    0);
+    CU_ASSERT_EQUAL(
+        auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen), 0);
     reply_int(&f, 4, 0);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_NONE);
     /* refused at once: `done` not called */
     f.refuse = 1;
     seen.calls = 0;
-    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 1000, now, ban_cb, &seen), -1);
+    CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, &fake_ops, &f, &e, 1000, now, ban_cb, &seen),
+                    -1);
     CU_ASSERT_EQUAL(seen.calls, 0);
     /* without Redis: the set is the state */
     CU_ASSERT_EQUAL(auth_shared_ban(&x.sh, NULL, NULL, &e, 1000, now, ban_cb, &seen), 0);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
     CU_ASSERT_TRUE(auth_ban_check_ip(b, "192.0.2.2", now, NULL));
-    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, NULL, NULL, "ip:192.0.2.2", now, ban_cb, &seen),
-                    0);
+    CU_ASSERT_EQUAL(
+        auth_shared_unban(&x.sh, NULL, NULL, "ip:192.0.2.2", now, ban_cb, &seen), 0);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
-    CU_ASSERT_EQUAL(auth_shared_unban(&x.sh, NULL, NULL, "ip:192.0.2.2", now, ban_cb, &seen),
-                    0);
+    CU_ASSERT_EQUAL(
+        auth_shared_unban(&x.sh, NULL, NULL, "ip:192.0.2.2", now, ban_cb, &seen), 0);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_NONE);
     fx_free(&x);
     auth_ban_free(b);
@@ -532,14 +548,19 @@ static void test_ban_messages_and_resync(void)
     auth_ban_t *b = auth_ban_new(10);
     int64_t now = util_wall_ms();
     char msg[200], rec[64];
-    static const char *const bad[] = {"b", "b ", "x ip:1.2.3.4", "b ip:1.2.3.4",
-                                      "b ip:1.2.3.4 nope 1 a r", "u ", "u ip:1.2.3.4 extra",
+    static const char *const bad[] = {"b",
+                                      "b ",
+                                      "x ip:1.2.3.4",
+                                      "b ip:1.2.3.4",
+                                      "b ip:1.2.3.4 nope 1 a r",
+                                      "u ",
+                                      "u ip:1.2.3.4 extra",
                                       "b cidr:1.2.3.4/24 99999999999999 1 a r"};
 
     fx_init(&x);
     CU_ASSERT_EQUAL(auth_shared_init_bans(&x.sh, b, 5, 10, 100), 0);
-    snprintf(msg, sizeof msg, "b ip:10.0.0.1 %lld %lld ops some reason", (long long)now + 60000,
-             (long long)now);
+    snprintf(msg, sizeof msg, "b ip:10.0.0.1 %lld %lld ops some reason",
+             (long long)now + 60000, (long long)now);
     CU_ASSERT_EQUAL(auth_shared_apply_ban(&x.sh, msg, strlen(msg), now), 0);
     CU_ASSERT_TRUE(auth_ban_check_ip(b, "10.0.0.1", now, NULL));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -576,8 +597,10 @@ static void test_unlock(void)
     fx_init(&x);
     CU_ASSERT_EQUAL(auth_shared_init_bans(&x.sh, b, 5, 10, 100), 0);
     auth_lockout_lock(x.lock, "192.0.2.9", now + 60000, now);
-    CU_ASSERT_EQUAL(auth_shared_unlock(&x.sh, &fake_ops, &f, "192.0.2.9", ban_cb, &seen), 0);
-    CU_ASSERT_EQUAL(auth_lockout_check(x.lock, "192.0.2.9", now), 0); /* lifted here at once */
+    CU_ASSERT_EQUAL(auth_shared_unlock(&x.sh, &fake_ops, &f, "192.0.2.9", ban_cb, &seen),
+                    0);
+    CU_ASSERT_EQUAL(auth_lockout_check(x.lock, "192.0.2.9", now),
+                    0); /* lifted here at once */
     CU_ASSERT_STRING_EQUAL(f.argv[0][0], "DEL");
     CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{lock:192.0.2.9}");
     reply_int(&f, 0, 0);
@@ -604,6 +627,197 @@ static void test_unlock(void)
     auth_ban_free(b);
 }
 
+/* The new messages (scoped subject, undo), and what an old replica does with
+ * them: apply ignores a kind it does not know, so a replica of this version
+ * ignores any future one the same way. */
+static void test_scoped_and_undo_messages(void)
+{
+    fx_t x;
+    int64_t now = util_wall_ms(), b = now / 1000, e = 0;
+    char msg[128];
+    static const char *const bad[] = {"i 5 nosep",
+                                      "i 5 \x1fsub",
+                                      "i 5 iss\x1f",
+                                      "i 5 a\x1f"
+                                      "b\x1f"
+                                      "c",
+                                      "I 5 nosep",
+                                      "Z 5 a"};
+
+    fx_init(&x);
+    snprintf(msg, sizeof msg,
+             "i %lld https://idp\x1f"
+             "erin",
+             (long long)b);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "https://idp", "erin", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "hs", "erin", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, NULL, "erin", b - 1, b));
+    snprintf(msg, sizeof msg, "j %lld tok", (long long)(b + 60));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, bad[i], strlen(bad[i]), now), -1);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    /* the undos */
+    snprintf(msg, sizeof msg,
+             "I %lld https://idp\x1f"
+             "erin",
+             (long long)b);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "https://idp", "erin", b - 1, b));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, "J 1 tok", 7, now), 0);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "tok", b, &e));
+    CU_ASSERT_EQUAL(last_count, 0); /* the gauge follows the undo */
+    snprintf(msg, sizeof msg, "s %lld erin", (long long)b);
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, msg, strlen(msg), now), 0);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "hs", "erin", b - 1, b));
+    CU_ASSERT_EQUAL(auth_shared_apply(&x.sh, "S 1 erin", 8, now), 0);
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "hs", "erin", b - 1, b));
+    fx_free(&x);
+}
+
+/* A scoped subject: kind "i", id "iss\x1fsub", its own per-token key. */
+static void test_scoped_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms(), b = now / 1000;
+
+    fx_init(&x);
+    auth_revoke_set_lifetime(x.rev, 3600);
+    CU_ASSERT_EQUAL(auth_shared_revoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT,
+                                       "https://idp", "erin", b, now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "i");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "https://idp\x1f"
+                                         "erin");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][8], "3600");
+    reply_int(&f, 0, b);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_EQUAL(f.argc[1], 5); /* SET key before EXAT before+lifetime */
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{revsub:erin}:https://idp");
+    reply_status(&f, 1, REDIS_REPLY_STATUS);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "https://idp", "erin", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "other", "erin", b - 1, b));
+    fx_free(&x);
+}
+
+/* Undo: unrevoke.lua, then DEL of the per-token key, then the store; a 0
+ * from the script is "no such revocation" (no DEL, store untouched). */
+static void test_undo_through_redis(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    done_t d = {0};
+    int64_t now = util_wall_ms(), b = now / 1000, e = 0;
+
+    fx_init(&x);
+    x.sh.script_unrevoke = 9;
+    CU_ASSERT_EQUAL(auth_revoke_jti(x.rev, "t1", b + 60, b), 0);
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "t1",
+                                         now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 1);
+    CU_ASSERT_EQUAL(f.script[0], 9);
+    CU_ASSERT_EQUAL(f.argc[0], 8);
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "j");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "t1");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][6], "tg:revocations");
+    reply_int(&f, 0, b + 60);
+    CU_ASSERT_EQUAL_FATAL(f.ncalls, 2);
+    CU_ASSERT_STRING_EQUAL(f.argv[1][0], "DEL");
+    CU_ASSERT_STRING_EQUAL(f.argv[1][1], "tg:{rev:t1}");
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "t1", b, &e)); /* not before Redis said so */
+    reply_int(&f, 1, 1);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    CU_ASSERT_PTR_NULL(d.err);
+    CU_ASSERT_EQUAL(d.when, b + 60);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "t1", b, &e));
+    /* none: 0, nothing else sent */
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, &fake_ops, &f, AUTH_SHARED_SUBJECT, "idp",
+                                         "nobody", now, revoke_done, &d),
+                    0);
+    CU_ASSERT_STRING_EQUAL(f.argv[2][4], "i");
+    reply_int(&f, 2, 0);
+    CU_ASSERT_EQUAL(f.ncalls, 3);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_EQUAL(d.when, 0);
+    /* the script fails: an error */
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, &fake_ops, &f, AUTH_SHARED_JTI, NULL, "t2",
+                                         now, revoke_done, &d),
+                    0);
+    reply_status(&f, 3, REDIS_REPLY_ERROR);
+    CU_ASSERT_EQUAL(d.calls, 3);
+    CU_ASSERT_PTR_NOT_NULL(d.err);
+    fx_free(&x);
+}
+
+static void test_undo_without_redis(void)
+{
+    fx_t x;
+    done_t d = {0};
+    int64_t now = util_wall_ms(), b = now / 1000;
+
+    fx_init(&x);
+    CU_ASSERT_EQUAL(auth_revoke_subject(x.rev, "idp", "erin", b, b), 0);
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, NULL, NULL, AUTH_SHARED_SUBJECT, NULL,
+                                         "erin", now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL(d.when, 0); /* the every-issuer one: there is none */
+    CU_ASSERT_EQUAL(auth_shared_unrevoke(&x.sh, NULL, NULL, AUTH_SHARED_SUBJECT, "idp",
+                                         "erin", now, revoke_done, &d),
+                    0);
+    CU_ASSERT_EQUAL(d.when, b);
+    CU_ASSERT_EQUAL(d.calls, 2);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 0);
+    fx_free(&x);
+}
+
+/* A resync replaces: what the index no longer holds (an undo this replica
+ * missed) is forgotten; a partial resync forgets nothing. */
+static void test_resync_is_authoritative(void)
+{
+    fx_t x;
+    fake_t f = {0};
+    int64_t now = util_wall_ms(), b = now / 1000, e = 0;
+    char exp[24], before[24];
+
+    fx_init(&x);
+    snprintf(exp, sizeof(exp), "%lld", (long long)(b + 100));
+    snprintf(before, sizeof(before), "%lld", (long long)b);
+    CU_ASSERT_EQUAL(auth_revoke_jti(x.rev, "gone", b + 100, b), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(x.rev, NULL, "gone-sub", b, b), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(x.rev, "idp", "gone-isub", b, b), 0);
+    /* partial: the jti reply lost */
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
+    f.fn[0](NULL, NULL, "disconnected", f.priv[0]);
+    reply_strings(&f, 1, NULL, 0);
+    reply_strings(&f, 2, NULL, 0);
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 3);
+    /* whole */
+    const char *jtis[] = {"kept", exp};
+    const char *isubs[] = {"idp\x1f"
+                           "kept-isub",
+                           before, "bad-no-sep", before};
+    CU_ASSERT_EQUAL(auth_shared_resync(&x.sh, &fake_ops, &f, now), 0);
+    reply_strings(&f, 3, jtis, 2);
+    reply_strings(&f, 4, NULL, 0);
+    reply_strings(&f, 5, isubs, 4);
+    CU_ASSERT_TRUE(auth_shared_synced(&x.sh));
+    CU_ASSERT_EQUAL(auth_revoke_count(x.rev), 2);
+    CU_ASSERT_FALSE(auth_revoke_get(x.rev, "gone", b, &e));
+    CU_ASSERT_TRUE(auth_revoke_get(x.rev, "kept", b, &e));
+    CU_ASSERT_TRUE(auth_revoke_check(x.rev, NULL, "idp", "kept-isub", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, "idp", "gone-isub", b - 1, b));
+    CU_ASSERT_FALSE(auth_revoke_check(x.rev, NULL, NULL, "gone-sub", b - 1, b));
+    CU_ASSERT_EQUAL(last_count, 2);
+    fx_free(&x);
+}
+
 int test_auth_shared_add(void)
 {
     static const unit_test_t tests[] = {
@@ -615,8 +829,16 @@ int test_auth_shared_add(void)
         {"revocation without Redis", test_revoke_without_redis},
         {"resync of the revocation index", test_resync},
         {"bans: script, set, full, unavailable, unban, no Redis", test_bans_through_redis},
-        {"ban messages; the ban index resync is authoritative", test_ban_messages_and_resync},
+        {"ban messages; the ban index resync is authoritative",
+         test_ban_messages_and_resync},
         {"lifting a lockout: DEL, ZREM, PUBLISH", test_unlock},
+        {"scoped subject and undo messages; unknown kinds ignored",
+         test_scoped_and_undo_messages},
+        {"scoped subject: script, then its own key", test_scoped_through_redis},
+        {"undo: script, then DEL, then the store; none is 0", test_undo_through_redis},
+        {"undo without Redis", test_undo_without_redis},
+        {"resync replaces the set (an undo missed is forgotten)",
+         test_resync_is_authoritative},
         {NULL, NULL},
     };
 

@@ -251,7 +251,7 @@ static void test_jwt_expired_or_revoked(void)
     CU_ASSERT_STRING_EQUAL(restore(val, &chk, &id), "revoked");
     free(val);
     val = issue_jwt(j2, NOW - 100, NOW + 10);
-    CU_ASSERT_EQUAL(auth_revoke_subject(rev, "jwt-user", NOW - 50), 0);
+    CU_ASSERT_EQUAL(auth_revoke_subject(rev, NULL, "jwt-user", NOW - 50, NOW), 0);
     CU_ASSERT_STRING_EQUAL(restore(val, &chk, &id), "revoked");
     free(val);
     val = issue_jwt(j3, NOW - 100, 0); /* no exp: never taken */

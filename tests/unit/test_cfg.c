@@ -119,6 +119,7 @@ static void test_minimal_file(void)
     CU_ASSERT_EQUAL(c->auth.jwt.leeway_s, 30);
     CU_ASSERT_EQUAL(c->auth.lockout.max_failures, 10);
     CU_ASSERT_EQUAL(c->auth.lockout.max_backoff_s, 900);
+    CU_ASSERT_EQUAL(c->revocation_max_token_lifetime_s, 86400); /* 1d */
     CU_ASSERT_STRING_EQUAL(c->audit_path, "-");
     CU_ASSERT_PTR_NULL(c->admin_token);
     CU_ASSERT_EQUAL(c->nroutes, 0);
@@ -804,8 +805,9 @@ static void test_admin_tokens(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fprintf(f, "other write %s\n", secret32);
     fclose(f);
-    expect_err_part("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
-                    "fixtures/admin-tokens-tmp:1: admin token other has the same token as admin");
+    expect_err_part(
+        "auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
+        "fixtures/admin-tokens-tmp:1: admin token other has the same token as admin");
     CU_ASSERT_PTR_NULL(strstr(err, secret32));
     /* a short token: a warning in development, refused in production */
     f = fopen(path, "w");
@@ -828,8 +830,9 @@ static void test_admin_tokens(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fprintf(f, "# comment\n\nbad\"id write some-secret-token\n");
     fclose(f);
-    expect_err_part("auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
-                    "fixtures/admin-tokens-tmp:3: an admin token id is 1..64 of [A-Za-z0-9._-]");
+    expect_err_part(
+        "auth: {mode: none}\nadmin_tokens_file: fixtures/admin-tokens-tmp\n",
+        "fixtures/admin-tokens-tmp:3: an admin token id is 1..64 of [A-Za-z0-9._-]");
     CU_ASSERT_PTR_NULL(strstr(err, "some-secret-token"));
     f = fopen(path, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -1426,6 +1429,8 @@ static const struct {
     {"auth.bans.max_entries", "max_entries: 5000", "max_entries: 5001"},
     {"auth.bans.min_prefix_v4", "min_prefix_v4: 12", "min_prefix_v4: 13"},
     {"auth.bans.min_prefix_v6", "min_prefix_v6: 40", "min_prefix_v6: 41"},
+    {"auth.revocation.max_token_lifetime", "max_token_lifetime: 36h",
+     "max_token_lifetime: 37h"},
     {"limits[].name", "name: lim-two", "name: lim-2"},
     {"limits[].match.path", "/lim/exact", "/lim/exact2"},
     {"limits[].match.path_prefix", "path_prefix: /lim/", "path_prefix: /lim2/"},
@@ -1857,7 +1862,8 @@ static void test_listen_port_zero(void)
     cfg_t *c;
 
     clear_env();
-    c = load_ok("auth: {mode: none}\nlisten: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\n");
+    c = load_ok(
+        "auth: {mode: none}\nlisten: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_STRING_EQUAL(c->listen, "127.0.0.1:0");
     CU_ASSERT_STRING_EQUAL(c->admin_listen, "127.0.0.1:0");
