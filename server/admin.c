@@ -24,6 +24,7 @@
 #include "srv_admin_explain.h"
 #include "srv_admin_req.h"
 #include "srv_admin_revoc.h"
+#include "srv_admin_routes.h"
 #include "tollgate/log.h"
 #include "tollgate/rc.h"
 #include "tollgate/rl_redis.h"
@@ -591,6 +592,39 @@ static const admin_route_t *find_route(const char *path, enum evhttp_cmd_type cm
             route_matches(&admin_routes[i], path))
             return &admin_routes[i];
     return NULL;
+}
+
+static const char *method_name(unsigned methods)
+{
+    return methods == EVHTTP_REQ_GET      ? "GET"
+           : methods == EVHTTP_REQ_POST   ? "POST"
+           : methods == EVHTTP_REQ_DELETE ? "DELETE"
+                                          : "?";
+}
+
+bool srv_admin_route_at(size_t i, const char **method, const char **path, bool *write)
+{
+    if (i >= sizeof admin_routes / sizeof admin_routes[0])
+        return false;
+    *method = method_name(admin_routes[i].methods);
+    *path = admin_routes[i].path;
+    *write = admin_routes[i].scope == AUTH_ADMIN_WRITE;
+    return true;
+}
+
+long srv_admin_route_find(const char *method, const char *path)
+{
+    static const struct {
+        const char *name;
+        enum evhttp_cmd_type cmd;
+    } cmds[] = {
+        {"GET", EVHTTP_REQ_GET}, {"POST", EVHTTP_REQ_POST}, {"DELETE", EVHTTP_REQ_DELETE}};
+    const admin_route_t *r = NULL;
+
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(method, cmds[i].name) == 0)
+            r = find_route(path, cmds[i].cmd);
+    return r != NULL ? (long)(r - admin_routes) : -1;
 }
 
 static void unauthorized(srv_worker_t *w, struct evhttp_request *req)

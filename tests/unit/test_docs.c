@@ -3,7 +3,9 @@
  * every row names a key the parser accepts; every top-level key and every
  * metric /metrics exports (metrics_render) is in docs/reference.md; the
  * metrics are in the operator guide's table and back; every audit reason
- * the code sets is in reference.md's reason table and back. */
+ * the code sets is in reference.md's reason table and back; every admin
+ * endpoint (server/admin.c's route table) is in reference.md §4's table with
+ * its scope, and every row of it is served. */
 #include <dirent.h>
 #include <regex.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "tollgate/auth_jwt.h"
 #include "tollgate/cfg.h"
 #include "tollgate/metrics.h"
+#include "../../server/srv_admin_routes.h"
 #include "../../server/srv_process.h"
 #include "../../server/srv_trail.h"
 #include "unit.h"
@@ -302,7 +305,7 @@ static void test_metrics_documented(void)
     code.n = doc.n = 0;
     CU_ASSERT_FATAL(b != NULL);
     metrics_render(b);
-    srv_jwks_metrics(b); /* the rest of /metrics (server/health.c) */
+    srv_jwks_metrics(b);                    /* the rest of /metrics (server/health.c) */
     metrics_render_build_info(b, "0", "0"); /* and server/admin.c's */
     metrics_render_process(b);
     srv_trail_metrics(NULL, b); /* the admin trail's (server/trail.c) */
@@ -450,15 +453,92 @@ static void test_audit_fields_documented(void)
     CU_ASSERT_FATAL(n > 0);
     j = json_loads(line, JSON_PRESERVE_ORDER, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    json_object_foreach(j, key, v)
-        add(&code, key);
+    json_object_foreach(j, key, v) add(&code, key);
     json_decref(j);
     CU_ASSERT_EQUAL_FATAL(doc_audit_fields("../../docs/reference.md", &doc), 0);
-    CU_ASSERT_EQUAL(missing(&code, &doc, "audit field written but not in reference.md §7"), 0);
-    CU_ASSERT_EQUAL(missing(&doc, &code, "audit field in reference.md §7 but not written"), 0);
+    CU_ASSERT_EQUAL(missing(&code, &doc, "audit field written but not in reference.md §7"),
+                    0);
+    CU_ASSERT_EQUAL(missing(&doc, &code, "audit field in reference.md §7 but not written"),
+                    0);
     CU_ASSERT_EQUAL(code.n, doc.n);
     for (size_t i = 0; i < code.n && i < doc.n; i++)
         CU_ASSERT_STRING_EQUAL(code.v[i], doc.v[i]); /* in the line's order */
+}
+
+/* A row of reference.md §4's endpoint table: "| `GET` | `/admin/v1/x/{id}?q=..` |
+ * read | ..." -> method, path ("{..}" as "x", no query), write. */
+static bool admin_row(const char *line, char *method, size_t mlen, char *path, size_t plen,
+                      bool *write)
+{
+    const char *m = line + 3, *p, *e;
+    size_t n = 0;
+
+    if (strncmp(line, "| `", 3) != 0 || (e = strchr(m, '`')) == NULL ||
+        (size_t)(e - m) >= mlen || strncmp(e, "` | `/admin/", 12) != 0)
+        return false;
+    snprintf(method, mlen, "%.*s", (int)(e - m), m);
+    for (p = e + 5; *p != '\0' && *p != '`' && *p != '?' && n + 2 < plen; p++) {
+        if (*p == '{') {
+            path[n++] = 'x';
+            while (*p != '\0' && *p != '}')
+                p++;
+            if (*p == '\0')
+                return false;
+        } else {
+            path[n++] = *p;
+        }
+    }
+    path[n] = '\0';
+    while (*p != '\0' && *p != '`') /* the query may hold "\|" */
+        p++;
+    if (strncmp(p, "` | write |", 11) == 0)
+        *write = true;
+    else if (strncmp(p, "` | read |", 10) == 0)
+        *write = false;
+    else
+        return false;
+    return true;
+}
+
+static void test_admin_endpoints_documented(void)
+{
+    bool seen[64] = {false}, write, doc_write;
+    const char *method, *path;
+    char buf[8192], m[16], p[256];
+    size_t nroutes = 0, rows = 0;
+    FILE *f = fopen("../../docs/reference.md", "r");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    while (fgets(buf, sizeof buf, f) != NULL) {
+        long i;
+
+        if (!admin_row(buf, m, sizeof m, p, sizeof p, &doc_write))
+            continue;
+        rows++;
+        i = srv_admin_route_find(m, p);
+        if (i < 0 || i >= 64) {
+            fprintf(stderr, "\n  reference.md lists %s %s, which is not served", m, p);
+            CU_FAIL("an endpoint in reference.md is not served");
+            continue;
+        }
+        seen[i] = true;
+        CU_ASSERT_FATAL(srv_admin_route_at((size_t)i, &method, &path, &write));
+        if (write != doc_write) {
+            fprintf(stderr, "\n  reference.md says %s %s needs a %s token", m, p,
+                    doc_write ? "write" : "read");
+            CU_FAIL("an endpoint's scope differs from reference.md");
+        }
+    }
+    fclose(f);
+    CU_ASSERT(rows >= 10);
+    while (srv_admin_route_at(nroutes, &method, &path, &write)) {
+        if (nroutes < 64 && !seen[nroutes]) {
+            fprintf(stderr, "\n  %s %s is served but not in reference.md §4", method, path);
+            CU_FAIL("an admin endpoint is not in reference.md");
+        }
+        nroutes++;
+    }
+    CU_ASSERT(nroutes < 64);
 }
 
 static void test_audit_reasons_documented(void)
@@ -489,10 +569,20 @@ static void test_audit_reasons_documented(void)
 static void test_no_outside_references(void)
 {
     static const char *const dirs[] = {
-        "../../server", "../../auth",    "../../http",  "../../redis",
-        "../../limiter", "../../cfg",    "../../util",  "../../lua",
-        "../../include/tollgate", "../../tests/unit", "../../tests/integration",
-        "../../tests/fuzz", "../../scripts", "../../docs",
+        "../../server",
+        "../../auth",
+        "../../http",
+        "../../redis",
+        "../../limiter",
+        "../../cfg",
+        "../../util",
+        "../../lua",
+        "../../include/tollgate",
+        "../../tests/unit",
+        "../../tests/integration",
+        "../../tests/fuzz",
+        "../../scripts",
+        "../../docs",
     };
     static const char *const files[] = {"../../README.md", "../../Makefile",
                                         "../../CHANGELOG.md", "../../Dockerfile"};
@@ -500,7 +590,8 @@ static void test_no_outside_references(void)
     char path[512], line[8192];
     size_t found = 0, read = 0;
 
-    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0] + sizeof files / sizeof files[0]; d++) {
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0] + sizeof files / sizeof files[0];
+         d++) {
         bool is_dir = d < sizeof dirs / sizeof dirs[0];
         DIR *dir = is_dir ? opendir(dirs[d]) : NULL;
         struct dirent *e = NULL;
@@ -549,6 +640,8 @@ int test_docs_add(void)
         {"every audit reason in the reference, and back", test_audit_reasons_documented},
         {"every audit field in the reference, in order, and back",
          test_audit_fields_documented},
+        {"every admin endpoint in the reference with its scope, and back",
+         test_admin_endpoints_documented},
         {"no file cites documents outside the repository", test_no_outside_references},
         {NULL, NULL},
     };
