@@ -32,7 +32,7 @@ struct evbuffer;
 /* One action.  Strings are borrowed for the call; NULL = not applicable. */
 typedef struct srv_trail_rec {
     const char *action; /* reload | revoke_jti | revoke_token | revoke_subject |
-                           bucket_reset (and future ones: ban, unlock, undo) */
+                           unrevoke | bucket_reset | ban | unban | unlock */
     const char *target; /* what it acted on: never a secret nor a raw token;
                            cut to SRV_TRAIL_TARGET_MAX, control bytes as '?' */
     const char *result; /* ok | refused | error */
