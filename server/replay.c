@@ -413,10 +413,11 @@ static void check_exact(sim_t *s, const rl_limit_t *lim)
         const rl_by_t *by = &lim->by[i];
 
         why[0] = '\0';
-        if (by->kind == RL_BY_HEADER && dec_header_is_credential(by->name))
+        if ((by->kind == RL_BY_HEADER || by->kind == RL_BY_CLAIM) &&
+            dec_header_is_credential(by->name))
             snprintf(why, sizeof why,
-                     "keyed on header:%s, which may carry a credential: never recorded",
-                     by->name);
+                     "keyed on %s:%s, which may carry a credential: never recorded",
+                     by->kind == RL_BY_HEADER ? "header" : "claim", by->name);
         else if (r->why && by->kind == RL_BY_HEADER && !rec_has_key(r, "header", by->name))
             snprintf(why, sizeof why, "keyed on header:%s, which the line does not hold",
                      by->name);
