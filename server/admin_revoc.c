@@ -225,6 +225,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     char *body = body_of(req, &len);
     int64_t now = now_s(), lifetime = lifetime_of(w);
     revoke_wait_t *rw;
+    const char *meant;
     int rc;
 
     rc = body ? srv_admin_parse_revoke(body, len, subject, &rq, err, sizeof(err)) : -1;
@@ -237,6 +238,17 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     if (rq.kind == SRV_REVOKE_TOKEN && token_jti(w, &rq, now, err, sizeof err) != 0) {
         srv_revoke_req_clear(&rq);
         refuse(w, req, "revoke_token", NULL, 400, "bad_request", err);
+        return;
+    }
+    if (rq.kind == SRV_REVOKE_SUBJECT && rq.iss[0] != '\0' &&
+        (meant = auth_jwt_issuer_near_miss(w->cfg->auth.jwt_verifier, rq.iss)) != NULL) {
+        /* issuers compare exactly: this one would match no token */
+        snprintf(err, sizeof err,
+                 "no JWT provider takes iss as written; the configured issuer is \"%.120s\" "
+                 "(exactly: case and trailing slash count)",
+                 meant);
+        srv_revoke_req_clear(&rq);
+        refuse(w, req, "revoke_subject", NULL, 400, "bad_request", err);
         return;
     }
     if (rq.kind == SRV_REVOKE_SUBJECT && rq.when == 0)

@@ -107,6 +107,25 @@ class RevocationsMemory(RevocationApi, TollgateCase):
         self.assertIsInstance(body["expires"], int)
         self.assertEqual(body["expires"] - body["before"], 86400)  # the default 1d
 
+    def test_scoped_subject_issuer_near_miss_refused(self):
+        """An iss that misses the configured issuer only by a trailing slash or
+        by case would match no token (the verifier compares issuers exactly and
+        refuses any other as bad_issuer): a 200 would say a subject is cut off
+        while its tokens still pass.  It is a 400 naming the issuer meant, and
+        nothing is stored."""
+        sub = unique("hal")
+        tok = make_jwt({"sub": sub, "scope": "orders:read", "iat": int(time.time()) - 5})
+        n = metric(self.tg.metrics(), "tollgate_revocations_cached")
+        for iss in (ISSUER + "/", ISSUER.upper(), ISSUER.upper() + "/"):
+            with self.subTest(iss=iss):
+                r = self.post(self.tg, "/admin/v1/revocations/subject", {"sub": sub, "iss": iss})
+                body = self.assertEnvelope(r, 400, "bad_request")
+                self.assertIn(ISSUER, body["error"]["message"])
+        self.assertEqual(metric(self.tg.metrics(), "tollgate_revocations_cached"), n)
+        self.assertEqual(self.ok(tok), 200)
+        self.revoke_subject(self.tg, sub, iss=ISSUER)  # the exact issuer is taken
+        self.assertEqual(self.ok(tok), 401)
+
     def test_undo_and_404(self):
         sub = unique("gina")
         tok = make_jwt({"sub": sub, "scope": "orders:read", "iat": int(time.time()) - 5})
