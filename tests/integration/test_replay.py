@@ -322,6 +322,46 @@ class Replay(TollgateCase, ReplayRun):
         p = self.replay(tg, broken, [tg.audit_path])
         self.assertEqual(p.returncode, 1, p.stderr)
 
+    def test_endless_line_is_bounded(self):
+        """A hostile log whose line never ends (a pipe of endless bytes) is
+        refused once the line passes the 256 KiB bound, not read whole into
+        memory first: replay stops reading and exits 2 with a line-numbered
+        error while the writer has sent a few MiB at most."""
+        import threading
+        tg = self.spawn(replay_conf())
+        p = subprocess.Popen([TOLLGATE_BIN, "replay", "--config", tg.config_path, "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=dict(tg.env), cwd=tg.tmp)
+        sent = [0]
+        limit = 128 << 20
+        chunk = b"a" * (64 << 10)
+
+        def feed():
+            try:
+                p.stdin.write(b'{"ts":"')
+                while sent[0] < limit:
+                    p.stdin.write(chunk)
+                    sent[0] += len(chunk)
+                p.stdin.close()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        try:
+            p.wait(timeout=60 * SLOW)  # stdin stays the feeder's to close
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        t.join(timeout=10)
+        err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(p.returncode, 2, err[-2000:])
+        self.assertIn(b"-:1: line longer than 262144 bytes", err)
+        self.assertLess(sent[0], 16 << 20, "the whole line was read before it was refused")
+
     def test_live_listener_ignores_replay_identity(self):
         """No request can be decided as a recorded identity: the listener's
         decision context ignores replay_as (tests/unit/test_decide.c), and
