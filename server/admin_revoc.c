@@ -102,20 +102,49 @@ json_t *srv_revoc_subject_json(const char *iss, const char *sub, int64_t before,
 
 /* A trail line's target.  A revocation's is the jti or sub, as it has
  * always been, with " iss=<iss>" for a scoped subject; an undo's names its
- * kind: "jti=<jti>" or "sub=<sub> iss=<iss>" ("*": every issuer). */
+ * kind: "jti=<jti>" or "sub=<sub> iss=<iss>" ("*": every issuer).  Ids and
+ * issuers are written with ' ', '%' and '*' escaped (target_part). */
+/* Append `s` to out[0..len) at `o` (kept terminated; cut to fit), with ' ',
+ * '%' and '*' written %20, %25, %2A when `esc`: an id or issuer holding
+ * " iss=" or being "*" cannot pass for the parts target_of() joins.  The
+ * new end. */
+static size_t target_put(char *out, size_t len, size_t o, const char *s, bool esc)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s != '\0'; s++) {
+        bool e = esc && (*s == ' ' || *s == '%' || *s == '*');
+
+        if (o + (e ? 3 : 1) >= len)
+            break;
+        if (e) {
+            out[o++] = '%';
+            out[o++] = hex[(unsigned char)*s >> 4];
+            out[o++] = hex[(unsigned char)*s & 15];
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 static void target_of(bool undo, bool subject, const char *iss, const char *id, char *out,
                       size_t len)
 {
     bool scoped = iss != NULL && *iss != '\0';
+    size_t o = 0;
 
-    if (undo && !subject)
-        snprintf(out, len, "jti=%s", id);
-    else if (undo)
-        snprintf(out, len, "sub=%s iss=%s", id, scoped ? iss : "*");
-    else if (scoped)
-        snprintf(out, len, "%s iss=%s", id, iss);
-    else
-        snprintf(out, len, "%s", id);
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    if (undo)
+        o = target_put(out, len, o, subject ? "sub=" : "jti=", false);
+    o = target_put(out, len, o, id, true);
+    if (subject && (scoped || undo)) {
+        o = target_put(out, len, o, " iss=", false);
+        (void)target_put(out, len, o, scoped ? iss : "*", scoped);
+    }
 }
 
 /* ---- POST: revoke --------------------------------------------------------- */

@@ -126,6 +126,38 @@ class RevocationsMemory(RevocationApi, TollgateCase):
         self.revoke_subject(self.tg, sub, iss=ISSUER)  # the exact issuer is taken
         self.assertEqual(self.ok(tok), 401)
 
+    def test_trail_targets_unambiguous(self):
+        """A sub or iss may hold spaces, '%' and '*': the trail's target must
+        still tell a scoped revocation from an every-issuer one of another
+        subject (\"ted iss=https://idp.example\" unscoped vs \"ted\" of
+        https://idp.example), and the undo of issuer "*" from the every-issuer
+        undo."""
+        ted = unique("ted")
+        targets = {}
+        for name, body in (("unscoped", {"sub": ted + " iss=https://idp.example"}),
+                           ("scoped", {"sub": ted, "iss": "https://idp.example"}),
+                           ("star", {"sub": ted, "iss": "*"}),
+                           ("all", {"sub": ted})):
+            rid = "trail-%s-%s" % (name, ted)
+            r = self.tg.admin("POST", "/admin/v1/revocations/subject",
+                              dict(JSON, **{"X-Request-ID": rid}),
+                              json.dumps(body).encode(), token=WRITE_TOKEN)
+            self.assertEqual(r.status, 200, r)
+            targets[name] = wait_admin_line(
+                self.tg, lambda x, rid=rid: x.get("request_id") == rid)["target"]
+        self.assertNotEqual(targets["unscoped"], targets["scoped"], targets)
+        self.assertEqual(targets["scoped"], ted + " iss=https://idp.example")
+        self.assertEqual(targets["unscoped"], ted + "%20iss=https://idp.example")
+        undos = {}
+        for name, path in (("star", self.subject_path(ted, "*")),
+                           ("all", self.subject_path(ted))):
+            rid = "undo-%s-%s" % (name, ted)
+            r = self.tg.admin("DELETE", path, token=WRITE_TOKEN, headers={"X-Request-ID": rid})
+            self.assertEqual(r.status, 200, r)
+            undos[name] = wait_admin_line(
+                self.tg, lambda x, rid=rid: x.get("request_id") == rid)["target"]
+        self.assertEqual(undos, {"star": "sub=%s iss=%%2A" % ted, "all": "sub=%s iss=*" % ted})
+
     def test_undo_and_404(self):
         sub = unique("gina")
         tok = make_jwt({"sub": sub, "scope": "orders:read", "iat": int(time.time()) - 5})
