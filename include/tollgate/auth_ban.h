@@ -34,6 +34,10 @@
 #define AUTH_BAN_MIN_MS 1000LL                    /* the shortest ban: 1 s */
 #define AUTH_BAN_MAX_MS (30LL * 86400 * 1000)     /* the longest: 30 days */
 #define AUTH_BAN_DEFAULT_MAX 10000                /* auth.bans.max_entries */
+/* auth.bans.max_entries at most: the entries a replica's resync reads from
+ * the index (auth_shared_bans_reply refuses a larger reply, and a replica
+ * is not ready until one resync has been read) */
+#define AUTH_BAN_MAX_ENTRIES 100000
 
 typedef enum { AUTH_BAN_IP, AUTH_BAN_CIDR, AUTH_BAN_CLIENT } auth_ban_kind_t;
 
