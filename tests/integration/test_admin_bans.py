@@ -299,6 +299,32 @@ class BansMemory(TollgateCase, BanChecks):
             self.assertEnvelope(call(self.tg, "GET", "/admin/v1/bans?" + q, token=READ_TOKEN),
                                 400, "bad_request")
 
+    def test_nul_in_path_lifts_nothing(self):
+        """A path naming a target or an ip key with %00 in it names another
+        one than the text before the NUL: it is refused (400), and the ban
+        or lockout of the shorter name stays."""
+        cid, ip = unique("nul"), fresh_ip("203.0.113")
+        self.assertEqual(ban(self.tg, "client:" + cid).status, 200)
+        self.assertEqual(lock_out(self.tg, ip), 429)
+        for path in ("/admin/v1/bans/client:%s%%00x" % cid,
+                     "/admin/v1/bans/client%%3A%s%%00" % cid,
+                     "/admin/v1/lockouts/%s%%00" % ip,
+                     "/admin/v1/lockouts/%s%%00%%2F64" % ip):
+            with self.subTest(path=path):
+                self.assertEnvelope(call(self.tg, "DELETE", path), 400, "bad_request")
+        self.assertIn("client:" + cid, listed(self.tg, "/admin/v1/bans", "bans", "target"))
+        self.assertEqual(status_from(self.tg, ip, api_key("alice")), 429)
+        self.assertEqual(unban(self.tg, "client:" + cid).status, 200)
+        # the same through a query value: the bucket reset's key
+        t = unique("nulbucket")
+        hdrs = dict(api_key("bob"), **{"X-Test-Bucket": t})
+        got = [self.tg.get("/auth/limited/x", hdrs).status for _ in range(4)]
+        self.assertEqual(got, [200, 200, 200, 429])
+        key = urllib.parse.quote("c=k:bob|h:x-test-bucket=" + t, safe="")
+        r = call(self.tg, "DELETE", "/admin/v1/buckets?limit=tight&key=%s%%00x" % key)
+        self.assertEnvelope(r, 400, "bad_request")
+        self.assertEqual(self.tg.get("/auth/limited/x", hdrs).status, 429)
+
     def test_reason_sanitised(self):
         ip = fresh_ip()
         r = ban(self.tg, "ip:" + ip, "1m", "line\nbreak\x1b[31m")

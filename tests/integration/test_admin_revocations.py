@@ -125,6 +125,10 @@ class RevocationsMemory(RevocationApi, TollgateCase):
         self.assertEqual(self.ok(tok), 200)
         self.revoke_subject(self.tg, sub, iss=ISSUER)  # the exact issuer is taken
         self.assertEqual(self.ok(tok), 401)
+        # an undo naming the issuer with a NUL after it names another issuer
+        r = self.tg.admin("DELETE", self.subject_path(sub, ISSUER) + "%00x", token=WRITE_TOKEN)
+        self.assertEnvelope(r, 400, "bad_request")
+        self.assertEqual(self.ok(tok), 401)
 
     def test_trail_targets_unambiguous(self):
         """A sub or iss may hold spaces, '%' and '*': the trail's target must
