@@ -28,7 +28,7 @@
 
 #include "tollgate/auth.h"
 
-#define AUTH_BAN_TARGET_MAX (7 + AUTH_MAX_ID_LEN) /* "client:" + an id */
+#define AUTH_BAN_TARGET_MAX (7 + 3 * AUTH_MAX_ID_LEN) /* "client:" + an id, %XX */
 #define AUTH_BAN_REASON_MAX 200                   /* bytes of a reason */
 #define AUTH_BAN_ACTOR_MAX 64                     /* an admin token's id */
 #define AUTH_BAN_MIN_MS 1000LL                    /* the shortest ban: 1 s */

@@ -16,8 +16,8 @@ import struct
 import unittest
 import urllib.parse
 
-from harness import (TollgateCase, ADMIN_TOKEN, api_key, metric, standard_config, unique,
-                     wait_for)
+from harness import (TollgateCase, ADMIN_TOKEN, api_key, bearer, make_jwt, metric,
+                     standard_config, unique, wait_for)
 
 try:
     import redis_harness as rh
@@ -295,7 +295,7 @@ class BansMemory(TollgateCase, BanChecks):
                      "/admin/v1/lockouts/%00"):
             self.assertEnvelope(call(self.tg, "DELETE", path), 400, "bad_request")
         self.assertEnvelope(unban(self.tg, "client:nobody-" + unique()), 404, "not_found")
-        for q in ("limit=0", "limit=1001", "limit=x", "cursor=" + "c" * 300):
+        for q in ("limit=0", "limit=1001", "limit=x", "cursor=" + "c" * 400):
             self.assertEnvelope(call(self.tg, "GET", "/admin/v1/bans?" + q, token=READ_TOKEN),
                                 400, "bad_request")
 
@@ -324,6 +324,20 @@ class BansMemory(TollgateCase, BanChecks):
         r = call(self.tg, "DELETE", "/admin/v1/buckets?limit=tight&key=%s%%00x" % key)
         self.assertEnvelope(r, 400, "bad_request")
         self.assertEqual(self.tg.get("/auth/limited/x", hdrs).status, 429)
+
+    def test_jwt_sub_with_space_or_utf8_banned(self):
+        """A JWT sub may hold a space or UTF-8 (X-Auth-Client-Id carries it):
+        such a client is banned as client:ID with those bytes %XX-escaped."""
+        for sub, target in (("erin smith " + unique(), None), ("Jos\u00e9-" + unique(), None)):
+            target = "client:" + urllib.parse.quote(sub, safe="")
+            tok = bearer(make_jwt({"sub": sub, "scope": "orders:read"}))
+            self.assertEqual(self.tg.get("/auth/orders/1", tok).status, 200)
+            r = ban(self.tg, target)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["ban"]["target"], target)
+            self.assertEnvelope(self.tg.get("/auth/orders/1", tok), 403, "banned")
+            self.assertEqual(unban(self.tg, target).status, 200)
+            self.assertEqual(self.tg.get("/auth/orders/1", tok).status, 200)
 
     def test_reason_sanitised(self):
         ip = fresh_ip()
