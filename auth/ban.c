@@ -48,8 +48,9 @@ typedef struct ban_target {
     int family; /* AF_INET, AF_INET6; 0 for a client */
     unsigned char addr[16];
     unsigned plen;
-    const char *id;
+    const char *id; /* a client's id, decoded: idbuf */
     size_t idlen;
+    char idbuf[AUTH_MAX_ID_LEN];
 } ban_target_t;
 
 static void set_err(char *err, size_t errlen, const char *msg)
@@ -176,14 +177,47 @@ static int parse_cidr(const char *s, size_t n, const auth_ban_rules_t *rules,
     return 0;
 }
 
-static bool id_ok(const char *s, size_t n)
+static int hex_val(char c)
 {
-    if (n == 0 || n > AUTH_MAX_ID_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A byte written raw in a client target; any other is %XX. */
+static bool id_raw(unsigned char c)
+{
+    return c >= 0x21 && c <= 0x7e && c != '%';
+}
+
+/* The id text s[0..n), raw visible ASCII and %XX escapes, decoded into
+ * t->idbuf: 1 to AUTH_MAX_ID_LEN bytes, none a control byte (a JWT sub
+ * may hold a space or UTF-8, never a control). */
+static bool id_decode(const char *s, size_t n, ban_target_t *t)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+
+        if (c == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n || (hi = hex_val(s[i + 1])) < 0 || (lo = hex_val(s[i + 2])) < 0)
+                return false;
+            c = hi * 16 + lo;
+            i += 2;
+        } else if (!id_raw((unsigned char)c)) {
             return false;
-    return true;
+        }
+        if (c < 0x20 || c == 0x7f || o == AUTH_MAX_ID_LEN)
+            return false;
+        t->idbuf[o++] = (char)c;
+    }
+    t->id = t->idbuf;
+    t->idlen = o;
+    return o > 0;
 }
 
 static bool has_prefix(const char *s, size_t n, const char *p)
@@ -215,14 +249,12 @@ static int parse_target(const char *in, size_t len, const auth_ban_rules_t *rule
     if (has_prefix(in, len, "cidr:"))
         return parse_cidr(in + 5, len - 5, rules, t, err, errlen);
     if (has_prefix(in, len, "client:")) {
-        if (!id_ok(in + 7, len - 7)) {
+        if (!id_decode(in + 7, len - 7, t)) {
             set_err(err, errlen,
                     "a client target is client:ID (1 to 128 visible ASCII bytes)");
             return -1;
         }
         t->kind = AUTH_BAN_CLIENT;
-        t->id = in + 7;
-        t->idlen = len - 7;
         return 0;
     }
     set_err(err, errlen, "a target is ip:ADDRESS, cidr:NETWORK/PREFIX or client:ID");
@@ -234,9 +266,28 @@ static int format_target(const ban_target_t *t, char *out, size_t outlen)
     char a[BAN_ADDR_TEXT];
     int n;
 
-    if (t->kind == AUTH_BAN_CLIENT)
-        n = snprintf(out, outlen, "client:%.*s", (int)t->idlen, t->id);
-    else if (inet_ntop(t->family, t->addr, a, sizeof a) == NULL)
+    if (t->kind == AUTH_BAN_CLIENT) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t o = 7;
+
+        if (outlen < 8 + 3 * t->idlen)
+            return -1;
+        memcpy(out, "client:", 7);
+        for (size_t i = 0; i < t->idlen; i++) {
+            unsigned char c = (unsigned char)t->id[i];
+
+            if (id_raw(c)) {
+                out[o++] = (char)c;
+            } else {
+                out[o++] = '%';
+                out[o++] = hex[c >> 4];
+                out[o++] = hex[c & 15];
+            }
+        }
+        out[o] = '\0';
+        return 0;
+    }
+    if (inet_ntop(t->family, t->addr, a, sizeof a) == NULL)
         return -1;
     else if (t->kind == AUTH_BAN_IP)
         n = snprintf(out, outlen, "ip:%s", a);

@@ -425,6 +425,35 @@ const char *const *auth_jwt_claim_headers(const auth_jwt_t *v, size_t *n)
     return v != NULL ? v->all_hdrs : NULL;
 }
 
+/* Equal but for ASCII case and one trailing '/' on either side. */
+static bool issuer_near(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la > 0 && a[la - 1] == '/')
+        la--;
+    if (lb > 0 && b[lb - 1] == '/')
+        lb--;
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+const char *auth_jwt_issuer_near_miss(const auth_jwt_t *v, const char *iss)
+{
+    const char *near = NULL;
+
+    if (v == NULL || iss == NULL)
+        return NULL;
+    for (size_t i = 0; i < v->nproviders; i++) {
+        const char *p = v->providers[i].issuer;
+
+        if (p == NULL || strcmp(p, iss) == 0)
+            return NULL; /* a token of `iss` can be accepted */
+        if (near == NULL && issuer_near(p, iss))
+            near = p;
+    }
+    return near;
+}
+
 size_t auth_jwt_nproviders(const auth_jwt_t *v)
 {
     return v != NULL ? v->nproviders : 0;

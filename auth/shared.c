@@ -495,7 +495,7 @@ void auth_shared_lockout_detach(auth_lock_op_t *op)
 
 /* ---- bans and the lockout index ------------------------------------------- */
 
-#define BANS_RESYNC_MAX 100000 /* entries of an index reply looked at */
+#define BANS_RESYNC_MAX AUTH_BAN_MAX_ENTRIES /* entries of an index reply looked at */
 
 int auth_shared_init_bans(auth_shared_t *sh, auth_ban_t *bans, size_t script_ban,
                           size_t bans_max, size_t lockouts_max)

@@ -80,7 +80,9 @@ static int split_url(dec_req_t *r, const char *url)
     }
     slash = strchr(p, '/');
     n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= sizeof(r->hostbuf))
+    /* userinfo ("user:password@host") would be read as the host, and its
+     * password written into the audit line: a request URL never has it */
+    if (n == 0 || n >= sizeof(r->hostbuf) || memchr(p, '@', n) != NULL)
         return -1;
     memcpy(r->hostbuf, p, n);
     r->hostbuf[n] = '\0';

@@ -9,6 +9,7 @@
 
 #include "tollgate/util_fmt.h"
 #include "dec_internal.h"
+#include "tollgate/rl_topk.h"
 
 static const char *req_header(void *ctx, const char *name)
 {
@@ -257,17 +258,11 @@ dec_step_t dec_step_limits(dec_req_t *r)
     return dec_verdict(r, 503, "unavailable", "rate limiter unavailable");
 }
 
-/* The rule of the top lists (rl_topk_spell): a name with one of these
- * words may carry a secret, so its value is never written. */
+/* The rule of the top lists (rl_name_may_be_credential): such a header's
+ * or claim's value is never written. */
 bool dec_header_is_credential(const char *name)
 {
-    static const char *const words[] = {"auth",   "token",   "key", "secret",
-                                        "cookie", "session", "pass"};
-
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (strcasestr(name, words[i]) != NULL)
-            return true;
-    return false;
+    return rl_name_may_be_credential(name);
 }
 
 /* Is (claim, name) among the first n keys already?  Header names compare
@@ -306,7 +301,7 @@ void dec_limits_keys(dec_req_t *r)
             bool claim = by->kind == RL_BY_CLAIM;
 
             if ((by->kind != RL_BY_HEADER && !claim) || by->name == NULL ||
-                (!claim && dec_header_is_credential(by->name)) ||
+                dec_header_is_credential(by->name) ||
                 key_seen(v, claim, by->name))
                 continue;
             v->keys[v->nkeys] = (dec_key_t){claim, by->name, key_value(r, by, v->nkeys)};

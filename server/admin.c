@@ -642,6 +642,7 @@ static void dispatch(srv_worker_t *w, struct evhttp_request *req, const char *pa
 {
     const auth_admin_id_t *who = authorized(w->cfg, req);
     const admin_route_t *r;
+    const char *q;
 
     if (who == NULL) {
         unauthorized(w, req);
@@ -658,6 +659,16 @@ static void dispatch(srv_worker_t *w, struct evhttp_request *req, const char *pa
                           "scope=\"write\"");
         trail(w, req, who->id, r->action, NULL, 403, "insufficient_scope");
         send_err(req, 403, "insufficient_scope", "this admin token may only read");
+        return;
+    }
+    if ((q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))) != NULL &&
+        strstr(q, "%00") != NULL) {
+        /* a decoded NUL ends the C string every handler reads: the query
+         * would name another target than it shows (a path's ids are each
+         * handler's to check) */
+        if (r->scope == AUTH_ADMIN_WRITE)
+            trail(w, req, who->id, r->action, NULL, 400, "bad_request");
+        send_err(req, 400, "bad_request", "a NUL (%00) in the query");
         return;
     }
     g_actor = who->id;

@@ -190,16 +190,18 @@ static json_t *ban_json(const auth_ban_entry_t *e)
 }
 
 /* The part of the path after `prefix`, percent-decoded; NULL when empty,
- * undecodable or over `max` bytes. */
+ * undecodable, over `max` bytes or holding a NUL (%00: the text before it
+ * would name another target than the path). */
 static char *path_rest(struct evhttp_request *req, const char *prefix, size_t max)
 {
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    size_t len = 0;
     char *rest;
 
     if (path == NULL || strncmp(path, prefix, strlen(prefix)) != 0)
         return NULL;
-    rest = evhttp_uridecode(path + strlen(prefix), 0, NULL);
-    if (rest != NULL && (rest[0] == '\0' || strlen(rest) > max)) {
+    rest = evhttp_uridecode(path + strlen(prefix), 0, &len);
+    if (rest != NULL && (rest[0] == '\0' || len > max || strlen(rest) != len)) {
         free(rest);
         return NULL;
     }

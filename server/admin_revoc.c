@@ -102,20 +102,49 @@ json_t *srv_revoc_subject_json(const char *iss, const char *sub, int64_t before,
 
 /* A trail line's target.  A revocation's is the jti or sub, as it has
  * always been, with " iss=<iss>" for a scoped subject; an undo's names its
- * kind: "jti=<jti>" or "sub=<sub> iss=<iss>" ("*": every issuer). */
+ * kind: "jti=<jti>" or "sub=<sub> iss=<iss>" ("*": every issuer).  Ids and
+ * issuers are written with ' ', '%' and '*' escaped (target_part). */
+/* Append `s` to out[0..len) at `o` (kept terminated; cut to fit), with ' ',
+ * '%' and '*' written %20, %25, %2A when `esc`: an id or issuer holding
+ * " iss=" or being "*" cannot pass for the parts target_of() joins.  The
+ * new end. */
+static size_t target_put(char *out, size_t len, size_t o, const char *s, bool esc)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s != '\0'; s++) {
+        bool e = esc && (*s == ' ' || *s == '%' || *s == '*');
+
+        if (o + (e ? 3 : 1) >= len)
+            break;
+        if (e) {
+            out[o++] = '%';
+            out[o++] = hex[(unsigned char)*s >> 4];
+            out[o++] = hex[(unsigned char)*s & 15];
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 static void target_of(bool undo, bool subject, const char *iss, const char *id, char *out,
                       size_t len)
 {
     bool scoped = iss != NULL && *iss != '\0';
+    size_t o = 0;
 
-    if (undo && !subject)
-        snprintf(out, len, "jti=%s", id);
-    else if (undo)
-        snprintf(out, len, "sub=%s iss=%s", id, scoped ? iss : "*");
-    else if (scoped)
-        snprintf(out, len, "%s iss=%s", id, iss);
-    else
-        snprintf(out, len, "%s", id);
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    if (undo)
+        o = target_put(out, len, o, subject ? "sub=" : "jti=", false);
+    o = target_put(out, len, o, id, true);
+    if (subject && (scoped || undo)) {
+        o = target_put(out, len, o, " iss=", false);
+        (void)target_put(out, len, o, scoped ? iss : "*", scoped);
+    }
 }
 
 /* ---- POST: revoke --------------------------------------------------------- */
@@ -225,6 +254,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     char *body = body_of(req, &len);
     int64_t now = now_s(), lifetime = lifetime_of(w);
     revoke_wait_t *rw;
+    const char *meant;
     int rc;
 
     rc = body ? srv_admin_parse_revoke(body, len, subject, &rq, err, sizeof(err)) : -1;
@@ -237,6 +267,17 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     if (rq.kind == SRV_REVOKE_TOKEN && token_jti(w, &rq, now, err, sizeof err) != 0) {
         srv_revoke_req_clear(&rq);
         refuse(w, req, "revoke_token", NULL, 400, "bad_request", err);
+        return;
+    }
+    if (rq.kind == SRV_REVOKE_SUBJECT && rq.iss[0] != '\0' &&
+        (meant = auth_jwt_issuer_near_miss(w->cfg->auth.jwt_verifier, rq.iss)) != NULL) {
+        /* issuers compare exactly: this one would match no token */
+        snprintf(err, sizeof err,
+                 "no JWT provider takes iss as written; the configured issuer is \"%.120s\" "
+                 "(exactly: case and trailing slash count)",
+                 meant);
+        srv_revoke_req_clear(&rq);
+        refuse(w, req, "revoke_subject", NULL, 400, "bad_request", err);
         return;
     }
     if (rq.kind == SRV_REVOKE_SUBJECT && rq.when == 0)

@@ -413,10 +413,11 @@ static void check_exact(sim_t *s, const rl_limit_t *lim)
         const rl_by_t *by = &lim->by[i];
 
         why[0] = '\0';
-        if (by->kind == RL_BY_HEADER && dec_header_is_credential(by->name))
+        if ((by->kind == RL_BY_HEADER || by->kind == RL_BY_CLAIM) &&
+            dec_header_is_credential(by->name))
             snprintf(why, sizeof why,
-                     "keyed on header:%s, which may carry a credential: never recorded",
-                     by->name);
+                     "keyed on %s:%s, which may carry a credential: never recorded",
+                     by->kind == RL_BY_HEADER ? "header" : "claim", by->name);
         else if (r->why && by->kind == RL_BY_HEADER && !rec_has_key(r, "header", by->name))
             snprintf(why, sizeof why, "keyed on header:%s, which the line does not hold",
                      by->name);
@@ -613,25 +614,49 @@ typedef struct items {
     size_t n, cap;
 } items_t;
 
+/* One line of `f` (NULs and all, without its '\n') into buf[0..max]: its
+ * length, max + 1 when it is longer than max (the rest left unread: a line
+ * that never ends is not read into memory), -1 at the end. */
+static ssize_t read_line(FILE *f, char *buf, size_t max)
+{
+    size_t n = 0;
+    int c;
+
+    while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+        if (n == max)
+            return (ssize_t)max + 1;
+        buf[n++] = (char)c;
+    }
+    return c == EOF && n == 0 ? -1 : (ssize_t)n;
+}
+
 static int read_file(const char *path, items_t *it, srv_replay_report_t *rep)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    char *line = NULL, err[256];
-    size_t cap = 0, lineno = 0;
+    char *line = malloc(SRV_REPLAY_LINE_MAX + 1), err[256];
+    size_t lineno = 0;
     ssize_t len;
     int rc = 0;
 
-    if (f == NULL) {
-        fprintf(stderr, "tollgate replay: %s: %s\n", path, strerror(errno));
+    if (f == NULL || line == NULL) {
+        fprintf(stderr, "tollgate replay: %s: %s\n", path,
+                f == NULL ? strerror(errno) : "out of memory");
+        free(line);
+        if (f != NULL && f != stdin)
+            fclose(f);
         return -1;
     }
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while ((len = read_line(f, line, SRV_REPLAY_LINE_MAX)) >= 0) {
         srv_replay_rec_t rec;
         int st;
 
         lineno++;
-        if (len > 0 && line[len - 1] == '\n')
-            len--;
+        if (len > SRV_REPLAY_LINE_MAX) {
+            fprintf(stderr, "tollgate replay: %s:%zu: line longer than %d bytes\n", path,
+                    lineno, SRV_REPLAY_LINE_MAX);
+            rc = -1;
+            break;
+        }
         st = srv_replay_parse_line(line, (size_t)len, &rec, err, sizeof err);
         if (st < 0) {
             fprintf(stderr, "tollgate replay: %s:%zu: %s\n", path, lineno, err);

@@ -121,6 +121,12 @@ const char *auth_jwt_status_str(auth_jwt_status_t s);
  * forward-auth, which sends each one, empty when unset); *n set. */
 const char *const *auth_jwt_claim_headers(const auth_jwt_t *v, size_t *n);
 
+/* The configured issuer that `iss` misses only by ASCII case or a trailing
+ * '/' ("https://idp/" for "https://IdP"), when no provider would take a
+ * token of `iss` (none names it exactly, none takes any issuer): a scoped
+ * revocation of `iss` could match nothing.  NULL otherwise.  Borrowed. */
+const char *auth_jwt_issuer_near_miss(const auth_jwt_t *v, const char *iss);
+
 /* Providers and their key counts, for /admin/v1/config and metrics. */
 size_t auth_jwt_nproviders(const auth_jwt_t *v);
 const char *auth_jwt_provider_name(const auth_jwt_t *v, size_t i);

@@ -380,10 +380,11 @@ dec_ctx_t *dec_ctx_new(const dec_ctx_cfg_t *cfg);
  * is honoured.  Only the replay subcommand makes one; it has no listener. */
 dec_ctx_t *dec_ctx_new_replay(const dec_ctx_cfg_t *cfg);
 
-/* Whether a header may carry a credential: its name contains auth, token,
- * key, secret, cookie, session or pass, any case (Authorization, X-API-Key,
- * Cookie...; the top lists' rule).  A limit keyed on one is never recorded
- * in the audit line, and replay reports it as not exactly replayable. */
+/* Whether a header or claim may carry a credential: the top lists' rule,
+ * rl_name_may_be_credential (auth, token, key, secret, cookie, session,
+ * pass, signature, credential, csrf, xsrf, jwt in the name, any case).  A
+ * limit keyed on one is never recorded in the audit line, and replay
+ * reports it as not exactly replayable. */
 bool dec_header_is_credential(const char *name);
 void dec_ctx_free(dec_ctx_t *ctx);
 

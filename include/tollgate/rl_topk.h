@@ -94,8 +94,15 @@ uint64_t rl_topk_sum_floor(const rl_topk_sum_t *s);
  * into `s` written to `out`; returns how many. */
 size_t rl_topk_sum_sorted(const rl_topk_sum_t *s, const rl_topk_entry_t **out, size_t max);
 
+/* Whether a header or claim named `name` may carry a credential: the name
+ * contains auth, token, key, secret, cookie, session, pass, signature,
+ * credential, csrf, xsrf or jwt, in any case (Authorization,
+ * Proxy-Authorization, X-Hub-Signature, X-Amz-Credential...).  The one rule
+ * of the top lists, the audit line's keys and replay. */
+bool rl_name_may_be_credential(const char *name);
+
 /* The identity as kept and shown: each `header:NAME` part of `lim`'s `by`
- * whose NAME contains auth, token, key, secret, cookie, session or pass is
+ * whose NAME may carry a credential (rl_name_may_be_credential) is
  * written "h:NAME=*"; an identity that would not fit RL_TOPK_ID_LEN is its
  * first 38 bytes, '~' and 16 hex digits of a 64-bit hash of the whole.
  * `out` has RL_TOPK_ID_LEN bytes. */

@@ -2,10 +2,12 @@
  * (auth_ban_target_parse), a POST /admin/v1/bans body (srv_admin_parse_ban)
  * and a record of the Redis index (auth_ban_record_parse).  Beyond "no
  * crash, no leak": an accepted target is canonical (parsing it again gives
- * itself), holds no byte outside visible ASCII and is matched by the set
- * it is put in; an accepted body has a duration of 1 s to 30 d and a reason
+ * itself), holds no byte outside visible ASCII (a client id's other bytes
+ * are %XX) and is matched by the set it is put in (a client by its decoded
+ * id); an accepted body has a duration of 1 s to 30 d and a reason
  * of printable ASCII; a refusal says why and leaves the output zeroed. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,8 +50,29 @@ static void target(const char *in, size_t len)
         abort();
     if (kind == AUTH_BAN_IP && !auth_ban_check_ip(b, strchr(out, ':') + 1, 1000, NULL))
         abort();
-    if (kind == AUTH_BAN_CLIENT && !auth_ban_check_client(b, out + 7, 1000, NULL))
-        abort();
+    if (kind == AUTH_BAN_CLIENT) {
+        /* the id the target names: its %XX escapes decoded */
+        char id[AUTH_MAX_ID_LEN + 1];
+        size_t n = 0;
+
+        for (const char *p = out + 7; *p != '\0'; p++) {
+            unsigned v;
+
+            if (n == AUTH_MAX_ID_LEN)
+                abort();
+            if (*p == '%') {
+                if (sscanf(p + 1, "%2X", &v) != 1 || v < 0x20 || v == 0x7f)
+                    abort();
+                id[n++] = (char)v;
+                p += 2;
+            } else {
+                id[n++] = *p;
+            }
+        }
+        id[n] = '\0';
+        if (!auth_ban_check_client(b, id, 1000, NULL))
+            abort();
+    }
     if (!auth_ban_remove(b, out, 1000) || auth_ban_count(b, 1000) != 0)
         abort();
     auth_ban_free(b);

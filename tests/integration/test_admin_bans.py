@@ -11,11 +11,13 @@ proxy by default)."""
 import json
 import os
 import shutil
+import socket
+import struct
 import unittest
 import urllib.parse
 
-from harness import (TollgateCase, ADMIN_TOKEN, api_key, metric, standard_config, unique,
-                     wait_for)
+from harness import (TollgateCase, ADMIN_TOKEN, api_key, bearer, make_jwt, metric,
+                     standard_config, unique, wait_for)
 
 try:
     import redis_harness as rh
@@ -293,9 +295,49 @@ class BansMemory(TollgateCase, BanChecks):
                      "/admin/v1/lockouts/%00"):
             self.assertEnvelope(call(self.tg, "DELETE", path), 400, "bad_request")
         self.assertEnvelope(unban(self.tg, "client:nobody-" + unique()), 404, "not_found")
-        for q in ("limit=0", "limit=1001", "limit=x", "cursor=" + "c" * 300):
+        for q in ("limit=0", "limit=1001", "limit=x", "cursor=" + "c" * 400):
             self.assertEnvelope(call(self.tg, "GET", "/admin/v1/bans?" + q, token=READ_TOKEN),
                                 400, "bad_request")
+
+    def test_nul_in_path_lifts_nothing(self):
+        """A path naming a target or an ip key with %00 in it names another
+        one than the text before the NUL: it is refused (400), and the ban
+        or lockout of the shorter name stays."""
+        cid, ip = unique("nul"), fresh_ip("203.0.113")
+        self.assertEqual(ban(self.tg, "client:" + cid).status, 200)
+        self.assertEqual(lock_out(self.tg, ip), 429)
+        for path in ("/admin/v1/bans/client:%s%%00x" % cid,
+                     "/admin/v1/bans/client%%3A%s%%00" % cid,
+                     "/admin/v1/lockouts/%s%%00" % ip,
+                     "/admin/v1/lockouts/%s%%00%%2F64" % ip):
+            with self.subTest(path=path):
+                self.assertEnvelope(call(self.tg, "DELETE", path), 400, "bad_request")
+        self.assertIn("client:" + cid, listed(self.tg, "/admin/v1/bans", "bans", "target"))
+        self.assertEqual(status_from(self.tg, ip, api_key("alice")), 429)
+        self.assertEqual(unban(self.tg, "client:" + cid).status, 200)
+        # the same through a query value: the bucket reset's key
+        t = unique("nulbucket")
+        hdrs = dict(api_key("bob"), **{"X-Test-Bucket": t})
+        got = [self.tg.get("/auth/limited/x", hdrs).status for _ in range(4)]
+        self.assertEqual(got, [200, 200, 200, 429])
+        key = urllib.parse.quote("c=k:bob|h:x-test-bucket=" + t, safe="")
+        r = call(self.tg, "DELETE", "/admin/v1/buckets?limit=tight&key=%s%%00x" % key)
+        self.assertEnvelope(r, 400, "bad_request")
+        self.assertEqual(self.tg.get("/auth/limited/x", hdrs).status, 429)
+
+    def test_jwt_sub_with_space_or_utf8_banned(self):
+        """A JWT sub may hold a space or UTF-8 (X-Auth-Client-Id carries it):
+        such a client is banned as client:ID with those bytes %XX-escaped."""
+        for sub, target in (("erin smith " + unique(), None), ("Jos\u00e9-" + unique(), None)):
+            target = "client:" + urllib.parse.quote(sub, safe="")
+            tok = bearer(make_jwt({"sub": sub, "scope": "orders:read"}))
+            self.assertEqual(self.tg.get("/auth/orders/1", tok).status, 200)
+            r = ban(self.tg, target)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["ban"]["target"], target)
+            self.assertEnvelope(self.tg.get("/auth/orders/1", tok), 403, "banned")
+            self.assertEqual(unban(self.tg, target).status, 200)
+            self.assertEqual(self.tg.get("/auth/orders/1", tok).status, 200)
 
     def test_reason_sanitised(self):
         ip = fresh_ip()
@@ -441,3 +483,83 @@ class BansCluster(TollgateCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
+class BansClientLeaves(TollgateCase):
+    """A ban, an unban, an unlock or a lockout listing whose client leaves
+    (FIN or RST) while its Redis call is held: the writes complete and are
+    trailed, nothing answers a request that is gone (no use of a freed
+    evhttp request: the ASan build reports nothing), and a replica stopped
+    while calls are still held exits cleanly."""
+    shared_server = False
+
+    def setUp(self):
+        super().setUp()
+        from faultproxy import FaultProxy
+        self.redis = rh.RedisServer().start()
+        self.addCleanup(self.redis.close)
+        self.proxy = FaultProxy(("127.0.0.1", self.redis.port)).start()
+        self.addCleanup(self.proxy.close)
+
+    def conf(self, cfg):
+        bans_config([self.proxy.addr])(cfg)
+        cfg["redis"]["timeout_ms"] = 60000  # nothing times out while held
+        return cfg
+
+    def send(self, tg, method, path, body=b"", reset=False):
+        s = socket.create_connection(("127.0.0.1", tg.admin_port), timeout=5)
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                   % (method, path, WRITE_TOKEN, len(body))).encode() + body)
+        return s
+
+    def leave(self, tg, method, path, marker, body=b"", reset=False):
+        before = self.proxy.sent(marker)
+        s = self.send(tg, method, path, body, reset)
+        try:
+            self.assertTrue(wait_for(lambda: self.proxy.sent(marker) > before, 10, 0.005),
+                            "no Redis call for %r" % marker)
+        finally:
+            s.close()
+
+    def test_client_leaves_mid_call(self):
+        tg = self.spawn(self.conf)
+        self.assertTrue(wait_for(lambda: tg.readyz()[1].get("redis") == "ok", 5))
+        gone, kept, locked = fresh_ip(), fresh_ip(), fresh_ip("203.0.113")
+        self.assertEqual(ban(tg, "ip:" + kept).status, 200)
+        self.assertEqual(lock_out(tg, locked), 429)
+        self.assertTrue(wait_for(lambda: locked in listed(tg, "/admin/v1/lockouts",
+                                                          "lockouts", "ip_key"), 5))
+        self.proxy.mode = "hold"
+        try:
+            self.leave(tg, "POST", "/admin/v1/bans", gone.encode(), json.dumps(
+                {"target": "ip:" + gone, "duration": "1h"}).encode())
+            self.leave(tg, "DELETE", "/admin/v1/bans/ip:" + kept, kept.encode(), reset=True)
+            self.leave(tg, "DELETE", "/admin/v1/lockouts/" + locked, locked.encode())
+            self.leave(tg, "GET", "/admin/v1/lockouts", b"ZRANGEBYSCORE", reset=True)
+        finally:
+            self.proxy.mode = "pass"  # the late replies come, to no one
+        self.assertTrue(wait_for(lambda: status_from(tg, gone) == 403, 5))
+        self.assertTrue(wait_for(lambda: status_from(tg, kept, api_key("alice")) == 200, 5))
+        self.assertTrue(wait_for(lambda: status_from(tg, locked, api_key("alice")) == 200, 5))
+        for action, target in (("ban", "ip:" + gone), ("unban", "ip:" + kept),
+                               ("unlock", locked)):
+            wait_admin_line(tg, lambda x: (x["action"], x["target"], x["result"]) ==
+                            (action, target, "ok"))
+        # stopped while a ban and a listing are held: a clean exit
+        self.proxy.mode = "hold"
+        held = [self.send(tg, "POST", "/admin/v1/bans", json.dumps(
+                    {"target": "ip:" + fresh_ip(), "duration": "1h"}).encode()),
+                self.send(tg, "GET", "/admin/v1/lockouts")]
+        try:
+            self.assertTrue(wait_for(lambda: self.proxy.sent(b"ZRANGEBYSCORE") >= 2, 10))
+            self.assertTrue(tg.alive())
+            self.assertEqual(tg.stop(), 0, tg.stderr()[-2000:])
+        finally:
+            for s in held:
+                s.close()
+            self.proxy.mode = "pass"
+        self.assertIsNone(tg.sanitizer_report())

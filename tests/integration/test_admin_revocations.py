@@ -107,6 +107,61 @@ class RevocationsMemory(RevocationApi, TollgateCase):
         self.assertIsInstance(body["expires"], int)
         self.assertEqual(body["expires"] - body["before"], 86400)  # the default 1d
 
+    def test_scoped_subject_issuer_near_miss_refused(self):
+        """An iss that misses the configured issuer only by a trailing slash or
+        by case would match no token (the verifier compares issuers exactly and
+        refuses any other as bad_issuer): a 200 would say a subject is cut off
+        while its tokens still pass.  It is a 400 naming the issuer meant, and
+        nothing is stored."""
+        sub = unique("hal")
+        tok = make_jwt({"sub": sub, "scope": "orders:read", "iat": int(time.time()) - 5})
+        n = metric(self.tg.metrics(), "tollgate_revocations_cached")
+        for iss in (ISSUER + "/", ISSUER.upper(), ISSUER.upper() + "/"):
+            with self.subTest(iss=iss):
+                r = self.post(self.tg, "/admin/v1/revocations/subject", {"sub": sub, "iss": iss})
+                body = self.assertEnvelope(r, 400, "bad_request")
+                self.assertIn(ISSUER, body["error"]["message"])
+        self.assertEqual(metric(self.tg.metrics(), "tollgate_revocations_cached"), n)
+        self.assertEqual(self.ok(tok), 200)
+        self.revoke_subject(self.tg, sub, iss=ISSUER)  # the exact issuer is taken
+        self.assertEqual(self.ok(tok), 401)
+        # an undo naming the issuer with a NUL after it names another issuer
+        r = self.tg.admin("DELETE", self.subject_path(sub, ISSUER) + "%00x", token=WRITE_TOKEN)
+        self.assertEnvelope(r, 400, "bad_request")
+        self.assertEqual(self.ok(tok), 401)
+
+    def test_trail_targets_unambiguous(self):
+        """A sub or iss may hold spaces, '%' and '*': the trail's target must
+        still tell a scoped revocation from an every-issuer one of another
+        subject (\"ted iss=https://idp.example\" unscoped vs \"ted\" of
+        https://idp.example), and the undo of issuer "*" from the every-issuer
+        undo."""
+        ted = unique("ted")
+        targets = {}
+        for name, body in (("unscoped", {"sub": ted + " iss=https://idp.example"}),
+                           ("scoped", {"sub": ted, "iss": "https://idp.example"}),
+                           ("star", {"sub": ted, "iss": "*"}),
+                           ("all", {"sub": ted})):
+            rid = "trail-%s-%s" % (name, ted)
+            r = self.tg.admin("POST", "/admin/v1/revocations/subject",
+                              dict(JSON, **{"X-Request-ID": rid}),
+                              json.dumps(body).encode(), token=WRITE_TOKEN)
+            self.assertEqual(r.status, 200, r)
+            targets[name] = wait_admin_line(
+                self.tg, lambda x, rid=rid: x.get("request_id") == rid)["target"]
+        self.assertNotEqual(targets["unscoped"], targets["scoped"], targets)
+        self.assertEqual(targets["scoped"], ted + " iss=https://idp.example")
+        self.assertEqual(targets["unscoped"], ted + "%20iss=https://idp.example")
+        undos = {}
+        for name, path in (("star", self.subject_path(ted, "*")),
+                           ("all", self.subject_path(ted))):
+            rid = "undo-%s-%s" % (name, ted)
+            r = self.tg.admin("DELETE", path, token=WRITE_TOKEN, headers={"X-Request-ID": rid})
+            self.assertEqual(r.status, 200, r)
+            undos[name] = wait_admin_line(
+                self.tg, lambda x, rid=rid: x.get("request_id") == rid)["target"]
+        self.assertEqual(undos, {"star": "sub=%s iss=%%2A" % ted, "all": "sub=%s iss=*" % ted})
+
     def test_undo_and_404(self):
         sub = unique("gina")
         tok = make_jwt({"sub": sub, "scope": "orders:read", "iat": int(time.time()) - 5})

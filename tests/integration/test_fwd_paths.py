@@ -57,6 +57,19 @@ class DotSegments(TollgateCase):
             r = self.tg.get("/auth", {**api_key("bob"), **traefik_headers(path)})
             self.assertEnvelope(r, 400, "bad_request")
 
+    def test_nginx_url_with_userinfo_refused(self):
+        """X-Original-URL is a URL: userinfo in it ("https://alice:hunter2@host/")
+        would be taken for the host — matched as host "alice" and written
+        into the audit line's `host`, password and all.  It is a 400, and
+        the password is in no line."""
+        for host in ("alice:hunter2@app.example.com", "hunter2@app.example.com"):
+            h = {**api_key("bob"), **nginx_headers("/orders/1", host=host)}
+            r = self.tg.get("/auth", h)
+            self.assertEnvelope(r, 400, "bad_request")
+            rec = self.tg.audit_for(r.header("X-Request-ID"))
+            self.assertNotIn("hunter2", rec.get("host") or "")
+        self.assertNotIn(b"hunter2", self.tg.audit_raw())
+
     def test_without_dots_decided_as_before(self):
         # bob lacks orders:write: the admin route refuses him, public is open
         self.assertEqual(self.tg.get("/auth/orders/admin/x", api_key("bob")).status, 403)

@@ -268,6 +268,32 @@ class Replay(TollgateCase, ReplayRun):
         self.assertEqual((rc, rep["changed"]), (0, 0), rep)
         self.assertTrue(any("before issue 22 item 6" in n["why"] for n in rep["not_exact"]))
 
+    def test_credential_names_never_recorded(self):
+        """A header or claim whose name may carry a credential by another word
+        than auth/token/key (X-Hub-Signature, a claim session_token) is never
+        written into the line's keys, and replay says so instead of guessing."""
+        conf = replay_conf(extra_limits=[
+            {"name": "by-sig", "match": {"path_prefix": "/orders/"},
+             "by": ["header:X-Hub-Signature", "claim:session_token"], "rate": "100/minute",
+             "mode": "shadow"}])
+        tg = self.spawn(conf)
+        tok = make_jwt({"sub": "svc-sig", "scope": "orders:read",
+                        "session_token": "st-claim-value-SECRET"})
+        hdrs = dict(bearer(tok), **{"X-Hub-Signature": "sha256=hub-value-SECRET"})
+        self.assertEqual(tg.get("/auth/orders/7", hdrs).status, 200)
+        self.assertEqual(tg.stop(), 0, tg.stderr()[-2000:])
+        raw = tg.audit_raw().decode()
+        self.assertNotIn("SECRET", raw)
+        line = next(r for r in tg.audit() if r.get("client_id") == "svc-sig")
+        self.assertNotIn("header:x-hub-signature", line["keys"] or {})
+        self.assertNotIn("claim:session_token", line["keys"] or {})
+        rc, rep = self.replay_json(tg, tg.config_path, [tg.audit_path])
+        whys = [n["why"] for n in rep["not_exact"] if n["limit"] == "by-sig"]
+        self.assertTrue(any("claim:session_token, which may carry a credential" in w
+                            for w in whys), whys)
+        self.assertTrue(any("x-hub-signature, which may carry a credential" in w.lower()
+                            for w in whys), whys)
+
     def test_bad_input(self):
         tg = self.recorded()[0]
         with open(tg.audit_path) as f:
@@ -295,6 +321,46 @@ class Replay(TollgateCase, ReplayRun):
             f.write("limits: [{name: x, rate: fast}]\n")
         p = self.replay(tg, broken, [tg.audit_path])
         self.assertEqual(p.returncode, 1, p.stderr)
+
+    def test_endless_line_is_bounded(self):
+        """A hostile log whose line never ends (a pipe of endless bytes) is
+        refused once the line passes the 256 KiB bound, not read whole into
+        memory first: replay stops reading and exits 2 with a line-numbered
+        error while the writer has sent a few MiB at most."""
+        import threading
+        tg = self.spawn(replay_conf())
+        p = subprocess.Popen([TOLLGATE_BIN, "replay", "--config", tg.config_path, "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=dict(tg.env), cwd=tg.tmp)
+        sent = [0]
+        limit = 128 << 20
+        chunk = b"a" * (64 << 10)
+
+        def feed():
+            try:
+                p.stdin.write(b'{"ts":"')
+                while sent[0] < limit:
+                    p.stdin.write(chunk)
+                    sent[0] += len(chunk)
+                p.stdin.close()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        try:
+            p.wait(timeout=60 * SLOW)  # stdin stays the feeder's to close
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        t.join(timeout=10)
+        err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(p.returncode, 2, err[-2000:])
+        self.assertIn(b"-:1: line longer than 262144 bytes", err)
+        self.assertLess(sent[0], 16 << 20, "the whole line was read before it was refused")
 
     def test_live_listener_ignores_replay_identity(self):
         """No request can be decided as a recorded identity: the listener's

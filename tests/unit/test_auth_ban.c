@@ -134,6 +134,32 @@ static void test_client(void)
     auth_ban_free(b);
 }
 
+/* A JWT sub may hold spaces and UTF-8 (auth/jwt.c takes any byte but
+ * controls): such a client is banned as client:ID with those bytes and
+ * '%' written %XX; any spelling of the escapes, one canonical form. */
+static void test_client_escaped(void)
+{
+    auth_ban_t *b = auth_ban_new(10);
+
+    CU_ASSERT_STRING_EQUAL(canon("client:erin%20smith"), "client:erin%20smith");
+    CU_ASSERT_STRING_EQUAL(canon("client:Jos%c3%a9"), "client:Jos%C3%A9");
+    CU_ASSERT_STRING_EQUAL(canon("client:50%25off"), "client:50%25off");
+    CU_ASSERT_STRING_EQUAL(canon("client:%61"), "client:a"); /* no escape needed */
+    CU_ASSERT_PTR_NOT_NULL(strstr(canon("client:50%off"), "ERR"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(canon("client:a%0Ab"), "ERR")); /* a control byte */
+    CU_ASSERT_PTR_NOT_NULL(strstr(canon("client:a%00b"), "ERR"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(canon("client:a%7Fb"), "ERR"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(canon("client:%2"), "ERR"));
+    put(b, "client:erin%20smith", 5000);
+    put(b, "client:Jos%C3%A9", 5000);
+    CU_ASSERT_TRUE(auth_ban_check_client(b, "erin smith", 1000, NULL));
+    CU_ASSERT_TRUE(auth_ban_check_client(b, "Jos\xc3\xa9", 1000, NULL));
+    CU_ASSERT_FALSE(auth_ban_check_client(b, "erin%20smith", 1000, NULL));
+    CU_ASSERT_TRUE(auth_ban_remove(b, "client:Jos%c3%a9", 1000));
+    CU_ASSERT_FALSE(auth_ban_check_client(b, "Jos\xc3\xa9", 1000, NULL));
+    auth_ban_free(b);
+}
+
 static void test_expiry(void)
 {
     auth_ban_t *b = auth_ban_new(10);
@@ -298,6 +324,7 @@ static const unit_test_t tests[] = {
     {"refused targets", test_refused},
     {"ip and cidr, v4 and v6", test_ip_and_cidr},
     {"client ids", test_client},
+    {"client ids with escapes (a JWT sub with a space or UTF-8)", test_client_escaped},
     {"expiry", test_expiry},
     {"bound", test_bound},
     {"replace (resync) is authoritative", test_replace},

@@ -362,6 +362,11 @@ static void test_err_types(void)
         "to 599, got '200'");
     expect_err("auth: {mode: none}\nredis: {timeout_ms: 0}\n",
                "t.yaml:2: redis.timeout_ms: expected an integer from 1 to 60000, got '0'");
+    /* a replica's resync of the bans index reads at most 100,000 entries
+     * (auth/shared.c): a larger cap would leave it never ready */
+    expect_err("auth:\n  mode: none\n  bans: {max_entries: 100001}\n",
+               "t.yaml:3: auth.bans.max_entries: expected an integer from 1 to 100000, "
+               "got '100001'");
     expect_err("auth: {mode: none}\nauth: {mode: none}\n",
                "t.yaml:2: duplicate key 'auth' in the top level");
     expect_err("- a\n- b\n", "t.yaml:1: the top level: expected a mapping, got a list");

@@ -280,6 +280,31 @@ static void test_redact(void)
     CU_ASSERT(strlen(small) < sizeof small);
 }
 
+/* The secret-name rule ignores case: a limit keyed on header:Authorization
+ * (as an operator may write it) is redacted like header:authorization, and
+ * names that carry a signature or a credential by another word are too. */
+static void test_redact_any_case(void)
+{
+    char auth[] = "Authorization", hub[] = "X-Hub-Signature", amz[] = "X-Amz-Credential",
+         l[] = "l";
+    rl_by_t by[3] = {{RL_BY_HEADER, auth}, {RL_BY_HEADER, hub}, {RL_BY_HEADER, amz}};
+    rl_limit_t lim = {.name = l, .by = by, .nby = 3};
+    char out[RL_MAX_IDENTITY_LEN + 8], id[RL_TOPK_ID_LEN];
+
+    rl_topk_redact(&lim, "h:authorization=Bearer%20abc|h:x-hub-signature=sha256%3Dff|"
+                         "h:x-amz-credential=AKIA",
+                   out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out,
+                           "h:authorization=*|h:x-hub-signature=*|h:x-amz-credential=*");
+    rl_topk_spell(&lim, "h:authorization=Bearer%20abc|h:x-hub-signature=x|h:x-amz-credential=y",
+                  id);
+    CU_ASSERT_PTR_NULL(strstr(id, "Bearer"));
+    CU_ASSERT(rl_name_may_be_credential("PROXY-AUTHORIZATION"));
+    CU_ASSERT(rl_name_may_be_credential("X-Csrf"));
+    CU_ASSERT(rl_name_may_be_credential("x-goog-iap-jwt-assertion"));
+    CU_ASSERT_FALSE(rl_name_may_be_credential("X-Tenant"));
+}
+
 static void test_wire_round_trip(void)
 {
     rl_topk_lview_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
@@ -388,6 +413,7 @@ int test_rl_topk_add(void)
         {"limits tracked are bounded, idle ones reused", test_limits_bounded},
         {"spelling: credential headers redacted, long ids hashed", test_spell},
         {"redact: credential headers only, nothing hashed", test_redact},
+        {"redact: the secret-name rule ignores case", test_redact_any_case},
         {"wire: round trip", test_wire_round_trip},
         {"wire: refusals", test_wire_refusals},
         {NULL, NULL},
