@@ -179,7 +179,7 @@ static int parse_cidr(const char *s, size_t n, const auth_ban_rules_t *rules,
 
 static int hex_val(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;

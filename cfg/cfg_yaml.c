@@ -1549,8 +1549,8 @@ static const field_t lockout_fields[] = {
 };
 
 static const field_t bans_fields[] = {
-    {"max_entries", &K_UINT, offsetof(cfg_bans_t, max_entries), 1, AUTH_BAN_MAX_ENTRIES, NULL,
-     "10000", NULL},
+    {"max_entries", &K_UINT, offsetof(cfg_bans_t, max_entries), 1, AUTH_BAN_MAX_ENTRIES,
+     NULL, "10000", NULL},
     {"min_prefix_v4", &K_UINT, offsetof(cfg_bans_t, min_prefix_v4), 1, 32, NULL, "8", NULL},
     {"min_prefix_v6", &K_UINT, offsetof(cfg_bans_t, min_prefix_v6), 1, 128, NULL, "32",
      NULL},

@@ -301,8 +301,7 @@ void dec_limits_keys(dec_req_t *r)
             bool claim = by->kind == RL_BY_CLAIM;
 
             if ((by->kind != RL_BY_HEADER && !claim) || by->name == NULL ||
-                dec_header_is_credential(by->name) ||
-                key_seen(v, claim, by->name))
+                dec_header_is_credential(by->name) || key_seen(v, claim, by->name))
                 continue;
             v->keys[v->nkeys] = (dec_key_t){claim, by->name, key_value(r, by, v->nkeys)};
             v->nkeys++;

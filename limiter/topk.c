@@ -186,9 +186,9 @@ void rl_topk_sum_merge(rl_topk_sum_t *dst, const rl_topk_sum_t *src)
 
 bool rl_name_may_be_credential(const char *name)
 {
-    static const char *const words[] = {"auth",      "token",      "key",  "secret",
-                                        "cookie",    "session",    "pass", "signature",
-                                        "credential", "csrf",      "xsrf", "jwt"};
+    static const char *const words[] = {"auth",       "token",   "key",  "secret",
+                                        "cookie",     "session", "pass", "signature",
+                                        "credential", "csrf",    "xsrf", "jwt"};
 
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strcasestr(name, words[i]) != NULL) /* as written: "Authorization" */
@@ -207,7 +207,8 @@ size_t rl_topk_redact(const rl_limit_t *lim, const char *identity, char *out, si
         const char *end = strchr(p, '|'), *eq;
         size_t len = end ? (size_t)(end - p) : strlen(p);
         bool hide = part < lim->nby && lim->by[part].kind == RL_BY_HEADER &&
-                    lim->by[part].name != NULL && rl_name_may_be_credential(lim->by[part].name);
+                    lim->by[part].name != NULL &&
+                    rl_name_may_be_credential(lim->by[part].name);
 
         eq = memchr(p, '=', len);
         if (hide && eq != NULL)

@@ -29,11 +29,11 @@
 #include "tollgate/auth.h"
 
 #define AUTH_BAN_TARGET_MAX (7 + 3 * AUTH_MAX_ID_LEN) /* "client:" + an id, %XX */
-#define AUTH_BAN_REASON_MAX 200                   /* bytes of a reason */
-#define AUTH_BAN_ACTOR_MAX 64                     /* an admin token's id */
-#define AUTH_BAN_MIN_MS 1000LL                    /* the shortest ban: 1 s */
-#define AUTH_BAN_MAX_MS (30LL * 86400 * 1000)     /* the longest: 30 days */
-#define AUTH_BAN_DEFAULT_MAX 10000                /* auth.bans.max_entries */
+#define AUTH_BAN_REASON_MAX 200                       /* bytes of a reason */
+#define AUTH_BAN_ACTOR_MAX 64                         /* an admin token's id */
+#define AUTH_BAN_MIN_MS 1000LL                        /* the shortest ban: 1 s */
+#define AUTH_BAN_MAX_MS (30LL * 86400 * 1000)         /* the longest: 30 days */
+#define AUTH_BAN_DEFAULT_MAX 10000                    /* auth.bans.max_entries */
 /* auth.bans.max_entries at most: the entries a replica's resync reads from
  * the index (auth_shared_bans_reply refuses a larger reply, and a replica
  * is not ready until one resync has been read) */
