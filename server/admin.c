@@ -54,9 +54,11 @@ static const char *request_id(struct evhttp_request *req)
     return evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID");
 }
 
-/* One trail line for an answered action: the result follows the status. */
-static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor,
-                  const char *action, const char *target, int status, const char *code)
+/* One trail line for an answered action: the result follows the status
+ * (srv_process.h; admin_bans.c and admin_revoc.c too). */
+void srv_admin_trail_answer(srv_worker_t *w, struct evhttp_request *req, const char *actor,
+                            const char *action, const char *target, int status,
+                            const char *code)
 {
     srv_trail_rec_t r = {
         .action = action,
@@ -94,7 +96,9 @@ static void send_err(struct evhttp_request *req, int status, const char *code,
     srv_admin_error(req, status, code, msg);
 }
 
-static void send_obj(struct evhttp_request *req, int status, json_t *o)
+/* Answer `o` (taken) as JSON, or a 500 when it cannot be written
+ * (srv_process.h). */
+void srv_admin_send_json(struct evhttp_request *req, int status, json_t *o)
 {
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
@@ -160,16 +164,17 @@ static void reload(srv_worker_t *w, struct evhttp_request *req)
     if (srv_reload(w->srv, srv_admin_actor(), request_id(req), err, sizeof(err)) != 0) {
         const char *rid = request_id(req);
 
-        send_obj(req, 422,
-                 json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code", "config_invalid",
-                           "message", "config rejected; the old config stays", "detail",
-                           err, "request_id", rid ? rid : ""));
+        srv_admin_send_json(req, 422,
+                            json_pack("{s:{s:s,s:s,s:s,s:s}}", "error", "code",
+                                      "config_invalid", "message",
+                                      "config rejected; the old config stays", "detail",
+                                      err, "request_id", rid ? rid : ""));
         return;
     }
     c = srv_current_cfg(w->srv);
-    send_obj(req, 200,
-             json_pack("{s:s,s:s,s:s}", "status", "ok", "config_version", c->version,
-                       "secrets_version", c->secrets_version));
+    srv_admin_send_json(req, 200,
+                        json_pack("{s:s,s:s,s:s}", "status", "ok", "config_version",
+                                  c->version, "secrets_version", c->secrets_version));
     cfg_unref(c);
 }
 
@@ -234,7 +239,8 @@ static void redis_failed(bucket_op_t *op, const char *errstr)
     log_warn("admin buckets: redis: %s", errstr ? errstr : "no reply");
     if (op->del) {
         bucket_target(op->limit, op->shown, target, sizeof target);
-        trail(op->w, op->req, op->actor, "bucket_reset", target, 503, "unavailable");
+        srv_admin_trail_answer(op->w, op->req, op->actor, "bucket_reset", target, 503,
+                               "unavailable");
     }
     send_err(op->req, 503, "unavailable", "redis unavailable");
     bucket_op_free(op);
@@ -250,13 +256,13 @@ static void on_peek(rc_client_t *c, redisReply *rep, const char *errstr, void *p
         return;
     }
     /* [allowed, retry, fits, remaining, reset_ms, retry_after] (lua/bucket.lua) */
-    send_obj(op->req, 200,
-             json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", op->limit, "key", op->key,
-                       "exists", op->exists, "state",
-                       op->exists ? "present" : "absent (full)", "tokens",
-                       (json_int_t)rep->element[3]->integer, "capacity",
-                       (json_int_t)op->burst, "reset_seconds",
-                       (json_int_t)((rep->element[4]->integer + 999) / 1000)));
+    srv_admin_send_json(op->req, 200,
+                        json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", op->limit,
+                                  "key", op->key, "exists", op->exists, "state",
+                                  op->exists ? "present" : "absent (full)", "tokens",
+                                  (json_int_t)rep->element[3]->integer, "capacity",
+                                  (json_int_t)op->burst, "reset_seconds",
+                                  (json_int_t)((rep->element[4]->integer + 999) / 1000)));
     bucket_op_free(op);
 }
 
@@ -293,11 +299,12 @@ static void on_del(rc_client_t *c, redisReply *rep, const char *errstr, void *pr
         char target[SRV_TRAIL_TARGET_MAX + 1];
 
         bucket_target(op->limit, op->shown, target, sizeof target);
-        trail(op->w, op->req, op->actor, "bucket_reset", target, 200, NULL);
+        srv_admin_trail_answer(op->w, op->req, op->actor, "bucket_reset", target, 200,
+                               NULL);
     }
-    send_obj(op->req, 200,
-             json_pack("{s:s,s:s,s:b}", "limit", op->limit, "key", op->key, "reset",
-                       rep->integer > 0));
+    srv_admin_send_json(op->req, 200,
+                        json_pack("{s:s,s:s,s:b}", "limit", op->limit, "key", op->key,
+                                  "reset", rep->integer > 0));
     bucket_op_free(op);
 }
 
@@ -315,7 +322,8 @@ static void redis_bucket(srv_worker_t *w, struct evhttp_request *req,
 
     if (len < 0 || op == NULL) {
         if (cmd == EVHTTP_REQ_DELETE)
-            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
+            srv_admin_trail_answer(w, req, srv_admin_actor(), "bucket_reset", NULL, 400,
+                                   "bad_request");
         send_err(req, 400, "bad_request", "key too long");
         free(op);
         return;
@@ -356,7 +364,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
     TAILQ_INIT(&q);
     if (qs == NULL || evhttp_parse_query_str(qs + 1, &q) != 0) {
         if (cmd == EVHTTP_REQ_DELETE)
-            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
+            srv_admin_trail_answer(w, req, srv_admin_actor(), "bucket_reset", NULL, 400,
+                                   "bad_request");
         send_err(req, 400, "bad_request", "limit and key are required");
         goto out;
     }
@@ -367,7 +376,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
             lim = &w->cfg->policy.limits[i];
     if (lim == NULL || key == NULL) {
         if (cmd == EVHTTP_REQ_DELETE)
-            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
+            srv_admin_trail_answer(w, req, srv_admin_actor(), "bucket_reset", NULL, 400,
+                                   "bad_request");
         send_err(req, 400, "bad_request", "limit (a configured name) and key are required");
         goto out;
     }
@@ -375,7 +385,8 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
      * "key"): one that no request could spell is refused, not read as full */
     if (rl_policy_identity_check(lim, key, err, sizeof err) != 0) {
         if (cmd == EVHTTP_REQ_DELETE)
-            trail(w, req, srv_admin_actor(), "bucket_reset", NULL, 400, "bad_request");
+            srv_admin_trail_answer(w, req, srv_admin_actor(), "bucket_reset", NULL, 400,
+                                   "bad_request");
         send_err(req, 400, "bad_request", err);
         goto out;
     }
@@ -389,21 +400,23 @@ static void buckets(srv_worker_t *w, struct evhttp_request *req, enum evhttp_cmd
 
         shown_key(lim, key, shown, sizeof shown);
         bucket_target(lim->name, shown, target, sizeof target);
-        trail(w, req, srv_admin_actor(), "bucket_reset", target, 200, NULL);
-        send_obj(req, 200,
-                 json_pack("{s:s,s:s,s:b}", "limit", lim->name, "key", key, "reset", had));
+        srv_admin_trail_answer(w, req, srv_admin_actor(), "bucket_reset", target, 200,
+                               NULL);
+        srv_admin_send_json(
+            req, 200,
+            json_pack("{s:s,s:s,s:b}", "limit", lim->name, "key", key, "reset", had));
         goto out;
     }
     if (rl_memory_peek(w->srv->memory, lim->name, key, &lim->rate, util_mono_ms(), &b) !=
         0) {
-        send_obj(req, 200,
-                 json_pack("{s:s,s:s,s:b,s:s,s:I,s:I}", "limit", lim->name, "key", key,
-                           "exists", 0, "state", "absent (full)", "tokens",
-                           (json_int_t)lim->rate.burst, "capacity",
-                           (json_int_t)lim->rate.burst));
+        srv_admin_send_json(req, 200,
+                            json_pack("{s:s,s:s,s:b,s:s,s:I,s:I}", "limit", lim->name,
+                                      "key", key, "exists", 0, "state", "absent (full)",
+                                      "tokens", (json_int_t)lim->rate.burst, "capacity",
+                                      (json_int_t)lim->rate.burst));
         goto out;
     }
-    send_obj(
+    srv_admin_send_json(
         req, 200,
         json_pack("{s:s,s:s,s:b,s:s,s:I,s:I,s:I}", "limit", lim->name, "key", key, "exists",
                   1, "state", "present", "tokens",
@@ -449,9 +462,10 @@ static void on_xrange(rc_client_t *c, redisReply *rep, const char *errstr, void 
                  "the admin trail stream's reply is malformed");
         goto out_free;
     }
-    send_obj(ap->req, 200,
-             json_pack("{s:o,s:s?,s:b}", "entries", entries, "next", last[0] ? last : NULL,
-                       "more", json_array_size(entries) == ap->count));
+    srv_admin_send_json(ap->req, 200,
+                        json_pack("{s:o,s:s?,s:b}", "entries", entries, "next",
+                                  last[0] ? last : NULL, "more",
+                                  json_array_size(entries) == ap->count));
 out_free:
     free(ap);
 }
@@ -657,7 +671,7 @@ static void dispatch(srv_worker_t *w, struct evhttp_request *req, const char *pa
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"tollgate-admin\", error=\"insufficient_scope\", "
                           "scope=\"write\"");
-        trail(w, req, who->id, r->action, NULL, 403, "insufficient_scope");
+        srv_admin_trail_answer(w, req, who->id, r->action, NULL, 403, "insufficient_scope");
         send_err(req, 403, "insufficient_scope", "this admin token may only read");
         return;
     }
@@ -667,7 +681,7 @@ static void dispatch(srv_worker_t *w, struct evhttp_request *req, const char *pa
          * would name another target than it shows (a path's ids are each
          * handler's to check) */
         if (r->scope == AUTH_ADMIN_WRITE)
-            trail(w, req, who->id, r->action, NULL, 400, "bad_request");
+            srv_admin_trail_answer(w, req, who->id, r->action, NULL, 400, "bad_request");
         send_err(req, 400, "bad_request", "a NUL (%00) in the query");
         return;
     }

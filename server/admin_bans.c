@@ -132,43 +132,12 @@ out:
 
 /* ---- answers ---------------------------------------------------------- */
 
-static void send_obj(struct evhttp_request *req, int status, json_t *o)
-{
-    char *body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-
-    if (body == NULL)
-        srv_admin_error(req, 500, "error", "out of memory");
-    else
-        srv_send_plain_json(req, status, body);
-    free(body);
-    json_decref(o);
-}
-
-static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor,
-                  const char *action, const char *target, int status, const char *code)
-{
-    srv_trail_rec_t r = {
-        .action = action,
-        .target = target,
-        .result = status < 400   ? "ok"
-                  : status < 500 ? "refused"
-                                 : "error",
-        .status = status,
-        .code = status < 400 ? NULL : code,
-        .actor = actor,
-        .request_id =
-            evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID"),
-    };
-
-    srv_admin_trail(w->srv, &r);
-}
-
 /* Answer and trail a refusal of a write. */
 static void refuse(srv_worker_t *w, struct evhttp_request *req, const char *actor,
                    const char *action, const char *target, int status, const char *code,
                    const char *msg)
 {
-    trail(w, req, actor, action, target, status, code);
+    srv_admin_trail_answer(w, req, actor, action, target, status, code);
     srv_admin_error(req, status, code, msg);
 }
 
@@ -262,11 +231,12 @@ static void ban_done(auth_shared_result_t res, const auth_ban_entry_t *e, void *
 
     switch (res) {
     case AUTH_SHARED_DONE:
-        trail(bw->w, bw->req, bw->actor, action, bw->target, 200, NULL);
+        srv_admin_trail_answer(bw->w, bw->req, bw->actor, action, bw->target, 200, NULL);
         log_info("admin: %s %s by %s", action, bw->target, bw->actor);
-        send_obj(bw->req, 200,
-                 e != NULL ? json_pack("{s:o,s:b}", "ban", ban_json(e), "banned", 1)
-                           : json_pack("{s:s,s:b}", "target", bw->target, "unbanned", 1));
+        srv_admin_send_json(
+            bw->req, 200,
+            e != NULL ? json_pack("{s:o,s:b}", "ban", ban_json(e), "banned", 1)
+                      : json_pack("{s:s,s:b}", "target", bw->target, "unbanned", 1));
         break;
     case AUTH_SHARED_NONE:
         refuse(bw->w, bw->req, bw->actor, action, bw->target, 404, "not_found",
@@ -394,10 +364,10 @@ void srv_admin_bans_get(srv_worker_t *w, struct evhttp_request *req)
     n = auth_ban_list(w->srv->bans, util_wall_ms(), cursor, page, limit, &more);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, ban_json(&page[i]));
-    send_obj(req, 200,
-             json_pack("{s:o,s:s?,s:b,s:s}", "bans", arr, "next",
-                       more && n > 0 ? page[n - 1].target : NULL, "more", more, "source",
-                       source_of(w->srv)));
+    srv_admin_send_json(req, 200,
+                        json_pack("{s:o,s:s?,s:b,s:s}", "bans", arr, "next",
+                                  more && n > 0 ? page[n - 1].target : NULL, "more", more,
+                                  "source", source_of(w->srv)));
     free(page);
 }
 
@@ -425,9 +395,10 @@ static void unlock_done(auth_shared_result_t res, const auth_ban_entry_t *e, voi
     (void)e;
     if (res == AUTH_SHARED_DONE) {
         metrics_lockout_lifted();
-        trail(uw->w, uw->req, uw->actor, "unlock", uw->key, 200, NULL);
+        srv_admin_trail_answer(uw->w, uw->req, uw->actor, "unlock", uw->key, 200, NULL);
         log_info("admin: lockout of %s lifted by %s", uw->key, uw->actor);
-        send_obj(uw->req, 200, json_pack("{s:s,s:b}", "ip_key", uw->key, "unlocked", 1));
+        srv_admin_send_json(uw->req, 200,
+                            json_pack("{s:s,s:b}", "ip_key", uw->key, "unlocked", 1));
     } else if (res == AUTH_SHARED_NONE) {
         refuse(uw->w, uw->req, uw->actor, "unlock", uw->key, 404, "not_found",
                "no such lockout");
@@ -529,11 +500,11 @@ static void lock_page_answer(lock_page_t *pg)
         if (l->until_ms > now)
             json_array_append_new(arr, lockout_json(l, pg->read[i]));
     }
-    send_obj(pg->req, 200,
-             arr == NULL
-                 ? NULL
-                 : json_pack("{s:o,s:s?,s:b,s:s}", "lockouts", arr, "next",
-                             pg->more ? next : NULL, "more", pg->more, "source", "redis"));
+    srv_admin_send_json(pg->req, 200,
+                        arr == NULL ? NULL
+                                    : json_pack("{s:o,s:s?,s:b,s:s}", "lockouts", arr,
+                                                "next", pg->more ? next : NULL, "more",
+                                                pg->more, "source", "redis"));
     lock_page_free(pg);
 }
 
@@ -647,9 +618,10 @@ static void lockouts_memory(srv_worker_t *w, struct evhttp_request *req, const c
     for (i = first; i < n && i - first < limit; i++)
         json_array_append_new(arr, lockout_json(&v[i], true));
     more = i < n;
-    send_obj(req, 200,
-             json_pack("{s:o,s:s?,s:b,s:s}", "lockouts", arr, "next",
-                       more ? v[i - 1].key : NULL, "more", more, "source", "memory"));
+    srv_admin_send_json(req, 200,
+                        json_pack("{s:o,s:s?,s:b,s:s}", "lockouts", arr, "next",
+                                  more ? v[i - 1].key : NULL, "more", more, "source",
+                                  "memory"));
     free(v);
 }
 

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "tollgate/util_str.h"
 #include "tollgate/auth_jwt.h"
 #include "srv_admin_req.h"
 
@@ -128,30 +129,14 @@ void srv_revoke_req_clear(srv_revoke_req_t *r)
 
 /* ---- GET /admin/v1/audit ------------------------------------------------ */
 
-/* A u64 of 1..20 digits at s[0..len); 0 or -1. */
-static int u64_of(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (len == 0 || len > 20)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int srv_admin_parse_audit_query(const char *since, const char *limit, char *start,
                                 size_t startlen, unsigned *count, char *err, size_t errlen)
 {
     uint64_t ms, seq, n = SRV_AUDIT_PAGE_DEFAULT;
     const char *dash;
 
-    if (limit != NULL &&
-        (u64_of(limit, strlen(limit), &n) != 0 || n == 0 || n > SRV_AUDIT_PAGE_MAX)) {
+    if (limit != NULL && (util_parse_u64(limit, strlen(limit), &n) != 0 || n == 0 ||
+                          n > SRV_AUDIT_PAGE_MAX)) {
         snprintf(err, errlen, "limit must be an integer from 1 to %d", SRV_AUDIT_PAGE_MAX);
         return -1;
     }
@@ -161,12 +146,12 @@ int srv_admin_parse_audit_query(const char *since, const char *limit, char *star
         return 0;
     }
     dash = strchr(since, '-');
-    if (dash == NULL && u64_of(since, strlen(since), &ms) == 0) {
+    if (dash == NULL && util_parse_u64(since, strlen(since), &ms) == 0) {
         snprintf(start, startlen, "%llu-0", (unsigned long long)ms);
         return 0;
     }
-    if (dash != NULL && u64_of(since, (size_t)(dash - since), &ms) == 0 &&
-        u64_of(dash + 1, strlen(dash + 1), &seq) == 0) {
+    if (dash != NULL && util_parse_u64(since, (size_t)(dash - since), &ms) == 0 &&
+        util_parse_u64(dash + 1, strlen(dash + 1), &seq) == 0) {
         snprintf(start, startlen, "(%llu-%llu", (unsigned long long)ms,
                  (unsigned long long)seq);
         return 0;
@@ -197,7 +182,7 @@ static json_t *int_of(const redisReply *v)
 {
     uint64_t n;
 
-    if (u64_of(v->str, v->len, &n) != 0 || n > (uint64_t)INT64_MAX)
+    if (util_parse_u64(v->str, v->len, &n) != 0 || n > (uint64_t)INT64_MAX)
         return json_null();
     return json_integer((json_int_t)n);
 }

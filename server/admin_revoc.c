@@ -19,6 +19,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "tollgate/util_str.h"
 #include "tollgate/auth.h"
 #include "tollgate/auth_jwt.h"
 #include "tollgate/auth_revoke.h"
@@ -36,39 +37,6 @@
 #define SUBJECT_PREFIX "/admin/v1/revocations/subject/"
 
 /* ---- answering ------------------------------------------------------------ */
-
-static void send_obj(struct evhttp_request *req, int status, json_t *o)
-{
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-    if (body == NULL) {
-        srv_admin_error(req, 500, "error", "out of memory");
-    } else {
-        srv_send_plain_json(req, status, body);
-        free(body);
-    }
-    json_decref(o);
-}
-
-/* One trail line for an answered write; the result follows the status. */
-static void trail(srv_worker_t *w, struct evhttp_request *req, const char *actor,
-                  const char *action, const char *target, int status, const char *code)
-{
-    srv_trail_rec_t r = {
-        .action = action,
-        .target = target,
-        .result = status < 400   ? "ok"
-                  : status < 500 ? "refused"
-                                 : "error",
-        .status = status,
-        .code = status < 400 ? NULL : code,
-        .actor = actor,
-        .request_id =
-            evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-ID"),
-    };
-
-    srv_admin_trail(w->srv, &r);
-}
 
 static int64_t now_s(void)
 {
@@ -192,11 +160,11 @@ static void revoke_done(const char *err, int64_t when, void *privdata)
     json_t *o;
 
     target_of(false, rw->subject, rw->iss, rw->id, target, sizeof target);
-    trail(rw->w, rw->req, rw->actor, rw->action, target,
-          err == NULL ? 200
-          : redis     ? 503
-                      : 400,
-          redis ? "unavailable" : "bad_request");
+    srv_admin_trail_answer(rw->w, rw->req, rw->actor, rw->action, target,
+                           err == NULL ? 200
+                           : redis     ? 503
+                                       : 400,
+                           redis ? "unavailable" : "bad_request");
     if (err != NULL) {
         srv_admin_error(rw->req, redis ? 503 : 400, redis ? "unavailable" : "bad_request",
                         err);
@@ -206,12 +174,12 @@ static void revoke_done(const char *err, int64_t when, void *privdata)
         o = srv_revoc_subject_json(rw->iss[0] ? rw->iss : NULL, rw->id, when, rw->lifetime);
         if (o != NULL)
             json_object_set_new(o, "revoked", json_true());
-        send_obj(rw->req, 200, o);
+        srv_admin_send_json(rw->req, 200, o);
     } else {
         log_info("revoked jti %s (until %lld)", rw->id, (long long)when);
-        send_obj(rw->req, 200,
-                 json_pack("{s:s,s:I,s:b}", "jti", rw->id, "exp", (json_int_t)when,
-                           "revoked", 1));
+        srv_admin_send_json(rw->req, 200,
+                            json_pack("{s:s,s:I,s:b}", "jti", rw->id, "exp",
+                                      (json_int_t)when, "revoked", 1));
     }
     free(rw);
 }
@@ -241,7 +209,7 @@ static int token_jti(srv_worker_t *w, srv_revoke_req_t *rq, int64_t now, char *e
 static void refuse(srv_worker_t *w, struct evhttp_request *req, const char *action,
                    const char *target, int status, const char *code, const char *msg)
 {
-    trail(w, req, srv_admin_actor(), action, target, status, code);
+    srv_admin_trail_answer(w, req, srv_admin_actor(), action, target, status, code);
     srv_admin_error(req, status, code, msg);
 }
 
@@ -272,10 +240,11 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
     if (rq.kind == SRV_REVOKE_SUBJECT && rq.iss[0] != '\0' &&
         (meant = auth_jwt_issuer_near_miss(w->cfg->auth.jwt_verifier, rq.iss)) != NULL) {
         /* issuers compare exactly: this one would match no token */
-        snprintf(err, sizeof err,
-                 "no JWT provider takes iss as written; the configured issuer is \"%.120s\" "
-                 "(exactly: case and trailing slash count)",
-                 meant);
+        snprintf(
+            err, sizeof err,
+            "no JWT provider takes iss as written; the configured issuer is \"%.120s\" "
+            "(exactly: case and trailing slash count)",
+            meant);
         srv_revoke_req_clear(&rq);
         refuse(w, req, "revoke_subject", NULL, 400, "bad_request", err);
         return;
@@ -309,7 +278,7 @@ static void revoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
         char target[SRV_TRAIL_TARGET_MAX + 1];
 
         target_of(false, subject, rw->iss, rw->id, target, sizeof target);
-        trail(w, req, rw->actor, rw->action, target, 503, "unavailable");
+        srv_admin_trail_answer(w, req, rw->actor, rw->action, target, 503, "unavailable");
         free(rw);
         srv_admin_error(req, 503, "unavailable", "redis unavailable: nothing was revoked");
     }
@@ -416,10 +385,11 @@ void srv_admin_revocation_get(srv_worker_t *w, struct evhttp_request *req)
         return;
     }
     revoked = auth_revoke_get(w->srv->revoked, id, now_s(), &exp);
-    send_obj(req, 200,
-             revoked ? json_pack("{s:s,s:b,s:I}", "jti", id, "revoked", 1, "exp",
-                                 (json_int_t)exp)
-                     : json_pack("{s:s,s:b,s:n}", "jti", id, "revoked", 0, "exp"));
+    srv_admin_send_json(
+        req, 200,
+        revoked
+            ? json_pack("{s:s,s:b,s:I}", "jti", id, "revoked", 1, "exp", (json_int_t)exp)
+            : json_pack("{s:s,s:b,s:n}", "jti", id, "revoked", 0, "exp"));
 }
 
 /* GET /admin/v1/revocations/subject/{sub}?iss=: does a subject revocation
@@ -446,7 +416,7 @@ void srv_admin_revocation_subject_get(srv_worker_t *w, struct evhttp_request *re
                          "revoked", json_array_size(list) > 0, "revocations", list)
              : NULL;
     json_decref(list);
-    send_obj(req, 200, o);
+    srv_admin_send_json(req, 200, o);
 }
 
 /* ---- DELETE: undo --------------------------------------------------------- */
@@ -459,7 +429,7 @@ static void unrevoke_done(const char *err, int64_t when, void *privdata)
     const char *code = status == 503 ? "unavailable" : "not_found";
 
     target_of(true, rw->subject, rw->iss, rw->id, target, sizeof target);
-    trail(rw->w, rw->req, rw->actor, "unrevoke", target, status, code);
+    srv_admin_trail_answer(rw->w, rw->req, rw->actor, "unrevoke", target, status, code);
     if (status == 200) {
         metrics_revocation_undone();
         log_info("admin %s undid the revocation of %s", rw->actor, target);
@@ -469,14 +439,14 @@ static void unrevoke_done(const char *err, int64_t when, void *privdata)
     else if (status == 404)
         srv_admin_error(rw->req, 404, "not_found", "no such revocation");
     else if (rw->subject)
-        send_obj(rw->req, 200,
-                 json_pack("{s:s,s:s?,s:I,s:b}", "sub", rw->id, "iss",
-                           rw->iss[0] ? rw->iss : NULL, "before", (json_int_t)when,
-                           "undone", 1));
+        srv_admin_send_json(rw->req, 200,
+                            json_pack("{s:s,s:s?,s:I,s:b}", "sub", rw->id, "iss",
+                                      rw->iss[0] ? rw->iss : NULL, "before",
+                                      (json_int_t)when, "undone", 1));
     else
-        send_obj(rw->req, 200,
-                 json_pack("{s:s,s:I,s:b}", "jti", rw->id, "exp", (json_int_t)when,
-                           "undone", 1));
+        srv_admin_send_json(rw->req, 200,
+                            json_pack("{s:s,s:I,s:b}", "jti", rw->id, "exp",
+                                      (json_int_t)when, "undone", 1));
     free(rw);
 }
 
@@ -503,7 +473,7 @@ static void unrevoke(srv_worker_t *w, struct evhttp_request *req, bool subject)
         char target[SRV_TRAIL_TARGET_MAX + 1];
 
         target_of(true, subject, rw->iss, rw->id, target, sizeof target);
-        trail(w, req, rw->actor, "unrevoke", target, 503, "unavailable");
+        srv_admin_trail_answer(w, req, rw->actor, "unrevoke", target, 503, "unavailable");
         free(rw);
         srv_admin_error(req, 503, "unavailable", "redis unavailable: nothing was undone");
     }
@@ -521,29 +491,13 @@ void srv_admin_unrevoke_subject(srv_worker_t *w, struct evhttp_request *req)
 
 /* ---- the listing: query and cursor --------------------------------------- */
 
-/* A decimal u64 of 1..20 digits filling s[0..len); 0 or -1. */
-static int u64_of(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (len == 0 || len > 20)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* "<a>.<b>" of two u64s. */
 static int pair_of(const char *s, uint64_t *a, uint64_t *b)
 {
     const char *dot = strchr(s, '.');
 
-    return dot != NULL && u64_of(s, (size_t)(dot - s), a) == 0 &&
-                   u64_of(dot + 1, strlen(dot + 1), b) == 0
+    return dot != NULL && util_parse_u64(s, (size_t)(dot - s), a) == 0 &&
+                   util_parse_u64(dot + 1, strlen(dot + 1), b) == 0
                ? 0
                : -1;
 }
@@ -583,7 +537,7 @@ static int mem_cursor(const char *hex, srv_revoc_cursor_t *c)
         buf[i] = (char)(hi * 16 + lo);
     }
     buf[len] = '\0';
-    if ((p = strchr(buf, ':')) == NULL || u64_of(buf, (size_t)(p - buf), &t) != 0 ||
+    if ((p = strchr(buf, ':')) == NULL || util_parse_u64(buf, (size_t)(p - buf), &t) != 0 ||
         t > SRV_ADMIN_MAX_TIME || (p[1] != '0' && p[1] != '1') || p[2] != ':')
         return -1;
     q = p + 3;
@@ -637,8 +591,8 @@ int srv_revoc_parse_query(const char *kind, const char *cursor, const char *limi
         return -1;
     }
     *subject = strcmp(kind, "subject") == 0;
-    if (limit != NULL &&
-        (u64_of(limit, strlen(limit), &n) != 0 || n == 0 || n > SRV_REVOC_PAGE_MAX)) {
+    if (limit != NULL && (util_parse_u64(limit, strlen(limit), &n) != 0 || n == 0 ||
+                          n > SRV_REVOC_PAGE_MAX)) {
         snprintf(err, errlen, "limit must be an integer from 1 to %d", SRV_REVOC_PAGE_MAX);
         return -1;
     }
@@ -702,7 +656,8 @@ static bool rep_time(const redisReply *r, int64_t *out)
 {
     uint64_t v;
 
-    if (!is_str(r) || u64_of(r->str, r->len, &v) != 0 || v == 0 || v > SRV_ADMIN_MAX_TIME)
+    if (!is_str(r) || util_parse_u64(r->str, r->len, &v) != 0 || v == 0 ||
+        v > SRV_ADMIN_MAX_TIME)
         return false;
     *out = (int64_t)v;
     return true;
@@ -767,7 +722,7 @@ json_t *srv_revoc_subject_entries(const redisReply *rep, const srv_revoc_cursor_
     next[0] = '\0';
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
         !is_str(rep->element[0]) ||
-        u64_of(rep->element[0]->str, rep->element[0]->len, &scan) != 0 ||
+        util_parse_u64(rep->element[0]->str, rep->element[0]->len, &scan) != 0 ||
         (batch = rep->element[1])->type != REDIS_REPLY_ARRAY || batch->elements % 2 != 0) {
         snprintf(err, errlen, "not [cursor, [field, value, ...]]");
         return NULL;
@@ -825,11 +780,12 @@ typedef struct list_page {
 static void send_page(struct evhttp_request *req, bool subject, json_t *entries,
                       const char *next, const char *source)
 {
-    send_obj(req, 200,
-             entries ? json_pack("{s:s,s:o,s:s?,s:s}", "kind", subject ? "subject" : "jti",
-                                 "entries", entries, "next", next && *next ? next : NULL,
-                                 "source", source)
-                     : NULL);
+    srv_admin_send_json(req, 200,
+                        entries ? json_pack("{s:s,s:o,s:s?,s:s}", "kind",
+                                            subject ? "subject" : "jti", "entries", entries,
+                                            "next", next && *next ? next : NULL, "source",
+                                            source)
+                                : NULL);
 }
 
 static void on_page(rc_client_t *c, redisReply *rep, const char *errstr, void *privdata)

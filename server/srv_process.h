@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <jansson.h>
 
 #include "tollgate/audit.h"
 #include "tollgate/auth.h"
@@ -275,6 +276,14 @@ void srv_send_plain_json(struct evhttp_request *req, int status, const char *bod
 /* The admin API's JSON error envelope, with the request's X-Request-ID. */
 void srv_admin_error(struct evhttp_request *req, int status, const char *code,
                      const char *msg);
+/* Answer `o` (taken, may be NULL) as JSON; a 500 envelope when it cannot be
+ * written. */
+void srv_admin_send_json(struct evhttp_request *req, int status, json_t *o);
+/* The trail's line (srv_trail.h) for an answered write: the result follows
+ * `status` (ok < 400 <= refused < 500 <= error), `code` the envelope's. */
+void srv_admin_trail_answer(srv_worker_t *w, struct evhttp_request *req, const char *actor,
+                            const char *action, const char *target, int status,
+                            const char *code);
 const char *srv_status_reason(int status);
 
 #endif
