@@ -7,6 +7,7 @@
  * level read from its own key, or without Redis from this replica's store.
  * Every write is trailed once (actions ban, unban, unlock).
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "tollgate/metrics.h"
 #include "tollgate/rc.h"
 #include "tollgate/util_clock.h"
+#include "tollgate/util_str.h"
 #include "srv_admin_bans.h"
 #include "srv_process.h"
 #include "srv_trail.h"
@@ -374,11 +376,41 @@ void srv_admin_bans_get(srv_worker_t *w, struct evhttp_request *req)
 /* ---- lockouts --------------------------------------------------------- */
 
 /* An ip key as a path may name one: an address or NET/LEN, nothing else. */
+/* The characters of a lockout key, within its size. */
 static bool ip_key_ok(const char *k)
 {
     size_t n = strlen(k);
 
     return n > 0 && n < HTTP_IP_KEY_STRLEN && strspn(k, "0123456789abcdefABCDEF.:/") == n;
+}
+
+/* The lockout key `k` names, spelled as http_ip_key spells it (the list's
+ * spelling): an address (IPv4 as written; IPv6 as inet_ntop writes it) or an
+ * IPv6 "NET/LEN" with LEN 1-127 (host bits cleared), so "2001:0DB8:0:0::7/64"
+ * lifts "2001:db8::/64".  false: no key could be spelled so. */
+static bool ip_key_canon(const char *k, char *out, size_t outlen)
+{
+    char addr[HTTP_IP_KEY_STRLEN];
+    const char *slash = strchr(k, '/');
+    size_t n = strlen(k), alen = slash != NULL ? (size_t)(slash - k) : n;
+    struct in6_addr a6;
+    struct in_addr a4;
+    uint64_t len = 128;
+
+    if (!ip_key_ok(k))
+        return false;
+    memcpy(addr, k, alen);
+    addr[alen] = '\0';
+    if (slash != NULL) {
+        if (inet_pton(AF_INET6, addr, &a6) != 1 ||
+            util_parse_u64(slash + 1, strlen(slash + 1), &len) != 0 || len == 0 ||
+            len >= 128)
+            return false;
+    } else if (inet_pton(AF_INET, addr, &a4) != 1 && inet_pton(AF_INET6, addr, &a6) != 1) {
+        return false;
+    }
+    http_ip_key(addr, (unsigned)len, out, outlen);
+    return true;
 }
 
 typedef struct unlock_wait {
@@ -412,9 +444,10 @@ static void unlock_done(auth_shared_result_t res, const auth_ban_entry_t *e, voi
 void srv_admin_lockout_delete(srv_worker_t *w, struct evhttp_request *req)
 {
     char *key = path_rest(req, "/admin/v1/lockouts/", HTTP_IP_KEY_STRLEN);
+    char canon[HTTP_IP_KEY_STRLEN];
     unlock_wait_t *uw;
 
-    if (key == NULL || !ip_key_ok(key)) {
+    if (key == NULL || !ip_key_canon(key, canon, sizeof canon)) {
         free(key);
         refuse(w, req, srv_admin_actor(), "unlock", NULL, 400, "bad_request",
                "bad ip key: an address, or NET/LEN for IPv6 (as the list spells it)");
@@ -429,7 +462,7 @@ void srv_admin_lockout_delete(srv_worker_t *w, struct evhttp_request *req)
     uw->w = w;
     uw->req = req;
     snprintf(uw->actor, sizeof uw->actor, "%s", srv_admin_actor());
-    snprintf(uw->key, sizeof uw->key, "%s", key);
+    snprintf(uw->key, sizeof uw->key, "%s", canon);
     free(key);
     if (auth_shared_unlock(&w->srv->shared, ops_of(w->srv), w->srv->admin.rc, uw->key,
                            unlock_done, uw) != 0) {

@@ -219,6 +219,28 @@ class BanChecks:
         wait_admin_line(b, lambda x: x["action"] == "unlock" and x["target"] == ip
                         and x["result"] == "ok")
 
+    def test_lockout_lifted_by_any_spelling_of_its_key(self):
+        """An IPv6 client's lockout is keyed on its /64 ("2001:db8:..::/64",
+        as inet_ntop writes it); upper case, leading zeros, no compression
+        or host bits in the path name the same key."""
+        a, b = self.tgs[0], self.tgs[-1]
+        _ips[0] += 1
+        host = "2001:db8:%x:%x::5" % (os.getpid() % 0xffff, _ips[0])
+        key = "2001:db8:%x:%x::/64" % (os.getpid() % 0xffff, _ips[0])
+        self.assertEqual(lock_out(a, host), 429)
+        self.assertTrue(wait_for(lambda: key in listed(b, "/admin/v1/lockouts", "lockouts",
+                                                       "ip_key"), 5), "not listed as " + key)
+        spelled = "2001:0DB8:%04X:%04X:0:0:0:7/64" % (os.getpid() % 0xffff, _ips[0])
+        r = call(b, "DELETE", "/admin/v1/lockouts/" + urllib.parse.quote(spelled, safe=""))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"ip_key": key, "unlocked": True})
+        for tg in self.tgs:
+            self.assertTrue(wait_for(lambda: status_from(tg, host, api_key("alice")) == 200, 5),
+                            "still locked out after the lift")
+        for bad in ("2001:db8::/0", "2001:db8::/129", "2001:db8::/64x", "1.2.3.4/24"):
+            r = call(b, "DELETE", "/admin/v1/lockouts/" + urllib.parse.quote(bad, safe=""))
+            self.assertEqual(r.status, 400, (bad, r))
+
 
 class BansMemory(TollgateCase, BanChecks):
     """No Redis: this replica's set and lockout store are the state."""
