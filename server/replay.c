@@ -30,6 +30,7 @@
 
 #include <event2/event.h>
 
+#include "tollgate/util_str.h"
 #include "tollgate/cfg.h"
 #include "tollgate/rl_memory.h"
 #include "srv_replay.h"
@@ -630,7 +631,8 @@ static ssize_t read_line(FILE *f, char *buf, size_t max)
     return c == EOF && n == 0 ? -1 : (ssize_t)n;
 }
 
-static int read_file(const char *path, items_t *it, srv_replay_report_t *rep)
+static int read_file(const char *path, items_t *it, size_t max_lines,
+                     srv_replay_report_t *rep)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     char *line = malloc(SRV_REPLAY_LINE_MAX + 1), err[256];
@@ -666,6 +668,15 @@ static int read_file(const char *path, items_t *it, srv_replay_report_t *rep)
         if (st == 0) {
             rep->skipped++;
             continue;
+        }
+        if (it->n == max_lines) {
+            srv_replay_rec_clear(&rec);
+            fprintf(stderr,
+                    "tollgate replay: %s:%zu: more than %zu request lines (each is held to "
+                    "be sorted in time): replay a shorter span, or raise --max-lines\n",
+                    path, lineno, max_lines);
+            rc = -1;
+            break;
         }
         if (it->n == it->cap) {
             size_t ncap = it->cap ? it->cap * 2 : 1024;
@@ -706,7 +717,8 @@ static void items_clear(items_t *it)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tollgate replay --config CANDIDATE.yaml [--json]\n"
-               "                       [--max-deny-increase N|N%%] AUDIT.LOG...\n"
+               "                       [--max-deny-increase N|N%%] [--max-lines N] "
+               "AUDIT.LOG...\n"
                "Exit: 0 ok, 1 the candidate config does not load, 2 usage or a bad log,\n"
                "      4 denials rose by more than --max-deny-increase.\n");
 }
@@ -715,6 +727,7 @@ typedef struct args {
     const char *config;
     bool json;
     srv_replay_gate_t gate;
+    size_t max_lines; /* request lines held at most */
 } args_t;
 
 static int parse_args(int argc, char **argv, args_t *a)
@@ -723,6 +736,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"config", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},
         {"max-deny-increase", required_argument, NULL, 'm'},
+        {"max-lines", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -745,6 +759,18 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return -1;
             }
             break;
+        case 'l': {
+            uint64_t n;
+
+            if (util_parse_u64(optarg, strlen(optarg), &n) != 0 || n == 0 ||
+                n > SRV_REPLAY_MAX_LINES_CAP) {
+                fprintf(stderr, "tollgate replay: --max-lines: expected 1-%d\n",
+                        SRV_REPLAY_MAX_LINES_CAP);
+                return -1;
+            }
+            a->max_lines = (size_t)n;
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -790,7 +816,7 @@ static int run(cfg_t *cfg, items_t *it, srv_replay_report_t *rep)
 
 int srv_replay_main(int argc, char **argv)
 {
-    args_t a = {0};
+    args_t a = {.max_lines = SRV_REPLAY_MAX_LINES};
     items_t it = {0};
     srv_replay_report_t rep = {0};
     char err[8192];
@@ -802,7 +828,7 @@ int srv_replay_main(int argc, char **argv)
         return SRV_REPLAY_EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++)
-        if (read_file(argv[i], &it, &rep) != 0)
+        if (read_file(argv[i], &it, a.max_lines, &rep) != 0)
             goto out;
     err[0] = '\0';
     if ((cfg = cfg_load(a.config, err, sizeof err)) == NULL) {

@@ -17,8 +17,12 @@
 #include "tollgate/decide.h"
 
 #define SRV_REPLAY_LINE_MAX (256 * 1024) /* bytes of one audit line */
-#define SRV_REPLAY_KEYS_MAX 8            /* "keys" entries (audit.c writes at most 8) */
-#define SRV_REPLAY_SCOPES_MAX 64         /* scopes of one identity */
+/* Request lines held at most (--max-lines): each is kept, about 0.8 KiB,
+ * until all are read and sorted in time. */
+#define SRV_REPLAY_MAX_LINES 1000000
+#define SRV_REPLAY_MAX_LINES_CAP 100000000
+#define SRV_REPLAY_KEYS_MAX 8    /* "keys" entries (audit.c writes at most 8) */
+#define SRV_REPLAY_SCOPES_MAX 64 /* scopes of one identity */
 
 /* One request line.  Every string is malloc'd (srv_replay_rec_clear) or NULL. */
 typedef struct srv_replay_rec {

@@ -322,6 +322,25 @@ class Replay(TollgateCase, ReplayRun):
         p = self.replay(tg, broken, [tg.audit_path])
         self.assertEqual(p.returncode, 1, p.stderr)
 
+    def test_max_lines_bounds_memory(self):
+        """Every request line is held to be sorted in time: --max-lines
+        (default 1,000,000) bounds that, counting request lines of all the
+        logs together; past it, exit 2 and a message that says what to do."""
+        tg = self.recorded()[0]
+        p = self.replay(tg, tg.config_path, [tg.audit_path, tg.audit_path],
+                        "--max-lines", str(2 * LINES - 1))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("more than %d request lines" % (2 * LINES - 1), p.stderr)
+        self.assertIn("--max-lines", p.stderr)
+        self.assertEqual(p.stdout, "")
+        p = self.replay(tg, tg.config_path, [tg.audit_path, tg.audit_path],
+                        "--max-lines", str(2 * LINES))
+        self.assertIn(p.returncode, (0, 4), p.stderr)
+        for bad in ("0", "-1", "x", "100000001"):
+            p = self.replay(tg, tg.config_path, [tg.audit_path], "--max-lines", bad)
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertIn("--max-lines", p.stderr)
+
     def test_endless_line_is_bounded(self):
         """A hostile log whose line never ends (a pipe of endless bytes) is
         refused once the line passes the 256 KiB bound, not read whole into
