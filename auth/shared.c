@@ -505,6 +505,7 @@ int auth_shared_init_bans(auth_shared_t *sh, auth_ban_t *bans, size_t script_ban
     sh->bans_max = bans_max;
     sh->lockouts_max = lockouts_max;
     if (name(sh->bans_key, sh->prefix, "{bans}") != 0 ||
+        name(sh->bans_until, sh->prefix, "{bans}:until") != 0 ||
         name(sh->chan_ban, sh->prefix, "bans") != 0 ||
         name(sh->lock_index, sh->prefix, "{lockouts}") != 0)
         return -1;
@@ -700,10 +701,10 @@ int auth_shared_ban(auth_shared_t *sh, const rc_ops_t *ops, void *cl,
         return ban_local(sh, op, duration_ms, now_ms);
     snprintf(dur, sizeof dur, "%lld", (long long)duration_ms);
     snprintf(max, sizeof max, "%zu", sh->bans_max);
-    const char *keys[] = {sh->bans_key};
+    const char *keys[] = {sh->bans_key, sh->bans_until};
     const char *args[] = {"b",          op->e.target, dur,         op->e.actor,
                           op->e.reason, max,          sh->chan_ban};
-    if (ops->evalsha(cl, sh->script_ban, 1, keys, NULL, 7, args, NULL, ban_reply, op) ==
+    if (ops->evalsha(cl, sh->script_ban, 2, keys, NULL, 7, args, NULL, ban_reply, op) ==
         NULL) {
         free(op);
         return -1;
@@ -723,9 +724,9 @@ int auth_shared_unban(auth_shared_t *sh, const rc_ops_t *ops, void *cl, const ch
     op->unban = true;
     if (ops == NULL)
         return ban_local(sh, op, 0, now_ms);
-    const char *keys[] = {sh->bans_key};
+    const char *keys[] = {sh->bans_key, sh->bans_until};
     const char *args[] = {"u", op->e.target, sh->chan_ban};
-    if (ops->evalsha(cl, sh->script_ban, 1, keys, NULL, 3, args, NULL, ban_reply, op) ==
+    if (ops->evalsha(cl, sh->script_ban, 2, keys, NULL, 3, args, NULL, ban_reply, op) ==
         NULL) {
         free(op);
         return -1;

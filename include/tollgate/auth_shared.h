@@ -56,6 +56,7 @@ typedef struct auth_shared {
     size_t bans_max;     /* auth.bans.max_entries */
     size_t lockouts_max; /* entries of the lockout index kept */
     char bans_key[AUTH_SHARED_NAME_MAX], chan_ban[AUTH_SHARED_NAME_MAX];
+    char bans_until[AUTH_SHARED_NAME_MAX]; /* <prefix>{bans}:until: when each ends */
     char lock_index[AUTH_SHARED_NAME_MAX];
     void (*bans_changed)(size_t n); /* told the live count after a change; may be NULL */
     _Atomic bool bans_synced;       /* the ban index was read whole once */

@@ -473,6 +473,84 @@ class BansFleet(TollgateCase, BanChecks):
 
 
 @unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
+class BanScript(unittest.TestCase):
+    """lua/ban.lua on a real redis-server: a ban's work is bounded (it drops
+    at most a batch of ended bans through the {bans}:until index, all of
+    them only at max_entries), and a hash an earlier version wrote without
+    the index is indexed once."""
+    H, Z = "tg:{bans}", "tg:{bans}:until"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = rh.RedisServer().start()
+        cls.addClassCleanup(cls.redis.close)
+        cls.c = cls.redis.client()
+        cls.addClassCleanup(cls.c.close)
+        cls.sha = rh.load_script(cls.c, os.path.join(os.path.dirname(rh.BUCKET_LUA),
+                                                     "ban.lua"))
+
+    def setUp(self):
+        self.c.call("DEL", self.H, self.Z)
+
+    def ban(self, target, ms=60000, maximum=100000):
+        return self.c.call("EVALSHA", self.sha, 2, self.H, self.Z, "b", target, ms, "ops",
+                           "it", maximum, "")
+
+    def now_ms(self):
+        s, us = self.c.call("TIME")
+        return int(s) * 1000 + int(us) // 1000
+
+    def ended(self, n):
+        """n bans that ended a minute ago, in both keys."""
+        past = self.now_ms() - 60000
+        cmds = [("HSET", self.H, "ip:10.9.%d.%d" % (i // 250, i % 250 + 1),
+                 "%d %d ops old" % (past, past - 1000)) for i in range(n)]
+        cmds += [("ZADD", self.Z, past, "ip:10.9.%d.%d" % (i // 250, i % 250 + 1))
+                 for i in range(n)]
+        self.c.pipeline(cmds)
+
+    def test_a_ban_drops_a_bounded_batch(self):
+        self.ended(1000)
+        self.ban("ip:192.0.2.1")
+        # 64 dropped, not 1000: the rest go with later bans (or the key's expiry)
+        self.assertEqual(self.c.call("HLEN", self.H), 1000 - 64 + 1)
+        self.assertEqual(self.c.call("ZCARD", self.Z), 1000 - 64 + 1)
+        self.assertIsNotNone(self.c.call("HGET", self.H, "ip:192.0.2.1"))
+        self.assertGreater(self.c.call("PTTL", self.Z), 50000)
+
+    def test_full_counts_only_live_bans(self):
+        self.ended(300)
+        for i in range(3):
+            self.ban("ip:192.0.2.%d" % (i + 1), maximum=3)
+        # at the bound every ended ban was dropped, and only the live count
+        self.assertEqual(self.c.call("HLEN", self.H), 3)
+        with self.assertRaises(rh.RespError) as e:
+            self.ban("ip:192.0.2.9", maximum=3)
+        self.assertIn("full", str(e.exception))
+        self.ban("ip:192.0.2.1", ms=120000, maximum=3)  # a held target may be renewed
+
+    def test_unban_leaves_neither_key(self):
+        self.ban("client:erin")
+        self.assertEqual(self.c.call("EVALSHA", self.sha, 2, self.H, self.Z, "u",
+                                     "client:erin", ""), 1)
+        self.assertIsNone(self.c.call("HGET", self.H, "client:erin"))
+        self.assertIsNone(self.c.call("ZSCORE", self.Z, "client:erin"))
+
+    def test_a_hash_without_its_index_is_indexed_once(self):
+        """A fleet upgrading from the version that wrote the hash alone."""
+        now = self.now_ms()
+        self.c.call("HSET", self.H, "ip:198.51.100.1", "%d %d ops old" % (now + 600000, now),
+                    "ip:198.51.100.2", "%d %d ops old" % (now - 1, now - 9000))
+        self.c.call("PEXPIREAT", self.H, now + 601000)
+        self.ban("ip:198.51.100.3", ms=1000)
+        self.assertEqual(self.c.call("ZSCORE", self.Z, "ip:198.51.100.1"),
+                         str(now + 600000).encode())
+        self.assertIsNone(self.c.call("HGET", self.H, "ip:198.51.100.2"), "ended: dropped")
+        # the expiry is the last end of either: the old entry's, not the new ban's
+        for k in (self.H, self.Z):
+            self.assertGreater(self.c.call("PTTL", k), 500000, k)
+
+@unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
 class BansCluster(TollgateCase):
     """Two replicas on the 6-node cluster: a ban and a lift on one are in
     force on the other."""

@@ -485,12 +485,14 @@ static void test_bans_through_redis(void)
     CU_ASSERT_EQUAL(f.ncalls, 1);
     CU_ASSERT_TRUE(f.eval[0]);
     CU_ASSERT_EQUAL(f.script[0], 5);
+    CU_ASSERT_STRING_EQUAL(x.sh.bans_until, "tg:{bans}:until");
     CU_ASSERT_STRING_EQUAL(f.argv[0][0], "tg:{bans}");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "b");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "ip:192.0.2.1");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "60000");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][5], "why not");
-    CU_ASSERT_STRING_EQUAL(f.argv[0][7], "tg:bans");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][1], "tg:{bans}:until"); /* same slot */
+    CU_ASSERT_STRING_EQUAL(f.argv[0][2], "b");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][3], "ip:192.0.2.1");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][4], "60000");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][6], "why not");
+    CU_ASSERT_STRING_EQUAL(f.argv[0][8], "tg:bans");
     CU_ASSERT_EQUAL(seen.calls, 0); /* not before Redis answered */
     CU_ASSERT_FALSE(auth_ban_check_ip(b, "192.0.2.1", now, NULL));
     reply_ints(&f, 0, now + 60000, now);
@@ -512,7 +514,8 @@ static void test_bans_through_redis(void)
     /* unban: 1 lifted, 0 none */
     CU_ASSERT_EQUAL(
         auth_shared_unban(&x.sh, &fake_ops, &f, "ip:192.0.2.1", now, ban_cb, &seen), 0);
-    CU_ASSERT_STRING_EQUAL(f.argv[3][1], "u");
+    CU_ASSERT_STRING_EQUAL(f.argv[3][1], "tg:{bans}:until");
+    CU_ASSERT_STRING_EQUAL(f.argv[3][2], "u");
     reply_int(&f, 3, 1);
     CU_ASSERT_EQUAL(seen.res, AUTH_SHARED_DONE);
     CU_ASSERT_FALSE(seen.had_entry);
