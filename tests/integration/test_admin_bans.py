@@ -445,6 +445,11 @@ class BansFleet(TollgateCase, BanChecks):
         (a replica starting, a subscription coming back) replaces its set."""
         ip = fresh_ip()
         self.assertEqual(ban(self.tgs[0], "ip:" + ip, "10m").status, 200)
+        # the 200 says Redis stored and published it; each replica applies
+        # the message when it arrives: wait for all before going behind it
+        for tg in self.tgs:
+            self.assertTrue(wait_for(lambda: status_from(tg, ip, api_key("alice")) == 403, 5),
+                            "a replica never applied the ban")
         with self.redis.client() as c:
             c.call("HDEL", "tg:{bans}", "ip:" + ip)  # no "u" message
         self.assertEqual(status_from(self.tgs[1], ip, api_key("alice")), 403)
@@ -581,9 +586,6 @@ class BansCluster(TollgateCase):
         self.assertTrue(wait_for(lambda: status_from(a, other, api_key("alice")) == 200, 5))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 @unittest.skipUnless(HAVE_REDIS, "redis-server not installed")
 class BansClientLeaves(TollgateCase):
@@ -663,3 +665,7 @@ class BansClientLeaves(TollgateCase):
                 s.close()
             self.proxy.mode = "pass"
         self.assertIsNone(tg.sanitizer_report())
+
+
+if __name__ == "__main__":
+    unittest.main()
