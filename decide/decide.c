@@ -163,7 +163,8 @@ static void account(dec_req_t *r)
     if (v->reason == NULL)
         v->reason = v->status < 400 ? "ok" : "error";
     account_who(r);
-    dec_limits_keys(r);
+    if (r->in.want_keys)
+        dec_limits_keys(r);
 }
 
 static void req_free(dec_req_t *r)

@@ -404,6 +404,7 @@ void srv_pipeline_handle(struct evhttp_request *req, void *arg)
         .head = head_of(cv),
         .body = body_of,
         .body_ctx = req,
+        .want_keys = w->audit != NULL, /* keep_why's only reader */
     };
 
     if (r == NULL) {

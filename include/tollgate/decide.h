@@ -124,6 +124,9 @@ typedef struct dec_input {
      * dec_ctx_new_replay(); every other context (the listeners, explain)
      * ignores it, whatever the input says. */
     const struct dec_replay_id *replay_as;
+    /* Fill dec_verdict_t.keys (the audit line's `keys`): a walk of every
+     * limit's `by` per decision, so only an adapter that writes them asks. */
+    bool want_keys;
 } dec_input_t;
 
 /* A recorded identity (an audit line's auth_method, client_id, iss, scopes,
@@ -224,9 +227,9 @@ typedef struct dec_verdict {
     const char *peer;         /* the TCP peer, "" when unknown */
     const char *mode;         /* "proxy", "envoy", "nginx", "traefik", "ticket" */
     /* The values the snapshot's limits key on besides client, ip and route
-     * (by: header:NAME, claim:NAME), each once, the first DEC_VERDICT_KEYS.
-     * A credential-bearing header (dec_header_is_credential) is never
-     * among them. */
+     * (by: header:NAME, claim:NAME), each once, the first DEC_VERDICT_KEYS;
+     * none unless dec_input_t.want_keys.  A credential-bearing header
+     * (dec_header_is_credential) is never among them. */
     dec_key_t keys[DEC_VERDICT_KEYS];
     size_t nkeys;
     /* Last, so a decision zeroes only what comes before (nset, nvals say
